@@ -1,0 +1,24 @@
+// Conversion between accelsel.v1 messages and the plain records of model/types.h.
+// The only place where the wire format meets the meta-learning core.
+#ifndef ACCELSEL_PROTO_CONVERT_H_
+#define ACCELSEL_PROTO_CONVERT_H_
+
+#include "accelsel/v1/accelsel.pb.h"
+#include "model/types.h"
+
+namespace accelsel {
+
+model::TaskContext FromProto(const v1::TaskContext& in);
+model::Strategy FromProto(const v1::Strategy& in);
+model::RunRecord FromProto(const v1::RunReport& in);
+model::Objective FromProto(v1::Objective in);
+
+void ToProto(const model::TaskContext& in, v1::TaskContext* out);
+void ToProto(const model::Strategy& in, v1::Strategy* out);
+void ToProto(const model::RunRecord& in, v1::RunReport* out);
+v1::Objective ToProto(model::Objective in);
+v1::EvidenceLayer ToProto(model::EvidenceLayer in);
+
+}  // namespace accelsel
+
+#endif  // ACCELSEL_PROTO_CONVERT_H_

@@ -1,0 +1,89 @@
+// TelemetryStore: the durable RocksDB home of run reports, the strategy catalogue, model versions and
+// service metadata. Thread-safe. Errors are absl::Status values; no rocksdb::Status escapes this module.
+#ifndef ACCELSEL_STORAGE_TELEMETRY_STORE_H_
+#define ACCELSEL_STORAGE_TELEMETRY_STORE_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "accelsel/v1/accelsel.pb.h"
+
+namespace accelsel::storage {
+
+// The on-disk schema this build writes. A store stamped with a larger number is refused on open.
+inline constexpr uint32_t kSchemaVersion = 1;
+
+struct StoreOptions {
+  // Folder of the RocksDB database; created if missing.
+  std::string path;
+  // fsync the WAL before an append returns. true: an acknowledged report survives power loss, not only a
+  // process crash. false: survives kill -9 of the process (the WAL is in the OS page cache) but not a power cut.
+  bool sync_writes = true;
+  // LRU block cache shared by all column families, MiB. 0 = RocksDB's default (8 MiB).
+  size_t block_cache_mb = 64;
+  // Write buffer (memtable) per column family, MiB.
+  size_t write_buffer_mb = 32;
+};
+
+enum class AppendResult { kStored, kDuplicate };
+
+// A stored model version: the opaque blob produced by model/, and its metadata (a serialized ModelVersionInfo).
+struct ModelBlob {
+  uint64_t version = 0;
+  std::string blob;
+  v1::ModelVersionInfo info;
+};
+
+class TelemetryStore {
+ public:
+  // Opens (creating if needed) the store. Refuses a store whose schema version is newer than kSchemaVersion,
+  // with FAILED_PRECONDITION naming both versions.
+  static absl::StatusOr<std::unique_ptr<TelemetryStore>> Open(const StoreOptions& options);
+  virtual ~TelemetryStore() = default;
+
+  // Appends reports in one atomic WriteBatch; returns one result per input, in order. A report whose run_id is
+  // already stored (or repeated earlier in the same batch) is kDuplicate and is not written again. When this returns
+  // OK, every kStored report is durable (per StoreOptions::sync_writes). On a write error nothing is acknowledged:
+  // UNAVAILABLE for I/O errors (disk full), INTERNAL otherwise. Reports must be validated by the caller.
+  virtual absl::StatusOr<std::vector<AppendResult>> AppendRuns(const std::vector<const v1::RunReport*>& runs) = 0;
+
+  // Point lookup by run_id. NOT_FOUND if absent.
+  virtual absl::StatusOr<v1::RunReport> GetRun(const std::string& run_id) = 0;
+
+  // Calls `fn` for every stored run in time order (time_unix_ms, then run_id), on a consistent snapshot taken when
+  // the scan starts. `min_time_unix_ms` skips older runs. `fn` returning false stops the scan.
+  virtual absl::Status ScanRuns(int64_t min_time_unix_ms,
+                                const std::function<bool(const v1::RunReport&)>& fn) = 0;
+
+  // Exact count of stored runs (kept in a counter updated within the same WriteBatch).
+  virtual uint64_t RunCount() = 0;
+  // Approximate bytes on disk (SST + memtables + WAL).
+  virtual uint64_t ApproximateBytes() = 0;
+
+  // Strategy catalogue. PutStrategy overwrites; ListStrategies is ordered by id.
+  virtual absl::Status PutStrategy(const v1::Strategy& strategy) = 0;
+  virtual absl::StatusOr<std::vector<v1::Strategy>> ListStrategies() = 0;
+
+  // Model versions. PutModel is durable on return. GetModel: NOT_FOUND if absent.
+  virtual absl::Status PutModel(const ModelBlob& model) = 0;
+  virtual absl::StatusOr<ModelBlob> GetModel(uint64_t version) = 0;
+  // Metadata of every stored version, newest first (blobs not loaded).
+  virtual absl::StatusOr<std::vector<v1::ModelVersionInfo>> ListModels() = 0;
+
+  // Small service metadata (e.g. "serving_version", "pinned"). GetMeta returns nullopt if absent.
+  virtual absl::Status PutMeta(const std::string& key, const std::string& value) = 0;
+  virtual absl::StatusOr<std::optional<std::string>> GetMeta(const std::string& key) = 0;
+
+  // Flushes memtables and the WAL (used on shutdown).
+  virtual absl::Status Flush() = 0;
+};
+
+}  // namespace accelsel::storage
+
+#endif  // ACCELSEL_STORAGE_TELEMETRY_STORE_H_
