@@ -25,12 +25,12 @@ std::string NewDecisionId() {
 
 // The metrics label for a rejection: the field named before the first ':' of the validation message.
 std::string ReasonLabel(const absl::Status& st) {
-  std::string_view msg = st.message();
+  absl::string_view msg = st.message();
   const size_t colon = msg.find(':');
-  std::string_view field = colon == std::string_view::npos ? msg : msg.substr(0, colon);
+  absl::string_view field = colon == absl::string_view::npos ? msg : msg.substr(0, colon);
   // Indexes ("candidate_ids[3]") would make the label set unbounded.
   const size_t bracket = field.find('[');
-  if (bracket != std::string_view::npos) field = field.substr(0, bracket);
+  if (bracket != absl::string_view::npos) field = field.substr(0, bracket);
   return std::string(field.substr(0, 64));
 }
 

@@ -11,7 +11,7 @@
 namespace accelsel::server {
 namespace {
 
-absl::Status Invalid(std::string_view field, std::string_view rule) {
+absl::Status Invalid(absl::string_view field, absl::string_view rule) {
   return absl::InvalidArgumentError(absl::StrCat(field, ": ", rule));
 }
 
@@ -20,7 +20,7 @@ bool IdChar(char ch) {
          ch == '_' || ch == ':' || ch == '/' || ch == '+' || ch == '=' || ch == '-';
 }
 
-absl::Status ValidateName(std::string_view field, std::string_view value, bool required,
+absl::Status ValidateName(absl::string_view field, absl::string_view value, bool required,
                           const ValidationLimits& limits) {
   if (required && value.empty()) return Invalid(field, "is required");
   if (value.size() > limits.max_name_chars) {
@@ -32,7 +32,7 @@ absl::Status ValidateName(std::string_view field, std::string_view value, bool r
   return absl::OkStatus();
 }
 
-absl::Status FiniteNonNegative(std::string_view field, double v) {
+absl::Status FiniteNonNegative(absl::string_view field, double v) {
   if (!std::isfinite(v)) return Invalid(field, "must be finite");
   if (v < 0) return Invalid(field, absl::StrCat("must be >= 0 (got ", v, ")"));
   return absl::OkStatus();
@@ -40,7 +40,7 @@ absl::Status FiniteNonNegative(std::string_view field, double v) {
 
 }  // namespace
 
-absl::Status ValidateId(std::string_view field, std::string_view value, const ValidationLimits& limits) {
+absl::Status ValidateId(absl::string_view field, absl::string_view value, const ValidationLimits& limits) {
   if (value.empty()) return Invalid(field, "is required (1 to " + std::to_string(limits.max_id_chars) + " characters)");
   if (value.size() > limits.max_id_chars) {
     return Invalid(field, absl::StrCat("must be at most ", limits.max_id_chars, " characters (got ", value.size(), ")"));
@@ -51,7 +51,7 @@ absl::Status ValidateId(std::string_view field, std::string_view value, const Va
   return absl::OkStatus();
 }
 
-absl::Status ValidateContext(std::string_view field, const v1::TaskContext& c, const ValidationLimits& limits) {
+absl::Status ValidateContext(absl::string_view field, const v1::TaskContext& c, const ValidationLimits& limits) {
   const std::string f(field);
   const auto& m = c.model();
   ACCELSEL_RETURN_IF_ERROR(ValidateName(f + ".model.name", m.name(), true, limits));
@@ -94,7 +94,7 @@ absl::Status ValidateContext(std::string_view field, const v1::TaskContext& c, c
   return absl::OkStatus();
 }
 
-absl::Status ValidateStrategy(std::string_view field, const v1::Strategy& s, const ValidationLimits& limits) {
+absl::Status ValidateStrategy(absl::string_view field, const v1::Strategy& s, const ValidationLimits& limits) {
   const std::string f(field);
   ACCELSEL_RETURN_IF_ERROR(ValidateId(f + ".id", s.id(), limits));
   if (static_cast<size_t>(s.components_size()) > limits.max_components) {
@@ -162,7 +162,7 @@ absl::Status ValidateSelectRequest(const v1::SelectAcceleratorRequest& r, const 
     return Invalid("candidate_ids", absl::StrCat("must have at most ", limits.max_candidates, " entries (got ",
                                                  r.candidate_ids_size(), ")"));
   }
-  absl::flat_hash_set<std::string_view> seen;
+  absl::flat_hash_set<absl::string_view> seen;
   for (int i = 0; i < r.candidate_ids_size(); ++i) {
     const std::string field = absl::StrCat("candidate_ids[", i, "]");
     ACCELSEL_RETURN_IF_ERROR(ValidateId(field, r.candidate_ids(i), limits));

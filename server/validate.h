@@ -5,7 +5,7 @@
 #define ACCELSEL_SERVER_VALIDATE_H_
 
 #include <cstddef>
-#include <string_view>
+#include "absl/strings/string_view.h"
 
 #include "absl/status/status.h"
 #include "accelsel/v1/accelsel.pb.h"
@@ -25,9 +25,9 @@ struct ValidationLimits {
 };
 
 // Ids: 1..max_id_chars of [A-Za-z0-9._:/+=-].
-absl::Status ValidateId(std::string_view field, std::string_view value, const ValidationLimits& limits);
-absl::Status ValidateContext(std::string_view field, const v1::TaskContext& c, const ValidationLimits& limits);
-absl::Status ValidateStrategy(std::string_view field, const v1::Strategy& s, const ValidationLimits& limits);
+absl::Status ValidateId(absl::string_view field, absl::string_view value, const ValidationLimits& limits);
+absl::Status ValidateContext(absl::string_view field, const v1::TaskContext& c, const ValidationLimits& limits);
+absl::Status ValidateStrategy(absl::string_view field, const v1::Strategy& s, const ValidationLimits& limits);
 // Structural checks of a report. Whether its strategy is known is the caller's business (needs the catalogue).
 absl::Status ValidateRunReport(const v1::RunReport& r, const ValidationLimits& limits);
 // Structural checks of a selection request (not whether candidate ids exist).

@@ -1,9 +1,11 @@
 // Integration tests: the real server (callback gRPC, RocksDB in a temp folder) on 127.0.0.1:0, driven by a real
 // gRPC client. Covers the catalogue, ReportRun acks (durable / duplicate / rejected), validation messages,
 // statistics-based ranking, restart persistence and health.
+#include <functional>
 #include <map>
 #include <vector>
 
+#include "gmock/gmock.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "gtest/gtest.h"
 #include "grpc/health/v1/health.grpc.pb.h"
