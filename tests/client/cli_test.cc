@@ -203,7 +203,7 @@ TEST(CliTest, SelectPrintsTableAndJson) {
   const size_t strategy_col = lines[1].find("strategy");
   EXPECT_EQ(lines[2].find("tensorrt-llm"), strategy_col);
   EXPECT_EQ(lines[3].find("vllm"), strategy_col);
-  EXPECT_NE(lines[2].find("1000.2"), std::string::npos) << lines[2];
+  EXPECT_NE(lines[2].find("1000.5"), std::string::npos) << lines[2];
   EXPECT_NE(lines[2].find("900.0-1100.0"), std::string::npos) << lines[2];
   EXPECT_NE(lines[2].find("observed"), std::string::npos);
   EXPECT_NE(lines[3].find("no (max_latency_ms)"), std::string::npos) << lines[3];

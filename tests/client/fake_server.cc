@@ -44,7 +44,7 @@ grpc::Status FakeSelector::SelectAccelerator(grpc::ServerContext* ctx, const v1:
     const bool last = i + 1 == ids.size() && ids.size() > 1;
     rec->set_evidence_layer(last ? v1::EVIDENCE_LAYER_UNKNOWN : v1::EVIDENCE_LAYER_OBSERVED);
     if (!last) {
-      rec->set_expected_value(1000.0 * static_cast<double>(i + 1) + 0.25);
+      rec->set_expected_value(1000.0 * static_cast<double>(i + 1) + 0.5);
       rec->mutable_interval()->set_low(900.0 * static_cast<double>(i + 1));
       rec->mutable_interval()->set_high(1100.0 * static_cast<double>(i + 1));
       rec->mutable_interval()->set_nominal_coverage(0.8);
