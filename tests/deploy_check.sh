@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Static checks of the deployment artefacts (Dockerfile, deploy/, docs/OPERATIONS.md), registered with ctest as
+# Static checks of the deployment artefacts (Dockerfile, deploy/, docs/OPERATIONS.md, docs/API.md), registered with ctest as
 # deploy_static_checks. A check is skipped only when its tool is not installed, and says so; any failure makes the
 # script exit 1. No Docker engine or cluster is needed: nothing here builds an image or talks to Kubernetes.
 #
@@ -81,6 +81,14 @@ if [[ -n "${python}" ]]; then
   fi
 else
   skip "contracts and dashboard queries" "python3 with yaml not installed (Debian package python3-yaml)"
+fi
+
+# --- docs/API.md against the proto: every field documented, every labelled JSON example parses ---------------------
+if have protoc && /usr/bin/python3 -c 'import google.protobuf' 2>/dev/null; then
+  run "docs/API.md documents every proto field; its JSON examples parse" \
+    /usr/bin/python3 tests/deploy/check_api_doc.py "${src}" "${tmp}"
+else
+  skip "docs/API.md vs proto" "protoc or /usr/bin/python3 with python3-protobuf not installed"
 fi
 
 # --- Kubernetes schemas ----------------------------------------------------------------------------------------
