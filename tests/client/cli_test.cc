@@ -257,7 +257,7 @@ TEST(CliTest, ReportCountsStoredDuplicateRejected) {
 
 TEST(CliTest, ImportRegistersStrategiesAndStreamsRuns) {
   testing::FakeServer server;
-  server.service().set_break_after_acks(500);  // the import must survive broken streams too
+  server.service().set_break_after_acks(3);  // the import must survive broken streams too
   const std::string csv = SourceDir() + "/tests/fixtures/llm_bench_small.csv";
   Result r = RunCommand({"import", "--server", server.address(), "--llm-inference-bench", csv, "--descriptors",
                   SourceDir() + "/data/descriptors"});
