@@ -30,6 +30,7 @@ namespace accelsel::client::cli {
 namespace {
 
 constexpr char kUsagePayload[] = "accelsel.cli/usage";
+constexpr int64_t kRetrainDeadlineMs = 10 * 60 * 1000;
 
 // Marks a status as a usage error (exit code 2).
 absl::Status Usage(absl::Status status) {
@@ -381,7 +382,11 @@ absl::Status RunModel(const ParsedFlags& flags, std::ostream& out, std::ostream&
     if (!v.ok()) return Usage(v.status());
     version = *v;
   }
-  auto client = MakeClient(flags);
+  auto client_options = ClientOptionsFromFlags(flags);
+  if (!client_options.ok()) return Usage(client_options.status());
+  // Retraining runs on the server while the call waits: give it minutes unless the caller chose a deadline.
+  if (action == "retrain" && !flags.Has("deadline_ms")) client_options->deadline_ms = kRetrainDeadlineMs;
+  auto client = Client::Create(*client_options);
   if (!client.ok()) return client.status();
   const ClientOptions& options = (*client)->options();
 
@@ -468,7 +473,8 @@ const std::vector<Command>& Commands() {
       {"strategies", "strategies list [--json]", "list the strategy catalogue",
        WithCommon({{"json", false, "", "print the response's JSON mapping"}}), RunStrategies},
       {"model", "model info|retrain|pin VERSION|rollback [--json]",
-       "meta-model admin: serving version and history, retrain now, pin a version (0 = unpin), roll back",
+       "meta-model admin: serving version and history, retrain now (default deadline 10 min), pin a version "
+       "(0 = unpin), roll back",
        WithCommon({{"json", false, "", "print the response's JSON mapping"}}), RunModel},
   };
   return commands;
