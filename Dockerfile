@@ -39,8 +39,8 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 
 # A fixed numeric uid/gid so Kubernetes' runAsNonRoot can verify it (deploy/kubernetes/statefulset.yaml uses 10001).
-RUN groupadd --system --gid 10001 accelsel \
- && useradd --system --uid 10001 --gid accelsel --home-dir /var/lib/accelsel --no-create-home \
+RUN groupadd --gid 10001 accelsel \
+ && useradd --uid 10001 --gid accelsel --home-dir /var/lib/accelsel --no-create-home \
       --shell /usr/sbin/nologin accelsel \
  && mkdir -p /var/lib/accelsel \
  && chown accelsel:accelsel /var/lib/accelsel \

@@ -597,7 +597,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   const std::vector<std::string> rest(args.begin() + 1, args.end());
   if (name == "eval") {
 #ifdef ACCELSEL_HAVE_EVAL
-    return accelsel::eval::EvalMain(rest, out, err);
+    return accelsel::model::eval::EvalMain(rest, out, err);
 #else
     return Fail(absl::UnimplementedError("this build has no evaluator (model/eval was not built)"), err);
 #endif

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Static checks of the deployment artefacts (Dockerfile, deploy/, docs/OPERATIONS.md), registered with ctest as
+# Static checks of the deployment artefacts (Dockerfile, deploy/, docs/OPERATIONS.md, docs/API.md), registered with ctest as
 # deploy_static_checks. A check is skipped only when its tool is not installed, and says so; any failure makes the
 # script exit 1. No Docker engine or cluster is needed: nothing here builds an image or talks to Kubernetes.
 #
@@ -83,6 +83,14 @@ else
   skip "contracts and dashboard queries" "python3 with yaml not installed (Debian package python3-yaml)"
 fi
 
+# --- docs/API.md against the proto: every field documented, every labelled JSON example parses ---------------------
+if have protoc && /usr/bin/python3 -c 'import google.protobuf' 2>/dev/null; then
+  run "docs/API.md documents every proto field; its JSON examples parse" \
+    /usr/bin/python3 tests/deploy/check_api_doc.py "${src}" "${tmp}"
+else
+  skip "docs/API.md vs proto" "protoc or /usr/bin/python3 with python3-protobuf not installed"
+fi
+
 # --- Kubernetes schemas ----------------------------------------------------------------------------------------
 node_path=""
 if have npm; then
@@ -137,6 +145,42 @@ if [[ -n "${bin_dir}" && -x "${bin_dir}/accelsel-server" && -x "${bin_dir}/accel
   fi
 else
   skip "runtime library coverage" "no built accelsel-server and accelsel in '${bin_dir}'"
+fi
+
+# --- The real server exports every metric the alerts and the dashboard read --------------------------------------
+live_metrics_check() {
+  local out="${tmp}/server.out" data="${tmp}/live-data" port="" pid
+  "${bin_dir}/accelsel-server" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 --data_dir="${data}" \
+    --trainer=false --seed_csv= >"${out}" 2>&1 &
+  pid=$!
+  for _ in $(seq 200); do
+    port="$(sed -n 's#.*metrics on [0-9.]*:\([0-9]*\)/metrics.*#\1#p' "${out}" | head -n1)"
+    [[ -n "${port}" ]] && break
+    kill -0 "${pid}" 2>/dev/null || break
+    sleep 0.05
+  done
+  if [[ -z "${port}" ]]; then
+    echo "server did not report its metrics port:"; cat "${out}"; kill -TERM "${pid}" 2>/dev/null; return 1
+  fi
+  curl -fsS "http://127.0.0.1:${port}/metrics" >"${tmp}/metrics.txt"
+  local curl_rc=$?
+  kill -TERM "${pid}"
+  wait "${pid}" || { echo "server exit code $? after SIGTERM"; return 1; }
+  [[ ${curl_rc} == 0 ]] || { echo "scrape failed"; return 1; }
+  local name missing=0
+  while read -r name; do
+    # A family counts as exported when its TYPE line is there (labelled families may have no samples yet).
+    if ! grep -q "^# TYPE ${name} " "${tmp}/metrics.txt"; then
+      echo "alerts/dashboard use ${name}, which the server does not export"
+      missing=1
+    fi
+  done <"${tmp}/used_metrics.txt"
+  return "${missing}"
+}
+if [[ -n "${bin_dir}" && -x "${bin_dir}/accelsel-server" && -f "${tmp}/used_metrics.txt" ]] && have curl; then
+  run "the server exports every metric used by alerts.yml and the dashboard" live_metrics_check
+else
+  skip "metric names against the real server" "no built accelsel-server in '${bin_dir}', or no curl"
 fi
 
 # --- deploy/run-local.sh with a stand-in server: flags passed through, exec'd, SIGTERM reaches it ---------------

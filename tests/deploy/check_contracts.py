@@ -229,6 +229,8 @@ def check_metric_names(src, dashboard_exprs, tmp_dir):
     for text in texts:
         for name in re.findall(r"\baccelsel_[a-z0-9_]+", text):
             used.add(re.sub(r"_(bucket|count|sum)$", "", name))
+    with open(os.path.join(tmp_dir, "used_metrics.txt"), "w", encoding="utf-8") as f:
+        f.write("\n".join(sorted(used)) + "\n")
     undocumented = sorted(used - documented)
     check(not undocumented, f"metrics used by alerts/dashboard but not documented in docs/OPERATIONS.md: "
                             f"{undocumented}")
