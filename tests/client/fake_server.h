@@ -115,7 +115,8 @@ class FakeSelector final : public v1::AcceleratorSelector::Service, public v1::M
 // Owns a FakeSelector served on 127.0.0.1:<free port>.
 class FakeServer {
  public:
-  FakeServer();
+  // tls_cert_pem / tls_key_pem empty = plaintext.
+  explicit FakeServer(const std::string& tls_cert_pem = "", const std::string& tls_key_pem = "");
   ~FakeServer();
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
   FakeSelector& service() { return service_; }
