@@ -105,14 +105,10 @@ absl::StatusOr<std::unique_ptr<Client>> MakeClient(const ParsedFlags& flags) {
   return Client::Create(*options);
 }
 
-std::string StatusLine(const absl::Status& status) {
-  // gRPC's "failed to connect to all addresses" is terse; say which server.
-  return std::string(status.message().empty() ? absl::StatusCodeToString(status.code()) : status.message());
-}
-
+// "<RPC> on <server>: <CODE>: <message>": gRPC's own messages do not say which server was asked.
 absl::Status ServerError(const std::string& what, const ClientOptions& options, const absl::Status& status) {
   return absl::Status(status.code(), absl::StrCat(what, " on ", options.target, ": ",
-                                                  absl::StatusCodeToString(status.code()), ": ", StatusLine(status)));
+                                                  absl::StatusCodeToString(status.code()), ": ", status.message()));
 }
 
 // ---------------------------------------------------------------------------------------------------------
