@@ -101,7 +101,10 @@ grpc::Status FakeSelector::ReportRun(grpc::ServerContext* ctx,
         return grpc::Status(grpc::StatusCode::UNAVAILABLE, "fake stream break");
       }
       // Hold acks back until released or the call is cancelled.
-      while (hold_acks_ && !ctx->IsCancelled()) mu_.AwaitWithTimeout(absl::Condition(+[](bool* hold) { return !*hold; }, &hold_acks_), absl::Milliseconds(10));
+      while (hold_acks_ && !ctx->IsCancelled())
+        mu_.AwaitWithTimeout(absl::Condition(
+                                 +[](bool* hold) { return !*hold; }, &hold_acks_),
+                             absl::Milliseconds(10));
       if (ctx->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "cancelled");
       ack = Judge(report);
     }

@@ -84,8 +84,7 @@ class FakeSelector final : public v1::AcceleratorSelector::Service, public v1::M
   grpc::Status GetModelInfo(grpc::ServerContext* ctx, const v1::GetModelInfoRequest*,
                             v1::GetModelInfoResponse* resp) override;
   grpc::Status Retrain(grpc::ServerContext* ctx, const v1::RetrainRequest*, v1::RetrainResponse* resp) override;
-  grpc::Status PinModel(grpc::ServerContext* ctx, const v1::PinModelRequest* req,
-                        v1::PinModelResponse* resp) override;
+  grpc::Status PinModel(grpc::ServerContext* ctx, const v1::PinModelRequest* req, v1::PinModelResponse* resp) override;
   grpc::Status RollbackModel(grpc::ServerContext* ctx, const v1::RollbackModelRequest*,
                              v1::RollbackModelResponse* resp) override;
 

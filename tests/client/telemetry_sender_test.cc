@@ -180,8 +180,8 @@ TEST(TelemetrySenderTest, SendsBearerTokenOnTheStream) {
   testing::FakeServer server;
   ClientOptions client_options = FastOptions(server.address());
   client_options.bearer_token = "s3cret";
-  TelemetrySender sender(grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials()),
-                         client_options, TelemetrySenderOptions());
+  TelemetrySender sender(grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials()), client_options,
+                         TelemetrySenderOptions());
   ASSERT_TRUE(sender.Send(MakeReport("tok", 1)).ok());
   ASSERT_TRUE(sender.Flush(absl::Seconds(20)).ok());
   EXPECT_EQ(server.service().last_authorization(), "Bearer s3cret");
