@@ -83,8 +83,7 @@ absl::Status Client::CallWithRetry(const std::function<grpc::Status(grpc::Client
   return FromGrpcStatus(last);
 }
 
-absl::StatusOr<v1::SelectAcceleratorResponse> Client::SelectAccelerator(
-    const v1::SelectAcceleratorRequest& request) {
+absl::StatusOr<v1::SelectAcceleratorResponse> Client::SelectAccelerator(const v1::SelectAcceleratorRequest& request) {
   v1::SelectAcceleratorResponse response;
   absl::Status s = CallWithRetry([&](grpc::ClientContext* ctx) {
     response.Clear();
