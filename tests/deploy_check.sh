@@ -162,6 +162,14 @@ live_metrics_check() {
   if [[ -z "${port}" ]]; then
     echo "server did not report its metrics port:"; cat "${out}"; kill -TERM "${pid}" 2>/dev/null; return 1
   fi
+  # One invalid report, so that the labelled family accelsel_runs_rejected_total has a child to export.
+  local grpc_port
+  grpc_port="$(sed -n 's#.*listening on [0-9.]*:\([0-9]*\) (gRPC).*#\1#p' "${out}" | head -n1)"
+  if [[ -x "${bin_dir}/accelsel" && -n "${grpc_port}" ]]; then
+    echo '{"run_id": "deploy-check-1", "node_id": "deploy-check", "strategy_id": "none", "status": "RUN_STATUS_OK"}' \
+      >"${tmp}/bad.jsonl"
+    "${bin_dir}/accelsel" report --server "127.0.0.1:${grpc_port}" --jsonl "${tmp}/bad.jsonl" >"${tmp}/report.out" 2>&1
+  fi
   curl -fsS "http://127.0.0.1:${port}/metrics" >"${tmp}/metrics.txt"
   local curl_rc=$?
   kill -TERM "${pid}"
