@@ -56,7 +56,7 @@ std::vector<FlagSpec> WithCommon(std::vector<FlagSpec> own) {
 
 std::string FormatValue(double v) {
   const double a = std::abs(v);
-  if (a >= 1000) return absl::StrFormat("%.0f", v);
+  if (a >= 100000) return absl::StrFormat("%.0f", v);
   if (a >= 1) return absl::StrFormat("%.1f", v);
   if (a == 0) return "0";
   return absl::StrFormat("%.3g", v);
@@ -120,10 +120,8 @@ absl::Status ServerError(const std::string& what, const ClientOptions& options, 
 absl::Status RunSelect(const ParsedFlags& flags, std::ostream& out, std::ostream&) {
   if (auto s = ExpectPositional(flags, 0, "select"); !s.ok()) return s;
   if (!flags.Has("context")) return Usage("select needs --context FILE.json");
+  // Flags first, so a usage error is reported as one before any file is read.
   v1::SelectAcceleratorRequest request;
-  auto context = ReadTaskContextFile(flags.Get("context"));
-  if (!context.ok()) return context.status();
-  *request.mutable_context() = *std::move(context);
   if (flags.Has("candidates")) {
     auto ids = ParseCandidates(flags.Get("candidates"));
     if (!ids.ok()) return Usage(ids.status());
@@ -140,6 +138,9 @@ absl::Status RunSelect(const ParsedFlags& flags, std::ostream& out, std::ostream
   }
   request.set_allow_exploration(flags.Has("explore"));
   if (flags.Has("node")) request.set_node_id(flags.Get("node"));
+  auto context = ReadTaskContextFile(flags.Get("context"));
+  if (!context.ok()) return context.status();
+  *request.mutable_context() = *std::move(context);
 
   auto client = MakeClient(flags);
   if (!client.ok()) return client.status();
@@ -590,7 +591,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   const std::vector<std::string> rest(args.begin() + 1, args.end());
   if (name == "eval") {
 #ifdef ACCELSEL_HAVE_EVAL
-    return accelsel::eval::EvalMain(rest, out, err);
+    return accelsel::model::eval::EvalMain(rest, out, err);
 #else
     return Fail(absl::UnimplementedError("this build has no evaluator (model/eval was not built)"), err);
 #endif

@@ -49,8 +49,10 @@ absl::Status TelemetrySender::Send(v1::RunReport report) {
 absl::Status TelemetrySender::Flush(absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
   absl::MutexLock lock(&mu_);
-  while (!pending_.empty() && !closing_ && absl::Now() < deadline) changed_.WaitWithDeadline(&mu_, deadline);
-  if (pending_.empty()) return absl::OkStatus();
+  // Also wait for callbacks of acks already matched, so a caller sees every on_ack/on_rejected once Flush is OK.
+  auto done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return pending_.empty() && callbacks_running_ == 0; };
+  while (!done() && !closing_ && absl::Now() < deadline) changed_.WaitWithDeadline(&mu_, deadline);
+  if (done()) return absl::OkStatus();
   std::string why = closing_ ? "sender closed" : absl::StrCat("not acknowledged within ", absl::FormatDuration(timeout));
   if (!stats_.last_stream_error.empty()) absl::StrAppend(&why, "; last stream error: ", stats_.last_stream_error);
   return absl::DeadlineExceededError(absl::StrCat(pending_.size(), " report(s) ", why));
@@ -172,6 +174,7 @@ void TelemetrySender::ReadLoop(Stream* stream) {
         ++stats_.unmatched_acks;
       } else {
         matched = true;
+        ++callbacks_running_;
         pending_.erase(it);
         acked_on_stream_ = true;
         switch (ack.result()) {
@@ -192,6 +195,9 @@ void TelemetrySender::ReadLoop(Stream* stream) {
     if (options_.on_ack) options_.on_ack(ack);
     const bool stored = ack.result() == v1::RunAck::RESULT_DURABLE || ack.result() == v1::RunAck::RESULT_DUPLICATE;
     if (!stored && options_.on_rejected) options_.on_rejected(ack.run_id(), ack.reason());
+    absl::MutexLock lock(&mu_);
+    --callbacks_running_;
+    changed_.SignalAll();
   }
   absl::MutexLock lock(&mu_);
   stream_broken_ = true;

@@ -66,7 +66,8 @@ class TelemetrySender {
   // FAILED_PRECONDITION after Close().
   absl::Status Send(v1::RunReport report);
 
-  // Waits until every report accepted so far is acknowledged. DEADLINE_EXCEEDED (with the number still
+  // Waits until every report accepted so far is acknowledged and its callbacks have returned.
+  // DEADLINE_EXCEEDED (with the number still
   // unacknowledged and the last stream error) when `timeout` passes first.
   absl::Status Flush(absl::Duration timeout);
 
@@ -106,6 +107,7 @@ class TelemetrySender {
   bool acked_on_stream_ ABSL_GUARDED_BY(mu_) = false;
   grpc::ClientContext* stream_context_ ABSL_GUARDED_BY(mu_) = nullptr;  // for Close() to cancel
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
+  int callbacks_running_ ABSL_GUARDED_BY(mu_) = 0;  // acks matched whose callbacks have not returned yet
   TelemetrySenderStats stats_ ABSL_GUARDED_BY(mu_);
 
   std::thread thread_;

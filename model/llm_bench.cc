@@ -15,7 +15,6 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 
 namespace accelsel::model {
@@ -395,7 +394,7 @@ absl::StatusOr<std::vector<RunRecord>> LoadLlmInferenceBench(const std::string& 
     }
 
     RunRecord r;
-    r.run_id = absl::StrFormat("llmib-%016x", Fnv1a64(content));
+    r.run_id = absl::StrCat("llmib-", absl::Hex(Fnv1a64(content), absl::kZeroPad16));
     r.node_id = kLlmBenchNodeId;
     r.time_unix_ms = 0;
     r.strategy_id = NormalizeFramework(row->framework_label);

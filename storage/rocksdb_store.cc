@@ -5,10 +5,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdarg>
-#include <chrono>
 #include <filesystem>
 #include <system_error>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -17,6 +15,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
 #include "rocksdb/cache.h"
 #include "rocksdb/convenience.h"
 #include "rocksdb/db.h"
@@ -130,7 +130,7 @@ rocksdb::ColumnFamilyOptions MakeCfOptions(const StoreOptions& options, const st
 }
 
 // Notes that RocksDB entered an error state (failed WAL write, flush or compaction) and keeps it from recovering on
-// its own: the store replaces the whole instance instead (see RocksDbTelemetryStore::RecoverLocked).
+// its own: the store replaces the whole instance instead (see RocksDbTelemetryStore::WritableInstanceLocked).
 class ErrorListener : public rocksdb::EventListener {
  public:
   void OnBackgroundError(rocksdb::BackgroundErrorReason /*reason*/, rocksdb::Status* /*bg_error*/) override {
@@ -246,9 +246,12 @@ struct Instance {
   Instance(const Instance&) = delete;
   Instance& operator=(const Instance&) = delete;
   ~Instance() {
-    if (db == nullptr) return;
-    for (rocksdb::ColumnFamilyHandle* handle : handles) db->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
-    db->Close().PermitUncheckedError();
+    if (db != nullptr) {
+      for (rocksdb::ColumnFamilyHandle* handle : handles) db->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
+      db->Close().PermitUncheckedError();
+      db.reset();
+    }
+    closed->Notify();
   }
 
   std::shared_ptr<ErrorListener> listener;
@@ -260,7 +263,9 @@ struct Instance {
   rocksdb::ColumnFamilyHandle* models = nullptr;
   rocksdb::ColumnFamilyHandle* meta = nullptr;
   uint64_t run_count_at_open = 0;
-  // Set when a write on this instance failed: it must not be written again (see RecoverLocked).
+  // Notified once the instance is closed and its LOCK file released, whichever thread let go of it last.
+  std::shared_ptr<absl::Notification> closed = std::make_shared<absl::Notification>();
+  // Set when a write on this instance failed: it must not be written again (see WritableInstanceLocked).
   std::atomic<bool> write_failed{false};
 
   bool Healthy() const { return !write_failed.load() && !listener->error_seen(); }
@@ -288,8 +293,12 @@ absl::StatusOr<std::unique_ptr<Instance>> OpenInstance(const StoreOptions& optio
   const rocksdb::ColumnFamilyOptions lookups = MakeCfOptions(options, cache, /*point_lookups=*/true);
   // Order matters: the handles are picked out by position below.
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors = {
-      {rocksdb::kDefaultColumnFamilyName, plain}, {kRunsCf, lookups}, {kRunsByTimeCf, plain},
-      {kCatalogCf, lookups},                      {kModelsCf, plain}, {kMetaCf, lookups},
+      {rocksdb::kDefaultColumnFamilyName, plain},
+      {kRunsCf, lookups},
+      {kRunsByTimeCf, plain},
+      {kCatalogCf, lookups},
+      {kModelsCf, plain},
+      {kMetaCf, lookups},
   };
   // Families this build does not know must still be opened (RocksDB insists); they can only come from a build with
   // the same schema version, so they are kept as they are.
@@ -515,8 +524,8 @@ class RocksDbTelemetryStore final : public TelemetryStore {
   absl::Status PutModel(const ModelBlob& model) override {
     if (model.version == 0) return absl::InvalidArgumentError("model version 0 is reserved (statistics only)");
     if (model.info.version() != 0 && model.info.version() != model.version) {
-      return absl::InvalidArgumentError(absl::StrCat("model info.version ", model.info.version(),
-                                                     " does not match version ", model.version));
+      return absl::InvalidArgumentError(
+          absl::StrCat("model info.version ", model.info.version(), " does not match version ", model.version));
     }
     v1::ModelVersionInfo info = model.info;
     info.set_version(model.version);
@@ -526,8 +535,10 @@ class RocksDbTelemetryStore final : public TelemetryStore {
     Instance& db = **instance;
     batch_.Clear();
     if (!info.SerializeToString(&value_buffer_)) return absl::InternalError("cannot serialize model info");
-    STORAGE_RETURN_IF_ERROR(FromRocksStatus(batch_.Put(db.models, ModelBlobKey(model.version), model.blob), "batching"));
-    STORAGE_RETURN_IF_ERROR(FromRocksStatus(batch_.Put(db.models, ModelInfoKey(model.version), value_buffer_), "batching"));
+    STORAGE_RETURN_IF_ERROR(
+        FromRocksStatus(batch_.Put(db.models, ModelBlobKey(model.version), model.blob), "batching"));
+    STORAGE_RETURN_IF_ERROR(
+        FromRocksStatus(batch_.Put(db.models, ModelInfoKey(model.version), value_buffer_), "batching"));
     return WriteLocked(db, control_write_options_, "storing a model");
   }
 
@@ -630,15 +641,15 @@ class RocksDbTelemetryStore final : public TelemetryStore {
       if (current != nullptr && current->Healthy()) return current;
       instance_.reset();  // new readers now get UNAVAILABLE instead of the failed instance
     }
-    if (current != nullptr) failed_ = current;
+    if (current != nullptr) failed_closed_ = current->closed;
     current.reset();
-    // RocksDB's LOCK file admits one instance per folder: wait for in-flight reads to let go of the failed one.
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-    while (!failed_.expired()) {
-      if (std::chrono::steady_clock::now() > deadline) {
+    // RocksDB's LOCK file admits one instance per folder: wait until in-flight reads have let go of the failed
+    // instance and it is closed. A long scan may hold it; the write fails and the next one waits again.
+    if (failed_closed_ != nullptr) {
+      if (!failed_closed_->WaitForNotificationWithTimeout(absl::Seconds(5))) {
         return absl::UnavailableError("store is waiting for reads of the failed RocksDB instance to finish");
       }
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      failed_closed_.reset();
     }
     absl::StatusOr<std::unique_ptr<Instance>> reopened = OpenInstance(options_, env_, cache_);
     if (!reopened.ok()) return reopened.status();
@@ -674,7 +685,7 @@ class RocksDbTelemetryStore final : public TelemetryStore {
   rocksdb::WriteBatch batch_ ABSL_GUARDED_BY(write_mu_);
   std::string value_buffer_ ABSL_GUARDED_BY(write_mu_);
   std::string key_buffer_ ABSL_GUARDED_BY(write_mu_);
-  std::weak_ptr<Instance> failed_ ABSL_GUARDED_BY(write_mu_);
+  std::shared_ptr<absl::Notification> failed_closed_ ABSL_GUARDED_BY(write_mu_);
 
   // Guards the pointer only; operations run on their own shared_ptr copy without holding it.
   absl::Mutex instance_mu_ ABSL_ACQUIRED_AFTER(write_mu_);

@@ -20,11 +20,11 @@ class Status;
 namespace accelsel::storage {
 
 // Column families. The default column family exists (RocksDB requires it) but holds nothing.
-inline constexpr char kRunsCf[] = "runs";                 // run_id -> serialized v1::RunReport
-inline constexpr char kRunsByTimeCf[] = "runs_by_time";   // EncodeTimeKey(time, run_id) -> "" (time index)
-inline constexpr char kCatalogCf[] = "catalog";           // strategy id -> serialized v1::Strategy
-inline constexpr char kModelsCf[] = "models";             // ModelBlobKey / ModelInfoKey -> blob / ModelVersionInfo
-inline constexpr char kMetaCf[] = "meta";                 // service metadata (PutMeta) + the reserved keys below
+inline constexpr char kRunsCf[] = "runs";                // run_id -> serialized v1::RunReport
+inline constexpr char kRunsByTimeCf[] = "runs_by_time";  // EncodeTimeKey(time, run_id) -> "" (time index)
+inline constexpr char kCatalogCf[] = "catalog";          // strategy id -> serialized v1::Strategy
+inline constexpr char kModelsCf[] = "models";            // ModelBlobKey / ModelInfoKey -> blob / ModelVersionInfo
+inline constexpr char kMetaCf[] = "meta";                // service metadata (PutMeta) + the reserved keys below
 
 // Reserved keys in `meta`, written only by the store (PutMeta refuses them). Values are decimal strings, so an
 // operator can read them with `ldb --column_family=meta scan`.

@@ -38,6 +38,7 @@ TEST(ValidateTest, MetricsMustBeFiniteAndNonNegative) {
     EXPECT_THAT(st.message(), HasSubstr("metrics.ttft_ms"));
   }
   auto zero = MakeReport("r", "s", 1, 0);
+  zero.mutable_metrics()->set_throughput_tokens_per_s(0);
   EXPECT_TRUE(server::ValidateRunReport(zero, {}).ok());
 }
 
