@@ -147,33 +147,47 @@ else
   skip "runtime library coverage" "no built accelsel-server and accelsel in '${bin_dir}'"
 fi
 
-# --- The real server exports every metric the alerts and the dashboard read --------------------------------------
-live_metrics_check() {
-  local out="${tmp}/server.out" data="${tmp}/live-data" port="" pid
-  "${bin_dir}/accelsel-server" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 --data_dir="${data}" \
+# --- Against the real server: exported metric names, and the Dockerfile's HEALTHCHECK command --------------------
+live_pid=""
+live_grpc_port=""
+live_metrics_port=""
+# start_live_server NAME: starts build/bin/accelsel-server on free loopback ports with an empty store.
+start_live_server() {
+  local out="${tmp}/$1.out"
+  "${bin_dir}/accelsel-server" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 --data_dir="${tmp}/$1-data" \
     --trainer=false --seed_csv= >"${out}" 2>&1 &
-  pid=$!
+  live_pid=$!
+  live_grpc_port=""
+  live_metrics_port=""
   for _ in $(seq 200); do
-    port="$(sed -n 's#.*metrics on [0-9.]*:\([0-9]*\)/metrics.*#\1#p' "${out}" | head -n1)"
-    [[ -n "${port}" ]] && break
-    kill -0 "${pid}" 2>/dev/null || break
+    live_grpc_port="$(sed -n 's#.*listening on [0-9.]*:\([0-9]*\) (gRPC).*#\1#p' "${out}" | head -n1)"
+    live_metrics_port="$(sed -n 's#.*metrics on [0-9.]*:\([0-9]*\)/metrics.*#\1#p' "${out}" | head -n1)"
+    [[ -n "${live_grpc_port}" && -n "${live_metrics_port}" ]] && return 0
+    kill -0 "${live_pid}" 2>/dev/null || break
     sleep 0.05
   done
-  if [[ -z "${port}" ]]; then
-    echo "server did not report its metrics port:"; cat "${out}"; kill -TERM "${pid}" 2>/dev/null; return 1
-  fi
+  echo "server did not report its ports:"
+  cat "${out}"
+  kill -TERM "${live_pid}" 2>/dev/null
+  return 1
+}
+stop_live_server() {
+  kill -TERM "${live_pid}"
+  wait "${live_pid}" || { echo "server exit code $? after SIGTERM"; return 1; }
+}
+
+live_metrics_check() {
+  start_live_server metrics || return 1
   # One invalid report, so that the labelled family accelsel_runs_rejected_total has a child to export.
-  local grpc_port
-  grpc_port="$(sed -n 's#.*listening on [0-9.]*:\([0-9]*\) (gRPC).*#\1#p' "${out}" | head -n1)"
-  if [[ -x "${bin_dir}/accelsel" && -n "${grpc_port}" ]]; then
+  if [[ -x "${bin_dir}/accelsel" ]]; then
     echo '{"run_id": "deploy-check-1", "node_id": "deploy-check", "strategy_id": "none", "status": "RUN_STATUS_OK"}' \
       >"${tmp}/bad.jsonl"
-    "${bin_dir}/accelsel" report --server "127.0.0.1:${grpc_port}" --jsonl "${tmp}/bad.jsonl" >"${tmp}/report.out" 2>&1
+    "${bin_dir}/accelsel" report --server "127.0.0.1:${live_grpc_port}" --jsonl "${tmp}/bad.jsonl" \
+      >"${tmp}/report.out" 2>&1
   fi
-  curl -fsS "http://127.0.0.1:${port}/metrics" >"${tmp}/metrics.txt"
+  curl -fsS "http://127.0.0.1:${live_metrics_port}/metrics" >"${tmp}/metrics.txt"
   local curl_rc=$?
-  kill -TERM "${pid}"
-  wait "${pid}" || { echo "server exit code $? after SIGTERM"; return 1; }
+  stop_live_server || return 1
   [[ ${curl_rc} == 0 ]] || { echo "scrape failed"; return 1; }
   local name missing=0
   while read -r name; do
@@ -185,10 +199,38 @@ live_metrics_check() {
   done <"${tmp}/used_metrics.txt"
   return "${missing}"
 }
+
+# The Dockerfile's HEALTHCHECK command, with the image's paths mapped to bin_dir, must pass against a serving server.
+live_healthcheck_check() {
+  local -a cmd=()
+  local arg
+  while read -r arg; do
+    cmd+=("${arg}")
+  done < <("${python}" -c 'import json, re, sys
+text = open(sys.argv[1]).read().replace("\\\n", " ")
+for a in json.loads(re.search(r"^HEALTHCHECK .*? CMD (\[.*\])", text, re.M).group(1)):
+    print(a)' Dockerfile)
+  [[ ${#cmd[@]} -gt 0 ]] || { echo "no exec-form HEALTHCHECK CMD in the Dockerfile"; return 1; }
+  cmd[0]="${bin_dir}/$(basename "${cmd[0]}")"
+  start_live_server health || return 1
+  local i rc=0
+  for i in "${!cmd[@]}"; do
+    cmd[i]="${cmd[i]//127.0.0.1:50051/127.0.0.1:${live_grpc_port}}"
+  done
+  "${cmd[@]}" || rc=$?
+  stop_live_server || return 1
+  [[ ${rc} == 0 ]] || { echo "HEALTHCHECK command '${cmd[*]}' exited ${rc} against a serving server"; return 1; }
+}
+
 if [[ -n "${bin_dir}" && -x "${bin_dir}/accelsel-server" && -f "${tmp}/used_metrics.txt" ]] && have curl; then
   run "the server exports every metric used by alerts.yml and the dashboard" live_metrics_check
 else
   skip "metric names against the real server" "no built accelsel-server in '${bin_dir}', or no curl"
+fi
+if [[ -n "${bin_dir}" && -x "${bin_dir}/accelsel-server" && -x "${bin_dir}/accelsel" && -n "${python}" ]]; then
+  run "the Dockerfile's HEALTHCHECK command passes against a serving server" live_healthcheck_check
+else
+  skip "HEALTHCHECK command against the real server" "no built accelsel-server and accelsel in '${bin_dir}'"
 fi
 
 # --- deploy/run-local.sh with a stand-in server: flags passed through, exec'd, SIGTERM reaches it ---------------
