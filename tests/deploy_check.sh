@@ -83,6 +83,15 @@ else
   skip "contracts and dashboard queries" "python3 with yaml not installed (Debian package python3-yaml)"
 fi
 
+# --- The committed Grafana dashboard is what deploy/make-grafana-dashboard.py writes ------------------------------
+if [[ -n "${python}" ]]; then
+  dashboard_fresh() {
+    "${python}" deploy/make-grafana-dashboard.py "${tmp}/dashboard.json" &&
+      diff -u deploy/grafana-dashboard.json "${tmp}/dashboard.json"
+  }
+  run "deploy/grafana-dashboard.json is up to date with deploy/make-grafana-dashboard.py" dashboard_fresh
+fi
+
 # --- docs/API.md against the proto: every field documented, every labelled JSON example parses ---------------------
 if have protoc && /usr/bin/python3 -c 'import google.protobuf' 2>/dev/null; then
   run "docs/API.md documents every proto field; its JSON examples parse" \
