@@ -88,6 +88,10 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                                .Name("accelsel_runs_rejected_total")
                                .Help("Run reports rejected, by reason (the field that broke a rule).")
                                .Register(*registry_);
+  {
+    absl::MutexLock lock(&rejected_mu_);
+    for (const char* reason : kRejectReasons) runs_rejected_[reason] = &runs_rejected_family_->Add({{"reason", reason}});
+  }
   auto gauge = [this](const char* name, const char* help) {
     return &BuildGauge().Name(name).Help(help).Register(*registry_).Add({});
   };
@@ -140,9 +144,7 @@ void Metrics::RunRejected(const std::string& reason) {
   absl::MutexLock lock(&rejected_mu_);
   auto it = runs_rejected_.find(reason);
   if (it == runs_rejected_.end()) {
-    // Bound the label set: reasons are field names, but a hostile stream could invent many.
-    const std::string label = runs_rejected_.size() < 64 ? reason : "other";
-    it = runs_rejected_.emplace(reason, &runs_rejected_family_->Add({{"reason", label}})).first;
+    it = runs_rejected_.find("other");  // anything outside the fixed set; keeps the label set bounded
   }
   it->second->Increment();
 }

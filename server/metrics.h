@@ -38,6 +38,12 @@ const char* MethodName(Method m);
 
 class Metrics {
  public:
+  // Label values of accelsel_runs_rejected_total: the top-level RunReport field a rule is about, "storage" for
+  // write failures, "other" for anything else. Created at start-up so every series exists from the first scrape.
+  static constexpr const char* kRejectReasons[] = {
+      "report", "run_id", "node_id", "time_unix_ms", "context", "strategy", "strategy_id", "decision_id",
+      "status", "metrics", "schema_version", "storage", "other"};
+
   Metrics();
 
   // Starts the HTTP endpoint ("host:port"; port 0 = any free port). Returns the bound port.
@@ -47,7 +53,7 @@ class Metrics {
   void RecordSelection(model::EvidenceLayer top_layer, bool explored);
   void RunsIngested(double n) { runs_ingested_->Increment(n); }
   void RunsDuplicate(double n) { runs_duplicate_->Increment(n); }
-  void RunRejected(const std::string& reason);  // reason: the field the rule is about, a low-cardinality label
+  void RunRejected(const std::string& reason);  // reason: one of kRejectReasons (else counted as "other")
 
   prometheus::Gauge& runs_stored() { return *runs_stored_; }
   prometheus::Gauge& storage_bytes() { return *storage_bytes_; }

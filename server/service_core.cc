@@ -23,15 +23,12 @@ std::string NewDecisionId() {
   return absl::StrFormat("d-%016x%016x", rng(), rng());
 }
 
-// The metrics label for a rejection: the field named before the first ':' of the validation message.
+// The metrics label for a rejection: the top-level field the broken rule is about ("metrics" for
+// "metrics.ttft_ms: must be finite"). A fixed, small label set (see Metrics::kRejectReasons).
 std::string ReasonLabel(const absl::Status& st) {
   absl::string_view msg = st.message();
-  const size_t colon = msg.find(':');
-  absl::string_view field = colon == absl::string_view::npos ? msg : msg.substr(0, colon);
-  // Indexes ("candidate_ids[3]") would make the label set unbounded.
-  const size_t bracket = field.find('[');
-  if (bracket != absl::string_view::npos) field = field.substr(0, bracket);
-  return std::string(field.substr(0, 64));
+  const size_t end = msg.find_first_of(".:[ ");
+  return std::string(msg.substr(0, end == absl::string_view::npos ? msg.size() : end));
 }
 
 }  // namespace
