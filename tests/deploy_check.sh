@@ -160,11 +160,13 @@ fi
 live_pid=""
 live_grpc_port=""
 live_metrics_port=""
-# start_live_server NAME: starts build/bin/accelsel-server on free loopback ports with an empty store.
+# start_live_server NAME [FLAGS...]: starts build/bin/accelsel-server on free loopback ports, trainer off, with an
+# empty store unless FLAGS say otherwise (later flags win).
 start_live_server() {
-  local out="${tmp}/$1.out"
-  "${bin_dir}/accelsel-server" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 --data_dir="${tmp}/$1-data" \
-    --trainer=false --seed_csv= >"${out}" 2>&1 &
+  local out="${tmp}/$1.out" name="$1"
+  shift
+  "${bin_dir}/accelsel-server" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 --data_dir="${tmp}/${name}-data" \
+    --trainer=false --seed_csv= "$@" >"${out}" 2>&1 &
   live_pid=$!
   live_grpc_port=""
   live_metrics_port=""
@@ -231,6 +233,23 @@ for a in json.loads(re.search(r"^HEALTHCHECK .*? CMD (\[.*\])", text, re.M).grou
   [[ ${rc} == 0 ]] || { echo "HEALTHCHECK command '${cmd[*]}' exited ${rc} against a serving server"; return 1; }
 }
 
+# The examples of docs/API.md, replayed against a server seeded as by `make run`, get the documented answers.
+live_api_examples_check() {
+  start_live_server api --seed_csv=data/llm-inference-bench/throughput_all_results.csv \
+    --descriptors_dir=data/descriptors || return 1
+  local rc=0
+  /usr/bin/python3 tests/deploy/check_api_examples.py "${src}" "${tmp}" "${live_grpc_port}" || rc=$?
+  stop_live_server || return 1
+  return "${rc}"
+}
+
+if [[ -n "${bin_dir}" && -x "${bin_dir}/accelsel-server" ]] && have protoc &&
+  /usr/bin/python3 -c 'import grpc, google.protobuf' 2>/dev/null; then
+  run "docs/API.md examples get the documented answers from the real server" live_api_examples_check
+else
+  skip "docs/API.md examples against the real server" \
+    "no built accelsel-server in '${bin_dir}', or no protoc / python3-grpcio under /usr/bin/python3"
+fi
 if [[ -n "${bin_dir}" && -x "${bin_dir}/accelsel-server" && -f "${tmp}/used_metrics.txt" ]] && have curl; then
   run "the server exports every metric used by alerts.yml and the dashboard" live_metrics_check
 else
