@@ -118,7 +118,7 @@ fi
 
 # Suggest only commands this CLI has (`health` arrived after the others).
 health_line=""
-if [[ -x "${cli}" ]] && "${cli}" help 2>&1 | grep -q '^ *health '; then
+if [[ -x "${cli}" ]] && timeout 5 "${cli}" help 2>&1 | grep -q '^ *health '; then
   health_line="  ${cli} health --server ${client_addr}"$'\n'
 fi
 

@@ -272,8 +272,8 @@ echo "$$" >"${ACCELSEL_FAKE_PID}"
 trap 'exit 0' TERM
 while :; do sleep 0.05; done
 SH
-  chmod +x "${fake}/accelsel-server"
-  cp "${fake}/accelsel-server" "${fake}/accelsel"
+  printf '#!/bin/sh\necho "commands:"\necho "  health      probe"\n' >"${fake}/accelsel"
+  chmod +x "${fake}/accelsel-server" "${fake}/accelsel"
   export ACCELSEL_FAKE_ARGS="${tmp}/args" ACCELSEL_FAKE_PID="${tmp}/server.pid"
   deploy/run-local.sh --bin "${fake}" --data_dir "${tmp}/data" --listen 127.0.0.1:1 --metrics_listen=127.0.0.1:2 \
     --seed_csv data/llm-inference-bench/throughput_all_results.csv -- --exploration_rate=0 >"${tmp}/banner" &
@@ -293,6 +293,8 @@ SH
   grep -q "select --server 127.0.0.1:1 --context data/examples/" "${tmp}/banner" ||
     { echo "banner lacks the select example:"; cat "${tmp}/banner"; return 1; }
   grep -q "curl -s 127.0.0.1:2/metrics" "${tmp}/banner" || { echo "banner lacks the metrics example"; return 1; }
+  grep -q "accelsel health --server 127.0.0.1:1" "${tmp}/banner" ||
+    { echo "banner lacks the health example although the CLI has it"; return 1; }
   # A missing binary is a clear error, not a hang.
   if deploy/run-local.sh --bin "${tmp}/nowhere" --data_dir "${tmp}/data2" >/dev/null 2>"${tmp}/err"; then
     echo "run-local.sh succeeded without a server binary"; return 1
