@@ -278,6 +278,7 @@ SH
   deploy/run-local.sh --bin "${fake}" --data_dir "${tmp}/data" --listen 127.0.0.1:1 --metrics_listen=127.0.0.1:2 \
     --seed_csv data/llm-inference-bench/throughput_all_results.csv -- --exploration_rate=0 >"${tmp}/banner" &
   local script_pid=$!
+  run_local_pid="${script_pid}"
   for _ in $(seq 100); do [[ -s "${ACCELSEL_FAKE_PID}" ]] && break; sleep 0.05; done
   [[ -s "${ACCELSEL_FAKE_PID}" ]] || { echo "server never started"; return 1; }
   # exec: the script's process is the server's process, so Ctrl-C / SIGTERM go straight to it.
@@ -301,7 +302,12 @@ SH
   fi
   grep -q "not found" "${tmp}/err" || { echo "unclear error:"; cat "${tmp}/err"; return 1; }
 }
+run_local_pid=""
 run "deploy/run-local.sh passes flags, execs the server, exits 0 on SIGTERM" run_local_check
+# A failed check may leave the stand-in running; never leave a process behind.
+if [[ -n "${run_local_pid}" ]] && kill -0 "${run_local_pid}" 2>/dev/null; then
+  kill -KILL "${run_local_pid}" 2>/dev/null
+fi
 
 echo "deploy checks: ${passed} passed, ${failed} failed, ${skipped} skipped"
 [[ ${failed} -eq 0 ]]
