@@ -356,6 +356,18 @@ absl::Status RunStrategies(const ParsedFlags& flags, std::ostream& out, std::ost
   return absl::OkStatus();
 }
 
+absl::Status RunHealth(const ParsedFlags& flags, std::ostream& out, std::ostream&) {
+  if (auto s = ExpectPositional(flags, 0, "health"); !s.ok()) return s;
+  auto client = MakeClient(flags);
+  if (!client.ok()) return client.status();
+  const std::string service = flags.Get("service");
+  if (absl::Status st = (*client)->Health(service); !st.ok()) {
+    return ServerError("Health", (*client)->options(), st);
+  }
+  out << "SERVING\n";
+  return absl::OkStatus();
+}
+
 std::vector<std::string> VersionRow(const v1::ModelVersionInfo& v) {
   const auto& e = v.evaluation();
   return {absl::StrCat(v.version()),
@@ -479,6 +491,9 @@ const std::vector<Command>& Commands() {
        RunImport},
       {"strategies", "strategies list [--json]", "list the strategy catalogue",
        WithCommon({{"json", false, "", "print the response's JSON mapping"}}), RunStrategies},
+      {"health", "health [--service NAME]",
+       "standard gRPC health check; exit 0 and SERVING when the server serves (for container health checks)",
+       WithCommon({{"service", true, "NAME", "service to check (default: the whole server)"}}), RunHealth},
       {"model", "model info|retrain|pin VERSION|rollback [--json]",
        "meta-model admin: serving version and history, retrain now (default deadline 10 min), pin a version "
        "(0 = unpin), roll back",
