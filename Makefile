@@ -46,7 +46,7 @@ test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600
 
 bench: deps
-	cmake -S . -B build-release -G Ninja -DCMAKE_BUILD_TYPE=Release -DACCELSEL_BUILD_TESTS=OFF
+	cmake -S . -B build-release -G Ninja -DCMAKE_BUILD_TYPE=Release -DACCELSEL_BUILD_TESTS=OFF -DACCELSEL_BUILD_BENCH=ON
 	cmake --build build-release -j $(JOBS)
 	./bench/run_all.sh build-release/bin
 

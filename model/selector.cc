@@ -114,6 +114,18 @@ std::vector<Recommendation> Selector::Select(const SelectQuery& query, const Obs
       r.violated.push_back("max_memory_gb");
     }
     if (r.failure_probability > c.max_failure_probability) r.violated.push_back("max_failure_probability");
+    // A strategy the network has never run on an accelerator it knows well may not apply there at all (an engine
+    // built for other hardware): the model's estimate is an extrapolation, so it is not promised.
+    if (r.layer != EvidenceLayer::kObserved && !ctx.hardware.accelerator.empty() &&
+        stats.AcceleratorKnown(ctx.hardware.accelerator) &&
+        !stats.ObservedOnAccelerator(ctx.hardware.accelerator, s->id)) {
+      r.violated.push_back("unverified_on_accelerator");
+    }
+    // Without any estimate a latency SLO or a budget cannot be promised: say so rather than rank the unknown
+    // above a candidate that is known to be slightly over.
+    if (std::isnan(r.expected_value) && (!std::isnan(c.max_latency_ms) || !std::isnan(c.max_cost))) {
+      r.violated.push_back("no_evidence");
+    }
     r.meets_constraints = r.violated.empty();
     for (double* v : {&r.expected_value, &r.interval_low, &r.interval_high, &r.expected_latency_ms}) {
       if (std::isnan(*v)) *v = 0;  // the wire carries 0 with layer UNKNOWN; never NaN
