@@ -119,15 +119,22 @@ void SyntheticRun(const v1::TaskContext& context, int strategy, std::mt19937_64&
   *out->mutable_context() = context;
   out->set_strategy_id(SyntheticStrategyId(strategy));
   std::uniform_real_distribution<double> u(0.0, 1.0);
-  if (weight_gb > h.memory_gb() * std::min<double>(tp, h.count()) || u(rng) < 0.02) {
-    out->set_status(weight_gb > h.memory_gb() * tp ? v1::RUN_STATUS_OOM : v1::RUN_STATUS_CRASH);
+  const bool oom = h.memory_gb() > 0 && weight_gb > h.memory_gb() * tp;
+  if (oom || u(rng) < 0.02) {
+    out->set_status(oom ? v1::RUN_STATUS_OOM : v1::RUN_STATUS_CRASH);
     out->clear_metrics();
     return;
   }
   out->set_status(v1::RUN_STATUS_OK);
-  const double flops_per_token = 2e9 * m.parameters_b();
-  const double prefill_s = w.prompt_tokens() * w.batch_size() * flops_per_token / (h.peak_tflops() * 1e12 * tp);
-  const double step_s = weight_gb / (h.memory_bandwidth_gbps() * tp);
+  // Contexts from the bundled data may lack descriptors (0 = unknown): assume a mid-range accelerator.
+  const double tflops = h.peak_tflops() > 0 ? h.peak_tflops() : 300.0;
+  const double bandwidth_gbps = h.memory_bandwidth_gbps() > 0 ? h.memory_bandwidth_gbps() : 1500.0;
+  const double params_b = m.parameters_b() > 0 ? m.parameters_b() : 7.0;
+  const double flops_per_token = 2e9 * params_b;
+  const double prefill_s =
+      std::max<uint32_t>(w.prompt_tokens(), 1) * std::max<uint32_t>(w.batch_size(), 1) * flops_per_token /
+      (tflops * 1e12 * tp);
+  const double step_s = std::max(weight_gb, 1.0) / (bandwidth_gbps * tp);
   const double factor = kEngineFactor[strategy % 5] * kQuantFactor[quant] * ((strategy / 80) % 2 ? 0.8 : 1.0) *
                         (1.0 + 0.15 * (tp - 1) / tp);
   std::lognormal_distribution<double> noise(0.0, 0.1);
