@@ -21,6 +21,7 @@
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
+#include "server/arena_allocator.h"
 #include "server/ingest_queue.h"
 #include "server/options.h"
 #include "storage/telemetry_store.h"
@@ -145,7 +146,9 @@ class AckReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1::RunAc
 class NullSelector final : public v1::AcceleratorSelector::CallbackService {
  public:
   NullSelector(int candidates, server::IngestQueue* queue, size_t window)
-      : canned_(CannedResponse(candidates)), queue_(queue), window_(window) {}
+      : canned_(CannedResponse(candidates)), queue_(queue), window_(window) {
+    SetMessageAllocatorFor_SelectAccelerator(&select_allocator_);  // as server/services.h
+  }
 
   grpc::ServerUnaryReactor* SelectAccelerator(grpc::CallbackServerContext* ctx, const v1::SelectAcceleratorRequest*,
                                               v1::SelectAcceleratorResponse* response) override {
@@ -160,6 +163,7 @@ class NullSelector final : public v1::AcceleratorSelector::CallbackService {
 
  private:
   const v1::SelectAcceleratorResponse canned_;
+  server::ArenaMessageAllocator<v1::SelectAcceleratorRequest, v1::SelectAcceleratorResponse> select_allocator_;
   server::IngestQueue* queue_;
   size_t window_;
 };
