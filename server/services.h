@@ -3,13 +3,16 @@
 #define ACCELSEL_SERVER_SERVICES_H_
 
 #include "accelsel/v1/accelsel.grpc.pb.h"
+#include "server/arena_allocator.h"
 #include "server/service_core.h"
 
 namespace accelsel::server {
 
 class SelectorService final : public v1::AcceleratorSelector::CallbackService {
  public:
-  explicit SelectorService(ServiceCore* core) : core_(core) {}
+  explicit SelectorService(ServiceCore* core) : core_(core) {
+    SetMessageAllocatorFor_SelectAccelerator(&select_allocator_);
+  }
 
   grpc::ServerUnaryReactor* SelectAccelerator(grpc::CallbackServerContext* ctx,
                                               const v1::SelectAcceleratorRequest* request,
@@ -25,6 +28,7 @@ class SelectorService final : public v1::AcceleratorSelector::CallbackService {
 
  private:
   ServiceCore* core_;
+  ArenaMessageAllocator<v1::SelectAcceleratorRequest, v1::SelectAcceleratorResponse> select_allocator_;
 };
 
 class ModelAdminService final : public v1::ModelAdmin::CallbackService {
