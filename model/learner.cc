@@ -36,6 +36,11 @@ double Lookup(const std::vector<std::pair<uint64_t, double>>& v, uint64_t key, d
   return it != v.end() && it->first == key ? it->second : missing;
 }
 
+// Interval / inner fold of a task: grouped by task so that held-out residuals are those of unseen contexts.
+int InnerFold(uint32_t task, uint64_t seed, int folds) {
+  return static_cast<int>(StableHash(absl::StrCat(task), seed) % static_cast<uint64_t>(folds));
+}
+
 }  // namespace
 
 double Quantile(std::vector<double>* v, double q) {
@@ -84,6 +89,7 @@ absl::Status XgbLearner::Fit(const Dataset& d) {
   if (!b.ok()) return b.status();
   booster_ = std::move(*b);
   has_interval_ = false;
+  oof_.assign(d.rows.size(), std::nanf(""));
   const int folds = options_.interval_folds;
   if (folds >= 2 && d.num_tasks() >= static_cast<size_t>(folds)) {
     std::vector<double> residuals;
@@ -91,7 +97,7 @@ absl::Status XgbLearner::Fit(const Dataset& d) {
     for (int f = 0; f < folds; ++f) {
       std::vector<size_t> train, test;
       for (size_t i = 0; i < d.rows.size(); ++i) {
-        const bool held = StableHash(absl::StrCat(d.rows[i].task), params.seed) % folds == static_cast<uint64_t>(f);
+        const bool held = InnerFold(d.rows[i].task, params.seed, folds) == f;
         (held ? test : train).push_back(i);
       }
       if (train.empty() || test.empty()) continue;
@@ -103,7 +109,10 @@ absl::Status XgbLearner::Fit(const Dataset& d) {
       if (!fb.ok()) return fb.status();
       BuildMatrix(d, test, &tx, &ty);
       if (auto s = (*fb)->Predict(tx.data(), test.size(), &pred); !s.ok()) return s;
-      for (size_t i = 0; i < test.size(); ++i) residuals.push_back(double{ty[i]} - pred[i]);
+      for (size_t i = 0; i < test.size(); ++i) {
+        residuals.push_back(double{ty[i]} - pred[i]);
+        oof_[test[i]] = pred[i];
+      }
     }
     if (residuals.size() >= 10) {
       const double tail = (1.0 - options_.coverage) / 2.0;
@@ -177,6 +186,69 @@ absl::StatusOr<std::unique_ptr<XgbLearner>> XgbLearner::Deserialize(std::string_
   if (!b.ok()) return b.status();
   l->booster_ = std::move(*b);
   return l;
+}
+
+// --- AutoLearner ------------------------------------------------------------------------------------------
+
+absl::Status AutoLearner::Fit(const Dataset& d) {
+  if (auto s = xgb_.Fit(d); !s.ok()) return s;
+  sbs_ = std::make_unique<SbsLearner>(aggregate_);
+  if (auto s = sbs_->Fit(d); !s.ok()) return s;
+  use_sbs_ = false;
+  const std::vector<float>& oof = xgb_.oof_predictions();
+  const int folds = std::max(0, xgb_options_folds_);
+  if (folds < 2 || oof.size() != d.rows.size()) return absl::OkStatus();
+  // SBS of each inner fold, chosen on the other folds' tasks.
+  std::vector<std::vector<std::pair<uint64_t, double>>> sbs_of_fold(folds);
+  for (int f = 0; f < folds; ++f) {
+    Dataset other = d;
+    other.rows.clear();
+    for (const auto& r : d.rows) {
+      if (InnerFold(r.task, seed_, folds) != f) other.rows.push_back(r);
+    }
+    sbs_of_fold[f] = AggregateByStrategy(other, aggregate_);
+  }
+  // Per task: the rows, the model's and SBS's choices.
+  std::vector<std::vector<size_t>> rows_of(d.num_tasks());
+  for (size_t i = 0; i < d.rows.size(); ++i) rows_of[d.rows[i].task].push_back(i);
+  double model_cost = 0, sbs_cost = 0;
+  uint64_t tasks = 0;
+  for (uint32_t t = 0; t < rows_of.size(); ++t) {
+    const auto& rows = rows_of[t];
+    if (rows.size() < 2 || std::isnan(oof[rows[0]])) continue;
+    const auto& sbs = sbs_of_fold[InnerFold(t, seed_, folds)];
+    size_t m = rows[0], s = rows[0];
+    double best = d.rows[rows[0]].y;
+    for (size_t i : rows) {
+      if (oof[i] < oof[m]) m = i;
+      if (Lookup(sbs, d.strat_key[d.rows[i].strat], kUnknownScore) <
+          Lookup(sbs, d.strat_key[d.rows[s].strat], kUnknownScore)) {
+        s = i;
+      }
+      best = std::min(best, double{d.rows[i].y});
+    }
+    auto cost = [&](size_t i) {
+      return aggregate_ == Aggregate::kRawMean ? std::exp(double{d.rows[i].y}) : d.rows[i].y - best;
+    };
+    model_cost += cost(m);
+    sbs_cost += cost(s);
+    ++tasks;
+  }
+  if (tasks == 0) return absl::OkStatus();
+  inner_model_ = model_cost / tasks;
+  inner_sbs_ = sbs_cost / tasks;
+  use_sbs_ = inner_sbs_ < inner_model_;
+  return absl::OkStatus();
+}
+
+absl::Status AutoLearner::Predict(const float* task_x, const std::vector<CandidateRef>& candidates,
+                                  std::vector<LogPrediction>* out) const {
+  if (auto s = xgb_.Predict(task_x, candidates, out); !s.ok()) return s;
+  if (!use_sbs_) return absl::OkStatus();
+  std::vector<LogPrediction> sbs;
+  if (auto s = sbs_->Predict(task_x, candidates, &sbs); !s.ok()) return s;
+  for (size_t i = 0; i < out->size(); ++i) (*out)[i].score = sbs[i].mean;
+  return absl::OkStatus();
 }
 
 // --- SBS and kNN ------------------------------------------------------------------------------------------

@@ -45,6 +45,9 @@ struct LogPrediction {
   double mean = 0;
   double lo = 0;
   double hi = 0;
+  double score = kNoScore;  // what to rank by when it differs from `mean` (AutoLearner falling back to SBS)
+  static constexpr double kNoScore = -1e308;
+  double rank_score() const { return score == kNoScore ? mean : score; }
 };
 
 class Learner {
@@ -82,6 +85,9 @@ class XgbLearner : public Learner {
 
   double residual_lo() const { return residual_lo_; }
   double residual_hi() const { return residual_hi_; }
+  // Out-of-fold prediction of each training row (NaN where none), kept from the interval folds so that callers
+  // can compare the model with alternatives on unseen tasks at no extra training cost.
+  const std::vector<float>& oof_predictions() const { return oof_; }
 
  private:
   XgbLearnerOptions options_;
@@ -89,6 +95,7 @@ class XgbLearner : public Learner {
   std::unique_ptr<XgbBooster> booster_;
   double residual_lo_ = 0, residual_hi_ = 0;
   bool has_interval_ = false;
+  std::vector<float> oof_;
 };
 
 // How SBS and kNN aggregate a strategy's costs over tasks.
@@ -131,6 +138,34 @@ class SbsLearner : public Learner {
  private:
   Aggregate aggregate_;
   std::vector<std::pair<uint64_t, double>> scores_;
+};
+
+// The evaluator's default selector: XGBoost regression, unless its out-of-fold choices on the training tasks
+// (from the interval folds) are worse than those of the single best strategy chosen on the same folds, in
+// which case it ranks like SBS (and needs no task features). Values and intervals always come from the
+// regression. This is model selection on training data only, so it is safe on small or hard data sets.
+class AutoLearner : public Learner {
+ public:
+  AutoLearner(XgbLearnerOptions options, Aggregate aggregate)
+      : xgb_(options), aggregate_(aggregate), xgb_options_folds_(options.interval_folds),
+        seed_(options.params.seed) {}
+  std::string name() const override { return "xgb_reg"; }
+  absl::Status Fit(const Dataset& data) override;
+  absl::Status Predict(const float* task_x, const std::vector<CandidateRef>& candidates,
+                       std::vector<LogPrediction>* out) const override;
+  bool uses_sbs() const { return use_sbs_; }
+  // Inner (out-of-fold) cost of the model's and of SBS's choices, in the aggregate's unit.
+  double inner_model_cost() const { return inner_model_; }
+  double inner_sbs_cost() const { return inner_sbs_; }
+
+ private:
+  XgbLearner xgb_;
+  Aggregate aggregate_;
+  int xgb_options_folds_;
+  uint64_t seed_;
+  std::unique_ptr<SbsLearner> sbs_;
+  bool use_sbs_ = false;
+  double inner_model_ = 0, inner_sbs_ = 0;
 };
 
 // Per strategy: aggregate cost over the given tasks (helper shared by SBS and kNN).

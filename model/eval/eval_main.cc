@@ -157,6 +157,10 @@ int EvalMain(const std::vector<std::string>& argv, std::ostream& out, std::ostre
   o.leave_one_group_out = !group.empty();
   TrainOptions train;
   train.xgb.seed = a.seed;
+  // Selection is scored on e2e latency only; other heads would only cost time here.
+  train.objectives = {Objective::kE2eLatency};
+  train.train_peak_memory = false;
+  if (getenv("EXP_NOBASE")) train.roofline_baseline = false;
   std::vector<NamedSelector> selectors = StandardSelectors(rp->problem, rp->features, a.seed);
   selectors[0] = {"accelsel", MetaModelFactory(*rp, train), true};
   return Emit(RunEvaluation(rp->problem, selectors, o), a, out, err);

@@ -42,6 +42,7 @@ struct AslibDescription {
   double cutoff = 0;
   bool maximize = false;
   std::string performance_type = "runtime";
+  std::vector<std::string> performance_measures;  // column names in algorithm_runs.arff (e.g. runtime, PAR10)
   std::vector<std::string> default_steps;
   std::map<std::string, std::vector<std::string>> provides;  // step -> features
 };
