@@ -140,33 +140,38 @@ class SbsLearner : public Learner {
   std::vector<std::pair<uint64_t, double>> scores_;
 };
 
-// The evaluator's default selector: XGBoost regression, unless its out-of-fold choices on the training tasks
-// (from the interval folds) are worse than those of the single best strategy chosen on the same folds, in
-// which case it ranks like SBS (and needs no task features). Values and intervals always come from the
-// regression. This is model selection on training data only, so it is safe on small or hard data sets.
+// The evaluator's default selector: model selection by inner cross-validation on the training tasks only.
+// Candidates: XGBoost regression (its out-of-fold predictions come free with the interval folds), XGBoost
+// pairwise ranking, kNN and SBS; the one whose inner out-of-fold choices cost least is refitted on all training
+// tasks and ranks the candidates. Values and intervals always come from the regression. Safe on small or hard
+// data sets (it falls back to SBS, which then needs no task features) and never looks at test data.
 class AutoLearner : public Learner {
  public:
-  AutoLearner(XgbLearnerOptions options, Aggregate aggregate)
-      : xgb_(options), aggregate_(aggregate), xgb_options_folds_(options.interval_folds),
-        seed_(options.params.seed) {}
+  AutoLearner(XgbLearnerOptions options, Aggregate aggregate, int knn_k = 10)
+      : options_(options), xgb_(options), aggregate_(aggregate), knn_k_(knn_k) {}
   std::string name() const override { return "xgb_reg"; }
   absl::Status Fit(const Dataset& data) override;
   absl::Status Predict(const float* task_x, const std::vector<CandidateRef>& candidates,
                        std::vector<LogPrediction>* out) const override;
-  bool uses_sbs() const { return use_sbs_; }
-  // Inner (out-of-fold) cost of the model's and of SBS's choices, in the aggregate's unit.
-  double inner_model_cost() const { return inner_model_; }
-  double inner_sbs_cost() const { return inner_sbs_; }
+  // Name of the learner that ranks ("xgb_reg", "xgb_rank", "knn" or "sbs").
+  const std::string& chosen() const { return chosen_; }
+  bool uses_sbs() const { return chosen_ == "sbs"; }
+  // Inner out-of-fold cost per candidate learner, in the aggregate's unit (mean cost or mean log regret).
+  const std::vector<std::pair<std::string, double>>& inner_costs() const { return inner_costs_; }
 
  private:
+  std::unique_ptr<Learner> Make(const std::string& name) const;
+  XgbLearnerOptions options_;
   XgbLearner xgb_;
   Aggregate aggregate_;
-  int xgb_options_folds_;
-  uint64_t seed_;
-  std::unique_ptr<SbsLearner> sbs_;
-  bool use_sbs_ = false;
-  double inner_model_ = 0, inner_sbs_ = 0;
+  int knn_k_;
+  std::unique_ptr<Learner> ranker_;  // null when the regression ranks
+  std::string chosen_ = "xgb_reg";
+  std::vector<std::pair<std::string, double>> inner_costs_;
 };
+
+// Rows of the tasks for which keep(task) holds, with tasks renumbered compactly (`old_task` maps back).
+Dataset SubsetByTasks(const Dataset& d, const std::vector<bool>& keep, std::vector<uint32_t>* old_task);
 
 // Per strategy: aggregate cost over the given tasks (helper shared by SBS and kNN).
 std::vector<std::pair<uint64_t, double>> AggregateByStrategy(const Dataset& data, Aggregate aggregate);

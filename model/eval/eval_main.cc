@@ -160,7 +160,6 @@ int EvalMain(const std::vector<std::string>& argv, std::ostream& out, std::ostre
   // Selection is scored on e2e latency only; other heads would only cost time here.
   train.objectives = {Objective::kE2eLatency};
   train.train_peak_memory = false;
-  if (getenv("EXP_NOBASE")) train.roofline_baseline = false;
   std::vector<NamedSelector> selectors = StandardSelectors(rp->problem, rp->features, a.seed);
   selectors[0] = {"accelsel", MetaModelFactory(*rp, train), true};
   return Emit(RunEvaluation(rp->problem, selectors, o), a, out, err);

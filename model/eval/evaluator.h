@@ -59,6 +59,8 @@ class TrainedSelector {
   virtual absl::Status Score(uint32_t task, std::vector<CandidateScore>* out) const = 0;
   // False when the fitted selector ignores task features (then it pays no ASlib feature cost).
   virtual bool uses_features() const { return true; }
+  // For selectors that pick a learner by inner cross-validation: the one picked ("" otherwise).
+  virtual std::string chosen() const { return ""; }
 };
 using SelectorFactory =
     std::function<absl::StatusOr<std::unique_ptr<TrainedSelector>>(const std::vector<uint32_t>& train_tasks)>;
@@ -81,6 +83,7 @@ struct SelectorMetrics {
   double par10 = kMissing, remaining_gap = kMissing;  // ASlib only
   double mape = kMissing, coverage80 = kMissing;      // selectors that predict values
   uint64_t tasks = 0;
+  std::map<std::string, int> ranked_by;  // folds per learner picked by inner cross-validation
 };
 
 struct EvalReport {
