@@ -63,7 +63,7 @@ class TelemetryStore {
 
   // Exact count of stored runs (kept in a counter updated within the same WriteBatch).
   virtual uint64_t RunCount() = 0;
-  // Approximate bytes on disk (SST + memtables + WAL).
+  // Approximate bytes on disk: live SST files + WAL (memtable contents are counted through the WAL holding them).
   virtual uint64_t ApproximateBytes() = 0;
 
   // Strategy catalogue. PutStrategy overwrites; ListStrategies is ordered by id.

@@ -129,7 +129,7 @@ absl::StatusOr<std::vector<RunRecord>> LoadBenchRecordsFallback(const std::strin
 absl::StatusOr<std::vector<RunRecord>> LoadBenchRecords(const std::string& csv_path,
                                                         const std::string& descriptors_dir) {
 #if ACCELSEL_HAVE_LLM_BENCH
-  return LoadLlmInferenceBench(csv_path, descriptors_dir);
+  return LoadLlmInferenceBench(csv_path, descriptors_dir, nullptr);
 #else
   (void)descriptors_dir;
   return LoadBenchRecordsFallback(csv_path);

@@ -1,0 +1,737 @@
+// RocksDB-backed TelemetryStore: column families, tuned options, the schema check on open, deduplicating atomic
+// appends, snapshot scans and the single rocksdb::Status -> absl::Status conversion.
+#include "storage/rocksdb_store.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdarg>
+#include <filesystem>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "rocksdb/cache.h"
+#include "rocksdb/convenience.h"
+#include "rocksdb/db.h"
+#include "rocksdb/env.h"
+#include "rocksdb/filter_policy.h"
+#include "rocksdb/listener.h"
+#include "rocksdb/options.h"
+#include "rocksdb/slice.h"
+#include "rocksdb/status.h"
+#include "rocksdb/table.h"
+#include "rocksdb/transaction_log.h"
+#include "rocksdb/write_batch.h"
+
+// Debian's Abseil 20220623 has no status_macros.h; this module keeps its own, scoped to this file.
+#define STORAGE_RETURN_IF_ERROR(expr)           \
+  do {                                          \
+    if (absl::Status _st = (expr); !_st.ok()) { \
+      return _st;                               \
+    }                                           \
+  } while (false)
+
+namespace accelsel::storage {
+namespace {
+
+constexpr uint64_t kMiB = uint64_t{1} << 20;
+// Runs fetched per MultiGet during a scan: large enough to amortise the call, small enough that a scan which the
+// callback stops early has not read much ahead.
+constexpr size_t kScanChunk = 256;
+constexpr char kModelBlobTag = 'b';
+constexpr char kModelInfoTag = 'i';
+
+void AppendBigEndian64(uint64_t value, std::string* out) {
+  char bytes[8];
+  for (int i = 7; i >= 0; --i) {
+    bytes[i] = static_cast<char>(value & 0xff);
+    value >>= 8;
+  }
+  out->append(bytes, sizeof(bytes));
+}
+
+void EncodeTimeKeyInto(int64_t time_unix_ms, std::string_view run_id, std::string* out) {
+  out->clear();
+  AppendBigEndian64(static_cast<uint64_t>(time_unix_ms) ^ (uint64_t{1} << 63), out);
+  out->append(run_id.data(), run_id.size());
+}
+
+std::string ModelKey(char tag, uint64_t version) {
+  std::string key(1, tag);
+  AppendBigEndian64(version, &key);
+  return key;
+}
+
+rocksdb::Slice ToSlice(std::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
+
+// Swallows RocksDB's info log. Used only by the read-only schema probe, so that refusing a store leaves every file
+// in its folder untouched (RocksDB would otherwise rotate LOG into LOG.old.*).
+class DiscardingLogger : public rocksdb::Logger {
+ public:
+  DiscardingLogger() : rocksdb::Logger(rocksdb::InfoLogLevel::HEADER_LEVEL) {}
+  using rocksdb::Logger::Logv;
+  void Logv(const char* /*format*/, va_list /*ap*/) override {}
+};
+
+// Best available codec of `preferred`, in order; kNoCompression if the RocksDB build has none of them.
+rocksdb::CompressionType PickCompression(std::initializer_list<rocksdb::CompressionType> preferred) {
+  const std::vector<rocksdb::CompressionType> supported = rocksdb::GetSupportedCompressions();
+  for (rocksdb::CompressionType type : preferred) {
+    if (std::find(supported.begin(), supported.end(), type) != supported.end()) return type;
+  }
+  return rocksdb::kNoCompression;
+}
+
+// Options shared by every column family. `point_lookups` adds the bloom filters that make run_id dedup cheap.
+rocksdb::ColumnFamilyOptions MakeCfOptions(const StoreOptions& options, const std::shared_ptr<rocksdb::Cache>& cache,
+                                           bool point_lookups) {
+  rocksdb::ColumnFamilyOptions cf;
+  rocksdb::BlockBasedTableOptions table;
+  // One LRU cache for all column families so StoreOptions::block_cache_mb bounds read memory as a whole.
+  if (cache != nullptr) table.block_cache = cache;
+  // Index and filter blocks live in that cache too (otherwise they sit outside it and grow with the data);
+  // L0's are pinned because every lookup consults them.
+  table.cache_index_and_filter_blocks = true;
+  table.pin_l0_filter_and_index_blocks_in_cache = true;
+  if (point_lookups) {
+    // 10 bits/key ~ 1% false positives: a dedup check for a new run_id (the common case) usually reads no data
+    // block at all. Not used on runs_by_time, which is only ever range-scanned.
+    table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+    // The same idea for the memtable, where the freshest run_ids are.
+    cf.memtable_prefix_bloom_size_ratio = 0.02;
+    cf.memtable_whole_key_filtering = true;
+  }
+  cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+
+  // Memtable size per column family. Memory is taken from the arena as it fills, so the small families
+  // (meta, catalog) do not cost this much.
+  if (options.write_buffer_mb > 0) cf.write_buffer_size = options.write_buffer_mb * kMiB;
+  // One memtable filling while another flushes, plus one spare, so a slow flush does not stall appends.
+  cf.max_write_buffer_number = 3;
+
+  // Leveled compaction: telemetry is read back by point lookups and scans, which favour few sorted runs over
+  // universal compaction's lower write amplification.
+  cf.compaction_style = rocksdb::kCompactionStyleLevel;
+  // Size levels from the last one upward: bounds space amplification to about 1.1x as the store grows.
+  cf.level_compaction_dynamic_level_bytes = true;
+  // LZ4 on the upper levels (cheap on the write path); ZSTD on the last level, where ~90% of the data ends up and is
+  // written once by compaction, for the better ratio. Debian 12's librocksdb links both; fall back if a build
+  // lacks them.
+  cf.compression = PickCompression({rocksdb::kLZ4Compression, rocksdb::kSnappyCompression});
+  cf.bottommost_compression = PickCompression({rocksdb::kZSTD, rocksdb::kLZ4Compression});
+  return cf;
+}
+
+// Notes that RocksDB entered an error state (failed WAL write, flush or compaction) and keeps it from recovering on
+// its own: the store replaces the whole instance instead (see RocksDbTelemetryStore::WritableInstanceLocked).
+class ErrorListener : public rocksdb::EventListener {
+ public:
+  void OnBackgroundError(rocksdb::BackgroundErrorReason /*reason*/, rocksdb::Status* /*bg_error*/) override {
+    error_seen_.store(true);
+  }
+  void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason /*reason*/, rocksdb::Status bg_error,
+                            bool* auto_recovery) override {
+    bg_error.PermitUncheckedError();
+    *auto_recovery = false;
+  }
+  bool error_seen() const { return error_seen_.load(); }
+
+ private:
+  std::atomic<bool> error_seen_{false};
+};
+
+rocksdb::DBOptions MakeDbOptions(const StoreOptions& options, rocksdb::Env* env,
+                                 std::shared_ptr<rocksdb::EventListener> listener) {
+  rocksdb::DBOptions db;
+  db.listeners.push_back(std::move(listener));
+  db.create_if_missing = true;
+  db.create_missing_column_families = true;
+  if (env != nullptr) db.env = env;
+  // One flush and one compaction at a time: the service shares its cores with the RPC threads.
+  db.max_background_jobs = 2;
+  // meta gets one key per append and catalog hardly any, so their memtables would never fill and would pin every
+  // WAL file written since their last flush. Past this total RocksDB flushes the families holding the oldest WAL.
+  const uint64_t write_buffer_bytes = (options.write_buffer_mb > 0 ? options.write_buffer_mb : 64) * kMiB;
+  db.max_total_wal_size = 4 * write_buffer_bytes;
+  // Write SST files back to disk incrementally instead of in one burst at their final fsync.
+  db.bytes_per_sync = 1 * kMiB;
+  // RocksDB's own info LOG is for operators; bound the disk it takes.
+  db.keep_log_file_num = 5;
+  db.max_log_file_size = 16 * kMiB;
+  // paranoid_checks stays on (default): a failed write puts the DB in an error state instead of carrying on.
+  return db;
+}
+
+// Parses the schema stamp. nullopt if absent (a fresh or never-stamped store).
+absl::StatusOr<std::optional<uint32_t>> ReadSchemaVersion(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* meta) {
+  std::string value;
+  rocksdb::Status s = db->Get(rocksdb::ReadOptions(), meta, kSchemaVersionKey, &value);
+  if (s.IsNotFound()) return std::optional<uint32_t>();
+  if (!s.ok()) return FromRocksStatus(s, "reading the schema version");
+  uint32_t version = 0;
+  if (!absl::SimpleAtoi(value, &version)) {
+    return absl::DataLossError(absl::StrCat("unreadable schema version \"", value, "\" in meta"));
+  }
+  return std::optional<uint32_t>(version);
+}
+
+absl::Status CheckSchemaVersion(uint32_t stored, const std::string& path) {
+  if (stored > kSchemaVersion) {
+    return absl::FailedPreconditionError(absl::StrCat("store schema ", stored, " is newer than this build's ",
+                                                      kSchemaVersion, "; refusing to open ", path,
+                                                      " (run a newer accelsel, or point --data_dir elsewhere)"));
+  }
+  if (stored < kSchemaVersion) {
+    // No older schema has ever been released; a future build that bumps kSchemaVersion adds its migration here.
+    return absl::FailedPreconditionError(absl::StrCat("store schema ", stored, " is older than this build's ",
+                                                      kSchemaVersion, " and no migration exists; refusing to open ",
+                                                      path));
+  }
+  return absl::OkStatus();
+}
+
+// Opens an existing store read-only (no file in its folder is created or changed) and checks its schema stamp, so
+// that a store written by a newer build is refused before this build's RocksDB writes anything to it.
+absl::Status ProbeSchema(const rocksdb::DBOptions& base, const std::string& path,
+                         const std::vector<std::string>& families) {
+  rocksdb::DBOptions db_options = base;
+  db_options.info_log = std::make_shared<DiscardingLogger>();
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  for (const std::string& name : families) descriptors.emplace_back(name, rocksdb::ColumnFamilyOptions());
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s = rocksdb::DB::OpenForReadOnly(db_options, path, descriptors, &handles, &raw);
+  if (!s.ok()) return FromRocksStatus(s, absl::StrCat("opening ", path, " read-only to check its schema"));
+  std::unique_ptr<rocksdb::DB> db(raw);
+  absl::Status result = absl::OkStatus();
+  const auto meta = std::find(families.begin(), families.end(), kMetaCf);
+  if (meta != families.end()) {
+    absl::StatusOr<std::optional<uint32_t>> stored = ReadSchemaVersion(db.get(), handles[meta - families.begin()]);
+    if (!stored.ok()) {
+      result = stored.status();
+    } else if (stored->has_value()) {
+      result = CheckSchemaVersion(**stored, path);
+    }
+  }
+  for (rocksdb::ColumnFamilyHandle* handle : handles) db->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
+  db->Close().PermitUncheckedError();
+  return result;
+}
+
+// Releases a snapshot when the read that took it ends, however it ends.
+class ScopedSnapshot {
+ public:
+  explicit ScopedSnapshot(rocksdb::DB* db) : db_(db), snapshot_(db->GetSnapshot()) {}
+  ~ScopedSnapshot() { db_->ReleaseSnapshot(snapshot_); }
+  ScopedSnapshot(const ScopedSnapshot&) = delete;
+  ScopedSnapshot& operator=(const ScopedSnapshot&) = delete;
+  const rocksdb::Snapshot* get() const { return snapshot_; }
+
+ private:
+  rocksdb::DB* db_;
+  const rocksdb::Snapshot* snapshot_;
+};
+
+// One open RocksDB instance and its column families, closed when its last user lets go. After a write error the
+// store replaces the instance (RecoverLocked), so each operation holds a shared_ptr to the instance it started on.
+struct Instance {
+  Instance() = default;
+  Instance(const Instance&) = delete;
+  Instance& operator=(const Instance&) = delete;
+  ~Instance() {
+    if (db != nullptr) {
+      for (rocksdb::ColumnFamilyHandle* handle : handles) db->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
+      db->Close().PermitUncheckedError();
+      db.reset();
+    }
+    closed->Notify();
+  }
+
+  std::shared_ptr<ErrorListener> listener;
+  std::unique_ptr<rocksdb::DB> db;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::ColumnFamilyHandle* runs = nullptr;
+  rocksdb::ColumnFamilyHandle* runs_by_time = nullptr;
+  rocksdb::ColumnFamilyHandle* catalog = nullptr;
+  rocksdb::ColumnFamilyHandle* models = nullptr;
+  rocksdb::ColumnFamilyHandle* meta = nullptr;
+  uint64_t run_count_at_open = 0;
+  // Notified once the instance is closed and its LOCK file released, whichever thread let go of it last.
+  std::shared_ptr<absl::Notification> closed = std::make_shared<absl::Notification>();
+  // Set when a write on this instance failed: it must not be written again (see WritableInstanceLocked).
+  std::atomic<bool> write_failed{false};
+
+  bool Healthy() const { return !write_failed.load() && !listener->error_seen(); }
+};
+
+// Opens the store folder: schema probe, RocksDB open with every column family, schema stamp, run counter.
+absl::StatusOr<std::unique_ptr<Instance>> OpenInstance(const StoreOptions& options, rocksdb::Env* env,
+                                                       const std::shared_ptr<rocksdb::Cache>& cache) {
+  std::error_code ec;
+  std::filesystem::create_directories(options.path, ec);
+  if (ec) return absl::UnavailableError(absl::StrCat("cannot create ", options.path, ": ", ec.message()));
+
+  auto instance = std::make_unique<Instance>();
+  instance->listener = std::make_shared<ErrorListener>();
+  const rocksdb::DBOptions db_options = MakeDbOptions(options, env, instance->listener);
+  rocksdb::Env* file_env = env != nullptr ? env : rocksdb::Env::Default();
+  std::vector<std::string> existing;
+  if (file_env->FileExists(options.path + "/CURRENT").ok()) {
+    STORAGE_RETURN_IF_ERROR(FromRocksStatus(rocksdb::DB::ListColumnFamilies(db_options, options.path, &existing),
+                                            absl::StrCat("listing column families of ", options.path)));
+    STORAGE_RETURN_IF_ERROR(ProbeSchema(db_options, options.path, existing));
+  }
+
+  const rocksdb::ColumnFamilyOptions plain = MakeCfOptions(options, cache, /*point_lookups=*/false);
+  const rocksdb::ColumnFamilyOptions lookups = MakeCfOptions(options, cache, /*point_lookups=*/true);
+  // Order matters: the handles are picked out by position below.
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors = {
+      {rocksdb::kDefaultColumnFamilyName, plain},
+      {kRunsCf, lookups},
+      {kRunsByTimeCf, plain},
+      {kCatalogCf, lookups},
+      {kModelsCf, plain},
+      {kMetaCf, lookups},
+  };
+  // Families this build does not know must still be opened (RocksDB insists); they can only come from a build with
+  // the same schema version, so they are kept as they are.
+  for (const std::string& name : existing) {
+    const bool known = std::any_of(descriptors.begin(), descriptors.end(),
+                                   [&](const rocksdb::ColumnFamilyDescriptor& d) { return d.name == name; });
+    if (!known) descriptors.emplace_back(name, plain);
+  }
+  rocksdb::DB* raw = nullptr;
+  STORAGE_RETURN_IF_ERROR(
+      FromRocksStatus(rocksdb::DB::Open(db_options, options.path, descriptors, &instance->handles, &raw),
+                      absl::StrCat("opening ", options.path)));
+  instance->db.reset(raw);
+  instance->runs = instance->handles[1];
+  instance->runs_by_time = instance->handles[2];
+  instance->catalog = instance->handles[3];
+  instance->models = instance->handles[4];
+  instance->meta = instance->handles[5];
+
+  absl::StatusOr<std::optional<uint32_t>> stored = ReadSchemaVersion(instance->db.get(), instance->meta);
+  if (!stored.ok()) return stored.status();
+  if (stored->has_value()) {
+    STORAGE_RETURN_IF_ERROR(CheckSchemaVersion(**stored, options.path));
+  } else {
+    // A fresh store (or one whose first open crashed before this point): stamp it, durably.
+    rocksdb::WriteOptions sync;
+    sync.sync = true;
+    STORAGE_RETURN_IF_ERROR(
+        FromRocksStatus(instance->db->Put(sync, instance->meta, kSchemaVersionKey, absl::StrCat(kSchemaVersion)),
+                        "stamping the schema version"));
+  }
+
+  std::string count;
+  rocksdb::Status s = instance->db->Get(rocksdb::ReadOptions(), instance->meta, kRunCountKey, &count);
+  if (s.ok()) {
+    if (!absl::SimpleAtoi(count, &instance->run_count_at_open)) {
+      return absl::DataLossError(absl::StrCat("unreadable run count \"", count, "\" in meta"));
+    }
+  } else if (!s.IsNotFound()) {
+    return FromRocksStatus(s, "reading the run count");
+  }
+  return instance;
+}
+
+class RocksDbTelemetryStore final : public TelemetryStore {
+ public:
+  RocksDbTelemetryStore(const StoreOptions& options, rocksdb::Env* env, std::shared_ptr<rocksdb::Cache> cache,
+                        std::shared_ptr<Instance> instance)
+      : options_(options),
+        env_(env),
+        cache_(std::move(cache)),
+        run_count_(instance->run_count_at_open),
+        instance_(std::move(instance)) {
+    run_write_options_.sync = options.sync_writes;
+    // Catalogue, model and meta writes are rare and operator-visible (a pin, a promoted model): always fsynced.
+    control_write_options_.sync = true;
+  }
+
+  absl::StatusOr<std::vector<AppendResult>> AppendRuns(const std::vector<const v1::RunReport*>& runs) override {
+    std::vector<AppendResult> results(runs.size(), AppendResult::kDuplicate);
+    if (runs.empty()) return results;
+    for (size_t i = 0; i < runs.size(); ++i) {
+      if (runs[i] == nullptr) return absl::InvalidArgumentError(absl::StrCat("runs[", i, "] is null"));
+      if (runs[i]->run_id().empty()) return absl::InvalidArgumentError(absl::StrCat("runs[", i, "].run_id is empty"));
+    }
+
+    // Indices of the first occurrence of each run_id in this call; later repeats stay kDuplicate.
+    std::vector<size_t> firsts;
+    firsts.reserve(runs.size());
+    {
+      absl::flat_hash_set<std::string_view> seen;
+      seen.reserve(runs.size());
+      for (size_t i = 0; i < runs.size(); ++i) {
+        if (seen.insert(runs[i]->run_id()).second) firsts.push_back(i);
+      }
+    }
+    std::vector<rocksdb::Slice> keys;
+    keys.reserve(firsts.size());
+    for (size_t i : firsts) keys.push_back(ToSlice(runs[i]->run_id()));
+    std::vector<rocksdb::PinnableSlice> existing(firsts.size());
+    std::vector<rocksdb::Status> lookups(firsts.size());
+
+    // Check-then-write under one lock: no other writer can store one of these run_ids in between.
+    absl::MutexLock lock(&write_mu_);
+    absl::StatusOr<std::shared_ptr<Instance>> instance = WritableInstanceLocked();
+    if (!instance.ok()) return instance.status();
+    Instance& db = **instance;
+    db.db->MultiGet(rocksdb::ReadOptions(), db.runs, keys.size(), keys.data(), existing.data(), lookups.data());
+
+    batch_.Clear();
+    uint64_t stored = 0;
+    for (size_t k = 0; k < firsts.size(); ++k) {
+      if (lookups[k].ok()) continue;  // already stored by an earlier call
+      if (!lookups[k].IsNotFound()) return FromRocksStatus(lookups[k], "checking run_id for duplicates");
+      const v1::RunReport& run = *runs[firsts[k]];
+      if (!run.SerializeToString(&value_buffer_)) {
+        return absl::InternalError(absl::StrCat("cannot serialize run ", run.run_id()));
+      }
+      EncodeTimeKeyInto(run.time_unix_ms(), run.run_id(), &key_buffer_);
+      STORAGE_RETURN_IF_ERROR(FromRocksStatus(batch_.Put(db.runs, keys[k], value_buffer_), "batching a run"));
+      STORAGE_RETURN_IF_ERROR(
+          FromRocksStatus(batch_.Put(db.runs_by_time, key_buffer_, rocksdb::Slice()), "batching a run"));
+      results[firsts[k]] = AppendResult::kStored;
+      ++stored;
+    }
+    if (stored == 0) return results;
+
+    // The counter travels in the same batch, so it can never disagree with the runs after a crash.
+    const uint64_t new_count = run_count_.load(std::memory_order_relaxed) + stored;
+    STORAGE_RETURN_IF_ERROR(FromRocksStatus(batch_.Put(db.meta, kRunCountKey, absl::StrCat(new_count)), "batching"));
+    STORAGE_RETURN_IF_ERROR(WriteLocked(db, run_write_options_, "appending runs"));
+    run_count_.store(new_count, std::memory_order_release);
+    return results;
+  }
+
+  absl::StatusOr<v1::RunReport> GetRun(const std::string& run_id) override {
+    absl::StatusOr<std::shared_ptr<Instance>> instance = Acquire();
+    if (!instance.ok()) return instance.status();
+    rocksdb::PinnableSlice value;
+    rocksdb::Status s = (*instance)->db->Get(rocksdb::ReadOptions(), (*instance)->runs, run_id, &value);
+    if (s.IsNotFound()) return absl::NotFoundError(absl::StrCat("run ", run_id, " is not stored"));
+    if (!s.ok()) return FromRocksStatus(s, "reading a run");
+    v1::RunReport run;
+    if (!run.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+      return absl::DataLossError(absl::StrCat("stored run ", run_id, " does not parse"));
+    }
+    return run;
+  }
+
+  absl::Status ScanRuns(int64_t min_time_unix_ms, const std::function<bool(const v1::RunReport&)>& fn) override {
+    absl::StatusOr<std::shared_ptr<Instance>> instance = Acquire();
+    if (!instance.ok()) return instance.status();
+    Instance& db = **instance;
+    ScopedSnapshot snapshot(db.db.get());
+    rocksdb::ReadOptions read;
+    read.snapshot = snapshot.get();
+    // A training scan reads everything once; keep it from evicting the hot blocks that serve lookups.
+    read.fill_cache = false;
+    std::unique_ptr<rocksdb::Iterator> it(db.db->NewIterator(read, db.runs_by_time));
+    std::string start;
+    EncodeTimeKeyInto(min_time_unix_ms, "", &start);
+    it->Seek(start);
+
+    std::vector<std::string> ids;
+    ids.reserve(kScanChunk);
+    std::vector<rocksdb::Slice> keys;
+    keys.reserve(kScanChunk);
+    std::vector<rocksdb::PinnableSlice> values(kScanChunk);
+    std::vector<rocksdb::Status> statuses(kScanChunk);
+    v1::RunReport run;
+    while (true) {
+      ids.clear();
+      for (; it->Valid() && ids.size() < kScanChunk; it->Next()) {
+        const rocksdb::Slice key = it->key();
+        if (key.size() <= 8) return absl::DataLossError("malformed key in runs_by_time");
+        ids.emplace_back(key.data() + 8, key.size() - 8);
+      }
+      if (!it->status().ok()) return FromRocksStatus(it->status(), "scanning runs_by_time");
+      if (ids.empty()) return absl::OkStatus();
+
+      keys.clear();
+      for (const std::string& id : ids) keys.push_back(id);
+      for (rocksdb::PinnableSlice& value : values) value.Reset();
+      db.db->MultiGet(read, db.runs, keys.size(), keys.data(), values.data(), statuses.data());
+      for (size_t i = 0; i < ids.size(); ++i) {
+        if (statuses[i].IsNotFound()) {
+          return absl::DataLossError(absl::StrCat("runs_by_time names run ", ids[i], " but runs does not hold it"));
+        }
+        if (!statuses[i].ok()) return FromRocksStatus(statuses[i], "reading runs during a scan");
+        if (!run.ParseFromArray(values[i].data(), static_cast<int>(values[i].size()))) {
+          return absl::DataLossError(absl::StrCat("stored run ", ids[i], " does not parse"));
+        }
+        if (!fn(run)) return absl::OkStatus();
+      }
+    }
+  }
+
+  uint64_t RunCount() override { return run_count_.load(std::memory_order_acquire); }
+
+  uint64_t ApproximateBytes() override {
+    absl::StatusOr<std::shared_ptr<Instance>> instance = Acquire();
+    if (!instance.ok()) return 0;
+    rocksdb::DB& db = *(*instance)->db;
+    uint64_t total = 0;
+    uint64_t value = 0;
+    if (db.GetAggregatedIntProperty(rocksdb::DB::Properties::kLiveSstFilesSize, &value)) total += value;
+    // Memtables are not added: what they hold is already on disk in the WAL, and their size is mostly the arena
+    // RocksDB reserves up front, which would make even an empty store look half a megabyte big.
+    rocksdb::VectorLogPtr wal_files;
+    if (db.GetSortedWalFiles(wal_files).ok()) {
+      for (const std::unique_ptr<rocksdb::LogFile>& wal : wal_files) total += wal->SizeFileBytes();
+    }
+    return total;
+  }
+
+  absl::Status PutStrategy(const v1::Strategy& strategy) override {
+    if (strategy.id().empty()) return absl::InvalidArgumentError("strategy.id is empty");
+    absl::MutexLock lock(&write_mu_);
+    absl::StatusOr<std::shared_ptr<Instance>> instance = WritableInstanceLocked();
+    if (!instance.ok()) return instance.status();
+    batch_.Clear();
+    if (!strategy.SerializeToString(&value_buffer_)) return absl::InternalError("cannot serialize strategy");
+    STORAGE_RETURN_IF_ERROR(
+        FromRocksStatus(batch_.Put((*instance)->catalog, strategy.id(), value_buffer_), "batching"));
+    return WriteLocked(**instance, control_write_options_, "storing a strategy");
+  }
+
+  absl::StatusOr<std::vector<v1::Strategy>> ListStrategies() override {
+    absl::StatusOr<std::shared_ptr<Instance>> instance = Acquire();
+    if (!instance.ok()) return instance.status();
+    std::vector<v1::Strategy> strategies;
+    std::unique_ptr<rocksdb::Iterator> it((*instance)->db->NewIterator(rocksdb::ReadOptions(), (*instance)->catalog));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      v1::Strategy& strategy = strategies.emplace_back();
+      if (!strategy.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+        return absl::DataLossError(absl::StrCat("stored strategy ", it->key().ToString(), " does not parse"));
+      }
+    }
+    if (!it->status().ok()) return FromRocksStatus(it->status(), "listing strategies");
+    return strategies;
+  }
+
+  absl::Status PutModel(const ModelBlob& model) override {
+    if (model.version == 0) return absl::InvalidArgumentError("model version 0 is reserved (statistics only)");
+    if (model.info.version() != 0 && model.info.version() != model.version) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("model info.version ", model.info.version(), " does not match version ", model.version));
+    }
+    v1::ModelVersionInfo info = model.info;
+    info.set_version(model.version);
+    absl::MutexLock lock(&write_mu_);
+    absl::StatusOr<std::shared_ptr<Instance>> instance = WritableInstanceLocked();
+    if (!instance.ok()) return instance.status();
+    Instance& db = **instance;
+    batch_.Clear();
+    if (!info.SerializeToString(&value_buffer_)) return absl::InternalError("cannot serialize model info");
+    STORAGE_RETURN_IF_ERROR(
+        FromRocksStatus(batch_.Put(db.models, ModelBlobKey(model.version), model.blob), "batching"));
+    STORAGE_RETURN_IF_ERROR(
+        FromRocksStatus(batch_.Put(db.models, ModelInfoKey(model.version), value_buffer_), "batching"));
+    return WriteLocked(db, control_write_options_, "storing a model");
+  }
+
+  absl::StatusOr<ModelBlob> GetModel(uint64_t version) override {
+    absl::StatusOr<std::shared_ptr<Instance>> instance = Acquire();
+    if (!instance.ok()) return instance.status();
+    Instance& db = **instance;
+    // Blob and metadata from the same point in time.
+    ScopedSnapshot snapshot(db.db.get());
+    rocksdb::ReadOptions read;
+    read.snapshot = snapshot.get();
+    ModelBlob model;
+    model.version = version;
+    rocksdb::Status s = db.db->Get(read, db.models, ModelBlobKey(version), &model.blob);
+    if (s.IsNotFound()) return absl::NotFoundError(absl::StrCat("model version ", version, " is not stored"));
+    if (!s.ok()) return FromRocksStatus(s, "reading a model blob");
+    rocksdb::PinnableSlice info;
+    s = db.db->Get(read, db.models, ModelInfoKey(version), &info);
+    if (s.IsNotFound()) return absl::DataLossError(absl::StrCat("model version ", version, " has no metadata"));
+    if (!s.ok()) return FromRocksStatus(s, "reading model metadata");
+    if (!model.info.ParseFromArray(info.data(), static_cast<int>(info.size()))) {
+      return absl::DataLossError(absl::StrCat("metadata of model version ", version, " does not parse"));
+    }
+    return model;
+  }
+
+  absl::StatusOr<std::vector<v1::ModelVersionInfo>> ListModels() override {
+    absl::StatusOr<std::shared_ptr<Instance>> instance = Acquire();
+    if (!instance.ok()) return instance.status();
+    const std::string lower(1, kModelInfoTag);
+    const std::string upper(1, static_cast<char>(kModelInfoTag + 1));
+    const rocksdb::Slice upper_bound(upper);
+    rocksdb::ReadOptions read;
+    read.iterate_upper_bound = &upper_bound;
+    std::vector<v1::ModelVersionInfo> infos;
+    std::unique_ptr<rocksdb::Iterator> it((*instance)->db->NewIterator(read, (*instance)->models));
+    for (it->Seek(lower); it->Valid(); it->Next()) {
+      v1::ModelVersionInfo& info = infos.emplace_back();
+      if (!info.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+        return absl::DataLossError("stored model metadata does not parse");
+      }
+    }
+    if (!it->status().ok()) return FromRocksStatus(it->status(), "listing models");
+    std::reverse(infos.begin(), infos.end());  // keys ascend by version; callers want newest first
+    return infos;
+  }
+
+  absl::Status PutMeta(const std::string& key, const std::string& value) override {
+    if (key.empty()) return absl::InvalidArgumentError("meta key is empty");
+    if (key == kSchemaVersionKey || key == kRunCountKey) {
+      return absl::InvalidArgumentError(absl::StrCat("meta key \"", key, "\" is reserved for the store"));
+    }
+    absl::MutexLock lock(&write_mu_);
+    absl::StatusOr<std::shared_ptr<Instance>> instance = WritableInstanceLocked();
+    if (!instance.ok()) return instance.status();
+    batch_.Clear();
+    STORAGE_RETURN_IF_ERROR(FromRocksStatus(batch_.Put((*instance)->meta, key, value), "batching"));
+    return WriteLocked(**instance, control_write_options_, "storing meta");
+  }
+
+  absl::StatusOr<std::optional<std::string>> GetMeta(const std::string& key) override {
+    absl::StatusOr<std::shared_ptr<Instance>> instance = Acquire();
+    if (!instance.ok()) return instance.status();
+    std::string value;
+    rocksdb::Status s = (*instance)->db->Get(rocksdb::ReadOptions(), (*instance)->meta, key, &value);
+    if (s.IsNotFound()) return std::optional<std::string>();
+    if (!s.ok()) return FromRocksStatus(s, "reading meta");
+    return std::optional<std::string>(std::move(value));
+  }
+
+  absl::Status Flush() override {
+    absl::StatusOr<std::shared_ptr<Instance>> instance = Acquire();
+    if (!instance.ok()) return instance.status();
+    rocksdb::DB& db = *(*instance)->db;
+    STORAGE_RETURN_IF_ERROR(FromRocksStatus(db.FlushWAL(/*sync=*/true), "syncing the WAL"));
+    rocksdb::FlushOptions flush;
+    flush.wait = true;
+    return FromRocksStatus(db.Flush(flush, (*instance)->handles), "flushing memtables");
+  }
+
+ private:
+  absl::StatusOr<std::shared_ptr<Instance>> Acquire() {
+    absl::MutexLock lock(&instance_mu_);
+    if (instance_ == nullptr) {
+      return absl::UnavailableError(absl::StrCat("store ", options_.path, " is reopening after a write error"));
+    }
+    return instance_;
+  }
+
+  // The instance to write to. After a failed write the current instance is never written again: RocksDB 7.8 keeps
+  // the failed WAL writer, so even after DB::Resume() the next write reuses it (and Debian's assert-enabled build
+  // aborts). Instead the instance is closed and the folder reopened: WAL recovery drops any torn record of the
+  // failed batch, the counter is reloaded from meta, and writing resumes on a fresh WAL once the cause (e.g. a full
+  // disk) has gone. Until then every write returns UNAVAILABLE, which is what the client retries on.
+  absl::StatusOr<std::shared_ptr<Instance>> WritableInstanceLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) {
+    std::shared_ptr<Instance> current;
+    {
+      absl::MutexLock lock(&instance_mu_);
+      current = instance_;
+      if (current != nullptr && current->Healthy()) return current;
+      instance_.reset();  // new readers now get UNAVAILABLE instead of the failed instance
+    }
+    if (current != nullptr) failed_closed_ = current->closed;
+    current.reset();
+    // RocksDB's LOCK file admits one instance per folder: wait until in-flight reads have let go of the failed
+    // instance and it is closed. A long scan may hold it; the write fails and the next one waits again.
+    if (failed_closed_ != nullptr) {
+      if (!failed_closed_->WaitForNotificationWithTimeout(absl::Seconds(5))) {
+        return absl::UnavailableError("store is waiting for reads of the failed RocksDB instance to finish");
+      }
+      failed_closed_.reset();
+    }
+    absl::StatusOr<std::unique_ptr<Instance>> reopened = OpenInstance(options_, env_, cache_);
+    if (!reopened.ok()) return reopened.status();
+    std::shared_ptr<Instance> fresh = std::move(*reopened);
+    run_count_.store(fresh->run_count_at_open, std::memory_order_release);
+    absl::MutexLock lock(&instance_mu_);
+    instance_ = fresh;
+    return fresh;
+  }
+
+  // Writes batch_ to `db`.
+  absl::Status WriteLocked(Instance& db, const rocksdb::WriteOptions& write_options, std::string_view what)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) {
+    rocksdb::Status s = db.db->Write(write_options, &batch_);
+    if (!s.ok()) {
+      db.write_failed.store(true);
+      return FromRocksStatus(s, what);
+    }
+    return absl::OkStatus();
+  }
+
+  const StoreOptions options_;
+  rocksdb::Env* const env_;  // nullptr = rocksdb::Env::Default()
+  const std::shared_ptr<rocksdb::Cache> cache_;
+  rocksdb::WriteOptions run_write_options_;
+  rocksdb::WriteOptions control_write_options_;
+  // Written under write_mu_, read lock-free by RunCount().
+  std::atomic<uint64_t> run_count_;
+
+  // Serialises every write, so AppendRuns' duplicate check and its write are one step.
+  absl::Mutex write_mu_;
+  // Reused across calls so an append allocates per call, not per run.
+  rocksdb::WriteBatch batch_ ABSL_GUARDED_BY(write_mu_);
+  std::string value_buffer_ ABSL_GUARDED_BY(write_mu_);
+  std::string key_buffer_ ABSL_GUARDED_BY(write_mu_);
+  std::shared_ptr<absl::Notification> failed_closed_ ABSL_GUARDED_BY(write_mu_);
+
+  // Guards the pointer only; operations run on their own shared_ptr copy without holding it.
+  absl::Mutex instance_mu_ ABSL_ACQUIRED_AFTER(write_mu_);
+  std::shared_ptr<Instance> instance_ ABSL_GUARDED_BY(instance_mu_);
+};
+
+}  // namespace
+
+std::string EncodeTimeKey(int64_t time_unix_ms, std::string_view run_id) {
+  std::string key;
+  EncodeTimeKeyInto(time_unix_ms, run_id, &key);
+  return key;
+}
+
+std::string ModelBlobKey(uint64_t version) { return ModelKey(kModelBlobTag, version); }
+std::string ModelInfoKey(uint64_t version) { return ModelKey(kModelInfoTag, version); }
+
+absl::Status FromRocksStatus(const rocksdb::Status& status, std::string_view what) {
+  if (status.ok()) return absl::OkStatus();
+  // Not StrCat: Debian's Abseil is built without std::string_view interop.
+  std::string message(what);
+  message.append(": ").append(status.ToString());
+  switch (status.code()) {
+    case rocksdb::Status::kIOError:  // includes NoSpace: the caller may retry once the disk is back
+    case rocksdb::Status::kBusy:
+    case rocksdb::Status::kTryAgain:
+      return absl::UnavailableError(std::move(message));
+    case rocksdb::Status::kCorruption:
+      return absl::DataLossError(std::move(message));
+    default:
+      return absl::InternalError(std::move(message));
+  }
+}
+
+absl::StatusOr<std::unique_ptr<TelemetryStore>> OpenRocksDbStore(const StoreOptions& options, rocksdb::Env* env) {
+  if (options.path.empty()) return absl::InvalidArgumentError("StoreOptions.path is empty");
+  std::shared_ptr<rocksdb::Cache> cache;
+  if (options.block_cache_mb > 0) cache = rocksdb::NewLRUCache(options.block_cache_mb * kMiB);
+  absl::StatusOr<std::unique_ptr<Instance>> instance = OpenInstance(options, env, cache);
+  if (!instance.ok()) return instance.status();
+  return std::unique_ptr<TelemetryStore>(
+      new RocksDbTelemetryStore(options, env, std::move(cache), std::shared_ptr<Instance>(std::move(*instance))));
+}
+
+absl::StatusOr<std::unique_ptr<TelemetryStore>> TelemetryStore::Open(const StoreOptions& options) {
+  return OpenRocksDbStore(options, nullptr);
+}
+
+}  // namespace accelsel::storage

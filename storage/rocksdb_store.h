@@ -1,0 +1,53 @@
+// The RocksDB implementation of TelemetryStore: its on-disk key layout (exposed for tests and offline tools such as
+// `ldb`) and an Open variant that lets tests put a fault-injecting rocksdb::Env underneath the store.
+#ifndef ACCELSEL_STORAGE_ROCKSDB_STORE_H_
+#define ACCELSEL_STORAGE_ROCKSDB_STORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "storage/telemetry_store.h"
+
+namespace rocksdb {
+class Env;
+class Status;
+}  // namespace rocksdb
+
+namespace accelsel::storage {
+
+// Column families. The default column family exists (RocksDB requires it) but holds nothing.
+inline constexpr char kRunsCf[] = "runs";                // run_id -> serialized v1::RunReport
+inline constexpr char kRunsByTimeCf[] = "runs_by_time";  // EncodeTimeKey(time, run_id) -> "" (time index)
+inline constexpr char kCatalogCf[] = "catalog";          // strategy id -> serialized v1::Strategy
+inline constexpr char kModelsCf[] = "models";            // ModelBlobKey / ModelInfoKey -> blob / ModelVersionInfo
+inline constexpr char kMetaCf[] = "meta";                // service metadata (PutMeta) + the reserved keys below
+
+// Reserved keys in `meta`, written only by the store (PutMeta refuses them). Values are decimal strings, so an
+// operator can read them with `ldb --column_family=meta scan`.
+inline constexpr char kSchemaVersionKey[] = "schema_version";
+inline constexpr char kRunCountKey[] = "run_count";
+
+// runs_by_time key: 8 bytes big-endian of time_unix_ms with the sign bit flipped (so negative times sort before
+// positive ones under bytewise order), then the run_id bytes.
+std::string EncodeTimeKey(int64_t time_unix_ms, std::string_view run_id);
+// models keys: one-byte tag ('b' = blob, 'i' = info) + 8 bytes big-endian version, so the metadata of all versions
+// is one contiguous, version-ordered range that ListModels reads without touching blobs.
+std::string ModelBlobKey(uint64_t version);
+std::string ModelInfoKey(uint64_t version);
+
+// The one place a rocksdb::Status becomes an absl::Status. IOError (incl. NoSpace) and the transient Busy/TryAgain
+// -> UNAVAILABLE; Corruption -> DATA_LOSS; anything else -> INTERNAL. `what` names the operation.
+absl::Status FromRocksStatus(const rocksdb::Status& status, std::string_view what);
+
+// Opens the RocksDB store. `env` (not owned, must outlive the store) replaces rocksdb::Env::Default() for all file
+// I/O; nullptr means the default. TEST HOOK: production code calls TelemetryStore::Open, which passes nullptr;
+// tests pass a fault-injecting EnvWrapper to exercise the write-error path.
+absl::StatusOr<std::unique_ptr<TelemetryStore>> OpenRocksDbStore(const StoreOptions& options, rocksdb::Env* env);
+
+}  // namespace accelsel::storage
+
+#endif  // ACCELSEL_STORAGE_ROCKSDB_STORE_H_

@@ -1,0 +1,707 @@
+// Tests of the RocksDB TelemetryStore on real RocksDB folders: dedup, scans, snapshots, schema refusal,
+// concurrency, a SIGKILL crash test and a fault-injected write error.
+#include "storage/telemetry_store.h"
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "accelsel/v1/accelsel.pb.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/util/message_differencer.h"
+#include "gtest/gtest.h"
+#include "rocksdb/db.h"
+#include "rocksdb/env.h"
+#include "storage/rocksdb_store.h"
+
+namespace accelsel::storage {
+namespace {
+
+using ::google::protobuf::util::MessageDifferencer;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+v1::RunReport MakeRun(const std::string& run_id, int64_t time_unix_ms, double e2e_latency_ms = 100.0) {
+  v1::RunReport run;
+  run.set_run_id(run_id);
+  run.set_node_id("node-a");
+  run.set_time_unix_ms(time_unix_ms);
+  run.set_strategy_id("vllm-continuous-batching");
+  run.set_status(v1::RUN_STATUS_OK);
+  run.mutable_context()->mutable_model()->set_name("llama-3-8b");
+  run.mutable_context()->mutable_hardware()->set_accelerator("H100");
+  run.mutable_metrics()->set_e2e_latency_ms(e2e_latency_ms);
+  return run;
+}
+
+std::vector<const v1::RunReport*> Pointers(const std::vector<v1::RunReport>& runs) {
+  std::vector<const v1::RunReport*> pointers;
+  for (const v1::RunReport& run : runs) pointers.push_back(&run);
+  return pointers;
+}
+
+class TelemetryStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const char* tmp = std::getenv("ACCELSEL_TEST_TMPDIR");
+    dir_ = absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/storage_",
+                        ::testing::UnitTest::GetInstance()->current_test_info()->name(), "_", getpid());
+    std::filesystem::remove_all(dir_);
+    options_.path = dir_;
+    options_.block_cache_mb = 8;
+    options_.write_buffer_mb = 4;
+  }
+  void TearDown() override {
+    if (!HasFailure()) std::filesystem::remove_all(dir_);
+  }
+
+  std::unique_ptr<TelemetryStore> OpenStore() {
+    absl::StatusOr<std::unique_ptr<TelemetryStore>> store = TelemetryStore::Open(options_);
+    EXPECT_TRUE(store.ok()) << store.status();
+    return store.ok() ? std::move(*store) : nullptr;
+  }
+
+  // Every run the store yields on a full scan, in order.
+  static std::vector<v1::RunReport> ScanAll(TelemetryStore& store, int64_t min_time_unix_ms = INT64_MIN) {
+    std::vector<v1::RunReport> runs;
+    absl::Status status = store.ScanRuns(min_time_unix_ms, [&](const v1::RunReport& run) {
+      runs.push_back(run);
+      return true;
+    });
+    EXPECT_TRUE(status.ok()) << status;
+    return runs;
+  }
+
+  std::string dir_;
+  StoreOptions options_;
+};
+
+TEST_F(TelemetryStoreTest, AppendStoresNewRunsAndFlagsResentOnesAsDuplicates) {
+  std::unique_ptr<TelemetryStore> store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  std::vector<v1::RunReport> first = {MakeRun("a", 1000), MakeRun("b", 2000)};
+  absl::StatusOr<std::vector<AppendResult>> results = store->AppendRuns(Pointers(first));
+  ASSERT_TRUE(results.ok()) << results.status();
+  EXPECT_THAT(*results, ElementsAre(AppendResult::kStored, AppendResult::kStored));
+
+  // "a" resent with a different payload: a duplicate, and the stored copy is the first one.
+  std::vector<v1::RunReport> second = {MakeRun("a", 1000, 999.0), MakeRun("c", 3000)};
+  results = store->AppendRuns(Pointers(second));
+  ASSERT_TRUE(results.ok()) << results.status();
+  EXPECT_THAT(*results, ElementsAre(AppendResult::kDuplicate, AppendResult::kStored));
+  EXPECT_EQ(store->RunCount(), 3u);
+  absl::StatusOr<v1::RunReport> a = store->GetRun("a");
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->metrics().e2e_latency_ms(), 100.0);
+  EXPECT_EQ(ScanAll(*store).size(), 3u);
+}
+
+TEST_F(TelemetryStoreTest, AppendFlagsRepeatsWithinOneBatch) {
+  std::unique_ptr<TelemetryStore> store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  std::vector<v1::RunReport> batch = {MakeRun("a", 1, 1.0), MakeRun("b", 2), MakeRun("a", 1, 2.0), MakeRun("c", 3),
+                                      MakeRun("b", 2)};
+  absl::StatusOr<std::vector<AppendResult>> results = store->AppendRuns(Pointers(batch));
+  ASSERT_TRUE(results.ok()) << results.status();
+  EXPECT_THAT(*results, ElementsAre(AppendResult::kStored, AppendResult::kStored, AppendResult::kDuplicate,
+                                    AppendResult::kStored, AppendResult::kDuplicate));
+  EXPECT_EQ(store->RunCount(), 3u);
+  EXPECT_EQ(store->GetRun("a")->metrics().e2e_latency_ms(), 1.0);  // the first occurrence wins
+  EXPECT_EQ(ScanAll(*store).size(), 3u);                           // the time index holds no duplicate either
+}
+
+TEST_F(TelemetryStoreTest, AppendRejectsEmptyRunIdAndWritesNothing) {
+  std::unique_ptr<TelemetryStore> store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  std::vector<v1::RunReport> batch = {MakeRun("ok", 1), MakeRun("", 2)};
+  absl::StatusOr<std::vector<AppendResult>> results = store->AppendRuns(Pointers(batch));
+  EXPECT_EQ(results.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store->RunCount(), 0u);
+  EXPECT_EQ(store->GetRun("ok").status().code(), absl::StatusCode::kNotFound);
+  // An empty call is fine and writes nothing.
+  results = store->AppendRuns({});
+  ASSERT_TRUE(results.ok());
+  EXPECT_TRUE(results->empty());
+}
+
+TEST_F(TelemetryStoreTest, GetRunReturnsTheStoredReportOrNotFound) {
+  std::unique_ptr<TelemetryStore> store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  v1::RunReport run = MakeRun("run-1", 1234);
+  run.set_decision_id("decision-7");
+  run.set_status(v1::RUN_STATUS_OOM);
+  run.mutable_metrics()->set_peak_memory_gb(79.5);
+  ASSERT_TRUE(store->AppendRuns({&run}).ok());
+  absl::StatusOr<v1::RunReport> got = store->GetRun("run-1");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_TRUE(MessageDifferencer::Equals(*got, run)) << got->DebugString();
+  absl::StatusOr<v1::RunReport> missing = store->GetRun("run-2");
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(missing.status().message(), HasSubstr("run-2"));
+}
+
+TEST_F(TelemetryStoreTest, RunCountAndRunsSurviveReopen) {
+  {
+    std::unique_ptr<TelemetryStore> store = OpenStore();
+    ASSERT_NE(store, nullptr);
+    std::vector<v1::RunReport> runs;
+    for (int i = 0; i < 50; ++i) runs.push_back(MakeRun(absl::StrCat("r", i), i));
+    ASSERT_TRUE(store->AppendRuns(Pointers(runs)).ok());
+    EXPECT_EQ(store->RunCount(), 50u);
+  }
+  {
+    std::unique_ptr<TelemetryStore> store = OpenStore();
+    ASSERT_NE(store, nullptr);
+    EXPECT_EQ(store->RunCount(), 50u);
+    // Dedup also holds across a restart, and the counter keeps counting from where it was.
+    std::vector<v1::RunReport> more = {MakeRun("r7", 7), MakeRun("r50", 50)};
+    absl::StatusOr<std::vector<AppendResult>> results = store->AppendRuns(Pointers(more));
+    ASSERT_TRUE(results.ok());
+    EXPECT_THAT(*results, ElementsAre(AppendResult::kDuplicate, AppendResult::kStored));
+    ASSERT_TRUE(store->Flush().ok());
+  }
+  std::unique_ptr<TelemetryStore> store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->RunCount(), 51u);
+  EXPECT_EQ(ScanAll(*store).size(), 51u);
+}
+
+TEST_F(TelemetryStoreTest, ScanRunsIsTimeOrderedAndHonoursMinTime) {
+  std::unique_ptr<TelemetryStore> store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  // More runs than one scan chunk, in shuffled order, with tied times and a negative time.
+  std::mt19937 rng(42);
+  std::vector<v1::RunReport> runs;
+  for (int i = 0; i < 700; ++i) {
+    runs.push_back(MakeRun(absl::StrCat("run-", rng() % 100000, "-", i), static_cast<int64_t>(rng() % 300) - 5));
+  }
+  std::shuffle(runs.begin(), runs.end(), rng);
+  for (size_t begin = 0; begin < runs.size(); begin += 100) {
+    std::vector<const v1::RunReport*> chunk;
+    for (size_t i = begin; i < begin + 100; ++i) chunk.push_back(&runs[i]);
+    ASSERT_TRUE(store->AppendRuns(chunk).ok());
+  }
+
+  std::vector<std::pair<int64_t, std::string>> expected;
+  for (const v1::RunReport& run : runs) expected.emplace_back(run.time_unix_ms(), run.run_id());
+  std::sort(expected.begin(), expected.end());
+  std::vector<std::pair<int64_t, std::string>> scanned;
+  for (const v1::RunReport& run : ScanAll(*store)) scanned.emplace_back(run.time_unix_ms(), run.run_id());
+  EXPECT_EQ(scanned, expected);
+
+  std::vector<std::pair<int64_t, std::string>> recent;
+  for (const v1::RunReport& run : ScanAll(*store, 150)) recent.emplace_back(run.time_unix_ms(), run.run_id());
+  std::vector<std::pair<int64_t, std::string>> expected_recent;
+  std::copy_if(expected.begin(), expected.end(), std::back_inserter(expected_recent),
+               [](const auto& entry) { return entry.first >= 150; });
+  ASSERT_FALSE(expected_recent.empty());
+  EXPECT_EQ(recent, expected_recent);
+
+  // The callback returning false stops the scan at once.
+  int seen = 0;
+  ASSERT_TRUE(store->ScanRuns(INT64_MIN, [&](const v1::RunReport&) { return ++seen < 3; }).ok());
+  EXPECT_EQ(seen, 3);
+}
+
+TEST_F(TelemetryStoreTest, ScanRunsSeesASnapshotTakenWhenItStarts) {
+  std::unique_ptr<TelemetryStore> store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  std::vector<v1::RunReport> runs;
+  for (int i = 0; i < 300; ++i) runs.push_back(MakeRun(absl::StrCat("old-", i), 1000 + i));
+  ASSERT_TRUE(store->AppendRuns(Pointers(runs)).ok());
+
+  // While the scan runs, append runs that sort before, among and after the ones being scanned.
+  std::vector<v1::RunReport> late = {MakeRun("late-early", 0), MakeRun("late-middle", 1150),
+                                     MakeRun("late-end", 99999)};
+  int scanned = 0;
+  bool appended = false;
+  absl::Status status = store->ScanRuns(INT64_MIN, [&](const v1::RunReport& run) {
+    EXPECT_EQ(run.run_id().rfind("old-", 0), 0u) << run.run_id();
+    if (!appended) {
+      appended = store->AppendRuns(Pointers(late)).ok();
+    }
+    ++scanned;
+    return true;
+  });
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_TRUE(appended);
+  EXPECT_EQ(scanned, 300);
+  EXPECT_EQ(store->RunCount(), 303u);
+  EXPECT_EQ(ScanAll(*store).size(), 303u);
+}
+
+TEST_F(TelemetryStoreTest, CatalogRoundTripsOrderedByIdAndOverwrites) {
+  std::unique_ptr<TelemetryStore> store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  for (const char* id : {"vllm+spec", "trtllm-fp8", "sglang"}) {
+    v1::Strategy strategy;
+    strategy.set_id(id);
+    strategy.set_description(absl::StrCat("first ", id));
+    ASSERT_TRUE(store->PutStrategy(strategy).ok());
+  }
+  v1::Strategy updated;
+  updated.set_id("sglang");
+  updated.set_description("second");
+  ASSERT_TRUE(store->PutStrategy(updated).ok());
+  v1::Strategy unnamed;
+  EXPECT_EQ(store->PutStrategy(unnamed).code(), absl::StatusCode::kInvalidArgument);
+
+  store.reset();
+  store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  absl::StatusOr<std::vector<v1::Strategy>> strategies = store->ListStrategies();
+  ASSERT_TRUE(strategies.ok()) << strategies.status();
+  ASSERT_EQ(strategies->size(), 3u);
+  EXPECT_EQ((*strategies)[0].id(), "sglang");
+  EXPECT_EQ((*strategies)[0].description(), "second");
+  EXPECT_EQ((*strategies)[1].id(), "trtllm-fp8");
+  EXPECT_EQ((*strategies)[2].id(), "vllm+spec");
+}
+
+TEST_F(TelemetryStoreTest, ModelsRoundTripAndListNewestFirst) {
+  std::unique_ptr<TelemetryStore> store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  // Versions chosen so that a little-endian or decimal key order would list them wrongly.
+  for (uint64_t version : {3, 256, 1, 20}) {
+    ModelBlob model;
+    model.version = version;
+    model.blob = std::string(1000 + version, static_cast<char>('a' + version % 26));
+    model.info.set_learner("xgboost");
+    model.info.set_training_rows(version * 10);
+    model.info.set_promoted(version % 2 == 1);
+    ASSERT_TRUE(store->PutModel(model).ok());
+  }
+  absl::StatusOr<ModelBlob> model = store->GetModel(256);
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ(model->version, 256u);
+  EXPECT_EQ(model->blob, std::string(1256, static_cast<char>('a' + 256 % 26)));
+  EXPECT_EQ(model->info.version(), 256u);  // filled in from ModelBlob::version
+  EXPECT_EQ(model->info.training_rows(), 2560u);
+  EXPECT_EQ(store->GetModel(4).status().code(), absl::StatusCode::kNotFound);
+
+  absl::StatusOr<std::vector<v1::ModelVersionInfo>> infos = store->ListModels();
+  ASSERT_TRUE(infos.ok()) << infos.status();
+  std::vector<uint64_t> versions;
+  for (const v1::ModelVersionInfo& info : *infos) versions.push_back(info.version());
+  EXPECT_THAT(versions, ElementsAre(256, 20, 3, 1));
+
+  ModelBlob reserved;
+  EXPECT_EQ(store->PutModel(reserved).code(), absl::StatusCode::kInvalidArgument);
+  ModelBlob mismatched;
+  mismatched.version = 5;
+  mismatched.info.set_version(6);
+  EXPECT_EQ(store->PutModel(mismatched).code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(TelemetryStoreTest, MetaRoundTripsAndReservedKeysAreRefused) {
+  std::unique_ptr<TelemetryStore> store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  absl::StatusOr<std::optional<std::string>> absent = store->GetMeta("serving_version");
+  ASSERT_TRUE(absent.ok());
+  EXPECT_FALSE(absent->has_value());
+  ASSERT_TRUE(store->PutMeta("serving_version", "7").ok());
+  ASSERT_TRUE(store->PutMeta("serving_version", "8").ok());
+  EXPECT_EQ(store->PutMeta(kSchemaVersionKey, "99").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store->PutMeta(kRunCountKey, "0").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store->PutMeta("", "x").code(), absl::StatusCode::kInvalidArgument);
+  store.reset();
+  store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->GetMeta("serving_version")->value_or(""), "8");
+  // The schema stamp is readable (never writable) through the same interface.
+  EXPECT_EQ(store->GetMeta(kSchemaVersionKey)->value_or(""), absl::StrCat(kSchemaVersion));
+}
+
+// Name, size and modification time of every file in a folder.
+std::map<std::string, std::pair<uintmax_t, int64_t>> Listing(const std::string& dir) {
+  std::map<std::string, std::pair<uintmax_t, int64_t>> files;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    struct stat st {};
+    stat(entry.path().c_str(), &st);
+    files[entry.path().filename().string()] = {static_cast<uintmax_t>(st.st_size),
+                                               int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec};
+  }
+  return files;
+}
+
+TEST_F(TelemetryStoreTest, NewerSchemaIsRefusedAndTheStoreIsLeftUntouched) {
+  {
+    std::unique_ptr<TelemetryStore> store = OpenStore();
+    ASSERT_NE(store, nullptr);
+    v1::RunReport run = MakeRun("kept", 1);
+    ASSERT_TRUE(store->AppendRuns({&run}).ok());
+  }
+  // Play a newer build: stamp schema 2 and add a column family this build has never heard of.
+  {
+    rocksdb::DBOptions db_options;
+    std::vector<std::string> families;
+    ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(db_options, dir_, &families).ok());
+    std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+    for (const std::string& name : families) descriptors.emplace_back(name, rocksdb::ColumnFamilyOptions());
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(db_options, dir_, descriptors, &handles, &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    rocksdb::ColumnFamilyHandle* meta =
+        handles[std::find(families.begin(), families.end(), kMetaCf) - families.begin()];
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), meta, kSchemaVersionKey, "2").ok());
+    rocksdb::ColumnFamilyHandle* future = nullptr;
+    ASSERT_TRUE(db->CreateColumnFamily(rocksdb::ColumnFamilyOptions(), "from_the_future", &future).ok());
+    handles.push_back(future);
+    for (rocksdb::ColumnFamilyHandle* handle : handles) ASSERT_TRUE(db->DestroyColumnFamilyHandle(handle).ok());
+    ASSERT_TRUE(db->Close().ok());
+  }
+  const auto before = Listing(dir_);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    absl::StatusOr<std::unique_ptr<TelemetryStore>> store = TelemetryStore::Open(options_);
+    ASSERT_FALSE(store.ok());
+    EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition);
+    EXPECT_THAT(store.status().message(), HasSubstr("store schema 2 is newer than this build's 1"));
+    EXPECT_THAT(store.status().message(), HasSubstr(dir_));
+  }
+  // Not a byte rewritten: same files, same sizes, same modification times, and the stamp is still 2.
+  EXPECT_EQ(Listing(dir_), before);
+  rocksdb::DBOptions db_options;
+  std::vector<std::string> families;
+  ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(db_options, dir_, &families).ok());
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  for (const std::string& name : families) descriptors.emplace_back(name, rocksdb::ColumnFamilyOptions());
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  ASSERT_TRUE(rocksdb::DB::OpenForReadOnly(db_options, dir_, descriptors, &handles, &raw).ok());
+  std::unique_ptr<rocksdb::DB> db(raw);
+  std::string stamp;
+  ASSERT_TRUE(db->Get(rocksdb::ReadOptions(),
+                      handles[std::find(families.begin(), families.end(), kMetaCf) - families.begin()],
+                      kSchemaVersionKey, &stamp)
+                  .ok());
+  EXPECT_EQ(stamp, "2");
+  for (rocksdb::ColumnFamilyHandle* handle : handles) ASSERT_TRUE(db->DestroyColumnFamilyHandle(handle).ok());
+}
+
+TEST_F(TelemetryStoreTest, FreshStoreIsStampedWithThisSchema) {
+  { ASSERT_NE(OpenStore(), nullptr); }
+  std::unique_ptr<TelemetryStore> store = OpenStore();  // reopening a stamped store of the same schema works
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->GetMeta(kSchemaVersionKey)->value_or(""), absl::StrCat(kSchemaVersion));
+}
+
+TEST_F(TelemetryStoreTest, OpenRefusesAnEmptyPathAndASecondOpenOfTheSameFolder) {
+  StoreOptions no_path;
+  EXPECT_EQ(TelemetryStore::Open(no_path).status().code(), absl::StatusCode::kInvalidArgument);
+  std::unique_ptr<TelemetryStore> store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  // RocksDB's LOCK file keeps a second writer out of the same folder.
+  absl::StatusOr<std::unique_ptr<TelemetryStore>> second = TelemetryStore::Open(options_);
+  EXPECT_FALSE(second.ok());
+}
+
+TEST_F(TelemetryStoreTest, ConcurrentOverlappingAppendsStoreEachRunOnce) {
+  std::unique_ptr<TelemetryStore> store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  constexpr int kThreads = 6;
+  constexpr int kBatches = 40;
+  constexpr int kBatchSize = 25;
+  constexpr int kDistinctIds = 500;  // far fewer than kThreads * kBatches * kBatchSize: heavy overlap
+  std::vector<std::vector<int>> stored_by_thread(kThreads, std::vector<int>(kDistinctIds, 0));
+  std::atomic<int> errors{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(1000 + t);
+      for (int b = 0; b < kBatches; ++b) {
+        std::vector<v1::RunReport> batch;
+        std::vector<int> ids;
+        for (int i = 0; i < kBatchSize; ++i) {
+          ids.push_back(static_cast<int>(rng() % kDistinctIds));
+          batch.push_back(MakeRun(absl::StrCat("id-", ids.back()), ids.back(), t));
+        }
+        absl::StatusOr<std::vector<AppendResult>> results = store->AppendRuns(Pointers(batch));
+        if (!results.ok()) {
+          ++errors;
+          continue;
+        }
+        for (int i = 0; i < kBatchSize; ++i) {
+          if ((*results)[i] == AppendResult::kStored) ++stored_by_thread[t][ids[i]];
+        }
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  ASSERT_EQ(errors.load(), 0);
+
+  std::set<std::string> scanned_ids;
+  const std::vector<v1::RunReport> scanned = ScanAll(*store);
+  for (const v1::RunReport& run : scanned) scanned_ids.insert(run.run_id());
+  EXPECT_EQ(scanned_ids.size(), scanned.size());  // no run listed twice
+
+  uint64_t total_stored = 0;
+  for (int id = 0; id < kDistinctIds; ++id) {
+    int times = 0;
+    for (int t = 0; t < kThreads; ++t) times += stored_by_thread[t][id];
+    const bool present = scanned_ids.count(absl::StrCat("id-", id)) == 1;
+    // Exactly one kStored for every id that was sent (and so is present), none for an id never sent.
+    EXPECT_EQ(times, present ? 1 : 0) << "id-" << id;
+    total_stored += times;
+  }
+  EXPECT_EQ(store->RunCount(), total_stored);
+  EXPECT_EQ(scanned.size(), total_stored);
+  EXPECT_GT(total_stored, 400u);  // with 6000 draws from 500 ids, virtually all are sent
+}
+
+TEST_F(TelemetryStoreTest, ApproximateBytesGrowsWithDataAndFlushSucceeds) {
+  std::unique_ptr<TelemetryStore> store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  const uint64_t empty = store->ApproximateBytes();
+  std::vector<v1::RunReport> runs;
+  for (int i = 0; i < 2000; ++i) runs.push_back(MakeRun(absl::StrCat("bulk-", i), i));
+  ASSERT_TRUE(store->AppendRuns(Pointers(runs)).ok());
+  const uint64_t in_wal = store->ApproximateBytes();
+  EXPECT_GT(in_wal, empty + 2000 * 40);  // each serialized run is over 40 bytes, and the WAL holds them all
+  ASSERT_TRUE(store->Flush().ok());
+  const uint64_t flushed = store->ApproximateBytes();
+  EXPECT_GT(flushed, empty + 2000 * 10);  // now counted as SST bytes (compressed)
+  EXPECT_LT(flushed, in_wal * 2);         // and not counted twice
+  store.reset();
+  store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->RunCount(), 2000u);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Crash test: a child process appends until SIGKILLed at a random moment; every run it saw acknowledged must be
+// there afterwards, exactly once, and the store must open.
+// ---------------------------------------------------------------------------------------------------------------
+
+std::vector<std::string> CompleteLines(const std::string& path) {
+  std::ifstream in(path);
+  std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<std::string> lines;
+  size_t start = 0;
+  for (size_t end; (end = content.find('\n', start)) != std::string::npos; start = end + 1) {
+    lines.push_back(content.substr(start, end - start));
+  }
+  return lines;  // a line cut by the kill has no '\n' and is ignored
+}
+
+class TelemetryStoreCrashTest : public TelemetryStoreTest, public ::testing::WithParamInterface<bool> {};
+
+TEST_P(TelemetryStoreCrashTest, KillNineAfterAcknowledgementLosesNothing) {
+  const bool sync_writes = GetParam();
+  const std::string ack_file = dir_ + ".acks";
+  std::random_device seed_source;
+  const unsigned seed = seed_source();
+  SCOPED_TRACE(absl::StrCat("seed ", seed));
+  std::mt19937 rng(seed);
+  std::set<std::string> acknowledged;
+
+  for (int cycle = 0; cycle < 3; ++cycle) {
+    std::filesystem::remove(ack_file);
+    const std::string prefix = absl::StrCat("c", cycle);
+    const pid_t child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+      // exec at once: the child must not inherit this process's RocksDB threads or locks.
+      execl(ACCELSEL_STORAGE_CRASH_CHILD, ACCELSEL_STORAGE_CRASH_CHILD, dir_.c_str(), ack_file.c_str(),
+            sync_writes ? "1" : "0", prefix.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    // Wait until the child is well into its appends, then kill it a random while later.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    int status = 0;
+    bool exited = false;
+    while (CompleteLines(ack_file).size() < 100 && std::chrono::steady_clock::now() < deadline) {
+      if (waitpid(child, &status, WNOHANG) == child) {
+        exited = true;
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    if (!exited) {
+      std::this_thread::sleep_for(std::chrono::microseconds(rng() % 300000));
+      ASSERT_EQ(kill(child, SIGKILL), 0);
+      ASSERT_EQ(waitpid(child, &status, 0), child);
+    }
+    ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "child ended on its own, status " << status;
+    const std::vector<std::string> lines = CompleteLines(ack_file);
+    ASSERT_GE(lines.size(), 100u);
+    acknowledged.insert(lines.begin(), lines.end());
+
+    std::unique_ptr<TelemetryStore> store = OpenStore();
+    ASSERT_NE(store, nullptr) << "store does not open after SIGKILL in cycle " << cycle;
+    for (const std::string& run_id : acknowledged) {
+      ASSERT_TRUE(store->GetRun(run_id).ok()) << "acknowledged run " << run_id << " lost in cycle " << cycle;
+    }
+    std::set<std::string> scanned_ids;
+    const std::vector<v1::RunReport> scanned = ScanAll(*store);
+    for (const v1::RunReport& run : scanned) scanned_ids.insert(run.run_id());
+    EXPECT_EQ(scanned_ids.size(), scanned.size()) << "a run is indexed twice";
+    EXPECT_EQ(store->RunCount(), scanned.size()) << "the run counter disagrees with the stored runs";
+    EXPECT_TRUE(std::includes(scanned_ids.begin(), scanned_ids.end(), acknowledged.begin(), acknowledged.end()));
+    // Per kill, at most the one batch in flight (40 new runs) may be stored without having been acknowledged.
+    EXPECT_LE(scanned.size(), acknowledged.size() + 40 * (cycle + 1));
+  }
+  std::filesystem::remove(ack_file);
+}
+
+INSTANTIATE_TEST_SUITE_P(SyncAndNoSync, TelemetryStoreCrashTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? std::string("SyncWrites") : std::string("NoSyncWrites");
+                         });
+
+// ---------------------------------------------------------------------------------------------------------------
+// Write errors: an Env whose WAL appends fail on demand, like a disk that has filled up.
+// ---------------------------------------------------------------------------------------------------------------
+
+class FailingWritableFile : public rocksdb::WritableFileWrapper {
+ public:
+  FailingWritableFile(std::unique_ptr<rocksdb::WritableFile> file, const std::atomic<bool>* fail,
+                      std::atomic<int>* failures)
+      : rocksdb::WritableFileWrapper(file.get()), file_(std::move(file)), fail_(fail), failures_(failures) {}
+  rocksdb::Status Append(const rocksdb::Slice& data) override {
+    if (fail_->load()) return Fail();
+    return rocksdb::WritableFileWrapper::Append(data);
+  }
+  rocksdb::Status Append(const rocksdb::Slice& data, const rocksdb::DataVerificationInfo& info) override {
+    if (fail_->load()) return Fail();
+    return rocksdb::WritableFileWrapper::Append(data, info);
+  }
+
+ private:
+  rocksdb::Status Fail() {
+    ++*failures_;
+    return rocksdb::Status::NoSpace("injected by the test");
+  }
+  std::unique_ptr<rocksdb::WritableFile> file_;
+  const std::atomic<bool>* fail_;
+  std::atomic<int>* failures_;
+};
+
+class WalFaultEnv : public rocksdb::EnvWrapper {
+ public:
+  WalFaultEnv() : rocksdb::EnvWrapper(rocksdb::Env::Default()) {}
+  const char* Name() const override { return "WalFaultEnv"; }
+  rocksdb::Status NewWritableFile(const std::string& name, std::unique_ptr<rocksdb::WritableFile>* result,
+                                  const rocksdb::EnvOptions& options) override {
+    rocksdb::Status s = target()->NewWritableFile(name, result, options);
+    if (s.ok() && name.size() > 4 && name.compare(name.size() - 4, 4, ".log") == 0) {
+      *result = std::make_unique<FailingWritableFile>(std::move(*result), &fail_wal_appends, &failures);
+    }
+    return s;
+  }
+  std::atomic<bool> fail_wal_appends{false};
+  std::atomic<int> failures{0};
+};
+
+TEST_F(TelemetryStoreTest, WriteErrorIsUnavailableAcknowledgesNothingAndRecovers) {
+  WalFaultEnv env;
+  {
+    absl::StatusOr<std::unique_ptr<TelemetryStore>> opened = OpenRocksDbStore(options_, &env);
+    ASSERT_TRUE(opened.ok()) << opened.status();
+    TelemetryStore& store = **opened;
+    std::vector<v1::RunReport> before = {MakeRun("before", 1)};
+    ASSERT_TRUE(store.AppendRuns(Pointers(before)).ok());
+
+    env.fail_wal_appends = true;
+    std::vector<v1::RunReport> during = {MakeRun("during-1", 2), MakeRun("during-2", 3)};
+    absl::StatusOr<std::vector<AppendResult>> failed = store.AppendRuns(Pointers(during));
+    EXPECT_GT(env.failures.load(), 0) << "the fault was never hit: the test is not testing anything";
+    ASSERT_FALSE(failed.ok());
+    EXPECT_EQ(failed.status().code(), absl::StatusCode::kUnavailable) << failed.status();
+    EXPECT_THAT(failed.status().message(), HasSubstr("injected by the test"));
+    EXPECT_EQ(store.RunCount(), 1u);
+    EXPECT_EQ(store.GetRun("during-1").status().code(), absl::StatusCode::kNotFound);
+    // While the disk stays full, appends keep failing cleanly.
+    EXPECT_EQ(store.AppendRuns(Pointers(during)).status().code(), absl::StatusCode::kUnavailable);
+
+    env.fail_wal_appends = false;
+    absl::StatusOr<std::vector<AppendResult>> retried = store.AppendRuns(Pointers(during));
+    ASSERT_TRUE(retried.ok()) << retried.status();
+    EXPECT_THAT(*retried, ElementsAre(AppendResult::kStored, AppendResult::kStored));
+    EXPECT_EQ(store.RunCount(), 3u);
+  }
+  std::unique_ptr<TelemetryStore> store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->RunCount(), 3u);
+  EXPECT_EQ(ScanAll(*store).size(), 3u);
+  EXPECT_TRUE(store->GetRun("during-2").ok());
+}
+
+TEST_F(TelemetryStoreTest, ReadsDuringWriteErrorRecoveryReturnDataOrUnavailable) {
+  WalFaultEnv env;
+  absl::StatusOr<std::unique_ptr<TelemetryStore>> opened = OpenRocksDbStore(options_, &env);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  TelemetryStore& store = **opened;
+  std::vector<v1::RunReport> base;
+  for (int i = 0; i < 100; ++i) base.push_back(MakeRun(absl::StrCat("base-", i), i));
+  ASSERT_TRUE(store.AppendRuns(Pointers(base)).ok());
+
+  // Readers hammer the store while a writer fails, and the store replaces its RocksDB instance underneath them.
+  std::atomic<bool> stop{false};
+  std::atomic<int> found{0};
+  std::atomic<int> unavailable{0};
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> readers;
+  for (int r = 0; r < 3; ++r) {
+    readers.emplace_back([&, r] {
+      for (int i = 0; !stop.load(); ++i) {
+        absl::Status status;
+        if (r == 0) {
+          status = store.ScanRuns(INT64_MIN, [](const v1::RunReport&) { return true; });
+        } else {
+          status = store.GetRun(absl::StrCat("base-", i % 100)).status();
+        }
+        if (status.ok()) {
+          ++found;
+        } else if (status.code() == absl::StatusCode::kUnavailable) {
+          ++unavailable;
+        } else {
+          ++wrong;
+        }
+      }
+    });
+  }
+  int failed_appends = 0;
+  for (int round = 0; round < 5; ++round) {
+    env.fail_wal_appends = true;
+    std::vector<v1::RunReport> lost = {MakeRun(absl::StrCat("lost-", round), 1000 + round)};
+    if (!store.AppendRuns(Pointers(lost)).ok()) ++failed_appends;
+    env.fail_wal_appends = false;
+    std::vector<v1::RunReport> kept = {MakeRun(absl::StrCat("kept-", round), 2000 + round)};
+    // The first append after the fault replaces the instance; readers may hold it up, so allow a few tries.
+    absl::StatusOr<std::vector<AppendResult>> results;
+    for (int attempt = 0; attempt < 20; ++attempt) {
+      results = store.AppendRuns(Pointers(kept));
+      if (results.ok()) break;
+    }
+    ASSERT_TRUE(results.ok()) << results.status();
+    EXPECT_THAT(*results, ElementsAre(AppendResult::kStored));
+  }
+  stop = true;
+  for (std::thread& reader : readers) reader.join();
+  EXPECT_EQ(failed_appends, 5);
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_GT(found.load(), 0);
+  EXPECT_EQ(store.RunCount(), 105u);
+  EXPECT_EQ(store.GetRun("lost-0").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(store.GetRun("kept-4").ok());
+}
+
+}  // namespace
+}  // namespace accelsel::storage
