@@ -357,7 +357,8 @@ absl::StatusOr<LoadedProblem> LoadAslibProblem(const std::string& dir) {
 
 // --- RunRecords (product path) -------------------------------------------------------------------------------
 
-absl::StatusOr<RecordProblem> BuildRecordProblem(std::vector<RunRecord> records, const std::string& group_by) {
+absl::StatusOr<RecordProblem> BuildRecordProblem(std::vector<RunRecord> records, const std::string& group_by,
+                                                 const std::vector<Strategy>& catalog) {
   RecordProblem rp;
   rp.records = std::move(records);
   Problem& p = rp.problem;
@@ -389,7 +390,11 @@ absl::StatusOr<RecordProblem> BuildRecordProblem(std::vector<RunRecord> records,
     auto [si, snew] = strat_of.try_emplace(r.strategy_id, static_cast<uint32_t>(strat_of.size()));
     if (snew) {
       p.strategy_names.push_back(r.strategy_id);
-      rp.strategies.push_back(Strategy{r.strategy_id, ComponentsFromId(r.strategy_id), ""});
+      Strategy strategy{r.strategy_id, ComponentsFromId(r.strategy_id), ""};
+      for (const Strategy& c : catalog) {
+        if (c.id == r.strategy_id) strategy = c;
+      }
+      rp.strategies.push_back(std::move(strategy));
       EncodeStrategy(rp.strategies.back(), &rp.features.strat_x);
     }
     if (IsFailure(r.status) || IsMissing(r.metrics.e2e_latency_ms) || !(r.metrics.e2e_latency_ms > 0)) {
