@@ -31,6 +31,16 @@ double HeadTarget(const RunRecord& r, uint32_t head) {
   return head == 3 ? -std::log(v) : std::log(v);
 }
 
+BaselineMetric MetricOf(uint32_t head) {
+  switch (head) {
+    case 1: return BaselineMetric::kTtftMs;
+    case 2: return BaselineMetric::kTpotMs;
+    case 3: return BaselineMetric::kThroughput;
+    case 4: return BaselineMetric::kPeakMemoryGb;
+    default: return BaselineMetric::kE2eMs;
+  }
+}
+
 uint64_t VectorKey(const float* x, size_t n) {
   return StableHash(std::string_view(reinterpret_cast<const char*>(x), n * sizeof(float)), 7);
 }
@@ -48,6 +58,14 @@ MetaModel::Head MetaModel::HeadFor(Objective o) {
   }
 }
 
+// In the head's log-cost space (throughput is stored negated); 0 when there is no baseline.
+double MetaModel::Baseline(const TaskContext& c, uint32_t head) const {
+  if (!roofline_baseline_) return 0;
+  const double b = LogRooflineBaseline(c, MetricOf(head));
+  if (IsMissing(b)) return 0;
+  return head == kThroughput ? -b : b;
+}
+
 bool MetaModel::HasObjective(Objective objective) const { return heads_[HeadFor(objective)] != nullptr; }
 
 absl::StatusOr<std::unique_ptr<MetaModel>> MetaModel::Train(const std::vector<RunRecord>& runs,
@@ -55,6 +73,9 @@ absl::StatusOr<std::unique_ptr<MetaModel>> MetaModel::Train(const std::vector<Ru
   std::unique_ptr<MetaModel> mm(new MetaModel());
   mm->version_ = options.version;
   mm->coverage_ = options.interval_coverage;
+  mm->roofline_baseline_ = options.roofline_baseline;
+  bool wanted[kNumHeads] = {false, false, false, false, options.train_peak_memory};
+  for (Objective o : options.objectives) wanted[HeadFor(o)] = true;
   for (const Strategy& s : options.catalog) {
     if (!s.components.empty()) mm->catalog_[s.id] = s.components;
   }
@@ -87,6 +108,7 @@ absl::StatusOr<std::unique_ptr<MetaModel>> MetaModel::Train(const std::vector<Ru
   mm->training_rows_ = runs.size();
 
   for (uint32_t head = 0; head < kNumHeads; ++head) {
+    if (!wanted[head]) continue;
     Dataset d;
     d.task_dim = all.task_dim;
     d.strat_dim = all.strat_dim;
@@ -97,7 +119,8 @@ absl::StatusOr<std::unique_ptr<MetaModel>> MetaModel::Train(const std::vector<Ru
       if (IsFailure(runs[i].status)) continue;
       const double y = HeadTarget(runs[i], head);
       if (IsMissing(y)) continue;
-      d.rows.push_back({run_task[i], run_strat[i], static_cast<float>(y)});
+      const double b = mm->Baseline(runs[i].context, head);
+      d.rows.push_back({run_task[i], run_strat[i], static_cast<float>(y - b)});
     }
     if (d.rows.size() < options.min_rows_per_head) continue;
     XgbLearnerOptions lo;
@@ -167,8 +190,17 @@ void MetaModel::Predict(const TaskContext& context, const std::vector<const Stra
   EncodeStrategies(strategies, &strat_x, &refs);
   std::vector<LogPrediction> lp;
   auto run_head = [&](uint32_t head) -> bool {
-    return heads_[head] != nullptr && heads_[head]->Predict(task_x.data(), refs, &lp).ok() &&
-           lp.size() == strategies.size();
+    if (heads_[head] == nullptr || !heads_[head]->Predict(task_x.data(), refs, &lp).ok() ||
+        lp.size() != strategies.size()) {
+      return false;
+    }
+    const double b = Baseline(context, head);
+    for (LogPrediction& p : lp) {
+      p.mean += b;
+      p.lo += b;
+      p.hi += b;
+    }
+    return true;
   };
   // Latency first: every objective reports it, and cost is derived from it.
   if (run_head(kE2e)) {
@@ -271,6 +303,7 @@ HoldoutMetrics MetaModel::Evaluate(const std::vector<RunRecord>& holdout) const 
 absl::StatusOr<std::string> MetaModel::Serialize() const {
   ByteWriter w;
   w.PutU32(kFeatureSchemaVersion);
+  w.PutU32(roofline_baseline_ ? 1 : 0);
   w.PutU64(training_rows_);
   w.PutF64(coverage_);
   w.PutF64(failure_base_rate_);
@@ -311,9 +344,9 @@ absl::StatusOr<std::unique_ptr<MetaModel>> MetaModel::Deserialize(std::string_vi
   ByteReader r(*payload);
   std::unique_ptr<MetaModel> mm(new MetaModel());
   mm->version_ = version;
-  uint32_t schema = 0, n_catalog = 0;
+  uint32_t schema = 0, n_catalog = 0, baseline = 0;
   auto malformed = [](const char* what) { return absl::DataLossError(absl::StrCat("model blob: malformed ", what)); };
-  if (!r.GetU32(&schema) || !r.GetU64(&mm->training_rows_) || !r.GetF64(&mm->coverage_) ||
+  if (!r.GetU32(&schema) || !r.GetU32(&baseline) || baseline > 1 || !r.GetU64(&mm->training_rows_) || !r.GetF64(&mm->coverage_) ||
       !r.GetF64(&mm->failure_base_rate_) || !r.GetU32(&n_catalog)) {
     return malformed("header");
   }
@@ -321,6 +354,7 @@ absl::StatusOr<std::unique_ptr<MetaModel>> MetaModel::Deserialize(std::string_vi
     return absl::FailedPreconditionError(absl::StrCat("model blob: feature schema ", schema, ", this build has ",
                                                       kFeatureSchemaVersion));
   }
+  mm->roofline_baseline_ = baseline == 1;
   for (uint32_t i = 0; i < n_catalog; ++i) {
     std::string id;
     uint32_t n = 0;

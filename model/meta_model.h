@@ -27,8 +27,16 @@ struct TrainOptions {
   // trees, moderate learning rate, row/column subsampling.
   XgbParams xgb;
   // Out-of-fold residual intervals: number of folds (grouped by task context); 0 disables intervals.
-  int interval_folds = 3;
+  // Fewer folds train each fold model on less data, so residuals (and intervals) come out wider than nominal.
+  int interval_folds = 4;
   double interval_coverage = 0.8;
+  // Objectives to train heads for (cost uses the e2e head). The peak-memory head is trained whenever runs report
+  // peak memory and `train_peak_memory` is set.
+  std::vector<Objective> objectives = {Objective::kE2eLatency, Objective::kTtft, Objective::kTpot,
+                                       Objective::kThroughput};
+  bool train_peak_memory = true;
+  // Learn log(value) − roofline baseline instead of log(value) where the descriptors allow a baseline.
+  bool roofline_baseline = true;
   // A head (objective) is trained only with at least this many OK runs reporting its metric.
   size_t min_rows_per_head = 8;
   // The failure classifier is trained with at least this many failed and this many OK runs; otherwise a
@@ -78,7 +86,10 @@ class MetaModel : public Predictor {
   void EncodeStrategies(const std::vector<const Strategy*>& strategies, std::vector<float>* x,
                         std::vector<CandidateRef>* refs) const;
 
+  double Baseline(const TaskContext& c, uint32_t head) const;
+
   uint64_t version_ = 0;
+  bool roofline_baseline_ = true;
   uint64_t training_rows_ = 0;
   double coverage_ = 0.8;
   std::unique_ptr<XgbLearner> heads_[kNumHeads];

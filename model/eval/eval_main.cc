@@ -149,7 +149,8 @@ int EvalMain(const std::vector<std::string>& argv, std::ostream& out, std::ostre
     err << "accelsel eval: --llm-inference-bench groups by Model or Hardware\n";
     return 2;
   }
-  auto rp = BuildRecordProblem(std::move(*records), group);
+  const std::vector<Strategy> catalog = BenchStrategies(*records);
+  auto rp = BuildRecordProblem(std::move(*records), group, catalog);
   if (!rp.ok()) {
     err << "accelsel eval: " << rp.status() << "\n";
     return 1;
@@ -157,6 +158,10 @@ int EvalMain(const std::vector<std::string>& argv, std::ostream& out, std::ostre
   o.leave_one_group_out = !group.empty();
   TrainOptions train;
   train.xgb.seed = a.seed;
+  train.catalog = catalog;
+  // Selection is scored on e2e latency only; other heads would only cost time here.
+  train.objectives = {Objective::kE2eLatency};
+  train.train_peak_memory = false;
   std::vector<NamedSelector> selectors = StandardSelectors(rp->problem, rp->features, a.seed);
   selectors[0] = {"accelsel", MetaModelFactory(*rp, train), true};
   return Emit(RunEvaluation(rp->problem, selectors, o), a, out, err);

@@ -67,6 +67,18 @@ constexpr ModelSpec kModels[] = {
 
 bool UsingProductBenchMapping() { return ACCELSEL_HAVE_LLM_BENCH != 0; }
 
+std::vector<Strategy> BenchStrategies(const std::vector<RunRecord>& runs) {
+#if ACCELSEL_HAVE_LLM_BENCH
+  return LlmBenchStrategies(runs);
+#else
+  std::map<std::string, Strategy> by_id;
+  for (const RunRecord& r : runs) by_id.try_emplace(r.strategy_id, Strategy{r.strategy_id, ComponentsFromId(r.strategy_id), ""});
+  std::vector<Strategy> out;
+  for (auto& [id, s] : by_id) out.push_back(std::move(s));
+  return out;
+#endif
+}
+
 absl::StatusOr<std::vector<RunRecord>> LoadBenchRecordsFallback(const std::string& csv_path) {
   auto table = ReadCsvFile(csv_path);
   if (!table.ok()) return table.status();

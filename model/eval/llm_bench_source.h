@@ -14,6 +14,8 @@ namespace accelsel::model::eval {
 
 absl::StatusOr<std::vector<RunRecord>> LoadBenchRecords(const std::string& csv_path,
                                                         const std::string& descriptors_dir);
+// The strategies (with components) behind the records' strategy ids, as `accelsel import` registers them.
+std::vector<Strategy> BenchStrategies(const std::vector<RunRecord>& runs);
 // True when the product mapping (model/llm_bench.h) is used.
 bool UsingProductBenchMapping();
 
