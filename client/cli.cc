@@ -30,6 +30,7 @@ namespace accelsel::client::cli {
 namespace {
 
 constexpr char kUsagePayload[] = "accelsel.cli/usage";
+constexpr int64_t kRetrainDeadlineMs = 10 * 60 * 1000;
 
 // Marks a status as a usage error (exit code 2).
 absl::Status Usage(absl::Status status) {
@@ -64,18 +65,25 @@ std::string FormatValue(double v) {
 
 std::string ObjectiveUnit(v1::Objective objective) {
   switch (objective) {
-    case v1::OBJECTIVE_THROUGHPUT: return "tokens/s, higher is better";
-    case v1::OBJECTIVE_COST: return "currency units per job, lower is better";
-    default: return "ms, lower is better";
+    case v1::OBJECTIVE_THROUGHPUT:
+      return "tokens/s, higher is better";
+    case v1::OBJECTIVE_COST:
+      return "currency units per job, lower is better";
+    default:
+      return "ms, lower is better";
   }
 }
 
 std::string LayerName(v1::EvidenceLayer layer) {
   switch (layer) {
-    case v1::EVIDENCE_LAYER_OBSERVED: return "observed";
-    case v1::EVIDENCE_LAYER_MODEL: return "model";
-    case v1::EVIDENCE_LAYER_PRIOR: return "prior";
-    default: return "unknown";
+    case v1::EVIDENCE_LAYER_OBSERVED:
+      return "observed";
+    case v1::EVIDENCE_LAYER_MODEL:
+      return "model";
+    case v1::EVIDENCE_LAYER_PRIOR:
+      return "prior";
+    default:
+      return "unknown";
   }
 }
 
@@ -104,14 +112,10 @@ absl::StatusOr<std::unique_ptr<Client>> MakeClient(const ParsedFlags& flags) {
   return Client::Create(*options);
 }
 
-std::string StatusLine(const absl::Status& status) {
-  // gRPC's "failed to connect to all addresses" is terse; say which server.
-  return std::string(status.message().empty() ? absl::StatusCodeToString(status.code()) : status.message());
-}
-
+// "<RPC> on <server>: <CODE>: <message>": gRPC's own messages do not say which server was asked.
 absl::Status ServerError(const std::string& what, const ClientOptions& options, const absl::Status& status) {
   return absl::Status(status.code(), absl::StrCat(what, " on ", options.target, ": ",
-                                                  absl::StatusCodeToString(status.code()), ": ", StatusLine(status)));
+                                                  absl::StatusCodeToString(status.code()), ": ", status.message()));
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -183,9 +187,9 @@ absl::StatusOr<StreamOutcome> StreamReports(const ClientOptions& options, std::v
   sender.Close();
   outcome.stats = sender.stats();
   if (!flushed.ok()) {
-    return absl::Status(flushed.code(), absl::StrCat(flushed.message(), " (stored ", outcome.stats.durable,
-                                                     ", duplicate ", outcome.stats.duplicate, ", rejected ",
-                                                     outcome.stats.rejected, " so far)"));
+    return absl::Status(flushed.code(),
+                        absl::StrCat(flushed.message(), " (stored ", outcome.stats.durable, ", duplicate ",
+                                     outcome.stats.duplicate, ", rejected ", outcome.stats.rejected, " so far)"));
   }
   absl::MutexLock lock(&mu);
   return outcome;
@@ -243,8 +247,9 @@ std::string DefaultDescriptorsDir(const std::string& csv_path) {
 void PrintImportStats(const model::LlmBenchImportStats& st, const std::string& descriptors_dir, std::ostream& out) {
   out << "read " << st.rows_read << " rows: " << st.runs << " runs (" << st.identical_rows_folded
       << " identical rows folded, " << st.rows_skipped << " malformed rows skipped)\n"
-      << "repeated measurements kept as separate runs: " << st.repeated_task_rows << " rows repeat a task already seen ("
-      << st.repeated_task_rows_canonical << " once label variants are folded)\n";
+      << "repeated measurements kept as separate runs: " << st.repeated_task_rows
+      << " rows repeat a task already seen (" << st.repeated_task_rows_canonical
+      << " once label variants are folded)\n";
   for (const auto& why : st.skip_reasons) out << "  skipped " << why << "\n";
   for (const auto& [label, canonical] : st.label_mapping) {
     out << "label variant: \"" << label << "\" -> \"" << canonical << "\"\n";
@@ -351,16 +356,32 @@ absl::Status RunStrategies(const ParsedFlags& flags, std::ostream& out, std::ost
   return absl::OkStatus();
 }
 
-std::vector<std::string> VersionRow(const v1::ModelVersionInfo& v) {
-  const auto& e = v.evaluation();
-  return {absl::StrCat(v.version()), FormatTime(v.created_unix_ms()), v.learner().empty() ? "-" : v.learner(),
-          absl::StrCat(v.training_rows()), v.promoted() ? "yes" : "no",
-          e.holdout_rows() > 0 ? absl::StrFormat("%.3f", e.holdout_mape()) : "-",
-          e.holdout_rows() > 0 ? absl::StrFormat("%.3f", e.holdout_top1()) : "-", v.note().empty() ? "-" : v.note()};
+absl::Status RunHealth(const ParsedFlags& flags, std::ostream& out, std::ostream&) {
+  if (auto s = ExpectPositional(flags, 0, "health"); !s.ok()) return s;
+  auto client = MakeClient(flags);
+  if (!client.ok()) return client.status();
+  const std::string service = flags.Get("service");
+  if (absl::Status st = (*client)->Health(service); !st.ok()) {
+    return ServerError("Health", (*client)->options(), st);
+  }
+  out << "SERVING\n";
+  return absl::OkStatus();
 }
 
-const std::vector<std::string> kVersionHeader = {"version", "created", "learner", "rows",
-                                                 "promoted", "mape", "top1", "note"};
+std::vector<std::string> VersionRow(const v1::ModelVersionInfo& v) {
+  const auto& e = v.evaluation();
+  return {absl::StrCat(v.version()),
+          FormatTime(v.created_unix_ms()),
+          v.learner().empty() ? "-" : v.learner(),
+          absl::StrCat(v.training_rows()),
+          v.promoted() ? "yes" : "no",
+          e.holdout_rows() > 0 ? absl::StrFormat("%.3f", e.holdout_mape()) : "-",
+          e.holdout_rows() > 0 ? absl::StrFormat("%.3f", e.holdout_top1()) : "-",
+          v.note().empty() ? "-" : v.note()};
+}
+
+const std::vector<std::string> kVersionHeader = {"version",  "created", "learner", "rows",
+                                                 "promoted", "mape",    "top1",    "note"};
 
 absl::Status RunModel(const ParsedFlags& flags, std::ostream& out, std::ostream&) {
   static constexpr char kUsage[] = "usage: accelsel model info|retrain|pin VERSION|rollback [--json]";
@@ -381,7 +402,11 @@ absl::Status RunModel(const ParsedFlags& flags, std::ostream& out, std::ostream&
     if (!v.ok()) return Usage(v.status());
     version = *v;
   }
-  auto client = MakeClient(flags);
+  auto client_options = ClientOptionsFromFlags(flags);
+  if (!client_options.ok()) return Usage(client_options.status());
+  // Retraining runs on the server while the call waits: give it minutes unless the caller chose a deadline.
+  if (action == "retrain" && !flags.Has("deadline_ms")) client_options->deadline_ms = kRetrainDeadlineMs;
+  auto client = Client::Create(*client_options);
   if (!client.ok()) return client.status();
   const ClientOptions& options = (*client)->options();
 
@@ -392,12 +417,12 @@ absl::Status RunModel(const ParsedFlags& flags, std::ostream& out, std::ostream&
       out << ToJson(*r);
       return absl::OkStatus();
     }
-    out << FormatTable({"field", "value"},
-                       {{"serving version", absl::StrCat(r->serving_version(),
-                                                         r->serving_version() == 0 ? " (statistics only)" : "",
-                                                         r->pinned() ? " (pinned)" : "")},
-                        {"runs stored", absl::StrCat(r->runs_stored())},
-                        {"strategies", absl::StrCat(r->strategies())}});
+    out << FormatTable(
+        {"field", "value"},
+        {{"serving version", absl::StrCat(r->serving_version(), r->serving_version() == 0 ? " (statistics only)" : "",
+                                          r->pinned() ? " (pinned)" : "")},
+         {"runs stored", absl::StrCat(r->runs_stored())},
+         {"strategies", absl::StrCat(r->strategies())}});
     if (r->history_size() > 0) {
       std::vector<std::vector<std::string>> rows;
       for (const auto& v : r->history()) rows.push_back(VersionRow(v));
@@ -438,8 +463,7 @@ absl::Status RunModel(const ParsedFlags& flags, std::ostream& out, std::ostream&
 
 const std::vector<Command>& Commands() {
   static const std::vector<Command> commands = {
-      {"select",
-       "select --context FILE.json [--candidates a,b] [--objective O] [--top-k N] [--explore] [--json]",
+      {"select", "select --context FILE.json [--candidates a,b] [--objective O] [--top-k N] [--explore] [--json]",
        "rank acceleration strategies for a task context (JSON mapping of accelsel.v1.TaskContext)",
        WithCommon({{"context", true, "FILE", "TaskContext as JSON (required)"},
                    {"candidates", true, "IDS", "comma-separated strategy ids (default: every catalogue strategy)"},
@@ -467,8 +491,12 @@ const std::vector<Command>& Commands() {
        RunImport},
       {"strategies", "strategies list [--json]", "list the strategy catalogue",
        WithCommon({{"json", false, "", "print the response's JSON mapping"}}), RunStrategies},
+      {"health", "health [--service NAME]",
+       "standard gRPC health check; exit 0 and SERVING when the server serves (for container health checks)",
+       WithCommon({{"service", true, "NAME", "service to check (default: the whole server)"}}), RunHealth},
       {"model", "model info|retrain|pin VERSION|rollback [--json]",
-       "meta-model admin: serving version and history, retrain now, pin a version (0 = unpin), roll back",
+       "meta-model admin: serving version and history, retrain now (default deadline 10 min), pin a version "
+       "(0 = unpin), roll back",
        WithCommon({{"json", false, "", "print the response's JSON mapping"}}), RunModel},
   };
   return commands;
@@ -534,26 +562,25 @@ std::string FormatTable(const std::vector<std::string>& header, const std::vecto
 }
 
 std::string FormatSelection(const v1::SelectAcceleratorResponse& r) {
-  std::string s = absl::StrCat("objective ", ObjectiveName(r.objective()), " (", ObjectiveUnit(r.objective()),
-                               ")   model version ", r.model_version(),
-                               r.model_version() == 0 ? " (statistics only)" : "", "   decision ",
-                               r.decision_id().empty() ? "-" : r.decision_id(), "\n");
+  std::string s =
+      absl::StrCat("objective ", ObjectiveName(r.objective()), " (", ObjectiveUnit(r.objective()), ")   model version ",
+                   r.model_version(), r.model_version() == 0 ? " (statistics only)" : "", "   decision ",
+                   r.decision_id().empty() ? "-" : r.decision_id(), "\n");
   if (r.recommendations_size() == 0) return s + "no candidate strategies\n";
   std::vector<std::vector<std::string>> rows;
   bool any_explored = false;
   for (const auto& rec : r.recommendations()) {
-    const bool unknown = rec.evidence_layer() == v1::EVIDENCE_LAYER_UNKNOWN ||
-                         rec.evidence_layer() == v1::EVIDENCE_LAYER_UNSPECIFIED;
+    const bool unknown =
+        rec.evidence_layer() == v1::EVIDENCE_LAYER_UNKNOWN || rec.evidence_layer() == v1::EVIDENCE_LAYER_UNSPECIFIED;
     const bool has_interval = rec.has_interval() && (rec.interval().low() != 0 || rec.interval().high() != 0);
     std::string meets = rec.meets_constraints() ? "yes" : "no";
     if (!rec.violated().empty()) absl::StrAppend(&meets, " (", absl::StrJoin(rec.violated(), ","), ")");
     any_explored = any_explored || rec.explored();
-    rows.push_back({absl::StrCat(rec.rank(), rec.explored() ? "*" : ""), rec.strategy().id(),
-                    unknown ? "-" : FormatValue(rec.expected_value()),
-                    has_interval ? absl::StrCat(FormatValue(rec.interval().low()), "-",
-                                                FormatValue(rec.interval().high()))
-                                 : "-",
-                    LayerName(rec.evidence_layer()), absl::StrCat(rec.evidence_count()), meets});
+    rows.push_back(
+        {absl::StrCat(rec.rank(), rec.explored() ? "*" : ""), rec.strategy().id(),
+         unknown ? "-" : FormatValue(rec.expected_value()),
+         has_interval ? absl::StrCat(FormatValue(rec.interval().low()), "-", FormatValue(rec.interval().high())) : "-",
+         LayerName(rec.evidence_layer()), absl::StrCat(rec.evidence_count()), meets});
   }
   s += FormatTable({"rank", "strategy", "expected", "interval", "layer", "evidence", "meets"}, rows);
   if (any_explored) s += "* placed first by exploration\n";

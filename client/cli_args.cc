@@ -143,11 +143,16 @@ absl::StatusOr<v1::Objective> ParseObjective(const std::string& text) {
 
 std::string ObjectiveName(v1::Objective objective) {
   switch (objective) {
-    case v1::OBJECTIVE_TTFT: return "ttft";
-    case v1::OBJECTIVE_TPOT: return "tpot";
-    case v1::OBJECTIVE_THROUGHPUT: return "throughput";
-    case v1::OBJECTIVE_COST: return "cost";
-    default: return "e2e_latency";
+    case v1::OBJECTIVE_TTFT:
+      return "ttft";
+    case v1::OBJECTIVE_TPOT:
+      return "tpot";
+    case v1::OBJECTIVE_THROUGHPUT:
+      return "throughput";
+    case v1::OBJECTIVE_COST:
+      return "cost";
+    default:
+      return "e2e_latency";
   }
 }
 
@@ -157,7 +162,8 @@ absl::StatusOr<std::vector<std::string>> ParseCandidates(const std::string& text
   for (absl::string_view part : absl::StrSplit(text, ',')) {
     std::string id(absl::StripAsciiWhitespace(part));
     if (id.empty()) return absl::InvalidArgumentError(absl::StrCat("--candidates: empty id in \"", text, "\""));
-    if (!seen.insert(id).second) return absl::InvalidArgumentError(absl::StrCat("--candidates: \"", id, "\" given twice"));
+    if (!seen.insert(id).second)
+      return absl::InvalidArgumentError(absl::StrCat("--candidates: \"", id, "\" given twice"));
     ids.push_back(std::move(id));
   }
   return ids;

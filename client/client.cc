@@ -65,7 +65,8 @@ Client::Client(const ClientOptions& options, std::shared_ptr<grpc::Channel> chan
     : options_(options),
       channel_(std::move(channel)),
       selector_(v1::AcceleratorSelector::NewStub(channel_)),
-      admin_(v1::ModelAdmin::NewStub(channel_)) {}
+      admin_(v1::ModelAdmin::NewStub(channel_)),
+      health_(grpc::health::v1::Health::NewStub(channel_)) {}
 
 absl::Status Client::CallWithRetry(const std::function<grpc::Status(grpc::ClientContext*)>& call) {
   const absl::Time deadline = absl::Now() + absl::Milliseconds(options_.deadline_ms);
@@ -85,8 +86,7 @@ absl::Status Client::CallWithRetry(const std::function<grpc::Status(grpc::Client
   return FromGrpcStatus(last);
 }
 
-absl::StatusOr<v1::SelectAcceleratorResponse> Client::SelectAccelerator(
-    const v1::SelectAcceleratorRequest& request) {
+absl::StatusOr<v1::SelectAcceleratorResponse> Client::SelectAccelerator(const v1::SelectAcceleratorRequest& request) {
   v1::SelectAcceleratorResponse response;
   absl::Status s = CallWithRetry([&](grpc::ClientContext* ctx) {
     response.Clear();
@@ -126,6 +126,23 @@ absl::StatusOr<v1::GetModelInfoResponse> Client::GetModelInfo() {
   });
   if (!s.ok()) return s;
   return response;
+}
+
+absl::Status Client::Health(const std::string& service) {
+  grpc::health::v1::HealthCheckResponse response;
+  absl::Status s = CallWithRetry([&](grpc::ClientContext* ctx) {
+    grpc::health::v1::HealthCheckRequest request;
+    request.set_service(service);
+    response.Clear();
+    return health_->Check(ctx, request, &response);
+  });
+  if (!s.ok()) return s;
+  if (response.status() != grpc::health::v1::HealthCheckResponse::SERVING) {
+    return absl::UnavailableError(absl::StrCat(
+        "health of \"", service, "\" is ",
+        grpc::health::v1::HealthCheckResponse::ServingStatus_Name(response.status())));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<v1::RetrainResponse> Client::Retrain() {

@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "accelsel/v1/accelsel.grpc.pb.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 
 namespace accelsel::client {
@@ -68,6 +69,9 @@ class Client {
   // version 0 = unpin.
   absl::StatusOr<v1::PinModelResponse> PinModel(uint64_t version);
   absl::StatusOr<v1::RollbackModelResponse> RollbackModel();
+  // Standard gRPC health check (grpc.health.v1) of `service` ("" = the whole server). OK only when SERVING;
+  // UNAVAILABLE naming the status otherwise.
+  absl::Status Health(const std::string& service = "");
 
   const ClientOptions& options() const { return options_; }
   const std::shared_ptr<grpc::Channel>& channel() const { return channel_; }
@@ -81,6 +85,7 @@ class Client {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::AcceleratorSelector::Stub> selector_;
   std::unique_ptr<v1::ModelAdmin::Stub> admin_;
+  std::unique_ptr<grpc::health::v1::Health::Stub> health_;
 };
 
 }  // namespace accelsel::client

@@ -34,8 +34,8 @@ absl::Status TelemetrySender::Send(v1::RunReport report) {
     while (!closing_ && pending_.size() >= options_.capacity_reports) changed_.Wait(&mu_);
     if (closing_) return absl::FailedPreconditionError("telemetry sender is closed");
   } else if (pending_.size() >= options_.capacity_reports) {
-    return absl::ResourceExhaustedError(absl::StrCat("telemetry buffer full (", options_.capacity_reports,
-                                                     " reports awaiting acknowledgement)"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("telemetry buffer full (", options_.capacity_reports, " reports awaiting acknowledgement)"));
   }
   Entry entry;
   entry.report = std::move(report);
@@ -53,7 +53,8 @@ absl::Status TelemetrySender::Flush(absl::Duration timeout) {
   auto done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return pending_.empty() && callbacks_running_ == 0; };
   while (!done() && !closing_ && absl::Now() < deadline) changed_.WaitWithDeadline(&mu_, deadline);
   if (done()) return absl::OkStatus();
-  std::string why = closing_ ? "sender closed" : absl::StrCat("not acknowledged within ", absl::FormatDuration(timeout));
+  std::string why =
+      closing_ ? "sender closed" : absl::StrCat("not acknowledged within ", absl::FormatDuration(timeout));
   if (!stats_.last_stream_error.empty()) absl::StrAppend(&why, "; last stream error: ", stats_.last_stream_error);
   return absl::DeadlineExceededError(absl::StrCat(pending_.size(), " report(s) ", why));
 }
@@ -105,8 +106,7 @@ void TelemetrySender::Run() {
       stream_context_ = nullptr;
       if (closing_) return;
       ++stats_.stream_failures;
-      stats_.last_stream_error =
-          status.ok() ? "server closed the stream" : absl::StrCat(absl::StatusCodeToString(static_cast<absl::StatusCode>(status.error_code())), ": ", status.error_message());
+      stats_.last_stream_error = status.ok() ? "server closed the stream" : FromGrpcStatus(status).ToString();
       failures_in_a_row = acked_on_stream_ ? 0 : failures_in_a_row + 1;
       backoff = RetryBackoff(client_options_, failures_in_a_row);
       const absl::Time wake = absl::Now() + backoff;

@@ -96,7 +96,7 @@ class TelemetrySender {
   std::unique_ptr<v1::AcceleratorSelector::Stub> stub_;
 
   mutable absl::Mutex mu_;
-  absl::CondVar changed_;  // any change to the buffer or the stream state
+  absl::CondVar changed_;                                   // any change to the buffer or the stream state
   std::map<uint64_t, Entry> pending_ ABSL_GUARDED_BY(mu_);  // by entry id = Send order
   uint64_t next_entry_id_ ABSL_GUARDED_BY(mu_) = 0;
   // Current stream: entries at or after write_cursor_ that are not written yet go out next.

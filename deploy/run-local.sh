@@ -102,9 +102,11 @@ case "${metrics_addr}" in
   0.0.0.0:*) metrics_addr="127.0.0.1:${metrics_addr#0.0.0.0:}" ;;
 esac
 
+# The README's example context if present, else the first Llama 3 8B one, else any.
 example_context="data/examples/llama3-8b-h100.json"
 if [[ ! -f "${repo_root}/${example_context}" ]]; then
-  first_example="$(find "${repo_root}/data/examples" -maxdepth 1 -name '*.json' -print -quit 2>/dev/null || true)"
+  first_example="$(find "${repo_root}/data/examples" -maxdepth 1 -name '*.json' 2>/dev/null |
+    sort | awk '/llama3-8b/ {print; found=1; exit} NR == 1 {first=$0} END {if (!found && first) print first}')"
   [[ -n "${first_example}" ]] && example_context="${first_example#"${repo_root}"/}"
 fi
 
@@ -114,13 +116,18 @@ else
   store_note="existing store in ${data_dir} is reused (the seed CSV is imported only into an empty store)"
 fi
 
+# Suggest only commands this CLI has (`health` arrived after the others).
+health_line=""
+if [[ -x "${cli}" ]] && timeout 5 "${cli}" help 2>&1 | grep -q '^ *health '; then
+  health_line="  ${cli} health --server ${client_addr}"$'\n'
+fi
+
 cat <<MSG
 accelsel-server: gRPC on ${listen}, metrics on http://${metrics_listen}/metrics, data in ${data_dir}
   ${store_note}
 
 Try, from another terminal in this checkout:
-  ${cli} health --server ${client_addr}
-  ${cli} select --server ${client_addr} --context ${example_context}
+${health_line}  ${cli} select --server ${client_addr} --context ${example_context}
   ${cli} select --server ${client_addr} --context ${example_context} --objective throughput --json
   ${cli} strategies list --server ${client_addr}
   ${cli} model info --server ${client_addr}

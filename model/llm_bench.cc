@@ -130,9 +130,8 @@ absl::Status LoadModels(const std::string& path, DescriptorTables* out) {
   auto table = ReadCsv(path);
   if (!table.ok()) return table.status();
   enum { kName, kFamily, kParams, kLayers, kHidden, kHeads, kKvHeads, kExperts, kActive, kDtype, kSource, kN };
-  auto cols = ResolveColumns<kN>(*table, {"name", "family", "parameters_b", "layers", "hidden_size",
-                                          "attention_heads", "kv_heads", "experts", "active_experts",
-                                          "weight_dtype", "source"});
+  auto cols = ResolveColumns<kN>(*table, {"name", "family", "parameters_b", "layers", "hidden_size", "attention_heads",
+                                          "kv_heads", "experts", "active_experts", "weight_dtype", "source"});
   if (!cols.ok()) return cols.status();
   for (const auto& [line_no, line] : table->lines) {
     auto f = SplitCsvLine(line);
@@ -155,9 +154,12 @@ absl::Status LoadModels(const std::string& path, DescriptorTables* out) {
       int col;
       uint32_t* dst;
       const char* what;
-    } counts[] = {{kLayers, &m.layers, "layers"},          {kHidden, &m.hidden_size, "hidden_size"},
-                  {kHeads, &m.attention_heads, "attention_heads"}, {kKvHeads, &m.kv_heads, "kv_heads"},
-                  {kExperts, &m.experts, "experts"},       {kActive, &m.active_experts, "active_experts"}};
+    } counts[] = {{kLayers, &m.layers, "layers"},
+                  {kHidden, &m.hidden_size, "hidden_size"},
+                  {kHeads, &m.attention_heads, "attention_heads"},
+                  {kKvHeads, &m.kv_heads, "kv_heads"},
+                  {kExperts, &m.experts, "experts"},
+                  {kActive, &m.active_experts, "active_experts"}};
     for (const auto& k : counts) {
       auto v = ParseCount((*f)[c[k.col]], k.what);
       if (!v.ok()) return absl::InvalidArgumentError(where() + std::string(v.status().message()));
@@ -174,8 +176,8 @@ absl::Status LoadAccelerators(const std::string& path, DescriptorTables* out) {
   auto table = ReadCsv(path);
   if (!table.ok()) return table.status();
   enum { kName, kCanonical, kMemory, kBandwidth, kTflops, kInterconnect, kSource, kN };
-  auto cols = ResolveColumns<kN>(*table, {"name", "canonical_name", "memory_gb", "memory_bandwidth_gbps",
-                                          "peak_tflops", "interconnect", "source"});
+  auto cols = ResolveColumns<kN>(*table, {"name", "canonical_name", "memory_gb", "memory_bandwidth_gbps", "peak_tflops",
+                                          "interconnect", "source"});
   if (!cols.ok()) return cols.status();
   std::vector<AcceleratorEntry> entries;
   for (const auto& [line_no, line] : table->lines) {
@@ -329,9 +331,9 @@ Strategy LlmBenchStrategy(const std::string& strategy_id) {
   s.id = strategy_id;
   s.components = {{"engine", strategy_id}};
   auto it = kDescriptions.find(strategy_id);
-  s.description = it != kDescriptions.end() ? it->second
-                                            : absl::StrCat("inference engine \"", strategy_id,
-                                                           "\" (from LLM-Inference-Bench)");
+  s.description = it != kDescriptions.end()
+                      ? it->second
+                      : absl::StrCat("inference engine \"", strategy_id, "\" (from LLM-Inference-Bench)");
   return s;
 }
 
@@ -364,7 +366,7 @@ absl::StatusOr<std::vector<RunRecord>> LoadLlmInferenceBench(const std::string& 
 
   std::vector<RunRecord> runs;
   runs.reserve(table->lines.size());
-  std::unordered_set<std::string> seen_content;  // the row's fields as written, joined
+  std::unordered_set<std::string> seen_content;         // the row's fields as written, joined
   std::unordered_set<std::string> seen_task;            // task + strategy, hardware label as written
   std::unordered_set<std::string> seen_task_canonical;  // task + strategy, canonical accelerator name
   for (const auto& [line_no, line] : table->lines) {

@@ -27,8 +27,8 @@ struct AcceleratorEntry {
 
 // Descriptor tables (data/descriptors/models.csv and accelerators.csv).
 struct DescriptorTables {
-  std::map<std::string, ModelDescriptor> models;           // by model name
-  std::map<std::string, AcceleratorEntry> accelerators;    // by label and by canonical name
+  std::map<std::string, ModelDescriptor> models;         // by model name
+  std::map<std::string, AcceleratorEntry> accelerators;  // by label and by canonical name
 
   // nullptr when unknown. Accepts a label or a canonical name.
   const AcceleratorEntry* FindAccelerator(const std::string& name) const;
@@ -42,19 +42,19 @@ absl::StatusOr<DescriptorTables> LoadDescriptorTables(const std::string& dir);
 // What an import did, for the operator. Counts are in rows of the CSV unless named otherwise.
 struct LlmBenchImportStats {
   size_t rows_read = 0;
-  size_t runs = 0;                    // distinct runs returned
-  size_t identical_rows_folded = 0;   // rows whose whole content repeats an earlier row: one run kept
+  size_t runs = 0;                   // distinct runs returned
+  size_t identical_rows_folded = 0;  // rows whose whole content repeats an earlier row: one run kept
   // Rows whose task + framework (Hardware as written, Num of Hardware, Framework, Model, Input Output Length,
   // Batch Size) repeat an earlier row but whose measurements differ: repeated measurements, kept as separate
   // runs with distinct run_ids. The _canonical count compares canonical accelerator names instead, so it
   // also counts repeats hidden behind label variants.
   size_t repeated_task_rows = 0;
   size_t repeated_task_rows_canonical = 0;
-  size_t rows_skipped = 0;            // malformed rows (bad number, wrong column count); see skip_reasons
-  std::vector<std::string> skip_reasons;   // first few, "line N: why"
-  size_t label_variant_rows = 0;      // rows whose hardware label was mapped to a different canonical name
+  size_t rows_skipped = 0;                // malformed rows (bad number, wrong column count); see skip_reasons
+  std::vector<std::string> skip_reasons;  // first few, "line N: why"
+  size_t label_variant_rows = 0;          // rows whose hardware label was mapped to a different canonical name
   std::map<std::string, std::string> label_mapping;  // label -> canonical name, for labels that changed
-  size_t rows_unknown_model = 0;      // imported with an empty model descriptor (name only)
+  size_t rows_unknown_model = 0;                     // imported with an empty model descriptor (name only)
   size_t rows_unknown_accelerator = 0;  // imported with an empty hardware descriptor (label and count only)
   std::set<std::string> unknown_models;
   std::set<std::string> unknown_accelerators;

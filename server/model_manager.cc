@@ -25,10 +25,6 @@ constexpr char kNextVersionKey[] = "next_model_version";
 // tasks the candidate has never seen.
 constexpr uint64_t kHoldoutPercent = 20;
 
-bool InHoldout(const model::RunRecord& r) {
-  return absl::HashOf(model::ExactContextKey(r.context), uint64_t{0x5eed}) % 100 < kHoldoutPercent;
-}
-
 void FillEvaluation(const model::HoldoutMetrics& m, v1::ModelEvaluation* e) {
   auto finite = [](double v) { return std::isfinite(v) ? v : 0.0; };
   e->set_holdout_mape(finite(m.mape));
@@ -38,6 +34,10 @@ void FillEvaluation(const model::HoldoutMetrics& m, v1::ModelEvaluation* e) {
 }
 
 }  // namespace
+
+bool ModelManager::InHoldout(const model::TaskContext& context) {
+  return absl::HashOf(model::ExactContextKey(context), uint64_t{0x5eed}) % 100 < kHoldoutPercent;
+}
 
 ModelManager::ModelManager(storage::TelemetryStore* store, Metrics* metrics, const ServerOptions& options)
     : store_(store), metrics_(metrics), options_(options) {}
@@ -106,7 +106,7 @@ absl::StatusOr<v1::ModelVersionInfo> ModelManager::RetrainNow() {
   std::vector<model::RunRecord> train, holdout;
   absl::Status scan = store_->ScanRuns(0, [&](const v1::RunReport& r) {
     model::RunRecord rec = FromProto(r);
-    (InHoldout(rec) ? holdout : train).push_back(std::move(rec));
+    (InHoldout(rec.context) ? holdout : train).push_back(std::move(rec));
     return true;
   });
   if (!scan.ok()) {
@@ -157,7 +157,15 @@ absl::StatusOr<v1::ModelVersionInfo> ModelManager::RetrainNow() {
     info.mutable_evaluation()->set_baseline_top1(std::isfinite(cur.top1) ? cur.top1 : 0);
     if (promote && std::isfinite(cur.mape)) {
       const bool mape_ok = cand.mape <= cur.mape * (1 + kMapeTolerance);
-      const bool top1_ok = !std::isfinite(cur.top1) || !std::isfinite(cand.top1) || cand.top1 >= cur.top1 - kTop1Tolerance;
+      // Top-1 over a few held-out contexts is noisy (near-ties flip): allow two standard errors of the
+      // serving model's top-1 estimate, and at least kTop1Tolerance.
+      const double n = std::max<double>(1.0, static_cast<double>(cur.contexts));
+      // Laplace-smoothed proportion, so a perfect score on few contexts does not claim zero uncertainty.
+      const double p = std::isfinite(cur.top1) ? (cur.top1 * n + 1) / (n + 2) : 0.5;
+      const double se = std::sqrt(p * (1 - p) / n);
+      const double top1_tolerance = std::max(kTop1Tolerance, 2 * se);
+      const bool top1_ok =
+          !std::isfinite(cur.top1) || !std::isfinite(cand.top1) || cand.top1 >= cur.top1 - top1_tolerance;
       promote = mape_ok && top1_ok;
       note = absl::StrFormat("holdout MAPE %.4f vs serving %.4f, top-1 %.3f vs %.3f", cand.mape, cur.mape,
                              cand.top1, cur.top1);
@@ -166,9 +174,9 @@ absl::StatusOr<v1::ModelVersionInfo> ModelManager::RetrainNow() {
     note = absl::StrFormat("first model; holdout MAPE %.4f, top-1 %.3f", cand.mape, cand.top1);
   }
   if (!std::isfinite(cand.mape) || cand.rows == 0) note = "no held-out runs to evaluate on; not promoted";
-  if (promote && pinned_) {
+  if (pinned_) {
     promote = false;
-    note += "; a version is pinned, not promoted";
+    note += "; a version is pinned (automatic promotion is off until `model pin 0`)";
   }
   info.set_promoted(promote);
   info.set_note(absl::StrCat(promote ? "promoted: " : "not promoted: ", note));

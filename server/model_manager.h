@@ -28,8 +28,9 @@ struct ServingModel {
 };
 
 // Promotion rule: a candidate replaces the serving model unless its held-out MAPE is more than
-// kMapeTolerance (relative) worse or its held-out top-1 agreement is more than kTop1Tolerance (absolute) lower.
-// Training noise moves both by about this much between identical runs; a real regression moves them more.
+// kMapeTolerance (relative) worse, or its held-out top-1 agreement is lower by more than two standard errors of the
+// serving model's top-1 on those contexts (sqrt(p(1-p)/n), at least kTop1Tolerance). Training noise moves both by
+// about this much between comparable runs; a real regression (e.g. corrupted labels) moves them far more.
 inline constexpr double kMapeTolerance = 0.05;
 inline constexpr double kTop1Tolerance = 0.02;
 
@@ -55,6 +56,10 @@ class ModelManager {
   // Serves the promoted version before the current one, and pins it.
   absl::StatusOr<uint64_t> Rollback();
   void FillInfo(v1::GetModelInfoResponse* response) const;
+
+  // Whether runs of this context are held out from training for evaluation (a fixed hash split by exact context,
+  // about 20%), so that candidate and serving model are compared on tasks neither was trained on.
+  static bool InHoldout(const model::TaskContext& context);
 
  private:
   absl::StatusOr<std::shared_ptr<const ServingModel>> LoadVersion(uint64_t version);

@@ -83,6 +83,15 @@ else
   skip "contracts and dashboard queries" "python3 with yaml not installed (Debian package python3-yaml)"
 fi
 
+# --- The committed Grafana dashboard is what deploy/make-grafana-dashboard.py writes ------------------------------
+if [[ -n "${python}" ]]; then
+  dashboard_fresh() {
+    "${python}" deploy/make-grafana-dashboard.py "${tmp}/dashboard.json" &&
+      diff -u deploy/grafana-dashboard.json "${tmp}/dashboard.json"
+  }
+  run "deploy/grafana-dashboard.json is up to date with deploy/make-grafana-dashboard.py" dashboard_fresh
+fi
+
 # --- docs/API.md against the proto: every field documented, every labelled JSON example parses ---------------------
 if have protoc && /usr/bin/python3 -c 'import google.protobuf' 2>/dev/null; then
   run "docs/API.md documents every proto field; its JSON examples parse" \
@@ -147,25 +156,49 @@ else
   skip "runtime library coverage" "no built accelsel-server and accelsel in '${bin_dir}'"
 fi
 
-# --- The real server exports every metric the alerts and the dashboard read --------------------------------------
-live_metrics_check() {
-  local out="${tmp}/server.out" data="${tmp}/live-data" port="" pid
-  "${bin_dir}/accelsel-server" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 --data_dir="${data}" \
-    --trainer=false --seed_csv= >"${out}" 2>&1 &
-  pid=$!
+# --- Against the real server: exported metric names, and the Dockerfile's HEALTHCHECK command --------------------
+live_pid=""
+live_grpc_port=""
+live_metrics_port=""
+# start_live_server NAME [FLAGS...]: starts build/bin/accelsel-server on free loopback ports, trainer off, with an
+# empty store unless FLAGS say otherwise (later flags win).
+start_live_server() {
+  local out="${tmp}/$1.out" name="$1"
+  shift
+  "${bin_dir}/accelsel-server" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 --data_dir="${tmp}/${name}-data" \
+    --trainer=false --seed_csv= "$@" >"${out}" 2>&1 &
+  live_pid=$!
+  live_grpc_port=""
+  live_metrics_port=""
   for _ in $(seq 200); do
-    port="$(sed -n 's#.*metrics on [0-9.]*:\([0-9]*\)/metrics.*#\1#p' "${out}" | head -n1)"
-    [[ -n "${port}" ]] && break
-    kill -0 "${pid}" 2>/dev/null || break
+    live_grpc_port="$(sed -n 's#.*listening on [0-9.]*:\([0-9]*\) (gRPC).*#\1#p' "${out}" | head -n1)"
+    live_metrics_port="$(sed -n 's#.*metrics on [0-9.]*:\([0-9]*\)/metrics.*#\1#p' "${out}" | head -n1)"
+    [[ -n "${live_grpc_port}" && -n "${live_metrics_port}" ]] && return 0
+    kill -0 "${live_pid}" 2>/dev/null || break
     sleep 0.05
   done
-  if [[ -z "${port}" ]]; then
-    echo "server did not report its metrics port:"; cat "${out}"; kill -TERM "${pid}" 2>/dev/null; return 1
+  echo "server did not report its ports:"
+  cat "${out}"
+  kill -TERM "${live_pid}" 2>/dev/null
+  return 1
+}
+stop_live_server() {
+  kill -TERM "${live_pid}"
+  wait "${live_pid}" || { echo "server exit code $? after SIGTERM"; return 1; }
+}
+
+live_metrics_check() {
+  start_live_server metrics || return 1
+  # One invalid report, so that the labelled family accelsel_runs_rejected_total has a child to export.
+  if [[ -x "${bin_dir}/accelsel" ]]; then
+    echo '{"run_id": "deploy-check-1", "node_id": "deploy-check", "strategy_id": "none", "status": "RUN_STATUS_OK"}' \
+      >"${tmp}/bad.jsonl"
+    "${bin_dir}/accelsel" report --server "127.0.0.1:${live_grpc_port}" --jsonl "${tmp}/bad.jsonl" \
+      >"${tmp}/report.out" 2>&1
   fi
-  curl -fsS "http://127.0.0.1:${port}/metrics" >"${tmp}/metrics.txt"
+  curl -fsS "http://127.0.0.1:${live_metrics_port}/metrics" >"${tmp}/metrics.txt"
   local curl_rc=$?
-  kill -TERM "${pid}"
-  wait "${pid}" || { echo "server exit code $? after SIGTERM"; return 1; }
+  stop_live_server || return 1
   [[ ${curl_rc} == 0 ]] || { echo "scrape failed"; return 1; }
   local name missing=0
   while read -r name; do
@@ -177,10 +210,55 @@ live_metrics_check() {
   done <"${tmp}/used_metrics.txt"
   return "${missing}"
 }
+
+# The Dockerfile's HEALTHCHECK command, with the image's paths mapped to bin_dir, must pass against a serving server.
+live_healthcheck_check() {
+  local -a cmd=()
+  local arg
+  while read -r arg; do
+    cmd+=("${arg}")
+  done < <("${python}" -c 'import json, re, sys
+text = open(sys.argv[1]).read().replace("\\\n", " ")
+for a in json.loads(re.search(r"^HEALTHCHECK .*? CMD (\[.*\])", text, re.M).group(1)):
+    print(a)' Dockerfile)
+  [[ ${#cmd[@]} -gt 0 ]] || { echo "no exec-form HEALTHCHECK CMD in the Dockerfile"; return 1; }
+  cmd[0]="${bin_dir}/$(basename "${cmd[0]}")"
+  start_live_server health || return 1
+  local i rc=0
+  for i in "${!cmd[@]}"; do
+    cmd[i]="${cmd[i]//127.0.0.1:50051/127.0.0.1:${live_grpc_port}}"
+  done
+  "${cmd[@]}" || rc=$?
+  stop_live_server || return 1
+  [[ ${rc} == 0 ]] || { echo "HEALTHCHECK command '${cmd[*]}' exited ${rc} against a serving server"; return 1; }
+}
+
+# The examples of docs/API.md, replayed against a server seeded as by `make run`, get the documented answers.
+live_api_examples_check() {
+  start_live_server api --seed_csv=data/llm-inference-bench/throughput_all_results.csv \
+    --descriptors_dir=data/descriptors || return 1
+  local rc=0
+  /usr/bin/python3 tests/deploy/check_api_examples.py "${src}" "${tmp}" "${live_grpc_port}" || rc=$?
+  stop_live_server || return 1
+  return "${rc}"
+}
+
+if [[ -n "${bin_dir}" && -x "${bin_dir}/accelsel-server" ]] && have protoc &&
+  /usr/bin/python3 -c 'import grpc, google.protobuf' 2>/dev/null; then
+  run "docs/API.md examples get the documented answers from the real server" live_api_examples_check
+else
+  skip "docs/API.md examples against the real server" \
+    "no built accelsel-server in '${bin_dir}', or no protoc / python3-grpcio under /usr/bin/python3"
+fi
 if [[ -n "${bin_dir}" && -x "${bin_dir}/accelsel-server" && -f "${tmp}/used_metrics.txt" ]] && have curl; then
   run "the server exports every metric used by alerts.yml and the dashboard" live_metrics_check
 else
   skip "metric names against the real server" "no built accelsel-server in '${bin_dir}', or no curl"
+fi
+if [[ -n "${bin_dir}" && -x "${bin_dir}/accelsel-server" && -x "${bin_dir}/accelsel" && -n "${python}" ]]; then
+  run "the Dockerfile's HEALTHCHECK command passes against a serving server" live_healthcheck_check
+else
+  skip "HEALTHCHECK command against the real server" "no built accelsel-server and accelsel in '${bin_dir}'"
 fi
 
 # --- deploy/run-local.sh with a stand-in server: flags passed through, exec'd, SIGTERM reaches it ---------------
@@ -194,12 +272,13 @@ echo "$$" >"${ACCELSEL_FAKE_PID}"
 trap 'exit 0' TERM
 while :; do sleep 0.05; done
 SH
-  chmod +x "${fake}/accelsel-server"
-  cp "${fake}/accelsel-server" "${fake}/accelsel"
+  printf '#!/bin/sh\necho "commands:"\necho "  health      probe"\n' >"${fake}/accelsel"
+  chmod +x "${fake}/accelsel-server" "${fake}/accelsel"
   export ACCELSEL_FAKE_ARGS="${tmp}/args" ACCELSEL_FAKE_PID="${tmp}/server.pid"
   deploy/run-local.sh --bin "${fake}" --data_dir "${tmp}/data" --listen 127.0.0.1:1 --metrics_listen=127.0.0.1:2 \
     --seed_csv data/llm-inference-bench/throughput_all_results.csv -- --exploration_rate=0 >"${tmp}/banner" &
   local script_pid=$!
+  run_local_pid="${script_pid}"
   for _ in $(seq 100); do [[ -s "${ACCELSEL_FAKE_PID}" ]] && break; sleep 0.05; done
   [[ -s "${ACCELSEL_FAKE_PID}" ]] || { echo "server never started"; return 1; }
   # exec: the script's process is the server's process, so Ctrl-C / SIGTERM go straight to it.
@@ -215,13 +294,20 @@ SH
   grep -q "select --server 127.0.0.1:1 --context data/examples/" "${tmp}/banner" ||
     { echo "banner lacks the select example:"; cat "${tmp}/banner"; return 1; }
   grep -q "curl -s 127.0.0.1:2/metrics" "${tmp}/banner" || { echo "banner lacks the metrics example"; return 1; }
+  grep -q "accelsel health --server 127.0.0.1:1" "${tmp}/banner" ||
+    { echo "banner lacks the health example although the CLI has it"; return 1; }
   # A missing binary is a clear error, not a hang.
   if deploy/run-local.sh --bin "${tmp}/nowhere" --data_dir "${tmp}/data2" >/dev/null 2>"${tmp}/err"; then
     echo "run-local.sh succeeded without a server binary"; return 1
   fi
   grep -q "not found" "${tmp}/err" || { echo "unclear error:"; cat "${tmp}/err"; return 1; }
 }
+run_local_pid=""
 run "deploy/run-local.sh passes flags, execs the server, exits 0 on SIGTERM" run_local_check
+# A failed check may leave the stand-in running; never leave a process behind.
+if [[ -n "${run_local_pid}" ]] && kill -0 "${run_local_pid}" 2>/dev/null; then
+  kill -KILL "${run_local_pid}" 2>/dev/null
+fi
 
 echo "deploy checks: ${passed} passed, ${failed} failed, ${skipped} skipped"
 [[ ${failed} -eq 0 ]]

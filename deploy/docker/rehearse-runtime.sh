@@ -56,6 +56,12 @@ echo "== apt-get install RUNTIME_PACKAGES (${runtime_packages})"
 chroot "${rootfs}" /bin/sh -c "apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
   apt-get install -y -qq --no-install-recommends ${runtime_packages}" >"${rootfs}.apt.log" 2>&1
 
+# A container has /proc; so must the chroot (unmounted again on exit if mounted here).
+if ! mountpoint -q "${rootfs}/proc"; then
+  mount -t proc proc "${rootfs}/proc"
+  trap 'umount "${rootfs}/proc"' EXIT
+fi
+
 echo "== user setup: ${user_setup}"
 chroot "${rootfs}" /bin/sh -c "id -u accelsel >/dev/null 2>&1 || (${user_setup})"
 
@@ -113,7 +119,7 @@ chroot --userspec="${image_user}" "${rootfs}" /usr/local/bin/accelsel strategies
 if command -v curl >/dev/null; then
   echo "metrics: $(curl -s "127.0.0.1:${metrics_port}/metrics" | grep -c '^accelsel_') accelsel_ samples"
 fi
-echo "store owned by: $(stat -c '%U:%G' "${rootfs}/var/lib/accelsel/CURRENT" 2>/dev/null || echo '?')"
+echo "store owned by: $(stat -c '%u:%g' "${rootfs}/var/lib/accelsel/CURRENT" 2>/dev/null || echo '?')"
 
 kill -TERM "${server_pid}"
 rc=0

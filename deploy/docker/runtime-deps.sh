@@ -15,24 +15,6 @@ if [[ "${1:-}" == "--require" ]]; then
 fi
 [[ $# -ge 1 ]] || { echo "usage: $0 [--require 'PACKAGES'] BINARY..." >&2; exit 2; }
 
-# dpkg records a library under the path its package shipped it at; on merged-/usr systems ldd may report the
-# other spelling (/lib vs /usr/lib), so both are tried.
-owner_of() {
-  local path="$1" candidate owner
-  for candidate in "${path}" "/usr${path}" "${path#/usr}" "$(readlink -f "${path}")"; do
-    if owner="$(dpkg-query -S "${candidate}" 2>/dev/null)"; then
-      # "libfoo1:amd64: /usr/lib/..." -> libfoo1 (diversions are reported as "diversion by ...": skipped)
-      owner="$(grep -v '^diversion' <<<"${owner}" | head -n1 | cut -d: -f1)"
-      if [[ -n "${owner}" ]]; then
-        echo "${owner}"
-        return 0
-      fi
-    fi
-  done
-  echo "runtime-deps.sh: no Debian package owns ${path}" >&2
-  return 1
-}
-
 libs=()
 for binary in "$@"; do
   [[ -f "${binary}" ]] || { echo "runtime-deps.sh: ${binary} not found" >&2; exit 2; }
@@ -46,8 +28,41 @@ for binary in "$@"; do
     libs+=("${lib}")
   done < <(awk '$2 == "=>" && $3 ~ /^\// {print $3}' <<<"${ldd_out}")
 done
+mapfile -t libs < <(printf '%s\n' "${libs[@]}" | sort -u)
 
-needed="$(for lib in "${libs[@]}"; do owner_of "${lib}"; done | sort -u)"
+# dpkg records a library under the path its package shipped it at; on merged-/usr systems ldd may report the
+# other spelling (/lib vs /usr/lib), or a symlink. All spellings go to one dpkg-query call (one per library would
+# take a minute: each call reads every package's file list).
+declare -A spellings_of=()
+all_spellings=()
+for lib in "${libs[@]}"; do
+  s=("${lib}" "/usr${lib}" "${lib#/usr}" "$(readlink -f "${lib}")")
+  spellings_of["${lib}"]="${s[*]}"
+  all_spellings+=("${s[@]}")
+done
+declare -A owner_of=()
+while IFS= read -r line; do
+  # "libfoo1:amd64: /usr/lib/x86_64-linux-gnu/libfoo.so.1" ("diversion by ..." lines are skipped)
+  [[ "${line}" == diversion* ]] && continue
+  owner_of["${line##*: }"]="${line%%:*}"
+done < <(dpkg-query -S "${all_spellings[@]}" 2>/dev/null || true)
+
+needed_list=()
+for lib in "${libs[@]}"; do
+  owner=""
+  for spelling in ${spellings_of["${lib}"]}; do
+    if [[ -n "${owner_of["${spelling}"]:-}" ]]; then
+      owner="${owner_of["${spelling}"]}"
+      break
+    fi
+  done
+  if [[ -z "${owner}" ]]; then
+    echo "runtime-deps.sh: no Debian package owns ${lib}" >&2
+    exit 1
+  fi
+  needed_list+=("${owner}")
+done
+needed="$(printf '%s\n' "${needed_list[@]}" | sort -u)"
 
 if [[ -z "${declared}" ]]; then
   echo "${needed}"

@@ -1,6 +1,10 @@
 // Client: retries on UNAVAILABLE only, bounded attempts, deadlines, metadata, backoff bounds.
 #include "client/client.h"
 
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "tests/client/fake_server.h"
@@ -102,6 +106,39 @@ TEST(ClientTest, AdminCallsAndBearerToken) {
   auto info = (*client)->GetModelInfo();
   ASSERT_TRUE(info.ok());
   EXPECT_EQ(info->strategies(), 1u);
+}
+
+std::string ReadFixture(const std::string& name) {
+  const char* d = std::getenv("ACCELSEL_SOURCE_DIR");
+  std::ifstream in(std::string(d != nullptr ? d : ".") + "/tests/fixtures/tls/" + name);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+TEST(ClientTest, TlsWithRootCa) {
+  const std::string ca = ReadFixture("ca.pem");
+  const std::string cert = ReadFixture("server.pem");
+  ASSERT_FALSE(ca.empty());
+  ASSERT_FALSE(cert.empty());
+  testing::FakeServer server(cert, ReadFixture("server.key"));
+
+  ClientOptions o = Options(server.address());
+  o.tls_root_ca_pem = ca;
+  o.bearer_token = "over-tls";
+  auto secure = Client::Create(o);
+  ASSERT_TRUE(secure.ok());
+  auto info = (*secure)->GetModelInfo();
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(server.service().last_authorization(), "Bearer over-tls");
+
+  // Plaintext to a TLS port, and TLS that trusts the wrong root, both fail (and are not retried forever).
+  o.deadline_ms = 2000;
+  o.tls_root_ca_pem.clear();
+  EXPECT_FALSE((*Client::Create(o))->GetModelInfo().ok());
+  o.tls_root_ca_pem = ReadFixture("other_ca.pem");
+  EXPECT_FALSE((*Client::Create(o))->GetModelInfo().ok());
+  EXPECT_EQ(server.service().unary_calls(), 1);
 }
 
 TEST(ClientTest, OptionsAreValidated) {

@@ -101,7 +101,10 @@ grpc::Status FakeSelector::ReportRun(grpc::ServerContext* ctx,
         return grpc::Status(grpc::StatusCode::UNAVAILABLE, "fake stream break");
       }
       // Hold acks back until released or the call is cancelled.
-      while (hold_acks_ && !ctx->IsCancelled()) mu_.AwaitWithTimeout(absl::Condition(+[](bool* hold) { return !*hold; }, &hold_acks_), absl::Milliseconds(10));
+      while (hold_acks_ && !ctx->IsCancelled())
+        mu_.AwaitWithTimeout(absl::Condition(
+                                 +[](bool* hold) { return !*hold; }, &hold_acks_),
+                             absl::Milliseconds(10));
       if (ctx->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "cancelled");
       ack = Judge(report);
     }
@@ -167,9 +170,15 @@ grpc::Status FakeSelector::RollbackModel(grpc::ServerContext* ctx, const v1::Rol
   return grpc::Status::OK;
 }
 
-FakeServer::FakeServer() {
+FakeServer::FakeServer(const std::string& tls_cert_pem, const std::string& tls_key_pem) {
+  std::shared_ptr<grpc::ServerCredentials> creds = grpc::InsecureServerCredentials();
+  if (!tls_cert_pem.empty()) {
+    grpc::SslServerCredentialsOptions ssl;
+    ssl.pem_key_cert_pairs.push_back({tls_key_pem, tls_cert_pem});
+    creds = grpc::SslServerCredentials(ssl);
+  }
   grpc::ServerBuilder builder;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
+  builder.AddListeningPort("127.0.0.1:0", creds, &port_);
   builder.RegisterService(static_cast<v1::AcceleratorSelector::Service*>(&service_));
   builder.RegisterService(static_cast<v1::ModelAdmin::Service*>(&service_));
   server_ = builder.BuildAndStart();

@@ -84,8 +84,7 @@ class FakeSelector final : public v1::AcceleratorSelector::Service, public v1::M
   grpc::Status GetModelInfo(grpc::ServerContext* ctx, const v1::GetModelInfoRequest*,
                             v1::GetModelInfoResponse* resp) override;
   grpc::Status Retrain(grpc::ServerContext* ctx, const v1::RetrainRequest*, v1::RetrainResponse* resp) override;
-  grpc::Status PinModel(grpc::ServerContext* ctx, const v1::PinModelRequest* req,
-                        v1::PinModelResponse* resp) override;
+  grpc::Status PinModel(grpc::ServerContext* ctx, const v1::PinModelRequest* req, v1::PinModelResponse* resp) override;
   grpc::Status RollbackModel(grpc::ServerContext* ctx, const v1::RollbackModelRequest*,
                              v1::RollbackModelResponse* resp) override;
 
@@ -115,7 +114,8 @@ class FakeSelector final : public v1::AcceleratorSelector::Service, public v1::M
 // Owns a FakeSelector served on 127.0.0.1:<free port>.
 class FakeServer {
  public:
-  FakeServer();
+  // tls_cert_pem / tls_key_pem empty = plaintext.
+  explicit FakeServer(const std::string& tls_cert_pem = "", const std::string& tls_key_pem = "");
   ~FakeServer();
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
   FakeSelector& service() { return service_; }

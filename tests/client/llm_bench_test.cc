@@ -107,7 +107,8 @@ TEST(LlmBenchTest, FixtureMapping) {
   for (const auto& r : *runs) EXPECT_TRUE(ids.insert(r.run_id).second) << r.run_id;
 
   // MoE-free 70B model on Gaudi2; unknown names import with empty descriptors.
-  const RunRecord* gaudi = Find(*runs, "Habana Gaudi2", 4, "deepspeed", "meta-llama/Llama-2-70b-hf", 1024, 64, 120000.0);
+  const RunRecord* gaudi =
+      Find(*runs, "Habana Gaudi2", 4, "deepspeed", "meta-llama/Llama-2-70b-hf", 1024, 64, 120000.0);
   ASSERT_NE(gaudi, nullptr);
   EXPECT_EQ(gaudi->context.model.layers, 80u);
   const RunRecord* unknown = Find(*runs, "Acme X1 NPU", 1, "vllm", "acme/unknown-model-3B", 128, 1, 500.0);
@@ -148,8 +149,8 @@ TEST(LlmBenchTest, StrategiesForCatalogue) {
     EXPECT_EQ(s.components[0].second, s.id);
     EXPECT_FALSE(s.description.empty());
   }
-  EXPECT_EQ(ids, (std::vector<std::string>{"deepspeed", "deepspeed-mii", "llama.cpp", "sambaflow", "tensorrt-llm",
-                                           "vllm"}));
+  EXPECT_EQ(ids,
+            (std::vector<std::string>{"deepspeed", "deepspeed-mii", "llama.cpp", "sambaflow", "tensorrt-llm", "vllm"}));
 }
 
 TEST(LlmBenchTest, NormalizeFramework) {
@@ -223,8 +224,9 @@ TEST(LlmBenchTest, DescriptorTablesHaveSourcesAndPlausibleValues) {
 
 TEST(LlmBenchTest, Errors) {
   EXPECT_EQ(LoadLlmInferenceBench("/nonexistent/x.csv", "", nullptr).status().code(), absl::StatusCode::kNotFound);
-  const std::string no_latency = TempFile("nolat.csv", "Hardware,Num of Hardware,Framework,Model,Input Output Length,"
-                                                       "Batch Size,Throughput\nA,1,vLLM,m,128,1,5\n");
+  const std::string no_latency = TempFile("nolat.csv",
+                                          "Hardware,Num of Hardware,Framework,Model,Input Output Length,"
+                                          "Batch Size,Throughput\nA,1,vLLM,m,128,1,5\n");
   auto r = LoadLlmInferenceBench(no_latency, "", nullptr);
   EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(r.status().message().find("Latency"), absl::string_view::npos) << r.status();

@@ -1,0 +1,355 @@
+// The learned meta-model inside the running service: learning a crossover from streamed telemetry, intervals that
+// cover the truth at about their nominal rate, promotion rules (corrupted labels, pin, rollback), persistence
+// across restarts, corrupt blobs, unseen contexts, exploration, and selects racing with retrains.
+#include <atomic>
+#include <cmath>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/model_manager.h"
+#include "tests/server/test_server.h"
+
+namespace accelsel::testing {
+namespace {
+
+// Ground truth of the synthetic network: strategy "small" is faster below batch 16, "large" above.
+double TrueLatencyMs(const std::string& strategy, uint32_t batch, uint32_t prompt, double params_b) {
+  const double scale = (prompt / 512.0) * (params_b / 7.0);
+  const double base = strategy == "small" ? 20.0 * batch : 160.0 + 10.0 * batch;
+  return base * scale;
+}
+
+v1::TaskContext SyntheticContext(uint32_t batch, uint32_t prompt, double params_b, const std::string& accel = "Syn GPU") {
+  v1::TaskContext c = MakeContext(batch, absl::StrCat("syn/model-", params_b, "b"), accel);
+  c.mutable_model()->set_parameters_b(params_b);
+  c.mutable_model()->set_layers(params_b > 30 ? 80 : 32);
+  c.mutable_model()->set_hidden_size(params_b > 30 ? 8192 : 4096);
+  c.mutable_workload()->set_prompt_tokens(prompt);
+  c.mutable_workload()->set_output_tokens(prompt);
+  return c;
+}
+
+class ModelLifecycleTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = FreshDir("model-lifecycle");
+    Start();
+  }
+  void Start() {
+    auto opts = TestOptions(dir_);
+    opts.exploration_rate = exploration_rate_;
+    auto s = server::Server::Start(opts);
+    ASSERT_TRUE(s.ok()) << s.status();
+    server_ = *std::move(s);
+    conn_ = Connect(server_->port());
+  }
+  void Restart() {
+    server_->Shutdown();
+    server_.reset();
+    Start();
+  }
+  server::ModelManager& models() { return server_->core().models(); }
+
+  void Register(const std::string& id) {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    v1::RegisterStrategyRequest req;
+    *req.mutable_strategy() = MakeStrategy(id);
+    v1::RegisterStrategyResponse resp;
+    ASSERT_TRUE(conn_.selector->RegisterStrategy(&ctx, req, &resp).ok());
+  }
+
+  void Stream(const std::vector<v1::RunReport>& reports) {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx, 120);
+    auto stream = conn_.selector->ReportRun(&ctx);
+    for (const auto& r : reports) ASSERT_TRUE(stream->Write(r));
+    stream->WritesDone();
+    v1::RunAck ack;
+    size_t n = 0;
+    while (stream->Read(&ack)) {
+      ASSERT_NE(ack.result(), v1::RunAck::RESULT_REJECTED) << ack.reason();
+      ++n;
+    }
+    ASSERT_TRUE(stream->Finish().ok());
+    ASSERT_EQ(n, reports.size());
+  }
+
+  // Telemetry of the synthetic network with multiplicative noise (sigma in log space).
+  std::vector<v1::RunReport> Telemetry(const std::string& tag, double sigma, uint64_t seed, int reps = 3,
+                                       bool corrupt_training_labels = false) {
+    std::mt19937_64 rng(seed);
+    std::normal_distribution<double> noise(0.0, sigma);
+    std::uniform_real_distribution<double> garbage(1.0, 5000.0);
+    std::vector<v1::RunReport> out;
+    int i = 0;
+    for (double params : {7.0, 13.0, 70.0}) {
+      for (uint32_t prompt : {128u, 256u, 512u, 1024u}) {
+        for (uint32_t batch : {1u, 2u, 4u, 8u, 16u, 32u, 64u, 128u}) {
+          for (const std::string s : {"small", "large"}) {
+            for (int rep = 0; rep < reps; ++rep) {
+              v1::RunReport r;
+              r.set_run_id(absl::StrCat(tag, "-", i++));
+              r.set_node_id(absl::StrCat("node-", rep));
+              *r.mutable_context() = SyntheticContext(batch, prompt, params);
+              r.set_strategy_id(s);
+              r.set_status(v1::RUN_STATUS_OK);
+              double v = TrueLatencyMs(s, batch, prompt, params) * std::exp(noise(rng));
+              if (corrupt_training_labels) {
+                model::TaskContext plain;
+                plain.model.name = r.context().model().name();
+                plain.hardware.accelerator = r.context().hardware().accelerator();
+                plain.hardware.count = r.context().hardware().count();
+                plain.workload.prompt_tokens = prompt;
+                plain.workload.output_tokens = prompt;
+                plain.workload.batch_size = batch;
+                if (server::ModelManager::InHoldout(plain)) continue;  // the held-out contexts stay clean
+                v = garbage(rng);
+              }
+              r.mutable_metrics()->set_e2e_latency_ms(v);
+              out.push_back(std::move(r));
+            }
+          }
+        }
+      }
+    }
+    return out;
+  }
+
+  v1::SelectAcceleratorResponse Select(const v1::TaskContext& ctx, bool explore = false) {
+    grpc::ClientContext cctx;
+    SetDeadline(&cctx);
+    v1::SelectAcceleratorRequest req;
+    *req.mutable_context() = ctx;
+    req.set_allow_exploration(explore);
+    v1::SelectAcceleratorResponse resp;
+    grpc::Status st = conn_.selector->SelectAccelerator(&cctx, req, &resp);
+    EXPECT_TRUE(st.ok()) << st.error_message();
+    return resp;
+  }
+
+  void TrainGood() {
+    Register("small");
+    Register("large");
+    Stream(Telemetry("good", 0.1, 1));
+    auto info = models().RetrainNow();
+    ASSERT_TRUE(info.ok()) << info.status();
+    ASSERT_TRUE(info->promoted()) << info->note();
+  }
+
+  double exploration_rate_ = 0.05;
+  std::string dir_;
+  std::unique_ptr<server::Server> server_;
+  Connection conn_;
+};
+
+TEST_F(ModelLifecycleTest, LearnsTheCrossoverAndIntervalsCoverTheTruth) {
+  TrainGood();
+  // Contexts never run: prompt lengths and a model size between the observed ones.
+  int correct = 0, total = 0, covered = 0, samples = 0;
+  std::mt19937_64 rng(99);
+  std::normal_distribution<double> noise(0.0, 0.1);
+  for (uint32_t prompt : {192u, 384u, 768u}) {
+    for (double params : {7.0, 13.0}) {
+      for (uint32_t batch : {1u, 3u, 6u, 24u, 48u, 100u}) {
+        auto resp = Select(SyntheticContext(batch, prompt, params));
+        ASSERT_EQ(resp.recommendations_size(), 2);
+        EXPECT_GE(resp.model_version(), 1u);
+        const auto& top = resp.recommendations(0);
+        EXPECT_EQ(top.evidence_layer(), v1::EVIDENCE_LAYER_MODEL);
+        const std::string want = batch < 16 ? "small" : "large";
+        correct += top.strategy().id() == want;
+        ++total;
+        for (const auto& rec : resp.recommendations()) {
+          EXPECT_LE(rec.interval().low(), rec.expected_value());
+          EXPECT_GE(rec.interval().high(), rec.expected_value());
+          for (int k = 0; k < 5; ++k) {
+            const double truth = TrueLatencyMs(rec.strategy().id(), batch, prompt, params) * std::exp(noise(rng));
+            covered += truth >= rec.interval().low() && truth <= rec.interval().high();
+            ++samples;
+          }
+        }
+      }
+    }
+  }
+  EXPECT_GE(correct, total - 1) << "switch point learned in " << correct << " of " << total << " unseen contexts";
+  const double coverage = static_cast<double>(covered) / samples;
+  // Nominal 80%: unseen contexts add model error to the noise, so allow a band around it.
+  EXPECT_GE(coverage, 0.6) << coverage;
+  EXPECT_LE(coverage, 0.98) << coverage;
+  // Around the crossover itself.
+  EXPECT_EQ(Select(SyntheticContext(8, 640, 7)).recommendations(0).strategy().id(), "small");
+  EXPECT_EQ(Select(SyntheticContext(32, 640, 7)).recommendations(0).strategy().id(), "large");
+}
+
+TEST_F(ModelLifecycleTest, UnseenModelAndAcceleratorStillGetALabelledRanking) {
+  TrainGood();
+  auto resp = Select(SyntheticContext(4, 512, 34, "Brand New Accelerator X9"));
+  ASSERT_EQ(resp.recommendations_size(), 2);
+  for (const auto& r : resp.recommendations()) {
+    EXPECT_EQ(r.evidence_layer(), v1::EVIDENCE_LAYER_MODEL);
+    EXPECT_GT(r.expected_value(), 0);
+    EXPECT_EQ(r.evidence_count(), 0u);
+  }
+}
+
+TEST_F(ModelLifecycleTest, CandidateTrainedOnCorruptedLabelsIsNotPromoted) {
+  TrainGood();
+  const uint64_t serving = models().Serving()->info.version();
+  // A flood of garbage latencies for the training contexts; held-out contexts stay honest.
+  Stream(Telemetry("corrupt", 0.1, 2, 6, /*corrupt_training_labels=*/true));
+  auto info = models().RetrainNow();
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_FALSE(info->promoted()) << info->note();
+  EXPECT_GT(info->evaluation().holdout_mape(), info->evaluation().baseline_mape());
+  EXPECT_EQ(models().Serving()->info.version(), serving);
+  // Every version is persisted with its evaluation, promoted or not.
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx);
+  v1::GetModelInfoResponse mi;
+  ASSERT_TRUE(conn_.selector->GetModelInfo(&ctx, {}, &mi).ok());
+  ASSERT_EQ(mi.history_size(), 2);
+  EXPECT_EQ(mi.history(0).version(), info->version());
+  EXPECT_FALSE(mi.history(0).promoted());
+  EXPECT_EQ(mi.serving_version(), serving);
+}
+
+TEST_F(ModelLifecycleTest, PinnedVersionStaysAndRestartServesTheSameVersion) {
+  TrainGood();
+  const uint64_t v1_version = models().Serving()->info.version();
+  Stream(Telemetry("more", 0.1, 3, 1));
+  {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx, 120);
+    v1::PinModelRequest req;
+    req.set_version(v1_version);
+    v1::PinModelResponse resp;
+    ASSERT_TRUE(conn_.admin->PinModel(&ctx, req, &resp).ok());
+    EXPECT_EQ(resp.serving_version(), v1_version);
+  }
+  {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx, 300);
+    v1::RetrainResponse resp;
+    ASSERT_TRUE(conn_.admin->Retrain(&ctx, {}, &resp).ok());
+    EXPECT_FALSE(resp.candidate().promoted());
+    EXPECT_THAT(resp.candidate().note(), ::testing::HasSubstr("pinned"));
+  }
+  EXPECT_EQ(models().Serving()->info.version(), v1_version);
+  Restart();
+  ASSERT_NE(models().Serving(), nullptr);
+  EXPECT_EQ(models().Serving()->info.version(), v1_version);
+  EXPECT_EQ(Select(SyntheticContext(2, 300, 7)).model_version(), v1_version);
+  // Unpinning serves the newest promoted version again (here still v1: the pinned retrain was not promoted).
+  auto unpinned = models().Pin(0);
+  ASSERT_TRUE(unpinned.ok());
+  EXPECT_EQ(*unpinned, v1_version);
+  // Pinning a version that does not exist is NOT_FOUND.
+  EXPECT_EQ(models().Pin(999).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(ModelLifecycleTest, RollbackServesThePreviousPromotedVersion) {
+  TrainGood();
+  const uint64_t first = models().Serving()->info.version();
+  Stream(Telemetry("more", 0.1, 4, 2));
+  auto second = models().RetrainNow();
+  ASSERT_TRUE(second.ok());
+  // Serve the second version whether or not it won its comparison (pinning), then roll back.
+  ASSERT_TRUE(models().Pin(second->version()).ok());
+  ASSERT_EQ(models().Serving()->info.version(), second->version());
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, 60);
+  v1::RollbackModelResponse resp;
+  ASSERT_TRUE(conn_.admin->RollbackModel(&ctx, {}, &resp).ok());
+  EXPECT_EQ(resp.serving_version(), first);
+  EXPECT_EQ(models().Serving()->info.version(), first);
+}
+
+TEST_F(ModelLifecycleTest, CorruptBlobIsRefusedAndThePreviousVersionServes) {
+  TrainGood();
+  const uint64_t first = models().Serving()->info.version();
+  Stream(Telemetry("more", 0.1, 5, 2));
+  auto second = models().RetrainNow();
+  ASSERT_TRUE(second.ok());
+  ASSERT_TRUE(models().Pin(second->version()).ok());  // serving, whether or not it won its comparison
+  // Damage the serving version's blob on disk (through the store), then restart.
+  auto* store = server_->core().store();
+  auto blob = store->GetModel(second->version());
+  ASSERT_TRUE(blob.ok());
+  blob->blob[blob->blob.size() / 2] ^= 0x5a;
+  ASSERT_TRUE(store->PutModel(*blob).ok());
+  Restart();
+  ASSERT_NE(models().Serving(), nullptr);
+  EXPECT_EQ(models().Serving()->info.version(), first);
+  EXPECT_EQ(Select(SyntheticContext(2, 300, 7)).model_version(), first);
+}
+
+TEST_F(ModelLifecycleTest, ConcurrentSelectsDuringRepeatedRetrainsNeverFail) {
+  TrainGood();
+  std::atomic<bool> stop{false};
+  std::atomic<int> ok{0}, failed{0};
+  std::vector<std::thread> callers;
+  for (int t = 0; t < 3; ++t) {
+    callers.emplace_back([&, t] {
+      auto conn = Connect(server_->port());
+      uint32_t i = 0;
+      while (!stop.load()) {
+        grpc::ClientContext ctx;
+        SetDeadline(&ctx);
+        v1::SelectAcceleratorRequest req;
+        *req.mutable_context() = SyntheticContext(1 + (i++ % 100), 128 + 64 * t, 7);
+        v1::SelectAcceleratorResponse resp;
+        grpc::Status st = conn.selector->SelectAccelerator(&ctx, req, &resp);
+        (st.ok() && resp.recommendations_size() == 2 ? ok : failed)++;
+      }
+    });
+  }
+  for (int round = 0; round < 3; ++round) {
+    auto info = models().RetrainNow();
+    ASSERT_TRUE(info.ok()) << info.status();
+  }
+  stop = true;
+  for (auto& t : callers) t.join();
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_GT(ok.load(), 10);
+}
+
+class ExplorationTest : public ModelLifecycleTest {
+ protected:
+  void SetUp() override {
+    exploration_rate_ = 0.3;
+    ModelLifecycleTest::SetUp();
+  }
+};
+
+TEST_F(ExplorationTest, ExploresAtTheConfiguredRateAndReportsSelectionProbabilities) {
+  TrainGood();
+  int explored = 0;
+  const int calls = 300;
+  for (int i = 0; i < calls; ++i) {
+    auto resp = Select(SyntheticContext(2, 256, 7), /*explore=*/true);
+    ASSERT_EQ(resp.recommendations_size(), 2);
+    double total_probability = 0;
+    for (const auto& r : resp.recommendations()) total_probability += r.selection_probability();
+    EXPECT_NEAR(total_probability, 1.0, 1e-9);
+    if (resp.recommendations(0).explored()) {
+      ++explored;
+      EXPECT_EQ(resp.recommendations(0).strategy().id(), "large");
+      EXPECT_NEAR(resp.recommendations(0).selection_probability(), 0.3, 1e-9);
+    } else {
+      EXPECT_EQ(resp.recommendations(0).strategy().id(), "small");
+      EXPECT_NEAR(resp.recommendations(0).selection_probability(), 0.7, 1e-9);
+    }
+  }
+  // Binomial(300, 0.3): mean 90, sd ~7.9; +-4 sd.
+  EXPECT_GT(explored, 58);
+  EXPECT_LT(explored, 122);
+  // Without the caller's consent there is no exploration.
+  for (int i = 0; i < 50; ++i) EXPECT_FALSE(Select(SyntheticContext(2, 256, 7)).recommendations(0).explored());
+}
+
+}  // namespace
+}  // namespace accelsel::testing
