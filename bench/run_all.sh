@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every accelsel benchmark against servers it starts on 127.0.0.1 (free ports), prints one table of figures
 # and ratios, and stops exactly the processes it started. Usage: bench/run_all.sh BIN_DIR  (make bench does this)
-# Environment: BENCH_SECONDS (measured seconds per load run, default 5); BENCH_TRAIN_LARGE=1 also runs the training
+# Environment: BENCH_SECONDS (measured seconds per load run, default 5); BENCH_PREPARE_RUNS (runs stored in the
+# real server before the select runs, default 100000); BENCH_TRAIN_LARGE=1 also runs the training
 # micro-benchmark on 100k and 1M runs (each in its own process for its peak RSS; many minutes on a shared 2-core
 # machine) — by default 100k-run training is measured through the server's own Retrain; BENCH_OUT (folder for the
 # raw results, default a new temp folder that is kept).
@@ -84,13 +85,19 @@ fi
 
 echo "[2/6] servers on free ports"
 start null "$BIN/accelsel-nullserver" --listen=127.0.0.1:0 --mode=null
-start real "$BIN/accelsel-server" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 --data_dir="$WORK/real" \
-  --trainer=false --sync_writes=true
+PREP="${BENCH_PREPARE_RUNS:-100000}"
+# The first model is trained at normal priority (--trainer_nice=0) so seeding does not wait for an idle core on a
+# busy machine; the server is then restarted on the same store with the default settings for every measurement.
+start prep "$BIN/accelsel-server" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 --data_dir="$WORK/real" \
+  --trainer=false --sync_writes=true --trainer_nice=0
 
-echo "[3/6] preparing the real server: 32 strategies, 100k runs (half with LLM-Inference-Bench contexts), retrain"
-"$BIN/accelsel-loadgen" --server "$ADDR_real" --rpc prepare --candidates 32 --prepare_runs 100000 \
+echo "[3/6] preparing the real server: 32 strategies, $PREP runs (half with LLM-Inference-Bench contexts), retrain"
+"$BIN/accelsel-loadgen" --server "$ADDR_prep" --rpc prepare --candidates 32 --prepare_runs "$PREP" \
   --contexts bundled 2>"$OUT/prepare.err" >"$OUT/prepare.out" || { cat "$OUT/prepare.err"; exit 1; }
 cat "$OUT/prepare.err"
+kill -TERM "$PID_prep"; wait "$PID_prep" 2>/dev/null || true
+start real "$BIN/accelsel-server" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 --data_dir="$WORK/real" \
+  --trainer=false --sync_writes=true
 
 echo "[4/6] SelectAccelerator, 32 candidates: closed loop 64 outstanding, 1 outstanding, open loop at half rate"
 load select_null "$PID_null" --server "$ADDR_null" --rpc null --concurrency 64 "${COMMON[@]}"
