@@ -60,6 +60,9 @@ EXPOSE 50051 9464
 HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
   CMD ["/usr/local/bin/accelsel", "health", "--server", "127.0.0.1:50051"]
 
+# --allow_insecure: the image serves 0.0.0.0 without authentication so that `docker run` works out of the box;
+# in production mount a token file and certificates and pass --auth_tokens/--tls_cert/--tls_key instead
+# (docs/OPERATIONS.md, "Security model"). Arguments after the image name are appended to these.
 # SIGTERM (docker stop) makes the server stop accepting, drain in-flight calls, flush and exit 0.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/local/bin/accelsel-server", \
@@ -67,5 +70,6 @@ ENTRYPOINT ["/usr/local/bin/accelsel-server", \
   "--metrics_listen=0.0.0.0:9464", \
   "--data_dir=/var/lib/accelsel", \
   "--seed_csv=/opt/accelsel/data/llm-inference-bench/throughput_all_results.csv", \
-  "--descriptors_dir=/opt/accelsel/data/descriptors"]
+  "--descriptors_dir=/opt/accelsel/data/descriptors", \
+  "--allow_insecure=true"]
 CMD []

@@ -18,7 +18,12 @@ DEB_PACKAGES := build-essential cmake ninja-build pkg-config \
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps configure build run test bench eval clean
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS := fuzz_validate fuzz_csv fuzz_arff fuzz_llm_bench fuzz_json
+# Tests whose code runs on several threads at once (RPC threads, ingest group commit, trainer, store).
+TSAN_TESTS ?= server_integration_test security_test fault_test telemetry_store_test client_telemetry_sender_test
+
+.PHONY: deps configure build run test bench eval clean fuzz fuzz-build test-asan test-tsan
 
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do \
@@ -46,12 +51,45 @@ test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600
 
 bench: deps
-	cmake -S . -B build-release -G Ninja -DCMAKE_BUILD_TYPE=Release -DACCELSEL_BUILD_TESTS=OFF
+	cmake -S . -B build-release -G Ninja -DCMAKE_BUILD_TYPE=Release -DACCELSEL_BUILD_TESTS=OFF -DACCELSEL_BUILD_BENCH=ON
 	cmake --build build-release -j $(JOBS)
 	./bench/run_all.sh build-release/bin
 
 eval: build
 	./model/eval/run_eval.sh $(BUILD)/bin ../shared/data
 
+# libFuzzer targets (clang): each runs FUZZ_SECONDS on its corpus in fuzz/corpus/<target>/, adding what it finds.
+fuzz-build: deps
+	cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
+	  -DACCELSEL_FUZZ=ON -DACCELSEL_BUILD_TESTS=OFF -DACCELSEL_BUILD_BENCH=OFF
+	cmake --build build-fuzz -j $(JOBS) --target $(FUZZ_TARGETS)
+
+fuzz: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p fuzz/corpus/$$t build-fuzz/fuzz/artifacts/$$t; \
+	  echo "== $$t for $(FUZZ_SECONDS) s"; \
+	  build-fuzz/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 -print_final_stats=1 \
+	    -artifact_prefix=build-fuzz/fuzz/artifacts/$$t/ fuzz/corpus/$$t || exit 1; \
+	done
+
+# The test suite under ASan + UBSan.
+test-asan: deps
+	cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DACCELSEL_SANITIZE=address \
+	  -DACCELSEL_BUILD_BENCH=OFF
+	cmake --build build-asan -j $(JOBS)
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --output-on-failure -j $(JOBS) --timeout 1200
+
+# The concurrency-relevant tests under TSan. Debian's Abseil, gRPC and RocksDB are not TSan builds, so their
+# locks are invisible to TSan; tests/tsan.supp silences what that causes (see docs/OPERATIONS.md).
+test-tsan: deps
+	cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DACCELSEL_SANITIZE=thread \
+	  -DACCELSEL_BUILD_BENCH=OFF
+	cmake --build build-tsan -j $(JOBS) --target $(TSAN_TESTS)
+	@mkdir -p build-tsan/tests/tmp; for t in $(TSAN_TESTS); do echo "== $$t (TSan)"; \
+	  TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp halt_on_error=1 second_deadlock_stack=1" \
+	  ACCELSEL_TEST_TMPDIR=$(CURDIR)/build-tsan/tests/tmp ACCELSEL_SOURCE_DIR=$(CURDIR) \
+	  ACCELSEL_BIN_DIR=$(CURDIR)/build-tsan/bin build-tsan/tests/bin/$$t || exit 1; done
+
 clean:
-	rm -rf $(BUILD) build-release
+	rm -rf $(BUILD) build-release build-fuzz build-asan build-tsan

@@ -80,6 +80,8 @@ std::vector<FlagSpec> CommonFlags() {
       {"server", true, "ADDR", absl::StrCat("server address (default $ACCELSEL_SERVER, else ", kDefaultServer, ")")},
       {"token", true, "TOKEN", "bearer token sent as 'authorization: Bearer TOKEN' (default $ACCELSEL_TOKEN)"},
       {"tls_ca", true, "FILE", "PEM file of the CA that signs the server certificate (default: plaintext)"},
+      {"tls_cert", true, "FILE", "PEM client certificate for servers that require mutual TLS (with --tls_key)"},
+      {"tls_key", true, "FILE", "PEM private key of --tls_cert"},
       {"deadline_ms", true, "MS", "deadline of each call including retries (default 5000)"},
       {"help", false, "", "show this help"},
   };
@@ -104,6 +106,18 @@ absl::StatusOr<ClientOptions> ClientOptionsFromFlags(const ParsedFlags& flags) {
     if (!pem.ok()) return pem.status();
     if (pem->empty()) return absl::InvalidArgumentError(absl::StrCat("--tls_ca ", flags.Get("tls_ca"), " is empty"));
     options.tls_root_ca_pem = *pem;
+  }
+  if (flags.Has("tls_cert") != flags.Has("tls_key")) {
+    return absl::InvalidArgumentError("--tls_cert and --tls_key go together");
+  }
+  if (flags.Has("tls_cert")) {
+    if (!flags.Has("tls_ca")) return absl::InvalidArgumentError("--tls_cert needs --tls_ca (a TLS connection)");
+    auto cert = ReadFile(flags.Get("tls_cert"));
+    if (!cert.ok()) return cert.status();
+    auto key = ReadFile(flags.Get("tls_key"));
+    if (!key.ok()) return key.status();
+    options.tls_client_cert_pem = *cert;
+    options.tls_client_key_pem = *key;
   }
   if (flags.Has("deadline_ms")) {
     auto ms = ParseUint("--deadline_ms", flags.Get("deadline_ms"));

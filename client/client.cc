@@ -27,6 +27,8 @@ std::shared_ptr<grpc::Channel> MakeChannel(const ClientOptions& options) {
   } else {
     grpc::SslCredentialsOptions ssl;
     ssl.pem_root_certs = options.tls_root_ca_pem;
+    ssl.pem_cert_chain = options.tls_client_cert_pem;
+    ssl.pem_private_key = options.tls_client_key_pem;
     creds = grpc::SslCredentials(ssl);
   }
   return grpc::CreateChannel(options.target, creds);

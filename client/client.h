@@ -33,6 +33,9 @@ struct ClientOptions {
   std::string bearer_token;
   // PEM of the root CA(s) that sign the server's certificate. Empty = plaintext (insecure) channel.
   std::string tls_root_ca_pem;
+  // PEM client certificate chain and key, for servers that require mutual TLS. Used only with tls_root_ca_pem.
+  std::string tls_client_cert_pem;
+  std::string tls_client_key_pem;
 };
 
 // Checks the numeric fields of `options`.

@@ -59,8 +59,9 @@ uint64_t ExactContextKey(const TaskContext& c) {
   return h;
 }
 
-void ObservedStats::Add(const RunRecord& run) {
+AddOutcome ObservedStats::AddChecked(const RunRecord& run) {
   const uint64_t key = ExactContextKey(run.context);
+  const uint64_t node_hash = absl::HashOf(run.node_id);
   absl::MutexLock lock(&mu_);
   auto [it, inserted] = contexts_.try_emplace(key);
   ContextEntry& entry = it->second;
@@ -71,50 +72,190 @@ void ObservedStats::Add(const RunRecord& run) {
     groups_[GroupContextKey(run.context)].push_back(key);
   }
   Cell& cell = entry.by_strategy[run.strategy_id];
+  if (cell.ok_runs + cell.failed_runs == 0) {
+    strategies_by_accelerator_[absl::AsciiStrToLower(run.context.hardware.accelerator)].insert(run.strategy_id);
+  }
   cell.price_per_hour = run.context.hardware.price_per_hour;
   ++runs_;
-  if (IsFailure(run.status)) {
-    // NOT_APPLICABLE says nothing about speed but does say "do not pick this here": count it as a failure.
-    ++cell.failed_runs;
-    return;
+  const bool failed = IsFailure(run.status);
+  // NOT_APPLICABLE says nothing about speed but does say "do not pick this here": count it as a failure.
+  ++(failed ? cell.failed_runs : cell.ok_runs);
+  auto node_it = cell.by_node.find(node_hash);
+  if (node_it == cell.by_node.end()) {
+    if (cell.by_node.size() >= options_.max_nodes_per_cell) return {};  // counted above, not sampled
+    node_it = cell.by_node.try_emplace(node_hash).first;
   }
-  ++cell.ok_runs;
-  Sample s{AsFloat(run.metrics.e2e_latency_ms), AsFloat(run.metrics.ttft_ms), AsFloat(run.metrics.tpot_ms),
-           AsFloat(run.metrics.throughput_tokens_per_s), AsFloat(run.metrics.peak_memory_gb),
-           absl::HashOf(run.node_id)};
-  if (cell.samples.size() < options_.max_samples_per_cell) {
-    cell.samples.push_back(s);
-    return;
+  NodeSamples& node = node_it->second;
+  if (failed) {
+    ++node.failed_runs;
+    return {};
   }
-  // Reservoir sampling keeps a uniform sample of every OK run seen, in bounded memory.
-  rng_state_ = rng_state_ * 6364136223846793005ULL + 1442695040888963407ULL;
-  const uint64_t slot = (rng_state_ >> 11) % cell.ok_runs;
-  if (slot < cell.samples.size()) cell.samples[slot] = s;
+  ++node.ok_runs;
+  SampleLocked(cell, node,
+               Sample{AsFloat(run.metrics.e2e_latency_ms), AsFloat(run.metrics.ttft_ms),
+                      AsFloat(run.metrics.tpot_ms), AsFloat(run.metrics.throughput_tokens_per_s),
+                      AsFloat(run.metrics.peak_memory_gb), node_hash});
+  return JudgeLocked(cell, node_hash);
 }
+
+uint64_t ObservedStats::NextRandomLocked() {
+  rng_state_ = rng_state_ * 6364136223846793005ULL + 1442695040888963407ULL;
+  return rng_state_ >> 11;
+}
+
+void ObservedStats::SampleLocked(Cell& cell, NodeSamples& node, const Sample& s) {
+  const size_t fair_share =
+      std::max(options_.min_samples_per_node, options_.max_samples_per_cell / std::max<size_t>(1, cell.by_node.size()));
+  if (node.samples.size() < fair_share) {
+    if (cell.total_samples >= options_.max_samples_per_cell) {
+      // The cell is full: make room by dropping a random sample of the node holding the most.
+      NodeSamples* largest = nullptr;
+      for (auto& [hash, other] : cell.by_node) {
+        if (largest == nullptr || other.samples.size() > largest->samples.size()) largest = &other;
+      }
+      if (largest != nullptr && largest != &node && largest->samples.size() > fair_share) {
+        const size_t victim = NextRandomLocked() % largest->samples.size();
+        largest->samples[victim] = largest->samples.back();
+        largest->samples.pop_back();
+        --cell.total_samples;
+      }
+    }
+    node.samples.push_back(s);
+    ++cell.total_samples;
+  } else {
+    // Reservoir sampling within the node keeps a uniform sample of its OK runs, in bounded memory.
+    const uint64_t slot = NextRandomLocked() % node.ok_runs;
+    if (slot < node.samples.size()) node.samples[slot] = s;
+  }
+  node.median_dirty = true;  // recomputed when a judgement needs it (only cells with several nodes)
+}
+
+void ObservedStats::RefreshMedianLocked(NodeSamples& node) {
+  if (!node.median_dirty) return;
+  node.median_dirty = false;
+  std::vector<double> logs;
+  logs.reserve(node.samples.size());
+  for (const Sample& x : node.samples) {
+    if (!std::isnan(x.e2e_ms) && x.e2e_ms > 0) logs.push_back(std::log(x.e2e_ms));
+  }
+  std::sort(logs.begin(), logs.end());
+  node.median_log_e2e = Quantile(logs, 0.5);
+}
+
+AddOutcome ObservedStats::JudgeLocked(Cell& cell, uint64_t node_hash) {
+  if (cell.by_node.size() <= options_.min_peers) return {};  // too few peers to judge: skip the medians
+  NodeSamples& me = cell.by_node.at(node_hash);
+  RefreshMedianLocked(me);
+  const double mine = me.median_log_e2e;
+  if (std::isnan(mine)) return {};
+  std::vector<double> others;
+  for (auto& [hash, n] : cell.by_node) {
+    if (hash == node_hash) continue;
+    RefreshMedianLocked(n);
+    if (!std::isnan(n.median_log_e2e)) others.push_back(n.median_log_e2e);
+  }
+  if (others.size() < options_.min_peers) return {};
+  // The consensus is taken without the judged node, so a flood from it cannot move the yardstick.
+  std::sort(others.begin(), others.end());
+  const double center = Quantile(others, 0.5);
+  std::vector<double> dev;
+  dev.reserve(others.size());
+  for (double v : others) dev.push_back(std::abs(v - center));
+  std::sort(dev.begin(), dev.end());
+  const double spread = std::max(1.4826 * Quantile(dev, 0.5), options_.min_log_spread);
+  AddOutcome out;
+  out.z = (mine - center) / spread;
+  out.suspect = std::abs(out.z) > options_.suspect_z;
+  return out;
+}
+
+namespace {
+
+// Quantile over samples where each node carries the same total weight (1 / its sample count per sample).
+double NodeWeightedQuantile(std::vector<std::pair<double, double>> value_weight, double q) {
+  if (value_weight.empty()) return kMissing;
+  std::sort(value_weight.begin(), value_weight.end());
+  double total = 0;
+  for (const auto& vw : value_weight) total += vw.second;
+  const double target = q * total;
+  double acc = 0;
+  for (const auto& [v, w] : value_weight) {
+    acc += w;
+    if (acc >= target) return v;
+  }
+  return value_weight.back().first;
+}
+
+}  // namespace
 
 std::optional<ObservedSummary> ObservedStats::Summarize(const Cell& cell, Objective objective,
                                                         double price_per_hour, double coverage) {
   if (cell.ok_runs == 0 && cell.failed_runs == 0) return std::nullopt;
   ObservedSummary out;
-  out.ok_runs = cell.ok_runs;
-  out.failed_runs = cell.failed_runs;
-  std::vector<double> values, latency, memory;
-  values.reserve(cell.samples.size());
-  for (const Sample& s : cell.samples) {
-    const double v = ObjectiveOf(s.e2e_ms, s.ttft_ms, s.tpot_ms, s.throughput, objective, price_per_hour);
-    if (!std::isnan(v)) values.push_back(v);
-    if (!std::isnan(s.e2e_ms)) latency.push_back(s.e2e_ms);
-    if (!std::isnan(s.peak_mem_gb)) memory.push_back(s.peak_mem_gb);
+  // Failure rate: the mean of per-node rates, so a node reporting a flood of failures counts once.
+  double rate_sum = 0;
+  int rate_nodes = 0;
+  for (const auto& [hash, n] : cell.by_node) {
+    if (n.ok_runs + n.failed_runs == 0) continue;
+    rate_sum += static_cast<double>(n.failed_runs) / static_cast<double>(n.ok_runs + n.failed_runs);
+    ++rate_nodes;
   }
-  std::sort(values.begin(), values.end());
-  std::sort(latency.begin(), latency.end());
-  std::sort(memory.begin(), memory.end());
+  const uint64_t total = cell.ok_runs + cell.failed_runs;
+  const double rate = rate_nodes > 0 ? rate_sum / rate_nodes
+                                     : static_cast<double>(cell.failed_runs) / static_cast<double>(total);
+  out.failed_runs = static_cast<uint64_t>(std::llround(rate * static_cast<double>(total)));
+  out.ok_runs = total - out.failed_runs;
+  if (cell.ok_runs > 0 && out.ok_runs == 0) out.ok_runs = 1;  // some node did run it
+
   const double tail = (1.0 - coverage) / 2.0;
-  out.median = Quantile(values, 0.5);
-  out.low = Quantile(values, tail);
-  out.high = Quantile(values, 1.0 - tail);
-  out.median_latency_ms = Quantile(latency, 0.5);
-  out.median_peak_memory_gb = Quantile(memory, 0.5);
+  if (cell.by_node.size() <= 1) {
+    // One node: plain quantiles of its samples.
+    std::vector<double> values, latency, memory;
+    for (const auto& [hash, n] : cell.by_node) {
+      for (const Sample& s : n.samples) {
+        const double v = ObjectiveOf(s.e2e_ms, s.ttft_ms, s.tpot_ms, s.throughput, objective, price_per_hour);
+        if (!std::isnan(v)) values.push_back(v);
+        if (!std::isnan(s.e2e_ms)) latency.push_back(s.e2e_ms);
+        if (!std::isnan(s.peak_mem_gb)) memory.push_back(s.peak_mem_gb);
+      }
+    }
+    std::sort(values.begin(), values.end());
+    std::sort(latency.begin(), latency.end());
+    std::sort(memory.begin(), memory.end());
+    out.median = Quantile(values, 0.5);
+    out.low = Quantile(values, tail);
+    out.high = Quantile(values, 1.0 - tail);
+    out.median_latency_ms = Quantile(latency, 0.5);
+    out.median_peak_memory_gb = Quantile(memory, 0.5);
+    return out;
+  }
+  // Several nodes: medians are medians of per-node medians; the interval weights every node equally.
+  std::vector<double> value_medians, latency_medians, memory_medians;
+  std::vector<std::pair<double, double>> weighted;
+  for (const auto& [hash, n] : cell.by_node) {
+    std::vector<double> values, latency, memory;
+    for (const Sample& s : n.samples) {
+      const double v = ObjectiveOf(s.e2e_ms, s.ttft_ms, s.tpot_ms, s.throughput, objective, price_per_hour);
+      if (!std::isnan(v)) values.push_back(v);
+      if (!std::isnan(s.e2e_ms)) latency.push_back(s.e2e_ms);
+      if (!std::isnan(s.peak_mem_gb)) memory.push_back(s.peak_mem_gb);
+    }
+    for (double v : values) weighted.emplace_back(v, 1.0 / static_cast<double>(values.size()));
+    std::sort(values.begin(), values.end());
+    std::sort(latency.begin(), latency.end());
+    std::sort(memory.begin(), memory.end());
+    if (!values.empty()) value_medians.push_back(Quantile(values, 0.5));
+    if (!latency.empty()) latency_medians.push_back(Quantile(latency, 0.5));
+    if (!memory.empty()) memory_medians.push_back(Quantile(memory, 0.5));
+  }
+  std::sort(value_medians.begin(), value_medians.end());
+  std::sort(latency_medians.begin(), latency_medians.end());
+  std::sort(memory_medians.begin(), memory_medians.end());
+  out.median = Quantile(value_medians, 0.5);
+  out.low = NodeWeightedQuantile(weighted, tail);
+  out.high = NodeWeightedQuantile(weighted, 1.0 - tail);
+  out.median_latency_ms = Quantile(latency_medians, 0.5);
+  out.median_peak_memory_gb = Quantile(memory_medians, 0.5);
   return out;
 }
 
@@ -152,6 +293,17 @@ std::optional<ObservedSummary> ObservedStats::Similar(const TaskContext& c, cons
   if (best == nullptr) return std::nullopt;
   const double price = c.hardware.price_per_hour > 0 ? c.hardware.price_per_hour : best->price_per_hour;
   return Summarize(*best, objective, price, coverage);
+}
+
+bool ObservedStats::AcceleratorKnown(const std::string& accelerator) const {
+  absl::ReaderMutexLock lock(&mu_);
+  return strategies_by_accelerator_.contains(absl::AsciiStrToLower(accelerator));
+}
+
+bool ObservedStats::ObservedOnAccelerator(const std::string& accelerator, const std::string& strategy_id) const {
+  absl::ReaderMutexLock lock(&mu_);
+  auto it = strategies_by_accelerator_.find(absl::AsciiStrToLower(accelerator));
+  return it != strategies_by_accelerator_.end() && it->second.contains(strategy_id);
 }
 
 uint64_t ObservedStats::runs() const {

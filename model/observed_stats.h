@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "model/types.h"
 
@@ -32,15 +33,36 @@ struct ObservedSummary {
 };
 
 struct ObservedStatsOptions {
-  // Samples kept per (context, strategy); older ones are replaced at random beyond this (reservoir).
+  // Samples kept per (context, strategy), shared fairly among the nodes that reported there: each node keeps a
+  // reservoir of at most max(min_samples_per_node, max_samples_per_cell / nodes) samples, so one node flooding a
+  // cell cannot crowd the others out.
   size_t max_samples_per_cell = 256;
+  size_t min_samples_per_node = 16;
+  // Nodes sampled per cell; runs of further nodes are counted but not sampled (bounds memory per cell).
+  size_t max_nodes_per_cell = 64;
+  // A node is flagged when the robust z-score of its median log latency against the cell's median of node medians
+  // exceeds this (z = (x - median) / (1.4826 * MAD), MAD floored at `min_log_spread`), judged only when at least
+  // `min_peers` other nodes have reported in the cell.
+  double suspect_z = 4.0;
+  double min_log_spread = 0.05;
+  size_t min_peers = 3;
+};
+
+// What Add learned about the report it was given.
+struct AddOutcome {
+  // The report's node sits far from the other nodes of the same (context, strategy) cell.
+  bool suspect = false;
+  double z = 0;  // robust z-score of the node's median log e2e latency (0 when not judged)
 };
 
 class ObservedStats {
  public:
   explicit ObservedStats(ObservedStatsOptions options = {}) : options_(options) {}
 
-  void Add(const RunRecord& run);
+  // Aggregation is robust to a few lying nodes: the median is the median of per-node medians, intervals weight
+  // every node equally, and the failure rate is the mean of per-node failure rates.
+  void Add(const RunRecord& run) { (void)AddChecked(run); }
+  AddOutcome AddChecked(const RunRecord& run);
 
   // Statistics of `strategy_id` in exactly this context, or nullopt if never run there.
   std::optional<ObservedSummary> Exact(const TaskContext& c, const std::string& strategy_id, Objective objective,
@@ -50,6 +72,12 @@ class ObservedStats {
   std::optional<ObservedSummary> Similar(const TaskContext& c, const std::string& strategy_id, Objective objective,
                                          double coverage) const;
 
+  // Whether any run on this accelerator (by name, any count) has been stored, and whether `strategy_id` has been
+  // run on it (OK or failed). A strategy never tried on an accelerator the network knows well may simply not
+  // apply there (an engine for other hardware); the selector says so.
+  bool AcceleratorKnown(const std::string& accelerator) const;
+  bool ObservedOnAccelerator(const std::string& accelerator, const std::string& strategy_id) const;
+
   uint64_t runs() const;
   uint64_t contexts() const;
 
@@ -58,8 +86,16 @@ class ObservedStats {
     float e2e_ms, ttft_ms, tpot_ms, throughput, peak_mem_gb;
     uint64_t node_hash;
   };
+  struct NodeSamples {
+    std::vector<Sample> samples;  // OK runs only: a reservoir of this node's OK runs in the cell
+    uint64_t ok_runs = 0;
+    uint64_t failed_runs = 0;
+    double median_log_e2e = kMissing;  // over `samples`; stale while median_dirty
+    bool median_dirty = false;
+  };
   struct Cell {
-    std::vector<Sample> samples;  // OK runs only
+    absl::flat_hash_map<uint64_t, NodeSamples> by_node;  // node id hash -> its samples
+    size_t total_samples = 0;
     uint64_t ok_runs = 0;
     uint64_t failed_runs = 0;
     double price_per_hour = 0;
@@ -69,6 +105,10 @@ class ObservedStats {
     absl::flat_hash_map<std::string, Cell> by_strategy;
   };
 
+  uint64_t NextRandomLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SampleLocked(Cell& cell, NodeSamples& node, const Sample& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  AddOutcome JudgeLocked(Cell& cell, uint64_t node_hash) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  static void RefreshMedianLocked(NodeSamples& node);
   static std::optional<ObservedSummary> Summarize(const Cell& cell, Objective objective, double price_per_hour,
                                                   double coverage);
 
@@ -76,6 +116,8 @@ class ObservedStats {
   mutable absl::Mutex mu_;
   absl::flat_hash_map<uint64_t, ContextEntry> contexts_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<uint64_t, std::vector<uint64_t>> groups_ ABSL_GUARDED_BY(mu_);
+  // accelerator (lower-cased) -> strategies run on it.
+  absl::flat_hash_map<std::string, absl::flat_hash_set<std::string>> strategies_by_accelerator_ ABSL_GUARDED_BY(mu_);
   uint64_t runs_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t rng_state_ ABSL_GUARDED_BY(mu_) = 0x9e3779b97f4a7c15ULL;
 };

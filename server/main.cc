@@ -9,6 +9,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "server/server.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "gRPC listen address host:port (port 0 = any free port)");
@@ -26,9 +27,29 @@ ABSL_FLAG(double, exploration_rate, 0.05,
 ABSL_FLAG(absl::Duration, retrain_interval, absl::Minutes(5), "Retrain the meta-model this often (0 = no timer)");
 ABSL_FLAG(uint64_t, retrain_min_new_runs, 10000, "Retrain after this many new runs (0 = no count trigger)");
 ABSL_FLAG(bool, trainer, true, "Run the background trainer");
+ABSL_FLAG(int, trainer_nice, 19,
+          "Nice level (0..19) of model training; 19 = train only on CPU the RPC threads leave idle, 0 = no change");
 ABSL_FLAG(uint32_t, stream_window, 512, "Reports a ReportRun stream may have in flight before reading pauses");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
           "How long SIGTERM waits for in-flight calls before cancelling them");
+ABSL_FLAG(std::string, tls_cert, "", "PEM server certificate chain (with --tls_key: serve TLS)");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA bundle; when set, clients must present a certificate it signed (mutual TLS)");
+ABSL_FLAG(std::string, auth_tokens, "",
+          "File of 'TOKEN ROLE NODE_ID' lines (ROLE: node|operator); callers send 'authorization: Bearer TOKEN'. "
+          "Empty = no authentication (loopback only unless --allow_insecure)");
+ABSL_FLAG(bool, allow_insecure, false, "Serve a non-loopback --listen address without --auth_tokens");
+ABSL_FLAG(double, rate_calls_per_s, 100, "Unary calls per second per node (token bucket; 0 = unlimited)");
+ABSL_FLAG(double, rate_call_burst, 200, "Bucket size of --rate_calls_per_s");
+ABSL_FLAG(double, rate_reports_per_s, 5000, "Run reports per second per node (token bucket; 0 = unlimited)");
+ABSL_FLAG(double, rate_report_burst, 20000, "Bucket size of --rate_reports_per_s");
+ABSL_FLAG(bool, rate_limit_anonymous, false,
+          "Apply the per-node limits to unauthenticated callers too, keyed by peer host");
+ABSL_FLAG(uint32_t, max_streams_per_node, 8, "Concurrent ReportRun streams per node (0 = unlimited)");
+ABSL_FLAG(absl::Duration, admin_call_deadline, absl::Minutes(10),
+          "Server-side deadline of Retrain/PinModel/RollbackModel (0 = none)");
+ABSL_FLAG(uint64_t, grpc_memory_bytes, 512ull << 20, "Memory gRPC may use for buffers, bytes (0 = gRPC default)");
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
@@ -36,6 +57,9 @@ int main(int argc, char** argv) {
       "Usage: accelsel-server [--listen=127.0.0.1:50051] [--metrics_listen=127.0.0.1:9464] "
       "[--data_dir=./var/accelsel] [--seed_csv=FILE] ...\nSIGTERM/SIGINT: drain and exit 0.");
   absl::ParseCommandLine(argc, argv);
+  // Debian's Abseil is built without NDEBUG, so every absl::Mutex lock (ours and gRPC's) would also update a
+  // process-wide lock graph under a global lock: measurable per-call CPU for a check the tests already exercise.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
 
   // Block the stop signals in every thread; the main thread waits for them with sigwait.
   sigset_t stop_signals;
@@ -56,10 +80,28 @@ int main(int argc, char** argv) {
   options.retrain_interval = absl::GetFlag(FLAGS_retrain_interval);
   options.retrain_min_new_runs = absl::GetFlag(FLAGS_retrain_min_new_runs);
   options.trainer_enabled = absl::GetFlag(FLAGS_trainer);
+  options.trainer_nice = absl::GetFlag(FLAGS_trainer_nice);
   options.stream_window = absl::GetFlag(FLAGS_stream_window);
   options.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
+  options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
+  options.tls_key_file = absl::GetFlag(FLAGS_tls_key);
+  options.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
+  options.access.auth_tokens_file = absl::GetFlag(FLAGS_auth_tokens);
+  options.allow_insecure = absl::GetFlag(FLAGS_allow_insecure);
+  options.access.calls_per_s = absl::GetFlag(FLAGS_rate_calls_per_s);
+  options.access.call_burst = absl::GetFlag(FLAGS_rate_call_burst);
+  options.access.reports_per_s = absl::GetFlag(FLAGS_rate_reports_per_s);
+  options.access.report_burst = absl::GetFlag(FLAGS_rate_report_burst);
+  options.access.limit_anonymous = absl::GetFlag(FLAGS_rate_limit_anonymous);
+  options.access.max_streams_per_node = absl::GetFlag(FLAGS_max_streams_per_node);
+  options.admin_call_deadline = absl::GetFlag(FLAGS_admin_call_deadline);
+  options.grpc_memory_bytes = absl::GetFlag(FLAGS_grpc_memory_bytes);
   if (options.exploration_rate < 0 || options.exploration_rate > 1) {
     std::cerr << "accelsel-server: --exploration_rate must be in [0, 1]\n";
+    return 2;
+  }
+  if (options.trainer_nice < 0 || options.trainer_nice > 19) {
+    std::cerr << "accelsel-server: --trainer_nice must be in [0, 19]\n";
     return 2;
   }
   if (options.stream_window == 0) {

@@ -92,6 +92,16 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
     absl::MutexLock lock(&rejected_mu_);
     for (const char* reason : kRejectReasons) runs_rejected_[reason] = &runs_rejected_family_->Add({{"reason", reason}});
   }
+  suspect_family_ = &BuildCounter()
+                         .Name("accelsel_suspect_node_reports_total")
+                         .Help("OK run reports whose node's latencies sit far from the other nodes' in the same "
+                               "(context, strategy); the first kMaxSuspectNodes nodes flagged get their own "
+                               "series, later ones count under node=\"other\".")
+                         .Register(*registry_);
+  {
+    absl::MutexLock lock(&suspect_mu_);
+    suspect_other_ = &suspect_family_->Add({{"node", "other"}});
+  }
   auto gauge = [this](const char* name, const char* help) {
     return &BuildGauge().Name(name).Help(help).Register(*registry_).Add({});
   };
@@ -138,6 +148,19 @@ void Metrics::RecordSelection(model::EvidenceLayer top_layer, bool explored) {
   const int l = static_cast<int>(top_layer);
   if (l >= 1 && l <= 4) selections_by_layer_[l]->Increment();
   if (explored) selections_explored_->Increment();
+}
+
+void Metrics::SuspectReport(const std::string& node_id) {
+  absl::MutexLock lock(&suspect_mu_);
+  auto it = suspects_.find(node_id);
+  if (it == suspects_.end()) {
+    if (suspects_.size() >= kMaxSuspectNodes || node_id == "other") {
+      suspect_other_->Increment();
+      return;
+    }
+    it = suspects_.emplace(node_id, &suspect_family_->Add({{"node", node_id}})).first;
+  }
+  it->second->Increment();
 }
 
 void Metrics::RunRejected(const std::string& reason) {

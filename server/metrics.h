@@ -54,6 +54,9 @@ class Metrics {
   void RunsIngested(double n) { runs_ingested_->Increment(n); }
   void RunsDuplicate(double n) { runs_duplicate_->Increment(n); }
   void RunRejected(const std::string& reason);  // reason: one of kRejectReasons (else counted as "other")
+  // A stored report flagged by ObservedStats as far from the other nodes (accelsel_suspect_node_reports_total).
+  static constexpr size_t kMaxSuspectNodes = 20;
+  void SuspectReport(const std::string& node_id);
 
   prometheus::Gauge& runs_stored() { return *runs_stored_; }
   prometheus::Gauge& storage_bytes() { return *storage_bytes_; }
@@ -85,6 +88,10 @@ class Metrics {
   prometheus::Family<prometheus::Counter>* runs_rejected_family_;
   absl::Mutex rejected_mu_;
   absl::flat_hash_map<std::string, prometheus::Counter*> runs_rejected_ ABSL_GUARDED_BY(rejected_mu_);
+  prometheus::Family<prometheus::Counter>* suspect_family_;
+  absl::Mutex suspect_mu_;
+  absl::flat_hash_map<std::string, prometheus::Counter*> suspects_ ABSL_GUARDED_BY(suspect_mu_);
+  prometheus::Counter* suspect_other_ ABSL_GUARDED_BY(suspect_mu_) = nullptr;
   prometheus::Gauge* runs_stored_;
   prometheus::Gauge* storage_bytes_;
   prometheus::Gauge* strategies_;

@@ -8,7 +8,12 @@
 #include <string>
 
 #include "absl/time/time.h"
+#include "server/access.h"
 #include "server/validate.h"
+
+namespace rocksdb {
+class Env;
+}
 
 namespace accelsel::server {
 
@@ -32,6 +37,10 @@ struct ServerOptions {
   uint64_t retrain_min_new_runs = 10000;
   // Run the trainer loop at all. Off in tests that drive training by hand.
   bool trainer_enabled = true;
+  // Nice level (0..19) of the thread that trains and evaluates a candidate model, whether started by the timer or
+  // by the Retrain RPC. 19 = training only gets CPU the RPC threads leave idle, so a retrain does not raise
+  // SelectAccelerator latency (docs/BENCHMARKS.md). 0 = same priority as the RPC threads.
+  int trainer_nice = 19;
   // Reports a single ReportRun stream may have in flight (read but not yet acknowledged). This is the stream's
   // backpressure: the server stops reading until acknowledgements catch up.
   size_t stream_window = 512;
@@ -41,6 +50,28 @@ struct ServerOptions {
   // Seconds a graceful shutdown waits for in-flight calls before cancelling them.
   absl::Duration shutdown_grace = absl::Seconds(10);
   ValidationLimits limits;
+
+  // --- Transport security and access (docs/OPERATIONS.md, "Security model") ---
+  // PEM server certificate chain and private key. Both empty = plaintext; one without the other is an error.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  // PEM CA bundle for client certificates. Set = mutual TLS: clients must present a certificate it signed.
+  std::string tls_client_ca_file;
+  // Token file, rate limits, stream cap (see server/access.h).
+  AccessOptions access;
+  // Serve on a non-loopback address without --auth_tokens. Off: the server refuses to start instead.
+  bool allow_insecure = false;
+  // Server-side deadline of the blocking admin calls (Retrain, PinModel, RollbackModel): the call ends
+  // DEADLINE_EXCEEDED after this, the work itself continues. 0 = none. Other unary calls run inline and are
+  // bounded by `limits`.
+  absl::Duration admin_call_deadline = absl::Minutes(10);
+  // Memory gRPC may use for buffers across all connections, bytes (grpc::ResourceQuota). 0 = gRPC's default.
+  size_t grpc_memory_bytes = 512u << 20;
+  // Concurrent streams (calls) per HTTP/2 connection. 0 = gRPC's default.
+  uint32_t max_concurrent_streams_per_connection = 100;
+  // TEST HOOK: file-system Env under the store (not owned; must outlive the server). nullptr = the default Env.
+  // Tests pass a fault-injecting Env to simulate a full disk.
+  rocksdb::Env* storage_env = nullptr;
 };
 
 }  // namespace accelsel::server

@@ -1,7 +1,12 @@
 // Server assembly and graceful shutdown.
 #include "server/server.h"
 
+#include <fstream>
+#include <sstream>
+
 #include "absl/strings/str_cat.h"
+#include "grpc/grpc.h"
+#include "grpcpp/resource_quota.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
@@ -12,9 +17,56 @@ namespace accelsel::server {
 
 inline constexpr char kSelectorServiceName[] = "accelsel.v1.AcceleratorSelector";
 
+namespace {
+
+absl::StatusOr<std::string> ReadPem(const std::string& flag, const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", flag, " ", path));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  if (ss.str().empty()) return absl::InvalidArgumentError(absl::StrCat(flag, " ", path, " is empty"));
+  return ss.str();
+}
+
+// Plaintext, TLS, or mutual TLS, from the options.
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(const ServerOptions& o) {
+  if (o.tls_cert_file.empty() != o.tls_key_file.empty()) {
+    return absl::InvalidArgumentError("--tls_cert and --tls_key go together");
+  }
+  if (o.tls_cert_file.empty()) {
+    if (!o.tls_client_ca_file.empty()) return absl::InvalidArgumentError("--tls_client_ca needs --tls_cert/--tls_key");
+    return grpc::InsecureServerCredentials();
+  }
+  auto cert = ReadPem("--tls_cert", o.tls_cert_file);
+  if (!cert.ok()) return cert.status();
+  auto key = ReadPem("--tls_key", o.tls_key_file);
+  if (!key.ok()) return key.status();
+  grpc::SslServerCredentialsOptions ssl;
+  ssl.pem_key_cert_pairs.push_back({*key, *cert});
+  if (!o.tls_client_ca_file.empty()) {
+    auto ca = ReadPem("--tls_client_ca", o.tls_client_ca_file);
+    if (!ca.ok()) return ca.status();
+    ssl.pem_root_certs = *ca;
+    ssl.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  }
+  return grpc::SslServerCredentials(ssl);
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
+  if (!IsLoopbackAddress(options.listen) && options.access.auth_tokens_file.empty() && !options.allow_insecure) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "refusing to serve ", options.listen,
+        " without authentication: give --auth_tokens FILE (and --tls_cert/--tls_key), or --allow_insecure"));
+  }
+  auto creds = MakeServerCredentials(options);
+  if (!creds.ok()) return creds.status();
   std::unique_ptr<Server> s(new Server());
   s->options_ = options;
+  auto access = AccessControl::Create(options.access);
+  if (!access.ok()) return access.status();
+  s->access_ = *std::move(access);
   s->metrics_ = std::make_unique<Metrics>();
   if (!options.metrics_listen.empty()) {
     auto port = s->metrics_->Serve(options.metrics_listen);
@@ -24,13 +76,22 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   auto core = ServiceCore::Create(options, s->metrics_.get());
   if (!core.ok()) return core.status();
   s->core_ = *std::move(core);
-  s->selector_service_ = std::make_unique<SelectorService>(s->core_.get());
-  s->admin_service_ = std::make_unique<ModelAdminService>(s->core_.get());
+  s->selector_service_ = std::make_unique<SelectorService>(s->core_.get(), s->access_.get());
+  s->admin_service_ = std::make_unique<ModelAdminService>(s->core_.get(), s->access_.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &s->port_);
+  builder.AddListeningPort(options.listen, *creds, &s->port_);
+  if (options.grpc_memory_bytes > 0) {
+    grpc::ResourceQuota quota("accelsel-server");
+    quota.Resize(options.grpc_memory_bytes);
+    builder.SetResourceQuota(quota);
+  }
+  if (options.max_concurrent_streams_per_connection > 0) {
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                               static_cast<int>(options.max_concurrent_streams_per_connection));
+  }
   builder.RegisterService(s->selector_service_.get());
   builder.RegisterService(s->admin_service_.get());
   builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_message_bytes));

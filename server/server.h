@@ -7,6 +7,7 @@
 
 #include "absl/status/statusor.h"
 #include "grpcpp/server.h"
+#include "server/access.h"
 #include "server/metrics.h"
 #include "server/options.h"
 #include "server/service_core.h"
@@ -22,6 +23,7 @@ class Server {
   int port() const { return port_; }
   int metrics_port() const { return metrics_port_; }
   ServiceCore& core() { return *core_; }
+  AccessControl& access() { return *access_; }
 
   // Graceful stop: health NOT_SERVING, stop accepting, wait up to options.shutdown_grace for in-flight calls
   // (then cancel them), finish ingest, stop the trainer, flush the store. Idempotent.
@@ -34,6 +36,7 @@ class Server {
 
   ServerOptions options_;
   std::unique_ptr<Metrics> metrics_;
+  std::unique_ptr<AccessControl> access_;
   std::unique_ptr<ServiceCore> core_;
   std::unique_ptr<SelectorService> selector_service_;
   std::unique_ptr<ModelAdminService> admin_service_;

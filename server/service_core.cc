@@ -9,6 +9,7 @@
 #include "server/grpc_status.h"
 #include "server/model_manager.h"
 #include "server/seed.h"
+#include "storage/rocksdb_store.h"
 
 namespace accelsel::server {
 namespace {
@@ -50,7 +51,8 @@ absl::Status ServiceCore::Init() {
   storage::StoreOptions so;
   so.path = options_.data_dir;
   so.sync_writes = options_.sync_writes;
-  auto store = storage::TelemetryStore::Open(so);
+  auto store = options_.storage_env == nullptr ? storage::TelemetryStore::Open(so)
+                                              : storage::OpenRocksDbStore(so, options_.storage_env);
   if (!store.ok()) return store.status();
   store_ = *std::move(store);
   catalog_ = std::make_unique<Catalog>(store_.get());
@@ -90,7 +92,9 @@ absl::Status ServiceCore::Seed() {
 }
 
 void ServiceCore::OnStored(const std::vector<const v1::RunReport*>& stored) {
-  for (const v1::RunReport* r : stored) stats_.Add(FromProto(*r));
+  for (const v1::RunReport* r : stored) {
+    if (stats_.AddChecked(FromProto(*r)).suspect) metrics_->SuspectReport(r->node_id());
+  }
   metrics_->RunsIngested(static_cast<double>(stored.size()));
   metrics_->runs_stored().Set(static_cast<double>(store_->RunCount()));
   if (models_) models_->NoteNewRuns(stored.size());

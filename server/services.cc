@@ -5,30 +5,76 @@
 #include <deque>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "grpcpp/alarm.h"
 
 namespace accelsel::server {
 namespace {
 
-// The one wrapper every unary RPC goes through: time it, run it, count it, finish it.
+// The one wrapper every unary RPC goes through: admit (authenticate, authorise, rate-limit), time it, run it,
+// count it, finish it.
 template <typename Fn>
-grpc::ServerUnaryReactor* Unary(ServiceCore* core, grpc::CallbackServerContext* ctx, Method method, Fn&& fn) {
+grpc::ServerUnaryReactor* Unary(ServiceCore* core, AccessControl* access, grpc::CallbackServerContext* ctx,
+                                Method method, Fn&& fn) {
   RpcTimer timer(core->metrics(), method);
-  grpc::Status status = fn();
+  Principal who;
+  grpc::Status status = access->Admit(ctx, method, &who);
+  if (status.ok()) status = fn();
   timer.Finish(status.error_code());
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   reactor->Finish(status);
   return reactor;
 }
 
-// Unary calls that block (training) run on a thread of their own, never on a gRPC callback thread.
-template <typename Fn>
-grpc::ServerUnaryReactor* BlockingUnary(ServiceCore* core, grpc::CallbackServerContext* ctx, Method method, Fn fn) {
+// Unary calls that block (training) run on a thread of their own, never on a gRPC callback thread. The worker
+// fills a response of its own; whichever comes first — the worker or the server-side deadline
+// (options.admin_call_deadline) — finishes the call, so the call's own response is only touched while it lives.
+template <typename Response, typename Fn>
+grpc::ServerUnaryReactor* BlockingUnary(ServiceCore* core, AccessControl* access, grpc::CallbackServerContext* ctx,
+                                        Method method, Response* response, Fn fn) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  std::thread([core, reactor, method, fn = std::move(fn)]() mutable {
-    RpcTimer timer(core->metrics(), method);
-    grpc::Status status = fn();
-    timer.Finish(status.error_code());
+  Principal who;
+  if (grpc::Status admitted = access->Admit(ctx, method, &who); !admitted.ok()) {
+    RpcTimer(core->metrics(), method).Finish(admitted.error_code());
+    reactor->Finish(admitted);
+    return reactor;
+  }
+  struct Race {
+    absl::Mutex mu;
+    bool finished ABSL_GUARDED_BY(mu) = false;
+  };
+  auto race = std::make_shared<Race>();
+  auto timer = std::make_shared<RpcTimer>(core->metrics(), method);
+  // The worker owns the alarm (the alarm's callback holds only `race`, so nothing owns itself).
+  auto alarm = std::make_unique<grpc::Alarm>();
+  const absl::Duration deadline = core->options().admin_call_deadline;
+  if (deadline > absl::ZeroDuration()) {
+    alarm->Set(absl::ToChronoTime(absl::Now() + deadline), [race, timer, reactor, deadline](bool fired) {
+      if (!fired) return;  // cancelled: the worker finished first
+      {
+        absl::MutexLock lock(&race->mu);
+        if (race->finished) return;
+        race->finished = true;
+      }
+      timer->Finish(grpc::StatusCode::DEADLINE_EXCEEDED);
+      reactor->Finish(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                                   absl::StrCat("server-side deadline of ", absl::FormatDuration(deadline),
+                                                " passed; the operation continues in the background")));
+    });
+  }
+  std::thread([race, timer, reactor, response, alarm = std::move(alarm), fn = std::move(fn)]() mutable {
+    Response local;
+    grpc::Status status = fn(&local);
+    alarm->Cancel();
+    {
+      absl::MutexLock lock(&race->mu);
+      if (race->finished) return;
+      race->finished = true;
+      *response = std::move(local);
+    }
+    timer->Finish(status.error_code());
     reactor->Finish(status);
   }).detach();
   return reactor;
@@ -43,13 +89,30 @@ grpc::ServerUnaryReactor* BlockingUnary(ServiceCore* core, grpc::CallbackServerC
 // issued after releasing it, because gRPC may run a completion inline; Finish is always the last touch of `this`.
 class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1::RunAck> {
  public:
-  explicit ReportRunReactor(ServiceCore* core) : core_(core), timer_(core->metrics(), Method::kReportRun) {
+  ReportRunReactor(ServiceCore* core, AccessControl* access, grpc::CallbackServerContext* ctx)
+      : core_(core), access_(access), ctx_(ctx), timer_(core->metrics(), Method::kReportRun) {
+    // Admission happens once per stream: identity, role and the node's stream slots.
+    grpc::Status admitted = access_->Admit(ctx_, Method::kReportRun, &principal_);
+    if (admitted.ok()) {
+      admitted = access_->AcquireStream(ctx_, principal_);
+      holds_stream_slot_ = admitted.ok();
+    }
+    if (!admitted.ok()) {
+      {
+        absl::MutexLock lock(&mu_);
+        reading_ = false;
+        finished_ = true;
+      }
+      timer_.Finish(admitted.error_code());
+      Finish(admitted);
+      return;
+    }
     StartRead(&incoming_);
   }
 
   void OnReadDone(bool ok) override {
+    Actions a;
     if (!ok) {
-      Actions a;
       {
         absl::MutexLock lock(&mu_);
         reads_done_ = true;
@@ -61,12 +124,26 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1:
     v1::RunReport report = std::move(incoming_);
     incoming_.Clear();
     const uint64_t seq = next_sequence_++;
+    // Over the node's report rate: end the stream RESOURCE_EXHAUSTED (with retry-after-ms); this report and any
+    // still unacknowledged are not stored, the client resends them after the hint.
+    const grpc::Status admitted = access_->AdmitReports(ctx_, principal_, 1);
     {
       absl::MutexLock lock(&mu_);
       reading_ = false;
       if (finished_ || !final_status_.ok()) return;  // stream is ending: not acknowledged, the client resends
-      ++in_flight_;  // counted until its ack is written (or dropped)
+      if (!admitted.ok()) {
+        final_status_ = admitted;
+        a = NextLocked();
+      } else {
+        ++in_flight_;  // counted until its ack is written (or dropped)
+      }
     }
+    if (!admitted.ok()) {
+      Run(a);
+      return;
+    }
+    // A node speaks only for itself: its reports carry the node id of its token, whatever they claim.
+    if (principal_.authenticated && principal_.role == Role::kNode) report.set_node_id(principal_.node_id);
     std::string reason;
     absl::Status st = core_->PrepareReport(&report, &reason);
     if (!st.ok()) {
@@ -76,7 +153,6 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1:
       ack.set_result(v1::RunAck::RESULT_REJECTED);
       ack.set_reason(std::string(st.message()));
       ack.set_sequence(seq);
-      Actions a;
       {
         absl::MutexLock lock(&mu_);
         acks_.push_back(std::move(ack));
@@ -89,7 +165,6 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1:
     core_->Ingest(std::move(report), [this, run_id, seq](absl::StatusOr<storage::AppendResult> result) {
       OnStored(run_id, seq, result);
     });
-    Actions a;
     {
       absl::MutexLock lock(&mu_);
       a = NextLocked();
@@ -119,7 +194,10 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1:
     Run(a);
   }
 
-  void OnDone() override { delete this; }
+  void OnDone() override {
+    if (holds_stream_slot_) access_->ReleaseStream(principal_);
+    delete this;
+  }
 
  private:
   struct Actions {
@@ -194,6 +272,10 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1:
   }
 
   ServiceCore* core_;
+  AccessControl* access_;
+  grpc::CallbackServerContext* ctx_;
+  Principal principal_;            // set by the constructor, read-only afterwards
+  bool holds_stream_slot_ = false;  // ditto
   RpcTimer timer_;
   v1::RunReport incoming_;      // owned by the read chain: one read at a time
   uint64_t next_sequence_ = 0;  // ditto
@@ -215,48 +297,52 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1:
 grpc::ServerUnaryReactor* SelectorService::SelectAccelerator(grpc::CallbackServerContext* ctx,
                                                              const v1::SelectAcceleratorRequest* request,
                                                              v1::SelectAcceleratorResponse* response) {
-  return Unary(core_, ctx, Method::kSelectAccelerator, [&] { return core_->Select(*request, response); });
+  return Unary(core_, access_, ctx, Method::kSelectAccelerator, [&] { return core_->Select(*request, response); });
 }
 
-grpc::ServerBidiReactor<v1::RunReport, v1::RunAck>* SelectorService::ReportRun(grpc::CallbackServerContext*) {
-  return new ReportRunReactor(core_);
+grpc::ServerBidiReactor<v1::RunReport, v1::RunAck>* SelectorService::ReportRun(grpc::CallbackServerContext* ctx) {
+  return new ReportRunReactor(core_, access_, ctx);
 }
 
 grpc::ServerUnaryReactor* SelectorService::ListStrategies(grpc::CallbackServerContext* ctx,
                                                           const v1::ListStrategiesRequest*,
                                                           v1::ListStrategiesResponse* response) {
-  return Unary(core_, ctx, Method::kListStrategies, [&] { return core_->ListStrategies(response); });
+  return Unary(core_, access_, ctx, Method::kListStrategies, [&] { return core_->ListStrategies(response); });
 }
 
 grpc::ServerUnaryReactor* SelectorService::RegisterStrategy(grpc::CallbackServerContext* ctx,
                                                             const v1::RegisterStrategyRequest* request,
                                                             v1::RegisterStrategyResponse* response) {
-  return Unary(core_, ctx, Method::kRegisterStrategy, [&] { return core_->RegisterStrategy(*request, response); });
+  return Unary(core_, access_, ctx, Method::kRegisterStrategy, [&] { return core_->RegisterStrategy(*request, response); });
 }
 
 grpc::ServerUnaryReactor* SelectorService::GetModelInfo(grpc::CallbackServerContext* ctx,
                                                         const v1::GetModelInfoRequest*,
                                                         v1::GetModelInfoResponse* response) {
-  return Unary(core_, ctx, Method::kGetModelInfo, [&] { return core_->GetModelInfo(response); });
+  return Unary(core_, access_, ctx, Method::kGetModelInfo, [&] { return core_->GetModelInfo(response); });
 }
 
 grpc::ServerUnaryReactor* ModelAdminService::Retrain(grpc::CallbackServerContext* ctx, const v1::RetrainRequest*,
                                                      v1::RetrainResponse* response) {
-  return BlockingUnary(core_, ctx, Method::kRetrain, [core = core_, response] { return core->Retrain(response); });
+  return BlockingUnary(core_, access_, ctx, Method::kRetrain, response,
+                       [core = core_](v1::RetrainResponse* out) { return core->Retrain(out); });
 }
 
 grpc::ServerUnaryReactor* ModelAdminService::PinModel(grpc::CallbackServerContext* ctx,
                                                       const v1::PinModelRequest* request,
                                                       v1::PinModelResponse* response) {
-  return BlockingUnary(core_, ctx, Method::kPinModel,
-                       [core = core_, request, response] { return core->PinModel(*request, response); });
+  // The request is copied: the worker may outlive the call when the server-side deadline passes first.
+  return BlockingUnary(core_, access_, ctx, Method::kPinModel, response,
+                       [core = core_, request = *request](v1::PinModelResponse* out) {
+                         return core->PinModel(request, out);
+                       });
 }
 
 grpc::ServerUnaryReactor* ModelAdminService::RollbackModel(grpc::CallbackServerContext* ctx,
                                                            const v1::RollbackModelRequest*,
                                                            v1::RollbackModelResponse* response) {
-  return BlockingUnary(core_, ctx, Method::kRollbackModel,
-                       [core = core_, response] { return core->RollbackModel(response); });
+  return BlockingUnary(core_, access_, ctx, Method::kRollbackModel, response,
+                       [core = core_](v1::RollbackModelResponse* out) { return core->RollbackModel(out); });
 }
 
 }  // namespace accelsel::server

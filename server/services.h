@@ -1,15 +1,19 @@
-// gRPC callback services: adapt each RPC to ServiceCore, with one shared wrapper for timing and metrics.
+// gRPC callback services: adapt each RPC to ServiceCore, with one shared wrapper for access control, timing and metrics.
 #ifndef ACCELSEL_SERVER_SERVICES_H_
 #define ACCELSEL_SERVER_SERVICES_H_
 
 #include "accelsel/v1/accelsel.grpc.pb.h"
+#include "server/access.h"
+#include "server/arena_allocator.h"
 #include "server/service_core.h"
 
 namespace accelsel::server {
 
 class SelectorService final : public v1::AcceleratorSelector::CallbackService {
  public:
-  explicit SelectorService(ServiceCore* core) : core_(core) {}
+  SelectorService(ServiceCore* core, AccessControl* access) : core_(core), access_(access) {
+    SetMessageAllocatorFor_SelectAccelerator(&select_allocator_);
+  }
 
   grpc::ServerUnaryReactor* SelectAccelerator(grpc::CallbackServerContext* ctx,
                                               const v1::SelectAcceleratorRequest* request,
@@ -25,11 +29,13 @@ class SelectorService final : public v1::AcceleratorSelector::CallbackService {
 
  private:
   ServiceCore* core_;
+  AccessControl* access_;
+  ArenaMessageAllocator<v1::SelectAcceleratorRequest, v1::SelectAcceleratorResponse> select_allocator_;
 };
 
 class ModelAdminService final : public v1::ModelAdmin::CallbackService {
  public:
-  explicit ModelAdminService(ServiceCore* core) : core_(core) {}
+  ModelAdminService(ServiceCore* core, AccessControl* access) : core_(core), access_(access) {}
 
   grpc::ServerUnaryReactor* Retrain(grpc::CallbackServerContext* ctx, const v1::RetrainRequest* request,
                                     v1::RetrainResponse* response) override;
@@ -40,6 +46,7 @@ class ModelAdminService final : public v1::ModelAdmin::CallbackService {
 
  private:
   ServiceCore* core_;
+  AccessControl* access_;
 };
 
 }  // namespace accelsel::server

@@ -1,0 +1,225 @@
+// AccessControl: bearer-token authentication, roles, per-node token buckets and stream slots.
+#include "server/access.h"
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <sstream>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+
+namespace accelsel::server {
+
+absl::StatusOr<absl::flat_hash_map<std::string, TokenEntry>> ParseAuthTokens(const std::string& text) {
+  absl::flat_hash_map<std::string, TokenEntry> out;
+  int line_no = 0;
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    ++line_no;
+    if (const size_t hash = line.find('#'); hash != absl::string_view::npos) line = line.substr(0, hash);
+    std::vector<absl::string_view> f = absl::StrSplit(line, absl::ByAnyChar(" \t\r"), absl::SkipEmpty());
+    if (f.empty()) continue;
+    if (f.size() != 3) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("auth tokens line ", line_no, ": want \"TOKEN ROLE NODE_ID\", got ", f.size(), " fields"));
+    }
+    if (f[0].size() < 16) {
+      return absl::InvalidArgumentError(absl::StrCat("auth tokens line ", line_no, ": token shorter than 16 chars"));
+    }
+    TokenEntry e;
+    if (f[1] == "node") {
+      e.role = Role::kNode;
+    } else if (f[1] == "operator") {
+      e.role = Role::kOperator;
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat("auth tokens line ", line_no, ": role must be node or operator, got \"", f[1], "\""));
+    }
+    e.node_id = std::string(f[2]);
+    if (!out.emplace(std::string(f[0]), std::move(e)).second) {
+      return absl::InvalidArgumentError(absl::StrCat("auth tokens line ", line_no, ": duplicate token"));
+    }
+  }
+  if (out.empty()) return absl::InvalidArgumentError("auth tokens file holds no tokens");
+  return out;
+}
+
+bool NodeMayCall(Method method) {
+  switch (method) {
+    case Method::kSelectAccelerator:
+    case Method::kReportRun:
+    case Method::kListStrategies:
+    case Method::kGetModelInfo:
+    case Method::kNull:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool TokenBucket::TryTake(double n, absl::Time now, absl::Duration* wait) {
+  if (now > last_) {
+    tokens_ = std::min(burst_, tokens_ + rate_per_s_ * absl::ToDoubleSeconds(now - last_));
+    last_ = now;
+  }
+  if (tokens_ >= n) {
+    tokens_ -= n;
+    return true;
+  }
+  // A request larger than the bucket can never pass whole; report the time to refill the bucket.
+  const double missing = std::min(n, burst_) - tokens_;
+  *wait = absl::Seconds(std::max(missing, 0.0) / rate_per_s_);
+  return false;
+}
+
+absl::StatusOr<std::unique_ptr<AccessControl>> AccessControl::Create(const AccessOptions& options) {
+  std::unique_ptr<AccessControl> ac(new AccessControl(options));
+  if (!options.auth_tokens_file.empty()) {
+    std::ifstream in(options.auth_tokens_file);
+    if (!in) return absl::NotFoundError(absl::StrCat("cannot read --auth_tokens ", options.auth_tokens_file));
+    std::stringstream ss;
+    ss << in.rdbuf();
+    auto tokens = ParseAuthTokens(ss.str());
+    if (!tokens.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(options.auth_tokens_file, ": ", tokens.status().message()));
+    }
+    ac->tokens_ = *std::move(tokens);
+  }
+  return ac;
+}
+
+namespace {
+
+// "ipv4:10.1.2.3:5555" -> "10.1.2.3"; "ipv6:[::1]:5555" -> "[::1]".
+std::string PeerHost(const std::string& peer) {
+  absl::string_view p = peer;
+  if (const size_t colon = p.find(':'); colon != absl::string_view::npos && !absl::StartsWith(p, "[")) {
+    p.remove_prefix(colon + 1);  // scheme
+  }
+  if (const size_t port = p.rfind(':'); port != absl::string_view::npos) p = p.substr(0, port);
+  return std::string(p);
+}
+
+}  // namespace
+
+grpc::Status AccessControl::Admit(grpc::CallbackServerContext* ctx, Method method, Principal* principal) {
+  if (auth_enabled()) {
+    const auto& md = ctx->client_metadata();
+    auto it = md.find("authorization");
+    if (it == md.end()) {
+      return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                          "missing 'authorization: Bearer TOKEN' metadata (CLI: --token or $ACCELSEL_TOKEN)");
+    }
+    absl::string_view value(it->second.data(), it->second.size());
+    if (!absl::ConsumePrefix(&value, "Bearer ")) {
+      return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "authorization metadata must be 'Bearer TOKEN'");
+    }
+    auto entry = tokens_.find(absl::StripAsciiWhitespace(value));
+    if (entry == tokens_.end()) return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "unknown bearer token");
+    principal->authenticated = true;
+    principal->role = entry->second.role;
+    principal->node_id = entry->second.node_id;
+    principal->limit_key = entry->second.node_id;
+    if (principal->role == Role::kNode && !NodeMayCall(method)) {
+      return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                          absl::StrCat(MethodName(method), " needs the operator role; node \"", principal->node_id,
+                                       "\" has the node role"));
+    }
+  } else {
+    principal->authenticated = false;
+    principal->role = Role::kOperator;
+    principal->limit_key = absl::StrCat("peer:", PeerHost(ctx->peer()));
+  }
+  if (!LimitsApply(*principal) || method == Method::kReportRun || options_.calls_per_s <= 0) {
+    return grpc::Status::OK;
+  }
+  const absl::Time now = absl::Now();
+  absl::Duration wait;
+  {
+    absl::MutexLock lock(&mu_);
+    if (StateLocked(principal->limit_key, now).calls.TryTake(1, now, &wait)) return grpc::Status::OK;
+  }
+  return Exhausted(ctx, absl::StrCat("call rate limit of ", options_.calls_per_s, "/s for ", principal->limit_key),
+                   wait);
+}
+
+grpc::Status AccessControl::AdmitReports(grpc::CallbackServerContext* ctx, const Principal& principal, int n) {
+  if (!LimitsApply(principal) || options_.reports_per_s <= 0) return grpc::Status::OK;
+  const absl::Time now = absl::Now();
+  absl::Duration wait;
+  {
+    absl::MutexLock lock(&mu_);
+    if (StateLocked(principal.limit_key, now).reports.TryTake(n, now, &wait)) return grpc::Status::OK;
+  }
+  return Exhausted(
+      ctx, absl::StrCat("report rate limit of ", options_.reports_per_s, "/s for ", principal.limit_key), wait);
+}
+
+grpc::Status AccessControl::AcquireStream(grpc::CallbackServerContext* ctx, const Principal& principal) {
+  if (!LimitsApply(principal)) return grpc::Status::OK;
+  absl::MutexLock lock(&mu_);
+  NodeState& s = StateLocked(principal.limit_key, absl::Now());
+  if (options_.max_streams_per_node > 0 && s.streams >= options_.max_streams_per_node) {
+    return Exhausted(ctx,
+                     absl::StrCat(principal.limit_key, " already has ", s.streams,
+                                  " ReportRun streams open (limit ", options_.max_streams_per_node, ")"),
+                     absl::Seconds(1));
+  }
+  ++s.streams;
+  return grpc::Status::OK;
+}
+
+void AccessControl::ReleaseStream(const Principal& principal) {
+  if (!LimitsApply(principal)) return;
+  absl::MutexLock lock(&mu_);
+  auto it = nodes_.find(principal.limit_key);
+  if (it != nodes_.end() && it->second.streams > 0) --it->second.streams;
+}
+
+size_t AccessControl::tracked_nodes() const {
+  absl::MutexLock lock(&mu_);
+  return nodes_.size();
+}
+
+AccessControl::NodeState& AccessControl::StateLocked(const std::string& key, absl::Time now) {
+  auto it = nodes_.find(key);
+  if (it != nodes_.end()) return it->second;
+  if (nodes_.size() >= options_.max_tracked_nodes) {
+    // Forget nodes without open streams, idle ones first; a forgotten node starts again with full buckets.
+    const absl::Time idle_before = now - absl::Minutes(1);
+    absl::erase_if(nodes_, [&](const auto& kv) {
+      return kv.second.streams == 0 && kv.second.calls.last_use() < idle_before &&
+             kv.second.reports.last_use() < idle_before;
+    });
+    if (nodes_.size() >= options_.max_tracked_nodes) {
+      absl::erase_if(nodes_, [](const auto& kv) { return kv.second.streams == 0; });
+    }
+  }
+  const double call_rate = options_.calls_per_s > 0 ? options_.calls_per_s : 1;
+  const double report_rate = options_.reports_per_s > 0 ? options_.reports_per_s : 1;
+  return nodes_
+      .emplace(key, NodeState{TokenBucket(call_rate, std::max(1.0, options_.call_burst), now),
+                              TokenBucket(report_rate, std::max(1.0, options_.report_burst), now), 0})
+      .first->second;
+}
+
+grpc::Status AccessControl::Exhausted(grpc::CallbackServerContext* ctx, const std::string& what,
+                                      absl::Duration wait) {
+  const int64_t retry_ms = std::max<int64_t>(1, absl::ToInt64Milliseconds(absl::Ceil(wait, absl::Milliseconds(1))));
+  ctx->AddTrailingMetadata("retry-after-ms", std::to_string(retry_ms));
+  return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                      absl::StrCat(what, "; retry after ", retry_ms, " ms"));
+}
+
+bool IsLoopbackAddress(const std::string& listen) {
+  absl::string_view host = listen;
+  if (const size_t port = host.rfind(':'); port != absl::string_view::npos) host = host.substr(0, port);
+  if (absl::ConsumePrefix(&host, "[")) absl::ConsumeSuffix(&host, "]");
+  return host == "localhost" || host == "::1" || absl::StartsWith(host, "127.");
+}
+
+}  // namespace accelsel::server

@@ -1,0 +1,120 @@
+// AccessControl: who may call what, and how often. Authenticates bearer tokens (--auth_tokens), checks the
+// caller's role against the method, and enforces per-node rate limits and the per-node ReportRun stream cap.
+// Every RPC of our services passes through it once (services.cc); health and reflection do not.
+#ifndef ACCELSEL_SERVER_ACCESS_H_
+#define ACCELSEL_SERVER_ACCESS_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "grpcpp/server_context.h"
+#include "grpcpp/support/status.h"
+#include "server/metrics.h"
+
+namespace accelsel::server {
+
+enum class Role { kNode, kOperator };
+
+// The authenticated caller. Without --auth_tokens every caller is an anonymous operator keyed by its peer
+// address (so the rate limits still apply per client host).
+struct Principal {
+  bool authenticated = false;
+  Role role = Role::kOperator;
+  std::string node_id;  // from the token file; empty when anonymous
+  std::string limit_key;  // what the rate limits count against: node id, or "peer:<host>" when anonymous
+};
+
+// Token table parsed from the --auth_tokens file: one "TOKEN ROLE NODE_ID" per line, '#' starts a comment,
+// ROLE is "node" or "operator". Tokens must be unique and at least 16 characters long.
+struct TokenEntry {
+  Role role;
+  std::string node_id;
+};
+absl::StatusOr<absl::flat_hash_map<std::string, TokenEntry>> ParseAuthTokens(const std::string& text);
+
+// True for methods a "node" may call: select, report, list strategies, model info.
+bool NodeMayCall(Method method);
+
+// A token bucket: `rate_per_s` tokens per second up to `burst`. Not thread-safe (AccessControl locks).
+class TokenBucket {
+ public:
+  TokenBucket(double rate_per_s, double burst, absl::Time now)
+      : rate_per_s_(rate_per_s), burst_(burst), tokens_(burst), last_(now) {}
+  // Takes `n` tokens if there are that many; otherwise returns how long until there will be.
+  bool TryTake(double n, absl::Time now, absl::Duration* wait);
+  absl::Time last_use() const { return last_; }
+
+ private:
+  double rate_per_s_;
+  double burst_;
+  double tokens_;
+  absl::Time last_;
+};
+
+struct AccessOptions {
+  // Path of the token file; empty = no authentication (only allowed on loopback unless allow_insecure).
+  std::string auth_tokens_file;
+  // Unary calls per second per node (token bucket), and the bucket size. 0 = unlimited.
+  double calls_per_s = 100;
+  double call_burst = 200;
+  // Run reports per second per node, and the bucket size. 0 = unlimited.
+  double reports_per_s = 5000;
+  double report_burst = 20000;
+  // Concurrent ReportRun streams per node. 0 = unlimited.
+  uint32_t max_streams_per_node = 8;
+  // Apply the limits to unauthenticated callers too, keyed by peer host. Off by default: without
+  // authentication (loopback development, --allow_insecure on a trusted network) every local client — CLI,
+  // benchmarks, tests — shares one key.
+  bool limit_anonymous = false;
+  // Nodes (or anonymous peers) tracked at once; idle ones are forgotten beyond this, so a flood of distinct
+  // peers cannot grow memory without bound.
+  size_t max_tracked_nodes = 100000;
+};
+
+class AccessControl {
+ public:
+  // Reads the token file (if any).
+  static absl::StatusOr<std::unique_ptr<AccessControl>> Create(const AccessOptions& options);
+
+  bool auth_enabled() const { return !tokens_.empty(); }
+
+  // Authenticates the call, checks the role and takes one call from the node's bucket. On refusal returns
+  // UNAUTHENTICATED / PERMISSION_DENIED / RESOURCE_EXHAUSTED (then also sets trailing metadata
+  // "retry-after-ms" on `ctx`).
+  grpc::Status Admit(grpc::CallbackServerContext* ctx, Method method, Principal* principal);
+  // Takes `n` reports from the node's report bucket; RESOURCE_EXHAUSTED (with retry-after-ms) when empty.
+  grpc::Status AdmitReports(grpc::CallbackServerContext* ctx, const Principal& principal, int n);
+  // Opens / closes a ReportRun stream slot of the node; RESOURCE_EXHAUSTED when the node has too many.
+  grpc::Status AcquireStream(grpc::CallbackServerContext* ctx, const Principal& principal);
+  void ReleaseStream(const Principal& principal);
+
+  size_t tracked_nodes() const;
+
+ private:
+  explicit AccessControl(const AccessOptions& options) : options_(options) {}
+  struct NodeState {
+    TokenBucket calls;
+    TokenBucket reports;
+    uint32_t streams = 0;
+  };
+  bool LimitsApply(const Principal& p) const { return p.authenticated || options_.limit_anonymous; }
+  NodeState& StateLocked(const std::string& key, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  static grpc::Status Exhausted(grpc::CallbackServerContext* ctx, const std::string& what, absl::Duration wait);
+
+  AccessOptions options_;
+  absl::flat_hash_map<std::string, TokenEntry> tokens_;  // immutable after Create
+  mutable absl::Mutex mu_;
+  absl::flat_hash_map<std::string, NodeState> nodes_ ABSL_GUARDED_BY(mu_);
+};
+
+// "127.0.0.1:50051", "localhost:0", "[::1]:1" -> true; "0.0.0.0:50051", "10.0.0.5:1" -> false.
+bool IsLoopbackAddress(const std::string& listen);
+
+}  // namespace accelsel::server
+
+#endif  // ACCELSEL_SERVER_ACCESS_H_

@@ -1,0 +1,165 @@
+// Server-level fault tests: a full disk (RocksDB WAL appends fail) ends the ReportRun stream UNAVAILABLE with no
+// acknowledgement and ingest resumes when space returns; a corrupt model blob makes the server serve the previous
+// version.
+#include <atomic>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "rocksdb/env.h"
+#include "rocksdb/file_system.h"
+#include "server/model_manager.h"
+#include "tests/server/test_server.h"
+
+namespace accelsel::testing {
+namespace {
+
+// A WAL file whose appends fail with NoSpace while `fail` is set — a disk that has filled up.
+class FullDiskFile : public rocksdb::WritableFileWrapper {
+ public:
+  FullDiskFile(std::unique_ptr<rocksdb::WritableFile> file, std::atomic<bool>* fail, std::atomic<int>* hits)
+      : rocksdb::WritableFileWrapper(file.get()), file_(std::move(file)), fail_(fail), hits_(hits) {}
+  rocksdb::Status Append(const rocksdb::Slice& data) override {
+    if (fail_->load()) return Full();
+    return rocksdb::WritableFileWrapper::Append(data);
+  }
+  rocksdb::Status Append(const rocksdb::Slice& data, const rocksdb::DataVerificationInfo& info) override {
+    if (fail_->load()) return Full();
+    return rocksdb::WritableFileWrapper::Append(data, info);
+  }
+
+ private:
+  rocksdb::Status Full() {
+    ++*hits_;
+    return rocksdb::Status::NoSpace("disk full (simulated)");
+  }
+  std::unique_ptr<rocksdb::WritableFile> file_;
+  std::atomic<bool>* fail_;
+  std::atomic<int>* hits_;
+};
+
+class FullDiskEnv : public rocksdb::EnvWrapper {
+ public:
+  FullDiskEnv() : rocksdb::EnvWrapper(rocksdb::Env::Default()) {}
+  const char* Name() const override { return "FullDiskEnv"; }
+  rocksdb::Status NewWritableFile(const std::string& name, std::unique_ptr<rocksdb::WritableFile>* result,
+                                  const rocksdb::EnvOptions& options) override {
+    rocksdb::Status s = target()->NewWritableFile(name, result, options);
+    if (s.ok() && name.size() > 4 && name.compare(name.size() - 4, 4, ".log") == 0) {
+      *result = std::make_unique<FullDiskFile>(std::move(*result), &full, &hits);
+    }
+    return s;
+  }
+  std::atomic<bool> full{false};
+  std::atomic<int> hits{0};
+};
+
+struct StreamResult {
+  grpc::Status status;
+  int durable = 0;
+  int duplicate = 0;
+  int acks = 0;
+};
+
+StreamResult Send(Connection& conn, const std::vector<v1::RunReport>& reports) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx);
+  auto stream = conn.selector->ReportRun(&ctx);
+  for (const auto& r : reports) {
+    if (!stream->Write(r)) break;
+  }
+  stream->WritesDone();
+  StreamResult out;
+  v1::RunAck ack;
+  while (stream->Read(&ack)) {
+    ++out.acks;
+    out.durable += ack.result() == v1::RunAck::RESULT_DURABLE;
+    out.duplicate += ack.result() == v1::RunAck::RESULT_DUPLICATE;
+  }
+  out.status = stream->Finish();
+  return out;
+}
+
+TEST(FaultTest, FullDiskEndsStreamUnavailableWithoutAckAndIngestResumes) {
+  FullDiskEnv env;
+  auto o = TestOptions(FreshDir("fault-disk"));
+  o.storage_env = &env;
+  auto s = server::Server::Start(o);
+  ASSERT_TRUE(s.ok()) << s.status();
+  auto conn = Connect((*s)->port());
+  // The first report carries its strategy's definition (the catalogue is empty).
+  std::vector<v1::RunReport> first = {MakeReport("ok-1", "vllm", 1, 100)};
+  *first[0].mutable_strategy() = MakeStrategy("vllm");
+  const StreamResult before = Send(conn, first);
+  ASSERT_TRUE(before.status.ok()) << before.status.error_message();
+  ASSERT_EQ(before.durable, 1);
+
+  env.full = true;
+  std::vector<v1::RunReport> during;
+  for (int i = 0; i < 5; ++i) during.push_back(MakeReport(absl::StrCat("full-", i), "vllm", 2, 100 + i));
+  const StreamResult failed = Send(conn, during);
+  EXPECT_GT(env.hits.load(), 0) << "the fault was never hit";
+  EXPECT_EQ(failed.status.error_code(), grpc::StatusCode::UNAVAILABLE) << failed.status.error_message();
+  EXPECT_EQ(failed.durable + failed.duplicate, 0) << "nothing may be acknowledged while the disk is full";
+  EXPECT_EQ((*s)->core().store()->RunCount(), 1u);
+
+  env.full = false;
+  // Space is back: the client resends. The first write after the fault may still meet the store's recovery.
+  StreamResult resumed;
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    resumed = Send(conn, during);
+    if (resumed.status.ok()) break;
+    EXPECT_EQ(resumed.status.error_code(), grpc::StatusCode::UNAVAILABLE);
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  ASSERT_TRUE(resumed.status.ok()) << resumed.status.error_message();
+  EXPECT_EQ(resumed.durable + resumed.duplicate, 5);
+  EXPECT_EQ((*s)->core().store()->RunCount(), 6u);
+  (*s)->Shutdown();
+}
+
+TEST(FaultTest, CorruptModelBlobServesThePreviousVersion) {
+  const std::string dir = FreshDir("fault-blob");
+  auto o = TestOptions(dir);
+  o.seed_csv = std::string(ACCELSEL_TEST_SOURCE_DIR) + "/tests/fixtures/llm_bench_small.csv";
+  o.descriptors_dir = std::string(ACCELSEL_TEST_SOURCE_DIR) + "/data/descriptors";
+  uint64_t good = 0;
+  {
+    auto s = server::Server::Start(o);
+    ASSERT_TRUE(s.ok()) << s.status();
+    auto trained = (*s)->core().models().RetrainNow();
+    ASSERT_TRUE(trained.ok()) << trained.status();
+    v1::GetModelInfoResponse info;
+    ASSERT_TRUE((*s)->core().GetModelInfo(&info).ok());
+    good = info.serving_version();
+    ASSERT_GT(good, 0u) << "the first model should be promoted";
+    // A newer version whose blob is damaged, recorded as the one to serve (as if the write had been torn).
+    auto blob = (*s)->core().store()->GetModel(good);
+    ASSERT_TRUE(blob.ok()) << blob.status();
+    storage::ModelBlob bad = *blob;
+    bad.version = good + 1;
+    bad.info.set_version(good + 1);
+    bad.blob[bad.blob.size() / 2] ^= 0x5a;
+    bad.blob.resize(bad.blob.size() - 7);
+    ASSERT_TRUE((*s)->core().store()->PutModel(bad).ok());
+    ASSERT_TRUE((*s)->core().store()->PutMeta("serving_version", absl::StrCat(good + 1)).ok());
+    (*s)->Shutdown();
+  }
+  auto s = server::Server::Start(o);
+  ASSERT_TRUE(s.ok()) << s.status();
+  v1::GetModelInfoResponse info;
+  ASSERT_TRUE((*s)->core().GetModelInfo(&info).ok());
+  EXPECT_EQ(info.serving_version(), good);
+  // And it answers selections with that model.
+  auto conn = Connect((*s)->port());
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx);
+  v1::SelectAcceleratorRequest req;
+  *req.mutable_context() = MakeContext(4);
+  v1::SelectAcceleratorResponse resp;
+  ASSERT_TRUE(conn.selector->SelectAccelerator(&ctx, req, &resp).ok());
+  EXPECT_EQ(resp.model_version(), good);
+  (*s)->Shutdown();
+}
+
+}  // namespace
+}  // namespace accelsel::testing
