@@ -124,6 +124,36 @@ absl::Status XgbLearner::Fit(const Dataset& d) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::pair<double, double>> XgbLearner::GroupedResidualQuantiles(
+    const Dataset& d, const std::vector<uint64_t>& task_group, int folds) const {
+  if (folds < 2 || task_group.size() != d.num_tasks()) return absl::NotFoundError("no groups");
+  const size_t cols = d.task_dim + d.strat_dim;
+  std::vector<double> residuals;
+  int used = 0;
+  for (int f = 0; f < folds; ++f) {
+    std::vector<size_t> train, test;
+    for (size_t i = 0; i < d.rows.size(); ++i) {
+      (static_cast<int>(task_group[d.rows[i].task] % folds) == f ? test : train).push_back(i);
+    }
+    if (train.empty() || test.empty()) continue;
+    ++used;
+    std::vector<float> fx, fy, tx, ty, pred;
+    BuildMatrix(d, train, &fx, &fy);
+    XgbParams fp = options_.params;
+    fp.seed = options_.params.seed + 101 + f;
+    auto fb = XgbBooster::Train(fx, train.size(), cols, fy, {}, {}, fp);
+    if (!fb.ok()) return fb.status();
+    BuildMatrix(d, test, &tx, &ty);
+    if (auto s = (*fb)->Predict(tx.data(), test.size(), &pred); !s.ok()) return s;
+    for (size_t i = 0; i < test.size(); ++i) residuals.push_back(double{ty[i]} - pred[i]);
+  }
+  if (used < 2 || residuals.size() < 10) return absl::NotFoundError("groups do not allow two folds");
+  const double tail = (1.0 - options_.coverage) / 2.0;
+  const double lo = Quantile(&residuals, tail);
+  const double hi = Quantile(&residuals, 1.0 - tail);
+  return std::make_pair(lo, hi);
+}
+
 absl::Status XgbLearner::Predict(const float* task_x, const std::vector<CandidateRef>& candidates,
                                  std::vector<LogPrediction>* out) const {
   out->clear();

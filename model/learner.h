@@ -85,6 +85,12 @@ class XgbLearner : public Learner {
 
   double residual_lo() const { return residual_lo_; }
   double residual_hi() const { return residual_hi_; }
+  // Residual quantiles (lo, hi) at the learner's coverage when whole groups of tasks are held out (e.g. every
+  // task of one model): the interval to use for a context whose group was never seen. Trains `folds` extra
+  // boosters. NotFound when the groups do not allow two folds.
+  absl::StatusOr<std::pair<double, double>> GroupedResidualQuantiles(const Dataset& data,
+                                                                     const std::vector<uint64_t>& task_group,
+                                                                     int folds) const;
   // Out-of-fold prediction of each training row (NaN where none), kept from the interval folds so that callers
   // can compare the model with alternatives on unseen tasks at no extra training cost.
   const std::vector<float>& oof_predictions() const { return oof_; }

@@ -8,6 +8,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "model/blob.h"
 #include "model/features.h"
@@ -72,6 +73,13 @@ absl::StatusOr<std::unique_ptr<MetaModel>> MetaModel::Train(const std::vector<Ru
                                                            const TrainOptions& options) {
   std::unique_ptr<MetaModel> mm(new MetaModel());
   mm->version_ = options.version;
+  for (uint32_t h = 0; h < kNumHeads; ++h) {
+    mm->novel_model_[h] = mm->novel_accelerator_[h] = {kMissing, kMissing};
+  }
+  for (const RunRecord& r : runs) {
+    mm->known_models_.insert(absl::AsciiStrToLower(r.context.model.name));
+    mm->known_accelerators_.insert(absl::AsciiStrToLower(r.context.hardware.accelerator));
+  }
   mm->coverage_ = options.interval_coverage;
   mm->roofline_baseline_ = options.roofline_baseline;
   bool wanted[kNumHeads] = {false, false, false, false, options.train_peak_memory};
@@ -86,13 +94,18 @@ absl::StatusOr<std::unique_ptr<MetaModel>> MetaModel::Train(const std::vector<Ru
   absl::flat_hash_map<uint64_t, uint32_t> task_index;
   absl::flat_hash_map<std::string, uint32_t> strat_index;
   std::vector<uint32_t> run_task(runs.size()), run_strat(runs.size());
+  std::vector<uint64_t> task_model, task_accelerator;  // group ids of each task, for novelty intervals
   std::vector<float> ctx;
   for (size_t i = 0; i < runs.size(); ++i) {
     ctx.clear();
     EncodeContext(runs[i].context, &ctx);
     const uint64_t key = VectorKey(ctx.data(), ctx.size());
     auto [it, inserted] = task_index.try_emplace(key, static_cast<uint32_t>(task_index.size()));
-    if (inserted) all.task_x.insert(all.task_x.end(), ctx.begin(), ctx.end());
+    if (inserted) {
+      all.task_x.insert(all.task_x.end(), ctx.begin(), ctx.end());
+      task_model.push_back(StableHash(absl::AsciiStrToLower(runs[i].context.model.name), 41));
+      task_accelerator.push_back(StableHash(absl::AsciiStrToLower(runs[i].context.hardware.accelerator), 42));
+    }
     run_task[i] = it->second;
     auto [sit, sinserted] = strat_index.try_emplace(runs[i].strategy_id, static_cast<uint32_t>(strat_index.size()));
     if (sinserted) {
@@ -130,6 +143,14 @@ absl::StatusOr<std::unique_ptr<MetaModel>> MetaModel::Train(const std::vector<Ru
     auto learner = std::make_unique<XgbLearner>(lo);
     if (auto s = learner->Fit(d); !s.ok()) {
       return absl::Status(s.code(), absl::StrCat("training head ", head, ": ", s.message()));
+    }
+    if (head != kPeakMemory && options.novelty_folds >= 2) {
+      if (auto q = learner->GroupedResidualQuantiles(d, task_model, options.novelty_folds); q.ok()) {
+        mm->novel_model_[head] = *q;
+      }
+      if (auto q = learner->GroupedResidualQuantiles(d, task_accelerator, options.novelty_folds); q.ok()) {
+        mm->novel_accelerator_[head] = *q;
+      }
     }
     mm->heads_[head] = std::move(learner);
   }
@@ -195,7 +216,22 @@ void MetaModel::Predict(const TaskContext& context, const std::vector<const Stra
       return false;
     }
     const double b = Baseline(context, head);
+    // A model or accelerator never seen in training: the interval of held-out models / accelerators, if wider.
+    double lo_shift = kMissing, hi_shift = kMissing;
+    auto widen = [&](const std::pair<double, double>& q) {
+      if (IsMissing(q.first)) return;
+      lo_shift = IsMissing(lo_shift) ? q.first : std::min(lo_shift, q.first);
+      hi_shift = IsMissing(hi_shift) ? q.second : std::max(hi_shift, q.second);
+    };
+    if (!known_models_.count(absl::AsciiStrToLower(context.model.name))) widen(novel_model_[head]);
+    if (!known_accelerators_.count(absl::AsciiStrToLower(context.hardware.accelerator))) {
+      widen(novel_accelerator_[head]);
+    }
     for (LogPrediction& p : lp) {
+      if (!IsMissing(lo_shift) && !std::isnan(p.lo)) {
+        p.lo = std::min(p.lo, p.mean + lo_shift);
+        p.hi = std::max(p.hi, p.mean + hi_shift);
+      }
       p.mean += b;
       p.lo += b;
       p.hi += b;
@@ -316,6 +352,16 @@ absl::StatusOr<std::string> MetaModel::Serialize() const {
       w.PutString(v);
     }
   }
+  for (const auto* names : {&known_models_, &known_accelerators_}) {
+    w.PutU32(static_cast<uint32_t>(names->size()));
+    for (const std::string& n : *names) w.PutString(n);
+  }
+  for (uint32_t h = 0; h < kNumHeads; ++h) {
+    w.PutF64(novel_model_[h].first);
+    w.PutF64(novel_model_[h].second);
+    w.PutF64(novel_accelerator_[h].first);
+    w.PutF64(novel_accelerator_[h].second);
+  }
   for (uint32_t h = 0; h < kNumHeads; ++h) {
     if (heads_[h] == nullptr) {
       w.PutU32(0);
@@ -341,6 +387,9 @@ absl::StatusOr<std::unique_ptr<MetaModel>> MetaModel::Deserialize(std::string_vi
   uint32_t format = 0;
   auto payload = OpenBlob(blob, kBlobMagic, kBlobFormat, &format);
   if (!payload.ok()) return payload.status();
+  if (format != kBlobFormat) {
+    return absl::FailedPreconditionError(absl::StrCat("model blob: format ", format, " is not ", kBlobFormat));
+  }
   ByteReader r(*payload);
   std::unique_ptr<MetaModel> mm(new MetaModel());
   mm->version_ = version;
@@ -364,6 +413,21 @@ absl::StatusOr<std::unique_ptr<MetaModel>> MetaModel::Deserialize(std::string_vi
       std::string k, v;
       if (!r.GetString(&k) || !r.GetString(&v)) return malformed("catalog");
       comps.emplace_back(std::move(k), std::move(v));
+    }
+  }
+  for (auto* names : {&mm->known_models_, &mm->known_accelerators_}) {
+    uint32_t n = 0;
+    if (!r.GetU32(&n) || n > (1u << 24)) return malformed("known names");
+    for (uint32_t i = 0; i < n; ++i) {
+      std::string name;
+      if (!r.GetString(&name)) return malformed("known names");
+      names->insert(std::move(name));
+    }
+  }
+  for (uint32_t h = 0; h < kNumHeads; ++h) {
+    if (!r.GetF64(&mm->novel_model_[h].first) || !r.GetF64(&mm->novel_model_[h].second) ||
+        !r.GetF64(&mm->novel_accelerator_[h].first) || !r.GetF64(&mm->novel_accelerator_[h].second)) {
+      return malformed("novelty intervals");
     }
   }
   bool any = false;

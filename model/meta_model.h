@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -37,6 +38,10 @@ struct TrainOptions {
   bool train_peak_memory = true;
   // Learn log(value) − roofline baseline instead of log(value) where the descriptors allow a baseline.
   bool roofline_baseline = true;
+  // Wider intervals for a context whose model or accelerator was never seen: residual quantiles with every task
+  // of a model (or of an accelerator) held out together, over this many folds; 0 disables (then such contexts
+  // get the ordinary intervals, which are too narrow for them).
+  int novelty_folds = 3;
   // A head (objective) is trained only with at least this many OK runs reporting its metric.
   size_t min_rows_per_head = 8;
   // The failure classifier is trained with at least this many failed and this many OK runs; otherwise a
@@ -58,7 +63,8 @@ struct HoldoutMetrics {
 class MetaModel : public Predictor {
  public:
   static constexpr char kBlobMagic[9] = "ACSLMETA";
-  static constexpr uint32_t kBlobFormat = 1;
+  // 2: known names and novelty intervals added. Older formats are refused, never misread.
+  static constexpr uint32_t kBlobFormat = 2;
 
   static absl::StatusOr<std::unique_ptr<MetaModel>> Train(const std::vector<RunRecord>& runs,
                                                           const TrainOptions& options);
@@ -93,6 +99,10 @@ class MetaModel : public Predictor {
   uint64_t training_rows_ = 0;
   double coverage_ = 0.8;
   std::unique_ptr<XgbLearner> heads_[kNumHeads];
+  // Residual quantiles (lo, hi) of each head for an unseen model / an unseen accelerator; NaN = not measured.
+  std::pair<double, double> novel_model_[kNumHeads];
+  std::pair<double, double> novel_accelerator_[kNumHeads];
+  std::set<std::string> known_models_, known_accelerators_;  // lower-cased names seen in training
   std::unique_ptr<XgbBooster> failure_classifier_;
   double failure_base_rate_ = 0;
   std::map<std::string, std::vector<std::pair<std::string, std::string>>> catalog_;

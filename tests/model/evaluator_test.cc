@@ -235,5 +235,28 @@ TEST(EvalMainTest, AslibScenarioEndToEnd) {
   EXPECT_EQ(d.provides["base"].size(), 2u);
 }
 
+// CI smoke test on the data the repo ships: the product path (import mapping + descriptors + MetaModel) beats
+// SBS and random by a wide margin on LLM-Inference-Bench framework selection, with calibrated-ish intervals.
+TEST(EvalMainTest, LlmInferenceBenchSmoke) {
+  const char* src = std::getenv("ACCELSEL_SOURCE_DIR");
+  ASSERT_NE(src, nullptr);
+  const std::string root(src);
+  std::ostringstream out, err;
+  ASSERT_EQ(EvalMain({"--llm-inference-bench", root + "/data/llm-inference-bench/throughput_all_results.csv",
+                      "--descriptors", root + "/data/descriptors", "--folds", "3", "--json"},
+                     out, err),
+            0)
+      << err.str();
+  const auto j = nlohmann::json::parse(out.str());
+  EXPECT_GT(j["tasks"].get<int>(), 1000);
+  const auto& sel = j["selectors"];
+  const double ours = sel["accelsel"]["slowdown_geomean"].get<double>();
+  EXPECT_LT(ours, 1.02);
+  EXPECT_LT(ours, sel["sbs"]["slowdown_geomean"].get<double>());
+  EXPECT_GT(sel["accelsel"]["top1"].get<double>(), 0.9);
+  EXPECT_GT(sel["accelsel"]["coverage80"].get<double>(), 0.7);
+  EXPECT_LT(sel["accelsel"]["coverage80"].get<double>(), 0.95);
+}
+
 }  // namespace
 }  // namespace accelsel::model::eval

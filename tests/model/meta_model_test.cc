@@ -122,6 +122,45 @@ TEST(MetaModelTest, UnseenModelAndAcceleratorStillGetPredictions) {
   }
 }
 
+TEST(MetaModelTest, UnseenModelOrAcceleratorGetsWiderIntervals) {
+  // Three models and three accelerators, each with its own speed factor, so that a held-out one is harder.
+  std::vector<RunRecord> runs;
+  const char* models[] = {"m-a", "m-b", "m-c"};
+  const char* accels[] = {"x-1", "x-2", "x-3"};
+  int k = 0;
+  for (int m = 0; m < 3; ++m) {
+    for (int a = 0; a < 3; ++a) {
+      for (RunRecord r : Telemetry(40, 0.1, 10 + k++)) {
+        r.context.model.name = models[m];
+        r.context.hardware.accelerator = accels[a];
+        if (!IsMissing(r.metrics.e2e_latency_ms)) r.metrics.e2e_latency_ms *= (1 + m) * (1 + 0.5 * a);
+        runs.push_back(std::move(r));
+      }
+    }
+  }
+  auto m = MetaModel::Train(runs, TrainOptions{});
+  ASSERT_TRUE(m.ok()) << m.status();
+  TaskContext known = Context(8, 256), unseen = Context(8, 256);
+  known.model.name = "m-b";
+  known.hardware.accelerator = "x-2";
+  unseen.model.name = "m-new";
+  unseen.hardware.accelerator = "x-new";
+  std::vector<Prediction> pk, pu;
+  (*m)->Predict(known, {&kA}, Objective::kE2eLatency, &pk);
+  (*m)->Predict(unseen, {&kA}, Objective::kE2eLatency, &pu);
+  const double width_known = std::log(pk[0].high / pk[0].low);
+  const double width_unseen = std::log(pu[0].high / pu[0].low);
+  EXPECT_GT(width_unseen, 1.5 * width_known) << width_known << " vs " << width_unseen;
+  // And it survives persistence.
+  auto blob = (*m)->Serialize();
+  ASSERT_TRUE(blob.ok());
+  auto copy = MetaModel::Deserialize(*blob, 1);
+  ASSERT_TRUE(copy.ok()) << copy.status();
+  std::vector<Prediction> pc;
+  (*copy)->Predict(unseen, {&kA}, Objective::kE2eLatency, &pc);
+  EXPECT_DOUBLE_EQ(pc[0].low, pu[0].low);
+}
+
 TEST(MetaModelTest, BlobRoundTripsAndCorruptionIsRefused) {
   auto m = TrainedModel();
   ASSERT_NE(m, nullptr);
