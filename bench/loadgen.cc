@@ -96,6 +96,7 @@ class Histogram {
 struct Result {
   std::string rpc;
   uint64_t ok = 0, errors = 0, duplicates = 0;
+  uint64_t calls = 0;  // every call or report answered, warm-up included (for server CPU per call)
   double seconds = 0;
   double resp_bytes = 0;
   double retrain_s = -1;  // --retrain_during: how long the concurrent Retrain took
@@ -109,9 +110,11 @@ void Print(const Result& r, bool json) {
   if (json) {
     std::printf(
         "{\"rpc\":\"%s\",\"ok\":%llu,\"errors\":%llu,\"qps\":%.1f,\"p50_ms\":%.3f,\"p90_ms\":%.3f,\"p99_ms\":%.3f,"
-        "\"p999_ms\":%.3f,\"seconds\":%.3f,\"duplicates\":%llu,\"resp_bytes\":%.0f,\"retrain_s\":%.3f}\n",
+        "\"p999_ms\":%.3f,\"seconds\":%.3f,\"duplicates\":%llu,\"resp_bytes\":%.0f,\"retrain_s\":%.3f,"
+        "\"calls\":%llu}\n",
         r.rpc.c_str(), static_cast<unsigned long long>(r.ok), static_cast<unsigned long long>(r.errors), qps, p50,
-        p90, p99, p999, r.seconds, static_cast<unsigned long long>(r.duplicates), r.resp_bytes, r.retrain_s);
+        p90, p99, p999, r.seconds, static_cast<unsigned long long>(r.duplicates), r.resp_bytes, r.retrain_s,
+        static_cast<unsigned long long>(r.calls));
   } else {
     std::printf("%s: ok %llu errors %llu in %.2f s = %.0f/s; latency ms p50 %.3f p90 %.3f p99 %.3f p99.9 %.3f\n",
                 r.rpc.c_str(), static_cast<unsigned long long>(r.ok), static_cast<unsigned long long>(r.errors),
@@ -189,6 +192,7 @@ class SelectLoad {
     Result r;
     r.ok = ok_;
     r.errors = errors_;
+    r.calls = calls_;
     r.seconds = std::max(1e-9, static_cast<double>(std::min(last_done_ns_.load(), end_ns_->load()) - measure_ns_) / 1e9);
     r.resp_bytes = ok_ > 0 ? static_cast<double>(resp_bytes_) / ok_ : 0;
     r.hist = &hist_;
@@ -221,6 +225,7 @@ class SelectLoad {
 
   void Done(Slot* s, const grpc::Status& status) {
     const int64_t now = NowNs();
+    calls_.fetch_add(1, std::memory_order_relaxed);
     if (s->intended_ns >= measure_ns_ && s->intended_ns < end_ns_->load(std::memory_order_relaxed)) {
       if (status.ok()) {
         ok_.fetch_add(1, std::memory_order_relaxed);
@@ -290,7 +295,7 @@ class SelectLoad {
   int64_t start_ns_ = 0, measure_ns_ = 0;
   std::atomic<int64_t>* end_ns_ = nullptr;
   std::atomic<uint64_t> next_context_{0};
-  std::atomic<uint64_t> ok_{0}, errors_{0}, resp_bytes_{0};
+  std::atomic<uint64_t> ok_{0}, errors_{0}, resp_bytes_{0}, calls_{0};
   std::atomic<int64_t> last_done_ns_{0};
   Histogram hist_;
   std::mutex free_mu_;
@@ -417,6 +422,7 @@ Result RunReports(std::shared_ptr<grpc::Channel> channel, int streams, uint64_t 
       ++r.errors;
     }
     r.ok += s->durable();
+    r.calls += s->acked();
     r.duplicates += s->duplicates();
     r.errors += s->rejected();
     last = std::max(last, s->last_ack_ns());

@@ -153,8 +153,8 @@ absl::StatusOr<v1::ModelVersionInfo> ModelManager::RetrainNow() {
   for (const auto& s : *catalog) to.catalog.push_back(FromProto(s));
   absl::StatusOr<std::unique_ptr<model::MetaModel>> candidate = absl::UnknownError("not trained");
   model::HoldoutMetrics cand;
-  // Only the candidate's own work runs at the trainer's priority: the serving model's Evaluate below takes its
-  // predictors' locks, which a deprioritised thread must never hold (priority inversion against SelectAccelerator).
+  // Training and evaluation run at the trainer's priority, on models no request can see (no lock shared with
+  // SelectAccelerator, so no priority inversion).
   RunAtNice(options_.trainer_nice, [&] {
     candidate = model::MetaModel::Train(train, to);
     if (candidate.ok()) cand = (*candidate)->Evaluate(holdout);
@@ -179,7 +179,19 @@ absl::StatusOr<v1::ModelVersionInfo> ModelManager::RetrainNow() {
   std::string note;
   if (serving != nullptr) {
     const auto* current = dynamic_cast<const model::MetaModel*>(serving->predictor.get());
-    const model::HoldoutMetrics cur = current ? current->Evaluate(holdout) : model::HoldoutMetrics{};
+    model::HoldoutMetrics cur;
+    if (current != nullptr) {
+      // Evaluated on a private copy at the trainer's priority: the serving instance's predictor locks belong to
+      // SelectAccelerator, and a deprioritised thread must never hold them.
+      auto blob = current->Serialize();
+      auto copy = blob.ok() ? model::MetaModel::Deserialize(*blob, current->version())
+                            : absl::StatusOr<std::unique_ptr<model::MetaModel>>(blob.status());
+      if (copy.ok()) {
+        RunAtNice(options_.trainer_nice, [&] { cur = (*copy)->Evaluate(holdout); });
+      } else {
+        cur = current->Evaluate(holdout);
+      }
+    }
     info.mutable_evaluation()->set_baseline_mape(std::isfinite(cur.mape) ? cur.mape : 0);
     info.mutable_evaluation()->set_baseline_top1(std::isfinite(cur.top1) ? cur.top1 : 0);
     if (promote && std::isfinite(cur.mape)) {
