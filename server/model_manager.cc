@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "absl/hash/hash.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -57,7 +58,23 @@ void FillEvaluation(const model::HoldoutMetrics& m, v1::ModelEvaluation* e) {
 }  // namespace
 
 bool ModelManager::InHoldout(const model::TaskContext& context) {
-  return absl::HashOf(model::ExactContextKey(context), uint64_t{0x5eed}) % 100 < kHoldoutPercent;
+  // A stable hash (FNV-1a), not absl::Hash: absl's is seeded per process, and the split must stay the same across
+  // restarts so that a model is never evaluated on contexts it was trained on.
+  uint64_t h = 1469598103934665603ULL;
+  auto mix = [&h](absl::string_view bytes) {
+    for (unsigned char ch : bytes) {
+      h ^= ch;
+      h *= 1099511628211ULL;
+    }
+    h ^= 0xff;  // field separator
+    h *= 1099511628211ULL;
+  };
+  mix(absl::AsciiStrToLower(context.model.name));
+  mix(absl::AsciiStrToLower(context.model.weight_dtype));
+  mix(absl::AsciiStrToLower(context.hardware.accelerator));
+  mix(absl::StrCat(context.hardware.count, "/", context.workload.prompt_tokens, "/",
+                   context.workload.output_tokens, "/", context.workload.batch_size));
+  return (h >> 17) % 100 < kHoldoutPercent;
 }
 
 ModelManager::ModelManager(storage::TelemetryStore* store, Metrics* metrics, const ServerOptions& options)

@@ -120,7 +120,7 @@ TEST(FaultTest, FullDiskEndsStreamUnavailableWithoutAckAndIngestResumes) {
 TEST(FaultTest, CorruptModelBlobServesThePreviousVersion) {
   const std::string dir = FreshDir("fault-blob");
   auto o = TestOptions(dir);
-  o.seed_csv = std::string(ACCELSEL_TEST_SOURCE_DIR) + "/tests/fixtures/llm_bench_small.csv";
+  o.seed_csv = std::string(ACCELSEL_TEST_SOURCE_DIR) + "/data/llm-inference-bench/throughput_all_results.csv";
   o.descriptors_dir = std::string(ACCELSEL_TEST_SOURCE_DIR) + "/data/descriptors";
   uint64_t good = 0;
   {
