@@ -18,6 +18,7 @@
 #include "absl/time/clock.h"
 #include "model/meta_model.h"
 #include "model/observed_stats.h"
+#include "model/robust.h"
 #include "proto/convert.h"
 
 namespace accelsel::server {
@@ -152,6 +153,8 @@ absl::StatusOr<v1::ModelVersionInfo> ModelManager::RetrainNow() {
     metrics_->retrain_failures().Increment();
     return scan;
   }
+  // No node may carry more than a fixed share of a context's training rows (poisoning resistance, model/robust.h).
+  train = model::ThinByNodeShare(std::move(train));
   auto catalog = store_->ListStrategies();
   if (!catalog.ok()) return catalog.status();
 

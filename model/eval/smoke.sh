@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # CI smoke test of the offline evaluator on public data: LLM-Inference-Bench framework selection (10-fold, the
-# product's import mapping) and the smallest ASlib scenario present. Fails unless accelsel beats the single best
+# product's import mapping) and one ASlib scenario (QBF-2011, else the smallest present). Fails unless accelsel beats the single best
 # strategy on both. The full set is model/eval/run_eval.sh (make eval), published in docs/EVALUATION.md.
 # Usage: model/eval/smoke.sh BIN_DIR SHARED_DATA_DIR
 set -euo pipefail
@@ -13,7 +13,9 @@ trap 'rm -rf "$OUT"' EXIT
 "$BIN_DIR/accelsel-eval" --llm-inference-bench "$REPO_DIR/data/llm-inference-bench/throughput_all_results.csv" \
   --descriptors "$REPO_DIR/data/descriptors" --json > "$OUT/llm.json"
 scenario=""
-if [ -d "$DATA_DIR/aslib" ]; then
+if [ -f "$DATA_DIR/aslib/QBF-2011/algorithm_runs.arff" ]; then
+  scenario="$DATA_DIR/aslib/QBF-2011/"
+elif [ -d "$DATA_DIR/aslib" ]; then
   scenario=$(for d in "$DATA_DIR"/aslib/*/; do
                [ -f "$d/algorithm_runs.arff" ] && echo "$(stat -c %s "$d/algorithm_runs.arff") $d"
              done | sort -n | head -1 | cut -d' ' -f2-)
