@@ -41,6 +41,26 @@ double Quantile(const std::vector<double>& sorted, double q) {
 
 float AsFloat(double v) { return static_cast<float>(v); }  // NaN stays NaN
 
+// The objective, e2e latency and peak memory of a node's samples, each sorted, NaNs left out.
+struct SortedColumns {
+  std::vector<double> values, latency, memory;
+};
+
+template <typename Samples>
+SortedColumns CollectSorted(const Samples& samples, Objective objective, double price_per_hour) {
+  SortedColumns out;
+  for (const auto& s : samples) {
+    const double v = ObjectiveOf(s.e2e_ms, s.ttft_ms, s.tpot_ms, s.throughput, objective, price_per_hour);
+    if (!std::isnan(v)) out.values.push_back(v);
+    if (!std::isnan(s.e2e_ms)) out.latency.push_back(s.e2e_ms);
+    if (!std::isnan(s.peak_mem_gb)) out.memory.push_back(s.peak_mem_gb);
+  }
+  std::sort(out.values.begin(), out.values.end());
+  std::sort(out.latency.begin(), out.latency.end());
+  std::sort(out.memory.begin(), out.memory.end());
+  return out;
+}
+
 }  // namespace
 
 uint64_t GroupContextKey(const TaskContext& c) {
@@ -210,43 +230,24 @@ std::optional<ObservedSummary> ObservedStats::Summarize(const Cell& cell, Object
   const double tail = (1.0 - coverage) / 2.0;
   if (cell.by_node.size() <= 1) {
     // One node: plain quantiles of its samples.
-    std::vector<double> values, latency, memory;
-    for (const auto& [hash, n] : cell.by_node) {
-      for (const Sample& s : n.samples) {
-        const double v = ObjectiveOf(s.e2e_ms, s.ttft_ms, s.tpot_ms, s.throughput, objective, price_per_hour);
-        if (!std::isnan(v)) values.push_back(v);
-        if (!std::isnan(s.e2e_ms)) latency.push_back(s.e2e_ms);
-        if (!std::isnan(s.peak_mem_gb)) memory.push_back(s.peak_mem_gb);
-      }
-    }
-    std::sort(values.begin(), values.end());
-    std::sort(latency.begin(), latency.end());
-    std::sort(memory.begin(), memory.end());
-    out.median = Quantile(values, 0.5);
-    out.low = Quantile(values, tail);
-    out.high = Quantile(values, 1.0 - tail);
-    out.median_latency_ms = Quantile(latency, 0.5);
-    out.median_peak_memory_gb = Quantile(memory, 0.5);
+    SortedColumns cols;
+    for (const auto& [hash, n] : cell.by_node) cols = CollectSorted(n.samples, objective, price_per_hour);
+    out.median = Quantile(cols.values, 0.5);
+    out.low = Quantile(cols.values, tail);
+    out.high = Quantile(cols.values, 1.0 - tail);
+    out.median_latency_ms = Quantile(cols.latency, 0.5);
+    out.median_peak_memory_gb = Quantile(cols.memory, 0.5);
     return out;
   }
   // Several nodes: medians are medians of per-node medians; the interval weights every node equally.
   std::vector<double> value_medians, latency_medians, memory_medians;
   std::vector<std::pair<double, double>> weighted;
   for (const auto& [hash, n] : cell.by_node) {
-    std::vector<double> values, latency, memory;
-    for (const Sample& s : n.samples) {
-      const double v = ObjectiveOf(s.e2e_ms, s.ttft_ms, s.tpot_ms, s.throughput, objective, price_per_hour);
-      if (!std::isnan(v)) values.push_back(v);
-      if (!std::isnan(s.e2e_ms)) latency.push_back(s.e2e_ms);
-      if (!std::isnan(s.peak_mem_gb)) memory.push_back(s.peak_mem_gb);
-    }
-    for (double v : values) weighted.emplace_back(v, 1.0 / static_cast<double>(values.size()));
-    std::sort(values.begin(), values.end());
-    std::sort(latency.begin(), latency.end());
-    std::sort(memory.begin(), memory.end());
-    if (!values.empty()) value_medians.push_back(Quantile(values, 0.5));
-    if (!latency.empty()) latency_medians.push_back(Quantile(latency, 0.5));
-    if (!memory.empty()) memory_medians.push_back(Quantile(memory, 0.5));
+    const SortedColumns cols = CollectSorted(n.samples, objective, price_per_hour);
+    for (double v : cols.values) weighted.emplace_back(v, 1.0 / static_cast<double>(cols.values.size()));
+    if (!cols.values.empty()) value_medians.push_back(Quantile(cols.values, 0.5));
+    if (!cols.latency.empty()) latency_medians.push_back(Quantile(cols.latency, 0.5));
+    if (!cols.memory.empty()) memory_medians.push_back(Quantile(cols.memory, 0.5));
   }
   std::sort(value_medians.begin(), value_medians.end());
   std::sort(latency_medians.begin(), latency_medians.end());
