@@ -23,7 +23,7 @@ FUZZ_TARGETS := fuzz_validate fuzz_csv fuzz_arff fuzz_llm_bench fuzz_json
 # Tests whose code runs on several threads at once (RPC threads, ingest group commit, trainer, store).
 TSAN_TESTS ?= server_integration_test security_test fault_test telemetry_store_test client_telemetry_sender_test
 
-.PHONY: deps configure build run test bench eval clean fuzz fuzz-build test-asan test-tsan
+.PHONY: deps configure build run test bench eval eval-smoke clean fuzz fuzz-build test-asan test-tsan
 
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do \
@@ -51,12 +51,15 @@ test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600
 
 bench: deps
-	cmake -S . -B build-release -G Ninja -DCMAKE_BUILD_TYPE=Release -DACCELSEL_BUILD_TESTS=OFF
+	cmake -S . -B build-release -G Ninja -DCMAKE_BUILD_TYPE=Release -DACCELSEL_BUILD_TESTS=OFF -DACCELSEL_BUILD_BENCH=ON
 	cmake --build build-release -j $(JOBS)
 	./bench/run_all.sh build-release/bin
 
 eval: build
 	./model/eval/run_eval.sh $(BUILD)/bin ../shared/data
+
+eval-smoke: build
+	./model/eval/smoke.sh $(BUILD)/bin ../shared/data
 
 # libFuzzer targets (clang): each runs FUZZ_SECONDS on its corpus in fuzz/corpus/<target>/, adding what it finds.
 fuzz-build: deps

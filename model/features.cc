@@ -40,6 +40,30 @@ void OneHotHashed(std::string_view value, int buckets, uint64_t seed, std::vecto
   (*out)[base + StableHash(absl::AsciiStrToLower(AV(value)), seed) % buckets] = 1.0f;
 }
 
+// Bag of name tokens ("Nvidia H100 GPU" -> nvidia, h100, gpu): an unseen name still shares tokens (vendor,
+// family, size) with names seen in training, where a whole-name hash would land in an unrelated bucket.
+void TokensHashed(std::string_view value, int buckets, uint64_t seed, std::vector<float>* out) {
+  const size_t base = out->size();
+  out->resize(base + buckets, 0.0f);
+  if (value.empty()) {
+    for (int i = 0; i < buckets; ++i) (*out)[base + i] = kNaN;
+    return;
+  }
+  std::string token;
+  auto flush = [&] {
+    if (!token.empty()) (*out)[base + StableHash(token, seed) % buckets] = 1.0f;
+    token.clear();
+  };
+  for (char c : value) {
+    if (std::isalnum(static_cast<unsigned char>(c))) {
+      token.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+    } else {
+      flush();
+    }
+  }
+  flush();
+}
+
 }  // namespace
 
 uint64_t StableHash(std::string_view s, uint64_t seed) {
@@ -161,6 +185,36 @@ Roofline ComputeRoofline(const TaskContext& c) {
   return r;
 }
 
+double LogRooflineBaseline(const TaskContext& c, BaselineMetric metric) {
+  const Roofline r = ComputeRoofline(c);
+  const double batch = c.workload.batch_size > 0 ? c.workload.batch_size : 1.0;
+  const double prompt = Known(c.workload.prompt_tokens);
+  const double output = Known(c.workload.output_tokens);
+  double v = kMissing;
+  switch (metric) {
+    case BaselineMetric::kE2eMs:
+      v = r.estimate_e2e_s * 1000.0;
+      break;
+    case BaselineMetric::kTtftMs:
+      if (!IsMissing(r.compute_s_per_token) && !IsMissing(r.memory_s_per_step) && !IsMissing(prompt)) {
+        v = (batch * prompt * r.compute_s_per_token + r.memory_s_per_step) * 1000.0;
+      }
+      break;
+    case BaselineMetric::kTpotMs:
+      if (!IsMissing(r.compute_s_per_token) && !IsMissing(r.memory_s_per_step)) {
+        v = std::max(batch * r.compute_s_per_token, r.memory_s_per_step) * 1000.0;
+      }
+      break;
+    case BaselineMetric::kThroughput:
+      if (!IsMissing(r.estimate_e2e_s) && !IsMissing(output)) v = batch * output / r.estimate_e2e_s;
+      break;
+    case BaselineMetric::kPeakMemoryGb:
+      if (!IsMissing(r.weight_gb)) v = r.weight_gb + (IsMissing(r.kv_gb) ? 0 : r.kv_gb);
+      break;
+  }
+  return IsMissing(v) || !(v > 0) || !std::isfinite(v) ? kMissing : std::log(v);
+}
+
 const std::vector<std::string>& ContextNumericFeatureNames() {
   static const std::vector<std::string>* names = new std::vector<std::string>{
       "log_params_b", "log_layers", "log_hidden", "log_heads", "log_kv_heads", "log_experts", "log_active_experts",
@@ -231,8 +285,8 @@ void EncodeContext(const TaskContext& c, std::vector<float>* out) {
   };
   static_assert(sizeof(numerics) / sizeof(numerics[0]) == 32);
   out->insert(out->end(), std::begin(numerics), std::end(numerics));
-  OneHotHashed(m.name, L::kNameBuckets, 11, out);
-  OneHotHashed(h.accelerator, L::kNameBuckets, 12, out);
+  TokensHashed(m.name, L::kNameBuckets, 11, out);
+  TokensHashed(h.accelerator, L::kNameBuckets, 12, out);
   OneHotHashed(m.family, L::kSmallBuckets, 13, out);
   OneHotHashed(m.weight_dtype, L::kSmallBuckets, 14, out);
   OneHotHashed(h.interconnect, L::kSmallBuckets, 15, out);

@@ -28,7 +28,7 @@ std::vector<std::pair<std::string, std::string>> ComponentsFromId(std::string_vi
 
 // Widths of the context / strategy encodings. Changing any of them changes kFeatureSchemaVersion.
 struct FeatureLayout {
-  static constexpr int kNameBuckets = 16;       // model name, accelerator
+  static constexpr int kNameBuckets = 16;       // tokens of the model name and of the accelerator name
   static constexpr int kSmallBuckets = 8;       // family, dtype, interconnect, dataset
   static constexpr int kEmbeddingWidth = 16;    // caller's embedding, truncated or NaN-padded
   static constexpr int kExtraBuckets = 8;       // hashed extra map
@@ -58,6 +58,13 @@ struct Roofline {
   double estimate_e2e_s = kMissing;      // prefill compute + decode steps at the roofline bound
 };
 Roofline ComputeRoofline(const TaskContext& c);
+
+// Physical baseline of a metric, as log of the value (ms, tokens/s, GB), from the roofline: e2e, TTFT (prefill),
+// TPOT (one decode step), throughput (tokens ÷ e2e) and peak memory (weights + KV). NaN when the descriptors do
+// not allow it. The meta-model learns log(measured) − baseline, i.e. how far from the roofline a strategy runs,
+// which carries over to models and accelerators it has not seen far better than the raw level does.
+enum class BaselineMetric { kE2eMs, kTtftMs, kTpotMs, kThroughput, kPeakMemoryGb };
+double LogRooflineBaseline(const TaskContext& c, BaselineMetric metric);
 
 // Generic tabular encoding for `--csv`: each column is typed automatically (numeric if every present value
 // parses as a number), numerics spanning more than an order of magnitude and all positive are log-scaled,

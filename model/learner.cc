@@ -36,6 +36,11 @@ double Lookup(const std::vector<std::pair<uint64_t, double>>& v, uint64_t key, d
   return it != v.end() && it->first == key ? it->second : missing;
 }
 
+// Interval / inner fold of a task: grouped by task so that held-out residuals are those of unseen contexts.
+int InnerFold(uint32_t task, uint64_t seed, int folds) {
+  return static_cast<int>(StableHash(absl::StrCat(task), seed) % static_cast<uint64_t>(folds));
+}
+
 }  // namespace
 
 double Quantile(std::vector<double>* v, double q) {
@@ -84,6 +89,7 @@ absl::Status XgbLearner::Fit(const Dataset& d) {
   if (!b.ok()) return b.status();
   booster_ = std::move(*b);
   has_interval_ = false;
+  oof_.assign(d.rows.size(), std::nanf(""));
   const int folds = options_.interval_folds;
   if (folds >= 2 && d.num_tasks() >= static_cast<size_t>(folds)) {
     std::vector<double> residuals;
@@ -91,7 +97,7 @@ absl::Status XgbLearner::Fit(const Dataset& d) {
     for (int f = 0; f < folds; ++f) {
       std::vector<size_t> train, test;
       for (size_t i = 0; i < d.rows.size(); ++i) {
-        const bool held = StableHash(absl::StrCat(d.rows[i].task), params.seed) % folds == static_cast<uint64_t>(f);
+        const bool held = InnerFold(d.rows[i].task, params.seed, folds) == f;
         (held ? test : train).push_back(i);
       }
       if (train.empty() || test.empty()) continue;
@@ -103,7 +109,10 @@ absl::Status XgbLearner::Fit(const Dataset& d) {
       if (!fb.ok()) return fb.status();
       BuildMatrix(d, test, &tx, &ty);
       if (auto s = (*fb)->Predict(tx.data(), test.size(), &pred); !s.ok()) return s;
-      for (size_t i = 0; i < test.size(); ++i) residuals.push_back(double{ty[i]} - pred[i]);
+      for (size_t i = 0; i < test.size(); ++i) {
+        residuals.push_back(double{ty[i]} - pred[i]);
+        oof_[test[i]] = pred[i];
+      }
     }
     if (residuals.size() >= 10) {
       const double tail = (1.0 - options_.coverage) / 2.0;
@@ -113,6 +122,36 @@ absl::Status XgbLearner::Fit(const Dataset& d) {
     }
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::pair<double, double>> XgbLearner::GroupedResidualQuantiles(
+    const Dataset& d, const std::vector<uint64_t>& task_group, int folds) const {
+  if (folds < 2 || task_group.size() != d.num_tasks()) return absl::NotFoundError("no groups");
+  const size_t cols = d.task_dim + d.strat_dim;
+  std::vector<double> residuals;
+  int used = 0;
+  for (int f = 0; f < folds; ++f) {
+    std::vector<size_t> train, test;
+    for (size_t i = 0; i < d.rows.size(); ++i) {
+      (static_cast<int>(task_group[d.rows[i].task] % folds) == f ? test : train).push_back(i);
+    }
+    if (train.empty() || test.empty()) continue;
+    ++used;
+    std::vector<float> fx, fy, tx, ty, pred;
+    BuildMatrix(d, train, &fx, &fy);
+    XgbParams fp = options_.params;
+    fp.seed = options_.params.seed + 101 + f;
+    auto fb = XgbBooster::Train(fx, train.size(), cols, fy, {}, {}, fp);
+    if (!fb.ok()) return fb.status();
+    BuildMatrix(d, test, &tx, &ty);
+    if (auto s = (*fb)->Predict(tx.data(), test.size(), &pred); !s.ok()) return s;
+    for (size_t i = 0; i < test.size(); ++i) residuals.push_back(double{ty[i]} - pred[i]);
+  }
+  if (used < 2 || residuals.size() < 10) return absl::NotFoundError("groups do not allow two folds");
+  const double tail = (1.0 - options_.coverage) / 2.0;
+  const double lo = Quantile(&residuals, tail);
+  const double hi = Quantile(&residuals, 1.0 - tail);
+  return std::make_pair(lo, hi);
 }
 
 absl::Status XgbLearner::Predict(const float* task_x, const std::vector<CandidateRef>& candidates,
@@ -177,6 +216,119 @@ absl::StatusOr<std::unique_ptr<XgbLearner>> XgbLearner::Deserialize(std::string_
   if (!b.ok()) return b.status();
   l->booster_ = std::move(*b);
   return l;
+}
+
+// --- AutoLearner ------------------------------------------------------------------------------------------
+
+Dataset SubsetByTasks(const Dataset& d, const std::vector<bool>& keep, std::vector<uint32_t>* old_task) {
+  Dataset out;
+  out.task_dim = d.task_dim;
+  out.strat_dim = d.strat_dim;
+  out.strat_x = d.strat_x;
+  out.strat_key = d.strat_key;
+  std::vector<int64_t> new_index(d.num_tasks(), -1);
+  old_task->clear();
+  for (uint32_t t = 0; t < d.num_tasks(); ++t) {
+    if (!keep[t]) continue;
+    new_index[t] = static_cast<int64_t>(old_task->size());
+    old_task->push_back(t);
+    out.task_x.insert(out.task_x.end(), d.task(t), d.task(t) + d.task_dim);
+  }
+  for (const auto& r : d.rows) {
+    if (new_index[r.task] >= 0) out.rows.push_back({static_cast<uint32_t>(new_index[r.task]), r.strat, r.y});
+  }
+  return out;
+}
+
+std::unique_ptr<Learner> AutoLearner::Make(const std::string& name) const {
+  if (name == "xgb_rank") {
+    XgbLearnerOptions o = options_;
+    o.mode = XgbLearnerOptions::Mode::kPairwise;
+    o.interval_folds = 0;
+    return std::make_unique<XgbLearner>(o);
+  }
+  if (name == "knn") return std::make_unique<KnnLearner>(knn_k_, aggregate_);
+  return std::make_unique<SbsLearner>(aggregate_);
+}
+
+absl::Status AutoLearner::Fit(const Dataset& d) {
+  if (auto s = xgb_.Fit(d); !s.ok()) return s;
+  ranker_.reset();
+  chosen_ = "xgb_reg";
+  inner_costs_.clear();
+  const std::vector<float>& oof = xgb_.oof_predictions();
+  const int folds = options_.interval_folds;
+  const uint64_t seed = options_.params.seed;
+  if (folds < 2 || oof.size() != d.rows.size()) return absl::OkStatus();
+  std::vector<std::vector<size_t>> rows_of(d.num_tasks());
+  for (size_t i = 0; i < d.rows.size(); ++i) rows_of[d.rows[i].task].push_back(i);
+  // Cost of choosing row i of its task: raw cost or log regret.
+  auto cost = [&](size_t i) {
+    double best = d.rows[i].y;
+    for (size_t j : rows_of[d.rows[i].task]) best = std::min(best, double{d.rows[j].y});
+    return aggregate_ == Aggregate::kRawMean ? std::exp(double{d.rows[i].y}) : d.rows[i].y - best;
+  };
+  // Out-of-fold score of every row, per candidate learner.
+  const std::vector<std::string> names = {"xgb_reg", "xgb_rank", "knn", "sbs"};
+  std::vector<std::vector<double>> score(names.size(), std::vector<double>(d.rows.size(), std::nan("")));
+  for (size_t i = 0; i < d.rows.size(); ++i) score[0][i] = oof[i];
+  for (int f = 0; f < folds; ++f) {
+    std::vector<bool> keep(d.num_tasks());
+    for (uint32_t t = 0; t < d.num_tasks(); ++t) keep[t] = InnerFold(t, seed, folds) != f;
+    std::vector<uint32_t> old_task;
+    const Dataset train = SubsetByTasks(d, keep, &old_task);
+    if (train.rows.empty()) continue;
+    for (size_t n = 1; n < names.size(); ++n) {
+      std::unique_ptr<Learner> l = Make(names[n]);
+      if (auto s = l->Fit(train); !s.ok()) return s;
+      std::vector<CandidateRef> refs;
+      std::vector<LogPrediction> lp;
+      for (uint32_t t = 0; t < d.num_tasks(); ++t) {
+        if (keep[t] || rows_of[t].empty()) continue;
+        refs.clear();
+        for (size_t i : rows_of[t]) refs.push_back({d.strat_key[d.rows[i].strat], d.strat(d.rows[i].strat)});
+        if (auto s = l->Predict(d.task(t), refs, &lp); !s.ok()) return s;
+        for (size_t k = 0; k < lp.size(); ++k) score[n][rows_of[t][k]] = lp[k].rank_score();
+      }
+    }
+  }
+  size_t best_n = 0;
+  double best_cost = std::numeric_limits<double>::infinity();
+  for (size_t n = 0; n < names.size(); ++n) {
+    double total = 0;
+    uint64_t tasks = 0;
+    for (const auto& rows : rows_of) {
+      if (rows.size() < 2 || std::isnan(score[n][rows[0]])) continue;
+      size_t pick = rows[0];
+      for (size_t i : rows) {
+        if (score[n][i] < score[n][pick]) pick = i;
+      }
+      total += cost(pick);
+      ++tasks;
+    }
+    const double mean = tasks > 0 ? total / tasks : std::numeric_limits<double>::infinity();
+    inner_costs_.emplace_back(names[n], mean);
+    if (mean < best_cost) {  // ties keep the earlier (regression first)
+      best_cost = mean;
+      best_n = n;
+    }
+  }
+  chosen_ = names[best_n];
+  if (best_n != 0) {
+    ranker_ = Make(chosen_);
+    if (auto s = ranker_->Fit(d); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status AutoLearner::Predict(const float* task_x, const std::vector<CandidateRef>& candidates,
+                                  std::vector<LogPrediction>* out) const {
+  if (auto s = xgb_.Predict(task_x, candidates, out); !s.ok()) return s;
+  if (ranker_ == nullptr) return absl::OkStatus();
+  std::vector<LogPrediction> r;
+  if (auto s = ranker_->Predict(task_x, candidates, &r); !s.ok()) return s;
+  for (size_t i = 0; i < out->size() && i < r.size(); ++i) (*out)[i].score = r[i].rank_score();
+  return absl::OkStatus();
 }
 
 // --- SBS and kNN ------------------------------------------------------------------------------------------

@@ -45,6 +45,9 @@ struct LogPrediction {
   double mean = 0;
   double lo = 0;
   double hi = 0;
+  double score = kNoScore;  // what to rank by when it differs from `mean` (AutoLearner falling back to SBS)
+  static constexpr double kNoScore = -1e308;
+  double rank_score() const { return score == kNoScore ? mean : score; }
 };
 
 class Learner {
@@ -82,6 +85,15 @@ class XgbLearner : public Learner {
 
   double residual_lo() const { return residual_lo_; }
   double residual_hi() const { return residual_hi_; }
+  // Residual quantiles (lo, hi) at the learner's coverage when whole groups of tasks are held out (e.g. every
+  // task of one model): the interval to use for a context whose group was never seen. Trains `folds` extra
+  // boosters. NotFound when the groups do not allow two folds.
+  absl::StatusOr<std::pair<double, double>> GroupedResidualQuantiles(const Dataset& data,
+                                                                     const std::vector<uint64_t>& task_group,
+                                                                     int folds) const;
+  // Out-of-fold prediction of each training row (NaN where none), kept from the interval folds so that callers
+  // can compare the model with alternatives on unseen tasks at no extra training cost.
+  const std::vector<float>& oof_predictions() const { return oof_; }
 
  private:
   XgbLearnerOptions options_;
@@ -89,6 +101,7 @@ class XgbLearner : public Learner {
   std::unique_ptr<XgbBooster> booster_;
   double residual_lo_ = 0, residual_hi_ = 0;
   bool has_interval_ = false;
+  std::vector<float> oof_;
 };
 
 // How SBS and kNN aggregate a strategy's costs over tasks.
@@ -132,6 +145,39 @@ class SbsLearner : public Learner {
   Aggregate aggregate_;
   std::vector<std::pair<uint64_t, double>> scores_;
 };
+
+// The evaluator's default selector: model selection by inner cross-validation on the training tasks only.
+// Candidates: XGBoost regression (its out-of-fold predictions come free with the interval folds), XGBoost
+// pairwise ranking, kNN and SBS; the one whose inner out-of-fold choices cost least is refitted on all training
+// tasks and ranks the candidates. Values and intervals always come from the regression. Safe on small or hard
+// data sets (it falls back to SBS, which then needs no task features) and never looks at test data.
+class AutoLearner : public Learner {
+ public:
+  AutoLearner(XgbLearnerOptions options, Aggregate aggregate, int knn_k = 10)
+      : options_(options), xgb_(options), aggregate_(aggregate), knn_k_(knn_k) {}
+  std::string name() const override { return "xgb_reg"; }
+  absl::Status Fit(const Dataset& data) override;
+  absl::Status Predict(const float* task_x, const std::vector<CandidateRef>& candidates,
+                       std::vector<LogPrediction>* out) const override;
+  // Name of the learner that ranks ("xgb_reg", "xgb_rank", "knn" or "sbs").
+  const std::string& chosen() const { return chosen_; }
+  bool uses_sbs() const { return chosen_ == "sbs"; }
+  // Inner out-of-fold cost per candidate learner, in the aggregate's unit (mean cost or mean log regret).
+  const std::vector<std::pair<std::string, double>>& inner_costs() const { return inner_costs_; }
+
+ private:
+  std::unique_ptr<Learner> Make(const std::string& name) const;
+  XgbLearnerOptions options_;
+  XgbLearner xgb_;
+  Aggregate aggregate_;
+  int knn_k_;
+  std::unique_ptr<Learner> ranker_;  // null when the regression ranks
+  std::string chosen_ = "xgb_reg";
+  std::vector<std::pair<std::string, double>> inner_costs_;
+};
+
+// Rows of the tasks for which keep(task) holds, with tasks renumbered compactly (`old_task` maps back).
+Dataset SubsetByTasks(const Dataset& d, const std::vector<bool>& keep, std::vector<uint32_t>* old_task);
 
 // Per strategy: aggregate cost over the given tasks (helper shared by SBS and kNN).
 std::vector<std::pair<uint64_t, double>> AggregateByStrategy(const Dataset& data, Aggregate aggregate);

@@ -8,6 +8,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "model/blob.h"
 #include "model/features.h"
@@ -31,6 +32,16 @@ double HeadTarget(const RunRecord& r, uint32_t head) {
   return head == 3 ? -std::log(v) : std::log(v);
 }
 
+BaselineMetric MetricOf(uint32_t head) {
+  switch (head) {
+    case 1: return BaselineMetric::kTtftMs;
+    case 2: return BaselineMetric::kTpotMs;
+    case 3: return BaselineMetric::kThroughput;
+    case 4: return BaselineMetric::kPeakMemoryGb;
+    default: return BaselineMetric::kE2eMs;
+  }
+}
+
 uint64_t VectorKey(const float* x, size_t n) {
   return StableHash(std::string_view(reinterpret_cast<const char*>(x), n * sizeof(float)), 7);
 }
@@ -48,13 +59,31 @@ MetaModel::Head MetaModel::HeadFor(Objective o) {
   }
 }
 
+// In the head's log-cost space (throughput is stored negated); 0 when there is no baseline.
+double MetaModel::Baseline(const TaskContext& c, uint32_t head) const {
+  if (!roofline_baseline_) return 0;
+  const double b = LogRooflineBaseline(c, MetricOf(head));
+  if (IsMissing(b)) return 0;
+  return head == kThroughput ? -b : b;
+}
+
 bool MetaModel::HasObjective(Objective objective) const { return heads_[HeadFor(objective)] != nullptr; }
 
 absl::StatusOr<std::unique_ptr<MetaModel>> MetaModel::Train(const std::vector<RunRecord>& runs,
                                                            const TrainOptions& options) {
   std::unique_ptr<MetaModel> mm(new MetaModel());
   mm->version_ = options.version;
+  for (uint32_t h = 0; h < kNumHeads; ++h) {
+    mm->novel_model_[h] = mm->novel_accelerator_[h] = {kMissing, kMissing};
+  }
+  for (const RunRecord& r : runs) {
+    mm->known_models_.insert(absl::AsciiStrToLower(r.context.model.name));
+    mm->known_accelerators_.insert(absl::AsciiStrToLower(r.context.hardware.accelerator));
+  }
   mm->coverage_ = options.interval_coverage;
+  mm->roofline_baseline_ = options.roofline_baseline;
+  bool wanted[kNumHeads] = {false, false, false, false, options.train_peak_memory};
+  for (Objective o : options.objectives) wanted[HeadFor(o)] = true;
   for (const Strategy& s : options.catalog) {
     if (!s.components.empty()) mm->catalog_[s.id] = s.components;
   }
@@ -65,13 +94,18 @@ absl::StatusOr<std::unique_ptr<MetaModel>> MetaModel::Train(const std::vector<Ru
   absl::flat_hash_map<uint64_t, uint32_t> task_index;
   absl::flat_hash_map<std::string, uint32_t> strat_index;
   std::vector<uint32_t> run_task(runs.size()), run_strat(runs.size());
+  std::vector<uint64_t> task_model, task_accelerator;  // group ids of each task, for novelty intervals
   std::vector<float> ctx;
   for (size_t i = 0; i < runs.size(); ++i) {
     ctx.clear();
     EncodeContext(runs[i].context, &ctx);
     const uint64_t key = VectorKey(ctx.data(), ctx.size());
     auto [it, inserted] = task_index.try_emplace(key, static_cast<uint32_t>(task_index.size()));
-    if (inserted) all.task_x.insert(all.task_x.end(), ctx.begin(), ctx.end());
+    if (inserted) {
+      all.task_x.insert(all.task_x.end(), ctx.begin(), ctx.end());
+      task_model.push_back(StableHash(absl::AsciiStrToLower(runs[i].context.model.name), 41));
+      task_accelerator.push_back(StableHash(absl::AsciiStrToLower(runs[i].context.hardware.accelerator), 42));
+    }
     run_task[i] = it->second;
     auto [sit, sinserted] = strat_index.try_emplace(runs[i].strategy_id, static_cast<uint32_t>(strat_index.size()));
     if (sinserted) {
@@ -87,6 +121,7 @@ absl::StatusOr<std::unique_ptr<MetaModel>> MetaModel::Train(const std::vector<Ru
   mm->training_rows_ = runs.size();
 
   for (uint32_t head = 0; head < kNumHeads; ++head) {
+    if (!wanted[head]) continue;
     Dataset d;
     d.task_dim = all.task_dim;
     d.strat_dim = all.strat_dim;
@@ -97,7 +132,8 @@ absl::StatusOr<std::unique_ptr<MetaModel>> MetaModel::Train(const std::vector<Ru
       if (IsFailure(runs[i].status)) continue;
       const double y = HeadTarget(runs[i], head);
       if (IsMissing(y)) continue;
-      d.rows.push_back({run_task[i], run_strat[i], static_cast<float>(y)});
+      const double b = mm->Baseline(runs[i].context, head);
+      d.rows.push_back({run_task[i], run_strat[i], static_cast<float>(y - b)});
     }
     if (d.rows.size() < options.min_rows_per_head) continue;
     XgbLearnerOptions lo;
@@ -107,6 +143,14 @@ absl::StatusOr<std::unique_ptr<MetaModel>> MetaModel::Train(const std::vector<Ru
     auto learner = std::make_unique<XgbLearner>(lo);
     if (auto s = learner->Fit(d); !s.ok()) {
       return absl::Status(s.code(), absl::StrCat("training head ", head, ": ", s.message()));
+    }
+    if (head != kPeakMemory && options.novelty_folds >= 2) {
+      if (auto q = learner->GroupedResidualQuantiles(d, task_model, options.novelty_folds); q.ok()) {
+        mm->novel_model_[head] = *q;
+      }
+      if (auto q = learner->GroupedResidualQuantiles(d, task_accelerator, options.novelty_folds); q.ok()) {
+        mm->novel_accelerator_[head] = *q;
+      }
     }
     mm->heads_[head] = std::move(learner);
   }
@@ -167,8 +211,32 @@ void MetaModel::Predict(const TaskContext& context, const std::vector<const Stra
   EncodeStrategies(strategies, &strat_x, &refs);
   std::vector<LogPrediction> lp;
   auto run_head = [&](uint32_t head) -> bool {
-    return heads_[head] != nullptr && heads_[head]->Predict(task_x.data(), refs, &lp).ok() &&
-           lp.size() == strategies.size();
+    if (heads_[head] == nullptr || !heads_[head]->Predict(task_x.data(), refs, &lp).ok() ||
+        lp.size() != strategies.size()) {
+      return false;
+    }
+    const double b = Baseline(context, head);
+    // A model or accelerator never seen in training: the interval of held-out models / accelerators, if wider.
+    double lo_shift = kMissing, hi_shift = kMissing;
+    auto widen = [&](const std::pair<double, double>& q) {
+      if (IsMissing(q.first)) return;
+      lo_shift = IsMissing(lo_shift) ? q.first : std::min(lo_shift, q.first);
+      hi_shift = IsMissing(hi_shift) ? q.second : std::max(hi_shift, q.second);
+    };
+    if (!known_models_.count(absl::AsciiStrToLower(context.model.name))) widen(novel_model_[head]);
+    if (!known_accelerators_.count(absl::AsciiStrToLower(context.hardware.accelerator))) {
+      widen(novel_accelerator_[head]);
+    }
+    for (LogPrediction& p : lp) {
+      if (!IsMissing(lo_shift) && !std::isnan(p.lo)) {
+        p.lo = std::min(p.lo, p.mean + lo_shift);
+        p.hi = std::max(p.hi, p.mean + hi_shift);
+      }
+      p.mean += b;
+      p.lo += b;
+      p.hi += b;
+    }
+    return true;
   };
   // Latency first: every objective reports it, and cost is derived from it.
   if (run_head(kE2e)) {
@@ -271,6 +339,7 @@ HoldoutMetrics MetaModel::Evaluate(const std::vector<RunRecord>& holdout) const 
 absl::StatusOr<std::string> MetaModel::Serialize() const {
   ByteWriter w;
   w.PutU32(kFeatureSchemaVersion);
+  w.PutU32(roofline_baseline_ ? 1 : 0);
   w.PutU64(training_rows_);
   w.PutF64(coverage_);
   w.PutF64(failure_base_rate_);
@@ -282,6 +351,16 @@ absl::StatusOr<std::string> MetaModel::Serialize() const {
       w.PutString(k);
       w.PutString(v);
     }
+  }
+  for (const auto* names : {&known_models_, &known_accelerators_}) {
+    w.PutU32(static_cast<uint32_t>(names->size()));
+    for (const std::string& n : *names) w.PutString(n);
+  }
+  for (uint32_t h = 0; h < kNumHeads; ++h) {
+    w.PutF64(novel_model_[h].first);
+    w.PutF64(novel_model_[h].second);
+    w.PutF64(novel_accelerator_[h].first);
+    w.PutF64(novel_accelerator_[h].second);
   }
   for (uint32_t h = 0; h < kNumHeads; ++h) {
     if (heads_[h] == nullptr) {
@@ -308,12 +387,15 @@ absl::StatusOr<std::unique_ptr<MetaModel>> MetaModel::Deserialize(std::string_vi
   uint32_t format = 0;
   auto payload = OpenBlob(blob, kBlobMagic, kBlobFormat, &format);
   if (!payload.ok()) return payload.status();
+  if (format != kBlobFormat) {
+    return absl::FailedPreconditionError(absl::StrCat("model blob: format ", format, " is not ", kBlobFormat));
+  }
   ByteReader r(*payload);
   std::unique_ptr<MetaModel> mm(new MetaModel());
   mm->version_ = version;
-  uint32_t schema = 0, n_catalog = 0;
+  uint32_t schema = 0, n_catalog = 0, baseline = 0;
   auto malformed = [](const char* what) { return absl::DataLossError(absl::StrCat("model blob: malformed ", what)); };
-  if (!r.GetU32(&schema) || !r.GetU64(&mm->training_rows_) || !r.GetF64(&mm->coverage_) ||
+  if (!r.GetU32(&schema) || !r.GetU32(&baseline) || baseline > 1 || !r.GetU64(&mm->training_rows_) || !r.GetF64(&mm->coverage_) ||
       !r.GetF64(&mm->failure_base_rate_) || !r.GetU32(&n_catalog)) {
     return malformed("header");
   }
@@ -321,6 +403,7 @@ absl::StatusOr<std::unique_ptr<MetaModel>> MetaModel::Deserialize(std::string_vi
     return absl::FailedPreconditionError(absl::StrCat("model blob: feature schema ", schema, ", this build has ",
                                                       kFeatureSchemaVersion));
   }
+  mm->roofline_baseline_ = baseline == 1;
   for (uint32_t i = 0; i < n_catalog; ++i) {
     std::string id;
     uint32_t n = 0;
@@ -330,6 +413,21 @@ absl::StatusOr<std::unique_ptr<MetaModel>> MetaModel::Deserialize(std::string_vi
       std::string k, v;
       if (!r.GetString(&k) || !r.GetString(&v)) return malformed("catalog");
       comps.emplace_back(std::move(k), std::move(v));
+    }
+  }
+  for (auto* names : {&mm->known_models_, &mm->known_accelerators_}) {
+    uint32_t n = 0;
+    if (!r.GetU32(&n) || n > (1u << 24)) return malformed("known names");
+    for (uint32_t i = 0; i < n; ++i) {
+      std::string name;
+      if (!r.GetString(&name)) return malformed("known names");
+      names->insert(std::move(name));
+    }
+  }
+  for (uint32_t h = 0; h < kNumHeads; ++h) {
+    if (!r.GetF64(&mm->novel_model_[h].first) || !r.GetF64(&mm->novel_model_[h].second) ||
+        !r.GetF64(&mm->novel_accelerator_[h].first) || !r.GetF64(&mm->novel_accelerator_[h].second)) {
+      return malformed("novelty intervals");
     }
   }
   bool any = false;

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -27,8 +28,20 @@ struct TrainOptions {
   // trees, moderate learning rate, row/column subsampling.
   XgbParams xgb;
   // Out-of-fold residual intervals: number of folds (grouped by task context); 0 disables intervals.
-  int interval_folds = 3;
+  // Fewer folds train each fold model on less data, so residuals (and intervals) come out wider than nominal.
+  int interval_folds = 4;
   double interval_coverage = 0.8;
+  // Objectives to train heads for (cost uses the e2e head). The peak-memory head is trained whenever runs report
+  // peak memory and `train_peak_memory` is set.
+  std::vector<Objective> objectives = {Objective::kE2eLatency, Objective::kTtft, Objective::kTpot,
+                                       Objective::kThroughput};
+  bool train_peak_memory = true;
+  // Learn log(value) − roofline baseline instead of log(value) where the descriptors allow a baseline.
+  bool roofline_baseline = true;
+  // Wider intervals for a context whose model or accelerator was never seen: residual quantiles with every task
+  // of a model (or of an accelerator) held out together, over this many folds; 0 disables (then such contexts
+  // get the ordinary intervals, which are too narrow for them).
+  int novelty_folds = 3;
   // A head (objective) is trained only with at least this many OK runs reporting its metric.
   size_t min_rows_per_head = 8;
   // The failure classifier is trained with at least this many failed and this many OK runs; otherwise a
@@ -50,7 +63,8 @@ struct HoldoutMetrics {
 class MetaModel : public Predictor {
  public:
   static constexpr char kBlobMagic[9] = "ACSLMETA";
-  static constexpr uint32_t kBlobFormat = 1;
+  // 2: known names and novelty intervals added. Older formats are refused, never misread.
+  static constexpr uint32_t kBlobFormat = 2;
 
   static absl::StatusOr<std::unique_ptr<MetaModel>> Train(const std::vector<RunRecord>& runs,
                                                           const TrainOptions& options);
@@ -78,10 +92,17 @@ class MetaModel : public Predictor {
   void EncodeStrategies(const std::vector<const Strategy*>& strategies, std::vector<float>* x,
                         std::vector<CandidateRef>* refs) const;
 
+  double Baseline(const TaskContext& c, uint32_t head) const;
+
   uint64_t version_ = 0;
+  bool roofline_baseline_ = true;
   uint64_t training_rows_ = 0;
   double coverage_ = 0.8;
   std::unique_ptr<XgbLearner> heads_[kNumHeads];
+  // Residual quantiles (lo, hi) of each head for an unseen model / an unseen accelerator; NaN = not measured.
+  std::pair<double, double> novel_model_[kNumHeads];
+  std::pair<double, double> novel_accelerator_[kNumHeads];
+  std::set<std::string> known_models_, known_accelerators_;  // lower-cased names seen in training
   std::unique_ptr<XgbBooster> failure_classifier_;
   double failure_base_rate_ = 0;
   std::map<std::string, std::vector<std::pair<std::string, std::string>>> catalog_;

@@ -72,6 +72,9 @@ AddOutcome ObservedStats::AddChecked(const RunRecord& run) {
     groups_[GroupContextKey(run.context)].push_back(key);
   }
   Cell& cell = entry.by_strategy[run.strategy_id];
+  if (cell.ok_runs + cell.failed_runs == 0) {
+    strategies_by_accelerator_[absl::AsciiStrToLower(run.context.hardware.accelerator)].insert(run.strategy_id);
+  }
   cell.price_per_hour = run.context.hardware.price_per_hour;
   ++runs_;
   const bool failed = IsFailure(run.status);
@@ -290,6 +293,17 @@ std::optional<ObservedSummary> ObservedStats::Similar(const TaskContext& c, cons
   if (best == nullptr) return std::nullopt;
   const double price = c.hardware.price_per_hour > 0 ? c.hardware.price_per_hour : best->price_per_hour;
   return Summarize(*best, objective, price, coverage);
+}
+
+bool ObservedStats::AcceleratorKnown(const std::string& accelerator) const {
+  absl::ReaderMutexLock lock(&mu_);
+  return strategies_by_accelerator_.contains(absl::AsciiStrToLower(accelerator));
+}
+
+bool ObservedStats::ObservedOnAccelerator(const std::string& accelerator, const std::string& strategy_id) const {
+  absl::ReaderMutexLock lock(&mu_);
+  auto it = strategies_by_accelerator_.find(absl::AsciiStrToLower(accelerator));
+  return it != strategies_by_accelerator_.end() && it->second.contains(strategy_id);
 }
 
 uint64_t ObservedStats::runs() const {

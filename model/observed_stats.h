@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "model/types.h"
 
@@ -71,6 +72,12 @@ class ObservedStats {
   std::optional<ObservedSummary> Similar(const TaskContext& c, const std::string& strategy_id, Objective objective,
                                          double coverage) const;
 
+  // Whether any run on this accelerator (by name, any count) has been stored, and whether `strategy_id` has been
+  // run on it (OK or failed). A strategy never tried on an accelerator the network knows well may simply not
+  // apply there (an engine for other hardware); the selector says so.
+  bool AcceleratorKnown(const std::string& accelerator) const;
+  bool ObservedOnAccelerator(const std::string& accelerator, const std::string& strategy_id) const;
+
   uint64_t runs() const;
   uint64_t contexts() const;
 
@@ -109,6 +116,8 @@ class ObservedStats {
   mutable absl::Mutex mu_;
   absl::flat_hash_map<uint64_t, ContextEntry> contexts_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<uint64_t, std::vector<uint64_t>> groups_ ABSL_GUARDED_BY(mu_);
+  // accelerator (lower-cased) -> strategies run on it.
+  absl::flat_hash_map<std::string, absl::flat_hash_set<std::string>> strategies_by_accelerator_ ABSL_GUARDED_BY(mu_);
   uint64_t runs_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t rng_state_ ABSL_GUARDED_BY(mu_) = 0x9e3779b97f4a7c15ULL;
 };

@@ -7,9 +7,32 @@
 namespace accelsel::model {
 namespace {
 
-// Pseudo-count of the model's prediction when blending it with observed runs: with k observed runs the observed
-// median gets weight k / (k + kModelPseudoRuns) in log space.
-constexpr double kModelPseudoRuns = 3.0;
+// Observed median and model prediction are blended in log space by inverse variance: k runs with run-to-run
+// spread s_run against a model whose own interval says s_model give the observed median the weight
+// k / (k + s_run^2 / s_model^2). s_run comes from the cell's own interval once it has kMinRunsForSpread runs;
+// before that kPriorRunSpread, a typical run-to-run spread of repeated LLM benchmark runs (about 10%).
+constexpr double kPriorRunSpread = 0.10;
+constexpr uint64_t kMinRunsForSpread = 5;
+// z of the 90th percentile: an 80% interval spans 2 * 1.2816 standard deviations.
+constexpr double kZ80 = 1.2816;
+
+double LogSpread(double low, double high, double coverage) {
+  if (!(low > 0) || !(high > low)) return kMissing;
+  const double z = coverage == 0.8 ? kZ80 : kZ80 * coverage / 0.8;  // close enough off the nominal 80%
+  return (std::log(high) - std::log(low)) / (2 * z);
+}
+
+double ObservedWeight(const ObservedSummary& exact, const Prediction& pred, double coverage) {
+  double run_spread = kPriorRunSpread;
+  if (exact.ok_runs >= kMinRunsForSpread) {
+    const double s = LogSpread(exact.low, exact.high, coverage);
+    if (!std::isnan(s)) run_spread = std::max(s, 0.01);
+  }
+  const double model_spread = LogSpread(pred.low, pred.high, coverage);
+  if (std::isnan(model_spread) || model_spread <= 0) return 1.0;
+  const double pseudo_runs = (run_spread * run_spread) / (model_spread * model_spread);
+  return exact.ok_runs / (exact.ok_runs + pseudo_runs);
+}
 
 // Failure probability of a cell with `failed` failures out of `total` runs: a Beta(0.5, 0.5) prior, so one OK
 // run does not make a strategy look infallible and one failure does not condemn it.
@@ -63,7 +86,7 @@ std::vector<Recommendation> Selector::Select(const SelectQuery& query, const Obs
       r.expected_latency_ms = exact->median_latency_ms;
       peak_memory_gb = exact->median_peak_memory_gb;
       if (pred != nullptr && exact->ok_runs > 0) {
-        const double w = exact->ok_runs / (exact->ok_runs + kModelPseudoRuns);
+        const double w = ObservedWeight(*exact, *pred, coverage);
         r.expected_value = BlendLog(exact->median, pred->expected, w);
         // With few runs the observed spread says little; widen by the model's interval.
         r.interval_low = std::min(exact->low, BlendLog(exact->low, pred->low, w));
@@ -114,6 +137,18 @@ std::vector<Recommendation> Selector::Select(const SelectQuery& query, const Obs
       r.violated.push_back("max_memory_gb");
     }
     if (r.failure_probability > c.max_failure_probability) r.violated.push_back("max_failure_probability");
+    // A strategy the network has never run on an accelerator it knows well may not apply there at all (an engine
+    // built for other hardware): the model's estimate is an extrapolation, so it is not promised.
+    if (r.layer != EvidenceLayer::kObserved && !ctx.hardware.accelerator.empty() &&
+        stats.AcceleratorKnown(ctx.hardware.accelerator) &&
+        !stats.ObservedOnAccelerator(ctx.hardware.accelerator, s->id)) {
+      r.violated.push_back("unverified_on_accelerator");
+    }
+    // Without any estimate a latency SLO or a budget cannot be promised: say so rather than rank the unknown
+    // above a candidate that is known to be slightly over.
+    if (std::isnan(r.expected_value) && (!std::isnan(c.max_latency_ms) || !std::isnan(c.max_cost))) {
+      r.violated.push_back("no_evidence");
+    }
     r.meets_constraints = r.violated.empty();
     for (double* v : {&r.expected_value, &r.interval_low, &r.interval_high, &r.expected_latency_ms}) {
       if (std::isnan(*v)) *v = 0;  // the wire carries 0 with layer UNKNOWN; never NaN

@@ -5,10 +5,15 @@
 #include <xgboost/c_api.h>
 
 #include <cmath>
+#include <algorithm>
 #include <cstdint>
+#include <string>
+
+#include "absl/strings/numbers.h"
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "nlohmann/json.hpp"
 
 namespace accelsel::model {
 namespace {
@@ -31,6 +36,94 @@ class DMatrix {
 };
 
 }  // namespace
+
+absl::StatusOr<CompiledForest> CompileForest(std::string_view json_model) {
+  nlohmann::json j = nlohmann::json::parse(json_model.begin(), json_model.end(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return absl::InvalidArgumentError("xgboost model: not JSON");
+  const nlohmann::json* learner = j.contains("learner") ? &j["learner"] : nullptr;
+  if (learner == nullptr || !learner->contains("gradient_booster") || !learner->contains("objective") ||
+      !learner->contains("learner_model_param")) {
+    return absl::InvalidArgumentError("xgboost model: unexpected layout");
+  }
+  const auto& booster = (*learner)["gradient_booster"];
+  const auto& param = (*learner)["learner_model_param"];
+  if (booster.value("name", "") != "gbtree" || !booster.contains("model") ||
+      param.value("num_class", "0") != "0" || param.value("num_target", "1") != "1") {
+    return absl::InvalidArgumentError("xgboost model: only single-output gbtree is compiled");
+  }
+  const std::string objective = (*learner)["objective"].value("name", "");
+  CompiledForest f;
+  double base = 0;
+  if (!absl::SimpleAtod(param.value("base_score", "0.5"), &base)) {
+    return absl::InvalidArgumentError("xgboost model: bad base_score");
+  }
+  if (objective == "binary:logistic") {
+    f.logistic = true;
+    base = std::clamp(base, 1e-7, 1 - 1e-7);
+    f.base_margin = static_cast<float>(-std::log(1.0 / base - 1.0));
+  } else if (objective == "reg:squarederror" || objective == "rank:pairwise") {
+    f.base_margin = static_cast<float>(base);
+  } else {
+    return absl::InvalidArgumentError("xgboost model: objective not compiled: " + objective);
+  }
+  for (const auto& tree : booster["model"]["trees"]) {
+    const auto& l = tree["left_children"];
+    const auto& r = tree["right_children"];
+    const auto& idx = tree["split_indices"];
+    const auto& cond = tree["split_conditions"];
+    const auto& dl = tree["default_left"];
+    const size_t n = l.size();
+    if (n == 0 || r.size() != n || idx.size() != n || cond.size() != n || dl.size() != n ||
+        (tree.contains("categories") && !tree["categories"].empty())) {
+      return absl::InvalidArgumentError("xgboost model: malformed tree");
+    }
+    const int32_t offset = static_cast<int32_t>(f.left.size());
+    f.roots.push_back(offset);
+    for (size_t i = 0; i < n; ++i) {
+      const int64_t li = l[i].get<int64_t>(), ri = r[i].get<int64_t>();
+      if (li >= static_cast<int64_t>(n) || ri >= static_cast<int64_t>(n) || (li < 0) != (ri < 0)) {
+        return absl::InvalidArgumentError("xgboost model: bad child index");
+      }
+      f.left.push_back(li < 0 ? -1 : offset + static_cast<int32_t>(li));
+      f.right.push_back(ri < 0 ? -1 : offset + static_cast<int32_t>(ri));
+      f.feature.push_back(idx[i].get<int32_t>());
+      f.value.push_back(cond[i].get<float>());
+      f.default_left.push_back(dl[i].is_boolean() ? dl[i].get<bool>() : dl[i].get<int>() != 0);
+    }
+  }
+  return f;
+}
+
+void CompiledForest::Predict(const float* x, size_t rows, size_t cols, std::vector<float>* out) const {
+  out->assign(rows, 0.0f);
+  for (size_t r = 0; r < rows; ++r) {
+    const float* row = x + r * cols;
+    float sum = 0;
+    for (int32_t node : roots) {
+      while (left[node] >= 0) {
+        const int32_t feat = feature[node];
+        const float v = feat >= 0 && static_cast<size_t>(feat) < cols ? row[feat] : std::nanf("");
+        if (std::isnan(v)) {
+          node = default_left[node] ? left[node] : right[node];
+        } else {
+          node = v < value[node] ? left[node] : right[node];
+        }
+      }
+      sum += value[node];
+    }
+    const float margin = sum + base_margin;
+    (*out)[r] = logistic ? 1.0f / (1.0f + std::exp(-margin)) : margin;
+  }
+}
+
+void XgbBooster::Compile() {
+  bst_ulong len = 0;
+  const char* data = nullptr;
+  if (XGBoosterSaveModelToBuffer(handle_, R"({"format":"json"})", &len, &data) != 0) return;
+  const std::string json(data, len);
+  auto f = CompileForest(json);
+  if (f.ok()) forest_ = std::move(*f);
+}
 
 XgbBooster::~XgbBooster() {
   if (handle_ != nullptr) XGBoosterFree(handle_);
@@ -65,8 +158,10 @@ absl::StatusOr<std::unique_ptr<XgbBooster>> XgbBooster::Train(const std::vector<
       {"eta", absl::StrCat(p.eta)},
       {"subsample", absl::StrCat(p.subsample)},
       {"colsample_bytree", absl::StrCat(p.colsample_bytree)},
+      {"colsample_bynode", absl::StrCat(p.colsample_bynode)},
       {"min_child_weight", absl::StrCat(p.min_child_weight)},
       {"lambda", absl::StrCat(p.lambda)},
+      {"max_bin", absl::StrCat(p.max_bin)},
       {"nthread", absl::StrCat(p.nthread)},
       {"seed", absl::StrCat(p.seed % 2147483647)},
       {"verbosity", "0"},
@@ -79,6 +174,7 @@ absl::StatusOr<std::unique_ptr<XgbBooster>> XgbBooster::Train(const std::vector<
   }
   // Prediction of a handful of rows is faster without OpenMP fan-out.
   if (XGBoosterSetParam(h, "nthread", "1") != 0) return XgbError("param");
+  booster->Compile();
   return booster;
 }
 
@@ -88,6 +184,7 @@ absl::StatusOr<std::unique_ptr<XgbBooster>> XgbBooster::Load(std::string_view by
   std::unique_ptr<XgbBooster> booster(new XgbBooster(h, cols));
   if (XGBoosterLoadModelFromBuffer(h, bytes.data(), bytes.size()) != 0) return XgbError("load");
   if (XGBoosterSetParam(h, "nthread", "1") != 0) return XgbError("param");
+  booster->Compile();
   return booster;
 }
 
@@ -100,6 +197,14 @@ absl::StatusOr<std::string> XgbBooster::Save() const {
 }
 
 absl::Status XgbBooster::Predict(const float* x, size_t rows, std::vector<float>* out) const {
+  if (forest_.has_value()) {
+    forest_->Predict(x, rows, cols_, out);
+    return absl::OkStatus();
+  }
+  return PredictWithXgboost(x, rows, out);
+}
+
+absl::Status XgbBooster::PredictWithXgboost(const float* x, size_t rows, std::vector<float>* out) const {
   out->clear();
   if (rows == 0) return absl::OkStatus();
   const std::string array = absl::StrFormat(

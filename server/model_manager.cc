@@ -1,9 +1,14 @@
 // Model versions: train -> evaluate on held-out contexts -> persist -> promote (or not) -> publish by swap.
 #include "server/model_manager.h"
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <thread>
 
 #include "absl/hash/hash.h"
 #include "absl/strings/numbers.h"
@@ -16,6 +21,22 @@
 
 namespace accelsel::server {
 namespace {
+
+// Runs `fn` on a thread of its own at nice level `nice` (0 = unchanged), so training yields its core to the RPC
+// threads whenever they are runnable instead of competing with them as an equal. A separate thread because Linux
+// does not let an unprivileged thread raise its priority back afterwards.
+template <typename Fn>
+void RunAtNice(int nice, Fn&& fn) {
+  if (nice == 0) {
+    fn();
+    return;
+  }
+  std::thread t([&] {
+    (void)setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), nice);  // best effort
+    fn();
+  });
+  t.join();
+}
 
 constexpr char kServingKey[] = "serving_version";
 constexpr char kPinnedKey[] = "pinned";
@@ -130,12 +151,18 @@ absl::StatusOr<v1::ModelVersionInfo> ModelManager::RetrainNow() {
   // One training thread: the other core stays with the RPC threads (a retrain must not starve SelectAccelerator).
   to.xgb.nthread = 1;
   for (const auto& s : *catalog) to.catalog.push_back(FromProto(s));
-  auto candidate = model::MetaModel::Train(train, to);
+  absl::StatusOr<std::unique_ptr<model::MetaModel>> candidate = absl::UnknownError("not trained");
+  model::HoldoutMetrics cand;
+  // Training and evaluation run at the trainer's priority, on models no request can see (no lock shared with
+  // SelectAccelerator, so no priority inversion).
+  RunAtNice(options_.trainer_nice, [&] {
+    candidate = model::MetaModel::Train(train, to);
+    if (candidate.ok()) cand = (*candidate)->Evaluate(holdout);
+  });
   if (!candidate.ok()) {
     metrics_->retrain_failures().Increment();
     return candidate.status();
   }
-  const model::HoldoutMetrics cand = (*candidate)->Evaluate(holdout);
   const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
 
   v1::ModelVersionInfo info;
@@ -152,7 +179,19 @@ absl::StatusOr<v1::ModelVersionInfo> ModelManager::RetrainNow() {
   std::string note;
   if (serving != nullptr) {
     const auto* current = dynamic_cast<const model::MetaModel*>(serving->predictor.get());
-    const model::HoldoutMetrics cur = current ? current->Evaluate(holdout) : model::HoldoutMetrics{};
+    model::HoldoutMetrics cur;
+    if (current != nullptr) {
+      // Evaluated on a private copy at the trainer's priority: the serving instance's predictor locks belong to
+      // SelectAccelerator, and a deprioritised thread must never hold them.
+      auto blob = current->Serialize();
+      auto copy = blob.ok() ? model::MetaModel::Deserialize(*blob, current->version())
+                            : absl::StatusOr<std::unique_ptr<model::MetaModel>>(blob.status());
+      if (copy.ok()) {
+        RunAtNice(options_.trainer_nice, [&] { cur = (*copy)->Evaluate(holdout); });
+      } else {
+        cur = current->Evaluate(holdout);
+      }
+    }
     info.mutable_evaluation()->set_baseline_mape(std::isfinite(cur.mape) ? cur.mape : 0);
     info.mutable_evaluation()->set_baseline_top1(std::isfinite(cur.top1) ? cur.top1 : 0);
     if (promote && std::isfinite(cur.mape)) {

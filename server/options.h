@@ -37,6 +37,10 @@ struct ServerOptions {
   uint64_t retrain_min_new_runs = 10000;
   // Run the trainer loop at all. Off in tests that drive training by hand.
   bool trainer_enabled = true;
+  // Nice level (0..19) of the thread that trains and evaluates a candidate model, whether started by the timer or
+  // by the Retrain RPC. 19 = training only gets CPU the RPC threads leave idle, so a retrain does not raise
+  // SelectAccelerator latency (docs/BENCHMARKS.md). 0 = same priority as the RPC threads.
+  int trainer_nice = 19;
   // Reports a single ReportRun stream may have in flight (read but not yet acknowledged). This is the stream's
   // backpressure: the server stops reading until acknowledgements catch up.
   size_t stream_window = 512;

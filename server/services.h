@@ -4,13 +4,16 @@
 
 #include "accelsel/v1/accelsel.grpc.pb.h"
 #include "server/access.h"
+#include "server/arena_allocator.h"
 #include "server/service_core.h"
 
 namespace accelsel::server {
 
 class SelectorService final : public v1::AcceleratorSelector::CallbackService {
  public:
-  SelectorService(ServiceCore* core, AccessControl* access) : core_(core), access_(access) {}
+  SelectorService(ServiceCore* core, AccessControl* access) : core_(core), access_(access) {
+    SetMessageAllocatorFor_SelectAccelerator(&select_allocator_);
+  }
 
   grpc::ServerUnaryReactor* SelectAccelerator(grpc::CallbackServerContext* ctx,
                                               const v1::SelectAcceleratorRequest* request,
@@ -27,6 +30,7 @@ class SelectorService final : public v1::AcceleratorSelector::CallbackService {
  private:
   ServiceCore* core_;
   AccessControl* access_;
+  ArenaMessageAllocator<v1::SelectAcceleratorRequest, v1::SelectAcceleratorResponse> select_allocator_;
 };
 
 class ModelAdminService final : public v1::ModelAdmin::CallbackService {

@@ -10,9 +10,9 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "model/eval/evaluator.h"
-#include "model/eval/llm_bench_source.h"
 #include "model/eval/loaders.h"
 #include "model/eval/tabular.h"
+#include "model/llm_bench.h"
 
 namespace accelsel::model::eval {
 namespace {
@@ -139,7 +139,8 @@ int EvalMain(const std::vector<std::string>& argv, std::ostream& out, std::ostre
     o.predefined_folds = true;
     return Emit(RunEvaluation(lp->problem, StandardSelectors(lp->problem, lp->features, a.seed), o), a, out, err);
   }
-  auto records = LoadBenchRecords(a.llm_bench, a.descriptors);
+  // The same mapping as `accelsel import`, so the product's real feature path is what gets measured.
+  auto records = LoadLlmInferenceBench(a.llm_bench, a.descriptors, nullptr);
   if (!records.ok()) {
     err << "accelsel eval: " << records.status() << "\n";
     return 1;
@@ -149,7 +150,8 @@ int EvalMain(const std::vector<std::string>& argv, std::ostream& out, std::ostre
     err << "accelsel eval: --llm-inference-bench groups by Model or Hardware\n";
     return 2;
   }
-  auto rp = BuildRecordProblem(std::move(*records), group);
+  const std::vector<Strategy> catalog = LlmBenchStrategies(*records);
+  auto rp = BuildRecordProblem(std::move(*records), group, catalog);
   if (!rp.ok()) {
     err << "accelsel eval: " << rp.status() << "\n";
     return 1;
@@ -157,6 +159,10 @@ int EvalMain(const std::vector<std::string>& argv, std::ostream& out, std::ostre
   o.leave_one_group_out = !group.empty();
   TrainOptions train;
   train.xgb.seed = a.seed;
+  train.catalog = catalog;
+  // Selection is scored on e2e latency only; other heads would only cost time here.
+  train.objectives = {Objective::kE2eLatency};
+  train.train_peak_memory = false;
   std::vector<NamedSelector> selectors = StandardSelectors(rp->problem, rp->features, a.seed);
   selectors[0] = {"accelsel", MetaModelFactory(*rp, train), true};
   return Emit(RunEvaluation(rp->problem, selectors, o), a, out, err);

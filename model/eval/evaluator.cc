@@ -86,7 +86,7 @@ class LearnerSelector : public TrainedSelector {
     if (auto s = learner_->Predict(f_.task_x.data() + size_t{task} * f_.task_dim, refs, &lp); !s.ok()) return s;
     out->assign(entries.size(), {});
     for (size_t i = 0; i < lp.size(); ++i) {
-      (*out)[i].score = lp[i].mean;
+      (*out)[i].score = lp[i].rank_score();
       if (!values_) continue;
       const double sign = p_.maximize ? -1.0 : 1.0;
       (*out)[i].value = std::exp(sign * lp[i].mean);
@@ -97,6 +97,14 @@ class LearnerSelector : public TrainedSelector {
       }
     }
     return absl::OkStatus();
+  }
+  bool uses_features() const override {
+    const auto* a = dynamic_cast<const AutoLearner*>(learner_.get());
+    return learner_->name() != "sbs" && (a == nullptr || !a->uses_sbs());
+  }
+  std::string chosen() const override {
+    const auto* a = dynamic_cast<const AutoLearner*>(learner_.get());
+    return a == nullptr ? "" : a->chosen();
   }
 
  private:
@@ -140,15 +148,23 @@ std::vector<NamedSelector> StandardSelectors(const Problem& problem, const Probl
   const Aggregate agg = problem.aslib ? Aggregate::kRawMean : Aggregate::kLogRegret;
   XgbLearnerOptions reg;
   reg.params.seed = seed;
+  // ASlib scenarios have up to 31 candidates per instance: two interval folds keep the whole benchmark within
+  // its time budget (the inner model selection reuses them).
+  if (problem.aslib) reg.interval_folds = 2;
   XgbLearnerOptions rank = reg;
   rank.mode = XgbLearnerOptions::Mode::kPairwise;
   rank.interval_folds = 0;
-  return {
-      {"accelsel", LearnerFactory(problem, features, [reg] { return std::make_unique<XgbLearner>(reg); }), true},
+  std::vector<NamedSelector> out = {
+      {"accelsel", LearnerFactory(problem, features, [reg, agg] { return std::make_unique<AutoLearner>(reg, agg); }),
+       true},
       {"xgb_rank", LearnerFactory(problem, features, [rank] { return std::make_unique<XgbLearner>(rank); }), true},
       {"knn", LearnerFactory(problem, features, [agg] { return std::make_unique<KnnLearner>(10, agg); }), true},
       {"sbs", LearnerFactory(problem, features, [agg] { return std::make_unique<SbsLearner>(agg); }), false},
   };
+  // On ASlib the pairwise ranker is one of accelsel's inner candidates already; a separate run would only cost
+  // time.
+  if (problem.aslib) out.erase(out.begin() + 1);
+  return out;
 }
 
 absl::StatusOr<EvalReport> RunEvaluation(const Problem& p, const std::vector<NamedSelector>& selectors,
@@ -182,6 +198,9 @@ absl::StatusOr<EvalReport> RunEvaluation(const Problem& p, const std::vector<Nam
   if (num_folds < 2) return absl::FailedPreconditionError("need at least two folds/groups");
 
   std::vector<Accumulator> acc(selectors.size());
+  std::vector<std::map<std::string, int>> ranked_by(selectors.size());
+  std::vector<std::string> fold_group(num_folds);
+  for (size_t t = 0; t < n; ++t) fold_group[fold[t]] = p.tasks[t].group;
   for (int f = 0; f < num_folds; ++f) {
     std::vector<uint32_t> train, test;
     for (size_t t = 0; t < n; ++t) (fold[t] == f ? test : train).push_back(static_cast<uint32_t>(t));
@@ -192,7 +211,9 @@ absl::StatusOr<EvalReport> RunEvaluation(const Problem& p, const std::vector<Nam
         return absl::Status(trained.status().code(),
                             absl::StrCat(selectors[s].name, " fold ", f, ": ", trained.status().message()));
       }
+      if (const std::string c = (*trained)->chosen(); !c.empty()) ++ranked_by[s][c];
       std::vector<CandidateScore> scores;
+      const double log_sd_before = acc[s].log_sd;
       for (uint32_t t : test) {
         if (auto st = (*trained)->Score(t, &scores); !st.ok()) return st;
         const Problem::Task& task = p.tasks[t];
@@ -200,17 +221,22 @@ absl::StatusOr<EvalReport> RunEvaluation(const Problem& p, const std::vector<Nam
         for (size_t i = 1; i < scores.size(); ++i) {
           if (scores[i].score < scores[c].score) c = i;
         }
-        acc[s].AddChoice(p, task, c, selectors[s].pays_overhead);
+        acc[s].AddChoice(p, task, c, selectors[s].pays_overhead && (*trained)->uses_features());
+
         for (size_t i = 0; i < scores.size(); ++i) {
           if (IsMissing(scores[i].value)) continue;
           const double truth = task.entries[i].value;
-          acc[s].ape += std::abs(scores[i].value - truth) / truth;
+          acc[s].ape += std::abs(scores[i].value - truth) / std::max(truth, p.aslib ? kAslibFloorS : 1e-12);
           acc[s].n_pred += 1;
           if (!IsMissing(scores[i].lo)) {
             acc[s].n_interval += 1;
             acc[s].covered += truth >= scores[i].lo && truth <= scores[i].hi;
           }
         }
+      }
+      if (o.leave_one_group_out) {
+        report.group_slowdown[fold_group[f]][selectors[s].name] =
+            std::exp((acc[s].log_sd - log_sd_before) / test.size());
       }
     }
   }
@@ -259,7 +285,10 @@ absl::StatusOr<EvalReport> RunEvaluation(const Problem& p, const std::vector<Nam
     return m;
   };
   std::vector<std::pair<std::string, SelectorMetrics>> out;
-  for (size_t s = 0; s < selectors.size(); ++s) out.emplace_back(selectors[s].name, finish(acc[s]));
+  for (size_t s = 0; s < selectors.size(); ++s) {
+    out.emplace_back(selectors[s].name, finish(acc[s]));
+    out.back().second.ranked_by = ranked_by[s];
+  }
   out.emplace_back("random", finish(random));
   out.emplace_back("oracle", finish(oracle));
   // Gap metrics relative to SBS (if present) and the oracle.
@@ -306,9 +335,11 @@ std::string ReportJson(const EvalReport& r) {
     }
     if (!IsMissing(m.mape)) s["mape"] = m.mape;
     if (!IsMissing(m.coverage80)) s["coverage80"] = m.coverage80;
+    if (!m.ranked_by.empty()) s["ranked_by"] = m.ranked_by;
     sel[name] = s;
   }
   j["selectors"] = sel;
+  if (!r.group_slowdown.empty()) j["group_slowdown_geomean"] = r.group_slowdown;
   return j.dump();
 }
 
@@ -328,6 +359,17 @@ std::string ReportTable(const EvalReport& r) {
                           num(m.gap_closed, 3));
     if (aslib) absl::StrAppendFormat(&out, " %12s %10s", num(m.par10, 1), num(m.remaining_gap, 3));
     absl::StrAppendFormat(&out, " %8s %10s\n", num(m.mape, 3), num(m.coverage80, 3));
+  }
+  for (const auto& [name, m] : r.selectors) {
+    if (m.ranked_by.empty()) continue;
+    absl::StrAppendFormat(&out, "%s ranked by (folds):", name);
+    for (const auto& [learner, n] : m.ranked_by) absl::StrAppendFormat(&out, " %s %d", learner, n);
+    out += "\n";
+  }
+  for (const auto& [group, by_selector] : r.group_slowdown) {
+    absl::StrAppendFormat(&out, "  held out %-32s", group);
+    for (const auto& [name, sd] : by_selector) absl::StrAppendFormat(&out, " %s %.4f", name, sd);
+    out += "\n";
   }
   return out;
 }

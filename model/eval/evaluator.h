@@ -57,6 +57,10 @@ class TrainedSelector {
  public:
   virtual ~TrainedSelector() = default;
   virtual absl::Status Score(uint32_t task, std::vector<CandidateScore>* out) const = 0;
+  // False when the fitted selector ignores task features (then it pays no ASlib feature cost).
+  virtual bool uses_features() const { return true; }
+  // For selectors that pick a learner by inner cross-validation: the one picked ("" otherwise).
+  virtual std::string chosen() const { return ""; }
 };
 using SelectorFactory =
     std::function<absl::StatusOr<std::unique_ptr<TrainedSelector>>(const std::vector<uint32_t>& train_tasks)>;
@@ -79,6 +83,7 @@ struct SelectorMetrics {
   double par10 = kMissing, remaining_gap = kMissing;  // ASlib only
   double mape = kMissing, coverage80 = kMissing;      // selectors that predict values
   uint64_t tasks = 0;
+  std::map<std::string, int> ranked_by;  // folds per learner picked by inner cross-validation
 };
 
 struct EvalReport {
@@ -86,6 +91,8 @@ struct EvalReport {
   double mean_candidates = 0;
   std::string protocol;
   std::vector<std::pair<std::string, SelectorMetrics>> selectors;  // in output order
+  // Leave-one-group-out only: slowdown_geomean of each selector on each held-out group.
+  std::map<std::string, std::map<std::string, double>> group_slowdown;
   double seconds = 0;
 };
 

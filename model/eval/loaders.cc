@@ -170,6 +170,8 @@ AslibDescription ParseAslibDescription(absl::string_view text) {
         d.maximize = absl::EqualsIgnoreCase(rest, "true");
       } else if (top == "performance_type" && !rest.empty()) {
         d.performance_type = rest;
+      } else if (top == "performance_measures" && !rest.empty()) {
+        d.performance_measures.push_back(rest);
       }
       continue;
     }
@@ -178,8 +180,10 @@ AslibDescription ParseAslibDescription(absl::string_view text) {
         d.default_steps.push_back(value);
       } else if (top == "maximize") {
         d.maximize = absl::EqualsIgnoreCase(value, "true");
-      } else if (top == "performance_type" && !d.performance_type.empty()) {
+      } else if (top == "performance_type") {
         d.performance_type = value;
+      } else if (top == "performance_measures") {
+        d.performance_measures.push_back(value);
       } else if (top == "feature_steps" && !step.empty() && sub == "provides") {
         d.provides[step].push_back(value);
       }
@@ -229,8 +233,9 @@ absl::StatusOr<LoadedProblem> LoadAslibProblem(const std::string& dir) {
 
   // Algorithm runs: instance -> algorithm -> averaged PAR10 over repetitions.
   const int ri = runs->Column("instance_id"), ra = runs->Column("algorithm"), rs = runs->Column("runstatus");
-  int rv = runs->Column(desc.performance_type);
+  int rv = desc.performance_measures.empty() ? -1 : runs->Column(desc.performance_measures.front());
   if (rv < 0) rv = runs->Column("runtime");
+  if (rv < 0) rv = runs->Column(desc.performance_type);
   if (ri < 0 || ra < 0 || rv < 0) {
     return absl::InvalidArgumentError("algorithm_runs.arff: needs instance_id, algorithm and a performance column");
   }
@@ -353,7 +358,8 @@ absl::StatusOr<LoadedProblem> LoadAslibProblem(const std::string& dir) {
 
 // --- RunRecords (product path) -------------------------------------------------------------------------------
 
-absl::StatusOr<RecordProblem> BuildRecordProblem(std::vector<RunRecord> records, const std::string& group_by) {
+absl::StatusOr<RecordProblem> BuildRecordProblem(std::vector<RunRecord> records, const std::string& group_by,
+                                                 const std::vector<Strategy>& catalog) {
   RecordProblem rp;
   rp.records = std::move(records);
   Problem& p = rp.problem;
@@ -385,7 +391,11 @@ absl::StatusOr<RecordProblem> BuildRecordProblem(std::vector<RunRecord> records,
     auto [si, snew] = strat_of.try_emplace(r.strategy_id, static_cast<uint32_t>(strat_of.size()));
     if (snew) {
       p.strategy_names.push_back(r.strategy_id);
-      rp.strategies.push_back(Strategy{r.strategy_id, ComponentsFromId(r.strategy_id), ""});
+      Strategy strategy{r.strategy_id, ComponentsFromId(r.strategy_id), ""};
+      for (const Strategy& c : catalog) {
+        if (c.id == r.strategy_id) strategy = c;
+      }
+      rp.strategies.push_back(std::move(strategy));
       EncodeStrategy(rp.strategies.back(), &rp.features.strat_x);
     }
     if (IsFailure(r.status) || IsMissing(r.metrics.e2e_latency_ms) || !(r.metrics.e2e_latency_ms > 0)) {

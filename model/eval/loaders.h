@@ -42,6 +42,7 @@ struct AslibDescription {
   double cutoff = 0;
   bool maximize = false;
   std::string performance_type = "runtime";
+  std::vector<std::string> performance_measures;  // column names in algorithm_runs.arff (e.g. runtime, PAR10)
   std::vector<std::string> default_steps;
   std::map<std::string, std::vector<std::string>> provides;  // step -> features
 };
@@ -56,7 +57,9 @@ struct RecordProblem {
   std::vector<std::vector<uint32_t>> task_records;  // record indices per task
   std::vector<Strategy> strategies;                 // by strategy index
 };
-absl::StatusOr<RecordProblem> BuildRecordProblem(std::vector<RunRecord> records, const std::string& group_by);
+// `catalog` gives the components of strategy ids (ids not in it are parsed with ComponentsFromId).
+absl::StatusOr<RecordProblem> BuildRecordProblem(std::vector<RunRecord> records, const std::string& group_by,
+                                                 const std::vector<Strategy>& catalog = {});
 
 // "accelsel" on the product path: MetaModel::Train on the training tasks' records, MetaModel::Predict on a test
 // task's context and candidates.

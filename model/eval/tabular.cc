@@ -1,6 +1,7 @@
 // CSV and ARFF readers; see tabular.h.
 #include "model/eval/tabular.h"
 
+#include <cctype>
 #include <fstream>
 #include <sstream>
 
@@ -158,7 +159,9 @@ absl::StatusOr<ArffTable> ParseArff(absl::string_view text) {
       const int this_line = line++;
       if (l[0] != '@') return ParseError(this_line, "expected @relation, @attribute or @data");
       const size_t sp = l.find_first_of(" \t");
-      const std::string keyword = absl::AsciiStrToLower(l.substr(0, sp));
+      std::string keyword = absl::AsciiStrToLower(l.substr(0, sp));
+      // Tolerate stray punctuation after a keyword ("@DATA," is found in a published ASlib file).
+      while (keyword.size() > 1 && !std::isalnum(static_cast<unsigned char>(keyword.back()))) keyword.pop_back();
       absl::string_view rest = sp == absl::string_view::npos ? "" : absl::StripAsciiWhitespace(l.substr(sp));
       if (keyword == "@relation") {
         t.relation = std::string(rest);

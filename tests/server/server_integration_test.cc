@@ -159,6 +159,7 @@ TEST_F(ServerTest, SelectRanksByStoredMediansWithEvidence) {
   EXPECT_EQ(resp.recommendations(2).strategy().id(), "never-run");
   EXPECT_EQ(resp.recommendations(2).evidence_layer(), v1::EVIDENCE_LAYER_UNKNOWN);
   EXPECT_EQ(resp.recommendations(2).evidence_count(), 0u);
+  EXPECT_FALSE(resp.recommendations(2).meets_constraints());
 
   // Throughput is maximised: the same order, from the throughput medians.
   req.set_objective(v1::OBJECTIVE_THROUGHPUT);
@@ -179,6 +180,20 @@ TEST_F(ServerTest, SelectRanksByStoredMediansWithEvidence) {
   EXPECT_FALSE(slo.recommendations(1).meets_constraints());
   ASSERT_EQ(slo.recommendations(1).violated_size(), 1);
   EXPECT_EQ(slo.recommendations(1).violated(0), "max_latency_ms");
+
+  // With an SLO, a candidate without any estimate cannot be promised to meet it.
+  req.add_candidate_ids("never-run");
+  v1::SelectAcceleratorResponse unknown;
+  ASSERT_TRUE(Select(req, &unknown).ok());
+  ASSERT_EQ(unknown.recommendations_size(), 3);
+  EXPECT_EQ(unknown.recommendations(0).strategy().id(), "fast");
+  const auto& last = unknown.recommendations(2);
+  EXPECT_EQ(last.evidence_layer(), v1::EVIDENCE_LAYER_UNKNOWN);
+  EXPECT_FALSE(last.meets_constraints());
+  // Never run on "Test H100", where other strategies have runs; and no estimate for the SLO.
+  ASSERT_EQ(last.violated_size(), 2);
+  EXPECT_EQ(last.violated(0), "unverified_on_accelerator");
+  EXPECT_EQ(last.violated(1), "no_evidence");
 
   // A workload never run: the nearest observed workload of the same model and hardware answers, as a prior.
   v1::SelectAcceleratorRequest other;

@@ -1,0 +1,241 @@
+// accelsel-nullserver: the floor the real server is measured against. Same gRPC scaffolding as accelsel-server
+// (callback API, ServerBuilder settings, health, reflection, --listen), AcceleratorSelector doing no work:
+//   --mode=null  SelectAccelerator copies a canned answer of real size; ReportRun acks every report DURABLE at once.
+//   --mode=bare  ReportRun writes the same RocksDB batches as the real ingest (IngestQueue -> AppendRuns) and acks
+//                after each write returns, without validation, catalogue, statistics or metrics.
+#include <pthread.h>
+#include <signal.h>
+
+#include <deque>
+#include <iostream>
+#include <memory>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/synchronization/mutex.h"
+#include "accelsel/v1/accelsel.grpc.pb.h"
+#include "bench/synthetic.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server_builder.h"
+#include "server/arena_allocator.h"
+#include "server/ingest_queue.h"
+#include "server/options.h"
+#include "storage/telemetry_store.h"
+
+ABSL_FLAG(std::string, listen, "127.0.0.1:50061", "gRPC listen address host:port (port 0 = any free port)");
+ABSL_FLAG(std::string, mode, "null", "null: no work at all; bare: ReportRun writes RocksDB batches, no validation");
+ABSL_FLAG(std::string, data_dir, "./var/accelsel-bare", "RocksDB folder for --mode=bare");
+ABSL_FLAG(bool, sync_writes, true, "fsync the WAL before acknowledging (--mode=bare), as accelsel-server");
+ABSL_FLAG(int, candidates, 32, "Recommendations in the canned SelectAccelerator answer");
+ABSL_FLAG(uint32_t, stream_window, 512, "Reports a ReportRun stream may have in flight, as accelsel-server");
+ABSL_FLAG(bool, mutex_deadlock_detection, false,
+          "absl::Mutex deadlock detection (Debian's Abseil enables it by default; accelsel-server turns it off)");
+
+namespace accelsel::bench {
+namespace {
+
+// Acks reports as `store` completes them; the same read/write/window discipline as the real ReportRun reactor.
+class AckReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1::RunAck> {
+ public:
+  AckReactor(server::IngestQueue* queue, size_t window) : queue_(queue), window_(window) { StartRead(&incoming_); }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      Decide([this] { reads_done_ = true; });
+      return;
+    }
+    const uint64_t seq = next_sequence_++;
+    std::string run_id = incoming_.run_id();
+    if (queue_ == nullptr) {
+      Decide([&] {
+        reading_ = false;
+        ++in_flight_;
+        acks_.push_back(MakeAck(std::move(run_id), seq, true));
+      });
+      return;
+    }
+    v1::RunReport report = std::move(incoming_);  // before the next read can reuse incoming_
+    incoming_.Clear();
+    Decide([this] {
+      reading_ = false;
+      ++in_flight_;
+    });
+    queue_->Submit(std::move(report), [this, run_id = std::move(run_id), seq](
+                                          absl::StatusOr<storage::AppendResult> r) mutable {
+      Decide([&] {
+        if (!r.ok()) {
+          failed_ = true;
+          --in_flight_;
+          return;
+        }
+        acks_.push_back(MakeAck(std::move(run_id), seq, *r == storage::AppendResult::kStored));
+      });
+    });
+  }
+
+  void OnWriteDone(bool ok) override {
+    Decide([&] {
+      writing_ = false;
+      --in_flight_;
+      if (!ok) broken_ = true;
+    });
+  }
+  void OnCancel() override {
+    Decide([this] { broken_ = true; });
+  }
+  void OnDone() override { delete this; }
+
+ private:
+  static v1::RunAck MakeAck(std::string run_id, uint64_t seq, bool stored) {
+    v1::RunAck ack;
+    ack.set_run_id(std::move(run_id));
+    ack.set_sequence(seq);
+    ack.set_result(stored ? v1::RunAck::RESULT_DURABLE : v1::RunAck::RESULT_DUPLICATE);
+    return ack;
+  }
+
+  // Applies `change` under the lock, decides the next gRPC operations, issues them after unlocking.
+  template <typename Fn>
+  void Decide(Fn&& change) {
+    bool read = false, write = false, finish = false;
+    grpc::Status status;
+    {
+      absl::MutexLock lock(&mu_);
+      change();
+      if (finished_) return;
+      if (broken_) {
+        in_flight_ -= acks_.size();
+        acks_.clear();
+      }
+      if (!writing_ && !acks_.empty()) {
+        writing_ = write = true;
+        outgoing_ = std::move(acks_.front());
+        acks_.pop_front();
+      }
+      if (!reading_ && !reads_done_ && !broken_ && !failed_ && in_flight_ < window_) reading_ = read = true;
+      if ((reads_done_ || broken_ || failed_) && in_flight_ == 0 && !writing_) {
+        finished_ = finish = true;
+        if (failed_) status = grpc::Status(grpc::StatusCode::UNAVAILABLE, "write failed");
+      }
+    }
+    if (read) StartRead(&incoming_);
+    if (write) StartWrite(&outgoing_);
+    if (finish) Finish(status);  // last touch of `this`
+  }
+
+  server::IngestQueue* queue_;
+  const size_t window_;
+  v1::RunReport incoming_;
+  uint64_t next_sequence_ = 0;
+  v1::RunAck outgoing_;
+  absl::Mutex mu_;
+  std::deque<v1::RunAck> acks_ ABSL_GUARDED_BY(mu_);
+  size_t in_flight_ ABSL_GUARDED_BY(mu_) = 0;
+  bool reading_ ABSL_GUARDED_BY(mu_) = true;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool reads_done_ ABSL_GUARDED_BY(mu_) = false;
+  bool broken_ ABSL_GUARDED_BY(mu_) = false;
+  bool failed_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+class NullSelector final : public v1::AcceleratorSelector::CallbackService {
+ public:
+  NullSelector(int candidates, server::IngestQueue* queue, size_t window)
+      : canned_(CannedResponse(candidates)), queue_(queue), window_(window) {
+    SetMessageAllocatorFor_SelectAccelerator(&select_allocator_);  // as server/services.h
+  }
+
+  grpc::ServerUnaryReactor* SelectAccelerator(grpc::CallbackServerContext* ctx, const v1::SelectAcceleratorRequest*,
+                                              v1::SelectAcceleratorResponse* response) override {
+    *response = canned_;
+    auto* reactor = ctx->DefaultReactor();
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+  grpc::ServerBidiReactor<v1::RunReport, v1::RunAck>* ReportRun(grpc::CallbackServerContext*) override {
+    return new AckReactor(queue_, window_);
+  }
+
+ private:
+  const v1::SelectAcceleratorResponse canned_;
+  server::ArenaMessageAllocator<v1::SelectAcceleratorRequest, v1::SelectAcceleratorResponse> select_allocator_;
+  server::IngestQueue* queue_;
+  size_t window_;
+};
+
+int Main() {
+  const std::string mode = absl::GetFlag(FLAGS_mode);
+  if (mode != "null" && mode != "bare") {
+    std::cerr << "accelsel-nullserver: --mode must be null or bare\n";
+    return 2;
+  }
+  std::unique_ptr<storage::TelemetryStore> store;
+  std::unique_ptr<server::IngestQueue> queue;
+  if (mode == "bare") {
+    storage::StoreOptions so;
+    so.path = absl::GetFlag(FLAGS_data_dir);
+    so.sync_writes = absl::GetFlag(FLAGS_sync_writes);
+    auto opened = storage::TelemetryStore::Open(so);
+    if (!opened.ok()) {
+      std::cerr << "accelsel-nullserver: " << opened.status() << "\n";
+      return 1;
+    }
+    store = *std::move(opened);
+    queue = std::make_unique<server::IngestQueue>(store.get(), server::IngestOptions{}, nullptr);
+  }
+  NullSelector service(absl::GetFlag(FLAGS_candidates), queue.get(), absl::GetFlag(FLAGS_stream_window));
+
+  // The ServerBuilder settings of server/server.cc.
+  const server::ServerOptions defaults;
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int port = 0;
+  const std::string listen = absl::GetFlag(FLAGS_listen);
+  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&service);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(defaults.max_message_bytes));
+  builder.SetMaxSendMessageSize(static_cast<int>(defaults.max_message_bytes));
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || port == 0) {
+    std::cerr << "accelsel-nullserver: cannot listen on " << listen << "\n";
+    return 1;
+  }
+  server->GetHealthCheckService()->SetServingStatus("", true);
+  std::cout << "accelsel-nullserver listening on " << listen.substr(0, listen.rfind(':')) << ":" << port
+            << " (mode " << mode << ")" << std::endl;
+
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  if (queue) queue->Stop();
+  server->Wait();
+  return 0;
+}
+
+}  // namespace
+}  // namespace accelsel::bench
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage("accelsel-nullserver: the no-work floor for accelsel benchmarks (--mode=null|bare)");
+  absl::ParseCommandLine(argc, argv);
+  if (!absl::GetFlag(FLAGS_mutex_deadlock_detection)) {
+    absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  }
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  return accelsel::bench::Main();
+}

@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""Turns the raw results of bench/run_all.sh (one folder) into one table of figures, ratios and the issue's bars."""
+import json
+import os
+import sys
+
+out = sys.argv[1]
+
+
+def load(name):
+    path = os.path.join(out, name + ".json")
+    return json.load(open(path)) if os.path.exists(path) else None
+
+
+micro = {}
+for f in ("micro.json", "micro_100000.json", "micro_1000000.json"):
+    p = os.path.join(out, f)
+    if os.path.exists(p):
+        for b in json.load(open(p))["benchmarks"]:
+            micro[b["name"]] = b
+
+
+def cpu_us(name):
+    """CPU time per iteration of a micro-benchmark, microseconds."""
+    b = micro.get(name)
+    if not b:
+        return None
+    scale = {"ns": 1e-3, "us": 1.0, "ms": 1e3, "s": 1e6}[b["time_unit"]]
+    return b["cpu_time"] * scale
+
+
+rows = []
+
+
+def row(what, value, ratio="", bar="", ok=None):
+    verdict = "" if ok is None else ("PASS" if ok else "MISS")
+    rows.append((what, value, ratio, bar, verdict))
+
+
+def per_call_us(r):
+    """Server CPU per call. The CPU delta spans the whole loadgen run (warm-up included), so divide by every call
+    the server answered: `calls` when the loadgen reports it, else ok scaled by (warm-up + measured) / measured
+    (run_all's warm-up is 1 s; the rates are steady)."""
+    if not r or not r["ok"]:
+        return float("nan")
+    calls = r.get("calls") or r["ok"] * (r["seconds"] + 1.0) / r["seconds"]
+    return r["server_cpu_s"] / calls * 1e6
+
+
+# SelectAccelerator.
+null, uniq, bund = load("select_null"), load("select_unique"), load("select_bundled")
+null1, uniq1, half, rt = load("select_null_c1"), load("select_unique_c1"), load("select_half"), load("select_retrain")
+raw32 = cpu_us("BM_RawXgbPredict/32")
+if null and uniq:
+    ratio = uniq["qps"] / null["qps"]
+    row("select 32 cand, unique, 64 outstanding: calls/s (null server)",
+        "%.0f (%.0f)" % (uniq["qps"], null["qps"]), "%.3f x null" % ratio, ">= 0.25 x null", ratio >= 0.25)
+    cu, cn = per_call_us(uniq), per_call_us(null)
+    if raw32 is not None:
+        floor = cn + raw32
+        row("select server CPU/call, us (null CPU + raw predict 32 rows)",
+            "%.1f (%.1f + %.1f)" % (cu, cn, raw32), "%.2f x floor" % (cu / floor), "<= 1.5 x floor",
+            cu <= 1.5 * floor)
+    row("select response bytes (null server's canned answer)", "%.0f (%.0f)" % (uniq["resp_bytes"], null["resp_bytes"]))
+if bund and uniq:
+    row("select bundled contexts: calls/s, CPU/call us", "%.0f, %.1f" % (bund["qps"], per_call_us(bund)),
+        "%.2f x unique" % (bund["qps"] / uniq["qps"]))
+if null1 and uniq1:
+    row("select 1 outstanding: p50 / p99 ms (null)",
+        "%.3f / %.3f (%.3f / %.3f)" % (uniq1["p50_ms"], uniq1["p99_ms"], null1["p50_ms"], null1["p99_ms"]),
+        "%.2f x null p50" % (uniq1["p50_ms"] / null1["p50_ms"]))
+if half:
+    row("select open loop at half saturation (%.0f/s): p50 / p99 / p99.9 ms" % half["qps"],
+        "%.3f / %.3f / %.3f" % (half["p50_ms"], half["p99_ms"], half["p999_ms"]), "", "p99 <= 2 ms",
+        half["p99_ms"] <= 2.0)
+if half and rt:
+    r = rt["p99_ms"] / half["p99_ms"] if half["p99_ms"] > 0 else float("inf")
+    row("select p99 during a retrain (idle p99), ms; retrain took %.1f s" % rt["retrain_s"],
+        "%.3f (%.3f)" % (rt["p99_ms"], half["p99_ms"]), "%.2f x idle" % r, "<= 2 x idle", r <= 2.0)
+
+# ReportRun.
+rn = load("report_null")
+for sync in ("sync", "nosync"):
+    real, bare = load("report_real_" + sync), load("report_bare_" + sync)
+    if real and bare:
+        ratio = real["qps"] / bare["qps"]
+        row("ReportRun 1 stream, %s: runs/s durable (bare stream)" % sync, "%.0f (%.0f)" % (real["qps"], bare["qps"]),
+            "%.2f x bare" % ratio, ">= 60000 and >= 0.5 x bare", real["qps"] >= 60000 and ratio >= 0.5)
+        row("ReportRun %s: server CPU/report us (bare); ack p99 ms" % sync,
+            "%.1f (%.1f); %.2f" % (per_call_us(real), per_call_us(bare), real["p99_ms"]))
+if rn:
+    row("ReportRun 1 stream against null acks (gRPC stream floor): runs/s", "%.0f" % rn["qps"])
+
+# Micro-benchmarks.
+for name in ("BM_ContextFromProto", "BM_EncodeContext", "BM_EncodeStrategy"):
+    if cpu_us(name) is not None:
+        row("micro %s, us" % name[3:], "%.3f" % cpu_us(name))
+for k in (8, 32, 128):
+    s, m, r = cpu_us("BM_SelectorRank/%d" % k), cpu_us("BM_MetaModelPredict/%d" % k), cpu_us("BM_RawXgbPredict/%d" % k)
+    if s and r:
+        row("micro rank %d cand: Selector / MetaModel::Predict / raw XGBoost, us" % k, "%.1f / %.1f / %.1f" % (s, m, r),
+            "%.2f x raw" % (s / r))
+for name, b in micro.items():
+    if "threads:2" in name:
+        row("micro %s (2 threads): items/s" % name.split("/real_time")[0], "%.0f" % b.get("items_per_second", 0))
+def wall_rate(b, batch):
+    """Records per wall-clock second (durability waits are not CPU time, so items_per_second would hide them)."""
+    scale = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}[b["time_unit"]]
+    return batch / (b["real_time"] * scale)
+
+
+for batch in (64, 1024):
+    for sync in (0, 1):
+        a = micro.get("BM_StoreAppendRuns/batch:%d/sync:%d/min_time:1.000" % (batch, sync))
+        r = micro.get("BM_RawRocksBatch/batch:%d/sync:%d/min_time:1.000" % (batch, sync))
+        if a and r:
+            ra, rr = wall_rate(a, batch), wall_rate(r, batch)
+            ca, cr = cpu_us(a["name"]) / batch, cpu_us(r["name"]) / batch
+            row("micro storage batch %d sync %d: AppendRuns / raw RocksDB, records/s wall; CPU us/record" % (batch, sync),
+                "%.0f / %.0f; %.2f / %.2f" % (ra, rr, ca, cr), "%.2f x raw (CPU %.2f x)" % (ra / rr, ca / cr))
+prev = None
+for n in (10000, 100000, 1000000):
+    b = micro.get("BM_Train/%d/iterations:1" % n)
+    if b:
+        secs = cpu_us("BM_Train/%d/iterations:1" % n) / 1e6
+        wall = b["real_time"] * {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}[b["time_unit"]]
+        growth = "" if prev is None else "%.1f x previous" % (wall / prev)
+        bar, ok = ("<= 60 s, <= 1.5 GB", wall <= 60 and b["peak_rss_mb"] <= 1536) if n == 1000000 else ("", None)
+        row("train MetaModel on %d runs: wall s (CPU s), peak RSS MB" % n,
+            "%.1f (%.1f), %.0f" % (wall, secs, b["peak_rss_mb"]), growth, bar, ok)
+        prev = wall
+
+prep = os.path.join(out, "prepare.out")
+if os.path.exists(prep) and open(prep).read().strip():
+    p = json.loads(open(prep).read().strip().splitlines()[-1])
+    row("server Retrain RPC, %d training rows (stored runs less the held-out ones): s" % p["rows"], "%.1f" % p["seconds"],
+        "promoted" if p["promoted"] else "not promoted")
+
+w = [max(len(str(r[i])) for r in rows + [("figure", "value", "ratio", "bar", "")]) for i in range(5)]
+fmt = "| " + " | ".join("%%-%ds" % x for x in w) + " |"
+print()
+print(fmt % ("figure", "value", "ratio", "bar", ""))
+print("|" + "|".join("-" * (x + 2) for x in w) + "|")
+for r in rows:
+    print(fmt % r)

@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# Runs every accelsel benchmark against servers it starts on 127.0.0.1 (free ports), prints one table of figures
+# and ratios, and stops exactly the processes it started. Usage: bench/run_all.sh BIN_DIR  (make bench does this)
+# Environment: BENCH_SECONDS (measured seconds per load run, default 5); BENCH_PREPARE_RUNS (runs stored in the
+# real server before the select runs, default 100000); BENCH_TRAIN_LARGE=1 also runs the training
+# micro-benchmark on 100k and 1M runs (each in its own process for its peak RSS; many minutes on a shared 2-core
+# machine) — by default 100k-run training is measured through the server's own Retrain; BENCH_OUT (folder for the
+# raw results, default a new temp folder that is kept).
+set -euo pipefail
+
+BIN="$(cd "${1:?usage: run_all.sh BIN_DIR}" && pwd)"
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+SECS="${BENCH_SECONDS:-5}"
+OUT="${BENCH_OUT:-$(mktemp -d /tmp/accelsel-bench.XXXXXX)}"
+mkdir -p "$OUT"
+WORK="$(mktemp -d /tmp/accelsel-bench-data.XXXXXX)"
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
+cd "$ROOT"
+
+PIDS=()
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do
+    if kill -0 "$pid" 2>/dev/null; then kill -TERM "$pid" 2>/dev/null || true; fi
+  done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# start NAME CMD...: starts a server, waits for its "listening on HOST:PORT" line, sets ADDR_<NAME> and PID_<NAME>.
+start() {
+  local name="$1"; shift
+  "$@" >"$OUT/$name.log" 2>&1 &
+  local pid=$!
+  PIDS+=("$pid")
+  local addr=""
+  for _ in $(seq 1 600); do
+    addr="$(grep -o 'listening on [0-9.]*:[0-9]*' "$OUT/$name.log" | head -1 | awk '{print $3}')" || true
+    [ -n "$addr" ] && break
+    kill -0 "$pid" 2>/dev/null || { echo "run_all: $name exited:"; cat "$OUT/$name.log"; exit 1; }
+    sleep 0.1
+  done
+  [ -n "$addr" ] || { echo "run_all: $name did not start"; exit 1; }
+  printf -v "ADDR_$name" '%s' "$addr"
+  printf -v "PID_$name" '%s' "$pid"
+}
+
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# load NAME PID LOADGEN-ARGS...: runs the loadgen, saves its JSON with the server's CPU seconds added.
+load() {
+  local name="$1" pid="$2"; shift 2
+  local t0 t1
+  t0="$(ticks "$pid")"
+  "$BIN/accelsel-loadgen" --json "$@" >"$OUT/$name.raw" 2>"$OUT/$name.err" || {
+    echo "run_all: loadgen $name failed:"; cat "$OUT/$name.err"; exit 1; }
+  t1="$(ticks "$pid")"
+  "$PY" - "$OUT/$name.raw" "$t0" "$t1" "$(getconf CLK_TCK)" >"$OUT/$name.json" <<'PYEOF'
+import json, sys
+r = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
+r["server_cpu_s"] = (float(sys.argv[3]) - float(sys.argv[2])) / float(sys.argv[4])
+print(json.dumps(r))
+PYEOF
+  echo "  $name: $(cat "$OUT/$name.json")"
+}
+
+COMMON=(--warmup 1 --duration "$SECS")
+echo "accelsel benchmarks: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); raw results in $OUT"
+
+echo "[1/6] micro-benchmarks (features, ranking vs raw predict, storage vs raw RocksDB, training on 10k runs)"
+[ "${BENCH_SKIP_MICRO:-0}" = 1 ] || ACCELSEL_BENCH_TMPDIR="$WORK" "$BIN/accelsel-microbench" \
+  --benchmark_filter='BM_(ContextFromProto|Encode|SelectorRank|MetaModelPredict|RawXgbPredict|StoreAppendRuns|RawRocksBatch|Train/10000/)' \
+  --benchmark_out="$OUT/micro.json" --benchmark_out_format=json >"$OUT/micro.txt" 2>&1 || {
+  echo "run_all: microbench failed"; tail -20 "$OUT/micro.txt"; exit 1; }
+if [ "${BENCH_TRAIN_LARGE:-0}" = 1 ] && [ "${BENCH_SKIP_MICRO:-0}" != 1 ]; then
+  for n in 100000 1000000; do
+    echo "  training on $n runs (own process for its peak RSS)"
+    "$BIN/accelsel-microbench" --benchmark_filter="BM_Train/$n/" --benchmark_out="$OUT/micro_$n.json" \
+      --benchmark_out_format=json >"$OUT/micro_$n.txt" 2>&1 || echo "run_all: training on $n failed ($OUT/micro_$n.txt)"
+  done
+fi
+
+echo "[2/6] servers on free ports"
+start null "$BIN/accelsel-nullserver" --listen=127.0.0.1:0 --mode=null
+PREP="${BENCH_PREPARE_RUNS:-100000}"
+# The first model is trained at normal priority (--trainer_nice=0) so seeding does not wait for an idle core on a
+# busy machine; the server is then restarted on the same store with the default settings for every measurement.
+start prep "$BIN/accelsel-server" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 --data_dir="$WORK/real" \
+  --trainer=false --sync_writes=true --trainer_nice=0
+
+echo "[3/6] preparing the real server: 32 strategies, $PREP runs (half with LLM-Inference-Bench contexts), retrain"
+"$BIN/accelsel-loadgen" --server "$ADDR_prep" --rpc prepare --candidates 32 --prepare_runs "$PREP" \
+  --contexts bundled 2>"$OUT/prepare.err" >"$OUT/prepare.out" || { cat "$OUT/prepare.err"; exit 1; }
+cat "$OUT/prepare.err"
+kill -TERM "$PID_prep"; wait "$PID_prep" 2>/dev/null || true
+start real "$BIN/accelsel-server" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 --data_dir="$WORK/real" \
+  --trainer=false --sync_writes=true
+
+echo "[4/6] SelectAccelerator, 32 candidates: closed loop 64 outstanding, 1 outstanding, open loop at half rate"
+load select_null "$PID_null" --server "$ADDR_null" --rpc null --concurrency 64 "${COMMON[@]}"
+load select_unique "$PID_real" --server "$ADDR_real" --rpc select --contexts unique --concurrency 64 "${COMMON[@]}"
+load select_bundled "$PID_real" --server "$ADDR_real" --rpc select --contexts bundled --concurrency 64 "${COMMON[@]}"
+load select_null_c1 "$PID_null" --server "$ADDR_null" --rpc null --concurrency 1 "${COMMON[@]}"
+load select_unique_c1 "$PID_real" --server "$ADDR_real" --rpc select --contexts unique --concurrency 1 "${COMMON[@]}"
+HALF="$("$PY" -c 'import json,sys; print(max(1, int(json.load(open(sys.argv[1]))["qps"] / 2)))' "$OUT/select_unique.json")"
+echo "  open loop at half the saturating rate: $HALF/s"
+load select_half "$PID_real" --server "$ADDR_real" --rpc select --contexts unique --rate "$HALF" "${COMMON[@]}"
+
+echo "[5/6] SelectAccelerator at $HALF/s while a retrain runs (the load stops when the retrain returns)"
+load select_retrain "$PID_real" --server "$ADDR_real" --rpc select --contexts unique --rate "$HALF" \
+  --warmup 1 --duration 600 --retrain_during
+
+echo "[6/6] ReportRun, one stream, $SECS s each: real server sync / no-sync, bare stream sync / no-sync, null acks"
+kill -TERM "$PID_real"; wait "$PID_real" 2>/dev/null || true
+start realsync "$BIN/accelsel-server" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 --data_dir="$WORK/realsync" \
+  --trainer=false --sync_writes=true
+start realnosync "$BIN/accelsel-server" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 \
+  --data_dir="$WORK/realnosync" --trainer=false --sync_writes=false
+start bare "$BIN/accelsel-nullserver" --listen=127.0.0.1:0 --mode=bare --data_dir="$WORK/bare" --sync_writes=true
+start barenosync "$BIN/accelsel-nullserver" --listen=127.0.0.1:0 --mode=bare --data_dir="$WORK/barenosync" \
+  --sync_writes=false
+for s in "$ADDR_realsync" "$ADDR_realnosync"; do
+  "$BIN/accelsel-loadgen" --server "$s" --rpc prepare --candidates 32 --prepare_runs 0 >/dev/null
+done
+load report_null "$PID_null" --server "$ADDR_null" --rpc report --concurrency 1 "${COMMON[@]}"
+load report_real_sync "$PID_realsync" --server "$ADDR_realsync" --rpc report --concurrency 1 "${COMMON[@]}"
+load report_bare_sync "$PID_bare" --server "$ADDR_bare" --rpc report --concurrency 1 "${COMMON[@]}"
+load report_real_nosync "$PID_realnosync" --server "$ADDR_realnosync" --rpc report --concurrency 1 "${COMMON[@]}"
+load report_bare_nosync "$PID_barenosync" --server "$ADDR_barenosync" --rpc report --concurrency 1 "${COMMON[@]}"
+
+"$PY" "$ROOT/bench/report.py" "$OUT"

@@ -1,0 +1,262 @@
+// The offline evaluator: no leakage from test folds (shuffled labels fall to chance, a deliberately leaky
+// selector does not), SBS chosen on training folds only, and `accelsel eval` end to end on generated files.
+#include "model/eval/evaluator.h"
+
+#include <cstdlib>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <unistd.h>
+
+#include "gtest/gtest.h"
+#include "model/eval/eval_main.h"
+#include "model/eval/loaders.h"
+#include "nlohmann/json.hpp"
+
+namespace accelsel::model::eval {
+namespace {
+
+// 300 tasks, 4 strategies; the best strategy is determined by the task's first feature (quartile).
+LoadedProblem Learnable(uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> u(0, 1);
+  LoadedProblem lp;
+  lp.problem.strategy_names = {"s0", "s1", "s2", "s3"};
+  lp.features.task_dim = 3;
+  lp.features.strat_dim = 4;
+  lp.features.strat_x.assign(16, 0);
+  for (int s = 0; s < 4; ++s) lp.features.strat_x[s * 4 + s] = 1;
+  for (int t = 0; t < 300; ++t) {
+    const double x = u(rng);
+    const int best = std::min(3, static_cast<int>(x * 4));
+    Problem::Task task;
+    task.name = "t" + std::to_string(t);
+    for (uint32_t s = 0; s < 4; ++s) {
+      task.entries.push_back({s, (static_cast<int>(s) == best ? 1.0 : 2.0 + s) * (1 + 0.05 * u(rng)), true});
+    }
+    lp.problem.tasks.push_back(task);
+    lp.features.task_x.insert(lp.features.task_x.end(),
+                              {static_cast<float>(x), static_cast<float>(u(rng)), static_cast<float>(u(rng))});
+  }
+  return lp;
+}
+
+double Top1(const EvalReport& r, const std::string& name) {
+  for (const auto& [n, m] : r.selectors) {
+    if (n == name) return m.top1;
+  }
+  ADD_FAILURE() << "no selector " << name;
+  return -1;
+}
+
+TEST(EvaluatorTest, LearnableDataIsLearned) {
+  LoadedProblem lp = Learnable(1);
+  EvalOptions o;
+  o.folds = 5;
+  auto r = RunEvaluation(lp.problem, StandardSelectors(lp.problem, lp.features, 1), o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_GT(Top1(*r, "accelsel"), 0.9);
+  EXPECT_GT(Top1(*r, "knn"), 0.8);
+  EXPECT_DOUBLE_EQ(Top1(*r, "oracle"), 1.0);
+  EXPECT_NEAR(Top1(*r, "random"), 0.25, 1e-9);
+}
+
+TEST(EvaluatorTest, ShuffledLabelsFallToChanceUnlessTheSelectorLeaks) {
+  LoadedProblem lp = Learnable(2);
+  std::mt19937_64 rng(7);
+  for (auto& t : lp.problem.tasks) {  // labels shuffled within each task: features now say nothing
+    std::vector<double> v;
+    for (const auto& e : t.entries) v.push_back(e.value);
+    std::shuffle(v.begin(), v.end(), rng);
+    for (size_t i = 0; i < v.size(); ++i) t.entries[i].value = v[i];
+  }
+  EvalOptions o;
+  o.folds = 5;
+  std::vector<NamedSelector> honest = StandardSelectors(lp.problem, lp.features, 1);
+  // A deliberately leaky selector: trains on every task, test folds included.
+  std::vector<uint32_t> all(lp.problem.tasks.size());
+  for (uint32_t i = 0; i < all.size(); ++i) all[i] = i;
+  SelectorFactory inner = LearnerFactory(lp.problem, lp.features, [] {
+    XgbLearnerOptions x;
+    x.interval_folds = 0;
+    x.params.num_rounds = 300;
+    x.params.max_depth = 8;
+    x.params.colsample_bynode = 1;
+    x.params.colsample_bytree = 1;
+    x.params.min_child_weight = 0;
+    return std::make_unique<XgbLearner>(x);
+  });
+  honest.push_back({"leaky", [inner, all](const std::vector<uint32_t>&) { return inner(all); }, true});
+  auto r = RunEvaluation(lp.problem, honest, o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  for (const char* name : {"accelsel", "xgb_rank", "knn", "sbs"}) {
+    EXPECT_LT(Top1(*r, name), 0.35) << name;  // chance is 0.25
+    EXPECT_GT(Top1(*r, name), 0.15) << name;
+  }
+  EXPECT_GT(Top1(*r, "leaky"), 0.6);  // the check has the power to catch a leak
+}
+
+TEST(EvaluatorTest, SbsIsChosenOnTrainingFoldsOnly) {
+  // Fold 0: strategy A best on every task; fold 1: B best. SBS fitted on the other fold is always wrong.
+  LoadedProblem lp;
+  lp.problem.strategy_names = {"A", "B"};
+  lp.features.task_dim = 1;
+  lp.features.strat_dim = 2;
+  lp.features.strat_x = {1, 0, 0, 1};
+  for (int t = 0; t < 20; ++t) {
+    Problem::Task task;
+    task.name = "t" + std::to_string(t);
+    task.fold = t < 10 ? 0 : 1;
+    const bool a_best = t < 10;
+    task.entries = {{0, a_best ? 1.0 : 3.0, true}, {1, a_best ? 3.0 : 1.0, true}};
+    lp.problem.tasks.push_back(task);
+    lp.features.task_x.push_back(static_cast<float>(t));
+  }
+  EvalOptions o;
+  o.predefined_folds = true;
+  auto r = RunEvaluation(lp.problem, StandardSelectors(lp.problem, lp.features, 1), o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_DOUBLE_EQ(Top1(*r, "sbs"), 0.0);
+}
+
+std::string TempPath(const std::string& name) {
+  const char* dir = std::getenv("ACCELSEL_TEST_TMPDIR");
+  return std::string(dir != nullptr ? dir : "/tmp") + "/" + name + "." + std::to_string(getpid());
+}
+
+void Write(const std::string& path, const std::string& text) {
+  std::ofstream(path) << text;
+}
+
+TEST(EvalMainTest, CsvJsonHasEverySelectorAndCountsSkippedTasks) {
+  std::mt19937_64 rng(3);
+  std::uniform_real_distribution<double> noise(0.95, 1.05);
+  std::ostringstream csv;
+  csv << "# generated\nHW,Model,Batch,Engine,Latency\n";
+  for (const char* hw : {"h1", "h2", "h3"}) {
+    for (const char* model : {"m1", "m2", "m3", "m4"}) {
+      for (int batch : {1, 4, 16, 64}) {
+        // e1 wins small batches, e2 large ones; e3 is always slow.
+        csv << hw << "," << model << "," << batch << ",e1," << (10 + batch) * noise(rng) << "\n";
+        csv << hw << "," << model << "," << batch << ",e2," << (30 + 0.3 * batch) * noise(rng) << "\n";
+        csv << "'" << hw << "'," << model << "," << batch << ",\"e3\"," << 200 * noise(rng) << "\n";
+      }
+    }
+  }
+  csv << "h1,m1,1,e1,11\n";        // duplicate: averaged
+  csv << "h9,m9,1,e1,5\n";         // single candidate: skipped
+  csv << "h9,m9,4,e1,?\n";         // no target: ignored
+  const std::string path = TempPath("eval.csv");
+  Write(path, csv.str());
+  std::ostringstream out, err;
+  const int rc = EvalMain({"--csv", path, "--task-cols", "HW,Model,Batch", "--strategy-cols", "Engine",
+                           "--target-col", "Latency", "--folds", "4", "--json"},
+                          out, err);
+  ASSERT_EQ(rc, 0) << err.str();
+  const auto j = nlohmann::json::parse(out.str());
+  EXPECT_EQ(j["tasks"], 48);
+  EXPECT_EQ(j["skipped_tasks"], 1);
+  EXPECT_EQ(j["candidates"], 3);
+  for (const char* s : {"accelsel", "sbs", "random", "knn", "oracle"}) {
+    ASSERT_TRUE(j["selectors"].contains(s)) << s;
+    EXPECT_GE(j["selectors"][s]["slowdown_geomean"].get<double>(), 1.0);
+  }
+  EXPECT_TRUE(j["selectors"]["accelsel"].contains("mape"));
+  EXPECT_TRUE(j["selectors"]["accelsel"].contains("coverage80"));
+  EXPECT_GT(j["selectors"]["accelsel"]["top1"].get<double>(), j["selectors"]["sbs"]["top1"].get<double>());
+
+  std::ostringstream out2, err2;
+  ASSERT_EQ(EvalMain({"--csv", path, "--task-cols", "HW,Model,Batch", "--strategy-cols", "Engine", "--target-col",
+                      "Latency", "--group-col", "Model", "--json"},
+                     out2, err2),
+            0)
+      << err2.str();
+  EXPECT_NE(nlohmann::json::parse(out2.str())["protocol"].get<std::string>().find("leave-one-group-out"),
+            std::string::npos);
+}
+
+TEST(EvalMainTest, UsageErrors) {
+  std::ostringstream out, err;
+  EXPECT_EQ(EvalMain({}, out, err), 2);
+  EXPECT_EQ(EvalMain({"--csv", "x.csv"}, out, err), 2);
+  EXPECT_EQ(EvalMain({"--aslib"}, out, err), 2);
+  EXPECT_EQ(EvalMain({"--bogus"}, out, err), 2);
+  EXPECT_EQ(EvalMain({"--aslib", TempPath("no-such-dir")}, out, err), 1);
+}
+
+TEST(EvalMainTest, AslibScenarioEndToEnd) {
+  const std::string dir = TempPath("aslib");
+  ASSERT_EQ(std::system(("mkdir -p " + dir).c_str()), 0);
+  Write(dir + "/description.txt",
+        "scenario_id: TOY\nperformance_measures:\n  - runtime\nmaximize:\n  - false\n"
+        "performance_type:\n  - runtime\nalgorithm_cutoff_time: 100\ndefault_steps:\n  - base\n"
+        "feature_steps:\n  base:\n    provides:\n      - f1\n      - f2\n  extra:\n    provides:\n      - f3\n");
+  std::ostringstream runs, feats, cv, costs;
+  runs << "@RELATION runs\n@ATTRIBUTE instance_id STRING\n@ATTRIBUTE repetition NUMERIC\n"
+          "@ATTRIBUTE algorithm STRING\n@ATTRIBUTE runtime NUMERIC\n"
+          "@ATTRIBUTE runstatus {ok, timeout, memout}\n@DATA\n";
+  feats << "@RELATION f\n@ATTRIBUTE instance_id STRING\n@ATTRIBUTE repetition NUMERIC\n"
+           "@ATTRIBUTE f1 NUMERIC\n@ATTRIBUTE f2 NUMERIC\n@ATTRIBUTE f3 NUMERIC\n@DATA\n";
+  cv << "@RELATION cv\n@ATTRIBUTE instance_id STRING\n@ATTRIBUTE repetition NUMERIC\n@ATTRIBUTE fold NUMERIC\n@DATA\n";
+  costs << "@RELATION c\n@ATTRIBUTE instance_id STRING\n@ATTRIBUTE repetition NUMERIC\n@ATTRIBUTE base NUMERIC\n"
+           "@ATTRIBUTE extra NUMERIC\n@DATA\n";
+  std::mt19937_64 rng(5);
+  std::uniform_real_distribution<double> u(0, 1);
+  for (int i = 0; i < 120; ++i) {
+    const double x = u(rng);
+    const std::string id = i % 2 ? "'inst " + std::to_string(i) + "'" : "\"inst " + std::to_string(i) + "\"";
+    // 'a' is fast when f1 < 0.5, 'b' otherwise; the slow one times out.
+    runs << id << ",1,'a'," << (x < 0.5 ? 1 + x : 100) << "," << (x < 0.5 ? "ok" : "timeout") << "\n";
+    runs << id << ",1,\"b\"," << (x < 0.5 ? "?" : "2") << "," << (x < 0.5 ? "timeout" : "ok") << "\n";
+    runs << id << ",1,c,50,ok\n";
+    feats << id << ",1," << x << "," << (i % 7 == 0 ? "?" : "0.3") << "," << u(rng) << "\n";
+    cv << id << ",1," << (1 + i % 10) << "\n";
+    costs << id << ",1,0.5,?\n";
+  }
+  Write(dir + "/algorithm_runs.arff", runs.str());
+  Write(dir + "/feature_values.arff", feats.str());
+  Write(dir + "/cv.arff", cv.str());
+  Write(dir + "/feature_costs.arff", costs.str());
+  std::ostringstream out, err;
+  ASSERT_EQ(EvalMain({"--aslib", dir, "--json"}, out, err), 0) << err.str();
+  const auto j = nlohmann::json::parse(out.str());
+  EXPECT_EQ(j["tasks"], 120);
+  const auto& sel = j["selectors"];
+  EXPECT_NEAR(sel["oracle"]["remaining_gap"].get<double>(), 0.0, 1e-9);
+  EXPECT_NEAR(sel["sbs"]["remaining_gap"].get<double>(), 1.0, 1e-9);
+  EXPECT_LT(sel["accelsel"]["remaining_gap"].get<double>(), 0.5);
+  EXPECT_GT(sel["accelsel"]["top1"].get<double>(), 0.8);
+  // The oracle's PAR10 is the mean best runtime (no feature cost); a selector that is always right pays 0.5 s.
+  EXPECT_GT(sel["accelsel"]["par10"].get<double>(), sel["oracle"]["par10"].get<double>());
+  auto d = ParseAslibDescription(
+      "algorithm_cutoff_time: 100\ndefault_steps: [base]\nfeature_steps:\n  base:\n    provides: [f1, f2]\n");
+  EXPECT_EQ(d.cutoff, 100);
+  ASSERT_EQ(d.default_steps.size(), 1u);
+  EXPECT_EQ(d.provides["base"].size(), 2u);
+}
+
+// CI smoke test on the data the repo ships: the product path (import mapping + descriptors + MetaModel) beats
+// SBS and random by a wide margin on LLM-Inference-Bench framework selection, with calibrated-ish intervals.
+TEST(EvalMainTest, LlmInferenceBenchSmoke) {
+  const char* src = std::getenv("ACCELSEL_SOURCE_DIR");
+  ASSERT_NE(src, nullptr);
+  const std::string root(src);
+  std::ostringstream out, err;
+  ASSERT_EQ(EvalMain({"--llm-inference-bench", root + "/data/llm-inference-bench/throughput_all_results.csv",
+                      "--descriptors", root + "/data/descriptors", "--folds", "3", "--json"},
+                     out, err),
+            0)
+      << err.str();
+  const auto j = nlohmann::json::parse(out.str());
+  EXPECT_GT(j["tasks"].get<int>(), 1000);
+  const auto& sel = j["selectors"];
+  const double ours = sel["accelsel"]["slowdown_geomean"].get<double>();
+  EXPECT_LT(ours, 1.02);
+  EXPECT_LT(ours, sel["sbs"]["slowdown_geomean"].get<double>());
+  EXPECT_GT(sel["accelsel"]["top1"].get<double>(), 0.9);
+  EXPECT_GT(sel["accelsel"]["coverage80"].get<double>(), 0.7);
+  EXPECT_LT(sel["accelsel"]["coverage80"].get<double>(), 0.95);
+}
+
+}  // namespace
+}  // namespace accelsel::model::eval

@@ -1,0 +1,161 @@
+// Learners on synthetic data whose answer is known: strategy A is faster for small batches, B for large ones
+// (crossover at batch 40); intervals cover fresh noisy data at about their nominal rate.
+#include "model/learner.h"
+
+#include <cmath>
+#include <random>
+
+#include "gtest/gtest.h"
+
+namespace accelsel::model {
+namespace {
+
+// Latency of A = 10 + batch, of B = 40 + 0.25·batch (ms): equal at batch 40.
+double TrueLatency(int strat, double batch) { return strat == 0 ? 10 + batch : 40 + 0.25 * batch; }
+
+// Task features: log batch plus a noise feature; strategy features: one-hot.
+Dataset MakeDataset(int tasks, double noise_sigma, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> log_batch(0, std::log(128.0));
+  std::normal_distribution<double> noise(0, noise_sigma);
+  std::uniform_real_distribution<double> junk(0, 1);
+  Dataset d;
+  d.task_dim = 2;
+  d.strat_dim = 2;
+  d.strat_x = {1, 0, 0, 1};
+  d.strat_key = {100, 200};
+  for (int t = 0; t < tasks; ++t) {
+    const double lb = log_batch(rng);
+    d.task_x.push_back(static_cast<float>(lb));
+    d.task_x.push_back(static_cast<float>(junk(rng)));
+    for (uint32_t s = 0; s < 2; ++s) {
+      d.rows.push_back({static_cast<uint32_t>(t), s,
+                        static_cast<float>(std::log(TrueLatency(s, std::exp(lb))) + noise(rng))});
+    }
+  }
+  return d;
+}
+
+// Index (0 = A, 1 = B) of the strategy the learner picks at `batch`.
+int Pick(const Learner& l, double batch) {
+  const float task[2] = {static_cast<float>(std::log(batch)), 0.5f};
+  const float a[2] = {1, 0}, b[2] = {0, 1};
+  std::vector<LogPrediction> out;
+  EXPECT_TRUE(l.Predict(task, {{100, a}, {200, b}}, &out).ok());
+  return out[1].mean < out[0].mean ? 1 : 0;
+}
+
+void ExpectSwitchNear40(const Learner& l) {
+  for (double batch : {1.0, 4.0, 16.0, 28.0}) EXPECT_EQ(Pick(l, batch), 0) << l.name() << " batch " << batch;
+  for (double batch : {56.0, 80.0, 128.0}) EXPECT_EQ(Pick(l, batch), 1) << l.name() << " batch " << batch;
+}
+
+TEST(LearnerTest, XgbRegressionSwitchesAtTheCrossover) {
+  XgbLearner l(XgbLearnerOptions{});
+  ASSERT_TRUE(l.Fit(MakeDataset(400, 0.05, 1)).ok());
+  ExpectSwitchNear40(l);
+}
+
+TEST(LearnerTest, XgbPairwiseSwitchesAtTheCrossover) {
+  XgbLearnerOptions o;
+  o.mode = XgbLearnerOptions::Mode::kPairwise;
+  XgbLearner l(o);
+  ASSERT_TRUE(l.Fit(MakeDataset(400, 0.05, 2)).ok());
+  ExpectSwitchNear40(l);
+}
+
+TEST(LearnerTest, KnnSwitchesAtTheCrossover) {
+  KnnLearner l(5, Aggregate::kLogRegret);
+  Dataset d = MakeDataset(400, 0.02, 3);
+  // kNN has no feature selection: drop the junk feature's influence by making it constant.
+  for (size_t t = 0; t < d.num_tasks(); ++t) d.task_x[t * 2 + 1] = 0.5f;
+  ASSERT_TRUE(l.Fit(d).ok());
+  ExpectSwitchNear40(l);
+}
+
+TEST(LearnerTest, SbsPicksTheSameStrategyEverywhere) {
+  SbsLearner l(Aggregate::kLogRegret);
+  ASSERT_TRUE(l.Fit(MakeDataset(400, 0.02, 4)).ok());
+  const int first = Pick(l, 1);
+  for (double batch : {4.0, 40.0, 128.0}) EXPECT_EQ(Pick(l, batch), first);
+  // Batches are log-uniform in [1, 128], so A (small batches) wins on most tasks and has the lower mean regret.
+  EXPECT_EQ(first, 0);
+  // A strategy never seen in training is ranked last.
+  const float task[2] = {0, 0}, x[2] = {0, 0};
+  std::vector<LogPrediction> out;
+  ASSERT_TRUE(l.Predict(task, {{100, x}, {999, x}}, &out).ok());
+  EXPECT_GT(out[1].mean, out[0].mean);
+}
+
+TEST(LearnerTest, IntervalsCoverFreshDataAtAboutNominalRate) {
+  XgbLearnerOptions o;
+  o.coverage = 0.8;
+  o.interval_folds = 3;
+  XgbLearner l(o);
+  ASSERT_TRUE(l.Fit(MakeDataset(600, 0.2, 5)).ok());
+  const Dataset fresh = MakeDataset(500, 0.2, 6);
+  int covered = 0, n = 0;
+  std::vector<LogPrediction> out;
+  for (const auto& r : fresh.rows) {
+    ASSERT_TRUE(l.Predict(fresh.task(r.task), {{0, fresh.strat(r.strat)}}, &out).ok());
+    ASSERT_LT(out[0].lo, out[0].hi);
+    covered += r.y >= out[0].lo && r.y <= out[0].hi;
+    ++n;
+  }
+  const double coverage = static_cast<double>(covered) / n;
+  EXPECT_GT(coverage, 0.74) << coverage;
+  EXPECT_LT(coverage, 0.88) << coverage;
+}
+
+TEST(LearnerTest, SerializedXgbLearnerPredictsTheSame) {
+  XgbLearner l(XgbLearnerOptions{});
+  ASSERT_TRUE(l.Fit(MakeDataset(200, 0.05, 7)).ok());
+  auto bytes = l.Serialize();
+  ASSERT_TRUE(bytes.ok());
+  auto copy = XgbLearner::Deserialize(*bytes);
+  ASSERT_TRUE(copy.ok()) << copy.status();
+  const float task[2] = {2.0f, 0.3f}, a[2] = {1, 0};
+  std::vector<LogPrediction> p1, p2;
+  ASSERT_TRUE(l.Predict(task, {{0, a}}, &p1).ok());
+  ASSERT_TRUE((*copy)->Predict(task, {{0, a}}, &p2).ok());
+  EXPECT_DOUBLE_EQ(p1[0].mean, p2[0].mean);
+  EXPECT_DOUBLE_EQ(p1[0].lo, p2[0].lo);
+  EXPECT_FALSE(XgbLearner::Deserialize(bytes->substr(0, bytes->size() / 2)).ok());
+}
+
+TEST(LearnerTest, CompiledForestMatchesXgboost) {
+  const Dataset d = MakeDataset(300, 0.1, 8);
+  std::vector<float> x, y;
+  for (const auto& r : d.rows) {
+    x.insert(x.end(), d.task(r.task), d.task(r.task) + 2);
+    x.insert(x.end(), d.strat(r.strat), d.strat(r.strat) + 2);
+    y.push_back(r.y);
+  }
+  x[5] = std::nanf("");  // a missing value takes the default branch in both
+  for (const char* objective : {"reg:squarederror", "binary:logistic"}) {
+    XgbParams p;
+    p.objective = objective;
+    std::vector<float> labels = y;
+    if (p.objective == "binary:logistic") {
+      for (float& v : labels) v = v > 3.5f ? 1.0f : 0.0f;
+    }
+    auto b = XgbBooster::Train(x, y.size(), 4, labels, {}, {}, p);
+    ASSERT_TRUE(b.ok()) << b.status();
+    ASSERT_TRUE((*b)->compiled()) << objective;
+    std::vector<float> ours, theirs;
+    ASSERT_TRUE((*b)->Predict(x.data(), y.size(), &ours).ok());
+    ASSERT_TRUE((*b)->PredictWithXgboost(x.data(), y.size(), &theirs).ok());
+    ASSERT_EQ(ours.size(), theirs.size());
+    for (size_t i = 0; i < ours.size(); ++i) ASSERT_NEAR(ours[i], theirs[i], 1e-4) << objective << " row " << i;
+  }
+}
+
+TEST(LearnerTest, QuantileInterpolates) {
+  std::vector<double> v = {4, 1, 3, 2};
+  EXPECT_DOUBLE_EQ(Quantile(&v, 0.0), 1);
+  EXPECT_DOUBLE_EQ(Quantile(&v, 1.0), 4);
+  EXPECT_DOUBLE_EQ(Quantile(&v, 0.5), 2.5);
+}
+
+}  // namespace
+}  // namespace accelsel::model
