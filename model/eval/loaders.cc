@@ -148,7 +148,8 @@ AslibDescription ParseAslibDescription(absl::string_view text) {
     if (first == absl::string_view::npos) continue;
     const int indent = static_cast<int>(first);
     absl::string_view line = absl::StripAsciiWhitespace(raw);
-    if (line[0] == '#') continue;
+    // Not only spaces: a line of tabs or other ASCII whitespace is empty after stripping (found by fuzz_csv).
+    if (line.empty() || line[0] == '#') continue;
     const bool item = absl::StartsWith(line, "- ") || line == "-";
     std::string value = item ? Unquote(line.substr(1)) : "";
     if (indent == 0 && !item) {

@@ -28,6 +28,8 @@ class CrashLoopTest(unittest.TestCase):
         # sync_writes stays at its default (true): the promise is "acknowledged = durable".
         extra = ["--metrics_listen="]
         server = ap.Server(data_dir, extra=extra).start()
+        live = {"server": server}  # whichever server is current; killed if the test fails half-way
+        self.addCleanup(lambda: live["server"].proc.poll() is None and live["server"].kill9())
         channel = grpc.insecure_channel(server.address)
         stub = ap.stubs(grpc, pb, channel)
         stub["register"](pb.RegisterStrategyRequest(strategy=pb.Strategy(
@@ -49,7 +51,7 @@ class CrashLoopTest(unittest.TestCase):
                 time.sleep(rng.uniform(0.0, 0.15))
                 early.kill()
                 early.wait()
-                server = ap.Server(data_dir, extra=extra).start()  # the store must still open
+                server = live["server"] = ap.Server(data_dir, extra=extra).start()  # the store must still open
                 channel = grpc.insecure_channel(server.address)
                 stub = ap.stubs(grpc, pb, channel)
                 continue
@@ -82,7 +84,7 @@ class CrashLoopTest(unittest.TestCase):
                 t.join(timeout=60)
                 self.assertFalse(t.is_alive())
             channel.close()
-            server = ap.Server(data_dir, extra=extra).start()  # raises if the store does not open
+            server = live["server"] = ap.Server(data_dir, extra=extra).start()  # raises if the store does not open
             channel = grpc.insecure_channel(server.address)
             stub = ap.stubs(grpc, pb, channel)
             stored = stub["info"](pb.GetModelInfoRequest(), timeout=10).runs_stored

@@ -58,6 +58,7 @@ struct StreamResult {
   int durable = 0;
   int duplicate = 0;
   int acks = 0;
+  std::vector<std::string> rejections;  // "run_id: reason"
 };
 
 StreamResult Send(Connection& conn, const std::vector<v1::RunReport>& reports) {
@@ -72,6 +73,9 @@ StreamResult Send(Connection& conn, const std::vector<v1::RunReport>& reports) {
   v1::RunAck ack;
   while (stream->Read(&ack)) {
     ++out.acks;
+    if (ack.result() != v1::RunAck::RESULT_DURABLE && ack.result() != v1::RunAck::RESULT_DUPLICATE) {
+      out.rejections.push_back(ack.run_id() + ": " + ack.reason());
+    }
     out.durable += ack.result() == v1::RunAck::RESULT_DURABLE;
     out.duplicate += ack.result() == v1::RunAck::RESULT_DUPLICATE;
   }
@@ -120,12 +124,30 @@ TEST(FaultTest, FullDiskEndsStreamUnavailableWithoutAckAndIngestResumes) {
 TEST(FaultTest, CorruptModelBlobServesThePreviousVersion) {
   const std::string dir = FreshDir("fault-blob");
   auto o = TestOptions(dir);
-  o.seed_csv = std::string(ACCELSEL_TEST_SOURCE_DIR) + "/data/llm-inference-bench/throughput_all_results.csv";
-  o.descriptors_dir = std::string(ACCELSEL_TEST_SOURCE_DIR) + "/data/descriptors";
   uint64_t good = 0;
   {
     auto s = server::Server::Start(o);
     ASSERT_TRUE(s.ok()) << s.status();
+    auto conn = Connect((*s)->port());
+    for (const char* id : {"small", "large"}) {
+      v1::RegisterStrategyResponse created;
+      v1::RegisterStrategyRequest req;
+      *req.mutable_strategy() = MakeStrategy(id);
+      ASSERT_TRUE((*s)->core().RegisterStrategy(req, &created).ok());
+    }
+    // Enough telemetry for a model: two strategies over 32 batch sizes, 3 runs each.
+    std::vector<v1::RunReport> runs;
+    for (uint32_t batch = 1; batch <= 32; ++batch) {
+      for (const char* id : {"small", "large"}) {
+        for (int rep = 0; rep < 3; ++rep) {
+          const double ms = std::string(id) == "small" ? 50.0 * batch : 200.0 + 10.0 * batch;
+          runs.push_back(MakeReport(absl::StrCat(id, "-", batch, "-", rep), id, batch, ms * (1 + 0.01 * rep)));
+        }
+      }
+    }
+    const StreamResult sent = Send(conn, runs);
+    ASSERT_TRUE(sent.status.ok()) << sent.status.error_message();
+    ASSERT_EQ(sent.durable, static_cast<int>(runs.size())) << ::testing::PrintToString(sent.rejections);
     auto trained = (*s)->core().models().RetrainNow();
     ASSERT_TRUE(trained.ok()) << trained.status();
     v1::GetModelInfoResponse info;
