@@ -1,0 +1,71 @@
+# accelsel container image: a Debian 12 builder compiles the Release binaries, a bookworm-slim runtime carries
+# only the shared libraries they load, the bundled data and a non-root user. Operations notes: docs/OPERATIONS.md.
+#
+#   docker build -t accelsel:0.1.0 .
+#   docker run -p 50051:50051 -p 9464:9464 -v accelsel-data:/var/lib/accelsel accelsel:0.1.0
+#
+# Extra server flags go after the image name (they are appended to the ENTRYPOINT's).
+
+# Runtime libraries of accelsel-server and accelsel (Debian 12 package names). The builder stage checks with ldd
+# that this list covers every library the binaries load, so a missing one fails the build, not the container.
+ARG RUNTIME_PACKAGES="libgrpc++1.51 libgrpc29 libprotobuf32 libabsl20220623 librocksdb7.8 \
+  libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libcivetweb1 libxgboost0 libdmlc0 libgomp1 \
+  libc-ares2 libre2-9 libssl3 libgflags2.2 libsnappy1v5 liblz4-1 libzstd1 libbz2-1.0 zlib1g \
+  libstdc++6 libgcc-s1 libc6"
+
+FROM debian:bookworm AS builder
+ARG RUNTIME_PACKAGES
+# The -dev packages of BUILD.md without the test and benchmark ones (tests and benchmarks are not built here).
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      build-essential cmake ninja-build pkg-config \
+      libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev \
+      librocksdb-dev prometheus-cpp-dev libxgboost-dev xgboost nlohmann-json3-dev \
+ && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /src
+COPY . .
+RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release \
+      -DACCELSEL_BUILD_TESTS=OFF -DACCELSEL_BUILD_BENCH=OFF \
+ && cmake --build build \
+ && strip --strip-unneeded build/bin/accelsel-server build/bin/accelsel \
+ && ./deploy/docker/runtime-deps.sh --require "${RUNTIME_PACKAGES}" build/bin/accelsel-server build/bin/accelsel
+
+FROM debian:bookworm-slim AS runtime
+ARG RUNTIME_PACKAGES
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${RUNTIME_PACKAGES} \
+ && rm -rf /var/lib/apt/lists/*
+
+# A fixed numeric uid/gid so Kubernetes' runAsNonRoot can verify it (deploy/kubernetes/statefulset.yaml uses 10001).
+RUN groupadd --gid 10001 accelsel \
+ && useradd --uid 10001 --gid accelsel --home-dir /var/lib/accelsel --no-create-home \
+      --shell /usr/sbin/nologin accelsel \
+ && mkdir -p /var/lib/accelsel \
+ && chown accelsel:accelsel /var/lib/accelsel \
+ && chmod 0750 /var/lib/accelsel
+
+COPY --from=builder /src/build/bin/accelsel-server /src/build/bin/accelsel /usr/local/bin/
+# Descriptor tables, examples and the LLM-Inference-Bench table (with its licence) imported into an empty store.
+COPY data /opt/accelsel/data
+
+USER 10001:10001
+WORKDIR /var/lib/accelsel
+VOLUME ["/var/lib/accelsel"]
+EXPOSE 50051 9464
+
+# The gRPC health service (grpc.health.v1) answers SERVING once the store is open and the seed import is done;
+# the first start imports the bundled table, hence the start period.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
+  CMD ["/usr/local/bin/accelsel", "health", "--server", "127.0.0.1:50051"]
+
+# SIGTERM (docker stop) makes the server stop accepting, drain in-flight calls, flush and exit 0.
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["/usr/local/bin/accelsel-server", \
+  "--listen=0.0.0.0:50051", \
+  "--metrics_listen=0.0.0.0:9464", \
+  "--data_dir=/var/lib/accelsel", \
+  "--seed_csv=/opt/accelsel/data/llm-inference-bench/throughput_all_results.csv", \
+  "--descriptors_dir=/opt/accelsel/data/descriptors"]
+CMD []

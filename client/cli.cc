@@ -1,0 +1,615 @@
+// `accelsel` subcommands: select, report, import, strategies list, model info|retrain|pin|rollback, eval.
+#include "client/cli.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "client/cli_args.h"
+#include "client/client.h"
+#include "client/telemetry_sender.h"
+#include "google/protobuf/util/json_util.h"
+#include "model/llm_bench.h"
+#include "nlohmann/json.hpp"
+#include "proto/convert.h"
+
+#ifdef ACCELSEL_HAVE_EVAL
+#include "model/eval/eval_main.h"
+#endif
+
+namespace accelsel::client::cli {
+namespace {
+
+constexpr char kUsagePayload[] = "accelsel.cli/usage";
+
+// Marks a status as a usage error (exit code 2).
+absl::Status Usage(absl::Status status) {
+  status.SetPayload(kUsagePayload, absl::Cord("1"));
+  return status;
+}
+absl::Status Usage(absl::string_view message) { return Usage(absl::InvalidArgumentError(message)); }
+
+using Handler = std::function<absl::Status(const ParsedFlags&, std::ostream&, std::ostream&)>;
+
+struct Command {
+  std::string name;
+  std::string synopsis;  // after "accelsel "
+  std::string summary;
+  std::vector<FlagSpec> flags;
+  Handler run;
+};
+
+std::vector<FlagSpec> WithCommon(std::vector<FlagSpec> own) {
+  auto common = CommonFlags();
+  own.insert(own.end(), common.begin(), common.end());
+  return own;
+}
+
+std::string FormatValue(double v) {
+  const double a = std::abs(v);
+  if (a >= 100000) return absl::StrFormat("%.0f", v);
+  if (a >= 1) return absl::StrFormat("%.1f", v);
+  if (a == 0) return "0";
+  return absl::StrFormat("%.3g", v);
+}
+
+std::string ObjectiveUnit(v1::Objective objective) {
+  switch (objective) {
+    case v1::OBJECTIVE_THROUGHPUT: return "tokens/s, higher is better";
+    case v1::OBJECTIVE_COST: return "currency units per job, lower is better";
+    default: return "ms, lower is better";
+  }
+}
+
+std::string LayerName(v1::EvidenceLayer layer) {
+  switch (layer) {
+    case v1::EVIDENCE_LAYER_OBSERVED: return "observed";
+    case v1::EVIDENCE_LAYER_MODEL: return "model";
+    case v1::EVIDENCE_LAYER_PRIOR: return "prior";
+    default: return "unknown";
+  }
+}
+
+std::string FormatTime(int64_t unix_ms) {
+  if (unix_ms <= 0) return "-";
+  return absl::FormatTime("%Y-%m-%d %H:%M:%SZ", absl::FromUnixMillis(unix_ms), absl::UTCTimeZone());
+}
+
+std::string Components(const v1::Strategy& s) {
+  std::vector<std::string> parts;
+  for (const auto& c : s.components()) parts.push_back(absl::StrCat(c.method(), "=", c.value()));
+  return parts.empty() ? "-" : absl::StrJoin(parts, ",");
+}
+
+// Stops a command on anything but positional arguments it expects.
+absl::Status ExpectPositional(const ParsedFlags& flags, size_t count, const std::string& command) {
+  if (flags.positional.size() > count) {
+    return Usage(absl::StrCat("unexpected argument \"", flags.positional[count], "\" for '", command, "'"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Client>> MakeClient(const ParsedFlags& flags) {
+  auto options = ClientOptionsFromFlags(flags);
+  if (!options.ok()) return Usage(options.status());
+  return Client::Create(*options);
+}
+
+std::string StatusLine(const absl::Status& status) {
+  // gRPC's "failed to connect to all addresses" is terse; say which server.
+  return std::string(status.message().empty() ? absl::StatusCodeToString(status.code()) : status.message());
+}
+
+absl::Status ServerError(const std::string& what, const ClientOptions& options, const absl::Status& status) {
+  return absl::Status(status.code(), absl::StrCat(what, " on ", options.target, ": ",
+                                                  absl::StatusCodeToString(status.code()), ": ", StatusLine(status)));
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// select
+
+absl::Status RunSelect(const ParsedFlags& flags, std::ostream& out, std::ostream&) {
+  if (auto s = ExpectPositional(flags, 0, "select"); !s.ok()) return s;
+  if (!flags.Has("context")) return Usage("select needs --context FILE.json");
+  // Flags first, so a usage error is reported as one before any file is read.
+  v1::SelectAcceleratorRequest request;
+  if (flags.Has("candidates")) {
+    auto ids = ParseCandidates(flags.Get("candidates"));
+    if (!ids.ok()) return Usage(ids.status());
+    for (auto& id : *ids) request.add_candidate_ids(std::move(id));
+  }
+  auto objective = ParseObjective(flags.Get("objective", "e2e_latency"));
+  if (!objective.ok()) return Usage(objective.status());
+  request.set_objective(*objective);
+  if (flags.Has("top-k")) {
+    auto k = ParseUint("--top-k", flags.Get("top-k"));
+    if (!k.ok()) return Usage(k.status());
+    if (*k > 256) return Usage("--top-k must be at most 256 (0 = all)");
+    request.set_top_k(static_cast<uint32_t>(*k));
+  }
+  request.set_allow_exploration(flags.Has("explore"));
+  if (flags.Has("node")) request.set_node_id(flags.Get("node"));
+  auto context = ReadTaskContextFile(flags.Get("context"));
+  if (!context.ok()) return context.status();
+  *request.mutable_context() = *std::move(context);
+
+  auto client = MakeClient(flags);
+  if (!client.ok()) return client.status();
+  auto response = (*client)->SelectAccelerator(request);
+  if (!response.ok()) return ServerError("SelectAccelerator", (*client)->options(), response.status());
+  out << (flags.Has("json") ? ToJson(*response) : FormatSelection(*response));
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// report / import: stream reports through a TelemetrySender and count the acknowledgements
+
+struct StreamOutcome {
+  TelemetrySenderStats stats;
+  std::vector<std::pair<std::string, std::string>> rejections;  // run_id, reason
+};
+
+absl::StatusOr<StreamOutcome> StreamReports(const ClientOptions& options, std::vector<v1::RunReport> reports,
+                                            absl::Duration timeout) {
+  auto channel = MakeChannel(options);
+  // Fail fast when nobody listens, instead of retrying quietly until the flush timeout.
+  if (!channel->WaitForConnected(absl::ToChronoTime(absl::Now() + absl::Milliseconds(options.deadline_ms)))) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot reach server ", options.target, " within ", options.deadline_ms, " ms"));
+  }
+  absl::Mutex mu;
+  StreamOutcome outcome;
+  TelemetrySenderOptions sender_options;
+  sender_options.capacity_reports = 1024;
+  sender_options.block_when_full = true;
+  sender_options.on_rejected = [&](const std::string& run_id, const std::string& reason) {
+    absl::MutexLock lock(&mu);
+    outcome.rejections.emplace_back(run_id, reason);
+  };
+  TelemetrySender sender(channel, options, std::move(sender_options));
+  for (auto& r : reports) {
+    if (auto s = sender.Send(std::move(r)); !s.ok()) return s;
+  }
+  absl::Status flushed = sender.Flush(timeout);
+  sender.Close();
+  outcome.stats = sender.stats();
+  if (!flushed.ok()) {
+    return absl::Status(flushed.code(), absl::StrCat(flushed.message(), " (stored ", outcome.stats.durable,
+                                                     ", duplicate ", outcome.stats.duplicate, ", rejected ",
+                                                     outcome.stats.rejected, " so far)"));
+  }
+  absl::MutexLock lock(&mu);
+  return outcome;
+}
+
+void PrintOutcome(const StreamOutcome& o, std::ostream& out) {
+  out << "stored " << o.stats.durable << ", duplicate " << o.stats.duplicate << ", rejected " << o.stats.rejected
+      << "\n";
+  for (const auto& [run_id, reason] : o.rejections) out << "rejected " << run_id << ": " << reason << "\n";
+}
+
+nlohmann::json OutcomeJson(const StreamOutcome& o) {
+  nlohmann::json j;
+  j["stored"] = o.stats.durable;
+  j["duplicate"] = o.stats.duplicate;
+  j["rejected"] = o.stats.rejected;
+  j["rejections"] = nlohmann::json::array();
+  for (const auto& [run_id, reason] : o.rejections) j["rejections"].push_back({{"run_id", run_id}, {"reason", reason}});
+  return j;
+}
+
+absl::StatusOr<absl::Duration> FlushTimeout(const ParsedFlags& flags) {
+  auto s = ParseUint("--timeout_s", flags.Get("timeout_s", "300"));
+  if (!s.ok()) return Usage(s.status());
+  if (*s == 0) return Usage("--timeout_s must be > 0");
+  return absl::Seconds(static_cast<int64_t>(*s));
+}
+
+absl::Status RunReport(const ParsedFlags& flags, std::ostream& out, std::ostream&) {
+  if (auto s = ExpectPositional(flags, 0, "report"); !s.ok()) return s;
+  if (!flags.Has("jsonl")) return Usage("report needs --jsonl FILE");
+  auto options = ClientOptionsFromFlags(flags);
+  if (!options.ok()) return Usage(options.status());
+  auto timeout = FlushTimeout(flags);
+  if (!timeout.ok()) return timeout.status();
+  auto reports = ReadRunReportsJsonl(flags.Get("jsonl"));
+  if (!reports.ok()) return reports.status();
+  auto outcome = StreamReports(*options, *std::move(reports), *timeout);
+  if (!outcome.ok()) return outcome.status();
+  if (flags.Has("json")) {
+    out << OutcomeJson(*outcome).dump(2) << "\n";
+  } else {
+    PrintOutcome(*outcome, out);
+  }
+  return absl::OkStatus();
+}
+
+// data/llm-inference-bench/x.csv -> data/descriptors, when that folder exists.
+std::string DefaultDescriptorsDir(const std::string& csv_path) {
+  std::error_code ec;
+  const auto dir = std::filesystem::path(csv_path).parent_path().parent_path() / "descriptors";
+  return std::filesystem::is_directory(dir, ec) ? dir.string() : "";
+}
+
+void PrintImportStats(const model::LlmBenchImportStats& st, const std::string& descriptors_dir, std::ostream& out) {
+  out << "read " << st.rows_read << " rows: " << st.runs << " runs (" << st.identical_rows_folded
+      << " identical rows folded, " << st.rows_skipped << " malformed rows skipped)\n"
+      << "repeated measurements kept as separate runs: " << st.repeated_task_rows << " rows repeat a task already seen ("
+      << st.repeated_task_rows_canonical << " once label variants are folded)\n";
+  for (const auto& why : st.skip_reasons) out << "  skipped " << why << "\n";
+  for (const auto& [label, canonical] : st.label_mapping) {
+    out << "label variant: \"" << label << "\" -> \"" << canonical << "\"\n";
+  }
+  out << "descriptors " << (descriptors_dir.empty() ? "(none)" : descriptors_dir) << ": " << st.rows_unknown_model
+      << " rows with an unknown model, " << st.rows_unknown_accelerator << " with an unknown accelerator\n";
+}
+
+nlohmann::json ImportStatsJson(const model::LlmBenchImportStats& st) {
+  nlohmann::json j;
+  j["rows_read"] = st.rows_read;
+  j["runs"] = st.runs;
+  j["identical_rows_folded"] = st.identical_rows_folded;
+  j["repeated_task_rows"] = st.repeated_task_rows;
+  j["repeated_task_rows_canonical"] = st.repeated_task_rows_canonical;
+  j["rows_skipped"] = st.rows_skipped;
+  j["skip_reasons"] = st.skip_reasons;
+  j["label_variant_rows"] = st.label_variant_rows;
+  j["label_mapping"] = st.label_mapping;
+  j["rows_unknown_model"] = st.rows_unknown_model;
+  j["rows_unknown_accelerator"] = st.rows_unknown_accelerator;
+  j["unknown_models"] = st.unknown_models;
+  j["unknown_accelerators"] = st.unknown_accelerators;
+  return j;
+}
+
+absl::Status RunImport(const ParsedFlags& flags, std::ostream& out, std::ostream&) {
+  if (auto s = ExpectPositional(flags, 0, "import"); !s.ok()) return s;
+  if (!flags.Has("llm-inference-bench")) return Usage("import needs --llm-inference-bench CSV");
+  const std::string csv = flags.Get("llm-inference-bench");
+  const std::string descriptors = flags.Has("descriptors") ? flags.Get("descriptors") : DefaultDescriptorsDir(csv);
+  auto options = ClientOptionsFromFlags(flags);
+  if (!options.ok()) return Usage(options.status());
+  auto timeout = FlushTimeout(flags);
+  if (!timeout.ok()) return timeout.status();
+
+  model::LlmBenchImportStats stats;
+  auto runs = model::LoadLlmInferenceBench(csv, descriptors, &stats);
+  if (!runs.ok()) return runs.status();
+  const bool json = flags.Has("json");
+  if (!json) PrintImportStats(stats, descriptors, out);
+  if (flags.Has("dry-run")) {
+    if (json) out << ImportStatsJson(stats).dump(2) << "\n";
+    return absl::OkStatus();
+  }
+
+  auto client = Client::Create(*options);
+  if (!client.ok()) return client.status();
+  size_t created = 0;
+  const auto strategies = model::LlmBenchStrategies(*runs);
+  for (const auto& s : strategies) {
+    v1::Strategy proto;
+    ToProto(s, &proto);
+    auto registered = (*client)->RegisterStrategy(proto);
+    if (!registered.ok()) {
+      return ServerError(absl::StrCat("RegisterStrategy ", s.id), *options, registered.status());
+    }
+    created += registered->created() ? 1 : 0;
+  }
+  if (!json) out << "strategies: " << strategies.size() << " registered (" << created << " new)\n";
+
+  std::vector<v1::RunReport> reports;
+  reports.reserve(runs->size());
+  for (const auto& r : *runs) {
+    v1::RunReport report;
+    ToProto(r, &report);
+    report.set_schema_version(1);
+    reports.push_back(std::move(report));
+  }
+  auto outcome = StreamReports(*options, std::move(reports), *timeout);
+  if (!outcome.ok()) return outcome.status();
+  if (json) {
+    nlohmann::json j = ImportStatsJson(stats);
+    j.update(OutcomeJson(*outcome));
+    j["strategies_registered"] = strategies.size();
+    j["strategies_created"] = created;
+    out << j.dump(2) << "\n";
+  } else {
+    PrintOutcome(*outcome, out);
+  }
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// strategies / model
+
+absl::Status RunStrategies(const ParsedFlags& flags, std::ostream& out, std::ostream&) {
+  if (flags.positional.empty() || flags.positional[0] != "list") {
+    return Usage("usage: accelsel strategies list [--json]");
+  }
+  if (auto s = ExpectPositional(flags, 1, "strategies list"); !s.ok()) return s;
+  auto client = MakeClient(flags);
+  if (!client.ok()) return client.status();
+  auto response = (*client)->ListStrategies();
+  if (!response.ok()) return ServerError("ListStrategies", (*client)->options(), response.status());
+  if (flags.Has("json")) {
+    out << ToJson(*response);
+    return absl::OkStatus();
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& s : response->strategies()) rows.push_back({s.id(), Components(s), s.description()});
+  out << FormatTable({"id", "components", "description"}, rows);
+  out << response->strategies_size() << " strategies\n";
+  return absl::OkStatus();
+}
+
+std::vector<std::string> VersionRow(const v1::ModelVersionInfo& v) {
+  const auto& e = v.evaluation();
+  return {absl::StrCat(v.version()), FormatTime(v.created_unix_ms()), v.learner().empty() ? "-" : v.learner(),
+          absl::StrCat(v.training_rows()), v.promoted() ? "yes" : "no",
+          e.holdout_rows() > 0 ? absl::StrFormat("%.3f", e.holdout_mape()) : "-",
+          e.holdout_rows() > 0 ? absl::StrFormat("%.3f", e.holdout_top1()) : "-", v.note().empty() ? "-" : v.note()};
+}
+
+const std::vector<std::string> kVersionHeader = {"version", "created", "learner", "rows",
+                                                 "promoted", "mape", "top1", "note"};
+
+absl::Status RunModel(const ParsedFlags& flags, std::ostream& out, std::ostream&) {
+  static constexpr char kUsage[] = "usage: accelsel model info|retrain|pin VERSION|rollback [--json]";
+  if (flags.positional.empty()) return Usage(kUsage);
+  const std::string& action = flags.positional[0];
+  const bool json = flags.Has("json");
+  if (action == "pin") {
+    if (flags.positional.size() < 2) return Usage("usage: accelsel model pin VERSION (0 = unpin)");
+    if (auto s = ExpectPositional(flags, 2, "model pin"); !s.ok()) return s;
+  } else if (action == "info" || action == "retrain" || action == "rollback") {
+    if (auto s = ExpectPositional(flags, 1, "model " + action); !s.ok()) return s;
+  } else {
+    return Usage(absl::StrCat("unknown model action \"", action, "\"; ", kUsage));
+  }
+  uint64_t version = 0;
+  if (action == "pin") {
+    auto v = ParseUint("VERSION", flags.positional[1]);
+    if (!v.ok()) return Usage(v.status());
+    version = *v;
+  }
+  auto client = MakeClient(flags);
+  if (!client.ok()) return client.status();
+  const ClientOptions& options = (*client)->options();
+
+  if (action == "info") {
+    auto r = (*client)->GetModelInfo();
+    if (!r.ok()) return ServerError("GetModelInfo", options, r.status());
+    if (json) {
+      out << ToJson(*r);
+      return absl::OkStatus();
+    }
+    out << FormatTable({"field", "value"},
+                       {{"serving version", absl::StrCat(r->serving_version(),
+                                                         r->serving_version() == 0 ? " (statistics only)" : "",
+                                                         r->pinned() ? " (pinned)" : "")},
+                        {"runs stored", absl::StrCat(r->runs_stored())},
+                        {"strategies", absl::StrCat(r->strategies())}});
+    if (r->history_size() > 0) {
+      std::vector<std::vector<std::string>> rows;
+      for (const auto& v : r->history()) rows.push_back(VersionRow(v));
+      out << "\n" << FormatTable(kVersionHeader, rows);
+    } else {
+      out << "no trained model versions yet\n";
+    }
+  } else if (action == "retrain") {
+    auto r = (*client)->Retrain();
+    if (!r.ok()) return ServerError("Retrain", options, r.status());
+    if (json) {
+      out << ToJson(*r);
+      return absl::OkStatus();
+    }
+    out << FormatTable(kVersionHeader, {VersionRow(r->candidate())});
+  } else if (action == "pin") {
+    auto r = (*client)->PinModel(version);
+    if (!r.ok()) return ServerError("PinModel", options, r.status());
+    if (json) {
+      out << ToJson(*r);
+      return absl::OkStatus();
+    }
+    out << "serving version " << r->serving_version() << (version == 0 ? " (unpinned)\n" : " (pinned)\n");
+  } else {
+    auto r = (*client)->RollbackModel();
+    if (!r.ok()) return ServerError("RollbackModel", options, r.status());
+    if (json) {
+      out << ToJson(*r);
+      return absl::OkStatus();
+    }
+    out << "serving version " << r->serving_version() << "\n";
+  }
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// help and dispatch
+
+const std::vector<Command>& Commands() {
+  static const std::vector<Command> commands = {
+      {"select",
+       "select --context FILE.json [--candidates a,b] [--objective O] [--top-k N] [--explore] [--json]",
+       "rank acceleration strategies for a task context (JSON mapping of accelsel.v1.TaskContext)",
+       WithCommon({{"context", true, "FILE", "TaskContext as JSON (required)"},
+                   {"candidates", true, "IDS", "comma-separated strategy ids (default: every catalogue strategy)"},
+                   {"objective", true, "O", "e2e_latency (default) | ttft | tpot | throughput | cost"},
+                   {"top-k", true, "N", "return the best N (default 0 = all, at most 256)"},
+                   {"explore", false, "", "allow the server to explore (may place a less-known strategy first)"},
+                   {"node", true, "ID", "node id, for attribution"},
+                   {"json", false, "", "print the response's JSON mapping"}}),
+       RunSelect},
+      {"report", "report --jsonl FILE [--timeout_s S] [--json]",
+       "stream RunReports (one JSON mapping of accelsel.v1.RunReport per line); prints stored, duplicate and "
+       "rejected counts and each rejection reason",
+       WithCommon({{"jsonl", true, "FILE", "reports, one JSON object per line (required)"},
+                   {"timeout_s", true, "S", "give up when not all acknowledged after S seconds (default 300)"},
+                   {"json", false, "", "print the counts as JSON"}}),
+       RunReport},
+      {"import", "import --llm-inference-bench CSV [--descriptors DIR] [--dry-run] [--json]",
+       "import LLM-Inference-Bench's main table: registers its strategies, streams its runs",
+       WithCommon({{"llm-inference-bench", true, "CSV", "throughput_all_results.csv (required)"},
+                   {"descriptors", true, "DIR",
+                    "folder with models.csv and accelerators.csv (default: ../descriptors next to the CSV's folder)"},
+                   {"dry-run", false, "", "only read and map the CSV; print what would be imported"},
+                   {"timeout_s", true, "S", "give up when not all acknowledged after S seconds (default 300)"},
+                   {"json", false, "", "print the counts as JSON"}}),
+       RunImport},
+      {"strategies", "strategies list [--json]", "list the strategy catalogue",
+       WithCommon({{"json", false, "", "print the response's JSON mapping"}}), RunStrategies},
+      {"model", "model info|retrain|pin VERSION|rollback [--json]",
+       "meta-model admin: serving version and history, retrain now, pin a version (0 = unpin), roll back",
+       WithCommon({{"json", false, "", "print the response's JSON mapping"}}), RunModel},
+  };
+  return commands;
+}
+
+std::string TopHelp() {
+  std::string s =
+      "accelsel - client of the accelsel acceleration-strategy selector\n\n"
+      "usage: accelsel COMMAND [ARGS] [FLAGS]\n\ncommands:\n";
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& c : Commands()) rows.push_back({"  " + c.name, c.summary});
+  rows.push_back({"  eval", "offline evaluation of the selector on public data (accelsel eval --help)"});
+  rows.push_back({"  help", "this help; accelsel COMMAND --help for a command's flags"});
+  std::string table = FormatTable({"", ""}, rows);
+  table.erase(0, table.find('\n') + 1);  // drop the empty header line
+  absl::StrAppend(&s, table);
+  absl::StrAppend(&s, "\nflags every server command takes:\n");
+  for (const auto& f : CommonFlags()) {
+    absl::StrAppend(&s, "  --", f.name, f.takes_value ? " " + f.value_name : "", "\n      ", f.help, "\n");
+  }
+  absl::StrAppend(&s,
+                  "\nexit status: 0 success, 1 error, 2 usage error; an error prints one line "
+                  "\"accelsel: <reason>\" on stderr.\n");
+  return s;
+}
+
+std::string CommandHelp(const Command& c) {
+  std::string s = absl::StrCat("usage: accelsel ", c.synopsis, "\n\n", c.summary, "\n\nflags:\n");
+  for (const auto& f : c.flags) {
+    absl::StrAppend(&s, "  --", f.name, f.takes_value ? " " + f.value_name : "", "\n      ", f.help, "\n");
+  }
+  return s;
+}
+
+int Fail(const absl::Status& status, std::ostream& err) {
+  std::string line(status.message());
+  std::replace(line.begin(), line.end(), '\n', ' ');
+  err << "accelsel: " << line << "\n";
+  return status.GetPayload(kUsagePayload).has_value() ? 2 : 1;
+}
+
+}  // namespace
+
+std::string FormatTable(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> width(header.size(), 0);
+  for (size_t i = 0; i < header.size(); ++i) width[i] = header[i].size();
+  for (const auto& row : rows) {
+    for (size_t i = 0; i < row.size() && i < width.size(); ++i) width[i] = std::max(width[i], row[i].size());
+  }
+  auto line = [&](const std::vector<std::string>& cells) {
+    std::string s;
+    for (size_t i = 0; i < width.size(); ++i) {
+      const std::string cell = i < cells.size() ? cells[i] : "";
+      absl::StrAppend(&s, cell);
+      if (i + 1 < width.size()) s.append(width[i] - cell.size() + 2, ' ');
+    }
+    while (!s.empty() && s.back() == ' ') s.pop_back();
+    return s + "\n";
+  };
+  std::string out = line(header);
+  for (const auto& row : rows) out += line(row);
+  return out;
+}
+
+std::string FormatSelection(const v1::SelectAcceleratorResponse& r) {
+  std::string s = absl::StrCat("objective ", ObjectiveName(r.objective()), " (", ObjectiveUnit(r.objective()),
+                               ")   model version ", r.model_version(),
+                               r.model_version() == 0 ? " (statistics only)" : "", "   decision ",
+                               r.decision_id().empty() ? "-" : r.decision_id(), "\n");
+  if (r.recommendations_size() == 0) return s + "no candidate strategies\n";
+  std::vector<std::vector<std::string>> rows;
+  bool any_explored = false;
+  for (const auto& rec : r.recommendations()) {
+    const bool unknown = rec.evidence_layer() == v1::EVIDENCE_LAYER_UNKNOWN ||
+                         rec.evidence_layer() == v1::EVIDENCE_LAYER_UNSPECIFIED;
+    const bool has_interval = rec.has_interval() && (rec.interval().low() != 0 || rec.interval().high() != 0);
+    std::string meets = rec.meets_constraints() ? "yes" : "no";
+    if (!rec.violated().empty()) absl::StrAppend(&meets, " (", absl::StrJoin(rec.violated(), ","), ")");
+    any_explored = any_explored || rec.explored();
+    rows.push_back({absl::StrCat(rec.rank(), rec.explored() ? "*" : ""), rec.strategy().id(),
+                    unknown ? "-" : FormatValue(rec.expected_value()),
+                    has_interval ? absl::StrCat(FormatValue(rec.interval().low()), "-",
+                                                FormatValue(rec.interval().high()))
+                                 : "-",
+                    LayerName(rec.evidence_layer()), absl::StrCat(rec.evidence_count()), meets});
+  }
+  s += FormatTable({"rank", "strategy", "expected", "interval", "layer", "evidence", "meets"}, rows);
+  if (any_explored) s += "* placed first by exploration\n";
+  return s;
+}
+
+std::string ToJson(const google::protobuf::Message& message) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = true;
+  options.always_print_primitive_fields = true;
+  std::string json;
+  auto status = google::protobuf::util::MessageToJsonString(message, &json, options);
+  if (!status.ok()) return absl::StrCat("{\"error\": \"", status.message().as_string(), "\"}\n");
+  return json;
+}
+
+int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  if (args.empty()) {
+    err << TopHelp();
+    return 2;
+  }
+  const std::string& name = args[0];
+  if (name == "help" || name == "--help" || name == "-h") {
+    if (args.size() > 1) {
+      for (const auto& c : Commands()) {
+        if (c.name == args[1]) {
+          out << CommandHelp(c);
+          return 0;
+        }
+      }
+    }
+    out << TopHelp();
+    return 0;
+  }
+  const std::vector<std::string> rest(args.begin() + 1, args.end());
+  if (name == "eval") {
+#ifdef ACCELSEL_HAVE_EVAL
+    return accelsel::model::eval::EvalMain(rest, out, err);
+#else
+    return Fail(absl::UnimplementedError("this build has no evaluator (model/eval was not built)"), err);
+#endif
+  }
+  for (const auto& c : Commands()) {
+    if (c.name != name) continue;
+    auto flags = ParseFlags(rest, c.flags);
+    if (!flags.ok()) {
+      return Fail(Usage(absl::StrCat(flags.status().message(), " (see accelsel ", c.name, " --help)")), err);
+    }
+    if (flags->Has("help")) {
+      out << CommandHelp(c);
+      return 0;
+    }
+    absl::Status status = c.run(*flags, out, err);
+    return status.ok() ? 0 : Fail(status, err);
+  }
+  return Fail(Usage(absl::StrCat("unknown command \"", name, "\" (see accelsel --help)")), err);
+}
+
+}  // namespace accelsel::client::cli

@@ -1,0 +1,161 @@
+// Unary calls to accelsel with a deadline per call and retries with jittered exponential backoff.
+#include "client/client.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "absl/random/random.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+
+namespace accelsel::client {
+
+absl::Status ValidateClientOptions(const ClientOptions& options) {
+  if (options.target.empty()) return absl::InvalidArgumentError("target is empty");
+  if (options.deadline_ms <= 0) return absl::InvalidArgumentError("deadline_ms must be > 0");
+  if (options.max_attempts < 1) return absl::InvalidArgumentError("max_attempts must be >= 1");
+  if (options.initial_backoff_ms < 0 || options.max_backoff_ms < options.initial_backoff_ms) {
+    return absl::InvalidArgumentError("need 0 <= initial_backoff_ms <= max_backoff_ms");
+  }
+  return absl::OkStatus();
+}
+
+std::shared_ptr<grpc::Channel> MakeChannel(const ClientOptions& options) {
+  std::shared_ptr<grpc::ChannelCredentials> creds;
+  if (options.tls_root_ca_pem.empty()) {
+    creds = grpc::InsecureChannelCredentials();
+  } else {
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = options.tls_root_ca_pem;
+    creds = grpc::SslCredentials(ssl);
+  }
+  return grpc::CreateChannel(options.target, creds);
+}
+
+absl::Status FromGrpcStatus(const grpc::Status& status) {
+  if (status.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+}
+
+void AddAuthMetadata(const ClientOptions& options, grpc::ClientContext* context) {
+  if (!options.bearer_token.empty()) {
+    context->AddMetadata("authorization", absl::StrCat("Bearer ", options.bearer_token));
+  }
+}
+
+absl::Duration RetryBackoff(const ClientOptions& options, int retry) {
+  // Shift in steps so a large retry count cannot overflow.
+  int64_t backoff_ms = options.initial_backoff_ms;
+  for (int i = 0; i < retry && backoff_ms < options.max_backoff_ms; ++i) backoff_ms *= 2;
+  backoff_ms = std::min(backoff_ms, options.max_backoff_ms);
+  if (backoff_ms <= 0) return absl::ZeroDuration();
+  thread_local absl::BitGen gen;
+  const double fraction = absl::Uniform(gen, 0.5, 1.0);
+  return absl::Milliseconds(static_cast<double>(backoff_ms) * fraction);
+}
+
+absl::StatusOr<std::unique_ptr<Client>> Client::Create(const ClientOptions& options) {
+  if (auto s = ValidateClientOptions(options); !s.ok()) return s;
+  return std::make_unique<Client>(options, MakeChannel(options));
+}
+
+Client::Client(const ClientOptions& options, std::shared_ptr<grpc::Channel> channel)
+    : options_(options),
+      channel_(std::move(channel)),
+      selector_(v1::AcceleratorSelector::NewStub(channel_)),
+      admin_(v1::ModelAdmin::NewStub(channel_)) {}
+
+absl::Status Client::CallWithRetry(const std::function<grpc::Status(grpc::ClientContext*)>& call) {
+  const absl::Time deadline = absl::Now() + absl::Milliseconds(options_.deadline_ms);
+  grpc::Status last;
+  for (int attempt = 0; attempt < options_.max_attempts; ++attempt) {
+    if (attempt > 0) {
+      const absl::Duration sleep = RetryBackoff(options_, attempt - 1);
+      if (absl::Now() + sleep >= deadline) break;  // no time left for another attempt
+      absl::SleepFor(sleep);
+    }
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(deadline));
+    AddAuthMetadata(options_, &context);
+    last = call(&context);
+    if (last.error_code() != grpc::StatusCode::UNAVAILABLE) break;
+  }
+  return FromGrpcStatus(last);
+}
+
+absl::StatusOr<v1::SelectAcceleratorResponse> Client::SelectAccelerator(
+    const v1::SelectAcceleratorRequest& request) {
+  v1::SelectAcceleratorResponse response;
+  absl::Status s = CallWithRetry([&](grpc::ClientContext* ctx) {
+    response.Clear();
+    return selector_->SelectAccelerator(ctx, request, &response);
+  });
+  if (!s.ok()) return s;
+  return response;
+}
+
+absl::StatusOr<v1::ListStrategiesResponse> Client::ListStrategies() {
+  v1::ListStrategiesResponse response;
+  absl::Status s = CallWithRetry([&](grpc::ClientContext* ctx) {
+    response.Clear();
+    return selector_->ListStrategies(ctx, v1::ListStrategiesRequest(), &response);
+  });
+  if (!s.ok()) return s;
+  return response;
+}
+
+absl::StatusOr<v1::RegisterStrategyResponse> Client::RegisterStrategy(const v1::Strategy& strategy) {
+  v1::RegisterStrategyRequest request;
+  *request.mutable_strategy() = strategy;
+  v1::RegisterStrategyResponse response;
+  absl::Status s = CallWithRetry([&](grpc::ClientContext* ctx) {
+    response.Clear();
+    return selector_->RegisterStrategy(ctx, request, &response);
+  });
+  if (!s.ok()) return s;
+  return response;
+}
+
+absl::StatusOr<v1::GetModelInfoResponse> Client::GetModelInfo() {
+  v1::GetModelInfoResponse response;
+  absl::Status s = CallWithRetry([&](grpc::ClientContext* ctx) {
+    response.Clear();
+    return selector_->GetModelInfo(ctx, v1::GetModelInfoRequest(), &response);
+  });
+  if (!s.ok()) return s;
+  return response;
+}
+
+absl::StatusOr<v1::RetrainResponse> Client::Retrain() {
+  v1::RetrainResponse response;
+  absl::Status s = CallWithRetry([&](grpc::ClientContext* ctx) {
+    response.Clear();
+    return admin_->Retrain(ctx, v1::RetrainRequest(), &response);
+  });
+  if (!s.ok()) return s;
+  return response;
+}
+
+absl::StatusOr<v1::PinModelResponse> Client::PinModel(uint64_t version) {
+  v1::PinModelRequest request;
+  request.set_version(version);
+  v1::PinModelResponse response;
+  absl::Status s = CallWithRetry([&](grpc::ClientContext* ctx) {
+    response.Clear();
+    return admin_->PinModel(ctx, request, &response);
+  });
+  if (!s.ok()) return s;
+  return response;
+}
+
+absl::StatusOr<v1::RollbackModelResponse> Client::RollbackModel() {
+  v1::RollbackModelResponse response;
+  absl::Status s = CallWithRetry([&](grpc::ClientContext* ctx) {
+    response.Clear();
+    return admin_->RollbackModel(ctx, v1::RollbackModelRequest(), &response);
+  });
+  if (!s.ok()) return s;
+  return response;
+}
+
+}  // namespace accelsel::client

@@ -1,0 +1,118 @@
+// TelemetrySender: streams RunReports to accelsel over one long-lived ReportRun stream, with a bounded buffer
+// (backpressure instead of unbounded memory) and resending of whatever was not acknowledged after a break.
+#ifndef ACCELSEL_CLIENT_TELEMETRY_SENDER_H_
+#define ACCELSEL_CLIENT_TELEMETRY_SENDER_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <unordered_map>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "accelsel/v1/accelsel.grpc.pb.h"
+#include "client/client.h"
+#include "grpcpp/grpcpp.h"
+
+namespace accelsel::client {
+
+struct TelemetrySenderOptions {
+  // Most reports held at once, counting both unsent and sent-but-unacknowledged ones. Must be >= 1.
+  // A report leaves the buffer only when the server acknowledges it (durable, duplicate or rejected).
+  size_t capacity_reports = 1024;
+  // When the buffer is full: true = Send() waits for room; false = Send() returns RESOURCE_EXHAUSTED.
+  bool block_when_full = true;
+  // Called once per acknowledged report, on the sender's reader thread with no lock held. Must not call
+  // Close() or destroy the sender; may call Send() only when block_when_full is false.
+  std::function<void(const v1::RunAck&)> on_ack;
+  // Called for REJECTED acks (after on_ack), same thread rules: run_id and the server's reason.
+  std::function<void(const std::string& run_id, const std::string& reason)> on_rejected;
+};
+
+struct TelemetrySenderStats {
+  uint64_t accepted = 0;        // reports taken by Send()
+  uint64_t durable = 0;         // acks: RESULT_DURABLE
+  uint64_t duplicate = 0;       // acks: RESULT_DUPLICATE
+  uint64_t rejected = 0;        // acks: RESULT_REJECTED
+  uint64_t unmatched_acks = 0;  // acks naming no buffered report (ignored)
+  uint64_t writes = 0;          // reports written to a stream, resends included
+  uint64_t resent = 0;          // writes of a report already written on an earlier, broken stream
+  uint64_t streams_opened = 0;
+  uint64_t stream_failures = 0;  // streams that ended (error or server close) while the sender was open
+  size_t buffered = 0;           // reports in the buffer now
+  size_t max_buffered = 0;       // high-water mark, never above capacity_reports
+  std::string last_stream_error;
+};
+
+// Thread-safe. Owns one background thread (writer) plus, while a stream is open, one reader thread.
+class TelemetrySender {
+ public:
+  // The channel is shared with other users; `client_options` supplies the bearer token and the reconnect
+  // backoff (initial_backoff_ms, max_backoff_ms). Its deadline does not apply: the stream is long-lived.
+  TelemetrySender(std::shared_ptr<grpc::Channel> channel, const ClientOptions& client_options,
+                  TelemetrySenderOptions options);
+  ~TelemetrySender();  // Close()
+
+  TelemetrySender(const TelemetrySender&) = delete;
+  TelemetrySender& operator=(const TelemetrySender&) = delete;
+
+  // Buffers `report` for sending. Full buffer: waits or RESOURCE_EXHAUSTED (see options).
+  // FAILED_PRECONDITION after Close().
+  absl::Status Send(v1::RunReport report);
+
+  // Waits until every report accepted so far is acknowledged and its callbacks have returned.
+  // DEADLINE_EXCEEDED (with the number still
+  // unacknowledged and the last stream error) when `timeout` passes first.
+  absl::Status Flush(absl::Duration timeout);
+
+  // Cancels the stream and stops the threads. Reports not yet acknowledged are dropped: Flush() first.
+  // Idempotent.
+  void Close();
+
+  TelemetrySenderStats stats() const;
+
+ private:
+  struct Entry {
+    v1::RunReport report;
+    bool ever_written = false;  // on some stream: a further write is a resend
+  };
+
+  void Run();
+  // Writes unwritten entries until the stream breaks or the sender closes.
+  void WriteLoop(grpc::ClientReaderWriter<v1::RunReport, v1::RunAck>* stream);
+  // Matches acks to entries until the stream ends; then marks it broken.
+  void ReadLoop(grpc::ClientReaderWriter<v1::RunReport, v1::RunAck>* stream);
+  // The buffered entry an ack refers to: by stream sequence, else by run_id among written entries.
+  std::map<uint64_t, Entry>::iterator MatchAck(const v1::RunAck& ack) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const ClientOptions client_options_;
+  const TelemetrySenderOptions options_;
+  std::unique_ptr<v1::AcceleratorSelector::Stub> stub_;
+
+  mutable absl::Mutex mu_;
+  absl::CondVar changed_;  // any change to the buffer or the stream state
+  std::map<uint64_t, Entry> pending_ ABSL_GUARDED_BY(mu_);  // by entry id = Send order
+  uint64_t next_entry_id_ ABSL_GUARDED_BY(mu_) = 0;
+  // Current stream: entries at or after write_cursor_ that are not written yet go out next.
+  uint64_t write_cursor_ ABSL_GUARDED_BY(mu_) = 0;
+  std::unordered_map<uint64_t, uint64_t> in_flight_ ABSL_GUARDED_BY(mu_);  // stream sequence -> entry id
+  uint64_t next_sequence_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stream_broken_ ABSL_GUARDED_BY(mu_) = false;
+  bool acked_on_stream_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::ClientContext* stream_context_ ABSL_GUARDED_BY(mu_) = nullptr;  // for Close() to cancel
+  bool closing_ ABSL_GUARDED_BY(mu_) = false;
+  int callbacks_running_ ABSL_GUARDED_BY(mu_) = 0;  // acks matched whose callbacks have not returned yet
+  TelemetrySenderStats stats_ ABSL_GUARDED_BY(mu_);
+
+  std::thread thread_;
+};
+
+}  // namespace accelsel::client
+
+#endif  // ACCELSEL_CLIENT_TELEMETRY_SENDER_H_

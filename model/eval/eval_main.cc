@@ -1,0 +1,165 @@
+// Argument handling and dispatch of `accelsel eval` (--csv, --aslib, --llm-inference-bench).
+#include "model/eval/eval_main.h"
+
+#include <cstdlib>
+#include <map>
+#include <optional>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "model/eval/evaluator.h"
+#include "model/eval/llm_bench_source.h"
+#include "model/eval/loaders.h"
+#include "model/eval/tabular.h"
+
+namespace accelsel::model::eval {
+namespace {
+
+struct Args {
+  std::string csv, aslib, llm_bench, descriptors = "data/descriptors";
+  std::vector<std::string> task_cols, strategy_cols;
+  std::string target_col, group_col;
+  bool maximize = false, json = false;
+  int folds = 10;
+  uint64_t seed = 1;
+};
+
+std::vector<std::string> SplitList(const std::string& s) {
+  std::vector<std::string> out;
+  for (absl::string_view p : absl::StrSplit(s, ',', absl::SkipWhitespace())) {
+    out.emplace_back(absl::StripAsciiWhitespace(p));
+  }
+  return out;
+}
+
+// Returns an error message, or nullopt on success.
+std::optional<std::string> Parse(const std::vector<std::string>& argv, Args* a) {
+  static const std::map<std::string, int> kValued = {
+      {"--csv", 0}, {"--task-cols", 1}, {"--strategy-cols", 2}, {"--target-col", 3}, {"--folds", 4},
+      {"--group-col", 5}, {"--seed", 6}, {"--aslib", 7}, {"--llm-inference-bench", 8}, {"--descriptors", 9}};
+  for (size_t i = 0; i < argv.size(); ++i) {
+    std::string flag = argv[i], value;
+    const size_t eq = flag.find('=');
+    bool has_value = false;
+    if (absl::StartsWith(flag, "--") && eq != std::string::npos) {
+      value = flag.substr(eq + 1);
+      flag = flag.substr(0, eq);
+      has_value = true;
+    }
+    if (flag == "--maximize") {
+      a->maximize = true;
+      continue;
+    }
+    if (flag == "--json") {
+      a->json = true;
+      continue;
+    }
+    auto it = kValued.find(flag);
+    if (it == kValued.end()) return "unknown argument '" + argv[i] + "'";
+    if (!has_value) {
+      if (i + 1 >= argv.size()) return flag + " needs a value";
+      value = argv[++i];
+    }
+    switch (it->second) {
+      case 0: a->csv = value; break;
+      case 1: a->task_cols = SplitList(value); break;
+      case 2: a->strategy_cols = SplitList(value); break;
+      case 3: a->target_col = value; break;
+      case 4:
+        if (!absl::SimpleAtoi(value, &a->folds) || a->folds < 2 || a->folds > 1000) return "--folds wants 2..1000";
+        break;
+      case 5: a->group_col = value; break;
+      case 6:
+        if (!absl::SimpleAtoi(value, &a->seed)) return "--seed wants an unsigned integer";
+        break;
+      case 7: a->aslib = value; break;
+      case 8: a->llm_bench = value; break;
+      case 9: a->descriptors = value; break;
+    }
+  }
+  const int modes = !a->csv.empty() + !a->aslib.empty() + !a->llm_bench.empty();
+  if (modes != 1) return "give exactly one of --csv, --aslib, --llm-inference-bench";
+  if (!a->csv.empty() && (a->task_cols.empty() || a->strategy_cols.empty() || a->target_col.empty())) {
+    return "--csv needs --task-cols, --strategy-cols and --target-col";
+  }
+  return std::nullopt;
+}
+
+int Emit(const absl::StatusOr<EvalReport>& report, const Args& a, std::ostream& out, std::ostream& err) {
+  if (!report.ok()) {
+    err << "accelsel eval: " << report.status() << "\n";
+    return 1;
+  }
+  out << (a.json ? ReportJson(*report) + "\n" : ReportTable(*report));
+  return 0;
+}
+
+}  // namespace
+
+const char* EvalUsage() {
+  return "usage: accelsel eval --csv FILE --task-cols C1,C2 --strategy-cols S1,S2 --target-col T [--maximize]\n"
+         "                     [--folds 10] [--group-col G] [--seed N] [--json]\n"
+         "       accelsel eval --llm-inference-bench CSV [--descriptors DIR] [--group-col Model|Hardware]\n"
+         "                     [--folds 10] [--seed N] [--json]\n"
+         "       accelsel eval --aslib SCENARIO_DIR [--json]\n";
+}
+
+int EvalMain(const std::vector<std::string>& argv, std::ostream& out, std::ostream& err) {
+  Args a;
+  if (auto e = Parse(argv, &a); e.has_value()) {
+    err << "accelsel eval: " << *e << "\n" << EvalUsage();
+    return 2;
+  }
+  EvalOptions o;
+  o.folds = a.folds;
+  o.seed = a.seed;
+  if (!a.csv.empty()) {
+    auto table = ReadCsvFile(a.csv);
+    if (!table.ok()) {
+      err << "accelsel eval: " << table.status() << "\n";
+      return 1;
+    }
+    CsvSpec spec{a.task_cols, a.strategy_cols, a.target_col, a.maximize, a.group_col};
+    auto lp = LoadCsvProblem(*table, spec);
+    if (!lp.ok()) {
+      err << "accelsel eval: " << lp.status() << "\n";
+      return 1;
+    }
+    o.leave_one_group_out = !a.group_col.empty();
+    return Emit(RunEvaluation(lp->problem, StandardSelectors(lp->problem, lp->features, a.seed), o), a, out, err);
+  }
+  if (!a.aslib.empty()) {
+    auto lp = LoadAslibProblem(a.aslib);
+    if (!lp.ok()) {
+      err << "accelsel eval: " << lp.status() << "\n";
+      return 1;
+    }
+    o.predefined_folds = true;
+    return Emit(RunEvaluation(lp->problem, StandardSelectors(lp->problem, lp->features, a.seed), o), a, out, err);
+  }
+  auto records = LoadBenchRecords(a.llm_bench, a.descriptors);
+  if (!records.ok()) {
+    err << "accelsel eval: " << records.status() << "\n";
+    return 1;
+  }
+  const std::string group = absl::AsciiStrToLower(a.group_col);
+  if (!group.empty() && group != "model" && group != "hardware") {
+    err << "accelsel eval: --llm-inference-bench groups by Model or Hardware\n";
+    return 2;
+  }
+  auto rp = BuildRecordProblem(std::move(*records), group);
+  if (!rp.ok()) {
+    err << "accelsel eval: " << rp.status() << "\n";
+    return 1;
+  }
+  o.leave_one_group_out = !group.empty();
+  TrainOptions train;
+  train.xgb.seed = a.seed;
+  std::vector<NamedSelector> selectors = StandardSelectors(rp->problem, rp->features, a.seed);
+  selectors[0] = {"accelsel", MetaModelFactory(*rp, train), true};
+  return Emit(RunEvaluation(rp->problem, selectors, o), a, out, err);
+}
+
+}  // namespace accelsel::model::eval

@@ -1,0 +1,335 @@
+// Offline evaluation engine; see evaluator.h. Every selector is fitted on the training folds only: the factory
+// receives the training task ids and nothing else of the test fold reaches it.
+#include "model/eval/evaluator.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <random>
+#include <set>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "nlohmann/json.hpp"
+
+namespace accelsel::model::eval {
+namespace {
+
+constexpr double kAslibFloorS = 0.01;  // runtimes are measured to about 10 ms; log(0) must not occur
+
+double LogTarget(const Problem& p, double v) {
+  const double floor = p.aslib ? kAslibFloorS : 1e-12;
+  return p.maximize ? -std::log(std::max(v, floor)) : std::log(std::max(v, floor));
+}
+
+// Cost of running entry `e` of `task` as chosen by a selector.
+double SelectorCost(const Problem& p, const Problem::Task& task, const Problem::Entry& e, bool pays_overhead) {
+  if (!p.aslib) return e.value;
+  if (!pays_overhead) return e.value;
+  if (task.presolved) return std::max(task.overhead, kAslibFloorS);
+  const double t = e.value + task.overhead;
+  return e.ok && t <= p.cutoff ? t : p.par_factor * p.cutoff;
+}
+
+// Best entry value of a task (VBS / oracle).
+double BestValue(const Problem& p, const Problem::Task& t) {
+  double best = p.maximize ? -std::numeric_limits<double>::infinity() : std::numeric_limits<double>::infinity();
+  for (const auto& e : t.entries) best = p.maximize ? std::max(best, e.value) : std::min(best, e.value);
+  return best;
+}
+
+// log(chosen ÷ best) for minimised objectives, log(best ÷ chosen) for maximised ones; ≥ 0 up to overheads.
+double LogSlowdown(const Problem& p, double best, double chosen_cost) {
+  const double floor = p.aslib ? kAslibFloorS : 1e-12;
+  if (p.maximize) return std::log(std::max(best, floor) / std::max(chosen_cost, floor));
+  return std::log(std::max(chosen_cost, floor) / std::max(best, floor));
+}
+
+// Entries strictly better than entry `c`.
+int BetterCount(const Problem& p, const Problem::Task& t, size_t c) {
+  int n = 0;
+  for (const auto& e : t.entries) {
+    if (p.maximize ? e.value > t.entries[c].value : e.value < t.entries[c].value) ++n;
+  }
+  return n;
+}
+
+struct Accumulator {
+  double top1 = 0, top3 = 0, log_sd = 0, cost = 0, ape = 0, covered = 0, n_pred = 0, n_interval = 0;
+  uint64_t tasks = 0;
+  void AddChoice(const Problem& p, const Problem::Task& t, size_t c, bool pays_overhead) {
+    const double best = BestValue(p, t);
+    const double cost_c = SelectorCost(p, t, t.entries[c], pays_overhead);
+    const int better = BetterCount(p, t, c);
+    top1 += better == 0;
+    top3 += better < 3;
+    log_sd += LogSlowdown(p, best, cost_c);
+    cost += cost_c;
+    ++tasks;
+  }
+};
+
+class LearnerSelector : public TrainedSelector {
+ public:
+  LearnerSelector(const Problem& p, const ProblemFeatures& f, std::unique_ptr<Learner> learner, bool values)
+      : p_(p), f_(f), learner_(std::move(learner)), values_(values) {}
+  absl::Status Score(uint32_t task, std::vector<CandidateScore>* out) const override {
+    const auto& entries = p_.tasks[task].entries;
+    std::vector<CandidateRef> refs(entries.size());
+    for (size_t i = 0; i < entries.size(); ++i) {
+      refs[i] = {entries[i].strat, f_.strat_x.data() + size_t{entries[i].strat} * f_.strat_dim};
+    }
+    std::vector<LogPrediction> lp;
+    if (auto s = learner_->Predict(f_.task_x.data() + size_t{task} * f_.task_dim, refs, &lp); !s.ok()) return s;
+    out->assign(entries.size(), {});
+    for (size_t i = 0; i < lp.size(); ++i) {
+      (*out)[i].score = lp[i].mean;
+      if (!values_) continue;
+      const double sign = p_.maximize ? -1.0 : 1.0;
+      (*out)[i].value = std::exp(sign * lp[i].mean);
+      if (!std::isnan(lp[i].lo)) {
+        const double a = std::exp(sign * lp[i].lo), b = std::exp(sign * lp[i].hi);
+        (*out)[i].lo = std::min(a, b);
+        (*out)[i].hi = std::max(a, b);
+      }
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  const Problem& p_;
+  const ProblemFeatures& f_;
+  std::unique_ptr<Learner> learner_;
+  bool values_;
+};
+
+}  // namespace
+
+SelectorFactory LearnerFactory(const Problem& problem, const ProblemFeatures& features,
+                               std::function<std::unique_ptr<Learner>()> make) {
+  return [&problem, &features, make](const std::vector<uint32_t>& train_tasks)
+             -> absl::StatusOr<std::unique_ptr<TrainedSelector>> {
+    Dataset d;
+    d.task_dim = features.task_dim;
+    d.strat_dim = features.strat_dim;
+    d.strat_x = features.strat_x;
+    d.strat_key.resize(problem.strategy_names.size());
+    std::iota(d.strat_key.begin(), d.strat_key.end(), 0);
+    d.task_x.reserve(train_tasks.size() * features.task_dim);
+    for (size_t i = 0; i < train_tasks.size(); ++i) {
+      const uint32_t t = train_tasks[i];
+      const float* x = features.task_x.data() + size_t{t} * features.task_dim;
+      d.task_x.insert(d.task_x.end(), x, x + features.task_dim);
+      for (const auto& e : problem.tasks[t].entries) {
+        d.rows.push_back({static_cast<uint32_t>(i), e.strat, static_cast<float>(LogTarget(problem, e.value))});
+      }
+    }
+    std::unique_ptr<Learner> learner = make();
+    if (auto s = learner->Fit(d); !s.ok()) return s;
+    const bool values = learner->name() == "xgb_reg";
+    return std::unique_ptr<TrainedSelector>(
+        new LearnerSelector(problem, features, std::move(learner), values));
+  };
+}
+
+std::vector<NamedSelector> StandardSelectors(const Problem& problem, const ProblemFeatures& features,
+                                             uint64_t seed) {
+  const Aggregate agg = problem.aslib ? Aggregate::kRawMean : Aggregate::kLogRegret;
+  XgbLearnerOptions reg;
+  reg.params.seed = seed;
+  XgbLearnerOptions rank = reg;
+  rank.mode = XgbLearnerOptions::Mode::kPairwise;
+  rank.interval_folds = 0;
+  return {
+      {"accelsel", LearnerFactory(problem, features, [reg] { return std::make_unique<XgbLearner>(reg); }), true},
+      {"xgb_rank", LearnerFactory(problem, features, [rank] { return std::make_unique<XgbLearner>(rank); }), true},
+      {"knn", LearnerFactory(problem, features, [agg] { return std::make_unique<KnnLearner>(10, agg); }), true},
+      {"sbs", LearnerFactory(problem, features, [agg] { return std::make_unique<SbsLearner>(agg); }), false},
+  };
+}
+
+absl::StatusOr<EvalReport> RunEvaluation(const Problem& p, const std::vector<NamedSelector>& selectors,
+                                         const EvalOptions& o) {
+  const auto start = std::chrono::steady_clock::now();
+  const size_t n = p.tasks.size();
+  if (n < 2) return absl::FailedPreconditionError("fewer than two usable tasks");
+  // Fold of every task.
+  std::vector<int> fold(n, 0);
+  int num_folds = 0;
+  EvalReport report;
+  if (o.leave_one_group_out) {
+    std::map<std::string, int> ids;
+    for (size_t t = 0; t < n; ++t) fold[t] = ids.try_emplace(p.tasks[t].group, ids.size()).first->second;
+    num_folds = static_cast<int>(ids.size());
+    report.protocol = absl::StrCat("leave-one-group-out (", num_folds, " groups)");
+  } else if (o.predefined_folds) {
+    std::map<int, int> ids;
+    for (size_t t = 0; t < n; ++t) fold[t] = ids.try_emplace(p.tasks[t].fold, ids.size()).first->second;
+    num_folds = static_cast<int>(ids.size());
+    report.protocol = absl::StrCat("predefined folds (", num_folds, ")");
+  } else {
+    num_folds = std::max(2, std::min<int>(o.folds, static_cast<int>(n)));
+    std::vector<uint32_t> order(n);
+    std::iota(order.begin(), order.end(), 0);
+    std::mt19937_64 rng(o.seed);
+    std::shuffle(order.begin(), order.end(), rng);
+    for (size_t i = 0; i < n; ++i) fold[order[i]] = static_cast<int>(i % num_folds);
+    report.protocol = absl::StrCat(num_folds, "-fold by task (seed ", o.seed, ")");
+  }
+  if (num_folds < 2) return absl::FailedPreconditionError("need at least two folds/groups");
+
+  std::vector<Accumulator> acc(selectors.size());
+  for (int f = 0; f < num_folds; ++f) {
+    std::vector<uint32_t> train, test;
+    for (size_t t = 0; t < n; ++t) (fold[t] == f ? test : train).push_back(static_cast<uint32_t>(t));
+    if (test.empty() || train.empty()) continue;
+    for (size_t s = 0; s < selectors.size(); ++s) {
+      auto trained = selectors[s].factory(train);
+      if (!trained.ok()) {
+        return absl::Status(trained.status().code(),
+                            absl::StrCat(selectors[s].name, " fold ", f, ": ", trained.status().message()));
+      }
+      std::vector<CandidateScore> scores;
+      for (uint32_t t : test) {
+        if (auto st = (*trained)->Score(t, &scores); !st.ok()) return st;
+        const Problem::Task& task = p.tasks[t];
+        size_t c = 0;
+        for (size_t i = 1; i < scores.size(); ++i) {
+          if (scores[i].score < scores[c].score) c = i;
+        }
+        acc[s].AddChoice(p, task, c, selectors[s].pays_overhead);
+        for (size_t i = 0; i < scores.size(); ++i) {
+          if (IsMissing(scores[i].value)) continue;
+          const double truth = task.entries[i].value;
+          acc[s].ape += std::abs(scores[i].value - truth) / truth;
+          acc[s].n_pred += 1;
+          if (!IsMissing(scores[i].lo)) {
+            acc[s].n_interval += 1;
+            acc[s].covered += truth >= scores[i].lo && truth <= scores[i].hi;
+          }
+        }
+      }
+    }
+  }
+  // Random (expected over a uniform choice) and oracle, over all tasks.
+  Accumulator random, oracle;
+  double vbs_cost = 0;
+  for (const Problem::Task& t : p.tasks) {
+    const double best = BestValue(p, t);
+    const double k = static_cast<double>(t.entries.size());
+    for (size_t c = 0; c < t.entries.size(); ++c) {
+      const int better = BetterCount(p, t, c);
+      random.top1 += (better == 0) / k;
+      random.top3 += (better < 3) / k;
+      random.log_sd += LogSlowdown(p, best, t.entries[c].value) / k;
+      random.cost += t.entries[c].value / k;
+    }
+    ++random.tasks;
+    oracle.top1 += 1;
+    oracle.top3 += 1;
+    oracle.cost += best;
+    ++oracle.tasks;
+    vbs_cost += best;
+  }
+  std::set<uint32_t> strategies;
+  double entries = 0;
+  for (const auto& t : p.tasks) {
+    for (const auto& e : t.entries) strategies.insert(e.strat);
+    entries += t.entries.size();
+  }
+  report.tasks = n;
+  report.skipped_tasks = p.skipped_tasks;
+  report.candidates = strategies.size();
+  report.mean_candidates = entries / n;
+  report.folds = num_folds;
+
+  auto finish = [&](const Accumulator& a) {
+    SelectorMetrics m;
+    const double tn = std::max<double>(1, a.tasks);
+    m.tasks = a.tasks;
+    m.top1 = a.top1 / tn;
+    m.top3 = a.top3 / tn;
+    m.slowdown_geomean = std::exp(a.log_sd / tn);
+    if (p.aslib) m.par10 = a.cost / tn;
+    if (a.n_pred > 0) m.mape = a.ape / a.n_pred;
+    if (a.n_interval > 0) m.coverage80 = a.covered / a.n_interval;
+    return m;
+  };
+  std::vector<std::pair<std::string, SelectorMetrics>> out;
+  for (size_t s = 0; s < selectors.size(); ++s) out.emplace_back(selectors[s].name, finish(acc[s]));
+  out.emplace_back("random", finish(random));
+  out.emplace_back("oracle", finish(oracle));
+  // Gap metrics relative to SBS (if present) and the oracle.
+  const SelectorMetrics* sbs = nullptr;
+  for (const auto& [name, m] : out) {
+    if (name == "sbs") sbs = &m;
+  }
+  const double vbs = vbs_cost / n;
+  for (auto& [name, m] : out) {
+    if (sbs == nullptr) break;
+    if (p.aslib) {
+      const double denom = sbs->par10 - vbs;
+      m.remaining_gap = denom > 0 ? (m.par10 - vbs) / denom : kMissing;
+      m.gap_closed = IsMissing(m.remaining_gap) ? kMissing : 1.0 - m.remaining_gap;
+    } else {
+      const double denom = std::log(sbs->slowdown_geomean);
+      m.gap_closed = denom > 0 ? 1.0 - std::log(m.slowdown_geomean) / denom : kMissing;
+    }
+  }
+  report.selectors = std::move(out);
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return report;
+}
+
+std::string ReportJson(const EvalReport& r) {
+  nlohmann::json j;
+  j["tasks"] = r.tasks;
+  j["skipped_tasks"] = r.skipped_tasks;
+  j["candidates"] = r.candidates;
+  j["mean_candidates_per_task"] = r.mean_candidates;
+  j["protocol"] = r.protocol;
+  j["folds"] = r.folds;
+  j["seconds"] = r.seconds;
+  nlohmann::json sel = nlohmann::json::object();
+  for (const auto& [name, m] : r.selectors) {
+    nlohmann::json s;
+    s["top1"] = m.top1;
+    s["top3"] = m.top3;
+    s["slowdown_geomean"] = m.slowdown_geomean;
+    s["gap_closed"] = IsMissing(m.gap_closed) ? nlohmann::json(nullptr) : nlohmann::json(m.gap_closed);
+    if (!IsMissing(m.par10)) s["par10"] = m.par10;
+    if (!IsMissing(m.par10)) {
+      s["remaining_gap"] = IsMissing(m.remaining_gap) ? nlohmann::json(nullptr) : nlohmann::json(m.remaining_gap);
+    }
+    if (!IsMissing(m.mape)) s["mape"] = m.mape;
+    if (!IsMissing(m.coverage80)) s["coverage80"] = m.coverage80;
+    sel[name] = s;
+  }
+  j["selectors"] = sel;
+  return j.dump();
+}
+
+std::string ReportTable(const EvalReport& r) {
+  std::string out = absl::StrFormat("tasks %d (skipped %d), candidates %d (%.2f per task), protocol: %s, %.1f s\n",
+                                    r.tasks, r.skipped_tasks, r.candidates, r.mean_candidates, r.protocol,
+                                    r.seconds);
+  const bool aslib = !r.selectors.empty() && !IsMissing(r.selectors.front().second.par10);
+  absl::StrAppendFormat(&out, "%-10s %7s %7s %10s %10s", "selector", "top1", "top3", "slowdown", "gap_closed");
+  if (aslib) absl::StrAppendFormat(&out, " %12s %10s", "par10", "rem_gap");
+  absl::StrAppendFormat(&out, " %8s %10s\n", "mape", "coverage80");
+  auto num = [](double v, int precision) {
+    return IsMissing(v) ? std::string("-") : absl::StrFormat("%.*f", precision, v);
+  };
+  for (const auto& [name, m] : r.selectors) {
+    absl::StrAppendFormat(&out, "%-10s %7.3f %7.3f %10.4f %10s", name, m.top1, m.top3, m.slowdown_geomean,
+                          num(m.gap_closed, 3));
+    if (aslib) absl::StrAppendFormat(&out, " %12s %10s", num(m.par10, 1), num(m.remaining_gap, 3));
+    absl::StrAppendFormat(&out, " %8s %10s\n", num(m.mape, 3), num(m.coverage80, 3));
+  }
+  return out;
+}
+
+}  // namespace accelsel::model::eval

@@ -1,0 +1,117 @@
+// The offline evaluation engine: a selection Problem (tasks × candidate strategies with measured costs), fold
+// protocols (k-fold by task, leave-one-group-out, predefined folds), selectors trained on training folds only,
+// and the metrics of docs/EVALUATION.md (top1, top3, slowdown_geomean, gap_closed, PAR10, remaining_gap, MAPE,
+// coverage80). Loaders for --csv, --aslib and --llm-inference-bench build Problems; see loaders.h.
+#ifndef ACCELSEL_MODEL_EVAL_EVALUATOR_H_
+#define ACCELSEL_MODEL_EVAL_EVALUATOR_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "model/learner.h"
+#include "model/types.h"
+
+namespace accelsel::model::eval {
+
+struct Problem {
+  std::string protocol;  // filled by RunEvaluation
+  std::vector<std::string> strategy_names;
+  struct Entry {
+    uint32_t strat = 0;
+    double value = 0;  // objective in its unit (latency, PAR10 ...); > 0
+    bool ok = true;    // ASlib: run succeeded within the cutoff
+  };
+  struct Task {
+    std::string name;
+    std::vector<Entry> entries;
+    std::string group;    // for leave-one-group-out
+    int fold = -1;        // predefined fold (ASlib cv.arff), -1 = none
+    double overhead = 0;  // ASlib: feature cost paid by feature-based selectors
+    bool presolved = false;  // ASlib: solved while computing features
+  };
+  std::vector<Task> tasks;
+  bool maximize = false;
+  // ASlib scoring: a selector's run costs runtime + feature cost, or par_factor × cutoff when it fails or the
+  // sum passes the cutoff.
+  bool aslib = false;
+  double cutoff = 0;
+  double par_factor = 10;
+  uint64_t skipped_tasks = 0;  // tasks with fewer than two candidates
+  uint64_t skipped_rows = 0;   // rows without a usable target
+};
+
+// A selector fitted on training tasks: scores every candidate of a test task (lower = better). `value`, `lo`
+// and `hi` are predictions in the objective's unit where the selector makes them (else NaN).
+struct CandidateScore {
+  double score = 0;
+  double value = kMissing;
+  double lo = kMissing;
+  double hi = kMissing;
+};
+class TrainedSelector {
+ public:
+  virtual ~TrainedSelector() = default;
+  virtual absl::Status Score(uint32_t task, std::vector<CandidateScore>* out) const = 0;
+};
+using SelectorFactory =
+    std::function<absl::StatusOr<std::unique_ptr<TrainedSelector>>(const std::vector<uint32_t>& train_tasks)>;
+
+struct NamedSelector {
+  std::string name;
+  SelectorFactory factory;
+  bool pays_overhead = true;  // feature-based selectors pay the ASlib feature cost
+};
+
+struct EvalOptions {
+  int folds = 10;
+  uint64_t seed = 1;
+  bool leave_one_group_out = false;  // use Task::group
+  bool predefined_folds = false;     // use Task::fold
+};
+
+struct SelectorMetrics {
+  double top1 = 0, top3 = 0, slowdown_geomean = 1, gap_closed = 0;
+  double par10 = kMissing, remaining_gap = kMissing;  // ASlib only
+  double mape = kMissing, coverage80 = kMissing;      // selectors that predict values
+  uint64_t tasks = 0;
+};
+
+struct EvalReport {
+  uint64_t tasks = 0, skipped_tasks = 0, candidates = 0, folds = 0;
+  double mean_candidates = 0;
+  std::string protocol;
+  std::vector<std::pair<std::string, SelectorMetrics>> selectors;  // in output order
+  double seconds = 0;
+};
+
+absl::StatusOr<EvalReport> RunEvaluation(const Problem& problem, const std::vector<NamedSelector>& selectors,
+                                         const EvalOptions& options);
+
+// Features of a problem for the Dataset-based learners: one row per task and per strategy.
+struct ProblemFeatures {
+  size_t task_dim = 0, strat_dim = 0;
+  std::vector<float> task_x;   // tasks × task_dim
+  std::vector<float> strat_x;  // strategies × strat_dim
+};
+
+// Builds a factory that fits a fresh learner (from `make`) on the training tasks: y = log(value) (−log when
+// maximised; ASlib PAR10 values floored at 0.01 s).
+SelectorFactory LearnerFactory(const Problem& problem, const ProblemFeatures& features,
+                               std::function<std::unique_ptr<Learner>()> make);
+
+// The default learner set shared by every path: "accelsel" (XGBoost regression with intervals), "xgb_rank"
+// (pairwise ranking), "knn", "sbs".
+std::vector<NamedSelector> StandardSelectors(const Problem& problem, const ProblemFeatures& features,
+                                             uint64_t seed);
+
+std::string ReportJson(const EvalReport& report);
+std::string ReportTable(const EvalReport& report);
+
+}  // namespace accelsel::model::eval
+
+#endif  // ACCELSEL_MODEL_EVAL_EVALUATOR_H_

@@ -1,0 +1,67 @@
+// Builders of evaluation Problems from files: a generic CSV (task / strategy / target columns), an ASlib
+// scenario folder, and RunRecords (the product's own feature path, used for LLM-Inference-Bench).
+#ifndef ACCELSEL_MODEL_EVAL_LOADERS_H_
+#define ACCELSEL_MODEL_EVAL_LOADERS_H_
+
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "model/eval/evaluator.h"
+#include "model/eval/tabular.h"
+#include "model/meta_model.h"
+#include "model/types.h"
+
+namespace accelsel::model::eval {
+
+struct LoadedProblem {
+  Problem problem;
+  ProblemFeatures features;
+};
+
+struct CsvSpec {
+  std::vector<std::string> task_cols;
+  std::vector<std::string> strategy_cols;
+  std::string target_col;
+  bool maximize = false;
+  std::string group_col;  // empty = none
+};
+absl::StatusOr<LoadedProblem> LoadCsvProblem(const CsvTable& table, const CsvSpec& spec);
+
+// ASlib scenario folder: description.txt, algorithm_runs.arff, feature_values.arff, cv.arff and, when present,
+// feature_runstatus.arff and feature_costs.arff. Only features of the default feature steps are used, and their
+// cost is what a feature-based selector pays.
+absl::StatusOr<LoadedProblem> LoadAslibProblem(const std::string& dir);
+
+// Minimal parse of ASlib's description.txt (a YAML subset), exposed for tests.
+struct AslibDescription {
+  double cutoff = 0;
+  bool maximize = false;
+  std::string performance_type = "runtime";
+  std::vector<std::string> default_steps;
+  std::map<std::string, std::vector<std::string>> provides;  // step -> features
+};
+AslibDescription ParseAslibDescription(absl::string_view text);
+
+// RunRecords grouped into tasks (same context) and candidates (strategy ids), value = mean e2e latency of OK
+// runs. `group_by` is "model", "hardware" or "" (Task::group). Keeps the records for the MetaModel factory.
+struct RecordProblem {
+  Problem problem;
+  ProblemFeatures features;  // the product's encoding (EncodeContext / EncodeStrategy)
+  std::vector<RunRecord> records;
+  std::vector<std::vector<uint32_t>> task_records;  // record indices per task
+  std::vector<Strategy> strategies;                 // by strategy index
+};
+absl::StatusOr<RecordProblem> BuildRecordProblem(std::vector<RunRecord> records, const std::string& group_by);
+
+// "accelsel" on the product path: MetaModel::Train on the training tasks' records, MetaModel::Predict on a test
+// task's context and candidates.
+SelectorFactory MetaModelFactory(const RecordProblem& rp, const TrainOptions& options);
+
+}  // namespace accelsel::model::eval
+
+#endif  // ACCELSEL_MODEL_EVAL_LOADERS_H_

@@ -1,0 +1,11 @@
+// accelsel-eval: the standalone form of `accelsel eval` (same code, see eval_main.h).
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "model/eval/eval_main.h"
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  return accelsel::model::eval::EvalMain(args, std::cout, std::cerr);
+}

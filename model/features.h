@@ -1,0 +1,102 @@
+// Feature encoding for the meta-model: a TaskContext and a Strategy become fixed-width float vectors (NaN =
+// missing), so XGBoost and the nearest-neighbour selector see the same numbers in the trainer, the server and the
+// offline evaluator. Also the generic tabular encoder behind `accelsel eval --csv`.
+#ifndef ACCELSEL_MODEL_FEATURES_H_
+#define ACCELSEL_MODEL_FEATURES_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/string_view.h"
+#include "model/types.h"
+
+namespace accelsel::model {
+
+// Stable across processes and builds (unlike absl::Hash): feature hashing is persisted inside model blobs.
+uint64_t StableHash(std::string_view s, uint64_t seed = 0);
+
+// Bytes per weight for a dtype name ("fp16", "bf16", "fp8", "int4", "awq" ...); 2 when unknown.
+double BytesPerParameter(std::string_view dtype);
+
+// Components of a strategy: its own components if any, else parsed from the id ("vllm", "engine=vllm,tp=2",
+// "vllm+tp2"). The id itself is always one more component ("id", id) so identical ids match exactly.
+std::vector<std::pair<std::string, std::string>> StrategyComponents(const Strategy& s);
+std::vector<std::pair<std::string, std::string>> ComponentsFromId(std::string_view id);
+
+// Widths of the context / strategy encodings. Changing any of them changes kFeatureSchemaVersion.
+struct FeatureLayout {
+  static constexpr int kNameBuckets = 16;       // model name, accelerator
+  static constexpr int kSmallBuckets = 8;       // family, dtype, interconnect, dataset
+  static constexpr int kEmbeddingWidth = 16;    // caller's embedding, truncated or NaN-padded
+  static constexpr int kExtraBuckets = 8;       // hashed extra map
+  static constexpr int kComponentBuckets = 32;  // multi-hot of "method=value"
+  static constexpr int kParamBuckets = 8;       // log2 of numeric parameter values, by hashed key
+};
+inline constexpr uint32_t kFeatureSchemaVersion = 1;
+
+// Names of the numeric context features, in order (for diagnostics and docs).
+const std::vector<std::string>& ContextNumericFeatureNames();
+
+size_t ContextFeatureWidth();
+size_t StrategyFeatureWidth();
+// Appends ContextFeatureWidth() floats.
+void EncodeContext(const TaskContext& c, std::vector<float>* out);
+// Appends StrategyFeatureWidth() floats.
+void EncodeStrategy(const Strategy& s, std::vector<float>* out);
+
+// Roofline estimates used as features, exposed for tests. NaN where the descriptors are unknown (0).
+struct Roofline {
+  double weight_gb = kMissing;
+  double kv_gb = kMissing;               // KV cache of the whole batch at full length
+  double flops_per_token = kMissing;     // forward pass, active parameters
+  double compute_s_per_token = kMissing; // flops/token ÷ total peak
+  double memory_s_per_step = kMissing;   // (weights + KV) ÷ total bandwidth
+  double headroom_gb = kMissing;         // count·mem − weights − KV
+  double estimate_e2e_s = kMissing;      // prefill compute + decode steps at the roofline bound
+};
+Roofline ComputeRoofline(const TaskContext& c);
+
+// Generic tabular encoding for `--csv`: each column is typed automatically (numeric if every present value
+// parses as a number), numerics spanning more than an order of magnitude and all positive are log-scaled,
+// categoricals are one-hot up to kMaxOneHot levels and hashed beyond. Fitting looks at feature values only,
+// never at targets.
+class TabularEncoder {
+ public:
+  static constexpr int kMaxOneHot = 32;
+  static constexpr int kHashBuckets = 32;
+
+  // `columns[j][i]` is row i of column j; "" = missing.
+  void Fit(const std::vector<std::string>& names, const std::vector<std::vector<std::string>>& columns);
+  size_t width() const { return width_; }
+  // Encodes row `row` of `columns` (same layout as Fit), appending width() floats.
+  void Encode(const std::vector<std::vector<std::string>>& columns, size_t row, std::vector<float>* out) const;
+  bool is_numeric(size_t col) const { return cols_[col].numeric; }
+
+ private:
+  struct Column {
+    std::string name;
+    bool numeric = false;
+    bool log_scale = false;
+    std::vector<std::string> levels;  // one-hot levels; empty + !numeric = hashed
+    size_t offset = 0;
+    size_t width = 0;
+  };
+  std::vector<Column> cols_;
+  size_t width_ = 0;
+};
+
+// Parses a number ("12", "1e3", " 4.5 "); false for missing markers ("", "?", "NA", "nan") and garbage.
+bool ParseNumber(std::string_view s, double* out);
+// Overloads so that std::string, std::string_view and absl::string_view (a distinct type in Debian's Abseil)
+// all work without ambiguity.
+inline bool ParseNumber(const std::string& s, double* out) { return ParseNumber(std::string_view(s), out); }
+inline bool ParseNumber(absl::string_view s, double* out) {
+  return ParseNumber(std::string_view(s.data(), s.size()), out);
+}
+
+}  // namespace accelsel::model
+
+#endif  // ACCELSEL_MODEL_FEATURES_H_

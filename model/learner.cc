@@ -1,0 +1,287 @@
+// Learners: XGBoost regression / pairwise ranking with out-of-fold residual intervals, kNN and SBS.
+#include "model/learner.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "model/blob.h"
+#include "model/features.h"
+
+namespace accelsel::model {
+namespace {
+
+constexpr double kUnknownScore = 1e30;
+
+void BuildMatrix(const Dataset& d, const std::vector<size_t>& rows, std::vector<float>* x,
+                 std::vector<float>* y) {
+  const size_t cols = d.task_dim + d.strat_dim;
+  x->resize(rows.size() * cols);
+  y->resize(rows.size());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const Dataset::Row& r = d.rows[rows[i]];
+    float* dst = x->data() + i * cols;
+    std::copy_n(d.task(r.task), d.task_dim, dst);
+    std::copy_n(d.strat(r.strat), d.strat_dim, dst + d.task_dim);
+    (*y)[i] = r.y;
+  }
+}
+
+// Lookup in a sorted (key, score) vector.
+double Lookup(const std::vector<std::pair<uint64_t, double>>& v, uint64_t key, double missing) {
+  auto it = std::lower_bound(v.begin(), v.end(), std::make_pair(key, -std::numeric_limits<double>::infinity()));
+  return it != v.end() && it->first == key ? it->second : missing;
+}
+
+}  // namespace
+
+double Quantile(std::vector<double>* v, double q) {
+  if (v->empty()) return 0;
+  std::sort(v->begin(), v->end());
+  const double pos = std::clamp(q, 0.0, 1.0) * (v->size() - 1);
+  const size_t i = static_cast<size_t>(pos);
+  if (i + 1 >= v->size()) return v->back();
+  return (*v)[i] + (pos - i) * ((*v)[i + 1] - (*v)[i]);
+}
+
+// --- XgbLearner -------------------------------------------------------------------------------------------
+
+std::string XgbLearner::name() const {
+  return options_.mode == XgbLearnerOptions::Mode::kPairwise ? "xgb_rank" : "xgb_reg";
+}
+
+absl::Status XgbLearner::Fit(const Dataset& d) {
+  task_dim_ = d.task_dim;
+  strat_dim_ = d.strat_dim;
+  const size_t cols = d.task_dim + d.strat_dim;
+  if (d.rows.empty()) return absl::InvalidArgumentError("xgb: no training rows");
+  std::vector<size_t> all(d.rows.size());
+  std::iota(all.begin(), all.end(), 0);
+  XgbParams params = options_.params;
+  std::vector<float> x, y;
+  if (options_.mode == XgbLearnerOptions::Mode::kPairwise) {
+    // Rows of one task must be consecutive; relevance = -log cost (higher is better).
+    std::stable_sort(all.begin(), all.end(), [&](size_t a, size_t b) { return d.rows[a].task < d.rows[b].task; });
+    BuildMatrix(d, all, &x, &y);
+    for (float& v : y) v = -v;
+    std::vector<unsigned> groups;
+    for (size_t i = 0; i < all.size(); ++i) {
+      if (i == 0 || d.rows[all[i]].task != d.rows[all[i - 1]].task) groups.push_back(0);
+      ++groups.back();
+    }
+    params.objective = "rank:pairwise";
+    auto b = XgbBooster::Train(x, all.size(), cols, y, {}, groups, params);
+    if (!b.ok()) return b.status();
+    booster_ = std::move(*b);
+    has_interval_ = false;
+    return absl::OkStatus();
+  }
+  BuildMatrix(d, all, &x, &y);
+  auto b = XgbBooster::Train(x, all.size(), cols, y, {}, {}, params);
+  if (!b.ok()) return b.status();
+  booster_ = std::move(*b);
+  has_interval_ = false;
+  const int folds = options_.interval_folds;
+  if (folds >= 2 && d.num_tasks() >= static_cast<size_t>(folds)) {
+    std::vector<double> residuals;
+    residuals.reserve(d.rows.size());
+    for (int f = 0; f < folds; ++f) {
+      std::vector<size_t> train, test;
+      for (size_t i = 0; i < d.rows.size(); ++i) {
+        const bool held = StableHash(absl::StrCat(d.rows[i].task), params.seed) % folds == static_cast<uint64_t>(f);
+        (held ? test : train).push_back(i);
+      }
+      if (train.empty() || test.empty()) continue;
+      std::vector<float> fx, fy, tx, ty, pred;
+      BuildMatrix(d, train, &fx, &fy);
+      XgbParams fp = params;
+      fp.seed = params.seed + 1 + f;
+      auto fb = XgbBooster::Train(fx, train.size(), cols, fy, {}, {}, fp);
+      if (!fb.ok()) return fb.status();
+      BuildMatrix(d, test, &tx, &ty);
+      if (auto s = (*fb)->Predict(tx.data(), test.size(), &pred); !s.ok()) return s;
+      for (size_t i = 0; i < test.size(); ++i) residuals.push_back(double{ty[i]} - pred[i]);
+    }
+    if (residuals.size() >= 10) {
+      const double tail = (1.0 - options_.coverage) / 2.0;
+      residual_lo_ = Quantile(&residuals, tail);
+      residual_hi_ = Quantile(&residuals, 1.0 - tail);
+      has_interval_ = true;
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status XgbLearner::Predict(const float* task_x, const std::vector<CandidateRef>& candidates,
+                                 std::vector<LogPrediction>* out) const {
+  out->clear();
+  if (booster_ == nullptr) return absl::FailedPreconditionError("xgb: not fitted");
+  const size_t cols = task_dim_ + strat_dim_;
+  std::vector<float> x(candidates.size() * cols);
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    std::copy_n(task_x, task_dim_, x.data() + i * cols);
+    std::copy_n(candidates[i].x, strat_dim_, x.data() + i * cols + task_dim_);
+  }
+  std::vector<float> pred;
+  if (auto s = booster_->Predict(x.data(), candidates.size(), &pred); !s.ok()) return s;
+  const bool rank = options_.mode == XgbLearnerOptions::Mode::kPairwise;
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  out->resize(candidates.size());
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    const double m = rank ? -pred[i] : pred[i];
+    (*out)[i] = {m, has_interval_ ? m + residual_lo_ : nan, has_interval_ ? m + residual_hi_ : nan};
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> XgbLearner::Serialize() const {
+  if (booster_ == nullptr) return absl::FailedPreconditionError("xgb: not fitted");
+  auto bytes = booster_->Save();
+  if (!bytes.ok()) return bytes.status();
+  ByteWriter w;
+  w.PutU32(options_.mode == XgbLearnerOptions::Mode::kPairwise ? 1 : 0);
+  w.PutU64(task_dim_);
+  w.PutU64(strat_dim_);
+  w.PutU32(has_interval_ ? 1 : 0);
+  w.PutF64(residual_lo_);
+  w.PutF64(residual_hi_);
+  w.PutF64(options_.coverage);
+  w.PutString(*bytes);
+  return w.bytes();
+}
+
+absl::StatusOr<std::unique_ptr<XgbLearner>> XgbLearner::Deserialize(std::string_view bytes) {
+  ByteReader r(bytes);
+  uint32_t mode = 0, has_interval = 0;
+  uint64_t task_dim = 0, strat_dim = 0;
+  double lo = 0, hi = 0, coverage = 0;
+  std::string booster;
+  if (!r.GetU32(&mode) || !r.GetU64(&task_dim) || !r.GetU64(&strat_dim) || !r.GetU32(&has_interval) ||
+      !r.GetF64(&lo) || !r.GetF64(&hi) || !r.GetF64(&coverage) || !r.GetString(&booster) || !r.done() ||
+      mode > 1 || task_dim + strat_dim == 0 || task_dim + strat_dim > (1u << 20)) {
+    return absl::DataLossError("xgb learner: malformed section");
+  }
+  XgbLearnerOptions o;
+  o.mode = mode == 1 ? XgbLearnerOptions::Mode::kPairwise : XgbLearnerOptions::Mode::kRegression;
+  o.coverage = coverage;
+  auto l = std::make_unique<XgbLearner>(o);
+  l->task_dim_ = task_dim;
+  l->strat_dim_ = strat_dim;
+  l->has_interval_ = has_interval != 0;
+  l->residual_lo_ = lo;
+  l->residual_hi_ = hi;
+  auto b = XgbBooster::Load(booster, task_dim + strat_dim);
+  if (!b.ok()) return b.status();
+  l->booster_ = std::move(*b);
+  return l;
+}
+
+// --- SBS and kNN ------------------------------------------------------------------------------------------
+
+std::vector<std::pair<uint64_t, double>> AggregateByStrategy(const Dataset& d, Aggregate aggregate) {
+  std::vector<double> best(d.num_tasks(), std::numeric_limits<double>::infinity());
+  for (const auto& r : d.rows) best[r.task] = std::min(best[r.task], double{r.y});
+  absl::flat_hash_map<uint64_t, std::pair<double, double>> sum;  // key -> (sum, count)
+  for (const auto& r : d.rows) {
+    const double v = aggregate == Aggregate::kLogRegret ? r.y - best[r.task] : std::exp(double{r.y});
+    auto& s = sum[d.strat_key[r.strat]];
+    s.first += v;
+    s.second += 1;
+  }
+  std::vector<std::pair<uint64_t, double>> out;
+  for (const auto& [k, s] : sum) out.emplace_back(k, s.first / s.second);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+absl::Status SbsLearner::Fit(const Dataset& d) {
+  scores_ = AggregateByStrategy(d, aggregate_);
+  return absl::OkStatus();
+}
+
+absl::Status SbsLearner::Predict(const float*, const std::vector<CandidateRef>& candidates,
+                                 std::vector<LogPrediction>* out) const {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  out->assign(candidates.size(), {0, nan, nan});
+  for (size_t i = 0; i < candidates.size(); ++i) (*out)[i].mean = Lookup(scores_, candidates[i].key, kUnknownScore);
+  return absl::OkStatus();
+}
+
+absl::Status KnnLearner::Fit(const Dataset& d) {
+  dim_ = d.task_dim;
+  const size_t n = d.num_tasks();
+  if (n == 0) return absl::InvalidArgumentError("knn: no tasks");
+  mean_.assign(dim_, 0);
+  inv_std_.assign(dim_, 0);
+  for (size_t j = 0; j < dim_; ++j) {
+    double s = 0, s2 = 0, c = 0;
+    for (size_t t = 0; t < n; ++t) {
+      const float v = d.task(t)[j];
+      if (std::isnan(v)) continue;
+      s += v;
+      s2 += double{v} * v;
+      c += 1;
+    }
+    if (c < 1) continue;
+    mean_[j] = s / c;
+    const double var = s2 / c - mean_[j] * mean_[j];
+    inv_std_[j] = var > 1e-12 ? 1.0 / std::sqrt(var) : 0.0;  // constant columns do not count
+  }
+  z_.resize(n * dim_);
+  for (size_t t = 0; t < n; ++t) {
+    for (size_t j = 0; j < dim_; ++j) {
+      const float v = d.task(t)[j];
+      z_[t * dim_ + j] = std::isnan(v) ? 0.0f : static_cast<float>((v - mean_[j]) * inv_std_[j]);
+    }
+  }
+  std::vector<double> best(n, std::numeric_limits<double>::infinity());
+  for (const auto& r : d.rows) best[r.task] = std::min(best[r.task], double{r.y});
+  task_scores_.assign(n, {});
+  for (const auto& r : d.rows) {
+    const double v = aggregate_ == Aggregate::kLogRegret ? r.y - best[r.task] : std::exp(double{r.y});
+    task_scores_[r.task].emplace_back(d.strat_key[r.strat], v);
+  }
+  for (auto& v : task_scores_) std::sort(v.begin(), v.end());
+  fallback_ = AggregateByStrategy(d, aggregate_);
+  return absl::OkStatus();
+}
+
+absl::Status KnnLearner::Predict(const float* task_x, const std::vector<CandidateRef>& candidates,
+                                 std::vector<LogPrediction>* out) const {
+  const size_t n = task_scores_.size();
+  std::vector<float> z(dim_);
+  for (size_t j = 0; j < dim_; ++j) {
+    z[j] = std::isnan(task_x[j]) ? 0.0f : static_cast<float>((task_x[j] - mean_[j]) * inv_std_[j]);
+  }
+  std::vector<std::pair<double, uint32_t>> dist(n);
+  for (size_t t = 0; t < n; ++t) {
+    double s = 0;
+    const float* row = z_.data() + t * dim_;
+    for (size_t j = 0; j < dim_; ++j) {
+      const double diff = row[j] - z[j];
+      s += diff * diff;
+    }
+    dist[t] = {s, static_cast<uint32_t>(t)};
+  }
+  const size_t k = std::min<size_t>(k_, n);
+  std::partial_sort(dist.begin(), dist.begin() + k, dist.end());
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  out->assign(candidates.size(), {0, nan, nan});
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    double s = 0, c = 0;
+    for (size_t m = 0; m < k; ++m) {
+      const double v = Lookup(task_scores_[dist[m].second], candidates[i].key, nan);
+      if (std::isnan(v)) continue;
+      s += v;
+      c += 1;
+    }
+    // A strategy none of the neighbours ran is ranked by its global score, after those the neighbours vouch for.
+    (*out)[i].mean = c > 0 ? s / c : 1e6 + Lookup(fallback_, candidates[i].key, kUnknownScore);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace accelsel::model

@@ -1,0 +1,361 @@
+// MetaModel training, prediction, holdout evaluation and persistence; see meta_model.h.
+#include "model/meta_model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "model/blob.h"
+#include "model/features.h"
+
+namespace accelsel::model {
+namespace {
+
+// The value a head learns, as log cost (minimised); NaN when the run does not report it.
+double HeadTarget(const RunRecord& r, uint32_t head) {
+  const RunMetrics& m = r.metrics;
+  double v = kMissing;
+  switch (head) {
+    case 0: v = m.e2e_latency_ms; break;
+    case 1: v = m.ttft_ms; break;
+    case 2: v = m.tpot_ms; break;
+    case 3: v = m.throughput_tokens_per_s; break;
+    case 4: v = m.peak_memory_gb; break;
+    default: break;
+  }
+  if (IsMissing(v) || !(v > 0) || !std::isfinite(v)) return kMissing;
+  return head == 3 ? -std::log(v) : std::log(v);
+}
+
+uint64_t VectorKey(const float* x, size_t n) {
+  return StableHash(std::string_view(reinterpret_cast<const char*>(x), n * sizeof(float)), 7);
+}
+
+}  // namespace
+
+MetaModel::Head MetaModel::HeadFor(Objective o) {
+  switch (o) {
+    case Objective::kTtft: return kTtft;
+    case Objective::kTpot: return kTpot;
+    case Objective::kThroughput: return kThroughput;
+    case Objective::kE2eLatency:
+    case Objective::kCost:
+    default: return kE2e;
+  }
+}
+
+bool MetaModel::HasObjective(Objective objective) const { return heads_[HeadFor(objective)] != nullptr; }
+
+absl::StatusOr<std::unique_ptr<MetaModel>> MetaModel::Train(const std::vector<RunRecord>& runs,
+                                                           const TrainOptions& options) {
+  std::unique_ptr<MetaModel> mm(new MetaModel());
+  mm->version_ = options.version;
+  mm->coverage_ = options.interval_coverage;
+  for (const Strategy& s : options.catalog) {
+    if (!s.components.empty()) mm->catalog_[s.id] = s.components;
+  }
+  // Encode every distinct context and strategy once.
+  Dataset all;
+  all.task_dim = ContextFeatureWidth();
+  all.strat_dim = StrategyFeatureWidth();
+  absl::flat_hash_map<uint64_t, uint32_t> task_index;
+  absl::flat_hash_map<std::string, uint32_t> strat_index;
+  std::vector<uint32_t> run_task(runs.size()), run_strat(runs.size());
+  std::vector<float> ctx;
+  for (size_t i = 0; i < runs.size(); ++i) {
+    ctx.clear();
+    EncodeContext(runs[i].context, &ctx);
+    const uint64_t key = VectorKey(ctx.data(), ctx.size());
+    auto [it, inserted] = task_index.try_emplace(key, static_cast<uint32_t>(task_index.size()));
+    if (inserted) all.task_x.insert(all.task_x.end(), ctx.begin(), ctx.end());
+    run_task[i] = it->second;
+    auto [sit, sinserted] = strat_index.try_emplace(runs[i].strategy_id, static_cast<uint32_t>(strat_index.size()));
+    if (sinserted) {
+      Strategy s{runs[i].strategy_id, {}, ""};
+      if (auto c = mm->catalog_.find(s.id); c != mm->catalog_.end()) s.components = c->second;
+      EncodeStrategy(s, &all.strat_x);
+      all.strat_key.push_back(StableHash(s.id));
+    }
+    run_strat[i] = sit->second;
+  }
+  uint64_t ok_runs = 0, failed_runs = 0;
+  for (const RunRecord& r : runs) (IsFailure(r.status) ? failed_runs : ok_runs) += 1;
+  mm->training_rows_ = runs.size();
+
+  for (uint32_t head = 0; head < kNumHeads; ++head) {
+    Dataset d;
+    d.task_dim = all.task_dim;
+    d.strat_dim = all.strat_dim;
+    d.task_x = all.task_x;
+    d.strat_x = all.strat_x;
+    d.strat_key = all.strat_key;
+    for (size_t i = 0; i < runs.size(); ++i) {
+      if (IsFailure(runs[i].status)) continue;
+      const double y = HeadTarget(runs[i], head);
+      if (IsMissing(y)) continue;
+      d.rows.push_back({run_task[i], run_strat[i], static_cast<float>(y)});
+    }
+    if (d.rows.size() < options.min_rows_per_head) continue;
+    XgbLearnerOptions lo;
+    lo.params = options.xgb;
+    lo.interval_folds = head == kPeakMemory ? 0 : options.interval_folds;
+    lo.coverage = options.interval_coverage;
+    auto learner = std::make_unique<XgbLearner>(lo);
+    if (auto s = learner->Fit(d); !s.ok()) {
+      return absl::Status(s.code(), absl::StrCat("training head ", head, ": ", s.message()));
+    }
+    mm->heads_[head] = std::move(learner);
+  }
+  if (mm->heads_[kE2e] == nullptr && mm->heads_[kThroughput] == nullptr && mm->heads_[kTtft] == nullptr &&
+      mm->heads_[kTpot] == nullptr) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("not enough OK runs to train any objective (need ", options.min_rows_per_head, ")"));
+  }
+  // Failure estimate: a classifier when failures are common enough to learn from, else a smoothed rate.
+  mm->failure_base_rate_ = (failed_runs + 0.5) / (runs.size() + 1.0);
+  if (failed_runs >= options.min_failures_for_classifier && ok_runs >= options.min_failures_for_classifier) {
+    const size_t cols = all.task_dim + all.strat_dim;
+    std::vector<float> x(runs.size() * cols), labels(runs.size());
+    for (size_t i = 0; i < runs.size(); ++i) {
+      std::copy_n(all.task(run_task[i]), all.task_dim, x.data() + i * cols);
+      std::copy_n(all.strat(run_strat[i]), all.strat_dim, x.data() + i * cols + all.task_dim);
+      labels[i] = IsFailure(runs[i].status) ? 1.0f : 0.0f;
+    }
+    XgbParams p = options.xgb;
+    p.objective = "binary:logistic";
+    p.num_rounds = std::min(p.num_rounds, 100);
+    auto b = XgbBooster::Train(x, runs.size(), cols, labels, {}, {}, p);
+    if (!b.ok()) return b.status();
+    mm->failure_classifier_ = std::move(*b);
+  }
+  return mm;
+}
+
+void MetaModel::EncodeStrategies(const std::vector<const Strategy*>& strategies, std::vector<float>* x,
+                                 std::vector<CandidateRef>* refs) const {
+  const size_t w = StrategyFeatureWidth();
+  x->clear();
+  x->reserve(strategies.size() * w);
+  for (const Strategy* s : strategies) {
+    auto c = catalog_.find(s->id);
+    if (c != catalog_.end() && c->second != s->components) {
+      Strategy copy{s->id, c->second, ""};
+      EncodeStrategy(copy, x);
+    } else {
+      EncodeStrategy(*s, x);
+    }
+  }
+  refs->resize(strategies.size());
+  for (size_t i = 0; i < strategies.size(); ++i) {
+    (*refs)[i] = {StableHash(strategies[i]->id), x->data() + i * w};
+  }
+}
+
+void MetaModel::Predict(const TaskContext& context, const std::vector<const Strategy*>& strategies,
+                        Objective objective, std::vector<Prediction>* out) const {
+  out->assign(strategies.size(), Prediction{});
+  if (strategies.empty()) return;
+  std::vector<float> task_x;
+  task_x.reserve(ContextFeatureWidth());
+  EncodeContext(context, &task_x);
+  std::vector<float> strat_x;
+  std::vector<CandidateRef> refs;
+  EncodeStrategies(strategies, &strat_x, &refs);
+  std::vector<LogPrediction> lp;
+  auto run_head = [&](uint32_t head) -> bool {
+    return heads_[head] != nullptr && heads_[head]->Predict(task_x.data(), refs, &lp).ok() &&
+           lp.size() == strategies.size();
+  };
+  // Latency first: every objective reports it, and cost is derived from it.
+  if (run_head(kE2e)) {
+    for (size_t i = 0; i < lp.size(); ++i) (*out)[i].latency_ms = std::exp(lp[i].mean);
+    if (objective == Objective::kE2eLatency || objective == Objective::kCost) {
+      // Cost = time × price: price per hour, latency in ms.
+      const double scale = objective == Objective::kCost ? context.hardware.price_per_hour / 3600.0 / 1000.0 : 1.0;
+      for (size_t i = 0; i < lp.size(); ++i) {
+        if (objective == Objective::kCost && !(context.hardware.price_per_hour > 0)) break;
+        (*out)[i].expected = std::exp(lp[i].mean) * scale;
+        (*out)[i].low = std::exp(lp[i].lo) * scale;
+        (*out)[i].high = std::exp(lp[i].hi) * scale;
+      }
+    }
+  }
+  const Head head = HeadFor(objective);
+  if (head != kE2e && run_head(head)) {
+    for (size_t i = 0; i < lp.size(); ++i) {
+      if (head == kThroughput) {  // stored as -log(throughput)
+        (*out)[i].expected = std::exp(-lp[i].mean);
+        (*out)[i].low = std::exp(-lp[i].hi);
+        (*out)[i].high = std::exp(-lp[i].lo);
+      } else {
+        (*out)[i].expected = std::exp(lp[i].mean);
+        (*out)[i].low = std::exp(lp[i].lo);
+        (*out)[i].high = std::exp(lp[i].hi);
+      }
+    }
+  }
+  if (run_head(kPeakMemory)) {
+    for (size_t i = 0; i < lp.size(); ++i) (*out)[i].peak_memory_gb = std::exp(lp[i].mean);
+  }
+  for (auto& p : *out) p.failure_probability = failure_base_rate_;
+  if (failure_classifier_ != nullptr) {
+    const size_t tw = task_x.size(), sw = StrategyFeatureWidth();
+    std::vector<float> x(strategies.size() * (tw + sw));
+    for (size_t i = 0; i < strategies.size(); ++i) {
+      std::copy_n(task_x.data(), tw, x.data() + i * (tw + sw));
+      std::copy_n(refs[i].x, sw, x.data() + i * (tw + sw) + tw);
+    }
+    std::vector<float> prob;
+    if (failure_classifier_->Predict(x.data(), strategies.size(), &prob).ok()) {
+      for (size_t i = 0; i < prob.size(); ++i) (*out)[i].failure_probability = prob[i];
+    }
+  }
+}
+
+HoldoutMetrics MetaModel::Evaluate(const std::vector<RunRecord>& holdout) const {
+  HoldoutMetrics m;
+  double ape_sum = 0;
+  uint64_t covered = 0, with_interval = 0;
+  // Per context: strategy -> (observed latencies, predicted latency).
+  struct Cell {
+    double sum_ms = 0;
+    double n = 0;
+    double predicted_ms = kMissing;
+  };
+  absl::flat_hash_map<uint64_t, std::map<std::string, Cell>> contexts;
+  std::vector<float> ctx;
+  for (const RunRecord& r : holdout) {
+    if (IsFailure(r.status)) continue;
+    const double truth = r.metrics.e2e_latency_ms;
+    if (IsMissing(truth) || !(truth > 0)) continue;
+    Strategy s{r.strategy_id, {}, ""};
+    std::vector<Prediction> p;
+    Predict(r.context, {&s}, Objective::kE2eLatency, &p);
+    if (p.empty() || IsMissing(p[0].expected)) continue;
+    ++m.rows;
+    ape_sum += std::abs(p[0].expected - truth) / truth;
+    if (!IsMissing(p[0].low) && !IsMissing(p[0].high)) {
+      ++with_interval;
+      if (truth >= p[0].low && truth <= p[0].high) ++covered;
+    }
+    ctx.clear();
+    EncodeContext(r.context, &ctx);
+    Cell& c = contexts[VectorKey(ctx.data(), ctx.size())][r.strategy_id];
+    c.sum_ms += truth;
+    c.n += 1;
+    c.predicted_ms = p[0].expected;
+  }
+  if (m.rows > 0) m.mape = ape_sum / m.rows;
+  if (with_interval > 0) m.coverage80 = static_cast<double>(covered) / with_interval;
+  uint64_t hits = 0;
+  for (const auto& [key, cells] : contexts) {
+    if (cells.size() < 2) continue;
+    ++m.contexts;
+    const std::string* best_obs = nullptr;
+    const std::string* best_pred = nullptr;
+    double bo = std::numeric_limits<double>::infinity(), bp = bo;
+    for (const auto& [id, c] : cells) {
+      if (c.sum_ms / c.n < bo) bo = c.sum_ms / c.n, best_obs = &id;
+      if (c.predicted_ms < bp) bp = c.predicted_ms, best_pred = &id;
+    }
+    if (best_obs != nullptr && best_pred != nullptr && *best_obs == *best_pred) ++hits;
+  }
+  if (m.contexts > 0) m.top1 = static_cast<double>(hits) / m.contexts;
+  return m;
+}
+
+absl::StatusOr<std::string> MetaModel::Serialize() const {
+  ByteWriter w;
+  w.PutU32(kFeatureSchemaVersion);
+  w.PutU64(training_rows_);
+  w.PutF64(coverage_);
+  w.PutF64(failure_base_rate_);
+  w.PutU32(static_cast<uint32_t>(catalog_.size()));
+  for (const auto& [id, comps] : catalog_) {
+    w.PutString(id);
+    w.PutU32(static_cast<uint32_t>(comps.size()));
+    for (const auto& [k, v] : comps) {
+      w.PutString(k);
+      w.PutString(v);
+    }
+  }
+  for (uint32_t h = 0; h < kNumHeads; ++h) {
+    if (heads_[h] == nullptr) {
+      w.PutU32(0);
+      continue;
+    }
+    auto bytes = heads_[h]->Serialize();
+    if (!bytes.ok()) return bytes.status();
+    w.PutU32(1);
+    w.PutString(*bytes);
+  }
+  if (failure_classifier_ != nullptr) {
+    auto bytes = failure_classifier_->Save();
+    if (!bytes.ok()) return bytes.status();
+    w.PutU32(1);
+    w.PutString(*bytes);
+  } else {
+    w.PutU32(0);
+  }
+  return SealBlob(kBlobMagic, kBlobFormat, w.bytes());
+}
+
+absl::StatusOr<std::unique_ptr<MetaModel>> MetaModel::Deserialize(std::string_view blob, uint64_t version) {
+  uint32_t format = 0;
+  auto payload = OpenBlob(blob, kBlobMagic, kBlobFormat, &format);
+  if (!payload.ok()) return payload.status();
+  ByteReader r(*payload);
+  std::unique_ptr<MetaModel> mm(new MetaModel());
+  mm->version_ = version;
+  uint32_t schema = 0, n_catalog = 0;
+  auto malformed = [](const char* what) { return absl::DataLossError(absl::StrCat("model blob: malformed ", what)); };
+  if (!r.GetU32(&schema) || !r.GetU64(&mm->training_rows_) || !r.GetF64(&mm->coverage_) ||
+      !r.GetF64(&mm->failure_base_rate_) || !r.GetU32(&n_catalog)) {
+    return malformed("header");
+  }
+  if (schema != kFeatureSchemaVersion) {
+    return absl::FailedPreconditionError(absl::StrCat("model blob: feature schema ", schema, ", this build has ",
+                                                      kFeatureSchemaVersion));
+  }
+  for (uint32_t i = 0; i < n_catalog; ++i) {
+    std::string id;
+    uint32_t n = 0;
+    if (!r.GetString(&id) || !r.GetU32(&n) || n > 4096) return malformed("catalog");
+    auto& comps = mm->catalog_[id];
+    for (uint32_t j = 0; j < n; ++j) {
+      std::string k, v;
+      if (!r.GetString(&k) || !r.GetString(&v)) return malformed("catalog");
+      comps.emplace_back(std::move(k), std::move(v));
+    }
+  }
+  bool any = false;
+  for (uint32_t h = 0; h < kNumHeads; ++h) {
+    uint32_t present = 0;
+    if (!r.GetU32(&present) || present > 1) return malformed("head");
+    if (present == 0) continue;
+    std::string bytes;
+    if (!r.GetString(&bytes)) return malformed("head");
+    auto learner = XgbLearner::Deserialize(bytes);
+    if (!learner.ok()) return learner.status();
+    mm->heads_[h] = std::move(*learner);
+    any = any || h != kPeakMemory;
+  }
+  uint32_t has_classifier = 0;
+  if (!r.GetU32(&has_classifier) || has_classifier > 1) return malformed("failure head");
+  if (has_classifier == 1) {
+    std::string bytes;
+    if (!r.GetString(&bytes)) return malformed("failure head");
+    auto b = XgbBooster::Load(bytes, ContextFeatureWidth() + StrategyFeatureWidth());
+    if (!b.ok()) return b.status();
+    mm->failure_classifier_ = std::move(*b);
+  }
+  if (!r.done()) return malformed("trailer");
+  if (!any) return malformed("model: no objective head");
+  return mm;
+}
+
+}  // namespace accelsel::model

@@ -1,0 +1,92 @@
+// MetaModel: the learned predictor the server serves and the offline evaluator measures. Trained from plain
+// RunRecords: one XGBoost head per objective on log(value) over (context ⊕ strategy) features with out-of-fold
+// residual intervals, a failure head (OOM/TIMEOUT/CRASH/NOT_APPLICABLE) and a peak-memory head. Immutable once
+// built; persisted as a self-checking blob.
+#ifndef ACCELSEL_MODEL_META_MODEL_H_
+#define ACCELSEL_MODEL_META_MODEL_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "model/learner.h"
+#include "model/predictor.h"
+#include "model/types.h"
+
+namespace accelsel::model {
+
+struct TrainOptions {
+  // Version stamped on the trained model (the server assigns versions; 0 = unversioned).
+  uint64_t version = 0;
+  // Boosting parameters shared by every head. Defaults are general (not tuned to one dataset): shallow-ish
+  // trees, moderate learning rate, row/column subsampling.
+  XgbParams xgb;
+  // Out-of-fold residual intervals: number of folds (grouped by task context); 0 disables intervals.
+  int interval_folds = 3;
+  double interval_coverage = 0.8;
+  // A head (objective) is trained only with at least this many OK runs reporting its metric.
+  size_t min_rows_per_head = 8;
+  // The failure classifier is trained with at least this many failed and this many OK runs; otherwise a
+  // smoothed base rate is used.
+  size_t min_failures_for_classifier = 5;
+  // Components of strategy ids seen in the runs (RunRecord carries only the id). Ids not listed are parsed
+  // (ComponentsFromId).
+  std::vector<Strategy> catalog;
+};
+
+struct HoldoutMetrics {
+  double mape = kMissing;        // mean |pred − truth| / truth of e2e latency over OK holdout runs
+  double top1 = kMissing;        // share of holdout contexts (≥ 2 strategies) whose fastest was predicted fastest
+  double coverage80 = kMissing;  // share of OK holdout runs inside the nominal interval
+  uint64_t rows = 0;             // OK holdout runs with e2e latency
+  uint64_t contexts = 0;         // contexts counted in top1
+};
+
+class MetaModel : public Predictor {
+ public:
+  static constexpr char kBlobMagic[9] = "ACSLMETA";
+  static constexpr uint32_t kBlobFormat = 1;
+
+  static absl::StatusOr<std::unique_ptr<MetaModel>> Train(const std::vector<RunRecord>& runs,
+                                                          const TrainOptions& options);
+  absl::StatusOr<std::string> Serialize() const;
+  // Refuses (with a Status) a blob whose magic, format, length or checksum is wrong or whose sections are
+  // malformed. `version` becomes the model's version.
+  static absl::StatusOr<std::unique_ptr<MetaModel>> Deserialize(std::string_view blob, uint64_t version);
+
+  HoldoutMetrics Evaluate(const std::vector<RunRecord>& holdout) const;
+
+  // Predictor.
+  uint64_t version() const override { return version_; }
+  void Predict(const TaskContext& context, const std::vector<const Strategy*>& strategies, Objective objective,
+               std::vector<Prediction>* out) const override;
+
+  uint64_t training_rows() const { return training_rows_; }
+  double interval_coverage() const { return coverage_; }
+  // True when a head exists for the objective (cost uses the e2e head).
+  bool HasObjective(Objective objective) const;
+
+ private:
+  enum Head : uint32_t { kE2e = 0, kTtft = 1, kTpot = 2, kThroughput = 3, kPeakMemory = 4, kNumHeads = 5 };
+  MetaModel() = default;
+  static Head HeadFor(Objective o);
+  void EncodeStrategies(const std::vector<const Strategy*>& strategies, std::vector<float>* x,
+                        std::vector<CandidateRef>* refs) const;
+
+  uint64_t version_ = 0;
+  uint64_t training_rows_ = 0;
+  double coverage_ = 0.8;
+  std::unique_ptr<XgbLearner> heads_[kNumHeads];
+  std::unique_ptr<XgbBooster> failure_classifier_;
+  double failure_base_rate_ = 0;
+  std::map<std::string, std::vector<std::pair<std::string, std::string>>> catalog_;
+};
+
+}  // namespace accelsel::model
+
+#endif  // ACCELSEL_MODEL_META_MODEL_H_

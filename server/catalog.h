@@ -1,0 +1,49 @@
+// Catalog: the strategy catalogue, persisted in the store and served from an immutable in-memory snapshot.
+#ifndef ACCELSEL_SERVER_CATALOG_H_
+#define ACCELSEL_SERVER_CATALOG_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "accelsel/v1/accelsel.pb.h"
+#include "model/types.h"
+#include "server/snapshot.h"
+#include "storage/telemetry_store.h"
+
+namespace accelsel::server {
+
+struct CatalogSnapshot {
+  std::vector<v1::Strategy> protos;                 // ordered by id
+  std::vector<model::Strategy> strategies;          // same order
+  absl::flat_hash_map<std::string, size_t> index;   // id -> position
+  const model::Strategy* Find(const std::string& id) const {
+    auto it = index.find(id);
+    return it == index.end() ? nullptr : &strategies[it->second];
+  }
+};
+
+class Catalog {
+ public:
+  explicit Catalog(storage::TelemetryStore* store) : store_(store), snapshot_(std::make_shared<CatalogSnapshot>()) {}
+
+  absl::Status Load();
+  std::shared_ptr<const CatalogSnapshot> Get() const { return snapshot_.Get(); }
+  // Registers a validated strategy. Returns true if created, false if present with the same definition;
+  // ALREADY_EXISTS if the id is taken by a different definition.
+  absl::StatusOr<bool> Register(const v1::Strategy& strategy);
+
+ private:
+  void Publish(std::vector<v1::Strategy> protos);
+
+  storage::TelemetryStore* store_;
+  absl::Mutex write_mu_;  // serializes registrations
+  Snapshot<CatalogSnapshot> snapshot_;
+};
+
+}  // namespace accelsel::server
+
+#endif  // ACCELSEL_SERVER_CATALOG_H_

@@ -1,0 +1,150 @@
+// Metric families and their help texts. Label values are bounded: methods and codes are enums, rejection
+// reasons are field names (validation messages are "field: rule"), evidence layers are an enum.
+#include "server/metrics.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace accelsel::server {
+namespace {
+
+const char* CodeName(int code) {
+  static constexpr const char* kNames[] = {
+      "OK",          "CANCELLED",          "UNKNOWN",           "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
+      "NOT_FOUND",   "ALREADY_EXISTS",     "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+      "ABORTED",     "OUT_OF_RANGE",       "UNIMPLEMENTED",     "INTERNAL",         "UNAVAILABLE",
+      "DATA_LOSS",   "UNAUTHENTICATED"};
+  return kNames[code];
+}
+
+const char* LayerName(int layer) {
+  static constexpr const char* kNames[] = {"none", "observed", "model", "prior", "unknown"};
+  return kNames[layer];
+}
+
+// Exponential buckets from 50 us to ~3.3 s: covers a cache hit up to a slow cold call.
+prometheus::Histogram::BucketBoundaries LatencyBuckets() {
+  prometheus::Histogram::BucketBoundaries b;
+  for (double v = 50e-6; v < 4.0; v *= 2) b.push_back(v);
+  return b;
+}
+
+}  // namespace
+
+const char* MethodName(Method m) {
+  switch (m) {
+    case Method::kSelectAccelerator: return "SelectAccelerator";
+    case Method::kReportRun: return "ReportRun";
+    case Method::kListStrategies: return "ListStrategies";
+    case Method::kRegisterStrategy: return "RegisterStrategy";
+    case Method::kGetModelInfo: return "GetModelInfo";
+    case Method::kRetrain: return "Retrain";
+    case Method::kPinModel: return "PinModel";
+    case Method::kRollbackModel: return "RollbackModel";
+    case Method::kNull: return "Null";
+    case Method::kCount: break;
+  }
+  return "unknown";
+}
+
+Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
+  using prometheus::BuildCounter;
+  using prometheus::BuildGauge;
+  using prometheus::BuildHistogram;
+  auto& requests = BuildCounter()
+                       .Name("accelsel_rpc_requests_total")
+                       .Help("gRPC calls finished, by method and status code.")
+                       .Register(*registry_);
+  auto& latency = BuildHistogram()
+                      .Name("accelsel_rpc_latency_seconds")
+                      .Help("Server-side gRPC call latency (streams: whole stream duration), by method.")
+                      .Register(*registry_);
+  const auto buckets = LatencyBuckets();
+  for (int m = 0; m < static_cast<int>(Method::kCount); ++m) {
+    const std::string name = MethodName(static_cast<Method>(m));
+    latency_[m] = &latency.Add({{"method", name}}, buckets);
+    for (int c = 0; c < kCodes; ++c) requests_[m][c] = &requests.Add({{"method", name}, {"code", CodeName(c)}});
+  }
+  auto& selections = BuildCounter()
+                         .Name("accelsel_selections_total")
+                         .Help("SelectAccelerator answers, by evidence layer of the first recommendation.")
+                         .Register(*registry_);
+  for (int l = 1; l <= 4; ++l) selections_by_layer_[l] = &selections.Add({{"layer", LayerName(l)}});
+  selections_explored_ = &BuildCounter()
+                              .Name("accelsel_selections_explored_total")
+                              .Help("SelectAccelerator answers whose first recommendation was chosen by exploration.")
+                              .Register(*registry_)
+                              .Add({});
+  runs_ingested_ = &BuildCounter()
+                        .Name("accelsel_runs_ingested_total")
+                        .Help("Run reports written durably and acknowledged.")
+                        .Register(*registry_)
+                        .Add({});
+  runs_duplicate_ = &BuildCounter()
+                         .Name("accelsel_runs_duplicate_total")
+                         .Help("Run reports whose run_id was already stored (acknowledged as duplicate).")
+                         .Register(*registry_)
+                         .Add({});
+  runs_rejected_family_ = &BuildCounter()
+                               .Name("accelsel_runs_rejected_total")
+                               .Help("Run reports rejected, by reason (the field that broke a rule).")
+                               .Register(*registry_);
+  auto gauge = [this](const char* name, const char* help) {
+    return &BuildGauge().Name(name).Help(help).Register(*registry_).Add({});
+  };
+  auto counter = [this](const char* name, const char* help) {
+    return &BuildCounter().Name(name).Help(help).Register(*registry_).Add({});
+  };
+  runs_stored_ = gauge("accelsel_runs_stored", "Run reports in the store.");
+  storage_bytes_ = gauge("accelsel_storage_bytes", "Approximate bytes of the RocksDB store on disk.");
+  strategies_ = gauge("accelsel_strategies", "Strategies in the catalogue.");
+  model_version_ = gauge("accelsel_model_version", "Serving meta-model version (0 = statistics only).");
+  model_age_seconds_ = gauge("accelsel_model_age_seconds", "Seconds since the serving model was trained.");
+  model_training_rows_ = gauge("accelsel_model_training_rows", "Rows the serving model was trained on.");
+  model_training_seconds_ = gauge("accelsel_model_training_seconds", "Wall time of the last training run.");
+  model_holdout_mape_ = gauge("accelsel_model_holdout_mape", "Held-out MAPE of the serving model.");
+  model_holdout_top1_ = gauge("accelsel_model_holdout_top1", "Held-out top-1 agreement of the serving model.");
+  model_holdout_coverage_ =
+      gauge("accelsel_model_holdout_coverage80", "Held-out coverage of the serving model's 80% interval.");
+  exploration_rate_ = gauge("accelsel_exploration_rate", "Configured exploration rate.");
+  model_promotions_ = counter("accelsel_model_promotions_total", "Trained candidates promoted to serving.");
+  model_rejections_ = counter("accelsel_model_rejections_total", "Trained candidates not promoted.");
+  retrain_failures_ = counter("accelsel_model_retrain_failures_total", "Training runs that failed.");
+}
+
+absl::StatusOr<int> Metrics::Serve(const std::string& listen_address) {
+  try {
+    exposer_ = std::make_unique<prometheus::Exposer>(listen_address, /*num_threads=*/1);
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(absl::StrCat("metrics endpoint ", listen_address, ": ", e.what()));
+  }
+  exposer_->RegisterCollectable(registry_);
+  const auto ports = exposer_->GetListeningPorts();
+  if (ports.empty()) return absl::UnavailableError(absl::StrCat("metrics endpoint ", listen_address, ": not bound"));
+  return ports.front();
+}
+
+void Metrics::RecordRpc(Method method, grpc::StatusCode code, absl::Duration latency) {
+  const int m = static_cast<int>(method);
+  const int c = static_cast<int>(code);
+  if (c >= 0 && c < kCodes) requests_[m][c]->Increment();
+  latency_[m]->Observe(absl::ToDoubleSeconds(latency));
+}
+
+void Metrics::RecordSelection(model::EvidenceLayer top_layer, bool explored) {
+  const int l = static_cast<int>(top_layer);
+  if (l >= 1 && l <= 4) selections_by_layer_[l]->Increment();
+  if (explored) selections_explored_->Increment();
+}
+
+void Metrics::RunRejected(const std::string& reason) {
+  absl::MutexLock lock(&rejected_mu_);
+  auto it = runs_rejected_.find(reason);
+  if (it == runs_rejected_.end()) {
+    // Bound the label set: reasons are field names, but a hostile stream could invent many.
+    const std::string label = runs_rejected_.size() < 64 ? reason : "other";
+    it = runs_rejected_.emplace(reason, &runs_rejected_family_->Add({{"reason", label}})).first;
+  }
+  it->second->Increment();
+}
+
+}  // namespace accelsel::server

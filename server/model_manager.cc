@@ -1,0 +1,298 @@
+// Model versions: train -> evaluate on held-out contexts -> persist -> promote (or not) -> publish by swap.
+#include "server/model_manager.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+#include "absl/hash/hash.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "model/meta_model.h"
+#include "model/observed_stats.h"
+#include "proto/convert.h"
+
+namespace accelsel::server {
+namespace {
+
+constexpr char kServingKey[] = "serving_version";
+constexpr char kPinnedKey[] = "pinned";
+constexpr char kNextVersionKey[] = "next_model_version";
+
+// Held-out share of task contexts. Contexts (not runs) are held out so that top-1 agreement measures ranking on
+// tasks the candidate has never seen.
+constexpr uint64_t kHoldoutPercent = 20;
+
+bool InHoldout(const model::RunRecord& r) {
+  return absl::HashOf(model::ExactContextKey(r.context), uint64_t{0x5eed}) % 100 < kHoldoutPercent;
+}
+
+void FillEvaluation(const model::HoldoutMetrics& m, v1::ModelEvaluation* e) {
+  auto finite = [](double v) { return std::isfinite(v) ? v : 0.0; };
+  e->set_holdout_mape(finite(m.mape));
+  e->set_holdout_top1(finite(m.top1));
+  e->set_holdout_coverage80(finite(m.coverage80));
+  e->set_holdout_rows(m.rows);
+}
+
+}  // namespace
+
+ModelManager::ModelManager(storage::TelemetryStore* store, Metrics* metrics, const ServerOptions& options)
+    : store_(store), metrics_(metrics), options_(options) {}
+
+ModelManager::~ModelManager() { Stop(); }
+
+absl::StatusOr<std::shared_ptr<const ServingModel>> ModelManager::LoadVersion(uint64_t version) {
+  auto blob = store_->GetModel(version);
+  if (!blob.ok()) return blob.status();
+  auto m = model::MetaModel::Deserialize(blob->blob, version);
+  if (!m.ok()) {
+    return absl::DataLossError(absl::StrCat("model version ", version, " is unusable: ", m.status().message()));
+  }
+  auto out = std::make_shared<ServingModel>();
+  out->predictor = std::shared_ptr<const model::Predictor>(std::move(*m));
+  out->info = blob->info;
+  return std::shared_ptr<const ServingModel>(std::move(out));
+}
+
+absl::Status ModelManager::Load() {
+  auto pinned = store_->GetMeta(kPinnedKey);
+  if (!pinned.ok()) return pinned.status();
+  pinned_ = pinned->has_value() && **pinned == "1";
+  auto serving = store_->GetMeta(kServingKey);
+  if (!serving.ok()) return serving.status();
+  uint64_t want = 0;
+  if (!serving->has_value() || !absl::SimpleAtoi(**serving, &want) || want == 0) return absl::OkStatus();
+  auto loaded = LoadVersion(want);
+  if (loaded.ok()) return Publish(*loaded, pinned_);
+  // The recorded version does not load (corrupt blob): fall back to the newest older promoted one that does.
+  metrics_->model_rejections().Increment();
+  auto list = store_->ListModels();
+  if (!list.ok()) return list.status();
+  for (const auto& info : *list) {
+    if (info.version() >= want || !info.promoted()) continue;
+    auto older = LoadVersion(info.version());
+    if (older.ok()) return Publish(*older, pinned_);
+  }
+  return absl::OkStatus();  // statistics only; the trainer will produce a model
+}
+
+absl::Status ModelManager::Publish(std::shared_ptr<const ServingModel> model, bool pinned) {
+  if (absl::Status st = store_->PutMeta(kServingKey, absl::StrCat(model->info.version())); !st.ok()) return st;
+  if (absl::Status st = store_->PutMeta(kPinnedKey, pinned ? "1" : "0"); !st.ok()) return st;
+  pinned_ = pinned;
+  UpdateGauges(model.get());
+  auto previous = serving_.Set(std::move(model));
+  previous.reset();  // released here, outside any lock; in-flight calls may still hold it
+  return absl::OkStatus();
+}
+
+void ModelManager::UpdateGauges(const ServingModel* m) {
+  metrics_->model_version().Set(static_cast<double>(m->info.version()));
+  metrics_->model_training_rows().Set(static_cast<double>(m->info.training_rows()));
+  metrics_->model_holdout_mape().Set(m->info.evaluation().holdout_mape());
+  metrics_->model_holdout_top1().Set(m->info.evaluation().holdout_top1());
+  metrics_->model_holdout_coverage().Set(m->info.evaluation().holdout_coverage80());
+}
+
+absl::StatusOr<v1::ModelVersionInfo> ModelManager::RetrainNow() {
+  absl::MutexLock train_lock(&train_mu_);
+  const absl::Time start = absl::Now();
+  const uint64_t new_runs_before = new_runs_.exchange(0);
+
+  // A consistent snapshot of the store, split by task context.
+  std::vector<model::RunRecord> train, holdout;
+  absl::Status scan = store_->ScanRuns(0, [&](const v1::RunReport& r) {
+    model::RunRecord rec = FromProto(r);
+    (InHoldout(rec) ? holdout : train).push_back(std::move(rec));
+    return true;
+  });
+  if (!scan.ok()) {
+    new_runs_ += new_runs_before;
+    metrics_->retrain_failures().Increment();
+    return scan;
+  }
+  auto catalog = store_->ListStrategies();
+  if (!catalog.ok()) return catalog.status();
+
+  auto next = store_->GetMeta(kNextVersionKey);
+  if (!next.ok()) return next.status();
+  uint64_t version = 1;
+  if (next->has_value()) (void)absl::SimpleAtoi(**next, &version);
+  if (auto list = store_->ListModels(); list.ok() && !list->empty()) {
+    version = std::max(version, list->front().version() + 1);
+  }
+
+  model::TrainOptions to;
+  to.version = version;
+  // One training thread: the other core stays with the RPC threads (a retrain must not starve SelectAccelerator).
+  to.xgb.nthread = 1;
+  for (const auto& s : *catalog) to.catalog.push_back(FromProto(s));
+  auto candidate = model::MetaModel::Train(train, to);
+  if (!candidate.ok()) {
+    metrics_->retrain_failures().Increment();
+    return candidate.status();
+  }
+  const model::HoldoutMetrics cand = (*candidate)->Evaluate(holdout);
+  const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
+
+  v1::ModelVersionInfo info;
+  info.set_version(version);
+  info.set_created_unix_ms(absl::ToUnixMillis(absl::Now()));
+  info.set_training_rows(train.size());
+  info.set_learner("xgboost-log-regression+oof-intervals");
+  info.set_training_seconds(seconds);
+  FillEvaluation(cand, info.mutable_evaluation());
+
+  // Compare with the serving model on the same held-out contexts.
+  auto serving = serving_.Get();
+  bool promote = std::isfinite(cand.mape) && cand.rows > 0;
+  std::string note;
+  if (serving != nullptr) {
+    const auto* current = dynamic_cast<const model::MetaModel*>(serving->predictor.get());
+    const model::HoldoutMetrics cur = current ? current->Evaluate(holdout) : model::HoldoutMetrics{};
+    info.mutable_evaluation()->set_baseline_mape(std::isfinite(cur.mape) ? cur.mape : 0);
+    info.mutable_evaluation()->set_baseline_top1(std::isfinite(cur.top1) ? cur.top1 : 0);
+    if (promote && std::isfinite(cur.mape)) {
+      const bool mape_ok = cand.mape <= cur.mape * (1 + kMapeTolerance);
+      const bool top1_ok = !std::isfinite(cur.top1) || !std::isfinite(cand.top1) || cand.top1 >= cur.top1 - kTop1Tolerance;
+      promote = mape_ok && top1_ok;
+      note = absl::StrFormat("holdout MAPE %.4f vs serving %.4f, top-1 %.3f vs %.3f", cand.mape, cur.mape,
+                             cand.top1, cur.top1);
+    }
+  } else {
+    note = absl::StrFormat("first model; holdout MAPE %.4f, top-1 %.3f", cand.mape, cand.top1);
+  }
+  if (!std::isfinite(cand.mape) || cand.rows == 0) note = "no held-out runs to evaluate on; not promoted";
+  if (promote && pinned_) {
+    promote = false;
+    note += "; a version is pinned, not promoted";
+  }
+  info.set_promoted(promote);
+  info.set_note(absl::StrCat(promote ? "promoted: " : "not promoted: ", note));
+
+  auto blob = (*candidate)->Serialize();
+  if (!blob.ok()) return blob.status();
+  storage::ModelBlob mb{version, *std::move(blob), info};
+  if (absl::Status st = store_->PutModel(mb); !st.ok()) return st;
+  if (absl::Status st = store_->PutMeta(kNextVersionKey, absl::StrCat(version + 1)); !st.ok()) return st;
+  metrics_->model_training_seconds().Set(seconds);
+  if (promote) {
+    auto published = std::make_shared<ServingModel>();
+    published->predictor = std::shared_ptr<const model::Predictor>(std::move(*candidate));
+    published->info = info;
+    if (absl::Status st = Publish(std::move(published), false); !st.ok()) return st;
+    metrics_->model_promotions().Increment();
+  } else {
+    metrics_->model_rejections().Increment();
+  }
+  return info;
+}
+
+absl::StatusOr<uint64_t> ModelManager::Pin(uint64_t version) {
+  absl::MutexLock train_lock(&train_mu_);
+  if (version == 0) {
+    // Unpin: serve the newest promoted version again.
+    auto list = store_->ListModels();
+    if (!list.ok()) return list.status();
+    for (const auto& info : *list) {
+      if (!info.promoted()) continue;
+      auto loaded = LoadVersion(info.version());
+      if (!loaded.ok()) continue;
+      if (absl::Status st = Publish(*loaded, false); !st.ok()) return st;
+      return info.version();
+    }
+    if (absl::Status st = store_->PutMeta(kPinnedKey, "0"); !st.ok()) return st;
+    pinned_ = false;
+    auto current = serving_.Get();
+    return current ? current->info.version() : 0;
+  }
+  auto loaded = LoadVersion(version);
+  if (!loaded.ok()) {
+    if (absl::IsNotFound(loaded.status())) {
+      return absl::NotFoundError(absl::StrCat("version: model version ", version, " does not exist"));
+    }
+    return loaded.status();
+  }
+  if (absl::Status st = Publish(*loaded, true); !st.ok()) return st;
+  return version;
+}
+
+absl::StatusOr<uint64_t> ModelManager::Rollback() {
+  uint64_t target = 0;
+  {
+    absl::MutexLock train_lock(&train_mu_);
+    auto current = serving_.Get();
+    if (current == nullptr) return absl::FailedPreconditionError("no model is serving; nothing to roll back");
+    auto list = store_->ListModels();
+    if (!list.ok()) return list.status();
+    for (const auto& info : *list) {
+      if (info.version() < current->info.version() && info.promoted()) {
+        target = info.version();
+        break;
+      }
+    }
+    if (target == 0) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("no promoted version older than ", current->info.version(), " to roll back to"));
+    }
+  }
+  return Pin(target);
+}
+
+void ModelManager::FillInfo(v1::GetModelInfoResponse* response) const {
+  auto current = serving_.Get();
+  response->set_pinned(pinned_);
+  if (current) {
+    response->set_serving_version(current->info.version());
+    *response->mutable_serving() = current->info;
+  }
+  auto list = store_->ListModels();
+  if (list.ok()) {
+    for (size_t i = 0; i < list->size() && i < 20; ++i) *response->add_history() = (*list)[i];
+  }
+}
+
+void ModelManager::Start() {
+  if (!options_.trainer_enabled) return;
+  trainer_ = std::thread([this] { TrainerLoop(); });
+}
+
+void ModelManager::Stop() {
+  {
+    absl::MutexLock lock(&stop_mu_);
+    stopping_ = true;
+  }
+  if (trainer_.joinable()) trainer_.join();
+}
+
+void ModelManager::TrainerLoop() {
+  absl::Time last = absl::Now();
+  // First model soon after start when none is serving (e.g. a freshly seeded store).
+  bool want_initial = serving_.Get() == nullptr;
+  for (;;) {
+    {
+      absl::MutexLock lock(&stop_mu_);
+      if (stop_mu_.AwaitWithTimeout(absl::Condition(&stopping_), absl::Seconds(1))) return;
+    }
+    auto current = serving_.Get();
+    if (current) {
+      metrics_->model_age_seconds().Set(
+          absl::ToDoubleSeconds(absl::Now() - absl::FromUnixMillis(current->info.created_unix_ms())));
+    }
+    metrics_->storage_bytes().Set(static_cast<double>(store_->ApproximateBytes()));
+    const bool timer = options_.retrain_interval > absl::ZeroDuration() &&
+                       absl::Now() - last >= options_.retrain_interval;
+    const bool count = options_.retrain_min_new_runs > 0 &&
+                       new_runs_.load(std::memory_order_relaxed) >= options_.retrain_min_new_runs;
+    if (!(timer || count || want_initial)) continue;
+    if (store_->RunCount() == 0) continue;
+    want_initial = false;
+    last = absl::Now();
+    (void)RetrainNow();  // failures are counted in metrics and keep the serving model
+  }
+}
+
+}  // namespace accelsel::server

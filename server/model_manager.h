@@ -1,0 +1,80 @@
+// ModelManager: the life cycle of meta-model versions — train on a store snapshot off the RPC threads, evaluate
+// against the serving version on held-out runs, persist every version, promote only if not worse, and publish the
+// serving version by pointer swap so that SelectAccelerator never waits. Also pin and rollback.
+#ifndef ACCELSEL_SERVER_MODEL_MANAGER_H_
+#define ACCELSEL_SERVER_MODEL_MANAGER_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "accelsel/v1/accelsel.pb.h"
+#include "model/predictor.h"
+#include "model/types.h"
+#include "server/metrics.h"
+#include "server/options.h"
+#include "server/snapshot.h"
+#include "storage/telemetry_store.h"
+
+namespace accelsel::server {
+
+struct ServingModel {
+  std::shared_ptr<const model::Predictor> predictor;
+  v1::ModelVersionInfo info;
+};
+
+// Promotion rule: a candidate replaces the serving model unless its held-out MAPE is more than
+// kMapeTolerance (relative) worse or its held-out top-1 agreement is more than kTop1Tolerance (absolute) lower.
+// Training noise moves both by about this much between identical runs; a real regression moves them more.
+inline constexpr double kMapeTolerance = 0.05;
+inline constexpr double kTop1Tolerance = 0.02;
+
+class ModelManager {
+ public:
+  ModelManager(storage::TelemetryStore* store, Metrics* metrics, const ServerOptions& options);
+  ~ModelManager();
+
+  // Loads the serving version recorded in the store (pinned or last promoted). A blob that fails its checks is
+  // refused and the newest older promoted version that loads is served instead.
+  absl::Status Load();
+  // Starts the background trainer (if options.trainer_enabled).
+  void Start();
+  void Stop();
+
+  std::shared_ptr<const ServingModel> Serving() const { return serving_.Get(); }
+  void NoteNewRuns(size_t n) { new_runs_.fetch_add(n, std::memory_order_relaxed); }
+
+  // Trains a candidate now (on the calling thread), evaluates, persists and maybe promotes it.
+  absl::StatusOr<v1::ModelVersionInfo> RetrainNow();
+  // Serves `version` and stops automatic promotion; 0 unpins (the newest promoted version serves again).
+  absl::StatusOr<uint64_t> Pin(uint64_t version);
+  // Serves the promoted version before the current one, and pins it.
+  absl::StatusOr<uint64_t> Rollback();
+  void FillInfo(v1::GetModelInfoResponse* response) const;
+
+ private:
+  absl::StatusOr<std::shared_ptr<const ServingModel>> LoadVersion(uint64_t version);
+  absl::Status Publish(std::shared_ptr<const ServingModel> model, bool pinned);
+  void TrainerLoop();
+  void UpdateGauges(const ServingModel* m);
+
+  storage::TelemetryStore* store_;
+  Metrics* metrics_;
+  ServerOptions options_;
+  Snapshot<ServingModel> serving_;
+  std::atomic<uint64_t> new_runs_{0};
+  std::atomic<bool> pinned_{false};
+
+  absl::Mutex train_mu_;  // one training or pin/rollback at a time
+  absl::Mutex stop_mu_;
+  bool stopping_ ABSL_GUARDED_BY(stop_mu_) = false;
+  std::thread trainer_;
+};
+
+}  // namespace accelsel::server
+
+#endif  // ACCELSEL_SERVER_MODEL_MANAGER_H_

@@ -1,0 +1,50 @@
+// Server: assembles metrics, ServiceCore, gRPC services, health and reflection into one running service.
+// Used by main() and by the integration tests (which bind 127.0.0.1:0 and read back the ports).
+#ifndef ACCELSEL_SERVER_SERVER_H_
+#define ACCELSEL_SERVER_SERVER_H_
+
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "grpcpp/server.h"
+#include "server/metrics.h"
+#include "server/options.h"
+#include "server/service_core.h"
+#include "server/services.h"
+
+namespace accelsel::server {
+
+class Server {
+ public:
+  static absl::StatusOr<std::unique_ptr<Server>> Start(const ServerOptions& options);
+  ~Server();
+
+  int port() const { return port_; }
+  int metrics_port() const { return metrics_port_; }
+  ServiceCore& core() { return *core_; }
+
+  // Graceful stop: health NOT_SERVING, stop accepting, wait up to options.shutdown_grace for in-flight calls
+  // (then cancel them), finish ingest, stop the trainer, flush the store. Idempotent.
+  void Shutdown();
+  // Blocks until Shutdown() has completed.
+  void Wait();
+
+ private:
+  Server() = default;
+
+  ServerOptions options_;
+  std::unique_ptr<Metrics> metrics_;
+  std::unique_ptr<ServiceCore> core_;
+  std::unique_ptr<SelectorService> selector_service_;
+  std::unique_ptr<ModelAdminService> admin_service_;
+  std::unique_ptr<grpc::Server> grpc_server_;
+  int port_ = 0;
+  int metrics_port_ = 0;
+  absl::Mutex mu_;
+  bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace accelsel::server
+
+#endif  // ACCELSEL_SERVER_SERVER_H_

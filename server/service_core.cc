@@ -1,0 +1,243 @@
+// ServiceCore: request handling independent of the transport.
+#include "server/service_core.h"
+
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "proto/convert.h"
+#include "server/grpc_status.h"
+#include "server/model_manager.h"
+#include "server/seed.h"
+
+namespace accelsel::server {
+namespace {
+
+std::mt19937_64& ThreadRng() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  return rng;
+}
+
+std::string NewDecisionId() {
+  auto& rng = ThreadRng();
+  return absl::StrFormat("d-%016x%016x", rng(), rng());
+}
+
+// The metrics label for a rejection: the field named before the first ':' of the validation message.
+std::string ReasonLabel(const absl::Status& st) {
+  absl::string_view msg = st.message();
+  const size_t colon = msg.find(':');
+  absl::string_view field = colon == absl::string_view::npos ? msg : msg.substr(0, colon);
+  // Indexes ("candidate_ids[3]") would make the label set unbounded.
+  const size_t bracket = field.find('[');
+  if (bracket != absl::string_view::npos) field = field.substr(0, bracket);
+  return std::string(field.substr(0, 64));
+}
+
+}  // namespace
+
+ServiceCore::ServiceCore(const ServerOptions& options, Metrics* metrics)
+    : options_(options),
+      metrics_(metrics),
+      selector_(model::SelectorOptions{.exploration_rate = options.exploration_rate, .interval_coverage = 0.8}) {}
+
+ServiceCore::~ServiceCore() { Shutdown(); }
+
+absl::StatusOr<std::unique_ptr<ServiceCore>> ServiceCore::Create(const ServerOptions& options, Metrics* metrics) {
+  std::unique_ptr<ServiceCore> core(new ServiceCore(options, metrics));
+  if (absl::Status st = core->Init(); !st.ok()) return st;
+  return core;
+}
+
+absl::Status ServiceCore::Init() {
+  storage::StoreOptions so;
+  so.path = options_.data_dir;
+  so.sync_writes = options_.sync_writes;
+  auto store = storage::TelemetryStore::Open(so);
+  if (!store.ok()) return store.status();
+  store_ = *std::move(store);
+  catalog_ = std::make_unique<Catalog>(store_.get());
+  if (absl::Status st = catalog_->Load(); !st.ok()) return st;
+  ingest_ = std::make_unique<IngestQueue>(
+      store_.get(), IngestOptions{}, [this](const std::vector<const v1::RunReport*>& stored) { OnStored(stored); });
+  if (store_->RunCount() == 0 && !options_.seed_csv.empty()) {
+    if (absl::Status st = Seed(); !st.ok()) return st;
+  }
+  // Rebuild the observed statistics from the store: they are a cache of it, never a second source of truth.
+  absl::Status scan = store_->ScanRuns(0, [this](const v1::RunReport& r) {
+    stats_.Add(FromProto(r));
+    return true;
+  });
+  if (!scan.ok()) return scan;
+  models_ = std::make_unique<ModelManager>(store_.get(), metrics_, options_);
+  if (absl::Status st = models_->Load(); !st.ok()) return st;
+  metrics_->runs_stored().Set(static_cast<double>(store_->RunCount()));
+  metrics_->storage_bytes().Set(static_cast<double>(store_->ApproximateBytes()));
+  metrics_->strategies().Set(static_cast<double>(catalog_->Get()->protos.size()));
+  metrics_->exploration_rate().Set(options_.exploration_rate);
+  return absl::OkStatus();
+}
+
+absl::Status ServiceCore::Seed() {
+  auto seed = LoadSeed(options_.seed_csv, options_.descriptors_dir);
+  if (!seed.ok()) return seed.status();
+  for (const v1::Strategy& s : seed->strategies) {
+    auto created = catalog_->Register(s);
+    if (!created.ok()) return created.status();
+  }
+  std::vector<const v1::RunReport*> ptrs;
+  ptrs.reserve(seed->reports.size());
+  for (const v1::RunReport& r : seed->reports) ptrs.push_back(&r);
+  auto results = store_->AppendRuns(ptrs);
+  return results.status();
+}
+
+void ServiceCore::OnStored(const std::vector<const v1::RunReport*>& stored) {
+  for (const v1::RunReport* r : stored) stats_.Add(FromProto(*r));
+  metrics_->RunsIngested(static_cast<double>(stored.size()));
+  metrics_->runs_stored().Set(static_cast<double>(store_->RunCount()));
+  if (models_) models_->NoteNewRuns(stored.size());
+}
+
+absl::Status ServiceCore::PrepareReport(v1::RunReport* report, std::string* reason) {
+  absl::Status st = ValidateRunReport(*report, options_.limits);
+  if (st.ok()) {
+    if (report->has_strategy()) {
+      auto created = catalog_->Register(report->strategy());
+      if (created.ok()) {
+        if (*created) metrics_->strategies().Set(static_cast<double>(catalog_->Get()->protos.size()));
+        report->set_strategy_id(report->strategy().id());
+        report->clear_strategy();  // the catalogue holds the definition; the run refers to it by id
+      } else {
+        st = created.status();
+      }
+    } else if (catalog_->Get()->Find(report->strategy_id()) == nullptr) {
+      st = absl::InvalidArgumentError(absl::StrCat("strategy_id: unknown strategy \"", report->strategy_id(),
+                                                   "\"; register it first or attach its definition in `strategy`"));
+    }
+  }
+  if (!st.ok()) {
+    *reason = ReasonLabel(st);
+    return st;
+  }
+  if (report->time_unix_ms() == 0) report->set_time_unix_ms(absl::ToUnixMillis(absl::Now()));
+  report->set_schema_version(1);
+  return absl::OkStatus();
+}
+
+grpc::Status ServiceCore::Select(const v1::SelectAcceleratorRequest& request,
+                                 v1::SelectAcceleratorResponse* response) {
+  if (absl::Status st = ValidateSelectRequest(request, options_.limits); !st.ok()) return ToGrpc(st);
+  const auto catalog = catalog_->Get();
+  model::SelectQuery query;
+  if (request.candidate_ids().empty()) {
+    for (const auto& s : catalog->strategies) query.candidates.push_back(&s);
+  } else {
+    for (int i = 0; i < request.candidate_ids_size(); ++i) {
+      const model::Strategy* s = catalog->Find(request.candidate_ids(i));
+      if (s == nullptr) {
+        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                            absl::StrCat("candidate_ids[", i, "]: unknown strategy \"", request.candidate_ids(i),
+                                         "\" (ListStrategies shows the catalogue)"));
+      }
+      query.candidates.push_back(s);
+    }
+  }
+  if (query.candidates.empty()) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        "the strategy catalogue is empty: register strategies or report runs first");
+  }
+  const model::TaskContext context = FromProto(request.context());
+  query.context = &context;
+  query.objective = FromProto(request.objective());
+  query.top_k = request.top_k();
+  query.allow_exploration = request.allow_exploration();
+  const auto& c = request.constraints();
+  if (c.has_max_latency_ms()) query.constraints.max_latency_ms = c.max_latency_ms();
+  if (c.has_max_cost()) query.constraints.max_cost = c.max_cost();
+  if (c.has_max_memory_gb()) query.constraints.max_memory_gb = c.max_memory_gb();
+  if (c.has_max_failure_probability()) query.constraints.max_failure_probability = c.max_failure_probability();
+
+  const auto serving = models_->Serving();
+  const model::Predictor* predictor = serving ? serving->predictor.get() : nullptr;
+  const auto recs = selector_.Select(query, stats_, predictor, ThreadRng());
+
+  response->set_decision_id(NewDecisionId());
+  response->set_model_version(serving ? serving->info.version() : 0);
+  response->set_objective(ToProto(query.objective));
+  for (const auto& r : recs) {
+    auto* out = response->add_recommendations();
+    *out->mutable_strategy() = catalog->protos[catalog->index.at(r.strategy->id)];
+    out->set_rank(r.rank);
+    out->set_expected_value(r.expected_value);
+    out->mutable_interval()->set_low(r.interval_low);
+    out->mutable_interval()->set_high(r.interval_high);
+    out->mutable_interval()->set_nominal_coverage(selector_.options().interval_coverage);
+    out->set_expected_latency_ms(r.expected_latency_ms);
+    out->set_expected_cost(r.expected_cost);
+    out->set_meets_constraints(r.meets_constraints);
+    for (const auto& v : r.violated) out->add_violated(v);
+    out->set_failure_probability(r.failure_probability);
+    out->set_evidence_count(r.evidence_count);
+    out->set_evidence_layer(ToProto(r.layer));
+    out->set_explored(r.explored);
+    out->set_selection_probability(r.selection_probability);
+  }
+  if (!recs.empty()) metrics_->RecordSelection(recs.front().layer, recs.front().explored);
+  return grpc::Status::OK;
+}
+
+grpc::Status ServiceCore::ListStrategies(v1::ListStrategiesResponse* response) {
+  const auto catalog = catalog_->Get();
+  for (const auto& s : catalog->protos) *response->add_strategies() = s;
+  return grpc::Status::OK;
+}
+
+grpc::Status ServiceCore::RegisterStrategy(const v1::RegisterStrategyRequest& request,
+                                           v1::RegisterStrategyResponse* response) {
+  if (!request.has_strategy()) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "strategy: is required");
+  if (absl::Status st = ValidateStrategy("strategy", request.strategy(), options_.limits); !st.ok()) return ToGrpc(st);
+  auto created = catalog_->Register(request.strategy());
+  if (!created.ok()) return ToGrpc(created.status());
+  metrics_->strategies().Set(static_cast<double>(catalog_->Get()->protos.size()));
+  *response->mutable_strategy() = request.strategy();
+  response->set_created(*created);
+  return grpc::Status::OK;
+}
+
+grpc::Status ServiceCore::GetModelInfo(v1::GetModelInfoResponse* response) {
+  models_->FillInfo(response);
+  response->set_runs_stored(store_->RunCount());
+  response->set_strategies(catalog_->Get()->protos.size());
+  return grpc::Status::OK;
+}
+
+grpc::Status ServiceCore::Retrain(v1::RetrainResponse* response) {
+  auto info = models_->RetrainNow();
+  if (!info.ok()) return ToGrpc(info.status());
+  *response->mutable_candidate() = *info;
+  return grpc::Status::OK;
+}
+
+grpc::Status ServiceCore::PinModel(const v1::PinModelRequest& request, v1::PinModelResponse* response) {
+  auto v = models_->Pin(request.version());
+  if (!v.ok()) return ToGrpc(v.status());
+  response->set_serving_version(*v);
+  return grpc::Status::OK;
+}
+
+grpc::Status ServiceCore::RollbackModel(v1::RollbackModelResponse* response) {
+  auto v = models_->Rollback();
+  if (!v.ok()) return ToGrpc(v.status());
+  response->set_serving_version(*v);
+  return grpc::Status::OK;
+}
+
+void ServiceCore::Shutdown() {
+  if (shut_down_.exchange(true)) return;
+  if (models_) models_->Stop();
+  if (ingest_) ingest_->Stop();
+  if (store_) (void)store_->Flush();
+}
+
+}  // namespace accelsel::server

@@ -1,0 +1,76 @@
+// ServiceCore: the transport-independent heart of the service — store, catalogue, observed statistics, serving
+// model and ingest queue — with one method per RPC. The gRPC layer (services.cc) only adapts calls to it.
+#ifndef ACCELSEL_SERVER_SERVICE_CORE_H_
+#define ACCELSEL_SERVER_SERVICE_CORE_H_
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "accelsel/v1/accelsel.pb.h"
+#include "grpcpp/support/status.h"
+#include "model/observed_stats.h"
+#include "model/predictor.h"
+#include "model/selector.h"
+#include "server/catalog.h"
+#include "server/ingest_queue.h"
+#include "server/metrics.h"
+#include "server/options.h"
+#include "server/snapshot.h"
+#include "storage/telemetry_store.h"
+
+namespace accelsel::server {
+
+class ModelManager;
+
+class ServiceCore {
+ public:
+  // Opens the store, loads the catalogue, rebuilds statistics from stored runs, seeds from options.seed_csv if the
+  // store is empty, and loads the last promoted model.
+  static absl::StatusOr<std::unique_ptr<ServiceCore>> Create(const ServerOptions& options, Metrics* metrics);
+  ~ServiceCore();
+
+  grpc::Status Select(const v1::SelectAcceleratorRequest& request, v1::SelectAcceleratorResponse* response);
+  grpc::Status ListStrategies(v1::ListStrategiesResponse* response);
+  grpc::Status RegisterStrategy(const v1::RegisterStrategyRequest& request, v1::RegisterStrategyResponse* response);
+  grpc::Status GetModelInfo(v1::GetModelInfoResponse* response);
+  grpc::Status Retrain(v1::RetrainResponse* response);
+  grpc::Status PinModel(const v1::PinModelRequest& request, v1::PinModelResponse* response);
+  grpc::Status RollbackModel(v1::RollbackModelResponse* response);
+
+  // Validates a report and resolves its strategy (registering an attached definition). On error the status
+  // message names the field and the rule. `reason` receives a low-cardinality label for metrics.
+  absl::Status PrepareReport(v1::RunReport* report, std::string* reason);
+  // Hands a prepared report to the group commit; `done` runs after the write returned.
+  void Ingest(v1::RunReport report, IngestQueue::Done done) { ingest_->Submit(std::move(report), std::move(done)); }
+
+  // Stops ingest (after finishing what was submitted) and the trainer, flushes the store.
+  void Shutdown();
+
+  const ServerOptions& options() const { return options_; }
+  Metrics* metrics() { return metrics_; }
+  storage::TelemetryStore* store() { return store_.get(); }
+  model::ObservedStats& stats() { return stats_; }
+  ModelManager& models() { return *models_; }
+
+ private:
+  ServiceCore(const ServerOptions& options, Metrics* metrics);
+  absl::Status Init();
+  absl::Status Seed();
+  void OnStored(const std::vector<const v1::RunReport*>& stored);
+
+  ServerOptions options_;
+  Metrics* metrics_;
+  std::unique_ptr<storage::TelemetryStore> store_;
+  std::unique_ptr<Catalog> catalog_;
+  model::ObservedStats stats_;
+  model::Selector selector_;
+  std::unique_ptr<ModelManager> models_;
+  std::unique_ptr<IngestQueue> ingest_;
+  std::atomic<bool> shut_down_{false};
+};
+
+}  // namespace accelsel::server
+
+#endif  // ACCELSEL_SERVER_SERVICE_CORE_H_

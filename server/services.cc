@@ -1,0 +1,262 @@
+// Callback handlers. Unary calls run their (CPU-only, non-blocking) work inline; ReportRun hands reports to the
+// group commit and acknowledges from its completion, so no handler ever sleeps or waits on disk.
+#include "server/services.h"
+
+#include <deque>
+#include <thread>
+
+#include "absl/synchronization/mutex.h"
+
+namespace accelsel::server {
+namespace {
+
+// The one wrapper every unary RPC goes through: time it, run it, count it, finish it.
+template <typename Fn>
+grpc::ServerUnaryReactor* Unary(ServiceCore* core, grpc::CallbackServerContext* ctx, Method method, Fn&& fn) {
+  RpcTimer timer(core->metrics(), method);
+  grpc::Status status = fn();
+  timer.Finish(status.error_code());
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  reactor->Finish(status);
+  return reactor;
+}
+
+// Unary calls that block (training) run on a thread of their own, never on a gRPC callback thread.
+template <typename Fn>
+grpc::ServerUnaryReactor* BlockingUnary(ServiceCore* core, grpc::CallbackServerContext* ctx, Method method, Fn fn) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  std::thread([core, reactor, method, fn = std::move(fn)]() mutable {
+    RpcTimer timer(core->metrics(), method);
+    grpc::Status status = fn();
+    timer.Finish(status.error_code());
+    reactor->Finish(status);
+  }).detach();
+  return reactor;
+}
+
+// ReportRun: reads reports, validates each, submits valid ones to the group commit and writes one ack per report.
+// At most `stream_window` reports are in flight; beyond that the next read is not started (backpressure).
+// The stream ends OK when the client half-closes and every ack is written; UNAVAILABLE if storage failed (reports
+// not acknowledged must be resent).
+//
+// Locking: state lives under mu_. gRPC operations (StartRead/StartWrite/Finish) are decided under the lock but
+// issued after releasing it, because gRPC may run a completion inline; Finish is always the last touch of `this`.
+class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1::RunAck> {
+ public:
+  explicit ReportRunReactor(ServiceCore* core) : core_(core), timer_(core->metrics(), Method::kReportRun) {
+    StartRead(&incoming_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      Actions a;
+      {
+        absl::MutexLock lock(&mu_);
+        reads_done_ = true;
+        a = NextLocked();
+      }
+      Run(a);
+      return;
+    }
+    v1::RunReport report = std::move(incoming_);
+    incoming_.Clear();
+    const uint64_t seq = next_sequence_++;
+    {
+      absl::MutexLock lock(&mu_);
+      reading_ = false;
+      if (finished_ || !final_status_.ok()) return;  // stream is ending: not acknowledged, the client resends
+      ++in_flight_;  // counted until its ack is written (or dropped)
+    }
+    std::string reason;
+    absl::Status st = core_->PrepareReport(&report, &reason);
+    if (!st.ok()) {
+      core_->metrics()->RunRejected(reason);
+      v1::RunAck ack;
+      ack.set_run_id(report.run_id());
+      ack.set_result(v1::RunAck::RESULT_REJECTED);
+      ack.set_reason(std::string(st.message()));
+      ack.set_sequence(seq);
+      Actions a;
+      {
+        absl::MutexLock lock(&mu_);
+        acks_.push_back(std::move(ack));
+        a = NextLocked();
+      }
+      Run(a);
+      return;
+    }
+    const std::string run_id = report.run_id();
+    core_->Ingest(std::move(report), [this, run_id, seq](absl::StatusOr<storage::AppendResult> result) {
+      OnStored(run_id, seq, result);
+    });
+    Actions a;
+    {
+      absl::MutexLock lock(&mu_);
+      a = NextLocked();
+    }
+    Run(a);
+  }
+
+  void OnWriteDone(bool ok) override {
+    Actions a;
+    {
+      absl::MutexLock lock(&mu_);
+      writing_ = false;
+      --in_flight_;
+      if (!ok) broken_ = true;
+      a = NextLocked();
+    }
+    Run(a);
+  }
+
+  void OnCancel() override {
+    Actions a;
+    {
+      absl::MutexLock lock(&mu_);
+      broken_ = true;
+      a = NextLocked();
+    }
+    Run(a);
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  struct Actions {
+    bool read = false;
+    bool write = false;
+    bool finish = false;
+    grpc::Status status;
+  };
+
+  void OnStored(const std::string& run_id, uint64_t seq, const absl::StatusOr<storage::AppendResult>& result) {
+    Actions a;
+    {
+      absl::MutexLock lock(&mu_);
+      if (!result.ok()) {
+        // Not durable: no ack. End the stream so the client resends everything unacknowledged.
+        if (final_status_.ok()) {
+          final_status_ = grpc::Status(static_cast<grpc::StatusCode>(result.status().code()),
+                                       std::string(result.status().message()));
+        }
+        --in_flight_;
+      } else {
+        v1::RunAck ack;
+        ack.set_run_id(run_id);
+        ack.set_sequence(seq);
+        if (*result == storage::AppendResult::kStored) {
+          ack.set_result(v1::RunAck::RESULT_DURABLE);
+        } else {
+          ack.set_result(v1::RunAck::RESULT_DUPLICATE);
+          core_->metrics()->RunsDuplicate(1);
+        }
+        acks_.push_back(std::move(ack));
+      }
+      a = NextLocked();
+    }
+    Run(a);
+  }
+
+  // Decides the next gRPC operations from the state. Called with mu_ held after every state change.
+  Actions NextLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    Actions a;
+    if (finished_) return a;
+    if (broken_ && !acks_.empty()) {
+      // The client is gone: drop queued acks (their reports are stored or will be; the client resends).
+      in_flight_ -= acks_.size();
+      acks_.clear();
+    }
+    if (!writing_ && !acks_.empty() && !broken_) {
+      writing_ = true;
+      outgoing_ = std::move(acks_.front());
+      acks_.pop_front();
+      a.write = true;
+    }
+    if (!reading_ && !reads_done_ && !broken_ && final_status_.ok() &&
+        in_flight_ < core_->options().stream_window) {
+      reading_ = true;
+      a.read = true;
+    }
+    const bool input_over = reads_done_ || broken_ || !final_status_.ok();
+    if (input_over && in_flight_ == 0 && !writing_ && !a.write) {
+      finished_ = true;
+      a.finish = true;
+      a.status = final_status_;
+      timer_.Finish(final_status_.error_code());
+    }
+    return a;
+  }
+
+  void Run(const Actions& a) {
+    if (a.read) StartRead(&incoming_);
+    if (a.write) StartWrite(&outgoing_);
+    if (a.finish) Finish(a.status);  // last touch of `this`
+  }
+
+  ServiceCore* core_;
+  RpcTimer timer_;
+  v1::RunReport incoming_;      // owned by the read chain: one read at a time
+  uint64_t next_sequence_ = 0;  // ditto
+  v1::RunAck outgoing_;         // owned by the write chain: set under mu_ with writing_, read by gRPC until done
+
+  absl::Mutex mu_;
+  std::deque<v1::RunAck> acks_ ABSL_GUARDED_BY(mu_);
+  size_t in_flight_ ABSL_GUARDED_BY(mu_) = 0;
+  bool reading_ ABSL_GUARDED_BY(mu_) = true;  // the constructor starts the first read
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool reads_done_ ABSL_GUARDED_BY(mu_) = false;
+  bool broken_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::Status final_status_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace
+
+grpc::ServerUnaryReactor* SelectorService::SelectAccelerator(grpc::CallbackServerContext* ctx,
+                                                             const v1::SelectAcceleratorRequest* request,
+                                                             v1::SelectAcceleratorResponse* response) {
+  return Unary(core_, ctx, Method::kSelectAccelerator, [&] { return core_->Select(*request, response); });
+}
+
+grpc::ServerBidiReactor<v1::RunReport, v1::RunAck>* SelectorService::ReportRun(grpc::CallbackServerContext*) {
+  return new ReportRunReactor(core_);
+}
+
+grpc::ServerUnaryReactor* SelectorService::ListStrategies(grpc::CallbackServerContext* ctx,
+                                                          const v1::ListStrategiesRequest*,
+                                                          v1::ListStrategiesResponse* response) {
+  return Unary(core_, ctx, Method::kListStrategies, [&] { return core_->ListStrategies(response); });
+}
+
+grpc::ServerUnaryReactor* SelectorService::RegisterStrategy(grpc::CallbackServerContext* ctx,
+                                                            const v1::RegisterStrategyRequest* request,
+                                                            v1::RegisterStrategyResponse* response) {
+  return Unary(core_, ctx, Method::kRegisterStrategy, [&] { return core_->RegisterStrategy(*request, response); });
+}
+
+grpc::ServerUnaryReactor* SelectorService::GetModelInfo(grpc::CallbackServerContext* ctx,
+                                                        const v1::GetModelInfoRequest*,
+                                                        v1::GetModelInfoResponse* response) {
+  return Unary(core_, ctx, Method::kGetModelInfo, [&] { return core_->GetModelInfo(response); });
+}
+
+grpc::ServerUnaryReactor* ModelAdminService::Retrain(grpc::CallbackServerContext* ctx, const v1::RetrainRequest*,
+                                                     v1::RetrainResponse* response) {
+  return BlockingUnary(core_, ctx, Method::kRetrain, [core = core_, response] { return core->Retrain(response); });
+}
+
+grpc::ServerUnaryReactor* ModelAdminService::PinModel(grpc::CallbackServerContext* ctx,
+                                                      const v1::PinModelRequest* request,
+                                                      v1::PinModelResponse* response) {
+  return BlockingUnary(core_, ctx, Method::kPinModel,
+                       [core = core_, request, response] { return core->PinModel(*request, response); });
+}
+
+grpc::ServerUnaryReactor* ModelAdminService::RollbackModel(grpc::CallbackServerContext* ctx,
+                                                           const v1::RollbackModelRequest*,
+                                                           v1::RollbackModelResponse* response) {
+  return BlockingUnary(core_, ctx, Method::kRollbackModel,
+                       [core = core_, response] { return core->RollbackModel(response); });
+}
+
+}  // namespace accelsel::server

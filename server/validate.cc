@@ -1,0 +1,189 @@
+// Validation rules, written once and shared by every RPC (and by the fuzz targets).
+#include "server/validate.h"
+
+#include <cmath>
+#include <string>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "model/status_macros.h"
+
+namespace accelsel::server {
+namespace {
+
+absl::Status Invalid(absl::string_view field, absl::string_view rule) {
+  return absl::InvalidArgumentError(absl::StrCat(field, ": ", rule));
+}
+
+bool IdChar(char ch) {
+  return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '.' ||
+         ch == '_' || ch == ':' || ch == '/' || ch == '+' || ch == '=' || ch == '-';
+}
+
+absl::Status ValidateName(absl::string_view field, absl::string_view value, bool required,
+                          const ValidationLimits& limits) {
+  if (required && value.empty()) return Invalid(field, "is required");
+  if (value.size() > limits.max_name_chars) {
+    return Invalid(field, absl::StrCat("must be at most ", limits.max_name_chars, " characters (got ", value.size(), ")"));
+  }
+  for (unsigned char ch : value) {
+    if (ch < 0x20 || ch == 0x7f) return Invalid(field, "must not contain control characters");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status FiniteNonNegative(absl::string_view field, double v) {
+  if (!std::isfinite(v)) return Invalid(field, "must be finite");
+  if (v < 0) return Invalid(field, absl::StrCat("must be >= 0 (got ", v, ")"));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ValidateId(absl::string_view field, absl::string_view value, const ValidationLimits& limits) {
+  if (value.empty()) return Invalid(field, "is required (1 to " + std::to_string(limits.max_id_chars) + " characters)");
+  if (value.size() > limits.max_id_chars) {
+    return Invalid(field, absl::StrCat("must be at most ", limits.max_id_chars, " characters (got ", value.size(), ")"));
+  }
+  for (char ch : value) {
+    if (!IdChar(ch)) return Invalid(field, "may contain only letters, digits and . _ : / + = -");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateContext(absl::string_view field, const v1::TaskContext& c, const ValidationLimits& limits) {
+  const std::string f(field);
+  const auto& m = c.model();
+  ACCELSEL_RETURN_IF_ERROR(ValidateName(f + ".model.name", m.name(), true, limits));
+  ACCELSEL_RETURN_IF_ERROR(ValidateName(f + ".model.family", m.family(), false, limits));
+  ACCELSEL_RETURN_IF_ERROR(ValidateName(f + ".model.weight_dtype", m.weight_dtype(), false, limits));
+  ACCELSEL_RETURN_IF_ERROR(FiniteNonNegative(f + ".model.parameters_b", m.parameters_b()));
+  if (m.active_experts() > m.experts() && m.experts() > 0) {
+    return Invalid(f + ".model.active_experts", "must be <= model.experts");
+  }
+  const auto& h = c.hardware();
+  ACCELSEL_RETURN_IF_ERROR(ValidateName(f + ".hardware.accelerator", h.accelerator(), true, limits));
+  ACCELSEL_RETURN_IF_ERROR(ValidateName(f + ".hardware.interconnect", h.interconnect(), false, limits));
+  if (h.count() < 1) return Invalid(f + ".hardware.count", "must be >= 1 (got 0)");
+  if (h.count() > 65536) return Invalid(f + ".hardware.count", "must be <= 65536");
+  ACCELSEL_RETURN_IF_ERROR(FiniteNonNegative(f + ".hardware.memory_gb", h.memory_gb()));
+  ACCELSEL_RETURN_IF_ERROR(FiniteNonNegative(f + ".hardware.memory_bandwidth_gbps", h.memory_bandwidth_gbps()));
+  ACCELSEL_RETURN_IF_ERROR(FiniteNonNegative(f + ".hardware.peak_tflops", h.peak_tflops()));
+  ACCELSEL_RETURN_IF_ERROR(FiniteNonNegative(f + ".hardware.price_per_hour", h.price_per_hour()));
+  const auto& w = c.workload();
+  if (w.batch_size() < 1) return Invalid(f + ".workload.batch_size", "must be >= 1 (got 0)");
+  ACCELSEL_RETURN_IF_ERROR(FiniteNonNegative(f + ".workload.request_rate_per_s", w.request_rate_per_s()));
+  ACCELSEL_RETURN_IF_ERROR(FiniteNonNegative(f + ".workload.shared_prefix_ratio", w.shared_prefix_ratio()));
+  if (w.shared_prefix_ratio() > 1) return Invalid(f + ".workload.shared_prefix_ratio", "must be <= 1");
+  ACCELSEL_RETURN_IF_ERROR(ValidateName(f + ".workload.dataset", w.dataset(), false, limits));
+  if (static_cast<size_t>(c.embedding_size()) > limits.max_embedding) {
+    return Invalid(f + ".embedding", absl::StrCat("must have at most ", limits.max_embedding, " values (got ",
+                                                  c.embedding_size(), ")"));
+  }
+  for (int i = 0; i < c.embedding_size(); ++i) {
+    if (!std::isfinite(c.embedding(i))) return Invalid(absl::StrCat(f, ".embedding[", i, "]"), "must be finite");
+  }
+  if (c.extra_size() > static_cast<int>(limits.max_extra)) {
+    return Invalid(f + ".extra", absl::StrCat("must have at most ", limits.max_extra, " entries (got ",
+                                              c.extra_size(), ")"));
+  }
+  for (const auto& [k, v] : c.extra()) {
+    ACCELSEL_RETURN_IF_ERROR(ValidateName(f + ".extra key", k, true, limits));
+    if (!std::isfinite(v)) return Invalid(absl::StrCat(f, ".extra[\"", k, "\"]"), "must be finite");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateStrategy(absl::string_view field, const v1::Strategy& s, const ValidationLimits& limits) {
+  const std::string f(field);
+  ACCELSEL_RETURN_IF_ERROR(ValidateId(f + ".id", s.id(), limits));
+  if (static_cast<size_t>(s.components_size()) > limits.max_components) {
+    return Invalid(f + ".components", absl::StrCat("must have at most ", limits.max_components, " entries"));
+  }
+  for (int i = 0; i < s.components_size(); ++i) {
+    const auto& c = s.components(i);
+    const std::string cf = absl::StrCat(f, ".components[", i, "]");
+    ACCELSEL_RETURN_IF_ERROR(ValidateId(cf + ".method", c.method(), limits));
+    ACCELSEL_RETURN_IF_ERROR(ValidateName(cf + ".value", c.value(), true, limits));
+  }
+  return ValidateName(f + ".description", s.description(), false, limits);
+}
+
+absl::Status ValidateRunReport(const v1::RunReport& r, const ValidationLimits& limits) {
+  const size_t bytes = r.ByteSizeLong();
+  if (bytes > limits.max_report_bytes) {
+    return Invalid("report", absl::StrCat("must be at most ", limits.max_report_bytes, " bytes serialized (got ",
+                                          bytes, ")"));
+  }
+  ACCELSEL_RETURN_IF_ERROR(ValidateId("run_id", r.run_id(), limits));
+  ACCELSEL_RETURN_IF_ERROR(ValidateId("node_id", r.node_id(), limits));
+  if (r.schema_version() > 1) {
+    return Invalid("schema_version", absl::StrCat("must be 0 or 1 (got ", r.schema_version(), ")"));
+  }
+  if (r.time_unix_ms() < 0) return Invalid("time_unix_ms", "must be >= 0");
+  if (!r.has_context()) return Invalid("context", "is required");
+  ACCELSEL_RETURN_IF_ERROR(ValidateContext("context", r.context(), limits));
+  if (r.has_strategy()) {
+    ACCELSEL_RETURN_IF_ERROR(ValidateStrategy("strategy", r.strategy(), limits));
+    if (!r.strategy_id().empty() && r.strategy_id() != r.strategy().id()) {
+      return Invalid("strategy_id", "must equal strategy.id when both are set");
+    }
+  } else {
+    ACCELSEL_RETURN_IF_ERROR(ValidateId("strategy_id", r.strategy_id(), limits));
+  }
+  if (!r.decision_id().empty()) ACCELSEL_RETURN_IF_ERROR(ValidateId("decision_id", r.decision_id(), limits));
+  if (r.status() == v1::RUN_STATUS_UNSPECIFIED || !v1::RunStatus_IsValid(r.status())) {
+    return Invalid("status", "must be one of OK, OOM, TIMEOUT, CRASH, NOT_APPLICABLE");
+  }
+  const auto& m = r.metrics();
+  if (m.has_ttft_ms()) ACCELSEL_RETURN_IF_ERROR(FiniteNonNegative("metrics.ttft_ms", m.ttft_ms()));
+  if (m.has_tpot_ms()) ACCELSEL_RETURN_IF_ERROR(FiniteNonNegative("metrics.tpot_ms", m.tpot_ms()));
+  if (m.has_e2e_latency_ms()) ACCELSEL_RETURN_IF_ERROR(FiniteNonNegative("metrics.e2e_latency_ms", m.e2e_latency_ms()));
+  if (m.has_throughput_tokens_per_s()) {
+    ACCELSEL_RETURN_IF_ERROR(FiniteNonNegative("metrics.throughput_tokens_per_s", m.throughput_tokens_per_s()));
+  }
+  if (m.has_peak_memory_gb()) ACCELSEL_RETURN_IF_ERROR(FiniteNonNegative("metrics.peak_memory_gb", m.peak_memory_gb()));
+  if (r.status() == v1::RUN_STATUS_OK && !m.has_e2e_latency_ms() && !m.has_ttft_ms() &&
+      !m.has_throughput_tokens_per_s()) {
+    return Invalid("metrics", "an OK run needs at least one of e2e_latency_ms, ttft_ms, throughput_tokens_per_s");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateSelectRequest(const v1::SelectAcceleratorRequest& r, const ValidationLimits& limits) {
+  const size_t bytes = r.ByteSizeLong();
+  if (bytes > limits.max_select_bytes) {
+    return Invalid("request", absl::StrCat("must be at most ", limits.max_select_bytes, " bytes serialized (got ",
+                                           bytes, ")"));
+  }
+  if (!r.has_context()) return Invalid("context", "is required");
+  ACCELSEL_RETURN_IF_ERROR(ValidateContext("context", r.context(), limits));
+  if (static_cast<size_t>(r.candidate_ids_size()) > limits.max_candidates) {
+    return Invalid("candidate_ids", absl::StrCat("must have at most ", limits.max_candidates, " entries (got ",
+                                                 r.candidate_ids_size(), ")"));
+  }
+  absl::flat_hash_set<absl::string_view> seen;
+  for (int i = 0; i < r.candidate_ids_size(); ++i) {
+    const std::string field = absl::StrCat("candidate_ids[", i, "]");
+    ACCELSEL_RETURN_IF_ERROR(ValidateId(field, r.candidate_ids(i), limits));
+    if (!seen.insert(r.candidate_ids(i)).second) {
+      return Invalid(field, absl::StrCat("duplicate candidate \"", r.candidate_ids(i), "\""));
+    }
+  }
+  if (!v1::Objective_IsValid(r.objective())) return Invalid("objective", "unknown objective");
+  if (r.top_k() > limits.max_top_k) {
+    return Invalid("top_k", absl::StrCat("must be <= ", limits.max_top_k, " (got ", r.top_k(), ")"));
+  }
+  if (!r.node_id().empty()) ACCELSEL_RETURN_IF_ERROR(ValidateId("node_id", r.node_id(), limits));
+  const auto& c = r.constraints();
+  if (c.has_max_latency_ms()) ACCELSEL_RETURN_IF_ERROR(FiniteNonNegative("constraints.max_latency_ms", c.max_latency_ms()));
+  if (c.has_max_cost()) ACCELSEL_RETURN_IF_ERROR(FiniteNonNegative("constraints.max_cost", c.max_cost()));
+  if (c.has_max_memory_gb()) ACCELSEL_RETURN_IF_ERROR(FiniteNonNegative("constraints.max_memory_gb", c.max_memory_gb()));
+  if (c.has_max_failure_probability()) {
+    const double p = c.max_failure_probability();
+    if (!std::isfinite(p) || p < 0 || p > 1) return Invalid("constraints.max_failure_probability", "must be in [0, 1]");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace accelsel::server

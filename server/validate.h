@@ -1,0 +1,38 @@
+// Request validation: every rule a request must satisfy before it reaches the store or the selector.
+// Each failure is INVALID_ARGUMENT with a message naming the field and the rule, e.g.
+// "context.workload.batch_size: must be >= 1 (got 0)".
+#ifndef ACCELSEL_SERVER_VALIDATE_H_
+#define ACCELSEL_SERVER_VALIDATE_H_
+
+#include <cstddef>
+#include "absl/strings/string_view.h"
+
+#include "absl/status/status.h"
+#include "accelsel/v1/accelsel.pb.h"
+
+namespace accelsel::server {
+
+struct ValidationLimits {
+  size_t max_id_chars = 128;             // run_id, node_id, strategy ids, decision_id
+  size_t max_name_chars = 256;           // model name, accelerator, engine, dataset, ...
+  size_t max_candidates = 256;
+  size_t max_top_k = 256;
+  size_t max_embedding = 64;
+  size_t max_extra = 32;
+  size_t max_components = 32;
+  size_t max_select_bytes = 1 << 20;     // serialized SelectAcceleratorRequest
+  size_t max_report_bytes = 64 << 10;    // serialized RunReport
+};
+
+// Ids: 1..max_id_chars of [A-Za-z0-9._:/+=-].
+absl::Status ValidateId(absl::string_view field, absl::string_view value, const ValidationLimits& limits);
+absl::Status ValidateContext(absl::string_view field, const v1::TaskContext& c, const ValidationLimits& limits);
+absl::Status ValidateStrategy(absl::string_view field, const v1::Strategy& s, const ValidationLimits& limits);
+// Structural checks of a report. Whether its strategy is known is the caller's business (needs the catalogue).
+absl::Status ValidateRunReport(const v1::RunReport& r, const ValidationLimits& limits);
+// Structural checks of a selection request (not whether candidate ids exist).
+absl::Status ValidateSelectRequest(const v1::SelectAcceleratorRequest& r, const ValidationLimits& limits);
+
+}  // namespace accelsel::server
+
+#endif  // ACCELSEL_SERVER_VALIDATE_H_

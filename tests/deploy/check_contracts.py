@@ -1,0 +1,260 @@
+"""Cross-file checks of the deployment artefacts that no linter knows about: the Dockerfile, the Kubernetes
+manifests, the Prometheus rules, the Grafana dashboard and docs/OPERATIONS.md must agree on ports, paths, the
+user id, the probes and the metric names. Run by tests/deploy_check.sh with /usr/bin/python3 (needs python3-yaml).
+
+Usage: check_contracts.py SOURCE_DIR TMP_DIR   (exit 1 and one line per broken rule)
+"""
+import json
+import os
+import re
+import shlex
+import sys
+
+import yaml
+
+GRPC_PORT = 50051
+METRICS_PORT = 9464
+DATA_DIR = "/var/lib/accelsel"
+HEALTH_SERVICE = "accelsel.v1.AcceleratorSelector"
+
+failures = []
+
+
+def check(ok, message):
+    if not ok:
+        failures.append(message)
+
+
+def dockerfile_instructions(path):
+    """Returns [(INSTRUCTION, argument text)] with line continuations joined and comments dropped."""
+    out, current = [], ""
+    for raw in open(path, encoding="utf-8"):
+        line = raw.rstrip("\n")
+        if not current and (not line.strip() or line.lstrip().startswith("#")):
+            continue
+        if line.rstrip().endswith("\\"):
+            current += line.rstrip()[:-1] + " "
+            continue
+        current += line
+        word, _, rest = current.strip().partition(" ")
+        out.append((word.upper(), rest.strip()))
+        current = ""
+    return out
+
+
+def check_dockerfile(src):
+    inst = dockerfile_instructions(os.path.join(src, "Dockerfile"))
+    froms = [a for i, a in inst if i == "FROM"]
+    check(len(froms) >= 2, "Dockerfile: expected a multi-stage build (two FROM lines)")
+    check(all(re.match(r"debian:bookworm(-slim)?(@|\s|$)", f) for f in froms),
+          f"Dockerfile: every stage must be Debian 12 (bookworm), got {froms}")
+    check(froms and froms[-1].startswith("debian:bookworm-slim"), "Dockerfile: the runtime stage must be bookworm-slim")
+
+    args = {}
+    for i, a in inst:
+        if i == "ARG" and "=" in a:
+            name, _, value = a.partition("=")
+            args[name] = value.strip().strip('"')
+    runtime_packages = args.get("RUNTIME_PACKAGES", "").split()
+    check(runtime_packages, "Dockerfile: ARG RUNTIME_PACKAGES missing")
+    check(not any(p.endswith("-dev") for p in runtime_packages),
+          "Dockerfile: RUNTIME_PACKAGES must not contain -dev packages")
+
+    # The builder's packages must be ones the Makefile's `deps` installs too, so the image builds what CI tests.
+    makefile = open(os.path.join(src, "Makefile"), encoding="utf-8").read()
+    make_pkgs = set(re.search(r"DEB_PACKAGES\s*:=(.*?)\n\n", makefile, re.S).group(1).replace("\\", " ").split())
+    builder_run = next((a for i, a in inst if i == "RUN" and "apt-get install" in a), "")
+    builder_pkgs = [w for w in shlex.split(builder_run.split("--no-install-recommends", 1)[-1].split("&&")[0])]
+    check(builder_pkgs, "Dockerfile: builder apt-get install line not found")
+    stray = sorted(set(builder_pkgs) - make_pkgs)
+    check(not stray, f"Dockerfile: builder installs packages the Makefile does not: {stray}")
+
+    build_run = " ".join(a for i, a in inst if i == "RUN")
+    for flag in ("-DCMAKE_BUILD_TYPE=Release", "-DACCELSEL_BUILD_TESTS=OFF", "-DACCELSEL_BUILD_BENCH=OFF",
+                 "runtime-deps.sh --require"):
+        check(flag in build_run, f"Dockerfile: builder must run with {flag}")
+
+    users = [a for i, a in inst if i == "USER"]
+    check(users and re.fullmatch(r"\d+(:\d+)?", users[-1]) is not None and not users[-1].startswith("0"),
+          f"Dockerfile: final USER must be a numeric non-root uid, got {users}")
+    uid = int(users[-1].split(":")[0]) if users else None
+
+    exposed = {int(p.split("/")[0]) for i, a in inst if i == "EXPOSE" for p in a.split()}
+    check(exposed == {GRPC_PORT, METRICS_PORT}, f"Dockerfile: EXPOSE must be {GRPC_PORT} {METRICS_PORT}, got {exposed}")
+    volumes = [a for i, a in inst if i == "VOLUME"]
+    check(any(DATA_DIR in v for v in volumes), f"Dockerfile: VOLUME {DATA_DIR} missing")
+    check(any(i == "HEALTHCHECK" and "health" in a for i, a in inst), "Dockerfile: HEALTHCHECK with a health probe missing")
+
+    entry = next((a for i, a in inst if i == "ENTRYPOINT"), None)
+    check(entry is not None, "Dockerfile: ENTRYPOINT missing")
+    entry_args = json.loads(entry) if entry else []
+    check(entry_args[:1] == ["/usr/local/bin/accelsel-server"], "Dockerfile: ENTRYPOINT must exec accelsel-server")
+    flags = dict(a.split("=", 1) for a in entry_args[1:] if a.startswith("--") and "=" in a)
+    check(flags.get("--listen") == f"0.0.0.0:{GRPC_PORT}", "Dockerfile: --listen must be 0.0.0.0:50051")
+    check(flags.get("--metrics_listen") == f"0.0.0.0:{METRICS_PORT}", "Dockerfile: --metrics_listen must be 0.0.0.0:9464")
+    check(flags.get("--data_dir") == DATA_DIR, f"Dockerfile: --data_dir must be {DATA_DIR}")
+    # Paths under /opt/accelsel/data must exist in the repository's data/, which is what COPY puts there.
+    copies = [a for i, a in inst if i == "COPY" and a.split()[-1] == "/opt/accelsel/data"]
+    check(copies and copies[0].split()[0] == "data", "Dockerfile: COPY data /opt/accelsel/data missing")
+    for flag in ("--seed_csv", "--descriptors_dir"):
+        path = flags.get(flag, "")
+        check(path.startswith("/opt/accelsel/data/"), f"Dockerfile: {flag} must point into /opt/accelsel/data")
+        repo_path = os.path.join(src, "data", path[len("/opt/accelsel/data/"):])
+        check(os.path.exists(repo_path), f"Dockerfile: {flag}={path} but {os.path.relpath(repo_path, src)} "
+                                         "does not exist in the repository")
+
+    dockerignore = open(os.path.join(src, ".dockerignore"), encoding="utf-8").read().split()
+    check("data" not in dockerignore, ".dockerignore must not exclude data/ (the image ships it)")
+    for needed in ("build", ".git", "var"):
+        check(needed in dockerignore, f".dockerignore should exclude {needed}")
+    return uid, flags, runtime_packages
+
+
+def check_kubernetes(src, uid, docker_flags):
+    docs = []
+    kdir = os.path.join(src, "deploy", "kubernetes")
+    for name in sorted(os.listdir(kdir)):
+        if name.endswith((".yaml", ".yml")):
+            docs += [d for d in yaml.safe_load_all(open(os.path.join(kdir, name), encoding="utf-8")) if d]
+    by_kind = {}
+    for d in docs:
+        by_kind.setdefault(d.get("kind"), []).append(d)
+
+    kustomize = [d for d in docs if d.get("kind") == "Kustomization"]
+    if kustomize:
+        listed = set(kustomize[0].get("resources", []))
+        files = {n for n in os.listdir(kdir) if n.endswith((".yaml", ".yml")) and n != "kustomization.yaml"}
+        check(listed == files, f"kustomization.yaml resources {sorted(listed)} != manifest files {sorted(files)}")
+
+    sts_list = by_kind.get("StatefulSet", [])
+    check(len(sts_list) == 1, "kubernetes: exactly one StatefulSet expected")
+    if not sts_list:
+        return
+    sts = sts_list[0]
+    spec = sts["spec"]
+    check(spec.get("replicas") == 1, "StatefulSet: replicas must be 1 (RocksDB has a single writer)")
+    pod = spec["template"]["spec"]
+    pod_labels = spec["template"]["metadata"].get("labels", {})
+    check(spec["selector"]["matchLabels"].items() <= pod_labels.items(), "StatefulSet: selector does not match pod labels")
+    ann = spec["template"]["metadata"].get("annotations", {})
+    check(ann.get("prometheus.io/scrape") == "true" and ann.get("prometheus.io/port") == str(METRICS_PORT),
+          "StatefulSet: pod template needs prometheus.io/scrape and prometheus.io/port annotations")
+    psc = pod.get("securityContext", {})
+    check(psc.get("runAsNonRoot") is True, "StatefulSet: runAsNonRoot must be true")
+    check(psc.get("runAsUser") == uid, f"StatefulSet: runAsUser {psc.get('runAsUser')} != Dockerfile USER {uid}")
+    check(psc.get("fsGroup") == uid, "StatefulSet: fsGroup must match the image's group so the volume is writable")
+    check(spec.get("serviceName") in {s["metadata"]["name"] for s in by_kind.get("Service", [])},
+          "StatefulSet: serviceName must name a Service in the manifests")
+
+    containers = pod["containers"]
+    check(len(containers) == 1, "StatefulSet: one container expected")
+    c = containers[0]
+    csc = c.get("securityContext", {})
+    check(csc.get("readOnlyRootFilesystem") is True, "container: readOnlyRootFilesystem must be true")
+    check(csc.get("allowPrivilegeEscalation") is False, "container: allowPrivilegeEscalation must be false")
+    check("ALL" in csc.get("capabilities", {}).get("drop", []), "container: capabilities must drop ALL")
+    res = c.get("resources", {})
+    check(res.get("requests") and res.get("limits", {}).get("memory"), "container: resource requests and a memory limit")
+
+    ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
+    check(ports == {"grpc": GRPC_PORT, "metrics": METRICS_PORT}, f"container ports {ports}")
+    args = dict(a.split("=", 1) for a in c.get("args", []) if a.startswith("--") and "=" in a)
+    for flag in ("--listen", "--metrics_listen", "--data_dir", "--seed_csv", "--descriptors_dir"):
+        check(args.get(flag) == docker_flags.get(flag),
+              f"container arg {flag}={args.get(flag)} differs from the Dockerfile's {docker_flags.get(flag)}")
+    env_names = set()
+    for ref in c.get("envFrom", []):
+        cm_name = ref.get("configMapRef", {}).get("name")
+        cms = [d for d in by_kind.get("ConfigMap", []) if d["metadata"]["name"] == cm_name]
+        check(cms, f"envFrom names ConfigMap {cm_name} which is not in the manifests")
+        for cm in cms:
+            env_names |= set(cm.get("data", {}))
+    for a in c.get("args", []):
+        for var in re.findall(r"\$\((\w+)\)", a):
+            check(var in env_names, f"container arg {a} uses $({var}) which no ConfigMap defines")
+
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        p = c.get(probe)
+        check(p is not None and "grpc" in p, f"container: {probe} must be a native gRPC probe")
+        if p and "grpc" in p:
+            check(p["grpc"].get("port") == GRPC_PORT, f"{probe}: port must be {GRPC_PORT}")
+            check(p["grpc"].get("service", "") in ("", HEALTH_SERVICE), f"{probe}: unknown health service name")
+    if c.get("readinessProbe", {}).get("grpc"):
+        check(c["readinessProbe"]["grpc"].get("service") == HEALTH_SERVICE,
+              f"readinessProbe should ask for {HEALTH_SERVICE} (ready only once the selector serves)")
+
+    claims = {t["metadata"]["name"] for t in spec.get("volumeClaimTemplates", [])}
+    mounts = {m["mountPath"]: m["name"] for m in c.get("volumeMounts", [])}
+    check(mounts.get(DATA_DIR) in claims, f"{DATA_DIR} must be mounted from a volumeClaimTemplate")
+    pod_volumes = {v["name"] for v in pod.get("volumes", [])}
+    for path, name in mounts.items():
+        check(name in claims or name in pod_volumes, f"volumeMount {path} names unknown volume {name}")
+
+    services = by_kind.get("Service", [])
+    main = [s for s in services if s["spec"].get("clusterIP") != "None"]
+    check(main, "kubernetes: a client-facing Service is missing")
+    for s in services:
+        check(s["spec"]["selector"].items() <= pod_labels.items(), f"Service {s['metadata']['name']}: selector "
+                                                                   "does not match the pods")
+        for p in s["spec"]["ports"]:
+            target = p.get("targetPort", p["port"])
+            check(target in ports or target in ports.values(), f"Service {s['metadata']['name']}: targetPort {target}")
+    for s in main:
+        sports = {p["name"]: p["port"] for p in s["spec"]["ports"]}
+        check(sports == {"grpc": GRPC_PORT, "metrics": METRICS_PORT}, f"Service ports {sports}")
+        sann = s["metadata"].get("annotations", {})
+        check(sann.get("prometheus.io/scrape") == "true", "Service: prometheus.io/scrape annotation missing")
+
+
+def promql_of_dashboard(src):
+    dash = json.load(open(os.path.join(src, "deploy", "grafana-dashboard.json"), encoding="utf-8"))
+    check(dash.get("panels"), "grafana-dashboard.json: no panels")
+    exprs = []
+    for panel in dash.get("panels", []):
+        check(panel.get("targets"), f"dashboard panel {panel.get('title')!r} has no query")
+        for t in panel.get("targets", []):
+            exprs.append(t["expr"])
+    return exprs
+
+
+def check_metric_names(src, dashboard_exprs, tmp_dir):
+    """Every accelsel_* series the alerts and the dashboard read is documented in docs/OPERATIONS.md."""
+    ops_path = os.path.join(src, "docs", "OPERATIONS.md")
+    check(os.path.exists(ops_path), "docs/OPERATIONS.md missing")
+    if not os.path.exists(ops_path):
+        return
+    documented = set(re.findall(r"`(accelsel_[a-z0-9_]+)", open(ops_path, encoding="utf-8").read()))
+    texts = [open(os.path.join(src, "deploy", "alerts.yml"), encoding="utf-8").read()] + dashboard_exprs
+    used = set()
+    for text in texts:
+        for name in re.findall(r"\baccelsel_[a-z0-9_]+", text):
+            used.add(re.sub(r"_(bucket|count|sum)$", "", name))
+    with open(os.path.join(tmp_dir, "used_metrics.txt"), "w", encoding="utf-8") as f:
+        f.write("\n".join(sorted(used)) + "\n")
+    undocumented = sorted(used - documented)
+    check(not undocumented, f"metrics used by alerts/dashboard but not documented in docs/OPERATIONS.md: "
+                            f"{undocumented}")
+
+    # Hand the dashboard's queries to promtool as recording rules so their PromQL gets parsed.
+    rules = {"groups": [{"name": "dashboard", "rules": [
+        {"record": f"dashboard:query{i}",
+         "expr": e.replace("$__rate_interval", "5m").replace("$job", ".*").replace("$instance", ".*")}
+        for i, e in enumerate(dashboard_exprs)]}]}
+    with open(os.path.join(tmp_dir, "dashboard_rules.yml"), "w", encoding="utf-8") as f:
+        yaml.safe_dump(rules, f)
+
+
+def main():
+    src, tmp_dir = sys.argv[1], sys.argv[2]
+    uid, docker_flags, runtime_packages = check_dockerfile(src)
+    check_kubernetes(src, uid, docker_flags)
+    check_metric_names(src, promql_of_dashboard(src), tmp_dir)
+    with open(os.path.join(tmp_dir, "runtime_packages.txt"), "w", encoding="utf-8") as f:
+        f.write(" ".join(runtime_packages) + "\n")
+    for message in failures:
+        print(f"  contract: {message}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

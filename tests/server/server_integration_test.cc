@@ -1,0 +1,316 @@
+// Integration tests: the real server (callback gRPC, RocksDB in a temp folder) on 127.0.0.1:0, driven by a real
+// gRPC client. Covers the catalogue, ReportRun acks (durable / duplicate / rejected), validation messages,
+// statistics-based ranking, restart persistence and health.
+#include <functional>
+#include <map>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "gtest/gtest.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "tests/server/test_server.h"
+
+namespace accelsel::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+class ServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override { StartServer(FreshDir("server-it")); }
+
+  void StartServer(const std::string& dir) {
+    dir_ = dir;
+    auto s = server::Server::Start(TestOptions(dir_));
+    ASSERT_TRUE(s.ok()) << s.status();
+    server_ = *std::move(s);
+    conn_ = Connect(server_->port());
+  }
+  void Restart() {
+    server_->Shutdown();
+    server_.reset();
+    StartServer(dir_);
+  }
+
+  void Register(const std::string& id) {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    v1::RegisterStrategyRequest req;
+    *req.mutable_strategy() = MakeStrategy(id);
+    v1::RegisterStrategyResponse resp;
+    ASSERT_TRUE(conn_.selector->RegisterStrategy(&ctx, req, &resp).ok());
+  }
+
+  // Sends `reports` on one stream and returns the acks (in arrival order) and the final status.
+  std::vector<v1::RunAck> Report(const std::vector<v1::RunReport>& reports, grpc::Status* status = nullptr) {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    auto stream = conn_.selector->ReportRun(&ctx);
+    for (const auto& r : reports) EXPECT_TRUE(stream->Write(r));
+    stream->WritesDone();
+    std::vector<v1::RunAck> acks;
+    v1::RunAck ack;
+    while (stream->Read(&ack)) acks.push_back(ack);
+    grpc::Status st = stream->Finish();
+    if (status) *status = st;
+    EXPECT_TRUE(st.ok()) << st.error_message();
+    return acks;
+  }
+
+  grpc::Status Select(const v1::SelectAcceleratorRequest& req, v1::SelectAcceleratorResponse* resp) {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    return conn_.selector->SelectAccelerator(&ctx, req, resp);
+  }
+
+  std::string dir_;
+  std::unique_ptr<server::Server> server_;
+  Connection conn_;
+};
+
+TEST_F(ServerTest, CatalogueRegisterListAndConflict) {
+  Register("vllm");
+  Register("vllm");  // same definition again: fine
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx);
+  v1::RegisterStrategyRequest req;
+  *req.mutable_strategy() = MakeStrategy("vllm");
+  req.mutable_strategy()->mutable_components(0)->set_value("something-else");
+  v1::RegisterStrategyResponse resp;
+  grpc::Status st = conn_.selector->RegisterStrategy(&ctx, req, &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_THAT(st.error_message(), HasSubstr("strategy.id"));
+
+  grpc::ClientContext ctx2;
+  SetDeadline(&ctx2);
+  v1::ListStrategiesResponse list;
+  ASSERT_TRUE(conn_.selector->ListStrategies(&ctx2, {}, &list).ok());
+  ASSERT_EQ(list.strategies_size(), 1);
+  EXPECT_EQ(list.strategies(0).components(0).value(), "vllm");
+}
+
+TEST_F(ServerTest, ReportRunAcksDurableDuplicateAndRejectedWithoutEndingStream) {
+  Register("a");
+  v1::RunReport bad = MakeReport("r-bad", "a", 8, -5.0);
+  v1::RunReport unknown = MakeReport("r-unknown", "no-such-strategy", 8, 10.0);
+  auto acks = Report({MakeReport("r1", "a", 8, 100), bad, unknown, MakeReport("r2", "a", 8, 110),
+                      MakeReport("r1", "a", 8, 100)});
+  ASSERT_EQ(acks.size(), 5u);
+  std::map<uint64_t, v1::RunAck> by_seq;
+  for (const auto& a : acks) by_seq[a.sequence()] = a;
+  EXPECT_EQ(by_seq[0].result(), v1::RunAck::RESULT_DURABLE);
+  EXPECT_EQ(by_seq[1].result(), v1::RunAck::RESULT_REJECTED);
+  EXPECT_THAT(by_seq[1].reason(), HasSubstr("metrics.e2e_latency_ms"));
+  EXPECT_THAT(by_seq[1].reason(), HasSubstr(">= 0"));
+  EXPECT_EQ(by_seq[2].result(), v1::RunAck::RESULT_REJECTED);
+  EXPECT_THAT(by_seq[2].reason(), HasSubstr("strategy_id"));
+  EXPECT_EQ(by_seq[3].result(), v1::RunAck::RESULT_DURABLE);
+  EXPECT_EQ(by_seq[4].result(), v1::RunAck::RESULT_DUPLICATE);
+  EXPECT_EQ(server_->core().store()->RunCount(), 2u);
+
+  // A resend on a new stream is a duplicate and stores nothing.
+  auto again = Report({MakeReport("r2", "a", 8, 110)});
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].result(), v1::RunAck::RESULT_DUPLICATE);
+  EXPECT_EQ(server_->core().store()->RunCount(), 2u);
+}
+
+TEST_F(ServerTest, ReportWithStrategyDefinitionRegistersIt) {
+  v1::RunReport r = MakeReport("r-def", "", 4, 50);
+  r.clear_strategy_id();
+  *r.mutable_strategy() = MakeStrategy("sglang");
+  auto acks = Report({r});
+  ASSERT_EQ(acks.size(), 1u);
+  EXPECT_EQ(acks[0].result(), v1::RunAck::RESULT_DURABLE) << acks[0].reason();
+  auto stored = server_->core().store()->GetRun("r-def");
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(stored->strategy_id(), "sglang");
+}
+
+TEST_F(ServerTest, SelectRanksByStoredMediansWithEvidence) {
+  Register("fast");
+  Register("slow");
+  Register("never-run");
+  std::vector<v1::RunReport> reports;
+  for (int i = 0; i < 5; ++i) {
+    reports.push_back(MakeReport(absl::StrCat("f", i), "fast", 16, 100 + i));
+    reports.push_back(MakeReport(absl::StrCat("s", i), "slow", 16, 200 + i));
+  }
+  Report(reports);
+
+  v1::SelectAcceleratorRequest req;
+  *req.mutable_context() = MakeContext(16);
+  v1::SelectAcceleratorResponse resp;
+  ASSERT_TRUE(Select(req, &resp).ok());
+  ASSERT_EQ(resp.recommendations_size(), 3);
+  EXPECT_FALSE(resp.decision_id().empty());
+  const auto& first = resp.recommendations(0);
+  EXPECT_EQ(first.strategy().id(), "fast");
+  EXPECT_EQ(first.rank(), 1u);
+  EXPECT_EQ(first.evidence_layer(), v1::EVIDENCE_LAYER_OBSERVED);
+  EXPECT_EQ(first.evidence_count(), 5u);
+  EXPECT_DOUBLE_EQ(first.expected_value(), 102.0);  // median of 100..104
+  EXPECT_LE(first.interval().low(), 102.0);
+  EXPECT_GE(first.interval().high(), 102.0);
+  EXPECT_EQ(resp.recommendations(1).strategy().id(), "slow");
+  EXPECT_DOUBLE_EQ(resp.recommendations(1).expected_value(), 202.0);
+  // No runs at all for this strategy: said honestly.
+  EXPECT_EQ(resp.recommendations(2).strategy().id(), "never-run");
+  EXPECT_EQ(resp.recommendations(2).evidence_layer(), v1::EVIDENCE_LAYER_UNKNOWN);
+  EXPECT_EQ(resp.recommendations(2).evidence_count(), 0u);
+
+  // Throughput is maximised: the same order, from the throughput medians.
+  req.set_objective(v1::OBJECTIVE_THROUGHPUT);
+  v1::SelectAcceleratorResponse thr;
+  ASSERT_TRUE(Select(req, &thr).ok());
+  EXPECT_EQ(thr.recommendations(0).strategy().id(), "fast");
+  EXPECT_GT(thr.recommendations(0).expected_value(), thr.recommendations(1).expected_value());
+
+  // A latency SLO between the two: the slow one does not meet it.
+  req.set_objective(v1::OBJECTIVE_E2E_LATENCY);
+  req.mutable_constraints()->set_max_latency_ms(150);
+  req.add_candidate_ids("slow");
+  req.add_candidate_ids("fast");
+  v1::SelectAcceleratorResponse slo;
+  ASSERT_TRUE(Select(req, &slo).ok());
+  ASSERT_EQ(slo.recommendations_size(), 2);
+  EXPECT_TRUE(slo.recommendations(0).meets_constraints());
+  EXPECT_FALSE(slo.recommendations(1).meets_constraints());
+  ASSERT_EQ(slo.recommendations(1).violated_size(), 1);
+  EXPECT_EQ(slo.recommendations(1).violated(0), "max_latency_ms");
+
+  // A workload never run: the nearest observed workload of the same model and hardware answers, as a prior.
+  v1::SelectAcceleratorRequest other;
+  *other.mutable_context() = MakeContext(32);
+  other.set_top_k(1);
+  v1::SelectAcceleratorResponse prior;
+  ASSERT_TRUE(Select(other, &prior).ok());
+  ASSERT_EQ(prior.recommendations_size(), 1);
+  EXPECT_EQ(prior.recommendations(0).evidence_layer(), v1::EVIDENCE_LAYER_PRIOR);
+  EXPECT_EQ(prior.recommendations(0).strategy().id(), "fast");
+}
+
+TEST_F(ServerTest, FailuresCountAgainstAStrategy) {
+  Register("fragile");
+  Register("steady");
+  std::vector<v1::RunReport> reports;
+  for (int i = 0; i < 4; ++i) {
+    v1::RunReport oom = MakeReport(absl::StrCat("o", i), "fragile", 16, 1);
+    oom.set_status(v1::RUN_STATUS_OOM);
+    oom.clear_metrics();
+    reports.push_back(oom);
+    reports.push_back(MakeReport(absl::StrCat("t", i), "steady", 16, 300));
+  }
+  reports.push_back(MakeReport("fragile-ok", "fragile", 16, 50));
+  Report(reports);
+  v1::SelectAcceleratorRequest req;
+  *req.mutable_context() = MakeContext(16);
+  v1::SelectAcceleratorResponse resp;
+  ASSERT_TRUE(Select(req, &resp).ok());
+  ASSERT_EQ(resp.recommendations_size(), 2);
+  // "fragile" is faster when it works, but fails most of the time: ranked after the one that meets constraints.
+  EXPECT_EQ(resp.recommendations(0).strategy().id(), "steady");
+  EXPECT_EQ(resp.recommendations(1).strategy().id(), "fragile");
+  EXPECT_FALSE(resp.recommendations(1).meets_constraints());
+  EXPECT_GT(resp.recommendations(1).failure_probability(), 0.5);
+}
+
+TEST_F(ServerTest, SelectValidationNamesFieldAndRule) {
+  Register("a");
+  struct Case {
+    std::function<void(v1::SelectAcceleratorRequest*)> mutate;
+    std::string expect;
+  };
+  std::vector<Case> cases = {
+      {[](auto* r) { r->clear_context(); }, "context: is required"},
+      {[](auto* r) { r->mutable_context()->mutable_model()->clear_name(); }, "context.model.name: is required"},
+      {[](auto* r) { r->mutable_context()->mutable_workload()->set_batch_size(0); }, "context.workload.batch_size"},
+      {[](auto* r) { r->mutable_context()->mutable_hardware()->set_count(0); }, "context.hardware.count"},
+      {[](auto* r) { r->mutable_context()->mutable_hardware()->set_memory_gb(std::nan("")); },
+       "context.hardware.memory_gb: must be finite"},
+      {[](auto* r) { r->add_candidate_ids("missing"); }, "candidate_ids[0]: unknown strategy"},
+      {[](auto* r) {
+         r->add_candidate_ids("a");
+         r->add_candidate_ids("a");
+       },
+       "candidate_ids[1]: duplicate"},
+      {[](auto* r) { r->add_candidate_ids(""); }, "candidate_ids[0]: is required"},
+      {[](auto* r) { r->add_candidate_ids(std::string(200, 'x')); }, "at most 128 characters"},
+      {[](auto* r) { r->set_top_k(100000); }, "top_k: must be <= 256"},
+      {[](auto* r) { r->mutable_constraints()->set_max_latency_ms(-1); }, "constraints.max_latency_ms"},
+      {[](auto* r) {
+         for (int i = 0; i < 100; ++i) r->mutable_context()->add_embedding(1.0f);
+       },
+       "context.embedding: must have at most 64"},
+      {[](auto* r) { r->mutable_context()->mutable_model()->set_name(std::string(2 << 20, 'm')); },
+       "request: must be at most"},
+  };
+  for (const auto& c : cases) {
+    v1::SelectAcceleratorRequest req;
+    *req.mutable_context() = MakeContext(8);
+    c.mutate(&req);
+    v1::SelectAcceleratorResponse resp;
+    grpc::Status st = Select(req, &resp);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << c.expect;
+    EXPECT_THAT(st.error_message(), HasSubstr(c.expect));
+  }
+}
+
+TEST_F(ServerTest, EmptyCatalogueIsAFailedPrecondition) {
+  v1::SelectAcceleratorRequest req;
+  *req.mutable_context() = MakeContext(8);
+  v1::SelectAcceleratorResponse resp;
+  EXPECT_EQ(Select(req, &resp).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+}
+
+TEST_F(ServerTest, RunsCatalogueAndStatisticsSurviveRestart) {
+  Register("fast");
+  Register("slow");
+  Report({MakeReport("p1", "fast", 16, 100), MakeReport("p2", "slow", 16, 300), MakeReport("p3", "fast", 16, 120)});
+  Restart();
+  EXPECT_EQ(server_->core().store()->RunCount(), 3u);
+  v1::SelectAcceleratorRequest req;
+  *req.mutable_context() = MakeContext(16);
+  v1::SelectAcceleratorResponse resp;
+  ASSERT_TRUE(Select(req, &resp).ok());
+  ASSERT_EQ(resp.recommendations_size(), 2);
+  EXPECT_EQ(resp.recommendations(0).strategy().id(), "fast");
+  EXPECT_DOUBLE_EQ(resp.recommendations(0).expected_value(), 110.0);
+  EXPECT_EQ(resp.recommendations(0).evidence_count(), 2u);
+  auto acks = Report({MakeReport("p1", "fast", 16, 100)});
+  EXPECT_EQ(acks[0].result(), v1::RunAck::RESULT_DUPLICATE);
+}
+
+TEST_F(ServerTest, ManyReportsOnOneStreamAllAcknowledged) {
+  Register("a");
+  std::vector<v1::RunReport> reports;
+  for (int i = 0; i < 5000; ++i) reports.push_back(MakeReport(absl::StrCat("bulk-", i), "a", 1 + i % 64, 10 + i % 7));
+  auto acks = Report(reports);
+  ASSERT_EQ(acks.size(), reports.size());
+  std::vector<bool> seen(reports.size(), false);
+  for (const auto& a : acks) {
+    ASSERT_LT(a.sequence(), reports.size());
+    EXPECT_FALSE(seen[a.sequence()]);
+    seen[a.sequence()] = true;
+    EXPECT_EQ(a.result(), v1::RunAck::RESULT_DURABLE);
+    EXPECT_EQ(a.run_id(), reports[a.sequence()].run_id());
+  }
+  EXPECT_EQ(server_->core().store()->RunCount(), reports.size());
+}
+
+TEST_F(ServerTest, HealthServiceReportsServing) {
+  auto stub = grpc::health::v1::Health::NewStub(conn_.channel);
+  for (const std::string service : {"", "accelsel.v1.AcceleratorSelector"}) {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    grpc::health::v1::HealthCheckRequest req;
+    req.set_service(service);
+    grpc::health::v1::HealthCheckResponse resp;
+    ASSERT_TRUE(stub->Check(&ctx, req, &resp).ok());
+    EXPECT_EQ(resp.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+  }
+}
+
+}  // namespace
+}  // namespace accelsel::testing

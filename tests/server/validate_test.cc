@@ -1,0 +1,87 @@
+// Unit tests of the validation rules: each rule refuses what it should, with the field named, and accepts the
+// boundary values.
+#include "server/validate.h"
+
+#include <cmath>
+#include <limits>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/server/test_server.h"
+
+namespace accelsel::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(ValidateTest, GoodReportPasses) {
+  EXPECT_TRUE(server::ValidateRunReport(MakeReport("r", "s", 1, 10), {}).ok());
+}
+
+TEST(ValidateTest, IdsAreBoundedAndRestrictedToASafeAlphabet) {
+  server::ValidationLimits limits;
+  EXPECT_TRUE(server::ValidateId("run_id", std::string(128, 'a'), limits).ok());
+  EXPECT_THAT(server::ValidateId("run_id", std::string(129, 'a'), limits).message(), HasSubstr("run_id: must be at most 128"));
+  EXPECT_THAT(server::ValidateId("run_id", "", limits).message(), HasSubstr("run_id: is required"));
+  EXPECT_THAT(server::ValidateId("run_id", "a b", limits).message(), HasSubstr("may contain only"));
+  EXPECT_THAT(server::ValidateId("run_id", "a\n", limits).message(), HasSubstr("may contain only"));
+  EXPECT_TRUE(server::ValidateId("run_id", "node-1/run.42:x+y=z_", limits).ok());
+}
+
+TEST(ValidateTest, MetricsMustBeFiniteAndNonNegative) {
+  const double bad_values[] = {-1.0, std::nan(""), std::numeric_limits<double>::infinity()};
+  for (double v : bad_values) {
+    auto r = MakeReport("r", "s", 1, 10);
+    r.mutable_metrics()->set_ttft_ms(v);
+    auto st = server::ValidateRunReport(r, {});
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(st.message(), HasSubstr("metrics.ttft_ms"));
+  }
+  auto zero = MakeReport("r", "s", 1, 0);
+  zero.mutable_metrics()->set_throughput_tokens_per_s(0);
+  EXPECT_TRUE(server::ValidateRunReport(zero, {}).ok());
+}
+
+TEST(ValidateTest, OkRunNeedsAMeasurementButAFailureDoesNot) {
+  auto r = MakeReport("r", "s", 1, 10);
+  r.clear_metrics();
+  EXPECT_THAT(server::ValidateRunReport(r, {}).message(), HasSubstr("an OK run needs"));
+  r.set_status(v1::RUN_STATUS_OOM);
+  EXPECT_TRUE(server::ValidateRunReport(r, {}).ok());
+  r.set_status(v1::RUN_STATUS_UNSPECIFIED);
+  EXPECT_THAT(server::ValidateRunReport(r, {}).message(), HasSubstr("status"));
+}
+
+TEST(ValidateTest, ReportStructure) {
+  auto r = MakeReport("r", "s", 1, 10);
+  r.clear_context();
+  EXPECT_THAT(server::ValidateRunReport(r, {}).message(), HasSubstr("context: is required"));
+  r = MakeReport("r", "s", 1, 10);
+  r.clear_node_id();
+  EXPECT_THAT(server::ValidateRunReport(r, {}).message(), HasSubstr("node_id: is required"));
+  r = MakeReport("r", "s", 1, 10);
+  r.set_schema_version(7);
+  EXPECT_THAT(server::ValidateRunReport(r, {}).message(), HasSubstr("schema_version"));
+  r = MakeReport("r", "s", 1, 10);
+  *r.mutable_strategy() = MakeStrategy("other");
+  EXPECT_THAT(server::ValidateRunReport(r, {}).message(), HasSubstr("strategy_id: must equal strategy.id"));
+  r = MakeReport("r", "s", 1, 10);
+  r.mutable_context()->mutable_workload()->set_shared_prefix_ratio(1.5);
+  EXPECT_THAT(server::ValidateRunReport(r, {}).message(), HasSubstr("shared_prefix_ratio: must be <= 1"));
+  r = MakeReport("r", "s", 1, 10);
+  (*r.mutable_context()->mutable_extra())["x"] = std::nan("");
+  EXPECT_THAT(server::ValidateRunReport(r, {}).message(), HasSubstr("context.extra[\"x\"]: must be finite"));
+  r = MakeReport("r", "s", 1, 10);
+  r.mutable_context()->mutable_model()->set_name(std::string(100 << 10, 'n'));
+  EXPECT_THAT(server::ValidateRunReport(r, {}).message(), HasSubstr("report: must be at most 65536 bytes"));
+}
+
+TEST(ValidateTest, StrategyComponents) {
+  v1::Strategy s = MakeStrategy("x");
+  EXPECT_TRUE(server::ValidateStrategy("strategy", s, {}).ok());
+  s.mutable_components(0)->clear_value();
+  EXPECT_THAT(server::ValidateStrategy("strategy", s, {}).message(), HasSubstr("strategy.components[0].value"));
+}
+
+}  // namespace
+}  // namespace accelsel::testing
