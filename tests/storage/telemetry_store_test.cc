@@ -60,8 +60,10 @@ class TelemetryStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
     const char* tmp = std::getenv("ACCELSEL_TEST_TMPDIR");
-    dir_ = absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/storage_",
-                        ::testing::UnitTest::GetInstance()->current_test_info()->name(), "_", getpid());
+    // Parameterised test names contain '/': keep the folder a direct child of the temp dir.
+    std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    std::replace(name.begin(), name.end(), '/', '_');
+    dir_ = absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/storage_", name, "_", getpid());
     std::filesystem::remove_all(dir_);
     options_.path = dir_;
     options_.block_cache_mb = 8;
