@@ -102,6 +102,7 @@ class AckReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1::RunAc
   template <typename Fn>
   void Decide(Fn&& change) {
     bool read = false, write = false, finish = false;
+    grpc::WriteOptions write_options;
     grpc::Status status;
     {
       absl::MutexLock lock(&mu_);
@@ -115,6 +116,7 @@ class AckReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1::RunAc
         writing_ = write = true;
         outgoing_ = std::move(acks_.front());
         acks_.pop_front();
+        if (!acks_.empty()) write_options.set_buffer_hint();  // as server/services.cc: a burst leaves in one write
       }
       if (!reading_ && !reads_done_ && !broken_ && !failed_ && in_flight_ < window_) reading_ = read = true;
       if ((reads_done_ || broken_ || failed_) && in_flight_ == 0 && !writing_) {
@@ -123,7 +125,7 @@ class AckReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1::RunAc
       }
     }
     if (read) StartRead(&incoming_);
-    if (write) StartWrite(&outgoing_);
+    if (write) StartWrite(&outgoing_, write_options);
     if (finish) Finish(status);  // last touch of `this`
   }
 

@@ -204,6 +204,7 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1:
     bool read = false;
     bool write = false;
     bool finish = false;
+    grpc::WriteOptions write_options;
     grpc::Status status;
   };
 
@@ -249,6 +250,10 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1:
       outgoing_ = std::move(acks_.front());
       acks_.pop_front();
       a.write = true;
+      // More acks are queued behind this one (a committed batch completes many reports at once): let gRPC buffer
+      // it, so the burst leaves in one HTTP/2 write when its last ack (written without the hint) flushes it.
+      // A buffered write completes at once, so the queue drains without waiting for the socket.
+      if (!acks_.empty()) a.write_options.set_buffer_hint();
     }
     if (!reading_ && !reads_done_ && !broken_ && final_status_.ok() &&
         in_flight_ < core_->options().stream_window) {
@@ -267,7 +272,7 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1:
 
   void Run(const Actions& a) {
     if (a.read) StartRead(&incoming_);
-    if (a.write) StartWrite(&outgoing_);
+    if (a.write) StartWrite(&outgoing_, a.write_options);
     if (a.finish) Finish(a.status);  // last touch of `this`
   }
 
