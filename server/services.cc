@@ -126,12 +126,19 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1:
     const uint64_t seq = next_sequence_++;
     // Over the node's report rate: end the stream RESOURCE_EXHAUSTED (with retry-after-ms); this report and any
     // still unacknowledged are not stored, the client resends them after the hint.
+    //
+    // reading_ stays true until this report is prepared and handed to the group commit: otherwise another thread
+    // (an ack written, a write stored) could start the next read in between, and report N+1 would be prepared
+    // before report N — e.g. rejected as an unknown strategy whose definition report N carries.
     const grpc::Status admitted = access_->AdmitReports(ctx_, principal_, 1);
     {
       absl::MutexLock lock(&mu_);
-      reading_ = false;
-      if (finished_ || !final_status_.ok()) return;  // stream is ending: not acknowledged, the client resends
+      if (finished_ || !final_status_.ok()) {  // stream is ending: not acknowledged, the client resends
+        reading_ = false;
+        return;
+      }
       if (!admitted.ok()) {
+        reading_ = false;
         final_status_ = admitted;
         a = NextLocked();
       } else {
@@ -155,6 +162,7 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1:
       ack.set_sequence(seq);
       {
         absl::MutexLock lock(&mu_);
+        reading_ = false;
         acks_.push_back(std::move(ack));
         a = NextLocked();
       }
@@ -167,6 +175,7 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1:
     });
     {
       absl::MutexLock lock(&mu_);
+      reading_ = false;
       a = NextLocked();
     }
     Run(a);
