@@ -41,6 +41,13 @@ grpc::ServerUnaryReactor* BlockingUnary(ServiceCore* core, AccessControl* access
     reactor->Finish(admitted);
     return reactor;
   }
+  // The worker may outlive the call (deadline): it holds a worker slot so that shutdown waits for it.
+  if (!core->BeginWorker()) {
+    const grpc::Status refused(grpc::StatusCode::UNAVAILABLE, "server is shutting down");
+    RpcTimer(core->metrics(), method).Finish(refused.error_code());
+    reactor->Finish(refused);
+    return reactor;
+  }
   struct Race {
     absl::Mutex mu;
     bool finished ABSL_GUARDED_BY(mu) = false;
@@ -64,18 +71,24 @@ grpc::ServerUnaryReactor* BlockingUnary(ServiceCore* core, AccessControl* access
                                                 " passed; the operation continues in the background")));
     });
   }
-  std::thread([race, timer, reactor, response, alarm = std::move(alarm), fn = std::move(fn)]() mutable {
+  std::thread([core, race, timer, reactor, response, alarm = std::move(alarm), fn = std::move(fn)]() mutable {
     Response local;
     grpc::Status status = fn(&local);
     alarm->Cancel();
+    bool finish = false;
     {
       absl::MutexLock lock(&race->mu);
-      if (race->finished) return;
-      race->finished = true;
-      *response = std::move(local);
+      if (!race->finished) {
+        race->finished = true;
+        finish = true;
+        *response = std::move(local);
+      }
     }
-    timer->Finish(status.error_code());
-    reactor->Finish(status);
+    if (finish) {
+      timer->Finish(status.error_code());
+      reactor->Finish(status);
+    }
+    core->EndWorker();  // last touch of the core and the call
   }).detach();
   return reactor;
 }
