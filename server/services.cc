@@ -120,6 +120,12 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1:
       Finish(admitted);
       return;
     }
+    {
+      // Publishes principal_ and holds_stream_slot_ to the callbacks, which run on other threads and lock mu_
+      // first (gRPC orders them too, but in code TSan cannot see).
+      absl::MutexLock lock(&mu_);
+      reading_ = true;
+    }
     StartRead(&incoming_);
   }
 
@@ -134,9 +140,14 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1:
       Run(a);
       return;
     }
-    v1::RunReport report = std::move(incoming_);
-    incoming_.Clear();
-    const uint64_t seq = next_sequence_++;
+    v1::RunReport report;
+    uint64_t seq = 0;
+    {
+      absl::MutexLock lock(&mu_);  // orders this callback after the one that started the read (another thread)
+      report = std::move(incoming_);
+      incoming_.Clear();
+      seq = next_sequence_++;
+    }
     // Over the node's report rate: end the stream RESOURCE_EXHAUSTED (with retry-after-ms); this report and any
     // still unacknowledged are not stored, the client resends them after the hint.
     //
