@@ -184,19 +184,15 @@ void MetaModel::EncodeStrategies(const std::vector<const Strategy*>& strategies,
   const size_t w = StrategyFeatureWidth();
   x->clear();
   x->reserve(strategies.size() * w);
-  for (const Strategy* s : strategies) {
-    auto c = catalog_.find(s->id);
-    if (c != catalog_.end() && c->second != s->components) {
-      Strategy copy{s->id, c->second, ""};
-      EncodeStrategy(copy, x);
-    } else {
-      EncodeStrategy(*s, x);
-    }
-  }
   refs->resize(strategies.size());
   for (size_t i = 0; i < strategies.size(); ++i) {
-    (*refs)[i] = {StableHash(strategies[i]->id), x->data() + i * w};
+    const Strategy* s = strategies[i];
+    auto c = catalog_.find(s->id);
+    (*refs)[i].key = c != catalog_.end() && c->second != s->components
+                         ? strategy_encodings_.Append(Strategy{s->id, c->second, ""}, x)
+                         : strategy_encodings_.Append(*s, x);
   }
+  for (size_t i = 0; i < strategies.size(); ++i) (*refs)[i].x = x->data() + i * w;
 }
 
 void MetaModel::Predict(const TaskContext& context, const std::vector<const Strategy*>& strategies,

@@ -17,6 +17,7 @@
 #include "absl/status/statusor.h"
 #include "model/learner.h"
 #include "model/predictor.h"
+#include "model/strategy_encoding_cache.h"
 #include "model/types.h"
 
 namespace accelsel::model {
@@ -106,6 +107,7 @@ class MetaModel : public Predictor {
   std::unique_ptr<XgbBooster> failure_classifier_;
   double failure_base_rate_ = 0;
   std::map<std::string, std::vector<std::pair<std::string, std::string>>> catalog_;
+  StrategyEncodingCache strategy_encodings_;  // filled by Predict; per model instance
 };
 
 }  // namespace accelsel::model

@@ -43,8 +43,10 @@ class ServiceCore {
   // Validates a report and resolves its strategy (registering an attached definition). On error the status
   // message names the field and the rule. `reason` receives a low-cardinality label for metrics.
   absl::Status PrepareReport(v1::RunReport* report, std::string* reason);
-  // Hands a prepared report to the group commit; `done` runs after the write returned.
-  void Ingest(v1::RunReport report, IngestQueue::Done done) { ingest_->Submit(std::move(report), std::move(done)); }
+  // Hands a prepared report to the group commit; `sink` gets it back with its result after the write returned.
+  void Ingest(IngestSink* sink, std::unique_ptr<v1::RunReport> report, uint64_t sequence) {
+    ingest_->Submit(sink, std::move(report), sequence);
+  }
 
   // Stops ingest (after finishing what was submitted) and the trainer, flushes the store. First waits for the
   // blocking admin workers (a Retrain whose call already ended DEADLINE_EXCEEDED still runs on its own thread).
