@@ -43,6 +43,9 @@ struct TrainOptions {
   // of a model (or of an accelerator) held out together, over this many folds; 0 disables (then such contexts
   // get the ordinary intervals, which are too narrow for them).
   int novelty_folds = 3;
+  // Interval and novelty calibration (the fold models above) runs on the rows of a hash-chosen share of the
+  // tasks, about this many rows per head; 0 = all rows. See XgbLearnerOptions::calibration_max_rows.
+  size_t calibration_max_rows = 100000;
   // A head (objective) is trained only with at least this many OK runs reporting its metric.
   size_t min_rows_per_head = 8;
   // The failure classifier is trained with at least this many failed and this many OK runs; otherwise a
