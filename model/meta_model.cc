@@ -69,6 +69,47 @@ double MetaModel::Baseline(const TaskContext& c, uint32_t head) const {
 
 bool MetaModel::HasObjective(Objective objective) const { return heads_[HeadFor(objective)] != nullptr; }
 
+bool MetaModel::HasRankHead(Objective objective) const { return rank_heads_[HeadFor(objective)] != nullptr; }
+
+absl::Status MetaModel::TrainRankHead(uint32_t head, const Dataset& d, const XgbParams& params) {
+  // One row per (context, strategy) cell with the cell's mean target: repeated runs of one cell would only add
+  // pairs between identical feature vectors.
+  absl::flat_hash_map<uint64_t, std::pair<double, uint32_t>> cells;  // (task << 32 | strat) -> (sum, count)
+  std::vector<uint32_t> strategies_of_task(d.num_tasks(), 0);
+  for (const Dataset::Row& r : d.rows) {
+    auto [it, inserted] = cells.try_emplace((uint64_t{r.task} << 32) | r.strat, 0.0, 0u);
+    it->second.first += r.y;
+    it->second.second += 1;
+    if (inserted) ++strategies_of_task[r.task];
+  }
+  Dataset rd;
+  rd.task_dim = d.task_dim;
+  rd.strat_dim = d.strat_dim;
+  rd.task_x = d.task_x;
+  rd.strat_x = d.strat_x;
+  rd.strat_key = d.strat_key;
+  for (const auto& [key, sum] : cells) {
+    const uint32_t task = static_cast<uint32_t>(key >> 32);
+    if (strategies_of_task[task] < 2) continue;
+    rd.rows.push_back({task, static_cast<uint32_t>(key & 0xffffffffu), static_cast<float>(sum.first / sum.second)});
+  }
+  if (rd.rows.empty()) return absl::OkStatus();
+  // Hash-map order is not stable across builds; the ranker's row order (within a task) must be.
+  std::sort(rd.rows.begin(), rd.rows.end(), [](const Dataset::Row& a, const Dataset::Row& b) {
+    return a.task != b.task ? a.task < b.task : a.strat < b.strat;
+  });
+  XgbLearnerOptions lo;
+  lo.mode = XgbLearnerOptions::Mode::kPairwise;
+  lo.params = params;
+  lo.interval_folds = 0;
+  auto ranker = std::make_unique<XgbLearner>(lo);
+  if (auto s = ranker->Fit(rd); !s.ok()) {
+    return absl::Status(s.code(), absl::StrCat("training ranking head ", head, ": ", s.message()));
+  }
+  rank_heads_[head] = std::move(ranker);
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::unique_ptr<MetaModel>> MetaModel::Train(const std::vector<RunRecord>& runs,
                                                            const TrainOptions& options) {
   std::unique_ptr<MetaModel> mm(new MetaModel());
@@ -79,6 +120,10 @@ absl::StatusOr<std::unique_ptr<MetaModel>> MetaModel::Train(const std::vector<Ru
   for (const RunRecord& r : runs) {
     mm->known_models_.insert(absl::AsciiStrToLower(r.context.model.name));
     mm->known_accelerators_.insert(absl::AsciiStrToLower(r.context.hardware.accelerator));
+  }
+  mm->use_vocabulary_ = options.drop_unseen_tokens;
+  if (mm->use_vocabulary_) {
+    for (const RunRecord& r : runs) CollectContextVocabulary(r.context, &mm->vocabulary_);
   }
   mm->coverage_ = options.interval_coverage;
   mm->roofline_baseline_ = options.roofline_baseline;
@@ -122,12 +167,9 @@ absl::StatusOr<std::unique_ptr<MetaModel>> MetaModel::Train(const std::vector<Ru
 
   for (uint32_t head = 0; head < kNumHeads; ++head) {
     if (!wanted[head]) continue;
-    Dataset d;
-    d.task_dim = all.task_dim;
-    d.strat_dim = all.strat_dim;
-    d.task_x = all.task_x;
-    d.strat_x = all.strat_x;
-    d.strat_key = all.strat_key;
+    // Every head shares the encoded tasks and strategies; only the rows (and targets) differ.
+    Dataset& d = all;
+    d.rows.clear();
     for (size_t i = 0; i < runs.size(); ++i) {
       if (IsFailure(runs[i].status)) continue;
       const double y = HeadTarget(runs[i], head);
@@ -140,6 +182,7 @@ absl::StatusOr<std::unique_ptr<MetaModel>> MetaModel::Train(const std::vector<Ru
     lo.params = options.xgb;
     lo.interval_folds = head == kPeakMemory ? 0 : options.interval_folds;
     lo.coverage = options.interval_coverage;
+    lo.calibration_max_rows = options.calibration_max_rows;
     auto learner = std::make_unique<XgbLearner>(lo);
     if (auto s = learner->Fit(d); !s.ok()) {
       return absl::Status(s.code(), absl::StrCat("training head ", head, ": ", s.message()));
@@ -153,6 +196,9 @@ absl::StatusOr<std::unique_ptr<MetaModel>> MetaModel::Train(const std::vector<Ru
       }
     }
     mm->heads_[head] = std::move(learner);
+    if (options.rank_heads && head != kPeakMemory) {
+      if (auto s = mm->TrainRankHead(head, d, options.xgb); !s.ok()) return s;
+    }
   }
   if (mm->heads_[kE2e] == nullptr && mm->heads_[kThroughput] == nullptr && mm->heads_[kTtft] == nullptr &&
       mm->heads_[kTpot] == nullptr) {
@@ -163,16 +209,18 @@ absl::StatusOr<std::unique_ptr<MetaModel>> MetaModel::Train(const std::vector<Ru
   mm->failure_base_rate_ = (failed_runs + 0.5) / (runs.size() + 1.0);
   if (failed_runs >= options.min_failures_for_classifier && ok_runs >= options.min_failures_for_classifier) {
     const size_t cols = all.task_dim + all.strat_dim;
-    std::vector<float> x(runs.size() * cols), labels(runs.size());
-    for (size_t i = 0; i < runs.size(); ++i) {
-      std::copy_n(all.task(run_task[i]), all.task_dim, x.data() + i * cols);
-      std::copy_n(all.strat(run_strat[i]), all.strat_dim, x.data() + i * cols + all.task_dim);
-      labels[i] = IsFailure(runs[i].status) ? 1.0f : 0.0f;
-    }
+    std::vector<float> labels(runs.size());
+    for (size_t i = 0; i < runs.size(); ++i) labels[i] = IsFailure(runs[i].status) ? 1.0f : 0.0f;
+    const XgbBooster::RowBlockFn fill = [&](size_t begin, size_t end, float* out) {
+      for (size_t i = begin; i < end; ++i, out += cols) {
+        std::copy_n(all.task(run_task[i]), all.task_dim, out);
+        std::copy_n(all.strat(run_strat[i]), all.strat_dim, out + all.task_dim);
+      }
+    };
     XgbParams p = options.xgb;
     p.objective = "binary:logistic";
     p.num_rounds = std::min(p.num_rounds, 100);
-    auto b = XgbBooster::Train(x, runs.size(), cols, labels, {}, {}, p);
+    auto b = XgbBooster::TrainFromBlocks(fill, runs.size(), cols, labels, {}, p);
     if (!b.ok()) return b.status();
     mm->failure_classifier_ = std::move(*b);
   }
@@ -201,7 +249,7 @@ void MetaModel::Predict(const TaskContext& context, const std::vector<const Stra
   if (strategies.empty()) return;
   std::vector<float> task_x;
   task_x.reserve(ContextFeatureWidth());
-  EncodeContext(context, &task_x);
+  EncodeContext(context, use_vocabulary_ ? &vocabulary_ : nullptr, &task_x);
   std::vector<float> strat_x;
   std::vector<CandidateRef> refs;
   EncodeStrategies(strategies, &strat_x, &refs);
@@ -260,6 +308,14 @@ void MetaModel::Predict(const TaskContext& context, const std::vector<const Stra
         (*out)[i].low = std::exp(lp[i].lo);
         (*out)[i].high = std::exp(lp[i].hi);
       }
+    }
+  }
+  // Order from the ranking head of the objective (cost orders like e2e latency: the price is one constant per
+  // context). No baseline or interval: only the order within this call means anything.
+  if (const XgbLearner* ranker = rank_heads_[head].get(); ranker != nullptr) {
+    std::vector<LogPrediction> order;
+    if (ranker->Predict(task_x.data(), refs, &order).ok() && order.size() == strategies.size()) {
+      for (size_t i = 0; i < order.size(); ++i) (*out)[i].rank_score = order[i].mean;
     }
   }
   if (run_head(kPeakMemory)) {
@@ -376,6 +432,20 @@ absl::StatusOr<std::string> MetaModel::Serialize() const {
   } else {
     w.PutU32(0);
   }
+  // Format 3: vocabulary and ranking heads.
+  w.PutU32(use_vocabulary_ ? 1 : 0);
+  w.PutU32(static_cast<uint32_t>(vocabulary_.size()));
+  for (const std::string& token : vocabulary_) w.PutString(token);
+  for (uint32_t h = 0; h < kNumHeads; ++h) {
+    if (rank_heads_[h] == nullptr) {
+      w.PutU32(0);
+      continue;
+    }
+    auto bytes = rank_heads_[h]->Serialize();
+    if (!bytes.ok()) return bytes.status();
+    w.PutU32(1);
+    w.PutString(*bytes);
+  }
   return SealBlob(kBlobMagic, kBlobFormat, w.bytes());
 }
 
@@ -383,8 +453,9 @@ absl::StatusOr<std::unique_ptr<MetaModel>> MetaModel::Deserialize(std::string_vi
   uint32_t format = 0;
   auto payload = OpenBlob(blob, kBlobMagic, kBlobFormat, &format);
   if (!payload.ok()) return payload.status();
-  if (format != kBlobFormat) {
-    return absl::FailedPreconditionError(absl::StrCat("model blob: format ", format, " is not ", kBlobFormat));
+  if (format < kOldestBlobFormat || format > kBlobFormat) {
+    return absl::FailedPreconditionError(absl::StrCat("model blob: format ", format, " is not ", kOldestBlobFormat,
+                                                      "..", kBlobFormat));
   }
   ByteReader r(*payload);
   std::unique_ptr<MetaModel> mm(new MetaModel());
@@ -446,6 +517,26 @@ absl::StatusOr<std::unique_ptr<MetaModel>> MetaModel::Deserialize(std::string_vi
     auto b = XgbBooster::Load(bytes, ContextFeatureWidth() + StrategyFeatureWidth());
     if (!b.ok()) return b.status();
     mm->failure_classifier_ = std::move(*b);
+  }
+  if (format >= 3) {
+    uint32_t use = 0, n = 0;
+    if (!r.GetU32(&use) || use > 1 || !r.GetU32(&n) || n > (1u << 24)) return malformed("vocabulary");
+    mm->use_vocabulary_ = use == 1;
+    for (uint32_t i = 0; i < n; ++i) {
+      std::string token;
+      if (!r.GetString(&token)) return malformed("vocabulary");
+      mm->vocabulary_.insert(std::move(token));
+    }
+    for (uint32_t h = 0; h < kNumHeads; ++h) {
+      uint32_t present = 0;
+      if (!r.GetU32(&present) || present > 1 || (present == 1 && h == kPeakMemory)) return malformed("ranking head");
+      if (present == 0) continue;
+      std::string bytes;
+      if (!r.GetString(&bytes)) return malformed("ranking head");
+      auto ranker = XgbLearner::Deserialize(bytes);
+      if (!ranker.ok()) return ranker.status();
+      mm->rank_heads_[h] = std::move(*ranker);
+    }
   }
   if (!r.done()) return malformed("trailer");
   if (!any) return malformed("model: no objective head");

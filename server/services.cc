@@ -41,6 +41,13 @@ grpc::ServerUnaryReactor* BlockingUnary(ServiceCore* core, AccessControl* access
     reactor->Finish(admitted);
     return reactor;
   }
+  // The worker may outlive the call (deadline): it holds a worker slot so that shutdown waits for it.
+  if (!core->BeginWorker()) {
+    const grpc::Status refused(grpc::StatusCode::UNAVAILABLE, "server is shutting down");
+    RpcTimer(core->metrics(), method).Finish(refused.error_code());
+    reactor->Finish(refused);
+    return reactor;
+  }
   struct Race {
     absl::Mutex mu;
     bool finished ABSL_GUARDED_BY(mu) = false;
@@ -64,18 +71,24 @@ grpc::ServerUnaryReactor* BlockingUnary(ServiceCore* core, AccessControl* access
                                                 " passed; the operation continues in the background")));
     });
   }
-  std::thread([race, timer, reactor, response, alarm = std::move(alarm), fn = std::move(fn)]() mutable {
+  std::thread([core, race, timer, reactor, response, alarm = std::move(alarm), fn = std::move(fn)]() mutable {
     Response local;
     grpc::Status status = fn(&local);
     alarm->Cancel();
+    bool finish = false;
     {
       absl::MutexLock lock(&race->mu);
-      if (race->finished) return;
-      race->finished = true;
-      *response = std::move(local);
+      if (!race->finished) {
+        race->finished = true;
+        finish = true;
+        *response = std::move(local);
+      }
     }
-    timer->Finish(status.error_code());
-    reactor->Finish(status);
+    if (finish) {
+      timer->Finish(status.error_code());
+      reactor->Finish(status);
+    }
+    core->EndWorker();  // last touch of the core and the call
   }).detach();
   return reactor;
 }
@@ -116,6 +129,12 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1:
       Finish(admitted);
       return;
     }
+    {
+      // Publishes principal_ and holds_stream_slot_ to the callbacks, which run on other threads and lock mu_
+      // first (gRPC orders them too, but in code TSan cannot see).
+      absl::MutexLock lock(&mu_);
+      reading_ = true;
+    }
     StartRead(incoming_.get());
   }
 
@@ -130,20 +149,30 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1:
       Run(a);
       return;
     }
-    std::unique_ptr<v1::RunReport> report = std::move(incoming_);
-    const uint64_t seq = next_sequence_++;
+    std::unique_ptr<v1::RunReport> report;
+    uint64_t seq = 0;
+    {
+      absl::MutexLock lock(&mu_);  // orders this callback after the one that started the read (another thread)
+      report = std::move(incoming_);
+      incoming_ = TakeSpareLocked();  // the next read's message; no read starts while reading_ stays true
+      seq = next_sequence_++;
+    }
     // Over the node's report rate: end the stream RESOURCE_EXHAUSTED (with retry-after-ms); this report and any
     // still unacknowledged are not stored, the client resends them after the hint.
+    //
+    // reading_ stays true until this report is prepared and handed to the group commit: otherwise another thread
+    // (an ack written, a write stored) could start the next read in between, and report N+1 would be prepared
+    // before report N — e.g. rejected as an unknown strategy whose definition report N carries.
     const grpc::Status admitted = access_->AdmitReports(ctx_, principal_, 1);
     {
       absl::MutexLock lock(&mu_);
-      incoming_ = TakeSpareLocked();  // the next read's message; the read chain is idle until Run issues it
-      reading_ = false;
       if (finished_ || !final_status_.ok()) {  // stream is ending: not acknowledged, the client resends
+        reading_ = false;
         RecycleLocked(std::move(report));
         return;
       }
       if (!admitted.ok()) {
+        reading_ = false;
         final_status_ = admitted;
         RecycleLocked(std::move(report));
         a = NextLocked();
@@ -168,6 +197,7 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1:
       ack.set_sequence(seq);
       {
         absl::MutexLock lock(&mu_);
+        reading_ = false;
         RecycleLocked(std::move(report));
         acks_.push_back(std::move(ack));
         a = NextLocked();
@@ -178,6 +208,7 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1:
     core_->Ingest(this, std::move(report), seq);
     {
       absl::MutexLock lock(&mu_);
+      reading_ = false;
       a = NextLocked();
     }
     Run(a);
