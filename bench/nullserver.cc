@@ -133,7 +133,7 @@ class AckReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1::RunAc
         writing_ = write = true;
         outgoing_ = std::move(acks_.front());
         acks_.pop_front();
-        if (!acks_.empty()) write_options.set_buffer_hint();  // as server/services.cc: a burst leaves in one write
+        // No buffer hint, as in server/services.cc (a hinted ack can stall the stream).
       }
       if (!reading_ && !reads_done_ && !broken_ && !failed_ && in_flight_ < window_) reading_ = read = true;
       if ((reads_done_ || broken_ || failed_) && in_flight_ == 0 && !writing_) {

@@ -309,10 +309,9 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1:
       outgoing_ = std::move(acks_.front());
       acks_.pop_front();
       a.write = true;
-      // More acks are queued behind this one (a committed batch completes many reports at once): let gRPC buffer
-      // it, so the burst leaves in one HTTP/2 write when its last ack (written without the hint) flushes it.
-      // A buffered write completes at once, so the queue drains without waiting for the socket.
-      if (!acks_.empty()) a.write_options.set_buffer_hint();
+      // No buffer hint: a hinted write may complete only when something else flushes the transport, and with one
+      // write outstanding the flushing write would wait for it — once the client stops sending, the stream stalls
+      // (seen as DEADLINE_EXCEEDED in fault_test under load).
     }
     if (!reading_ && !reads_done_ && !broken_ && final_status_.ok() &&
         in_flight_ < core_->options().stream_window) {
