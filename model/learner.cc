@@ -30,6 +30,45 @@ void BuildMatrix(const Dataset& d, const std::vector<size_t>& rows, std::vector<
   }
 }
 
+// Trains a booster on rows `rows` of `d` (every row when null) without building their whole feature matrix:
+// XgbBooster::TrainFromBlocks asks for the rows block by block.
+absl::StatusOr<std::unique_ptr<XgbBooster>> TrainOnRows(const Dataset& d, const std::vector<size_t>* rows,
+                                                        const XgbParams& params) {
+  const size_t n = rows != nullptr ? rows->size() : d.rows.size();
+  const size_t cols = d.task_dim + d.strat_dim;
+  auto row = [&](size_t i) -> const Dataset::Row& { return d.rows[rows != nullptr ? (*rows)[i] : i]; };
+  std::vector<float> y(n);
+  for (size_t i = 0; i < n; ++i) y[i] = row(i).y;
+  const XgbBooster::RowBlockFn fill = [&](size_t begin, size_t end, float* out) {
+    for (size_t i = begin; i < end; ++i, out += cols) {
+      const Dataset::Row& r = row(i);
+      std::copy_n(d.task(r.task), d.task_dim, out);
+      std::copy_n(d.strat(r.strat), d.strat_dim, out + d.task_dim);
+    }
+  };
+  return XgbBooster::TrainFromBlocks(fill, n, cols, y, {}, params);
+}
+
+// Rows of the tasks kept for calibration: every row when max_rows is 0 or not below the row count, else the rows
+// of a hash-chosen share max_rows / rows of the tasks (whole tasks, so grouped folds stay grouped).
+std::vector<size_t> CalibrationRows(const Dataset& d, size_t max_rows, uint64_t seed) {
+  std::vector<size_t> out;
+  if (max_rows == 0 || d.rows.size() <= max_rows) {
+    out.resize(d.rows.size());
+    std::iota(out.begin(), out.end(), 0);
+    return out;
+  }
+  const double share = static_cast<double>(max_rows) / static_cast<double>(d.rows.size());
+  const uint64_t threshold = static_cast<uint64_t>(share * 18446744073709551615.0);
+  std::vector<bool> keep(d.num_tasks());
+  for (uint32_t t = 0; t < keep.size(); ++t) keep[t] = StableHash(absl::StrCat(t), seed + 77) < threshold;
+  out.reserve(max_rows + max_rows / 8);
+  for (size_t i = 0; i < d.rows.size(); ++i) {
+    if (keep[d.rows[i].task]) out.push_back(i);
+  }
+  return out;
+}
+
 // Lookup in a sorted (key, score) vector.
 double Lookup(const std::vector<std::pair<uint64_t, double>>& v, uint64_t key, double missing) {
   auto it = std::lower_bound(v.begin(), v.end(), std::make_pair(key, -std::numeric_limits<double>::infinity()));
@@ -114,28 +153,27 @@ absl::Status XgbLearner::Fit(const Dataset& d) {
     has_interval_ = false;
     return absl::OkStatus();
   }
-  BuildMatrix(d, all, &x, &y);
-  auto b = XgbBooster::Train(x, all.size(), cols, y, {}, {}, params);
+  auto b = TrainOnRows(d, nullptr, params);
   if (!b.ok()) return b.status();
   booster_ = std::move(*b);
   has_interval_ = false;
   oof_.assign(d.rows.size(), std::nanf(""));
   const int folds = options_.interval_folds;
   if (folds >= 2 && d.num_tasks() >= static_cast<size_t>(folds)) {
+    const std::vector<size_t> calibration = CalibrationRows(d, options_.calibration_max_rows, params.seed);
     std::vector<double> residuals;
-    residuals.reserve(d.rows.size());
+    residuals.reserve(calibration.size());
     for (int f = 0; f < folds; ++f) {
       std::vector<size_t> train, test;
-      for (size_t i = 0; i < d.rows.size(); ++i) {
+      for (size_t i : calibration) {
         const bool held = InnerFold(d.rows[i].task, params.seed, folds) == f;
         (held ? test : train).push_back(i);
       }
       if (train.empty() || test.empty()) continue;
-      std::vector<float> fx, fy, tx, ty, pred;
-      BuildMatrix(d, train, &fx, &fy);
+      std::vector<float> tx, ty, pred;
       XgbParams fp = params;
       fp.seed = params.seed + 1 + f;
-      auto fb = XgbBooster::Train(fx, train.size(), cols, fy, {}, {}, fp);
+      auto fb = TrainOnRows(d, &train, fp);
       if (!fb.ok()) return fb.status();
       BuildMatrix(d, test, &tx, &ty);
       if (auto s = (*fb)->Predict(tx.data(), test.size(), &pred); !s.ok()) return s;
@@ -157,21 +195,20 @@ absl::Status XgbLearner::Fit(const Dataset& d) {
 absl::StatusOr<std::pair<double, double>> XgbLearner::GroupedResidualQuantiles(
     const Dataset& d, const std::vector<uint64_t>& task_group, int folds) const {
   if (folds < 2 || task_group.size() != d.num_tasks()) return absl::NotFoundError("no groups");
-  const size_t cols = d.task_dim + d.strat_dim;
+  const std::vector<size_t> calibration = CalibrationRows(d, options_.calibration_max_rows, options_.params.seed);
   std::vector<double> residuals;
   int used = 0;
   for (int f = 0; f < folds; ++f) {
     std::vector<size_t> train, test;
-    for (size_t i = 0; i < d.rows.size(); ++i) {
+    for (size_t i : calibration) {
       (static_cast<int>(task_group[d.rows[i].task] % folds) == f ? test : train).push_back(i);
     }
     if (train.empty() || test.empty()) continue;
     ++used;
-    std::vector<float> fx, fy, tx, ty, pred;
-    BuildMatrix(d, train, &fx, &fy);
+    std::vector<float> tx, ty, pred;
     XgbParams fp = options_.params;
     fp.seed = options_.params.seed + 101 + f;
-    auto fb = XgbBooster::Train(fx, train.size(), cols, fy, {}, {}, fp);
+    auto fb = TrainOnRows(d, &train, fp);
     if (!fb.ok()) return fb.status();
     BuildMatrix(d, test, &tx, &ty);
     if (auto s = (*fb)->Predict(tx.data(), test.size(), &pred); !s.ok()) return s;

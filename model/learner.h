@@ -69,6 +69,11 @@ struct XgbLearnerOptions {
   // of contexts the model has not seen). 0 or 1 disables intervals.
   int interval_folds = 3;
   double coverage = 0.8;
+  // Interval (and grouped novelty) calibration uses the rows of a hash-chosen share of the tasks, about this
+  // many rows in all; 0 = every row. Residual quantiles need thousands of rows, not millions, and each fold
+  // model costs as much as the final fit. Fold models trained on fewer rows than the final model err a little
+  // more, so a cap errs towards wider intervals.
+  size_t calibration_max_rows = 0;
 };
 
 class XgbLearner : public Learner {

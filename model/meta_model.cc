@@ -167,12 +167,9 @@ absl::StatusOr<std::unique_ptr<MetaModel>> MetaModel::Train(const std::vector<Ru
 
   for (uint32_t head = 0; head < kNumHeads; ++head) {
     if (!wanted[head]) continue;
-    Dataset d;
-    d.task_dim = all.task_dim;
-    d.strat_dim = all.strat_dim;
-    d.task_x = all.task_x;
-    d.strat_x = all.strat_x;
-    d.strat_key = all.strat_key;
+    // Every head shares the encoded tasks and strategies; only the rows (and targets) differ.
+    Dataset& d = all;
+    d.rows.clear();
     for (size_t i = 0; i < runs.size(); ++i) {
       if (IsFailure(runs[i].status)) continue;
       const double y = HeadTarget(runs[i], head);
@@ -185,6 +182,7 @@ absl::StatusOr<std::unique_ptr<MetaModel>> MetaModel::Train(const std::vector<Ru
     lo.params = options.xgb;
     lo.interval_folds = head == kPeakMemory ? 0 : options.interval_folds;
     lo.coverage = options.interval_coverage;
+    lo.calibration_max_rows = options.calibration_max_rows;
     auto learner = std::make_unique<XgbLearner>(lo);
     if (auto s = learner->Fit(d); !s.ok()) {
       return absl::Status(s.code(), absl::StrCat("training head ", head, ": ", s.message()));
@@ -211,16 +209,18 @@ absl::StatusOr<std::unique_ptr<MetaModel>> MetaModel::Train(const std::vector<Ru
   mm->failure_base_rate_ = (failed_runs + 0.5) / (runs.size() + 1.0);
   if (failed_runs >= options.min_failures_for_classifier && ok_runs >= options.min_failures_for_classifier) {
     const size_t cols = all.task_dim + all.strat_dim;
-    std::vector<float> x(runs.size() * cols), labels(runs.size());
-    for (size_t i = 0; i < runs.size(); ++i) {
-      std::copy_n(all.task(run_task[i]), all.task_dim, x.data() + i * cols);
-      std::copy_n(all.strat(run_strat[i]), all.strat_dim, x.data() + i * cols + all.task_dim);
-      labels[i] = IsFailure(runs[i].status) ? 1.0f : 0.0f;
-    }
+    std::vector<float> labels(runs.size());
+    for (size_t i = 0; i < runs.size(); ++i) labels[i] = IsFailure(runs[i].status) ? 1.0f : 0.0f;
+    const XgbBooster::RowBlockFn fill = [&](size_t begin, size_t end, float* out) {
+      for (size_t i = begin; i < end; ++i, out += cols) {
+        std::copy_n(all.task(run_task[i]), all.task_dim, out);
+        std::copy_n(all.strat(run_strat[i]), all.strat_dim, out + all.task_dim);
+      }
+    };
     XgbParams p = options.xgb;
     p.objective = "binary:logistic";
     p.num_rounds = std::min(p.num_rounds, 100);
-    auto b = XgbBooster::Train(x, runs.size(), cols, labels, {}, {}, p);
+    auto b = XgbBooster::TrainFromBlocks(fill, runs.size(), cols, labels, {}, p);
     if (!b.ok()) return b.status();
     mm->failure_classifier_ = std::move(*b);
   }
@@ -232,19 +232,15 @@ void MetaModel::EncodeStrategies(const std::vector<const Strategy*>& strategies,
   const size_t w = StrategyFeatureWidth();
   x->clear();
   x->reserve(strategies.size() * w);
-  for (const Strategy* s : strategies) {
-    auto c = catalog_.find(s->id);
-    if (c != catalog_.end() && c->second != s->components) {
-      Strategy copy{s->id, c->second, ""};
-      EncodeStrategy(copy, x);
-    } else {
-      EncodeStrategy(*s, x);
-    }
-  }
   refs->resize(strategies.size());
   for (size_t i = 0; i < strategies.size(); ++i) {
-    (*refs)[i] = {StableHash(strategies[i]->id), x->data() + i * w};
+    const Strategy* s = strategies[i];
+    auto c = catalog_.find(s->id);
+    (*refs)[i].key = c != catalog_.end() && c->second != s->components
+                         ? strategy_encodings_.Append(Strategy{s->id, c->second, ""}, x)
+                         : strategy_encodings_.Append(*s, x);
   }
+  for (size_t i = 0; i < strategies.size(); ++i) (*refs)[i].x = x->data() + i * w;
 }
 
 void MetaModel::Predict(const TaskContext& context, const std::vector<const Strategy*>& strategies,

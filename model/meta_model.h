@@ -18,6 +18,7 @@
 #include "model/features.h"
 #include "model/learner.h"
 #include "model/predictor.h"
+#include "model/strategy_encoding_cache.h"
 #include "model/types.h"
 
 namespace accelsel::model {
@@ -43,6 +44,9 @@ struct TrainOptions {
   // of a model (or of an accelerator) held out together, over this many folds; 0 disables (then such contexts
   // get the ordinary intervals, which are too narrow for them).
   int novelty_folds = 3;
+  // Interval and novelty calibration (the fold models above) runs on the rows of a hash-chosen share of the
+  // tasks, about this many rows per head; 0 = all rows. See XgbLearnerOptions::calibration_max_rows.
+  size_t calibration_max_rows = 100000;
   // Also train, per objective head, a pairwise ranking head (XGBoost rank:pairwise, groups = contexts) over the
   // same features: it fills Prediction::rank_score, which orders the model-layer candidates in the Selector,
   // while values and intervals still come from the regression. The evaluator measured that pairwise ranking
@@ -125,6 +129,7 @@ class MetaModel : public Predictor {
   std::unique_ptr<XgbBooster> failure_classifier_;
   double failure_base_rate_ = 0;
   std::map<std::string, std::vector<std::pair<std::string, std::string>>> catalog_;
+  StrategyEncodingCache strategy_encodings_;  // filled by Predict; per model instance
 };
 
 }  // namespace accelsel::model

@@ -147,8 +147,77 @@ absl::StatusOr<std::unique_ptr<XgbBooster>> XgbBooster::Train(const std::vector<
       XGDMatrixSetUIntInfo(dm.get(), "group", group_sizes.data(), group_sizes.size()) != 0) {
     return XgbError("group");
   }
+  return Boost(dm.get(), cols, p);
+}
+
+namespace {
+
+// The data iterator behind TrainFromBlocks: XGBoost calls Next until it returns 0, twice (once to sketch the
+// quantiles, once to fill the quantised index), with Reset in between.
+struct BlockIterator {
+  const XgbBooster::RowBlockFn* fill;
+  size_t rows, cols, block_rows;
+  const std::vector<float>* labels;
+  const std::vector<float>* weights;
+  DMatrixHandle proxy = nullptr;
+  size_t next_row = 0;
+  std::vector<float> buffer;
+  std::string array;
+
+  static void Reset(DataIterHandle self) { static_cast<BlockIterator*>(self)->next_row = 0; }
+  static int Next(DataIterHandle self) { return static_cast<BlockIterator*>(self)->NextBlock(); }
+
+  int NextBlock() {
+    if (next_row >= rows) return 0;
+    const size_t n = std::min(block_rows, rows - next_row);
+    buffer.resize(n * cols);
+    (*fill)(next_row, next_row + n, buffer.data());
+    array = absl::StrFormat(R"({"data":[%u,true],"shape":[%u,%u],"typestr":"<f4","version":3})",
+                            static_cast<uint64_t>(reinterpret_cast<uintptr_t>(buffer.data())), n, cols);
+    // Errors cannot be returned through the callback; XGBoost then fails on the shape, which Train reports.
+    (void)XGProxyDMatrixSetDataDense(proxy, array.c_str());
+    (void)XGDMatrixSetFloatInfo(proxy, "label", labels->data() + next_row, n);
+    if (!weights->empty()) (void)XGDMatrixSetFloatInfo(proxy, "weight", weights->data() + next_row, n);
+    next_row += n;
+    return 1;
+  }
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<XgbBooster>> XgbBooster::TrainFromBlocks(const RowBlockFn& fill, size_t rows,
+                                                                         size_t cols,
+                                                                         const std::vector<float>& labels,
+                                                                         const std::vector<float>& weights,
+                                                                         const XgbParams& p) {
+  if (rows == 0 || cols == 0 || labels.size() != rows || (!weights.empty() && weights.size() != rows)) {
+    return absl::InvalidArgumentError(absl::StrFormat("xgboost train: bad shape rows=%d cols=%d", rows, cols));
+  }
+  BlockIterator it;
+  it.fill = &fill;
+  it.rows = rows;
+  it.cols = cols;
+  // ~8 MB of floats per block: large enough that per-block overhead vanishes, small beside the index.
+  it.block_rows = std::max<size_t>(1024, (size_t{8} << 20) / (cols * sizeof(float)));
+  it.labels = &labels;
+  it.weights = &weights;
+  DMatrix proxy;
+  if (XGProxyDMatrixCreate(proxy.out()) != 0) return XgbError("proxy");
+  it.proxy = proxy.get();
+  // max_bin must match the booster's, or XGBoost refuses the matrix.
+  const std::string config =
+      absl::StrFormat(R"({"missing":NaN,"nthread":%d,"max_bin":%d})", std::max(p.nthread, 1), p.max_bin);
+  DMatrix dm;
+  if (XGQuantileDMatrixCreateFromCallback(&it, proxy.get(), nullptr, &BlockIterator::Reset, &BlockIterator::Next,
+                                          config.c_str(), dm.out()) != 0) {
+    return XgbError("quantile dmatrix");
+  }
+  return Boost(dm.get(), cols, p);
+}
+
+absl::StatusOr<std::unique_ptr<XgbBooster>> XgbBooster::Boost(void* dmatrix, size_t cols, const XgbParams& p) {
   BoosterHandle h = nullptr;
-  DMatrixHandle mats[1] = {dm.get()};
+  DMatrixHandle mats[1] = {dmatrix};
   if (XGBoosterCreate(mats, 1, &h) != 0) return XgbError("create");
   std::unique_ptr<XgbBooster> booster(new XgbBooster(h, cols));
   const std::vector<std::pair<std::string, std::string>> params = {
@@ -170,7 +239,7 @@ absl::StatusOr<std::unique_ptr<XgbBooster>> XgbBooster::Train(const std::vector<
     if (XGBoosterSetParam(h, k.c_str(), v.c_str()) != 0) return XgbError("param");
   }
   for (int i = 0; i < p.num_rounds; ++i) {
-    if (XGBoosterUpdateOneIter(h, i, dm.get()) != 0) return XgbError("update");
+    if (XGBoosterUpdateOneIter(h, i, dmatrix) != 0) return XgbError("update");
   }
   // Prediction of a handful of rows is faster without OpenMP fan-out.
   if (XGBoosterSetParam(h, "nthread", "1") != 0) return XgbError("param");

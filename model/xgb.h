@@ -4,6 +4,7 @@
 #define ACCELSEL_MODEL_XGB_H_
 
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -65,6 +66,15 @@ class XgbBooster {
                                                            const std::vector<float>& weights,
                                                            const std::vector<unsigned>& group_sizes,
                                                            const XgbParams& params);
+  // Writes rows [begin, end) of a training matrix into `out`, row-major, `cols` floats per row (NaN = missing).
+  using RowBlockFn = std::function<void(size_t begin, size_t end, float* out)>;
+  // Regression / classification from rows produced block by block: XGBoost quantises each block as it arrives
+  // (a QuantileDMatrix), so the float matrix never exists whole. For 1M rows × 160 features the whole matrix
+  // is 640 MB of floats plus ~1.3 GB for XGBoost's own sparse copy; the quantised index is ~160 MB.
+  static absl::StatusOr<std::unique_ptr<XgbBooster>> TrainFromBlocks(const RowBlockFn& fill, size_t rows,
+                                                                     size_t cols, const std::vector<float>& labels,
+                                                                     const std::vector<float>& weights,
+                                                                     const XgbParams& params);
   static absl::StatusOr<std::unique_ptr<XgbBooster>> Load(std::string_view bytes, size_t cols);
 
   absl::StatusOr<std::string> Save() const;
@@ -77,6 +87,8 @@ class XgbBooster {
 
  private:
   XgbBooster(void* handle, size_t cols) : handle_(handle), cols_(cols) {}
+  // Sets the parameters, boosts p.num_rounds rounds on `dmatrix` and compiles the forest.
+  static absl::StatusOr<std::unique_ptr<XgbBooster>> Boost(void* dmatrix, size_t cols, const XgbParams& p);
   void Compile();
   void* handle_;
   size_t cols_;
