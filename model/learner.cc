@@ -80,6 +80,36 @@ int InnerFold(uint32_t task, uint64_t seed, int folds) {
   return static_cast<int>(StableHash(absl::StrCat(task), seed) % static_cast<uint64_t>(folds));
 }
 
+// Average rank (0-based; ties share the mean of their positions) of each of `v`'s values, lower value = lower rank.
+std::vector<double> AverageRanks(const std::vector<double>& v) {
+  std::vector<size_t> idx(v.size());
+  std::iota(idx.begin(), idx.end(), 0);
+  std::stable_sort(idx.begin(), idx.end(), [&](size_t a, size_t b) { return v[a] < v[b]; });
+  std::vector<double> rank(v.size());
+  for (size_t i = 0; i < idx.size();) {
+    size_t j = i;
+    while (j < idx.size() && v[idx[j]] == v[idx[i]]) ++j;
+    for (size_t k = i; k < j; ++k) rank[idx[k]] = 0.5 * (i + j - 1);
+    i = j;
+  }
+  return rank;
+}
+
+// Rank-average ensemble of per-candidate scores of one task (each inner vector is one learner's scores, lower =
+// better): the sum of each learner's average ranks, so that no learner dominates by the scale of its scores
+// (kNN scores a strategy no neighbour ran 1e6 + ...). Ties go to the first learner's order.
+std::vector<double> RankAverage(const std::vector<std::vector<double>>& scores) {
+  const size_t n = scores.empty() ? 0 : scores[0].size();
+  std::vector<double> out(n, 0.0);
+  for (const auto& s : scores) {
+    const std::vector<double> r = AverageRanks(s);
+    for (size_t i = 0; i < n; ++i) out[i] += r[i];
+  }
+  const std::vector<double> tie = AverageRanks(scores[0]);
+  for (size_t i = 0; i < n; ++i) out[i] += 1e-3 * tie[i] / (n + 1.0);
+  return out;
+}
+
 }  // namespace
 
 double Quantile(std::vector<double>* v, double q) {
@@ -291,6 +321,7 @@ std::unique_ptr<Learner> AutoLearner::Make(const std::string& name) const {
 absl::Status AutoLearner::Fit(const Dataset& d) {
   if (auto s = xgb_.Fit(d); !s.ok()) return s;
   ranker_.reset();
+  members_.clear();
   chosen_ = "xgb_reg";
   inner_costs_.clear();
   const std::vector<float>& oof = xgb_.oof_predictions();
@@ -306,8 +337,8 @@ absl::Status AutoLearner::Fit(const Dataset& d) {
     return aggregate_ == Aggregate::kRawMean ? std::exp(double{d.rows[i].y}) : d.rows[i].y - best;
   };
   // Out-of-fold score of every row, per candidate learner.
-  const std::vector<std::string> names = {"xgb_reg", "xgb_rank", "knn", "sbs"};
-  std::vector<std::vector<double>> score(names.size(), std::vector<double>(d.rows.size(), std::nan("")));
+  const std::vector<std::string> names = {"xgb_reg", "xgb_rank", "knn", "sbs", "ens"};
+  std::vector<std::vector<double>> score(names.size() - 1, std::vector<double>(d.rows.size(), std::nan("")));
   for (size_t i = 0; i < d.rows.size(); ++i) score[0][i] = oof[i];
   for (int f = 0; f < folds; ++f) {
     std::vector<bool> keep(d.num_tasks());
@@ -315,7 +346,7 @@ absl::Status AutoLearner::Fit(const Dataset& d) {
     std::vector<uint32_t> old_task;
     const Dataset train = SubsetByTasks(d, keep, &old_task);
     if (train.rows.empty()) continue;
-    for (size_t n = 1; n < names.size(); ++n) {
+    for (size_t n = 1; n + 1 < names.size(); ++n) {
       std::unique_ptr<Learner> l = Make(names[n]);
       if (auto s = l->Fit(train); !s.ok()) return s;
       std::vector<CandidateRef> refs;
@@ -328,6 +359,25 @@ absl::Status AutoLearner::Fit(const Dataset& d) {
         for (size_t k = 0; k < lp.size(); ++k) score[n][rows_of[t][k]] = lp[k].rank_score();
       }
     }
+  }
+  // "ens": rank average of the regression, the pairwise ranker and kNN, from the same out-of-fold scores.
+  {
+    std::vector<double> ens(d.rows.size(), std::nan(""));
+    std::vector<std::vector<double>> member(kEnsembleMembers);
+    for (const auto& rows : rows_of) {
+      bool complete = !rows.empty();
+      for (size_t m = 0; m < kEnsembleMembers && complete; ++m) {
+        member[m].clear();
+        for (size_t i : rows) {
+          if (std::isnan(score[m][i])) complete = false;
+          member[m].push_back(score[m][i]);
+        }
+      }
+      if (!complete) continue;
+      const std::vector<double> e = RankAverage(member);
+      for (size_t k = 0; k < rows.size(); ++k) ens[rows[k]] = e[k];
+    }
+    score.push_back(std::move(ens));
   }
   size_t best_n = 0;
   double best_cost = std::numeric_limits<double>::infinity();
@@ -351,7 +401,12 @@ absl::Status AutoLearner::Fit(const Dataset& d) {
     }
   }
   chosen_ = names[best_n];
-  if (best_n != 0) {
+  if (chosen_ == "ens") {
+    for (const char* member : {"xgb_rank", "knn"}) {
+      members_.push_back(Make(member));
+      if (auto s = members_.back()->Fit(d); !s.ok()) return s;
+    }
+  } else if (best_n != 0) {
     ranker_ = Make(chosen_);
     if (auto s = ranker_->Fit(d); !s.ok()) return s;
   }
@@ -361,6 +416,19 @@ absl::Status AutoLearner::Fit(const Dataset& d) {
 absl::Status AutoLearner::Predict(const float* task_x, const std::vector<CandidateRef>& candidates,
                                   std::vector<LogPrediction>* out) const {
   if (auto s = xgb_.Predict(task_x, candidates, out); !s.ok()) return s;
+  if (!members_.empty()) {
+    std::vector<std::vector<double>> scores(1);
+    for (const LogPrediction& p : *out) scores[0].push_back(p.rank_score());
+    std::vector<LogPrediction> r;
+    for (const auto& m : members_) {
+      if (auto s = m->Predict(task_x, candidates, &r); !s.ok()) return s;
+      scores.emplace_back();
+      for (const LogPrediction& p : r) scores.back().push_back(p.rank_score());
+    }
+    const std::vector<double> e = RankAverage(scores);
+    for (size_t i = 0; i < out->size(); ++i) (*out)[i].score = e[i];
+    return absl::OkStatus();
+  }
   if (ranker_ == nullptr) return absl::OkStatus();
   std::vector<LogPrediction> r;
   if (auto s = ranker_->Predict(task_x, candidates, &r); !s.ok()) return s;

@@ -153,7 +153,8 @@ class SbsLearner : public Learner {
 
 // The evaluator's default selector: model selection by inner cross-validation on the training tasks only.
 // Candidates: XGBoost regression (its out-of-fold predictions come free with the interval folds), XGBoost
-// pairwise ranking, kNN and SBS; the one whose inner out-of-fold choices cost least is refitted on all training
+// pairwise ranking, kNN, SBS and the rank average of the first three ("ens", scored from the same inner
+// out-of-fold scores); the one whose inner out-of-fold choices cost least is refitted on all training
 // tasks and ranks the candidates. Values and intervals always come from the regression. Safe on small or hard
 // data sets (it falls back to SBS, which then needs no task features) and never looks at test data.
 class AutoLearner : public Learner {
@@ -164,7 +165,7 @@ class AutoLearner : public Learner {
   absl::Status Fit(const Dataset& data) override;
   absl::Status Predict(const float* task_x, const std::vector<CandidateRef>& candidates,
                        std::vector<LogPrediction>* out) const override;
-  // Name of the learner that ranks ("xgb_reg", "xgb_rank", "knn" or "sbs").
+  // Name of the learner that ranks ("xgb_reg", "xgb_rank", "knn", "sbs" or "ens").
   const std::string& chosen() const { return chosen_; }
   bool uses_sbs() const { return chosen_ == "sbs"; }
   // Inner out-of-fold cost per candidate learner, in the aggregate's unit (mean cost or mean log regret).
@@ -177,6 +178,9 @@ class AutoLearner : public Learner {
   Aggregate aggregate_;
   int knn_k_;
   std::unique_ptr<Learner> ranker_;  // null when the regression ranks
+  // "ens": the regression's, the pairwise ranker's and kNN's ranks averaged (members_ = ranker and kNN).
+  static constexpr size_t kEnsembleMembers = 3;  // xgb_reg, xgb_rank, knn: the first three inner candidates
+  std::vector<std::unique_ptr<Learner>> members_;
   std::string chosen_ = "xgb_reg";
   std::vector<std::pair<std::string, double>> inner_costs_;
 };
