@@ -42,9 +42,12 @@ struct TrainOptions {
   // of a model (or of an accelerator) held out together, over this many folds; 0 disables (then such contexts
   // get the ordinary intervals, which are too narrow for them).
   int novelty_folds = 3;
-  // Interval and novelty calibration (the fold models above) runs on the rows of a hash-chosen share of the
-  // tasks, about this many rows per head; 0 = all rows. See XgbLearnerOptions::calibration_max_rows.
-  size_t calibration_max_rows = 100000;
+  // Row budgets that keep a retrain on 1M runs within a minute (docs/BENCHMARKS.md, "Training cost"). Each is met
+  // with the rows of a hash-chosen share of the task contexts (whole contexts); 0 = every row.
+  // Final fit of each head and of the failure classifier (XgbLearnerOptions::max_fit_rows).
+  size_t max_fit_rows = 250000;
+  // Interval and novelty calibration: the fold models above (XgbLearnerOptions::calibration_max_rows).
+  size_t calibration_max_rows = 30000;
   // A head (objective) is trained only with at least this many OK runs reporting its metric.
   size_t min_rows_per_head = 8;
   // The failure classifier is trained with at least this many failed and this many OK runs; otherwise a
