@@ -138,7 +138,7 @@ absl::Status XgbLearner::Fit(const Dataset& d) {
     return absl::OkStatus();
   }
   const std::vector<size_t> fit_rows = SampleRowsByTask(d, options_.max_fit_rows, params.seed + 1000);
-  const std::vector<bool> indicators = IndicatorColumns(d);
+  const std::vector<bool> indicators = options_.sparse_indicators ? IndicatorColumns(d) : std::vector<bool>();
   auto b = TrainOnRows(d, fit_rows.size() == d.rows.size() ? nullptr : &fit_rows, params, indicators);
   if (!b.ok()) return b.status();
   booster_ = std::move(*b);
@@ -182,7 +182,7 @@ absl::StatusOr<std::pair<double, double>> XgbLearner::GroupedResidualQuantiles(
     const Dataset& d, const std::vector<uint64_t>& task_group, int folds) const {
   if (folds < 2 || task_group.size() != d.num_tasks()) return absl::NotFoundError("no groups");
   const std::vector<size_t> calibration = SampleRowsByTask(d, options_.calibration_max_rows, options_.params.seed);
-  const std::vector<bool> indicators = IndicatorColumns(d);
+  const std::vector<bool> indicators = options_.sparse_indicators ? IndicatorColumns(d) : std::vector<bool>();
   std::vector<double> residuals;
   int used = 0;
   for (int f = 0; f < folds; ++f) {

@@ -78,6 +78,10 @@ struct XgbLearnerOptions {
   // Boosting time is linear in rows (100 rounds over 160 features: ~0.07 ms of CPU per row), and on the
   // benchmark's synthetic telemetry the held-out error stops improving well before 250k rows (docs/BENCHMARKS.md).
   size_t max_fit_rows = 0;
+  // Hand 0/1 indicator columns to XGBoost as sparse (IndicatorColumns, XgbBooster::TrainFromBlocks): ~1.5× less
+  // boosting time, but off by default — the leave-one-hardware-out evaluation lost top-1 (0.712 -> 0.694) and
+  // interval coverage (0.80 -> 0.74) with it (docs/BENCHMARKS.md, "Training cost").
+  bool sparse_indicators = false;
 };
 
 class XgbLearner : public Learner {

@@ -139,6 +139,7 @@ absl::StatusOr<std::unique_ptr<MetaModel>> MetaModel::Train(const std::vector<Ru
     lo.coverage = options.interval_coverage;
     lo.calibration_max_rows = options.calibration_max_rows;
     lo.max_fit_rows = options.max_fit_rows;
+    lo.sparse_indicators = options.sparse_indicators;
     auto learner = std::make_unique<XgbLearner>(lo);
     if (auto s = learner->Fit(d); !s.ok()) {
       return absl::Status(s.code(), absl::StrCat("training head ", head, ": ", s.message()));
@@ -183,7 +184,8 @@ absl::StatusOr<std::unique_ptr<MetaModel>> MetaModel::Train(const std::vector<Ru
     XgbParams p = options.xgb;
     p.objective = "binary:logistic";
     p.num_rounds = std::min(p.num_rounds, 100);
-    auto b = XgbBooster::TrainFromBlocks(fill, picked.size(), cols, labels, {}, p, IndicatorColumns(all));
+    auto b = XgbBooster::TrainFromBlocks(fill, picked.size(), cols, labels, {}, p,
+                                         options.sparse_indicators ? IndicatorColumns(all) : std::vector<bool>());
     if (!b.ok()) return b.status();
     mm->failure_classifier_ = std::move(*b);
   }

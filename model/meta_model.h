@@ -48,6 +48,8 @@ struct TrainOptions {
   size_t max_fit_rows = 250000;
   // Interval and novelty calibration: the fold models above (XgbLearnerOptions::calibration_max_rows).
   size_t calibration_max_rows = 30000;
+  // See XgbLearnerOptions::sparse_indicators (applies to the failure classifier too).
+  bool sparse_indicators = false;
   // A head (objective) is trained only with at least this many OK runs reporting its metric.
   size_t min_rows_per_head = 8;
   // The failure classifier is trained with at least this many failed and this many OK runs; otherwise a
