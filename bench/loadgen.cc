@@ -44,6 +44,9 @@ ABSL_FLAG(std::string, contexts, "unique", "unique: every request a new context;
 ABSL_FLAG(bool, json, false, "Print one JSON object instead of text");
 ABSL_FLAG(uint64_t, prepare_runs, 100000, "--rpc prepare: runs to stream before retraining");
 ABSL_FLAG(uint64_t, prepare_contexts, 20000, "--rpc prepare: distinct synthetic contexts in the streamed runs");
+ABSL_FLAG(int, report_flush_every, 64,
+          "--rpc report: write reports with gRPC's buffer hint and flush every N-th (1 = flush every report). A node "
+          "streaming a backlog batches its writes the same way; per-report flushes make the client the bottleneck");
 ABSL_FLAG(bool, retrain_during, false, "select: run a Retrain at the same time; the load stops when it returns");
 ABSL_FLAG(std::string, llm_bench_csv, "data/llm-inference-bench/throughput_all_results.csv",
           "LLM-Inference-Bench main table (for --contexts bundled)");
@@ -368,12 +371,15 @@ class ReportStream final : public grpc::ClientBidiReactor<v1::RunReport, v1::Run
     gen_(seq_, &report_);
     sent_ns_[seq_ % kRing].store(now, std::memory_order_relaxed);
     ++seq_;
-    StartWrite(&report_);
+    grpc::WriteOptions options;
+    if (flush_every_ > 1 && seq_ % flush_every_ != 0) options.set_buffer_hint();
+    StartWrite(&report_, options);
   }
 
   grpc::ClientContext ctx_;
   Generator gen_;
   const uint64_t limit_;
+  const uint64_t flush_every_ = static_cast<uint64_t>(std::max(1, absl::GetFlag(FLAGS_report_flush_every)));
   const int64_t measure_ns_;
   const std::atomic<int64_t>* end_ns_;
   Histogram* hist_;

@@ -38,10 +38,14 @@ ABSL_FLAG(bool, mutex_deadlock_detection, false,
 namespace accelsel::bench {
 namespace {
 
-// Acks reports as `store` completes them; the same read/write/window discipline as the real ReportRun reactor.
-class AckReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1::RunAck> {
+// Acks reports as `store` completes them; the same read/write/window discipline, message reuse and ack bursts
+// as the real ReportRun reactor (server/services.cc).
+class AckReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1::RunAck>, public server::IngestSink {
  public:
-  AckReactor(server::IngestQueue* queue, size_t window) : queue_(queue), window_(window) { StartRead(&incoming_); }
+  AckReactor(server::IngestQueue* queue, size_t window)
+      : queue_(queue), window_(window), incoming_(std::make_unique<v1::RunReport>()) {
+    StartRead(incoming_.get());
+  }
 
   void OnReadDone(bool ok) override {
     if (!ok) {
@@ -49,31 +53,37 @@ class AckReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1::RunAc
       return;
     }
     const uint64_t seq = next_sequence_++;
-    std::string run_id = incoming_.run_id();
     if (queue_ == nullptr) {
       Decide([&] {
         reading_ = false;
         ++in_flight_;
-        acks_.push_back(MakeAck(std::move(run_id), seq, true));
+        acks_.push_back(MakeAck(incoming_->run_id(), seq, true));
       });
       return;
     }
-    v1::RunReport report = std::move(incoming_);  // before the next read can reuse incoming_
-    incoming_.Clear();
+    std::unique_ptr<v1::RunReport> report = std::move(incoming_);
     Decide([this] {
+      incoming_ = TakeSpareLocked();
       reading_ = false;
       ++in_flight_;
     });
-    queue_->Submit(std::move(report), [this, run_id = std::move(run_id), seq](
-                                          absl::StatusOr<storage::AppendResult> r) mutable {
-      Decide([&] {
-        if (!r.ok()) {
-          failed_ = true;
-          --in_flight_;
-          return;
+    queue_->Submit(this, std::move(report), seq);
+  }
+
+  void OnCommitted(const absl::Status& status, std::vector<server::IngestItem>& items) override {
+    Decide([&] {
+      if (!status.ok()) {
+        failed_ = true;
+        in_flight_ -= items.size();
+      } else {
+        for (server::IngestItem& item : items) {
+          acks_.push_back(MakeAck(item.report->run_id(), item.sequence, item.result == storage::AppendResult::kStored));
         }
-        acks_.push_back(MakeAck(std::move(run_id), seq, *r == storage::AppendResult::kStored));
-      });
+      }
+      for (server::IngestItem& item : items) {
+        item.report->Clear();
+        spare_.push_back(std::move(item.report));
+      }
     });
   }
 
@@ -90,18 +100,26 @@ class AckReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1::RunAc
   void OnDone() override { delete this; }
 
  private:
-  static v1::RunAck MakeAck(std::string run_id, uint64_t seq, bool stored) {
+  static v1::RunAck MakeAck(const std::string& run_id, uint64_t seq, bool stored) {
     v1::RunAck ack;
-    ack.set_run_id(std::move(run_id));
+    ack.set_run_id(run_id);
     ack.set_sequence(seq);
     ack.set_result(stored ? v1::RunAck::RESULT_DURABLE : v1::RunAck::RESULT_DUPLICATE);
     return ack;
+  }
+
+  std::unique_ptr<v1::RunReport> TakeSpareLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (spare_.empty()) return std::make_unique<v1::RunReport>();
+    std::unique_ptr<v1::RunReport> r = std::move(spare_.back());
+    spare_.pop_back();
+    return r;
   }
 
   // Applies `change` under the lock, decides the next gRPC operations, issues them after unlocking.
   template <typename Fn>
   void Decide(Fn&& change) {
     bool read = false, write = false, finish = false;
+    grpc::WriteOptions write_options;
     grpc::Status status;
     {
       absl::MutexLock lock(&mu_);
@@ -115,6 +133,7 @@ class AckReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1::RunAc
         writing_ = write = true;
         outgoing_ = std::move(acks_.front());
         acks_.pop_front();
+        // No buffer hint, as in server/services.cc (a hinted ack can stall the stream).
       }
       if (!reading_ && !reads_done_ && !broken_ && !failed_ && in_flight_ < window_) reading_ = read = true;
       if ((reads_done_ || broken_ || failed_) && in_flight_ == 0 && !writing_) {
@@ -122,18 +141,19 @@ class AckReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1::RunAc
         if (failed_) status = grpc::Status(grpc::StatusCode::UNAVAILABLE, "write failed");
       }
     }
-    if (read) StartRead(&incoming_);
-    if (write) StartWrite(&outgoing_);
+    if (read) StartRead(incoming_.get());
+    if (write) StartWrite(&outgoing_, write_options);
     if (finish) Finish(status);  // last touch of `this`
   }
 
   server::IngestQueue* queue_;
   const size_t window_;
-  v1::RunReport incoming_;
+  std::unique_ptr<v1::RunReport> incoming_;  // read chain; replaced under mu_ before the next read
   uint64_t next_sequence_ = 0;
   v1::RunAck outgoing_;
   absl::Mutex mu_;
   std::deque<v1::RunAck> acks_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::unique_ptr<v1::RunReport>> spare_ ABSL_GUARDED_BY(mu_);
   size_t in_flight_ ABSL_GUARDED_BY(mu_) = 0;
   bool reading_ ABSL_GUARDED_BY(mu_) = true;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;

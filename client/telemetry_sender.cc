@@ -7,12 +7,28 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 
 namespace accelsel::client {
 
 using Stream = grpc::ClientReaderWriter<v1::RunReport, v1::RunAck>;
+
+namespace {
+
+// The server's "retry-after-ms" trailer (sent with RESOURCE_EXHAUSTED by its rate limits), 0 if absent or not a
+// positive number.
+int64_t RetryAfterMs(const grpc::ClientContext& context) {
+  const auto& trailers = context.GetServerTrailingMetadata();
+  auto it = trailers.find("retry-after-ms");
+  if (it == trailers.end()) return 0;
+  int64_t ms = 0;
+  if (!absl::SimpleAtoi(absl::string_view(it->second.data(), it->second.size()), &ms) || ms <= 0) return 0;
+  return ms;
+}
+
+}  // namespace
 
 TelemetrySender::TelemetrySender(std::shared_ptr<grpc::Channel> channel, const ClientOptions& client_options,
                                  TelemetrySenderOptions options)
@@ -90,14 +106,27 @@ void TelemetrySender::Run() {
       next_sequence_ = 0;
       write_cursor_ = 0;
       stream_broken_ = false;
+      reader_done_ = false;
       acked_on_stream_ = false;
       ++stats_.streams_opened;
     }
     std::unique_ptr<Stream> stream = stub_->ReportRun(context.get());
     std::thread reader([this, s = stream.get()] { ReadLoop(s); });
     WriteLoop(stream.get());
-    // Either the stream broke or we are closing: cancel so the reader's Read() returns, then collect.
-    context->TryCancel();
+    // The writer stops when the sender closes, a Write failed (the call is over) or the reader saw the end. The
+    // server may have sent acks just before it ended the call that the reader has not taken yet: cancelling now
+    // would drop them, and their reports would be resent and counted as duplicates. So let the reader drain the
+    // call first (bounded by the call deadline, in case the transport never reports the end). Cancel only a call
+    // that has not ended: cancelling an ended one replaces the server's status (and its retry-after-ms trailer)
+    // with CANCELLED.
+    bool ended = false;
+    {
+      absl::MutexLock lock(&mu_);
+      const absl::Time drain_until = absl::Now() + absl::Milliseconds(client_options_.deadline_ms);
+      while (!closing_ && !reader_done_ && absl::Now() < drain_until) changed_.WaitWithDeadline(&mu_, drain_until);
+      ended = reader_done_;
+    }
+    if (!ended) context->TryCancel();
     reader.join();
     const grpc::Status status = stream->Finish();
     absl::Duration backoff;
@@ -109,6 +138,13 @@ void TelemetrySender::Run() {
       stats_.last_stream_error = status.ok() ? "server closed the stream" : FromGrpcStatus(status).ToString();
       failures_in_a_row = acked_on_stream_ ? 0 : failures_in_a_row + 1;
       backoff = RetryBackoff(client_options_, failures_in_a_row);
+      if (status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
+        if (const int64_t hint_ms = RetryAfterMs(*context); hint_ms > 0) {
+          ++stats_.retry_after_hints;
+          stats_.last_retry_after_ms = hint_ms;
+          backoff = std::max(backoff, std::min(absl::Milliseconds(hint_ms), options_.max_retry_after));
+        }
+      }
       const absl::Time wake = absl::Now() + backoff;
       while (!closing_ && absl::Now() < wake) changed_.WaitWithDeadline(&mu_, wake);
       if (closing_) return;
@@ -201,6 +237,7 @@ void TelemetrySender::ReadLoop(Stream* stream) {
   }
   absl::MutexLock lock(&mu_);
   stream_broken_ = true;
+  reader_done_ = true;
   changed_.SignalAll();
 }
 

@@ -30,38 +30,55 @@ float SignedLog(double v) {
   return static_cast<float>(v >= 0 ? std::log1p(v) : -std::log1p(-v));
 }
 
-void OneHotHashed(std::string_view value, int buckets, uint64_t seed, std::vector<float>* out) {
+// Key of a token in a ContextVocabulary: the field's hash seed and the lower-cased token.
+std::string VocabularyKey(uint64_t seed, std::string_view token) {
+  return std::to_string(seed) + ":" + absl::AsciiStrToLower(AV(token));
+}
+
+// `vocabulary` (may be null = keep all): a value outside it sets no bucket (see EncodeContext).
+void OneHotHashed(std::string_view value, int buckets, uint64_t seed, const ContextVocabulary* vocabulary,
+                  std::vector<float>* out) {
   const size_t base = out->size();
   out->resize(base + buckets, 0.0f);
   if (value.empty()) {
     for (int i = 0; i < buckets; ++i) (*out)[base + i] = kNaN;
     return;
   }
+  if (vocabulary != nullptr && !vocabulary->count(VocabularyKey(seed, value))) return;
   (*out)[base + StableHash(absl::AsciiStrToLower(AV(value)), seed) % buckets] = 1.0f;
+}
+
+// Tokens of a name, lower-cased, in order.
+std::vector<std::string> NameTokens(std::string_view value) {
+  std::vector<std::string> tokens;
+  std::string token;
+  for (char c : value) {
+    if (std::isalnum(static_cast<unsigned char>(c))) {
+      token.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+    } else if (!token.empty()) {
+      tokens.push_back(std::move(token));
+      token.clear();
+    }
+  }
+  if (!token.empty()) tokens.push_back(std::move(token));
+  return tokens;
 }
 
 // Bag of name tokens ("Nvidia H100 GPU" -> nvidia, h100, gpu): an unseen name still shares tokens (vendor,
 // family, size) with names seen in training, where a whole-name hash would land in an unrelated bucket.
-void TokensHashed(std::string_view value, int buckets, uint64_t seed, std::vector<float>* out) {
+// `vocabulary` (may be null = keep all): tokens outside it set no bucket (see EncodeContext).
+void TokensHashed(std::string_view value, int buckets, uint64_t seed, const ContextVocabulary* vocabulary,
+                  std::vector<float>* out) {
   const size_t base = out->size();
   out->resize(base + buckets, 0.0f);
   if (value.empty()) {
     for (int i = 0; i < buckets; ++i) (*out)[base + i] = kNaN;
     return;
   }
-  std::string token;
-  auto flush = [&] {
-    if (!token.empty()) (*out)[base + StableHash(token, seed) % buckets] = 1.0f;
-    token.clear();
-  };
-  for (char c : value) {
-    if (std::isalnum(static_cast<unsigned char>(c))) {
-      token.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
-    } else {
-      flush();
-    }
+  for (const std::string& token : NameTokens(value)) {
+    if (vocabulary != nullptr && !vocabulary->count(VocabularyKey(seed, token))) continue;
+    (*out)[base + StableHash(token, seed) % buckets] = 1.0f;
   }
-  flush();
 }
 
 }  // namespace
@@ -235,7 +252,22 @@ size_t ContextFeatureWidth() {
 
 size_t StrategyFeatureWidth() { return FeatureLayout::kComponentBuckets + FeatureLayout::kParamBuckets; }
 
-void EncodeContext(const TaskContext& c, std::vector<float>* out) {
+void CollectContextVocabulary(const TaskContext& c, ContextVocabulary* vocabulary) {
+  for (const auto& [name, seed] : {std::pair<const std::string*, uint64_t>{&c.model.name, 11},
+                                   {&c.hardware.accelerator, 12}}) {
+    for (const std::string& token : NameTokens(*name)) vocabulary->insert(VocabularyKey(seed, token));
+  }
+  for (const auto& [value, seed] : {std::pair<const std::string*, uint64_t>{&c.model.family, 13},
+                                    {&c.model.weight_dtype, 14},
+                                    {&c.hardware.interconnect, 15},
+                                    {&c.workload.dataset, 16}}) {
+    if (!value->empty()) vocabulary->insert(VocabularyKey(seed, *value));
+  }
+}
+
+void EncodeContext(const TaskContext& c, std::vector<float>* out) { EncodeContext(c, nullptr, out); }
+
+void EncodeContext(const TaskContext& c, const ContextVocabulary* vocabulary, std::vector<float>* out) {
   using L = FeatureLayout;
   const auto& m = c.model;
   const auto& h = c.hardware;
@@ -285,12 +317,12 @@ void EncodeContext(const TaskContext& c, std::vector<float>* out) {
   };
   static_assert(sizeof(numerics) / sizeof(numerics[0]) == 32);
   out->insert(out->end(), std::begin(numerics), std::end(numerics));
-  TokensHashed(m.name, L::kNameBuckets, 11, out);
-  TokensHashed(h.accelerator, L::kNameBuckets, 12, out);
-  OneHotHashed(m.family, L::kSmallBuckets, 13, out);
-  OneHotHashed(m.weight_dtype, L::kSmallBuckets, 14, out);
-  OneHotHashed(h.interconnect, L::kSmallBuckets, 15, out);
-  OneHotHashed(w.dataset, L::kSmallBuckets, 16, out);
+  TokensHashed(m.name, L::kNameBuckets, 11, vocabulary, out);
+  TokensHashed(h.accelerator, L::kNameBuckets, 12, vocabulary, out);
+  OneHotHashed(m.family, L::kSmallBuckets, 13, vocabulary, out);
+  OneHotHashed(m.weight_dtype, L::kSmallBuckets, 14, vocabulary, out);
+  OneHotHashed(h.interconnect, L::kSmallBuckets, 15, vocabulary, out);
+  OneHotHashed(w.dataset, L::kSmallBuckets, 16, vocabulary, out);
   for (int i = 0; i < L::kEmbeddingWidth; ++i) {
     out->push_back(i < static_cast<int>(c.embedding.size()) ? c.embedding[i] : kNaN);
   }

@@ -5,6 +5,7 @@
 #define ACCELSEL_MODEL_FEATURES_H_
 
 #include <cstdint>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -44,6 +45,15 @@ size_t ContextFeatureWidth();
 size_t StrategyFeatureWidth();
 // Appends ContextFeatureWidth() floats.
 void EncodeContext(const TaskContext& c, std::vector<float>* out);
+
+// The name tokens and categorical values a model was trained on, as "field seed:lower-cased token" keys.
+using ContextVocabulary = std::set<std::string>;
+void CollectContextVocabulary(const TaskContext& c, ContextVocabulary* vocabulary);
+// As above, but a name token or categorical value outside `vocabulary` (null = keep all) sets no bucket. A token
+// the model never saw carries nothing it learned, and hashed into the bucket of a token it did see (16 buckets
+// for all accelerator names: collisions are the rule) it would make an unseen accelerator or model pose as a
+// specific known one.
+void EncodeContext(const TaskContext& c, const ContextVocabulary* vocabulary, std::vector<float>* out);
 // Appends StrategyFeatureWidth() floats.
 void EncodeStrategy(const Strategy& s, std::vector<float>* out);
 

@@ -121,6 +121,10 @@ absl::Status XgbLearner::Fit(const Dataset& d) {
   XgbParams params = options_.params;
   std::vector<float> x, y;
   if (options_.mode == XgbLearnerOptions::Mode::kPairwise) {
+    // Within the row budget, whole tasks (a task's rows are one ranking group).
+    if (options_.max_fit_rows > 0 && d.rows.size() > options_.max_fit_rows) {
+      all = SampleRowsByTask(d, options_.max_fit_rows, params.seed + 1000);
+    }
     // Rows of one task must be consecutive; relevance = -log cost (higher is better).
     std::stable_sort(all.begin(), all.end(), [&](size_t a, size_t b) { return d.rows[a].task < d.rows[b].task; });
     BuildMatrix(d, all, &x, &y);

@@ -69,6 +69,49 @@ double MetaModel::Baseline(const TaskContext& c, uint32_t head) const {
 
 bool MetaModel::HasObjective(Objective objective) const { return heads_[HeadFor(objective)] != nullptr; }
 
+bool MetaModel::HasRankHead(Objective objective) const { return rank_heads_[HeadFor(objective)] != nullptr; }
+
+absl::Status MetaModel::TrainRankHead(uint32_t head, const Dataset& d, const XgbParams& params,
+                                     size_t max_fit_rows) {
+  // One row per (context, strategy) cell with the cell's mean target: repeated runs of one cell would only add
+  // pairs between identical feature vectors.
+  absl::flat_hash_map<uint64_t, std::pair<double, uint32_t>> cells;  // (task << 32 | strat) -> (sum, count)
+  std::vector<uint32_t> strategies_of_task(d.num_tasks(), 0);
+  for (const Dataset::Row& r : d.rows) {
+    auto [it, inserted] = cells.try_emplace((uint64_t{r.task} << 32) | r.strat, 0.0, 0u);
+    it->second.first += r.y;
+    it->second.second += 1;
+    if (inserted) ++strategies_of_task[r.task];
+  }
+  Dataset rd;
+  rd.task_dim = d.task_dim;
+  rd.strat_dim = d.strat_dim;
+  rd.task_x = d.task_x;
+  rd.strat_x = d.strat_x;
+  rd.strat_key = d.strat_key;
+  for (const auto& [key, sum] : cells) {
+    const uint32_t task = static_cast<uint32_t>(key >> 32);
+    if (strategies_of_task[task] < 2) continue;
+    rd.rows.push_back({task, static_cast<uint32_t>(key & 0xffffffffu), static_cast<float>(sum.first / sum.second)});
+  }
+  if (rd.rows.empty()) return absl::OkStatus();
+  // Hash-map order is not stable across builds; the ranker's row order (within a task) must be.
+  std::sort(rd.rows.begin(), rd.rows.end(), [](const Dataset::Row& a, const Dataset::Row& b) {
+    return a.task != b.task ? a.task < b.task : a.strat < b.strat;
+  });
+  XgbLearnerOptions lo;
+  lo.mode = XgbLearnerOptions::Mode::kPairwise;
+  lo.params = params;
+  lo.interval_folds = 0;
+  lo.max_fit_rows = max_fit_rows;  // the row budget of the regression heads (TrainOptions::max_fit_rows)
+  auto ranker = std::make_unique<XgbLearner>(lo);
+  if (auto s = ranker->Fit(rd); !s.ok()) {
+    return absl::Status(s.code(), absl::StrCat("training ranking head ", head, ": ", s.message()));
+  }
+  rank_heads_[head] = std::move(ranker);
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::unique_ptr<MetaModel>> MetaModel::Train(const std::vector<RunRecord>& runs,
                                                            const TrainOptions& options) {
   std::unique_ptr<MetaModel> mm(new MetaModel());
@@ -79,6 +122,10 @@ absl::StatusOr<std::unique_ptr<MetaModel>> MetaModel::Train(const std::vector<Ru
   for (const RunRecord& r : runs) {
     mm->known_models_.insert(absl::AsciiStrToLower(r.context.model.name));
     mm->known_accelerators_.insert(absl::AsciiStrToLower(r.context.hardware.accelerator));
+  }
+  mm->use_vocabulary_ = options.drop_unseen_tokens;
+  if (mm->use_vocabulary_) {
+    for (const RunRecord& r : runs) CollectContextVocabulary(r.context, &mm->vocabulary_);
   }
   mm->coverage_ = options.interval_coverage;
   mm->roofline_baseline_ = options.roofline_baseline;
@@ -153,6 +200,9 @@ absl::StatusOr<std::unique_ptr<MetaModel>> MetaModel::Train(const std::vector<Ru
       }
     }
     mm->heads_[head] = std::move(learner);
+    if (options.rank_heads && head != kPeakMemory) {
+      if (auto s = mm->TrainRankHead(head, d, options.xgb, options.max_fit_rows); !s.ok()) return s;
+    }
   }
   if (mm->heads_[kE2e] == nullptr && mm->heads_[kThroughput] == nullptr && mm->heads_[kTtft] == nullptr &&
       mm->heads_[kTpot] == nullptr) {
@@ -197,19 +247,15 @@ void MetaModel::EncodeStrategies(const std::vector<const Strategy*>& strategies,
   const size_t w = StrategyFeatureWidth();
   x->clear();
   x->reserve(strategies.size() * w);
-  for (const Strategy* s : strategies) {
-    auto c = catalog_.find(s->id);
-    if (c != catalog_.end() && c->second != s->components) {
-      Strategy copy{s->id, c->second, ""};
-      EncodeStrategy(copy, x);
-    } else {
-      EncodeStrategy(*s, x);
-    }
-  }
   refs->resize(strategies.size());
   for (size_t i = 0; i < strategies.size(); ++i) {
-    (*refs)[i] = {StableHash(strategies[i]->id), x->data() + i * w};
+    const Strategy* s = strategies[i];
+    auto c = catalog_.find(s->id);
+    (*refs)[i].key = c != catalog_.end() && c->second != s->components
+                         ? strategy_encodings_.Append(Strategy{s->id, c->second, ""}, x)
+                         : strategy_encodings_.Append(*s, x);
   }
+  for (size_t i = 0; i < strategies.size(); ++i) (*refs)[i].x = x->data() + i * w;
 }
 
 void MetaModel::Predict(const TaskContext& context, const std::vector<const Strategy*>& strategies,
@@ -218,7 +264,7 @@ void MetaModel::Predict(const TaskContext& context, const std::vector<const Stra
   if (strategies.empty()) return;
   std::vector<float> task_x;
   task_x.reserve(ContextFeatureWidth());
-  EncodeContext(context, &task_x);
+  EncodeContext(context, use_vocabulary_ ? &vocabulary_ : nullptr, &task_x);
   std::vector<float> strat_x;
   std::vector<CandidateRef> refs;
   EncodeStrategies(strategies, &strat_x, &refs);
@@ -277,6 +323,14 @@ void MetaModel::Predict(const TaskContext& context, const std::vector<const Stra
         (*out)[i].low = std::exp(lp[i].lo);
         (*out)[i].high = std::exp(lp[i].hi);
       }
+    }
+  }
+  // Order from the ranking head of the objective (cost orders like e2e latency: the price is one constant per
+  // context). No baseline or interval: only the order within this call means anything.
+  if (const XgbLearner* ranker = rank_heads_[head].get(); ranker != nullptr) {
+    std::vector<LogPrediction> order;
+    if (ranker->Predict(task_x.data(), refs, &order).ok() && order.size() == strategies.size()) {
+      for (size_t i = 0; i < order.size(); ++i) (*out)[i].rank_score = order[i].mean;
     }
   }
   if (run_head(kPeakMemory)) {
@@ -393,6 +447,20 @@ absl::StatusOr<std::string> MetaModel::Serialize() const {
   } else {
     w.PutU32(0);
   }
+  // Format 3: vocabulary and ranking heads.
+  w.PutU32(use_vocabulary_ ? 1 : 0);
+  w.PutU32(static_cast<uint32_t>(vocabulary_.size()));
+  for (const std::string& token : vocabulary_) w.PutString(token);
+  for (uint32_t h = 0; h < kNumHeads; ++h) {
+    if (rank_heads_[h] == nullptr) {
+      w.PutU32(0);
+      continue;
+    }
+    auto bytes = rank_heads_[h]->Serialize();
+    if (!bytes.ok()) return bytes.status();
+    w.PutU32(1);
+    w.PutString(*bytes);
+  }
   return SealBlob(kBlobMagic, kBlobFormat, w.bytes());
 }
 
@@ -400,8 +468,9 @@ absl::StatusOr<std::unique_ptr<MetaModel>> MetaModel::Deserialize(std::string_vi
   uint32_t format = 0;
   auto payload = OpenBlob(blob, kBlobMagic, kBlobFormat, &format);
   if (!payload.ok()) return payload.status();
-  if (format != kBlobFormat) {
-    return absl::FailedPreconditionError(absl::StrCat("model blob: format ", format, " is not ", kBlobFormat));
+  if (format < kOldestBlobFormat || format > kBlobFormat) {
+    return absl::FailedPreconditionError(absl::StrCat("model blob: format ", format, " is not ", kOldestBlobFormat,
+                                                      "..", kBlobFormat));
   }
   ByteReader r(*payload);
   std::unique_ptr<MetaModel> mm(new MetaModel());
@@ -463,6 +532,26 @@ absl::StatusOr<std::unique_ptr<MetaModel>> MetaModel::Deserialize(std::string_vi
     auto b = XgbBooster::Load(bytes, ContextFeatureWidth() + StrategyFeatureWidth());
     if (!b.ok()) return b.status();
     mm->failure_classifier_ = std::move(*b);
+  }
+  if (format >= 3) {
+    uint32_t use = 0, n = 0;
+    if (!r.GetU32(&use) || use > 1 || !r.GetU32(&n) || n > (1u << 24)) return malformed("vocabulary");
+    mm->use_vocabulary_ = use == 1;
+    for (uint32_t i = 0; i < n; ++i) {
+      std::string token;
+      if (!r.GetString(&token)) return malformed("vocabulary");
+      mm->vocabulary_.insert(std::move(token));
+    }
+    for (uint32_t h = 0; h < kNumHeads; ++h) {
+      uint32_t present = 0;
+      if (!r.GetU32(&present) || present > 1 || (present == 1 && h == kPeakMemory)) return malformed("ranking head");
+      if (present == 0) continue;
+      std::string bytes;
+      if (!r.GetString(&bytes)) return malformed("ranking head");
+      auto ranker = XgbLearner::Deserialize(bytes);
+      if (!ranker.ok()) return ranker.status();
+      mm->rank_heads_[h] = std::move(*ranker);
+    }
   }
   if (!r.done()) return malformed("trailer");
   if (!any) return malformed("model: no objective head");

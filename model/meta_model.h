@@ -15,8 +15,10 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "model/features.h"
 #include "model/learner.h"
 #include "model/predictor.h"
+#include "model/strategy_encoding_cache.h"
 #include "model/types.h"
 
 namespace accelsel::model {
@@ -50,6 +52,14 @@ struct TrainOptions {
   size_t calibration_max_rows = 30000;
   // See XgbLearnerOptions::sparse_indicators (applies to the failure classifier too).
   bool sparse_indicators = false;
+  // Also train, per objective head, a pairwise ranking head (XGBoost rank:pairwise, groups = contexts) over the
+  // same features: it fills Prediction::rank_score, which orders the model-layer candidates in the Selector,
+  // while values and intervals still come from the regression. The evaluator measured that pairwise ranking
+  // picks the fastest strategy more often than ranking by regressed values.
+  bool rank_heads = true;
+  // At prediction, name tokens and categorical values never seen in training are encoded as absent instead of
+  // being hashed into a bucket that a seen name owns (see EncodeContext with a vocabulary).
+  bool drop_unseen_tokens = true;
   // A head (objective) is trained only with at least this many OK runs reporting its metric.
   size_t min_rows_per_head = 8;
   // The failure classifier is trained with at least this many failed and this many OK runs; otherwise a
@@ -71,8 +81,10 @@ struct HoldoutMetrics {
 class MetaModel : public Predictor {
  public:
   static constexpr char kBlobMagic[9] = "ACSLMETA";
-  // 2: known names and novelty intervals added. Older formats are refused, never misread.
-  static constexpr uint32_t kBlobFormat = 2;
+  // 2: known names and novelty intervals added. 3: ranking heads appended (a format-2 blob is still read, without
+  // ranking heads). Format 1 is refused, never misread.
+  static constexpr uint32_t kBlobFormat = 3;
+  static constexpr uint32_t kOldestBlobFormat = 2;
 
   static absl::StatusOr<std::unique_ptr<MetaModel>> Train(const std::vector<RunRecord>& runs,
                                                           const TrainOptions& options);
@@ -92,6 +104,8 @@ class MetaModel : public Predictor {
   double interval_coverage() const { return coverage_; }
   // True when a head exists for the objective (cost uses the e2e head).
   bool HasObjective(Objective objective) const;
+  // True when a ranking head orders the candidates of the objective.
+  bool HasRankHead(Objective objective) const;
 
  private:
   enum Head : uint32_t { kE2e = 0, kTtft = 1, kTpot = 2, kThroughput = 3, kPeakMemory = 4, kNumHeads = 5 };
@@ -101,19 +115,26 @@ class MetaModel : public Predictor {
                         std::vector<CandidateRef>* refs) const;
 
   double Baseline(const TaskContext& c, uint32_t head) const;
+  // Trains rank_heads_[head] on the mean target of each (context, strategy) cell of `d` (contexts with at least
+  // two strategies only). Leaves the head empty when no context has two.
+  absl::Status TrainRankHead(uint32_t head, const Dataset& d, const XgbParams& params, size_t max_fit_rows);
 
   uint64_t version_ = 0;
   bool roofline_baseline_ = true;
   uint64_t training_rows_ = 0;
   double coverage_ = 0.8;
   std::unique_ptr<XgbLearner> heads_[kNumHeads];
+  std::unique_ptr<XgbLearner> rank_heads_[kNumHeads];  // pairwise ranking per objective head (none for memory)
   // Residual quantiles (lo, hi) of each head for an unseen model / an unseen accelerator; NaN = not measured.
   std::pair<double, double> novel_model_[kNumHeads];
   std::pair<double, double> novel_accelerator_[kNumHeads];
   std::set<std::string> known_models_, known_accelerators_;  // lower-cased names seen in training
+  bool use_vocabulary_ = false;  // encode contexts for prediction with unseen tokens dropped
+  ContextVocabulary vocabulary_;
   std::unique_ptr<XgbBooster> failure_classifier_;
   double failure_base_rate_ = 0;
   std::map<std::string, std::vector<std::pair<std::string, std::string>>> catalog_;
+  StrategyEncodingCache strategy_encodings_;  // filled by Predict; per model instance
 };
 
 }  // namespace accelsel::model

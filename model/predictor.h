@@ -18,6 +18,10 @@ struct Prediction {
   double latency_ms = kMissing;    // e2e latency estimate, whatever the objective
   double failure_probability = 0;  // P(OOM/TIMEOUT/CRASH)
   double peak_memory_gb = kMissing;
+  // Order among the candidates of one Predict call (same context and objective), lower = better, from a ranking
+  // head trained on orderings rather than values; NaN when the predictor has none (then `expected` orders).
+  // Comparable only within one call: it is not in the objective's unit.
+  double rank_score = kMissing;
 };
 
 class Predictor {

@@ -5,7 +5,7 @@
 #include <cstdint>
 
 #include "absl/container/flat_hash_map.h"
-#include "absl/hash/hash.h"
+#include "model/features.h"
 #include "model/observed_stats.h"
 
 namespace accelsel::model {
@@ -63,7 +63,8 @@ std::vector<RunRecord> ThinByNodeShare(std::vector<RunRecord> runs, const NodeSh
   std::vector<RunRecord> kept;
   kept.reserve(runs.size());
   for (size_t i = 0; i < runs.size(); ++i) {
-    const double u = static_cast<double>(absl::HashOf(runs[i].run_id) >> 11) / static_cast<double>(1ULL << 53);
+    // A stable hash (absl::Hash is seeded per process): every retrain, in any process, keeps the same runs.
+    const double u = static_cast<double>(StableHash(runs[i].run_id, 0x7417) >> 11) / static_cast<double>(1ULL << 53);
     if (w[i] >= 1.0 || u < w[i]) kept.push_back(std::move(runs[i]));
   }
   return kept;

@@ -48,6 +48,35 @@ double BlendLog(double observed, double predicted, double weight_observed) {
   return std::exp(weight_observed * std::log(observed) + (1 - weight_observed) * std::log(predicted));
 }
 
+// Mixed evidence layers: the value order above decides which positions model-layer candidates take (an observed
+// candidate is compared with a model candidate by expected value, as before); the model-layer candidates that
+// have a rank score are then reassigned to their own positions in rank-score order, within each class of equal
+// feasibility (meets constraints, has an estimate), so feasibility still comes from values and intervals. Pairwise
+// ranking orders candidates of one context better than regressed values do (docs/EVALUATION.md), but its scores
+// are not in the objective's unit, so they cannot be compared with an observed median.
+void OrderModelLayerByRank(const std::vector<double>& rank_score, const std::vector<Recommendation>& recs,
+                           std::vector<size_t>* order) {
+  for (int cls = 0; cls < 4; ++cls) {
+    const bool meets = cls & 1, estimated = cls & 2;
+    std::vector<size_t> slots;  // positions in `order`
+    for (size_t p = 0; p < order->size(); ++p) {
+      const size_t i = (*order)[p];
+      if (recs[i].meets_constraints == meets && (recs[i].expected_value > 0) == estimated &&
+          !std::isnan(rank_score[i])) {
+        slots.push_back(p);
+      }
+    }
+    if (slots.size() < 2) continue;
+    std::vector<size_t> members;
+    for (size_t p : slots) members.push_back((*order)[p]);
+    std::stable_sort(members.begin(), members.end(), [&](size_t a, size_t b) {
+      if (rank_score[a] != rank_score[b]) return rank_score[a] < rank_score[b];
+      return recs[a].strategy->id < recs[b].strategy->id;
+    });
+    for (size_t k = 0; k < slots.size(); ++k) (*order)[slots[k]] = members[k];
+  }
+}
+
 }  // namespace
 
 std::vector<Recommendation> Selector::Select(const SelectQuery& query, const ObservedStats& stats,
@@ -166,7 +195,21 @@ std::vector<Recommendation> Selector::Select(const SelectQuery& query, const Obs
     }
     return a.strategy->id < b.strategy->id;
   };
-  std::stable_sort(recs.begin(), recs.end(), better);
+  // Rank scores of the model-layer candidates (NaN otherwise), carried through the sort by index.
+  std::vector<double> rank_score(recs.size(), kMissing);
+  for (size_t i = 0; i < recs.size(); ++i) {
+    if (recs[i].layer == EvidenceLayer::kModel && i < predictions.size()) rank_score[i] = predictions[i].rank_score;
+  }
+  std::vector<size_t> order(recs.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return better(recs[a], recs[b]); });
+  OrderModelLayerByRank(rank_score, recs, &order);
+  {
+    std::vector<Recommendation> sorted;
+    sorted.reserve(recs.size());
+    for (size_t i : order) sorted.push_back(std::move(recs[i]));
+    recs = std::move(sorted);
+  }
 
   // Exploration: with probability `rate`, place a uniformly drawn eligible non-top candidate first. Eligible: meets
   // the constraints and its interval still reaches the latency SLO (or no SLO is set).

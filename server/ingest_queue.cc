@@ -10,15 +10,18 @@ IngestQueue::IngestQueue(storage::TelemetryStore* store, IngestOptions options, 
 
 IngestQueue::~IngestQueue() { Stop(); }
 
-void IngestQueue::Submit(v1::RunReport report, Done done) {
+void IngestQueue::Submit(IngestSink* sink, std::unique_ptr<v1::RunReport> report, uint64_t sequence) {
+  IngestItem item{std::move(report), sequence};
   {
     absl::MutexLock lock(&mu_);
     if (!stopping_) {
-      pending_.push_back(Item{std::move(report), std::move(done)});
+      pending_.push_back(Pending{sink, std::move(item)});
       return;
     }
   }
-  done(absl::UnavailableError("server is shutting down; resend this report"));
+  std::vector<IngestItem> items;
+  items.push_back(std::move(item));
+  sink->OnCommitted(absl::UnavailableError("server is shutting down; resend this report"), items);
 }
 
 void IngestQueue::Stop() {
@@ -29,36 +32,51 @@ void IngestQueue::Stop() {
   if (writer_.joinable()) writer_.join();
 }
 
+void IngestQueue::Complete(const absl::Status& status) {
+  for (Group& g : groups_) g.items.clear();
+  group_of_.clear();
+  size_t used = 0;
+  for (Pending& p : batch_) {
+    auto [it, inserted] = group_of_.try_emplace(p.sink, used);
+    if (inserted) {
+      if (used == groups_.size()) groups_.emplace_back();
+      groups_[used++].sink = p.sink;
+    }
+    groups_[it->second].items.push_back(std::move(p.item));
+  }
+  batch_.clear();
+  for (size_t i = 0; i < used; ++i) groups_[i].sink->OnCommitted(status, groups_[i].items);
+}
+
 void IngestQueue::WriterLoop() {
-  std::vector<Item> batch;
   std::vector<const v1::RunReport*> ptrs;
   std::vector<const v1::RunReport*> stored;
   for (;;) {
-    batch.clear();
     {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(
           +[](IngestQueue* q) ABSL_EXCLUSIVE_LOCKS_REQUIRED(q->mu_) { return q->stopping_ || !q->pending_.empty(); },
           this));
       if (pending_.empty() && stopping_) return;
-      while (!pending_.empty() && batch.size() < options_.max_batch) {
-        batch.push_back(std::move(pending_.front()));
+      while (!pending_.empty() && batch_.size() < options_.max_batch) {
+        batch_.push_back(std::move(pending_.front()));
         pending_.pop_front();
       }
     }
     ptrs.clear();
-    for (const Item& item : batch) ptrs.push_back(&item.report);
+    for (const Pending& p : batch_) ptrs.push_back(p.item.report.get());
     auto results = store_->AppendRuns(ptrs);
     if (!results.ok()) {
-      for (Item& item : batch) item.done(results.status());
+      Complete(results.status());
       continue;
     }
     stored.clear();
-    for (size_t i = 0; i < batch.size(); ++i) {
+    for (size_t i = 0; i < batch_.size(); ++i) {
+      batch_[i].item.result = (*results)[i];
       if ((*results)[i] == storage::AppendResult::kStored) stored.push_back(ptrs[i]);
     }
     if (on_stored_ && !stored.empty()) on_stored_(stored);
-    for (size_t i = 0; i < batch.size(); ++i) batch[i].done((*results)[i]);
+    Complete(absl::OkStatus());
   }
 }
 

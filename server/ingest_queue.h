@@ -1,16 +1,19 @@
 // IngestQueue: group commit for run reports. Streams hand over validated reports; one writer thread appends
-// whatever is waiting as a single WriteBatch and then calls each report's completion. One batch serves many
-// reports (and many streams), which is what makes acknowledging "only once durable" cheap.
+// whatever is waiting as a single WriteBatch and then hands each stream its reports of that batch back in one
+// call. One batch serves many reports (and many streams), which is what makes acknowledging "only once durable"
+// cheap; one completion per stream per batch (not per report) lets a stream write its acks as one burst.
 #ifndef ACCELSEL_SERVER_INGEST_QUEUE_H_
 #define ACCELSEL_SERVER_INGEST_QUEUE_H_
 
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
 #include <thread>
 #include <vector>
 
-#include "absl/status/statusor.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "accelsel/v1/accelsel.pb.h"
 #include "storage/telemetry_store.h"
@@ -22,35 +25,60 @@ struct IngestOptions {
   size_t max_batch = 1024;
 };
 
+// One submitted report on its way through the group commit.
+struct IngestItem {
+  std::unique_ptr<v1::RunReport> report;  // handed back with the result, so the stream can reuse the message
+  uint64_t sequence = 0;                  // the submitter's own number (a stream's report sequence)
+  storage::AppendResult result = storage::AppendResult::kDuplicate;  // valid when the batch's status is OK
+};
+
+// The submitter of reports (a ReportRun stream). Must stay alive until every report it submitted came back.
+class IngestSink {
+ public:
+  virtual ~IngestSink() = default;
+  // Called once per committed batch with this sink's reports of that batch, in submission order, after the write
+  // returned (with the configured sync). `status` not OK: none of `items` was stored. Runs on the writer thread
+  // (or, after Stop, on the submitting thread); must not block. `items` may be moved from.
+  virtual void OnCommitted(const absl::Status& status, std::vector<IngestItem>& items) = 0;
+};
+
 class IngestQueue {
  public:
-  using Done = std::function<void(absl::StatusOr<storage::AppendResult>)>;
   // Called on the writer thread with the reports just stored (not duplicates), after the write returned.
   using OnStored = std::function<void(const std::vector<const v1::RunReport*>&)>;
 
   IngestQueue(storage::TelemetryStore* store, IngestOptions options, OnStored on_stored);
   ~IngestQueue();
 
-  // Never blocks on storage. `done` runs on the writer thread; it must not block. Memory is bounded by the
-  // callers (each stream limits its reports in flight).
-  void Submit(v1::RunReport report, Done done);
+  // Never blocks on storage. Memory is bounded by the callers (each stream limits its reports in flight).
+  void Submit(IngestSink* sink, std::unique_ptr<v1::RunReport> report, uint64_t sequence);
   // Finishes everything submitted so far, then stops the writer. Submit after Stop fails the report with
   // UNAVAILABLE.
   void Stop();
 
  private:
-  struct Item {
-    v1::RunReport report;
-    Done done;
+  struct Pending {
+    IngestSink* sink;
+    IngestItem item;
+  };
+  struct Group {
+    IngestSink* sink = nullptr;
+    std::vector<IngestItem> items;
   };
   void WriterLoop();
+  // Hands every sink of the batch its items; `status` not OK = the batch was not stored.
+  void Complete(const absl::Status& status);
 
   storage::TelemetryStore* store_;
   IngestOptions options_;
   OnStored on_stored_;
   absl::Mutex mu_;
-  std::deque<Item> pending_ ABSL_GUARDED_BY(mu_);
+  std::deque<Pending> pending_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  // Writer thread only: the batch being committed, grouped by sink (reused across batches).
+  std::vector<Pending> batch_;
+  std::vector<Group> groups_;
+  absl::flat_hash_map<IngestSink*, size_t> group_of_;
   std::thread writer_;
 };
 

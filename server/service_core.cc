@@ -234,8 +234,26 @@ grpc::Status ServiceCore::RollbackModel(v1::RollbackModelResponse* response) {
   return grpc::Status::OK;
 }
 
+bool ServiceCore::BeginWorker() {
+  absl::MutexLock lock(&workers_mu_);
+  if (refuse_workers_) return false;
+  ++workers_;
+  return true;
+}
+
+void ServiceCore::EndWorker() {
+  absl::MutexLock lock(&workers_mu_);
+  --workers_;
+}
+
 void ServiceCore::Shutdown() {
   if (shut_down_.exchange(true)) return;
+  {
+    absl::MutexLock lock(&workers_mu_);
+    refuse_workers_ = true;
+    workers_mu_.Await(absl::Condition(
+        +[](int* n) { return *n == 0; }, &workers_));
+  }
   if (models_) models_->Stop();
   if (ingest_) ingest_->Stop();
   if (store_) (void)store_->Flush();

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "accelsel/v1/accelsel.pb.h"
 #include "grpcpp/support/status.h"
 #include "model/observed_stats.h"
@@ -42,11 +43,20 @@ class ServiceCore {
   // Validates a report and resolves its strategy (registering an attached definition). On error the status
   // message names the field and the rule. `reason` receives a low-cardinality label for metrics.
   absl::Status PrepareReport(v1::RunReport* report, std::string* reason);
-  // Hands a prepared report to the group commit; `done` runs after the write returned.
-  void Ingest(v1::RunReport report, IngestQueue::Done done) { ingest_->Submit(std::move(report), std::move(done)); }
+  // Hands a prepared report to the group commit; `sink` gets it back with its result after the write returned.
+  void Ingest(IngestSink* sink, std::unique_ptr<v1::RunReport> report, uint64_t sequence) {
+    ingest_->Submit(sink, std::move(report), sequence);
+  }
 
-  // Stops ingest (after finishing what was submitted) and the trainer, flushes the store.
+  // Stops ingest (after finishing what was submitted) and the trainer, flushes the store. First waits for the
+  // blocking admin workers (a Retrain whose call already ended DEADLINE_EXCEEDED still runs on its own thread).
   void Shutdown();
+
+  // Blocking admin calls run on threads of their own that use this core: each holds a worker slot from before it
+  // starts until its last touch of the core, the metrics or the call, so Shutdown (and the destruction that
+  // follows) waits for it. BeginWorker is false once shutdown began: the call is refused instead.
+  bool BeginWorker();
+  void EndWorker();
 
   const ServerOptions& options() const { return options_; }
   Metrics* metrics() { return metrics_; }
@@ -69,6 +79,9 @@ class ServiceCore {
   std::unique_ptr<ModelManager> models_;
   std::unique_ptr<IngestQueue> ingest_;
   std::atomic<bool> shut_down_{false};
+  absl::Mutex workers_mu_;
+  int workers_ ABSL_GUARDED_BY(workers_mu_) = 0;
+  bool refuse_workers_ ABSL_GUARDED_BY(workers_mu_) = false;
 };
 
 }  // namespace accelsel::server

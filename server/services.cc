@@ -41,6 +41,13 @@ grpc::ServerUnaryReactor* BlockingUnary(ServiceCore* core, AccessControl* access
     reactor->Finish(admitted);
     return reactor;
   }
+  // The worker may outlive the call (deadline): it holds a worker slot so that shutdown waits for it.
+  if (!core->BeginWorker()) {
+    const grpc::Status refused(grpc::StatusCode::UNAVAILABLE, "server is shutting down");
+    RpcTimer(core->metrics(), method).Finish(refused.error_code());
+    reactor->Finish(refused);
+    return reactor;
+  }
   struct Race {
     absl::Mutex mu;
     bool finished ABSL_GUARDED_BY(mu) = false;
@@ -64,18 +71,24 @@ grpc::ServerUnaryReactor* BlockingUnary(ServiceCore* core, AccessControl* access
                                                 " passed; the operation continues in the background")));
     });
   }
-  std::thread([race, timer, reactor, response, alarm = std::move(alarm), fn = std::move(fn)]() mutable {
+  std::thread([core, race, timer, reactor, response, alarm = std::move(alarm), fn = std::move(fn)]() mutable {
     Response local;
     grpc::Status status = fn(&local);
     alarm->Cancel();
+    bool finish = false;
     {
       absl::MutexLock lock(&race->mu);
-      if (race->finished) return;
-      race->finished = true;
-      *response = std::move(local);
+      if (!race->finished) {
+        race->finished = true;
+        finish = true;
+        *response = std::move(local);
+      }
     }
-    timer->Finish(status.error_code());
-    reactor->Finish(status);
+    if (finish) {
+      timer->Finish(status.error_code());
+      reactor->Finish(status);
+    }
+    core->EndWorker();  // last touch of the core and the call
   }).detach();
   return reactor;
 }
@@ -85,12 +98,21 @@ grpc::ServerUnaryReactor* BlockingUnary(ServiceCore* core, AccessControl* access
 // The stream ends OK when the client half-closes and every ack is written; UNAVAILABLE if storage failed (reports
 // not acknowledged must be resent).
 //
+// Per-report costs are kept off the path: report messages are recycled (a cleared message keeps its nested
+// messages and string capacity, so parsing the next report allocates almost nothing), the group commit hands a
+// stream all its reports of a batch in one call, and a burst of acks is written with gRPC's buffer hint so it
+// leaves in one HTTP/2 write.
+//
 // Locking: state lives under mu_. gRPC operations (StartRead/StartWrite/Finish) are decided under the lock but
 // issued after releasing it, because gRPC may run a completion inline; Finish is always the last touch of `this`.
-class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1::RunAck> {
+class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1::RunAck>, public IngestSink {
  public:
   ReportRunReactor(ServiceCore* core, AccessControl* access, grpc::CallbackServerContext* ctx)
-      : core_(core), access_(access), ctx_(ctx), timer_(core->metrics(), Method::kReportRun) {
+      : core_(core),
+        access_(access),
+        ctx_(ctx),
+        timer_(core->metrics(), Method::kReportRun),
+        incoming_(std::make_unique<v1::RunReport>()) {
     // Admission happens once per stream: identity, role and the node's stream slots.
     grpc::Status admitted = access_->Admit(ctx_, Method::kReportRun, &principal_);
     if (admitted.ok()) {
@@ -107,7 +129,13 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1:
       Finish(admitted);
       return;
     }
-    StartRead(&incoming_);
+    {
+      // Publishes principal_ and holds_stream_slot_ to the callbacks, which run on other threads and lock mu_
+      // first (gRPC orders them too, but in code TSan cannot see).
+      absl::MutexLock lock(&mu_);
+      reading_ = true;
+    }
+    StartRead(incoming_.get());
   }
 
   void OnReadDone(bool ok) override {
@@ -121,18 +149,32 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1:
       Run(a);
       return;
     }
-    v1::RunReport report = std::move(incoming_);
-    incoming_.Clear();
-    const uint64_t seq = next_sequence_++;
+    std::unique_ptr<v1::RunReport> report;
+    uint64_t seq = 0;
+    {
+      absl::MutexLock lock(&mu_);  // orders this callback after the one that started the read (another thread)
+      report = std::move(incoming_);
+      incoming_ = TakeSpareLocked();  // the next read's message; no read starts while reading_ stays true
+      seq = next_sequence_++;
+    }
     // Over the node's report rate: end the stream RESOURCE_EXHAUSTED (with retry-after-ms); this report and any
     // still unacknowledged are not stored, the client resends them after the hint.
+    //
+    // reading_ stays true until this report is prepared and handed to the group commit: otherwise another thread
+    // (an ack written, a write stored) could start the next read in between, and report N+1 would be prepared
+    // before report N — e.g. rejected as an unknown strategy whose definition report N carries.
     const grpc::Status admitted = access_->AdmitReports(ctx_, principal_, 1);
     {
       absl::MutexLock lock(&mu_);
-      reading_ = false;
-      if (finished_ || !final_status_.ok()) return;  // stream is ending: not acknowledged, the client resends
+      if (finished_ || !final_status_.ok()) {  // stream is ending: not acknowledged, the client resends
+        reading_ = false;
+        RecycleLocked(std::move(report));
+        return;
+      }
       if (!admitted.ok()) {
+        reading_ = false;
         final_status_ = admitted;
+        RecycleLocked(std::move(report));
         a = NextLocked();
       } else {
         ++in_flight_;  // counted until its ack is written (or dropped)
@@ -143,30 +185,30 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1:
       return;
     }
     // A node speaks only for itself: its reports carry the node id of its token, whatever they claim.
-    if (principal_.authenticated && principal_.role == Role::kNode) report.set_node_id(principal_.node_id);
+    if (principal_.authenticated && principal_.role == Role::kNode) report->set_node_id(principal_.node_id);
     std::string reason;
-    absl::Status st = core_->PrepareReport(&report, &reason);
+    absl::Status st = core_->PrepareReport(report.get(), &reason);
     if (!st.ok()) {
       core_->metrics()->RunRejected(reason);
       v1::RunAck ack;
-      ack.set_run_id(report.run_id());
+      ack.set_run_id(report->run_id());
       ack.set_result(v1::RunAck::RESULT_REJECTED);
       ack.set_reason(std::string(st.message()));
       ack.set_sequence(seq);
       {
         absl::MutexLock lock(&mu_);
+        reading_ = false;
+        RecycleLocked(std::move(report));
         acks_.push_back(std::move(ack));
         a = NextLocked();
       }
       Run(a);
       return;
     }
-    const std::string run_id = report.run_id();
-    core_->Ingest(std::move(report), [this, run_id, seq](absl::StatusOr<storage::AppendResult> result) {
-      OnStored(run_id, seq, result);
-    });
+    core_->Ingest(this, std::move(report), seq);
     {
       absl::MutexLock lock(&mu_);
+      reading_ = false;
       a = NextLocked();
     }
     Run(a);
@@ -199,40 +241,58 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1:
     delete this;
   }
 
+  // IngestSink: the group commit finished a batch holding some of this stream's reports.
+  void OnCommitted(const absl::Status& status, std::vector<IngestItem>& items) override {
+    Actions a;
+    uint64_t duplicates = 0;
+    {
+      absl::MutexLock lock(&mu_);
+      if (!status.ok()) {
+        // Not durable: no ack. End the stream so the client resends everything unacknowledged.
+        if (final_status_.ok()) {
+          final_status_ = grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+        }
+        in_flight_ -= items.size();
+      } else {
+        for (IngestItem& item : items) {
+          v1::RunAck& ack = acks_.emplace_back();
+          ack.set_run_id(item.report->run_id());
+          ack.set_sequence(item.sequence);
+          if (item.result == storage::AppendResult::kStored) {
+            ack.set_result(v1::RunAck::RESULT_DURABLE);
+          } else {
+            ack.set_result(v1::RunAck::RESULT_DUPLICATE);
+            ++duplicates;
+          }
+        }
+      }
+      for (IngestItem& item : items) RecycleLocked(std::move(item.report));
+      a = NextLocked();
+    }
+    if (duplicates > 0) core_->metrics()->RunsDuplicate(static_cast<double>(duplicates));
+    Run(a);
+  }
+
  private:
   struct Actions {
     bool read = false;
     bool write = false;
     bool finish = false;
+    grpc::WriteOptions write_options;
     grpc::Status status;
   };
 
-  void OnStored(const std::string& run_id, uint64_t seq, const absl::StatusOr<storage::AppendResult>& result) {
-    Actions a;
-    {
-      absl::MutexLock lock(&mu_);
-      if (!result.ok()) {
-        // Not durable: no ack. End the stream so the client resends everything unacknowledged.
-        if (final_status_.ok()) {
-          final_status_ = grpc::Status(static_cast<grpc::StatusCode>(result.status().code()),
-                                       std::string(result.status().message()));
-        }
-        --in_flight_;
-      } else {
-        v1::RunAck ack;
-        ack.set_run_id(run_id);
-        ack.set_sequence(seq);
-        if (*result == storage::AppendResult::kStored) {
-          ack.set_result(v1::RunAck::RESULT_DURABLE);
-        } else {
-          ack.set_result(v1::RunAck::RESULT_DUPLICATE);
-          core_->metrics()->RunsDuplicate(1);
-        }
-        acks_.push_back(std::move(ack));
-      }
-      a = NextLocked();
-    }
-    Run(a);
+  std::unique_ptr<v1::RunReport> TakeSpareLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (spare_.empty()) return std::make_unique<v1::RunReport>();
+    std::unique_ptr<v1::RunReport> r = std::move(spare_.back());
+    spare_.pop_back();
+    return r;
+  }
+  // At most stream_window + 1 messages exist per stream (in flight + the one being read), so the pool is bounded.
+  void RecycleLocked(std::unique_ptr<v1::RunReport> report) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (report == nullptr) return;
+    report->Clear();
+    spare_.push_back(std::move(report));
   }
 
   // Decides the next gRPC operations from the state. Called with mu_ held after every state change.
@@ -249,6 +309,9 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1:
       outgoing_ = std::move(acks_.front());
       acks_.pop_front();
       a.write = true;
+      // No buffer hint: a hinted write may complete only when something else flushes the transport, and with one
+      // write outstanding the flushing write would wait for it — once the client stops sending, the stream stalls
+      // (seen as DEADLINE_EXCEEDED in fault_test under load).
     }
     if (!reading_ && !reads_done_ && !broken_ && final_status_.ok() &&
         in_flight_ < core_->options().stream_window) {
@@ -266,8 +329,8 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1:
   }
 
   void Run(const Actions& a) {
-    if (a.read) StartRead(&incoming_);
-    if (a.write) StartWrite(&outgoing_);
+    if (a.read) StartRead(incoming_.get());
+    if (a.write) StartWrite(&outgoing_, a.write_options);
     if (a.finish) Finish(a.status);  // last touch of `this`
   }
 
@@ -277,12 +340,14 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1:
   Principal principal_;            // set by the constructor, read-only afterwards
   bool holds_stream_slot_ = false;  // ditto
   RpcTimer timer_;
-  v1::RunReport incoming_;      // owned by the read chain: one read at a time
-  uint64_t next_sequence_ = 0;  // ditto
+  // Owned by the read chain: one read at a time; replaced (under mu_) in OnReadDone before the next read starts.
+  std::unique_ptr<v1::RunReport> incoming_;
+  uint64_t next_sequence_ = 0;  // read chain only
   v1::RunAck outgoing_;         // owned by the write chain: set under mu_ with writing_, read by gRPC until done
 
   absl::Mutex mu_;
   std::deque<v1::RunAck> acks_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::unique_ptr<v1::RunReport>> spare_ ABSL_GUARDED_BY(mu_);  // cleared messages for reuse
   size_t in_flight_ ABSL_GUARDED_BY(mu_) = 0;
   bool reading_ ABSL_GUARDED_BY(mu_) = true;  // the constructor starts the first read
   bool writing_ ABSL_GUARDED_BY(mu_) = false;

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <random>
 #include <set>
 
 #include "absl/container/flat_hash_map.h"
@@ -16,6 +17,8 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "model/features.h"
+#include "model/observed_stats.h"
+#include "model/selector.h"
 
 namespace accelsel::model::eval {
 namespace {
@@ -429,23 +432,35 @@ absl::StatusOr<RecordProblem> BuildRecordProblem(std::vector<RunRecord> records,
 
 namespace {
 
+// Scores a test task with the server's own ranking: Selector::Select over the MetaModel, with no observed runs
+// (every candidate is on the model layer) and no exploration, so what is measured is the order the server
+// returns. Score = rank position; values and intervals are the recommendation's (from the regression).
 class MetaModelSelector : public TrainedSelector {
  public:
   MetaModelSelector(const RecordProblem& rp, std::unique_ptr<MetaModel> model)
-      : rp_(rp), model_(std::move(model)) {}
+      : rp_(rp), model_(std::move(model)), selector_(SelectorOptions{}) {}
   absl::Status Score(uint32_t task, std::vector<CandidateScore>* out) const override {
     const auto& entries = rp_.problem.tasks[task].entries;
-    std::vector<const Strategy*> strategies;
-    for (const auto& e : entries) strategies.push_back(&rp_.strategies[e.strat]);
-    std::vector<Prediction> pred;
-    model_->Predict(rp_.records[rp_.task_records[task].front()].context, strategies, Objective::kE2eLatency,
-                    &pred);
+    SelectQuery query;
+    query.context = &rp_.records[rp_.task_records[task].front()].context;
+    query.objective = Objective::kE2eLatency;
+    query.allow_exploration = false;
+    for (const auto& e : entries) query.candidates.push_back(&rp_.strategies[e.strat]);
+    std::mt19937_64 rng(task);  // unused without exploration
+    const std::vector<Recommendation> recs = selector_.Select(query, no_observations_, model_.get(), rng);
     out->assign(entries.size(), {});
-    for (size_t i = 0; i < pred.size(); ++i) {
-      (*out)[i].value = pred[i].expected;
-      (*out)[i].lo = pred[i].low;
-      (*out)[i].hi = pred[i].high;
-      (*out)[i].score = IsMissing(pred[i].expected) ? 1e300 : pred[i].expected;
+    for (auto& c : *out) c.score = 1e300;
+    for (const Recommendation& r : recs) {
+      for (size_t i = 0; i < entries.size(); ++i) {
+        if (query.candidates[i] != r.strategy) continue;
+        CandidateScore& c = (*out)[i];
+        c.score = r.rank;
+        if (r.layer != EvidenceLayer::kUnknown && r.expected_value > 0) {
+          c.value = r.expected_value;
+          c.lo = r.interval_low;
+          c.hi = r.interval_high;
+        }
+      }
     }
     return absl::OkStatus();
   }
@@ -453,6 +468,8 @@ class MetaModelSelector : public TrainedSelector {
  private:
   const RecordProblem& rp_;
   std::unique_ptr<MetaModel> model_;
+  Selector selector_;
+  ObservedStats no_observations_;
 };
 
 }  // namespace

@@ -1,4 +1,5 @@
-// TelemetrySender against an in-process ReportRun service that breaks streams, loses acks and holds acks.
+// TelemetrySender against an in-process ReportRun service that breaks streams, loses acks and holds acks, and
+// against the real server with a tight per-node report rate (its retry-after-ms hint).
 #include "client/telemetry_sender.h"
 
 #include <atomic>
@@ -7,9 +8,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "tests/client/fake_server.h"
+#include "tests/server/test_server.h"
 
 namespace accelsel::client {
 namespace {
@@ -185,6 +188,83 @@ TEST(TelemetrySenderTest, SendsBearerTokenOnTheStream) {
   ASSERT_TRUE(sender.Send(MakeReport("tok", 1)).ok());
   ASSERT_TRUE(sender.Flush(absl::Seconds(20)).ok());
   EXPECT_EQ(server.service().last_authorization(), "Bearer s3cret");
+}
+
+// Acks the server sent just before it ended a stream are still taken, even when the reader is slow and the writer
+// already found the call over. (Regression: the writer cancelled the call at once, the acks still queued in the
+// client were dropped and their reports resent as duplicates: `accelsel import` printed "stored 8, duplicate 2"
+// under load.)
+TEST(TelemetrySenderTest, AcksQueuedBeforeABreakAreNotLostWhenTheWriterFindsTheCallOver) {
+  testing::FakeServer server;
+  server.service().set_break_after_acks(3);  // acks r0..r2, reads r3, ends the call UNAVAILABLE
+  absl::Notification release_reader;
+  std::atomic<int> acks_seen{0};
+  TelemetrySenderOptions options;
+  options.on_ack = [&](const v1::RunAck&) {
+    if (acks_seen.fetch_add(1) == 0) release_reader.WaitForNotificationWithTimeout(absl::Seconds(20));
+  };
+  TelemetrySender sender(grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials()),
+                         FastOptions(server.address()), options);
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(sender.Send(MakeReport(absl::StrCat("r", i), 1)).ok());
+  // The reader is held in the first ack's callback; the server has ended the call.
+  const absl::Time give_up = absl::Now() + absl::Seconds(20);
+  while ((server.service().reports_read() < 4 || acks_seen.load() == 0) && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  ASSERT_EQ(server.service().reports_read(), 4);
+  absl::SleepFor(absl::Milliseconds(200));  // the call's end reaches the client
+  // One more report: the writer's Write finds the call over while acks r1, r2 wait unread.
+  ASSERT_TRUE(sender.Send(MakeReport("r4", 1)).ok());
+  while (sender.stats().writes < 5 && absl::Now() < give_up) absl::SleepFor(absl::Milliseconds(5));
+  absl::SleepFor(absl::Milliseconds(200));
+  release_reader.Notify();
+  ASSERT_TRUE(sender.Flush(absl::Seconds(30)).ok());
+  const TelemetrySenderStats st = sender.stats();
+  EXPECT_EQ(st.durable, 5u);
+  EXPECT_EQ(st.duplicate, 0u) << "an ack the server sent was dropped and its report resent";
+  EXPECT_EQ(server.service().stored().size(), 5u);
+}
+
+// The real server with a tight report rate per node: each stream over it ends RESOURCE_EXHAUSTED with
+// "retry-after-ms"; the sender waits that long before the next stream instead of hammering the server with its
+// (much shorter) reconnect backoff, and every report ends up stored exactly once.
+TEST(TelemetrySenderTest, HonoursTheServersRetryAfterHintUnderARateLimit) {
+  auto server_options = testing::TestOptions(testing::FreshDir("sender-retry-after"));
+  server_options.access.limit_anonymous = true;  // per-node limits without tokens, keyed by peer host
+  server_options.access.reports_per_s = 2;
+  server_options.access.report_burst = 3;
+  auto server = server::Server::Start(server_options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  {
+    v1::RegisterStrategyRequest req;
+    *req.mutable_strategy() = testing::MakeStrategy("vllm");
+    v1::RegisterStrategyResponse resp;
+    ASSERT_TRUE((*server)->core().RegisterStrategy(req, &resp).ok());
+  }
+  const std::string address = absl::StrCat("127.0.0.1:", (*server)->port());
+  ClientOptions client_options = FastOptions(address);  // reconnect backoff 5..50 ms
+  TelemetrySender sender(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()), client_options,
+                         TelemetrySenderOptions());
+  constexpr int kReports = 7;  // 3 from the burst, then 4 at 2 per second: about 2 s
+  const absl::Time start = absl::Now();
+  for (int i = 0; i < kReports; ++i) {
+    ASSERT_TRUE(sender.Send(testing::MakeReport(absl::StrCat("limited-", i), "vllm", 4, 100 + i)).ok());
+  }
+  ASSERT_TRUE(sender.Flush(absl::Seconds(60)).ok());
+  const absl::Duration took = absl::Now() - start;
+  const TelemetrySenderStats st = sender.stats();
+  EXPECT_EQ(st.durable, static_cast<uint64_t>(kReports));
+  EXPECT_EQ(st.duplicate, 0u);
+  EXPECT_EQ((*server)->core().store()->RunCount(), static_cast<uint64_t>(kReports));
+  EXPECT_GE(st.retry_after_hints, 1u) << st.last_stream_error;
+  EXPECT_GT(st.last_retry_after_ms, 0);
+  EXPECT_LE(st.last_retry_after_ms, 500) << "one report's worth of tokens at 2 per second";
+  EXPECT_GE(took, absl::Milliseconds(1500)) << "4 reports beyond the burst at 2 per second";
+  // Each refused stream is followed by a wait of about the hint (~500 ms), so about one refusal per report over
+  // the burst. Retrying on the 5..50 ms backoff alone would have been refused dozens of times.
+  EXPECT_LE(st.stream_failures, 8u) << "retry-after-ms was not honoured; hints seen: " << st.retry_after_hints;
+  sender.Close();
+  (*server)->Shutdown();
 }
 
 }  // namespace

@@ -129,19 +129,15 @@ TEST(FaultTest, CorruptModelBlobServesThePreviousVersion) {
     auto s = server::Server::Start(o);
     ASSERT_TRUE(s.ok()) << s.status();
     auto conn = Connect((*s)->port());
-    for (const char* id : {"small", "large"}) {
-      v1::RegisterStrategyResponse created;
-      v1::RegisterStrategyRequest req;
-      *req.mutable_strategy() = MakeStrategy(id);
-      ASSERT_TRUE((*s)->core().RegisterStrategy(req, &created).ok());
-    }
-    // Enough telemetry for a model: two strategies over 32 batch sizes, 3 runs each.
+    // Enough telemetry for a model: two strategies over 32 batch sizes, 3 runs each. Only the first report of
+    // each strategy carries its definition; the later ones refer to it by id on the same stream.
     std::vector<v1::RunReport> runs;
     for (uint32_t batch = 1; batch <= 32; ++batch) {
       for (const char* id : {"small", "large"}) {
         for (int rep = 0; rep < 3; ++rep) {
           const double ms = std::string(id) == "small" ? 50.0 * batch : 200.0 + 10.0 * batch;
           runs.push_back(MakeReport(absl::StrCat(id, "-", batch, "-", rep), id, batch, ms * (1 + 0.01 * rep)));
+          if (batch == 1 && rep == 0) *runs.back().mutable_strategy() = MakeStrategy(id);
         }
       }
     }

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cmath>
 #include <random>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -288,15 +289,24 @@ TEST_F(ModelLifecycleTest, CorruptBlobIsRefusedAndThePreviousVersionServes) {
   EXPECT_EQ(Select(SyntheticContext(2, 300, 7)).model_version(), first);
 }
 
+// Selects from several threads while the model is retrained again and again (in-process and through the Retrain
+// RPC) and new telemetry streams in: no call fails, every answer is complete, and each caller sees the serving
+// version only move forward. Run under TSan by `make test-tsan` (no data race between the swap of the serving
+// model, the statistics updated by ingest, and the readers).
 TEST_F(ModelLifecycleTest, ConcurrentSelectsDuringRepeatedRetrainsNeverFail) {
   TrainGood();
+  const uint64_t first_version = models().Serving()->info.version();
   std::atomic<bool> stop{false};
-  std::atomic<int> ok{0}, failed{0};
+  std::atomic<int> ok{0}, failed{0}, went_back{0};
+  absl::Mutex versions_mu;
+  std::set<uint64_t> versions_seen;
   std::vector<std::thread> callers;
   for (int t = 0; t < 3; ++t) {
     callers.emplace_back([&, t] {
       auto conn = Connect(server_->port());
       uint32_t i = 0;
+      uint64_t last_version = 0;
+      std::set<uint64_t> mine;
       while (!stop.load()) {
         grpc::ClientContext ctx;
         SetDeadline(&ctx);
@@ -304,18 +314,63 @@ TEST_F(ModelLifecycleTest, ConcurrentSelectsDuringRepeatedRetrainsNeverFail) {
         *req.mutable_context() = SyntheticContext(1 + (i++ % 100), 128 + 64 * t, 7);
         v1::SelectAcceleratorResponse resp;
         grpc::Status st = conn.selector->SelectAccelerator(&ctx, req, &resp);
-        (st.ok() && resp.recommendations_size() == 2 ? ok : failed)++;
+        const bool complete = st.ok() && resp.recommendations_size() == 2 && !resp.decision_id().empty() &&
+                              resp.recommendations(0).has_interval();
+        (complete ? ok : failed)++;
+        if (!st.ok()) continue;
+        if (resp.model_version() < last_version) ++went_back;
+        last_version = resp.model_version();
+        mine.insert(resp.model_version());
       }
+      absl::MutexLock l(&versions_mu);
+      versions_seen.insert(mine.begin(), mine.end());
     });
   }
+  // New telemetry keeps arriving while training runs (the ingest path updates the statistics the selects read).
+  std::thread reporter([&] {
+    auto conn = Connect(server_->port());
+    for (int batch = 0; batch < 3 && !stop.load(); ++batch) {
+      grpc::ClientContext ctx;
+      SetDeadline(&ctx, 120);
+      auto stream = conn.selector->ReportRun(&ctx);
+      for (const auto& r : Telemetry(absl::StrCat("live-", batch), 0.1, 100 + batch, 1)) {
+        if (!stream->Write(r)) break;
+      }
+      stream->WritesDone();
+      v1::RunAck ack;
+      while (stream->Read(&ack)) {
+        if (ack.result() == v1::RunAck::RESULT_REJECTED) ++failed;
+      }
+      if (!stream->Finish().ok()) ++failed;
+    }
+  });
+  int promoted = 0;
   for (int round = 0; round < 3; ++round) {
-    auto info = models().RetrainNow();
-    ASSERT_TRUE(info.ok()) << info.status();
+    if (round != 1) {
+      auto info = models().RetrainNow();
+      ASSERT_TRUE(info.ok()) << info.status();
+      promoted += info->promoted() ? 1 : 0;
+    } else {
+      grpc::ClientContext ctx;
+      SetDeadline(&ctx, 300);
+      v1::RetrainResponse resp;
+      grpc::Status st = conn_.admin->Retrain(&ctx, v1::RetrainRequest(), &resp);
+      ASSERT_TRUE(st.ok()) << st.error_message();
+      promoted += resp.candidate().promoted() ? 1 : 0;
+    }
   }
   stop = true;
+  reporter.join();
   for (auto& t : callers) t.join();
   EXPECT_EQ(failed.load(), 0);
   EXPECT_GT(ok.load(), 10);
+  EXPECT_EQ(went_back.load(), 0) << "a caller saw an older serving version after a newer one";
+  absl::MutexLock l(&versions_mu);
+  EXPECT_TRUE(versions_seen.count(first_version) || *versions_seen.begin() > first_version);
+  EXPECT_LE(*versions_seen.rbegin(), models().Serving()->info.version());
+  if (promoted > 0) {
+    EXPECT_GT(models().Serving()->info.version(), first_version);
+  }
 }
 
 class ExplorationTest : public ModelLifecycleTest {

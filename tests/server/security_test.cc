@@ -425,5 +425,56 @@ TEST(TlsOptionsTest, CertWithoutKeyIsAnError) {
   EXPECT_THAT(std::string(s.status().message()), HasSubstr("--tls_key"));
 }
 
+// A blocking admin call past --admin_call_deadline ends DEADLINE_EXCEEDED while the work goes on; a shutdown right
+// after waits for that work (the trained version is stored) instead of destroying the service under it.
+TEST(AdminDeadlineTest, RetrainPastTheDeadlineEndsDeadlineExceededAndShutdownWaitsForIt) {
+  const std::string dir = FreshDir("sec-admin-deadline");
+  auto o = TestOptions(dir);
+  o.admin_call_deadline = absl::Milliseconds(1);
+  {
+    auto s = server::Server::Start(o);
+    ASSERT_TRUE(s.ok()) << s.status();
+    auto conn = Connect((*s)->port());
+    // Enough telemetry for a model (two strategies, 32 batch sizes, 3 runs each): training takes far more than 1 ms.
+    {
+      grpc::ClientContext ctx;
+      SetDeadline(&ctx, 60);
+      auto stream = conn.selector->ReportRun(&ctx);
+      int n = 0;
+      for (uint32_t batch = 1; batch <= 32; ++batch) {
+        for (const char* id : {"small", "large"}) {
+          for (int rep = 0; rep < 3; ++rep) {
+            const double ms = std::string(id) == "small" ? 50.0 * batch : 200.0 + 10.0 * batch;
+            v1::RunReport r = MakeReport(absl::StrCat(id, "-", n++), id, batch, ms * (1 + 0.01 * rep));
+            if (batch == 1 && rep == 0) *r.mutable_strategy() = MakeStrategy(id);
+            ASSERT_TRUE(stream->Write(r));
+          }
+        }
+      }
+      stream->WritesDone();
+      v1::RunAck ack;
+      int durable = 0;
+      while (stream->Read(&ack)) durable += ack.result() == v1::RunAck::RESULT_DURABLE;
+      ASSERT_TRUE(stream->Finish().ok());
+      ASSERT_EQ(durable, n);
+    }
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx, 60);
+    v1::RetrainResponse resp;
+    const grpc::Status st = conn.admin->Retrain(&ctx, v1::RetrainRequest(), &resp);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << st.error_message();
+    EXPECT_THAT(st.error_message(), HasSubstr("server-side deadline"));
+    // Shut down and destroy the server at once, with the training still running on its worker thread.
+    (*s)->Shutdown();
+  }
+  o.admin_call_deadline = absl::Minutes(10);
+  auto again = server::Server::Start(o);
+  ASSERT_TRUE(again.ok()) << again.status();
+  v1::GetModelInfoResponse info;
+  ASSERT_TRUE((*again)->core().GetModelInfo(&info).ok());
+  EXPECT_GT(info.serving_version(), 0u) << "the training that outlived its call finished and was stored before exit";
+  (*again)->Shutdown();
+}
+
 }  // namespace
 }  // namespace accelsel::testing

@@ -128,6 +128,29 @@ TEST_F(ServerTest, ReportWithStrategyDefinitionRegistersIt) {
   EXPECT_EQ(stored->strategy_id(), "sglang");
 }
 
+// Reports on one stream are prepared in the order they were sent: a report may use a strategy whose definition
+// an earlier report of the same stream carried. (Regression: the next read could start while the report carrying
+// the definition was still being registered, so the one after it was rejected as an unknown strategy.)
+TEST_F(ServerTest, StrategyDefinedByAnEarlierReportOnTheSameStreamIsKnown) {
+  for (int round = 0; round < 3; ++round) {
+    std::vector<v1::RunReport> reports;
+    for (int s = 0; s < 150; ++s) {
+      const std::string id = absl::StrCat("def-", round, "-", s);
+      v1::RunReport first = MakeReport(absl::StrCat(id, "-0"), "", 1 + s % 32, 40 + s);
+      first.clear_strategy_id();
+      *first.mutable_strategy() = MakeStrategy(id);
+      reports.push_back(std::move(first));
+      for (int k = 1; k < 4; ++k) reports.push_back(MakeReport(absl::StrCat(id, "-", k), id, 1 + s % 32, 40 + s + k));
+    }
+    auto acks = Report(reports);
+    ASSERT_EQ(acks.size(), reports.size());
+    for (const auto& a : acks) {
+      EXPECT_EQ(a.result(), v1::RunAck::RESULT_DURABLE) << "round " << round << " " << a.run_id() << ": " << a.reason();
+    }
+  }
+  EXPECT_EQ(server_->core().store()->RunCount(), 3u * 150u * 4u);
+}
+
 TEST_F(ServerTest, SelectRanksByStoredMediansWithEvidence) {
   Register("fast");
   Register("slow");
