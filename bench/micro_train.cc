@@ -4,6 +4,9 @@
 #include <benchmark/benchmark.h>
 #include <sys/resource.h>
 
+#include <cstdlib>
+#include <string>
+
 #include "bench/synthetic.h"
 #include "model/meta_model.h"
 
@@ -16,6 +19,12 @@ void BM_Train(benchmark::State& state) {
   model::TrainOptions to;
   to.xgb.nthread = 1;  // as server/model_manager.cc
   to.catalog = SyntheticModelStrategies(32);
+  // Budgets other than the defaults, for the growth write-up (docs/BENCHMARKS.md, "Training cost").
+  if (const char* v = std::getenv("BENCH_TRAIN_FIT_ROWS")) to.max_fit_rows = std::strtoull(v, nullptr, 10);
+  if (const char* v = std::getenv("BENCH_TRAIN_CALIBRATION_ROWS")) {
+    to.calibration_max_rows = std::strtoull(v, nullptr, 10);
+  }
+  if (const char* v = std::getenv("BENCH_TRAIN_SPARSE")) to.sparse_indicators = std::string(v) == "1";
   for (auto _ : state) {
     auto m = model::MetaModel::Train(runs, to);
     if (!m.ok()) state.SkipWithError(std::string(m.status().message()).c_str());

@@ -33,7 +33,8 @@ void BuildMatrix(const Dataset& d, const std::vector<size_t>& rows, std::vector<
 // Trains a booster on rows `rows` of `d` (every row when null) without building their whole feature matrix:
 // XgbBooster::TrainFromBlocks asks for the rows block by block.
 absl::StatusOr<std::unique_ptr<XgbBooster>> TrainOnRows(const Dataset& d, const std::vector<size_t>* rows,
-                                                        const XgbParams& params) {
+                                                        const XgbParams& params,
+                                                        const std::vector<bool>& zero_is_missing) {
   const size_t n = rows != nullptr ? rows->size() : d.rows.size();
   const size_t cols = d.task_dim + d.strat_dim;
   auto row = [&](size_t i) -> const Dataset::Row& { return d.rows[rows != nullptr ? (*rows)[i] : i]; };
@@ -46,12 +47,12 @@ absl::StatusOr<std::unique_ptr<XgbBooster>> TrainOnRows(const Dataset& d, const 
       std::copy_n(d.strat(r.strat), d.strat_dim, out + d.task_dim);
     }
   };
-  return XgbBooster::TrainFromBlocks(fill, n, cols, y, {}, params);
+  return XgbBooster::TrainFromBlocks(fill, n, cols, y, {}, params, zero_is_missing);
 }
 
-// Rows of the tasks kept for calibration: every row when max_rows is 0 or not below the row count, else the rows
-// of a hash-chosen share max_rows / rows of the tasks (whole tasks, so grouped folds stay grouped).
-std::vector<size_t> CalibrationRows(const Dataset& d, size_t max_rows, uint64_t seed) {
+// Rows of a sample of the tasks: every row when max_rows is 0 or not below the row count, else the rows of a
+// hash-chosen share max_rows / rows of the tasks (whole tasks, so grouped folds stay grouped).
+std::vector<size_t> SampleRowsByTask(const Dataset& d, size_t max_rows, uint64_t seed) {
   std::vector<size_t> out;
   if (max_rows == 0 || d.rows.size() <= max_rows) {
     out.resize(d.rows.size());
@@ -112,6 +113,19 @@ std::vector<double> RankAverage(const std::vector<std::vector<double>>& scores) 
 
 }  // namespace
 
+std::vector<bool> IndicatorColumns(const Dataset& d) {
+  std::vector<bool> out(d.task_dim + d.strat_dim, true);
+  auto scan = [&out](const std::vector<float>& x, size_t dim, size_t offset) {
+    if (dim == 0) return;
+    for (size_t i = 0; i < x.size(); ++i) {
+      if (x[i] != 0.0f && x[i] != 1.0f) out[offset + i % dim] = false;  // NaN fails both tests
+    }
+  };
+  scan(d.task_x, d.task_dim, 0);
+  scan(d.strat_x, d.strat_dim, d.task_dim);
+  return out;
+}
+
 double Quantile(std::vector<double>* v, double q) {
   if (v->empty()) return 0;
   std::sort(v->begin(), v->end());
@@ -137,6 +151,10 @@ absl::Status XgbLearner::Fit(const Dataset& d) {
   XgbParams params = options_.params;
   std::vector<float> x, y;
   if (options_.mode == XgbLearnerOptions::Mode::kPairwise) {
+    // Within the row budget, whole tasks (a task's rows are one ranking group).
+    if (options_.max_fit_rows > 0 && d.rows.size() > options_.max_fit_rows) {
+      all = SampleRowsByTask(d, options_.max_fit_rows, params.seed + 1000);
+    }
     // Rows of one task must be consecutive; relevance = -log cost (higher is better).
     std::stable_sort(all.begin(), all.end(), [&](size_t a, size_t b) { return d.rows[a].task < d.rows[b].task; });
     BuildMatrix(d, all, &x, &y);
@@ -153,14 +171,16 @@ absl::Status XgbLearner::Fit(const Dataset& d) {
     has_interval_ = false;
     return absl::OkStatus();
   }
-  auto b = TrainOnRows(d, nullptr, params);
+  const std::vector<size_t> fit_rows = SampleRowsByTask(d, options_.max_fit_rows, params.seed + 1000);
+  const std::vector<bool> indicators = options_.sparse_indicators ? IndicatorColumns(d) : std::vector<bool>();
+  auto b = TrainOnRows(d, fit_rows.size() == d.rows.size() ? nullptr : &fit_rows, params, indicators);
   if (!b.ok()) return b.status();
   booster_ = std::move(*b);
   has_interval_ = false;
   oof_.assign(d.rows.size(), std::nanf(""));
   const int folds = options_.interval_folds;
   if (folds >= 2 && d.num_tasks() >= static_cast<size_t>(folds)) {
-    const std::vector<size_t> calibration = CalibrationRows(d, options_.calibration_max_rows, params.seed);
+    const std::vector<size_t> calibration = SampleRowsByTask(d, options_.calibration_max_rows, params.seed);
     std::vector<double> residuals;
     residuals.reserve(calibration.size());
     for (int f = 0; f < folds; ++f) {
@@ -173,7 +193,7 @@ absl::Status XgbLearner::Fit(const Dataset& d) {
       std::vector<float> tx, ty, pred;
       XgbParams fp = params;
       fp.seed = params.seed + 1 + f;
-      auto fb = TrainOnRows(d, &train, fp);
+      auto fb = TrainOnRows(d, &train, fp, indicators);
       if (!fb.ok()) return fb.status();
       BuildMatrix(d, test, &tx, &ty);
       if (auto s = (*fb)->Predict(tx.data(), test.size(), &pred); !s.ok()) return s;
@@ -195,7 +215,8 @@ absl::Status XgbLearner::Fit(const Dataset& d) {
 absl::StatusOr<std::pair<double, double>> XgbLearner::GroupedResidualQuantiles(
     const Dataset& d, const std::vector<uint64_t>& task_group, int folds) const {
   if (folds < 2 || task_group.size() != d.num_tasks()) return absl::NotFoundError("no groups");
-  const std::vector<size_t> calibration = CalibrationRows(d, options_.calibration_max_rows, options_.params.seed);
+  const std::vector<size_t> calibration = SampleRowsByTask(d, options_.calibration_max_rows, options_.params.seed);
+  const std::vector<bool> indicators = options_.sparse_indicators ? IndicatorColumns(d) : std::vector<bool>();
   std::vector<double> residuals;
   int used = 0;
   for (int f = 0; f < folds; ++f) {
@@ -208,7 +229,7 @@ absl::StatusOr<std::pair<double, double>> XgbLearner::GroupedResidualQuantiles(
     std::vector<float> tx, ty, pred;
     XgbParams fp = options_.params;
     fp.seed = options_.params.seed + 101 + f;
-    auto fb = TrainOnRows(d, &train, fp);
+    auto fb = TrainOnRows(d, &train, fp, indicators);
     if (!fb.ok()) return fb.status();
     BuildMatrix(d, test, &tx, &ty);
     if (auto s = (*fb)->Predict(tx.data(), test.size(), &pred); !s.ok()) return s;

@@ -74,6 +74,14 @@ struct XgbLearnerOptions {
   // model costs as much as the final fit. Fold models trained on fewer rows than the final model err a little
   // more, so a cap errs towards wider intervals.
   size_t calibration_max_rows = 0;
+  // The booster itself is fitted on the rows of a hash-chosen share of the tasks, about this many rows; 0 = all.
+  // Boosting time is linear in rows (100 rounds over 160 features: ~0.07 ms of CPU per row), and on the
+  // benchmark's synthetic telemetry the held-out error stops improving well before 250k rows (docs/BENCHMARKS.md).
+  size_t max_fit_rows = 0;
+  // Hand 0/1 indicator columns to XGBoost as sparse (IndicatorColumns, XgbBooster::TrainFromBlocks): ~1.5× less
+  // boosting time, but off by default — the leave-one-hardware-out evaluation lost top-1 (0.712 -> 0.694) and
+  // interval coverage (0.80 -> 0.74) with it (docs/BENCHMARKS.md, "Training cost").
+  bool sparse_indicators = false;
 };
 
 class XgbLearner : public Learner {
@@ -187,6 +195,10 @@ class AutoLearner : public Learner {
 
 // Rows of the tasks for which keep(task) holds, with tasks renumbered compactly (`old_task` maps back).
 Dataset SubsetByTasks(const Dataset& d, const std::vector<bool>& keep, std::vector<uint32_t>* old_task);
+
+// Columns holding only 0 and 1 in every task (task columns) or strategy (strategy columns) of `d`: indicators
+// whose zeros boosting may treat as missing (XgbBooster::TrainFromBlocks).
+std::vector<bool> IndicatorColumns(const Dataset& d);
 
 // Per strategy: aggregate cost over the given tasks (helper shared by SBS and kNN).
 std::vector<std::pair<uint64_t, double>> AggregateByStrategy(const Dataset& data, Aggregate aggregate);

@@ -71,7 +71,8 @@ bool MetaModel::HasObjective(Objective objective) const { return heads_[HeadFor(
 
 bool MetaModel::HasRankHead(Objective objective) const { return rank_heads_[HeadFor(objective)] != nullptr; }
 
-absl::Status MetaModel::TrainRankHead(uint32_t head, const Dataset& d, const XgbParams& params) {
+absl::Status MetaModel::TrainRankHead(uint32_t head, const Dataset& d, const XgbParams& params,
+                                     size_t max_fit_rows) {
   // One row per (context, strategy) cell with the cell's mean target: repeated runs of one cell would only add
   // pairs between identical feature vectors.
   absl::flat_hash_map<uint64_t, std::pair<double, uint32_t>> cells;  // (task << 32 | strat) -> (sum, count)
@@ -102,6 +103,7 @@ absl::Status MetaModel::TrainRankHead(uint32_t head, const Dataset& d, const Xgb
   lo.mode = XgbLearnerOptions::Mode::kPairwise;
   lo.params = params;
   lo.interval_folds = 0;
+  lo.max_fit_rows = max_fit_rows;  // the row budget of the regression heads (TrainOptions::max_fit_rows)
   auto ranker = std::make_unique<XgbLearner>(lo);
   if (auto s = ranker->Fit(rd); !s.ok()) {
     return absl::Status(s.code(), absl::StrCat("training ranking head ", head, ": ", s.message()));
@@ -183,6 +185,8 @@ absl::StatusOr<std::unique_ptr<MetaModel>> MetaModel::Train(const std::vector<Ru
     lo.interval_folds = head == kPeakMemory ? 0 : options.interval_folds;
     lo.coverage = options.interval_coverage;
     lo.calibration_max_rows = options.calibration_max_rows;
+    lo.max_fit_rows = options.max_fit_rows;
+    lo.sparse_indicators = options.sparse_indicators;
     auto learner = std::make_unique<XgbLearner>(lo);
     if (auto s = learner->Fit(d); !s.ok()) {
       return absl::Status(s.code(), absl::StrCat("training head ", head, ": ", s.message()));
@@ -197,7 +201,7 @@ absl::StatusOr<std::unique_ptr<MetaModel>> MetaModel::Train(const std::vector<Ru
     }
     mm->heads_[head] = std::move(learner);
     if (options.rank_heads && head != kPeakMemory) {
-      if (auto s = mm->TrainRankHead(head, d, options.xgb); !s.ok()) return s;
+      if (auto s = mm->TrainRankHead(head, d, options.xgb, options.max_fit_rows); !s.ok()) return s;
     }
   }
   if (mm->heads_[kE2e] == nullptr && mm->heads_[kThroughput] == nullptr && mm->heads_[kTtft] == nullptr &&
@@ -209,10 +213,20 @@ absl::StatusOr<std::unique_ptr<MetaModel>> MetaModel::Train(const std::vector<Ru
   mm->failure_base_rate_ = (failed_runs + 0.5) / (runs.size() + 1.0);
   if (failed_runs >= options.min_failures_for_classifier && ok_runs >= options.min_failures_for_classifier) {
     const size_t cols = all.task_dim + all.strat_dim;
-    std::vector<float> labels(runs.size());
-    for (size_t i = 0; i < runs.size(); ++i) labels[i] = IsFailure(runs[i].status) ? 1.0f : 0.0f;
+    // Within the row budget: the runs of a hash-chosen share of the task contexts.
+    std::vector<size_t> picked;
+    const bool sample = options.max_fit_rows > 0 && runs.size() > options.max_fit_rows;
+    const double share = static_cast<double>(options.max_fit_rows) / static_cast<double>(runs.size());
+    for (size_t i = 0; i < runs.size(); ++i) {
+      if (!sample || static_cast<double>(StableHash(absl::StrCat(run_task[i]), 43)) < share * 18446744073709551615.0) {
+        picked.push_back(i);
+      }
+    }
+    std::vector<float> labels(picked.size());
+    for (size_t k = 0; k < picked.size(); ++k) labels[k] = IsFailure(runs[picked[k]].status) ? 1.0f : 0.0f;
     const XgbBooster::RowBlockFn fill = [&](size_t begin, size_t end, float* out) {
-      for (size_t i = begin; i < end; ++i, out += cols) {
+      for (size_t k = begin; k < end; ++k, out += cols) {
+        const size_t i = picked[k];
         std::copy_n(all.task(run_task[i]), all.task_dim, out);
         std::copy_n(all.strat(run_strat[i]), all.strat_dim, out + all.task_dim);
       }
@@ -220,7 +234,8 @@ absl::StatusOr<std::unique_ptr<MetaModel>> MetaModel::Train(const std::vector<Ru
     XgbParams p = options.xgb;
     p.objective = "binary:logistic";
     p.num_rounds = std::min(p.num_rounds, 100);
-    auto b = XgbBooster::TrainFromBlocks(fill, runs.size(), cols, labels, {}, p);
+    auto b = XgbBooster::TrainFromBlocks(fill, picked.size(), cols, labels, {}, p,
+                                         options.sparse_indicators ? IndicatorColumns(all) : std::vector<bool>());
     if (!b.ok()) return b.status();
     mm->failure_classifier_ = std::move(*b);
   }

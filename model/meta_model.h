@@ -44,9 +44,14 @@ struct TrainOptions {
   // of a model (or of an accelerator) held out together, over this many folds; 0 disables (then such contexts
   // get the ordinary intervals, which are too narrow for them).
   int novelty_folds = 3;
-  // Interval and novelty calibration (the fold models above) runs on the rows of a hash-chosen share of the
-  // tasks, about this many rows per head; 0 = all rows. See XgbLearnerOptions::calibration_max_rows.
-  size_t calibration_max_rows = 100000;
+  // Row budgets that keep a retrain on 1M runs within a minute (docs/BENCHMARKS.md, "Training cost"). Each is met
+  // with the rows of a hash-chosen share of the task contexts (whole contexts); 0 = every row.
+  // Final fit of each head and of the failure classifier (XgbLearnerOptions::max_fit_rows).
+  size_t max_fit_rows = 250000;
+  // Interval and novelty calibration: the fold models above (XgbLearnerOptions::calibration_max_rows).
+  size_t calibration_max_rows = 30000;
+  // See XgbLearnerOptions::sparse_indicators (applies to the failure classifier too).
+  bool sparse_indicators = false;
   // Also train, per objective head, a pairwise ranking head (XGBoost rank:pairwise, groups = contexts) over the
   // same features: it fills Prediction::rank_score, which orders the model-layer candidates in the Selector,
   // while values and intervals still come from the regression. The evaluator measured that pairwise ranking
@@ -112,7 +117,7 @@ class MetaModel : public Predictor {
   double Baseline(const TaskContext& c, uint32_t head) const;
   // Trains rank_heads_[head] on the mean target of each (context, strategy) cell of `d` (contexts with at least
   // two strategies only). Leaves the head empty when no context has two.
-  absl::Status TrainRankHead(uint32_t head, const Dataset& d, const XgbParams& params);
+  absl::Status TrainRankHead(uint32_t head, const Dataset& d, const XgbParams& params, size_t max_fit_rows);
 
   uint64_t version_ = 0;
   bool roofline_baseline_ = true;

@@ -95,6 +95,70 @@ absl::StatusOr<CompiledForest> CompileForest(std::string_view json_model) {
   return f;
 }
 
+absl::StatusOr<std::string> RouteZerosAsMissing(std::string_view json_model,
+                                                const std::vector<bool>& zero_is_missing) {
+  nlohmann::json j = nlohmann::json::parse(json_model.begin(), json_model.end(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.contains("learner") || !j["learner"].contains("gradient_booster") ||
+      !j["learner"]["gradient_booster"].contains("model")) {
+    return absl::InvalidArgumentError("xgboost model: unexpected layout");
+  }
+  for (auto& tree : j["learner"]["gradient_booster"]["model"]["trees"]) {
+    auto& left = tree["left_children"];
+    auto& right = tree["right_children"];
+    const auto& feature = tree["split_indices"];
+    auto& cond = tree["split_conditions"];
+    auto& default_left = tree["default_left"];
+    const size_t n = left.size();
+    if (right.size() != n || feature.size() != n || cond.size() != n || default_left.size() != n) {
+      return absl::InvalidArgumentError("xgboost model: malformed tree");
+    }
+    // XGBoost's own predictor takes the right child to be left + 1, so children are never re-pointed: where 0
+    // must go right and 1 left, the two sibling subtrees trade places (their node contents are swapped, and
+    // their children's parent links fixed). Children always come after their parent, so a swapped subtree is
+    // rewritten when the loop reaches it.
+    auto swap_nodes = [&tree, &left, &right](int64_t a, int64_t b) {
+      for (const char* field : {"left_children", "right_children", "split_indices", "split_conditions",
+                                "default_left", "base_weights", "loss_changes", "sum_hessian", "split_type"}) {
+        if (!tree.contains(field) || tree[field].size() <= static_cast<size_t>(std::max(a, b))) continue;
+        std::swap(tree[field][a], tree[field][b]);
+      }
+      if (!tree.contains("parents")) return;
+      for (int64_t node : {a, b}) {
+        for (int64_t child : {left[node].get<int64_t>(), right[node].get<int64_t>()}) {
+          if (child >= 0) tree["parents"][child] = node;
+        }
+      }
+    };
+    for (size_t i = 0; i < n; ++i) {
+      const int64_t f = feature[i].get<int64_t>();
+      if (left[i].get<int64_t>() < 0 || f < 0 || static_cast<size_t>(f) >= zero_is_missing.size() ||
+          !zero_is_missing[f]) {
+        continue;
+      }
+      const int64_t l = left[i].get<int64_t>(), r = right[i].get<int64_t>();
+      if (r != l + 1 || r >= static_cast<int64_t>(n)) return absl::InvalidArgumentError("xgboost model: siblings apart");
+      const bool missing_left =
+          default_left[i].is_boolean() ? default_left[i].get<bool>() : default_left[i].get<int>() != 0;
+      const bool one_left = 1.0f < cond[i].get<float>();
+      float threshold = 0.5f;  // 0 left, 1 right
+      if (missing_left == one_left) {
+        threshold = missing_left ? 1e30f : -1e30f;  // a degenerate split: everything goes one way
+      } else if (!missing_left) {
+        swap_nodes(l, r);  // 0 went right and 1 left: swap the subtrees so that 0 is on the left
+      }
+      cond[i] = threshold;
+      // A NaN in a 0/1 column is read as 0.
+      const bool nan_left = threshold > 0;
+      if (default_left[i].is_boolean()) {
+        default_left[i] = nan_left;
+      } else {
+        default_left[i] = nan_left ? 1 : 0;
+      }
+    }
+  }
+  return j.dump();
+}
+
 void CompiledForest::Predict(const float* x, size_t rows, size_t cols, std::vector<float>* out) const {
   // Trees outer, rows inner: a tree's nodes stay in L1 while every row walks it. With rows outer the whole forest
   // (hundreds of KB) streamed through the cache once per row. Each row still sums its trees in the same order,
@@ -155,7 +219,7 @@ absl::StatusOr<std::unique_ptr<XgbBooster>> XgbBooster::Train(const std::vector<
       XGDMatrixSetUIntInfo(dm.get(), "group", group_sizes.data(), group_sizes.size()) != 0) {
     return XgbError("group");
   }
-  return Boost(dm.get(), cols, p);
+  return Boost(dm.get(), cols, p, {});
 }
 
 namespace {
@@ -164,6 +228,7 @@ namespace {
 // quantiles, once to fill the quantised index), with Reset in between.
 struct BlockIterator {
   const XgbBooster::RowBlockFn* fill;
+  const std::vector<size_t>* zero_columns;  // columns whose zeros are passed as missing
   size_t rows, cols, block_rows;
   const std::vector<float>* labels;
   const std::vector<float>* weights;
@@ -180,6 +245,14 @@ struct BlockIterator {
     const size_t n = std::min(block_rows, rows - next_row);
     buffer.resize(n * cols);
     (*fill)(next_row, next_row + n, buffer.data());
+    if (!zero_columns->empty()) {
+      for (size_t r = 0; r < n; ++r) {
+        float* row = buffer.data() + r * cols;
+        for (size_t c : *zero_columns) {
+          if (row[c] == 0.0f) row[c] = std::nanf("");
+        }
+      }
+    }
     array = absl::StrFormat(R"({"data":[%u,true],"shape":[%u,%u],"typestr":"<f4","version":3})",
                             static_cast<uint64_t>(reinterpret_cast<uintptr_t>(buffer.data())), n, cols);
     // Errors cannot be returned through the callback; XGBoost then fails on the shape, which Train reports.
@@ -197,12 +270,19 @@ absl::StatusOr<std::unique_ptr<XgbBooster>> XgbBooster::TrainFromBlocks(const Ro
                                                                          size_t cols,
                                                                          const std::vector<float>& labels,
                                                                          const std::vector<float>& weights,
-                                                                         const XgbParams& p) {
-  if (rows == 0 || cols == 0 || labels.size() != rows || (!weights.empty() && weights.size() != rows)) {
+                                                                         const XgbParams& p,
+                                                                         const std::vector<bool>& zero_is_missing) {
+  if (rows == 0 || cols == 0 || labels.size() != rows || (!weights.empty() && weights.size() != rows) ||
+      (!zero_is_missing.empty() && zero_is_missing.size() != cols)) {
     return absl::InvalidArgumentError(absl::StrFormat("xgboost train: bad shape rows=%d cols=%d", rows, cols));
+  }
+  std::vector<size_t> zero_columns;
+  for (size_t c = 0; c < zero_is_missing.size(); ++c) {
+    if (zero_is_missing[c]) zero_columns.push_back(c);
   }
   BlockIterator it;
   it.fill = &fill;
+  it.zero_columns = &zero_columns;
   it.rows = rows;
   it.cols = cols;
   // ~8 MB of floats per block: large enough that per-block overhead vanishes, small beside the index.
@@ -220,10 +300,11 @@ absl::StatusOr<std::unique_ptr<XgbBooster>> XgbBooster::TrainFromBlocks(const Ro
                                           config.c_str(), dm.out()) != 0) {
     return XgbError("quantile dmatrix");
   }
-  return Boost(dm.get(), cols, p);
+  return Boost(dm.get(), cols, p, zero_columns.empty() ? std::vector<bool>() : zero_is_missing);
 }
 
-absl::StatusOr<std::unique_ptr<XgbBooster>> XgbBooster::Boost(void* dmatrix, size_t cols, const XgbParams& p) {
+absl::StatusOr<std::unique_ptr<XgbBooster>> XgbBooster::Boost(void* dmatrix, size_t cols, const XgbParams& p,
+                                                             const std::vector<bool>& zero_is_missing) {
   BoosterHandle h = nullptr;
   DMatrixHandle mats[1] = {dmatrix};
   if (XGBoosterCreate(mats, 1, &h) != 0) return XgbError("create");
@@ -248,6 +329,19 @@ absl::StatusOr<std::unique_ptr<XgbBooster>> XgbBooster::Boost(void* dmatrix, siz
   }
   for (int i = 0; i < p.num_rounds; ++i) {
     if (XGBoosterUpdateOneIter(h, i, dmatrix) != 0) return XgbError("update");
+  }
+  if (!zero_is_missing.empty()) {
+    // Replace the trees by their 0/1 form: a fresh handle loaded from the rewritten JSON model.
+    bst_ulong len = 0;
+    const char* data = nullptr;
+    if (XGBoosterSaveModelToBuffer(h, R"({"format":"json"})", &len, &data) != 0) return XgbError("save");
+    auto rewritten = RouteZerosAsMissing(std::string_view(data, len), zero_is_missing);
+    if (!rewritten.ok()) return rewritten.status();
+    BoosterHandle plain = nullptr;
+    if (XGBoosterCreate(nullptr, 0, &plain) != 0) return XgbError("create");
+    booster.reset(new XgbBooster(plain, cols));
+    h = plain;
+    if (XGBoosterLoadModelFromBuffer(h, rewritten->data(), rewritten->size()) != 0) return XgbError("load");
   }
   // Prediction of a handful of rows is faster without OpenMP fan-out.
   if (XGBoosterSetParam(h, "nthread", "1") != 0) return XgbError("param");

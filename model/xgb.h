@@ -46,6 +46,10 @@ struct CompiledForest {
   bool logistic = false;  // apply the sigmoid (binary:logistic)
   void Predict(const float* x, size_t rows, size_t cols, std::vector<float>* out) const;
 };
+// Rewrites every split of an XGBoost JSON model on a column flagged in `zero_is_missing` (trained with its zeros
+// as missing values) into the equivalent split `x < 0.5` on the plain 0/1 column; see TrainFromBlocks.
+absl::StatusOr<std::string> RouteZerosAsMissing(std::string_view json_model, const std::vector<bool>& zero_is_missing);
+
 // Builds the forest from XGBoost's JSON model; an error for anything it does not understand (multi-class,
 // categorical splits, linear boosters), in which case the C API path is used.
 absl::StatusOr<CompiledForest> CompileForest(std::string_view json_model);
@@ -71,10 +75,17 @@ class XgbBooster {
   // Regression / classification from rows produced block by block: XGBoost quantises each block as it arrives
   // (a QuantileDMatrix), so the float matrix never exists whole. For 1M rows × 160 features the whole matrix
   // is 640 MB of floats plus ~1.3 GB for XGBoost's own sparse copy; the quantised index is ~160 MB.
+  //
+  // `zero_is_missing` (empty, or one flag per column) marks 0/1 indicator columns: their zeros are handed to
+  // XGBoost as missing, so its histograms skip them (about 2/3 of the meta-model's values are such zeros; the
+  // fit takes ~1.5× less time). Each split on such a column then separates "present" from "missing", which is
+  // exactly "1" from "0"; the trees are rewritten to test `x < 0.5` instead, so the booster predicts on the
+  // plain 0/1 input like any other.
   static absl::StatusOr<std::unique_ptr<XgbBooster>> TrainFromBlocks(const RowBlockFn& fill, size_t rows,
                                                                      size_t cols, const std::vector<float>& labels,
                                                                      const std::vector<float>& weights,
-                                                                     const XgbParams& params);
+                                                                     const XgbParams& params,
+                                                                     const std::vector<bool>& zero_is_missing = {});
   static absl::StatusOr<std::unique_ptr<XgbBooster>> Load(std::string_view bytes, size_t cols);
 
   absl::StatusOr<std::string> Save() const;
@@ -88,7 +99,8 @@ class XgbBooster {
  private:
   XgbBooster(void* handle, size_t cols) : handle_(handle), cols_(cols) {}
   // Sets the parameters, boosts p.num_rounds rounds on `dmatrix` and compiles the forest.
-  static absl::StatusOr<std::unique_ptr<XgbBooster>> Boost(void* dmatrix, size_t cols, const XgbParams& p);
+  static absl::StatusOr<std::unique_ptr<XgbBooster>> Boost(void* dmatrix, size_t cols, const XgbParams& p,
+                                                           const std::vector<bool>& zero_is_missing);
   void Compile();
   void* handle_;
   size_t cols_;

@@ -150,6 +150,47 @@ TEST(LearnerTest, CompiledForestMatchesXgboost) {
   }
 }
 
+// Indicator columns trained with their zeros as missing: the rewritten trees answer on plain 0/1 input exactly as
+// XGBoost does, and the indicator's effect is learned (it is the whole signal here).
+TEST(LearnerTest, ZerosAsMissingTreesPredictOnPlainIndicators) {
+  std::mt19937_64 rng(5);
+  std::uniform_real_distribution<float> u(0, 1);
+  const size_t rows = 2000, cols = 3;
+  std::vector<float> x(rows * cols), y(rows);
+  for (size_t i = 0; i < rows; ++i) {
+    x[i * cols] = u(rng) < 0.3f ? 1.0f : 0.0f;      // indicator A: +3
+    x[i * cols + 1] = u(rng) < 0.5f ? 1.0f : 0.0f;  // indicator B: -1
+    x[i * cols + 2] = u(rng);                       // numeric noise
+    y[i] = 3.0f * x[i * cols] - x[i * cols + 1] + 0.1f * x[i * cols + 2];
+  }
+  const XgbBooster::RowBlockFn fill = [&](size_t begin, size_t end, float* out) {
+    std::copy(x.begin() + begin * cols, x.begin() + end * cols, out);
+  };
+  XgbParams p;
+  p.colsample_bytree = p.colsample_bynode = 1.0;
+  auto b = XgbBooster::TrainFromBlocks(fill, rows, cols, y, {}, p, {true, true, false});
+  ASSERT_TRUE(b.ok()) << b.status();
+  ASSERT_TRUE((*b)->compiled());
+  std::vector<float> ours, theirs;
+  ASSERT_TRUE((*b)->Predict(x.data(), rows, &ours).ok());
+  ASSERT_TRUE((*b)->PredictWithXgboost(x.data(), rows, &theirs).ok());
+  double max_err = 0;
+  for (size_t i = 0; i < rows; ++i) {
+    ASSERT_NEAR(ours[i], theirs[i], 1e-4) << "row " << i;
+    max_err = std::max(max_err, std::abs(double{ours[i]} - y[i]));
+  }
+  EXPECT_LT(max_err, 0.2);
+  // And the rewrite itself: a split on a flagged column becomes `x < 0.5` with 0 on the side missing took.
+  const std::string tree =
+      R"({"learner":{"gradient_booster":{"model":{"trees":[{"left_children":[1,-1,-1],"right_children":[2,-1,-1],)"
+      R"("split_indices":[0,0,0],"split_conditions":[2.0,-1.0,1.0],"default_left":[false,false,false]}]}}}})";
+  auto rewritten = RouteZerosAsMissing(tree, {true});
+  ASSERT_TRUE(rewritten.ok()) << rewritten.status();
+  // 1 < 2 went left (leaf -1), missing went right (leaf 1): the leaves trade places and the split tests x < 0.5.
+  EXPECT_NE(rewritten->find(R"("split_conditions":[0.5,1.0,-1.0])"), std::string::npos) << *rewritten;
+  EXPECT_NE(rewritten->find(R"("left_children":[1,-1,-1])"), std::string::npos) << *rewritten;
+}
+
 TEST(LearnerTest, QuantileInterpolates) {
   std::vector<double> v = {4, 1, 3, 2};
   EXPECT_DOUBLE_EQ(Quantile(&v, 0.0), 1);
