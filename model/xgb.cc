@@ -328,6 +328,9 @@ absl::StatusOr<std::unique_ptr<XgbBooster>> XgbBooster::Boost(void* dmatrix, siz
     if (XGBoosterSetParam(h, k.c_str(), v.c_str()) != 0) return XgbError("param");
   }
   for (int i = 0; i < p.num_rounds; ++i) {
+    if (p.cancel != nullptr && p.cancel->load(std::memory_order_relaxed)) {
+      return absl::CancelledError("training cancelled");
+    }
     if (XGBoosterUpdateOneIter(h, i, dmatrix) != 0) return XgbError("update");
   }
   if (!zero_is_missing.empty()) {

@@ -3,6 +3,7 @@
 #ifndef ACCELSEL_MODEL_XGB_H_
 #define ACCELSEL_MODEL_XGB_H_
 
+#include <atomic>
 #include <cstddef>
 #include <functional>
 #include <memory>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 
@@ -33,6 +35,9 @@ struct XgbParams {
   // One thread: the machine (and the server) share cores, and OpenMP barriers spin badly when oversubscribed.
   int nthread = 1;
   uint64_t seed = 1;
+  // When set and true, training stops at the next boosting round with CANCELLED (a server shutting down does not
+  // wait for a long retrain). Not owned.
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 // The trees of a booster in flat arrays, evaluated natively: XGBoost's C API spends ~150 µs of fixed overhead

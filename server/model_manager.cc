@@ -170,6 +170,7 @@ absl::StatusOr<v1::ModelVersionInfo> ModelManager::RetrainNow() {
   to.version = version;
   // One training thread: the other core stays with the RPC threads (a retrain must not starve SelectAccelerator).
   to.xgb.nthread = 1;
+  to.xgb.cancel = &cancel_training_;
   for (const auto& s : *catalog) to.catalog.push_back(FromProto(s));
   absl::StatusOr<std::unique_ptr<model::MetaModel>> candidate = absl::UnknownError("not trained");
   model::HoldoutMetrics cand;
@@ -179,6 +180,9 @@ absl::StatusOr<v1::ModelVersionInfo> ModelManager::RetrainNow() {
     candidate = model::MetaModel::Train(train, to);
     if (candidate.ok()) cand = (*candidate)->Evaluate(holdout);
   });
+  if (cancel_training_.load()) {
+    return absl::CancelledError("retrain cancelled: the server is shutting down; nothing was promoted");
+  }
   if (!candidate.ok()) {
     metrics_->retrain_failures().Increment();
     return candidate.status();
@@ -328,6 +332,7 @@ void ModelManager::Start() {
 }
 
 void ModelManager::Stop() {
+  CancelTraining();
   {
     absl::MutexLock lock(&stop_mu_);
     stopping_ = true;

@@ -44,6 +44,10 @@ class ModelManager {
   absl::Status Load();
   // Starts the background trainer (if options.trainer_enabled).
   void Start();
+  // Stops a running training at its next boosting round (the retrain returns CANCELLED, nothing is promoted) and
+  // the trainer loop; Stop() also joins it. Shutdown calls CancelTraining() first so that it never waits for a
+  // long retrain, whether the trainer or a Retrain RPC runs it.
+  void CancelTraining() { cancel_training_.store(true); }
   void Stop();
 
   std::shared_ptr<const ServingModel> Serving() const { return serving_.Get(); }
@@ -73,6 +77,7 @@ class ModelManager {
   Snapshot<ServingModel> serving_;
   std::atomic<uint64_t> new_runs_{0};
   std::atomic<bool> pinned_{false};
+  std::atomic<bool> cancel_training_{false};
 
   absl::Mutex train_mu_;  // one training or pin/rollback at a time
   absl::Mutex stop_mu_;

@@ -248,6 +248,7 @@ void ServiceCore::EndWorker() {
 
 void ServiceCore::Shutdown() {
   if (shut_down_.exchange(true)) return;
+  if (models_) models_->CancelTraining();  // a running retrain (trainer or Retrain RPC) ends at its next round
   {
     absl::MutexLock lock(&workers_mu_);
     refuse_workers_ = true;

@@ -427,7 +427,7 @@ TEST(TlsOptionsTest, CertWithoutKeyIsAnError) {
 
 // A blocking admin call past --admin_call_deadline ends DEADLINE_EXCEEDED while the work goes on; a shutdown right
 // after waits for that work (the trained version is stored) instead of destroying the service under it.
-TEST(AdminDeadlineTest, RetrainPastTheDeadlineEndsDeadlineExceededAndShutdownWaitsForIt) {
+TEST(AdminDeadlineTest, RetrainPastTheDeadlineEndsDeadlineExceededAndShutdownCancelsIt) {
   const std::string dir = FreshDir("sec-admin-deadline");
   auto o = TestOptions(dir);
   o.admin_call_deadline = absl::Milliseconds(1);
@@ -464,16 +464,59 @@ TEST(AdminDeadlineTest, RetrainPastTheDeadlineEndsDeadlineExceededAndShutdownWai
     const grpc::Status st = conn.admin->Retrain(&ctx, v1::RetrainRequest(), &resp);
     EXPECT_EQ(st.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << st.error_message();
     EXPECT_THAT(st.error_message(), HasSubstr("server-side deadline"));
-    // Shut down and destroy the server at once, with the training still running on its worker thread.
+    // Shut down and destroy the server at once, with the training (most likely) still running on its worker
+    // thread: shutdown cancels it at its next boosting round and waits for the worker before the core goes away.
     (*s)->Shutdown();
   }
   o.admin_call_deadline = absl::Minutes(10);
   auto again = server::Server::Start(o);
   ASSERT_TRUE(again.ok()) << again.status();
+  // Whatever the race between shutdown and training, the store holds no partial model: the serving version (if the
+  // training won) loads, and a new retrain trains and serves.
   v1::GetModelInfoResponse info;
   ASSERT_TRUE((*again)->core().GetModelInfo(&info).ok());
-  EXPECT_GT(info.serving_version(), 0u) << "the training that outlived its call finished and was stored before exit";
+  const uint64_t before = info.serving_version();
+  auto trained = (*again)->core().models().RetrainNow();
+  ASSERT_TRUE(trained.ok()) << trained.status();
+  ASSERT_TRUE((*again)->core().GetModelInfo(&info).ok());
+  EXPECT_GT(info.serving_version(), before);
   (*again)->Shutdown();
+}
+
+TEST(AdminDeadlineTest, CancelledTrainingStoresNothing) {
+  const std::string dir = FreshDir("sec-cancel-train");
+  auto o = TestOptions(dir);
+  auto s = server::Server::Start(o);
+  ASSERT_TRUE(s.ok()) << s.status();
+  auto conn = Connect((*s)->port());
+  {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx, 60);
+    auto stream = conn.selector->ReportRun(&ctx);
+    int n = 0;
+    for (uint32_t batch = 1; batch <= 16; ++batch) {
+      for (const char* id : {"small", "large"}) {
+        v1::RunReport r = MakeReport(absl::StrCat(id, "-", n++), id, batch, std::string(id) == "small" ? 50.0 * batch : 400.0);
+        if (batch == 1) *r.mutable_strategy() = MakeStrategy(id);
+        ASSERT_TRUE(stream->Write(r));
+      }
+    }
+    stream->WritesDone();
+    v1::RunAck ack;
+    while (stream->Read(&ack)) {
+    }
+    ASSERT_TRUE(stream->Finish().ok());
+  }
+  (*s)->core().models().CancelTraining();
+  auto trained = (*s)->core().models().RetrainNow();
+  EXPECT_EQ(trained.status().code(), absl::StatusCode::kCancelled) << trained.status();
+  auto stored = (*s)->core().store()->ListModels();
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  EXPECT_TRUE(stored->empty()) << "a cancelled retrain must not store a version";
+  v1::GetModelInfoResponse info;
+  ASSERT_TRUE((*s)->core().GetModelInfo(&info).ok());
+  EXPECT_EQ(info.serving_version(), 0u);
+  (*s)->Shutdown();
 }
 
 }  // namespace
