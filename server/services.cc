@@ -144,8 +144,7 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1:
     uint64_t seq = 0;
     {
       absl::MutexLock lock(&mu_);  // orders this callback after the one that started the read (another thread)
-      report = std::move(incoming_);
-      incoming_.Clear();
+      report = std::move(incoming_);  // leaves incoming_ empty; the next read parses into it from scratch
       seq = next_sequence_++;
     }
     // Over the node's report rate: end the stream RESOURCE_EXHAUSTED (with retry-after-ms); this report and any
