@@ -104,8 +104,13 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1:
  public:
   ReportRunReactor(ServiceCore* core, AccessControl* access, grpc::CallbackServerContext* ctx)
       : core_(core), access_(access), ctx_(ctx), timer_(core->metrics(), Method::kReportRun) {
+    // The reactor outlives its call's Finish (OnDone comes later, on a gRPC thread): it holds a worker slot of the
+    // core until OnDone, so the server's shutdown waits for it before the core and access control go away.
+    holds_worker_slot_ = core_->BeginWorker();
     // Admission happens once per stream: identity, role and the node's stream slots.
-    grpc::Status admitted = access_->Admit(ctx_, Method::kReportRun, &principal_);
+    grpc::Status admitted = holds_worker_slot_
+                                ? access_->Admit(ctx_, Method::kReportRun, &principal_)
+                                : grpc::Status(grpc::StatusCode::UNAVAILABLE, "server is shutting down");
     if (admitted.ok()) {
       admitted = access_->AcquireStream(ctx_, principal_);
       holds_stream_slot_ = admitted.ok();
@@ -144,7 +149,7 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1:
     uint64_t seq = 0;
     {
       absl::MutexLock lock(&mu_);  // orders this callback after the one that started the read (another thread)
-      report = std::move(incoming_);  // leaves incoming_ empty; the next read parses into it from scratch
+      report = TakeIncomingLocked();
       seq = next_sequence_++;
     }
     // Over the node's report rate: end the stream RESOURCE_EXHAUSTED (with retry-after-ms); this report and any
@@ -228,6 +233,7 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1:
 
   void OnDone() override {
     if (holds_stream_slot_) access_->ReleaseStream(principal_);
+    if (holds_worker_slot_) core_->EndWorker();  // last touch of the core and access control
     delete this;
   }
 
@@ -265,6 +271,13 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1:
       a = NextLocked();
     }
     Run(a);
+  }
+
+  // The report gRPC just read into incoming_, leaving it empty for the next read. Its own (never inlined) function
+  // so that tests/tsan.supp can name this one handoff: gRPC parses the next report into incoming_ on one of its
+  // threads after we took this one on another, ordered by gRPC's completion queue, which TSan cannot see.
+  __attribute__((noinline)) v1::RunReport TakeIncomingLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return std::move(incoming_);
   }
 
   // Decides the next gRPC operations from the state. Called with mu_ held after every state change.
@@ -308,6 +321,7 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1:
   grpc::CallbackServerContext* ctx_;
   Principal principal_;            // set by the constructor, read-only afterwards
   bool holds_stream_slot_ = false;  // ditto
+  bool holds_worker_slot_ = false;  // ditto
   RpcTimer timer_;
   v1::RunReport incoming_;      // owned by the read chain: one read at a time
   uint64_t next_sequence_ = 0;  // ditto
