@@ -52,9 +52,9 @@ class ServiceCore {
   // blocking admin workers (a Retrain whose call already ended DEADLINE_EXCEEDED still runs on its own thread).
   void Shutdown();
 
-  // Blocking admin calls run on threads of their own that use this core: each holds a worker slot from before it
-  // starts until its last touch of the core, the metrics or the call, so Shutdown (and the destruction that
-  // follows) waits for it. BeginWorker is false once shutdown began: the call is refused instead.
+  // Blocking admin calls run on threads of their own that use this core, and ReportRun reactors use it until their
+  // OnDone: each holds a worker slot until its last touch of the core, the metrics or the call, so Shutdown (and
+  // the destruction that follows) waits for it. BeginWorker is false once shutdown began: the call is refused.
   bool BeginWorker();
   void EndWorker();
 

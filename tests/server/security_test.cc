@@ -345,7 +345,14 @@ TEST_F(AuthTest, MemoryStaysBoundedUnderStreamFloodAndOversizedRequests) {
               static_cast<long long>(rss_before_kb), static_cast<long long>(rss_after_kb),
               static_cast<long long>(rss_after_kb - rss_before_kb));
   // 270 MiB were sent; the process (client and server together) may keep a few buffers, not all of them.
-  EXPECT_LT(rss_after_kb - rss_before_kb, 128 * 1024);
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  // Sanitizer builds add shadow memory (TSan: several bytes per byte touched) and ASan's quarantine of freed
+  // blocks (256 MiB): only growth beyond everything that was sent is a failure there; the plain build checks 128 MiB.
+  constexpr int64_t kLimitKb = 512 * 1024;
+#else
+  constexpr int64_t kLimitKb = 128 * 1024;
+#endif
+  EXPECT_LT(rss_after_kb - rss_before_kb, kLimitKb);
   EXPECT_LE(server_->access().tracked_nodes(), 3u);
 }
 
