@@ -10,6 +10,7 @@
 #include "grpcpp/security/credentials.h"
 #include "gtest/gtest.h"
 #include "server/access.h"
+#include "server/model_manager.h"
 #include "tests/server/test_server.h"
 
 namespace accelsel::testing {
