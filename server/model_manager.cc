@@ -193,7 +193,8 @@ absl::StatusOr<v1::ModelVersionInfo> ModelManager::RetrainNow() {
   info.set_version(version);
   info.set_created_unix_ms(absl::ToUnixMillis(absl::Now()));
   info.set_training_rows(train.size());
-  info.set_learner("xgboost-log-regression+oof-intervals");
+  info.set_learner(to.rank_heads ? "xgboost-log-regression+oof-intervals+pairwise-rank"
+                                  : "xgboost-log-regression+oof-intervals");
   info.set_training_seconds(seconds);
   FillEvaluation(cand, info.mutable_evaluation());
 
