@@ -433,8 +433,33 @@ TEST(TlsOptionsTest, CertWithoutKeyIsAnError) {
   EXPECT_THAT(std::string(s.status().message()), HasSubstr("--tls_key"));
 }
 
+// Streams telemetry of two strategies over batch sizes 1..`batches` (`reps` runs each; "small" grows with the
+// batch, "large" barely), the first report of each carrying its definition; every report must be stored.
+void StreamSmallAndLarge(Connection& conn, uint32_t batches, int reps) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, 60);
+  auto stream = conn.selector->ReportRun(&ctx);
+  int n = 0;
+  for (uint32_t batch = 1; batch <= batches; ++batch) {
+    for (const char* id : {"small", "large"}) {
+      for (int rep = 0; rep < reps; ++rep) {
+        const double ms = std::string(id) == "small" ? 50.0 * batch : 200.0 + 10.0 * batch;
+        v1::RunReport r = MakeReport(absl::StrCat(id, "-", n++), id, batch, ms * (1 + 0.01 * rep));
+        if (batch == 1 && rep == 0) *r.mutable_strategy() = MakeStrategy(id);
+        ASSERT_TRUE(stream->Write(r));
+      }
+    }
+  }
+  stream->WritesDone();
+  v1::RunAck ack;
+  int durable = 0;
+  while (stream->Read(&ack)) durable += ack.result() == v1::RunAck::RESULT_DURABLE;
+  ASSERT_TRUE(stream->Finish().ok());
+  ASSERT_EQ(durable, n);
+}
+
 // A blocking admin call past --admin_call_deadline ends DEADLINE_EXCEEDED while the work goes on; a shutdown right
-// after waits for that work (the trained version is stored) instead of destroying the service under it.
+// after cancels that work and waits for its thread instead of destroying the service under it.
 TEST(AdminDeadlineTest, RetrainPastTheDeadlineEndsDeadlineExceededAndShutdownCancelsIt) {
   const std::string dir = FreshDir("sec-admin-deadline");
   auto o = TestOptions(dir);
@@ -444,28 +469,7 @@ TEST(AdminDeadlineTest, RetrainPastTheDeadlineEndsDeadlineExceededAndShutdownCan
     ASSERT_TRUE(s.ok()) << s.status();
     auto conn = Connect((*s)->port());
     // Enough telemetry for a model (two strategies, 32 batch sizes, 3 runs each): training takes far more than 1 ms.
-    {
-      grpc::ClientContext ctx;
-      SetDeadline(&ctx, 60);
-      auto stream = conn.selector->ReportRun(&ctx);
-      int n = 0;
-      for (uint32_t batch = 1; batch <= 32; ++batch) {
-        for (const char* id : {"small", "large"}) {
-          for (int rep = 0; rep < 3; ++rep) {
-            const double ms = std::string(id) == "small" ? 50.0 * batch : 200.0 + 10.0 * batch;
-            v1::RunReport r = MakeReport(absl::StrCat(id, "-", n++), id, batch, ms * (1 + 0.01 * rep));
-            if (batch == 1 && rep == 0) *r.mutable_strategy() = MakeStrategy(id);
-            ASSERT_TRUE(stream->Write(r));
-          }
-        }
-      }
-      stream->WritesDone();
-      v1::RunAck ack;
-      int durable = 0;
-      while (stream->Read(&ack)) durable += ack.result() == v1::RunAck::RESULT_DURABLE;
-      ASSERT_TRUE(stream->Finish().ok());
-      ASSERT_EQ(durable, n);
-    }
+    ASSERT_NO_FATAL_FAILURE(StreamSmallAndLarge(conn, 32, 3));
     grpc::ClientContext ctx;
     SetDeadline(&ctx, 60);
     v1::RetrainResponse resp;
@@ -497,24 +501,7 @@ TEST(AdminDeadlineTest, CancelledTrainingStoresNothing) {
   auto s = server::Server::Start(o);
   ASSERT_TRUE(s.ok()) << s.status();
   auto conn = Connect((*s)->port());
-  {
-    grpc::ClientContext ctx;
-    SetDeadline(&ctx, 60);
-    auto stream = conn.selector->ReportRun(&ctx);
-    int n = 0;
-    for (uint32_t batch = 1; batch <= 16; ++batch) {
-      for (const char* id : {"small", "large"}) {
-        v1::RunReport r = MakeReport(absl::StrCat(id, "-", n++), id, batch, std::string(id) == "small" ? 50.0 * batch : 400.0);
-        if (batch == 1) *r.mutable_strategy() = MakeStrategy(id);
-        ASSERT_TRUE(stream->Write(r));
-      }
-    }
-    stream->WritesDone();
-    v1::RunAck ack;
-    while (stream->Read(&ack)) {
-    }
-    ASSERT_TRUE(stream->Finish().ok());
-  }
+  ASSERT_NO_FATAL_FAILURE(StreamSmallAndLarge(conn, 16, 1));
   (*s)->core().models().CancelTraining();
   auto trained = (*s)->core().models().RetrainNow();
   EXPECT_EQ(trained.status().code(), absl::StatusCode::kCancelled) << trained.status();
