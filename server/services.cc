@@ -149,6 +149,7 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1:
       {
         absl::MutexLock lock(&mu_);
         reads_done_ = true;
+        reading_ = false;
         a = NextLocked();
       }
       Run(a);
@@ -168,14 +169,15 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1:
     // (an ack written, a write stored) could start the next read in between, and report N+1 would be prepared
     // before report N — e.g. rejected as an unknown strategy whose definition report N carries.
     const grpc::Status admitted = access_->AdmitReports(ctx_, principal_, 1);
+    bool ending = false;
     {
       absl::MutexLock lock(&mu_);
       if (finished_ || !final_status_.ok()) {  // stream is ending: not acknowledged, the client resends
         reading_ = false;
         RecycleLocked(std::move(report));
-        return;
-      }
-      if (!admitted.ok()) {
+        ending = true;
+        a = NextLocked();  // the finish may have been waiting for this read to end
+      } else if (!admitted.ok()) {
         reading_ = false;
         final_status_ = admitted;
         RecycleLocked(std::move(report));
@@ -184,7 +186,7 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1:
         ++in_flight_;  // counted until its ack is written (or dropped)
       }
     }
-    if (!admitted.ok()) {
+    if (ending || !admitted.ok()) {
       Run(a);
       return;
     }
@@ -272,9 +274,11 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1:
         }
       }
       for (IngestItem& item : items) RecycleLocked(std::move(item.report));
+      // Counted before NextLocked releases the stream: once mu_ is dropped, another callback may finish the call
+      // and delete this reactor (ASan caught the metrics call below the lock reading a freed reactor).
+      if (duplicates > 0) core_->metrics()->RunsDuplicate(static_cast<double>(duplicates));
       a = NextLocked();
     }
-    if (duplicates > 0) core_->metrics()->RunsDuplicate(static_cast<double>(duplicates));
     Run(a);
   }
 
@@ -340,7 +344,10 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1:
       a.read = true;
     }
     const bool input_over = reads_done_ || broken_ || !final_status_.ok();
-    if (input_over && in_flight_ == 0 && !writing_ && !a.write) {
+    // Not while a read is outstanding or its OnReadDone is still at work (reading_): that callback touches the
+    // reactor after handing its report to the group commit, whose completion could otherwise finish the call and
+    // delete the reactor under it. A pending read ends (ok = false) once the stream is cancelled or half-closed.
+    if (input_over && in_flight_ == 0 && !writing_ && !a.write && !reading_) {
       finished_ = true;
       a.finish = true;
       a.status = final_status_;

@@ -195,7 +195,7 @@ TEST(MetaModelTest, TooFewRunsIsAnError) {
   EXPECT_FALSE(MetaModel::Train({}, TrainOptions{}).ok());
 }
 
-TEST(MetaModelTest, PredictingThirtyTwoCandidatesIsFast) {
+TEST(MetaModelTest, PredictingThirtyTwoCandidatesGivesUsableAnswers) {
   auto m = TrainedModel();
   ASSERT_NE(m, nullptr);
   std::vector<Strategy> strategies;
@@ -211,9 +211,15 @@ TEST(MetaModelTest, PredictingThirtyTwoCandidatesIsFast) {
   const double us =
       std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count() / kCalls;
   RecordProperty("predict_32_us", std::to_string(us));
+  // Informational only: speed is checked by bench/ (docs/BENCHMARKS.md), never by a timed unit test. What is
+  // asserted is that every one of the 32 answers is a usable prediction.
   std::printf("Predict(32 candidates): %.1f us\n", us);
-  // Generous bound (shared CI machines, sanitizers); the point is "not milliseconds".
-  EXPECT_LT(us, 2000.0);
+  ASSERT_EQ(p.size(), 32u);
+  for (const Prediction& q : p) {
+    EXPECT_TRUE(std::isfinite(q.expected) && q.expected > 0);
+    EXPECT_LE(q.low, q.expected);
+    EXPECT_GE(q.high, q.expected);
+  }
 }
 
 }  // namespace
