@@ -316,8 +316,10 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1:
   // The ack the next StartWrite sends. Its own (never inlined) function so that tests/tsan.supp can name this one
   // handoff: gRPC serialised the previous ack out of outgoing_ inside StartWrite on one thread, and this runs after
   // that write completed, on another, ordered by gRPC's completion queue, which TSan cannot see.
-  __attribute__((noinline)) void SetOutgoingLocked(v1::RunAck&& ack) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    outgoing_ = std::move(ack);
+  // The queue's front ack moves in (a protobuf move swaps, so the previous ack's strings are freed by pop_front here).
+  __attribute__((noinline)) void SetOutgoingLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    outgoing_ = std::move(acks_.front());
+    acks_.pop_front();
   }
 
   // Decides the next gRPC operations from the state. Called with mu_ held after every state change.
@@ -331,8 +333,7 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1:
     }
     if (!writing_ && !acks_.empty() && !broken_) {
       writing_ = true;
-      SetOutgoingLocked(std::move(acks_.front()));
-      acks_.pop_front();
+      SetOutgoingLocked();
       a.write = true;
       // No buffer hint: a hinted write may complete only when something else flushes the transport, and with one
       // write outstanding the flushing write would wait for it — once the client stops sending, the stream stalls
