@@ -35,15 +35,21 @@ std::string VocabularyKey(uint64_t seed, std::string_view token) {
   return std::to_string(seed) + ":" + absl::AsciiStrToLower(AV(token));
 }
 
+constexpr size_t kNoValue = static_cast<size_t>(-1);
+
+// Appends `buckets` zeroed slots for a hashed categorical and returns where they start; an empty value (not
+// reported) fills them with NaN instead and returns kNoValue.
+size_t AppendBuckets(std::string_view value, int buckets, std::vector<float>* out) {
+  const size_t base = out->size();
+  out->resize(base + buckets, value.empty() ? kNaN : 0.0f);
+  return value.empty() ? kNoValue : base;
+}
+
 // `vocabulary` (may be null = keep all): a value outside it sets no bucket (see EncodeContext).
 void OneHotHashed(std::string_view value, int buckets, uint64_t seed, const ContextVocabulary* vocabulary,
                   std::vector<float>* out) {
-  const size_t base = out->size();
-  out->resize(base + buckets, 0.0f);
-  if (value.empty()) {
-    for (int i = 0; i < buckets; ++i) (*out)[base + i] = kNaN;
-    return;
-  }
+  const size_t base = AppendBuckets(value, buckets, out);
+  if (base == kNoValue) return;
   if (vocabulary != nullptr && !vocabulary->count(VocabularyKey(seed, value))) return;
   (*out)[base + StableHash(absl::AsciiStrToLower(AV(value)), seed) % buckets] = 1.0f;
 }
@@ -69,12 +75,8 @@ std::vector<std::string> NameTokens(std::string_view value) {
 // `vocabulary` (may be null = keep all): tokens outside it set no bucket (see EncodeContext).
 void TokensHashed(std::string_view value, int buckets, uint64_t seed, const ContextVocabulary* vocabulary,
                   std::vector<float>* out) {
-  const size_t base = out->size();
-  out->resize(base + buckets, 0.0f);
-  if (value.empty()) {
-    for (int i = 0; i < buckets; ++i) (*out)[base + i] = kNaN;
-    return;
-  }
+  const size_t base = AppendBuckets(value, buckets, out);
+  if (base == kNoValue) return;
   for (const std::string& token : NameTokens(value)) {
     if (vocabulary != nullptr && !vocabulary->count(VocabularyKey(seed, token))) continue;
     (*out)[base + StableHash(token, seed) % buckets] = 1.0f;
