@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <limits>
 
 #include "absl/container/flat_hash_map.h"
@@ -12,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "model/blob.h"
 #include "model/features.h"
+#include "model/parallel.h"
 
 namespace accelsel::model {
 namespace {
@@ -167,9 +169,47 @@ absl::StatusOr<std::unique_ptr<MetaModel>> MetaModel::Train(const std::vector<Ru
   for (const RunRecord& r : runs) (IsFailure(r.status) ? failed_runs : ok_runs) += 1;
   mm->training_rows_ = runs.size();
 
+  // Failure estimate: a classifier when failures are common enough to learn from, else a smoothed rate. It reads
+  // only the encoded tasks and strategies (never the per-head rows), so it trains beside the first head's boosters.
+  mm->failure_base_rate_ = (failed_runs + 0.5) / (runs.size() + 1.0);
+  std::function<absl::Status()> classifier_job;
+  if (failed_runs >= options.min_failures_for_classifier && ok_runs >= options.min_failures_for_classifier) {
+    classifier_job = [&]() -> absl::Status {
+      const size_t cols = all.task_dim + all.strat_dim;
+      // Within the row budget: the runs of a hash-chosen share of the task contexts.
+      std::vector<size_t> picked;
+      const bool sample = options.max_fit_rows > 0 && runs.size() > options.max_fit_rows;
+      const double share = static_cast<double>(options.max_fit_rows) / static_cast<double>(runs.size());
+      for (size_t i = 0; i < runs.size(); ++i) {
+        if (!sample ||
+            static_cast<double>(StableHash(absl::StrCat(run_task[i]), 43)) < share * 18446744073709551615.0) {
+          picked.push_back(i);
+        }
+      }
+      std::vector<float> labels(picked.size());
+      for (size_t k = 0; k < picked.size(); ++k) labels[k] = IsFailure(runs[picked[k]].status) ? 1.0f : 0.0f;
+      const XgbBooster::RowBlockFn fill = [&](size_t begin, size_t end, float* out) {
+        for (size_t k = begin; k < end; ++k, out += cols) {
+          const size_t i = picked[k];
+          std::copy_n(all.task(run_task[i]), all.task_dim, out);
+          std::copy_n(all.strat(run_strat[i]), all.strat_dim, out + all.task_dim);
+        }
+      };
+      XgbParams p = options.xgb;
+      p.objective = "binary:logistic";
+      p.num_rounds = std::min(p.num_rounds, 100);
+      auto b = XgbBooster::TrainFromBlocks(fill, picked.size(), cols, labels, {}, p,
+                                           options.sparse_indicators ? IndicatorColumns(all) : std::vector<bool>());
+      if (!b.ok()) return b.status();
+      mm->failure_classifier_ = std::move(*b);
+      return absl::OkStatus();
+    };
+  }
+
   for (uint32_t head = 0; head < kNumHeads; ++head) {
     if (!wanted[head]) continue;
-    // Every head shares the encoded tasks and strategies; only the rows (and targets) differ.
+    // Every head shares the encoded tasks and strategies; only the rows (and targets) differ. Heads run one after
+    // the other (they share `all.rows`); the boosters of one head are trained `options.threads` at a time.
     Dataset& d = all;
     d.rows.clear();
     for (size_t i = 0; i < runs.size(); ++i) {
@@ -188,56 +228,44 @@ absl::StatusOr<std::unique_ptr<MetaModel>> MetaModel::Train(const std::vector<Ru
     lo.max_fit_rows = options.max_fit_rows;
     lo.sparse_indicators = options.sparse_indicators;
     auto learner = std::make_unique<XgbLearner>(lo);
-    if (auto s = learner->Fit(d); !s.ok()) {
-      return absl::Status(s.code(), absl::StrCat("training head ", head, ": ", s.message()));
+    // Largest jobs first, so that the last ones to start are short.
+    std::vector<std::function<absl::Status()>> jobs;
+    jobs.push_back([&]() -> absl::Status {
+      if (auto s = learner->Fit(d); !s.ok()) {
+        return absl::Status(s.code(), absl::StrCat("training head ", head, ": ", s.message()));
+      }
+      return absl::OkStatus();
+    });
+    if (options.rank_heads && head != kPeakMemory) {
+      jobs.push_back([&]() { return mm->TrainRankHead(head, d, options.xgb, options.max_fit_rows); });
+    }
+    if (classifier_job) {
+      jobs.push_back(std::move(classifier_job));
+      classifier_job = nullptr;
     }
     if (head != kPeakMemory && options.novelty_folds >= 2) {
-      if (auto q = learner->GroupedResidualQuantiles(d, task_model, options.novelty_folds); q.ok()) {
-        mm->novel_model_[head] = *q;
-      }
-      if (auto q = learner->GroupedResidualQuantiles(d, task_accelerator, options.novelty_folds); q.ok()) {
-        mm->novel_accelerator_[head] = *q;
-      }
+      // GroupedResidualQuantiles trains fold models of its own from the learner's options; it does not read the
+      // fitted booster, so it runs beside Fit.
+      jobs.push_back([&]() {
+        if (auto q = learner->GroupedResidualQuantiles(d, task_model, options.novelty_folds); q.ok()) {
+          mm->novel_model_[head] = *q;
+        }
+        return absl::OkStatus();
+      });
+      jobs.push_back([&]() {
+        if (auto q = learner->GroupedResidualQuantiles(d, task_accelerator, options.novelty_folds); q.ok()) {
+          mm->novel_accelerator_[head] = *q;
+        }
+        return absl::OkStatus();
+      });
     }
+    if (auto s = RunJobs(jobs, options.threads); !s.ok()) return s;
     mm->heads_[head] = std::move(learner);
-    if (options.rank_heads && head != kPeakMemory) {
-      if (auto s = mm->TrainRankHead(head, d, options.xgb, options.max_fit_rows); !s.ok()) return s;
-    }
   }
   if (mm->heads_[kE2e] == nullptr && mm->heads_[kThroughput] == nullptr && mm->heads_[kTtft] == nullptr &&
       mm->heads_[kTpot] == nullptr) {
     return absl::FailedPreconditionError(
         absl::StrCat("not enough OK runs to train any objective (need ", options.min_rows_per_head, ")"));
-  }
-  // Failure estimate: a classifier when failures are common enough to learn from, else a smoothed rate.
-  mm->failure_base_rate_ = (failed_runs + 0.5) / (runs.size() + 1.0);
-  if (failed_runs >= options.min_failures_for_classifier && ok_runs >= options.min_failures_for_classifier) {
-    const size_t cols = all.task_dim + all.strat_dim;
-    // Within the row budget: the runs of a hash-chosen share of the task contexts.
-    std::vector<size_t> picked;
-    const bool sample = options.max_fit_rows > 0 && runs.size() > options.max_fit_rows;
-    const double share = static_cast<double>(options.max_fit_rows) / static_cast<double>(runs.size());
-    for (size_t i = 0; i < runs.size(); ++i) {
-      if (!sample || static_cast<double>(StableHash(absl::StrCat(run_task[i]), 43)) < share * 18446744073709551615.0) {
-        picked.push_back(i);
-      }
-    }
-    std::vector<float> labels(picked.size());
-    for (size_t k = 0; k < picked.size(); ++k) labels[k] = IsFailure(runs[picked[k]].status) ? 1.0f : 0.0f;
-    const XgbBooster::RowBlockFn fill = [&](size_t begin, size_t end, float* out) {
-      for (size_t k = begin; k < end; ++k, out += cols) {
-        const size_t i = picked[k];
-        std::copy_n(all.task(run_task[i]), all.task_dim, out);
-        std::copy_n(all.strat(run_strat[i]), all.strat_dim, out + all.task_dim);
-      }
-    };
-    XgbParams p = options.xgb;
-    p.objective = "binary:logistic";
-    p.num_rounds = std::min(p.num_rounds, 100);
-    auto b = XgbBooster::TrainFromBlocks(fill, picked.size(), cols, labels, {}, p,
-                                         options.sparse_indicators ? IndicatorColumns(all) : std::vector<bool>());
-    if (!b.ok()) return b.status();
-    mm->failure_classifier_ = std::move(*b);
   }
   return mm;
 }

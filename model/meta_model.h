@@ -65,6 +65,9 @@ struct TrainOptions {
   // The failure classifier is trained with at least this many failed and this many OK runs; otherwise a
   // smoothed base rate is used.
   size_t min_failures_for_classifier = 5;
+  // Boosters trained at once (each on one XGBoost thread): the final fit, the interval and novelty folds and the
+  // ranking head of a head, and the failure classifier, are independent. The model is the same for any value.
+  int threads = 2;
   // Components of strategy ids seen in the runs (RunRecord carries only the id). Ids not listed are parsed
   // (ComponentsFromId).
   std::vector<Strategy> catalog;

@@ -29,6 +29,8 @@ ABSL_FLAG(uint64_t, retrain_min_new_runs, 10000, "Retrain after this many new ru
 ABSL_FLAG(bool, trainer, true, "Run the background trainer");
 ABSL_FLAG(int, trainer_nice, 19,
           "Nice level (0..19) of model training; 19 = train only on CPU the RPC threads leave idle, 0 = no change");
+ABSL_FLAG(int, trainer_threads, 2,
+          "Boosters trained at once during a retrain (1..64, one thread each, at --trainer_nice)");
 ABSL_FLAG(uint32_t, stream_window, 512, "Reports a ReportRun stream may have in flight before reading pauses");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
           "How long SIGTERM waits for in-flight calls before cancelling them");
@@ -81,6 +83,7 @@ int main(int argc, char** argv) {
   options.retrain_min_new_runs = absl::GetFlag(FLAGS_retrain_min_new_runs);
   options.trainer_enabled = absl::GetFlag(FLAGS_trainer);
   options.trainer_nice = absl::GetFlag(FLAGS_trainer_nice);
+  options.trainer_threads = absl::GetFlag(FLAGS_trainer_threads);
   options.stream_window = absl::GetFlag(FLAGS_stream_window);
   options.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
   options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
@@ -98,6 +101,10 @@ int main(int argc, char** argv) {
   options.grpc_memory_bytes = absl::GetFlag(FLAGS_grpc_memory_bytes);
   if (options.exploration_rate < 0 || options.exploration_rate > 1) {
     std::cerr << "accelsel-server: --exploration_rate must be in [0, 1]\n";
+    return 2;
+  }
+  if (options.trainer_threads < 1 || options.trainer_threads > 64) {
+    std::cerr << "accelsel-server: --trainer_threads must be in [1, 64]\n";
     return 2;
   }
   if (options.trainer_nice < 0 || options.trainer_nice > 19) {

@@ -168,8 +168,10 @@ absl::StatusOr<v1::ModelVersionInfo> ModelManager::RetrainNow() {
 
   model::TrainOptions to;
   to.version = version;
-  // One training thread: the other core stays with the RPC threads (a retrain must not starve SelectAccelerator).
+  // One XGBoost thread per booster (no OpenMP barriers); `trainer_threads` boosters at once, all at the trainer's
+  // nice level, so a retrain uses idle cores without taking them from SelectAccelerator.
   to.xgb.nthread = 1;
+  to.threads = options_.trainer_threads;
   to.xgb.cancel = &cancel_training_;
   for (const auto& s : *catalog) to.catalog.push_back(FromProto(s));
   absl::StatusOr<std::unique_ptr<model::MetaModel>> candidate = absl::UnknownError("not trained");
