@@ -121,8 +121,8 @@ std::vector<bool> IndicatorColumns(const Dataset& d) {
       if (x[i] != 0.0f && x[i] != 1.0f) out[offset + i % dim] = false;  // NaN fails both tests
     }
   };
-  scan(d.task_x, d.task_dim, 0);
-  scan(d.strat_x, d.strat_dim, d.task_dim);
+  scan(d.f().task_x, d.task_dim, 0);
+  scan(d.f().strat_x, d.strat_dim, d.task_dim);
   return out;
 }
 
@@ -149,7 +149,7 @@ absl::Status XgbLearner::Fit(const Dataset& d) {
   std::vector<size_t> all(d.rows.size());
   std::iota(all.begin(), all.end(), 0);
   XgbParams params = options_.params;
-  std::vector<float> x, y;
+  std::vector<float> y;
   if (options_.mode == XgbLearnerOptions::Mode::kPairwise) {
     // Within the row budget, whole tasks (a task's rows are one ranking group).
     if (options_.max_fit_rows > 0 && d.rows.size() > options_.max_fit_rows) {
@@ -157,15 +157,23 @@ absl::Status XgbLearner::Fit(const Dataset& d) {
     }
     // Rows of one task must be consecutive; relevance = -log cost (higher is better).
     std::stable_sort(all.begin(), all.end(), [&](size_t a, size_t b) { return d.rows[a].task < d.rows[b].task; });
-    BuildMatrix(d, all, &x, &y);
-    for (float& v : y) v = -v;
+    y.resize(all.size());
+    for (size_t i = 0; i < all.size(); ++i) y[i] = -d.rows[all[i]].y;
     std::vector<unsigned> groups;
     for (size_t i = 0; i < all.size(); ++i) {
       if (i == 0 || d.rows[all[i]].task != d.rows[all[i - 1]].task) groups.push_back(0);
       ++groups.back();
     }
     params.objective = "rank:pairwise";
-    auto b = XgbBooster::Train(x, all.size(), cols, y, {}, groups, params);
+    // Block by block like the regression (no whole float matrix, no XGBoost copy of it).
+    const XgbBooster::RowBlockFn fill = [&](size_t begin, size_t end, float* out) {
+      for (size_t i = begin; i < end; ++i, out += cols) {
+        const Dataset::Row& r = d.rows[all[i]];
+        std::copy_n(d.task(r.task), d.task_dim, out);
+        std::copy_n(d.strat(r.strat), d.strat_dim, out + d.task_dim);
+      }
+    };
+    auto b = XgbBooster::TrainFromBlocks(fill, all.size(), cols, y, {}, params, {}, groups);
     if (!b.ok()) return b.status();
     booster_ = std::move(*b);
     has_interval_ = false;
@@ -312,8 +320,8 @@ Dataset SubsetByTasks(const Dataset& d, const std::vector<bool>& keep, std::vect
   Dataset out;
   out.task_dim = d.task_dim;
   out.strat_dim = d.strat_dim;
-  out.strat_x = d.strat_x;
-  out.strat_key = d.strat_key;
+  out.strat_x = d.f().strat_x;
+  out.strat_key = d.f().strat_key;
   std::vector<int64_t> new_index(d.num_tasks(), -1);
   old_task->clear();
   for (uint32_t t = 0; t < d.num_tasks(); ++t) {
@@ -375,7 +383,7 @@ absl::Status AutoLearner::Fit(const Dataset& d) {
       for (uint32_t t = 0; t < d.num_tasks(); ++t) {
         if (keep[t] || rows_of[t].empty()) continue;
         refs.clear();
-        for (size_t i : rows_of[t]) refs.push_back({d.strat_key[d.rows[i].strat], d.strat(d.rows[i].strat)});
+        for (size_t i : rows_of[t]) refs.push_back({d.f().strat_key[d.rows[i].strat], d.strat(d.rows[i].strat)});
         if (auto s = l->Predict(d.task(t), refs, &lp); !s.ok()) return s;
         for (size_t k = 0; k < lp.size(); ++k) score[n][rows_of[t][k]] = lp[k].rank_score();
       }
@@ -465,7 +473,7 @@ std::vector<std::pair<uint64_t, double>> AggregateByStrategy(const Dataset& d, A
   absl::flat_hash_map<uint64_t, std::pair<double, double>> sum;  // key -> (sum, count)
   for (const auto& r : d.rows) {
     const double v = aggregate == Aggregate::kLogRegret ? r.y - best[r.task] : std::exp(double{r.y});
-    auto& s = sum[d.strat_key[r.strat]];
+    auto& s = sum[d.f().strat_key[r.strat]];
     s.first += v;
     s.second += 1;
   }
@@ -520,7 +528,7 @@ absl::Status KnnLearner::Fit(const Dataset& d) {
   task_scores_.assign(n, {});
   for (const auto& r : d.rows) {
     const double v = aggregate_ == Aggregate::kLogRegret ? r.y - best[r.task] : std::exp(double{r.y});
-    task_scores_[r.task].emplace_back(d.strat_key[r.strat], v);
+    task_scores_[r.task].emplace_back(d.f().strat_key[r.strat], v);
   }
   for (auto& v : task_scores_) std::sort(v.begin(), v.end());
   fallback_ = AggregateByStrategy(d, aggregate_);

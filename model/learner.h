@@ -28,11 +28,15 @@ struct Dataset {
     float y;  // log cost (minimise)
   };
   std::vector<Row> rows;
+  // When set, the tasks and strategies are those of *features (task_x, strat_x and strat_key here stay empty):
+  // other rows over the same encoded features without a copy of them (MetaModel's ranking heads).
+  const Dataset* features = nullptr;
 
-  size_t num_tasks() const { return task_dim == 0 ? 0 : task_x.size() / task_dim; }
-  size_t num_strats() const { return strat_dim == 0 ? strat_key.size() : strat_x.size() / strat_dim; }
-  const float* task(uint32_t t) const { return task_x.data() + size_t{t} * task_dim; }
-  const float* strat(uint32_t s) const { return strat_x.data() + size_t{s} * strat_dim; }
+  const Dataset& f() const { return features != nullptr ? *features : *this; }
+  size_t num_tasks() const { return task_dim == 0 ? 0 : f().task_x.size() / task_dim; }
+  size_t num_strats() const { return strat_dim == 0 ? f().strat_key.size() : f().strat_x.size() / strat_dim; }
+  const float* task(uint32_t t) const { return f().task_x.data() + size_t{t} * task_dim; }
+  const float* strat(uint32_t s) const { return f().strat_x.data() + size_t{s} * strat_dim; }
 };
 
 struct CandidateRef {

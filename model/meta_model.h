@@ -46,8 +46,10 @@ struct TrainOptions {
   int novelty_folds = 3;
   // Row budgets that keep a retrain on 1M runs within a minute (docs/BENCHMARKS.md, "Training cost"). Each is met
   // with the rows of a hash-chosen share of the task contexts (whole contexts); 0 = every row.
-  // Final fit of each head and of the failure classifier (XgbLearnerOptions::max_fit_rows).
-  size_t max_fit_rows = 250000;
+  // Final fit of each head, of its ranking head and of the failure classifier (XgbLearnerOptions::max_fit_rows).
+  // 150k: with two boosters at once their working sets add up (XGBoost's column matrix is ~1 KB per row), and
+  // held-out error is nearly flat above ~100k rows (docs/BENCHMARKS.md, "Training cost").
+  size_t max_fit_rows = 150000;
   // Interval and novelty calibration: the fold models above (XgbLearnerOptions::calibration_max_rows).
   size_t calibration_max_rows = 30000;
   // See XgbLearnerOptions::sparse_indicators (applies to the failure classifier too).

@@ -271,7 +271,8 @@ absl::StatusOr<std::unique_ptr<XgbBooster>> XgbBooster::TrainFromBlocks(const Ro
                                                                          const std::vector<float>& labels,
                                                                          const std::vector<float>& weights,
                                                                          const XgbParams& p,
-                                                                         const std::vector<bool>& zero_is_missing) {
+                                                                         const std::vector<bool>& zero_is_missing,
+                                                                         const std::vector<unsigned>& group_sizes) {
   if (rows == 0 || cols == 0 || labels.size() != rows || (!weights.empty() && weights.size() != rows) ||
       (!zero_is_missing.empty() && zero_is_missing.size() != cols)) {
     return absl::InvalidArgumentError(absl::StrFormat("xgboost train: bad shape rows=%d cols=%d", rows, cols));
@@ -299,6 +300,10 @@ absl::StatusOr<std::unique_ptr<XgbBooster>> XgbBooster::TrainFromBlocks(const Ro
   if (XGQuantileDMatrixCreateFromCallback(&it, proxy.get(), nullptr, &BlockIterator::Reset, &BlockIterator::Next,
                                           config.c_str(), dm.out()) != 0) {
     return XgbError("quantile dmatrix");
+  }
+  if (!group_sizes.empty() &&
+      XGDMatrixSetUIntInfo(dm.get(), "group", group_sizes.data(), group_sizes.size()) != 0) {
+    return XgbError("group");
   }
   return Boost(dm.get(), cols, p, zero_columns.empty() ? std::vector<bool>() : zero_is_missing);
 }

@@ -86,11 +86,14 @@ class XgbBooster {
   // fit takes ~1.5× less time). Each split on such a column then separates "present" from "missing", which is
   // exactly "1" from "0"; the trees are rewritten to test `x < 0.5` instead, so the booster predicts on the
   // plain 0/1 input like any other.
+  //
+  // `group_sizes` (ranking objectives): consecutive rows of one query group, as in Train.
   static absl::StatusOr<std::unique_ptr<XgbBooster>> TrainFromBlocks(const RowBlockFn& fill, size_t rows,
                                                                      size_t cols, const std::vector<float>& labels,
                                                                      const std::vector<float>& weights,
                                                                      const XgbParams& params,
-                                                                     const std::vector<bool>& zero_is_missing = {});
+                                                                     const std::vector<bool>& zero_is_missing = {},
+                                                                     const std::vector<unsigned>& group_sizes = {});
   static absl::StatusOr<std::unique_ptr<XgbBooster>> Load(std::string_view bytes, size_t cols);
 
   absl::StatusOr<std::string> Save() const;
