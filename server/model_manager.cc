@@ -141,20 +141,26 @@ absl::StatusOr<v1::ModelVersionInfo> ModelManager::RetrainNow() {
   const absl::Time start = absl::Now();
   const uint64_t new_runs_before = new_runs_.exchange(0);
 
-  // A consistent snapshot of the store, split by task context.
+  // A consistent snapshot of the store, split by task context. Reading and converting it (seconds of CPU at 1M
+  // runs) is training's work too, so it also runs at the trainer's priority: the scan holds no lock that a request
+  // takes (a RocksDB snapshot and iterator; the store's own mutex only to pin the instance).
   std::vector<model::RunRecord> train, holdout;
-  absl::Status scan = store_->ScanRuns(0, [&](const v1::RunReport& r) {
-    model::RunRecord rec = FromProto(r);
-    (InHoldout(rec.context) ? holdout : train).push_back(std::move(rec));
-    return true;
+  absl::Status scan;
+  RunAtNice(options_.trainer_nice, [&] {
+    scan = store_->ScanRuns(0, [&](const v1::RunReport& r) {
+      model::RunRecord rec = FromProto(r);
+      (InHoldout(rec.context) ? holdout : train).push_back(std::move(rec));
+      return true;
+    });
+    // No node may carry more than a fixed share of a context's training rows (poisoning resistance,
+    // model/robust.h).
+    if (scan.ok()) train = model::ThinByNodeShare(std::move(train));
   });
   if (!scan.ok()) {
     new_runs_ += new_runs_before;
     metrics_->retrain_failures().Increment();
     return scan;
   }
-  // No node may carry more than a fixed share of a context's training rows (poisoning resistance, model/robust.h).
-  train = model::ThinByNodeShare(std::move(train));
   auto catalog = store_->ListStrategies();
   if (!catalog.ok()) return catalog.status();
 
@@ -211,13 +217,12 @@ absl::StatusOr<v1::ModelVersionInfo> ModelManager::RetrainNow() {
       // Evaluated on a private copy at the trainer's priority: the serving instance's predictor locks belong to
       // SelectAccelerator, and a deprioritised thread must never hold them.
       auto blob = current->Serialize();
-      auto copy = blob.ok() ? model::MetaModel::Deserialize(*blob, current->version())
-                            : absl::StatusOr<std::unique_ptr<model::MetaModel>>(blob.status());
-      if (copy.ok()) {
-        RunAtNice(options_.trainer_nice, [&] { cur = (*copy)->Evaluate(holdout); });
-      } else {
-        cur = current->Evaluate(holdout);
-      }
+      absl::StatusOr<std::unique_ptr<model::MetaModel>> copy = absl::UnknownError("serving model not copied");
+      RunAtNice(options_.trainer_nice, [&] {
+        if (blob.ok()) copy = model::MetaModel::Deserialize(*blob, current->version());
+        if (copy.ok()) cur = (*copy)->Evaluate(holdout);
+      });
+      if (!copy.ok()) cur = current->Evaluate(holdout);
     }
     info.mutable_evaluation()->set_baseline_mape(std::isfinite(cur.mape) ? cur.mape : 0);
     info.mutable_evaluation()->set_baseline_top1(std::isfinite(cur.top1) ? cur.top1 : 0);
