@@ -1,6 +1,7 @@
 // Model versions: train -> evaluate on held-out contexts -> persist -> promote (or not) -> publish by swap.
 #include "server/model_manager.h"
 
+#include <sched.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -34,7 +35,15 @@ void RunAtNice(int nice, Fn&& fn) {
     return;
   }
   std::thread t([&] {
-    (void)setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), nice);  // best effort
+    const auto tid = static_cast<pid_t>(syscall(SYS_gettid));
+    (void)setpriority(PRIO_PROCESS, static_cast<id_t>(tid), nice);  // best effort
+    if (nice >= 19) {
+      // The lowest nice level also takes the SCHED_IDLE policy (allowed unprivileged): Linux treats a core that runs
+      // only SCHED_IDLE threads as idle when it places a waking thread, so an RPC thread preempts training at once
+      // instead of waiting for a nice-19 thread's slice. Threads the training starts inherit it.
+      sched_param param{};
+      (void)sched_setscheduler(tid, SCHED_IDLE, &param);  // best effort
+    }
     fn();
   });
   t.join();
