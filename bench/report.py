@@ -73,6 +73,11 @@ if half:
     row("select open loop at half saturation (%.0f/s): p50 / p99 / p99.9 ms" % half["qps"],
         "%.3f / %.3f / %.3f" % (half["p50_ms"], half["p99_ms"], half["p999_ms"]), "", "p99 <= 2 ms",
         half["p99_ms"] <= 2.0)
+null_half = load("select_null_half")
+if half and null_half:
+    row("null server, open loop at the same rate (%.0f/s): p50 / p99 / p99.9 ms" % null_half["qps"],
+        "%.3f / %.3f / %.3f" % (null_half["p50_ms"], null_half["p99_ms"], null_half["p999_ms"]),
+        "%.2f x null p99" % (half["p99_ms"] / null_half["p99_ms"] if null_half["p99_ms"] > 0 else float("inf")))
 if half and rt:
     r = rt["p99_ms"] / half["p99_ms"] if half["p99_ms"] > 0 else float("inf")
     row("select p99 during a retrain (idle p99), ms; retrain took %.1f s" % rt["retrain_s"],

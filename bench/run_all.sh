@@ -108,6 +108,8 @@ load select_unique_c1 "$PID_real" --server "$ADDR_real" --rpc select --contexts 
 HALF="$("$PY" -c 'import json,sys; print(max(1, int(json.load(open(sys.argv[1]))["qps"] / 2)))' "$OUT/select_unique.json")"
 echo "  open loop at half the saturating rate: $HALF/s"
 load select_half "$PID_real" --server "$ADDR_real" --rpc select --contexts unique --rate "$HALF" "${COMMON[@]}"
+# The floor of that tail: the null server under the same open-loop rate and load generator.
+load select_null_half "$PID_null" --server "$ADDR_null" --rpc null --rate "$HALF" "${COMMON[@]}"
 
 echo "[5/6] SelectAccelerator at $HALF/s while a retrain runs (the load stops when the retrain returns)"
 load select_retrain "$PID_real" --server "$ADDR_real" --rpc select --contexts unique --rate "$HALF" \
