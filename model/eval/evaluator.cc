@@ -148,9 +148,6 @@ std::vector<NamedSelector> StandardSelectors(const Problem& problem, const Probl
   const Aggregate agg = problem.aslib ? Aggregate::kRawMean : Aggregate::kLogRegret;
   XgbLearnerOptions reg;
   reg.params.seed = seed;
-  // ASlib scenarios have up to 31 candidates per instance: two interval folds keep the whole benchmark within
-  // its time budget (the inner model selection reuses them).
-  if (problem.aslib) reg.interval_folds = 2;
   XgbLearnerOptions rank = reg;
   rank.mode = XgbLearnerOptions::Mode::kPairwise;
   rank.interval_folds = 0;
