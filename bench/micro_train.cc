@@ -1,6 +1,7 @@
 // Micro-benchmarks: MetaModel training on N synthetic runs with the server trainer's options (one XGBoost
-// thread per booster, two boosters at once, the full catalogue; BENCH_TRAIN_THREADS overrides the two), reporting peak RSS (getrusage ru_maxrss, process-wide high-water mark: run the
-// largest size in its own process, e.g. --benchmark_filter=BM_Train/1000000).
+// thread per booster, two boosters at once, the full catalogue; BENCH_TRAIN_THREADS overrides the two),
+// reporting peak RSS (getrusage ru_maxrss, process-wide high-water mark: run the largest size in its own
+// process, e.g. --benchmark_filter=BM_Train/1000000).
 #include <benchmark/benchmark.h>
 #include <sys/resource.h>
 

@@ -31,15 +31,18 @@ void BuildMatrix(const Dataset& d, const std::vector<size_t>& rows, std::vector<
 }
 
 // Trains a booster on rows `rows` of `d` (every row when null) without building their whole feature matrix:
-// XgbBooster::TrainFromBlocks asks for the rows block by block.
+// XgbBooster::TrainFromBlocks asks for the rows block by block. Ranking: `groups` are the query groups of
+// consecutive rows, and `negate_labels` turns log cost into relevance (higher is better).
 absl::StatusOr<std::unique_ptr<XgbBooster>> TrainOnRows(const Dataset& d, const std::vector<size_t>* rows,
                                                         const XgbParams& params,
-                                                        const std::vector<bool>& zero_is_missing) {
+                                                        const std::vector<bool>& zero_is_missing,
+                                                        const std::vector<unsigned>& groups = {},
+                                                        bool negate_labels = false) {
   const size_t n = rows != nullptr ? rows->size() : d.rows.size();
   const size_t cols = d.task_dim + d.strat_dim;
   auto row = [&](size_t i) -> const Dataset::Row& { return d.rows[rows != nullptr ? (*rows)[i] : i]; };
   std::vector<float> y(n);
-  for (size_t i = 0; i < n; ++i) y[i] = row(i).y;
+  for (size_t i = 0; i < n; ++i) y[i] = negate_labels ? -row(i).y : row(i).y;
   const XgbBooster::RowBlockFn fill = [&](size_t begin, size_t end, float* out) {
     for (size_t i = begin; i < end; ++i, out += cols) {
       const Dataset::Row& r = row(i);
@@ -47,7 +50,7 @@ absl::StatusOr<std::unique_ptr<XgbBooster>> TrainOnRows(const Dataset& d, const 
       std::copy_n(d.strat(r.strat), d.strat_dim, out + d.task_dim);
     }
   };
-  return XgbBooster::TrainFromBlocks(fill, n, cols, y, {}, params, zero_is_missing);
+  return XgbBooster::TrainFromBlocks(fill, n, cols, y, {}, params, zero_is_missing, groups);
 }
 
 // Rows of a sample of the tasks: every row when max_rows is 0 or not below the row count, else the rows of a
@@ -144,12 +147,10 @@ std::string XgbLearner::name() const {
 absl::Status XgbLearner::Fit(const Dataset& d) {
   task_dim_ = d.task_dim;
   strat_dim_ = d.strat_dim;
-  const size_t cols = d.task_dim + d.strat_dim;
   if (d.rows.empty()) return absl::InvalidArgumentError("xgb: no training rows");
   std::vector<size_t> all(d.rows.size());
   std::iota(all.begin(), all.end(), 0);
   XgbParams params = options_.params;
-  std::vector<float> y;
   if (options_.mode == XgbLearnerOptions::Mode::kPairwise) {
     // Within the row budget, whole tasks (a task's rows are one ranking group).
     if (options_.max_fit_rows > 0 && d.rows.size() > options_.max_fit_rows) {
@@ -157,8 +158,6 @@ absl::Status XgbLearner::Fit(const Dataset& d) {
     }
     // Rows of one task must be consecutive; relevance = -log cost (higher is better).
     std::stable_sort(all.begin(), all.end(), [&](size_t a, size_t b) { return d.rows[a].task < d.rows[b].task; });
-    y.resize(all.size());
-    for (size_t i = 0; i < all.size(); ++i) y[i] = -d.rows[all[i]].y;
     std::vector<unsigned> groups;
     for (size_t i = 0; i < all.size(); ++i) {
       if (i == 0 || d.rows[all[i]].task != d.rows[all[i - 1]].task) groups.push_back(0);
@@ -166,14 +165,7 @@ absl::Status XgbLearner::Fit(const Dataset& d) {
     }
     params.objective = "rank:pairwise";
     // Block by block like the regression (no whole float matrix, no XGBoost copy of it).
-    const XgbBooster::RowBlockFn fill = [&](size_t begin, size_t end, float* out) {
-      for (size_t i = begin; i < end; ++i, out += cols) {
-        const Dataset::Row& r = d.rows[all[i]];
-        std::copy_n(d.task(r.task), d.task_dim, out);
-        std::copy_n(d.strat(r.strat), d.strat_dim, out + d.task_dim);
-      }
-    };
-    auto b = XgbBooster::TrainFromBlocks(fill, all.size(), cols, y, {}, params, {}, groups);
+    auto b = TrainOnRows(d, &all, params, {}, groups, /*negate_labels=*/true);
     if (!b.ok()) return b.status();
     booster_ = std::move(*b);
     has_interval_ = false;

@@ -243,19 +243,14 @@ absl::StatusOr<std::unique_ptr<MetaModel>> MetaModel::Train(const std::vector<Ru
     }
     if (head != kPeakMemory && options.novelty_folds >= 2) {
       // GroupedResidualQuantiles trains fold models of its own from the learner's options; it does not read the
-      // fitted booster, so it runs beside Fit.
-      jobs.push_back([&]() {
-        if (auto q = learner->GroupedResidualQuantiles(d, task_model, options.novelty_folds); q.ok()) {
-          mm->novel_model_[head] = *q;
-        }
-        return absl::OkStatus();
-      });
-      jobs.push_back([&]() {
-        if (auto q = learner->GroupedResidualQuantiles(d, task_accelerator, options.novelty_folds); q.ok()) {
-          mm->novel_accelerator_[head] = *q;
-        }
-        return absl::OkStatus();
-      });
+      // fitted booster, so it runs beside Fit. Unseen models, then unseen accelerators.
+      for (auto [groups, out] : {std::pair{&task_model, &mm->novel_model_[head]},
+                                 std::pair{&task_accelerator, &mm->novel_accelerator_[head]}}) {
+        jobs.push_back([&learner, &d, &options, groups, out]() {
+          if (auto q = learner->GroupedResidualQuantiles(d, *groups, options.novelty_folds); q.ok()) *out = *q;
+          return absl::OkStatus();
+        });
+      }
     }
     if (auto s = RunJobs(jobs, options.threads); !s.ok()) return s;
     mm->heads_[head] = std::move(learner);
