@@ -31,6 +31,7 @@
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "model/llm_bench.h"
+#include "server/ack_queue.h"
 #include "proto/convert.h"
 
 ABSL_FLAG(std::string, server, "127.0.0.1:50051", "Server address host:port");
@@ -47,6 +48,8 @@ ABSL_FLAG(uint64_t, prepare_contexts, 20000, "--rpc prepare: distinct synthetic 
 ABSL_FLAG(int, report_flush_every, 64,
           "--rpc report: write reports with gRPC's buffer hint and flush every N-th (1 = flush every report). A node "
           "streaming a backlog batches its writes the same way; per-report flushes make the client the bottleneck");
+ABSL_FLAG(bool, ack_ranges, true,
+          "report: ask for ranged acks (metadata accelsel-ack-ranges: 1), one ack per run of consecutive reports");
 ABSL_FLAG(bool, retrain_during, false, "select: run a Retrain at the same time; the load stops when it returns");
 ABSL_FLAG(std::string, llm_bench_csv, "data/llm-inference-bench/throughput_all_results.csv",
           "LLM-Inference-Bench main table (for --contexts bundled)");
@@ -315,6 +318,7 @@ class ReportStream final : public grpc::ClientBidiReactor<v1::RunReport, v1::Run
                const std::atomic<int64_t>* end_ns, Histogram* hist)
       : gen_(std::move(gen)), limit_(limit), measure_ns_(measure_ns), end_ns_(end_ns), hist_(hist),
         sent_ns_(kRing) {
+    if (absl::GetFlag(FLAGS_ack_ranges)) ctx_.AddMetadata(std::string(server::kAckRangesMetadata), "1");
     stub->async()->ReportRun(&ctx_, this);
     StartRead(&ack_);
     NextWrite();
@@ -327,8 +331,11 @@ class ReportStream final : public grpc::ClientBidiReactor<v1::RunReport, v1::Run
   void OnReadDone(bool ok) override {
     if (!ok) return;
     const int64_t now = NowNs();
-    const int64_t sent = sent_ns_[ack_.sequence() % kRing].load(std::memory_order_relaxed);
-    if (sent >= measure_ns_ && sent < end_ns_->load(std::memory_order_relaxed)) {
+    // A ranged ack (--ack_ranges) stands for `count` consecutive reports, each timed from its own send.
+    const uint64_t covered = server::AckQueue::Covered(ack_);
+    for (uint64_t seq = ack_.sequence(); seq < ack_.sequence() + covered; ++seq) {
+      const int64_t sent = sent_ns_[seq % kRing].load(std::memory_order_relaxed);
+      if (sent < measure_ns_ || sent >= end_ns_->load(std::memory_order_relaxed)) continue;
       if (ack_.result() == v1::RunAck::RESULT_DURABLE) {
         ++durable_;
         hist_->Record(now - sent);
@@ -339,7 +346,7 @@ class ReportStream final : public grpc::ClientBidiReactor<v1::RunReport, v1::Run
         if (rejected_++ == 0) std::cerr << "loadgen: rejected: " << ack_.reason() << "\n";
       }
     }
-    ++acked_;
+    acked_ += covered;
     StartRead(&ack_);
   }
   void OnDone(const grpc::Status& s) override {

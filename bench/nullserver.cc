@@ -3,10 +3,10 @@
 //   --mode=null  SelectAccelerator copies a canned answer of real size; ReportRun acks every report DURABLE at once.
 //   --mode=bare  ReportRun writes the same RocksDB batches as the real ingest (IngestQueue -> AppendRuns) and acks
 //                after each write returns, without validation, catalogue, statistics or metrics.
+// Both modes range acks as the real server does when the client asks (server/ack_queue.h).
 #include <pthread.h>
 #include <signal.h>
 
-#include <deque>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -21,6 +21,7 @@
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
+#include "server/ack_queue.h"
 #include "server/arena_allocator.h"
 #include "server/ingest_queue.h"
 #include "server/options.h"
@@ -42,8 +43,8 @@ namespace {
 // as the real ReportRun reactor (server/services.cc).
 class AckReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1::RunAck>, public server::IngestSink {
  public:
-  AckReactor(server::IngestQueue* queue, size_t window)
-      : queue_(queue), window_(window), incoming_(std::make_unique<v1::RunReport>()) {
+  AckReactor(server::IngestQueue* queue, size_t window, bool ack_ranges)
+      : queue_(queue), window_(window), incoming_(std::make_unique<v1::RunReport>()), acks_(ack_ranges) {
     StartRead(incoming_.get());
   }
 
@@ -57,7 +58,7 @@ class AckReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1::RunAc
       Decide([&] {
         reading_ = false;
         ++in_flight_;
-        acks_.push_back(MakeAck(incoming_->run_id(), seq, true));
+        acks_.Add(seq, v1::RunAck::RESULT_DURABLE, incoming_->run_id());
       });
       return;
     }
@@ -77,7 +78,10 @@ class AckReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1::RunAc
         in_flight_ -= items.size();
       } else {
         for (server::IngestItem& item : items) {
-          acks_.push_back(MakeAck(item.report->run_id(), item.sequence, item.result == storage::AppendResult::kStored));
+          acks_.Add(item.sequence,
+                    item.result == storage::AppendResult::kStored ? v1::RunAck::RESULT_DURABLE
+                                                                  : v1::RunAck::RESULT_DUPLICATE,
+                    item.report->run_id());
         }
       }
       for (server::IngestItem& item : items) {
@@ -90,7 +94,7 @@ class AckReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1::RunAc
   void OnWriteDone(bool ok) override {
     Decide([&] {
       writing_ = false;
-      --in_flight_;
+      in_flight_ -= outgoing_reports_;
       if (!ok) broken_ = true;
     });
   }
@@ -100,14 +104,6 @@ class AckReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1::RunAc
   void OnDone() override { delete this; }
 
  private:
-  static v1::RunAck MakeAck(const std::string& run_id, uint64_t seq, bool stored) {
-    v1::RunAck ack;
-    ack.set_run_id(run_id);
-    ack.set_sequence(seq);
-    ack.set_result(stored ? v1::RunAck::RESULT_DURABLE : v1::RunAck::RESULT_DUPLICATE);
-    return ack;
-  }
-
   std::unique_ptr<v1::RunReport> TakeSpareLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (spare_.empty()) return std::make_unique<v1::RunReport>();
     std::unique_ptr<v1::RunReport> r = std::move(spare_.back());
@@ -125,14 +121,10 @@ class AckReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1::RunAc
       absl::MutexLock lock(&mu_);
       change();
       if (finished_) return;
-      if (broken_) {
-        in_flight_ -= acks_.size();
-        acks_.clear();
-      }
+      if (broken_) in_flight_ -= acks_.Clear();
       if (!writing_ && !acks_.empty()) {
         writing_ = write = true;
-        outgoing_ = std::move(acks_.front());
-        acks_.pop_front();
+        outgoing_reports_ = acks_.PopFront(&outgoing_);
         // No buffer hint, as in server/services.cc (a hinted ack can stall the stream).
       }
       if (!reading_ && !reads_done_ && !broken_ && !failed_ && in_flight_ < window_) reading_ = read = true;
@@ -151,8 +143,9 @@ class AckReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1::RunAc
   std::unique_ptr<v1::RunReport> incoming_;  // read chain; replaced under mu_ before the next read
   uint64_t next_sequence_ = 0;
   v1::RunAck outgoing_;
+  size_t outgoing_reports_ = 0;  // reports outgoing_ stands for
   absl::Mutex mu_;
-  std::deque<v1::RunAck> acks_ ABSL_GUARDED_BY(mu_);
+  server::AckQueue acks_ ABSL_GUARDED_BY(mu_);  // ranged when the client asked
   std::vector<std::unique_ptr<v1::RunReport>> spare_ ABSL_GUARDED_BY(mu_);
   size_t in_flight_ ABSL_GUARDED_BY(mu_) = 0;
   bool reading_ ABSL_GUARDED_BY(mu_) = true;
@@ -177,8 +170,8 @@ class NullSelector final : public v1::AcceleratorSelector::CallbackService {
     reactor->Finish(grpc::Status::OK);
     return reactor;
   }
-  grpc::ServerBidiReactor<v1::RunReport, v1::RunAck>* ReportRun(grpc::CallbackServerContext*) override {
-    return new AckReactor(queue_, window_);
+  grpc::ServerBidiReactor<v1::RunReport, v1::RunAck>* ReportRun(grpc::CallbackServerContext* ctx) override {
+    return new AckReactor(queue_, window_, server::WantsAckRanges(*ctx));
   }
 
  private:

@@ -93,6 +93,10 @@ for sync in ("sync", "nosync"):
             "%.2f x bare" % ratio, ">= 60000 and >= 0.5 x bare", real["qps"] >= 60000 and ratio >= 0.5)
         row("ReportRun %s: server CPU/report us (bare); ack p99 ms" % sync,
             "%.1f (%.1f); %.2f" % (per_call_us(real), per_call_us(bare), real["p99_ms"]))
+plain, ranged = load("report_real_sync_plain"), load("report_real_sync")
+if plain and ranged:
+    row("ReportRun sync, one ack per report (no ranges): runs/s; ack p99 ms",
+        "%.0f; %.2f" % (plain["qps"], plain["p99_ms"]), "ranges %.2f x" % (ranged["qps"] / plain["qps"]))
 if rn:
     row("ReportRun 1 stream against null acks (gRPC stream floor): runs/s", "%.0f" % rn["qps"])
 

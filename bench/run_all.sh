@@ -115,7 +115,7 @@ echo "[5/6] SelectAccelerator at $HALF/s while a retrain runs (the load stops wh
 load select_retrain "$PID_real" --server "$ADDR_real" --rpc select --contexts unique --rate "$HALF" \
   --warmup 1 --duration 600 --retrain_during
 
-echo "[6/6] ReportRun, one stream, $SECS s each: real server sync / no-sync, bare stream sync / no-sync, null acks"
+echo "[6/6] ReportRun, one stream, $SECS s each: real server sync / no-sync (ranged acks; sync also plain), bare stream sync / no-sync, null acks"
 kill -TERM "$PID_real"; wait "$PID_real" 2>/dev/null || true
 start realsync "$BIN/accelsel-server" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 --data_dir="$WORK/realsync" \
   --trainer=false --sync_writes=true
@@ -130,6 +130,9 @@ done
 load report_null "$PID_null" --server "$ADDR_null" --rpc report --concurrency 1 "${COMMON[@]}"
 load report_real_sync "$PID_realsync" --server "$ADDR_realsync" --rpc report --concurrency 1 "${COMMON[@]}"
 load report_bare_sync "$PID_bare" --server "$ADDR_bare" --rpc report --concurrency 1 "${COMMON[@]}"
+# What ranged acks buy: the same stream with one ack per report (a client that does not ask for ranges).
+load report_real_sync_plain "$PID_realsync" --server "$ADDR_realsync" --rpc report --concurrency 1 --ack_ranges=false \
+  "${COMMON[@]}"
 load report_real_nosync "$PID_realnosync" --server "$ADDR_realnosync" --rpc report --concurrency 1 "${COMMON[@]}"
 load report_bare_nosync "$PID_barenosync" --server "$ADDR_barenosync" --rpc report --concurrency 1 "${COMMON[@]}"
 

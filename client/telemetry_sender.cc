@@ -97,6 +97,9 @@ void TelemetrySender::Run() {
   while (true) {
     auto context = std::make_unique<grpc::ClientContext>();
     AddAuthMetadata(client_options_, context.get());
+    // One ack per run of consecutive reports with the same result (RunAck.count); a server that does not know the
+    // metadata acks each report, which reads the same.
+    context->AddMetadata("accelsel-ack-ranges", "1");
     {
       absl::MutexLock lock(&mu_);
       while (!closing_ && pending_.empty()) changed_.Wait(&mu_);
@@ -180,7 +183,14 @@ void TelemetrySender::WriteLoop(Stream* stream) {
   }
 }
 
-std::map<uint64_t, TelemetrySender::Entry>::iterator TelemetrySender::MatchAck(const v1::RunAck& ack) {
+std::map<uint64_t, TelemetrySender::Entry>::iterator TelemetrySender::MatchAck(const v1::RunAck& ack, uint64_t i) {
+  if (i > 0) {  // a later report of a ranged ack: only the first report's run_id travels, so match by sequence
+    auto seq = in_flight_.find(ack.sequence() + i);
+    if (seq == in_flight_.end()) return pending_.end();
+    auto it = pending_.find(seq->second);
+    in_flight_.erase(seq);
+    return it;
+  }
   if (auto seq = in_flight_.find(ack.sequence()); seq != in_flight_.end()) {
     auto it = pending_.find(seq->second);
     if (it != pending_.end() && it->second.report.run_id() == ack.run_id()) {
@@ -201,16 +211,24 @@ std::map<uint64_t, TelemetrySender::Entry>::iterator TelemetrySender::MatchAck(c
 
 void TelemetrySender::ReadLoop(Stream* stream) {
   v1::RunAck ack;
+  std::vector<v1::RunAck> matched;  // the reports this message acknowledged, one ack each (a range expanded)
   while (stream->Read(&ack)) {
-    bool matched = false;
+    matched.clear();
     {
       absl::MutexLock lock(&mu_);
-      auto it = MatchAck(ack);
-      if (it == pending_.end()) {
-        ++stats_.unmatched_acks;
-      } else {
-        matched = true;
-        ++callbacks_running_;
+      ++stats_.ack_messages;
+      const uint64_t covered = ack.count() == 0 ? 1 : ack.count();
+      for (uint64_t i = 0; i < covered; ++i) {
+        auto it = MatchAck(ack, i);
+        if (it == pending_.end()) {
+          ++stats_.unmatched_acks;
+          continue;
+        }
+        v1::RunAck& one = matched.emplace_back();
+        one.set_run_id(it->second.report.run_id());
+        one.set_result(ack.result());
+        one.set_reason(ack.reason());
+        one.set_sequence(ack.sequence() + i);
         pending_.erase(it);
         acked_on_stream_ = true;
         switch (ack.result()) {
@@ -224,13 +242,16 @@ void TelemetrySender::ReadLoop(Stream* stream) {
             ++stats_.rejected;
             break;
         }
-        changed_.SignalAll();
       }
+      if (matched.empty()) continue;
+      ++callbacks_running_;
+      changed_.SignalAll();
     }
-    if (!matched) continue;
-    if (options_.on_ack) options_.on_ack(ack);
     const bool stored = ack.result() == v1::RunAck::RESULT_DURABLE || ack.result() == v1::RunAck::RESULT_DUPLICATE;
-    if (!stored && options_.on_rejected) options_.on_rejected(ack.run_id(), ack.reason());
+    for (const v1::RunAck& one : matched) {
+      if (options_.on_ack) options_.on_ack(one);
+      if (!stored && options_.on_rejected) options_.on_rejected(one.run_id(), one.reason());
+    }
     absl::MutexLock lock(&mu_);
     --callbacks_running_;
     changed_.SignalAll();

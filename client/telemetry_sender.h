@@ -28,7 +28,8 @@ struct TelemetrySenderOptions {
   size_t capacity_reports = 1024;
   // When the buffer is full: true = Send() waits for room; false = Send() returns RESOURCE_EXHAUSTED.
   bool block_when_full = true;
-  // Called once per acknowledged report, on the sender's reader thread with no lock held. Must not call
+  // Called once per acknowledged report (a ranged ack, RunAck.count > 1, arrives here as one ack per report, each
+  // with its own run_id and sequence), on the sender's reader thread with no lock held. Must not call
   // Close() or destroy the sender; may call Send() only when block_when_full is false.
   std::function<void(const v1::RunAck&)> on_ack;
   // Called for REJECTED acks (after on_ack), same thread rules: run_id and the server's reason.
@@ -45,6 +46,7 @@ struct TelemetrySenderStats {
   uint64_t duplicate = 0;       // acks: RESULT_DUPLICATE
   uint64_t rejected = 0;        // acks: RESULT_REJECTED
   uint64_t unmatched_acks = 0;  // acks naming no buffered report (ignored)
+  uint64_t ack_messages = 0;    // RunAck messages read; below durable + duplicate + rejected when acks are ranged
   uint64_t writes = 0;          // reports written to a stream, resends included
   uint64_t resent = 0;          // writes of a report already written on an earlier, broken stream
   uint64_t streams_opened = 0;
@@ -95,7 +97,9 @@ class TelemetrySender {
   // Matches acks to entries until the stream ends; then marks it broken.
   void ReadLoop(grpc::ClientReaderWriter<v1::RunReport, v1::RunAck>* stream);
   // The buffered entry an ack refers to: by stream sequence, else by run_id among written entries.
-  std::map<uint64_t, Entry>::iterator MatchAck(const v1::RunAck& ack) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The buffered entry that report `i` of `ack` acknowledges (0 for a plain ack; a ranged ack stands for
+  // ack.count() reports), taken out of in_flight_; pending_.end() if none.
+  std::map<uint64_t, Entry>::iterator MatchAck(const v1::RunAck& ack, uint64_t i) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const ClientOptions client_options_;
   const TelemetrySenderOptions options_;

@@ -2,13 +2,13 @@
 // group commit and acknowledges from its completion, so no handler ever sleeps or waits on disk.
 #include "server/services.h"
 
-#include <deque>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "grpcpp/alarm.h"
+#include "server/ack_queue.h"
 
 namespace accelsel::server {
 namespace {
@@ -93,7 +93,9 @@ grpc::ServerUnaryReactor* BlockingUnary(ServiceCore* core, AccessControl* access
   return reactor;
 }
 
-// ReportRun: reads reports, validates each, submits valid ones to the group commit and writes one ack per report.
+// ReportRun: reads reports, validates each, submits valid ones to the group commit and writes one ack per report,
+// or, when the client asked for ranged acks (server/ack_queue.h), one ack per run of consecutive reports with the
+// same result: while one ack write is outstanding, the acks of later commits gather into the next one.
 // At most `stream_window` reports are in flight; beyond that the next read is not started (backpressure).
 // The stream ends OK when the client half-closes and every ack is written; UNAVAILABLE if storage failed (reports
 // not acknowledged must be resent).
@@ -112,7 +114,8 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1:
         access_(access),
         ctx_(ctx),
         timer_(core->metrics(), Method::kReportRun),
-        incoming_(std::make_unique<v1::RunReport>()) {
+        incoming_(std::make_unique<v1::RunReport>()),
+        acks_(WantsAckRanges(*ctx)) {
     // The reactor outlives its call's Finish (OnDone comes later, on a gRPC thread): it holds a worker slot of the
     // core until OnDone, so the server's shutdown waits for it before the core and access control go away.
     holds_worker_slot_ = core_->BeginWorker();
@@ -196,16 +199,11 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1:
     absl::Status st = core_->PrepareReport(report.get(), &reason);
     if (!st.ok()) {
       core_->metrics()->RunRejected(reason);
-      v1::RunAck ack;
-      ack.set_run_id(report->run_id());
-      ack.set_result(v1::RunAck::RESULT_REJECTED);
-      ack.set_reason(std::string(st.message()));
-      ack.set_sequence(seq);
       {
         absl::MutexLock lock(&mu_);
         reading_ = false;
+        acks_.Add(seq, v1::RunAck::RESULT_REJECTED, report->run_id(), std::string(st.message()));
         RecycleLocked(std::move(report));
-        acks_.push_back(std::move(ack));
         a = NextLocked();
       }
       Run(a);
@@ -225,7 +223,7 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1:
     {
       absl::MutexLock lock(&mu_);
       writing_ = false;
-      --in_flight_;
+      in_flight_ -= outgoing_reports_;
       if (!ok) broken_ = true;
       a = NextLocked();
     }
@@ -265,15 +263,10 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1:
         in_flight_ -= items.size();
       } else {
         for (IngestItem& item : items) {
-          v1::RunAck& ack = acks_.emplace_back();
-          ack.set_run_id(item.report->run_id());
-          ack.set_sequence(item.sequence);
-          if (item.result == storage::AppendResult::kStored) {
-            ack.set_result(v1::RunAck::RESULT_DURABLE);
-          } else {
-            ack.set_result(v1::RunAck::RESULT_DUPLICATE);
-            ++duplicates;
-          }
+          const bool stored = item.result == storage::AppendResult::kStored;
+          if (!stored) ++duplicates;
+          acks_.Add(item.sequence, stored ? v1::RunAck::RESULT_DURABLE : v1::RunAck::RESULT_DUPLICATE,
+                    item.report->run_id());
         }
       }
       for (IngestItem& item : items) RecycleLocked(std::move(item.report));
@@ -319,10 +312,9 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1:
   // The ack the next StartWrite sends. Its own (never inlined) function so that tests/tsan.supp can name this one
   // handoff: gRPC serialised the previous ack out of outgoing_ inside StartWrite on one thread, and this runs after
   // that write completed, on another, ordered by gRPC's completion queue, which TSan cannot see.
-  // The queue's front ack moves in (a protobuf move swaps, so the previous ack's strings are freed by pop_front here).
+  // The queue's front ack moves in (a protobuf move swaps, so the previous ack's strings are freed by the pop here).
   __attribute__((noinline)) void SetOutgoingLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    outgoing_ = std::move(acks_.front());
-    acks_.pop_front();
+    outgoing_reports_ = acks_.PopFront(&outgoing_);
   }
 
   // Decides the next gRPC operations from the state. Called with mu_ held after every state change.
@@ -331,8 +323,7 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1:
     if (finished_) return a;
     if (broken_ && !acks_.empty()) {
       // The client is gone: drop queued acks (their reports are stored or will be; the client resends).
-      in_flight_ -= acks_.size();
-      acks_.clear();
+      in_flight_ -= acks_.Clear();
     }
     if (!writing_ && !acks_.empty() && !broken_) {
       writing_ = true;
@@ -377,9 +368,10 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1:
   std::unique_ptr<v1::RunReport> incoming_;
   uint64_t next_sequence_ = 0;  // read chain only
   v1::RunAck outgoing_;         // owned by the write chain: set under mu_ with writing_, read by gRPC until done
+  size_t outgoing_reports_ = 0;  // reports outgoing_ stands for; ditto
 
   absl::Mutex mu_;
-  std::deque<v1::RunAck> acks_ ABSL_GUARDED_BY(mu_);
+  AckQueue acks_ ABSL_GUARDED_BY(mu_);  // ranged when the client asked (set by the constructor)
   std::vector<std::unique_ptr<v1::RunReport>> spare_ ABSL_GUARDED_BY(mu_);  // cleared messages for reuse
   size_t in_flight_ ABSL_GUARDED_BY(mu_) = 0;
   bool reading_ ABSL_GUARDED_BY(mu_) = true;  // the constructor starts the first read

@@ -1,5 +1,5 @@
 // TelemetrySender against an in-process ReportRun service that breaks streams, loses acks and holds acks, and
-// against the real server with a tight per-node report rate (its retry-after-ms hint).
+// against the real server: a tight per-node report rate (its retry-after-ms hint), and its ranged acks.
 #include "client/telemetry_sender.h"
 
 #include <atomic>
@@ -263,6 +263,57 @@ TEST(TelemetrySenderTest, HonoursTheServersRetryAfterHintUnderARateLimit) {
   // Each refused stream is followed by a wait of about the hint (~500 ms), so about one refusal per report over
   // the burst. Retrying on the 5..50 ms backoff alone would have been refused dozens of times.
   EXPECT_LE(st.stream_failures, 8u) << "retry-after-ms was not honoured; hints seen: " << st.retry_after_hints;
+  sender.Close();
+  (*server)->Shutdown();
+}
+
+// The real server ranges its acks for this sender (RunAck.count): one message stands for many reports, yet the
+// sender surfaces exactly one ack per report, with that report's own run_id, and a rejection in the middle of a
+// run still arrives alone with its reason.
+TEST(TelemetrySenderTest, RangedAcksFromTheRealServerSurfaceOncePerReport) {
+  auto server = server::Server::Start(testing::TestOptions(testing::FreshDir("sender-ranged")));
+  ASSERT_TRUE(server.ok()) << server.status();
+  {
+    v1::RegisterStrategyRequest req;
+    *req.mutable_strategy() = testing::MakeStrategy("vllm");
+    v1::RegisterStrategyResponse resp;
+    ASSERT_TRUE((*server)->core().RegisterStrategy(req, &resp).ok());
+  }
+  const std::string address = absl::StrCat("127.0.0.1:", (*server)->port());
+  AckLog log;
+  TelemetrySenderOptions options;
+  options.capacity_reports = 4096;
+  log.Attach(&options);
+  TelemetrySender sender(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()), FastOptions(address),
+                         options);
+  constexpr int kReports = 3000;
+  for (int i = 0; i < kReports; ++i) {
+    ASSERT_TRUE(sender.Send(testing::MakeReport(absl::StrCat("ranged-", i), "vllm", 4, 100 + i % 50)).ok());
+    if (i == kReports / 2) ASSERT_TRUE(sender.Send(testing::MakeReport("ranged-bad", "vllm", 4, -1)).ok());
+  }
+  ASSERT_TRUE(sender.Flush(absl::Seconds(60)).ok());
+  for (int i = 0; i < 100; ++i) {  // resent: duplicates, ranged too
+    ASSERT_TRUE(sender.Send(testing::MakeReport(absl::StrCat("ranged-", i), "vllm", 4, 100 + i % 50)).ok());
+  }
+  ASSERT_TRUE(sender.Flush(absl::Seconds(60)).ok());
+  const TelemetrySenderStats st = sender.stats();
+  EXPECT_EQ(st.durable, static_cast<uint64_t>(kReports));
+  EXPECT_EQ(st.duplicate, 100u);
+  EXPECT_EQ(st.rejected, 1u);
+  EXPECT_EQ(st.unmatched_acks, 0u);
+  EXPECT_LT(st.ack_messages, st.durable / 2) << "acks were not ranged";
+  EXPECT_EQ((*server)->core().store()->RunCount(), static_cast<uint64_t>(kReports));
+  {
+    absl::MutexLock l(&log.mu);
+    EXPECT_EQ(log.acks.size(), static_cast<size_t>(kReports + 1));
+    for (int i = 0; i < kReports; ++i) {
+      ASSERT_EQ(log.acks[absl::StrCat("ranged-", i)], i < 100 ? 2 : 1) << i;
+    }
+    EXPECT_EQ(log.acks["ranged-bad"], 1);
+    ASSERT_EQ(log.rejections.size(), 1u);
+    EXPECT_NE(log.rejections["ranged-bad"].find("metrics.e2e_latency_ms"), std::string::npos)
+        << log.rejections["ranged-bad"];
+  }
   sender.Close();
   (*server)->Shutdown();
 }

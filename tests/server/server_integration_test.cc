@@ -42,10 +42,13 @@ class ServerTest : public ::testing::Test {
     ASSERT_TRUE(conn_.selector->RegisterStrategy(&ctx, req, &resp).ok());
   }
 
-  // Sends `reports` on one stream and returns the acks (in arrival order) and the final status.
-  std::vector<v1::RunAck> Report(const std::vector<v1::RunReport>& reports, grpc::Status* status = nullptr) {
+  // Sends `reports` on one stream and returns the acks (in arrival order) and the final status. `ack_ranges`: the
+  // stream asks for ranged acks (metadata accelsel-ack-ranges: 1).
+  std::vector<v1::RunAck> Report(const std::vector<v1::RunReport>& reports, grpc::Status* status = nullptr,
+                                 bool ack_ranges = false) {
     grpc::ClientContext ctx;
     SetDeadline(&ctx);
+    if (ack_ranges) ctx.AddMetadata("accelsel-ack-ranges", "1");
     auto stream = conn_.selector->ReportRun(&ctx);
     for (const auto& r : reports) EXPECT_TRUE(stream->Write(r));
     stream->WritesDone();
@@ -107,6 +110,7 @@ TEST_F(ServerTest, ReportRunAcksDurableDuplicateAndRejectedWithoutEndingStream) 
   EXPECT_THAT(by_seq[2].reason(), HasSubstr("strategy_id"));
   EXPECT_EQ(by_seq[3].result(), v1::RunAck::RESULT_DURABLE);
   EXPECT_EQ(by_seq[4].result(), v1::RunAck::RESULT_DUPLICATE);
+  for (const auto& a : acks) EXPECT_EQ(a.count(), 0u) << "a stream that did not ask gets one plain ack per report";
   EXPECT_EQ(server_->core().store()->RunCount(), 2u);
 
   // A resend on a new stream is a duplicate and stores nothing.
@@ -114,6 +118,52 @@ TEST_F(ServerTest, ReportRunAcksDurableDuplicateAndRejectedWithoutEndingStream) 
   ASSERT_EQ(again.size(), 1u);
   EXPECT_EQ(again[0].result(), v1::RunAck::RESULT_DUPLICATE);
   EXPECT_EQ(server_->core().store()->RunCount(), 2u);
+}
+
+// A stream that asks for ranged acks gets one RunAck per run of consecutive reports with the same result: every
+// sequence is covered exactly once, with its own result; a rejection stands alone with its reason and does not end
+// the stream; the run_id of a range is its first report's.
+TEST_F(ServerTest, RangedAcksCoverEveryReportOnceWithRejectionsApart) {
+  Register("a");
+  std::vector<v1::RunReport> reports;
+  std::map<uint64_t, v1::RunAck::Result> expected;
+  for (int i = 0; i < 600; ++i) {
+    const uint64_t seq = reports.size();
+    if (i == 250) {
+      reports.push_back(MakeReport("bad", "a", 8, -5.0));
+      expected[seq] = v1::RunAck::RESULT_REJECTED;
+    } else if (i >= 400 && i < 450) {  // resends of reports 0..49 of this stream
+      reports.push_back(MakeReport(absl::StrCat("rr-", i - 400), "a", 8, 100));
+      expected[seq] = v1::RunAck::RESULT_DUPLICATE;
+    } else {
+      reports.push_back(MakeReport(absl::StrCat("rr-", i), "a", 8, 100 + i % 7));
+      expected[seq] = v1::RunAck::RESULT_DURABLE;
+    }
+  }
+  grpc::Status status;
+  auto acks = Report(reports, &status, /*ack_ranges=*/true);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  std::map<uint64_t, v1::RunAck::Result> got;
+  size_t ranged = 0;
+  for (const auto& a : acks) {
+    ASSERT_GE(a.count(), 1u) << "a ranged stream's acks say how many reports they stand for";
+    if (a.count() > 1) ++ranged;
+    ASSERT_LT(a.sequence(), reports.size());
+    EXPECT_EQ(a.run_id(), reports[a.sequence()].run_id()) << "a range names its first report";
+    if (a.result() == v1::RunAck::RESULT_REJECTED) {
+      EXPECT_EQ(a.count(), 1u);
+      EXPECT_THAT(a.reason(), HasSubstr("metrics.e2e_latency_ms"));
+    } else {
+      EXPECT_TRUE(a.reason().empty()) << a.reason();
+    }
+    for (uint64_t seq = a.sequence(); seq < a.sequence() + a.count(); ++seq) {
+      EXPECT_TRUE(got.emplace(seq, a.result()).second) << "sequence " << seq << " acknowledged twice";
+    }
+  }
+  EXPECT_EQ(got, expected);
+  EXPECT_GT(ranged, 0u);
+  EXPECT_LT(acks.size(), reports.size() / 2) << "acks were not ranged";
+  EXPECT_EQ(server_->core().store()->RunCount(), 600u - 1u - 50u);
 }
 
 TEST_F(ServerTest, ReportWithStrategyDefinitionRegistersIt) {
