@@ -155,7 +155,7 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1:
         reading_ = false;
         a = NextLocked();
       }
-      Run(a);
+      Run(this, a);
       return;
     }
     std::unique_ptr<v1::RunReport> report;
@@ -190,7 +190,7 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1:
       }
     }
     if (ending || !admitted.ok()) {
-      Run(a);
+      Run(this, a);
       return;
     }
     // A node speaks only for itself: its reports carry the node id of its token, whatever they claim.
@@ -206,7 +206,7 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1:
         RecycleLocked(std::move(report));
         a = NextLocked();
       }
-      Run(a);
+      Run(this, a);
       return;
     }
     core_->Ingest(this, std::move(report), seq);
@@ -215,7 +215,7 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1:
       reading_ = false;
       a = NextLocked();
     }
-    Run(a);
+    Run(this, a);
   }
 
   void OnWriteDone(bool ok) override {
@@ -227,7 +227,7 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1:
       if (!ok) broken_ = true;
       a = NextLocked();
     }
-    Run(a);
+    Run(this, a);
   }
 
   void OnCancel() override {
@@ -237,7 +237,7 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1:
       broken_ = true;
       a = NextLocked();
     }
-    Run(a);
+    Run(this, a);
   }
 
   void OnDone() override {
@@ -275,7 +275,7 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1:
       if (duplicates > 0) core_->metrics()->RunsDuplicate(static_cast<double>(duplicates));
       a = NextLocked();
     }
-    Run(a);
+    Run(this, a);
   }
 
  private:
@@ -351,10 +351,16 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1:
     return a;
   }
 
-  void Run(const Actions& a) {
-    if (a.read) StartRead(incoming_.get());
-    if (a.write) StartWrite(&outgoing_, a.write_options);
-    if (a.finish) Finish(a.status);  // last touch of `this`
+  // Issues the decided operations. Static, and touching `self` only when there is something to issue: with nothing
+  // decided, another thread may already have finished the call and deleted the reactor the moment mu_ was released
+  // (a member call alone would read the freed object: UBSan's vptr check under ASan caught exactly that). With
+  // something decided the reactor is alive — a decided read or write keeps the call from finishing, and Finish is
+  // the last touch.
+  static void Run(ReportRunReactor* self, const Actions& a) {
+    if (!a.read && !a.write && !a.finish) return;
+    if (a.read) self->StartRead(self->incoming_.get());
+    if (a.write) self->StartWrite(&self->outgoing_, a.write_options);
+    if (a.finish) self->Finish(a.status);  // last touch of `self`
   }
 
   ServiceCore* core_;

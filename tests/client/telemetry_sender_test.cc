@@ -289,7 +289,9 @@ TEST(TelemetrySenderTest, RangedAcksFromTheRealServerSurfaceOncePerReport) {
   constexpr int kReports = 3000;
   for (int i = 0; i < kReports; ++i) {
     ASSERT_TRUE(sender.Send(testing::MakeReport(absl::StrCat("ranged-", i), "vllm", 4, 100 + i % 50)).ok());
-    if (i == kReports / 2) ASSERT_TRUE(sender.Send(testing::MakeReport("ranged-bad", "vllm", 4, -1)).ok());
+    if (i == kReports / 2) {
+      ASSERT_TRUE(sender.Send(testing::MakeReport("ranged-bad", "vllm", 4, -1)).ok());
+    }
   }
   ASSERT_TRUE(sender.Flush(absl::Seconds(60)).ok());
   for (int i = 0; i < 100; ++i) {  // resent: duplicates, ranged too
