@@ -96,9 +96,9 @@ class TelemetrySender {
   void WriteLoop(grpc::ClientReaderWriter<v1::RunReport, v1::RunAck>* stream);
   // Matches acks to entries until the stream ends; then marks it broken.
   void ReadLoop(grpc::ClientReaderWriter<v1::RunReport, v1::RunAck>* stream);
-  // The buffered entry an ack refers to: by stream sequence, else by run_id among written entries.
   // The buffered entry that report `i` of `ack` acknowledges (0 for a plain ack; a ranged ack stands for
-  // ack.count() reports), taken out of in_flight_; pending_.end() if none.
+  // ack.count() reports), taken out of in_flight_: by stream sequence, and for i = 0 with the ack's run_id checked
+  // (else the oldest written entry with that run_id); pending_.end() if none.
   std::map<uint64_t, Entry>::iterator MatchAck(const v1::RunAck& ack, uint64_t i) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const ClientOptions client_options_;

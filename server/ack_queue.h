@@ -31,9 +31,6 @@ class AckQueue {
  public:
   explicit AckQueue(bool ranges = false) : ranges_(ranges) {}
 
-  void set_ranges(bool ranges) { ranges_ = ranges; }
-  bool ranges() const { return ranges_; }
-
   // Queues the ack of report `sequence`. A REJECTED ack always stands alone (it carries its own reason).
   void Add(uint64_t sequence, v1::RunAck::Result result, const std::string& run_id, std::string reason = {}) {
     ++reports_;
@@ -78,7 +75,7 @@ class AckQueue {
   static size_t Covered(const v1::RunAck& ack) { return ack.count() == 0 ? 1 : ack.count(); }
 
  private:
-  bool ranges_;
+  const bool ranges_;
   std::deque<v1::RunAck> acks_;
   size_t reports_ = 0;
 };
