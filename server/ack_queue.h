@@ -50,8 +50,6 @@ class AckQueue {
   }
 
   bool empty() const { return acks_.empty(); }
-  // Reports the queued acks stand for.
-  size_t reports() const { return reports_; }
 
   // Moves the front ack into *out (a protobuf move swaps, so *out's previous strings are freed with the popped
   // element); returns how many reports it stands for.
@@ -77,7 +75,7 @@ class AckQueue {
  private:
   const bool ranges_;
   std::deque<v1::RunAck> acks_;
-  size_t reports_ = 0;
+  size_t reports_ = 0;  // reports the queued acks stand for
 };
 
 }  // namespace accelsel::server
