@@ -50,7 +50,10 @@ class AckReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1::RunAc
 
   void OnReadDone(bool ok) override {
     if (!ok) {
-      Decide([this] { reads_done_ = true; });
+      Decide([this] {
+        reads_done_ = true;
+        reading_ = false;
+      });
       return;
     }
     const uint64_t seq = next_sequence_++;
@@ -128,7 +131,8 @@ class AckReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1::RunAc
         // No buffer hint, as in server/services.cc (a hinted ack can stall the stream).
       }
       if (!reading_ && !reads_done_ && !broken_ && !failed_ && in_flight_ < window_) reading_ = read = true;
-      if ((reads_done_ || broken_ || failed_) && in_flight_ == 0 && !writing_) {
+      // Not while a read is outstanding, as in server/services.cc: it could still hand a report to the queue.
+      if ((reads_done_ || broken_ || failed_) && in_flight_ == 0 && !writing_ && !reading_) {
         finished_ = finish = true;
         if (failed_) status = grpc::Status(grpc::StatusCode::UNAVAILABLE, "write failed");
       }

@@ -198,7 +198,7 @@ std::map<uint64_t, TelemetrySender::Entry>::iterator TelemetrySender::MatchAck(c
       return it;
     }
   }
-  // A server that numbers acks differently: fall back to the oldest written entry with this run_id.
+  // A server that numbers acks differently: fall back to a written entry with this run_id.
   for (auto seq = in_flight_.begin(); seq != in_flight_.end(); ++seq) {
     auto it = pending_.find(seq->second);
     if (it != pending_.end() && it->second.report.run_id() == ack.run_id()) {
@@ -217,8 +217,12 @@ void TelemetrySender::ReadLoop(Stream* stream) {
     {
       absl::MutexLock lock(&mu_);
       ++stats_.ack_messages;
+      // A range can cover no more reports than are in flight on this stream: the rest (only a broken or hostile
+      // server would send them) are counted unmatched at once, so a huge `count` cannot hold the lock for long.
       const uint64_t covered = ack.count() == 0 ? 1 : ack.count();
-      for (uint64_t i = 0; i < covered; ++i) {
+      const uint64_t walk = std::min<uint64_t>(covered, std::max<size_t>(in_flight_.size(), 1));
+      stats_.unmatched_acks += covered - walk;
+      for (uint64_t i = 0; i < walk; ++i) {
         auto it = MatchAck(ack, i);
         if (it == pending_.end()) {
           ++stats_.unmatched_acks;

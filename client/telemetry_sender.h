@@ -45,7 +45,7 @@ struct TelemetrySenderStats {
   uint64_t durable = 0;         // acks: RESULT_DURABLE
   uint64_t duplicate = 0;       // acks: RESULT_DUPLICATE
   uint64_t rejected = 0;        // acks: RESULT_REJECTED
-  uint64_t unmatched_acks = 0;  // acks naming no buffered report (ignored)
+  uint64_t unmatched_acks = 0;  // reports acked (alone or inside a range) that name no buffered report (ignored)
   uint64_t ack_messages = 0;    // RunAck messages read; below durable + duplicate + rejected when acks are ranged
   uint64_t writes = 0;          // reports written to a stream, resends included
   uint64_t resent = 0;          // writes of a report already written on an earlier, broken stream
@@ -98,7 +98,7 @@ class TelemetrySender {
   void ReadLoop(grpc::ClientReaderWriter<v1::RunReport, v1::RunAck>* stream);
   // The buffered entry that report `i` of `ack` acknowledges (0 for a plain ack; a ranged ack stands for
   // ack.count() reports), taken out of in_flight_: by stream sequence, and for i = 0 with the ack's run_id checked
-  // (else the oldest written entry with that run_id); pending_.end() if none.
+  // (else any written entry with that run_id); pending_.end() if none.
   std::map<uint64_t, Entry>::iterator MatchAck(const v1::RunAck& ack, uint64_t i) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const ClientOptions client_options_;
