@@ -387,6 +387,46 @@ TEST_F(ServerTest, ManyReportsOnOneStreamAllAcknowledged) {
   EXPECT_EQ(server_->core().store()->RunCount(), reports.size());
 }
 
+// A ranged stream cancelled with reports still in flight: the server drops its queued ranges, still finishes the
+// call (the restart below waits for every stream), and a resend on a new ranged stream gets every report
+// acknowledged exactly once, DURABLE or DUPLICATE, with each run stored once.
+TEST_F(ServerTest, CancelledRangedStreamLosesNothingOnResend) {
+  Register("a");
+  std::vector<v1::RunReport> reports;
+  for (int i = 0; i < 2000; ++i) reports.push_back(MakeReport(absl::StrCat("cx-", i), "a", 1 + i % 64, 10 + i % 7));
+  {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    ctx.AddMetadata("accelsel-ack-ranges", "1");
+    auto stream = conn_.selector->ReportRun(&ctx);
+    for (const auto& r : reports) {
+      if (!stream->Write(r)) break;
+    }
+    v1::RunAck ack;
+    ASSERT_TRUE(stream->Read(&ack));  // some reports are in, more are in flight
+    ctx.TryCancel();
+    while (stream->Read(&ack)) {
+    }
+    EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  }
+  grpc::Status status;
+  auto acks = Report(reports, &status, /*ack_ranges=*/true);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  std::vector<int> covered(reports.size(), 0);
+  for (const auto& a : acks) {
+    ASSERT_TRUE(a.result() == v1::RunAck::RESULT_DURABLE || a.result() == v1::RunAck::RESULT_DUPLICATE)
+        << a.run_id() << ": " << a.reason();
+    for (uint64_t seq = a.sequence(); seq < a.sequence() + a.count(); ++seq) {
+      ASSERT_LT(seq, reports.size());
+      ++covered[seq];
+    }
+  }
+  for (size_t i = 0; i < covered.size(); ++i) ASSERT_EQ(covered[i], 1) << "sequence " << i;
+  EXPECT_EQ(server_->core().store()->RunCount(), reports.size());
+  Restart();  // waits for the cancelled stream's reactor: it must have finished
+  EXPECT_EQ(server_->core().store()->RunCount(), reports.size());
+}
+
 TEST_F(ServerTest, HealthServiceReportsServing) {
   auto stub = grpc::health::v1::Health::NewStub(conn_.channel);
   for (const std::string service : {"", "accelsel.v1.AcceleratorSelector"}) {
