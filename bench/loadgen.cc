@@ -31,7 +31,7 @@
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "model/llm_bench.h"
-#include "server/ack_queue.h"
+#include "proto/ack_ranges.h"
 #include "proto/convert.h"
 
 ABSL_FLAG(std::string, server, "127.0.0.1:50051", "Server address host:port");
@@ -318,7 +318,7 @@ class ReportStream final : public grpc::ClientBidiReactor<v1::RunReport, v1::Run
                const std::atomic<int64_t>* end_ns, Histogram* hist)
       : gen_(std::move(gen)), limit_(limit), measure_ns_(measure_ns), end_ns_(end_ns), hist_(hist),
         sent_ns_(kRing) {
-    if (absl::GetFlag(FLAGS_ack_ranges)) ctx_.AddMetadata(std::string(server::kAckRangesMetadata), "1");
+    if (absl::GetFlag(FLAGS_ack_ranges)) ctx_.AddMetadata(kAckRangesMetadata, "1");
     stub->async()->ReportRun(&ctx_, this);
     StartRead(&ack_);
     NextWrite();
@@ -332,7 +332,7 @@ class ReportStream final : public grpc::ClientBidiReactor<v1::RunReport, v1::Run
     if (!ok) return;
     const int64_t now = NowNs();
     // A ranged ack (--ack_ranges) stands for `count` consecutive reports, each timed from its own send.
-    const uint64_t covered = server::AckQueue::Covered(ack_);
+    const uint64_t covered = AcksCovered(ack_);
     for (uint64_t seq = ack_.sequence(); seq < ack_.sequence() + covered; ++seq) {
       const int64_t sent = sent_ns_[seq % kRing].load(std::memory_order_relaxed);
       if (sent < measure_ns_ || sent >= end_ns_->load(std::memory_order_relaxed)) continue;

@@ -10,6 +10,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "proto/ack_ranges.h"
 
 namespace accelsel::client {
 
@@ -99,7 +100,7 @@ void TelemetrySender::Run() {
     AddAuthMetadata(client_options_, context.get());
     // One ack per run of consecutive reports with the same result (RunAck.count); a server that does not know the
     // metadata acks each report, which reads the same.
-    context->AddMetadata("accelsel-ack-ranges", "1");
+    context->AddMetadata(kAckRangesMetadata, "1");
     {
       absl::MutexLock lock(&mu_);
       while (!closing_ && pending_.empty()) changed_.Wait(&mu_);
@@ -219,7 +220,7 @@ void TelemetrySender::ReadLoop(Stream* stream) {
       ++stats_.ack_messages;
       // A range can cover no more reports than are in flight on this stream: the rest (only a broken or hostile
       // server would send them) are counted unmatched at once, so a huge `count` cannot hold the lock for long.
-      const uint64_t covered = ack.count() == 0 ? 1 : ack.count();
+      const uint64_t covered = AcksCovered(ack);
       const uint64_t walk = std::min<uint64_t>(covered, std::max<size_t>(in_flight_.size(), 1));
       stats_.unmatched_acks += covered - walk;
       for (uint64_t i = 0; i < walk; ++i) {

@@ -14,16 +14,14 @@
 #include "absl/strings/string_view.h"
 #include "accelsel/v1/accelsel.pb.h"
 #include "grpcpp/server_context.h"
+#include "proto/ack_ranges.h"
 
 namespace accelsel::server {
 
-// The client metadata key (and value) that asks for ranged acks on a ReportRun stream.
-inline constexpr absl::string_view kAckRangesMetadata = "accelsel-ack-ranges";
-
-// True when the stream's client asked for ranged acks.
+// True when the stream's client asked for ranged acks (metadata kAckRangesMetadata: 1).
 inline bool WantsAckRanges(const grpc::ServerContextBase& ctx) {
   const auto& md = ctx.client_metadata();
-  auto it = md.find(grpc::string_ref(kAckRangesMetadata.data(), kAckRangesMetadata.size()));
+  auto it = md.find(kAckRangesMetadata);
   return it != md.end() && absl::string_view(it->second.data(), it->second.size()) == "1";
 }
 
@@ -56,7 +54,7 @@ class AckQueue {
   size_t PopFront(v1::RunAck* out) {
     *out = std::move(acks_.front());
     acks_.pop_front();
-    const size_t n = Covered(*out);
+    const size_t n = AcksCovered(*out);
     reports_ -= n;
     return n;
   }
@@ -68,9 +66,6 @@ class AckQueue {
     reports_ = 0;
     return n;
   }
-
-  // Reports one ack stands for: `count`, where 0 (a server or stream without ranges) means 1.
-  static size_t Covered(const v1::RunAck& ack) { return ack.count() == 0 ? 1 : ack.count(); }
 
  private:
   const bool ranges_;

@@ -9,6 +9,7 @@
 #include "grpcpp/health_check_service_interface.h"
 #include "gtest/gtest.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "proto/ack_ranges.h"
 #include "tests/server/test_server.h"
 
 namespace accelsel::testing {
@@ -48,7 +49,7 @@ class ServerTest : public ::testing::Test {
                                  bool ack_ranges = false) {
     grpc::ClientContext ctx;
     SetDeadline(&ctx);
-    if (ack_ranges) ctx.AddMetadata("accelsel-ack-ranges", "1");
+    if (ack_ranges) ctx.AddMetadata(kAckRangesMetadata, "1");
     auto stream = conn_.selector->ReportRun(&ctx);
     for (const auto& r : reports) EXPECT_TRUE(stream->Write(r));
     stream->WritesDone();
@@ -397,7 +398,7 @@ TEST_F(ServerTest, CancelledRangedStreamLosesNothingOnResend) {
   {
     grpc::ClientContext ctx;
     SetDeadline(&ctx);
-    ctx.AddMetadata("accelsel-ack-ranges", "1");
+    ctx.AddMetadata(kAckRangesMetadata, "1");
     auto stream = conn_.selector->ReportRun(&ctx);
     for (const auto& r : reports) {
       if (!stream->Write(r)) break;
