@@ -67,6 +67,7 @@ absl::StatusOr<CompiledForest> CompileForest(std::string_view json_model) {
   } else {
     return absl::InvalidArgumentError("xgboost model: objective not compiled: " + objective);
   }
+  uint32_t max_feature = 0;
   for (const auto& tree : booster["model"]["trees"]) {
     const auto& l = tree["left_children"];
     const auto& r = tree["right_children"];
@@ -78,20 +79,41 @@ absl::StatusOr<CompiledForest> CompileForest(std::string_view json_model) {
         (tree.contains("categories") && !tree["categories"].empty())) {
       return absl::InvalidArgumentError("xgboost model: malformed tree");
     }
-    const int32_t offset = static_cast<int32_t>(f.left.size());
+    // Breadth-first from XGBoost's root (node 0): each inner node's two children get consecutive new indices.
+    const int32_t offset = static_cast<int32_t>(f.nodes.size());
     f.roots.push_back(offset);
-    for (size_t i = 0; i < n; ++i) {
-      const int64_t li = l[i].get<int64_t>(), ri = r[i].get<int64_t>();
+    std::vector<std::pair<int64_t, int32_t>> queue = {{0, 0}};  // (XGBoost node, depth), in new-index order
+    int32_t depth = 0;
+    for (size_t q = 0; q < queue.size(); ++q) {
+      if (queue.size() > n) return absl::InvalidArgumentError("xgboost model: tree is not a tree");
+      const auto [old_id, level] = queue[q];
+      const int64_t li = l[old_id].get<int64_t>(), ri = r[old_id].get<int64_t>();
       if (li >= static_cast<int64_t>(n) || ri >= static_cast<int64_t>(n) || (li < 0) != (ri < 0)) {
         return absl::InvalidArgumentError("xgboost model: bad child index");
       }
-      f.left.push_back(li < 0 ? -1 : offset + static_cast<int32_t>(li));
-      f.right.push_back(ri < 0 ? -1 : offset + static_cast<int32_t>(ri));
-      f.feature.push_back(idx[i].get<int32_t>());
-      f.value.push_back(cond[i].get<float>());
-      f.default_left.push_back(dl[i].is_boolean() ? dl[i].get<bool>() : dl[i].get<int>() != 0);
+      const int32_t self = offset + static_cast<int32_t>(q);
+      if (li < 0) {
+        f.nodes.push_back({self, CompiledForest::kDefaultLeft, std::numeric_limits<float>::quiet_NaN()});
+        f.leaf_value.push_back(cond[old_id].get<float>());
+        depth = std::max(depth, level);
+        continue;
+      }
+      const int64_t feat = idx[old_id].get<int64_t>();
+      if (feat < 0 || feat >= static_cast<int64_t>(CompiledForest::kDefaultLeft)) {
+        return absl::InvalidArgumentError("xgboost model: bad split index");
+      }
+      const bool default_left = dl[old_id].is_boolean() ? dl[old_id].get<bool>() : dl[old_id].get<int>() != 0;
+      max_feature = std::max(max_feature, static_cast<uint32_t>(feat));
+      f.nodes.push_back({offset + static_cast<int32_t>(queue.size()),
+                         static_cast<uint32_t>(feat) | (default_left ? CompiledForest::kDefaultLeft : 0u),
+                         cond[old_id].get<float>()});
+      f.leaf_value.push_back(0.0f);
+      queue.push_back({li, level + 1});
+      queue.push_back({ri, level + 1});
     }
+    f.depths.push_back(depth);
   }
+  f.num_features = max_feature + 1;
   return f;
 }
 
@@ -160,26 +182,38 @@ absl::StatusOr<std::string> RouteZerosAsMissing(std::string_view json_model,
 }
 
 void CompiledForest::Predict(const float* x, size_t rows, size_t cols, std::vector<float>* out) const {
-  // Trees outer, rows inner: a tree's nodes stay in L1 while every row walks it. With rows outer the whole forest
-  // (hundreds of KB) streamed through the cache once per row. Each row still sums its trees in the same order,
-  // so the result is bit-identical.
+  // Trees outer, rows inner: a tree's nodes stay in L1 while every row walks it. Each row still sums its trees in
+  // the same order as XGBoost, so the result does not depend on the blocking.
   out->assign(rows, 0.0f);
+  if (rows == 0) return;
+  std::vector<float> padded;  // a split column the input lacks reads as missing
+  if (cols < num_features) {
+    padded.assign(rows * num_features, std::numeric_limits<float>::quiet_NaN());
+    for (size_t r = 0; r < rows; ++r) std::copy(x + r * cols, x + (r + 1) * cols, padded.begin() + r * num_features);
+    x = padded.data();
+    cols = num_features;
+  }
   float* sums = out->data();
-  const float missing = std::numeric_limits<float>::quiet_NaN();
-  for (const int32_t root : roots) {
-    for (size_t r = 0; r < rows; ++r) {
-      const float* row = x + r * cols;
-      int32_t node = root;
-      while (left[node] >= 0) {
-        const int32_t feat = feature[node];
-        const float v = feat >= 0 && static_cast<size_t>(feat) < cols ? row[feat] : missing;
-        if (std::isnan(v)) {
-          node = default_left[node] ? left[node] : right[node];
-        } else {
-          node = v < value[node] ? left[node] : right[node];
+  const Node* const node = nodes.data();
+  constexpr size_t kBlock = 16;
+  int32_t at[kBlock];
+  for (size_t t = 0; t < roots.size(); ++t) {
+    const int32_t root = roots[t];
+    const int32_t depth = depths[t];
+    for (size_t r0 = 0; r0 < rows; r0 += kBlock) {
+      const size_t n = std::min(kBlock, rows - r0);
+      const float* base = x + r0 * cols;
+      for (size_t i = 0; i < n; ++i) at[i] = root;
+      for (int32_t level = 0; level < depth; ++level) {
+        for (size_t i = 0; i < n; ++i) {
+          const Node& nd = node[at[i]];
+          const float v = base[i * cols + (nd.feature & ~kDefaultLeft)];
+          // NaN: "v >= t" is false (left), "!(v < t)" is true (right).
+          const bool right = (nd.feature & kDefaultLeft) != 0 ? v >= nd.threshold : !(v < nd.threshold);
+          at[i] = nd.left + static_cast<int32_t>(right);
         }
       }
-      sums[r] += value[node];
+      for (size_t i = 0; i < n; ++i) sums[r0 + i] += leaf_value[at[i]];
     }
   }
   for (size_t r = 0; r < rows; ++r) {

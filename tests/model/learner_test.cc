@@ -4,6 +4,8 @@
 
 #include <cmath>
 #include <random>
+#include <string>
+#include <vector>
 
 #include "gtest/gtest.h"
 
@@ -148,6 +150,42 @@ TEST(LearnerTest, CompiledForestMatchesXgboost) {
     ASSERT_EQ(ours.size(), theirs.size());
     for (size_t i = 0; i < ours.size(); ++i) ASSERT_NEAR(ours[i], theirs[i], 1e-4) << objective << " row " << i;
   }
+}
+
+// A hand-written model whose node numbering is not breadth-first (children listed before their siblings' ids,
+// an unbalanced tree), with default directions both ways and a split on a column the input does not have: the
+// compiled forest must walk it exactly as the tree says.
+TEST(LearnerTest, CompiledForestFollowsAnyNodeNumberingAndMissingColumns) {
+  // Tree 0:  node 0: x0 < 1 (missing -> right) ? node 4 : node 1
+  //          node 1: x1 < 2 (missing -> left)  ? node 2 (leaf 10) : node 3 (leaf 20)
+  //          node 4: x5 < 0 (missing -> right) ? node 6 (leaf 30) : node 5 (leaf 40)   (column 5 never exists)
+  // Tree 1:  a single leaf, 0.5.
+  const std::string json = R"({"learner":{
+    "learner_model_param":{"base_score":"1.0","num_class":"0","num_target":"1"},
+    "objective":{"name":"reg:squarederror"},
+    "gradient_booster":{"name":"gbtree","model":{"trees":[
+      {"left_children":[4,2,-1,-1,6,-1,-1],"right_children":[1,3,-1,-1,5,-1,-1],
+       "split_indices":[0,1,0,0,5,0,0],"split_conditions":[1,2,10,20,0,40,30],
+       "default_left":[0,1,0,0,0,0,0]},
+      {"left_children":[-1],"right_children":[-1],"split_indices":[0],"split_conditions":[0.5],
+       "default_left":[0]}]}}}})";
+  auto f = CompileForest(json);
+  ASSERT_TRUE(f.ok()) << f.status();
+  const float nan = std::nanf("");
+  const std::vector<float> x = {0, 0,      // x0 < 1 -> node 4 -> x5 missing -> right -> node 5: 40
+                                5, 1,      // x0 >= 1 -> node 1 -> x1 < 2 -> leaf 10
+                                5, 3,      // -> node 1 -> x1 >= 2 -> leaf 20
+                                5, nan,    // -> node 1 -> missing goes left -> leaf 10
+                                nan, 3};   // x0 missing goes right -> node 1 -> leaf 20
+  std::vector<float> out;
+  f->Predict(x.data(), 5, 2, &out);
+  const std::vector<float> want = {41.5f, 11.5f, 21.5f, 11.5f, 21.5f};  // + tree 1's 0.5 + base 1
+  ASSERT_EQ(out.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) EXPECT_FLOAT_EQ(out[i], want[i]) << "row " << i;
+  // A child index pointing back up (a cycle) is refused rather than walked.
+  std::string cyclic = json;
+  cyclic.replace(cyclic.find("[4,2,-1,-1,6,-1,-1]"), 19, "[4,0,-1,-1,6,-1,-1]");
+  EXPECT_FALSE(CompileForest(cyclic).ok());
 }
 
 // Indicator columns trained with their zeros as missing: the rewritten trees answer on plain 0/1 input exactly as
