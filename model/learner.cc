@@ -336,7 +336,6 @@ std::unique_ptr<Learner> AutoLearner::Make(const std::string& name) const {
     return std::make_unique<XgbLearner>(o);
   }
   if (name == "knn") return std::make_unique<KnnLearner>(knn_k_, aggregate_);
-  if (name == "pair") return std::make_unique<PairwiseClassLearner>(options_.params, aggregate_);
   return std::make_unique<SbsLearner>(aggregate_);
 }
 
@@ -358,10 +357,9 @@ absl::Status AutoLearner::Fit(const Dataset& d) {
     for (size_t j : rows_of[d.rows[i].task]) best = std::min(best, double{d.rows[j].y});
     return aggregate_ == Aggregate::kRawMean ? std::exp(double{d.rows[i].y}) : d.rows[i].y - best;
   };
-  // Out-of-fold score of every row, per learner: the candidates, then "pair", which only the ensemble uses.
+  // Out-of-fold score of every row, per candidate learner.
   const std::vector<std::string> names = {"xgb_reg", "xgb_rank", "knn", "sbs", "ens"};
-  const std::vector<std::string> learners = {"xgb_reg", "xgb_rank", "knn", "sbs", "pair"};
-  std::vector<std::vector<double>> score(learners.size(), std::vector<double>(d.rows.size(), std::nan("")));
+  std::vector<std::vector<double>> score(names.size() - 1, std::vector<double>(d.rows.size(), std::nan("")));
   for (size_t i = 0; i < d.rows.size(); ++i) score[0][i] = oof[i];
   for (int f = 0; f < folds; ++f) {
     std::vector<bool> keep(d.num_tasks());
@@ -369,8 +367,8 @@ absl::Status AutoLearner::Fit(const Dataset& d) {
     std::vector<uint32_t> old_task;
     const Dataset train = SubsetByTasks(d, keep, &old_task);
     if (train.rows.empty()) continue;
-    for (size_t n = 1; n < learners.size(); ++n) {
-      std::unique_ptr<Learner> l = Make(learners[n]);
+    for (size_t n = 1; n + 1 < names.size(); ++n) {
+      std::unique_ptr<Learner> l = Make(names[n]);
       if (auto s = l->Fit(train); !s.ok()) return s;
       std::vector<CandidateRef> refs;
       std::vector<LogPrediction> lp;
@@ -383,26 +381,24 @@ absl::Status AutoLearner::Fit(const Dataset& d) {
       }
     }
   }
-  // "ens": rank average of the regression, the pairwise ranker, kNN and the pairwise classifier, from the same
-  // out-of-fold scores.
+  // "ens": rank average of the regression, the pairwise ranker and kNN, from the same out-of-fold scores.
   {
     std::vector<double> ens(d.rows.size(), std::nan(""));
-    std::vector<std::vector<double>> member(kEnsembleMembers.size());
+    std::vector<std::vector<double>> member(kEnsembleMembers);
     for (const auto& rows : rows_of) {
       bool complete = !rows.empty();
-      for (size_t m = 0; m < kEnsembleMembers.size() && complete; ++m) {
-        const size_t l = std::find(learners.begin(), learners.end(), kEnsembleMembers[m]) - learners.begin();
+      for (size_t m = 0; m < kEnsembleMembers && complete; ++m) {
         member[m].clear();
         for (size_t i : rows) {
-          if (std::isnan(score[l][i])) complete = false;
-          member[m].push_back(score[l][i]);
+          if (std::isnan(score[m][i])) complete = false;
+          member[m].push_back(score[m][i]);
         }
       }
       if (!complete) continue;
       const std::vector<double> e = RankAverage(member);
       for (size_t k = 0; k < rows.size(); ++k) ens[rows[k]] = e[k];
     }
-    score[names.size() - 1] = std::move(ens);  // replaces "pair", which is not a candidate of its own
+    score.push_back(std::move(ens));
   }
   size_t best_n = 0;
   double best_cost = std::numeric_limits<double>::infinity();
@@ -427,8 +423,8 @@ absl::Status AutoLearner::Fit(const Dataset& d) {
   }
   chosen_ = names[best_n];
   if (chosen_ == "ens") {
-    for (size_t m = 1; m < kEnsembleMembers.size(); ++m) {  // the regression (member 0) is xgb_
-      members_.push_back(Make(kEnsembleMembers[m]));
+    for (const char* member : {"xgb_rank", "knn"}) {
+      members_.push_back(Make(member));
       if (auto s = members_.back()->Fit(d); !s.ok()) return s;
     }
   } else if (best_n != 0) {
@@ -562,119 +558,6 @@ absl::Status KnnLearner::Predict(const float* task_x, const std::vector<Candidat
     }
     // A strategy none of the neighbours ran is ranked by its global score, after those the neighbours vouch for.
     (*out)[i].mean = c > 0 ? s / c : 1e6 + Lookup(fallback_, candidates[i].key, kUnknownScore);
-  }
-  return absl::OkStatus();
-}
-
-// --- Cost-sensitive pairwise classification ----------------------------------------------------------------
-
-absl::Status PairwiseClassLearner::Fit(const Dataset& d) {
-  task_dim_ = d.task_dim;
-  strat_dim_ = d.strat_dim;
-  booster_.reset();
-  trained_pairs_ = 0;
-  std::vector<std::vector<size_t>> rows_of(d.num_tasks());
-  for (size_t i = 0; i < d.rows.size(); ++i) rows_of[d.rows[i].task].push_back(i);
-  auto cost = [&](size_t i) {
-    return aggregate_ == Aggregate::kRawMean ? std::exp(double{d.rows[i].y}) : double{d.rows[i].y};
-  };
-  struct Pair {
-    uint32_t task, first, second;  // strategies of the row's first and second half
-    float label, weight;
-  };
-  std::vector<Pair> pairs;
-  for (uint32_t t = 0; t < rows_of.size(); ++t) {
-    const auto& rows = rows_of[t];
-    for (size_t a = 0; a < rows.size(); ++a) {
-      for (size_t b = a + 1; b < rows.size(); ++b) {
-        const double ca = cost(rows[a]), cb = cost(rows[b]);
-        if (!(std::abs(ca - cb) > 0)) continue;
-        // Which strategy comes first is a hash of the pair, so that neither half is always the winner.
-        const bool swap = (StableHash(absl::StrCat(t, ",", a, ",", b), params_.seed + 31) & 1) != 0;
-        const size_t i = swap ? rows[b] : rows[a], j = swap ? rows[a] : rows[b];
-        pairs.push_back({t, d.rows[i].strat, d.rows[j].strat, cost(i) < cost(j) ? 1.0f : 0.0f,
-                         static_cast<float>(std::abs(ca - cb))});
-      }
-    }
-  }
-  if (pairs.empty()) return absl::OkStatus();
-  if (max_pairs_ > 0 && pairs.size() > max_pairs_) {
-    // tau such that sum min(1, w / tau) ~ max_pairs (bisection on a monotone function).
-    double lo = 0, hi = 0;
-    for (const Pair& p : pairs) hi = std::max(hi, double{p.weight});
-    hi *= static_cast<double>(pairs.size());
-    for (int it = 0; it < 100; ++it) {
-      const double tau = 0.5 * (lo + hi);
-      double kept = 0;
-      for (const Pair& p : pairs) kept += std::min(1.0, p.weight / tau);
-      (kept > static_cast<double>(max_pairs_) ? lo : hi) = tau;
-    }
-    const double tau = hi;
-    std::vector<Pair> kept;
-    kept.reserve(max_pairs_ + max_pairs_ / 8);
-    for (size_t k = 0; k < pairs.size(); ++k) {
-      const double p = std::min(1.0, pairs[k].weight / tau);
-      const double u = static_cast<double>(StableHash(absl::StrCat(k), params_.seed + 37) >> 11) * 0x1.0p-53;
-      if (u < p) kept.push_back({pairs[k].task, pairs[k].first, pairs[k].second, pairs[k].label,
-                                 static_cast<float>(std::max(double{pairs[k].weight}, tau))});
-    }
-    pairs = std::move(kept);
-  }
-  // Weights scaled to mean 1, so that min_child_weight and lambda mean what they mean elsewhere.
-  double sum = 0;
-  for (const Pair& p : pairs) sum += p.weight;
-  const double scale = static_cast<double>(pairs.size()) / sum;
-  std::vector<float> labels(pairs.size()), weights(pairs.size());
-  for (size_t k = 0; k < pairs.size(); ++k) {
-    labels[k] = pairs[k].label;
-    weights[k] = static_cast<float>(pairs[k].weight * scale);
-  }
-  const size_t cols = task_dim_ + 2 * strat_dim_;
-  const XgbBooster::RowBlockFn fill = [&](size_t begin, size_t end, float* out) {
-    for (size_t k = begin; k < end; ++k, out += cols) {
-      std::copy_n(d.task(pairs[k].task), task_dim_, out);
-      std::copy_n(d.strat(pairs[k].first), strat_dim_, out + task_dim_);
-      std::copy_n(d.strat(pairs[k].second), strat_dim_, out + task_dim_ + strat_dim_);
-    }
-  };
-  XgbParams params = params_;
-  params.objective = "binary:logistic";
-  auto b = XgbBooster::TrainFromBlocks(fill, pairs.size(), cols, labels, weights, params);
-  if (!b.ok()) return b.status();
-  booster_ = std::move(*b);
-  trained_pairs_ = pairs.size();
-  return absl::OkStatus();
-}
-
-absl::Status PairwiseClassLearner::Predict(const float* task_x, const std::vector<CandidateRef>& candidates,
-                                           std::vector<LogPrediction>* out) const {
-  const double nan = std::numeric_limits<double>::quiet_NaN();
-  const size_t n = candidates.size();
-  out->assign(n, {0, nan, nan});
-  if (booster_ == nullptr || n < 2) return absl::OkStatus();
-  const size_t cols = task_dim_ + 2 * strat_dim_;
-  std::vector<float> x(n * (n - 1) * cols);
-  float* row = x.data();
-  for (size_t i = 0; i < n; ++i) {
-    for (size_t j = 0; j < n; ++j) {
-      if (i == j) continue;
-      std::copy_n(task_x, task_dim_, row);
-      std::copy_n(candidates[i].x, strat_dim_, row + task_dim_);
-      std::copy_n(candidates[j].x, strat_dim_, row + task_dim_ + strat_dim_);
-      row += cols;
-    }
-  }
-  std::vector<float> p;
-  if (auto s = booster_->Predict(x.data(), n * (n - 1), &p); !s.ok()) return s;
-  // p[k] for the ordered pair (i, j) is P(i costs less than j); each unordered pair is seen in both orders.
-  size_t k = 0;
-  for (size_t i = 0; i < n; ++i) {
-    for (size_t j = 0; j < n; ++j) {
-      if (i == j) continue;
-      (*out)[i].mean -= 0.5 * p[k];
-      (*out)[j].mean -= 0.5 * (1.0 - p[k]);
-      ++k;
-    }
   }
   return absl::OkStatus();
 }

@@ -4,7 +4,6 @@
 #ifndef ACCELSEL_MODEL_LEARNER_H_
 #define ACCELSEL_MODEL_LEARNER_H_
 
-#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -164,40 +163,10 @@ class SbsLearner : public Learner {
   std::vector<std::pair<uint64_t, double>> scores_;
 };
 
-// Cost-sensitive pairwise classification (as in SATzilla 2012): one XGBoost classifier over
-// (task ⊕ strategy a ⊕ strategy b) learns whether a costs less than b, each pair weighted by how much the
-// wrong choice would cost (|cost a − cost b| in the aggregate's unit: raw cost for kRawMean, log cost for
-// kLogRegret), so the pairs where the choice matters most dominate. A candidate's score is minus the sum over
-// the other candidates of its probability of winning (both orders of each pair averaged). Pairs with equal costs
-// teach nothing and are left out. When a training set has more than max_pairs pairs, pairs are kept with
-// probability min(1, w / tau) and weight max(w, tau) (tau chosen so that about max_pairs stay): unbiased, and the
-// cheap-to-confuse pairs go first.
-class PairwiseClassLearner : public Learner {
- public:
-  PairwiseClassLearner(XgbParams params, Aggregate aggregate, size_t max_pairs = 50000)
-      : params_(std::move(params)), aggregate_(aggregate), max_pairs_(max_pairs) {}
-  std::string name() const override { return "pair"; }
-  absl::Status Fit(const Dataset& data) override;
-  absl::Status Predict(const float* task_x, const std::vector<CandidateRef>& candidates,
-                       std::vector<LogPrediction>* out) const override;
-  // Pairs the last Fit trained on (after sampling).
-  size_t trained_pairs() const { return trained_pairs_; }
-
- private:
-  XgbParams params_;
-  Aggregate aggregate_;
-  size_t max_pairs_;
-  size_t task_dim_ = 0, strat_dim_ = 0;
-  size_t trained_pairs_ = 0;
-  std::unique_ptr<XgbBooster> booster_;  // null when no pair differed: every candidate then scores 0
-};
-
 // The evaluator's default selector: model selection by inner cross-validation on the training tasks only.
 // Candidates: XGBoost regression (its out-of-fold predictions come free with the interval folds), XGBoost
-// pairwise ranking, kNN, SBS and "ens", the rank average of the first three and the cost-sensitive pairwise
-// classifier (scored from the same inner out-of-fold scores; the classifier is not a candidate on its own, as
-// one more candidate made the inner choice noisier: docs/EVALUATION.md); the one whose inner out-of-fold
-// choices cost least is refitted on all training
+// pairwise ranking, kNN, SBS and the rank average of the first three ("ens", scored from the same inner
+// out-of-fold scores); the one whose inner out-of-fold choices cost least is refitted on all training
 // tasks and ranks the candidates. Values and intervals always come from the regression. Safe on small or hard
 // data sets (it falls back to SBS, which then needs no task features) and never looks at test data.
 class AutoLearner : public Learner {
@@ -221,8 +190,8 @@ class AutoLearner : public Learner {
   Aggregate aggregate_;
   int knn_k_;
   std::unique_ptr<Learner> ranker_;  // null when the regression ranks
-  // "ens": the ranks of these learners averaged; members_ holds all but the regression (xgb_).
-  static constexpr std::array<const char*, 4> kEnsembleMembers = {"xgb_reg", "xgb_rank", "knn", "pair"};
+  // "ens": the regression's, the pairwise ranker's and kNN's ranks averaged (members_ = ranker and kNN).
+  static constexpr size_t kEnsembleMembers = 3;  // xgb_reg, xgb_rank, knn: the first three inner candidates
   std::vector<std::unique_ptr<Learner>> members_;
   std::string chosen_ = "xgb_reg";
   std::vector<std::pair<std::string, double>> inner_costs_;

@@ -15,23 +15,17 @@ namespace {
 // Latency of A = 10 + batch, of B = 40 + 0.25·batch (ms): equal at batch 40.
 double TrueLatency(int strat, double batch) { return strat == 0 ? 10 + batch : 40 + 0.25 * batch; }
 
-// Two task features; strategies A (key 100) and B (key 200), one-hot.
-Dataset TwoStrategies() {
-  Dataset d;
-  d.task_dim = 2;
-  d.strat_dim = 2;
-  d.strat_x = {1, 0, 0, 1};
-  d.strat_key = {100, 200};
-  return d;
-}
-
 // Task features: log batch plus a noise feature; strategy features: one-hot.
 Dataset MakeDataset(int tasks, double noise_sigma, uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::uniform_real_distribution<double> log_batch(0, std::log(128.0));
   std::normal_distribution<double> noise(0, noise_sigma);
   std::uniform_real_distribution<double> junk(0, 1);
-  Dataset d = TwoStrategies();
+  Dataset d;
+  d.task_dim = 2;
+  d.strat_dim = 2;
+  d.strat_x = {1, 0, 0, 1};
+  d.strat_key = {100, 200};
   for (int t = 0; t < tasks; ++t) {
     const double lb = log_batch(rng);
     d.task_x.push_back(static_cast<float>(lb));
@@ -93,92 +87,6 @@ TEST(LearnerTest, SbsPicksTheSameStrategyEverywhere) {
   std::vector<LogPrediction> out;
   ASSERT_TRUE(l.Predict(task, {{100, x}, {999, x}}, &out).ok());
   EXPECT_GT(out[1].mean, out[0].mean);
-}
-
-TEST(LearnerTest, PairwiseClassifierSwitchesAtTheCrossover) {
-  PairwiseClassLearner l(XgbParams{}, Aggregate::kLogRegret);
-  ASSERT_TRUE(l.Fit(MakeDataset(400, 0.05, 5)).ok());
-  EXPECT_EQ(l.trained_pairs(), 400u);  // one pair per task, none with equal costs
-  ExpectSwitchNear40(l);
-}
-
-// Tasks the features cannot tell apart: on 70 % of them B is a little cheaper (0.9 vs 1), on 30 % B costs 10×
-// A. B wins most pairs, but A has the lower mean cost (1 vs 3.63): only a cost-weighted classifier picks A.
-Dataset MakeRareDisasterDataset(int tasks) {
-  Dataset d = TwoStrategies();
-  for (int t = 0; t < tasks; ++t) {
-    d.task_x.push_back(1.0f);
-    d.task_x.push_back(static_cast<float>((t * 37) % 101) / 101.0f);  // uninformative
-    const bool disaster = t % 10 < 3;
-    d.rows.push_back({static_cast<uint32_t>(t), 0, 0.0f});
-    d.rows.push_back({static_cast<uint32_t>(t), 1, static_cast<float>(std::log(disaster ? 10.0 : 0.9))});
-  }
-  return d;
-}
-
-TEST(LearnerTest, PairwiseClassifierWeighsPairsByWhatTheWrongChoiceCosts) {
-  const Dataset d = MakeRareDisasterDataset(500);
-  PairwiseClassLearner weighted(XgbParams{}, Aggregate::kRawMean);
-  ASSERT_TRUE(weighted.Fit(d).ok());
-  for (double batch : {1.0, 64.0}) EXPECT_EQ(Pick(weighted, batch), 0);
-  // The unweighted pairwise ranker follows the majority of pairs and picks B: the data does separate the two.
-  XgbLearnerOptions o;
-  o.mode = XgbLearnerOptions::Mode::kPairwise;
-  XgbLearner unweighted(o);
-  ASSERT_TRUE(unweighted.Fit(d).ok());
-  EXPECT_EQ(Pick(unweighted, 1.0), 1);
-}
-
-TEST(LearnerTest, PairwiseClassifierSamplesPairsWithinItsBudget) {
-  // 8 strategies per task: 28 pairs each, 300 tasks = 8,400 pairs, of which about 1,000 are kept.
-  Dataset d;
-  d.task_dim = 1;
-  d.strat_dim = 8;
-  for (int s = 0; s < 8; ++s) {
-    for (int j = 0; j < 8; ++j) d.strat_x.push_back(s == j ? 1.0f : 0.0f);
-    d.strat_key.push_back(static_cast<uint64_t>(s));
-  }
-  std::mt19937_64 rng(9);
-  std::uniform_real_distribution<double> u(0, 1);
-  for (int t = 0; t < 300; ++t) {
-    const double x = u(rng);
-    d.task_x.push_back(static_cast<float>(x));
-    // Strategy s costs most far from x = s / 7: the best is the one nearest x.
-    for (uint32_t s = 0; s < 8; ++s) {
-      d.rows.push_back({static_cast<uint32_t>(t), s, static_cast<float>(std::abs(x - s / 7.0) + 0.01 * u(rng))});
-    }
-  }
-  PairwiseClassLearner l(XgbParams{}, Aggregate::kLogRegret, /*max_pairs=*/1000);
-  ASSERT_TRUE(l.Fit(d).ok());
-  EXPECT_GT(l.trained_pairs(), 800u);
-  EXPECT_LT(l.trained_pairs(), 1200u);
-  std::vector<CandidateRef> refs;
-  for (uint32_t s = 0; s < 8; ++s) refs.push_back({s, d.strat(s)});
-  // At x = s / 7 the best strategy is s. Scores are sums of win probabilities, which pull the two ends towards
-  // the middle (all pairs: ends off by one); a uniform pick would be off by 2.6 on average.
-  int off = 0;
-  for (int s = 0; s < 8; ++s) {
-    const float task = static_cast<float>(s / 7.0);
-    std::vector<LogPrediction> out;
-    ASSERT_TRUE(l.Predict(&task, refs, &out).ok());
-    size_t best = 0;
-    for (size_t i = 1; i < out.size(); ++i) best = out[i].mean < out[best].mean ? i : best;
-    off += std::abs(static_cast<int>(best) - s);
-  }
-  EXPECT_LE(off, 8);  // within one on average
-}
-
-TEST(LearnerTest, PairwiseClassifierWithoutDifferencesRanksEverythingEqual) {
-  Dataset d = MakeDataset(20, 0, 6);
-  for (auto& r : d.rows) r.y = 1.0f;
-  PairwiseClassLearner l(XgbParams{}, Aggregate::kRawMean);
-  ASSERT_TRUE(l.Fit(d).ok());
-  EXPECT_EQ(l.trained_pairs(), 0u);
-  const float task[2] = {1, 0.5f}, a[2] = {1, 0}, b[2] = {0, 1};
-  std::vector<LogPrediction> out;
-  ASSERT_TRUE(l.Predict(task, {{100, a}, {200, b}}, &out).ok());
-  ASSERT_EQ(out.size(), 2u);
-  EXPECT_EQ(out[0].mean, out[1].mean);
 }
 
 TEST(LearnerTest, IntervalsCoverFreshDataAtAboutNominalRate) {
