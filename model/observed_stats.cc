@@ -4,15 +4,21 @@
 #include <algorithm>
 #include <cmath>
 
-#include "absl/hash/hash.h"
 #include "absl/strings/ascii.h"
+#include "model/features.h"
 
 namespace accelsel::model {
 namespace {
 
-uint64_t HashLower(std::string_view s) { return absl::HashOf(absl::AsciiStrToLower(std::string(s))); }
+// Keys are stable hashes (not absl::Hash, which is seeded per process), so the same reports give the same cells,
+// tie-breaks and reservoir choices in every process: a seeded server answers a replayed network identically.
+uint64_t HashLower(std::string_view s) { return StableHash(absl::AsciiStrToLower(std::string(s))); }
 
-uint64_t Mix(uint64_t h, uint64_t v) { return absl::HashOf(h, v); }
+uint64_t Mix(uint64_t h, uint64_t v) {
+  char bytes[sizeof v];
+  for (size_t i = 0; i < sizeof v; ++i) bytes[i] = static_cast<char>(v >> (8 * i));
+  return StableHash(std::string_view(bytes, sizeof bytes), h);
+}
 
 double Log1(double v) { return std::log(std::max(v, 1.0)); }
 
@@ -81,7 +87,7 @@ uint64_t ExactContextKey(const TaskContext& c) {
 
 AddOutcome ObservedStats::AddChecked(const RunRecord& run) {
   const uint64_t key = ExactContextKey(run.context);
-  const uint64_t node_hash = absl::HashOf(run.node_id);
+  const uint64_t node_hash = StableHash(run.node_id);
   absl::MutexLock lock(&mu_);
   auto [it, inserted] = contexts_.try_emplace(key);
   ContextEntry& entry = it->second;

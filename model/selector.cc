@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 namespace accelsel::model {
 namespace {
@@ -77,6 +78,131 @@ void OrderModelLayerByRank(const std::vector<double>& rank_score, const std::vec
   }
 }
 
+// What the selector believes about a candidate's objective value, in log space with lower = better (throughput is
+// negated): a normal with this mean and standard deviation. NaN mean = nothing known.
+struct Belief {
+  double mean = kMissing;
+  double sd = kMissing;
+};
+
+// A candidate nobody has an estimate for is assumed as good as the best estimated one, give or take a factor of e:
+// optimism in the face of uncertainty, so the unknown gets tried rather than ranked last forever.
+constexpr double kUnknownLogSpread = 1.0;
+// A neighbouring workload shape of the same model and accelerator (the prior layer) says roughly how fast a strategy
+// is; the shape itself can change that by tens of percent.
+constexpr double kPriorShapeSpread = 0.5;
+// Candidates whose optimistic bound (mean - z sd) cannot reach the best pessimistic bound are not plausible winners
+// and are never explored; z = 2 leaves about 2 % one-sided.
+constexpr double kPlausibleZ = 2.0;
+// Bounds the quadrature's cost (it grows with the square of the plausible set).
+constexpr size_t kMaxPlausible = 32;
+
+double RunSpread(const ObservedSummary& exact, double coverage) {
+  if (exact.ok_runs >= kMinRunsForSpread) {
+    const double s = LogSpread(exact.low, exact.high, coverage);
+    if (!std::isnan(s)) return std::max(s, 0.01);
+  }
+  return kPriorRunSpread;
+}
+
+// Survival function of the standard normal.
+double NormalSurvival(double x) { return 0.5 * std::erfc(x / std::sqrt(2.0)); }
+
+// P(candidate i has the lowest value) for independent normal beliefs, by Simpson's rule over i's own normal.
+std::vector<double> ProbabilityOfBeingBest(const std::vector<Belief>& b) {
+  constexpr int kIntervals = 48;  // even, over [-6, 6] standard deviations
+  constexpr double kHalfWidth = 6.0;
+  const double h = 2 * kHalfWidth / kIntervals;
+  std::vector<double> p(b.size(), 0.0);
+  double total = 0;
+  for (size_t i = 0; i < b.size(); ++i) {
+    double sum = 0;
+    for (int k = 0; k <= kIntervals; ++k) {
+      const double t = -kHalfWidth + k * h;
+      const double x = b[i].mean + b[i].sd * t;
+      double f = std::exp(-0.5 * t * t) / std::sqrt(2 * M_PI);
+      for (size_t j = 0; j < b.size() && f > 0; ++j) {
+        if (j != i) f *= NormalSurvival((x - b[j].mean) / b[j].sd);
+      }
+      sum += f * ((k == 0 || k == kIntervals) ? 1 : (k % 2 == 1 ? 4 : 2));
+    }
+    p[i] = sum * h / 3;
+    total += p[i];
+  }
+  for (double& v : p) v = total > 0 ? v / total : 1.0 / b.size();
+  return p;
+}
+
+// The model-layer candidates stand in rank-head order (OrderModelLayerByRank); their regressed means are handed
+// out again in that order, so the exploration policy agrees with the ranking on which of them looks best while
+// each keeps its own uncertainty.
+void AlignModelBeliefsWithRank(const std::vector<Recommendation>& recs, std::vector<Belief>* beliefs) {
+  std::vector<size_t> slots;
+  std::vector<double> means;
+  for (size_t i = 0; i < recs.size(); ++i) {
+    if (recs[i].layer == EvidenceLayer::kModel && !std::isnan((*beliefs)[i].mean)) {
+      slots.push_back(i);
+      means.push_back((*beliefs)[i].mean);
+    }
+  }
+  std::sort(means.begin(), means.end());
+  for (size_t k = 0; k < slots.size(); ++k) (*beliefs)[slots[k]].mean = means[k];
+}
+
+// Whether exploration may place `r` first: it meets the constraints, except that it may still be unverified on the
+// accelerator (trying it is how it gets verified), and under a latency SLO its optimistic bound still reaches it.
+bool Explorable(const Recommendation& r, const SelectQuery& query) {
+  for (const std::string& v : r.violated) {
+    if (v != "unverified_on_accelerator") return false;
+  }
+  const double slo = query.constraints.max_latency_ms;
+  if (std::isnan(slo)) return true;
+  const double optimistic = IsMaximized(query.objective) ? r.interval_high : r.interval_low;
+  return r.layer != EvidenceLayer::kUnknown && optimistic <= slo;
+}
+
+// The exploration policy: the probability with which each (ranked) candidate is placed first. A mixture of
+// (1 - floor) x P(best) under the selector's beliefs (probability matching, as Thompson sampling does, but computed,
+// so the returned propensity is exact) and `floor` spread evenly over the plausible winners. Candidates outside the
+// plausible set get 0. Empty = no exploration possible (the first place stays first with probability 1).
+std::vector<double> FirstPlaceProbabilities(const std::vector<Recommendation>& recs, std::vector<Belief> beliefs,
+                                            const SelectQuery& query, double floor) {
+  std::vector<size_t> eligible;
+  for (size_t i = 0; i < recs.size(); ++i) {
+    if (Explorable(recs[i], query)) eligible.push_back(i);
+  }
+  if (eligible.size() < 2 || eligible[0] != 0) return {};
+  double best_known = kMissing;
+  for (size_t i : eligible) {
+    if (!std::isnan(beliefs[i].mean) && !(beliefs[i].mean >= best_known)) best_known = beliefs[i].mean;
+  }
+  for (size_t i : eligible) {
+    Belief& b = beliefs[i];
+    if (std::isnan(b.mean)) b = Belief{std::isnan(best_known) ? 0.0 : best_known, kUnknownLogSpread};
+    if (!(b.sd > 1e-3)) b.sd = 1e-3;
+  }
+  double best_pessimistic = std::numeric_limits<double>::infinity();
+  for (size_t i : eligible) best_pessimistic = std::min(best_pessimistic, beliefs[i].mean + kPlausibleZ * beliefs[i].sd);
+  std::vector<size_t> plausible;
+  for (size_t i : eligible) {
+    if (i == 0 || beliefs[i].mean - kPlausibleZ * beliefs[i].sd <= best_pessimistic) plausible.push_back(i);
+  }
+  if (plausible.size() > kMaxPlausible) {
+    std::stable_sort(plausible.begin() + 1, plausible.end(), [&](size_t a, size_t b) {
+      return beliefs[a].mean - kPlausibleZ * beliefs[a].sd < beliefs[b].mean - kPlausibleZ * beliefs[b].sd;
+    });
+    plausible.resize(kMaxPlausible);
+  }
+  std::vector<Belief> contenders;
+  for (size_t i : plausible) contenders.push_back(beliefs[i]);
+  const std::vector<double> best = ProbabilityOfBeingBest(contenders);
+  std::vector<double> pi(recs.size(), 0.0);
+  for (size_t k = 0; k < plausible.size(); ++k) {
+    pi[plausible[k]] = (1 - floor) * best[k] + floor / static_cast<double>(plausible.size());
+  }
+  return pi;
+}
+
 }  // namespace
 
 std::vector<Recommendation> Selector::Select(const SelectQuery& query, const ObservedStats& stats,
@@ -91,6 +217,7 @@ std::vector<Recommendation> Selector::Select(const SelectQuery& query, const Obs
 
   std::vector<Recommendation> recs;
   recs.reserve(query.candidates.size());
+  std::vector<Belief> belief(query.candidates.size());  // by candidate index
   for (size_t i = 0; i < query.candidates.size(); ++i) {
     const Strategy* s = query.candidates[i];
     Recommendation r;
@@ -114,8 +241,16 @@ std::vector<Recommendation> Selector::Select(const SelectQuery& query, const Obs
       r.interval_high = exact->high;
       r.expected_latency_ms = exact->median_latency_ms;
       peak_memory_gb = exact->median_peak_memory_gb;
+      if (exact->ok_runs > 0) {
+        const double run_spread = RunSpread(*exact, coverage);
+        belief[i].sd = run_spread / std::sqrt(static_cast<double>(exact->ok_runs));
+      }
       if (pred != nullptr && exact->ok_runs > 0) {
         const double w = ObservedWeight(*exact, *pred, coverage);
+        // The blend's precision: the runs' and the model's, added.
+        if (const double ms = LogSpread(pred->low, pred->high, coverage); ms > 0) {
+          belief[i].sd = 1 / std::sqrt(1 / (belief[i].sd * belief[i].sd) + 1 / (ms * ms));
+        }
         r.expected_value = BlendLog(exact->median, pred->expected, w);
         // With few runs the observed spread says little; widen by the model's interval.
         r.interval_low = std::min(exact->low, BlendLog(exact->low, pred->low, w));
@@ -135,6 +270,8 @@ std::vector<Recommendation> Selector::Select(const SelectQuery& query, const Obs
       r.expected_latency_ms = pred->latency_ms;
       r.failure_probability = pred->failure_probability;
       peak_memory_gb = pred->peak_memory_gb;
+      const double ms = LogSpread(pred->low, pred->high, coverage);
+      belief[i].sd = ms > 0 ? ms : kUnknownLogSpread;
     } else if (auto similar = stats.Similar(ctx, s->id, objective, coverage); similar.has_value()) {
       r.layer = EvidenceLayer::kPrior;
       r.evidence_count = similar->ok_runs + similar->failed_runs;
@@ -144,6 +281,8 @@ std::vector<Recommendation> Selector::Select(const SelectQuery& query, const Obs
       r.interval_high = similar->high;
       r.expected_latency_ms = similar->median_latency_ms;
       peak_memory_gb = similar->median_peak_memory_gb;
+      const double run_spread = RunSpread(*similar, coverage);
+      belief[i].sd = std::sqrt(run_spread * run_spread + kPriorShapeSpread * kPriorShapeSpread);
     } else {
       r.layer = EvidenceLayer::kUnknown;
       r.failure_probability = 0;
@@ -153,6 +292,11 @@ std::vector<Recommendation> Selector::Select(const SelectQuery& query, const Obs
       r.expected_value = CostOf(r.expected_latency_ms, price);
     }
     r.expected_cost = CostOf(r.expected_latency_ms, price);
+    if (r.expected_value > 0 && !std::isnan(belief[i].sd)) {
+      belief[i].mean = IsMaximized(objective) ? -std::log(r.expected_value) : std::log(r.expected_value);
+    } else {
+      belief[i] = Belief{};
+    }
 
     // Constraints. A latency SLO applies to the objective's own latency for TTFT/TPOT, else to e2e latency.
     const auto& c = query.constraints;
@@ -211,27 +355,17 @@ std::vector<Recommendation> Selector::Select(const SelectQuery& query, const Obs
     recs = std::move(sorted);
   }
 
-  // Exploration: with probability `rate`, place a uniformly drawn eligible non-top candidate first. Eligible: meets
-  // the constraints and its interval still reaches the latency SLO (or no SLO is set).
   if (!recs.empty()) recs[0].selection_probability = 1.0;
-  const double rate = options_.exploration_rate;
-  if (query.allow_exploration && rate > 0 && recs.size() > 1) {
-    const double slo = query.constraints.max_latency_ms;
-    std::vector<size_t> eligible;
-    for (size_t i = 1; i < recs.size(); ++i) {
-      const Recommendation& r = recs[i];
-      if (!r.meets_constraints) continue;
-      const double optimistic = maximize ? r.interval_high : r.interval_low;
-      if (!std::isnan(slo) && (r.layer == EvidenceLayer::kUnknown || optimistic > slo)) continue;
-      eligible.push_back(i);
-    }
-    if (!eligible.empty()) {
-      const double each = rate / eligible.size();
-      recs[0].selection_probability = 1.0 - rate;
-      for (size_t i : eligible) recs[i].selection_probability = each;
-      std::uniform_real_distribution<double> u(0.0, 1.0);
-      if (u(rng) < rate) {
-        const size_t pick = eligible[std::uniform_int_distribution<size_t>(0, eligible.size() - 1)(rng)];
+  if (query.allow_exploration && options_.exploration_rate > 0 && recs.size() > 1) {
+    std::vector<Belief> beliefs(recs.size());
+    for (size_t i = 0; i < recs.size(); ++i) beliefs[i] = belief[order[i]];
+    AlignModelBeliefsWithRank(recs, &beliefs);
+    const std::vector<double> pi = FirstPlaceProbabilities(recs, beliefs, query, options_.exploration_rate);
+    if (!pi.empty()) {
+      for (size_t i = 0; i < recs.size(); ++i) recs[i].selection_probability = pi[i];
+      std::discrete_distribution<size_t> draw(pi.begin(), pi.end());
+      const size_t pick = draw(rng);
+      if (pick != 0) {
         recs[pick].explored = true;
         std::rotate(recs.begin(), recs.begin() + pick, recs.begin() + pick + 1);
       }

@@ -27,6 +27,9 @@ ABSL_FLAG(double, exploration_rate, 0.05,
 ABSL_FLAG(absl::Duration, retrain_interval, absl::Minutes(5), "Retrain the meta-model this often (0 = no timer)");
 ABSL_FLAG(uint64_t, retrain_min_new_runs, 10000, "Retrain after this many new runs (0 = no count trigger)");
 ABSL_FLAG(bool, trainer, true, "Run the background trainer");
+ABSL_FLAG(uint64_t, seed, 0,
+          "Seed of the exploration randomness (0 = a fresh random seed per thread); with a seed, the same sequence "
+          "of requests gets the same first places, so simulations repeat");
 ABSL_FLAG(int, trainer_nice, 19,
           "Nice level (0..19) of model training; 19 = train only on CPU the RPC threads leave idle, 0 = no change");
 ABSL_FLAG(int, trainer_threads, 2,
@@ -79,6 +82,7 @@ int main(int argc, char** argv) {
   options.descriptors_dir = absl::GetFlag(FLAGS_descriptors_dir);
   options.sync_writes = absl::GetFlag(FLAGS_sync_writes);
   options.exploration_rate = absl::GetFlag(FLAGS_exploration_rate);
+  options.seed = absl::GetFlag(FLAGS_seed);
   options.retrain_interval = absl::GetFlag(FLAGS_retrain_interval);
   options.retrain_min_new_runs = absl::GetFlag(FLAGS_retrain_min_new_runs);
   options.trainer_enabled = absl::GetFlag(FLAGS_trainer);

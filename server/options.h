@@ -32,6 +32,11 @@ struct ServerOptions {
   bool sync_writes = true;
   // Probability of exploring when a caller allows it. 0 disables exploration.
   double exploration_rate = 0.05;
+  // Seed of the exploration randomness. 0 = each RPC thread seeds itself from std::random_device. Otherwise the
+  // n-th SelectAccelerator call since start draws from a generator seeded by (seed, n): a run that sends the same
+  // requests one at a time gets the same answers (model training is already deterministic), which the network
+  // simulator's --deterministic mode relies on.
+  uint64_t seed = 0;
   // Trainer: retrain every interval (0 = no timer) and/or after this many new runs (0 = no count trigger).
   absl::Duration retrain_interval = absl::Minutes(5);
   uint64_t retrain_min_new_runs = 10000;

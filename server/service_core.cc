@@ -161,7 +161,16 @@ grpc::Status ServiceCore::Select(const v1::SelectAcceleratorRequest& request,
 
   const auto serving = models_->Serving();
   const model::Predictor* predictor = serving ? serving->predictor.get() : nullptr;
-  const auto recs = selector_.Select(query, stats_, predictor, ThreadRng());
+  std::vector<model::Recommendation> recs;
+  if (options_.seed == 0) {
+    recs = selector_.Select(query, stats_, predictor, ThreadRng());
+  } else {
+    const uint64_t n = seeded_selects_.fetch_add(1, std::memory_order_relaxed);
+    std::seed_seq seq{static_cast<uint32_t>(options_.seed), static_cast<uint32_t>(options_.seed >> 32),
+                      static_cast<uint32_t>(n), static_cast<uint32_t>(n >> 32)};
+    std::mt19937_64 rng(seq);
+    recs = selector_.Select(query, stats_, predictor, rng);
+  }
 
   response->set_decision_id(NewDecisionId());
   response->set_model_version(serving ? serving->info.version() : 0);

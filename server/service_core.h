@@ -79,6 +79,7 @@ class ServiceCore {
   std::unique_ptr<ModelManager> models_;
   std::unique_ptr<IngestQueue> ingest_;
   std::atomic<bool> shut_down_{false};
+  std::atomic<uint64_t> seeded_selects_{0};  // SelectAccelerator calls drawn from options_.seed
   absl::Mutex workers_mu_;
   int workers_ ABSL_GUARDED_BY(workers_mu_) = 0;
   bool refuse_workers_ ABSL_GUARDED_BY(workers_mu_) = false;

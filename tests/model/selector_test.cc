@@ -3,6 +3,7 @@
 // comes from values. Also checks that a trained MetaModel fills rank scores that order its own telemetry well.
 #include "model/selector.h"
 
+#include <cmath>
 #include <map>
 #include <random>
 #include <string>
@@ -186,6 +187,166 @@ TEST(SelectorRankTest, MetaModelRankHeadOrdersCandidatesAndRoundTrips) {
   std::vector<Prediction> p;
   (*plain)->Predict(Ctx(), {&kA, &kB}, Objective::kE2eLatency, &p);
   EXPECT_TRUE(std::isnan(p[0].rank_score));
+}
+
+// --- Exploration policy -----------------------------------------------------------------------------------------
+
+void AddRuns(ObservedStats& stats, const TaskContext& ctx, const std::string& strategy, double ms, int n) {
+  for (int i = 0; i < n; ++i) {
+    RunRecord r;
+    r.run_id = strategy + std::to_string(i);
+    r.node_id = "n" + std::to_string(i % 7);
+    r.context = ctx;
+    r.strategy_id = strategy;
+    r.metrics.e2e_latency_ms = ms * (1 + 0.02 * ((i % 5) - 2));  // a few percent of run-to-run spread
+    stats.Add(r);
+  }
+}
+
+SelectQuery ExploringQuery(const TaskContext& ctx, std::vector<const Strategy*> candidates) {
+  SelectQuery q;
+  q.context = &ctx;
+  q.candidates = std::move(candidates);
+  q.allow_exploration = true;
+  return q;
+}
+
+double ProbabilityOf(const std::vector<Recommendation>& recs, const std::string& id) {
+  for (const auto& r : recs) {
+    if (r.strategy->id == id) return r.selection_probability;
+  }
+  return -1;
+}
+
+// How often each strategy is placed first over `draws` calls, and the probability the selector returned for it
+// (the same on every call, since nothing changes between calls).
+struct Draws {
+  std::map<std::string, int> first;
+  std::map<std::string, double> returned;
+};
+
+Draws Sample(const Selector& selector, const SelectQuery& q, const ObservedStats& stats, const Predictor* p,
+             int draws) {
+  std::mt19937_64 rng(7);
+  Draws out;
+  for (int i = 0; i < draws; ++i) {
+    const auto recs = selector.Select(q, stats, p, rng);
+    double total = 0;
+    for (const auto& r : recs) {
+      total += r.selection_probability;
+      auto [it, inserted] = out.returned.try_emplace(r.strategy->id, r.selection_probability);
+      EXPECT_DOUBLE_EQ(it->second, r.selection_probability) << r.strategy->id;
+    }
+    EXPECT_NEAR(total, 1.0, 1e-9);
+    EXPECT_EQ(recs[0].explored, recs[0].strategy->id != selector.Select(
+                                                         [&] {
+                                                           SelectQuery exploit = q;
+                                                           exploit.allow_exploration = false;
+                                                           return exploit;
+                                                         }(),
+                                                         stats, p, rng)[0]
+                                                         .strategy->id);
+    ++out.first[recs[0].strategy->id];
+  }
+  return out;
+}
+
+// The returned first-place probability is the probability with which the candidate is placed first: the decision
+// log's off-policy estimates divide by it.
+void ExpectFrequenciesMatchProbabilities(const Draws& d, int draws) {
+  for (const auto& [id, p] : d.returned) {
+    const double sd = std::sqrt(draws * p * (1 - p));
+    const auto it = d.first.find(id);
+    const int seen = it == d.first.end() ? 0 : it->second;
+    EXPECT_NEAR(seen, draws * p, 4 * sd + 1) << id << " placed first " << seen << " times, returned p=" << p;
+  }
+}
+
+TEST(SelectorExplorationTest, NothingKnownSpreadsFirstPlacesEvenly) {
+  const TaskContext ctx = Ctx();
+  ObservedStats none;
+  const SelectQuery q = ExploringQuery(ctx, {&kA, &kB, &kC, &kD});
+  const int draws = 4000;
+  const Draws d = Sample(Selector(SelectorOptions{.exploration_rate = 0.05}), q, none, nullptr, draws);
+  for (const Strategy* s : {&kA, &kB, &kC, &kD}) EXPECT_NEAR(d.returned.at(s->id), 0.25, 0.01) << s->id;
+  ExpectFrequenciesMatchProbabilities(d, draws);
+}
+
+// The lock-in seen in closed-loop simulation: the first strategy run on an accelerator made every other one
+// "unverified" there, and unverified candidates were never explored. They must be, or they stay unverified.
+TEST(SelectorExplorationTest, UnverifiedCandidatesAreExploredAndUnknownOnesOptimistically) {
+  const TaskContext ctx = Ctx();
+  ObservedStats stats;
+  AddRuns(stats, ctx, "a", 100, 3);  // only a has ever run on this accelerator
+  const SelectQuery q = ExploringQuery(ctx, {&kA, &kB, &kC});
+  const Selector selector(SelectorOptions{.exploration_rate = 0.05});
+  std::mt19937_64 rng(1);
+  const auto recs = selector.Select(q, stats, nullptr, rng);
+  ASSERT_EQ(recs.size(), 3u);
+  // An unknown candidate is assumed as good as the best known one, with a wide spread: a real chance of first place.
+  EXPECT_GT(ProbabilityOf(recs, "b"), 0.2);
+  EXPECT_GT(ProbabilityOf(recs, "c"), 0.2);
+  const int draws = 3000;
+  const Draws d = Sample(selector, q, stats, nullptr, draws);
+  EXPECT_GT(d.first.count("b") ? d.first.at("b") : 0, 0);
+  ExpectFrequenciesMatchProbabilities(d, draws);
+}
+
+// Once the evidence is clear the loser is no longer a plausible winner and is never placed first: a perfect ranker
+// does not pay a uniform exploration tax.
+TEST(SelectorExplorationTest, ClearLoserIsNeverExploredAndNearTieKeepsTheFloor) {
+  const TaskContext ctx = Ctx();
+  ObservedStats stats;
+  AddRuns(stats, ctx, "a", 100, 40);
+  AddRuns(stats, ctx, "b", 200, 40);
+  AddRuns(stats, ctx, "c", 101, 40);
+  const SelectQuery q = ExploringQuery(ctx, {&kA, &kB, &kC});
+  const double floor = 0.05;
+  const Selector selector(SelectorOptions{.exploration_rate = floor});
+  std::mt19937_64 rng(1);
+  const auto recs = selector.Select(q, stats, nullptr, rng);
+  EXPECT_EQ(ProbabilityOf(recs, "b"), 0.0);
+  // a and c are within each other's uncertainty: both keep at least half the floor, a more than c.
+  EXPECT_GE(ProbabilityOf(recs, "c"), floor / 2);
+  EXPECT_GT(ProbabilityOf(recs, "a"), ProbabilityOf(recs, "c"));
+  const int draws = 3000;
+  const Draws d = Sample(selector, q, stats, nullptr, draws);
+  EXPECT_EQ(d.first.count("b"), 0u);
+  ExpectFrequenciesMatchProbabilities(d, draws);
+  // Without the caller's consent the first place is the ranking's, with probability 1.
+  SelectQuery exploit = q;
+  exploit.allow_exploration = false;
+  const auto fixed = selector.Select(exploit, stats, nullptr, rng);
+  EXPECT_EQ(fixed[0].strategy->id, "a");
+  EXPECT_EQ(fixed[0].selection_probability, 1.0);
+  EXPECT_FALSE(fixed[0].explored);
+}
+
+// A model that is unsure (wide interval) about a candidate it predicts slightly worse leaves it a real chance; the
+// same prediction with a narrow interval does not.
+TEST(SelectorExplorationTest, ExplorationFollowsTheModelsUncertainty) {
+  const TaskContext ctx = Ctx();
+  TaskContext other = ctx;
+  other.workload.batch_size = 64;
+  ObservedStats verified;  // both ran on the accelerator, elsewhere: the model layer answers here
+  AddRuns(verified, other, "a", 100, 1);
+  AddRuns(verified, other, "b", 100, 1);
+  auto pred = [](double ms, double spread) {
+    Prediction p;
+    p.expected = p.latency_ms = ms;
+    p.low = ms / spread;
+    p.high = ms * spread;
+    return p;
+  };
+  const SelectQuery q = ExploringQuery(ctx, {&kA, &kB});
+  const Selector selector(SelectorOptions{.exploration_rate = 0.0001});
+  std::mt19937_64 rng(1);
+  FixedPredictor unsure({{"a", pred(100, 1.1)}, {"b", pred(130, 3.0)}});
+  FixedPredictor sure({{"a", pred(100, 1.1)}, {"b", pred(130, 1.1)}});
+  const double p_unsure = ProbabilityOf(selector.Select(q, verified, &unsure, rng), "b");
+  const double p_sure = ProbabilityOf(selector.Select(q, verified, &sure, rng), "b");
+  EXPECT_GT(p_unsure, 0.1);
+  EXPECT_LT(p_sure, 0.01);
 }
 
 }  // namespace

@@ -3,8 +3,10 @@
 // across restarts, corrupt blobs, unseen contexts, exploration, and selects racing with retrains.
 #include <atomic>
 #include <cmath>
+#include <map>
 #include <random>
 #include <set>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -381,30 +383,47 @@ class ExplorationTest : public ModelLifecycleTest {
   }
 };
 
-TEST_F(ExplorationTest, ExploresAtTheConfiguredRateAndReportsSelectionProbabilities) {
+TEST_F(ExplorationTest, PlacesCandidatesFirstWithTheProbabilitiesItReturns) {
   TrainGood();
-  int explored = 0;
-  const int calls = 300;
+  // Batch 16 is the crossover: both strategies are plausible winners there.
+  const v1::TaskContext tie = SyntheticContext(16, 320, 7);
+  const std::string ranked_first = Select(tie).recommendations(0).strategy().id();
+  const int calls = 400;
+  std::map<std::string, int> first;
+  std::map<std::string, double> returned;
   for (int i = 0; i < calls; ++i) {
-    auto resp = Select(SyntheticContext(2, 256, 7), /*explore=*/true);
+    auto resp = Select(tie, /*explore=*/true);
     ASSERT_EQ(resp.recommendations_size(), 2);
     double total_probability = 0;
-    for (const auto& r : resp.recommendations()) total_probability += r.selection_probability();
-    EXPECT_NEAR(total_probability, 1.0, 1e-9);
-    if (resp.recommendations(0).explored()) {
-      ++explored;
-      EXPECT_EQ(resp.recommendations(0).strategy().id(), "large");
-      EXPECT_NEAR(resp.recommendations(0).selection_probability(), 0.3, 1e-9);
-    } else {
-      EXPECT_EQ(resp.recommendations(0).strategy().id(), "small");
-      EXPECT_NEAR(resp.recommendations(0).selection_probability(), 0.7, 1e-9);
+    for (const auto& r : resp.recommendations()) {
+      total_probability += r.selection_probability();
+      // Nothing is reported between calls, so each candidate's probability is the same on every call.
+      auto [it, inserted] = returned.try_emplace(r.strategy().id(), r.selection_probability());
+      EXPECT_NEAR(it->second, r.selection_probability(), 1e-12);
     }
+    EXPECT_NEAR(total_probability, 1.0, 1e-9);
+    EXPECT_EQ(resp.recommendations(0).explored(), resp.recommendations(0).strategy().id() != ranked_first);
+    ++first[resp.recommendations(0).strategy().id()];
   }
-  // Binomial(300, 0.3): mean 90, sd ~7.9; +-4 sd.
-  EXPECT_GT(explored, 58);
-  EXPECT_LT(explored, 122);
+  for (const std::string id : {"small", "large"}) {
+    // The floor (0.3 here) is spread over the plausible winners: each has at least its share.
+    EXPECT_GE(returned.at(id), 0.15 - 1e-9) << id;
+    const double p = returned.at(id);
+    const double sd = std::sqrt(calls * p * (1 - p));
+    EXPECT_NEAR(first[id], calls * p, 4 * sd + 1) << id;
+  }
+  // At batch 2 "large" is 4.5x slower: not a plausible winner, never placed first, probability 0.
+  for (int i = 0; i < 50; ++i) {
+    auto resp = Select(SyntheticContext(2, 256, 7), /*explore=*/true);
+    EXPECT_EQ(resp.recommendations(0).strategy().id(), "small");
+    EXPECT_EQ(resp.recommendations(1).selection_probability(), 0.0);
+  }
   // Without the caller's consent there is no exploration.
-  for (int i = 0; i < 50; ++i) EXPECT_FALSE(Select(SyntheticContext(2, 256, 7)).recommendations(0).explored());
+  for (int i = 0; i < 50; ++i) {
+    auto resp = Select(tie);
+    EXPECT_FALSE(resp.recommendations(0).explored());
+    EXPECT_EQ(resp.recommendations(0).selection_probability(), 1.0);
+  }
 }
 
 }  // namespace
