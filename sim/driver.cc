@@ -9,6 +9,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "client/client.h"
@@ -91,7 +92,7 @@ class Nodes {
 
   absl::Status SendWarm(size_t i) {
     const WarmReport& w = net_.warm_reports()[i];
-    return Report(absl::StrCat(options_.run_tag, "-w", i), w.node, w.task, w.strategy, "", net_.WarmMeasured(i));
+    return Report(absl::StrFormat("%s-w%010d", options_.run_tag, i), w.node, w.task, w.strategy, "", net_.WarmMeasured(i));
   }
 
   // Select, run and report job `j`; the outcome goes to `out`.
@@ -129,7 +130,7 @@ class Nodes {
     out->selection_probability = first.selection_probability();
     out->model_version = response->model_version();
     const double value = task.Has(out->choice) ? net_.Reported(j, job.task, out->choice) : model::kMissing;
-    return Report(absl::StrCat(options_.run_tag, "-j", j), job.node, job.task, out->choice, response->decision_id(),
+    return Report(absl::StrFormat("%s-j%010d", options_.run_tag, j), job.node, job.task, out->choice, response->decision_id(),
                   value);
   }
 
@@ -172,6 +173,12 @@ class Nodes {
     r.set_strategy_id(net_.table().strategies[strategy].id);
     r.set_decision_id(decision_id);
     r.set_schema_version(1);
+    // The store scans runs in time order, and that order reaches training. Server receive times tie within a
+    // millisecond and then order by run_id, so deterministic runs stamp strictly increasing times themselves.
+    if (options_.deterministic) {
+      last_time_ms_ = std::max(absl::ToUnixMillis(absl::Now()), last_time_ms_ + 1);
+      r.set_time_unix_ms(last_time_ms_);
+    }
     if (model::IsMissing(value)) {
       r.set_status(v1::RUN_STATUS_NOT_APPLICABLE);
     } else {
@@ -200,6 +207,7 @@ class Nodes {
   std::unique_ptr<client::Client> admin_;  // long deadline, for Retrain
   std::atomic<uint64_t> reports_sent_{0}, selects_ok_{0}, select_errors_{0};
   std::atomic<uint64_t> retrains_{0};
+  int64_t last_time_ms_ = 0;  // deterministic mode: one thread reports
   absl::Mutex mu_;
   std::vector<std::string> errors_ ABSL_GUARDED_BY(mu_);
 };

@@ -252,7 +252,10 @@ json ConfigJson(const NetsimConfig& c, const SimTable& table, uint64_t retrain_e
   return j;
 }
 
-std::string RunTag(uint64_t seed) {
+// Run ids feed the server's stable hashes (e.g. which runs poisoning resistance keeps), so a run on a fresh store
+// names them from the seed alone; against a shared server a random part keeps repeated runs from colliding.
+std::string RunTag(uint64_t seed, bool fresh_store) {
+  if (fresh_store) return absl::StrFormat("sim%llu", static_cast<unsigned long long>(seed));
   std::random_device rd;
   return absl::StrFormat("sim%llu-%08x", static_cast<unsigned long long>(seed), rd());
 }
@@ -295,7 +298,7 @@ int NetsimMain(const std::vector<std::string>& args, std::ostream& out, std::ost
   d.exploration = c.exploration;
   d.concurrency = c.concurrency;
   d.channels = c.channels;
-  d.run_tag = RunTag(c.scenario.seed);
+  d.run_tag = RunTag(c.scenario.seed, c.spawn_server);
   d.sample_every_jobs = c.window;
   bool server_seeded = false;
   std::unique_ptr<ServerProcess> server;
