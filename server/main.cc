@@ -26,6 +26,9 @@ ABSL_FLAG(double, exploration_rate, 0.05,
           "Probability of placing a non-top candidate first when the caller allows exploration (0 = never)");
 ABSL_FLAG(absl::Duration, retrain_interval, absl::Minutes(5), "Retrain the meta-model this often (0 = no timer)");
 ABSL_FLAG(uint64_t, retrain_min_new_runs, 10000, "Retrain after this many new runs (0 = no count trigger)");
+ABSL_FLAG(double, retrain_growth, 0.5,
+          "Also retrain when the runs stored since the last retrain reach this share of the store then (0 = off)");
+ABSL_FLAG(uint64_t, retrain_growth_min_runs, 200, "Fewest new runs the growth trigger retrains on");
 ABSL_FLAG(bool, trainer, true, "Run the background trainer");
 ABSL_FLAG(uint64_t, seed, 0,
           "Seed of the exploration randomness (0 = a fresh random seed per thread); with a seed, the same sequence "
@@ -85,6 +88,8 @@ int main(int argc, char** argv) {
   options.seed = absl::GetFlag(FLAGS_seed);
   options.retrain_interval = absl::GetFlag(FLAGS_retrain_interval);
   options.retrain_min_new_runs = absl::GetFlag(FLAGS_retrain_min_new_runs);
+  options.retrain_growth = absl::GetFlag(FLAGS_retrain_growth);
+  options.retrain_growth_min_runs = absl::GetFlag(FLAGS_retrain_growth_min_runs);
   options.trainer_enabled = absl::GetFlag(FLAGS_trainer);
   options.trainer_nice = absl::GetFlag(FLAGS_trainer_nice);
   options.trainer_threads = absl::GetFlag(FLAGS_trainer_threads);
@@ -105,6 +110,10 @@ int main(int argc, char** argv) {
   options.grpc_memory_bytes = absl::GetFlag(FLAGS_grpc_memory_bytes);
   if (options.exploration_rate < 0 || options.exploration_rate > 1) {
     std::cerr << "accelsel-server: --exploration_rate must be in [0, 1]\n";
+    return 2;
+  }
+  if (!(options.retrain_growth >= 0 && options.retrain_growth <= 1e6)) {
+    std::cerr << "accelsel-server: --retrain_growth must be a number in [0, 1e6]\n";
     return 2;
   }
   if (options.trainer_threads < 1 || options.trainer_threads > 64) {

@@ -149,6 +149,7 @@ absl::StatusOr<v1::ModelVersionInfo> ModelManager::RetrainNow() {
   absl::MutexLock train_lock(&train_mu_);
   const absl::Time start = absl::Now();
   const uint64_t new_runs_before = new_runs_.exchange(0);
+  runs_at_last_train_.store(store_->RunCount(), std::memory_order_relaxed);
 
   // A consistent snapshot of the store, split by task context. Reading and converting it (seconds of CPU at 1M
   // runs) is training's work too, so it also runs at the trainer's priority: the scan holds no lock that a request
@@ -374,9 +375,15 @@ void ModelManager::TrainerLoop() {
     metrics_->storage_bytes().Set(static_cast<double>(store_->ApproximateBytes()));
     const bool timer = options_.retrain_interval > absl::ZeroDuration() &&
                        absl::Now() - last >= options_.retrain_interval;
-    const bool count = options_.retrain_min_new_runs > 0 &&
-                       new_runs_.load(std::memory_order_relaxed) >= options_.retrain_min_new_runs;
-    if (!(timer || count || want_initial)) continue;
+    const uint64_t fresh = new_runs_.load(std::memory_order_relaxed);
+    const bool count = options_.retrain_min_new_runs > 0 && fresh >= options_.retrain_min_new_runs;
+    // A young network retrains as its history grows by a share, so its first models come within minutes of its
+    // first runs instead of after a fixed count meant for a mature store; the count trigger caps the gap later.
+    const bool growth =
+        options_.retrain_growth > 0 && fresh >= options_.retrain_growth_min_runs &&
+        static_cast<double>(fresh) >=
+            options_.retrain_growth * static_cast<double>(runs_at_last_train_.load(std::memory_order_relaxed));
+    if (!(timer || count || growth || want_initial)) continue;
     if (store_->RunCount() == 0) continue;
     want_initial = false;
     last = absl::Now();

@@ -76,6 +76,7 @@ class ModelManager {
   ServerOptions options_;
   Snapshot<ServingModel> serving_;
   std::atomic<uint64_t> new_runs_{0};
+  std::atomic<uint64_t> runs_at_last_train_{0};  // store size when the last retrain read it
   std::atomic<bool> pinned_{false};
   std::atomic<bool> cancel_training_{false};
 

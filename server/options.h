@@ -40,6 +40,10 @@ struct ServerOptions {
   // Trainer: retrain every interval (0 = no timer) and/or after this many new runs (0 = no count trigger).
   absl::Duration retrain_interval = absl::Minutes(5);
   uint64_t retrain_min_new_runs = 10000;
+  // Also retrain once the runs stored since the last retrain reach this share of the runs stored then (and at least
+  // retrain_growth_min_runs): a cold network gets models at 200, 300, 450, ... runs. 0 = no growth trigger.
+  double retrain_growth = 0.5;
+  uint64_t retrain_growth_min_runs = 200;
   // Run the trainer loop at all. Off in tests that drive training by hand.
   bool trainer_enabled = true;
   // Nice level (0..19) of the thread that trains and evaluates a candidate model, whether started by the timer or

@@ -3,6 +3,7 @@
 // across restarts, corrupt blobs, unseen contexts, exploration, and selects racing with retrains.
 #include <atomic>
 #include <cmath>
+#include <functional>
 #include <map>
 #include <random>
 #include <set>
@@ -44,6 +45,7 @@ class ModelLifecycleTest : public ::testing::Test {
   void Start() {
     auto opts = TestOptions(dir_);
     opts.exploration_rate = exploration_rate_;
+    if (adjust_options_) adjust_options_(opts);
     auto s = server::Server::Start(opts);
     ASSERT_TRUE(s.ok()) << s.status();
     server_ = *std::move(s);
@@ -144,6 +146,7 @@ class ModelLifecycleTest : public ::testing::Test {
   }
 
   double exploration_rate_ = 0.05;
+  std::function<void(server::ServerOptions&)> adjust_options_;
   std::string dir_;
   std::unique_ptr<server::Server> server_;
   Connection conn_;
@@ -424,6 +427,48 @@ TEST_F(ExplorationTest, PlacesCandidatesFirstWithTheProbabilitiesItReturns) {
     EXPECT_FALSE(resp.recommendations(0).explored());
     EXPECT_EQ(resp.recommendations(0).selection_probability(), 1.0);
   }
+}
+
+// A cold network must get its first models while it is small, not after a count meant for a mature store: the
+// trainer retrains as the history grows by a share (here half), with no timer and no count trigger.
+class GrowthTriggerTest : public ModelLifecycleTest {
+ protected:
+  void SetUp() override {
+    adjust_options_ = [](server::ServerOptions& o) {
+      o.retrain_interval = absl::ZeroDuration();
+      o.retrain_min_new_runs = 0;
+      o.retrain_growth = 0.5;
+      o.retrain_growth_min_runs = 100;
+    };
+    ModelLifecycleTest::SetUp();
+  }
+  // Polls (100 ms, at most 120 s) until some trained version (promoted or not) read at least `rows` runs.
+  bool WaitForVersionReading(size_t rows) {
+    for (int i = 0; i < 1200; ++i) {
+      v1::GetModelInfoResponse info;
+      models().FillInfo(&info);
+      for (const auto& v : info.history()) {
+        if (v.training_rows() + v.evaluation().holdout_rows() >= rows) return true;
+      }
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+    return false;
+  }
+};
+
+TEST_F(GrowthTriggerTest, RetrainsAsTheHistoryGrowsByAShare) {
+  Register("small");
+  Register("large");
+  Stream(Telemetry("first", 0.1, 1, /*reps=*/1));  // 192 runs, stored before the trainer runs
+  adjust_options_ = [previous = adjust_options_](server::ServerOptions& o) {
+    previous(o);
+    o.trainer_enabled = true;
+  };
+  Restart();  // no model serves: the trainer trains a first one on all 192
+  ASSERT_TRUE(WaitForVersionReading(192));
+  // 384 more: over half of the 192 the last retrain read, so the growth trigger alone must train on them.
+  Stream(Telemetry("second", 0.1, 2, /*reps=*/2));
+  EXPECT_TRUE(WaitForVersionReading(192 + 100));
 }
 
 }  // namespace
