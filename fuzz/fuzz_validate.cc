@@ -1,12 +1,16 @@
 // libFuzzer target: request validation (server/validate.h) on arbitrary wire bytes, as a RunReport and as a
-// SelectAcceleratorRequest. Validation must never crash, and whatever passes must convert to plain records.
+// SelectAcceleratorRequest; dropping unknown fields; and the same bytes as a --auth_tokens file and a listen address
+// (server/auth_tokens.h). Nothing may crash, whatever passes validation must convert to plain records, and a
+// report stripped of unknown fields must hold none.
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "absl/strings/string_view.h"
 #include "accelsel/v1/accelsel.pb.h"
 #include "model/observed_stats.h"
 #include "proto/convert.h"
+#include "server/auth_tokens.h"
 #include "server/validate.h"
 #include "google/protobuf/stubs/logging.h"
 
@@ -20,6 +24,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const accelsel::server::ValidationLimits limits;
   accelsel::v1::RunReport report;
   if (report.ParseFromArray(data, static_cast<int>(size))) {
+    accelsel::server::StripUnknownFields(&report);
+    if (accelsel::server::StripUnknownFields(&report)) __builtin_trap();  // the first pass left some behind
     if (accelsel::server::ValidateRunReport(report, limits).ok()) {
       const accelsel::model::RunRecord rec = accelsel::FromProto(report);
       (void)accelsel::model::ExactContextKey(rec.context);
@@ -31,6 +37,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       (void)accelsel::model::ExactContextKey(accelsel::FromProto(select.context()));
     }
   }
-  (void)accelsel::server::ValidateId("id", absl::string_view(reinterpret_cast<const char*>(data), size), limits);
+  const std::string text(reinterpret_cast<const char*>(data), size);
+  (void)accelsel::server::ValidateId("id", text, limits);
+  if (auto tokens = accelsel::server::ParseAuthTokens(text); tokens.ok()) {
+    for (const auto& [token, entry] : *tokens) {
+      if (!accelsel::server::ValidateId("node id", entry.node_id, limits).ok()) __builtin_trap();
+    }
+  }
+  (void)accelsel::server::IsLoopbackAddress(text);
   return 0;
 }

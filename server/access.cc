@@ -3,8 +3,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
-#include <sstream>
 #include <vector>
 
 #include "absl/strings/ascii.h"
@@ -14,39 +12,6 @@
 #include "absl/strings/strip.h"
 
 namespace accelsel::server {
-
-absl::StatusOr<absl::flat_hash_map<std::string, TokenEntry>> ParseAuthTokens(const std::string& text) {
-  absl::flat_hash_map<std::string, TokenEntry> out;
-  int line_no = 0;
-  for (absl::string_view line : absl::StrSplit(text, '\n')) {
-    ++line_no;
-    if (const size_t hash = line.find('#'); hash != absl::string_view::npos) line = line.substr(0, hash);
-    std::vector<absl::string_view> f = absl::StrSplit(line, absl::ByAnyChar(" \t\r"), absl::SkipEmpty());
-    if (f.empty()) continue;
-    if (f.size() != 3) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("auth tokens line ", line_no, ": want \"TOKEN ROLE NODE_ID\", got ", f.size(), " fields"));
-    }
-    if (f[0].size() < 16) {
-      return absl::InvalidArgumentError(absl::StrCat("auth tokens line ", line_no, ": token shorter than 16 chars"));
-    }
-    TokenEntry e;
-    if (f[1] == "node") {
-      e.role = Role::kNode;
-    } else if (f[1] == "operator") {
-      e.role = Role::kOperator;
-    } else {
-      return absl::InvalidArgumentError(
-          absl::StrCat("auth tokens line ", line_no, ": role must be node or operator, got \"", f[1], "\""));
-    }
-    e.node_id = std::string(f[2]);
-    if (!out.emplace(std::string(f[0]), std::move(e)).second) {
-      return absl::InvalidArgumentError(absl::StrCat("auth tokens line ", line_no, ": duplicate token"));
-    }
-  }
-  if (out.empty()) return absl::InvalidArgumentError("auth tokens file holds no tokens");
-  return out;
-}
 
 bool NodeMayCall(Method method) {
   switch (method) {
@@ -79,14 +44,8 @@ bool TokenBucket::TryTake(double n, absl::Time now, absl::Duration* wait) {
 absl::StatusOr<std::unique_ptr<AccessControl>> AccessControl::Create(const AccessOptions& options) {
   std::unique_ptr<AccessControl> ac(new AccessControl(options));
   if (!options.auth_tokens_file.empty()) {
-    std::ifstream in(options.auth_tokens_file);
-    if (!in) return absl::NotFoundError(absl::StrCat("cannot read --auth_tokens ", options.auth_tokens_file));
-    std::stringstream ss;
-    ss << in.rdbuf();
-    auto tokens = ParseAuthTokens(ss.str());
-    if (!tokens.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat(options.auth_tokens_file, ": ", tokens.status().message()));
-    }
+    auto tokens = ReadAuthTokensFile(options.auth_tokens_file);
+    if (!tokens.ok()) return tokens.status();
     ac->tokens_ = *std::move(tokens);
   }
   return ac;
@@ -213,13 +172,6 @@ grpc::Status AccessControl::Exhausted(grpc::CallbackServerContext* ctx, const st
   ctx->AddTrailingMetadata("retry-after-ms", std::to_string(retry_ms));
   return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                       absl::StrCat(what, "; retry after ", retry_ms, " ms"));
-}
-
-bool IsLoopbackAddress(const std::string& listen) {
-  absl::string_view host = listen;
-  if (const size_t port = host.rfind(':'); port != absl::string_view::npos) host = host.substr(0, port);
-  if (absl::ConsumePrefix(&host, "[")) absl::ConsumeSuffix(&host, "]");
-  return host == "localhost" || host == "::1" || absl::StartsWith(host, "127.");
 }
 
 }  // namespace accelsel::server

@@ -14,11 +14,10 @@
 #include "absl/time/time.h"
 #include "grpcpp/server_context.h"
 #include "grpcpp/support/status.h"
+#include "server/auth_tokens.h"
 #include "server/metrics.h"
 
 namespace accelsel::server {
-
-enum class Role { kNode, kOperator };
 
 // The authenticated caller. Without --auth_tokens every caller is an anonymous operator keyed by its peer
 // address (so the rate limits still apply per client host).
@@ -28,14 +27,6 @@ struct Principal {
   std::string node_id;  // from the token file; empty when anonymous
   std::string limit_key;  // what the rate limits count against: node id, or "peer:<host>" when anonymous
 };
-
-// Token table parsed from the --auth_tokens file: one "TOKEN ROLE NODE_ID" per line, '#' starts a comment,
-// ROLE is "node" or "operator". Tokens must be unique and at least 16 characters long.
-struct TokenEntry {
-  Role role;
-  std::string node_id;
-};
-absl::StatusOr<absl::flat_hash_map<std::string, TokenEntry>> ParseAuthTokens(const std::string& text);
 
 // True for methods a "node" may call: select, report, list strategies, model info.
 bool NodeMayCall(Method method);
@@ -78,7 +69,7 @@ struct AccessOptions {
 
 class AccessControl {
  public:
-  // Reads the token file (if any).
+  // Reads the token file (if any; see server/auth_tokens.h for its rules).
   static absl::StatusOr<std::unique_ptr<AccessControl>> Create(const AccessOptions& options);
 
   bool auth_enabled() const { return !tokens_.empty(); }
@@ -111,9 +102,6 @@ class AccessControl {
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, NodeState> nodes_ ABSL_GUARDED_BY(mu_);
 };
-
-// "127.0.0.1:50051", "localhost:0", "[::1]:1" -> true; "0.0.0.0:50051", "10.0.0.5:1" -> false.
-bool IsLoopbackAddress(const std::string& listen);
 
 }  // namespace accelsel::server
 

@@ -2,6 +2,9 @@
 // reasons are field names (validation messages are "field: rule"), evidence layers are an enum.
 #include "server/metrics.h"
 
+#include <algorithm>
+#include <vector>
+
 #include "absl/strings/str_cat.h"
 
 namespace accelsel::server {
@@ -84,6 +87,12 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                          .Help("Run reports whose run_id was already stored (acknowledged as duplicate).")
                          .Register(*registry_)
                          .Add({});
+  unknown_fields_dropped_ = &BuildCounter()
+                                .Name("accelsel_unknown_fields_dropped_total")
+                                .Help("Run reports and strategy definitions that carried fields this server does "
+                                      "not know; the fields were dropped before storing.")
+                                .Register(*registry_)
+                                .Add({});
   runs_rejected_family_ = &BuildCounter()
                                .Name("accelsel_runs_rejected_total")
                                .Help("Run reports rejected, by reason (the field that broke a rule).")
@@ -125,9 +134,13 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
   retrain_failures_ = counter("accelsel_model_retrain_failures_total", "Training runs that failed.");
 }
 
-absl::StatusOr<int> Metrics::Serve(const std::string& listen_address) {
+absl::StatusOr<int> Metrics::Serve(const std::string& listen_address, const HttpOptions& http) {
   try {
-    exposer_ = std::make_unique<prometheus::Exposer>(listen_address, /*num_threads=*/1);
+    // civetweb's options: its default read timeout is 30 s, so with few threads a handful of idle connections
+    // would hold off every scrape for that long.
+    exposer_ = std::make_unique<prometheus::Exposer>(std::vector<std::string>{
+        "listening_ports", listen_address, "num_threads", std::to_string(std::max(1, http.threads)),
+        "request_timeout_ms", std::to_string(std::max<int64_t>(1, absl::ToInt64Milliseconds(http.request_timeout)))});
   } catch (const std::exception& e) {
     return absl::UnavailableError(absl::StrCat("metrics endpoint ", listen_address, ": ", e.what()));
   }

@@ -46,14 +46,24 @@ class Metrics {
 
   Metrics();
 
+  // The HTTP endpoint's worker threads and read timeout. Each open connection holds a worker until its request
+  // arrives or the timeout passes, so `threads` idle or slow connections at once delay scrapes by at most
+  // `request_timeout` (docs/OPERATIONS.md, "Limits").
+  struct HttpOptions {
+    int threads = 16;                                     // a thread costs a mostly unused stack
+    absl::Duration request_timeout = absl::Seconds(5);  // well under Prometheus' default 10 s scrape timeout
+  };
   // Starts the HTTP endpoint ("host:port"; port 0 = any free port). Returns the bound port.
-  absl::StatusOr<int> Serve(const std::string& listen_address);
+  absl::StatusOr<int> Serve(const std::string& listen_address, const HttpOptions& http);
+  absl::StatusOr<int> Serve(const std::string& listen_address) { return Serve(listen_address, HttpOptions()); }
 
   void RecordRpc(Method method, grpc::StatusCode code, absl::Duration latency);
   void RecordSelection(model::EvidenceLayer top_layer, bool explored);
   void RunsIngested(double n) { runs_ingested_->Increment(n); }
   void RunsDuplicate(double n) { runs_duplicate_->Increment(n); }
   void RunRejected(const std::string& reason);  // reason: one of kRejectReasons (else counted as "other")
+  // A report or strategy definition carried fields this server does not know; they were dropped before storing.
+  void UnknownFieldsDropped() { unknown_fields_dropped_->Increment(); }
   // A stored report flagged by ObservedStats as far from the other nodes (accelsel_suspect_node_reports_total).
   static constexpr size_t kMaxSuspectNodes = 20;
   void SuspectReport(const std::string& node_id);
@@ -85,6 +95,7 @@ class Metrics {
   prometheus::Counter* selections_explored_;
   prometheus::Counter* runs_ingested_;
   prometheus::Counter* runs_duplicate_;
+  prometheus::Counter* unknown_fields_dropped_;
   prometheus::Family<prometheus::Counter>* runs_rejected_family_;
   absl::Mutex rejected_mu_;
   absl::flat_hash_map<std::string, prometheus::Counter*> runs_rejected_ ABSL_GUARDED_BY(rejected_mu_);

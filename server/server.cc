@@ -68,14 +68,16 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   if (!access.ok()) return access.status();
   s->access_ = *std::move(access);
   s->metrics_ = std::make_unique<Metrics>();
+  auto core = ServiceCore::Create(options, s->metrics_.get());
+  if (!core.ok()) return core.status();
+  s->core_ = *std::move(core);
+  // Only now, with the gauges loaded from the store: a scrape during start-up would read accelsel_runs_stored 0
+  // for a full store, i.e. as data loss. Until then the endpoint refuses connections (the target is down).
   if (!options.metrics_listen.empty()) {
     auto port = s->metrics_->Serve(options.metrics_listen);
     if (!port.ok()) return port.status();
     s->metrics_port_ = *port;
   }
-  auto core = ServiceCore::Create(options, s->metrics_.get());
-  if (!core.ok()) return core.status();
-  s->core_ = *std::move(core);
   s->selector_service_ = std::make_unique<SelectorService>(s->core_.get(), s->access_.get());
   s->admin_service_ = std::make_unique<ModelAdminService>(s->core_.get(), s->access_.get());
 
@@ -92,6 +94,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
                                static_cast<int>(options.max_concurrent_streams_per_connection));
   }
+  // Compressed requests are refused before any is decompressed (UNIMPLEMENTED, "Compression algorithm 'gzip' is
+  // disabled"): gRPC inflates a whole message before checking it against max_message_bytes, so a few hundred kB
+  // of gzip would cost hundreds of MB. Requests are small and responses are not compressed either.
+  builder.AddChannelArgument(GRPC_COMPRESSION_CHANNEL_ENABLED_ALGORITHMS_BITSET, 1 << GRPC_COMPRESS_NONE);
   builder.RegisterService(s->selector_service_.get());
   builder.RegisterService(s->admin_service_.get());
   builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_message_bytes));

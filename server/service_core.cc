@@ -100,10 +100,18 @@ void ServiceCore::OnStored(const std::vector<const v1::RunReport*>& stored) {
   if (models_) models_->NoteNewRuns(stored.size());
 }
 
-absl::Status ServiceCore::PrepareReport(v1::RunReport* report, std::string* reason) {
+absl::Status ServiceCore::PrepareReport(v1::RunReport* report, std::string* reason, bool may_create_strategy) {
   absl::Status st = ValidateRunReport(*report, options_.limits);
   if (st.ok()) {
-    if (report->has_strategy()) {
+    if (report->has_strategy() && !may_create_strategy &&
+        catalog_->Get()->Find(report->strategy().id()) == nullptr) {
+      // Creating catalogue entries is an operator's right: a node could otherwise squat ids with wrong
+      // definitions or flood the catalogue every caller lists and selects from.
+      st = absl::PermissionDeniedError(absl::StrCat(
+          "strategy: unknown strategy \"", report->strategy().id(),
+          "\"; only an operator may add a strategy to the catalogue (RegisterStrategy, or a report sent with an "
+          "operator token)"));
+    } else if (report->has_strategy()) {
       auto created = catalog_->Register(report->strategy());
       if (created.ok()) {
         if (*created) metrics_->strategies().Set(static_cast<double>(catalog_->Get()->protos.size()));

@@ -40,9 +40,10 @@ class ServiceCore {
   grpc::Status PinModel(const v1::PinModelRequest& request, v1::PinModelResponse* response);
   grpc::Status RollbackModel(v1::RollbackModelResponse* response);
 
-  // Validates a report and resolves its strategy (registering an attached definition). On error the status
+  // Validates a report and resolves its strategy (registering an attached definition when
+  // `may_create_strategy`; otherwise the definition must already be in the catalogue). On error the status
   // message names the field and the rule. `reason` receives a low-cardinality label for metrics.
-  absl::Status PrepareReport(v1::RunReport* report, std::string* reason);
+  absl::Status PrepareReport(v1::RunReport* report, std::string* reason, bool may_create_strategy = true);
   // Hands a prepared report to the group commit; `sink` gets it back with its result after the write returned.
   void Ingest(IngestSink* sink, std::unique_ptr<v1::RunReport> report, uint64_t sequence) {
     ingest_->Submit(sink, std::move(report), sequence);

@@ -7,36 +7,110 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "google/protobuf/arena.h"
 #include "grpcpp/alarm.h"
+#include "grpcpp/support/proto_buffer_reader.h"
 #include "server/ack_queue.h"
+#include "server/validate.h"
 
 namespace accelsel::server {
 namespace {
 
-// The one wrapper every unary RPC goes through: admit (authenticate, authorise, rate-limit), time it, run it,
-// count it, finish it.
-template <typename Fn>
+// Parses bytes gRPC handed over unparsed. False when they are not a valid `Message`.
+bool ParseBytes(const grpc::ByteBuffer& bytes, google::protobuf::Message* out) {
+  // ProtoBufferReader only reads through the pointer (it takes a non-const one for gRPC's own Deserialize).
+  grpc::ProtoBufferReader reader(const_cast<grpc::ByteBuffer*>(&bytes));
+  return reader.status().ok() && out->ParseFromZeroCopyStream(&reader);
+}
+
+grpc::Status NotParsed(absl::string_view field, const grpc::ByteBuffer& bytes,
+                       const google::protobuf::Message& as) {
+  return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                      absl::StrCat(field, ": the bytes did not parse as ", as.GetDescriptor()->full_name(), " (",
+                                   bytes.Length(), " bytes)"));
+}
+
+template <typename Message>
+grpc::Status SerializeTo(const Message& message, grpc::ByteBuffer* out) {
+  bool own_buffer = false;
+  return grpc::SerializationTraits<Message>::Serialize(message, out, &own_buffer);
+}
+
+// One call's request and response. On a protobuf Arena, freed in one go when the call's handler returns: a
+// SelectAccelerator answer is ~30 nested messages and ~150 strings, and on the heap their allocation and
+// destruction cost more server CPU than the ranking's own code (docs/BENCHMARKS.md). Not under TSan: Debian's
+// uninstrumented libprotobuf crashes there inside ThreadSafeArena (SEGV in AllocateAlignedWithCleanup), while the
+// same code is clean under ASan + UBSan and in the normal build; TSan builds use heap messages.
+template <typename Request, typename Response>
+class CallMessages {
+ public:
+#if defined(__SANITIZE_THREAD__)
+  CallMessages() : request_(std::make_unique<Request>()), response_(std::make_unique<Response>()) {}
+  Request* request() { return request_.get(); }
+  Response* response() { return response_.get(); }
+
+ private:
+  std::unique_ptr<Request> request_;
+  std::unique_ptr<Response> response_;
+#else
+  CallMessages()
+      : arena_(Options()),
+        request_(google::protobuf::Arena::CreateMessage<Request>(&arena_)),
+        response_(google::protobuf::Arena::CreateMessage<Response>(&arena_)) {}
+  Request* request() { return request_; }
+  Response* response() { return response_; }
+
+ private:
+  static google::protobuf::ArenaOptions Options() {
+    google::protobuf::ArenaOptions o;
+    o.start_block_size = 16 << 10;  // a typical request + response in one block
+    return o;
+  }
+  google::protobuf::Arena arena_;
+  Request* request_;
+  Response* response_;
+#endif
+};
+
+// The one wrapper every unary RPC goes through: admit (authenticate, authorise, rate-limit), parse the request,
+// time it, run it, count it, serialize the answer, finish it. `fn(const Request&, Response*)` returns the status.
+template <typename Request, typename Response, typename Fn>
 grpc::ServerUnaryReactor* Unary(ServiceCore* core, AccessControl* access, grpc::CallbackServerContext* ctx,
-                                Method method, Fn&& fn) {
+                                Method method, const grpc::ByteBuffer* request_bytes,
+                                grpc::ByteBuffer* response_bytes, Fn&& fn) {
   RpcTimer timer(core->metrics(), method);
   Principal who;
   grpc::Status status = access->Admit(ctx, method, &who);
-  if (status.ok()) status = fn();
+  if (status.ok()) {
+    CallMessages<Request, Response> m;
+    if (!ParseBytes(*request_bytes, m.request())) {
+      status = NotParsed("request", *request_bytes, *m.request());
+    } else {
+      status = fn(*m.request(), m.response());  // fn may change the request (e.g. drop unknown fields)
+      if (status.ok()) status = SerializeTo(*m.response(), response_bytes);
+    }
+  }
   timer.Finish(status.error_code());
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   reactor->Finish(status);
   return reactor;
 }
 
-// Unary calls that block (training) run on a thread of their own, never on a gRPC callback thread. The worker
-// fills a response of its own; whichever comes first — the worker or the server-side deadline
-// (options.admin_call_deadline) — finishes the call, so the call's own response is only touched while it lives.
-template <typename Response, typename Fn>
+// Unary calls that block (training) run on a thread of their own, never on a gRPC callback thread. The request is
+// parsed here and handed to the worker (which may outlive the call when the server-side deadline passes first);
+// the worker fills a response of its own; whichever comes first — the worker or the server-side deadline
+// (options.admin_call_deadline) — finishes the call, so the call's own response bytes are only touched while it
+// lives. `fn(const Request&, Response*)` returns the status.
+template <typename Request, typename Response, typename Fn>
 grpc::ServerUnaryReactor* BlockingUnary(ServiceCore* core, AccessControl* access, grpc::CallbackServerContext* ctx,
-                                        Method method, Response* response, Fn fn) {
+                                        Method method, const grpc::ByteBuffer* request_bytes,
+                                        grpc::ByteBuffer* response_bytes, Fn fn) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   Principal who;
-  if (grpc::Status admitted = access->Admit(ctx, method, &who); !admitted.ok()) {
+  grpc::Status admitted = access->Admit(ctx, method, &who);
+  Request request;
+  if (admitted.ok() && !ParseBytes(*request_bytes, &request)) admitted = NotParsed("request", *request_bytes, request);
+  if (!admitted.ok()) {
     RpcTimer(core->metrics(), method).Finish(admitted.error_code());
     reactor->Finish(admitted);
     return reactor;
@@ -71,9 +145,10 @@ grpc::ServerUnaryReactor* BlockingUnary(ServiceCore* core, AccessControl* access
                                                 " passed; the operation continues in the background")));
     });
   }
-  std::thread([core, race, timer, reactor, response, alarm = std::move(alarm), fn = std::move(fn)]() mutable {
+  std::thread([core, race, timer, reactor, response_bytes, request = std::move(request), alarm = std::move(alarm),
+               fn = std::move(fn)]() mutable {
     Response local;
-    grpc::Status status = fn(&local);
+    grpc::Status status = fn(request, &local);
     alarm->Cancel();
     bool finish = false;
     {
@@ -81,7 +156,7 @@ grpc::ServerUnaryReactor* BlockingUnary(ServiceCore* core, AccessControl* access
       if (!race->finished) {
         race->finished = true;
         finish = true;
-        *response = std::move(local);
+        if (status.ok()) status = SerializeTo(local, response_bytes);
       }
     }
     if (finish) {
@@ -107,14 +182,13 @@ grpc::ServerUnaryReactor* BlockingUnary(ServiceCore* core, AccessControl* access
 //
 // Locking: state lives under mu_. gRPC operations (StartRead/StartWrite/Finish) are decided under the lock but
 // issued after releasing it, because gRPC may run a completion inline; Finish is always the last touch of `this`.
-class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1::RunAck>, public IngestSink {
+class ReportRunReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>, public IngestSink {
  public:
   ReportRunReactor(ServiceCore* core, AccessControl* access, grpc::CallbackServerContext* ctx)
       : core_(core),
         access_(access),
         ctx_(ctx),
         timer_(core->metrics(), Method::kReportRun),
-        incoming_(std::make_unique<v1::RunReport>()),
         acks_(WantsAckRanges(*ctx)) {
     // The reactor outlives its call's Finish (OnDone comes later, on a gRPC thread): it holds a worker slot of the
     // core until OnDone, so the server's shutdown waits for it before the core and access control go away.
@@ -143,7 +217,7 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1:
       absl::MutexLock lock(&mu_);
       reading_ = true;
     }
-    StartRead(incoming_.get());
+    StartRead(&incoming_);
   }
 
   void OnReadDone(bool ok) override {
@@ -159,19 +233,27 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1:
       return;
     }
     std::unique_ptr<v1::RunReport> report;
+    grpc::ByteBuffer bytes;
     uint64_t seq = 0;
     {
       absl::MutexLock lock(&mu_);  // orders this callback after the one that started the read (another thread)
-      report = TakeIncomingLocked();  // leaves a recycled message for the next read; none starts while reading_
+      TakeIncomingLocked(&bytes);  // leaves incoming_ empty for the next read; none starts while reading_
+      report = TakeSpareLocked();
       seq = next_sequence_++;
     }
+    // Bytes that are not a RunReport end the stream INVALID_ARGUMENT once the reports before them are acknowledged:
+    // the client learns that this report and the ones after it were not read, and resends them.
     // Over the node's report rate: end the stream RESOURCE_EXHAUSTED (with retry-after-ms); this report and any
     // still unacknowledged are not stored, the client resends them after the hint.
     //
     // reading_ stays true until this report is prepared and handed to the group commit: otherwise another thread
     // (an ack written, a write stored) could start the next read in between, and report N+1 would be prepared
     // before report N — e.g. rejected as an unknown strategy whose definition report N carries.
-    const grpc::Status admitted = access_->AdmitReports(ctx_, principal_, 1);
+    const bool parsed = ParseBytes(bytes, report.get());
+    const grpc::Status admitted =
+        parsed ? access_->AdmitReports(ctx_, principal_, 1)
+               : NotParsed(absl::StrCat("report at sequence ", seq), bytes, *report);
+    if (!parsed) core_->metrics()->RunRejected("report");
     bool ending = false;
     {
       absl::MutexLock lock(&mu_);
@@ -193,10 +275,14 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1:
       Run(this, a);
       return;
     }
+    // Fields this server does not know are dropped before anything is stored: they would otherwise be kept with
+    // every stored run (a report may carry up to max_report_bytes of them).
+    if (StripUnknownFields(report.get())) core_->metrics()->UnknownFieldsDropped();
     // A node speaks only for itself: its reports carry the node id of its token, whatever they claim.
     if (principal_.authenticated && principal_.role == Role::kNode) report->set_node_id(principal_.node_id);
     std::string reason;
-    absl::Status st = core_->PrepareReport(report.get(), &reason);
+    absl::Status st =
+        core_->PrepareReport(report.get(), &reason, /*may_create_strategy=*/principal_.role == Role::kOperator);
     if (!st.ok()) {
       core_->metrics()->RunRejected(reason);
       {
@@ -300,13 +386,11 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1:
     spare_.push_back(std::move(report));
   }
 
-  // The report gRPC just read into incoming_, leaving it empty for the next read. Its own (never inlined) function
-  // so that tests/tsan.supp can name this one handoff: gRPC parses the next report into incoming_ on one of its
+  // The bytes gRPC just read into incoming_, leaving it empty for the next read. Its own (never inlined) function
+  // so that tests/tsan.supp can name this one handoff: gRPC reads the next report into incoming_ on one of its
   // threads after we took this one on another, ordered by gRPC's completion queue, which TSan cannot see.
-  __attribute__((noinline)) std::unique_ptr<v1::RunReport> TakeIncomingLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    std::unique_ptr<v1::RunReport> report = std::move(incoming_);
-    incoming_ = TakeSpareLocked();
-    return report;
+  __attribute__((noinline)) void TakeIncomingLocked(grpc::ByteBuffer* out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    out->Swap(&incoming_);
   }
 
   // The ack the next StartWrite sends. Its own (never inlined) function so that tests/tsan.supp can name this one
@@ -314,7 +398,9 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1:
   // that write completed, on another, ordered by gRPC's completion queue, which TSan cannot see.
   // The queue's front ack moves in (a protobuf move swaps, so the previous ack's strings are freed by the pop here).
   __attribute__((noinline)) void SetOutgoingLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    outgoing_reports_ = acks_.PopFront(&outgoing_);
+    outgoing_reports_ = acks_.PopFront(&outgoing_ack_);
+    outgoing_.Clear();  // gRPC's writer wants an empty buffer; the previous write holds its own reference
+    (void)SerializeTo(outgoing_ack_, &outgoing_);  // cannot fail: an ack is far below protobuf's 2 GiB
   }
 
   // Decides the next gRPC operations from the state. Called with mu_ held after every state change.
@@ -358,7 +444,7 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1:
   // the last touch.
   static void Run(ReportRunReactor* self, const Actions& a) {
     if (!a.read && !a.write && !a.finish) return;
-    if (a.read) self->StartRead(self->incoming_.get());
+    if (a.read) self->StartRead(&self->incoming_);
     if (a.write) self->StartWrite(&self->outgoing_, a.write_options);
     if (a.finish) self->Finish(a.status);  // last touch of `self`
   }
@@ -371,9 +457,10 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1:
   bool holds_worker_slot_ = false;  // ditto
   RpcTimer timer_;
   // Owned by the read chain: one read at a time; replaced (under mu_) in OnReadDone before the next read starts.
-  std::unique_ptr<v1::RunReport> incoming_;
+  grpc::ByteBuffer incoming_;
   uint64_t next_sequence_ = 0;  // read chain only
-  v1::RunAck outgoing_;         // owned by the write chain: set under mu_ with writing_, read by gRPC until done
+  v1::RunAck outgoing_ack_;     // owned by the write chain: set under mu_ with writing_
+  grpc::ByteBuffer outgoing_;   // outgoing_ack_ serialized; ditto, read by gRPC until the write is done
   size_t outgoing_reports_ = 0;  // reports outgoing_ stands for; ditto
 
   absl::Mutex mu_;
@@ -391,54 +478,68 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1:
 }  // namespace
 
 grpc::ServerUnaryReactor* SelectorService::SelectAccelerator(grpc::CallbackServerContext* ctx,
-                                                             const v1::SelectAcceleratorRequest* request,
-                                                             v1::SelectAcceleratorResponse* response) {
-  return Unary(core_, access_, ctx, Method::kSelectAccelerator, [&] { return core_->Select(*request, response); });
+                                                             const grpc::ByteBuffer* request,
+                                                             grpc::ByteBuffer* response) {
+  return Unary<v1::SelectAcceleratorRequest, v1::SelectAcceleratorResponse>(
+      core_, access_, ctx, Method::kSelectAccelerator, request, response,
+      [this](const auto& req, auto* resp) { return core_->Select(req, resp); });
 }
 
-grpc::ServerBidiReactor<v1::RunReport, v1::RunAck>* SelectorService::ReportRun(grpc::CallbackServerContext* ctx) {
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* SelectorService::ReportRun(
+    grpc::CallbackServerContext* ctx) {
   return new ReportRunReactor(core_, access_, ctx);
 }
 
 grpc::ServerUnaryReactor* SelectorService::ListStrategies(grpc::CallbackServerContext* ctx,
-                                                          const v1::ListStrategiesRequest*,
-                                                          v1::ListStrategiesResponse* response) {
-  return Unary(core_, access_, ctx, Method::kListStrategies, [&] { return core_->ListStrategies(response); });
+                                                          const grpc::ByteBuffer* request,
+                                                          grpc::ByteBuffer* response) {
+  return Unary<v1::ListStrategiesRequest, v1::ListStrategiesResponse>(
+      core_, access_, ctx, Method::kListStrategies, request, response,
+      [this](const auto&, auto* resp) { return core_->ListStrategies(resp); });
 }
 
 grpc::ServerUnaryReactor* SelectorService::RegisterStrategy(grpc::CallbackServerContext* ctx,
-                                                            const v1::RegisterStrategyRequest* request,
-                                                            v1::RegisterStrategyResponse* response) {
-  return Unary(core_, access_, ctx, Method::kRegisterStrategy, [&] { return core_->RegisterStrategy(*request, response); });
+                                                            const grpc::ByteBuffer* request,
+                                                            grpc::ByteBuffer* response) {
+  return Unary<v1::RegisterStrategyRequest, v1::RegisterStrategyResponse>(
+      core_, access_, ctx, Method::kRegisterStrategy, request, response,
+      [this](auto& req, auto* resp) {
+        // The definition is stored: fields this server does not know are dropped first (as from reports).
+        if (req.has_strategy() && StripUnknownFields(req.mutable_strategy())) core_->metrics()->UnknownFieldsDropped();
+        return core_->RegisterStrategy(req, resp);
+      });
 }
 
 grpc::ServerUnaryReactor* SelectorService::GetModelInfo(grpc::CallbackServerContext* ctx,
-                                                        const v1::GetModelInfoRequest*,
-                                                        v1::GetModelInfoResponse* response) {
-  return Unary(core_, access_, ctx, Method::kGetModelInfo, [&] { return core_->GetModelInfo(response); });
+                                                        const grpc::ByteBuffer* request,
+                                                        grpc::ByteBuffer* response) {
+  return Unary<v1::GetModelInfoRequest, v1::GetModelInfoResponse>(
+      core_, access_, ctx, Method::kGetModelInfo, request, response,
+      [this](const auto&, auto* resp) { return core_->GetModelInfo(resp); });
 }
 
-grpc::ServerUnaryReactor* ModelAdminService::Retrain(grpc::CallbackServerContext* ctx, const v1::RetrainRequest*,
-                                                     v1::RetrainResponse* response) {
-  return BlockingUnary(core_, access_, ctx, Method::kRetrain, response,
-                       [core = core_](v1::RetrainResponse* out) { return core->Retrain(out); });
+grpc::ServerUnaryReactor* ModelAdminService::Retrain(grpc::CallbackServerContext* ctx,
+                                                     const grpc::ByteBuffer* request, grpc::ByteBuffer* response) {
+  return BlockingUnary<v1::RetrainRequest, v1::RetrainResponse>(
+      core_, access_, ctx, Method::kRetrain, request, response,
+      [core = core_](const v1::RetrainRequest&, v1::RetrainResponse* out) { return core->Retrain(out); });
 }
 
 grpc::ServerUnaryReactor* ModelAdminService::PinModel(grpc::CallbackServerContext* ctx,
-                                                      const v1::PinModelRequest* request,
-                                                      v1::PinModelResponse* response) {
-  // The request is copied: the worker may outlive the call when the server-side deadline passes first.
-  return BlockingUnary(core_, access_, ctx, Method::kPinModel, response,
-                       [core = core_, request = *request](v1::PinModelResponse* out) {
-                         return core->PinModel(request, out);
-                       });
+                                                      const grpc::ByteBuffer* request, grpc::ByteBuffer* response) {
+  return BlockingUnary<v1::PinModelRequest, v1::PinModelResponse>(
+      core_, access_, ctx, Method::kPinModel, request, response,
+      [core = core_](const v1::PinModelRequest& req, v1::PinModelResponse* out) { return core->PinModel(req, out); });
 }
 
 grpc::ServerUnaryReactor* ModelAdminService::RollbackModel(grpc::CallbackServerContext* ctx,
-                                                           const v1::RollbackModelRequest*,
-                                                           v1::RollbackModelResponse* response) {
-  return BlockingUnary(core_, access_, ctx, Method::kRollbackModel, response,
-                       [core = core_](v1::RollbackModelResponse* out) { return core->RollbackModel(out); });
+                                                           const grpc::ByteBuffer* request,
+                                                           grpc::ByteBuffer* response) {
+  return BlockingUnary<v1::RollbackModelRequest, v1::RollbackModelResponse>(
+      core_, access_, ctx, Method::kRollbackModel, request, response,
+      [core = core_](const v1::RollbackModelRequest&, v1::RollbackModelResponse* out) {
+        return core->RollbackModel(out);
+      });
 }
 
 }  // namespace accelsel::server

@@ -2,6 +2,7 @@
 #include "server/validate.h"
 
 #include <cmath>
+#include <limits>
 #include <string>
 
 #include "absl/container/flat_hash_set.h"
@@ -43,10 +44,30 @@ absl::Status ValidateName(const Field& field, absl::string_view value, bool requ
   return absl::OkStatus();
 }
 
+// Measurements and descriptors are kept as float by the statistics and the model: a finite double beyond float
+// range would become infinity there (an estimate of 0 with "no evidence"), so it is refused here.
+constexpr double kMaxValue = std::numeric_limits<float>::max();
+
 absl::Status FiniteNonNegative(const Field& field, double v) {
   if (!std::isfinite(v)) return Invalid(field, "must be finite");
   if (v < 0) return Invalid(field, absl::StrCat("must be >= 0 (got ", v, ")"));
+  if (v > kMaxValue) return Invalid(field, absl::StrCat("must be in [0, ", kMaxValue, "] (got ", v, ")"));
   return absl::OkStatus();
+}
+
+absl::Status FiniteInFloatRange(const Field& field, double v) {
+  if (!std::isfinite(v)) return Invalid(field, "must be finite");
+  if (std::fabs(v) > kMaxValue) {
+    return Invalid(field, absl::StrCat("must be in [", -kMaxValue, ", ", kMaxValue, "] (got ", v, ")"));
+  }
+  return absl::OkStatus();
+}
+
+bool ClearUnknown(google::protobuf::Message* m) {
+  const google::protobuf::Reflection* r = m->GetReflection();
+  if (r->GetUnknownFields(*m).empty()) return false;
+  r->MutableUnknownFields(m)->Clear();
+  return true;
 }
 
 absl::Status CheckId(const Field& field, absl::string_view value, const ValidationLimits& limits) {
@@ -104,13 +125,17 @@ absl::Status ValidateContext(absl::string_view field, const v1::TaskContext& c, 
   }
   for (const auto& [k, v] : c.extra()) {
     ACCELSEL_RETURN_IF_ERROR(ValidateName(Field(f, ".extra key"), k, true, limits));
-    if (!std::isfinite(v)) return Invalid(absl::StrCat(f, ".extra[\"", k, "\"]"), "must be finite");
+    ACCELSEL_RETURN_IF_ERROR(FiniteInFloatRange(absl::StrCat(f, ".extra[\"", k, "\"]"), v));
   }
   return absl::OkStatus();
 }
 
 absl::Status ValidateStrategy(absl::string_view field, const v1::Strategy& s, const ValidationLimits& limits) {
   const std::string f(field);
+  if (const size_t bytes = s.ByteSizeLong(); bytes > limits.max_strategy_bytes) {
+    return Invalid(f, absl::StrCat("must be at most ", limits.max_strategy_bytes, " bytes serialized (got ", bytes,
+                                   ")"));
+  }
   ACCELSEL_RETURN_IF_ERROR(ValidateId(f + ".id", s.id(), limits));
   if (static_cast<size_t>(s.components_size()) > limits.max_components) {
     return Invalid(f + ".components", absl::StrCat("must have at most ", limits.max_components, " entries"));
@@ -202,6 +227,26 @@ absl::Status ValidateSelectRequest(const v1::SelectAcceleratorRequest& r, const 
     if (!std::isfinite(p) || p < 0 || p > 1) return Invalid("constraints.max_failure_probability", "must be in [0, 1]");
   }
   return absl::OkStatus();
+}
+
+bool StripUnknownFields(v1::Strategy* s) {
+  bool any = ClearUnknown(s);
+  for (auto& c : *s->mutable_components()) any |= ClearUnknown(&c);
+  return any;
+}
+
+bool StripUnknownFields(v1::RunReport* r) {
+  bool any = ClearUnknown(r);
+  if (r->has_context()) {
+    v1::TaskContext* c = r->mutable_context();
+    any |= ClearUnknown(c);
+    if (c->has_model()) any |= ClearUnknown(c->mutable_model());
+    if (c->has_hardware()) any |= ClearUnknown(c->mutable_hardware());
+    if (c->has_workload()) any |= ClearUnknown(c->mutable_workload());
+  }
+  if (r->has_strategy()) any |= StripUnknownFields(r->mutable_strategy());
+  if (r->has_metrics()) any |= ClearUnknown(r->mutable_metrics());
+  return any;
 }
 
 }  // namespace accelsel::server

@@ -20,6 +20,9 @@ struct ValidationLimits {
   size_t max_embedding = 64;
   size_t max_extra = 32;
   size_t max_components = 32;
+  // A strategy definition, serialized: every ListStrategies page and every SelectAccelerator answer carries whole
+  // definitions, so their size bounds those messages (docs/API.md, "Validation rules").
+  size_t max_strategy_bytes = 4 << 10;
   size_t max_select_bytes = 1 << 20;     // serialized SelectAcceleratorRequest
   size_t max_report_bytes = 64 << 10;    // serialized RunReport
 };
@@ -32,6 +35,12 @@ absl::Status ValidateStrategy(absl::string_view field, const v1::Strategy& s, co
 absl::Status ValidateRunReport(const v1::RunReport& r, const ValidationLimits& limits);
 // Structural checks of a selection request (not whether candidate ids exist).
 absl::Status ValidateSelectRequest(const v1::SelectAcceleratorRequest& r, const ValidationLimits& limits);
+
+// Drops the fields this server does not know (sent by a newer or hostile client) from every message of the report
+// or definition, so they are never stored. Walks the message types by hand, cheaply (validate_test checks the walk
+// reaches every message type a RunReport can hold). Returns whether anything was dropped.
+bool StripUnknownFields(v1::RunReport* report);
+bool StripUnknownFields(v1::Strategy* strategy);
 
 }  // namespace accelsel::server
 

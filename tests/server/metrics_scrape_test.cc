@@ -1,16 +1,22 @@
 // Scrapes /metrics over real HTTP from a running server and checks names, types and that counters move;
-// the exposition text is also fed to `promtool check metrics` when promtool is installed.
+// the exposition text is also fed to `promtool check metrics` when promtool is installed. Also: the endpoint
+// answers only once its gauges are loaded, and idle connections cannot hold off scrapes.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <regex>
+#include <thread>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "rocksdb/env.h"
 #include "tests/server/test_server.h"
 
 namespace accelsel::testing {
@@ -18,7 +24,8 @@ namespace {
 
 using ::testing::HasSubstr;
 
-std::string HttpGet(int port, const std::string& path) {
+// A connected TCP socket to 127.0.0.1:port, or -1. Reads on it time out after `read_timeout`.
+int ConnectTcp(int port, absl::Duration read_timeout = absl::Seconds(30)) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -26,8 +33,17 @@ std::string HttpGet(int port, const std::string& path) {
   inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
   if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
     close(fd);
-    return "";
+    return -1;
   }
+  const timeval tv = absl::ToTimeval(read_timeout);
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  return fd;
+}
+
+// GET over HTTP/1.0; "" when nothing answers (connection refused, or no answer within `read_timeout`).
+std::string HttpGet(int port, const std::string& path, absl::Duration read_timeout = absl::Seconds(30)) {
+  const int fd = ConnectTcp(port, read_timeout);
+  if (fd < 0) return "";
   const std::string req = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
   (void)!write(fd, req.data(), req.size());
   std::string out;
@@ -51,6 +67,15 @@ double Sample(const std::string& text, const std::string& prefix) {
   return -1;
 }
 
+grpc::Status RegisterA(Connection& conn) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx);
+  v1::RegisterStrategyRequest req;
+  *req.mutable_strategy() = MakeStrategy("a");
+  v1::RegisterStrategyResponse resp;
+  return conn.selector->RegisterStrategy(&ctx, req, &resp);
+}
+
 TEST(MetricsScrapeTest, ExposesEveryRequiredSeriesAndCountsCalls) {
   auto options = TestOptions(FreshDir("metrics"));
   options.metrics_listen = "127.0.0.1:0";
@@ -59,14 +84,7 @@ TEST(MetricsScrapeTest, ExposesEveryRequiredSeriesAndCountsCalls) {
   auto& server = **s;
   ASSERT_GT(server.metrics_port(), 0);
   auto conn = Connect(server.port());
-  {
-    grpc::ClientContext ctx;
-    SetDeadline(&ctx);
-    v1::RegisterStrategyRequest req;
-    *req.mutable_strategy() = MakeStrategy("a");
-    v1::RegisterStrategyResponse resp;
-    ASSERT_TRUE(conn.selector->RegisterStrategy(&ctx, req, &resp).ok());
-  }
+  ASSERT_TRUE(RegisterA(conn).ok());
   {
     grpc::ClientContext ctx;
     SetDeadline(&ctx);
@@ -121,6 +139,117 @@ TEST(MetricsScrapeTest, ExposesEveryRequiredSeriesAndCountsCalls) {
   } else {
     GTEST_SKIP() << "promtool not installed; exposition format not linted";
   }
+}
+
+// A free TCP port on 127.0.0.1 (bound and released; nothing else here takes ports in between).
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+// Opening the store reads each of its files slowly, so start-up takes long enough for a scrape to land in it.
+class SlowOpenEnv : public rocksdb::EnvWrapper {
+ public:
+  SlowOpenEnv() : rocksdb::EnvWrapper(rocksdb::Env::Default()) {}
+  const char* Name() const override { return "SlowOpenEnv"; }
+  rocksdb::Status NewRandomAccessFile(const std::string& f, std::unique_ptr<rocksdb::RandomAccessFile>* r,
+                                     const rocksdb::EnvOptions& o) override {
+    absl::SleepFor(absl::Milliseconds(100));
+    return EnvWrapper::NewRandomAccessFile(f, r, o);
+  }
+  rocksdb::Status NewSequentialFile(const std::string& f, std::unique_ptr<rocksdb::SequentialFile>* r,
+                                    const rocksdb::EnvOptions& o) override {
+    absl::SleepFor(absl::Milliseconds(100));
+    return EnvWrapper::NewSequentialFile(f, r, o);
+  }
+};
+
+TEST(MetricsScrapeTest, EndpointAnswersOnlyWithTheStoredGaugesLoaded) {
+  const std::string dir = FreshDir("metrics-restart");
+  constexpr int kRuns = 500;
+  {
+    auto s = server::Server::Start(TestOptions(dir));
+    ASSERT_TRUE(s.ok()) << s.status();
+    auto conn = Connect((*s)->port());
+    ASSERT_TRUE(RegisterA(conn).ok());
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    auto stream = conn.selector->ReportRun(&ctx);
+    for (int i = 0; i < kRuns; ++i) stream->Write(MakeReport(absl::StrCat("r", i), "a", 1 + i % 8, 10 + i));
+    stream->WritesDone();
+    v1::RunAck ack;
+    while (stream->Read(&ack)) {
+    }
+    ASSERT_TRUE(stream->Finish().ok());
+    ASSERT_EQ((*s)->core().store()->RunCount(), static_cast<uint64_t>(kRuns));
+  }
+  // Restart on a fixed port while scraping it as fast as possible: whatever scrape is answered first must already
+  // report every stored run.
+  SlowOpenEnv env;
+  auto options = TestOptions(dir);
+  const int port = FreePort();
+  options.metrics_listen = absl::StrCat("127.0.0.1:", port);
+  options.storage_env = &env;
+  std::atomic<bool> started{false};
+  absl::StatusOr<std::unique_ptr<server::Server>> restarted = absl::UnknownError("not started");
+  std::thread starter([&] {
+    restarted = server::Server::Start(options);
+    started = true;
+  });
+  std::vector<double> seen;  // runs_stored of every answered scrape until the start returned, and one after
+  int attempts = 0;
+  for (bool last = false; !last;) {
+    last = started.load();
+    ++attempts;
+    const std::string response = HttpGet(port, "/metrics", absl::Seconds(10));
+    if (response.find("200 OK") != std::string::npos) {
+      seen.push_back(Sample(response.substr(response.find("\r\n\r\n") + 4), "accelsel_runs_stored"));
+    }
+  }
+  starter.join();
+  ASSERT_TRUE(restarted.ok()) << restarted.status();
+  EXPECT_GT(attempts, 3);  // the start-up took a while, and we kept knocking
+  ASSERT_FALSE(seen.empty());
+  for (double v : seen) EXPECT_EQ(v, kRuns);
+}
+
+// Connections that never send a request must not hold off scrapes: each holds a worker only until the read timeout.
+TEST(MetricsScrapeTest, IdleConnectionsDoNotBlindTheEndpoint) {
+  auto options = TestOptions(FreshDir("metrics-idle"));
+  options.metrics_listen = "127.0.0.1:0";
+  auto s = server::Server::Start(options);
+  ASSERT_TRUE(s.ok()) << s.status();
+  const int port = (*s)->metrics_port();
+  const server::Metrics::HttpOptions http;
+  std::vector<int> idle;
+  auto close_all = [&] {
+    for (int fd : idle) close(fd);
+    idle.clear();
+  };
+  // Fewer idle connections than worker threads: a scrape answers at once.
+  for (int i = 0; i < http.threads / 2; ++i) idle.push_back(ConnectTcp(port));
+  auto t0 = absl::Now();
+  EXPECT_THAT(HttpGet(port, "/metrics", absl::Seconds(2)), HasSubstr("200 OK"));
+  EXPECT_LT(absl::Now() - t0, absl::Seconds(2));
+  // More idle connections than threads: a scrape still answers, within one read timeout.
+  for (int i = 0; i < http.threads; ++i) idle.push_back(ConnectTcp(port));
+  t0 = absl::Now();
+  EXPECT_THAT(HttpGet(port, "/metrics", http.request_timeout + absl::Seconds(3)), HasSubstr("200 OK"));
+  EXPECT_LT(absl::Now() - t0, http.request_timeout + absl::Seconds(3));
+  // And the server has dropped the idle connections that timed out (a read sees end-of-file, bounded wait).
+  char buf[512];
+  ssize_t n;
+  while ((n = read(idle.front(), buf, sizeof(buf))) > 0) {
+  }
+  EXPECT_EQ(n, 0) << "the idle connection is still open";
+  close_all();
 }
 
 }  // namespace

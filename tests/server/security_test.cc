@@ -77,6 +77,14 @@ TEST(AccessUnitTest, LoopbackAddresses) {
   EXPECT_FALSE(server::IsLoopbackAddress("0.0.0.0:50051"));
   EXPECT_FALSE(server::IsLoopbackAddress("[::]:50051"));
   EXPECT_FALSE(server::IsLoopbackAddress("10.0.0.5:50051"));
+  // Parsed as addresses, never matched by prefix.
+  EXPECT_TRUE(server::IsLoopbackAddress("127.3.2.1:1"));
+  EXPECT_TRUE(server::IsLoopbackAddress("[::ffff:127.0.0.1]:1"));
+  EXPECT_FALSE(server::IsLoopbackAddress("127.evil.example:50051"));
+  EXPECT_FALSE(server::IsLoopbackAddress("127.0.0.1.evil.example:50051"));
+  EXPECT_FALSE(server::IsLoopbackAddress("1270.0.0.1:1"));
+  EXPECT_FALSE(server::IsLoopbackAddress("[::1:1"));
+  EXPECT_FALSE(server::IsLoopbackAddress("[::ffff:10.0.0.1]:1"));
 }
 
 TEST(ServerStartTest, RefusesNonLoopbackWithoutAuthUnlessAllowed) {

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -13,6 +14,57 @@ namespace accelsel::testing {
 namespace {
 
 using ::testing::HasSubstr;
+
+// Sets an unknown field on `m` and on every message it can hold (filling each message field once), recursively.
+void PlantUnknownFieldsEverywhere(google::protobuf::Message* m, int depth = 0) {
+  m->GetReflection()->MutableUnknownFields(m)->AddVarint(999, 1);
+  if (depth > 8) return;
+  const google::protobuf::Descriptor* d = m->GetDescriptor();
+  for (int i = 0; i < d->field_count(); ++i) {
+    const google::protobuf::FieldDescriptor* f = d->field(i);
+    if (f->cpp_type() != google::protobuf::FieldDescriptor::CPPTYPE_MESSAGE || f->is_map()) continue;
+    google::protobuf::Message* child = f->is_repeated() ? m->GetReflection()->AddMessage(m, f)
+                                                        : m->GetReflection()->MutableMessage(m, f);
+    PlantUnknownFieldsEverywhere(child, depth + 1);
+  }
+}
+
+int CountUnknownFieldSets(const google::protobuf::Message& m) {
+  int n = m.GetReflection()->GetUnknownFields(m).empty() ? 0 : 1;
+  std::vector<const google::protobuf::FieldDescriptor*> fields;
+  m.GetReflection()->ListFields(m, &fields);
+  for (const auto* f : fields) {
+    if (f->cpp_type() != google::protobuf::FieldDescriptor::CPPTYPE_MESSAGE) continue;
+    if (f->is_repeated()) {
+      for (int i = 0; i < m.GetReflection()->FieldSize(m, f); ++i) {
+        n += CountUnknownFieldSets(m.GetReflection()->GetRepeatedMessage(m, f, i));
+      }
+    } else {
+      n += CountUnknownFieldSets(m.GetReflection()->GetMessage(m, f));
+    }
+  }
+  return n;
+}
+
+// StripUnknownFields walks RunReport's message types by hand; this fails when a message field is added to the proto
+// and the walk does not reach it.
+TEST(ValidateTest, StripUnknownFieldsReachesEveryMessageOfAReport) {
+  v1::RunReport r = MakeReport("r", "s", 1, 10);
+  PlantUnknownFieldsEverywhere(&r);
+  ASSERT_GT(CountUnknownFieldSets(r), 5);
+  EXPECT_TRUE(server::StripUnknownFields(&r));
+  EXPECT_EQ(CountUnknownFieldSets(r), 0);
+  EXPECT_FALSE(server::StripUnknownFields(&r));
+  v1::RunReport clean = MakeReport("r", "s", 1, 10);
+  EXPECT_FALSE(server::StripUnknownFields(&clean));
+}
+
+TEST(ValidateTest, FloatRangeBoundsEveryMeasurement) {
+  const double max = std::numeric_limits<float>::max();
+  EXPECT_TRUE(server::ValidateRunReport(MakeReport("r", "s", 1, max), {}).ok());
+  EXPECT_THAT(server::ValidateRunReport(MakeReport("r", "s", 1, 1e39), {}).message(),
+              HasSubstr("metrics.e2e_latency_ms: must be in [0, 3.40282e+38] (got 1e+39)"));
+}
 
 TEST(ValidateTest, GoodReportPasses) {
   EXPECT_TRUE(server::ValidateRunReport(MakeReport("r", "s", 1, 10), {}).ok());
