@@ -291,6 +291,10 @@ absl::StatusOr<DriverResult> RunAgainstServer(const Network& net, const DriverOp
     for (int w = 0; w < options.concurrency; ++w) {
       workers.emplace_back([&] {
         for (uint64_t j; (j = next.fetch_add(1)) < jobs;) {
+          if (options.jobs_per_s > 0) {
+            const absl::Time due = start + absl::Seconds(static_cast<double>(j) / options.jobs_per_s);
+            if (const absl::Time now = absl::Now(); due > now) absl::SleepFor(due - now);
+          }
           (void)nodes.PlayJob(j, &result.outcomes[j]);  // errors are counted and the first few kept
           done.fetch_add(1);
           if (options.retrain_every_jobs > 0 && (j + 1) % options.retrain_every_jobs == 0) (void)nodes.Retrain();

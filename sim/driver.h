@@ -28,6 +28,9 @@ struct DriverOptions {
   // that carries the reports of every node mapped to it).
   int concurrency = 16;
   int channels = 4;
+  // Free-running mode: jobs started per second across the network (job j starts no sooner than j / rate seconds
+  // after the first), so that the server's trainer sees the run on a time scale like a network's. 0 = no pacing.
+  double jobs_per_s = 0;
   // Prefix of run ids, so that repeated runs against one server do not collide.
   std::string run_tag;
   // Jobs between samples of GetModelInfo in deterministic mode (free-running mode samples by time).

@@ -65,6 +65,8 @@ const std::vector<FlagSpec>& Specs() {
       {"retrain-every-jobs", true, "K", "call Retrain after every K jobs (default 1000 with --deterministic, else 0)"},
       {"all-candidates", false, "", "offer every strategy, not only those measured for the task"},
       {"no-exploration", false, "", "select without exploration"},
+      {"rate", true, "JOBS_PER_S", "free-running: jobs started per second by the whole network (default 250; 0 = "
+                                   "no pacing)"},
       {"concurrency", true, "N", "free-running: jobs in flight at once (default 16)"},
       {"channels", true, "N", "free-running: connections, each with one shared report stream (default 4)"},
       {"epsilon", true, "E", "exploration rate of the epsilon_greedy baseline (default 0.1)"},
@@ -118,7 +120,8 @@ const char* NetsimUsage() {
          "                       (--spawn-server | --server ADDR) [--nodes 1000] [--jobs 20000] [--seed 1]\n"
          "                       [--noise 0.05] [--warm F] [--late-hardware NAME@F] [--liars K --liar-factor F]\n"
          "                       [--drift STRATEGY@FxFACTOR] [--churn] [--deterministic] [--retrain-every-jobs K]\n"
-         "                       [--all-candidates] [--no-exploration] [--json] [--window 1000] [--plots DIR]\n"
+         "                       [--rate 250] [--all-candidates] [--no-exploration] [--json] [--window 1000]\n"
+         "                       [--plots DIR]\n"
          "Run with --help for every flag; docs/SIMULATION.md explains the scenarios and the output.\n";
 }
 
@@ -208,8 +211,10 @@ absl::StatusOr<NetsimConfig> ParseNetsimArgs(const std::vector<std::string>& arg
   c.exploration = !f.Has("no-exploration");
   if (st = ParseCount(f, "concurrency", 1, 1024, &concurrency); !st.ok()) return st;
   if (st = ParseCount(f, "channels", 1, 256, &channels); !st.ok()) return st;
-  if (c.deterministic && (f.Has("concurrency") || f.Has("channels"))) {
-    return absl::InvalidArgumentError("--concurrency and --channels do not apply with --deterministic (one job at a time)");
+  if (st = ParseReal(f, "rate", 0, 1e7, false, &c.rate); !st.ok()) return st;
+  if (c.deterministic && (f.Has("concurrency") || f.Has("channels") || f.Has("rate"))) {
+    return absl::InvalidArgumentError(
+        "--concurrency, --channels and --rate do not apply with --deterministic (one job at a time)");
   }
   c.concurrency = static_cast<int>(concurrency);
   c.channels = static_cast<int>(channels);
@@ -248,7 +253,11 @@ json ConfigJson(const NetsimConfig& c, const SimTable& table, uint64_t retrain_e
     j["drift"] = absl::StrCat(s.drift_strategy, "@", s.drift_fraction, "x", s.drift_factor);
   }
   j["churn"] = s.churn;
-  if (!c.deterministic) j["concurrency"] = c.concurrency, j["channels"] = c.channels;
+  if (!c.deterministic) {
+    j["rate"] = c.rate;
+    j["concurrency"] = c.concurrency;
+    j["channels"] = c.channels;
+  }
   return j;
 }
 
@@ -298,6 +307,7 @@ int NetsimMain(const std::vector<std::string>& args, std::ostream& out, std::ost
   d.exploration = c.exploration;
   d.concurrency = c.concurrency;
   d.channels = c.channels;
+  d.jobs_per_s = c.deterministic ? 0 : c.rate;
   d.run_tag = RunTag(c.scenario.seed, c.spawn_server);
   d.sample_every_jobs = c.window;
   bool server_seeded = false;

@@ -33,6 +33,7 @@ struct NetsimConfig {
   std::optional<uint64_t> retrain_every_jobs;  // default: 1000 when deterministic, else 0
   bool all_candidates = false;
   bool exploration = true;
+  double rate = 250;  // free-running: jobs per second across the network (0 = as fast as the server answers)
   int concurrency = 16;
   int channels = 4;
   double epsilon = 0.1;
