@@ -29,7 +29,7 @@ FUZZ_TARGETS := fuzz_validate fuzz_csv fuzz_arff fuzz_llm_bench fuzz_json
 TSAN_TESTS ?= model_lifecycle_test server_integration_test security_test fault_test telemetry_store_test \
   client_telemetry_sender_test
 
-.PHONY: deps configure build run test bench eval eval-smoke clean fuzz fuzz-build test-asan test-tsan
+.PHONY: deps configure build run test bench eval eval-smoke sim clean fuzz fuzz-build test-asan test-tsan
 
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do \
@@ -66,6 +66,19 @@ eval: build
 
 eval-smoke: build
 	./model/eval/smoke.sh $(BUILD)/bin ../shared/data
+
+# The closed-loop network simulator's default scenario (docs/SIMULATION.md): a spawned server, cold start, 1,000
+# nodes, 20,000 jobs of the bundled table. The table goes to the terminal; netsim.jsonl and the PNG plots to SIM_DIR.
+SIM_DIR ?= $(BUILD)/sim
+SIM_ARGS ?=
+sim: configure
+	@dpkg-query -W -f='$${Status}' python3-matplotlib 2>/dev/null | grep -q "ok installed" || { \
+	  echo "Installing missing Debian package: python3-matplotlib"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends python3-matplotlib; }
+	cmake --build $(BUILD) -j $(JOBS) --target accelsel-netsim
+	$(BUILD)/bin/accelsel-netsim --llm-inference-bench $(SEED_CSV) --descriptors data/descriptors --spawn-server \
+	  --plots $(SIM_DIR) $(SIM_ARGS)
 
 # libFuzzer targets (clang): each runs FUZZ_SECONDS on its corpus in fuzz/corpus/<target>/, adding what it finds.
 fuzz-build: deps
