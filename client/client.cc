@@ -97,13 +97,19 @@ absl::StatusOr<v1::SelectAcceleratorResponse> Client::SelectAccelerator(const v1
 }
 
 absl::StatusOr<v1::ListStrategiesResponse> Client::ListStrategies() {
-  v1::ListStrategiesResponse response;
-  absl::Status s = CallWithRetry([&](grpc::ClientContext* ctx) {
-    response.Clear();
-    return selector_->ListStrategies(ctx, v1::ListStrategiesRequest(), &response);
-  });
-  if (!s.ok()) return s;
-  return response;
+  v1::ListStrategiesResponse all;
+  v1::ListStrategiesRequest request;
+  do {  // page by page: a large catalogue does not fit one message
+    v1::ListStrategiesResponse page;
+    absl::Status s = CallWithRetry([&](grpc::ClientContext* ctx) {
+      page.Clear();
+      return selector_->ListStrategies(ctx, request, &page);
+    });
+    if (!s.ok()) return s;
+    for (auto& strategy : *page.mutable_strategies()) *all.add_strategies() = std::move(strategy);
+    request.set_page_token(page.next_page_token());
+  } while (!request.page_token().empty());
+  return all;
 }
 
 absl::StatusOr<v1::RegisterStrategyResponse> Client::RegisterStrategy(const v1::Strategy& strategy) {

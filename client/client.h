@@ -62,6 +62,7 @@ class Client {
   Client(const ClientOptions& options, std::shared_ptr<grpc::Channel> channel);
 
   absl::StatusOr<v1::SelectAcceleratorResponse> SelectAccelerator(const v1::SelectAcceleratorRequest& request);
+  // The whole catalogue, fetched page by page (one call per 1000 strategies).
   absl::StatusOr<v1::ListStrategiesResponse> ListStrategies();
   absl::StatusOr<v1::RegisterStrategyResponse> RegisterStrategy(const v1::Strategy& strategy);
   absl::StatusOr<v1::GetModelInfoResponse> GetModelInfo();

@@ -1,6 +1,7 @@
 // ServiceCore: request handling independent of the transport.
 #include "server/service_core.h"
 
+#include <algorithm>
 #include <random>
 
 #include "absl/strings/str_cat.h"
@@ -205,9 +206,28 @@ grpc::Status ServiceCore::Select(const v1::SelectAcceleratorRequest& request,
   return grpc::Status::OK;
 }
 
-grpc::Status ServiceCore::ListStrategies(v1::ListStrategiesResponse* response) {
+grpc::Status ServiceCore::ListStrategies(const v1::ListStrategiesRequest& request,
+                                         v1::ListStrategiesResponse* response) {
+  // Pages of at most 1000 definitions of at most max_strategy_bytes each stay under the 8 MiB message cap.
+  constexpr uint32_t kMaxPage = 1000;
+  if (request.page_size() > kMaxPage) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        absl::StrCat("page_size: must be <= ", kMaxPage, " (got ", request.page_size(), ")"));
+  }
+  if (!request.page_token().empty()) {
+    if (absl::Status st = ValidateId("page_token", request.page_token(), options_.limits); !st.ok()) return ToGrpc(st);
+  }
+  const uint32_t page = request.page_size() == 0 ? kMaxPage : request.page_size();
   const auto catalog = catalog_->Get();
-  for (const auto& s : catalog->protos) *response->add_strategies() = s;
+  // The token is the last id of the previous page: the next page starts after it, wherever strategies were added.
+  auto it = request.page_token().empty()
+                ? catalog->protos.begin()
+                : std::upper_bound(catalog->protos.begin(), catalog->protos.end(), request.page_token(),
+                                   [](const std::string& id, const v1::Strategy& s) { return id < s.id(); });
+  for (; it != catalog->protos.end() && static_cast<uint32_t>(response->strategies_size()) < page; ++it) {
+    *response->add_strategies() = *it;
+  }
+  if (it != catalog->protos.end()) response->set_next_page_token(response->strategies().rbegin()->id());
   return grpc::Status::OK;
 }
 

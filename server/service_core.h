@@ -33,7 +33,8 @@ class ServiceCore {
   ~ServiceCore();
 
   grpc::Status Select(const v1::SelectAcceleratorRequest& request, v1::SelectAcceleratorResponse* response);
-  grpc::Status ListStrategies(v1::ListStrategiesResponse* response);
+  // One page of the catalogue, ordered by id (a catalogue may outgrow a message; docs/API.md).
+  grpc::Status ListStrategies(const v1::ListStrategiesRequest& request, v1::ListStrategiesResponse* response);
   grpc::Status RegisterStrategy(const v1::RegisterStrategyRequest& request, v1::RegisterStrategyResponse* response);
   grpc::Status GetModelInfo(v1::GetModelInfoResponse* response);
   grpc::Status Retrain(v1::RetrainResponse* response);

@@ -495,7 +495,7 @@ grpc::ServerUnaryReactor* SelectorService::ListStrategies(grpc::CallbackServerCo
                                                           grpc::ByteBuffer* response) {
   return Unary<v1::ListStrategiesRequest, v1::ListStrategiesResponse>(
       core_, access_, ctx, Method::kListStrategies, request, response,
-      [this](const auto&, auto* resp) { return core_->ListStrategies(resp); });
+      [this](const auto& req, auto* resp) { return core_->ListStrategies(req, resp); });
 }
 
 grpc::ServerUnaryReactor* SelectorService::RegisterStrategy(grpc::CallbackServerContext* ctx,
