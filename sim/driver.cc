@@ -22,9 +22,16 @@ namespace {
 
 constexpr size_t kMaxErrors = 5;
 constexpr absl::Duration kFlushTimeout = absl::Minutes(5);
+// The server's concurrent streams per connection (ServerOptions::max_concurrent_streams_per_connection), less
+// room for the unary calls in flight.
+constexpr size_t kReportStreamsPerConnection = 64;
+// A call refused by a rate limit is tried again after this, up to kRateLimitAttempts times.
+constexpr absl::Duration kRateLimitBackoff = absl::Milliseconds(100);
+constexpr int kRateLimitAttempts = 100;
 
-// One connection: unary calls and one report stream, shared by the nodes mapped to it.
-struct Connection {
+// What a node calls through: unary calls and a report stream. Without authentication one link per connection is
+// shared by the nodes mapped to it; with it, each node has its own (its token, its stream).
+struct Link {
   std::unique_ptr<client::Client> client;
   std::unique_ptr<client::TelemetrySender> sender;
 };
@@ -36,33 +43,32 @@ class Nodes {
   }
 
   absl::Status Connect(int count) {
+    const bool auth = !options_.node_tokens.empty();
+    if (auth) {
+      count = std::max<int>(count, static_cast<int>((net_.nodes().size() + kReportStreamsPerConnection - 1) /
+                                                    kReportStreamsPerConnection));
+    }
     for (int i = 0; i < count; ++i) {
       grpc::ChannelArguments args;
       // Without this, channels with the same target and arguments share one connection (gRPC's global
       // subchannel pool), and the per-connection stream limit would apply to all of them together.
       args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
       args.SetMaxReceiveMessageSize(16 << 20);
-      auto channel = grpc::CreateCustomChannel(options_.address, grpc::InsecureChannelCredentials(), args);
-      client::ClientOptions co;
-      co.target = options_.address;
-      co.deadline_ms = 30000;
-      Connection c;
-      c.client = std::make_unique<client::Client>(co, channel);
-      client::TelemetrySenderOptions so;
-      so.capacity_reports = 4096;
-      so.on_rejected = [this](const std::string& run_id, const std::string& reason) {
-        Error(absl::StrCat("report ", run_id, " rejected: ", reason));
-      };
-      c.sender = std::make_unique<client::TelemetrySender>(channel, co, so);
-      connections_.push_back(std::move(c));
+      channels_.push_back(grpc::CreateCustomChannel(options_.address, grpc::InsecureChannelCredentials(), args));
     }
-    client::ClientOptions admin = connections_[0].client->options();
+    if (auth) {
+      for (size_t n = 0; n < net_.nodes().size(); ++n) links_.push_back(MakeLink(channels_[n % count], options_.node_tokens[n]));
+    } else {
+      for (int i = 0; i < count; ++i) links_.push_back(MakeLink(channels_[i], ""));
+    }
+    client::ClientOptions admin = links_[0].client->options();
+    admin.bearer_token = options_.operator_token;
     admin.deadline_ms = 30 * 60 * 1000;  // a retrain on a slow machine takes minutes
-    admin_ = std::make_unique<client::Client>(admin, connections_[0].client->channel());
+    admin_ = std::make_unique<client::Client>(admin, channels_[0]);
     const absl::Time deadline = absl::Now() + absl::Seconds(60);
     absl::Status health;
     while (absl::Now() < deadline) {
-      health = connections_[0].client->Health();
+      health = admin_->Health();
       if (health.ok()) return absl::OkStatus();
       absl::SleepFor(absl::Milliseconds(50));
     }
@@ -88,7 +94,7 @@ class Nodes {
     return absl::OkStatus();
   }
 
-  Connection& ConnectionOf(uint32_t node) { return connections_[node % connections_.size()]; }
+  Link& LinkOf(uint32_t node) { return links_[node % links_.size()]; }
 
   absl::Status SendWarm(size_t i) {
     const WarmReport& w = net_.warm_reports()[i];
@@ -110,8 +116,14 @@ class Nodes {
     request.set_top_k(1);
     request.set_allow_exploration(options_.exploration);
     request.set_node_id(net_.nodes()[job.node].id);
-    Connection& c = ConnectionOf(job.node);
-    auto response = c.client->SelectAccelerator(request);
+    Link& link = LinkOf(job.node);
+    auto response = link.client->SelectAccelerator(request);
+    for (int attempt = 1; attempt < kRateLimitAttempts && !response.ok() &&
+                          response.status().code() == absl::StatusCode::kResourceExhausted;
+         ++attempt) {
+      absl::SleepFor(kRateLimitBackoff);
+      response = link.client->SelectAccelerator(request);
+    }
     if (!response.ok() || response->recommendations().empty()) {
       select_errors_.fetch_add(1);
       const absl::Status st = response.ok() ? absl::InternalError("no recommendation") : response.status();
@@ -135,16 +147,16 @@ class Nodes {
   }
 
   absl::Status FlushAll() {
-    for (Connection& c : connections_) {
-      if (absl::Status st = c.sender->Flush(kFlushTimeout); !st.ok()) return st;
+    for (Link& l : links_) {
+      if (absl::Status st = l.sender->Flush(kFlushTimeout); !st.ok()) return st;
     }
     return absl::OkStatus();
   }
-  absl::Status FlushOf(uint32_t node) { return ConnectionOf(node).sender->Flush(kFlushTimeout); }
+  absl::Status FlushOf(uint32_t node) { return LinkOf(node).sender->Flush(kFlushTimeout); }
 
   void Collect(DriverResult* result) {
-    for (Connection& c : connections_) {
-      const client::TelemetrySenderStats s = c.sender->stats();
+    for (Link& l : links_) {
+      const client::TelemetrySenderStats s = l.sender->stats();
       result->acked_durable += s.durable;
       result->acked_duplicate += s.duplicate;
       result->rejected += s.rejected;
@@ -159,7 +171,7 @@ class Nodes {
   }
 
   void Close() {
-    for (Connection& c : connections_) c.sender->Close();
+    for (Link& l : links_) l.sender->Close();
   }
 
  private:
@@ -190,9 +202,26 @@ class Nodes {
       }
     }
     reports_sent_.fetch_add(1);
-    absl::Status st = ConnectionOf(node).sender->Send(std::move(r));
+    absl::Status st = LinkOf(node).sender->Send(std::move(r));
     if (!st.ok()) Error(absl::StrCat("report ", run_id, ": ", st.ToString()));
     return st;
+  }
+
+  Link MakeLink(const std::shared_ptr<grpc::Channel>& channel, const std::string& token) {
+    client::ClientOptions co;
+    co.target = options_.address;
+    co.deadline_ms = 30000;
+    co.bearer_token = token;
+    Link link;
+    link.client = std::make_unique<client::Client>(co, channel);
+    client::TelemetrySenderOptions so;
+    // One stream per node holds little; a shared one carries many nodes' reports.
+    so.capacity_reports = token.empty() ? 4096 : 64;
+    so.on_rejected = [this](const std::string& run_id, const std::string& reason) {
+      Error(absl::StrCat("report ", run_id, " rejected: ", reason));
+    };
+    link.sender = std::make_unique<client::TelemetrySender>(channel, co, so);
+    return link;
   }
 
   void Error(std::string text) {
@@ -203,7 +232,8 @@ class Nodes {
   const Network& net_;
   const DriverOptions& options_;
   absl::flat_hash_map<std::string, size_t> index_;
-  std::vector<Connection> connections_;
+  std::vector<std::shared_ptr<grpc::Channel>> channels_;
+  std::vector<Link> links_;
   std::unique_ptr<client::Client> admin_;  // long deadline, for Retrain
   std::atomic<uint64_t> reports_sent_{0}, selects_ok_{0}, select_errors_{0};
   std::atomic<uint64_t> retrains_{0};

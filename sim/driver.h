@@ -31,6 +31,12 @@ struct DriverOptions {
   // Free-running mode: jobs started per second across the network (job j starts no sooner than j / rate seconds
   // after the first), so that the server's trainer sees the run on a time scale like a network's. 0 = no pacing.
   double jobs_per_s = 0;
+  // Authentication: empty = none. Otherwise the catalogue is registered and Retrain called with the operator
+  // token, and each node calls with its own token (by node index) on its own report stream, since the server
+  // attributes a stream's reports to its caller; the nodes are then spread over enough connections for the
+  // server's per-connection stream limit.
+  std::string operator_token;
+  std::vector<std::string> node_tokens;
   // Prefix of run ids, so that repeated runs against one server do not collide.
   std::string run_tag;
   // Jobs between samples of GetModelInfo in deterministic mode (free-running mode samples by time).

@@ -57,6 +57,7 @@ const std::vector<FlagSpec>& Specs() {
       {"churn", false, "", "a tenth of the nodes leave and as many join at every twentieth of the run"},
       {"server", true, "ADDR", "the server to play against"},
       {"spawn-server", false, "", "start accelsel-server of this build on an empty temporary store"},
+      {"auth", false, "", "--spawn-server: authentication on, an operator token and one token per node"},
       {"server-bin", true, "PATH", "--spawn-server: the binary (default: beside accelsel-netsim)"},
       {"tmp-dir", true, "DIR", "--spawn-server: parent of the temporary store (default $TMPDIR or /tmp)"},
       {"server-retrain-interval", true, "DURATION", "--spawn-server, free-running: the server's timer (default 10s)"},
@@ -117,7 +118,7 @@ const char* NetsimUsage() {
   return "usage: accelsel-netsim (--llm-inference-bench CSV [--descriptors DIR] |\n"
          "                        --csv FILE --task-cols C --strategy-cols S --target-col T [--maximize]\n"
          "                        [--hardware-col H] [--model-col M])\n"
-         "                       (--spawn-server | --server ADDR) [--nodes 1000] [--jobs 20000] [--seed 1]\n"
+         "                       (--spawn-server [--auth] | --server ADDR) [--nodes 1000] [--jobs 20000] [--seed 1]\n"
          "                       [--noise 0.05] [--warm F] [--late-hardware NAME@F] [--liars K --liar-factor F]\n"
          "                       [--drift STRATEGY@FxFACTOR] [--churn] [--deterministic] [--retrain-every-jobs K]\n"
          "                       [--rate 250] [--all-candidates] [--no-exploration] [--json] [--window 1000]\n"
@@ -185,7 +186,8 @@ absl::StatusOr<NetsimConfig> ParseNetsimArgs(const std::vector<std::string>& arg
   if (c.server.empty() == !c.spawn_server) {
     return absl::InvalidArgumentError("--server or --spawn-server: give exactly one of them");
   }
-  for (const char* flag : {"server-bin", "tmp-dir", "server-retrain-interval", "server-retrain-min-new-runs"}) {
+  c.auth = f.Has("auth");
+  for (const char* flag : {"auth", "server-bin", "tmp-dir", "server-retrain-interval", "server-retrain-min-new-runs"}) {
     if (f.Has(flag) && !c.spawn_server) return absl::InvalidArgumentError(absl::StrCat("--", flag, " needs --spawn-server"));
   }
   c.server_bin = f.Get("server-bin");
@@ -253,6 +255,7 @@ json ConfigJson(const NetsimConfig& c, const SimTable& table, uint64_t retrain_e
     j["drift"] = absl::StrCat(s.drift_strategy, "@", s.drift_fraction, "x", s.drift_factor);
   }
   j["churn"] = s.churn;
+  j["auth"] = c.auth;
   if (!c.deterministic) {
     j["rate"] = c.rate;
     j["concurrency"] = c.concurrency;
@@ -263,6 +266,19 @@ json ConfigJson(const NetsimConfig& c, const SimTable& table, uint64_t retrain_e
 
 // Run ids feed the server's stable hashes (e.g. which runs poisoning resistance keeps), so a run on a fresh store
 // names them from the seed alone; against a shared server a random part keeps repeated runs from colliding.
+// A token file for the spawned server: one operator and every node (churned-in ones included), random tokens.
+std::string MakeTokens(const Network& net, DriverOptions* d) {
+  std::random_device rd;
+  auto token = [&rd] { return absl::StrFormat("%08x%08x%08x%08x", rd(), rd(), rd(), rd()); };
+  d->operator_token = token();
+  std::string file = absl::StrCat("# accelsel-netsim\n", d->operator_token, " operator sim-operator\n");
+  for (const SimNode& node : net.nodes()) {
+    d->node_tokens.push_back(token());
+    absl::StrAppend(&file, d->node_tokens.back(), " node ", node.id, "\n");
+  }
+  return file;
+}
+
 std::string RunTag(uint64_t seed, bool fresh_store) {
   if (fresh_store) return absl::StrFormat("sim%llu", static_cast<unsigned long long>(seed));
   std::random_device rd;
@@ -326,6 +342,7 @@ int NetsimMain(const std::vector<std::string>& args, std::ostream& out, std::ost
       so.extra_flags.push_back(absl::StrCat("--retrain_interval=", c.server_retrain_interval));
       so.extra_flags.push_back(absl::StrCat("--retrain_min_new_runs=", c.server_retrain_min_new_runs));
     }
+    if (c.auth) so.auth_tokens = MakeTokens(*net, &d);
     server_seeded = ServerHasFlag(so.binary, "seed");
     if (server_seeded) so.extra_flags.push_back(absl::StrCat("--seed=", c.scenario.seed));
     auto started = ServerProcess::Start(so);

@@ -103,6 +103,18 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(const Server
                                    absl::StrCat("--descriptors_dir=", options.descriptors_dir),
                                    "--shutdown_grace=2s"};
   argv.insert(argv.end(), options.extra_flags.begin(), options.extra_flags.end());
+  if (!options.auth_tokens.empty()) {
+    const std::string path = templ + "/tokens";
+    const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    const bool written = fd >= 0 && write(fd, options.auth_tokens.data(), options.auth_tokens.size()) ==
+                                        static_cast<ssize_t>(options.auth_tokens.size());
+    if (fd >= 0) close(fd);
+    if (!written) {
+      close(log_fd);
+      return absl::InternalError(absl::StrCat("writing ", path, ": ", std::strerror(errno)));
+    }
+    argv.push_back(absl::StrCat("--auth_tokens=", path));
+  }
   auto pid = Spawn(argv, log_fd);
   close(log_fd);
   if (!pid.ok()) return pid.status();

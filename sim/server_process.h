@@ -21,6 +21,9 @@ struct ServerProcessOptions {
   std::string tmp_parent;       // the temporary data folder is made under it
   std::string descriptors_dir;
   std::vector<std::string> extra_flags;  // e.g. "--retrain_interval=10s"
+  // Content of an --auth_tokens file ("TOKEN ROLE NODE_ID" lines). Non-empty: written beside the store, readable
+  // by its owner only, and passed to the server.
+  std::string auth_tokens;
   absl::Duration start_timeout = absl::Seconds(60);
 };
 

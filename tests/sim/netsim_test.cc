@@ -210,6 +210,19 @@ TEST_F(NetsimTest, FreeRunningWithAllCandidates) {
   EXPECT_GT(s["load"]["server_rss_mb"]["max"].get<double>(), 0);
 }
 
+// With authentication each node calls with its own token on its own report stream (200 streams over several
+// connections), and the catalogue is registered with the operator token.
+TEST_F(NetsimTest, AuthenticatedNodes) {
+  NetsimRun r = Netsim(With(Base(), {"--auth", "--nodes", "200", "--jobs", "1000", "--rate", "0", "--liars", "2"}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json& s = r.summary;
+  EXPECT_TRUE(s["config"]["auth"].get<bool>());
+  EXPECT_EQ(s["runs"]["select_errors"].get<int>(), 0);
+  EXPECT_EQ(s["runs"]["rejected"].get<int>(), 0);
+  EXPECT_EQ(s["runs"]["acknowledged_durable"].get<int>(), 1000);
+  EXPECT_EQ(s["runs"]["stored_by_this_run"].get<int>(), 1000);
+}
+
 TEST_F(NetsimTest, MaximizeWithoutExploration) {
   NetsimRun r = Netsim(With(Base(/*maximize=*/true), {"--deterministic", "--nodes", "30", "--jobs", "600",
                                                 "--retrain-every-jobs", "300", "--no-exploration"}));
@@ -263,6 +276,9 @@ TEST_F(NetsimTest, BadArgumentsGiveOneLineErrors) {
       {With(Base(), {"--rate", "-1"}), "--rate"},
       {With(Base(), {"--frobnicate"}), "--frobnicate"},
       {With(Base(), {"--server", "127.0.0.1:1"}), "--server or --spawn-server"},
+      {{"--csv", table_, "--task-cols", "batch", "--strategy-cols", "engine", "--target-col", "latency_ms",
+        "--server", "127.0.0.1:1", "--auth"},
+       "--auth needs --spawn-server"},
   };
   for (const auto& [args, flag] : cases) {
     NetsimRun r = Netsim(args);
