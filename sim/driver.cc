@@ -57,7 +57,8 @@ class Nodes {
       channels_.push_back(grpc::CreateCustomChannel(options_.address, grpc::InsecureChannelCredentials(), args));
     }
     if (auth) {
-      for (size_t n = 0; n < net_.nodes().size(); ++n) links_.push_back(MakeLink(channels_[n % count], options_.node_tokens[n]));
+      for (size_t n = 0; n < net_.nodes().size(); ++n)
+        links_.push_back(MakeLink(channels_[n % count], options_.node_tokens[n]));
     } else {
       for (int i = 0; i < count; ++i) links_.push_back(MakeLink(channels_[i], ""));
     }
@@ -80,7 +81,8 @@ class Nodes {
       v1::Strategy proto;
       ToProto(s, &proto);
       auto r = admin_->RegisterStrategy(proto);
-      if (!r.ok()) return absl::Status(r.status().code(), absl::StrCat("RegisterStrategy ", s.id, ": ", r.status().message()));
+      if (!r.ok())
+        return absl::Status(r.status().code(), absl::StrCat("RegisterStrategy ", s.id, ": ", r.status().message()));
     }
     return absl::OkStatus();
   }
@@ -98,7 +100,8 @@ class Nodes {
 
   absl::Status SendWarm(size_t i) {
     const WarmReport& w = net_.warm_reports()[i];
-    return Report(absl::StrFormat("%s-w%010d", options_.run_tag, i), w.node, w.task, w.strategy, "", net_.WarmMeasured(i));
+    return Report(absl::StrFormat("%s-w%010d", options_.run_tag, i), w.node, w.task, w.strategy, "",
+                  net_.WarmMeasured(i));
   }
 
   // Select, run and report job `j`; the outcome goes to `out`.
@@ -142,8 +145,8 @@ class Nodes {
     out->selection_probability = first.selection_probability();
     out->model_version = response->model_version();
     const double value = task.Has(out->choice) ? net_.Reported(j, job.task, out->choice) : model::kMissing;
-    return Report(absl::StrFormat("%s-j%010d", options_.run_tag, j), job.node, job.task, out->choice, response->decision_id(),
-                  value);
+    return Report(absl::StrFormat("%s-j%010d", options_.run_tag, j), job.node, job.task, out->choice,
+                  response->decision_id(), value);
   }
 
   absl::Status FlushAll() {

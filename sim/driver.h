@@ -68,8 +68,8 @@ struct DriverResult {
   std::vector<JobOutcome> outcomes;  // by job index
   std::vector<ServerSample> samples;
   double warm_seconds = 0;
-  double jobs_seconds = 0;    // first select to last select
-  double drain_seconds = 0;   // first select to the last acknowledgement
+  double jobs_seconds = 0;   // first select to last select
+  double drain_seconds = 0;  // first select to the last acknowledgement
   uint64_t selects_ok = 0;
   uint64_t select_errors = 0;
   std::vector<std::string> errors;  // the first few select/report errors

@@ -66,8 +66,9 @@ const std::vector<FlagSpec>& Specs() {
       {"retrain-every-jobs", true, "K", "call Retrain after every K jobs (default 1000 with --deterministic, else 0)"},
       {"all-candidates", false, "", "offer every strategy, not only those measured for the task"},
       {"no-exploration", false, "", "select without exploration"},
-      {"rate", true, "JOBS_PER_S", "free-running: jobs started per second by the whole network (default 250; 0 = "
-                                   "no pacing)"},
+      {"rate", true, "JOBS_PER_S",
+       "free-running: jobs started per second by the whole network (default 250; 0 = "
+       "no pacing)"},
       {"concurrency", true, "N", "free-running: jobs in flight at once (default 16)"},
       {"channels", true, "N", "free-running: connections, each with one shared report stream (default 4)"},
       {"epsilon", true, "E", "exploration rate of the epsilon_greedy baseline (default 0.1)"},
@@ -94,8 +95,8 @@ absl::Status ParseCount(const client::cli::ParsedFlags& f, const std::string& fl
   return absl::OkStatus();
 }
 
-absl::Status ParseReal(const client::cli::ParsedFlags& f, const std::string& flag, double lo, double hi,
-                       bool open_low, double* out) {
+absl::Status ParseReal(const client::cli::ParsedFlags& f, const std::string& flag, double lo, double hi, bool open_low,
+                       double* out) {
   if (!f.Has(flag)) return absl::OkStatus();
   const std::string v = f.Get(flag);
   if (!absl::SimpleAtod(v, out) || !std::isfinite(*out) || *out > hi || *out < lo || (open_low && *out == lo)) {
@@ -130,7 +131,8 @@ absl::StatusOr<NetsimConfig> ParseNetsimArgs(const std::vector<std::string>& arg
   auto parsed = client::cli::ParseFlags(args, Specs());
   if (!parsed.ok()) return parsed.status();
   const client::cli::ParsedFlags& f = *parsed;
-  if (!f.positional.empty()) return absl::InvalidArgumentError(absl::StrCat("unexpected argument '", f.positional[0], "'"));
+  if (!f.positional.empty())
+    return absl::InvalidArgumentError(absl::StrCat("unexpected argument '", f.positional[0], "'"));
   NetsimConfig c;
   if (f.Has("help")) return c;
   c.llm_bench = f.Get("llm-inference-bench");
@@ -188,7 +190,8 @@ absl::StatusOr<NetsimConfig> ParseNetsimArgs(const std::vector<std::string>& arg
   }
   c.auth = f.Has("auth");
   for (const char* flag : {"auth", "server-bin", "tmp-dir", "server-retrain-interval", "server-retrain-min-new-runs"}) {
-    if (f.Has(flag) && !c.spawn_server) return absl::InvalidArgumentError(absl::StrCat("--", flag, " needs --spawn-server"));
+    if (f.Has(flag) && !c.spawn_server)
+      return absl::InvalidArgumentError(absl::StrCat("--", flag, " needs --spawn-server"));
   }
   c.server_bin = f.Get("server-bin");
   c.tmp_dir = f.Get("tmp-dir");
@@ -303,7 +306,8 @@ int NetsimMain(const std::vector<std::string>& args, std::ostream& out, std::ost
     }
   }
   NetsimConfig& c = *config;
-  absl::StatusOr<SimTable> table = c.llm_bench.empty() ? LoadCsvTable(c.csv) : LoadLlmBenchTable(c.llm_bench, c.descriptors);
+  absl::StatusOr<SimTable> table =
+      c.llm_bench.empty() ? LoadCsvTable(c.csv) : LoadLlmBenchTable(c.llm_bench, c.descriptors);
   if (!table.ok()) {
     err << "accelsel-netsim: " << table.status().message() << "\n";
     return 1;

@@ -24,7 +24,7 @@ struct NetsimConfig {
   // Server: an address, or spawn one of this build.
   std::string server;
   bool spawn_server = false;
-  bool auth = false;  // --spawn-server with a generated token file: an operator token and one token per node
+  bool auth = false;       // --spawn-server with a generated token file: an operator token and one token per node
   std::string server_bin;  // empty = accelsel-server beside this binary
   std::string tmp_dir;     // empty = $TMPDIR or /tmp
   std::string server_retrain_interval = "10s";  // free-running mode, spawned server

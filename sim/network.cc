@@ -112,9 +112,8 @@ absl::StatusOr<Network> Network::Build(const SimTable& table, const Scenario& sc
     if (net.drift_strategy_ < 0) {
       std::vector<std::string> ids;
       for (const auto& s : table.strategies) ids.push_back(s.id);
-      return absl::InvalidArgumentError(absl::StrCat("--drift: '", scenario.drift_strategy,
-                                                     "' is not a strategy of the table (", absl::StrJoin(ids, ", "),
-                                                     ")"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--drift: '", scenario.drift_strategy, "' is not a strategy of the table (", absl::StrJoin(ids, ", "), ")"));
     }
     net.drift_job_ = static_cast<uint64_t>(scenario.drift_fraction * static_cast<double>(scenario.jobs));
   }
@@ -132,9 +131,8 @@ absl::StatusOr<Network> Network::Build(const SimTable& table, const Scenario& sc
     given += static_cast<uint32_t>(share);
     remainders.push_back({share - std::floor(share), h});
   }
-  std::sort(remainders.begin(), remainders.end(), [](const auto& a, const auto& b) {
-    return a.first != b.first ? a.first > b.first : a.second < b.second;
-  });
+  std::sort(remainders.begin(), remainders.end(),
+            [](const auto& a, const auto& b) { return a.first != b.first ? a.first > b.first : a.second < b.second; });
   for (uint32_t i = 0; given < spare; ++i, ++given) ++per_hw[remainders[i % hw_count].second];
 
   // Node ids are numbered across the whole run (churned-in nodes continue the numbering).

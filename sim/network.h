@@ -19,8 +19,8 @@ struct Scenario {
   uint64_t jobs = 20000;
   uint32_t nodes = 1000;
   uint64_t seed = 1;
-  double noise = 0.05;          // sigma of the multiplicative log-normal noise
-  double warm_fraction = 0;     // share of the table's (task, strategy) cells reported before the first job
+  double noise = 0.05;       // sigma of the multiplicative log-normal noise
+  double warm_fraction = 0;  // share of the table's (task, strategy) cells reported before the first job
   // --late-hardware NAME@FRACTION: nodes of that hardware join after that share of the jobs.
   std::string late_hardware;
   double late_fraction = 0;
@@ -41,10 +41,10 @@ inline constexpr int kChurnEvents = 20;
 inline constexpr double kChurnShare = 0.1;
 
 struct SimNode {
-  std::string id;        // "sim-node-0001"
+  std::string id;  // "sim-node-0001"
   uint32_t hardware = 0;
   bool liar = false;
-  uint64_t joins_at = 0;  // first job index it may run
+  uint64_t joins_at = 0;            // first job index it may run
   uint64_t leaves_at = UINT64_MAX;  // first job index it no longer runs
 };
 

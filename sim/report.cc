@@ -81,8 +81,7 @@ double Scorer::FavouriteNotBestShare(size_t policy, uint64_t begin, uint64_t end
     if (!Honest(j)) continue;
     ++n;
     const uint32_t task = net_.jobs()[j].task;
-    if (static_cast<int>(choices_[policy][j]) == fav &&
-        net_.TrueValue(task, fav, j) != net_.BestValue(task, j)) {
+    if (static_cast<int>(choices_[policy][j]) == fav && net_.TrueValue(task, fav, j) != net_.BestValue(task, j)) {
       ++hits;
     }
   }
@@ -209,7 +208,8 @@ json Scorer::Summary(const json& config, uint64_t window) const {
     drift["accelsel_recovered_within_jobs"] = recovered;
     s["drift"] = drift;
   }
-  if (net_.scenario().churn) s["churn"] = {{"nodes_left", net_.churned_nodes()}, {"nodes_joined", net_.churned_nodes()}};
+  if (net_.scenario().churn)
+    s["churn"] = {{"nodes_left", net_.churned_nodes()}, {"nodes_joined", net_.churned_nodes()}};
   json server;
   server["serving_version"] = driver_.serving_version;
   server["models_in_history"] = driver_.models_in_history;
@@ -233,9 +233,8 @@ json Scorer::Summary(const json& config, uint64_t window) const {
   load["warm_seconds"] = driver_.warm_seconds;
   load["jobs_seconds"] = driver_.jobs_seconds;
   load["selects_per_s"] = driver_.jobs_seconds > 0 ? driver_.selects_ok / driver_.jobs_seconds : 0.0;
-  load["reports_per_s"] = driver_.drain_seconds > 0 ? (driver_.reports_sent - net_.warm_reports().size()) /
-                                                          driver_.drain_seconds
-                                                    : 0.0;
+  load["reports_per_s"] =
+      driver_.drain_seconds > 0 ? (driver_.reports_sent - net_.warm_reports().size()) / driver_.drain_seconds : 0.0;
   uint64_t rss_max = 0;
   for (const ServerSample& x : driver_.samples) rss_max = std::max(rss_max, x.rss_bytes);
   if (rss_max > 0) {
@@ -250,9 +249,10 @@ json Scorer::Summary(const json& config, uint64_t window) const {
 
 std::string HumanSummary(const json& summary) {
   const json& s = summary.at("summary");
-  std::string out = absl::StrFormat("%llu jobs (%llu from honest nodes); regret = geometric mean of chosen / best, "
-                                    "1.000 = oracle\n",
-                                    s["jobs"].get<uint64_t>(), s["honest_jobs"].get<uint64_t>());
+  std::string out = absl::StrFormat(
+      "%llu jobs (%llu from honest nodes); regret = geometric mean of chosen / best, "
+      "1.000 = oracle\n",
+      s["jobs"].get<uint64_t>(), s["honest_jobs"].get<uint64_t>());
   auto cell = [](const json& segment, const std::string& policy) {
     const json& v = segment[policy]["regret_geomean"];
     return v.is_null() ? std::string("     -") : absl::StrFormat("%6.3f", v.get<double>());
@@ -277,12 +277,12 @@ std::string HumanSummary(const json& summary) {
   }
   const json& load = s["load"];
   const json& runs = s["runs"];
-  absl::StrAppend(&out, absl::StrFormat("exploration share %.3f; serving model v%llu; %.0f selects/s, %.0f reports/s\n",
-                                        s["exploration_share"]["whole_run"].is_null()
-                                            ? 0.0
-                                            : s["exploration_share"]["whole_run"].get<double>(),
-                                        s["server"]["serving_version"].get<uint64_t>(),
-                                        load["selects_per_s"].get<double>(), load["reports_per_s"].get<double>()));
+  absl::StrAppend(
+      &out, absl::StrFormat(
+                "exploration share %.3f; serving model v%llu; %.0f selects/s, %.0f reports/s\n",
+                s["exploration_share"]["whole_run"].is_null() ? 0.0 : s["exploration_share"]["whole_run"].get<double>(),
+                s["server"]["serving_version"].get<uint64_t>(), load["selects_per_s"].get<double>(),
+                load["reports_per_s"].get<double>()));
   absl::StrAppend(&out, absl::StrFormat("runs: %llu reported, %llu acknowledged durable, %llu stored by this run, "
                                         "%lld lost\n",
                                         runs["reported"].get<uint64_t>(), runs["acknowledged_durable"].get<uint64_t>(),

@@ -17,8 +17,8 @@
 namespace accelsel::sim {
 
 struct ServerProcessOptions {
-  std::string binary;           // path of accelsel-server
-  std::string tmp_parent;       // the temporary data folder is made under it
+  std::string binary;      // path of accelsel-server
+  std::string tmp_parent;  // the temporary data folder is made under it
   std::string descriptors_dir;
   std::vector<std::string> extra_flags;  // e.g. "--retrain_interval=10s"
   // Content of an --auth_tokens file ("TOKEN ROLE NODE_ID" lines). Non-empty: written beside the store, readable

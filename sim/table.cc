@@ -192,8 +192,10 @@ absl::StatusOr<SimTable> LoadCsvTable(const CsvTableSpec& spec) {
     if (c != hardware_col && c != model_col) extra_cols.push_back(c);
   }
   if (extra_cols.size() > 32) {
-    return absl::InvalidArgumentError(absl::StrCat("at most 32 task columns besides --hardware-col and --model-col "
-                                                   "fit in context.extra (got ", extra_cols.size(), ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("at most 32 task columns besides --hardware-col and --model-col "
+                     "fit in context.extra (got ",
+                     extra_cols.size(), ")"));
   }
   std::vector<bool> numeric(extra_cols.size(), true);
   for (const auto& row : csv->rows) {

@@ -17,9 +17,9 @@ namespace accelsel::sim {
 
 struct SimTask {
   std::string name;
-  v1::TaskContext context;   // what a node sends for this task
-  uint32_t hardware = 0;     // index into SimTable::hardware
-  std::vector<double> value;  // by strategy index: geometric mean of the table's rows; NaN = not measured
+  v1::TaskContext context;        // what a node sends for this task
+  uint32_t hardware = 0;          // index into SimTable::hardware
+  std::vector<double> value;      // by strategy index: geometric mean of the table's rows; NaN = not measured
   std::vector<uint32_t> present;  // strategy indices with a value, ascending
   bool Has(uint32_t strategy) const { return !model::IsMissing(value[strategy]); }
 };
@@ -28,7 +28,7 @@ struct SimTable {
   std::vector<model::Strategy> strategies;  // sorted by id
   std::vector<std::string> hardware;        // accelerator names, sorted
   std::vector<SimTask> tasks;
-  bool maximize = false;                    // true: larger values are better (throughput)
+  bool maximize = false;  // true: larger values are better (throughput)
   v1::Objective objective = v1::OBJECTIVE_E2E_LATENCY;
   size_t rows_used = 0;      // rows that gave a value
   size_t rows_skipped = 0;   // rows without a usable value

@@ -27,8 +27,8 @@ using nlohmann::json;
 std::string TmpDir() {
   static std::atomic<int> counter{0};
   const char* base = std::getenv("ACCELSEL_TEST_TMPDIR");
-  const std::filesystem::path p = std::filesystem::path(base ? base : "/tmp") /
-                                  absl::StrCat("sim_netsim_test-", getpid(), "-", counter++);
+  const std::filesystem::path p =
+      std::filesystem::path(base ? base : "/tmp") / absl::StrCat("sim_netsim_test-", getpid(), "-", counter++);
   std::filesystem::create_directories(p);
   return p.string();
 }
@@ -85,10 +85,13 @@ class NetsimTest : public ::testing::Test {
   }
   // The known-best table as a --csv input, spawned server, JSON output.
   static std::vector<std::string> Base(bool maximize = false, bool by_batch = false) {
-    std::vector<std::string> a = {"--csv", by_batch ? table_by_batch_ : table_, "--task-cols", "batch",
+    std::vector<std::string> a = {"--csv",           by_batch ? table_by_batch_ : table_,
+                                  "--task-cols",     "batch",
                                   "--strategy-cols", "engine",
-                                  "--target-col", maximize ? "throughput" : "latency_ms", "--hardware-col",
-                                  "hardware", "--model-col", "model", "--spawn-server", "--json"};
+                                  "--target-col",    maximize ? "throughput" : "latency_ms",
+                                  "--hardware-col",  "hardware",
+                                  "--model-col",     "model",
+                                  "--spawn-server",  "--json"};
     if (maximize) a.push_back("--maximize");
     return a;
   }
@@ -167,9 +170,26 @@ TEST_F(NetsimTest, DeterministicRunsRepeat) {
 
 // Every scenario flag at once on a small deterministic run: each leaves its section in the summary.
 TEST_F(NetsimTest, ScenarioFlags) {
-  NetsimRun r = Netsim(With(Base(), {"--deterministic", "--nodes", "60", "--jobs", "2000", "--retrain-every-jobs", "500",
-                               "--warm", "0.3", "--late-hardware", "gpu-c@0.5", "--liars", "3", "--liar-factor", "3",
-                               "--drift", "alpha@0.6x3", "--churn", "--window", "500"}));
+  NetsimRun r = Netsim(With(Base(), {"--deterministic",
+                                     "--nodes",
+                                     "60",
+                                     "--jobs",
+                                     "2000",
+                                     "--retrain-every-jobs",
+                                     "500",
+                                     "--warm",
+                                     "0.3",
+                                     "--late-hardware",
+                                     "gpu-c@0.5",
+                                     "--liars",
+                                     "3",
+                                     "--liar-factor",
+                                     "3",
+                                     "--drift",
+                                     "alpha@0.6x3",
+                                     "--churn",
+                                     "--window",
+                                     "500"}));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const json& s = r.summary;
   ASSERT_TRUE(s.is_object()) << r.out;
@@ -196,9 +216,9 @@ TEST_F(NetsimTest, ScenarioFlags) {
 
 // Free-running: workers on several connections, the server's own trainer; every acknowledged run is stored.
 TEST_F(NetsimTest, FreeRunningWithAllCandidates) {
-  NetsimRun r = Netsim(With(Base(), {"--nodes", "200", "--jobs", "2000", "--rate", "0", "--concurrency", "8", "--channels",
-                               "3", "--all-candidates", "--server-retrain-interval", "1s",
-                               "--server-retrain-min-new-runs", "500"}));
+  NetsimRun r = Netsim(
+      With(Base(), {"--nodes", "200", "--jobs", "2000", "--rate", "0", "--concurrency", "8", "--channels", "3",
+                    "--all-candidates", "--server-retrain-interval", "1s", "--server-retrain-min-new-runs", "500"}));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const json& s = r.summary;
   EXPECT_EQ(s["config"]["mode"], "free-running");
@@ -225,7 +245,7 @@ TEST_F(NetsimTest, AuthenticatedNodes) {
 
 TEST_F(NetsimTest, MaximizeWithoutExploration) {
   NetsimRun r = Netsim(With(Base(/*maximize=*/true), {"--deterministic", "--nodes", "30", "--jobs", "600",
-                                                "--retrain-every-jobs", "300", "--no-exploration"}));
+                                                      "--retrain-every-jobs", "300", "--no-exploration"}));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(r.summary["config"]["maximize"].get<bool>());
   EXPECT_DOUBLE_EQ(r.summary["exploration_share"]["whole_run"].get<double>(), 0.0);
@@ -236,8 +256,9 @@ TEST_F(NetsimTest, MaximizeWithoutExploration) {
 TEST_F(NetsimTest, LlmInferenceBenchInputAndHumanTable) {
   const std::string src = std::getenv("ACCELSEL_SOURCE_DIR");
   const std::string dir = TmpDir();
-  NetsimRun r = Netsim({"--llm-inference-bench", src + "/tests/fixtures/llm_bench_small.csv", "--descriptors",
-                  src + "/data/descriptors", "--spawn-server", "--deterministic", "--nodes", "10", "--jobs", "200"});
+  NetsimRun r =
+      Netsim({"--llm-inference-bench", src + "/tests/fixtures/llm_bench_small.csv", "--descriptors",
+              src + "/data/descriptors", "--spawn-server", "--deterministic", "--nodes", "10", "--jobs", "200"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(absl::StrContains(r.out, "accelsel ")) << r.out;
   EXPECT_TRUE(absl::StrContains(r.out, "epsilon_greedy")) << r.out;
@@ -249,8 +270,8 @@ TEST_F(NetsimTest, Plots) {
     GTEST_SKIP() << "Debian's python3-matplotlib is not installed (make sim installs it)";
   }
   const std::string dir = TmpDir();
-  NetsimRun r = Netsim(With(Base(), {"--deterministic", "--nodes", "30", "--jobs", "600", "--late-hardware", "gpu-b@0.5",
-                               "--plots", dir}));
+  NetsimRun r = Netsim(With(
+      Base(), {"--deterministic", "--nodes", "30", "--jobs", "600", "--late-hardware", "gpu-b@0.5", "--plots", dir}));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   for (const char* png : {"regret.png", "exploration.png", "late_hardware.png"}) {
     EXPECT_GT(std::filesystem::file_size(std::filesystem::path(dir) / png), 1000u) << png;
@@ -276,8 +297,8 @@ TEST_F(NetsimTest, BadArgumentsGiveOneLineErrors) {
       {With(Base(), {"--rate", "-1"}), "--rate"},
       {With(Base(), {"--frobnicate"}), "--frobnicate"},
       {With(Base(), {"--server", "127.0.0.1:1"}), "--server or --spawn-server"},
-      {{"--csv", table_, "--task-cols", "batch", "--strategy-cols", "engine", "--target-col", "latency_ms",
-        "--server", "127.0.0.1:1", "--auth"},
+      {{"--csv", table_, "--task-cols", "batch", "--strategy-cols", "engine", "--target-col", "latency_ms", "--server",
+        "127.0.0.1:1", "--auth"},
        "--auth needs --spawn-server"},
   };
   for (const auto& [args, flag] : cases) {

@@ -1,5 +1,7 @@
 // The simulator's pieces in-process: the table from a CSV, nodes and jobs, scenario parsing, truth and noise,
 // baselines and argument errors.
+#include "sim/network.h"
+
 #include <unistd.h>
 
 #include <cmath>
@@ -12,7 +14,6 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "sim/netsim.h"
-#include "sim/network.h"
 #include "sim/policies.h"
 #include "sim/table.h"
 #include "tests/sim/known_best_table.h"
@@ -22,8 +23,8 @@ namespace {
 
 std::string TablePath() {
   const char* base = std::getenv("ACCELSEL_TEST_TMPDIR");
-  const std::string path = (std::filesystem::path(base ? base : "/tmp") /
-                            absl::StrCat("sim_network_test_", getpid(), ".csv")).string();
+  const std::string path =
+      (std::filesystem::path(base ? base : "/tmp") / absl::StrCat("sim_network_test_", getpid(), ".csv")).string();
   testing::WriteKnownBestTable(path, /*by_batch=*/true);
   return path;
 }
@@ -114,7 +115,10 @@ TEST(Network, ScenarioFlagsShapeTheRun) {
   s.warm_fraction = 0.5;
   ASSERT_TRUE(ParseLateHardware("gpu-c@0.5", &s).ok());
   s.liars = 5;
-  ASSERT_TRUE(ParseDrift("alpha@0.25\xc3\x97" "3", &s).ok());
+  ASSERT_TRUE(ParseDrift("alpha@0.25\xc3\x97"
+                         "3",
+                         &s)
+                  .ok());
   s.churn = true;
   auto net = Network::Build(*table, s);
   ASSERT_TRUE(net.ok()) << net.status();
@@ -139,7 +143,8 @@ TEST(Network, ScenarioFlagsShapeTheRun) {
   for (const SimNode& n : net->nodes()) ids.insert(n.id);
   EXPECT_EQ(ids.size(), net->nodes().size());
   // Warm: half the cells of the hardware present from the start.
-  for (const WarmReport& w : net->warm_reports()) EXPECT_NE(static_cast<int>(table->tasks[w.task].hardware), net->late_hardware());
+  for (const WarmReport& w : net->warm_reports())
+    EXPECT_NE(static_cast<int>(table->tasks[w.task].hardware), net->late_hardware());
   EXPECT_NEAR(static_cast<double>(net->warm_reports().size()), 0.5 * (24 * 4 - 4), 1);
   // Drift: alpha three times slower from job 1000 on.
   const int alpha = table->StrategyIndex("alpha");
@@ -249,8 +254,8 @@ TEST(NetsimArgs, ErrorsNameTheFlagAndTheRule) {
     ASSERT_FALSE(c.ok()) << want;
     EXPECT_TRUE(absl::StrContains(c.status().message(), want)) << c.status() << " wanted " << want;
   }
-  auto ok = ParseNetsimArgs({"--llm-inference-bench", "x.csv", "--spawn-server", "--drift", "vllm@0.5×3",
-                             "--retrain_every_jobs", "7"});
+  auto ok = ParseNetsimArgs(
+      {"--llm-inference-bench", "x.csv", "--spawn-server", "--drift", "vllm@0.5×3", "--retrain_every_jobs", "7"});
   ASSERT_TRUE(ok.ok()) << ok.status();
   EXPECT_EQ(ok->retrain_every_jobs.value_or(0), 7u);
   EXPECT_DOUBLE_EQ(ok->scenario.drift_factor, 3);
