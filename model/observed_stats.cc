@@ -117,11 +117,129 @@ AddOutcome ObservedStats::AddChecked(const RunRecord& run) {
     return {};
   }
   ++node.ok_runs;
+  const double log_level = TrackLevelLocked(key, cell, node, run, node_hash);
+  // Samples are kept at base level: latencies divided by the level factor, throughput multiplied.
+  const double f = std::exp(log_level);
   SampleLocked(cell, node,
-               Sample{AsFloat(run.metrics.e2e_latency_ms), AsFloat(run.metrics.ttft_ms),
-                      AsFloat(run.metrics.tpot_ms), AsFloat(run.metrics.throughput_tokens_per_s),
+               Sample{AsFloat(run.metrics.e2e_latency_ms / f), AsFloat(run.metrics.ttft_ms / f),
+                      AsFloat(run.metrics.tpot_ms / f), AsFloat(run.metrics.throughput_tokens_per_s * f),
                       AsFloat(run.metrics.peak_memory_gb), node_hash});
   return JudgeLocked(cell, node_hash);
+}
+
+double ObservedStats::TrackLevelLocked(uint64_t context_key, Cell& cell, NodeSamples& node, const RunRecord& run,
+                                       uint64_t node_hash) {
+  Level& level = levels_[run.strategy_id];
+  const double e2e = run.metrics.e2e_latency_ms;
+  if (!(e2e > 0)) return level.log_level;
+  std::vector<double> node_means;
+  node_means.reserve(cell.by_node.size());
+  for (const auto& [hash, n] : cell.by_node) {
+    if (n.log_e2e_count > 0) node_means.push_back(n.log_e2e_sum / static_cast<double>(n.log_e2e_count));
+  }
+  if (!node_means.empty()) {
+    std::sort(node_means.begin(), node_means.end());
+    const double residual = std::log(e2e) - level.log_level - Quantile(node_means, 0.5);
+    level.window.push_back(LevelResidual{node_hash, context_key, residual, run.time_unix_ms, kMissing});
+    if (level.window.size() >= options_.level_window) JudgeLevelLocked(run.strategy_id, level);
+  }
+  // At the level now in force, which the judgement above may just have moved.
+  node.log_e2e_sum += std::log(e2e) - level.log_level;
+  ++node.log_e2e_count;
+  if (!level.window.empty() && level.window.back().context_key == context_key &&
+      level.window.back().node_hash == node_hash && std::isnan(level.window.back().stored_e2e)) {
+    level.window.back().stored_e2e = AsFloat(e2e / std::exp(level.log_level));  // as SampleLocked will keep it
+  }
+  return level.log_level;
+}
+
+void ObservedStats::JudgeLevelLocked(const std::string& strategy_id, Level& level) {
+  std::vector<LevelResidual> window;
+  window.swap(level.window);
+  absl::flat_hash_map<uint64_t, std::vector<double>> by_node;
+  for (const LevelResidual& e : window) by_node[e.node_hash].push_back(e.residual);
+  if (by_node.size() < options_.level_min_nodes) return;
+  std::vector<double> medians;
+  medians.reserve(by_node.size());
+  for (auto& [node, rs] : by_node) {
+    std::sort(rs.begin(), rs.end());
+    medians.push_back(Quantile(rs, 0.5));
+  }
+  std::sort(medians.begin(), medians.end());
+  const double shift = Quantile(medians, 0.5);
+  std::vector<double> dev;
+  dev.reserve(medians.size());
+  for (double m : medians) dev.push_back(std::abs(m - shift));
+  std::sort(dev.begin(), dev.end());
+  // Standard error of a median of n values: about 1.25 sd / sqrt(n), with the sd from the MAD.
+  const double se = 1.25 * 1.4826 * Quantile(dev, 0.5) / std::sqrt(static_cast<double>(medians.size()));
+  if (std::abs(shift) <= options_.level_min_shift || std::abs(shift) <= 3 * se) return;
+  level.log_level += shift;
+  // The window's runs that already show the new level were kept at the old one: restate them, so the cells they
+  // went to do not hold them as outliers against the level now in force. The change dates from the first of them.
+  int64_t since = window.back().time_unix_ms;
+  const double f = std::exp(shift);
+  for (const LevelResidual& e : window) {
+    if (!(std::abs(e.residual - shift) < std::abs(e.residual))) continue;
+    since = std::min(since, e.time_unix_ms);
+    if (std::isnan(e.stored_e2e)) continue;  // the run that completed the window: not kept yet
+    auto ctx = contexts_.find(e.context_key);
+    if (ctx == contexts_.end()) continue;
+    auto cell = ctx->second.by_strategy.find(strategy_id);
+    if (cell == ctx->second.by_strategy.end()) continue;
+    auto node = cell->second.by_node.find(e.node_hash);
+    if (node == cell->second.by_node.end()) continue;
+    node->second.log_e2e_sum -= shift;
+    for (Sample& x : node->second.samples) {
+      if (x.e2e_ms != e.stored_e2e) continue;
+      x.e2e_ms = AsFloat(x.e2e_ms / f);
+      x.ttft_ms = AsFloat(x.ttft_ms / f);
+      x.tpot_ms = AsFloat(x.tpot_ms / f);
+      x.throughput = AsFloat(x.throughput * f);
+      node->second.median_dirty = true;
+      break;
+    }
+  }
+  if (!level.history.empty() && since < level.history.back().first) since = level.history.back().first;
+  level.history.emplace_back(since, level.log_level);
+}
+
+double ObservedStats::LogLevelLocked(const std::string& strategy_id) const {
+  auto it = levels_.find(strategy_id);
+  return it == levels_.end() ? 0.0 : it->second.log_level;
+}
+
+double ObservedStats::LogLevel(const std::string& strategy_id) const {
+  absl::ReaderMutexLock lock(&mu_);
+  return LogLevelLocked(strategy_id);
+}
+
+ObservedStats::LevelHistory ObservedStats::Levels() const {
+  absl::ReaderMutexLock lock(&mu_);
+  LevelHistory out;
+  for (const auto& [id, level] : levels_) {
+    if (!level.history.empty()) out.emplace(id, level.history);
+  }
+  return out;
+}
+
+double ObservedStats::LogLevelAt(const LevelHistory& levels, const std::string& strategy_id, int64_t time_unix_ms) {
+  auto it = levels.find(strategy_id);
+  if (it == levels.end()) return 0.0;
+  const auto& h = it->second;
+  // The last change at or before the report's time.
+  auto after = std::upper_bound(h.begin(), h.end(), time_unix_ms,
+                                [](int64_t t, const std::pair<int64_t, double>& e) { return t < e.first; });
+  return after == h.begin() ? 0.0 : std::prev(after)->second;
+}
+
+void ObservedStats::ToBaseLevel(const LevelHistory& levels, RunRecord* run) {
+  const double l = LogLevelAt(levels, run->strategy_id, run->time_unix_ms);
+  if (l == 0) return;
+  const double f = std::exp(l);
+  auto& m = run->metrics;
+  for (double* v : {&m.e2e_latency_ms, &m.ttft_ms, &m.tpot_ms}) *v /= f;  // NaN stays NaN
+  m.throughput_tokens_per_s *= f;
 }
 
 uint64_t ObservedStats::NextRandomLocked() {
@@ -215,8 +333,19 @@ double NodeWeightedQuantile(std::vector<std::pair<double, double>> value_weight,
 }  // namespace
 
 std::optional<ObservedSummary> ObservedStats::Summarize(const Cell& cell, Objective objective,
-                                                        double price_per_hour, double coverage) {
+                                                        double price_per_hour, double coverage, double log_level) {
   if (cell.ok_runs == 0 && cell.failed_runs == 0) return std::nullopt;
+  ObservedSummary out = SummarizeAtBaseLevel(cell, objective, price_per_hour, coverage);
+  if (log_level != 0) {
+    const double f = std::exp(IsMaximized(objective) ? -log_level : log_level);
+    for (double* v : {&out.median, &out.low, &out.high}) *v *= f;
+    out.median_latency_ms *= std::exp(log_level);
+  }
+  return out;
+}
+
+ObservedSummary ObservedStats::SummarizeAtBaseLevel(const Cell& cell, Objective objective, double price_per_hour,
+                                                    double coverage) {
   ObservedSummary out;
   // Failure rate: the mean of per-node rates, so a node reporting a flood of failures counts once.
   double rate_sum = 0;
@@ -275,7 +404,7 @@ std::optional<ObservedSummary> ObservedStats::Exact(const TaskContext& c, const 
   auto cell = it->second.by_strategy.find(strategy_id);
   if (cell == it->second.by_strategy.end()) return std::nullopt;
   const double price = c.hardware.price_per_hour > 0 ? c.hardware.price_per_hour : cell->second.price_per_hour;
-  return Summarize(cell->second, objective, price, coverage);
+  return Summarize(cell->second, objective, price, coverage, LogLevelLocked(strategy_id));
 }
 
 std::optional<ObservedSummary> ObservedStats::Similar(const TaskContext& c, const std::string& strategy_id,
@@ -299,7 +428,7 @@ std::optional<ObservedSummary> ObservedStats::Similar(const TaskContext& c, cons
   }
   if (best == nullptr) return std::nullopt;
   const double price = c.hardware.price_per_hour > 0 ? c.hardware.price_per_hour : best->price_per_hour;
-  return Summarize(*best, objective, price, coverage);
+  return Summarize(*best, objective, price, coverage, LogLevelLocked(strategy_id));
 }
 
 bool ObservedStats::AcceleratorKnown(const std::string& accelerator) const {

@@ -46,6 +46,15 @@ struct ObservedStatsOptions {
   double suspect_z = 4.0;
   double min_log_spread = 0.05;
   size_t min_peers = 3;
+  // Network-wide level of each strategy (a software upgrade or regression moves a strategy everywhere at once):
+  // every OK report with earlier runs in its cell leaves a residual, log(value) against the cell's mean; once
+  // `level_window` residuals from at least `level_min_nodes` nodes have gathered, the median of the per-node medians
+  // moves the strategy's level if it is larger than `level_min_shift` (log units) and than three standard errors.
+  // Samples are kept relative to the level at their time, so every cell of the strategy, visited since or not, and
+  // the model's predictions follow the new level. The per-node medians keep a few flooding nodes from moving it.
+  size_t level_window = 32;
+  size_t level_min_nodes = 3;
+  double level_min_shift = 0.095;  // about 10 %
 };
 
 // What Add learned about the report it was given.
@@ -76,6 +85,17 @@ class ObservedStats {
   // run on it (OK or failed). A strategy never tried on an accelerator the network knows well may simply not
   // apply there (an engine for other hardware); the selector says so.
   bool AcceleratorKnown(const std::string& accelerator) const;
+  // The strategy's current level (log factor on its latencies, 0 = as first seen) and its level at a report time,
+  // for the trainer, which learns every run relative to the level of its time.
+  double LogLevel(const std::string& strategy_id) const;
+  // Each strategy's level changes, (report time from which, level) ascending; a copy, so a caller (the trainer, at
+  // a low priority) restates many runs without holding the statistics' lock.
+  using LevelHistory = absl::flat_hash_map<std::string, std::vector<std::pair<int64_t, double>>>;
+  LevelHistory Levels() const;
+  // The level of a strategy at a report time, and `run` restated at level 0 (latencies divided, throughput
+  // multiplied by exp(that level)).
+  static double LogLevelAt(const LevelHistory& levels, const std::string& strategy_id, int64_t time_unix_ms);
+  static void ToBaseLevel(const LevelHistory& levels, RunRecord* run);
   bool ObservedOnAccelerator(const std::string& accelerator, const std::string& strategy_id) const;
 
   uint64_t runs() const;
@@ -92,6 +112,8 @@ class ObservedStats {
     uint64_t failed_runs = 0;
     double median_log_e2e = kMissing;  // over `samples`; stale while median_dirty
     bool median_dirty = false;
+    double log_e2e_sum = 0;  // over every OK run of the node with a latency, at base level
+    uint64_t log_e2e_count = 0;
   };
   struct Cell {
     absl::flat_hash_map<uint64_t, NodeSamples> by_node;  // node id hash -> its samples
@@ -99,6 +121,18 @@ class ObservedStats {
     uint64_t ok_runs = 0;
     uint64_t failed_runs = 0;
     double price_per_hour = 0;
+  };
+  struct LevelResidual {
+    uint64_t node_hash;
+    uint64_t context_key;
+    double residual;  // log latency against the cell's consensus, at the level then in force
+    int64_t time_unix_ms;
+    float stored_e2e;  // the sample's e2e as kept (at that level), to find and restate it; NaN until kept
+  };
+  struct Level {
+    double log_level = 0;
+    std::vector<std::pair<int64_t, double>> history;  // (report time from which, level), ascending
+    std::vector<LevelResidual> window;  // since the last judgement
   };
   struct ContextEntry {
     double log_prompt = 0, log_output = 0, log_batch = 0;
@@ -109,13 +143,24 @@ class ObservedStats {
   void SampleLocked(Cell& cell, NodeSamples& node, const Sample& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   AddOutcome JudgeLocked(Cell& cell, uint64_t node_hash) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   static void RefreshMedianLocked(NodeSamples& node);
+  // Feeds an OK run's residual against the cell's consensus (the median of its nodes' mean log latencies, one vote
+  // per node, so a flood cannot move the yardstick) to its strategy's level, then adds the run to its node's mean;
+  // returns the level in force.
+  double TrackLevelLocked(uint64_t context_key, Cell& cell, NodeSamples& node, const RunRecord& run,
+                          uint64_t node_hash) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Moves the level by the window's median of per-node median residuals when that is large and significant.
+  void JudgeLevelLocked(const std::string& strategy_id, Level& level) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  double LogLevelLocked(const std::string& strategy_id) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   static std::optional<ObservedSummary> Summarize(const Cell& cell, Objective objective, double price_per_hour,
-                                                  double coverage);
+                                                  double coverage, double log_level);
+  static ObservedSummary SummarizeAtBaseLevel(const Cell& cell, Objective objective, double price_per_hour,
+                                              double coverage);
 
   ObservedStatsOptions options_;
   mutable absl::Mutex mu_;
   absl::flat_hash_map<uint64_t, ContextEntry> contexts_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<uint64_t, std::vector<uint64_t>> groups_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, Level> levels_ ABSL_GUARDED_BY(mu_);  // by strategy id
   // accelerator (lower-cased) -> strategies run on it.
   absl::flat_hash_map<std::string, absl::flat_hash_set<std::string>> strategies_by_accelerator_ ABSL_GUARDED_BY(mu_);
   uint64_t runs_ ABSL_GUARDED_BY(mu_) = 0;

@@ -149,6 +149,26 @@ void AlignModelBeliefsWithRank(const std::vector<Recommendation>& recs, std::vec
   for (size_t k = 0; k < slots.size(); ++k) (*beliefs)[slots[k]].mean = means[k];
 }
 
+// The model learns every run at its strategy's base level (ObservedStats::ToBaseLevel); its predictions are moved to
+// each strategy's level now. A ranking head cannot be moved that way, so where levels differ among the candidates
+// their order comes from the moved values instead.
+void FollowStrategyLevels(const std::vector<const Strategy*>& candidates, Objective objective,
+                          const ObservedStats& stats, std::vector<Prediction>* predictions) {
+  bool moved = false;
+  for (size_t i = 0; i < predictions->size() && i < candidates.size(); ++i) {
+    const double level = stats.LogLevel(candidates[i]->id);
+    if (level == 0) continue;
+    moved = true;
+    Prediction& p = (*predictions)[i];
+    const double f = std::exp(IsMaximized(objective) ? -level : level);
+    for (double* v : {&p.expected, &p.low, &p.high}) *v *= f;
+    p.latency_ms *= std::exp(level);
+  }
+  if (moved) {
+    for (Prediction& p : *predictions) p.rank_score = kMissing;
+  }
+}
+
 // Whether exploration may place `r` first: it meets the constraints, except that it may still be unverified on the
 // accelerator (trying it is how it gets verified), and under a latency SLO its optimistic bound still reaches it.
 bool Explorable(const Recommendation& r, const SelectQuery& query) {
@@ -214,6 +234,7 @@ std::vector<Recommendation> Selector::Select(const SelectQuery& query, const Obs
 
   std::vector<Prediction> predictions;
   if (predictor != nullptr) predictor->Predict(ctx, query.candidates, objective, &predictions);
+  FollowStrategyLevels(query.candidates, objective, stats, &predictions);
 
   std::vector<Recommendation> recs;
   recs.reserve(query.candidates.size());

@@ -87,8 +87,9 @@ bool ModelManager::InHoldout(const model::TaskContext& context) {
   return (h >> 17) % 100 < kHoldoutPercent;
 }
 
-ModelManager::ModelManager(storage::TelemetryStore* store, Metrics* metrics, const ServerOptions& options)
-    : store_(store), metrics_(metrics), options_(options) {}
+ModelManager::ModelManager(storage::TelemetryStore* store, Metrics* metrics, const ServerOptions& options,
+                           const model::ObservedStats* stats)
+    : store_(store), stats_(stats), metrics_(metrics), options_(options) {}
 
 ModelManager::~ModelManager() { Stop(); }
 
@@ -156,12 +157,21 @@ absl::StatusOr<v1::ModelVersionInfo> ModelManager::RetrainNow() {
   // takes (a RocksDB snapshot and iterator; the store's own mutex only to pin the instance).
   std::vector<model::RunRecord> train, holdout;
   absl::Status scan;
+  // Copied here, at the caller's priority: the statistics' lock belongs to SelectAccelerator and ingest.
+  const model::ObservedStats::LevelHistory levels =
+      stats_ != nullptr ? stats_->Levels() : model::ObservedStats::LevelHistory{};
   RunAtNice(options_.trainer_nice, [&] {
     scan = store_->ScanRuns(0, [&](const v1::RunReport& r) {
       model::RunRecord rec = FromProto(r);
       (InHoldout(rec.context) ? holdout : train).push_back(std::move(rec));
       return true;
     });
+    // Every run is learnt at its strategy's base level, so a strategy that got slower everywhere is not averaged
+    // over its before and after (the selector moves predictions to the level now).
+    if (scan.ok() && !levels.empty()) {
+      for (auto& r : train) model::ObservedStats::ToBaseLevel(levels, &r);
+      for (auto& r : holdout) model::ObservedStats::ToBaseLevel(levels, &r);
+    }
     // No node may carry more than a fixed share of a context's training rows (poisoning resistance,
     // model/robust.h).
     if (scan.ok()) train = model::ThinByNodeShare(std::move(train));

@@ -13,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "accelsel/v1/accelsel.pb.h"
+#include "model/observed_stats.h"
 #include "model/predictor.h"
 #include "model/types.h"
 #include "server/metrics.h"
@@ -36,7 +37,9 @@ inline constexpr double kTop1Tolerance = 0.02;
 
 class ModelManager {
  public:
-  ModelManager(storage::TelemetryStore* store, Metrics* metrics, const ServerOptions& options);
+  // `stats` (not owned; may be null) supplies the strategies' levels that training runs are restated at.
+  ModelManager(storage::TelemetryStore* store, Metrics* metrics, const ServerOptions& options,
+               const model::ObservedStats* stats = nullptr);
   ~ModelManager();
 
   // Loads the serving version recorded in the store (pinned or last promoted). A blob that fails its checks is
@@ -72,6 +75,7 @@ class ModelManager {
   void UpdateGauges(const ServingModel* m);
 
   storage::TelemetryStore* store_;
+  const model::ObservedStats* stats_;
   Metrics* metrics_;
   ServerOptions options_;
   Snapshot<ServingModel> serving_;

@@ -69,7 +69,7 @@ absl::Status ServiceCore::Init() {
     return true;
   });
   if (!scan.ok()) return scan;
-  models_ = std::make_unique<ModelManager>(store_.get(), metrics_, options_);
+  models_ = std::make_unique<ModelManager>(store_.get(), metrics_, options_, &stats_);
   if (absl::Status st = models_->Load(); !st.ok()) return st;
   metrics_->runs_stored().Set(static_cast<double>(store_->RunCount()));
   metrics_->storage_bytes().Set(static_cast<double>(store_->ApproximateBytes()));
