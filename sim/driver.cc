@@ -245,6 +245,8 @@ class Nodes {
   std::vector<std::string> errors_ ABSL_GUARDED_BY(mu_);
 };
 
+std::atomic<bool> stop_requested{false};
+
 ServerSample Sample(Nodes& nodes, const DriverOptions& options, uint64_t jobs_done, absl::Time start) {
   ServerSample s;
   s.jobs_done = jobs_done;
@@ -263,6 +265,8 @@ ServerSample Sample(Nodes& nodes, const DriverOptions& options, uint64_t jobs_do
 }
 
 }  // namespace
+
+void StopRuns() { stop_requested.store(true); }
 
 absl::StatusOr<DriverResult> RunAgainstServer(const Network& net, const DriverOptions& options) {
   if (options.concurrency < 1 || options.channels < 1) {
@@ -292,7 +296,7 @@ absl::StatusOr<DriverResult> RunAgainstServer(const Network& net, const DriverOp
   result.samples.push_back(Sample(nodes, options, 0, start));
   absl::Status failure;
   if (options.deterministic) {
-    for (uint64_t j = 0; j < jobs; ++j) {
+    for (uint64_t j = 0; j < jobs && !stop_requested.load(); ++j) {
       absl::Status st = nodes.PlayJob(j, &result.outcomes[j]);
       if (st.ok()) st = nodes.FlushOf(net.jobs()[j].node);
       if (!st.ok()) {
@@ -323,7 +327,7 @@ absl::StatusOr<DriverResult> RunAgainstServer(const Network& net, const DriverOp
     std::vector<std::thread> workers;
     for (int w = 0; w < options.concurrency; ++w) {
       workers.emplace_back([&] {
-        for (uint64_t j; (j = next.fetch_add(1)) < jobs;) {
+        for (uint64_t j; !stop_requested.load() && (j = next.fetch_add(1)) < jobs;) {
           if (options.jobs_per_s > 0) {
             const absl::Time due = start + absl::Seconds(static_cast<double>(j) / options.jobs_per_s);
             if (const absl::Time now = absl::Now(); due > now) absl::SleepFor(due - now);
@@ -339,6 +343,7 @@ absl::StatusOr<DriverResult> RunAgainstServer(const Network& net, const DriverOp
     finished.store(true);
     monitor.join();
   }
+  if (stop_requested.load() && failure.ok()) failure = absl::CancelledError("interrupted");
   if (absl::Status st = nodes.FlushAll(); !st.ok() && failure.ok()) failure = st;
   result.drain_seconds = absl::ToDoubleSeconds(absl::Now() - start);
   result.samples.push_back(Sample(nodes, options, jobs, start));

@@ -85,7 +85,12 @@ struct DriverResult {
   uint64_t serving_version = 0;
 };
 
+// CANCELLED when StopRuns() was called (from a signal handler, say): no further job starts, and the caller still
+// stops a spawned server and removes its folder.
 absl::StatusOr<DriverResult> RunAgainstServer(const Network& net, const DriverOptions& options);
+
+// Async-signal-safe: asks running and future RunAgainstServer calls to stop after the jobs in flight.
+void StopRuns();
 
 }  // namespace accelsel::sim
 

@@ -365,7 +365,7 @@ int NetsimMain(const std::vector<std::string>& args, std::ostream& out, std::ost
   if (server) server->Stop();
   if (!result.ok()) {
     err << "accelsel-netsim: " << result.status().message() << "\n";
-    return 1;
+    return result.status().code() == absl::StatusCode::kCancelled ? 130 : 1;
   }
   Scorer scorer(*net, baselines, *result);
   const std::vector<json> windows = scorer.Windows(c.window);

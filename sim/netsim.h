@@ -49,7 +49,7 @@ struct NetsimConfig {
 absl::StatusOr<NetsimConfig> ParseNetsimArgs(const std::vector<std::string>& args);
 const char* NetsimUsage();
 
-// Runs the simulation. Exit status: 0 done, 1 failed, 2 bad arguments.
+// Runs the simulation. Exit status: 0 done, 1 failed, 2 bad arguments, 130 interrupted (StopRuns).
 int NetsimMain(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 
 }  // namespace accelsel::sim

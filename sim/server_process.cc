@@ -31,7 +31,8 @@ std::string ReadWhole(const std::string& path) {
   return s.str();
 }
 
-// fork + exec of `argv` with stdout and stderr into `out_fd`; the child dies with its parent.
+// fork + exec of `argv` with stdout and stderr into `out_fd`; the child dies with its parent. It gets its own process
+// group, so that a Ctrl-C at the terminal reaches netsim only, which then stops the child itself.
 absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& argv, int out_fd) {
   std::vector<char*> args;
   for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
@@ -42,6 +43,7 @@ absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& argv, int out_fd) {
   if (pid == 0) {
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() != parent) _exit(127);
+    setpgid(0, 0);
     dup2(out_fd, STDOUT_FILENO);
     dup2(out_fd, STDERR_FILENO);
     execv(args[0], args.data());
