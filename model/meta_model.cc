@@ -384,7 +384,10 @@ HoldoutMetrics MetaModel::Evaluate(const std::vector<RunRecord>& holdout) const 
   };
   absl::flat_hash_map<uint64_t, std::map<std::string, Cell>> contexts;
   std::vector<float> ctx;
-  for (const RunRecord& r : holdout) {
+  m.row_abs_log_error.assign(holdout.size(), kMissing);
+  m.row_context.assign(holdout.size(), 0);
+  for (size_t row = 0; row < holdout.size(); ++row) {
+    const RunRecord& r = holdout[row];
     if (IsFailure(r.status)) continue;
     const double truth = r.metrics.e2e_latency_ms;
     if (IsMissing(truth) || !(truth > 0)) continue;
@@ -400,7 +403,10 @@ HoldoutMetrics MetaModel::Evaluate(const std::vector<RunRecord>& holdout) const 
     }
     ctx.clear();
     EncodeContext(r.context, &ctx);
-    Cell& c = contexts[VectorKey(ctx.data(), ctx.size())][r.strategy_id];
+    const uint64_t context_key = VectorKey(ctx.data(), ctx.size());
+    if (p[0].expected > 0) m.row_abs_log_error[row] = std::abs(std::log(p[0].expected / truth));
+    m.row_context[row] = context_key;
+    Cell& c = contexts[context_key][r.strategy_id];
     c.sum_ms += truth;
     c.n += 1;
     c.predicted_ms = p[0].expected;
@@ -422,6 +428,35 @@ HoldoutMetrics MetaModel::Evaluate(const std::vector<RunRecord>& holdout) const 
   }
   if (m.contexts > 0) m.top1 = static_cast<double>(hits) / m.contexts;
   return m;
+}
+
+PairedDifference PairedLogErrorDifference(const HoldoutMetrics& a, const HoldoutMetrics& b) {
+  PairedDifference out;
+  if (a.row_abs_log_error.size() != b.row_abs_log_error.size()) return out;
+  absl::flat_hash_map<uint64_t, std::pair<double, uint64_t>> by_context;  // sum of differences, runs
+  double sum = 0;
+  for (size_t i = 0; i < a.row_abs_log_error.size(); ++i) {
+    const double d = a.row_abs_log_error[i] - b.row_abs_log_error[i];
+    if (std::isnan(d)) continue;
+    sum += d;
+    ++out.rows;
+    auto& c = by_context[a.row_context[i]];
+    c.first += d;
+    ++c.second;
+  }
+  if (out.rows == 0) return out;
+  out.mean = sum / static_cast<double>(out.rows);
+  // Cluster-robust variance of a mean: sum over contexts of (their sum − their runs × mean)^2, over rows^2.
+  double var = 0;
+  for (const auto& [key, c] : by_context) {
+    const double e = c.first - static_cast<double>(c.second) * out.mean;
+    var += e * e;
+  }
+  const double n = static_cast<double>(out.rows);
+  const double k = static_cast<double>(by_context.size());
+  if (k > 1) var *= k / (k - 1);
+  out.se = std::sqrt(var) / n;
+  return out;
 }
 
 absl::StatusOr<std::string> MetaModel::Serialize() const {

@@ -81,7 +81,21 @@ struct HoldoutMetrics {
   double coverage80 = kMissing;  // share of OK holdout runs inside the nominal interval
   uint64_t rows = 0;             // OK holdout runs with e2e latency
   uint64_t contexts = 0;         // contexts counted in top1
+  // |log(pred / truth)| of each holdout run, by its index in the holdout (NaN where not scored), and the run's
+  // context, so two models scored on the same holdout can be compared run by run (PairedLogErrorDifference).
+  std::vector<double> row_abs_log_error;
+  std::vector<uint64_t> row_context;
 };
+
+// Mean over the runs both scored of (a's |log error| − b's), with its standard error clustered by context (the runs
+// of one context are not independent). Unlike a difference of MAPEs, it is not ruled by a few runs that one model
+// over-predicts many times over, and it is paired, so the noise both share cancels.
+struct PairedDifference {
+  double mean = kMissing;
+  double se = kMissing;
+  uint64_t rows = 0;
+};
+PairedDifference PairedLogErrorDifference(const HoldoutMetrics& a, const HoldoutMetrics& b);
 
 class MetaModel : public Predictor {
  public:

@@ -247,7 +247,11 @@ absl::StatusOr<v1::ModelVersionInfo> ModelManager::RetrainNow() {
     info.mutable_evaluation()->set_baseline_mape(std::isfinite(cur.mape) ? cur.mape : 0);
     info.mutable_evaluation()->set_baseline_top1(std::isfinite(cur.top1) ? cur.top1 : 0);
     if (promote && std::isfinite(cur.mape)) {
-      const bool mape_ok = cand.mape <= cur.mape * (1 + kMapeTolerance);
+      // The candidate is held back only when its error is worse run by run on the same held-out runs, by more
+      // than the tolerance and than two standard errors: a MAPE ratio is ruled by the few runs one model
+      // over-predicts many times over, so it blocked better-informed candidates behind a lucky incumbent.
+      const model::PairedDifference d = model::PairedLogErrorDifference(cand, cur);
+      const bool error_ok = !(d.rows > 0 && d.mean > std::max(kLogErrorTolerance, 2 * d.se));
       // Top-1 over a few held-out contexts is noisy (near-ties flip): allow two standard errors of the
       // serving model's top-1 estimate, and at least kTop1Tolerance.
       const double n = std::max<double>(1.0, static_cast<double>(cur.contexts));
@@ -257,9 +261,11 @@ absl::StatusOr<v1::ModelVersionInfo> ModelManager::RetrainNow() {
       const double top1_tolerance = std::max(kTop1Tolerance, 2 * se);
       const bool top1_ok =
           !std::isfinite(cur.top1) || !std::isfinite(cand.top1) || cand.top1 >= cur.top1 - top1_tolerance;
-      promote = mape_ok && top1_ok;
-      note = absl::StrFormat("holdout MAPE %.4f vs serving %.4f, top-1 %.3f vs %.3f", cand.mape, cur.mape,
-                             cand.top1, cur.top1);
+      promote = error_ok && top1_ok;
+      note = absl::StrFormat(
+          "holdout |log error| %+.4f (se %.4f) against serving on the same %u runs, MAPE %.4f vs %.4f, top-1 %.3f "
+          "vs %.3f",
+          d.mean, d.se, static_cast<unsigned>(d.rows), cand.mape, cur.mape, cand.top1, cur.top1);
     }
   } else {
     note = absl::StrFormat("first model; holdout MAPE %.4f, top-1 %.3f", cand.mape, cand.top1);

@@ -28,11 +28,13 @@ struct ServingModel {
   v1::ModelVersionInfo info;
 };
 
-// Promotion rule: a candidate replaces the serving model unless its held-out MAPE is more than
-// kMapeTolerance (relative) worse, or its held-out top-1 agreement is lower by more than two standard errors of the
-// serving model's top-1 on those contexts (sqrt(p(1-p)/n), at least kTop1Tolerance). Training noise moves both by
-// about this much between comparable runs; a real regression (e.g. corrupted labels) moves them far more.
-inline constexpr double kMapeTolerance = 0.05;
+// Promotion rule: a candidate replaces the serving model unless, on the same held-out runs, its mean |log error| is
+// worse than the serving model's by more than kLogErrorTolerance (about 2 %) and than two standard errors of the
+// paired difference (clustered by context), or its held-out top-1 agreement is lower by more than two standard
+// errors of the serving model's top-1 on those contexts (sqrt(p(1-p)/n), at least kTop1Tolerance). Training noise
+// moves both by about this much between comparable runs; a real regression (e.g. corrupted labels) moves them far
+// more.
+inline constexpr double kLogErrorTolerance = 0.02;
 inline constexpr double kTop1Tolerance = 0.02;
 
 class ModelManager {

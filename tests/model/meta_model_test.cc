@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <functional>
+#include <limits>
 #include <random>
 
 #include "gtest/gtest.h"
@@ -263,6 +264,43 @@ TEST(MetaModelTest, PredictingThirtyTwoCandidatesGivesUsableAnswers) {
     EXPECT_LE(q.low, q.expected);
     EXPECT_GE(q.high, q.expected);
   }
+}
+
+}  // namespace
+}  // namespace accelsel::model
+
+namespace accelsel::model {
+namespace {
+
+HoldoutMetrics Scored(const std::vector<double>& errors, const std::vector<uint64_t>& contexts) {
+  HoldoutMetrics m;
+  m.row_abs_log_error = errors;
+  m.row_context = contexts;
+  return m;
+}
+
+// The promotion gate's comparison: run by run, over the runs both models scored, with a standard error that treats
+// the runs of one context as one piece of evidence.
+TEST(PairedLogErrorDifferenceTest, PairsRunsSkipsUnscoredOnesAndClustersByContext) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  // Four contexts of two runs; the candidate is 0.1 better everywhere except one unscored run.
+  std::vector<uint64_t> ctx = {1, 1, 2, 2, 3, 3, 4, 4};
+  HoldoutMetrics cand = Scored({0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, nan}, ctx);
+  HoldoutMetrics cur = Scored({0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2}, ctx);
+  PairedDifference d = PairedLogErrorDifference(cand, cur);
+  EXPECT_EQ(d.rows, 7u);
+  EXPECT_NEAR(d.mean, -0.1, 1e-12);
+  EXPECT_NEAR(d.se, 0.0, 1e-12);
+  // Differences that agree within a context and disagree between contexts: the clustered error is that of four
+  // values, larger than eight independent runs would claim.
+  cand = Scored({0.3, 0.3, 0.1, 0.1, 0.3, 0.3, 0.1, 0.1}, ctx);
+  cur = Scored({0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2}, ctx);
+  d = PairedLogErrorDifference(cand, cur);
+  EXPECT_NEAR(d.mean, 0.0, 1e-12);
+  const double naive = 0.1 / std::sqrt(8.0);  // sd 0.1 over 8 independent runs
+  EXPECT_GT(d.se, 1.5 * naive);
+  // Scored on different holdouts: no comparison.
+  EXPECT_EQ(PairedLogErrorDifference(Scored({0.1}, {1}), cur).rows, 0u);
 }
 
 }  // namespace
