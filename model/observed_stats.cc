@@ -85,6 +85,10 @@ uint64_t ExactContextKey(const TaskContext& c) {
   return h;
 }
 
+ObservedStats::ObservedStats(ObservedStatsOptions options) : options_(std::move(options)) {
+  for (const std::string& id : options_.vouched_nodes) vouched_hashes_.insert(StableHash(id));
+}
+
 AddOutcome ObservedStats::AddChecked(const RunRecord& run) {
   const uint64_t key = ExactContextKey(run.context);
   const uint64_t node_hash = StableHash(run.node_id);
@@ -333,9 +337,15 @@ double NodeWeightedQuantile(std::vector<std::pair<double, double>> value_weight,
 }  // namespace
 
 std::optional<ObservedSummary> ObservedStats::Summarize(const Cell& cell, Objective objective,
-                                                        double price_per_hour, double coverage, double log_level) {
+                                                        double price_per_hour, double coverage,
+                                                        double log_level) const {
   if (cell.ok_runs == 0 && cell.failed_runs == 0) return std::nullopt;
   ObservedSummary out = SummarizeAtBaseLevel(cell, objective, price_per_hour, coverage);
+  for (const auto& [hash, n] : cell.by_node) {
+    if (n.ok_runs + n.failed_runs == 0) continue;
+    ++out.nodes;
+    out.vouched = out.vouched || vouched_hashes_.contains(hash);
+  }
   if (log_level != 0) {
     const double f = std::exp(IsMaximized(objective) ? -log_level : log_level);
     for (double* v : {&out.median, &out.low, &out.high}) *v *= f;

@@ -30,6 +30,10 @@ struct ObservedSummary {
   double high = kMissing;    // upper quantile
   double median_latency_ms = kMissing;
   double median_peak_memory_gb = kMissing;
+  // Distinct nodes behind the runs (those sampled; a cell samples at most max_nodes_per_cell), and whether one of
+  // them is a source the operator vouches for (ObservedStatsOptions::vouched_nodes).
+  uint32_t nodes = 0;
+  bool vouched = false;
 };
 
 struct ObservedStatsOptions {
@@ -52,6 +56,9 @@ struct ObservedStatsOptions {
   // moves the strategy's level if it is larger than `level_min_shift` (log units) and than three standard errors.
   // Samples are kept relative to the level at their time, so every cell of the strategy, visited since or not, and
   // the model's predictions follow the new level. The per-node medians keep a few flooding nodes from moving it.
+  // Nodes whose runs the operator vouches for: the seed import and `accelsel import` of public tables. Evidence from a
+  // single node is otherwise discounted by the selector (docs/OPERATIONS.md, "Poisoning").
+  std::vector<std::string> vouched_nodes = {"llm-inference-bench"};
   size_t level_window = 32;
   size_t level_min_nodes = 3;
   double level_min_shift = 0.095;  // about 10 %
@@ -66,7 +73,7 @@ struct AddOutcome {
 
 class ObservedStats {
  public:
-  explicit ObservedStats(ObservedStatsOptions options = {}) : options_(options) {}
+  explicit ObservedStats(ObservedStatsOptions options = {});
 
   // Aggregation is robust to a few lying nodes: the median is the median of per-node medians, intervals weight
   // every node equally, and the failure rate is the mean of per-node failure rates.
@@ -151,12 +158,13 @@ class ObservedStats {
   // Moves the level by the window's median of per-node median residuals when that is large and significant.
   void JudgeLevelLocked(const std::string& strategy_id, Level& level) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   double LogLevelLocked(const std::string& strategy_id) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  static std::optional<ObservedSummary> Summarize(const Cell& cell, Objective objective, double price_per_hour,
-                                                  double coverage, double log_level);
+  std::optional<ObservedSummary> Summarize(const Cell& cell, Objective objective, double price_per_hour,
+                                           double coverage, double log_level) const;
   static ObservedSummary SummarizeAtBaseLevel(const Cell& cell, Objective objective, double price_per_hour,
                                               double coverage);
 
   ObservedStatsOptions options_;
+  absl::flat_hash_set<uint64_t> vouched_hashes_;  // of options_.vouched_nodes
   mutable absl::Mutex mu_;
   absl::flat_hash_map<uint64_t, ContextEntry> contexts_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<uint64_t, std::vector<uint64_t>> groups_ ABSL_GUARDED_BY(mu_);

@@ -23,6 +23,15 @@ double LogSpread(double low, double high, double coverage) {
   return (std::log(high) - std::log(low)) / (2 * z);
 }
 
+// Runs of a cell that only one node (not vouched for by the operator) has reported count as at most this many: one
+// node alone, honest or not, cannot outweigh the network's model in a context nobody else has measured.
+constexpr double kSingleNodeRuns = 3;
+
+double EvidenceRuns(const ObservedSummary& exact) {
+  const double n = static_cast<double>(exact.ok_runs);
+  return exact.nodes <= 1 && !exact.vouched ? std::min(n, kSingleNodeRuns) : n;
+}
+
 double ObservedWeight(const ObservedSummary& exact, const Prediction& pred, double coverage) {
   double run_spread = kPriorRunSpread;
   if (exact.ok_runs >= kMinRunsForSpread) {
@@ -32,7 +41,7 @@ double ObservedWeight(const ObservedSummary& exact, const Prediction& pred, doub
   const double model_spread = LogSpread(pred.low, pred.high, coverage);
   if (std::isnan(model_spread) || model_spread <= 0) return 1.0;
   const double pseudo_runs = (run_spread * run_spread) / (model_spread * model_spread);
-  return exact.ok_runs / (exact.ok_runs + pseudo_runs);
+  return EvidenceRuns(exact) / (EvidenceRuns(exact) + pseudo_runs);
 }
 
 // Failure probability of a cell with `failed` failures out of `total` runs: a Beta(0.5, 0.5) prior, so one OK
@@ -256,6 +265,7 @@ std::vector<Recommendation> Selector::Select(const SelectQuery& query, const Obs
       const uint64_t n = exact->ok_runs + exact->failed_runs;
       r.layer = EvidenceLayer::kObserved;
       r.evidence_count = n;
+      r.evidence_nodes = exact->nodes;
       r.failure_probability = FailureProbability(exact->failed_runs, n);
       r.expected_value = exact->median;
       r.interval_low = exact->low;
@@ -264,7 +274,7 @@ std::vector<Recommendation> Selector::Select(const SelectQuery& query, const Obs
       peak_memory_gb = exact->median_peak_memory_gb;
       if (exact->ok_runs > 0) {
         const double run_spread = RunSpread(*exact, coverage);
-        belief[i].sd = run_spread / std::sqrt(static_cast<double>(exact->ok_runs));
+        belief[i].sd = run_spread / std::sqrt(EvidenceRuns(*exact));
       }
       if (pred != nullptr && exact->ok_runs > 0) {
         const double w = ObservedWeight(*exact, *pred, coverage);
@@ -296,6 +306,7 @@ std::vector<Recommendation> Selector::Select(const SelectQuery& query, const Obs
     } else if (auto similar = stats.Similar(ctx, s->id, objective, coverage); similar.has_value()) {
       r.layer = EvidenceLayer::kPrior;
       r.evidence_count = similar->ok_runs + similar->failed_runs;
+      r.evidence_nodes = similar->nodes;
       r.failure_probability = FailureProbability(similar->failed_runs, r.evidence_count);
       r.expected_value = similar->median;
       r.interval_low = similar->low;

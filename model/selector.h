@@ -43,6 +43,7 @@ struct Recommendation {
   std::vector<std::string> violated;
   double failure_probability = 0;
   uint64_t evidence_count = 0;
+  uint32_t evidence_nodes = 0;  // distinct nodes behind an observed or prior estimate
   EvidenceLayer layer = EvidenceLayer::kUnknown;
   bool explored = false;
   double selection_probability = 0;

@@ -172,9 +172,12 @@ absl::StatusOr<v1::ModelVersionInfo> ModelManager::RetrainNow() {
       for (auto& r : train) model::ObservedStats::ToBaseLevel(levels, &r);
       for (auto& r : holdout) model::ObservedStats::ToBaseLevel(levels, &r);
     }
-    // No node may carry more than a fixed share of a context's training rows (poisoning resistance,
-    // model/robust.h).
-    if (scan.ok()) train = model::ThinByNodeShare(std::move(train));
+    // No node may carry more than a fixed share of a context's rows (poisoning resistance, model/robust.h).
+    // The held-out runs too: a node that floods the contexts it alone reports must not score the candidates there.
+    if (scan.ok()) {
+      train = model::ThinByNodeShare(std::move(train));
+      holdout = model::ThinByNodeShare(std::move(holdout));
+    }
   });
   if (!scan.ok()) {
     new_runs_ += new_runs_before;

@@ -198,6 +198,7 @@ grpc::Status ServiceCore::Select(const v1::SelectAcceleratorRequest& request,
     for (const auto& v : r.violated) out->add_violated(v);
     out->set_failure_probability(r.failure_probability);
     out->set_evidence_count(r.evidence_count);
+    out->set_evidence_nodes(r.evidence_nodes);
     out->set_evidence_layer(ToProto(r.layer));
     out->set_explored(r.explored);
     out->set_selection_probability(r.selection_probability);

@@ -349,5 +349,41 @@ TEST(SelectorExplorationTest, ExplorationFollowsTheModelsUncertainty) {
   EXPECT_LT(p_sure, 0.01);
 }
 
+// One node alone, unless the operator vouches for it, cannot outweigh the model in a context nobody else measured.
+TEST(SelectorEvidenceTest, SingleNodeEvidenceIsDiscountedUnlessVouched) {
+  const TaskContext ctx = Ctx();
+  auto estimate = [&](const std::vector<std::string>& nodes, uint32_t* evidence_nodes) {
+    ObservedStats stats;
+    for (int i = 0; i < 20; ++i) {
+      RunRecord r;
+      r.run_id = "r" + std::to_string(i);
+      r.node_id = nodes[i % nodes.size()];
+      r.context = ctx;
+      r.strategy_id = "a";
+      r.metrics.e2e_latency_ms = 50;
+      stats.Add(r);
+    }
+    FixedPredictor p({{"a", Pred(100, kMissing)}});
+    SelectQuery q;
+    q.context = &ctx;
+    q.candidates = {&kA};
+    std::mt19937_64 rng(1);
+    const auto recs = Selector(SelectorOptions{}).Select(q, stats, &p, rng);
+    *evidence_nodes = recs[0].evidence_nodes;
+    return recs[0].expected_value;
+  };
+  uint32_t nodes = 0;
+  const double alone = estimate({"n1"}, &nodes);
+  EXPECT_EQ(nodes, 1u);
+  const double many = estimate({"n1", "n2", "n3", "n4"}, &nodes);
+  EXPECT_EQ(nodes, 4u);
+  const double vouched = estimate({"llm-inference-bench"}, &nodes);
+  // Observed 50 against a model saying 100: four nodes' 20 runs pull the estimate close to 50; one node's 20 runs
+  // count as 3, so the model keeps several times the pull (in log distance from the observed 50).
+  EXPECT_LT(many, 52);
+  EXPECT_GT(std::log(alone / 50), 3 * std::log(many / 50));
+  EXPECT_DOUBLE_EQ(vouched, many);
+}
+
 }  // namespace
 }  // namespace accelsel::model
