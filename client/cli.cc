@@ -1,4 +1,5 @@
-// `accelsel` subcommands: select, report, import, strategies list, model info|retrain|pin|rollback, eval.
+// `accelsel` subcommands: select, report, import, strategies list|retire|unretire, model info|retrain|pin|rollback,
+// eval.
 #include "client/cli.h"
 
 #include <algorithm>
@@ -337,21 +338,56 @@ absl::Status RunImport(const ParsedFlags& flags, std::ostream& out, std::ostream
 // strategies / model
 
 absl::Status RunStrategies(const ParsedFlags& flags, std::ostream& out, std::ostream&) {
-  if (flags.positional.empty() || flags.positional[0] != "list") {
-    return Usage("usage: accelsel strategies list [--json]");
+  static constexpr char kUsage[] =
+      "usage: accelsel strategies list [--include-retired] [--json] | retire ID | unretire ID";
+  if (flags.positional.empty()) return Usage(kUsage);
+  const std::string& action = flags.positional[0];
+  if (action == "retire" || action == "unretire") {
+    if (flags.positional.size() < 2) return Usage(absl::StrCat("usage: accelsel strategies ", action, " ID"));
+    if (auto s = ExpectPositional(flags, 2, "strategies " + action); !s.ok()) return s;
+    auto client = MakeClient(flags);
+    if (!client.ok()) return client.status();
+    const std::string& id = flags.positional[1];
+    const bool retire = action == "retire";
+    // The two answers have the same shape; each is printed from its own message so --json shows the real one.
+    auto print = [&](const auto& r) {
+      if (flags.Has("json")) {
+        out << ToJson(r);
+      } else {
+        out << "strategy " << r.strategy().id() << (r.changed() ? " is now " : " was already ")
+            << (retire ? "retired" : "active") << "\n";
+      }
+    };
+    if (retire) {
+      auto r = (*client)->RetireStrategy(id);
+      if (!r.ok()) return ServerError("RetireStrategy", (*client)->options(), r.status());
+      print(*r);
+    } else {
+      auto r = (*client)->UnretireStrategy(id);
+      if (!r.ok()) return ServerError("UnretireStrategy", (*client)->options(), r.status());
+      print(*r);
+    }
+    return absl::OkStatus();
   }
+  if (action != "list") return Usage(absl::StrCat("unknown strategies action \"", action, "\"; ", kUsage));
   if (auto s = ExpectPositional(flags, 1, "strategies list"); !s.ok()) return s;
   auto client = MakeClient(flags);
   if (!client.ok()) return client.status();
-  auto response = (*client)->ListStrategies();
+  const bool include_retired = flags.Has("include-retired");
+  auto response = (*client)->ListStrategies(include_retired);
   if (!response.ok()) return ServerError("ListStrategies", (*client)->options(), response.status());
   if (flags.Has("json")) {
     out << ToJson(*response);
     return absl::OkStatus();
   }
   std::vector<std::vector<std::string>> rows;
-  for (const auto& s : response->strategies()) rows.push_back({s.id(), Components(s), s.description()});
-  out << FormatTable({"id", "components", "description"}, rows);
+  std::vector<std::string> header = {"id", "components", "description"};
+  if (include_retired) header.insert(header.begin() + 1, "state");
+  for (const auto& s : response->strategies()) {
+    rows.push_back({s.id(), Components(s), s.description()});
+    if (include_retired) rows.back().insert(rows.back().begin() + 1, s.retired() ? "retired" : "active");
+  }
+  out << FormatTable(header, rows);
   out << response->strategies_size() << " strategies\n";
   return absl::OkStatus();
 }
@@ -489,8 +525,12 @@ const std::vector<Command>& Commands() {
                    {"timeout_s", true, "S", "give up when not all acknowledged after S seconds (default 300)"},
                    {"json", false, "", "print the counts as JSON"}}),
        RunImport},
-      {"strategies", "strategies list [--json]", "list the strategy catalogue",
-       WithCommon({{"json", false, "", "print the response's JSON mapping"}}), RunStrategies},
+      {"strategies", "strategies list [--include-retired] [--json] | retire ID | unretire ID",
+       "list the strategy catalogue; retire a strategy (operator: no longer selected or listed, its runs stay) or "
+       "restore it",
+       WithCommon({{"include-retired", false, "", "list: also list retired strategies, with a state column"},
+                   {"json", false, "", "print the response's JSON mapping"}}),
+       RunStrategies},
       {"health", "health [--service NAME]",
        "standard gRPC health check; exit 0 and SERVING when the server serves (for container health checks)",
        WithCommon({{"service", true, "NAME", "service to check (default: the whole server)"}}), RunHealth},

@@ -96,9 +96,10 @@ absl::StatusOr<v1::SelectAcceleratorResponse> Client::SelectAccelerator(const v1
   return response;
 }
 
-absl::StatusOr<v1::ListStrategiesResponse> Client::ListStrategies() {
+absl::StatusOr<v1::ListStrategiesResponse> Client::ListStrategies(bool include_retired) {
   v1::ListStrategiesResponse all;
   v1::ListStrategiesRequest request;
+  request.set_include_retired(include_retired);
   do {  // page by page: a large catalogue does not fit one message
     v1::ListStrategiesResponse page;
     absl::Status s = CallWithRetry([&](grpc::ClientContext* ctx) {
@@ -119,6 +120,30 @@ absl::StatusOr<v1::RegisterStrategyResponse> Client::RegisterStrategy(const v1::
   absl::Status s = CallWithRetry([&](grpc::ClientContext* ctx) {
     response.Clear();
     return selector_->RegisterStrategy(ctx, request, &response);
+  });
+  if (!s.ok()) return s;
+  return response;
+}
+
+absl::StatusOr<v1::RetireStrategyResponse> Client::RetireStrategy(const std::string& id) {
+  v1::RetireStrategyRequest request;
+  request.set_id(id);
+  v1::RetireStrategyResponse response;
+  absl::Status s = CallWithRetry([&](grpc::ClientContext* ctx) {
+    response.Clear();
+    return selector_->RetireStrategy(ctx, request, &response);
+  });
+  if (!s.ok()) return s;
+  return response;
+}
+
+absl::StatusOr<v1::UnretireStrategyResponse> Client::UnretireStrategy(const std::string& id) {
+  v1::UnretireStrategyRequest request;
+  request.set_id(id);
+  v1::UnretireStrategyResponse response;
+  absl::Status s = CallWithRetry([&](grpc::ClientContext* ctx) {
+    response.Clear();
+    return selector_->UnretireStrategy(ctx, request, &response);
   });
   if (!s.ok()) return s;
   return response;

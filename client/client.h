@@ -62,9 +62,12 @@ class Client {
   Client(const ClientOptions& options, std::shared_ptr<grpc::Channel> channel);
 
   absl::StatusOr<v1::SelectAcceleratorResponse> SelectAccelerator(const v1::SelectAcceleratorRequest& request);
-  // The whole catalogue, fetched page by page (one call per 1000 strategies).
-  absl::StatusOr<v1::ListStrategiesResponse> ListStrategies();
+  // The whole catalogue, fetched page by page (one call per 1000 strategies); retired ones only on request.
+  absl::StatusOr<v1::ListStrategiesResponse> ListStrategies(bool include_retired = false);
   absl::StatusOr<v1::RegisterStrategyResponse> RegisterStrategy(const v1::Strategy& strategy);
+  // Operator only: hide a strategy from selection and listing, or restore it.
+  absl::StatusOr<v1::RetireStrategyResponse> RetireStrategy(const std::string& id);
+  absl::StatusOr<v1::UnretireStrategyResponse> UnretireStrategy(const std::string& id);
   absl::StatusOr<v1::GetModelInfoResponse> GetModelInfo();
   absl::StatusOr<v1::RetrainResponse> Retrain();
   // version 0 = unpin.

@@ -16,13 +16,20 @@
 
 namespace accelsel::server {
 
+// Retired strategies stay in the snapshot (reports may still name them, and their runs keep counting); only
+// selection and listing leave them out.
 struct CatalogSnapshot {
-  std::vector<v1::Strategy> protos;                 // ordered by id
+  std::vector<v1::Strategy> protos;                 // ordered by id; retired ones have retired() set
   std::vector<model::Strategy> strategies;          // same order
   absl::flat_hash_map<std::string, size_t> index;   // id -> position
+  size_t active = 0;                                // strategies not retired
   const model::Strategy* Find(const std::string& id) const {
     auto it = index.find(id);
     return it == index.end() ? nullptr : &strategies[it->second];
+  }
+  bool IsRetired(const std::string& id) const {
+    auto it = index.find(id);
+    return it != index.end() && protos[it->second].retired();
   }
 };
 
@@ -33,8 +40,12 @@ class Catalog {
   absl::Status Load();
   std::shared_ptr<const CatalogSnapshot> Get() const { return snapshot_.Get(); }
   // Registers a validated strategy. Returns true if created, false if present with the same definition;
-  // ALREADY_EXISTS if the id is taken by a different definition.
+  // ALREADY_EXISTS if the id is taken by a different definition. A retired strategy stays retired when its
+  // definition is registered again.
   absl::StatusOr<bool> Register(const v1::Strategy& strategy);
+  // Retires (or restores) a strategy, persisted with its definition. Returns true if the state changed;
+  // NOT_FOUND for an id not in the catalogue. `out` receives the definition with its new flag.
+  absl::StatusOr<bool> SetRetired(const std::string& id, bool retired, v1::Strategy* out);
 
  private:
   void Publish(std::vector<v1::Strategy> protos);

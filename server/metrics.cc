@@ -43,6 +43,8 @@ const char* MethodName(Method m) {
     case Method::kRetrain: return "Retrain";
     case Method::kPinModel: return "PinModel";
     case Method::kRollbackModel: return "RollbackModel";
+    case Method::kRetireStrategy: return "RetireStrategy";
+    case Method::kUnretireStrategy: return "UnretireStrategy";
     case Method::kNull: return "Null";
     case Method::kCount: break;
   }

@@ -31,6 +31,8 @@ enum class Method {
   kRetrain,
   kPinModel,
   kRollbackModel,
+  kRetireStrategy,
+  kUnretireStrategy,
   kNull,
   kCount
 };

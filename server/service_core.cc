@@ -141,7 +141,9 @@ grpc::Status ServiceCore::Select(const v1::SelectAcceleratorRequest& request,
   const auto catalog = catalog_->Get();
   model::SelectQuery query;
   if (request.candidate_ids().empty()) {
-    for (const auto& s : catalog->strategies) query.candidates.push_back(&s);
+    for (size_t i = 0; i < catalog->strategies.size(); ++i) {
+      if (!catalog->protos[i].retired()) query.candidates.push_back(&catalog->strategies[i]);
+    }
   } else {
     for (int i = 0; i < request.candidate_ids_size(); ++i) {
       const model::Strategy* s = catalog->Find(request.candidate_ids(i));
@@ -150,12 +152,22 @@ grpc::Status ServiceCore::Select(const v1::SelectAcceleratorRequest& request,
                             absl::StrCat("candidate_ids[", i, "]: unknown strategy \"", request.candidate_ids(i),
                                          "\" (ListStrategies shows the catalogue)"));
       }
+      // Refused rather than skipped: a caller that names its candidates learns at once that one is withdrawn,
+      // instead of silently getting a ranking without it.
+      if (catalog->IsRetired(request.candidate_ids(i))) {
+        return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                            absl::StrCat("candidate_ids[", i, "]: strategy \"", request.candidate_ids(i),
+                                         "\" is retired by an operator; leave it out, or UnretireStrategy "
+                                         "restores it"));
+      }
       query.candidates.push_back(s);
     }
   }
   if (query.candidates.empty()) {
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                        "the strategy catalogue is empty: register strategies or report runs first");
+                        catalog->strategies.empty()
+                            ? "the strategy catalogue is empty: register strategies or report runs first"
+                            : "every strategy of the catalogue is retired: register or unretire one first");
   }
   const model::TaskContext context = FromProto(request.context());
   query.context = &context;
@@ -225,9 +237,11 @@ grpc::Status ServiceCore::ListStrategies(const v1::ListStrategiesRequest& reques
                 ? catalog->protos.begin()
                 : std::upper_bound(catalog->protos.begin(), catalog->protos.end(), request.page_token(),
                                    [](const std::string& id, const v1::Strategy& s) { return id < s.id(); });
+  const auto listed = [&](const v1::Strategy& s) { return request.include_retired() || !s.retired(); };
   for (; it != catalog->protos.end() && static_cast<uint32_t>(response->strategies_size()) < page; ++it) {
-    *response->add_strategies() = *it;
+    if (listed(*it)) *response->add_strategies() = *it;
   }
+  it = std::find_if(it, catalog->protos.end(), listed);
   if (it != catalog->protos.end()) response->set_next_page_token(response->strategies().rbegin()->id());
   return grpc::Status::OK;
 }
@@ -241,6 +255,15 @@ grpc::Status ServiceCore::RegisterStrategy(const v1::RegisterStrategyRequest& re
   metrics_->strategies().Set(static_cast<double>(catalog_->Get()->protos.size()));
   *response->mutable_strategy() = request.strategy();
   response->set_created(*created);
+  return grpc::Status::OK;
+}
+
+grpc::Status ServiceCore::SetStrategyRetired(const std::string& id, bool retired, v1::Strategy* strategy,
+                                             bool* changed) {
+  if (absl::Status st = ValidateId("id", id, options_.limits); !st.ok()) return ToGrpc(st);
+  auto result = catalog_->SetRetired(id, retired, strategy);
+  if (!result.ok()) return ToGrpc(result.status());
+  *changed = *result;
   return grpc::Status::OK;
 }
 

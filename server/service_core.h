@@ -36,6 +36,8 @@ class ServiceCore {
   // One page of the catalogue, ordered by id (a catalogue may outgrow a message; docs/API.md).
   grpc::Status ListStrategies(const v1::ListStrategiesRequest& request, v1::ListStrategiesResponse* response);
   grpc::Status RegisterStrategy(const v1::RegisterStrategyRequest& request, v1::RegisterStrategyResponse* response);
+  // Operator only: hides a strategy from selection and listing (or restores it); its runs and models stay.
+  grpc::Status SetStrategyRetired(const std::string& id, bool retired, v1::Strategy* strategy, bool* changed);
   grpc::Status GetModelInfo(v1::GetModelInfoResponse* response);
   grpc::Status Retrain(v1::RetrainResponse* response);
   grpc::Status PinModel(const v1::PinModelRequest& request, v1::PinModelResponse* response);

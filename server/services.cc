@@ -518,6 +518,37 @@ grpc::ServerUnaryReactor* SelectorService::GetModelInfo(grpc::CallbackServerCont
       [this](const auto&, auto* resp) { return core_->GetModelInfo(resp); });
 }
 
+namespace {
+
+// RetireStrategy and UnretireStrategy differ only in the state they set (and their message types).
+template <typename Request, typename Response>
+grpc::ServerUnaryReactor* SetRetired(ServiceCore* core, AccessControl* access, grpc::CallbackServerContext* ctx,
+                                     Method method, const grpc::ByteBuffer* request, grpc::ByteBuffer* response,
+                                     bool retired) {
+  return Unary<Request, Response>(
+      core, access, ctx, method, request, response, [core, retired](const Request& req, Response* resp) {
+        bool changed = false;
+        grpc::Status st = core->SetStrategyRetired(req.id(), retired, resp->mutable_strategy(), &changed);
+        resp->set_changed(changed);
+        return st;
+      });
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* SelectorService::RetireStrategy(grpc::CallbackServerContext* ctx,
+                                                          const grpc::ByteBuffer* request, grpc::ByteBuffer* response) {
+  return SetRetired<v1::RetireStrategyRequest, v1::RetireStrategyResponse>(core_, access_, ctx, Method::kRetireStrategy,
+                                                                           request, response, /*retired=*/true);
+}
+
+grpc::ServerUnaryReactor* SelectorService::UnretireStrategy(grpc::CallbackServerContext* ctx,
+                                                            const grpc::ByteBuffer* request,
+                                                            grpc::ByteBuffer* response) {
+  return SetRetired<v1::UnretireStrategyRequest, v1::UnretireStrategyResponse>(
+      core_, access_, ctx, Method::kUnretireStrategy, request, response, /*retired=*/false);
+}
+
 grpc::ServerUnaryReactor* ModelAdminService::Retrain(grpc::CallbackServerContext* ctx,
                                                      const grpc::ByteBuffer* request, grpc::ByteBuffer* response) {
   return BlockingUnary<v1::RetrainRequest, v1::RetrainResponse>(

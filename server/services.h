@@ -18,7 +18,10 @@ using RawSelectorBase = v1::AcceleratorSelector::WithRawCallbackMethod_SelectAcc
     v1::AcceleratorSelector::WithRawCallbackMethod_ReportRun<
         v1::AcceleratorSelector::WithRawCallbackMethod_ListStrategies<
             v1::AcceleratorSelector::WithRawCallbackMethod_RegisterStrategy<
-                v1::AcceleratorSelector::WithRawCallbackMethod_GetModelInfo<v1::AcceleratorSelector::Service>>>>>;
+                v1::AcceleratorSelector::WithRawCallbackMethod_GetModelInfo<
+                    v1::AcceleratorSelector::WithRawCallbackMethod_RetireStrategy<
+                        v1::AcceleratorSelector::WithRawCallbackMethod_UnretireStrategy<
+                            v1::AcceleratorSelector::Service>>>>>>>;
 using RawModelAdminBase = v1::ModelAdmin::WithRawCallbackMethod_Retrain<
     v1::ModelAdmin::WithRawCallbackMethod_PinModel<
         v1::ModelAdmin::WithRawCallbackMethod_RollbackModel<v1::ModelAdmin::Service>>>;
@@ -36,6 +39,10 @@ class SelectorService final : public RawSelectorBase {
                                              grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* GetModelInfo(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request,
                                          grpc::ByteBuffer* response) override;
+  grpc::ServerUnaryReactor* RetireStrategy(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request,
+                                           grpc::ByteBuffer* response) override;
+  grpc::ServerUnaryReactor* UnretireStrategy(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request,
+                                             grpc::ByteBuffer* response) override;
 
  private:
   ServiceCore* core_;

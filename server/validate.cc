@@ -137,6 +137,7 @@ absl::Status ValidateStrategy(absl::string_view field, const v1::Strategy& s, co
                                    ")"));
   }
   ACCELSEL_RETURN_IF_ERROR(ValidateId(f + ".id", s.id(), limits));
+  if (s.retired()) return Invalid(f + ".retired", "is set by the server only; use RetireStrategy to retire");
   if (static_cast<size_t>(s.components_size()) > limits.max_components) {
     return Invalid(f + ".components", absl::StrCat("must have at most ", limits.max_components, " entries"));
   }
