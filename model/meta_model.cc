@@ -430,12 +430,15 @@ HoldoutMetrics MetaModel::Evaluate(const std::vector<RunRecord>& holdout) const 
   return m;
 }
 
-PairedDifference PairedLogErrorDifference(const HoldoutMetrics& a, const HoldoutMetrics& b) {
+PairedDifference PairedLogErrorDifference(const HoldoutMetrics& a, const HoldoutMetrics& b,
+                                          const std::vector<bool>* only) {
   PairedDifference out;
   if (a.row_abs_log_error.size() != b.row_abs_log_error.size()) return out;
+  if (only != nullptr && only->size() != a.row_abs_log_error.size()) return out;
   absl::flat_hash_map<uint64_t, std::pair<double, uint64_t>> by_context;  // sum of differences, runs
   double sum = 0;
   for (size_t i = 0; i < a.row_abs_log_error.size(); ++i) {
+    if (only != nullptr && !(*only)[i]) continue;
     const double d = a.row_abs_log_error[i] - b.row_abs_log_error[i];
     if (std::isnan(d)) continue;
     sum += d;

@@ -95,7 +95,9 @@ struct PairedDifference {
   double se = kMissing;
   uint64_t rows = 0;
 };
-PairedDifference PairedLogErrorDifference(const HoldoutMetrics& a, const HoldoutMetrics& b);
+// `only` (by holdout index; null = every run) restricts the comparison to some runs, e.g. the most recent.
+PairedDifference PairedLogErrorDifference(const HoldoutMetrics& a, const HoldoutMetrics& b,
+                                          const std::vector<bool>* only = nullptr);
 
 class MetaModel : public Predictor {
  public:

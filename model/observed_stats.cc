@@ -2,6 +2,7 @@
 #include "model/observed_stats.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 
 #include "absl/strings/ascii.h"
@@ -82,6 +83,13 @@ uint64_t ExactContextKey(const TaskContext& c) {
   h = Mix(h, c.workload.prompt_tokens);
   h = Mix(h, c.workload.output_tokens);
   h = Mix(h, c.workload.batch_size);
+  // The caller's own task features are part of the task: two jobs that differ only there (a table's extra columns,
+  // an embedding) may well prefer different strategies.
+  for (const auto& [name, value] : c.extra) {
+    h = Mix(h, HashLower(name));
+    h = Mix(h, std::bit_cast<uint64_t>(value == 0 ? 0.0 : value));  // -0 and 0 are one value
+  }
+  for (float v : c.embedding) h = Mix(h, std::bit_cast<uint32_t>(v == 0 ? 0.0f : v));
   return h;
 }
 
@@ -136,14 +144,22 @@ double ObservedStats::TrackLevelLocked(uint64_t context_key, Cell& cell, NodeSam
   Level& level = levels_[run.strategy_id];
   const double e2e = run.metrics.e2e_latency_ms;
   if (!(e2e > 0)) return level.log_level;
-  std::vector<double> node_means;
+  const double base_log = std::log(e2e) - level.log_level;
+  std::vector<double> node_means, other_means;
   node_means.reserve(cell.by_node.size());
+  other_means.reserve(cell.by_node.size());
   for (const auto& [hash, n] : cell.by_node) {
-    if (n.log_e2e_count > 0) node_means.push_back(n.log_e2e_sum / static_cast<double>(n.log_e2e_count));
+    if (n.log_e2e_count == 0 || DistrustedLocked(hash)) continue;
+    node_means.push_back(n.log_e2e_sum / static_cast<double>(n.log_e2e_count));
+    if (hash != node_hash) other_means.push_back(node_means.back());
   }
-  if (!node_means.empty()) {
+  if (!other_means.empty() && !vouched_hashes_.contains(node_hash)) {
+    std::sort(other_means.begin(), other_means.end());
+    JudgeTrustLocked(node_hash, base_log - Quantile(other_means, 0.5));
+  }
+  if (!node_means.empty() && !DistrustedLocked(node_hash)) {
     std::sort(node_means.begin(), node_means.end());
-    const double residual = std::log(e2e) - level.log_level - Quantile(node_means, 0.5);
+    const double residual = base_log - Quantile(node_means, 0.5);
     level.window.push_back(LevelResidual{node_hash, context_key, residual, run.time_unix_ms, kMissing});
     if (level.window.size() >= options_.level_window) JudgeLevelLocked(run.strategy_id, level);
   }
@@ -207,6 +223,43 @@ void ObservedStats::JudgeLevelLocked(const std::string& strategy_id, Level& leve
   if (!level.history.empty() && since < level.history.back().first) since = level.history.back().first;
   level.history.emplace_back(since, level.log_level);
 }
+
+void ObservedStats::JudgeTrustLocked(uint64_t node_hash, double residual) {
+  NodeTrust& t = trust_[node_hash];
+  if (t.residuals.size() < options_.trust_window) {
+    t.residuals.push_back(static_cast<float>(residual));
+  } else {
+    t.residuals[t.next] = static_cast<float>(residual);
+    t.next = (t.next + 1) % t.residuals.size();
+  }
+  if (t.residuals.size() < options_.trust_min_residuals) return;
+  std::vector<double> sorted(t.residuals.begin(), t.residuals.end());
+  std::sort(sorted.begin(), sorted.end());
+  t.distrusted = std::abs(Quantile(sorted, 0.5)) > options_.distrust_log_factor;
+}
+
+bool ObservedStats::DistrustedLocked(uint64_t node_hash) const {
+  if (quarantined_.contains(node_hash)) return true;
+  auto it = trust_.find(node_hash);
+  return it != trust_.end() && it->second.distrusted;
+}
+
+absl::flat_hash_set<uint64_t> ObservedStats::DistrustedNodes() const {
+  absl::ReaderMutexLock lock(&mu_);
+  absl::flat_hash_set<uint64_t> out;
+  for (const auto& [hash, t] : trust_) {
+    if (t.distrusted) out.insert(hash);
+  }
+  out.insert(quarantined_.begin(), quarantined_.end());
+  return out;
+}
+
+void ObservedStats::SetQuarantined(absl::flat_hash_set<uint64_t> node_hashes) {
+  absl::MutexLock lock(&mu_);
+  quarantined_ = std::move(node_hashes);
+}
+
+uint64_t ObservedStats::NodeHash(const std::string& node_id) { return StableHash(node_id); }
 
 double ObservedStats::LogLevelLocked(const std::string& strategy_id) const {
   auto it = levels_.find(strategy_id);
@@ -340,12 +393,22 @@ std::optional<ObservedSummary> ObservedStats::Summarize(const Cell& cell, Object
                                                         double price_per_hour, double coverage,
                                                         double log_level) const {
   if (cell.ok_runs == 0 && cell.failed_runs == 0) return std::nullopt;
-  ObservedSummary out = SummarizeAtBaseLevel(cell, objective, price_per_hour, coverage);
+  bool any_distrusted = false;
+  uint32_t trusted = 0;
+  bool vouched = false;
   for (const auto& [hash, n] : cell.by_node) {
     if (n.ok_runs + n.failed_runs == 0) continue;
-    ++out.nodes;
-    out.vouched = out.vouched || vouched_hashes_.contains(hash);
+    if (DistrustedLocked(hash)) {
+      any_distrusted = true;
+      continue;
+    }
+    ++trusted;
+    vouched = vouched || vouched_hashes_.contains(hash);
   }
+  if (any_distrusted && trusted == 0) return std::nullopt;  // nothing here anyone trusts
+  ObservedSummary out = SummarizeAtBaseLevel(cell, objective, price_per_hour, coverage);
+  out.nodes = trusted;
+  out.vouched = vouched;
   if (log_level != 0) {
     const double f = std::exp(IsMaximized(objective) ? -log_level : log_level);
     for (double* v : {&out.median, &out.low, &out.high}) *v *= f;
@@ -355,28 +418,36 @@ std::optional<ObservedSummary> ObservedStats::Summarize(const Cell& cell, Object
 }
 
 ObservedSummary ObservedStats::SummarizeAtBaseLevel(const Cell& cell, Objective objective, double price_per_hour,
-                                                    double coverage) {
+                                                    double coverage) const {
   ObservedSummary out;
   // Failure rate: the mean of per-node rates, so a node reporting a flood of failures counts once.
   double rate_sum = 0;
   int rate_nodes = 0;
+  uint64_t total = cell.ok_runs + cell.failed_runs;
+  std::vector<const NodeSamples*> nodes;  // the trusted ones
+  nodes.reserve(cell.by_node.size());
   for (const auto& [hash, n] : cell.by_node) {
+    if (DistrustedLocked(hash)) {
+      total -= n.ok_runs + n.failed_runs;
+      continue;
+    }
+    nodes.push_back(&n);
     if (n.ok_runs + n.failed_runs == 0) continue;
     rate_sum += static_cast<double>(n.failed_runs) / static_cast<double>(n.ok_runs + n.failed_runs);
     ++rate_nodes;
   }
-  const uint64_t total = cell.ok_runs + cell.failed_runs;
+  if (total == 0) return out;
   const double rate = rate_nodes > 0 ? rate_sum / rate_nodes
                                      : static_cast<double>(cell.failed_runs) / static_cast<double>(total);
   out.failed_runs = static_cast<uint64_t>(std::llround(rate * static_cast<double>(total)));
   out.ok_runs = total - out.failed_runs;
-  if (cell.ok_runs > 0 && out.ok_runs == 0) out.ok_runs = 1;  // some node did run it
+  if (cell.ok_runs > 0 && out.ok_runs == 0 && rate < 1) out.ok_runs = 1;  // some node did run it
 
   const double tail = (1.0 - coverage) / 2.0;
-  if (cell.by_node.size() <= 1) {
+  if (nodes.size() <= 1) {
     // One node: plain quantiles of its samples.
     SortedColumns cols;
-    for (const auto& [hash, n] : cell.by_node) cols = CollectSorted(n.samples, objective, price_per_hour);
+    for (const NodeSamples* n : nodes) cols = CollectSorted(n->samples, objective, price_per_hour);
     out.median = Quantile(cols.values, 0.5);
     out.low = Quantile(cols.values, tail);
     out.high = Quantile(cols.values, 1.0 - tail);
@@ -387,8 +458,8 @@ ObservedSummary ObservedStats::SummarizeAtBaseLevel(const Cell& cell, Objective 
   // Several nodes: medians are medians of per-node medians; the interval weights every node equally.
   std::vector<double> value_medians, latency_medians, memory_medians;
   std::vector<std::pair<double, double>> weighted;
-  for (const auto& [hash, n] : cell.by_node) {
-    const SortedColumns cols = CollectSorted(n.samples, objective, price_per_hour);
+  for (const NodeSamples* n : nodes) {
+    const SortedColumns cols = CollectSorted(n->samples, objective, price_per_hour);
     for (double v : cols.values) weighted.emplace_back(v, 1.0 / static_cast<double>(cols.values.size()));
     if (!cols.values.empty()) value_medians.push_back(Quantile(cols.values, 0.5));
     if (!cols.latency.empty()) latency_medians.push_back(Quantile(cols.latency, 0.5));

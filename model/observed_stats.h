@@ -16,8 +16,9 @@
 
 namespace accelsel::model {
 
-// Identity of a task context for the observed layer: model, weight dtype, accelerator, count and the workload
-// shape (prompt, output, batch). Names are compared case-insensitively.
+// Identity of a task context for the observed layer: model, weight dtype, accelerator, count, the workload shape
+// (prompt, output, batch), the caller's extra features and embedding. Names are compared case-insensitively. Stable
+// across processes and releases.
 uint64_t ExactContextKey(const TaskContext& c);
 // Coarser identity (model, dtype, accelerator, count) used to find similar tasks for the prior layer.
 uint64_t GroupContextKey(const TaskContext& c);
@@ -59,6 +60,15 @@ struct ObservedStatsOptions {
   // Nodes whose runs the operator vouches for: the seed import and `accelsel import` of public tables. Evidence from a
   // single node is otherwise discounted by the selector (docs/OPERATIONS.md, "Poisoning").
   std::vector<std::string> vouched_nodes = {"llm-inference-bench"};
+  // Network-wide trust of a node: each OK report with other nodes in its cell leaves a residual, log(value) against
+  // the other nodes' consensus there. A node whose median over its last `trust_window` residuals (at least
+  // `trust_min_residuals`) is more than `distrust_log_factor` away is distrusted: its runs stop counting in every
+  // cell's estimates, in the strategy levels and in training, until its reports agree again. log(1.5): a node that
+  // reports, across contexts, half as slow again as its peers (or faster) is either broken or lying; honest
+  // hardware of one model varies far less. Vouched nodes are never distrusted.
+  size_t trust_window = 64;
+  size_t trust_min_residuals = 16;
+  double distrust_log_factor = 0.405;
   size_t level_window = 32;
   size_t level_min_nodes = 3;
   double level_min_shift = 0.095;  // about 10 %
@@ -105,6 +115,13 @@ class ObservedStats {
   static void ToBaseLevel(const LevelHistory& levels, RunRecord* run);
   bool ObservedOnAccelerator(const std::string& accelerator, const std::string& strategy_id) const;
 
+  // Nodes distrusted now (see ObservedStatsOptions), by NodeHash of their id; for the trainer, which leaves their
+  // runs out. Copied, so a low-priority caller holds no lock while it uses them.
+  absl::flat_hash_set<uint64_t> DistrustedNodes() const;
+  // Nodes an operator quarantined (by NodeHash): treated as distrusted whatever their reports say, until released.
+  void SetQuarantined(absl::flat_hash_set<uint64_t> node_hashes);
+  static uint64_t NodeHash(const std::string& node_id);
+
   uint64_t runs() const;
   uint64_t contexts() const;
 
@@ -128,6 +145,11 @@ class ObservedStats {
     uint64_t ok_runs = 0;
     uint64_t failed_runs = 0;
     double price_per_hour = 0;
+  };
+  struct NodeTrust {
+    std::vector<float> residuals;  // ring of the last trust_window
+    size_t next = 0;
+    bool distrusted = false;
   };
   struct LevelResidual {
     uint64_t node_hash;
@@ -159,9 +181,9 @@ class ObservedStats {
   void JudgeLevelLocked(const std::string& strategy_id, Level& level) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   double LogLevelLocked(const std::string& strategy_id) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   std::optional<ObservedSummary> Summarize(const Cell& cell, Objective objective, double price_per_hour,
-                                           double coverage, double log_level) const;
-  static ObservedSummary SummarizeAtBaseLevel(const Cell& cell, Objective objective, double price_per_hour,
-                                              double coverage);
+                                           double coverage, double log_level) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  ObservedSummary SummarizeAtBaseLevel(const Cell& cell, Objective objective, double price_per_hour,
+                                       double coverage) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
   ObservedStatsOptions options_;
   absl::flat_hash_set<uint64_t> vouched_hashes_;  // of options_.vouched_nodes
@@ -169,6 +191,10 @@ class ObservedStats {
   absl::flat_hash_map<uint64_t, ContextEntry> contexts_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<uint64_t, std::vector<uint64_t>> groups_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, Level> levels_ ABSL_GUARDED_BY(mu_);  // by strategy id
+  absl::flat_hash_map<uint64_t, NodeTrust> trust_ ABSL_GUARDED_BY(mu_);  // by node hash
+  absl::flat_hash_set<uint64_t> quarantined_ ABSL_GUARDED_BY(mu_);
+  void JudgeTrustLocked(uint64_t node_hash, double residual) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool DistrustedLocked(uint64_t node_hash) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // accelerator (lower-cased) -> strategies run on it.
   absl::flat_hash_map<std::string, absl::flat_hash_set<std::string>> strategies_by_accelerator_ ABSL_GUARDED_BY(mu_);
   uint64_t runs_ ABSL_GUARDED_BY(mu_) = 0;

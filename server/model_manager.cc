@@ -87,6 +87,51 @@ bool ModelManager::InHoldout(const model::TaskContext& context) {
   return (h >> 17) % 100 < kHoldoutPercent;
 }
 
+std::vector<bool> NewestQuarter(const std::vector<model::RunRecord>& holdout) {
+  std::vector<int64_t> times;
+  times.reserve(holdout.size());
+  for (const auto& r : holdout) times.push_back(r.time_unix_ms);
+  std::vector<bool> out(holdout.size(), false);
+  if (times.empty()) return out;
+  std::vector<int64_t> sorted = times;
+  const size_t q = sorted.size() * 3 / 4;
+  std::nth_element(sorted.begin(), sorted.begin() + q, sorted.end());
+  for (size_t i = 0; i < times.size(); ++i) out[i] = times[i] >= sorted[q];
+  return out;
+}
+
+PromotionDecision DecidePromotion(const model::HoldoutMetrics& cand, const model::HoldoutMetrics& cur,
+                                  const std::vector<bool>& newest) {
+  // The candidate is held back only when its error is worse run by run on the same held-out runs, by more than the
+  // tolerance and than two standard errors: a MAPE ratio is ruled by the few runs one model over-predicts many
+  // times over, so it held better-informed candidates behind a lucky incumbent.
+  const model::PairedDifference d = model::PairedLogErrorDifference(cand, cur);
+  const bool error_ok = !(d.rows > 0 && d.mean > std::max(kLogErrorTolerance, 2 * d.se));
+  // A sudden jump on the newest held-out runs (where a poisoner's latest reports land) holds it back even when the
+  // whole held-out set dilutes it; both are scored on the same runs, so a drift that worsens both does not.
+  const model::PairedDifference dr = model::PairedLogErrorDifference(cand, cur, &newest);
+  const bool recent_ok = !(dr.rows >= kMinRecentRuns && dr.mean > std::max(kLogErrorTolerance, 2 * dr.se));
+  // Top-1 over a few held-out contexts is noisy (near-ties flip): allow two standard errors of the serving model's
+  // top-1 estimate, and at least kTop1Tolerance.
+  const double n = std::max<double>(1.0, static_cast<double>(cur.contexts));
+  // Laplace-smoothed proportion, so a perfect score on few contexts does not claim zero uncertainty.
+  const double p = std::isfinite(cur.top1) ? (cur.top1 * n + 1) / (n + 2) : 0.5;
+  const double se = std::sqrt(p * (1 - p) / n);
+  const double top1_tolerance = std::max(kTop1Tolerance, 2 * se);
+  const bool top1_ok = !std::isfinite(cur.top1) || !std::isfinite(cand.top1) || cand.top1 >= cur.top1 - top1_tolerance;
+  PromotionDecision out;
+  out.promote = error_ok && recent_ok && top1_ok;
+  out.note = absl::StrFormat(
+      "holdout |log error| %+.4f (se %.4f) against serving on the same %u runs (newest quarter %+.4f, se %.4f, %u "
+      "runs), MAPE %.4f vs %.4f, top-1 %.3f vs %.3f",
+      d.mean, d.se, static_cast<unsigned>(d.rows), dr.mean, dr.se, static_cast<unsigned>(dr.rows), cand.mape,
+      cur.mape, cand.top1, cur.top1);
+  if (!error_ok) out.note += "; held back: higher error on the held-out runs";
+  if (!recent_ok) out.note += "; held back: a sudden jump of error on the newest held-out runs";
+  if (!top1_ok) out.note += "; held back: lower held-out top-1";
+  return out;
+}
+
 ModelManager::ModelManager(storage::TelemetryStore* store, Metrics* metrics, const ServerOptions& options,
                            const model::ObservedStats* stats)
     : store_(store), stats_(stats), metrics_(metrics), options_(options) {}
@@ -160,6 +205,8 @@ absl::StatusOr<v1::ModelVersionInfo> ModelManager::RetrainNow() {
   // Copied here, at the caller's priority: the statistics' lock belongs to SelectAccelerator and ingest.
   const model::ObservedStats::LevelHistory levels =
       stats_ != nullptr ? stats_->Levels() : model::ObservedStats::LevelHistory{};
+  const absl::flat_hash_set<uint64_t> distrusted =
+      stats_ != nullptr ? stats_->DistrustedNodes() : absl::flat_hash_set<uint64_t>{};
   RunAtNice(options_.trainer_nice, [&] {
     scan = store_->ScanRuns(0, [&](const v1::RunReport& r) {
       model::RunRecord rec = FromProto(r);
@@ -168,6 +215,16 @@ absl::StatusOr<v1::ModelVersionInfo> ModelManager::RetrainNow() {
     });
     // Every run is learnt at its strategy's base level, so a strategy that got slower everywhere is not averaged
     // over its before and after (the selector moves predictions to the level now).
+    // The runs of nodes the statistics distrust (far from their peers across contexts) are left out.
+    if (scan.ok() && !distrusted.empty()) {
+      auto trusted = [&](std::vector<model::RunRecord>& runs) {
+        std::erase_if(runs, [&](const model::RunRecord& r) {
+          return distrusted.contains(model::ObservedStats::NodeHash(r.node_id));
+        });
+      };
+      trusted(train);
+      trusted(holdout);
+    }
     if (scan.ok() && !levels.empty()) {
       for (auto& r : train) model::ObservedStats::ToBaseLevel(levels, &r);
       for (auto& r : holdout) model::ObservedStats::ToBaseLevel(levels, &r);
@@ -250,25 +307,9 @@ absl::StatusOr<v1::ModelVersionInfo> ModelManager::RetrainNow() {
     info.mutable_evaluation()->set_baseline_mape(std::isfinite(cur.mape) ? cur.mape : 0);
     info.mutable_evaluation()->set_baseline_top1(std::isfinite(cur.top1) ? cur.top1 : 0);
     if (promote && std::isfinite(cur.mape)) {
-      // The candidate is held back only when its error is worse run by run on the same held-out runs, by more
-      // than the tolerance and than two standard errors: a MAPE ratio is ruled by the few runs one model
-      // over-predicts many times over, so it blocked better-informed candidates behind a lucky incumbent.
-      const model::PairedDifference d = model::PairedLogErrorDifference(cand, cur);
-      const bool error_ok = !(d.rows > 0 && d.mean > std::max(kLogErrorTolerance, 2 * d.se));
-      // Top-1 over a few held-out contexts is noisy (near-ties flip): allow two standard errors of the
-      // serving model's top-1 estimate, and at least kTop1Tolerance.
-      const double n = std::max<double>(1.0, static_cast<double>(cur.contexts));
-      // Laplace-smoothed proportion, so a perfect score on few contexts does not claim zero uncertainty.
-      const double p = std::isfinite(cur.top1) ? (cur.top1 * n + 1) / (n + 2) : 0.5;
-      const double se = std::sqrt(p * (1 - p) / n);
-      const double top1_tolerance = std::max(kTop1Tolerance, 2 * se);
-      const bool top1_ok =
-          !std::isfinite(cur.top1) || !std::isfinite(cand.top1) || cand.top1 >= cur.top1 - top1_tolerance;
-      promote = error_ok && top1_ok;
-      note = absl::StrFormat(
-          "holdout |log error| %+.4f (se %.4f) against serving on the same %u runs, MAPE %.4f vs %.4f, top-1 %.3f "
-          "vs %.3f",
-          d.mean, d.se, static_cast<unsigned>(d.rows), cand.mape, cur.mape, cand.top1, cur.top1);
+      const PromotionDecision decision = DecidePromotion(cand, cur, NewestQuarter(holdout));
+      promote = decision.promote;
+      note = decision.note;
     }
   } else {
     note = absl::StrFormat("first model; holdout MAPE %.4f, top-1 %.3f", cand.mape, cand.top1);

@@ -7,12 +7,14 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "accelsel/v1/accelsel.pb.h"
+#include "model/meta_model.h"
 #include "model/observed_stats.h"
 #include "model/predictor.h"
 #include "model/types.h"
@@ -36,6 +38,19 @@ struct ServingModel {
 // more.
 inline constexpr double kLogErrorTolerance = 0.02;
 inline constexpr double kTop1Tolerance = 0.02;
+// The same comparison on the newest quarter of the held-out runs, when it has at least this many runs.
+inline constexpr uint64_t kMinRecentRuns = 50;
+
+// The promotion rule above, as a pure function of the two models' scores on the same held-out runs (`newest` marks
+// the newest quarter of them). The note says why, with the figures.
+struct PromotionDecision {
+  bool promote = false;
+  std::string note;
+};
+PromotionDecision DecidePromotion(const model::HoldoutMetrics& candidate, const model::HoldoutMetrics& serving,
+                                  const std::vector<bool>& newest);
+// The newest quarter of held-out runs by report time (ties at the boundary included).
+std::vector<bool> NewestQuarter(const std::vector<model::RunRecord>& holdout);
 
 class ModelManager {
  public:
