@@ -88,5 +88,35 @@ TEST(ObservedStatsLevelTest, NoiseAndAFewFloodingLiarsDoNotMoveTheLevel) {
   EXPECT_TRUE(stats.Levels().empty());
 }
 
+// A node that reports, across contexts, far from its peers loses its say everywhere, including the contexts where
+// it is the only reporter; a node a little off (a slower machine) keeps it.
+TEST(ObservedStatsTrustTest, ALiarAcrossContextsIsDistrustedAndAModestlySlowNodeIsNot) {
+  ObservedStats stats;
+  int64_t t = 1;
+  for (uint32_t b = 1; b <= 40; ++b) {
+    stats.Add(MakeRun("honest-a", b, "v", 100 * b, t++));
+    stats.Add(MakeRun("honest-b", b, "v", 100 * b, t++));
+    stats.Add(MakeRun("slower", b, "v", 120 * b, t++));  // 20 % slower hardware, honestly reported
+    stats.Add(MakeRun("liar", b, "v", 300 * b, t++));
+  }
+  stats.Add(MakeRun("liar", 99, "v", 5, t++));  // a context only the liar reports
+  const auto distrusted = stats.DistrustedNodes();
+  EXPECT_TRUE(distrusted.contains(ObservedStats::NodeHash("liar")));
+  EXPECT_FALSE(distrusted.contains(ObservedStats::NodeHash("slower")));
+  EXPECT_FALSE(distrusted.contains(ObservedStats::NodeHash("honest-a")));
+  // The liar no longer counts: the cell's median is the honest nodes' (100, 100, 120 -> 100).
+  EXPECT_NEAR(Median(stats, 7, "v", Objective::kE2eLatency), 700, 1e-6);
+  const auto cell = stats.Exact(Ctx(7), "v", Objective::kE2eLatency, 0.8);
+  ASSERT_TRUE(cell.has_value());
+  EXPECT_EQ(cell->nodes, 3u);
+  // Where only the liar reported there is no trusted evidence at all.
+  EXPECT_FALSE(stats.Exact(Ctx(99), "v", Objective::kE2eLatency, 0.8).has_value());
+  // An operator's quarantine works the same way, whatever the reports say, and can be lifted.
+  stats.SetQuarantined({ObservedStats::NodeHash("honest-a")});
+  EXPECT_EQ(stats.Exact(Ctx(7), "v", Objective::kE2eLatency, 0.8)->nodes, 2u);
+  stats.SetQuarantined({});
+  EXPECT_EQ(stats.Exact(Ctx(7), "v", Objective::kE2eLatency, 0.8)->nodes, 3u);
+}
+
 }  // namespace
 }  // namespace accelsel::model
