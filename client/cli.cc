@@ -419,6 +419,37 @@ std::vector<std::string> VersionRow(const v1::ModelVersionInfo& v) {
 const std::vector<std::string> kVersionHeader = {"version",  "created", "learner", "rows",
                                                  "promoted", "mape",    "top1",    "note"};
 
+absl::Status RunNodes(const ParsedFlags& flags, std::ostream& out, std::ostream&) {
+  static constexpr char kUsage[] = "usage: accelsel nodes list | quarantine ID | release ID [--json]";
+  if (flags.positional.empty()) return Usage(kUsage);
+  const std::string& action = flags.positional[0];
+  std::string node_id;
+  if (action == "quarantine" || action == "release") {
+    if (flags.positional.size() < 2) return Usage(absl::StrCat("usage: accelsel nodes ", action, " ID"));
+    if (auto s = ExpectPositional(flags, 2, "nodes " + action); !s.ok()) return s;
+    node_id = flags.positional[1];
+  } else if (action == "list") {
+    if (auto s = ExpectPositional(flags, 1, "nodes list"); !s.ok()) return s;
+  } else {
+    return Usage(absl::StrCat("unknown nodes action \"", action, "\"; ", kUsage));
+  }
+  auto client = MakeClient(flags);
+  if (!client.ok()) return client.status();
+  auto r = (*client)->QuarantineNode(node_id, action == "release");
+  if (!r.ok()) return ServerError("QuarantineNode", (*client)->options(), r.status());
+  if (flags.Has("json")) {
+    out << ToJson(*r);
+    return absl::OkStatus();
+  }
+  if (!node_id.empty()) {
+    out << "node " << node_id << (r->changed() ? " is now " : " was already ")
+        << (action == "quarantine" ? "quarantined" : "released") << "\n";
+  }
+  out << r->quarantined_size() << " quarantined node(s)" << (r->quarantined_size() > 0 ? ":" : "") << "\n";
+  for (const std::string& id : r->quarantined()) out << "  " << id << "\n";
+  return absl::OkStatus();
+}
+
 absl::Status RunModel(const ParsedFlags& flags, std::ostream& out, std::ostream&) {
   static constexpr char kUsage[] = "usage: accelsel model info|retrain|pin VERSION|rollback [--json]";
   if (flags.positional.empty()) return Usage(kUsage);
@@ -538,6 +569,10 @@ const std::vector<Command>& Commands() {
        "meta-model admin: serving version and history, retrain now (default deadline 10 min), pin a version "
        "(0 = unpin), roll back",
        WithCommon({{"json", false, "", "print the response's JSON mapping"}}), RunModel},
+      {"nodes", "nodes list | quarantine ID | release ID [--json]",
+       "operator: quarantine a node (its stored runs stop counting for statistics and training; they stay stored), "
+       "release it, or list the quarantined nodes",
+       WithCommon({{"json", false, "", "print the response's JSON mapping"}}), RunNodes},
   };
   return commands;
 }

@@ -198,6 +198,19 @@ absl::StatusOr<v1::PinModelResponse> Client::PinModel(uint64_t version) {
   return response;
 }
 
+absl::StatusOr<v1::QuarantineNodeResponse> Client::QuarantineNode(const std::string& node_id, bool release) {
+  v1::QuarantineNodeRequest request;
+  request.set_node_id(node_id);
+  request.set_release(release);
+  v1::QuarantineNodeResponse response;
+  absl::Status s = CallWithRetry([&](grpc::ClientContext* ctx) {
+    response.Clear();
+    return admin_->QuarantineNode(ctx, request, &response);
+  });
+  if (!s.ok()) return s;
+  return response;
+}
+
 absl::StatusOr<v1::RollbackModelResponse> Client::RollbackModel() {
   v1::RollbackModelResponse response;
   absl::Status s = CallWithRetry([&](grpc::ClientContext* ctx) {

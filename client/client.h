@@ -73,6 +73,8 @@ class Client {
   // version 0 = unpin.
   absl::StatusOr<v1::PinModelResponse> PinModel(uint64_t version);
   absl::StatusOr<v1::RollbackModelResponse> RollbackModel();
+  // Operator only. Empty node_id = list only.
+  absl::StatusOr<v1::QuarantineNodeResponse> QuarantineNode(const std::string& node_id, bool release);
   // Standard gRPC health check (grpc.health.v1) of `service` ("" = the whole server). OK only when SERVING;
   // UNAVAILABLE naming the status otherwise.
   absl::Status Health(const std::string& service = "");

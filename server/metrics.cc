@@ -45,6 +45,7 @@ const char* MethodName(Method m) {
     case Method::kRollbackModel: return "RollbackModel";
     case Method::kRetireStrategy: return "RetireStrategy";
     case Method::kUnretireStrategy: return "UnretireStrategy";
+    case Method::kQuarantineNode: return "QuarantineNode";
     case Method::kNull: return "Null";
     case Method::kCount: break;
   }

@@ -33,6 +33,7 @@ enum class Method {
   kRollbackModel,
   kRetireStrategy,
   kUnretireStrategy,
+  kQuarantineNode,
   kNull,
   kCount
 };

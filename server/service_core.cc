@@ -4,6 +4,9 @@
 #include <algorithm>
 #include <random>
 
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "proto/convert.h"
@@ -14,6 +17,9 @@
 
 namespace accelsel::server {
 namespace {
+
+// Store meta key of the quarantined node ids, one per line.
+constexpr char kQuarantinedNodesKey[] = "quarantined_nodes";
 
 std::mt19937_64& ThreadRng() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -69,6 +75,16 @@ absl::Status ServiceCore::Init() {
     return true;
   });
   if (!scan.ok()) return scan;
+  {
+    // Quarantined nodes first: the trainer's first retrain must already leave them out.
+    auto stored = store_->GetMeta(kQuarantinedNodesKey);
+    if (!stored.ok()) return stored.status();
+    absl::MutexLock lock(&quarantine_mu_);
+    if (stored->has_value()) {
+      for (absl::string_view id : absl::StrSplit(**stored, '\n', absl::SkipEmpty())) quarantined_.emplace(id);
+    }
+    ApplyQuarantineLocked(quarantined_);
+  }
   models_ = std::make_unique<ModelManager>(store_.get(), metrics_, options_, &stats_);
   if (absl::Status st = models_->Load(); !st.ok()) return st;
   metrics_->runs_stored().Set(static_cast<double>(store_->RunCount()));
@@ -278,6 +294,35 @@ grpc::Status ServiceCore::Retrain(v1::RetrainResponse* response) {
   auto info = models_->RetrainNow();
   if (!info.ok()) return ToGrpc(info.status());
   *response->mutable_candidate() = *info;
+  return grpc::Status::OK;
+}
+
+void ServiceCore::ApplyQuarantineLocked(const std::set<std::string>& nodes) {
+  absl::flat_hash_set<uint64_t> hashes;
+  for (const std::string& id : nodes) hashes.insert(model::ObservedStats::NodeHash(id));
+  stats_.SetQuarantined(std::move(hashes));
+}
+
+grpc::Status ServiceCore::QuarantineNode(const v1::QuarantineNodeRequest& request,
+                                         v1::QuarantineNodeResponse* response) {
+  if (!request.node_id().empty()) {
+    if (absl::Status st = ValidateId("node_id", request.node_id(), options_.limits); !st.ok()) return ToGrpc(st);
+  }
+  absl::MutexLock lock(&quarantine_mu_);
+  std::set<std::string> next = quarantined_;
+  bool changed = false;
+  if (!request.node_id().empty()) {
+    changed = request.release() ? next.erase(request.node_id()) > 0 : next.insert(request.node_id()).second;
+  }
+  if (changed) {
+    if (absl::Status st = store_->PutMeta(kQuarantinedNodesKey, absl::StrJoin(next, "\n")); !st.ok()) {
+      return ToGrpc(st);
+    }
+    quarantined_ = std::move(next);
+    ApplyQuarantineLocked(quarantined_);
+  }
+  response->set_changed(changed);
+  for (const std::string& id : quarantined_) response->add_quarantined(id);
   return grpc::Status::OK;
 }
 

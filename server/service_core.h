@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -42,6 +43,8 @@ class ServiceCore {
   grpc::Status Retrain(v1::RetrainResponse* response);
   grpc::Status PinModel(const v1::PinModelRequest& request, v1::PinModelResponse* response);
   grpc::Status RollbackModel(v1::RollbackModelResponse* response);
+  // Quarantines or releases a node (or only lists, with an empty node_id); persisted in the store's meta.
+  grpc::Status QuarantineNode(const v1::QuarantineNodeRequest& request, v1::QuarantineNodeResponse* response);
 
   // Validates a report and resolves its strategy (registering an attached definition when
   // `may_create_strategy`; otherwise the definition must already be in the catalogue). On error the status
@@ -84,6 +87,10 @@ class ServiceCore {
   std::unique_ptr<IngestQueue> ingest_;
   std::atomic<bool> shut_down_{false};
   std::atomic<uint64_t> seeded_selects_{0};  // SelectAccelerator calls drawn from options_.seed
+  // Applies `nodes` to the statistics (the trainer reads them there). Caller holds quarantine_mu_.
+  void ApplyQuarantineLocked(const std::set<std::string>& nodes);
+  absl::Mutex quarantine_mu_;  // serialises QuarantineNode calls: read, change, persist, apply
+  std::set<std::string> quarantined_ ABSL_GUARDED_BY(quarantine_mu_);
   absl::Mutex workers_mu_;
   int workers_ ABSL_GUARDED_BY(workers_mu_) = 0;
   bool refuse_workers_ ABSL_GUARDED_BY(workers_mu_) = false;

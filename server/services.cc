@@ -556,6 +556,16 @@ grpc::ServerUnaryReactor* ModelAdminService::Retrain(grpc::CallbackServerContext
       [core = core_](const v1::RetrainRequest&, v1::RetrainResponse* out) { return core->Retrain(out); });
 }
 
+grpc::ServerUnaryReactor* ModelAdminService::QuarantineNode(grpc::CallbackServerContext* ctx,
+                                                            const grpc::ByteBuffer* request,
+                                                            grpc::ByteBuffer* response) {
+  return Unary<v1::QuarantineNodeRequest, v1::QuarantineNodeResponse>(
+      core_, access_, ctx, Method::kQuarantineNode, request, response,
+      [core = core_](const v1::QuarantineNodeRequest& req, v1::QuarantineNodeResponse* out) {
+        return core->QuarantineNode(req, out);
+      });
+}
+
 grpc::ServerUnaryReactor* ModelAdminService::PinModel(grpc::CallbackServerContext* ctx,
                                                       const grpc::ByteBuffer* request, grpc::ByteBuffer* response) {
   return BlockingUnary<v1::PinModelRequest, v1::PinModelResponse>(

@@ -23,8 +23,8 @@ using RawSelectorBase = v1::AcceleratorSelector::WithRawCallbackMethod_SelectAcc
                         v1::AcceleratorSelector::WithRawCallbackMethod_UnretireStrategy<
                             v1::AcceleratorSelector::Service>>>>>>>;
 using RawModelAdminBase = v1::ModelAdmin::WithRawCallbackMethod_Retrain<
-    v1::ModelAdmin::WithRawCallbackMethod_PinModel<
-        v1::ModelAdmin::WithRawCallbackMethod_RollbackModel<v1::ModelAdmin::Service>>>;
+    v1::ModelAdmin::WithRawCallbackMethod_PinModel<v1::ModelAdmin::WithRawCallbackMethod_RollbackModel<
+        v1::ModelAdmin::WithRawCallbackMethod_QuarantineNode<v1::ModelAdmin::Service>>>>;
 
 class SelectorService final : public RawSelectorBase {
  public:
@@ -57,6 +57,8 @@ class ModelAdminService final : public RawModelAdminBase {
                                     grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* PinModel(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request,
                                      grpc::ByteBuffer* response) override;
+  grpc::ServerUnaryReactor* QuarantineNode(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request,
+                                           grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* RollbackModel(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request,
                                           grpc::ByteBuffer* response) override;
 

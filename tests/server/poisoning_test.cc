@@ -220,5 +220,84 @@ TEST(PoisoningTest, ServerSelectionAndSuspectMetric) {
   (*s)->Shutdown();
 }
 
+// An operator quarantines a node known to be bad: its runs stop counting at once, the quarantine survives a
+// restart, and releasing it brings them back. Without tokens every caller is an operator.
+TEST(PoisoningTest, QuarantinedNodeStopsCountingAcrossRestartsUntilReleased) {
+  const std::string dir = FreshDir("poison-quarantine");
+  auto start = [&] {
+    auto s = server::Server::Start(TestOptions(dir));
+    EXPECT_TRUE(s.ok()) << s.status();
+    return *std::move(s);
+  };
+  auto server = start();
+  auto conn = Connect(server->port());
+  for (const char* id : {"fast", "slow"}) {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    v1::RegisterStrategyRequest req;
+    *req.mutable_strategy() = MakeStrategy(id);
+    v1::RegisterStrategyResponse resp;
+    ASSERT_TRUE(conn.selector->RegisterStrategy(&ctx, req, &resp).ok());
+  }
+  {  // Batch 4: honest nodes ran only "fast" (100 ms); one node claims "slow" takes 10 ms.
+    std::vector<v1::RunReport> reports;
+    for (int i = 0; i < 6; ++i) reports.push_back(MakeReport(absl::StrCat("h", i), "fast", 4, 100, "honest-1"));
+    for (int i = 0; i < 6; ++i) reports.push_back(MakeReport(absl::StrCat("l", i), "slow", 4, 10, "bad-node"));
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx, 60);
+    auto stream = conn.selector->ReportRun(&ctx);
+    for (const auto& r : reports) ASSERT_TRUE(stream->Write(r));
+    stream->WritesDone();
+    v1::RunAck ack;
+    while (stream->Read(&ack)) ASSERT_EQ(ack.result(), v1::RunAck::RESULT_DURABLE);
+    ASSERT_TRUE(stream->Finish().ok());
+  }
+  auto first = [&](const Connection& c) {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    v1::SelectAcceleratorRequest req;
+    *req.mutable_context() = MakeContext(4);
+    v1::SelectAcceleratorResponse resp;
+    EXPECT_TRUE(c.selector->SelectAccelerator(&ctx, req, &resp).ok());
+    return resp.recommendations_size() > 0 ? resp.recommendations(0).strategy().id() : std::string();
+  };
+  auto quarantine = [&](const Connection& c, const std::string& node, bool release) {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    v1::QuarantineNodeRequest req;
+    req.set_node_id(node);
+    req.set_release(release);
+    v1::QuarantineNodeResponse resp;
+    grpc::Status st = c.admin->QuarantineNode(&ctx, req, &resp);
+    EXPECT_TRUE(st.ok()) << st.error_message();
+    return resp;
+  };
+  EXPECT_EQ(first(conn), "slow");  // the lie stands while nothing contradicts it
+  auto r = quarantine(conn, "bad-node", false);
+  EXPECT_TRUE(r.changed());
+  EXPECT_THAT(r.quarantined(), ::testing::ElementsAre("bad-node"));
+  EXPECT_EQ(first(conn), "fast");
+  EXPECT_FALSE(quarantine(conn, "bad-node", false).changed());
+  {  // A bad id is refused by name.
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    v1::QuarantineNodeRequest req;
+    req.set_node_id("bad node\n");
+    v1::QuarantineNodeResponse resp;
+    grpc::Status st = conn.admin->QuarantineNode(&ctx, req, &resp);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(st.error_message(), ::testing::HasSubstr("node_id"));
+  }
+  server->Shutdown();
+  server.reset();
+  server = start();
+  auto again = Connect(server->port());
+  EXPECT_EQ(first(again), "fast");
+  EXPECT_THAT(quarantine(again, "", false).quarantined(), ::testing::ElementsAre("bad-node"));
+  EXPECT_TRUE(quarantine(again, "bad-node", true).changed());
+  EXPECT_EQ(first(again), "slow");
+  server->Shutdown();
+}
+
 }  // namespace
 }  // namespace accelsel::testing
