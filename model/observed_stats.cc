@@ -46,6 +46,16 @@ double Quantile(const std::vector<double>& sorted, double q) {
   return sorted[lo] * (1 - frac) + sorted[hi] * frac;
 }
 
+// The median (as Quantile(sorted, 0.5) gives it) in linear time; reorders `v`. On the ingest path, once per report.
+double MedianInPlace(std::vector<double>& v) {
+  if (v.empty()) return kMissing;
+  const size_t mid = v.size() / 2;
+  std::nth_element(v.begin(), v.begin() + mid, v.end());
+  if (v.size() % 2 == 1) return v[mid];
+  const double upper = v[mid];
+  return 0.5 * (*std::max_element(v.begin(), v.begin() + mid) + upper);
+}
+
 float AsFloat(double v) { return static_cast<float>(v); }  // NaN stays NaN
 
 // The objective, e2e latency and peak memory of a node's samples, each sorted, NaNs left out.
@@ -154,12 +164,10 @@ double ObservedStats::TrackLevelLocked(uint64_t context_key, Cell& cell, NodeSam
     if (hash != node_hash) other_means.push_back(node_means.back());
   }
   if (!other_means.empty() && !vouched_hashes_.contains(node_hash)) {
-    std::sort(other_means.begin(), other_means.end());
-    JudgeTrustLocked(node_hash, base_log - Quantile(other_means, 0.5));
+    JudgeTrustLocked(node_hash, base_log - MedianInPlace(other_means));
   }
   if (!node_means.empty() && !DistrustedLocked(node_hash)) {
-    std::sort(node_means.begin(), node_means.end());
-    const double residual = base_log - Quantile(node_means, 0.5);
+    const double residual = base_log - MedianInPlace(node_means);
     level.window.push_back(LevelResidual{node_hash, context_key, residual, run.time_unix_ms, kMissing});
     if (level.window.size() >= options_.level_window) JudgeLevelLocked(run.strategy_id, level);
   }
@@ -233,9 +241,8 @@ void ObservedStats::JudgeTrustLocked(uint64_t node_hash, double residual) {
     t.next = (t.next + 1) % t.residuals.size();
   }
   if (t.residuals.size() < options_.trust_min_residuals) return;
-  std::vector<double> sorted(t.residuals.begin(), t.residuals.end());
-  std::sort(sorted.begin(), sorted.end());
-  t.distrusted = std::abs(Quantile(sorted, 0.5)) > options_.distrust_log_factor;
+  std::vector<double> values(t.residuals.begin(), t.residuals.end());
+  t.distrusted = std::abs(MedianInPlace(values)) > options_.distrust_log_factor;
 }
 
 bool ObservedStats::DistrustedLocked(uint64_t node_hash) const {
