@@ -2,8 +2,11 @@
 # only the shared libraries they load, the bundled data and a non-root user. Operations notes: docs/OPERATIONS.md.
 #
 #   docker build -t accelsel:0.1.0 .
-#   docker run -p 50051:50051 -p 9464:9464 -v accelsel-data:/var/lib/accelsel accelsel:0.1.0
+#   docker run -p 50051:50051 -p 9464:9464 -v accelsel-data:/var/lib/accelsel \
+#     -v "$PWD/tokens:/etc/accelsel/tokens:ro" accelsel:0.1.0
 #
+# The container does not start without a tokens file at /etc/accelsel/tokens (one "TOKEN ROLE NODE_ID" per line,
+# readable by uid 10001, writable by its owner only) unless ACCELSEL_INSECURE=1 is set: deploy/docker/entrypoint.sh.
 # Extra server flags go after the image name (they are appended to the ENTRYPOINT's).
 
 # Runtime libraries of accelsel-server and accelsel (Debian 12 package names). The builder stage checks with ldd
@@ -47,6 +50,7 @@ RUN groupadd --gid 10001 accelsel \
  && chmod 0750 /var/lib/accelsel
 
 COPY --from=builder /src/build/bin/accelsel-server /src/build/bin/accelsel /usr/local/bin/
+COPY deploy/docker/entrypoint.sh /usr/local/bin/accelsel-entrypoint
 # Descriptor tables, examples and the LLM-Inference-Bench table (with its licence) imported into an empty store.
 COPY data /opt/accelsel/data
 
@@ -55,21 +59,23 @@ WORKDIR /var/lib/accelsel
 VOLUME ["/var/lib/accelsel"]
 EXPOSE 50051 9464
 
-# The gRPC health service (grpc.health.v1) answers SERVING once the store is open and the seed import is done;
+# The gRPC health service (grpc.health.v1, which needs no token) answers SERVING once the store is open and the seed import is done;
 # the first start imports the bundled table, hence the start period.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
   CMD ["/usr/local/bin/accelsel", "health", "--server", "127.0.0.1:50051"]
 
-# --allow_insecure: the image serves 0.0.0.0 without authentication so that `docker run` works out of the box;
-# in production mount a token file and certificates and pass --auth_tokens/--tls_cert/--tls_key instead
-# (docs/OPERATIONS.md, "Security model"). Arguments after the image name are appended to these.
-# SIGTERM (docker stop) makes the server stop accepting, drain in-flight calls, flush and exit 0.
+# The entrypoint script adds --auth_tokens=/etc/accelsel/tokens, or refuses to start when that file is missing
+# (exit 78, one line naming the path), because the image listens on 0.0.0.0 and a server there without tokens lets
+# any client claim any node id. ACCELSEL_INSECURE=1 starts it with --allow_insecure instead (local trials only).
+# Add --tls_cert/--tls_key for TLS (docs/OPERATIONS.md, "Deploying securely"). Arguments after the image name are
+# appended to these. The script execs the server, so SIGTERM (docker stop) reaches it: the server stops accepting,
+# drains in-flight calls, flushes and exits 0.
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["/usr/local/bin/accelsel-server", \
+ENTRYPOINT ["/usr/local/bin/accelsel-entrypoint", \
+  "/usr/local/bin/accelsel-server", \
   "--listen=0.0.0.0:50051", \
   "--metrics_listen=0.0.0.0:9464", \
   "--data_dir=/var/lib/accelsel", \
   "--seed_csv=/opt/accelsel/data/llm-inference-bench/throughput_all_results.csv", \
-  "--descriptors_dir=/opt/accelsel/data/descriptors", \
-  "--allow_insecure=true"]
+  "--descriptors_dir=/opt/accelsel/data/descriptors"]
 CMD []

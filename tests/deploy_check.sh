@@ -160,12 +160,14 @@ fi
 live_pid=""
 live_grpc_port=""
 live_metrics_port=""
+# Set to (env ... deploy/docker/entrypoint.sh) to start the server the way the image does.
+live_launcher=()
 # start_live_server NAME [FLAGS...]: starts build/bin/accelsel-server on free loopback ports, trainer off, with an
 # empty store unless FLAGS say otherwise (later flags win).
 start_live_server() {
   local out="${tmp}/$1.out" name="$1"
   shift
-  "${bin_dir}/accelsel-server" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 --data_dir="${tmp}/${name}-data" \
+  "${live_launcher[@]}" "${bin_dir}/accelsel-server" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 --data_dir="${tmp}/${name}-data" \
     --trainer=false --seed_csv= "$@" >"${out}" 2>&1 &
   live_pid=$!
   live_grpc_port=""
@@ -211,7 +213,8 @@ live_metrics_check() {
   return "${missing}"
 }
 
-# The Dockerfile's HEALTHCHECK command, with the image's paths mapped to bin_dir, must pass against a serving server.
+# The Dockerfile's HEALTHCHECK command, with the image's paths mapped to bin_dir, must pass against a server started
+# as the image starts it: through deploy/docker/entrypoint.sh with a tokens file, so every other call needs a token.
 live_healthcheck_check() {
   local -a cmd=()
   local arg
@@ -223,14 +226,30 @@ for a in json.loads(re.search(r"^HEALTHCHECK .*? CMD (\[.*\])", text, re.M).grou
     print(a)' Dockerfile)
   [[ ${#cmd[@]} -gt 0 ]] || { echo "no exec-form HEALTHCHECK CMD in the Dockerfile"; return 1; }
   cmd[0]="${bin_dir}/$(basename "${cmd[0]}")"
-  start_live_server health || return 1
-  local i rc=0
+  local tokens="${tmp}/health-tokens"
+  (umask 077 && echo "deploy-check-operator-token-0123456789 operator deploy-check" >"${tokens}")
+  live_launcher=(env -u ACCELSEL_INSECURE "ACCELSEL_TOKENS_FILE=${tokens}" deploy/docker/entrypoint.sh)
+  start_live_server health
+  local started=$?
+  live_launcher=()
+  [[ ${started} == 0 ]] || return 1
+  local i rc=0 anon_rc=0 authed_rc=0
   for i in "${!cmd[@]}"; do
     cmd[i]="${cmd[i]//127.0.0.1:50051/127.0.0.1:${live_grpc_port}}"
   done
   "${cmd[@]}" || rc=$?
+  env -u ACCELSEL_TOKEN "${bin_dir}/accelsel" strategies list --server "127.0.0.1:${live_grpc_port}" \
+    >"${tmp}/anon.out" 2>&1 || anon_rc=$?
+  env -u ACCELSEL_TOKEN "${bin_dir}/accelsel" strategies list --server "127.0.0.1:${live_grpc_port}" \
+    --token deploy-check-operator-token-0123456789 >"${tmp}/authed.out" 2>&1 || authed_rc=$?
   stop_live_server || return 1
   [[ ${rc} == 0 ]] || { echo "HEALTHCHECK command '${cmd[*]}' exited ${rc} against a serving server"; return 1; }
+  if [[ ${anon_rc} == 0 ]] || ! grep -q UNAUTHENTICATED "${tmp}/anon.out"; then
+    echo "a call without a token was not refused UNAUTHENTICATED by the server the entrypoint started:"
+    cat "${tmp}/anon.out"
+    return 1
+  fi
+  [[ ${authed_rc} == 0 ]] || { echo "a call with the file's token failed:"; cat "${tmp}/authed.out"; return 1; }
 }
 
 # The examples of docs/API.md, replayed against a server seeded as by `make run`, get the documented answers.
@@ -259,6 +278,101 @@ if [[ -n "${bin_dir}" && -x "${bin_dir}/accelsel-server" && -x "${bin_dir}/accel
   run "the Dockerfile's HEALTHCHECK command passes against a serving server" live_healthcheck_check
 else
   skip "HEALTHCHECK command against the real server" "no built accelsel-server and accelsel in '${bin_dir}'"
+fi
+
+# --- deploy/docker/entrypoint.sh: no tokens file and no ACCELSEL_INSECURE=1 -> no server ------------------------
+# The image's ENTRYPOINT (script, server, fixed flags) is run with the server replaced by a stand-in that records
+# its arguments, in each of the script's cases. Then the real server behind the script, with a tokens file that
+# everyone may write, must refuse to start.
+entrypoint_check() {
+  local fake="${tmp}/entrypoint-fake-server" args="${tmp}/entrypoint-args" err="${tmp}/entrypoint-err"
+  local -a entry=()
+  local arg rc entry_pid=""
+  while read -r arg; do
+    entry+=("${arg}")
+  done < <("${python}" -c 'import json, re, sys
+text = open(sys.argv[1]).read().replace("\\\n", " ")
+for a in json.loads(re.search(r"^ENTRYPOINT (\[.*\])", text, re.M).group(1)):
+    print(a)' Dockerfile)
+  [[ ${#entry[@]} -ge 2 && "$(basename "${entry[0]}")" == accelsel-entrypoint ]] ||
+    { echo "ENTRYPOINT does not start with the entrypoint script: ${entry[*]}"; return 1; }
+  entry[0]=deploy/docker/entrypoint.sh
+  entry[1]="${fake}"
+  printf '#!/bin/sh\necho "$$" >"%s.pid"\nprintf "%%s\\n" "$@" >"%s"\n' "${args}" "${args}" >"${fake}"
+  chmod +x "${fake}"
+  # run_entrypoint TOKENS_FILE INSECURE [EXTRA_FLAGS...]: INSECURE "-" leaves ACCELSEL_INSECURE unset.
+  run_entrypoint() {
+    local file="$1" insecure="$2"
+    shift 2
+    rm -f "${args}" "${args}.pid"
+    local -a envs=(env -u ACCELSEL_INSECURE "ACCELSEL_TOKENS_FILE=${file}")
+    [[ "${insecure}" == - ]] || envs+=("ACCELSEL_INSECURE=${insecure}")
+    "${envs[@]}" "${entry[@]}" "$@" 2>"${err}" &
+    entry_pid=$!
+    wait "${entry_pid}"
+  }
+  local missing="${tmp}/no-such-dir/tokens"
+
+  # Refused: no tokens file, insecure mode not chosen (unset, or a value other than 1).
+  for insecure in - 0 true; do
+    rc=0
+    run_entrypoint "${missing}" "${insecure}" || rc=$?
+    if [[ ${rc} == 0 || -e "${args}" ]]; then
+      echo "ACCELSEL_INSECURE=${insecure}, no tokens file: exit ${rc}, server started: $([[ -e "${args}" ]] && echo yes)"
+      return 1
+    fi
+    if ! [[ "$(wc -l <"${err}")" == 1 ]] || ! grep -q "refusing to start: no tokens file at ${missing}" "${err}" ||
+      ! grep -q "ACCELSEL_INSECURE=1" "${err}"; then
+      echo "ACCELSEL_INSECURE=${insecure}: not one line that names the file and ACCELSEL_INSECURE=1:"
+      cat "${err}"
+      return 1
+    fi
+  done
+
+  # A tokens file: --auth_tokens added after the image's flags, the script replaced by the server (exec).
+  echo "deploy-check-node-token-0123456789 node n1" >"${tmp}/entry-tokens"
+  run_entrypoint "${tmp}/entry-tokens" - --exploration_rate=0 ||
+    { echo "with a tokens file: exit $?"; cat "${err}"; return 1; }
+  if ! grep -qxF -- "--auth_tokens=${tmp}/entry-tokens" "${args}" || ! grep -qxF -- --exploration_rate=0 "${args}" ||
+    ! grep -qxF -- "${entry[2]}" "${args}" || grep -q allow_insecure "${args}"; then
+    echo "with a tokens file the server got:"
+    cat "${args}"
+    return 1
+  fi
+  [[ "$(cat "${args}.pid")" == "${entry_pid}" ]] || { echo "the entrypoint did not exec the server"; return 1; }
+
+  # Explicit insecure mode: --allow_insecure=true and a warning.
+  run_entrypoint "${missing}" 1 || { echo "ACCELSEL_INSECURE=1: exit $?"; cat "${err}"; return 1; }
+  if ! grep -qxF -- --allow_insecure=true "${args}" || ! grep -q WARNING "${err}"; then
+    echo "ACCELSEL_INSECURE=1: server got:"
+    cat "${args}" "${err}"
+    return 1
+  fi
+
+  # --auth_tokens among the caller's flags: passed on as given, nothing added.
+  run_entrypoint "${missing}" - "--auth_tokens=${tmp}/entry-tokens" ||
+    { echo "explicit --auth_tokens: exit $?"; cat "${err}"; return 1; }
+  [[ "$(grep -c -- --auth_tokens "${args}")" == 1 ]] ||
+    { echo "explicit --auth_tokens: server got:"; cat "${args}"; return 1; }
+
+  # The real server behind the script refuses a tokens file that everyone may write.
+  if [[ -n "${bin_dir}" && -x "${bin_dir}/accelsel-server" ]]; then
+    chmod 0666 "${tmp}/entry-tokens"
+    rc=0
+    env -u ACCELSEL_INSECURE "ACCELSEL_TOKENS_FILE=${tmp}/entry-tokens" timeout 20 deploy/docker/entrypoint.sh \
+      "${bin_dir}/accelsel-server" --listen=127.0.0.1:0 --metrics_listen= --data_dir="${tmp}/entry-data" \
+      --trainer=false --seed_csv= >"${err}" 2>&1 || rc=$?
+    if [[ ${rc} != 1 ]] || ! grep -q "writable by everyone" "${err}"; then
+      echo "server with a world-writable tokens file: exit ${rc}:"
+      cat "${err}"
+      return 1
+    fi
+  fi
+}
+if [[ -n "${python}" ]]; then
+  run "deploy/docker/entrypoint.sh refuses to start without tokens unless ACCELSEL_INSECURE=1" entrypoint_check
+else
+  skip "entrypoint script" "python3 with yaml not installed (Debian package python3-yaml)"
 fi
 
 # --- deploy/run-local.sh with a stand-in server: flags passed through, exec'd, SIGTERM reaches it ---------------

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Rehearses the Dockerfile's runtime stage without a Docker engine: a debootstrap'ed minimal Debian 12 root
 # (what debian:bookworm-slim is made from) gets the Dockerfile's RUNTIME_PACKAGES, its user, the binaries and
-# data/; then the ENTRYPOINT runs inside it as that user (chroot, host network), the HEALTHCHECK command must pass,
-# and SIGTERM must end the server with exit 0. Needs root, debootstrap and access to the Debian archive; not part
+# data/; then the ENTRYPOINT (deploy/docker/entrypoint.sh, given a tokens file at /etc/accelsel/tokens) runs inside it
+# as that user (chroot, host network), the HEALTHCHECK command must pass, and SIGTERM must end the server with exit 0. Needs root, debootstrap and access to the Debian archive; not part
 # of ctest. Results: docs/OPERATIONS.md, "Docker".
 #
 # Usage: deploy/docker/rehearse-runtime.sh BIN_DIR [ROOTFS_DIR]
@@ -65,8 +65,14 @@ fi
 echo "== user setup: ${user_setup}"
 chroot "${rootfs}" /bin/sh -c "id -u accelsel >/dev/null 2>&1 || (${user_setup})"
 
-echo "== copy binaries and data"
+echo "== copy binaries, entrypoint script and data"
 install -m 0755 "${bin_dir}/accelsel-server" "${bin_dir}/accelsel" "${rootfs}/usr/local/bin/"
+install -m 0755 "${src}/deploy/docker/entrypoint.sh" "${rootfs}${entrypoint[0]}"
+# The image refuses to start without a tokens file; mount one as an operator would (owned by the image's user, 0600).
+rehearse_token="rehearse-operator-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
+mkdir -p "${rootfs}/etc/accelsel"
+(umask 077 && echo "${rehearse_token} operator rehearse" >"${rootfs}/etc/accelsel/tokens")
+chown "${image_user}" "${rootfs}/etc/accelsel/tokens"
 rm -rf "${rootfs}/opt/accelsel/data" "${rootfs}/var/lib/accelsel/"*
 mkdir -p "${rootfs}/opt/accelsel"
 cp -r "${src}/data" "${rootfs}/opt/accelsel/data"
@@ -115,7 +121,7 @@ if [[ ${healthy} != 1 ]]; then
 fi
 echo "PASS: HEALTHCHECK passed after $(($(date +%s) - start)) s"
 chroot --userspec="${image_user}" "${rootfs}" /usr/local/bin/accelsel strategies list \
-  --server "127.0.0.1:${grpc_port}" | head -n 5
+  --server "127.0.0.1:${grpc_port}" --token "${rehearse_token}" | head -n 5
 if command -v curl >/dev/null; then
   echo "metrics: $(curl -s "127.0.0.1:${metrics_port}/metrics" | grep -c '^accelsel_') accelsel_ samples"
 fi

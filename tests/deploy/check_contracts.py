@@ -16,6 +16,8 @@ GRPC_PORT = 50051
 METRICS_PORT = 9464
 DATA_DIR = "/var/lib/accelsel"
 HEALTH_SERVICE = "accelsel.v1.AcceleratorSelector"
+ENTRYPOINT_SCRIPT = "/usr/local/bin/accelsel-entrypoint"
+TOKEN_MIN_CHARS = 16
 
 failures = []
 
@@ -88,8 +90,19 @@ def check_dockerfile(src):
     entry = next((a for i, a in inst if i == "ENTRYPOINT"), None)
     check(entry is not None, "Dockerfile: ENTRYPOINT missing")
     entry_args = json.loads(entry) if entry else []
-    check(entry_args[:1] == ["/usr/local/bin/accelsel-server"], "Dockerfile: ENTRYPOINT must exec accelsel-server")
-    flags = dict(a.split("=", 1) for a in entry_args[1:] if a.startswith("--") and "=" in a)
+    # The entrypoint script refuses to start without a tokens file unless ACCELSEL_INSECURE=1; it must be the
+    # ENTRYPOINT, be the repository's script, and run the server with the flags that follow.
+    check(entry_args[:2] == [ENTRYPOINT_SCRIPT, "/usr/local/bin/accelsel-server"],
+          f"Dockerfile: ENTRYPOINT must be [{ENTRYPOINT_SCRIPT}, /usr/local/bin/accelsel-server, flags...]")
+    check(any(i == "COPY" and a.split() == ["deploy/docker/entrypoint.sh", ENTRYPOINT_SCRIPT] for i, a in inst),
+          f"Dockerfile: COPY deploy/docker/entrypoint.sh {ENTRYPOINT_SCRIPT} missing")
+    check(os.access(os.path.join(src, "deploy", "docker", "entrypoint.sh"), os.X_OK),
+          "deploy/docker/entrypoint.sh must be executable (COPY keeps its mode)")
+    flags = dict(a.split("=", 1) for a in entry_args[2:] if a.startswith("--") and "=" in a)
+    for i, a in inst:
+        if i in ("ENTRYPOINT", "CMD", "ENV"):
+            check("allow_insecure" not in a and "ACCELSEL_INSECURE" not in a,
+                  f"Dockerfile: {i} must not choose insecure mode (it is the operator's explicit choice): {a}")
     check(flags.get("--listen") == f"0.0.0.0:{GRPC_PORT}", "Dockerfile: --listen must be 0.0.0.0:50051")
     check(flags.get("--metrics_listen") == f"0.0.0.0:{METRICS_PORT}", "Dockerfile: --metrics_listen must be 0.0.0.0:9464")
     check(flags.get("--data_dir") == DATA_DIR, f"Dockerfile: --data_dir must be {DATA_DIR}")
@@ -112,10 +125,16 @@ def check_dockerfile(src):
 
 def check_kubernetes(src, uid, docker_flags):
     docs = []
+    examples = []
     kdir = os.path.join(src, "deploy", "kubernetes")
     for name in sorted(os.listdir(kdir)):
         if name.endswith((".yaml", ".yml")):
-            docs += [d for d in yaml.safe_load_all(open(os.path.join(kdir, name), encoding="utf-8")) if d]
+            loaded = [d for d in yaml.safe_load_all(open(os.path.join(kdir, name), encoding="utf-8")) if d]
+            # *.example.yaml: templates the operator copies and fills in (the tokens Secret), never applied as is.
+            (examples if ".example." in name else docs).extend(loaded)
+            text = open(os.path.join(kdir, name), encoding="utf-8").read()
+            check("allow_insecure" not in text and "ACCELSEL_INSECURE" not in text,
+                  f"deploy/kubernetes/{name}: the manifests must not start the server in insecure mode")
     by_kind = {}
     for d in docs:
         by_kind.setdefault(d.get("kind"), []).append(d)
@@ -123,7 +142,8 @@ def check_kubernetes(src, uid, docker_flags):
     kustomize = [d for d in docs if d.get("kind") == "Kustomization"]
     if kustomize:
         listed = set(kustomize[0].get("resources", []))
-        files = {n for n in os.listdir(kdir) if n.endswith((".yaml", ".yml")) and n != "kustomization.yaml"}
+        files = {n for n in os.listdir(kdir) if n.endswith((".yaml", ".yml")) and n != "kustomization.yaml"
+                 and ".example." not in n}
         check(listed == files, f"kustomization.yaml resources {sorted(listed)} != manifest files {sorted(files)}")
 
     sts_list = by_kind.get("StatefulSet", [])
@@ -190,6 +210,9 @@ def check_kubernetes(src, uid, docker_flags):
     for path, name in mounts.items():
         check(name in claims or name in pod_volumes, f"volumeMount {path} names unknown volume {name}")
 
+    check_tokens_secret(c, pod, examples)
+    check_network_policy(src, by_kind.get("NetworkPolicy", []), pod_labels)
+
     services = by_kind.get("Service", [])
     main = [s for s in services if s["spec"].get("clusterIP") != "None"]
     check(main, "kubernetes: a client-facing Service is missing")
@@ -204,6 +227,80 @@ def check_kubernetes(src, uid, docker_flags):
         check(sports == {"grpc": GRPC_PORT, "metrics": METRICS_PORT}, f"Service ports {sports}")
         sann = s["metadata"].get("annotations", {})
         check(sann.get("prometheus.io/scrape") == "true", "Service: prometheus.io/scrape annotation missing")
+
+
+def check_tokens_secret(container, pod, examples):
+    """--auth_tokens names a file on a read-only Secret volume that nobody may write, the Secret the example shows."""
+    cargs = container.get("args", []) + container.get("command", [])
+    check(not any("allow_insecure" in a for a in cargs), "container: --allow_insecure must not be passed")
+    tokens = [a.split("=", 1)[1] for a in cargs if a.startswith("--auth_tokens=")]
+    check(len(tokens) == 1, "container: exactly one --auth_tokens=FILE expected")
+    if len(tokens) != 1:
+        return
+    path = tokens[0]
+    mounts = [m for m in container.get("volumeMounts", []) if path.startswith(m["mountPath"].rstrip("/") + "/")]
+    check(len(mounts) == 1, f"--auth_tokens={path} must lie on one volumeMount")
+    if len(mounts) != 1:
+        return
+    mount = mounts[0]
+    check(mount.get("readOnly") is True, f"volumeMount {mount['mountPath']} (tokens) must be readOnly")
+    volume = next((v for v in pod.get("volumes", []) if v["name"] == mount["name"]), {})
+    secret = volume.get("secret")
+    check(secret is not None, f"volume {mount['name']} (tokens) must be a Secret volume")
+    if secret is None:
+        return
+    check(secret.get("optional") is not True, "tokens Secret volume must not be optional (no Secret, no start)")
+    mode = secret.get("defaultMode", 0o644)
+    check(mode & 0o022 == 0, f"tokens Secret defaultMode {mode:o}: the server refuses group/world-writable files")
+    rel = path[len(mount["mountPath"].rstrip("/")) + 1:]
+    items = secret.get("items")
+    key = next((i["key"] for i in items if i["path"] == rel), None) if items else rel
+    check(key is not None, f"tokens Secret volume has no item for {rel}")
+    examples = [e for e in examples if e.get("kind") == "Secret"
+                and e["metadata"]["name"] == secret.get("secretName")]
+    check(len(examples) == 1, f"an example Secret {secret.get('secretName')} (deploy/kubernetes/*.example.yaml) "
+                              "is missing")
+    if len(examples) != 1 or key is None:
+        return
+    text = examples[0].get("stringData", {}).get(key)
+    check(text is not None, f"example Secret {secret.get('secretName')}: stringData.{key} missing")
+    lines = [ln.split("#", 1)[0].split() for ln in (text or "").splitlines()]
+    lines = [f for f in lines if f]
+    check(lines and all(len(f) == 3 and f[1] in ("node", "operator") for f in lines),
+          "example tokens must be TOKEN ROLE NODE_ID lines")
+    # A placeholder the server accepted would be a working credential published in the repository.
+    check(all(len(f[0]) < TOKEN_MIN_CHARS for f in lines),
+          f"example tokens must be placeholders shorter than {TOKEN_MIN_CHARS} characters (refused by the server)")
+
+
+def check_network_policy(src, policies, pod_labels):
+    """Metrics only from the monitoring namespace, gRPC admitted, nothing else."""
+    check(len(policies) == 1, "kubernetes: exactly one NetworkPolicy expected")
+    if len(policies) != 1:
+        return
+    spec = policies[0]["spec"]
+    check(spec["podSelector"].get("matchLabels", {}).items() <= pod_labels.items()
+          and spec["podSelector"].get("matchLabels"), "NetworkPolicy: podSelector must select the server pods")
+    check("Ingress" in spec.get("policyTypes", []), "NetworkPolicy: policyTypes must include Ingress")
+    admitted = set()
+    namespaces = []
+    for rule in spec.get("ingress", []):
+        ports = {p.get("port") for p in rule.get("ports", [])}
+        check(rule.get("ports") and ports <= {GRPC_PORT, METRICS_PORT},
+              f"NetworkPolicy: every rule names ports among {GRPC_PORT} and {METRICS_PORT}, got {ports}")
+        admitted |= ports
+        if METRICS_PORT in ports:
+            peers = rule.get("from", [])
+            check(peers and all(set(p) == {"namespaceSelector"} and p["namespaceSelector"].get("matchLabels")
+                                for p in peers),
+                  "NetworkPolicy: the metrics port must be admitted only from namespaces chosen by label")
+            namespaces += [p["namespaceSelector"]["matchLabels"] for p in peers]
+    check(admitted == {GRPC_PORT, METRICS_PORT}, f"NetworkPolicy: admits ports {admitted}")
+    ops = open(os.path.join(src, "docs", "OPERATIONS.md"), encoding="utf-8").read()
+    for labels in namespaces:
+        for k, v in labels.items():
+            check(f"{k}: {v}" in ops or f"{k}={v}" in ops,
+                  f"docs/OPERATIONS.md must name the monitoring namespace label {k}={v}")
 
 
 def promql_of_dashboard(src):
