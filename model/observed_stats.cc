@@ -233,7 +233,12 @@ void ObservedStats::JudgeLevelLocked(const std::string& strategy_id, Level& leve
 }
 
 void ObservedStats::JudgeTrustLocked(uint64_t node_hash, double residual) {
-  NodeTrust& t = trust_[node_hash];
+  auto it = trust_.find(node_hash);
+  if (it == trust_.end()) {
+    if (trust_.size() >= options_.max_tracked_nodes) return;
+    it = trust_.try_emplace(node_hash).first;
+  }
+  NodeTrust& t = it->second;
   if (t.residuals.size() < options_.trust_window) {
     t.residuals.push_back(static_cast<float>(residual));
   } else {

@@ -69,6 +69,9 @@ struct ObservedStatsOptions {
   size_t trust_window = 64;
   size_t trust_min_residuals = 16;
   double distrust_log_factor = 0.405;
+  // Nodes whose trust is tracked (about 300 bytes each). A node first seen beyond this is not judged: its runs count
+  // as any node's, within the per-cell bounds above. Bounds memory where node ids are not bounded by a token file.
+  size_t max_tracked_nodes = 1 << 16;
   size_t level_window = 32;
   size_t level_min_nodes = 3;
   double level_min_shift = 0.095;  // about 10 %

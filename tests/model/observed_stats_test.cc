@@ -118,5 +118,19 @@ TEST(ObservedStatsTrustTest, ALiarAcrossContextsIsDistrustedAndAModestlySlowNode
   EXPECT_EQ(stats.Exact(Ctx(7), "v", Objective::kE2eLatency, 0.8)->nodes, 3u);
 }
 
+// Trust bookkeeping is bounded: beyond max_tracked_nodes, a new node is not judged at all.
+TEST(ObservedStatsTrustTest, TrackedNodesAreBounded) {
+  ObservedStatsOptions o;
+  o.max_tracked_nodes = 1;  // honest-b is judged first (honest-a, first in each cell, has no peers yet)
+  ObservedStats stats(o);
+  int64_t t = 1;
+  for (uint32_t b = 1; b <= 40; ++b) {
+    stats.Add(MakeRun("honest-a", b, "v", 100 * b, t++));
+    stats.Add(MakeRun("honest-b", b, "v", 100 * b, t++));
+    stats.Add(MakeRun("liar", b, "v", 300 * b, t++));
+  }
+  EXPECT_TRUE(stats.DistrustedNodes().empty());
+}
+
 }  // namespace
 }  // namespace accelsel::model
