@@ -104,12 +104,12 @@ uint64_t ExactContextKey(const TaskContext& c) {
 }
 
 ObservedStats::ObservedStats(ObservedStatsOptions options) : options_(std::move(options)) {
-  for (const std::string& id : options_.vouched_nodes) vouched_hashes_.insert(StableHash(id));
+  for (const std::string& id : options_.vouched_nodes) vouched_hashes_.insert(NodeHash(id));
 }
 
 AddOutcome ObservedStats::AddChecked(const RunRecord& run) {
   const uint64_t key = ExactContextKey(run.context);
-  const uint64_t node_hash = StableHash(run.node_id);
+  const uint64_t node_hash = NodeHash(run.node_id);
   absl::MutexLock lock(&mu_);
   auto [it, inserted] = contexts_.try_emplace(key);
   ContextEntry& entry = it->second;
@@ -405,33 +405,19 @@ std::optional<ObservedSummary> ObservedStats::Summarize(const Cell& cell, Object
                                                         double price_per_hour, double coverage,
                                                         double log_level) const {
   if (cell.ok_runs == 0 && cell.failed_runs == 0) return std::nullopt;
-  bool any_distrusted = false;
-  uint32_t trusted = 0;
-  bool vouched = false;
-  for (const auto& [hash, n] : cell.by_node) {
-    if (n.ok_runs + n.failed_runs == 0) continue;
-    if (DistrustedLocked(hash)) {
-      any_distrusted = true;
-      continue;
-    }
-    ++trusted;
-    vouched = vouched || vouched_hashes_.contains(hash);
-  }
-  if (any_distrusted && trusted == 0) return std::nullopt;  // nothing here anyone trusts
-  ObservedSummary out = SummarizeAtBaseLevel(cell, objective, price_per_hour, coverage);
-  out.nodes = trusted;
-  out.vouched = vouched;
-  if (log_level != 0) {
+  std::optional<ObservedSummary> out = SummarizeAtBaseLevel(cell, objective, price_per_hour, coverage);
+  if (out.has_value() && log_level != 0) {
     const double f = std::exp(IsMaximized(objective) ? -log_level : log_level);
-    for (double* v : {&out.median, &out.low, &out.high}) *v *= f;
-    out.median_latency_ms *= std::exp(log_level);
+    for (double* v : {&out->median, &out->low, &out->high}) *v *= f;
+    out->median_latency_ms *= std::exp(log_level);
   }
   return out;
 }
 
-ObservedSummary ObservedStats::SummarizeAtBaseLevel(const Cell& cell, Objective objective, double price_per_hour,
-                                                    double coverage) const {
+std::optional<ObservedSummary> ObservedStats::SummarizeAtBaseLevel(const Cell& cell, Objective objective,
+                                                                   double price_per_hour, double coverage) const {
   ObservedSummary out;
+  bool any_distrusted = false;
   // Failure rate: the mean of per-node rates, so a node reporting a flood of failures counts once.
   double rate_sum = 0;
   int rate_nodes = 0;
@@ -441,13 +427,17 @@ ObservedSummary ObservedStats::SummarizeAtBaseLevel(const Cell& cell, Objective 
   for (const auto& [hash, n] : cell.by_node) {
     if (DistrustedLocked(hash)) {
       total -= n.ok_runs + n.failed_runs;
+      any_distrusted = any_distrusted || n.ok_runs + n.failed_runs > 0;
       continue;
     }
     nodes.push_back(&n);
     if (n.ok_runs + n.failed_runs == 0) continue;
     rate_sum += static_cast<double>(n.failed_runs) / static_cast<double>(n.ok_runs + n.failed_runs);
     ++rate_nodes;
+    out.vouched = out.vouched || vouched_hashes_.contains(hash);
   }
+  if (any_distrusted && rate_nodes == 0) return std::nullopt;  // nothing here anyone trusts
+  out.nodes = static_cast<uint32_t>(rate_nodes);
   if (total == 0) return out;
   const double rate = rate_nodes > 0 ? rate_sum / rate_nodes
                                      : static_cast<double>(cell.failed_runs) / static_cast<double>(total);

@@ -185,8 +185,9 @@ class ObservedStats {
   double LogLevelLocked(const std::string& strategy_id) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   std::optional<ObservedSummary> Summarize(const Cell& cell, Objective objective, double price_per_hour,
                                            double coverage, double log_level) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  ObservedSummary SummarizeAtBaseLevel(const Cell& cell, Objective objective, double price_per_hour,
-                                       double coverage) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // The cell over its trusted nodes, at base level; nullopt when it has runs only from distrusted nodes.
+  std::optional<ObservedSummary> SummarizeAtBaseLevel(const Cell& cell, Objective objective, double price_per_hour,
+                                                      double coverage) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
   ObservedStatsOptions options_;
   absl::flat_hash_set<uint64_t> vouched_hashes_;  // of options_.vouched_nodes

@@ -32,12 +32,17 @@ double EvidenceRuns(const ObservedSummary& exact) {
   return exact.nodes <= 1 && !exact.vouched ? std::min(n, kSingleNodeRuns) : n;
 }
 
-double ObservedWeight(const ObservedSummary& exact, const Prediction& pred, double coverage) {
-  double run_spread = kPriorRunSpread;
+// Run-to-run spread (log) of a cell: its own interval once it has kMinRunsForSpread runs, else kPriorRunSpread.
+double RunSpread(const ObservedSummary& exact, double coverage) {
   if (exact.ok_runs >= kMinRunsForSpread) {
     const double s = LogSpread(exact.low, exact.high, coverage);
-    if (!std::isnan(s)) run_spread = std::max(s, 0.01);
+    if (!std::isnan(s)) return std::max(s, 0.01);
   }
+  return kPriorRunSpread;
+}
+
+double ObservedWeight(const ObservedSummary& exact, const Prediction& pred, double coverage) {
+  const double run_spread = RunSpread(exact, coverage);
   const double model_spread = LogSpread(pred.low, pred.high, coverage);
   if (std::isnan(model_spread) || model_spread <= 0) return 1.0;
   const double pseudo_runs = (run_spread * run_spread) / (model_spread * model_spread);
@@ -105,14 +110,6 @@ constexpr double kPriorShapeSpread = 0.5;
 constexpr double kPlausibleZ = 2.0;
 // Bounds the quadrature's cost (it grows with the square of the plausible set).
 constexpr size_t kMaxPlausible = 32;
-
-double RunSpread(const ObservedSummary& exact, double coverage) {
-  if (exact.ok_runs >= kMinRunsForSpread) {
-    const double s = LogSpread(exact.low, exact.high, coverage);
-    if (!std::isnan(s)) return std::max(s, 0.01);
-  }
-  return kPriorRunSpread;
-}
 
 // Survival function of the standard normal.
 double NormalSurvival(double x) { return 0.5 * std::erfc(x / std::sqrt(2.0)); }

@@ -213,8 +213,6 @@ absl::StatusOr<v1::ModelVersionInfo> ModelManager::RetrainNow() {
       (InHoldout(rec.context) ? holdout : train).push_back(std::move(rec));
       return true;
     });
-    // Every run is learnt at its strategy's base level, so a strategy that got slower everywhere is not averaged
-    // over its before and after (the selector moves predictions to the level now).
     // The runs of nodes the statistics distrust (far from their peers across contexts) are left out.
     if (scan.ok() && !distrusted.empty()) {
       auto trusted = [&](std::vector<model::RunRecord>& runs) {
@@ -225,6 +223,8 @@ absl::StatusOr<v1::ModelVersionInfo> ModelManager::RetrainNow() {
       trusted(train);
       trusted(holdout);
     }
+    // Every run is learnt at its strategy's base level, so a strategy that got slower everywhere is not averaged
+    // over its before and after (the selector moves predictions to the level now).
     if (scan.ok() && !levels.empty()) {
       for (auto& r : train) model::ObservedStats::ToBaseLevel(levels, &r);
       for (auto& r : holdout) model::ObservedStats::ToBaseLevel(levels, &r);
