@@ -92,9 +92,9 @@ if [[ -n "${python}" ]]; then
   run "deploy/grafana-dashboard.json is up to date with deploy/make-grafana-dashboard.py" dashboard_fresh
 fi
 
-# --- docs/API.md against the proto: every field documented, every labelled JSON example parses ---------------------
+# --- The proto documents itself (a comment on every element); docs/API.md: status rows, JSON examples parse ---
 if have protoc && /usr/bin/python3 -c 'import google.protobuf' 2>/dev/null; then
-  run "docs/API.md documents every proto field; its JSON examples parse" \
+  run "the proto comments every element; docs/API.md lists every RPC's status codes; its JSON examples parse" \
     /usr/bin/python3 tests/deploy/check_api_doc.py "${src}" "${tmp}"
 else
   skip "docs/API.md vs proto" "protoc or /usr/bin/python3 with python3-protobuf not installed"
