@@ -62,10 +62,10 @@ bench: deps
 	./bench/run_all.sh build-release/bin
 
 eval: build
-	./model/eval/run_eval.sh $(BUILD)/bin ../shared/data
+	./eval/run_eval.sh $(BUILD)/bin ../shared/data
 
 eval-smoke: build
-	./model/eval/smoke.sh $(BUILD)/bin ../shared/data
+	./eval/smoke.sh $(BUILD)/bin ../shared/data
 
 # The closed-loop network simulator's default scenario (docs/SIMULATION.md): a spawned server, cold start, 1,000
 # nodes, 20,000 jobs of the bundled table. The table goes to the terminal; netsim.jsonl and the PNG plots to SIM_DIR.
@@ -104,7 +104,7 @@ test-asan: deps
 	  ctest --output-on-failure -j $(JOBS) --timeout 1200 -E deploy_static_checks
 
 # The concurrency-relevant tests under TSan. Debian's Abseil, gRPC and RocksDB are not TSan builds, so their
-# locks are invisible to TSan; tests/tsan.supp silences what that causes (see docs/OPERATIONS.md).
+# locks are invisible to TSan; tests/tsan.supp silences what that causes (see fuzz/README.md).
 test-tsan: deps
 	cmake -S . -B build-tsan -G Ninja -DACCELSEL_SANITIZE=thread -DACCELSEL_BUILD_BENCH=OFF $(SAN_FLAGS)
 	cmake --build build-tsan -j $(JOBS) --target $(TSAN_TESTS)

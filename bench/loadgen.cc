@@ -30,7 +30,7 @@
 #include "bench/synthetic.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
-#include "model/llm_bench.h"
+#include "datasets/llm_inference_bench.h"
 #include "proto/ack_ranges.h"
 #include "proto/convert.h"
 
@@ -141,7 +141,7 @@ class ContextSource {
     return s;
   }
   static absl::StatusOr<ContextSource> Bundled(const std::string& csv, const std::string& descriptors) {
-    auto runs = model::LoadLlmInferenceBench(csv, descriptors, nullptr);
+    auto runs = datasets::LoadLlmInferenceBench(csv, descriptors, nullptr);
     if (!runs.ok()) return runs.status();
     ContextSource s;
     s.bundled_ = true;

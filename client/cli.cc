@@ -19,13 +19,11 @@
 #include "client/client.h"
 #include "client/telemetry_sender.h"
 #include "google/protobuf/util/json_util.h"
-#include "model/llm_bench.h"
+#include "datasets/llm_inference_bench.h"
+#include "eval/eval_main.h"
 #include "nlohmann/json.hpp"
 #include "proto/convert.h"
 
-#ifdef ACCELSEL_HAVE_EVAL
-#include "model/eval/eval_main.h"
-#endif
 
 namespace accelsel::client::cli {
 namespace {
@@ -245,7 +243,7 @@ std::string DefaultDescriptorsDir(const std::string& csv_path) {
   return std::filesystem::is_directory(dir, ec) ? dir.string() : "";
 }
 
-void PrintImportStats(const model::LlmBenchImportStats& st, const std::string& descriptors_dir, std::ostream& out) {
+void PrintImportStats(const datasets::LlmBenchImportStats& st, const std::string& descriptors_dir, std::ostream& out) {
   out << "read " << st.rows_read << " rows: " << st.runs << " runs (" << st.identical_rows_folded
       << " identical rows folded, " << st.rows_skipped << " malformed rows skipped)\n"
       << "repeated measurements kept as separate runs: " << st.repeated_task_rows
@@ -259,7 +257,7 @@ void PrintImportStats(const model::LlmBenchImportStats& st, const std::string& d
       << " rows with an unknown model, " << st.rows_unknown_accelerator << " with an unknown accelerator\n";
 }
 
-nlohmann::json ImportStatsJson(const model::LlmBenchImportStats& st) {
+nlohmann::json ImportStatsJson(const datasets::LlmBenchImportStats& st) {
   nlohmann::json j;
   j["rows_read"] = st.rows_read;
   j["runs"] = st.runs;
@@ -287,8 +285,8 @@ absl::Status RunImport(const ParsedFlags& flags, std::ostream& out, std::ostream
   auto timeout = FlushTimeout(flags);
   if (!timeout.ok()) return timeout.status();
 
-  model::LlmBenchImportStats stats;
-  auto runs = model::LoadLlmInferenceBench(csv, descriptors, &stats);
+  datasets::LlmBenchImportStats stats;
+  auto runs = datasets::LoadLlmInferenceBench(csv, descriptors, &stats);
   if (!runs.ok()) return runs.status();
   const bool json = flags.Has("json");
   if (!json) PrintImportStats(stats, descriptors, out);
@@ -300,7 +298,7 @@ absl::Status RunImport(const ParsedFlags& flags, std::ostream& out, std::ostream
   auto client = Client::Create(*options);
   if (!client.ok()) return client.status();
   size_t created = 0;
-  const auto strategies = model::LlmBenchStrategies(*runs);
+  const auto strategies = datasets::LlmBenchStrategies(*runs);
   for (const auto& s : strategies) {
     v1::Strategy proto;
     ToProto(s, &proto);
@@ -692,11 +690,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   }
   const std::vector<std::string> rest(args.begin() + 1, args.end());
   if (name == "eval") {
-#ifdef ACCELSEL_HAVE_EVAL
-    return accelsel::model::eval::EvalMain(rest, out, err);
-#else
-    return Fail(absl::UnimplementedError("this build has no evaluator (model/eval was not built)"), err);
-#endif
+    return accelsel::eval::EvalMain(rest, out, err);
   }
   for (const auto& c : Commands()) {
     if (c.name != name) continue;

@@ -7,7 +7,7 @@
 #include <fstream>
 #include <string>
 
-#include "model/llm_bench.h"
+#include "datasets/llm_inference_bench.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const std::string path = [] {
@@ -18,11 +18,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::ofstream out(path, std::ios::binary | std::ios::trunc);
     out.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
   }
-  accelsel::model::LlmBenchImportStats stats;
-  auto runs = accelsel::model::LoadLlmInferenceBench(path, ACCELSEL_FUZZ_DESCRIPTORS_DIR, &stats);
+  accelsel::datasets::LlmBenchImportStats stats;
+  auto runs = accelsel::datasets::LoadLlmInferenceBench(path, ACCELSEL_FUZZ_DESCRIPTORS_DIR, &stats);
   if (runs.ok()) {
     if (runs->size() != stats.runs) __builtin_trap();
-    (void)accelsel::model::LlmBenchStrategies(*runs);
+    (void)accelsel::datasets::LlmBenchStrategies(*runs);
   }
   return 0;
 }

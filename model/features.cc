@@ -85,28 +85,6 @@ void TokensHashed(std::string_view value, int buckets, uint64_t seed, const Cont
 
 }  // namespace
 
-uint64_t StableHash(std::string_view s, uint64_t seed) {
-  uint64_t h = 1469598103934665603ULL ^ (seed * 0x9E3779B97F4A7C15ULL);
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 1099511628211ULL;
-  }
-  // Final avalanche so that bucket = h % small_n uses all bits.
-  h ^= h >> 33;
-  h *= 0xff51afd7ed558ccdULL;
-  h ^= h >> 33;
-  return h;
-}
-
-bool ParseNumber(std::string_view sv, double* out) {
-  absl::string_view s = absl::StripAsciiWhitespace(AV(sv));
-  if (s.empty() || s == "?" || s == "NA" || s == "na" || s == "N/A" || s == "null") return false;
-  double v = 0;
-  if (!absl::SimpleAtod(s, &v) || std::isnan(v)) return false;
-  *out = v;
-  return true;
-}
-
 double BytesPerParameter(std::string_view dtype) {
   const std::string d = absl::AsciiStrToLower(AV(dtype));
   if (d.empty()) return 2.0;
@@ -348,72 +326,6 @@ void EncodeStrategy(const Strategy& s, std::vector<float>* out) {
     if (k != "id" && ParseNumber(v, &num)) {
       (*out)[base + L::kComponentBuckets + StableHash(k, 23) % L::kParamBuckets] =
           static_cast<float>(num > 0 ? std::log2(num) : num);
-    }
-  }
-}
-
-// --- TabularEncoder ---------------------------------------------------------------------------------------
-
-void TabularEncoder::Fit(const std::vector<std::string>& names,
-                         const std::vector<std::vector<std::string>>& columns) {
-  cols_.clear();
-  width_ = 0;
-  for (size_t j = 0; j < columns.size(); ++j) {
-    Column col;
-    col.name = j < names.size() ? names[j] : "";
-    bool all_numeric = true;
-    bool any = false;
-    double lo = std::numeric_limits<double>::infinity(), hi = -lo;
-    std::set<std::string> levels;
-    for (const std::string& v : columns[j]) {
-      const absl::string_view t = absl::StripAsciiWhitespace(v);
-      if (t.empty() || t == "?") continue;
-      any = true;
-      double x = 0;
-      if (ParseNumber(SV(t), &x)) {
-        lo = std::min(lo, x);
-        hi = std::max(hi, x);
-      } else {
-        all_numeric = false;
-      }
-      if (levels.size() <= static_cast<size_t>(kMaxOneHot)) levels.insert(std::string(t));
-    }
-    col.numeric = any && all_numeric;
-    if (col.numeric) {
-      col.log_scale = lo > 0 && hi / lo > 10.0;
-      col.width = 1;
-    } else if (levels.size() <= static_cast<size_t>(kMaxOneHot)) {
-      col.levels.assign(levels.begin(), levels.end());
-      col.width = std::max<size_t>(1, col.levels.size());
-    } else {
-      col.width = kHashBuckets;
-    }
-    col.offset = width_;
-    width_ += col.width;
-    cols_.push_back(std::move(col));
-  }
-}
-
-void TabularEncoder::Encode(const std::vector<std::vector<std::string>>& columns, size_t row,
-                            std::vector<float>* out) const {
-  const size_t base = out->size();
-  out->resize(base + width_, 0.0f);
-  for (size_t j = 0; j < cols_.size() && j < columns.size(); ++j) {
-    const Column& col = cols_[j];
-    float* dst = out->data() + base + col.offset;
-    const absl::string_view v = row < columns[j].size() ? absl::StripAsciiWhitespace(columns[j][row]) : "";
-    if (col.numeric) {
-      double x = 0;
-      if (!ParseNumber(SV(v), &x)) {
-        dst[0] = kNaN;
-      } else {
-        dst[0] = static_cast<float>(col.log_scale ? std::log(std::max(x, 1e-300)) : x);
-      }
-    } else if (!col.levels.empty()) {
-      auto it = std::lower_bound(col.levels.begin(), col.levels.end(), v);
-      if (it != col.levels.end() && *it == v) dst[it - col.levels.begin()] = 1.0f;
-    } else if (!v.empty()) {
-      dst[StableHash(SV(v), 31) % kHashBuckets] = 1.0f;
     }
   }
 }

@@ -1,6 +1,6 @@
 // Feature encoding for the meta-model: a TaskContext and a Strategy become fixed-width float vectors (NaN =
 // missing), so XGBoost and the nearest-neighbour selector see the same numbers in the trainer, the server and the
-// offline evaluator. Also the generic tabular encoder behind `accelsel eval --csv`.
+// offline evaluator.
 #ifndef ACCELSEL_MODEL_FEATURES_H_
 #define ACCELSEL_MODEL_FEATURES_H_
 
@@ -13,11 +13,13 @@
 
 #include "absl/strings/string_view.h"
 #include "model/types.h"
+#include "util/csv.h"
+#include "util/hash.h"
 
 namespace accelsel::model {
 
-// Stable across processes and builds (unlike absl::Hash): feature hashing is persisted inside model blobs.
-uint64_t StableHash(std::string_view s, uint64_t seed = 0);
+using util::ParseNumber;
+using util::StableHash;
 
 // Bytes per weight for a dtype name ("fp16", "bf16", "fp8", "int4", "awq" ...); 2 when unknown.
 double BytesPerParameter(std::string_view dtype);
@@ -75,44 +77,6 @@ Roofline ComputeRoofline(const TaskContext& c);
 // which carries over to models and accelerators it has not seen far better than the raw level does.
 enum class BaselineMetric { kE2eMs, kTtftMs, kTpotMs, kThroughput, kPeakMemoryGb };
 double LogRooflineBaseline(const TaskContext& c, BaselineMetric metric);
-
-// Generic tabular encoding for `--csv`: each column is typed automatically (numeric if every present value
-// parses as a number), numerics spanning more than an order of magnitude and all positive are log-scaled,
-// categoricals are one-hot up to kMaxOneHot levels and hashed beyond. Fitting looks at feature values only,
-// never at targets.
-class TabularEncoder {
- public:
-  static constexpr int kMaxOneHot = 32;
-  static constexpr int kHashBuckets = 32;
-
-  // `columns[j][i]` is row i of column j; "" = missing.
-  void Fit(const std::vector<std::string>& names, const std::vector<std::vector<std::string>>& columns);
-  size_t width() const { return width_; }
-  // Encodes row `row` of `columns` (same layout as Fit), appending width() floats.
-  void Encode(const std::vector<std::vector<std::string>>& columns, size_t row, std::vector<float>* out) const;
-  bool is_numeric(size_t col) const { return cols_[col].numeric; }
-
- private:
-  struct Column {
-    std::string name;
-    bool numeric = false;
-    bool log_scale = false;
-    std::vector<std::string> levels;  // one-hot levels; empty + !numeric = hashed
-    size_t offset = 0;
-    size_t width = 0;
-  };
-  std::vector<Column> cols_;
-  size_t width_ = 0;
-};
-
-// Parses a number ("12", "1e3", " 4.5 "); false for missing markers ("", "?", "NA", "nan") and garbage.
-bool ParseNumber(std::string_view s, double* out);
-// Overloads so that std::string, std::string_view and absl::string_view (a distinct type in Debian's Abseil)
-// all work without ambiguity.
-inline bool ParseNumber(const std::string& s, double* out) { return ParseNumber(std::string_view(s), out); }
-inline bool ParseNumber(absl::string_view s, double* out) {
-  return ParseNumber(std::string_view(s.data(), s.size()), out);
-}
 
 }  // namespace accelsel::model
 

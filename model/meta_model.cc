@@ -11,11 +11,18 @@
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "model/blob.h"
+#include "util/blob.h"
 #include "model/features.h"
-#include "model/parallel.h"
+#include "util/job_pool.h"
 
 namespace accelsel::model {
+
+using util::ByteReader;
+using util::ByteWriter;
+using util::OpenBlob;
+using util::RunJobs;
+using util::SealBlob;
+
 namespace {
 
 // The value a head learns, as log cost (minimised); NaN when the run does not report it.

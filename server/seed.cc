@@ -2,16 +2,16 @@
 #include "server/seed.h"
 
 #include "absl/time/clock.h"
-#include "model/llm_bench.h"
+#include "datasets/llm_inference_bench.h"
 #include "proto/convert.h"
 
 namespace accelsel::server {
 
 absl::StatusOr<SeedData> LoadSeed(const std::string& csv_path, const std::string& descriptors_dir) {
-  auto runs = model::LoadLlmInferenceBench(csv_path, descriptors_dir, nullptr);
+  auto runs = datasets::LoadLlmInferenceBench(csv_path, descriptors_dir, nullptr);
   if (!runs.ok()) return runs.status();
   SeedData out;
-  for (const model::Strategy& s : model::LlmBenchStrategies(*runs)) ToProto(s, &out.strategies.emplace_back());
+  for (const model::Strategy& s : datasets::LlmBenchStrategies(*runs)) ToProto(s, &out.strategies.emplace_back());
   const int64_t now_ms = absl::ToUnixMillis(absl::Now());
   out.reports.reserve(runs->size());
   for (model::RunRecord& r : *runs) {

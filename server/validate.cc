@@ -7,7 +7,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
-#include "model/status_macros.h"
+#include "util/status_macros.h"
 
 namespace accelsel::server {
 namespace {

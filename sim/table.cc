@@ -14,9 +14,9 @@
 #include "absl/strings/str_join.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
-#include "model/eval/tabular.h"
+#include "util/csv.h"
 #include "model/features.h"
-#include "model/llm_bench.h"
+#include "datasets/llm_inference_bench.h"
 #include "proto/convert.h"
 
 namespace accelsel::sim {
@@ -149,13 +149,13 @@ absl::StatusOr<SimTable> TableFromRecords(const std::vector<model::RunRecord>& r
 }
 
 absl::StatusOr<SimTable> LoadLlmBenchTable(const std::string& csv_path, const std::string& descriptors_dir) {
-  auto records = model::LoadLlmInferenceBench(csv_path, descriptors_dir, nullptr);
+  auto records = datasets::LoadLlmInferenceBench(csv_path, descriptors_dir, nullptr);
   if (!records.ok()) return records.status();
-  return TableFromRecords(*records, model::LlmBenchStrategies(*records), /*maximize=*/false);
+  return TableFromRecords(*records, datasets::LlmBenchStrategies(*records), /*maximize=*/false);
 }
 
 absl::StatusOr<SimTable> LoadCsvTable(const CsvTableSpec& spec) {
-  auto csv = model::eval::ReadCsvFile(spec.path);
+  auto csv = util::ReadCsvFile(spec.path);
   if (!csv.ok()) return csv.status();
   auto column = [&](const std::string& name, const char* what) -> absl::StatusOr<int> {
     const int c = csv->Column(name);
@@ -201,7 +201,7 @@ absl::StatusOr<SimTable> LoadCsvTable(const CsvTableSpec& spec) {
   for (const auto& row : csv->rows) {
     for (size_t j = 0; j < extra_cols.size(); ++j) {
       double v = 0;
-      if (!model::ParseNumber(row[extra_cols[j]], &v) || !std::isfinite(v)) numeric[j] = false;
+      if (!util::ParseNumber(row[extra_cols[j]], &v) || !std::isfinite(v)) numeric[j] = false;
     }
   }
   std::vector<model::RunRecord> records;
@@ -210,7 +210,7 @@ absl::StatusOr<SimTable> LoadCsvTable(const CsvTableSpec& spec) {
   for (const auto& row : csv->rows) {
     model::RunRecord r;
     double v = 0;
-    if (!model::ParseNumber(row[*target], &v)) v = model::kMissing;
+    if (!util::ParseNumber(row[*target], &v)) v = model::kMissing;
     (spec.maximize ? r.metrics.throughput_tokens_per_s : r.metrics.e2e_latency_ms) = v;
     auto& ctx = r.context;
     ctx.hardware.accelerator =
@@ -225,10 +225,10 @@ absl::StatusOr<SimTable> LoadCsvTable(const CsvTableSpec& spec) {
       const std::string key = ToId(csv->header[extra_cols[j]]);
       double x = 0;
       if (numeric[j]) {
-        model::ParseNumber(cell, &x);
+        util::ParseNumber(cell, &x);
       } else {
         const absl::string_view text = absl::StripAsciiWhitespace(cell);
-        x = static_cast<double>(model::StableHash(std::string_view(text.data(), text.size())) >> 11) * 0x1.0p-53;
+        x = static_cast<double>(util::StableHash(std::string_view(text.data(), text.size())) >> 11) * 0x1.0p-53;
       }
       ctx.extra[key] = x;
     }

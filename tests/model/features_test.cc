@@ -123,37 +123,5 @@ TEST(FeaturesTest, StrategyComponentsAndParameters) {
   EXPECT_EQ(found, 1);
 }
 
-TEST(FeaturesTest, TabularEncoderTypesColumns) {
-  TabularEncoder enc;
-  std::vector<std::vector<std::string>> cols = {
-      {"1", "10", "1000", "?"},       // numeric, spans > 10x: log
-      {"a", "b", "a", ""},            // categorical: one-hot
-      {"0.5", "0.7", "0.6", "0.55"},  // numeric, narrow: raw
-  };
-  enc.Fit({"n", "c", "r"}, cols);
-  EXPECT_TRUE(enc.is_numeric(0));
-  EXPECT_FALSE(enc.is_numeric(1));
-  EXPECT_EQ(enc.width(), 1u + 2u + 1u);
-  std::vector<float> row;
-  enc.Encode(cols, 2, &row);
-  EXPECT_NEAR(row[0], std::log(1000.0), 1e-4);
-  EXPECT_EQ(row[1], 1.0f);
-  EXPECT_EQ(row[2], 0.0f);
-  EXPECT_NEAR(row[3], 0.6, 1e-6);
-  row.clear();
-  enc.Encode(cols, 3, &row);
-  EXPECT_TRUE(std::isnan(row[0]));
-}
-
-TEST(FeaturesTest, ParseNumberRejectsMissingMarkersAndGarbage) {
-  double v = 0;
-  EXPECT_TRUE(ParseNumber(std::string(" 4.5 "), &v));
-  EXPECT_DOUBLE_EQ(v, 4.5);
-  EXPECT_FALSE(ParseNumber(std::string("?"), &v));
-  EXPECT_FALSE(ParseNumber(std::string(""), &v));
-  EXPECT_FALSE(ParseNumber(std::string("12abc"), &v));
-  EXPECT_FALSE(ParseNumber(std::string("nan"), &v));
-}
-
 }  // namespace
 }  // namespace accelsel::model

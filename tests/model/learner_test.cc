@@ -8,53 +8,18 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "tests/test_util/crossover_dataset.h"
 
 namespace accelsel::model {
 namespace {
 
-// Latency of A = 10 + batch, of B = 40 + 0.25·batch (ms): equal at batch 40.
-double TrueLatency(int strat, double batch) { return strat == 0 ? 10 + batch : 40 + 0.25 * batch; }
-
-// Task features: log batch plus a noise feature; strategy features: one-hot.
-Dataset MakeDataset(int tasks, double noise_sigma, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<double> log_batch(0, std::log(128.0));
-  std::normal_distribution<double> noise(0, noise_sigma);
-  std::uniform_real_distribution<double> junk(0, 1);
-  Dataset d;
-  d.task_dim = 2;
-  d.strat_dim = 2;
-  d.strat_x = {1, 0, 0, 1};
-  d.strat_key = {100, 200};
-  for (int t = 0; t < tasks; ++t) {
-    const double lb = log_batch(rng);
-    d.task_x.push_back(static_cast<float>(lb));
-    d.task_x.push_back(static_cast<float>(junk(rng)));
-    for (uint32_t s = 0; s < 2; ++s) {
-      d.rows.push_back({static_cast<uint32_t>(t), s,
-                        static_cast<float>(std::log(TrueLatency(s, std::exp(lb))) + noise(rng))});
-    }
-  }
-  return d;
-}
-
-// Index (0 = A, 1 = B) of the strategy the learner picks at `batch`.
-int Pick(const Learner& l, double batch) {
-  const float task[2] = {static_cast<float>(std::log(batch)), 0.5f};
-  const float a[2] = {1, 0}, b[2] = {0, 1};
-  std::vector<LogPrediction> out;
-  EXPECT_TRUE(l.Predict(task, {{100, a}, {200, b}}, &out).ok());
-  return out[1].mean < out[0].mean ? 1 : 0;
-}
-
-void ExpectSwitchNear40(const Learner& l) {
-  for (double batch : {1.0, 4.0, 16.0, 28.0}) EXPECT_EQ(Pick(l, batch), 0) << l.name() << " batch " << batch;
-  for (double batch : {56.0, 80.0, 128.0}) EXPECT_EQ(Pick(l, batch), 1) << l.name() << " batch " << batch;
-}
+using testing_util::ExpectSwitchNear40;
+using testing_util::MakeCrossoverDataset;
+using testing_util::Pick;
 
 TEST(LearnerTest, XgbRegressionSwitchesAtTheCrossover) {
   XgbLearner l(XgbLearnerOptions{});
-  ASSERT_TRUE(l.Fit(MakeDataset(400, 0.05, 1)).ok());
+  ASSERT_TRUE(l.Fit(MakeCrossoverDataset(400, 0.05, 1)).ok());
   ExpectSwitchNear40(l);
 }
 
@@ -62,31 +27,8 @@ TEST(LearnerTest, XgbPairwiseSwitchesAtTheCrossover) {
   XgbLearnerOptions o;
   o.mode = XgbLearnerOptions::Mode::kPairwise;
   XgbLearner l(o);
-  ASSERT_TRUE(l.Fit(MakeDataset(400, 0.05, 2)).ok());
+  ASSERT_TRUE(l.Fit(MakeCrossoverDataset(400, 0.05, 2)).ok());
   ExpectSwitchNear40(l);
-}
-
-TEST(LearnerTest, KnnSwitchesAtTheCrossover) {
-  KnnLearner l(5, Aggregate::kLogRegret);
-  Dataset d = MakeDataset(400, 0.02, 3);
-  // kNN has no feature selection: drop the junk feature's influence by making it constant.
-  for (size_t t = 0; t < d.num_tasks(); ++t) d.task_x[t * 2 + 1] = 0.5f;
-  ASSERT_TRUE(l.Fit(d).ok());
-  ExpectSwitchNear40(l);
-}
-
-TEST(LearnerTest, SbsPicksTheSameStrategyEverywhere) {
-  SbsLearner l(Aggregate::kLogRegret);
-  ASSERT_TRUE(l.Fit(MakeDataset(400, 0.02, 4)).ok());
-  const int first = Pick(l, 1);
-  for (double batch : {4.0, 40.0, 128.0}) EXPECT_EQ(Pick(l, batch), first);
-  // Batches are log-uniform in [1, 128], so A (small batches) wins on most tasks and has the lower mean regret.
-  EXPECT_EQ(first, 0);
-  // A strategy never seen in training is ranked last.
-  const float task[2] = {0, 0}, x[2] = {0, 0};
-  std::vector<LogPrediction> out;
-  ASSERT_TRUE(l.Predict(task, {{100, x}, {999, x}}, &out).ok());
-  EXPECT_GT(out[1].mean, out[0].mean);
 }
 
 TEST(LearnerTest, IntervalsCoverFreshDataAtAboutNominalRate) {
@@ -94,8 +36,8 @@ TEST(LearnerTest, IntervalsCoverFreshDataAtAboutNominalRate) {
   o.coverage = 0.8;
   o.interval_folds = 3;
   XgbLearner l(o);
-  ASSERT_TRUE(l.Fit(MakeDataset(600, 0.2, 5)).ok());
-  const Dataset fresh = MakeDataset(500, 0.2, 6);
+  ASSERT_TRUE(l.Fit(MakeCrossoverDataset(600, 0.2, 5)).ok());
+  const Dataset fresh = MakeCrossoverDataset(500, 0.2, 6);
   int covered = 0, n = 0;
   std::vector<LogPrediction> out;
   for (const auto& r : fresh.rows) {
@@ -111,7 +53,7 @@ TEST(LearnerTest, IntervalsCoverFreshDataAtAboutNominalRate) {
 
 TEST(LearnerTest, SerializedXgbLearnerPredictsTheSame) {
   XgbLearner l(XgbLearnerOptions{});
-  ASSERT_TRUE(l.Fit(MakeDataset(200, 0.05, 7)).ok());
+  ASSERT_TRUE(l.Fit(MakeCrossoverDataset(200, 0.05, 7)).ok());
   auto bytes = l.Serialize();
   ASSERT_TRUE(bytes.ok());
   auto copy = XgbLearner::Deserialize(*bytes);
@@ -126,7 +68,7 @@ TEST(LearnerTest, SerializedXgbLearnerPredictsTheSame) {
 }
 
 TEST(LearnerTest, CompiledForestMatchesXgboost) {
-  const Dataset d = MakeDataset(300, 0.1, 8);
+  const Dataset d = MakeCrossoverDataset(300, 0.1, 8);
   std::vector<float> x, y;
   for (const auto& r : d.rows) {
     x.insert(x.end(), d.task(r.task), d.task(r.task) + 2);

@@ -10,7 +10,7 @@
 #include <random>
 
 #include "gtest/gtest.h"
-#include "model/parallel.h"
+#include "util/job_pool.h"
 
 namespace accelsel::model {
 namespace {
@@ -224,13 +224,13 @@ TEST(RunJobsTest, RunsEveryJobOnceAndReportsTheFirstFailureInOrder) {
         return absl::OkStatus();
       });
     }
-    const absl::Status s = RunJobs(jobs, threads);
+    const absl::Status s = util::RunJobs(jobs, threads);
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << threads;
     EXPECT_EQ(s.message(), "three");
     for (int i = 0; i < 7; ++i) EXPECT_EQ(ran[i].load(), 1) << "job " << i << ", " << threads << " threads";
   }
   std::vector<std::function<absl::Status()>> none;
-  EXPECT_TRUE(RunJobs(none, 2).ok());
+  EXPECT_TRUE(util::RunJobs(none, 2).ok());
 }
 
 TEST(MetaModelTest, TooFewRunsIsAnError) {

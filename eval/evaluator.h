@@ -2,8 +2,8 @@
 // protocols (k-fold by task, leave-one-group-out, predefined folds), selectors trained on training folds only,
 // and the metrics of docs/EVALUATION.md (top1, top3, slowdown_geomean, gap_closed, PAR10, remaining_gap, MAPE,
 // coverage80). Loaders for --csv, --aslib and --llm-inference-bench build Problems; see loaders.h.
-#ifndef ACCELSEL_MODEL_EVAL_EVALUATOR_H_
-#define ACCELSEL_MODEL_EVAL_EVALUATOR_H_
+#ifndef ACCELSEL_EVAL_EVALUATOR_H_
+#define ACCELSEL_EVAL_EVALUATOR_H_
 
 #include <cstdint>
 #include <functional>
@@ -16,7 +16,7 @@
 #include "model/learner.h"
 #include "model/types.h"
 
-namespace accelsel::model::eval {
+namespace accelsel::eval {
 
 struct Problem {
   std::string protocol;  // filled by RunEvaluation
@@ -49,9 +49,9 @@ struct Problem {
 // and `hi` are predictions in the objective's unit where the selector makes them (else NaN).
 struct CandidateScore {
   double score = 0;
-  double value = kMissing;
-  double lo = kMissing;
-  double hi = kMissing;
+  double value = model::kMissing;
+  double lo = model::kMissing;
+  double hi = model::kMissing;
 };
 class TrainedSelector {
  public:
@@ -80,8 +80,8 @@ struct EvalOptions {
 
 struct SelectorMetrics {
   double top1 = 0, top3 = 0, slowdown_geomean = 1, gap_closed = 0;
-  double par10 = kMissing, remaining_gap = kMissing;  // ASlib only
-  double mape = kMissing, coverage80 = kMissing;      // selectors that predict values
+  double par10 = model::kMissing, remaining_gap = model::kMissing;  // ASlib only
+  double mape = model::kMissing, coverage80 = model::kMissing;      // selectors that predict values
   uint64_t tasks = 0;
   std::map<std::string, int> ranked_by;  // folds per learner picked by inner cross-validation
 };
@@ -99,7 +99,7 @@ struct EvalReport {
 absl::StatusOr<EvalReport> RunEvaluation(const Problem& problem, const std::vector<NamedSelector>& selectors,
                                          const EvalOptions& options);
 
-// Features of a problem for the Dataset-based learners: one row per task and per strategy.
+// Features of a problem for the model::Dataset-based learners: one row per task and per strategy.
 struct ProblemFeatures {
   size_t task_dim = 0, strat_dim = 0;
   std::vector<float> task_x;   // tasks × task_dim
@@ -109,7 +109,7 @@ struct ProblemFeatures {
 // Builds a factory that fits a fresh learner (from `make`) on the training tasks: y = log(value) (−log when
 // maximised; ASlib PAR10 values floored at 0.01 s).
 SelectorFactory LearnerFactory(const Problem& problem, const ProblemFeatures& features,
-                               std::function<std::unique_ptr<Learner>()> make);
+                               std::function<std::unique_ptr<model::Learner>()> make);
 
 // The default learner set shared by every path: "accelsel" (XGBoost regression with intervals), "xgb_rank"
 // (pairwise ranking), "knn", "sbs".
@@ -119,6 +119,6 @@ std::vector<NamedSelector> StandardSelectors(const Problem& problem, const Probl
 std::string ReportJson(const EvalReport& report);
 std::string ReportTable(const EvalReport& report);
 
-}  // namespace accelsel::model::eval
+}  // namespace accelsel::eval
 
-#endif  // ACCELSEL_MODEL_EVAL_EVALUATOR_H_
+#endif  // ACCELSEL_EVAL_EVALUATOR_H_

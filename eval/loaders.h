@@ -1,7 +1,7 @@
 // Builders of evaluation Problems from files: a generic CSV (task / strategy / target columns), an ASlib
 // scenario folder, and RunRecords (the product's own feature path, used for LLM-Inference-Bench).
-#ifndef ACCELSEL_MODEL_EVAL_LOADERS_H_
-#define ACCELSEL_MODEL_EVAL_LOADERS_H_
+#ifndef ACCELSEL_EVAL_LOADERS_H_
+#define ACCELSEL_EVAL_LOADERS_H_
 
 #include <map>
 #include <memory>
@@ -11,12 +11,12 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "model/eval/evaluator.h"
-#include "model/eval/tabular.h"
+#include "eval/evaluator.h"
+#include "util/csv.h"
 #include "model/meta_model.h"
 #include "model/types.h"
 
-namespace accelsel::model::eval {
+namespace accelsel::eval {
 
 struct LoadedProblem {
   Problem problem;
@@ -30,7 +30,7 @@ struct CsvSpec {
   bool maximize = false;
   std::string group_col;  // empty = none
 };
-absl::StatusOr<LoadedProblem> LoadCsvProblem(const CsvTable& table, const CsvSpec& spec);
+absl::StatusOr<LoadedProblem> LoadCsvProblem(const util::CsvTable& table, const CsvSpec& spec);
 
 // ASlib scenario folder: description.txt, algorithm_runs.arff, feature_values.arff, cv.arff and, when present,
 // feature_runstatus.arff and feature_costs.arff. Only features of the default feature steps are used, and their
@@ -49,22 +49,22 @@ struct AslibDescription {
 AslibDescription ParseAslibDescription(absl::string_view text);
 
 // RunRecords grouped into tasks (same context) and candidates (strategy ids), value = mean e2e latency of OK
-// runs. `group_by` is "model", "hardware" or "" (Task::group). Keeps the records for the MetaModel factory.
+// runs. `group_by` is "model", "hardware" or "" (Task::group). Keeps the records for the model::MetaModel factory.
 struct RecordProblem {
   Problem problem;
-  ProblemFeatures features;  // the product's encoding (EncodeContext / EncodeStrategy)
-  std::vector<RunRecord> records;
+  ProblemFeatures features;  // the product's encoding (model::EncodeContext / model::EncodeStrategy)
+  std::vector<model::RunRecord> records;
   std::vector<std::vector<uint32_t>> task_records;  // record indices per task
-  std::vector<Strategy> strategies;                 // by strategy index
+  std::vector<model::Strategy> strategies;                 // by strategy index
 };
 // `catalog` gives the components of strategy ids (ids not in it are parsed with ComponentsFromId).
-absl::StatusOr<RecordProblem> BuildRecordProblem(std::vector<RunRecord> records, const std::string& group_by,
-                                                 const std::vector<Strategy>& catalog = {});
+absl::StatusOr<RecordProblem> BuildRecordProblem(std::vector<model::RunRecord> records, const std::string& group_by,
+                                                 const std::vector<model::Strategy>& catalog = {});
 
-// "accelsel" on the product path: MetaModel::Train on the training tasks' records, MetaModel::Predict on a test
+// "accelsel" on the product path: model::MetaModel::Train on the training tasks' records, model::MetaModel::Predict on a test
 // task's context and candidates.
-SelectorFactory MetaModelFactory(const RecordProblem& rp, const TrainOptions& options);
+SelectorFactory MetaModelFactory(const RecordProblem& rp, const model::TrainOptions& options);
 
-}  // namespace accelsel::model::eval
+}  // namespace accelsel::eval
 
-#endif  // ACCELSEL_MODEL_EVAL_LOADERS_H_
+#endif  // ACCELSEL_EVAL_LOADERS_H_

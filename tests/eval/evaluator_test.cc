@@ -1,6 +1,6 @@
 // The offline evaluator: no leakage from test folds (shuffled labels fall to chance, a deliberately leaky
 // selector does not), SBS chosen on training folds only, and `accelsel eval` end to end on generated files.
-#include "model/eval/evaluator.h"
+#include "eval/evaluator.h"
 
 #include <cstdlib>
 #include <fstream>
@@ -9,12 +9,16 @@
 #include <unistd.h>
 
 #include "gtest/gtest.h"
-#include "model/eval/eval_main.h"
-#include "model/eval/loaders.h"
+#include "eval/eval_main.h"
+#include "eval/loaders.h"
 #include "nlohmann/json.hpp"
 
-namespace accelsel::model::eval {
+namespace accelsel::eval {
 namespace {
+
+using model::MetaModel;
+using model::XgbLearner;
+using model::XgbLearnerOptions;
 
 // 300 tasks, 4 strategies; the best strategy is determined by the task's first feature (quartile).
 LoadedProblem Learnable(uint64_t seed) {
@@ -259,4 +263,4 @@ TEST(EvalMainTest, LlmInferenceBenchSmoke) {
 }
 
 }  // namespace
-}  // namespace accelsel::model::eval
+}  // namespace accelsel::eval

@@ -1,7 +1,7 @@
 // Self-checking binary blobs for persisted models: magic, format version, payload length and a 64-bit checksum
 // around a payload written with ByteWriter. A blob that fails any check is refused with a Status, never parsed.
-#ifndef ACCELSEL_MODEL_BLOB_H_
-#define ACCELSEL_MODEL_BLOB_H_
+#ifndef ACCELSEL_UTIL_BLOB_H_
+#define ACCELSEL_UTIL_BLOB_H_
 
 #include <cstdint>
 #include <string>
@@ -9,7 +9,7 @@
 
 #include "absl/status/statusor.h"
 
-namespace accelsel::model {
+namespace accelsel::util {
 
 class ByteWriter {
  public:
@@ -47,6 +47,6 @@ std::string SealBlob(std::string_view magic8, uint32_t format, std::string_view 
 absl::StatusOr<std::string_view> OpenBlob(std::string_view blob, std::string_view magic8, uint32_t max_format,
                                           uint32_t* format);
 
-}  // namespace accelsel::model
+}  // namespace accelsel::util
 
-#endif  // ACCELSEL_MODEL_BLOB_H_
+#endif  // ACCELSEL_UTIL_BLOB_H_

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # CI smoke test of the offline evaluator on public data: LLM-Inference-Bench framework selection (10-fold, the
 # product's import mapping) and one ASlib scenario (QBF-2011, else the smallest present). Fails unless accelsel beats the single best
-# strategy on both. The full set is model/eval/run_eval.sh (make eval), published in docs/EVALUATION.md.
-# Usage: model/eval/smoke.sh BIN_DIR SHARED_DATA_DIR
+# strategy on both. The full set is eval/run_eval.sh (make eval), published in docs/EVALUATION.md.
+# Usage: eval/smoke.sh BIN_DIR SHARED_DATA_DIR
 set -euo pipefail
 BIN_DIR=${1:?usage: smoke.sh BIN_DIR SHARED_DATA_DIR}
 DATA_DIR=${2:?usage: smoke.sh BIN_DIR SHARED_DATA_DIR}
-REPO_DIR=$(cd "$(dirname "$0")/../.." && pwd)
+REPO_DIR=$(cd "$(dirname "$0")/.." && pwd)
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 

@@ -3,8 +3,8 @@
 // Each XGBoost booster keeps one thread of its own (XgbParams::nthread = 1); parallelism comes from training
 // several boosters, which needs no OpenMP barrier (those spin badly on a busy machine, docs/BENCHMARKS.md).
 // Threads are started by the caller's thread and so inherit its scheduling priority (the trainer's nice value).
-#ifndef ACCELSEL_MODEL_PARALLEL_H_
-#define ACCELSEL_MODEL_PARALLEL_H_
+#ifndef ACCELSEL_UTIL_JOB_POOL_H_
+#define ACCELSEL_UTIL_JOB_POOL_H_
 
 #include <algorithm>
 #include <atomic>
@@ -14,7 +14,7 @@
 
 #include "absl/status/status.h"
 
-namespace accelsel::model {
+namespace accelsel::util {
 
 // Runs every job, at most `threads` at a time, in the order given (a job starts when a thread is free). Returns
 // the status of the first failed job in that order, or OK. With threads <= 1 the jobs run on the caller's thread.
@@ -40,6 +40,6 @@ inline absl::Status RunJobs(std::vector<std::function<absl::Status()>>& jobs, in
   return absl::OkStatus();
 }
 
-}  // namespace accelsel::model
+}  // namespace accelsel::util
 
-#endif  // ACCELSEL_MODEL_PARALLEL_H_
+#endif  // ACCELSEL_UTIL_JOB_POOL_H_

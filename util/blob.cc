@@ -1,12 +1,12 @@
 // Blob framing for persisted models; see blob.h.
-#include "model/blob.h"
+#include "util/blob.h"
 
 #include <cstring>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 
-namespace accelsel::model {
+namespace accelsel::util {
 
 void ByteWriter::PutU32(uint32_t v) {
   for (int i = 0; i < 4; ++i) buf_.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
@@ -110,4 +110,4 @@ absl::StatusOr<std::string_view> OpenBlob(std::string_view blob, std::string_vie
   return payload;
 }
 
-}  // namespace accelsel::model
+}  // namespace accelsel::util

@@ -1,6 +1,6 @@
 // Offline evaluation engine; see evaluator.h. Every selector is fitted on the training folds only: the factory
 // receives the training task ids and nothing else of the test fold reaches it.
-#include "model/eval/evaluator.h"
+#include "eval/evaluator.h"
 
 #include <algorithm>
 #include <chrono>
@@ -13,9 +13,20 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "eval/baselines.h"
 #include "nlohmann/json.hpp"
 
-namespace accelsel::model::eval {
+namespace accelsel::eval {
+
+using model::CandidateRef;
+using model::Dataset;
+using model::IsMissing;
+using model::Learner;
+using model::LogPrediction;
+using model::XgbLearner;
+using model::XgbLearnerOptions;
+using model::kMissing;
+
 namespace {
 
 constexpr double kAslibFloorS = 0.01;  // runtimes are measured to about 10 ms; log(0) must not occur
@@ -371,4 +382,4 @@ std::string ReportTable(const EvalReport& r) {
   return out;
 }
 
-}  // namespace accelsel::model::eval
+}  // namespace accelsel::eval

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every offline evaluation published in docs/EVALUATION.md and writes one JSON line per run.
-# Usage: model/eval/run_eval.sh BIN_DIR SHARED_DATA_DIR [OUT_DIR]
+# Usage: eval/run_eval.sh BIN_DIR SHARED_DATA_DIR [OUT_DIR]
 #   BIN_DIR          folder with accelsel-eval (e.g. build/bin)
 #   SHARED_DATA_DIR  folder with llm-inference-bench/ and aslib/ (ASlib is read from there, never copied)
 #   OUT_DIR          where results go (default: eval-results)
@@ -9,7 +9,7 @@ BIN_DIR=${1:?usage: run_eval.sh BIN_DIR SHARED_DATA_DIR [OUT_DIR]}
 DATA_DIR=${2:?usage: run_eval.sh BIN_DIR SHARED_DATA_DIR [OUT_DIR]}
 OUT_DIR=${3:-eval-results}
 EVAL="$BIN_DIR/accelsel-eval"
-REPO_DIR=$(cd "$(dirname "$0")/../.." && pwd)
+REPO_DIR=$(cd "$(dirname "$0")/.." && pwd)
 mkdir -p "$OUT_DIR"
 
 # LLM-Inference-Bench: the copy vendored in the repo unless the shared folder has one.

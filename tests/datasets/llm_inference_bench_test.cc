@@ -1,6 +1,6 @@
 // LLM-Inference-Bench import: mapping of a small fixture (duplicates, label variants, unknown names, bad rows),
 // the vendored 4,772-row table, and the descriptor tables in data/descriptors/.
-#include "model/llm_bench.h"
+#include "datasets/llm_inference_bench.h"
 
 #include <unistd.h>
 
@@ -13,8 +13,12 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 
-namespace accelsel::model {
+namespace accelsel::datasets {
 namespace {
+
+using model::IsMissing;
+using model::RunRecord;
+using model::RunStatus;
 
 std::string SourceDir() {
   const char* d = std::getenv("ACCELSEL_SOURCE_DIR");
@@ -248,4 +252,4 @@ TEST(LlmBenchTest, Errors) {
 }
 
 }  // namespace
-}  // namespace accelsel::model
+}  // namespace accelsel::datasets

@@ -1,7 +1,7 @@
 // Import of Argonne's LLM-Inference-Bench main table (throughput_all_results.csv) as plain RunRecords,
 // with model and accelerator descriptors filled in from the tables in data/descriptors/.
-#ifndef ACCELSEL_MODEL_LLM_BENCH_H_
-#define ACCELSEL_MODEL_LLM_BENCH_H_
+#ifndef ACCELSEL_DATASETS_LLM_INFERENCE_BENCH_H_
+#define ACCELSEL_DATASETS_LLM_INFERENCE_BENCH_H_
 
 #include <cstddef>
 #include <map>
@@ -12,7 +12,7 @@
 #include "absl/status/statusor.h"
 #include "model/types.h"
 
-namespace accelsel::model {
+namespace accelsel::datasets {
 
 // node_id of every imported run.
 inline constexpr char kLlmBenchNodeId[] = "llm-inference-bench";
@@ -21,18 +21,18 @@ inline constexpr char kLlmBenchNodeId[] = "llm-inference-bench";
 // benchmark table; several labels may share one canonical name (label variants of one device family).
 struct AcceleratorEntry {
   std::string label;
-  HardwareDescriptor descriptor;  // accelerator = canonical name; count = 0
+  model::HardwareDescriptor descriptor;  // accelerator = canonical name; count = 0
   std::string source;
 };
 
 // Descriptor tables (data/descriptors/models.csv and accelerators.csv).
 struct DescriptorTables {
-  std::map<std::string, ModelDescriptor> models;         // by model name
+  std::map<std::string, model::ModelDescriptor> models;         // by model name
   std::map<std::string, AcceleratorEntry> accelerators;  // by label and by canonical name
 
   // nullptr when unknown. Accepts a label or a canonical name.
   const AcceleratorEntry* FindAccelerator(const std::string& name) const;
-  const ModelDescriptor* FindModel(const std::string& name) const;
+  const model::ModelDescriptor* FindModel(const std::string& name) const;
 };
 
 // Reads models.csv and accelerators.csv from `dir`. Columns are found by header name, so extra columns
@@ -60,7 +60,7 @@ struct LlmBenchImportStats {
   std::set<std::string> unknown_accelerators;
 };
 
-// Maps each row of LLM-Inference-Bench's main table to a RunRecord:
+// Maps each row of LLM-Inference-Bench's main table to a model::RunRecord:
 //   context = model descriptor of Model, hardware descriptor of Hardware (canonical name) x Num of Hardware,
 //             workload prompt = output = Input Output Length, batch = Batch Size;
 //   strategy_id = NormalizeFramework(Framework); metrics e2e_latency_ms = Latency * 1000,
@@ -68,7 +68,7 @@ struct LlmBenchImportStats {
 //   run_id = "llmib-" + a stable 64-bit hash of the row's fields as written, so a re-import dedups.
 // `descriptors_dir` empty = no descriptor tables: every row counts as unknown model and accelerator.
 // `stats` may be null. A missing file or a header without the expected columns is an error.
-absl::StatusOr<std::vector<RunRecord>> LoadLlmInferenceBench(const std::string& csv_path,
+absl::StatusOr<std::vector<model::RunRecord>> LoadLlmInferenceBench(const std::string& csv_path,
                                                              const std::string& descriptors_dir,
                                                              LlmBenchImportStats* stats);
 
@@ -77,11 +77,11 @@ absl::StatusOr<std::vector<RunRecord>> LoadLlmInferenceBench(const std::string& 
 std::string NormalizeFramework(const std::string& label);
 
 // The strategy behind a normalised framework id: components {engine=<id>} and a description.
-Strategy LlmBenchStrategy(const std::string& strategy_id);
+model::Strategy LlmBenchStrategy(const std::string& strategy_id);
 
 // The distinct strategies used by `runs`, sorted by id, for registration in the catalogue.
-std::vector<Strategy> LlmBenchStrategies(const std::vector<RunRecord>& runs);
+std::vector<model::Strategy> LlmBenchStrategies(const std::vector<model::RunRecord>& runs);
 
-}  // namespace accelsel::model
+}  // namespace accelsel::datasets
 
-#endif  // ACCELSEL_MODEL_LLM_BENCH_H_
+#endif  // ACCELSEL_DATASETS_LLM_INFERENCE_BENCH_H_

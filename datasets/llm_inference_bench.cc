@@ -1,6 +1,6 @@
 // LLM-Inference-Bench import: CSV rows -> RunRecords, descriptor tables -> model/hardware descriptors.
 // Kept free of gRPC and RocksDB so the offline evaluator and the CLI share it.
-#include "model/llm_bench.h"
+#include "datasets/llm_inference_bench.h"
 
 #include <array>
 #include <cmath>
@@ -17,7 +17,18 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
-namespace accelsel::model {
+namespace accelsel::datasets {
+
+using model::HardwareDescriptor;
+using model::ModelDescriptor;
+using model::RunMetrics;
+using model::RunRecord;
+using model::RunStatus;
+using model::Strategy;
+using model::TaskContext;
+using model::WorkloadDescriptor;
+using model::kMissing;
+
 namespace {
 
 constexpr size_t kMaxSkipReasons = 10;
@@ -438,4 +449,4 @@ absl::StatusOr<std::vector<RunRecord>> LoadLlmInferenceBench(const std::string& 
   return runs;
 }
 
-}  // namespace accelsel::model
+}  // namespace accelsel::datasets

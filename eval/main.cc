@@ -3,9 +3,9 @@
 #include <string>
 #include <vector>
 
-#include "model/eval/eval_main.h"
+#include "eval/eval_main.h"
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
-  return accelsel::model::eval::EvalMain(args, std::cout, std::cerr);
+  return accelsel::eval::EvalMain(args, std::cout, std::cerr);
 }

@@ -1,5 +1,5 @@
 // Problem builders for --csv, --aslib and record-based (--llm-inference-bench) evaluation; see loaders.h.
-#include "model/eval/loaders.h"
+#include "eval/loaders.h"
 
 #include <algorithm>
 #include <cmath>
@@ -16,13 +16,39 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "eval/arff.h"
+#include "eval/tabular_encoder.h"
 #include "model/features.h"
 #include "model/observed_stats.h"
 #include "model/selector.h"
+#include "util/file.h"
 
-namespace accelsel::model::eval {
+namespace accelsel::eval {
+
+using util::ReadFile;
+using model::ComponentsFromId;
+using model::ContextFeatureWidth;
+using model::ObservedStats;
+using model::Recommendation;
+using model::SelectQuery;
+using model::Selector;
+using model::SelectorOptions;
+using model::StrategyFeatureWidth;
+using model::EncodeContext;
+using model::EncodeStrategy;
+using model::EvidenceLayer;
+using model::IsMissing;
+using model::MetaModel;
+using model::Objective;
+using model::RunRecord;
+using model::Strategy;
+using model::TrainOptions;
+using util::CsvTable;
+using util::ParseNumber;
+using util::ReadFile;
+using util::StableHash;
+
 namespace {
-
 
 absl::StatusOr<std::vector<int>> ColumnIndices(const CsvTable& t, const std::vector<std::string>& names,
                                                const char* what) {
@@ -486,4 +512,4 @@ SelectorFactory MetaModelFactory(const RecordProblem& rp, const TrainOptions& op
   };
 }
 
-}  // namespace accelsel::model::eval
+}  // namespace accelsel::eval

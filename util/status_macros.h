@@ -1,6 +1,6 @@
 // RETURN_IF_ERROR / ASSIGN_OR_RETURN for absl::Status (Debian's Abseil 20220623 has no status_macros.h).
-#ifndef ACCELSEL_MODEL_STATUS_MACROS_H_
-#define ACCELSEL_MODEL_STATUS_MACROS_H_
+#ifndef ACCELSEL_UTIL_STATUS_MACROS_H_
+#define ACCELSEL_UTIL_STATUS_MACROS_H_
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -20,4 +20,4 @@
   if (!tmp.ok()) return tmp.status();                  \
   lhs = std::move(tmp).value()
 
-#endif  // ACCELSEL_MODEL_STATUS_MACROS_H_
+#endif  // ACCELSEL_UTIL_STATUS_MACROS_H_

@@ -1,5 +1,5 @@
 // Argument handling and dispatch of `accelsel eval` (--csv, --aslib, --llm-inference-bench).
-#include "model/eval/eval_main.h"
+#include "eval/eval_main.h"
 
 #include <cstdlib>
 #include <map>
@@ -9,12 +9,20 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
-#include "model/eval/evaluator.h"
-#include "model/eval/loaders.h"
-#include "model/eval/tabular.h"
-#include "model/llm_bench.h"
+#include "eval/evaluator.h"
+#include "eval/loaders.h"
+#include "util/csv.h"
+#include "datasets/llm_inference_bench.h"
 
-namespace accelsel::model::eval {
+namespace accelsel::eval {
+
+using datasets::LlmBenchStrategies;
+using datasets::LoadLlmInferenceBench;
+using model::Objective;
+using model::Strategy;
+using model::TrainOptions;
+using util::ReadCsvFile;
+
 namespace {
 
 struct Args {
@@ -168,4 +176,4 @@ int EvalMain(const std::vector<std::string>& argv, std::ostream& out, std::ostre
   return Emit(RunEvaluation(rp->problem, selectors, o), a, out, err);
 }
 
-}  // namespace accelsel::model::eval
+}  // namespace accelsel::eval

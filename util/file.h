@@ -1,0 +1,16 @@
+// Whole-file reads, the one way files are read into memory (tables, token files, PEM files, fixtures).
+#ifndef ACCELSEL_UTIL_FILE_H_
+#define ACCELSEL_UTIL_FILE_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+
+namespace accelsel::util {
+
+// The file's bytes. NotFound when it cannot be opened, DataLoss when reading fails part way.
+absl::StatusOr<std::string> ReadFile(const std::string& path);
+
+}  // namespace accelsel::util
+
+#endif  // ACCELSEL_UTIL_FILE_H_
