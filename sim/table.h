@@ -41,7 +41,7 @@ struct SimTable {
   int HardwareIndex(const std::string& name) const;
 };
 
-// LLM-Inference-Bench's main table through model/llm_bench.h (contexts with descriptors, one strategy per
+// LLM-Inference-Bench's main table through datasets/llm_inference_bench.h (contexts with descriptors, one strategy per
 // framework); values are e2e latency in ms, minimised.
 absl::StatusOr<SimTable> LoadLlmBenchTable(const std::string& csv_path, const std::string& descriptors_dir);
 
