@@ -29,7 +29,7 @@ FUZZ_TARGETS := fuzz_validate fuzz_csv fuzz_arff fuzz_llm_bench fuzz_json
 TSAN_TESTS ?= model_lifecycle_test server_integration_test security_test fault_test telemetry_store_test \
   client_telemetry_sender_test
 
-.PHONY: deps configure build run test bench eval eval-smoke sim clean fuzz fuzz-build test-asan test-tsan mutants
+.PHONY: deps configure build run test bench eval eval-smoke sim clean fuzz fuzz-build test-asan test-tsan
 
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do \
@@ -112,16 +112,6 @@ test-tsan: deps
 	  TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp halt_on_error=1 second_deadlock_stack=1" \
 	  ACCELSEL_TEST_TMPDIR=$(CURDIR)/build-tsan/tests/tmp ACCELSEL_SOURCE_DIR=$(CURDIR) \
 	  ACCELSEL_BIN_DIR=$(CURDIR)/build-tsan/bin build-tsan/tests/bin/$$t || exit 1; done
-
-# Mutation check of the decision policies (tools/mutants/README.md): each fault of tools/mutants/mutants.txt applied
-# to a private copy in MUTANTS_WORK, the affected tests rebuilt (-O1 -g0, through ccache when it installs) and run;
-# fails if any fault survives. Takes tens of minutes from cold; MUTANTS="id pattern ..." runs a subset.
-MUTANTS ?=
-MUTANTS_WORK ?= /tmp/accelsel-mutants
-mutants: deps
-	@command -v ccache >/dev/null 2>&1 || { echo "Installing ccache (optional: faster rebuilds)"; \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends ccache || true; }
-	MUTANTS_WORK=$(MUTANTS_WORK) ./tools/mutants/run.sh --jobs $(JOBS) $(MUTANTS)
 
 clean:
 	rm -rf $(BUILD) build-release build-fuzz build-asan build-tsan

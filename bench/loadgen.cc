@@ -2,7 +2,13 @@
 //   --rpc select|null  SelectAccelerator, closed loop (--concurrency calls outstanding) or open loop (--rate QPS,
 //                      latency from the intended send time so queueing is not hidden). `null` is the same call
 //                      against the null server; the name only labels the output.
-//   --rpc report       RunReports with fresh run_ids on --concurrency streams; counts DURABLE acks.
+//   --rpc report       RunReports with fresh run_ids on --concurrency streams; counts DURABLE acks. Backlogged
+//                      (each stream writes as fast as the transport takes reports) or, with --rate R, open loop: R
+//                      reports/s in all, spread evenly over the streams, each timed from its intended send time to
+//                      its durable ack (a stream that falls behind queues its reports; the queueing is measured).
+//                      --idle_streams N opens N more streams that send one report each and then nothing until the
+//                      load ends; streams are spread over connections (--streams_per_connection); --server_pid
+//                      samples the server's VmRSS before, with the idle streams open, and during the load.
 //   --rpc prepare      registers --candidates synthetic strategies, streams --prepare_runs runs, retrains.
 //   --rpc retrain      one ModelAdmin/Retrain call.
 // --retrain_during runs a Retrain concurrently with the select load and stops the load when it returns.
@@ -12,6 +18,9 @@
 #include <cmath>
 #include <condition_variable>
 #include <cstdio>
+#include <deque>
+#include <fstream>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <mutex>
@@ -29,6 +38,7 @@
 #include "accelsel/v1/accelsel.grpc.pb.h"
 #include "bench/synthetic.h"
 #include "grpcpp/create_channel.h"
+#include "grpc/impl/codegen/grpc_types.h"
 #include "grpcpp/security/credentials.h"
 #include "datasets/llm_inference_bench.h"
 #include "proto/ack_ranges.h"
@@ -50,6 +60,19 @@ ABSL_FLAG(int, report_flush_every, 64,
           "streaming a backlog batches its writes the same way; per-report flushes make the client the bottleneck");
 ABSL_FLAG(bool, ack_ranges, true,
           "report: ask for ranged acks (metadata accelsel-ack-ranges: 1), one ack per run of consecutive reports");
+ABSL_FLAG(int, idle_streams, 0,
+          "--rpc report: extra streams opened before the load; each sends one report, waits for its ack and then "
+          "sends nothing until the load ends (a network's many mostly idle nodes)");
+ABSL_FLAG(int, streams_per_connection, 100,
+          "--rpc report: streams per HTTP/2 connection at most (accelsel-server allows 100 concurrent streams per "
+          "connection; gRPC queues the ones beyond it); more streams open more connections, streams round-robin");
+ABSL_FLAG(int, max_unacked, 0,
+          "--rpc report: reports a stream keeps sent but unacknowledged at most before it pauses (client window). "
+          "0 = 65,536 for up to 100 streams (far above any server window: such streams never pause) and 4,096 above");
+ABSL_FLAG(int, server_pid, 0,
+          "--rpc report: sample this process's VmRSS (/proc/PID/status) before any stream opens, once the idle "
+          "streams are open and acknowledged, every 50 ms during the load (max) and at the end of the measured "
+          "window; printed as rss_*_kb");
 ABSL_FLAG(bool, retrain_during, false, "select: run a Retrain at the same time; the load stops when it returns");
 ABSL_FLAG(std::string, llm_bench_csv, "data/llm-inference-bench/throughput_all_results.csv",
           "LLM-Inference-Bench main table (for --contexts bundled)");
@@ -107,6 +130,7 @@ struct Result {
   double resp_bytes = 0;
   double retrain_s = -1;  // --retrain_during: how long the concurrent Retrain took
   Histogram* hist = nullptr;
+  std::string json_extra, text_extra;  // report: stream-count, open-loop and memory figures (empty otherwise)
 };
 
 void Print(const Result& r, bool json) {
@@ -117,14 +141,15 @@ void Print(const Result& r, bool json) {
     std::printf(
         "{\"rpc\":\"%s\",\"ok\":%llu,\"errors\":%llu,\"qps\":%.1f,\"p50_ms\":%.3f,\"p90_ms\":%.3f,\"p99_ms\":%.3f,"
         "\"p999_ms\":%.3f,\"seconds\":%.3f,\"duplicates\":%llu,\"resp_bytes\":%.0f,\"retrain_s\":%.3f,"
-        "\"calls\":%llu}\n",
+        "\"calls\":%llu%s}\n",
         r.rpc.c_str(), static_cast<unsigned long long>(r.ok), static_cast<unsigned long long>(r.errors), qps, p50,
         p90, p99, p999, r.seconds, static_cast<unsigned long long>(r.duplicates), r.resp_bytes, r.retrain_s,
-        static_cast<unsigned long long>(r.calls));
+        static_cast<unsigned long long>(r.calls), r.json_extra.c_str());
   } else {
     std::printf("%s: ok %llu errors %llu in %.2f s = %.0f/s; latency ms p50 %.3f p90 %.3f p99 %.3f p99.9 %.3f\n",
                 r.rpc.c_str(), static_cast<unsigned long long>(r.ok), static_cast<unsigned long long>(r.errors),
                 r.seconds, qps, p50, p90, p99, p999);
+    if (!r.text_extra.empty()) std::printf("%s\n", r.text_extra.c_str());
   }
   std::fflush(stdout);
 }
@@ -310,31 +335,45 @@ class SelectLoad {
   int outstanding_ = 0;
 };
 
-// One ReportRun stream writing reports as fast as the server reads them.
+// One ReportRun stream. Backlogged (default): writes reports as fast as the server reads them. Open loop
+// (`open_loop`): writes the reports Enqueue()d by a pacer, each stamped with its intended send time; a report whose
+// time came while the previous write was outstanding waits in the queue and its latency includes the wait.
+// Every report is timed from its send (backlogged) or intended send (open loop) time to its ack. The client keeps
+// at most `ring` reports unacknowledged (their send times live in a ring of that size): beyond that it pauses until
+// acks arrive. The default ring (65,536) is far above any server window, so a stream of the existing cases never
+// pauses; many-stream runs use smaller rings, still 8 x the server's default window of 512.
 class ReportStream final : public grpc::ClientBidiReactor<v1::RunReport, v1::RunAck> {
  public:
   using Generator = std::function<void(uint64_t seq, v1::RunReport* report)>;
+  static constexpr size_t kDefaultRing = 1 << 16;
   ReportStream(v1::AcceleratorSelector::Stub* stub, Generator gen, uint64_t limit, int64_t measure_ns,
-               const std::atomic<int64_t>* end_ns, Histogram* hist)
-      : gen_(std::move(gen)), limit_(limit), measure_ns_(measure_ns), end_ns_(end_ns), hist_(hist),
-        sent_ns_(kRing) {
+               const std::atomic<int64_t>* end_ns, Histogram* hist, size_t ring = kDefaultRing,
+               bool open_loop = false)
+      : gen_(std::move(gen)), limit_(limit), measure_ns_(measure_ns), end_ns_(end_ns), hist_(hist), ring_(ring),
+        open_loop_(open_loop), sent_ns_(ring) {
     if (absl::GetFlag(FLAGS_ack_ranges)) ctx_.AddMetadata(kAckRangesMetadata, "1");
     stub->async()->ReportRun(&ctx_, this);
     StartRead(&ack_);
-    NextWrite();
+    Pump();
     StartCall();
   }
 
   void OnWriteDone(bool ok) override {
-    if (ok) NextWrite();
+    {
+      std::lock_guard<std::mutex> lock(wmu_);
+      writing_ = false;
+      if (!ok) broken_ = true;
+    }
+    if (ok) Pump();
   }
   void OnReadDone(bool ok) override {
     if (!ok) return;
     const int64_t now = NowNs();
+    ++ack_msgs_;
     // A ranged ack (--ack_ranges) stands for `count` consecutive reports, each timed from its own send.
     const uint64_t covered = AcksCovered(ack_);
     for (uint64_t seq = ack_.sequence(); seq < ack_.sequence() + covered; ++seq) {
-      const int64_t sent = sent_ns_[seq % kRing].load(std::memory_order_relaxed);
+      const int64_t sent = sent_ns_[seq % ring_].load(std::memory_order_relaxed);
       if (sent < measure_ns_ || sent >= end_ns_->load(std::memory_order_relaxed)) continue;
       if (ack_.result() == v1::RunAck::RESULT_DURABLE) {
         ++durable_;
@@ -346,14 +385,40 @@ class ReportStream final : public grpc::ClientBidiReactor<v1::RunReport, v1::Run
         if (rejected_++ == 0) std::cerr << "loadgen: rejected: " << ack_.reason() << "\n";
       }
     }
-    acked_ += covered;
+    bool resume = false;
+    {
+      std::lock_guard<std::mutex> lock(wmu_);
+      acked_ += covered;
+      if (paused_ && seq_ - acked_ < ring_) {
+        paused_ = false;
+        resume = true;
+      }
+    }
     StartRead(&ack_);
+    if (resume) Pump();
   }
   void OnDone(const grpc::Status& s) override {
     std::lock_guard<std::mutex> lock(mu_);
     status_ = s;
     done_ = true;
     cv_.notify_all();
+  }
+  // Open loop: one report whose intended send time is `intended_ns`.
+  void Enqueue(int64_t intended_ns) {
+    {
+      std::lock_guard<std::mutex> lock(wmu_);
+      queue_.push_back(intended_ns);
+      if (intended_ns >= measure_ns_ && intended_ns < end_ns_->load(std::memory_order_relaxed)) ++intended_;
+    }
+    Pump();
+  }
+  // Open loop: no more reports will be enqueued; the stream half-closes once its queue is sent.
+  void PacerDone() {
+    {
+      std::lock_guard<std::mutex> lock(wmu_);
+      pacer_done_ = true;
+    }
+    Pump();
   }
   grpc::Status Await() {
     std::unique_lock<std::mutex> lock(mu_);
@@ -364,22 +429,50 @@ class ReportStream final : public grpc::ClientBidiReactor<v1::RunReport, v1::Run
   uint64_t duplicates() const { return duplicates_; }
   uint64_t rejected() const { return rejected_; }
   uint64_t acked() const { return acked_; }
+  uint64_t ack_msgs() const { return ack_msgs_; }
+  uint64_t intended() const { return intended_; }
   int64_t last_ack_ns() const { return last_ack_ns_; }
 
  private:
-  static constexpr size_t kRing = 1 << 16;  // > any stream window
-
-  void NextWrite() {
+  // Starts the next write, or the half-close, if the stream may. Any thread; no lock held.
+  void Pump() {
     const int64_t now = NowNs();
-    if ((limit_ > 0 && seq_ >= limit_) || (limit_ == 0 && now >= end_ns_->load(std::memory_order_relaxed))) {
+    bool close = false, hint = false;
+    uint64_t seq = 0;
+    int64_t stamp = now;
+    {
+      std::lock_guard<std::mutex> lock(wmu_);
+      if (writing_ || closed_ || broken_) return;
+      const bool over = limit_ > 0 ? seq_ >= limit_
+                                   : (open_loop_ ? pacer_done_ && queue_.empty()
+                                                 : now >= end_ns_->load(std::memory_order_relaxed));
+      if (over) {
+        closed_ = close = true;
+      } else if (seq_ - acked_ >= ring_) {
+        paused_ = true;  // OnReadDone resumes
+        return;
+      } else if (open_loop_) {
+        if (queue_.empty()) return;  // the pacer's next Enqueue writes
+        stamp = queue_.front();
+        queue_.pop_front();
+        // Reports already due go out together; the last one of a burst (or every flush_every-th) flushes.
+        hint = !queue_.empty() && flush_every_ > 1 && (seq_ + 1) % flush_every_ != 0;
+      } else {
+        hint = flush_every_ > 1 && (seq_ + 1) % flush_every_ != 0;
+      }
+      if (!close) {
+        writing_ = true;
+        seq = seq_++;
+        sent_ns_[seq % ring_].store(stamp, std::memory_order_relaxed);
+      }
+    }
+    if (close) {
       StartWritesDone();
       return;
     }
-    gen_(seq_, &report_);
-    sent_ns_[seq_ % kRing].store(now, std::memory_order_relaxed);
-    ++seq_;
+    gen_(seq, &report_);  // report_ belongs to the one outstanding write
     grpc::WriteOptions options;
-    if (flush_every_ > 1 && seq_ % flush_every_ != 0) options.set_buffer_hint();
+    if (hint) options.set_buffer_hint();
     StartWrite(&report_, options);
   }
 
@@ -390,15 +483,82 @@ class ReportStream final : public grpc::ClientBidiReactor<v1::RunReport, v1::Run
   const int64_t measure_ns_;
   const std::atomic<int64_t>* end_ns_;
   Histogram* hist_;
+  const size_t ring_;
+  const bool open_loop_;
   std::vector<std::atomic<int64_t>> sent_ns_;
   v1::RunReport report_;
   v1::RunAck ack_;
-  uint64_t seq_ = 0;
-  uint64_t durable_ = 0, duplicates_ = 0, rejected_ = 0, acked_ = 0;
+  // Write side, under wmu_ (acked_ too: the read side advances it and may resume a paused writer).
+  std::mutex wmu_;
+  uint64_t seq_ = 0, acked_ = 0, intended_ = 0;
+  bool writing_ = false, paused_ = false, closed_ = false, broken_ = false, pacer_done_ = false;
+  std::deque<int64_t> queue_;
+  // Read side only.
+  uint64_t durable_ = 0, duplicates_ = 0, rejected_ = 0, ack_msgs_ = 0;
   int64_t last_ack_ns_ = 0;
   std::mutex mu_;
   std::condition_variable cv_;
   bool done_ = false;
+  grpc::Status status_;
+};
+
+// A mostly idle stream: sends one report when it opens (so the server has certainly set the stream up), waits for
+// its ack, then sends nothing until Close().
+class IdleStream final : public grpc::ClientBidiReactor<v1::RunReport, v1::RunAck> {
+ public:
+  IdleStream(v1::AcceleratorSelector::Stub* stub, const v1::RunReport& first) : report_(first) {
+    if (absl::GetFlag(FLAGS_ack_ranges)) ctx_.AddMetadata(kAckRangesMetadata, "1");
+    stub->async()->ReportRun(&ctx_, this);
+    StartRead(&ack_);
+    StartWrite(&report_);
+    StartCall();
+  }
+  void OnWriteDone(bool) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    written_ = true;
+    cv_.notify_all();
+  }
+  void OnReadDone(bool ok) override {
+    if (!ok) return;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      acked_ = true;
+      durable_ = ack_.result() == v1::RunAck::RESULT_DURABLE;
+      cv_.notify_all();
+    }
+    StartRead(&ack_);
+  }
+  void OnDone(const grpc::Status& s) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    status_ = s;
+    done_ = true;
+    cv_.notify_all();
+  }
+  // True once the first report is acknowledged (or the stream ended), false at the deadline.
+  bool WaitAcked(int64_t deadline_ns) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, std::chrono::nanoseconds(std::max<int64_t>(0, deadline_ns - NowNs())),
+                        [this] { return (acked_ && written_) || done_; });
+  }
+  void Close() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [this] { return written_ || done_; });  // one write at a time, WritesDone included
+    if (!done_) StartWritesDone();
+  }
+  grpc::Status Await() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [this] { return done_; });
+    return status_;
+  }
+  bool durable() const { return durable_; }
+
+ private:
+  grpc::ClientContext ctx_;
+  v1::RunReport report_;
+  v1::RunAck ack_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool written_ = false, acked_ = false, durable_ = false, done_ = false;
   grpc::Status status_;
 };
 
@@ -407,15 +567,124 @@ std::string RunPrefix() {
                          static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count()));
 }
 
-// Streams: `limit` reports per stream (0 = until the duration ends).
+// VmRSS of `pid` in kB (0 if unreadable).
+int64_t RssKb(int pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::atoll(line.c_str() + 6);
+  }
+  return 0;
+}
+
+// Samples the server's RSS every 50 ms while alive and keeps the maximum.
+class RssSampler {
+ public:
+  explicit RssSampler(int pid) : pid_(pid) {
+    if (pid_ > 0) thread_ = std::thread([this] { Loop(); });
+  }
+  ~RssSampler() { Stop(); }
+  void Stop() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+  int64_t max_kb() const { return max_kb_.load(); }
+
+ private:
+  void Loop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!stop_) {
+      const int64_t kb = RssKb(pid_);
+      if (kb > max_kb_.load()) max_kb_.store(kb);
+      cv_.wait_for(lock, std::chrono::milliseconds(50));
+    }
+  }
+  const int pid_;
+  std::atomic<int64_t> max_kb_{0};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+// The connections for `streams` streams: `channel` itself when they fit on one, else that many new channels, each
+// its own HTTP/2 connection (a local subchannel pool and a distinct argument keep gRPC from sharing one).
+std::vector<std::shared_ptr<grpc::Channel>> Connections(std::shared_ptr<grpc::Channel> channel, int streams) {
+  const int per = std::max(1, absl::GetFlag(FLAGS_streams_per_connection));
+  const int n = std::max(1, (streams + per - 1) / per);
+  if (n == 1) return {channel};
+  std::vector<std::shared_ptr<grpc::Channel>> out;
+  for (int i = 0; i < n; ++i) {
+    grpc::ChannelArguments args;
+    args.SetMaxReceiveMessageSize(16 << 20);
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    args.SetInt("accelsel.loadgen.connection", i);
+    out.push_back(grpc::CreateCustomChannel(absl::GetFlag(FLAGS_server), grpc::InsecureChannelCredentials(), args));
+  }
+  for (auto& c : out) {
+    if (!c->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10))) {
+      std::cerr << "loadgen: cannot connect to " << absl::GetFlag(FLAGS_server) << "\n";
+      return {};
+    }
+  }
+  return out;
+}
+
+// Streams: `limit` reports per stream (0 = until the duration ends); `rate` > 0: open loop at `rate` reports/s in
+// all; `idle` mostly idle streams opened before the load and closed after it.
 Result RunReports(std::shared_ptr<grpc::Channel> channel, int streams, uint64_t limit, double warmup_s,
-                  double duration_s, const std::vector<v1::RunReport>& pool) {
-  auto stub = v1::AcceleratorSelector::NewStub(channel);
+                  double duration_s, const std::vector<v1::RunReport>& pool, double rate = 0, int idle = 0) {
+  const int server_pid = absl::GetFlag(FLAGS_server_pid);
+  const int64_t rss_start = server_pid > 0 ? RssKb(server_pid) : 0;
+  const auto channels = Connections(channel, streams + idle);
+  Result r;
+  r.rpc = "report";
+  if (channels.empty()) {
+    r.errors = 1;
+    return r;
+  }
+  std::vector<std::unique_ptr<v1::AcceleratorSelector::Stub>> stubs;
+  for (auto& c : channels) stubs.push_back(v1::AcceleratorSelector::NewStub(c));
+  const std::string prefix = RunPrefix();
+
+  // Idle streams first (on the connections after the busy streams' round-robin), acknowledged, then the RSS.
+  std::vector<std::unique_ptr<IdleStream>> idlers;
+  uint64_t idle_durable = 0;
+  int64_t rss_idle = 0;
+  if (idle > 0) {
+    for (int i = 0; i < idle; ++i) {
+      v1::RunReport first = pool[(i * 13) % pool.size()];
+      first.set_run_id(absl::StrCat(prefix, "-idle", i));
+      idlers.push_back(std::make_unique<IdleStream>(stubs[(streams + i) % stubs.size()].get(), first));
+    }
+    const int64_t deadline = NowNs() + 30'000'000'000;
+    for (auto& s : idlers) {
+      if (!s->WaitAcked(deadline)) {
+        std::cerr << "loadgen: an idle stream's first report was not acknowledged within 30 s\n";
+        ++r.errors;
+        break;
+      }
+      idle_durable += s->durable();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));  // let the server's callbacks settle
+    if (server_pid > 0) rss_idle = RssKb(server_pid);
+  }
+
+  RssSampler sampler(server_pid);
   Histogram hist;
+  const bool open_loop = rate > 0 && limit == 0;
   const int64_t start = NowNs();
   const int64_t measure = limit > 0 ? start : start + static_cast<int64_t>(warmup_s * 1e9);
   std::atomic<int64_t> end{limit > 0 ? INT64_MAX : measure + static_cast<int64_t>(duration_s * 1e9)};
-  const std::string prefix = RunPrefix();
+  // Up to 100 streams (every existing case) keep the 65,536-report ring; more streams 4,096 each (8 x the
+  // server's default window) so that 1,000 of them do not take 512 MB of send times. --max_unacked sets it.
+  const int max_unacked = absl::GetFlag(FLAGS_max_unacked);
+  const size_t ring = max_unacked > 0 ? static_cast<size_t>(max_unacked)
+                                      : (streams <= 100 ? ReportStream::kDefaultRing : 4096);
   std::vector<std::unique_ptr<ReportStream>> all;
   for (int s = 0; s < streams; ++s) {
     const std::string stream_prefix = absl::StrCat(prefix, "-s", s, "-");
@@ -423,11 +692,30 @@ Result RunReports(std::shared_ptr<grpc::Channel> channel, int streams, uint64_t 
       if (seq % 64 == 0 || r->run_id().empty()) *r = pool[(seq / 64 + s * 7) % pool.size()];
       r->set_run_id(absl::StrCat(stream_prefix, seq));
     };
-    all.push_back(std::make_unique<ReportStream>(stub.get(), gen, limit, measure, &end, &hist));
+    all.push_back(std::make_unique<ReportStream>(stubs[s % stubs.size()].get(), gen, limit, measure, &end, &hist,
+                                                 ring, open_loop));
   }
-  Result r;
-  r.rpc = "report";
+  int64_t rss_end = 0;
+  if (open_loop) {
+    // The k-th report of the run is due at start + k / rate on stream k mod streams: each stream sends at
+    // rate / streams, the streams' phases evenly staggered. Reports already due go out without sleeping.
+    const double interval_ns = 1e9 / rate;
+    const int64_t stop = end.load();
+    for (uint64_t k = 0;; ++k) {
+      const int64_t intended = start + static_cast<int64_t>(k * interval_ns);
+      if (intended >= stop) break;
+      const int64_t now = NowNs();
+      if (intended > now) std::this_thread::sleep_for(std::chrono::nanoseconds(intended - now));
+      all[k % all.size()]->Enqueue(intended);
+    }
+    if (server_pid > 0) rss_end = RssKb(server_pid);
+    for (auto& s : all) s->PacerDone();
+  } else if (server_pid > 0 && limit == 0) {
+    std::this_thread::sleep_until(Clock::time_point(std::chrono::nanoseconds(end.load() - 1'000'000)));
+    rss_end = RssKb(server_pid);
+  }
   int64_t last = measure;
+  uint64_t ack_msgs = 0, intended = 0;
   for (auto& s : all) {
     grpc::Status st = s->Await();
     if (!st.ok()) {
@@ -438,10 +726,49 @@ Result RunReports(std::shared_ptr<grpc::Channel> channel, int streams, uint64_t 
     r.calls += s->acked();
     r.duplicates += s->duplicates();
     r.errors += s->rejected();
+    ack_msgs += s->ack_msgs();
+    intended += s->intended();
     last = std::max(last, s->last_ack_ns());
   }
-  r.seconds = std::max(1e-9, static_cast<double>((limit > 0 ? last : std::min(last, end.load())) - measure) / 1e9);
+  sampler.Stop();
+  for (auto& s : idlers) s->Close();
+  for (auto& s : idlers) {
+    grpc::Status st = s->Await();
+    if (!st.ok()) {
+      std::cerr << "loadgen: idle stream ended with " << st.error_code() << ": " << st.error_message() << "\n";
+      ++r.errors;
+    }
+  }
+  // Open loop: the acks of reports due in the window may come after it; a server that falls behind stretches the
+  // time (achieved rate below the offered one) instead of being cut off at the window's end.
+  const int64_t until = limit > 0 ? last : (open_loop ? std::max(last, end.load()) : std::min(last, end.load()));
+  r.seconds = std::max(1e-9, static_cast<double>(until - measure) / 1e9);
   r.hist = &hist;
+  if (streams > 1 || idle > 0 || open_loop || server_pid > 0 || channels.size() > 1 || max_unacked > 0) {
+    size_t wire = 0, mem = 0;
+    for (const auto& p : pool) {
+      wire += p.ByteSizeLong();
+      mem += p.SpaceUsedLong();
+    }
+    r.json_extra = absl::StrFormat(
+        ",\"streams\":%d,\"idle_streams\":%d,\"idle_durable\":%llu,\"connections\":%d,\"rate\":%.1f,"
+        "\"intended\":%llu,\"ack_msgs\":%llu,\"max_unacked\":%zu,\"report_wire_bytes\":%.0f,\"report_mem_bytes\":%.0f,"
+        "\"rss_start_kb\":%lld,\"rss_idle_kb\":%lld,\"rss_max_kb\":%lld,\"rss_end_kb\":%lld",
+        streams, idle, static_cast<unsigned long long>(idle_durable), static_cast<int>(channels.size()), rate,
+        static_cast<unsigned long long>(intended), static_cast<unsigned long long>(ack_msgs), ring,
+        static_cast<double>(wire) / pool.size(), static_cast<double>(mem) / pool.size(),
+        static_cast<long long>(rss_start), static_cast<long long>(rss_idle), static_cast<long long>(sampler.max_kb()),
+        static_cast<long long>(rss_end));
+    r.text_extra = absl::StrFormat(
+        "  %d streams + %d idle on %d connections%s; %llu ack messages; server RSS kB: start %lld, idle streams "
+        "open %lld, max %lld, end of window %lld",
+        streams, idle, static_cast<int>(channels.size()),
+        open_loop ? absl::StrFormat(", open loop at %.0f/s (%llu reports due in the window)", rate,
+                                    static_cast<unsigned long long>(intended))
+                  : "",
+        static_cast<unsigned long long>(ack_msgs), static_cast<long long>(rss_start), static_cast<long long>(rss_idle),
+        static_cast<long long>(sampler.max_kb()), static_cast<long long>(rss_end));
+  }
   Print(r, absl::GetFlag(FLAGS_json));
   r.hist = nullptr;  // `hist` dies with this frame
   return r;
@@ -574,7 +901,8 @@ int Main() {
   if (rpc == "retrain") return Retrain(channel, false);
   if (rpc == "report") {
     const auto pool = ReportPool(contexts, k, 1024, 5000);
-    const Result r = RunReports(channel, concurrency, 0, warmup, duration, pool);
+    const Result r = RunReports(channel, concurrency, 0, warmup, duration, pool, absl::GetFlag(FLAGS_rate),
+                                std::max(0, absl::GetFlag(FLAGS_idle_streams)));
     return r.errors > 0 ? 1 : 0;
   }
   if (rpc != "select" && rpc != "null") {
@@ -606,7 +934,7 @@ int Main() {
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "accelsel-loadgen --server ADDR --rpc select|report|null --concurrency N --duration SECONDS [--rate QPS] "
-      "[--candidates K] [--contexts unique|bundled] [--json]");
+      "[--candidates K] [--contexts unique|bundled] [--idle_streams N] [--server_pid PID] [--json]");
   absl::ParseCommandLine(argc, argv);
   return accelsel::bench::Main();
 }

@@ -100,6 +100,56 @@ if plain and ranged:
 if rn:
     row("ReportRun 1 stream against null acks (gRPC stream floor): runs/s", "%.0f" % rn["qps"])
 
+# ReportRun with many streams (run_all.sh step 7).
+def reports_per_ack(r):
+    return r["calls"] / r["ack_msgs"] if r.get("ack_msgs") else float("nan")
+
+
+sc = {c: load("streams_c%d" % c) for c in (1, 4, 16, 64, 1000)}
+small = [(c, r) for c, r in sc.items() if r and c <= 64]
+if small:
+    best_c, best = max(small, key=lambda cr: cr[1]["qps"])
+    row("ReportRun sync, backlogged, runs/s durable at 1 / 4 / 16 / 64 streams",
+        " / ".join("%.0f" % sc[c]["qps"] if sc[c] else "-" for c in (1, 4, 16, 64)), "best: %d streams" % best_c)
+    row("  server CPU/report us at 1 / 4 / 16 / 64 / 1000 streams",
+        " / ".join("%.1f" % per_call_us(sc[c]) if sc[c] else "-" for c in (1, 4, 16, 64, 1000)))
+    row("  reports per ack message at 1 / 4 / 16 / 64 / 1000 streams",
+        " / ".join("%.0f" % reports_per_ack(sc[c]) if sc[c] and sc[c].get("ack_msgs") else "-"
+                   for c in (1, 4, 16, 64, 1000)))
+    k = sc[1000]
+    if k:
+        ratio = k["qps"] / best["qps"]
+        row("ReportRun sync, 1,000 backlogged streams (%d connections): runs/s durable" % k["connections"],
+            "%.0f" % k["qps"], "%.2f x best of 1-64" % ratio, ">= 0.8 x best of 1-64", ratio >= 0.8)
+    idle = load("streams_idle")
+    if idle and sc[16]:
+        row("ReportRun sync, 16 busy + 984 idle streams: runs/s durable (16 streams alone)",
+            "%.0f (%.0f)" % (idle["qps"], sc[16]["qps"]), "%.2f x 16 alone" % (idle["qps"] / sc[16]["qps"]))
+bare64, bare1000 = load("streams_bare_c64"), load("streams_bare_c1000")
+if bare64 and bare1000:
+    row("bare stream (no server work), backlogged, runs/s at 64 / 1000 streams", "%.0f / %.0f" % (bare64["qps"], bare1000["qps"]),
+        "1000: %.2f x 64" % (bare1000["qps"] / bare64["qps"]))
+for name, label in (("streams_open_half", "half the peak"), ("streams_open_low", "a low rate")):
+    o = load(name)
+    if o:
+        ok = o["p99_ms"] <= 100 and o["qps"] >= 0.95 * o["rate"]
+        row("ReportRun open loop over 1,000 streams at %s, %.0f/s offered: achieved/s; ack p50 / p99 / p99.9 ms"
+            % (label, o["rate"]), "%.0f; %.1f / %.1f / %.1f" % (o["qps"], o["p50_ms"], o["p99_ms"], o["p999_ms"]),
+            "%.2f x offered" % (o["qps"] / o["rate"]), "p99 <= 100 ms" if name.endswith("half") else "",
+            ok if name.endswith("half") else None)
+if idle := load("streams_idle"):
+    if idle.get("rss_idle_kb") and idle.get("rss_start_kb"):
+        per = (idle["rss_idle_kb"] - idle["rss_start_kb"]) / idle["idle_streams"]
+        row("server RSS per idle stream, kB (%d idle, RSS %.0f -> %.0f MB)" % (
+            idle["idle_streams"], idle["rss_start_kb"] / 1024, idle["rss_idle_kb"] / 1024),
+            "%.1f" % per, "", "<= 50 kB", per <= 50)
+mem = load("streams_mem_c1000")
+if mem and mem.get("rss_max_kb"):
+    per = (mem["rss_max_kb"] - mem["rss_start_kb"]) / mem["streams"]
+    row("server RSS per backlogged stream, kB (1,000 streams, RSS %.0f -> max %.0f MB; report %d B wire, %d B parsed)"
+        % (mem["rss_start_kb"] / 1024, mem["rss_max_kb"] / 1024, mem["report_wire_bytes"], mem["report_mem_bytes"]),
+        "%.0f" % per, "window 512 x %d B = %.0f kB" % (mem["report_mem_bytes"], 512 * mem["report_mem_bytes"] / 1024))
+
 # Micro-benchmarks.
 for name in ("BM_ContextFromProto", "BM_EncodeContext", "BM_EncodeStrategy"):
     if cpu_us(name) is not None:

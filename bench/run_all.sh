@@ -5,7 +5,8 @@
 # real server before the select runs, default 100000); BENCH_TRAIN_LARGE=1 also runs the training
 # micro-benchmark on 100k and 1M runs (each in its own process for its peak RSS; many minutes on a shared 2-core
 # machine) — by default 100k-run training is measured through the server's own Retrain; BENCH_OUT (folder for the
-# raw results, default a new temp folder that is kept).
+# raw results, default a new temp folder that is kept); BENCH_ONLY=streams runs only the streams section (step 7,
+# a few minutes; BENCH_STREAMS_SECONDS measured seconds per case, default 3).
 set -euo pipefail
 
 BIN="$(cd "${1:?usage: run_all.sh BIN_DIR}" && pwd)"
@@ -67,10 +68,64 @@ PYEOF
   echo "  $name: $(cat "$OUT/$name.json")"
 }
 
+# The streams section (issue 13): ReportRun with many concurrent streams against the real server (sync writes).
+# Every case caps each stream at 4,096 unacknowledged reports (--max_unacked: the same client discipline at 1 and at
+# 1,000 streams, and short drains), and spreads its streams over connections of at most 100 streams each (the
+# server's per-connection limit; gRPC would queue the rest). Memory cases run on fresh servers so that the RSS
+# they difference is not memory freed by an earlier case and kept by malloc.
+streams_section() {
+  local ss="${BENCH_STREAMS_SECONDS:-3}" c
+  local SC=(--warmup 1 --duration "$ss" --max_unacked 4096)
+  echo "[7/7] ReportRun streams, sync writes, $ss s each: backlogged 1/4/16/64/1,000 streams; 16 busy + 984 idle; open loop over 1,000 at half the peak; RSS per stream"
+  start streams "$BIN/accelsel-server" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 --data_dir="$WORK/streams" \
+    --trainer=false --sync_writes=true
+  start streamsidle "$BIN/accelsel-server" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 \
+    --data_dir="$WORK/streamsidle" --trainer=false --sync_writes=true
+  start streamsmem "$BIN/accelsel-server" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 \
+    --data_dir="$WORK/streamsmem" --trainer=false --sync_writes=true
+  start streamsbare "$BIN/accelsel-nullserver" --listen=127.0.0.1:0 --mode=bare --data_dir="$WORK/streamsbare" \
+    --sync_writes=true
+  for s in "$ADDR_streams" "$ADDR_streamsidle" "$ADDR_streamsmem"; do
+    "$BIN/accelsel-loadgen" --server "$s" --rpc prepare --candidates 32 --prepare_runs 0 >/dev/null
+  done
+  # Mostly idle: 984 streams open (one report each, acknowledged) before 16 busy ones start; a fresh server, so
+  # (RSS with the idle streams open - RSS before) / 984 is the memory of an idle stream.
+  load streams_idle "$PID_streamsidle" --server "$ADDR_streamsidle" --rpc report --concurrency 16 --idle_streams 984 \
+    --server_pid "$PID_streamsidle" "${SC[@]}"
+  for c in 1 4 16 64 1000; do
+    load "streams_c$c" "$PID_streams" --server "$ADDR_streams" --rpc report --concurrency "$c" \
+      --server_pid "$PID_streams" "${SC[@]}"
+  done
+  # The bare stream (same RocksDB batches, no validation/statistics) at 64 and 1,000 streams: how much of the drop
+  # at 1,000 streams the gRPC transport, the load generator and the group commit make without the server's work.
+  load streams_bare_c64 "$PID_streamsbare" --server "$ADDR_streamsbare" --rpc report --concurrency 64 "${SC[@]}"
+  load streams_bare_c1000 "$PID_streamsbare" --server "$ADDR_streamsbare" --rpc report --concurrency 1000 "${SC[@]}"
+  # Backlogged memory: 1,000 streams on a fresh server after 2 s of one stream (memtables past their first fill).
+  "$BIN/accelsel-loadgen" --server "$ADDR_streamsmem" --rpc report --concurrency 1 --warmup 0 --duration 2 \
+    --max_unacked 4096 >/dev/null
+  load streams_mem_c1000 "$PID_streamsmem" --server "$ADDR_streamsmem" --rpc report --concurrency 1000 \
+    --server_pid "$PID_streamsmem" "${SC[@]}"
+  # Open loop over 1,000 streams at half the best backlogged rate of this run, latency from the intended send.
+  local half
+  half="$("$PY" -c 'import json,sys; print(max(1000, int(max(json.load(open(f))["qps"] for f in sys.argv[1:]) / 2)))' \
+    "$OUT"/streams_c*.json)"
+  echo "  open loop over 1,000 streams at half the peak: $half/s"
+  load streams_open_half "$PID_streams" --server "$ADDR_streams" --rpc report --concurrency 1000 --rate "$half" \
+    "${SC[@]}"
+  # And at a rate this machine sustains (BENCH_STREAMS_OPEN_RATE, default 10,000/s), for the tail when not overloaded.
+  load streams_open_low "$PID_streams" --server "$ADDR_streams" --rpc report --concurrency 1000 \
+    --rate "${BENCH_STREAMS_OPEN_RATE:-10000}" "${SC[@]}"
+}
+
 COMMON=(--warmup 1 --duration "$SECS")
 echo "accelsel benchmarks: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); raw results in $OUT"
+if [ "${BENCH_ONLY:-}" = streams ]; then
+  streams_section
+  "$PY" "$ROOT/bench/report.py" "$OUT"
+  exit 0
+fi
 
-echo "[1/6] micro-benchmarks (features, ranking vs raw predict, storage vs raw RocksDB, training on 10k runs)"
+echo "[1/7] micro-benchmarks (features, ranking vs raw predict, storage vs raw RocksDB, training on 10k runs)"
 [ "${BENCH_SKIP_MICRO:-0}" = 1 ] || ACCELSEL_BENCH_TMPDIR="$WORK" "$BIN/accelsel-microbench" \
   --benchmark_filter='BM_(ContextFromProto|Encode|SelectorRank|MetaModelPredict|RawXgbPredict|StoreAppendRuns|RawRocksBatch|Train/10000/)' \
   --benchmark_out="$OUT/micro.json" --benchmark_out_format=json >"$OUT/micro.txt" 2>&1 || {
@@ -83,7 +138,7 @@ if [ "${BENCH_TRAIN_LARGE:-0}" = 1 ] && [ "${BENCH_SKIP_MICRO:-0}" != 1 ]; then
   done
 fi
 
-echo "[2/6] servers on free ports"
+echo "[2/7] servers on free ports"
 start null "$BIN/accelsel-nullserver" --listen=127.0.0.1:0 --mode=null
 PREP="${BENCH_PREPARE_RUNS:-100000}"
 # The first model is trained at normal priority (--trainer_nice=0) so seeding does not wait for an idle core on a
@@ -91,7 +146,7 @@ PREP="${BENCH_PREPARE_RUNS:-100000}"
 start prep "$BIN/accelsel-server" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 --data_dir="$WORK/real" \
   --trainer=false --sync_writes=true --trainer_nice=0
 
-echo "[3/6] preparing the real server: 32 strategies, $PREP runs (half with LLM-Inference-Bench contexts), retrain"
+echo "[3/7] preparing the real server: 32 strategies, $PREP runs (half with LLM-Inference-Bench contexts), retrain"
 "$BIN/accelsel-loadgen" --server "$ADDR_prep" --rpc prepare --candidates 32 --prepare_runs "$PREP" \
   --contexts bundled 2>"$OUT/prepare.err" >"$OUT/prepare.out" || { cat "$OUT/prepare.err"; exit 1; }
 cat "$OUT/prepare.err"
@@ -99,7 +154,7 @@ kill -TERM "$PID_prep"; wait "$PID_prep" 2>/dev/null || true
 start real "$BIN/accelsel-server" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 --data_dir="$WORK/real" \
   --trainer=false --sync_writes=true
 
-echo "[4/6] SelectAccelerator, 32 candidates: closed loop 64 outstanding, 1 outstanding, open loop at half rate"
+echo "[4/7] SelectAccelerator, 32 candidates: closed loop 64 outstanding, 1 outstanding, open loop at half rate"
 load select_null "$PID_null" --server "$ADDR_null" --rpc null --concurrency 64 "${COMMON[@]}"
 load select_unique "$PID_real" --server "$ADDR_real" --rpc select --contexts unique --concurrency 64 "${COMMON[@]}"
 load select_bundled "$PID_real" --server "$ADDR_real" --rpc select --contexts bundled --concurrency 64 "${COMMON[@]}"
@@ -111,11 +166,11 @@ load select_half "$PID_real" --server "$ADDR_real" --rpc select --contexts uniqu
 # The floor of that tail: the null server under the same open-loop rate and load generator.
 load select_null_half "$PID_null" --server "$ADDR_null" --rpc null --rate "$HALF" "${COMMON[@]}"
 
-echo "[5/6] SelectAccelerator at $HALF/s while a retrain runs (the load stops when the retrain returns)"
+echo "[5/7] SelectAccelerator at $HALF/s while a retrain runs (the load stops when the retrain returns)"
 load select_retrain "$PID_real" --server "$ADDR_real" --rpc select --contexts unique --rate "$HALF" \
   --warmup 1 --duration 600 --retrain_during
 
-echo "[6/6] ReportRun, one stream, $SECS s each: real server sync / no-sync (ranged acks; sync also plain), bare stream sync / no-sync, null acks"
+echo "[6/7] ReportRun, one stream, $SECS s each: real server sync / no-sync (ranged acks; sync also plain), bare stream sync / no-sync, null acks"
 kill -TERM "$PID_real"; wait "$PID_real" 2>/dev/null || true
 start realsync "$BIN/accelsel-server" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 --data_dir="$WORK/realsync" \
   --trainer=false --sync_writes=true
@@ -135,5 +190,8 @@ load report_real_sync_plain "$PID_realsync" --server "$ADDR_realsync" --rpc repo
   "${COMMON[@]}"
 load report_real_nosync "$PID_realnosync" --server "$ADDR_realnosync" --rpc report --concurrency 1 "${COMMON[@]}"
 load report_bare_nosync "$PID_barenosync" --server "$ADDR_barenosync" --rpc report --concurrency 1 "${COMMON[@]}"
+for pid in "$PID_realsync" "$PID_realnosync" "$PID_bare" "$PID_barenosync"; do kill -TERM "$pid"; wait "$pid" 2>/dev/null || true; done
+
+streams_section
 
 "$PY" "$ROOT/bench/report.py" "$OUT"
