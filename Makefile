@@ -29,7 +29,8 @@ FUZZ_TARGETS := fuzz_validate fuzz_csv fuzz_arff fuzz_llm_bench fuzz_json
 TSAN_TESTS ?= model_lifecycle_test server_integration_test security_test fault_test telemetry_store_test \
   client_telemetry_sender_test
 
-.PHONY: deps configure build run test bench eval eval-smoke sim clean fuzz fuzz-build test-asan test-tsan
+.PHONY: deps configure build run test bench eval eval-smoke sim clean fuzz fuzz-build test-asan test-tsan mutants \
+  build-clang tidy format format-check
 
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do \
@@ -113,5 +114,52 @@ test-tsan: deps
 	  ACCELSEL_TEST_TMPDIR=$(CURDIR)/build-tsan/tests/tmp ACCELSEL_SOURCE_DIR=$(CURDIR) \
 	  ACCELSEL_BIN_DIR=$(CURDIR)/build-tsan/bin build-tsan/tests/bin/$$t || exit 1; done
 
+# Mutation check of the decision policies (tools/mutants/README.md): each fault of tools/mutants/mutants.txt applied
+# to a private copy in MUTANTS_WORK, the affected tests rebuilt (-O1 -g0, through ccache when it installs) and run;
+# fails if any fault survives. Takes tens of minutes from cold; MUTANTS="id pattern ..." runs a subset.
+MUTANTS ?=
+MUTANTS_WORK ?= /tmp/accelsel-mutants
+mutants: deps
+	@command -v ccache >/dev/null 2>&1 || { echo "Installing ccache (optional: faster rebuilds)"; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends ccache || true; }
+	MUTANTS_WORK=$(MUTANTS_WORK) ./tools/mutants/run.sh --jobs $(JOBS) $(MUTANTS)
+
+# The whole tree (tests and benchmarks too) compiled by Debian's clang with -Werror. It is the one build that checks
+# the lock annotations (ABSL_GUARDED_BY, ABSL_EXCLUSIVE_LOCKS_REQUIRED, ...: -Wthread-safety, which GCC ignores), so
+# CI runs it. A compile check, nothing is run: -O0 -g0 keeps it fast, and ccache (installed here when apt can) makes
+# a rerun cheap. Its compile_commands.json is what `make tidy` reads.
+CLANG_BUILD ?= build-clang
+build-clang: deps
+	@for p in clang ccache; do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" && continue; \
+	  echo "Installing missing Debian package: $$p"; \
+	  { $(SUDO) apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$p; } || \
+	  [ $$p = ccache ] || exit 1; \
+	done
+	cmake -S . -B $(CLANG_BUILD) -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Debug \
+	  -DCMAKE_CXX_FLAGS_DEBUG="-O0 -g0" -DACCELSEL_WERROR=ON -DACCELSEL_BUILD_BENCH=ON \
+	  $$(command -v ccache >/dev/null 2>&1 && echo -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+	cmake --build $(CLANG_BUILD) -j $(JOBS)
+
+# clang-tidy with the checks in .clang-tidy over the sources that are not tests (tests/, fuzz/ and the generated
+# protobuf code are left out), findings in our own headers included; any finding fails. Several minutes on two
+# cores, so not a CI stage.
+TIDY_SOURCES = $(shell git ls-files '*.cc' | grep -Ev '^(tests|fuzz)/')
+tidy: build-clang
+	@command -v run-clang-tidy >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends clang-tidy; }
+	run-clang-tidy -p $(CLANG_BUILD) -j $(JOBS) -quiet \
+	  -header-filter='^$(CURDIR)/(bench|client|datasets|eval|model|proto|server|sim|storage|util)/' \
+	  $(addprefix ^$(CURDIR)/,$(TIDY_SOURCES:=$$))
+
+# clang-format (.clang-format: Google style at 120 columns) over every C++ file git knows: `format` rewrites them,
+# `format-check` names each line it would change and fails if there is one.
+FORMAT_SOURCES = $(shell git ls-files '*.cc' '*.h')
+format format-check:
+	@command -v clang-format >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends clang-format; }
+	clang-format $(if $(filter format,$@),-i,--dry-run -Werror) $(FORMAT_SOURCES)
+
 clean:
-	rm -rf $(BUILD) build-release build-fuzz build-asan build-tsan
+	rm -rf $(BUILD) build-release build-fuzz build-asan build-tsan $(CLANG_BUILD)
