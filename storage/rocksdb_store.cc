@@ -10,6 +10,7 @@
 #include <initializer_list>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -188,17 +189,33 @@ absl::StatusOr<std::optional<uint32_t>> ReadSchemaVersion(rocksdb::DB* db, rocks
   return std::optional<uint32_t>(version);
 }
 
-absl::Status CheckSchemaVersion(uint32_t stored, const std::string& path) {
+// The migration table of this build (SchemaMigrations()). Empty: schema 1 is the only schema ever released. The
+// build that bumps kSchemaVersion to 2 makes this an array holding {1, "what changes", &MigrateSchema1To2}.
+constexpr std::span<const SchemaMigration> kMigrations{};
+
+const SchemaMigration* FindMigration(std::span<const SchemaMigration> migrations, uint32_t from_version) {
+  for (const SchemaMigration& m : migrations) {
+    if (m.from_version == from_version && m.apply != nullptr) return &m;
+  }
+  return nullptr;
+}
+
+// OK when this build can open a store stamped `stored`: the same schema, or an older one from which `migrations`
+// lead, one step at a time, to kSchemaVersion.
+absl::Status CheckSchemaVersion(uint32_t stored, const std::string& path,
+                                std::span<const SchemaMigration> migrations) {
   if (stored > kSchemaVersion) {
     return absl::FailedPreconditionError(absl::StrCat("store schema ", stored, " is newer than this build's ",
                                                       kSchemaVersion, "; refusing to open ", path,
                                                       " (run a newer accelsel, or point --data_dir elsewhere)"));
   }
-  if (stored < kSchemaVersion) {
-    // No older schema has ever been released; a future build that bumps kSchemaVersion adds its migration here.
-    return absl::FailedPreconditionError(absl::StrCat("store schema ", stored, " is older than this build's ",
-                                                      kSchemaVersion, " and no migration exists; refusing to open ",
-                                                      path));
+  for (uint32_t v = stored; v < kSchemaVersion; ++v) {
+    if (FindMigration(migrations, v) == nullptr) {
+      return absl::FailedPreconditionError(absl::StrCat("store schema ", stored, " is older than this build's ",
+                                                        kSchemaVersion, " and no migration from schema ", v, " to ",
+                                                        v + 1, " exists; refusing to open ", path,
+                                                        " (upgrade through a release that migrates it)"));
+    }
   }
   return absl::OkStatus();
 }
@@ -206,7 +223,7 @@ absl::Status CheckSchemaVersion(uint32_t stored, const std::string& path) {
 // Opens an existing store read-only (no file in its folder is created or changed) and checks its schema stamp, so
 // that a store written by a newer build is refused before this build's RocksDB writes anything to it.
 absl::Status ProbeSchema(const rocksdb::DBOptions& base, const std::string& path,
-                         const std::vector<std::string>& families) {
+                         const std::vector<std::string>& families, std::span<const SchemaMigration> migrations) {
   rocksdb::DBOptions db_options = base;
   db_options.info_log = std::make_shared<DiscardingLogger>();
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
@@ -223,7 +240,7 @@ absl::Status ProbeSchema(const rocksdb::DBOptions& base, const std::string& path
     if (!stored.ok()) {
       result = stored.status();
     } else if (stored->has_value()) {
-      result = CheckSchemaVersion(**stored, path);
+      result = CheckSchemaVersion(**stored, path, migrations);
     }
   }
   for (rocksdb::ColumnFamilyHandle* handle : handles) db->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
@@ -277,9 +294,34 @@ struct Instance {
   bool Healthy() const { return !write_failed.load() && !listener->error_seen(); }
 };
 
+// Applies the steps from schema `stored` up to kSchemaVersion (CheckSchemaVersion found them), each as one synced
+// WriteBatch that also moves the stamp on.
+absl::Status MigrateForward(const Instance& instance, uint32_t stored, const std::string& path,
+                            std::span<const SchemaMigration> migrations) {
+  const SchemaMigrationTarget target{instance.db.get(), instance.runs,   instance.runs_by_time,
+                                     instance.catalog,  instance.models, instance.meta};
+  rocksdb::WriteOptions sync;
+  sync.sync = true;
+  for (uint32_t v = stored; v < kSchemaVersion; ++v) {
+    const SchemaMigration* step = FindMigration(migrations, v);
+    if (step == nullptr) return absl::InternalError(absl::StrCat("no migration from schema ", v));
+    rocksdb::WriteBatch batch;
+    if (absl::Status st = step->apply(target, &batch); !st.ok()) {
+      return absl::Status(st.code(), absl::StrCat("migrating ", path, " from schema ", v, " to ", v + 1, " (",
+                                                  step->summary, "): ", st.message()));
+    }
+    STORAGE_RETURN_IF_ERROR(FromRocksStatus(batch.Put(instance.meta, kSchemaVersionKey, absl::StrCat(v + 1)),
+                                            "stamping the migrated schema version"));
+    STORAGE_RETURN_IF_ERROR(FromRocksStatus(instance.db->Write(sync, &batch),
+                                            absl::StrCat("writing the migration of ", path, " to schema ", v + 1)));
+  }
+  return absl::OkStatus();
+}
+
 // Opens the store folder: schema probe, RocksDB open with every column family, schema stamp, run counter.
 absl::StatusOr<std::unique_ptr<Instance>> OpenInstance(const StoreOptions& options, rocksdb::Env* env,
-                                                       const std::shared_ptr<rocksdb::Cache>& cache) {
+                                                       const std::shared_ptr<rocksdb::Cache>& cache,
+                                                       std::span<const SchemaMigration> migrations) {
   std::error_code ec;
   std::filesystem::create_directories(options.path, ec);
   if (ec) return absl::UnavailableError(absl::StrCat("cannot create ", options.path, ": ", ec.message()));
@@ -292,7 +334,7 @@ absl::StatusOr<std::unique_ptr<Instance>> OpenInstance(const StoreOptions& optio
   if (file_env->FileExists(options.path + "/CURRENT").ok()) {
     STORAGE_RETURN_IF_ERROR(FromRocksStatus(rocksdb::DB::ListColumnFamilies(db_options, options.path, &existing),
                                             absl::StrCat("listing column families of ", options.path)));
-    STORAGE_RETURN_IF_ERROR(ProbeSchema(db_options, options.path, existing));
+    STORAGE_RETURN_IF_ERROR(ProbeSchema(db_options, options.path, existing, migrations));
   }
 
   const rocksdb::ColumnFamilyOptions plain = MakeCfOptions(options, cache, /*point_lookups=*/false);
@@ -327,7 +369,8 @@ absl::StatusOr<std::unique_ptr<Instance>> OpenInstance(const StoreOptions& optio
   absl::StatusOr<std::optional<uint32_t>> stored = ReadSchemaVersion(instance->db.get(), instance->meta);
   if (!stored.ok()) return stored.status();
   if (stored->has_value()) {
-    STORAGE_RETURN_IF_ERROR(CheckSchemaVersion(**stored, options.path));
+    STORAGE_RETURN_IF_ERROR(CheckSchemaVersion(**stored, options.path, migrations));
+    STORAGE_RETURN_IF_ERROR(MigrateForward(*instance, **stored, options.path, migrations));
   } else {
     // A fresh store (or one whose first open crashed before this point): stamp it, durably.
     rocksdb::WriteOptions sync;
@@ -352,10 +395,11 @@ absl::StatusOr<std::unique_ptr<Instance>> OpenInstance(const StoreOptions& optio
 class RocksDbTelemetryStore final : public TelemetryStore {
  public:
   RocksDbTelemetryStore(const StoreOptions& options, rocksdb::Env* env, std::shared_ptr<rocksdb::Cache> cache,
-                        std::shared_ptr<Instance> instance)
+                        std::span<const SchemaMigration> migrations, std::shared_ptr<Instance> instance)
       : options_(options),
         env_(env),
         cache_(std::move(cache)),
+        migrations_(migrations),
         run_count_(instance->run_count_at_open),
         instance_(std::move(instance)) {
     run_write_options_.sync = options.sync_writes;
@@ -657,7 +701,7 @@ class RocksDbTelemetryStore final : public TelemetryStore {
       }
       failed_closed_.reset();
     }
-    absl::StatusOr<std::unique_ptr<Instance>> reopened = OpenInstance(options_, env_, cache_);
+    absl::StatusOr<std::unique_ptr<Instance>> reopened = OpenInstance(options_, env_, cache_, migrations_);
     if (!reopened.ok()) return reopened.status();
     std::shared_ptr<Instance> fresh = std::move(*reopened);
     run_count_.store(fresh->run_count_at_open, std::memory_order_release);
@@ -680,6 +724,7 @@ class RocksDbTelemetryStore final : public TelemetryStore {
   const StoreOptions options_;
   rocksdb::Env* const env_;  // nullptr = rocksdb::Env::Default()
   const std::shared_ptr<rocksdb::Cache> cache_;
+  const std::span<const SchemaMigration> migrations_;  // for reopening after a write error
   rocksdb::WriteOptions run_write_options_;
   rocksdb::WriteOptions control_write_options_;
   // Written under write_mu_, read lock-free by RunCount().
@@ -726,14 +771,21 @@ absl::Status FromRocksStatus(const rocksdb::Status& status, std::string_view wha
   }
 }
 
-absl::StatusOr<std::unique_ptr<TelemetryStore>> OpenRocksDbStore(const StoreOptions& options, rocksdb::Env* env) {
+std::span<const SchemaMigration> SchemaMigrations() { return kMigrations; }
+
+absl::StatusOr<std::unique_ptr<TelemetryStore>> OpenRocksDbStore(const StoreOptions& options, rocksdb::Env* env,
+                                                                 std::span<const SchemaMigration> migrations) {
   if (options.path.empty()) return absl::InvalidArgumentError("StoreOptions.path is empty");
   std::shared_ptr<rocksdb::Cache> cache;
   if (options.block_cache_mb > 0) cache = rocksdb::NewLRUCache(options.block_cache_mb * kMiB);
-  absl::StatusOr<std::unique_ptr<Instance>> instance = OpenInstance(options, env, cache);
+  absl::StatusOr<std::unique_ptr<Instance>> instance = OpenInstance(options, env, cache, migrations);
   if (!instance.ok()) return instance.status();
-  return std::unique_ptr<TelemetryStore>(
-      new RocksDbTelemetryStore(options, env, std::move(cache), std::shared_ptr<Instance>(std::move(*instance))));
+  return std::unique_ptr<TelemetryStore>(new RocksDbTelemetryStore(
+      options, env, std::move(cache), migrations, std::shared_ptr<Instance>(std::move(*instance))));
+}
+
+absl::StatusOr<std::unique_ptr<TelemetryStore>> OpenRocksDbStore(const StoreOptions& options, rocksdb::Env* env) {
+  return OpenRocksDbStore(options, env, SchemaMigrations());
 }
 
 absl::StatusOr<std::unique_ptr<TelemetryStore>> TelemetryStore::Open(const StoreOptions& options) {

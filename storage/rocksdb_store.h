@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -13,8 +14,11 @@
 #include "storage/telemetry_store.h"
 
 namespace rocksdb {
+class ColumnFamilyHandle;
+class DB;
 class Env;
 class Status;
+class WriteBatch;
 }  // namespace rocksdb
 
 namespace accelsel::storage {
@@ -43,10 +47,40 @@ std::string ModelInfoKey(uint64_t version);
 // -> UNAVAILABLE; Corruption -> DATA_LOSS; anything else -> INTERNAL. `what` names the operation.
 absl::Status FromRocksStatus(const rocksdb::Status& status, std::string_view what);
 
+// The open database a schema migration works on.
+struct SchemaMigrationTarget {
+  rocksdb::DB* db = nullptr;
+  rocksdb::ColumnFamilyHandle* runs = nullptr;
+  rocksdb::ColumnFamilyHandle* runs_by_time = nullptr;
+  rocksdb::ColumnFamilyHandle* catalog = nullptr;
+  rocksdb::ColumnFamilyHandle* models = nullptr;
+  rocksdb::ColumnFamilyHandle* meta = nullptr;
+};
+
+// One step forward of the on-disk schema, from `from_version` to `from_version + 1`. `apply` reads through
+// target.db and adds its rewrites to `batch`; the store commits that batch together with the new schema stamp in
+// one synced write, so a crash during a migration leaves the store at one schema or the other and the next open
+// resumes from there. A step therefore holds its whole rewrite in memory once.
+struct SchemaMigration {
+  uint32_t from_version = 0;
+  const char* summary = "";  // what the step changes, one line
+  absl::Status (*apply)(const SchemaMigrationTarget& target, rocksdb::WriteBatch* batch) = nullptr;
+};
+
+// The steps this build applies on open to a store stamped with an older schema, ordered by from_version. Empty
+// today: schema 1 is the only one ever released. A build that bumps kSchemaVersion adds its step here, and a store
+// written by the last release under tests/fixtures/store_v<old>/ (tests/fixtures/README.md) for the test that opens
+// it. A store older than the first step, or with a gap in the chain, is refused with FAILED_PRECONDITION.
+std::span<const SchemaMigration> SchemaMigrations();
+
 // Opens the RocksDB store. `env` (not owned, must outlive the store) replaces rocksdb::Env::Default() for all file
 // I/O; nullptr means the default. TEST HOOK: production code calls TelemetryStore::Open, which passes nullptr;
 // tests pass a fault-injecting EnvWrapper to exercise the write-error path.
 absl::StatusOr<std::unique_ptr<TelemetryStore>> OpenRocksDbStore(const StoreOptions& options, rocksdb::Env* env);
+// TEST HOOK: the same with another migration table in place of SchemaMigrations() (it must outlive the store), so
+// tests can exercise the migration path while the real table is empty.
+absl::StatusOr<std::unique_ptr<TelemetryStore>> OpenRocksDbStore(const StoreOptions& options, rocksdb::Env* env,
+                                                                 std::span<const SchemaMigration> migrations);
 
 }  // namespace accelsel::storage
 

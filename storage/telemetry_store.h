@@ -16,7 +16,8 @@
 
 namespace accelsel::storage {
 
-// The on-disk schema this build writes. A store stamped with a larger number is refused on open.
+// The on-disk schema this build writes. A store stamped with a larger number is refused on open; one stamped with a
+// smaller number is migrated forward on open (storage/rocksdb_store.h, SchemaMigrations()) or refused.
 inline constexpr uint32_t kSchemaVersion = 1;
 
 struct StoreOptions {
@@ -43,7 +44,8 @@ struct ModelBlob {
 class TelemetryStore {
  public:
   // Opens (creating if needed) the store. Refuses a store whose schema version is newer than kSchemaVersion,
-  // with FAILED_PRECONDITION naming both versions.
+  // with FAILED_PRECONDITION naming both versions; migrates an older one forward, or refuses it the same way when
+  // no migration leads from its schema.
   static absl::StatusOr<std::unique_ptr<TelemetryStore>> Open(const StoreOptions& options);
   virtual ~TelemetryStore() = default;
 

@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <random>
 #include <set>
@@ -28,6 +29,7 @@
 #include "gtest/gtest.h"
 #include "rocksdb/db.h"
 #include "rocksdb/env.h"
+#include "rocksdb/write_batch.h"
 #include "storage/rocksdb_store.h"
 
 namespace accelsel::storage {
@@ -402,6 +404,121 @@ TEST_F(TelemetryStoreTest, FreshStoreIsStampedWithThisSchema) {
   std::unique_ptr<TelemetryStore> store = OpenStore();  // reopening a stamped store of the same schema works
   ASSERT_NE(store, nullptr);
   EXPECT_EQ(store->GetMeta(kSchemaVersionKey)->value_or(""), absl::StrCat(kSchemaVersion));
+}
+
+// Opens `dir` with plain RocksDB (every column family) and runs `fn` on it and its meta family.
+void WithRawStore(const std::string& dir, bool read_only,
+                  const std::function<void(rocksdb::DB*, rocksdb::ColumnFamilyHandle*)>& fn) {
+  rocksdb::DBOptions db_options;
+  std::vector<std::string> families;
+  ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(db_options, dir, &families).ok());
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  for (const std::string& name : families) descriptors.emplace_back(name, rocksdb::ColumnFamilyOptions());
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s = read_only ? rocksdb::DB::OpenForReadOnly(db_options, dir, descriptors, &handles, &raw)
+                                : rocksdb::DB::Open(db_options, dir, descriptors, &handles, &raw);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  std::unique_ptr<rocksdb::DB> db(raw);
+  fn(db.get(), handles[std::find(families.begin(), families.end(), kMetaCf) - families.begin()]);
+  for (rocksdb::ColumnFamilyHandle* handle : handles) ASSERT_TRUE(db->DestroyColumnFamilyHandle(handle).ok());
+  ASSERT_TRUE(db->Close().ok());
+}
+
+void WriteSchemaStamp(const std::string& dir, uint32_t version) {
+  WithRawStore(dir, /*read_only=*/false, [&](rocksdb::DB* db, rocksdb::ColumnFamilyHandle* meta) {
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), meta, kSchemaVersionKey, absl::StrCat(version)).ok());
+  });
+}
+
+std::string ReadSchemaStamp(const std::string& dir) {
+  std::string stamp;
+  WithRawStore(dir, /*read_only=*/true, [&](rocksdb::DB* db, rocksdb::ColumnFamilyHandle* meta) {
+    EXPECT_TRUE(db->Get(rocksdb::ReadOptions(), meta, kSchemaVersionKey, &stamp).ok());
+  });
+  return stamp;
+}
+
+// A store one schema older than this build, holding the run "kept".
+class OlderSchemaTest : public TelemetryStoreTest {
+ protected:
+  static constexpr uint32_t kOlder = kSchemaVersion - 1;
+  void SetUp() override {
+    TelemetryStoreTest::SetUp();
+    {
+      std::unique_ptr<TelemetryStore> store = OpenStore();
+      ASSERT_NE(store, nullptr);
+      v1::RunReport run = MakeRun("kept", 1);
+      ASSERT_TRUE(store->AppendRuns({&run}).ok());
+    }
+    WriteSchemaStamp(dir_, kOlder);
+  }
+};
+
+TEST_F(OlderSchemaTest, WithoutAMigrationItIsRefusedByNameAndLeftUntouched) {
+  const auto before = Listing(dir_);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    absl::StatusOr<std::unique_ptr<TelemetryStore>> store = OpenRocksDbStore(options_, nullptr, {});
+    ASSERT_FALSE(store.ok());
+    EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition);
+    EXPECT_THAT(store.status().message(),
+                HasSubstr(absl::StrCat("store schema ", kOlder, " is older than this build's ", kSchemaVersion,
+                                       " and no migration from schema ", kOlder, " to ", kSchemaVersion,
+                                       " exists")));
+    EXPECT_THAT(store.status().message(), HasSubstr(dir_));
+  }
+  EXPECT_EQ(Listing(dir_), before);
+  EXPECT_EQ(ReadSchemaStamp(dir_), absl::StrCat(kOlder));
+}
+
+// The test migration: records in meta which run it saw, through the target's handles.
+absl::Status RecordKeptRun(const SchemaMigrationTarget& target, rocksdb::WriteBatch* batch) {
+  std::string value;
+  rocksdb::Status s = target.db->Get(rocksdb::ReadOptions(), target.runs, "kept", &value);
+  if (!s.ok()) return absl::InternalError(s.ToString());
+  v1::RunReport run;
+  if (!run.ParseFromString(value)) return absl::DataLossError("kept does not parse");
+  return batch->Put(target.meta, "test_migration_saw", run.run_id()).ok() ? absl::OkStatus()
+                                                                          : absl::InternalError("put");
+}
+
+absl::Status FailMigration(const SchemaMigrationTarget& target, rocksdb::WriteBatch* batch) {
+  (void)batch->Put(target.meta, "half_done", "x");  // must not reach the store: the batch goes with the error
+  return absl::InternalError("disk says no");
+}
+
+TEST_F(OlderSchemaTest, MigratesForwardOnOpenAndStampsTheNewSchema) {
+  static constexpr SchemaMigration kSteps[] = {{kOlder, "test: record the kept run", &RecordKeptRun}};
+  {
+    absl::StatusOr<std::unique_ptr<TelemetryStore>> store = OpenRocksDbStore(options_, nullptr, kSteps);
+    ASSERT_TRUE(store.ok()) << store.status();
+    EXPECT_EQ((*store)->GetMeta(kSchemaVersionKey)->value_or(""), absl::StrCat(kSchemaVersion));
+    EXPECT_EQ((*store)->GetMeta("test_migration_saw")->value_or(""), "kept");
+    EXPECT_TRUE((*store)->GetRun("kept").ok());
+    EXPECT_EQ((*store)->RunCount(), 1u);
+  }
+  EXPECT_EQ(ReadSchemaStamp(dir_), absl::StrCat(kSchemaVersion));
+  // Migrated once: the production table (no step from kOlder) opens it now.
+  std::unique_ptr<TelemetryStore> store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->GetMeta("test_migration_saw")->value_or(""), "kept");
+}
+
+TEST_F(OlderSchemaTest, AFailedMigrationNamesItsStepAndKeepsTheOlderSchema) {
+  static constexpr SchemaMigration kFailing[] = {{kOlder, "test: always fails", &FailMigration}};
+  absl::StatusOr<std::unique_ptr<TelemetryStore>> store = OpenRocksDbStore(options_, nullptr, kFailing);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(store.status().message(), HasSubstr(absl::StrCat("from schema ", kOlder, " to ", kSchemaVersion)));
+  EXPECT_THAT(store.status().message(), HasSubstr("test: always fails"));
+  EXPECT_THAT(store.status().message(), HasSubstr("disk says no"));
+  EXPECT_EQ(ReadSchemaStamp(dir_), absl::StrCat(kOlder));
+  // The store is left as it was: a working step migrates it later.
+  static constexpr SchemaMigration kSteps[] = {{kOlder, "test: record the kept run", &RecordKeptRun}};
+  absl::StatusOr<std::unique_ptr<TelemetryStore>> retried = OpenRocksDbStore(options_, nullptr, kSteps);
+  ASSERT_TRUE(retried.ok()) << retried.status();
+  EXPECT_EQ((*retried)->GetMeta("half_done")->value_or("absent"), "absent");
+  EXPECT_EQ((*retried)->GetMeta(kSchemaVersionKey)->value_or(""), absl::StrCat(kSchemaVersion));
 }
 
 TEST_F(TelemetryStoreTest, OpenRefusesAnEmptyPathAndASecondOpenOfTheSameFolder) {
