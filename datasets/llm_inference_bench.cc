@@ -5,7 +5,6 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
-#include <fstream>
 #include <map>
 #include <set>
 #include <unordered_map>
@@ -16,6 +15,9 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
+#include "util/csv.h"
+#include "util/file.h"
 
 namespace accelsel::datasets {
 
@@ -33,43 +35,17 @@ namespace {
 
 constexpr size_t kMaxSkipReasons = 10;
 
-// Splits one CSV record. Fields may be double-quoted ("" inside quotes is a quote). No embedded newlines:
-// none of the tables we read has them, and a stray quote then fails loudly instead of eating lines.
-absl::StatusOr<std::vector<std::string>> SplitCsvLine(const std::string& line) {
-  std::vector<std::string> fields;
-  std::string field;
-  bool quoted = false;
-  for (size_t i = 0; i < line.size(); ++i) {
-    const char c = line[i];
-    if (quoted) {
-      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
-        field.push_back('"');
-        ++i;
-      } else if (c == '"') {
-        quoted = false;
-      } else {
-        field.push_back(c);
-      }
-    } else if (c == '"') {
-      quoted = true;
-    } else if (c == ',') {
-      fields.push_back(std::string(absl::StripAsciiWhitespace(field)));
-      field.clear();
-    } else {
-      field.push_back(c);
-    }
-  }
-  if (quoted) return absl::InvalidArgumentError("unterminated quoted field");
-  fields.push_back(std::string(absl::StripAsciiWhitespace(field)));
-  return fields;
-}
-
-// A CSV file read whole: header -> column index, then rows with their 1-based line numbers.
+// A CSV file read whole by the one CSV reader (util/csv.h): header -> column index, then each record with its
+// 1-based first line, as values or the reason it is malformed (an importer skips such a row and says why).
 struct CsvTable {
+  struct Row {
+    int line = 0;
+    absl::StatusOr<std::vector<std::string>> fields;
+  };
   std::string path;
   std::unordered_map<std::string, size_t> columns;
   size_t width = 0;
-  std::vector<std::pair<size_t, std::string>> lines;  // (line number, raw text), blank lines dropped
+  std::vector<Row> rows;
 
   absl::StatusOr<size_t> Column(const std::string& name) const {
     auto it = columns.find(name);
@@ -81,37 +57,39 @@ struct CsvTable {
 };
 
 absl::StatusOr<CsvTable> ReadCsv(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path));
+  auto text = util::ReadFile(path);
+  if (!text.ok()) return text.status();
   CsvTable table;
   table.path = path;
-  std::string line;
-  size_t line_no = 0;
+  util::CsvRecordReader reader(*text);
+  CsvTable::Row row;
   bool have_header = false;
-  while (std::getline(in, line)) {
-    ++line_no;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (absl::StripAsciiWhitespace(line).empty()) continue;
+  while (reader.Next(&row.line, &row.fields)) {
     if (!have_header) {
-      // A UTF-8 byte-order mark would otherwise become part of the first column's name.
-      if (line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);
-      auto header = SplitCsvLine(line);
-      if (!header.ok()) return absl::InvalidArgumentError(absl::StrCat(path, ": header: ", header.status().message()));
-      for (size_t i = 0; i < header->size(); ++i) table.columns[(*header)[i]] = i;
-      table.width = header->size();
+      if (!row.fields.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat(path, ": header: ", row.fields.status().message()));
+      }
+      for (size_t i = 0; i < row.fields->size(); ++i) table.columns[(*row.fields)[i]] = i;
+      table.width = row.fields->size();
       have_header = true;
       continue;
     }
-    table.lines.emplace_back(line_no, line);
+    table.rows.push_back(std::move(row));
   }
-  if (in.bad()) return absl::DataLossError(absl::StrCat("read error on ", path));
   if (!have_header) return absl::InvalidArgumentError(absl::StrCat(path, ": empty file"));
   return table;
 }
 
+// Error text of a malformed record without the reader's "line N: " (callers name the line themselves).
+std::string RecordError(const absl::Status& status, int line) {
+  absl::string_view message = status.message();
+  absl::ConsumePrefix(&message, absl::StrCat("line ", line, ": "));
+  return std::string(message);
+}
+
 absl::StatusOr<double> ParseDouble(const std::string& text, const std::string& what) {
   double v = 0;
-  if (!absl::SimpleAtod(text, &v) || !std::isfinite(v)) {
+  if (!util::ParseNumber(text, &v) || !std::isfinite(v)) {
     return absl::InvalidArgumentError(absl::StrCat(what, " \"", text, "\" is not a finite number"));
   }
   return v;
@@ -144,10 +122,9 @@ absl::Status LoadModels(const std::string& path, DescriptorTables* out) {
   auto cols = ResolveColumns<kN>(*table, {"name", "family", "parameters_b", "layers", "hidden_size", "attention_heads",
                                           "kv_heads", "experts", "active_experts", "weight_dtype", "source"});
   if (!cols.ok()) return cols.status();
-  for (const auto& [line_no, line] : table->lines) {
-    auto f = SplitCsvLine(line);
+  for (const auto& [line_no, f] : table->rows) {
     auto where = [&, ln = line_no] { return absl::StrCat(path, ":", ln, ": "); };
-    if (!f.ok()) return absl::InvalidArgumentError(where() + std::string(f.status().message()));
+    if (!f.ok()) return absl::InvalidArgumentError(where() + RecordError(f.status(), line_no));
     if (f->size() != table->width) {
       return absl::InvalidArgumentError(absl::StrCat(where(), f->size(), " fields, header has ", table->width));
     }
@@ -191,10 +168,9 @@ absl::Status LoadAccelerators(const std::string& path, DescriptorTables* out) {
                                           "interconnect", "source"});
   if (!cols.ok()) return cols.status();
   std::vector<AcceleratorEntry> entries;
-  for (const auto& [line_no, line] : table->lines) {
-    auto f = SplitCsvLine(line);
+  for (const auto& [line_no, f] : table->rows) {
     auto where = [&, ln = line_no] { return absl::StrCat(path, ":", ln, ": "); };
-    if (!f.ok()) return absl::InvalidArgumentError(where() + std::string(f.status().message()));
+    if (!f.ok()) return absl::InvalidArgumentError(where() + RecordError(f.status(), line_no));
     if (f->size() != table->width) {
       return absl::InvalidArgumentError(absl::StrCat(where(), f->size(), " fields, header has ", table->width));
     }
@@ -376,19 +352,18 @@ absl::StatusOr<std::vector<RunRecord>> LoadLlmInferenceBench(const std::string& 
   if (!cols.ok()) return cols.status();
 
   std::vector<RunRecord> runs;
-  runs.reserve(table->lines.size());
+  runs.reserve(table->rows.size());
   std::unordered_set<std::string> seen_content;         // the row's fields as written, joined
   std::unordered_set<std::string> seen_task;            // task + strategy, hardware label as written
   std::unordered_set<std::string> seen_task_canonical;  // task + strategy, canonical accelerator name
-  for (const auto& [line_no, line] : table->lines) {
+  for (const auto& [line_no, fields] : table->rows) {
     ++st.rows_read;
     auto skip = [&, ln = line_no](absl::string_view why) {
       ++st.rows_skipped;
       if (st.skip_reasons.size() < kMaxSkipReasons) st.skip_reasons.push_back(absl::StrCat("line ", ln, ": ", why));
     };
-    auto fields = SplitCsvLine(line);
     if (!fields.ok()) {
-      skip(fields.status().message());
+      skip(RecordError(fields.status(), line_no));
       continue;
     }
     if (fields->size() != table->width) {

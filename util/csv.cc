@@ -98,36 +98,54 @@ int CsvTable::Column(absl::string_view name) const {
   return -1;
 }
 
-absl::StatusOr<CsvTable> ParseCsv(absl::string_view text) {
-  if (absl::StartsWith(text, "\xEF\xBB\xBF")) text.remove_prefix(3);  // UTF-8 BOM
-  CsvTable t;
-  size_t pos = 0;
-  int line = 1;
-  bool have_header = false;
-  while (pos < text.size()) {
+CsvRecordReader::CsvRecordReader(absl::string_view text) : text_(text) {
+  if (absl::StartsWith(text_, "\xEF\xBB\xBF")) text_.remove_prefix(3);  // UTF-8 BOM
+}
+
+bool CsvRecordReader::Next(int* line, absl::StatusOr<std::vector<std::string>>* fields) {
+  while (pos_ < text_.size()) {
     // Skip blank and comment lines without consuming a record.
-    size_t probe = pos;
-    const absl::string_view l = NextLine(text, &probe);
+    size_t probe = pos_;
+    const absl::string_view l = NextLine(text_, &probe);
     if (IsBlank(l) || absl::StartsWith(absl::StripLeadingAsciiWhitespace(l), "#")) {
-      pos = probe;
-      ++line;
+      pos_ = probe;
+      ++line_;
       continue;
     }
-    const int record_line = line;
-    auto fields = SplitRecord(text, &pos, ',', &line);
-    if (!fields.ok()) return fields.status();
+    *line = line_;
+    auto split = SplitRecord(text_, &pos_, ',', &line_);
+    if (!split.ok()) {
+      pos_ = probe;  // resume after the record's first line
+      line_ = *line + 1;
+      *fields = split.status();
+      return true;
+    }
     std::vector<std::string> values;
-    values.reserve(fields->size());
-    for (auto& f : *fields) values.push_back(std::move(f.value));
+    values.reserve(split->size());
+    for (auto& f : *split) values.push_back(std::move(f.value));
+    *fields = std::move(values);
+    return true;
+  }
+  return false;
+}
+
+absl::StatusOr<CsvTable> ParseCsv(absl::string_view text) {
+  CsvTable t;
+  CsvRecordReader reader(text);
+  int line = 0;
+  absl::StatusOr<std::vector<std::string>> values;
+  bool have_header = false;
+  while (reader.Next(&line, &values)) {
+    if (!values.ok()) return values.status();
     if (!have_header) {
-      t.header = std::move(values);
+      t.header = *std::move(values);
       have_header = true;
       continue;
     }
-    if (values.size() != t.header.size()) {
-      return LineError(record_line, absl::StrCat("expected ", t.header.size(), " fields, found ", values.size()));
+    if (values->size() != t.header.size()) {
+      return LineError(line, absl::StrCat("expected ", t.header.size(), " fields, found ", values->size()));
     }
-    t.rows.push_back(std::move(values));
+    t.rows.push_back(*std::move(values));
   }
   if (!have_header) return absl::InvalidArgumentError("CSV: no header row");
   return t;

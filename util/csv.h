@@ -29,6 +29,22 @@ struct Field {
 // may span lines. `line` is incremented per newline consumed (for messages).
 absl::StatusOr<std::vector<Field>> SplitRecord(absl::string_view text, size_t* pos, char delimiter, int* line);
 
+// Reads CSV text one record at a time by the rules above (BOM, blank and comment lines, quoting), for callers that
+// go on past a malformed record: an importer that skips bad rows and says why. ParseCsv is built on it.
+class CsvRecordReader {
+ public:
+  explicit CsvRecordReader(absl::string_view text);
+  // False at the end of the text. Otherwise `*line` is the record's first line and `*fields` its values, or an
+  // InvalidArgument "line N: why" for a malformed record; reading then resumes on the line after the record's first,
+  // so a stray quote costs its own line, not the rest of the file.
+  bool Next(int* line, absl::StatusOr<std::vector<std::string>>* fields);
+
+ private:
+  absl::string_view text_;
+  size_t pos_ = 0;
+  int line_ = 1;
+};
+
 struct CsvTable {
   std::vector<std::string> header;
   std::vector<std::vector<std::string>> rows;  // each row has header.size() values; "" = empty

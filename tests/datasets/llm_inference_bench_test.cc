@@ -11,7 +11,9 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "gtest/gtest.h"
+#include "util/hash.h"
 
 namespace accelsel::datasets {
 namespace {
@@ -164,6 +166,47 @@ TEST(LlmBenchTest, NormalizeFramework) {
   EXPECT_EQ(NormalizeFramework("llama.cpp"), "llama.cpp");
   EXPECT_EQ(NormalizeFramework("Some Engine (beta)"), "some-engine--beta-");
   EXPECT_EQ(NormalizeFramework(""), "unknown");
+}
+
+// Every field of every imported run and every import statistic of the bundled table, folded into one stable hash:
+// a change of the CSV reading (quoting, blank lines, line ends, number parsing) that alters any run shows here.
+std::string Digest(const std::vector<RunRecord>& runs, const LlmBenchImportStats& st) {
+  std::string text;
+  for (const auto& r : runs) {
+    const auto& c = r.context;
+    absl::StrAppend(&text, r.run_id, "|", r.node_id, "|", r.strategy_id, "|", c.model.name, "|", c.model.family, "|",
+                    c.model.weight_dtype, "|", absl::StrFormat("%.17g", c.model.parameters_b), "|", c.model.layers,
+                    "|", c.model.hidden_size, "|", c.model.attention_heads, "|", c.model.kv_heads, "|",
+                    c.model.experts, "|", c.model.active_experts, "|", c.hardware.accelerator, "|",
+                    c.hardware.count, "|", c.hardware.interconnect, "|",
+                    absl::StrFormat("%.17g/%.17g/%.17g", c.hardware.memory_gb, c.hardware.memory_bandwidth_gbps,
+                                    c.hardware.peak_tflops),
+                    "|", c.workload.prompt_tokens, "/", c.workload.output_tokens, "/", c.workload.batch_size, "|",
+                    absl::StrFormat("%.17g/%.17g", r.metrics.e2e_latency_ms, r.metrics.throughput_tokens_per_s),
+                    "\n");
+  }
+  absl::StrAppend(&text, st.rows_read, "/", st.runs, "/", st.identical_rows_folded, "/", st.repeated_task_rows, "/",
+                  st.repeated_task_rows_canonical, "/", st.rows_skipped, "/", st.label_variant_rows, "/",
+                  st.rows_unknown_model, "/", st.rows_unknown_accelerator);
+  for (const auto& why : st.skip_reasons) absl::StrAppend(&text, "|", why);
+  for (const auto& [label, canonical] : st.label_mapping) absl::StrAppend(&text, "|", label, "=", canonical);
+  return absl::StrFormat("%016x", util::StableHash(text));
+}
+
+TEST(LlmBenchTest, VendoredTableImportIsPinned) {
+  LlmBenchImportStats st;
+  auto runs = LoadLlmInferenceBench(BenchCsv(), Descriptors(), &st);
+  ASSERT_TRUE(runs.ok()) << runs.status();
+  EXPECT_EQ(Digest(*runs, st), "e32c5f0a10e40ddb");
+}
+
+TEST(LlmBenchTest, FixtureSkipReasonsArePinned) {
+  LlmBenchImportStats st;
+  auto runs = LoadLlmInferenceBench(Fixture(), Descriptors(), &st);
+  ASSERT_TRUE(runs.ok()) << runs.status();
+  EXPECT_EQ(st.skip_reasons, (std::vector<std::string>{"line 13: Latency \"not-a-number\" is not a finite number",
+                                                       "line 14: 6 fields, header has 8"}));
+  EXPECT_EQ(Digest(*runs, st), "b1217ae21140f656");
 }
 
 TEST(LlmBenchTest, VendoredTable) {

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_join.h"
 #include "gtest/gtest.h"
 
 namespace accelsel::util {
@@ -50,6 +51,19 @@ TEST(CsvTest, BadInputIsAStatus) {
   EXPECT_FALSE(ParseCsv("a,b\n\"x\"y,2\n").ok());
   auto status = ParseCsv("a,b\n1,2\n3\n").status();
   EXPECT_NE(status.message().find("line 3"), std::string::npos) << status;
+}
+
+TEST(CsvTest, RecordReaderGoesOnPastABadRecord) {
+  // A stray quote on line 6 is that line's error; the reader resumes on line 7 instead of eating the rest.
+  CsvRecordReader reader("\xEF\xBB\xBF" "a,b\n\n\"p\nq\",4\n# note\n \"x,1\n2,3");
+  int line = 0;
+  absl::StatusOr<std::vector<std::string>> fields;
+  std::vector<std::pair<int, std::string>> seen;
+  while (reader.Next(&line, &fields)) {
+    seen.emplace_back(line, fields.ok() ? absl::StrJoin(*fields, "|") : std::string(fields.status().message()));
+  }
+  EXPECT_EQ(seen, (std::vector<std::pair<int, std::string>>{
+                      {1, "a|b"}, {3, "p\nq|4"}, {6, "line 6: unterminated quoted value"}, {7, "2|3"}}));
 }
 
 TEST(CsvTest, ParseNumberRejectsMissingMarkersAndGarbage) {
