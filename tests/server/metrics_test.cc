@@ -1,0 +1,208 @@
+// Unit tests of Metrics (server/metrics.h) through its registry, without HTTP (metrics_scrape_test scrapes a real
+// endpoint): every family exists from the start with its type and bounded label set, and each recording method moves
+// exactly the series it names.
+#include "server/metrics.h"
+
+#include <iterator>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "prometheus/metric_family.h"
+
+namespace accelsel::server {
+namespace {
+
+using Labels = std::map<std::string, std::string>;
+
+const prometheus::MetricFamily* FindFamily(const std::vector<prometheus::MetricFamily>& families,
+                                           const std::string& name) {
+  for (const auto& f : families) {
+    if (f.name == name) return &f;
+  }
+  return nullptr;
+}
+
+const prometheus::ClientMetric* FindSeries(const prometheus::MetricFamily& family, const Labels& labels) {
+  for (const auto& m : family.metric) {
+    Labels have;
+    for (const auto& l : m.label) have[l.name] = l.value;
+    if (have == labels) return &m;
+  }
+  return nullptr;
+}
+
+// The value of one counter or gauge series; nullopt if the series does not exist.
+std::optional<double> Value(Metrics& metrics, const std::string& name, const Labels& labels = {}) {
+  const auto families = metrics.registry().Collect();
+  const prometheus::MetricFamily* family = FindFamily(families, name);
+  if (family == nullptr) return std::nullopt;
+  const prometheus::ClientMetric* series = FindSeries(*family, labels);
+  if (series == nullptr) return std::nullopt;
+  return family->type == prometheus::MetricType::Gauge ? series->gauge.value : series->counter.value;
+}
+
+TEST(MetricsTest, EveryFamilyIsRegisteredWithItsTypeAndHelpFromTheStart) {
+  Metrics metrics;
+  const auto families = metrics.registry().Collect();
+  const std::map<std::string, prometheus::MetricType> want = {
+      {"accelsel_rpc_requests_total", prometheus::MetricType::Counter},
+      {"accelsel_rpc_latency_seconds", prometheus::MetricType::Histogram},
+      {"accelsel_selections_total", prometheus::MetricType::Counter},
+      {"accelsel_selections_explored_total", prometheus::MetricType::Counter},
+      {"accelsel_runs_ingested_total", prometheus::MetricType::Counter},
+      {"accelsel_runs_duplicate_total", prometheus::MetricType::Counter},
+      {"accelsel_unknown_fields_dropped_total", prometheus::MetricType::Counter},
+      {"accelsel_runs_rejected_total", prometheus::MetricType::Counter},
+      {"accelsel_suspect_node_reports_total", prometheus::MetricType::Counter},
+      {"accelsel_runs_stored", prometheus::MetricType::Gauge},
+      {"accelsel_storage_bytes", prometheus::MetricType::Gauge},
+      {"accelsel_strategies", prometheus::MetricType::Gauge},
+      {"accelsel_model_version", prometheus::MetricType::Gauge},
+      {"accelsel_model_age_seconds", prometheus::MetricType::Gauge},
+      {"accelsel_model_training_rows", prometheus::MetricType::Gauge},
+      {"accelsel_model_training_seconds", prometheus::MetricType::Gauge},
+      {"accelsel_model_holdout_mape", prometheus::MetricType::Gauge},
+      {"accelsel_model_holdout_top1", prometheus::MetricType::Gauge},
+      {"accelsel_model_holdout_coverage80", prometheus::MetricType::Gauge},
+      {"accelsel_exploration_rate", prometheus::MetricType::Gauge},
+      {"accelsel_model_promotions_total", prometheus::MetricType::Counter},
+      {"accelsel_model_rejections_total", prometheus::MetricType::Counter},
+      {"accelsel_model_retrain_failures_total", prometheus::MetricType::Counter},
+  };
+  for (const auto& [name, type] : want) {
+    SCOPED_TRACE(name);
+    const prometheus::MetricFamily* f = FindFamily(families, name);
+    ASSERT_NE(f, nullptr);
+    EXPECT_EQ(f->type, type);
+    EXPECT_FALSE(f->help.empty());
+    EXPECT_FALSE(f->metric.empty());  // at least one series exists before anything is recorded
+  }
+  EXPECT_EQ(families.size(), want.size()) << "a family was added: list it here and in docs/OPERATIONS.md";
+
+  // Bounded label sets, all present at zero: every method x every status code; every rejection reason; layers.
+  const prometheus::MetricFamily* requests = FindFamily(families, "accelsel_rpc_requests_total");
+  EXPECT_EQ(requests->metric.size(), static_cast<size_t>(Method::kCount) * 17);
+  for (int m = 0; m < static_cast<int>(Method::kCount); ++m) {
+    const std::string method = MethodName(static_cast<Method>(m));
+    EXPECT_NE(method, "unknown");
+    EXPECT_NE(FindSeries(*requests, {{"method", method}, {"code", "OK"}}), nullptr) << method;
+    EXPECT_NE(FindSeries(*requests, {{"method", method}, {"code", "UNAUTHENTICATED"}}), nullptr) << method;
+  }
+  const prometheus::MetricFamily* rejected = FindFamily(families, "accelsel_runs_rejected_total");
+  EXPECT_EQ(rejected->metric.size(), std::size(Metrics::kRejectReasons));
+  for (const char* reason : Metrics::kRejectReasons) {
+    EXPECT_NE(FindSeries(*rejected, {{"reason", reason}}), nullptr) << reason;
+  }
+  const prometheus::MetricFamily* selections = FindFamily(families, "accelsel_selections_total");
+  for (const char* layer : {"observed", "model", "prior", "unknown"}) {
+    EXPECT_EQ(Value(metrics, "accelsel_selections_total", {{"layer", layer}}), 0.0) << layer;
+  }
+  EXPECT_EQ(selections->metric.size(), 4u);
+  EXPECT_THAT(FindFamily(families, "accelsel_suspect_node_reports_total")->metric, ::testing::SizeIs(1));
+}
+
+TEST(MetricsTest, RecordRpcCountsByMethodAndCodeAndObservesTheLatency) {
+  Metrics metrics;
+  metrics.RecordRpc(Method::kSelectAccelerator, grpc::StatusCode::OK, absl::Milliseconds(3));
+  metrics.RecordRpc(Method::kSelectAccelerator, grpc::StatusCode::OK, absl::Milliseconds(5));
+  metrics.RecordRpc(Method::kSelectAccelerator, grpc::StatusCode::INVALID_ARGUMENT, absl::Microseconds(10));
+  metrics.RecordRpc(Method::kQuarantineNode, grpc::StatusCode::PERMISSION_DENIED, absl::Seconds(10));
+  const std::string kRequests = "accelsel_rpc_requests_total";
+  EXPECT_EQ(Value(metrics, kRequests, {{"method", "SelectAccelerator"}, {"code", "OK"}}), 2.0);
+  EXPECT_EQ(Value(metrics, kRequests, {{"method", "SelectAccelerator"}, {"code", "INVALID_ARGUMENT"}}), 1.0);
+  EXPECT_EQ(Value(metrics, kRequests, {{"method", "QuarantineNode"}, {"code", "PERMISSION_DENIED"}}), 1.0);
+  EXPECT_EQ(Value(metrics, kRequests, {{"method", "ReportRun"}, {"code", "OK"}}), 0.0);
+
+  const auto families = metrics.registry().Collect();
+  const prometheus::MetricFamily* latency = FindFamily(families, "accelsel_rpc_latency_seconds");
+  ASSERT_NE(latency, nullptr);
+  const prometheus::ClientMetric* select = FindSeries(*latency, {{"method", "SelectAccelerator"}});
+  ASSERT_NE(select, nullptr);
+  EXPECT_EQ(select->histogram.sample_count, 3u);
+  EXPECT_NEAR(select->histogram.sample_sum, 0.00801, 1e-9);
+  // Buckets: 50 us doubling up to about 3.3 s (then +Inf): the 10 us call is in the first bucket, 10 s only in +Inf.
+  ASSERT_FALSE(select->histogram.bucket.empty());
+  EXPECT_NEAR(select->histogram.bucket.front().upper_bound, 50e-6, 1e-12);
+  EXPECT_EQ(select->histogram.bucket.front().cumulative_count, 1u);
+  const prometheus::ClientMetric* quarantine = FindSeries(*latency, {{"method", "QuarantineNode"}});
+  ASSERT_NE(quarantine, nullptr);
+  const auto& buckets = quarantine->histogram.bucket;
+  ASSERT_GE(buckets.size(), 2u);
+  EXPECT_LT(buckets[buckets.size() - 2].upper_bound, 4.0);
+  EXPECT_EQ(buckets[buckets.size() - 2].cumulative_count, 0u);
+  EXPECT_EQ(buckets.back().cumulative_count, 1u);
+}
+
+TEST(MetricsTest, SelectionsCountByTopLayerAndExplorationSeparately) {
+  Metrics metrics;
+  metrics.RecordSelection(model::EvidenceLayer::kObserved, false);
+  metrics.RecordSelection(model::EvidenceLayer::kObserved, true);
+  metrics.RecordSelection(model::EvidenceLayer::kModel, false);
+  metrics.RecordSelection(model::EvidenceLayer::kUnknown, true);
+  EXPECT_EQ(Value(metrics, "accelsel_selections_total", {{"layer", "observed"}}), 2.0);
+  EXPECT_EQ(Value(metrics, "accelsel_selections_total", {{"layer", "model"}}), 1.0);
+  EXPECT_EQ(Value(metrics, "accelsel_selections_total", {{"layer", "prior"}}), 0.0);
+  EXPECT_EQ(Value(metrics, "accelsel_selections_total", {{"layer", "unknown"}}), 1.0);
+  EXPECT_EQ(Value(metrics, "accelsel_selections_explored_total"), 2.0);
+}
+
+TEST(MetricsTest, RejectionsCountByReasonAndUnknownReasonsFallIntoOther) {
+  Metrics metrics;
+  metrics.RunRejected("context");
+  metrics.RunRejected("context");
+  metrics.RunRejected("storage");
+  metrics.RunRejected("context.model.name");  // not a top-level field: bounded label set
+  metrics.RunRejected("");
+  EXPECT_EQ(Value(metrics, "accelsel_runs_rejected_total", {{"reason", "context"}}), 2.0);
+  EXPECT_EQ(Value(metrics, "accelsel_runs_rejected_total", {{"reason", "storage"}}), 1.0);
+  EXPECT_EQ(Value(metrics, "accelsel_runs_rejected_total", {{"reason", "other"}}), 2.0);
+  EXPECT_EQ(Value(metrics, "accelsel_runs_rejected_total", {{"reason", "context.model.name"}}), std::nullopt);
+  const auto families = metrics.registry().Collect();
+  EXPECT_EQ(FindFamily(families, "accelsel_runs_rejected_total")->metric.size(),
+            std::size(Metrics::kRejectReasons));
+}
+
+TEST(MetricsTest, SuspectNodesGetTheirOwnSeriesUpToTheCapThenCountAsOther) {
+  Metrics metrics;
+  for (size_t i = 0; i < Metrics::kMaxSuspectNodes; ++i) metrics.SuspectReport(absl::StrCat("node-", i));
+  metrics.SuspectReport("node-0");                          // a known node keeps counting in its own series
+  metrics.SuspectReport("one-too-many");                    // past the cap
+  metrics.SuspectReport("another");
+  metrics.SuspectReport("other");                           // a node called "other" cannot take the bucket's name
+  EXPECT_EQ(Value(metrics, "accelsel_suspect_node_reports_total", {{"node", "node-0"}}), 2.0);
+  EXPECT_EQ(Value(metrics, "accelsel_suspect_node_reports_total", {{"node", "node-19"}}), 1.0);
+  EXPECT_EQ(Value(metrics, "accelsel_suspect_node_reports_total", {{"node", "one-too-many"}}), std::nullopt);
+  EXPECT_EQ(Value(metrics, "accelsel_suspect_node_reports_total", {{"node", "other"}}), 3.0);
+  const auto families = metrics.registry().Collect();
+  EXPECT_EQ(FindFamily(families, "accelsel_suspect_node_reports_total")->metric.size(),
+            Metrics::kMaxSuspectNodes + 1);
+}
+
+TEST(MetricsTest, CountersAndGaugesAreReachedThroughTheirAccessors) {
+  Metrics metrics;
+  metrics.RunsIngested(7);
+  metrics.RunsDuplicate(2);
+  metrics.UnknownFieldsDropped();
+  metrics.runs_stored().Set(604);
+  metrics.model_version().Set(3);
+  metrics.exploration_rate().Set(0.05);
+  metrics.model_promotions().Increment();
+  metrics.retrain_failures().Increment(2);
+  EXPECT_EQ(Value(metrics, "accelsel_runs_ingested_total"), 7.0);
+  EXPECT_EQ(Value(metrics, "accelsel_runs_duplicate_total"), 2.0);
+  EXPECT_EQ(Value(metrics, "accelsel_unknown_fields_dropped_total"), 1.0);
+  EXPECT_EQ(Value(metrics, "accelsel_runs_stored"), 604.0);
+  EXPECT_EQ(Value(metrics, "accelsel_model_version"), 3.0);
+  EXPECT_EQ(Value(metrics, "accelsel_exploration_rate"), 0.05);
+  EXPECT_EQ(Value(metrics, "accelsel_model_promotions_total"), 1.0);
+  EXPECT_EQ(Value(metrics, "accelsel_model_rejections_total"), 0.0);
+  EXPECT_EQ(Value(metrics, "accelsel_model_retrain_failures_total"), 2.0);
+}
+
+}  // namespace
+}  // namespace accelsel::server
