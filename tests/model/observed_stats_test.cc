@@ -132,5 +132,159 @@ TEST(ObservedStatsTrustTest, TrackedNodesAreBounded) {
   EXPECT_TRUE(stats.DistrustedNodes().empty());
 }
 
+// --- Outlying nodes: the median of a node's runs against the median of its peers' -------------------------------
+
+// A node is judged by its typical run: 10x slower in most of its runs is an outlier even if some runs look normal;
+// a node with a few slow runs among normal ones (a busy machine) is not.
+TEST(ObservedStatsSuspectTest, ANodeIsJudgedByTheMedianOfItsRuns) {
+  ObservedStats stats;
+  int64_t t = 1;
+  for (const char* node : {"h1", "h2", "h3"}) {
+    for (int k = 0; k < 3; ++k) stats.Add(MakeRun(node, 8, "v", 100 * (1 + 0.01 * k), t++));
+  }
+  AddOutcome slow;
+  for (double ms : {100.0, 100.0, 1000.0, 1000.0, 1000.0}) slow = stats.AddChecked(MakeRun("slow", 8, "v", ms, t++));
+  EXPECT_TRUE(slow.suspect) << "z " << slow.z;
+  EXPECT_GT(slow.z, 10);
+  AddOutcome busy;
+  for (double ms : {1000.0, 1000.0, 100.0, 100.0, 100.0}) busy = stats.AddChecked(MakeRun("busy", 8, "v", ms, t++));
+  EXPECT_FALSE(busy.suspect) << "z " << busy.z;
+  EXPECT_LT(std::abs(busy.z), 1);
+}
+
+// The yardstick is the median of the other nodes' medians: three colluding liars among four honest nodes cannot
+// move it, so each of them is flagged, the last one too.
+TEST(ObservedStatsSuspectTest, AColludingMinorityCannotMoveTheYardstick) {
+  ObservedStats stats;
+  int64_t t = 1;
+  for (int h = 0; h < 4; ++h) stats.Add(MakeRun("honest" + std::to_string(h), 8, "v", 100 * (1 + 0.01 * h), t++));
+  for (int l = 0; l < 3; ++l) {
+    const AddOutcome o = stats.AddChecked(MakeRun("liar" + std::to_string(l), 8, "v", 1000, t++));
+    EXPECT_TRUE(o.suspect) << "liar" << l << " z " << o.z;
+  }
+}
+
+// --- Trust ----------------------------------------------------------------------------------------------------------
+
+// Lying fast is lying: a node that reports a third of its peers' latencies everywhere is distrusted like a slow liar.
+TEST(ObservedStatsTrustTest, AFastLiarIsDistrustedToo) {
+  ObservedStats stats;
+  int64_t t = 1;
+  for (uint32_t b = 1; b <= 40; ++b) {
+    stats.Add(MakeRun("honest-a", b, "v", 100 * b, t++));
+    stats.Add(MakeRun("honest-b", b, "v", 100 * b, t++));
+    stats.Add(MakeRun("faster", b, "v", 85 * b, t++));  // 15 % faster hardware, honestly reported
+    stats.Add(MakeRun("liar", b, "v", 33 * b, t++));
+  }
+  const auto distrusted = stats.DistrustedNodes();
+  EXPECT_TRUE(distrusted.contains(ObservedStats::NodeHash("liar")));
+  EXPECT_FALSE(distrusted.contains(ObservedStats::NodeHash("faster")));
+  EXPECT_FALSE(distrusted.contains(ObservedStats::NodeHash("honest-a")));
+  EXPECT_NEAR(Median(stats, 7, "v", Objective::kE2eLatency), 700, 1e-6);
+}
+
+// A node is judged only once it has trust_min_residuals residuals: a few unlucky first runs do not cost an honest
+// node its say everywhere.
+TEST(ObservedStatsTrustTest, ANodeIsNotJudgedOnItsFirstFewReports) {
+  ObservedStatsOptions o;
+  ObservedStats stats(o);
+  int64_t t = 1;
+  uint32_t b = 1;
+  auto visit = [&](uint32_t contexts) {
+    for (uint32_t end = b + contexts; b < end; ++b) {
+      stats.Add(MakeRun("honest-a", b, "v", 100 * b, t++));
+      stats.Add(MakeRun("honest-b", b, "v", 100 * b, t++));
+      stats.Add(MakeRun("off", b, "v", 300 * b, t++));
+    }
+  };
+  visit(static_cast<uint32_t>(o.trust_min_residuals) - 1);
+  EXPECT_FALSE(stats.DistrustedNodes().contains(ObservedStats::NodeHash("off")));
+  visit(10);
+  EXPECT_TRUE(stats.DistrustedNodes().contains(ObservedStats::NodeHash("off")));
+}
+
+// --- Network-wide levels --------------------------------------------------------------------------------------------
+
+// `contexts` contexts with runs of `nodes` nodes each (node names rotate with the context), at `factor` x 100 ms x batch.
+void VisitAll(ObservedStats& stats, uint32_t contexts, int nodes, double factor, std::mt19937_64& rng, int64_t& t,
+              const std::string& prefix = "n") {
+  std::normal_distribution<double> noise(0, 0.05);
+  for (uint32_t b = 1; b <= contexts; ++b) {
+    for (int k = 0; k < nodes; ++k) {
+      stats.Add(MakeRun(prefix + std::to_string((b + k) % 40), b, "v", factor * 100 * b * std::exp(noise(rng)), t++));
+    }
+  }
+}
+
+// A second network-wide slowdown adds to the first: 3x, then 2x more, is 6x.
+TEST(ObservedStatsLevelTest, SuccessiveSlowdownsCompound) {
+  ObservedStats stats;
+  std::mt19937_64 rng(4);
+  int64_t t = 1000;
+  VisitAll(stats, 100, 2, 1.0, rng, t);
+  for (int round = 0; round < 2; ++round) VisitAll(stats, 40, 1, 3.0, rng, t);
+  ASSERT_NEAR(stats.LogLevel("v"), std::log(3.0), 0.06);
+  for (int round = 0; round < 2; ++round) VisitAll(stats, 40, 1, 6.0, rng, t);
+  EXPECT_NEAR(stats.LogLevel("v"), std::log(6.0), 0.12);
+  EXPECT_NEAR(Median(stats, 90, "v", Objective::kE2eLatency) / 9000, 6.0, 0.6);
+}
+
+// Two nodes (level_min_nodes is three) that see a strategy 40 % slower everywhere, too little to be distrusted, do
+// not move its level for the whole network.
+TEST(ObservedStatsLevelTest, TwoNodesCannotMoveTheLevel) {
+  ObservedStats stats;
+  std::mt19937_64 rng(5);
+  int64_t t = 1000;
+  VisitAll(stats, 100, 2, 1.0, rng, t);
+  for (int round = 0; round < 3; ++round) {
+    for (uint32_t b = 1; b <= 100; ++b) {
+      stats.Add(MakeRun(b % 2 == 0 ? "slow-a" : "slow-b", b, "v", 140 * b, t++));
+    }
+  }
+  EXPECT_FALSE(stats.DistrustedNodes().contains(ObservedStats::NodeHash("slow-a")));
+  EXPECT_EQ(stats.LogLevel("v"), 0.0);
+}
+
+// Nodes that disagree widely (per-node offsets from -30 % to +42 %, median +19 %) show no significant shift: the level
+// moves only when the median of the per-node medians exceeds three standard errors, not on a noisy majority.
+TEST(ObservedStatsLevelTest, DisagreeingNodesDoNotMoveTheLevel) {
+  ObservedStats stats;
+  std::mt19937_64 rng(6);
+  int64_t t = 1000;
+  std::normal_distribution<double> noise(0, 0.01);
+  for (uint32_t b = 1; b <= 40; ++b) {
+    for (int a = 0; a < 5; ++a) stats.Add(MakeRun("anchor" + std::to_string(a), b, "v", 100 * b * std::exp(noise(rng)), t++));
+  }
+  ASSERT_EQ(stats.LogLevel("v"), 0.0);
+  const double offsets[] = {-0.35, -0.3, 0.15, 0.2, 0.3, 0.35};
+  for (uint32_t b = 1; b <= 40; ++b) {
+    for (int k = 0; k < 6; ++k) {
+      stats.Add(MakeRun("node" + std::to_string(k), b, "v", 100 * b * std::exp(offsets[k] + noise(rng)), t++));
+    }
+  }
+  EXPECT_TRUE(stats.DistrustedNodes().empty());
+  EXPECT_EQ(stats.LogLevel("v"), 0.0);
+}
+
+// --- Intervals ------------------------------------------------------------------------------------------------------
+
+// A cell's interval weights every node equally: a node flooding a cell with runs 30 % slower does not set its lower
+// bound.
+TEST(ObservedStatsIntervalTest, AFloodingNodeDoesNotSetTheInterval) {
+  ObservedStats stats;
+  int64_t t = 1;
+  for (int k = 0; k < 3; ++k) {
+    stats.Add(MakeRun("honest-a", 8, "v", 100, t++));
+    stats.Add(MakeRun("honest-b", 8, "v", 100, t++));
+  }
+  for (int k = 0; k < 300; ++k) stats.Add(MakeRun("flood", 8, "v", 130, t++));
+  const auto cell = stats.Exact(Ctx(8), "v", Objective::kE2eLatency, 0.8);
+  ASSERT_TRUE(cell.has_value());
+  EXPECT_EQ(cell->nodes, 3u);
+  EXPECT_DOUBLE_EQ(cell->median, 100);
+  EXPECT_DOUBLE_EQ(cell->low, 100);
+  EXPECT_DOUBLE_EQ(cell->high, 130);
+}
+
 }  // namespace
 }  // namespace accelsel::model

@@ -349,6 +349,36 @@ TEST(SelectorExplorationTest, ExplorationFollowsTheModelsUncertainty) {
   EXPECT_LT(p_sure, 0.01);
 }
 
+// Under a latency SLO an exploration candidate stays eligible while its optimistic bound (the interval's low end for
+// a latency) still meets the SLO: a candidate expected within the SLO but with a wide interval is exactly the one
+// worth trying. One expected over the SLO is not placed first.
+TEST(SelectorExplorationTest, SloEligibilityUsesTheOptimisticBound) {
+  const TaskContext ctx = Ctx();
+  ObservedStats none;  // the accelerator is unknown: nothing is "unverified"
+  auto pred = [](double ms, double low, double high) {
+    Prediction p;
+    p.expected = p.latency_ms = ms;
+    p.low = low;
+    p.high = high;
+    return p;
+  };
+  FixedPredictor model({{"a", pred(100, 95, 105)}, {"b", pred(110, 40, 300)}});
+  SelectQuery q = ExploringQuery(ctx, {&kA, &kB});
+  q.constraints.max_latency_ms = 150;  // b: expected 110 meets it, its interval's high end 300 does not
+  const Selector selector(SelectorOptions{.exploration_rate = 0.05});
+  std::mt19937_64 rng(1);
+  const auto recs = selector.Select(q, none, &model, rng);
+  ASSERT_EQ(recs.size(), 2u);
+  EXPECT_TRUE(recs[0].meets_constraints && recs[1].meets_constraints);
+  EXPECT_GT(ProbabilityOf(recs, "b"), 0.1);
+  EXPECT_NEAR(ProbabilityOf(recs, "a") + ProbabilityOf(recs, "b"), 1.0, 1e-9);
+  // Under an SLO of 105, b's expected 110 breaks it: b is never explored.
+  q.constraints.max_latency_ms = 105;
+  const auto tight = selector.Select(q, none, &model, rng);
+  EXPECT_EQ(ProbabilityOf(tight, "b"), 0.0);
+  EXPECT_EQ(tight[0].strategy->id, "a");
+}
+
 // One node alone, unless the operator vouches for it, cannot outweigh the model in a context nobody else measured.
 TEST(SelectorEvidenceTest, SingleNodeEvidenceIsDiscountedUnlessVouched) {
   const TaskContext ctx = Ctx();

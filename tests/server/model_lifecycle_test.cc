@@ -13,6 +13,8 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "model/robust.h"
+#include "proto/convert.h"
 #include "server/model_manager.h"
 #include "tests/server/test_server.h"
 
@@ -222,6 +224,38 @@ TEST_F(ModelLifecycleTest, CandidateTrainedOnCorruptedLabelsIsNotPromoted) {
   EXPECT_EQ(mi.history(0).version(), info->version());
   EXPECT_FALSE(mi.history(0).promoted());
   EXPECT_EQ(mi.serving_version(), serving);
+}
+
+// The held-out runs are capped by node share like the training runs: a node flooding held-out contexts with runs
+// (here honest ones) must not outweigh the other nodes when candidates are scored, and so decide promotion.
+TEST_F(ModelLifecycleTest, HeldOutRunsAreCappedByNodeShareToo) {
+  Register("small");
+  Register("large");
+  std::vector<v1::RunReport> reports = Telemetry("good", 0.1, 1);
+  const size_t honest = reports.size();
+  for (size_t i = 0; i < honest; ++i) {
+    const v1::RunReport base = reports[i];
+    if (base.node_id() != "node-0" || !server::ModelManager::InHoldout(FromProto(base).context)) continue;
+    for (int k = 0; k < 15; ++k) {
+      v1::RunReport r = base;
+      r.set_run_id(absl::StrCat("flood-", i, "-", k));
+      r.set_node_id("flood");
+      reports.push_back(std::move(r));
+    }
+  }
+  ASSERT_GT(reports.size(), honest);
+  Stream(reports);
+  std::vector<model::RunRecord> holdout;
+  for (const auto& r : reports) {
+    model::RunRecord rec = FromProto(r);
+    if (server::ModelManager::InHoldout(rec.context)) holdout.push_back(std::move(rec));
+  }
+  const size_t all_held_out = holdout.size();
+  const size_t capped = model::ThinByNodeShare(std::move(holdout)).size();
+  ASSERT_LT(capped, all_held_out / 2);  // most of the flood goes
+  auto info = models().RetrainNow();
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->evaluation().holdout_rows(), capped);
 }
 
 TEST_F(ModelLifecycleTest, PinnedVersionStaysAndRestartServesTheSameVersion) {

@@ -1,5 +1,6 @@
 // The promotion rule as a pure policy: the candidate and the serving model scored run by run on the same held-out
 // runs, on all of them and on the newest quarter, and on held-out top-1.
+#include <cmath>
 #include <random>
 #include <string>
 #include <vector>
@@ -19,20 +20,21 @@ struct Scores {
 
 // Both models err about 0.2 in log; `older` and `newer` are what the candidate adds to its error on the older and
 // the newest runs, `serving_newer` what the serving model adds on the newest.
-Scores Make(double older, double newer, double serving_newer = 0) {
+Scores Make(double older, double newer, double serving_newer = 0, size_t runs = kRuns) {
   Scores s;
+  s.newest.assign(runs, false);
   std::mt19937_64 rng(3);
   std::normal_distribution<double> noise(0, 0.02);
   for (auto* m : {&s.candidate, &s.serving}) {
-    m->row_abs_log_error.resize(kRuns);
-    m->row_context.resize(kRuns);
+    m->row_abs_log_error.resize(runs);
+    m->row_context.resize(runs);
     m->mape = 0.2;
     m->top1 = 0.9;
-    m->contexts = 100;
-    m->rows = kRuns;
+    m->contexts = runs / 4;
+    m->rows = runs;
   }
-  for (size_t i = 0; i < kRuns; ++i) {
-    const bool newest = i >= kRuns * 3 / 4;
+  for (size_t i = 0; i < runs; ++i) {
+    const bool newest = i >= runs * 3 / 4;
     s.newest[i] = newest;
     const double base = 0.2 + noise(rng);
     s.serving.row_abs_log_error[i] = base + (newest ? serving_newer : 0);
@@ -77,6 +79,60 @@ TEST(PromotionPolicyTest, LowerTopOneHoldsBack) {
   const PromotionDecision d = DecidePromotion(s.candidate, s.serving, s.newest);
   EXPECT_FALSE(d.promote);
   EXPECT_NE(d.note.find("top-1"), std::string::npos) << d.note;
+}
+
+// The held-out error decides on its own: worse on the older three quarters and level on the newest, the candidate
+// passes the newest-quarter and top-1 checks, so only the error over the whole held-out set can hold it back.
+TEST(PromotionPolicyTest, HigherErrorOverTheWholeHeldOutSetHoldsBackWhenTheNewestRunsAreLevel) {
+  const Scores s = Make(0.1, 0);
+  const PromotionDecision d = DecidePromotion(s.candidate, s.serving, s.newest);
+  EXPECT_FALSE(d.promote) << d.note;
+  EXPECT_NE(d.note.find("higher error"), std::string::npos) << d.note;
+  EXPECT_EQ(d.note.find("sudden jump"), std::string::npos) << d.note;
+}
+
+// Worse by 1 %, clearly beyond two standard errors but inside the 2 % tolerance that training noise moves: promoted,
+// or the model would stop following new data.
+TEST(PromotionPolicyTest, SignificantlyWorseButInsideTheToleranceStillPromotes) {
+  const Scores s = Make(0.01, 0.01);
+  const model::PairedDifference d = model::PairedLogErrorDifference(s.candidate, s.serving);
+  ASSERT_GT(d.mean, 2 * d.se);  // significant: only the tolerance lets it through
+  ASSERT_LT(d.mean, kLogErrorTolerance);
+  const PromotionDecision p = DecidePromotion(s.candidate, s.serving, s.newest);
+  EXPECT_TRUE(p.promote) << p.note;
+}
+
+// With fewer than kMinRecentRuns runs in the newest quarter the comparison there is noise: not judged.
+TEST(PromotionPolicyTest, NewestQuarterWithTooFewRunsIsNotJudged) {
+  const size_t runs = 4 * (kMinRecentRuns - 10);  // the newest quarter holds kMinRecentRuns - 10 runs
+  const Scores s = Make(-0.04, 0.1, 0, runs);
+  const PromotionDecision d = DecidePromotion(s.candidate, s.serving, s.newest);
+  EXPECT_TRUE(d.promote) << d.note;
+  // The same shape with enough newest runs is a sudden jump.
+  const Scores big = Make(-0.04, 0.1, 0, 4 * (kMinRecentRuns + 10));
+  EXPECT_FALSE(DecidePromotion(big.candidate, big.serving, big.newest).promote);
+}
+
+// Held-out top-1 is undefined when no held-out context has two strategies: the candidate is judged by its error.
+TEST(PromotionPolicyTest, MissingTopOneLeavesTheDecisionToTheError) {
+  Scores s = Make(0, 0);
+  s.candidate.top1 = std::nan("");
+  EXPECT_TRUE(DecidePromotion(s.candidate, s.serving, s.newest).promote);
+  s.serving.top1 = std::nan("");
+  EXPECT_TRUE(DecidePromotion(s.candidate, s.serving, s.newest).promote);
+  Scores worse = Make(0.1, 0.1);
+  worse.candidate.top1 = std::nan("");
+  EXPECT_FALSE(DecidePromotion(worse.candidate, worse.serving, worse.newest).promote);
+}
+
+// The top-1 tolerance is two standard errors over the held-out contexts: 0.85 against 0.9 on 100 contexts is
+// noise, 0.8 is not.
+TEST(PromotionPolicyTest, TopOneToleranceShrinksWithTheNumberOfContexts) {
+  Scores s = Make(0, 0);
+  s.candidate.top1 = 0.85;
+  EXPECT_TRUE(DecidePromotion(s.candidate, s.serving, s.newest).promote);
+  s.candidate.top1 = 0.8;
+  EXPECT_FALSE(DecidePromotion(s.candidate, s.serving, s.newest).promote);
 }
 
 TEST(PromotionPolicyTest, NewestQuarterByReportTime) {

@@ -3,7 +3,9 @@
 #include "server/validate.h"
 
 #include <cmath>
+#include <cstdint>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #include "gmock/gmock.h"
@@ -133,6 +135,73 @@ TEST(ValidateTest, StrategyComponents) {
   EXPECT_TRUE(server::ValidateStrategy("strategy", s, {}).ok());
   s.mutable_components(0)->clear_value();
   EXPECT_THAT(server::ValidateStrategy("strategy", s, {}).message(), HasSubstr("strategy.components[0].value"));
+}
+
+// Report times order the training scan and date a strategy's level changes: a negative one is refused, 0 (unset,
+// the server stamps it) is not.
+TEST(ValidateTest, NegativeReportTimeIsRefused) {
+  for (int64_t t : {int64_t{-1}, int64_t{-86400000}, std::numeric_limits<int64_t>::min()}) {
+    auto r = MakeReport("r", "s", 1, 10);
+    r.set_time_unix_ms(t);
+    const auto st = server::ValidateRunReport(r, {});
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << t;
+    EXPECT_THAT(st.message(), HasSubstr("time_unix_ms: must be >= 0")) << t;
+  }
+  for (int64_t t : {int64_t{0}, int64_t{1}, int64_t{1767225600000}}) {
+    auto r = MakeReport("r", "s", 1, 10);
+    r.set_time_unix_ms(t);
+    EXPECT_TRUE(server::ValidateRunReport(r, {}).ok()) << t;
+  }
+}
+
+// Every measurement, not only the first one checked, must be finite and non-negative.
+TEST(ValidateTest, EveryMetricMustBeFiniteAndNonNegative) {
+  using Setter = void (v1::RunMetrics::*)(double);
+  const std::pair<const char*, Setter> fields[] = {
+      {"metrics.ttft_ms", &v1::RunMetrics::set_ttft_ms},
+      {"metrics.tpot_ms", &v1::RunMetrics::set_tpot_ms},
+      {"metrics.e2e_latency_ms", &v1::RunMetrics::set_e2e_latency_ms},
+      {"metrics.throughput_tokens_per_s", &v1::RunMetrics::set_throughput_tokens_per_s},
+      {"metrics.peak_memory_gb", &v1::RunMetrics::set_peak_memory_gb},
+  };
+  const double bad_values[] = {-1.0, std::nan(""), std::numeric_limits<double>::infinity(),
+                               -std::numeric_limits<double>::infinity()};
+  for (const auto& [name, set] : fields) {
+    for (double v : bad_values) {
+      auto r = MakeReport("r", "s", 1, 10);
+      (r.mutable_metrics()->*set)(v);
+      const auto st = server::ValidateRunReport(r, {});
+      EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << name << " = " << v;
+      EXPECT_THAT(st.message(), HasSubstr(name)) << v;
+    }
+    auto r = MakeReport("r", "s", 1, 10);
+    (r.mutable_metrics()->*set)(0);
+    EXPECT_TRUE(server::ValidateRunReport(r, {}).ok()) << name << " = 0";
+  }
+}
+
+TEST(ValidateTest, FailureProbabilityBoundIsAProbability) {
+  v1::SelectAcceleratorRequest req;
+  *req.mutable_context() = MakeContext(1);
+  for (double p : {0.0, 0.5, 1.0}) {
+    req.mutable_constraints()->set_max_failure_probability(p);
+    EXPECT_TRUE(server::ValidateSelectRequest(req, {}).ok()) << p;
+  }
+  for (double p : {-0.1, 1.5, 50.0, std::nan("")}) {
+    req.mutable_constraints()->set_max_failure_probability(p);
+    EXPECT_THAT(server::ValidateSelectRequest(req, {}).message(),
+                HasSubstr("constraints.max_failure_probability: must be in [0, 1]"))
+        << p;
+  }
+}
+
+TEST(ValidateTest, ActiveExpertsCannotExceedExperts) {
+  auto r = MakeReport("r", "s", 1, 10);
+  r.mutable_context()->mutable_model()->set_experts(8);
+  r.mutable_context()->mutable_model()->set_active_experts(2);
+  EXPECT_TRUE(server::ValidateRunReport(r, {}).ok());
+  r.mutable_context()->mutable_model()->set_active_experts(9);
+  EXPECT_THAT(server::ValidateRunReport(r, {}).message(), HasSubstr("context.model.active_experts: must be <="));
 }
 
 }  // namespace

@@ -43,23 +43,53 @@ def parse(path):
     return mutants
 
 
-def source_files(repo):
-    """Tracked files plus untracked ones git does not ignore: what a fresh clone plus work in progress holds."""
-    out = subprocess.run(["git", "-C", repo, "ls-files", "-co", "--exclude-standard", "-z"], check=True,
-                         capture_output=True).stdout.decode()
-    return sorted(p for p in out.split("\0") if p and os.path.isfile(os.path.join(repo, p)))
+def source_files(repo, rev=None, overlay=()):
+    """{path: (bytes, executable)} of the tree to test: the working tree's tracked files plus untracked ones git does
+    not ignore (what a fresh clone plus work in progress holds), or commit `rev`'s files with the `overlay` paths
+    taken from the working tree (to test committed code with tests not yet committed while others edit the tree)."""
+    def from_worktree(paths):
+        out = {}
+        for p in paths:
+            full = os.path.join(repo, p)
+            if os.path.isfile(full):
+                with open(full, "rb") as f:
+                    out[p] = (f.read(), os.access(full, os.X_OK))
+        return out
+
+    if rev is None:
+        listed = subprocess.run(["git", "-C", repo, "ls-files", "-co", "--exclude-standard", "-z"], check=True,
+                                capture_output=True).stdout.decode()
+        return from_worktree(p for p in listed.split("\0") if p)
+    tree = subprocess.run(["git", "-C", repo, "ls-tree", "-r", "-z", rev], check=True,
+                          capture_output=True).stdout.decode()
+    entries = []
+    for e in tree.split("\0"):
+        if not e:
+            continue
+        meta, path = e.split("\t", 1)
+        mode, kind, sha = meta.split()
+        if kind == "blob":
+            entries.append((path, sha, mode == "100755"))
+    batch = subprocess.run(["git", "-C", repo, "cat-file", "--batch"], check=True, capture_output=True,
+                           input="".join(f"{sha}\n" for _, sha, _ in entries).encode()).stdout
+    out, pos = {}, 0
+    for path, _, executable in entries:
+        header_end = batch.index(b"\n", pos)
+        size = int(batch[pos:header_end].split()[2])
+        out[path] = (batch[header_end + 1:header_end + 1 + size], executable)
+        pos = header_end + 1 + size + 1
+    out.update(from_worktree(overlay))
+    return out
 
 
-def sync_tree(repo, dest):
-    """Copies `repo`'s source files to `dest`, rewriting only files whose bytes differ (so they get a new mtime and
-    Ninja rebuilds exactly what changed, including a file left mutated by an interrupted run); removes the rest."""
-    files = source_files(repo)
-    wanted = set(files)
+def sync_tree(repo, dest, rev=None, overlay=()):
+    """Copies the tree to test (source_files) to `dest`, rewriting only files whose bytes differ (so they get a new
+    mtime and Ninja rebuilds exactly what changed, including a file left mutated by an interrupted run); removes
+    the rest."""
+    files = source_files(repo, rev, overlay)
     changed = 0
-    for rel in files:
-        src, dst = os.path.join(repo, rel), os.path.join(dest, rel)
-        with open(src, "rb") as f:
-            data = f.read()
+    for rel, (data, executable) in files.items():
+        dst = os.path.join(dest, rel)
         try:
             with open(dst, "rb") as f:
                 same = f.read() == data
@@ -69,12 +99,12 @@ def sync_tree(repo, dest):
             os.makedirs(os.path.dirname(dst), exist_ok=True)
             with open(dst, "wb") as f:
                 f.write(data)
-            shutil.copymode(src, dst)
+            os.chmod(dst, 0o755 if executable else 0o644)
             changed += 1
     for root, dirs, names in os.walk(dest):
         for name in names:
             rel = os.path.relpath(os.path.join(root, name), dest)
-            if rel not in wanted:
+            if rel not in files:
                 os.remove(os.path.join(root, name))
     return len(files), changed
 
@@ -143,6 +173,9 @@ def main():
                     help="flock file held around each build (empty: none)")
     ap.add_argument("--test-timeout", type=int, default=300)
     ap.add_argument("--report", help="also write the table as Markdown to this file")
+    ap.add_argument("--rev", help="test this commit's files instead of the working tree's")
+    ap.add_argument("--overlay", nargs="*", default=[],
+                    help="with --rev: paths taken from the working tree all the same (e.g. new tests)")
     ap.add_argument("--no-baseline", action="store_true", help="skip the unmutated run of the selected tests")
     args = ap.parse_args()
 
@@ -160,8 +193,10 @@ def main():
     started = time.time()
     setup_log = os.path.join(r.logs, "setup.log")
     open(setup_log, "w").close()
-    nfiles, changed = sync_tree(REPO, r.src)
-    print(f"copied {REPO} -> {r.src} ({nfiles} files, {changed} changed); build in {r.build}; logs in {r.logs}",
+    nfiles, changed = sync_tree(REPO, r.src, args.rev, args.overlay)
+    what = f"{args.rev} of {REPO}" + (f" with {len(args.overlay)} working-tree files" if args.overlay else "") \
+        if args.rev else REPO
+    print(f"copied {what} -> {r.src} ({nfiles} files, {changed} changed); build in {r.build}; logs in {r.logs}",
           flush=True)
 
     # Every snippet must match exactly once before anything is built.
