@@ -50,7 +50,7 @@ class AckReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1::RunAc
 
   void OnReadDone(bool ok) override {
     if (!ok) {
-      Decide([this] {
+      Decide([this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
         reads_done_ = true;
         reading_ = false;
       });
@@ -58,7 +58,7 @@ class AckReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1::RunAc
     }
     const uint64_t seq = next_sequence_++;
     if (queue_ == nullptr) {
-      Decide([&] {
+      Decide([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
         reading_ = false;
         ++in_flight_;
         acks_.Add(seq, v1::RunAck::RESULT_DURABLE, incoming_->run_id());
@@ -66,7 +66,7 @@ class AckReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1::RunAc
       return;
     }
     std::unique_ptr<v1::RunReport> report = std::move(incoming_);
-    Decide([this] {
+    Decide([this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
       incoming_ = TakeSpareLocked();
       reading_ = false;
       ++in_flight_;
@@ -75,7 +75,7 @@ class AckReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1::RunAc
   }
 
   void OnCommitted(const absl::Status& status, std::vector<server::IngestItem>& items) override {
-    Decide([&] {
+    Decide([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
       if (!status.ok()) {
         failed_ = true;
         in_flight_ -= items.size();
@@ -95,14 +95,14 @@ class AckReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1::RunAc
   }
 
   void OnWriteDone(bool ok) override {
-    Decide([&] {
+    Decide([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
       writing_ = false;
       in_flight_ -= outgoing_reports_;
       if (!ok) broken_ = true;
     });
   }
   void OnCancel() override {
-    Decide([this] { broken_ = true; });
+    Decide([this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { broken_ = true; });
   }
   void OnDone() override { delete this; }
 
@@ -114,7 +114,8 @@ class AckReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1::RunAc
     return r;
   }
 
-  // Applies `change` under the lock, decides the next gRPC operations, issues them after unlocking.
+  // Applies `change` under the lock, decides the next gRPC operations, issues them after unlocking. Each `change`
+  // is a lambda declared ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_), so the compiler checks what it touches.
   template <typename Fn>
   void Decide(Fn&& change) {
     bool read = false, write = false, finish = false;

@@ -253,7 +253,8 @@ absl::StatusOr<std::unique_ptr<MetaModel>> MetaModel::Train(const std::vector<Ru
       // fitted booster, so it runs beside Fit. Unseen models, then unseen accelerators.
       for (auto [groups, out] : {std::pair{&task_model, &mm->novel_model_[head]},
                                  std::pair{&task_accelerator, &mm->novel_accelerator_[head]}}) {
-        jobs.push_back([&learner, &d, &options, groups, out]() {
+        // Init-captures: clang before 16 cannot capture a structured binding by name (P1091 is C++20).
+        jobs.push_back([&learner, &d, &options, groups = groups, out = out]() {
           if (auto q = learner->GroupedResidualQuantiles(d, *groups, options.novelty_folds); q.ok()) *out = *q;
           return absl::OkStatus();
         });
