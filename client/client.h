@@ -53,7 +53,10 @@ void AddAuthMetadata(const ClientOptions& options, grpc::ClientContext* context)
 // The sleep before retry number `retry` (0 = first retry): exponential, capped, with jitter.
 absl::Duration RetryBackoff(const ClientOptions& options, int retry);
 
-// Thread-safe: one Client may be shared by every thread of a node.
+// Thread safety: one Client may be shared by every thread of a node; every call may run concurrently with any
+// other. It holds no lock: its options and stubs are fixed at construction, each call builds its own ClientContext,
+// and the gRPC channel and stubs are thread-safe themselves (the retry jitter draws from a thread-local generator).
+// Ownership: the client shares the channel (channel() lets a TelemetrySender use the same one) and owns its stubs.
 class Client {
  public:
   // Checks the options and makes the channel (connection happens lazily on the first call).

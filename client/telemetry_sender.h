@@ -58,7 +58,13 @@ struct TelemetrySenderStats {
   std::string last_stream_error;
 };
 
-// Thread-safe. Owns one background thread (writer) plus, while a stream is open, one reader thread.
+// Thread safety: Send, Flush, Close and stats may be called from any number of threads at once (Close also
+// concurrently with a blocked Send or Flush, which then return). mu_ guards the buffer, the stream state and the
+// statistics; changed_ signals every change of them. The sender owns one background thread (Run: opens streams and
+// writes) plus, while a stream is open, one reader thread (ReadLoop: matches acks); neither holds mu_ across a gRPC
+// call, and the on_ack/on_rejected callbacks run on the reader thread with no lock held. Ownership: the sender owns
+// its buffered reports (Send takes them by value), its threads and its stub; it shares `channel` with other
+// users. The destructor calls Close, so it must not run on one of the sender's own threads (i.e. in a callback).
 class TelemetrySender {
  public:
   // The channel is shared with other users; `client_options` supplies the bearer token and the reconnect
@@ -72,18 +78,18 @@ class TelemetrySender {
 
   // Buffers `report` for sending. Full buffer: waits or RESOURCE_EXHAUSTED (see options).
   // FAILED_PRECONDITION after Close().
-  absl::Status Send(v1::RunReport report);
+  absl::Status Send(v1::RunReport report) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Waits until every report accepted so far is acknowledged and its callbacks have returned.
   // DEADLINE_EXCEEDED (with the number still
   // unacknowledged and the last stream error) when `timeout` passes first.
-  absl::Status Flush(absl::Duration timeout);
+  absl::Status Flush(absl::Duration timeout) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Cancels the stream and stops the threads. Reports not yet acknowledged are dropped: Flush() first.
   // Idempotent.
-  void Close();
+  void Close() ABSL_LOCKS_EXCLUDED(mu_);
 
-  TelemetrySenderStats stats() const;
+  TelemetrySenderStats stats() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   struct Entry {
@@ -91,11 +97,11 @@ class TelemetrySender {
     bool ever_written = false;  // on some stream: a further write is a resend
   };
 
-  void Run();
+  void Run() ABSL_LOCKS_EXCLUDED(mu_);
   // Writes unwritten entries until the stream breaks or the sender closes.
-  void WriteLoop(grpc::ClientReaderWriter<v1::RunReport, v1::RunAck>* stream);
+  void WriteLoop(grpc::ClientReaderWriter<v1::RunReport, v1::RunAck>* stream) ABSL_LOCKS_EXCLUDED(mu_);
   // Matches acks to entries until the stream ends; then marks it broken.
-  void ReadLoop(grpc::ClientReaderWriter<v1::RunReport, v1::RunAck>* stream);
+  void ReadLoop(grpc::ClientReaderWriter<v1::RunReport, v1::RunAck>* stream) ABSL_LOCKS_EXCLUDED(mu_);
   // The buffered entry that report `i` of `ack` acknowledges (0 for a plain ack; a ranged ack stands for
   // ack.count() reports), taken out of in_flight_: by stream sequence, and for i = 0 with the ack's run_id checked
   // (else any written entry with that run_id); pending_.end() if none.

@@ -2,6 +2,14 @@
 // RunRecords: one XGBoost head per objective on log(value) over (context ⊕ strategy) features with out-of-fold
 // residual intervals, a failure head (OOM/TIMEOUT/CRASH/NOT_APPLICABLE) and a peak-memory head. Immutable once
 // built; persisted as a self-checking blob.
+//
+// Thread safety: a MetaModel is built whole by Train or Deserialize on one thread and never changes afterwards, so
+// every const method (Predict, Evaluate, Serialize, the accessors) may be called from any number of threads at once
+// on one instance; the server serves it to every SelectAccelerator call at the same time. The only state a const
+// call writes is behind locks of its own: the strategy-encoding cache (StrategyEncodingCache, its mutex) and an
+// uncompiled booster's XGBoost handle (XgbBooster's mutex; the compiled forests are read-only). A new version is a
+// new object: the server publishes it by pointer swap (server/snapshot.h) and a request keeps the instance it took
+// until it returns. Ownership: the model owns its boosters and cache; TrainOptions and the runs are only read.
 #ifndef ACCELSEL_MODEL_META_MODEL_H_
 #define ACCELSEL_MODEL_META_MODEL_H_
 

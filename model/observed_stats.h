@@ -1,6 +1,13 @@
 // ObservedStats: in-memory summary of stored telemetry, keyed by exact task context and strategy.
 // Feeds the "observed" and "prior" evidence layers. Built from the store at start-up, updated on every ingest.
-// Thread-safe: many readers (SelectAccelerator) and writers (ingest) at once.
+//
+// Thread safety: every method may be called from any thread at once: many readers (SelectAccelerator, the trainer)
+// and writers (the ingest writer thread, QuarantineNode). One reader-writer lock, mu_, guards all the statistics
+// (cells, groups, levels, node trust, quarantine, the sampling RNG): readers share it, Add/AddChecked and
+// SetQuarantined hold it exclusively, each for one report or one call; no method calls out while holding it. The
+// options and the vouched-node hashes are fixed at construction and read without it. Levels() and
+// DistrustedNodes() return copies, so a low-priority caller never holds mu_ while it works. Ownership: ServiceCore
+// owns the instance; ModelManager borrows it (read-only) for its lifetime.
 #ifndef ACCELSEL_MODEL_OBSERVED_STATS_H_
 #define ACCELSEL_MODEL_OBSERVED_STATS_H_
 
@@ -90,43 +97,44 @@ class ObservedStats {
 
   // Aggregation is robust to a few lying nodes: the median is the median of per-node medians, intervals weight
   // every node equally, and the failure rate is the mean of per-node failure rates.
-  void Add(const RunRecord& run) { (void)AddChecked(run); }
-  AddOutcome AddChecked(const RunRecord& run);
+  void Add(const RunRecord& run) ABSL_LOCKS_EXCLUDED(mu_) { (void)AddChecked(run); }
+  AddOutcome AddChecked(const RunRecord& run) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Statistics of `strategy_id` in exactly this context, or nullopt if never run there.
   std::optional<ObservedSummary> Exact(const TaskContext& c, const std::string& strategy_id, Objective objective,
-                                       double coverage) const;
+                                       double coverage) const ABSL_LOCKS_EXCLUDED(mu_);
   // Statistics of `strategy_id` in the most similar observed context of the same group (nearest workload shape);
   // nullopt if none. Used only when Exact has nothing.
   std::optional<ObservedSummary> Similar(const TaskContext& c, const std::string& strategy_id, Objective objective,
-                                         double coverage) const;
+                                         double coverage) const ABSL_LOCKS_EXCLUDED(mu_);
 
   // Whether any run on this accelerator (by name, any count) has been stored, and whether `strategy_id` has been
   // run on it (OK or failed). A strategy never tried on an accelerator the network knows well may simply not
   // apply there (an engine for other hardware); the selector says so.
-  bool AcceleratorKnown(const std::string& accelerator) const;
+  bool AcceleratorKnown(const std::string& accelerator) const ABSL_LOCKS_EXCLUDED(mu_);
   // The strategy's current level (log factor on its latencies, 0 = as first seen) and its level at a report time,
   // for the trainer, which learns every run relative to the level of its time.
-  double LogLevel(const std::string& strategy_id) const;
+  double LogLevel(const std::string& strategy_id) const ABSL_LOCKS_EXCLUDED(mu_);
   // Each strategy's level changes, (report time from which, level) ascending; a copy, so a caller (the trainer, at
   // a low priority) restates many runs without holding the statistics' lock.
   using LevelHistory = absl::flat_hash_map<std::string, std::vector<std::pair<int64_t, double>>>;
-  LevelHistory Levels() const;
+  LevelHistory Levels() const ABSL_LOCKS_EXCLUDED(mu_);
   // The level of a strategy at a report time, and `run` restated at level 0 (latencies divided, throughput
   // multiplied by exp(that level)).
   static double LogLevelAt(const LevelHistory& levels, const std::string& strategy_id, int64_t time_unix_ms);
   static void ToBaseLevel(const LevelHistory& levels, RunRecord* run);
-  bool ObservedOnAccelerator(const std::string& accelerator, const std::string& strategy_id) const;
+  bool ObservedOnAccelerator(const std::string& accelerator, const std::string& strategy_id) const
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   // Nodes distrusted now (see ObservedStatsOptions), by NodeHash of their id; for the trainer, which leaves their
   // runs out. Copied, so a low-priority caller holds no lock while it uses them.
-  absl::flat_hash_set<uint64_t> DistrustedNodes() const;
+  absl::flat_hash_set<uint64_t> DistrustedNodes() const ABSL_LOCKS_EXCLUDED(mu_);
   // Nodes an operator quarantined (by NodeHash): treated as distrusted whatever their reports say, until released.
-  void SetQuarantined(absl::flat_hash_set<uint64_t> node_hashes);
+  void SetQuarantined(absl::flat_hash_set<uint64_t> node_hashes) ABSL_LOCKS_EXCLUDED(mu_);
   static uint64_t NodeHash(const std::string& node_id);
 
-  uint64_t runs() const;
-  uint64_t contexts() const;
+  uint64_t runs() const ABSL_LOCKS_EXCLUDED(mu_);
+  uint64_t contexts() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   struct Sample {
@@ -189,8 +197,8 @@ class ObservedStats {
   std::optional<ObservedSummary> SummarizeAtBaseLevel(const Cell& cell, Objective objective, double price_per_hour,
                                                       double coverage) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
-  ObservedStatsOptions options_;
-  absl::flat_hash_set<uint64_t> vouched_hashes_;  // of options_.vouched_nodes
+  const ObservedStatsOptions options_;
+  absl::flat_hash_set<uint64_t> vouched_hashes_;  // of options_.vouched_nodes; filled by the constructor
   mutable absl::Mutex mu_;
   absl::flat_hash_map<uint64_t, ContextEntry> contexts_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<uint64_t, std::vector<uint64_t>> groups_ ABSL_GUARDED_BY(mu_);

@@ -1,6 +1,12 @@
 // AccessControl: who may call what, and how often. Authenticates bearer tokens (--auth_tokens), checks the
 // caller's role against the method, and enforces per-node rate limits and the per-node ReportRun stream cap.
 // Every RPC of our services passes through it once (services.cc); health and reflection do not.
+//
+// Thread safety: one AccessControl serves every RPC thread at once; all public methods may be called
+// concurrently. The token table and the options are immutable after Create and read without a lock; mu_ guards the
+// per-node state (token buckets, open stream counts) and is held only while one node's entry is read or updated.
+// Ownership: the server owns it (server.cc) and outlives the services, which borrow it; Principal is a value the
+// calling RPC owns.
 #ifndef ACCELSEL_SERVER_ACCESS_H_
 #define ACCELSEL_SERVER_ACCESS_H_
 
@@ -31,7 +37,8 @@ struct Principal {
 // True for methods a "node" may call: select, report, list strategies, model info.
 bool NodeMayCall(Method method);
 
-// A token bucket: `rate_per_s` tokens per second up to `burst`. Not thread-safe (AccessControl locks).
+// A token bucket: `rate_per_s` tokens per second up to `burst`. Not thread-safe: AccessControl keeps its buckets
+// in nodes_, guarded by its mu_.
 class TokenBucket {
  public:
   TokenBucket(double rate_per_s, double burst, absl::Time now)
@@ -77,14 +84,15 @@ class AccessControl {
   // Authenticates the call, checks the role and takes one call from the node's bucket. On refusal returns
   // UNAUTHENTICATED / PERMISSION_DENIED / RESOURCE_EXHAUSTED (then also sets trailing metadata
   // "retry-after-ms" on `ctx`).
-  grpc::Status Admit(grpc::CallbackServerContext* ctx, Method method, Principal* principal);
+  grpc::Status Admit(grpc::CallbackServerContext* ctx, Method method, Principal* principal) ABSL_LOCKS_EXCLUDED(mu_);
   // Takes `n` reports from the node's report bucket; RESOURCE_EXHAUSTED (with retry-after-ms) when empty.
-  grpc::Status AdmitReports(grpc::CallbackServerContext* ctx, const Principal& principal, int n);
+  grpc::Status AdmitReports(grpc::CallbackServerContext* ctx, const Principal& principal, int n)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Opens / closes a ReportRun stream slot of the node; RESOURCE_EXHAUSTED when the node has too many.
-  grpc::Status AcquireStream(grpc::CallbackServerContext* ctx, const Principal& principal);
-  void ReleaseStream(const Principal& principal);
+  grpc::Status AcquireStream(grpc::CallbackServerContext* ctx, const Principal& principal) ABSL_LOCKS_EXCLUDED(mu_);
+  void ReleaseStream(const Principal& principal) ABSL_LOCKS_EXCLUDED(mu_);
 
-  size_t tracked_nodes() const;
+  size_t tracked_nodes() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   explicit AccessControl(const AccessOptions& options) : options_(options) {}

@@ -2,7 +2,10 @@
 // `accelsel-ack-ranges: 1` lets one RunAck stand for a run of consecutive sequences with the same result
 // (`count` > 1); the queue then extends its last ack instead of queueing another message, so the acks of a whole
 // committed batch usually leave in one write. Without the metadata every report gets its own ack, as before.
-// Not thread-safe: the owning stream guards it with its own mutex.
+//
+// Thread safety: none of its own. A ReportRun reactor (server/services.cc) owns one and declares it
+// ABSL_GUARDED_BY(its mu_), so the compiler checks that every call happens under that stream's lock; the group
+// commit's completions and the stream's write callbacks then reach it from different threads one at a time.
 #ifndef ACCELSEL_SERVER_ACK_QUEUE_H_
 #define ACCELSEL_SERVER_ACK_QUEUE_H_
 

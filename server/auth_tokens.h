@@ -1,5 +1,8 @@
 // The --auth_tokens file (who may call, in which role, as which node) and the loopback test that decides whether
 // the server may run without it. Pure parsing, no gRPC: fuzz/fuzz_validate.cc feeds it arbitrary text.
+//
+// Thread safety: free functions without shared state; any may be called from any thread. The parsed map is owned
+// by the caller; AccessControl keeps its copy immutable after start-up and reads it from every RPC thread.
 #ifndef ACCELSEL_SERVER_AUTH_TOKENS_H_
 #define ACCELSEL_SERVER_AUTH_TOKENS_H_
 

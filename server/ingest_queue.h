@@ -2,6 +2,13 @@
 // whatever is waiting as a single WriteBatch and then hands each stream its reports of that batch back in one
 // call. One batch serves many reports (and many streams), which is what makes acknowledging "only once durable"
 // cheap; one completion per stream per batch (not per report) lets a stream write its acks as one burst.
+//
+// Thread safety: Submit may be called from any number of threads at once (the RPC threads of the ReportRun
+// streams), also concurrently with Stop; Stop is idempotent and is also called by the destructor. mu_ guards the
+// hand-over (pending_, stopping_); the batch being written (batch_, groups_, group_of_) belongs to the writer thread
+// alone and is touched without a lock. Ownership: the queue owns its writer thread and, until they come back through
+// IngestSink::OnCommitted, the submitted reports; it borrows `store` and every sink, which must outlive it (sinks:
+// until their last report came back).
 #ifndef ACCELSEL_SERVER_INGEST_QUEUE_H_
 #define ACCELSEL_SERVER_INGEST_QUEUE_H_
 
@@ -51,10 +58,10 @@ class IngestQueue {
   ~IngestQueue();
 
   // Never blocks on storage. Memory is bounded by the callers (each stream limits its reports in flight).
-  void Submit(IngestSink* sink, std::unique_ptr<v1::RunReport> report, uint64_t sequence);
+  void Submit(IngestSink* sink, std::unique_ptr<v1::RunReport> report, uint64_t sequence) ABSL_LOCKS_EXCLUDED(mu_);
   // Finishes everything submitted so far, then stops the writer. Submit after Stop fails the report with
   // UNAVAILABLE.
-  void Stop();
+  void Stop() ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   struct Pending {
@@ -65,13 +72,14 @@ class IngestQueue {
     IngestSink* sink = nullptr;
     std::vector<IngestItem> items;
   };
-  void WriterLoop();
-  // Hands every sink of the batch its items; `status` not OK = the batch was not stored.
-  void Complete(const absl::Status& status);
+  void WriterLoop() ABSL_LOCKS_EXCLUDED(mu_);
+  // Hands every sink of the batch its items; `status` not OK = the batch was not stored. Writer thread, no lock
+  // held (the sinks' callbacks take their own).
+  void Complete(const absl::Status& status) ABSL_LOCKS_EXCLUDED(mu_);
 
-  storage::TelemetryStore* store_;
-  IngestOptions options_;
-  OnStored on_stored_;
+  storage::TelemetryStore* const store_;  // not owned
+  const IngestOptions options_;
+  const OnStored on_stored_;
   absl::Mutex mu_;
   std::deque<Pending> pending_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

@@ -1,5 +1,13 @@
 // Metrics: every Prometheus series the service exports, created once at start-up so the hot path only touches
 // pre-resolved counters. Served over HTTP by prometheus-cpp's Exposer on --metrics_listen.
+//
+// Thread safety: after construction and Serve (once, at start-up, before any RPC), every method may be called from
+// any thread at once: the pre-resolved counters, gauges and histograms are prometheus-cpp's own
+// thread-safe series, reached through pointers that never change; the accessors hand out references to them. The
+// two series created on demand are guarded by a lock each: rejected_mu_ the reason -> counter map, suspect_mu_ the
+// per-node suspect counters (their count is capped). Exposer threads read the registry concurrently (prometheus-cpp
+// locks it). Ownership: the registry owns every series (the raw pointers here borrow from it); Metrics owns the
+// registry and the Exposer; its owner (the server, or a test) must keep it alive until the last RPC finished.
 #ifndef ACCELSEL_SERVER_METRICS_H_
 #define ACCELSEL_SERVER_METRICS_H_
 
@@ -57,19 +65,20 @@ class Metrics {
     absl::Duration request_timeout = absl::Seconds(5);  // well under Prometheus' default 10 s scrape timeout
   };
   // Starts the HTTP endpoint ("host:port"; port 0 = any free port). Returns the bound port.
-  absl::StatusOr<int> Serve(const std::string& listen_address, const HttpOptions& http);
+  absl::StatusOr<int> Serve(const std::string& listen_address, const HttpOptions& http);  // once, at start-up
   absl::StatusOr<int> Serve(const std::string& listen_address) { return Serve(listen_address, HttpOptions()); }
 
   void RecordRpc(Method method, grpc::StatusCode code, absl::Duration latency);
   void RecordSelection(model::EvidenceLayer top_layer, bool explored);
   void RunsIngested(double n) { runs_ingested_->Increment(n); }
   void RunsDuplicate(double n) { runs_duplicate_->Increment(n); }
-  void RunRejected(const std::string& reason);  // reason: one of kRejectReasons (else counted as "other")
+  void RunRejected(const std::string& reason)  // reason: one of kRejectReasons (else counted as "other")
+      ABSL_LOCKS_EXCLUDED(rejected_mu_);
   // A report or strategy definition carried fields this server does not know; they were dropped before storing.
   void UnknownFieldsDropped() { unknown_fields_dropped_->Increment(); }
   // A stored report flagged by ObservedStats as far from the other nodes (accelsel_suspect_node_reports_total).
   static constexpr size_t kMaxSuspectNodes = 20;
-  void SuspectReport(const std::string& node_id);
+  void SuspectReport(const std::string& node_id) ABSL_LOCKS_EXCLUDED(suspect_mu_);
 
   prometheus::Gauge& runs_stored() { return *runs_stored_; }
   prometheus::Gauge& storage_bytes() { return *storage_bytes_; }

@@ -152,6 +152,7 @@ absl::StatusOr<std::shared_ptr<const ServingModel>> ModelManager::LoadVersion(ui
 }
 
 absl::Status ModelManager::Load() {
+  absl::MutexLock train_lock(&train_mu_);  // no trainer yet (Start comes later): uncontended, for Publish's contract
   auto pinned = store_->GetMeta(kPinnedKey);
   if (!pinned.ok()) return pinned.status();
   pinned_ = pinned->has_value() && **pinned == "1";

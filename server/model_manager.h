@@ -1,6 +1,16 @@
 // ModelManager: the life cycle of meta-model versions — train on a store snapshot off the RPC threads, evaluate
 // against the serving version on held-out runs, persist every version, promote only if not worse, and publish the
 // serving version by pointer swap so that SelectAccelerator never waits. Also pin and rollback.
+//
+// Thread safety: every public method may be called from any thread at once. Serving() and NoteNewRuns() never wait
+// on training: the serving model is an immutable ServingModel published through a Snapshot (a request keeps the
+// version it took for its whole call), and the run counters are atomics. train_mu_ makes a retrain (trainer thread
+// or Retrain RPC), a pin, a rollback and the start-up Load one at a time, and is held across a whole retrain (a
+// Pin waits for it); everything that publishes a version (Publish) runs under it. stop_mu_ guards the trainer's
+// stop flag; CancelTraining is a lock-free flag that a running retrain polls between boosting rounds. Ownership:
+// the manager owns the trainer thread and shares ownership of each published ServingModel with the requests that
+// hold it (the last holder frees a replaced version, outside any lock); it borrows `store`, `metrics` and `stats`,
+// which must outlive it (ServiceCore owns them).
 #ifndef ACCELSEL_SERVER_MODEL_MANAGER_H_
 #define ACCELSEL_SERVER_MODEL_MANAGER_H_
 
@@ -61,24 +71,24 @@ class ModelManager {
 
   // Loads the serving version recorded in the store (pinned or last promoted). A blob that fails its checks is
   // refused and the newest older promoted version that loads is served instead.
-  absl::Status Load();
+  absl::Status Load() ABSL_LOCKS_EXCLUDED(train_mu_);
   // Starts the background trainer (if options.trainer_enabled).
   void Start();
   // Stops a running training at its next boosting round (the retrain returns CANCELLED, nothing is promoted) and
   // the trainer loop; Stop() also joins it. Shutdown calls CancelTraining() first so that it never waits for a
   // long retrain, whether the trainer or a Retrain RPC runs it.
   void CancelTraining() { cancel_training_.store(true); }
-  void Stop();
+  void Stop() ABSL_LOCKS_EXCLUDED(stop_mu_);
 
   std::shared_ptr<const ServingModel> Serving() const { return serving_.Get(); }
   void NoteNewRuns(size_t n) { new_runs_.fetch_add(n, std::memory_order_relaxed); }
 
   // Trains a candidate now (on the calling thread), evaluates, persists and maybe promotes it.
-  absl::StatusOr<v1::ModelVersionInfo> RetrainNow();
+  absl::StatusOr<v1::ModelVersionInfo> RetrainNow() ABSL_LOCKS_EXCLUDED(train_mu_);
   // Serves `version` and stops automatic promotion; 0 unpins (the newest promoted version serves again).
-  absl::StatusOr<uint64_t> Pin(uint64_t version);
+  absl::StatusOr<uint64_t> Pin(uint64_t version) ABSL_LOCKS_EXCLUDED(train_mu_);
   // Serves the promoted version before the current one, and pins it.
-  absl::StatusOr<uint64_t> Rollback();
+  absl::StatusOr<uint64_t> Rollback() ABSL_LOCKS_EXCLUDED(train_mu_);
   void FillInfo(v1::GetModelInfoResponse* response) const;
 
   // Whether runs of this context are held out from training for evaluation (a fixed hash split by exact context,
@@ -87,21 +97,22 @@ class ModelManager {
 
  private:
   absl::StatusOr<std::shared_ptr<const ServingModel>> LoadVersion(uint64_t version);
-  absl::Status Publish(std::shared_ptr<const ServingModel> model, bool pinned);
-  void TrainerLoop();
+  // Records `model` as serving (and the pin) in the store, then swaps it in.
+  absl::Status Publish(std::shared_ptr<const ServingModel> model, bool pinned) ABSL_EXCLUSIVE_LOCKS_REQUIRED(train_mu_);
+  void TrainerLoop() ABSL_LOCKS_EXCLUDED(train_mu_, stop_mu_);
   void UpdateGauges(const ServingModel* m);
 
-  storage::TelemetryStore* store_;
-  const model::ObservedStats* stats_;
-  Metrics* metrics_;
-  ServerOptions options_;
+  storage::TelemetryStore* const store_;      // not owned
+  const model::ObservedStats* const stats_;  // not owned; may be null
+  Metrics* const metrics_;                   // not owned
+  const ServerOptions options_;
   Snapshot<ServingModel> serving_;
   std::atomic<uint64_t> new_runs_{0};
   std::atomic<uint64_t> runs_at_last_train_{0};  // store size when the last retrain read it
-  std::atomic<bool> pinned_{false};
+  std::atomic<bool> pinned_{false};  // written under train_mu_ (with the store's record), read lock-free
   std::atomic<bool> cancel_training_{false};
 
-  absl::Mutex train_mu_;  // one training or pin/rollback at a time
+  absl::Mutex train_mu_;  // one training, pin, rollback or load at a time
   absl::Mutex stop_mu_;
   bool stopping_ ABSL_GUARDED_BY(stop_mu_) = false;
   std::thread trainer_;

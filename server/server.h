@@ -1,5 +1,11 @@
 // Server: assembles metrics, ServiceCore, gRPC services, health and reflection into one running service.
 // Used by main() and by the integration tests (which bind 127.0.0.1:0 and read back the ports).
+//
+// Thread safety: after Start returns, Shutdown and Wait may be called from any threads at once (one thread may
+// wait while another shuts down; a second Shutdown returns at once); the accessors return what Start set, which
+// never changes. mu_ guards the two shutdown flags only; Shutdown does its work without it. Ownership: the server
+// owns everything it assembled; the destructor shuts down, then the members go in reverse order (gRPC server first,
+// metrics last).
 #ifndef ACCELSEL_SERVER_SERVER_H_
 #define ACCELSEL_SERVER_SERVER_H_
 
@@ -27,9 +33,9 @@ class Server {
 
   // Graceful stop: health NOT_SERVING, stop accepting, wait up to options.shutdown_grace for in-flight calls
   // (then cancel them), finish ingest, stop the trainer, flush the store. Idempotent.
-  void Shutdown();
+  void Shutdown() ABSL_LOCKS_EXCLUDED(mu_);
   // Blocks until Shutdown() has completed.
-  void Wait();
+  void Wait() ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   Server() = default;

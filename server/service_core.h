@@ -1,5 +1,15 @@
 // ServiceCore: the transport-independent heart of the service — store, catalogue, observed statistics, serving
 // model and ingest queue — with one method per RPC. The gRPC layer (services.cc) only adapts calls to it.
+//
+// Thread safety: after Create returns, every RPC method (Select ... QuarantineNode, PrepareReport, Ingest) may be
+// called from any number of RPC threads at once, and so may BeginWorker/EndWorker; Shutdown may be called at any
+// time, more than once, and waits for the workers. ServiceCore holds no lock over a request: Select reads immutable
+// snapshots (the catalogue's, the serving model) and ObservedStats, which locks itself; writes go to components
+// that serialise themselves (Catalog, ModelManager, IngestQueue, the store). Its own state: quarantine_mu_
+// serialises QuarantineNode (read the list, persist it, apply it to the statistics) and guards quarantined_;
+// workers_mu_ guards the worker count and the refusal flag that Shutdown sets. Ownership: it owns the store, the
+// catalogue, the statistics, the model manager and the ingest queue (the ingest writer thread calls back into
+// OnStored); it borrows `metrics`, which must outlive it.
 #ifndef ACCELSEL_SERVER_SERVICE_CORE_H_
 #define ACCELSEL_SERVER_SERVICE_CORE_H_
 
@@ -44,7 +54,8 @@ class ServiceCore {
   grpc::Status PinModel(const v1::PinModelRequest& request, v1::PinModelResponse* response);
   grpc::Status RollbackModel(v1::RollbackModelResponse* response);
   // Quarantines or releases a node (or only lists, with an empty node_id); persisted in the store's meta.
-  grpc::Status QuarantineNode(const v1::QuarantineNodeRequest& request, v1::QuarantineNodeResponse* response);
+  grpc::Status QuarantineNode(const v1::QuarantineNodeRequest& request, v1::QuarantineNodeResponse* response)
+      ABSL_LOCKS_EXCLUDED(quarantine_mu_);
 
   // Validates a report and resolves its strategy (registering an attached definition when
   // `may_create_strategy`; otherwise the definition must already be in the catalogue). On error the status
@@ -57,13 +68,13 @@ class ServiceCore {
 
   // Stops ingest (after finishing what was submitted) and the trainer, flushes the store. First waits for the
   // blocking admin workers (a Retrain whose call already ended DEADLINE_EXCEEDED still runs on its own thread).
-  void Shutdown();
+  void Shutdown() ABSL_LOCKS_EXCLUDED(workers_mu_);
 
   // Blocking admin calls run on threads of their own that use this core, and ReportRun reactors use it until their
   // OnDone: each holds a worker slot until its last touch of the core, the metrics or the call, so Shutdown (and
   // the destruction that follows) waits for it. BeginWorker is false once shutdown began: the call is refused.
-  bool BeginWorker();
-  void EndWorker();
+  bool BeginWorker() ABSL_LOCKS_EXCLUDED(workers_mu_);
+  void EndWorker() ABSL_LOCKS_EXCLUDED(workers_mu_);
 
   const ServerOptions& options() const { return options_; }
   Metrics* metrics() { return metrics_; }
@@ -78,7 +89,7 @@ class ServiceCore {
   void OnStored(const std::vector<const v1::RunReport*>& stored);
 
   ServerOptions options_;
-  Metrics* metrics_;
+  Metrics* const metrics_;  // not owned
   std::unique_ptr<storage::TelemetryStore> store_;
   std::unique_ptr<Catalog> catalog_;
   model::ObservedStats stats_;
@@ -87,8 +98,8 @@ class ServiceCore {
   std::unique_ptr<IngestQueue> ingest_;
   std::atomic<bool> shut_down_{false};
   std::atomic<uint64_t> seeded_selects_{0};  // SelectAccelerator calls drawn from options_.seed
-  // Applies `nodes` to the statistics (the trainer reads them there). Caller holds quarantine_mu_.
-  void ApplyQuarantineLocked(const std::set<std::string>& nodes);
+  // Applies `nodes` to the statistics (the trainer reads them there).
+  void ApplyQuarantineLocked(const std::set<std::string>& nodes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(quarantine_mu_);
   absl::Mutex quarantine_mu_;  // serialises QuarantineNode calls: read, change, persist, apply
   std::set<std::string> quarantined_ ABSL_GUARDED_BY(quarantine_mu_);
   absl::Mutex workers_mu_;

@@ -4,6 +4,14 @@
 // invisible to a handler — a unary call ends UNIMPLEMENTED with an empty message, and a stream's read looks like
 // the client's half-close, so a ReportRun stream ended OK with reports silently unread. Parsing here turns it into
 // INVALID_ARGUMENT saying the bytes did not parse (docs/API.md, "Status codes").
+//
+// Thread safety: gRPC calls every method of both services from its own threads, many at once; the service objects
+// hold nothing but the two borrowed pointers, so they need no lock. Each ReportRun stream is a reactor of its own
+// (services.cc) whose state is guarded by its own mutex and annotated. The blocking admin RPCs (Retrain, PinModel,
+// RollbackModel) run off the gRPC threads, each holding a ServiceCore worker slot until its last touch of the core;
+// the other RPCs run inline on the gRPC thread. Ownership: the server owns the services, the core and the
+// access control; the services borrow `core` and `access`, which outlive them; each ReportRun reactor deletes
+// itself in its OnDone.
 #ifndef ACCELSEL_SERVER_SERVICES_H_
 #define ACCELSEL_SERVER_SERVICES_H_
 

@@ -1,5 +1,10 @@
 // The RocksDB implementation of TelemetryStore: its on-disk key layout (exposed for tests and offline tools such as
 // `ldb`) and an Open variant that lets tests put a fault-injecting rocksdb::Env underneath the store.
+//
+// Thread safety: the store returned by OpenRocksDbStore keeps TelemetryStore's contract (see there). Inside it,
+// write_mu_ serialises every write and the reopen after a failed one; instance_mu_ (taken after write_mu_, never
+// before) guards only the shared_ptr to the open RocksDB instance, which each operation copies and then uses without
+// a lock. The free functions here are pure. `env` is borrowed and must outlive the store.
 #ifndef ACCELSEL_STORAGE_ROCKSDB_STORE_H_
 #define ACCELSEL_STORAGE_ROCKSDB_STORE_H_
 

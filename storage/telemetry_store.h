@@ -1,5 +1,14 @@
 // TelemetryStore: the durable RocksDB home of run reports, the strategy catalogue, model versions and
-// service metadata. Thread-safe. Errors are absl::Status values; no rocksdb::Status escapes this module.
+// service metadata. Errors are absl::Status values; no rocksdb::Status escapes this module.
+//
+// Thread safety: every method may be called from any number of threads at once (RPC threads, the ingest writer, the
+// trainer). Writes (AppendRuns, PutStrategy, PutModel, PutMeta, Flush) are serialised inside the store, so
+// AppendRuns' duplicate check and its write are one step; reads (GetRun, ScanRuns, ListStrategies, GetModel,
+// ListModels, GetMeta, ApproximateBytes) run beside each other and beside writes, each on the RocksDB instance it
+// took at its start; RunCount is a lock-free read. ScanRuns calls `fn` on the calling thread with no store lock held
+// and keeps the snapshot it scans alive until it returns. Ownership: Open returns the only owner; the caller
+// (ServiceCore) must keep it alive until every other user of the store (ingest writer, trainer, RPCs) has stopped.
+// Results are returned by value; no reference into the store outlives a call.
 #ifndef ACCELSEL_STORAGE_TELEMETRY_STORE_H_
 #define ACCELSEL_STORAGE_TELEMETRY_STORE_H_
 
