@@ -1,12 +1,8 @@
 // Flag parsing and input-file reading for the `accelsel` CLI.
 #include "client/cli_args.h"
 
-#include <cerrno>
 #include <cstdlib>
-#include <cstring>
-#include <fstream>
 #include <set>
-#include <sstream>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -14,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "google/protobuf/util/json_util.h"
+#include "util/file.h"
 
 namespace accelsel::client::cli {
 
@@ -102,7 +99,7 @@ absl::StatusOr<ClientOptions> ClientOptionsFromFlags(const ParsedFlags& flags) {
   options.target = flags.Get("server", env_server != nullptr && *env_server != '\0' ? env_server : kDefaultServer);
   options.bearer_token = flags.Get("token", env_token != nullptr ? env_token : "");
   if (flags.Has("tls_ca")) {
-    auto pem = ReadFile(flags.Get("tls_ca"));
+    auto pem = util::ReadFile(flags.Get("tls_ca"));
     if (!pem.ok()) return pem.status();
     if (pem->empty()) return absl::InvalidArgumentError(absl::StrCat("--tls_ca ", flags.Get("tls_ca"), " is empty"));
     options.tls_root_ca_pem = *pem;
@@ -112,9 +109,9 @@ absl::StatusOr<ClientOptions> ClientOptionsFromFlags(const ParsedFlags& flags) {
   }
   if (flags.Has("tls_cert")) {
     if (!flags.Has("tls_ca")) return absl::InvalidArgumentError("--tls_cert needs --tls_ca (a TLS connection)");
-    auto cert = ReadFile(flags.Get("tls_cert"));
+    auto cert = util::ReadFile(flags.Get("tls_cert"));
     if (!cert.ok()) return cert.status();
-    auto key = ReadFile(flags.Get("tls_key"));
+    auto key = util::ReadFile(flags.Get("tls_key"));
     if (!key.ok()) return key.status();
     options.tls_client_cert_pem = *cert;
     options.tls_client_key_pem = *key;
@@ -169,15 +166,6 @@ absl::StatusOr<std::vector<std::string>> ParseCandidates(const std::string& text
   return ids;
 }
 
-absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path, ": ", std::strerror(errno)));
-  std::ostringstream buf;
-  buf << in.rdbuf();
-  if (in.bad()) return absl::DataLossError(absl::StrCat("read error on ", path));
-  return buf.str();
-}
-
 absl::StatusOr<v1::TaskContext> ParseTaskContextJson(const std::string& json) {
   if (absl::StripAsciiWhitespace(json).empty()) return absl::InvalidArgumentError("empty JSON");
   v1::TaskContext context;
@@ -189,7 +177,7 @@ absl::StatusOr<v1::TaskContext> ParseTaskContextJson(const std::string& json) {
 }
 
 absl::StatusOr<v1::TaskContext> ReadTaskContextFile(const std::string& path) {
-  auto json = ReadFile(path);
+  auto json = util::ReadFile(path);
   if (!json.ok()) return json.status();
   auto context = ParseTaskContextJson(*json);
   if (!context.ok()) {
@@ -199,24 +187,22 @@ absl::StatusOr<v1::TaskContext> ReadTaskContextFile(const std::string& path) {
 }
 
 absl::StatusOr<std::vector<v1::RunReport>> ReadRunReportsJsonl(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path, ": ", std::strerror(errno)));
+  auto text = util::ReadFile(path);
+  if (!text.ok()) return text.status();
   std::vector<v1::RunReport> reports;
-  std::string line;
   size_t line_no = 0;
   google::protobuf::util::JsonParseOptions options;
   options.ignore_unknown_fields = false;
-  while (std::getline(in, line)) {
+  for (absl::string_view line : absl::StrSplit(*text, '\n')) {
     ++line_no;
     if (absl::StripAsciiWhitespace(line).empty()) continue;
     v1::RunReport report;
-    auto status = google::protobuf::util::JsonStringToMessage(line, &report, options);
+    auto status = google::protobuf::util::JsonStringToMessage(std::string(line), &report, options);
     if (!status.ok()) {
       return absl::InvalidArgumentError(absl::StrCat(path, ":", line_no, ": ", status.message().as_string()));
     }
     reports.push_back(std::move(report));
   }
-  if (in.bad()) return absl::DataLossError(absl::StrCat("read error on ", path));
   return reports;
 }
 

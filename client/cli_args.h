@@ -56,8 +56,6 @@ absl::StatusOr<v1::TaskContext> ReadTaskContextFile(const std::string& path);
 // One RunReport JSON object per line; blank lines are skipped. Errors name the file and line.
 absl::StatusOr<std::vector<v1::RunReport>> ReadRunReportsJsonl(const std::string& path);
 
-absl::StatusOr<std::string> ReadFile(const std::string& path);
-
 }  // namespace accelsel::client::cli
 
 #endif  // ACCELSEL_CLIENT_CLI_ARGS_H_

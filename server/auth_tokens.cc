@@ -7,8 +7,6 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 #include <vector>
 
 #include "absl/strings/escaping.h"
@@ -18,6 +16,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "server/validate.h"
+#include "util/file.h"
 
 namespace accelsel::server {
 
@@ -70,11 +69,9 @@ absl::StatusOr<absl::flat_hash_map<std::string, TokenEntry>> ReadAuthTokensFile(
         "chmod go-w it (e.g. 0600)",
         path, (st.st_mode & S_IWOTH) != 0 ? "everyone" : "its group", st.st_mode & 07777));
   }
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot read --auth_tokens ", path));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  auto tokens = ParseAuthTokens(ss.str());
+  auto text = util::ReadFile(path);
+  if (!text.ok()) return absl::Status(text.status().code(), absl::StrCat("--auth_tokens: ", text.status().message()));
+  auto tokens = ParseAuthTokens(*text);
   if (!tokens.ok()) return absl::InvalidArgumentError(absl::StrCat(path, ": ", tokens.status().message()));
   return tokens;
 }

@@ -1,9 +1,6 @@
 // Server assembly and graceful shutdown.
 #include "server/server.h"
 
-#include <fstream>
-#include <sstream>
-
 #include "absl/strings/str_cat.h"
 #include "grpc/grpc.h"
 #include "grpcpp/resource_quota.h"
@@ -12,6 +9,7 @@
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
 #include "server/model_manager.h"
+#include "util/file.h"
 
 namespace accelsel::server {
 
@@ -20,12 +18,10 @@ inline constexpr char kSelectorServiceName[] = "accelsel.v1.AcceleratorSelector"
 namespace {
 
 absl::StatusOr<std::string> ReadPem(const std::string& flag, const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", flag, " ", path));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  if (ss.str().empty()) return absl::InvalidArgumentError(absl::StrCat(flag, " ", path, " is empty"));
-  return ss.str();
+  auto pem = util::ReadFile(path);
+  if (!pem.ok()) return absl::Status(pem.status().code(), absl::StrCat(flag, ": ", pem.status().message()));
+  if (pem->empty()) return absl::InvalidArgumentError(absl::StrCat(flag, " ", path, " is empty"));
+  return pem;
 }
 
 // Plaintext, TLS, or mutual TLS, from the options.

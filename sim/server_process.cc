@@ -11,8 +11,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
@@ -20,16 +18,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "util/file.h"
 
 namespace accelsel::sim {
 namespace {
 
-std::string ReadWhole(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+// The file's text, or "" when it cannot be read (a log not written yet, a /proc entry of a process gone).
+std::string ReadWhole(const std::string& path) { return util::ReadFile(path).value_or(""); }
 
 // fork + exec of `argv` with stdout and stderr into `out_fd`; the child dies with its parent. It gets its own process
 // group, so that a Ctrl-C at the terminal reaches netsim only, which then stops the child itself.

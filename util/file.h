@@ -8,7 +8,8 @@
 
 namespace accelsel::util {
 
-// The file's bytes. NotFound when it cannot be opened, DataLoss when reading fails part way.
+// The file's bytes. NotFound "cannot open PATH: <strerror>" when it cannot be opened, DataLoss "read error on PATH"
+// when reading fails part way.
 absl::StatusOr<std::string> ReadFile(const std::string& path);
 
 }  // namespace accelsel::util
