@@ -5,53 +5,12 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "rocksdb/env.h"
-#include "rocksdb/file_system.h"
 #include "server/model_manager.h"
 #include "tests/server/test_server.h"
+#include "tests/test_util/fault_env.h"
 
 namespace accelsel::testing {
 namespace {
-
-// A WAL file whose appends fail with NoSpace while `fail` is set — a disk that has filled up.
-class FullDiskFile : public rocksdb::WritableFileWrapper {
- public:
-  FullDiskFile(std::unique_ptr<rocksdb::WritableFile> file, std::atomic<bool>* fail, std::atomic<int>* hits)
-      : rocksdb::WritableFileWrapper(file.get()), file_(std::move(file)), fail_(fail), hits_(hits) {}
-  rocksdb::Status Append(const rocksdb::Slice& data) override {
-    if (fail_->load()) return Full();
-    return rocksdb::WritableFileWrapper::Append(data);
-  }
-  rocksdb::Status Append(const rocksdb::Slice& data, const rocksdb::DataVerificationInfo& info) override {
-    if (fail_->load()) return Full();
-    return rocksdb::WritableFileWrapper::Append(data, info);
-  }
-
- private:
-  rocksdb::Status Full() {
-    ++*hits_;
-    return rocksdb::Status::NoSpace("disk full (simulated)");
-  }
-  std::unique_ptr<rocksdb::WritableFile> file_;
-  std::atomic<bool>* fail_;
-  std::atomic<int>* hits_;
-};
-
-class FullDiskEnv : public rocksdb::EnvWrapper {
- public:
-  FullDiskEnv() : rocksdb::EnvWrapper(rocksdb::Env::Default()) {}
-  const char* Name() const override { return "FullDiskEnv"; }
-  rocksdb::Status NewWritableFile(const std::string& name, std::unique_ptr<rocksdb::WritableFile>* result,
-                                  const rocksdb::EnvOptions& options) override {
-    rocksdb::Status s = target()->NewWritableFile(name, result, options);
-    if (s.ok() && name.size() > 4 && name.compare(name.size() - 4, 4, ".log") == 0) {
-      *result = std::make_unique<FullDiskFile>(std::move(*result), &full, &hits);
-    }
-    return s;
-  }
-  std::atomic<bool> full{false};
-  std::atomic<int> hits{0};
-};
 
 struct StreamResult {
   grpc::Status status;
@@ -84,7 +43,7 @@ StreamResult Send(Connection& conn, const std::vector<v1::RunReport>& reports) {
 }
 
 TEST(FaultTest, FullDiskEndsStreamUnavailableWithoutAckAndIngestResumes) {
-  FullDiskEnv env;
+  FaultEnv env;
   auto o = TestOptions(FreshDir("fault-disk"));
   o.storage_env = &env;
   auto s = server::Server::Start(o);
@@ -97,16 +56,16 @@ TEST(FaultTest, FullDiskEndsStreamUnavailableWithoutAckAndIngestResumes) {
   ASSERT_TRUE(before.status.ok()) << before.status.error_message();
   ASSERT_EQ(before.durable, 1);
 
-  env.full = true;
+  env.fail_wal_appends = true;
   std::vector<v1::RunReport> during;
   for (int i = 0; i < 5; ++i) during.push_back(MakeReport(absl::StrCat("full-", i), "vllm", 2, 100 + i));
   const StreamResult failed = Send(conn, during);
-  EXPECT_GT(env.hits.load(), 0) << "the fault was never hit";
+  EXPECT_GT(env.wal_failures.load(), 0) << "the fault was never hit";
   EXPECT_EQ(failed.status.error_code(), grpc::StatusCode::UNAVAILABLE) << failed.status.error_message();
   EXPECT_EQ(failed.durable + failed.duplicate, 0) << "nothing may be acknowledged while the disk is full";
   EXPECT_EQ((*s)->core().store()->RunCount(), 1u);
 
-  env.full = false;
+  env.fail_wal_appends = false;
   // Space is back: the client resends. The first write after the fault may still meet the store's recovery.
   StreamResult resumed;
   for (int attempt = 0; attempt < 20; ++attempt) {

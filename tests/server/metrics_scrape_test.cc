@@ -16,8 +16,8 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "rocksdb/env.h"
 #include "tests/server/test_server.h"
+#include "tests/test_util/fault_env.h"
 
 namespace accelsel::testing {
 namespace {
@@ -154,23 +154,6 @@ int FreePort() {
   return ntohs(addr.sin_port);
 }
 
-// Opening the store reads each of its files slowly, so start-up takes long enough for a scrape to land in it.
-class SlowOpenEnv : public rocksdb::EnvWrapper {
- public:
-  SlowOpenEnv() : rocksdb::EnvWrapper(rocksdb::Env::Default()) {}
-  const char* Name() const override { return "SlowOpenEnv"; }
-  rocksdb::Status NewRandomAccessFile(const std::string& f, std::unique_ptr<rocksdb::RandomAccessFile>* r,
-                                     const rocksdb::EnvOptions& o) override {
-    absl::SleepFor(absl::Milliseconds(100));
-    return EnvWrapper::NewRandomAccessFile(f, r, o);
-  }
-  rocksdb::Status NewSequentialFile(const std::string& f, std::unique_ptr<rocksdb::SequentialFile>* r,
-                                    const rocksdb::EnvOptions& o) override {
-    absl::SleepFor(absl::Milliseconds(100));
-    return EnvWrapper::NewSequentialFile(f, r, o);
-  }
-};
-
 TEST(MetricsScrapeTest, EndpointAnswersOnlyWithTheStoredGaugesLoaded) {
   const std::string dir = FreshDir("metrics-restart");
   constexpr int kRuns = 500;
@@ -192,7 +175,8 @@ TEST(MetricsScrapeTest, EndpointAnswersOnlyWithTheStoredGaugesLoaded) {
   }
   // Restart on a fixed port while scraping it as fast as possible: whatever scrape is answered first must already
   // report every stored run.
-  SlowOpenEnv env;
+  // Opening the store reads each of its files slowly, so start-up takes long enough for a scrape to land in it.
+  FaultEnv env(/*open_delay=*/absl::Milliseconds(100));
   auto options = TestOptions(dir);
   const int port = FreePort();
   options.metrics_listen = absl::StrCat("127.0.0.1:", port);

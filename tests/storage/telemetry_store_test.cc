@@ -30,6 +30,7 @@
 #include "rocksdb/db.h"
 #include "rocksdb/env.h"
 #include "rocksdb/write_batch.h"
+#include "tests/test_util/fault_env.h"
 #include "storage/rocksdb_store.h"
 
 namespace accelsel::storage {
@@ -685,51 +686,11 @@ INSTANTIATE_TEST_SUITE_P(SyncAndNoSync, TelemetryStoreCrashTest, ::testing::Bool
                          });
 
 // ---------------------------------------------------------------------------------------------------------------
-// Write errors: an Env whose WAL appends fail on demand, like a disk that has filled up.
+// Write errors: WAL appends that fail on demand (FaultEnv), like a disk that has filled up.
 // ---------------------------------------------------------------------------------------------------------------
 
-class FailingWritableFile : public rocksdb::WritableFileWrapper {
- public:
-  FailingWritableFile(std::unique_ptr<rocksdb::WritableFile> file, const std::atomic<bool>* fail,
-                      std::atomic<int>* failures)
-      : rocksdb::WritableFileWrapper(file.get()), file_(std::move(file)), fail_(fail), failures_(failures) {}
-  rocksdb::Status Append(const rocksdb::Slice& data) override {
-    if (fail_->load()) return Fail();
-    return rocksdb::WritableFileWrapper::Append(data);
-  }
-  rocksdb::Status Append(const rocksdb::Slice& data, const rocksdb::DataVerificationInfo& info) override {
-    if (fail_->load()) return Fail();
-    return rocksdb::WritableFileWrapper::Append(data, info);
-  }
-
- private:
-  rocksdb::Status Fail() {
-    ++*failures_;
-    return rocksdb::Status::NoSpace("injected by the test");
-  }
-  std::unique_ptr<rocksdb::WritableFile> file_;
-  const std::atomic<bool>* fail_;
-  std::atomic<int>* failures_;
-};
-
-class WalFaultEnv : public rocksdb::EnvWrapper {
- public:
-  WalFaultEnv() : rocksdb::EnvWrapper(rocksdb::Env::Default()) {}
-  const char* Name() const override { return "WalFaultEnv"; }
-  rocksdb::Status NewWritableFile(const std::string& name, std::unique_ptr<rocksdb::WritableFile>* result,
-                                  const rocksdb::EnvOptions& options) override {
-    rocksdb::Status s = target()->NewWritableFile(name, result, options);
-    if (s.ok() && name.size() > 4 && name.compare(name.size() - 4, 4, ".log") == 0) {
-      *result = std::make_unique<FailingWritableFile>(std::move(*result), &fail_wal_appends, &failures);
-    }
-    return s;
-  }
-  std::atomic<bool> fail_wal_appends{false};
-  std::atomic<int> failures{0};
-};
-
 TEST_F(TelemetryStoreTest, WriteErrorIsUnavailableAcknowledgesNothingAndRecovers) {
-  WalFaultEnv env;
+  testing::FaultEnv env;
   {
     absl::StatusOr<std::unique_ptr<TelemetryStore>> opened = OpenRocksDbStore(options_, &env);
     ASSERT_TRUE(opened.ok()) << opened.status();
@@ -740,10 +701,10 @@ TEST_F(TelemetryStoreTest, WriteErrorIsUnavailableAcknowledgesNothingAndRecovers
     env.fail_wal_appends = true;
     std::vector<v1::RunReport> during = {MakeRun("during-1", 2), MakeRun("during-2", 3)};
     absl::StatusOr<std::vector<AppendResult>> failed = store.AppendRuns(Pointers(during));
-    EXPECT_GT(env.failures.load(), 0) << "the fault was never hit: the test is not testing anything";
+    EXPECT_GT(env.wal_failures.load(), 0) << "the fault was never hit: the test is not testing anything";
     ASSERT_FALSE(failed.ok());
     EXPECT_EQ(failed.status().code(), absl::StatusCode::kUnavailable) << failed.status();
-    EXPECT_THAT(failed.status().message(), HasSubstr("injected by the test"));
+    EXPECT_THAT(failed.status().message(), HasSubstr(testing::kInjectedDiskFull));
     EXPECT_EQ(store.RunCount(), 1u);
     EXPECT_EQ(store.GetRun("during-1").status().code(), absl::StatusCode::kNotFound);
     // While the disk stays full, appends keep failing cleanly.
@@ -763,7 +724,7 @@ TEST_F(TelemetryStoreTest, WriteErrorIsUnavailableAcknowledgesNothingAndRecovers
 }
 
 TEST_F(TelemetryStoreTest, ReadsDuringWriteErrorRecoveryReturnDataOrUnavailable) {
-  WalFaultEnv env;
+  testing::FaultEnv env;
   absl::StatusOr<std::unique_ptr<TelemetryStore>> opened = OpenRocksDbStore(options_, &env);
   ASSERT_TRUE(opened.ok()) << opened.status();
   TelemetryStore& store = **opened;
