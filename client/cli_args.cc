@@ -14,8 +14,6 @@
 
 namespace accelsel::client::cli {
 
-constexpr char kDefaultServer[] = "127.0.0.1:50051";
-
 std::string ParsedFlags::Get(const std::string& name, const std::string& fallback) const {
   auto it = values.find(name);
   return it == values.end() ? fallback : it->second;
@@ -73,13 +71,15 @@ absl::StatusOr<ParsedFlags> ParseFlags(const std::vector<std::string>& args, con
 }
 
 std::vector<FlagSpec> CommonFlags() {
+  const ClientOptions defaults;  // the defaults are written once, in client/client.h
   return {
-      {"server", true, "ADDR", absl::StrCat("server address (default $ACCELSEL_SERVER, else ", kDefaultServer, ")")},
+      {"server", true, "ADDR", absl::StrCat("server address (default $ACCELSEL_SERVER, else ", defaults.target, ")")},
       {"token", true, "TOKEN", "bearer token sent as 'authorization: Bearer TOKEN' (default $ACCELSEL_TOKEN)"},
       {"tls_ca", true, "FILE", "PEM file of the CA that signs the server certificate (default: plaintext)"},
       {"tls_cert", true, "FILE", "PEM client certificate for servers that require mutual TLS (with --tls_key)"},
       {"tls_key", true, "FILE", "PEM private key of --tls_cert"},
-      {"deadline_ms", true, "MS", "deadline of each call including retries (default 5000)"},
+      {"deadline_ms", true, "MS",
+       absl::StrCat("deadline of each call including retries (default ", defaults.deadline_ms, ")")},
       {"help", false, "", "show this help"},
   };
 }
@@ -96,7 +96,8 @@ absl::StatusOr<ClientOptions> ClientOptionsFromFlags(const ParsedFlags& flags) {
   ClientOptions options;
   const char* env_server = std::getenv("ACCELSEL_SERVER");
   const char* env_token = std::getenv("ACCELSEL_TOKEN");
-  options.target = flags.Get("server", env_server != nullptr && *env_server != '\0' ? env_server : kDefaultServer);
+  if (env_server != nullptr && *env_server != '\0') options.target = env_server;
+  options.target = flags.Get("server", options.target);
   options.bearer_token = flags.Get("token", env_token != nullptr ? env_token : "");
   if (flags.Has("tls_ca")) {
     auto pem = util::ReadFile(flags.Get("tls_ca"));

@@ -10,54 +10,74 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "server/options.h"
 #include "server/server.h"
 
-ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "gRPC listen address host:port (port 0 = any free port)");
-ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464",
+namespace {
+
+// The flags' defaults are those of a default-constructed ServerOptions: written once, in server/options.h.
+const accelsel::server::ServerOptions& Defaults() {
+  static const accelsel::server::ServerOptions defaults;
+  return defaults;
+}
+
+}  // namespace
+
+ABSL_FLAG(std::string, listen, Defaults().listen, "gRPC listen address host:port (port 0 = any free port)");
+ABSL_FLAG(std::string, metrics_listen, Defaults().metrics_listen,
           "Prometheus /metrics HTTP address host:port (port 0 = any free port; empty = off)");
-ABSL_FLAG(std::string, data_dir, "./var/accelsel", "RocksDB data folder (created if missing)");
-ABSL_FLAG(std::string, seed_csv, "",
+ABSL_FLAG(std::string, data_dir, Defaults().data_dir, "RocksDB data folder (created if missing)");
+ABSL_FLAG(std::string, seed_csv, Defaults().seed_csv,
           "LLM-Inference-Bench CSV imported at start-up if the store holds no runs (empty = no seeding)");
-ABSL_FLAG(std::string, descriptors_dir, "data/descriptors",
+ABSL_FLAG(std::string, descriptors_dir, Defaults().descriptors_dir,
           "Folder with models.csv and accelerators.csv used by --seed_csv");
-ABSL_FLAG(bool, sync_writes, true,
+ABSL_FLAG(bool, sync_writes, Defaults().sync_writes,
           "fsync the write-ahead log before acknowledging a report (false: survives kill -9, not power loss)");
-ABSL_FLAG(double, exploration_rate, 0.05,
+ABSL_FLAG(double, exploration_rate, Defaults().exploration_rate,
           "Probability of placing a non-top candidate first when the caller allows exploration (0 = never)");
-ABSL_FLAG(absl::Duration, retrain_interval, absl::Minutes(5), "Retrain the meta-model this often (0 = no timer)");
-ABSL_FLAG(uint64_t, retrain_min_new_runs, 10000, "Retrain after this many new runs (0 = no count trigger)");
-ABSL_FLAG(double, retrain_growth, 0.5,
+ABSL_FLAG(absl::Duration, retrain_interval, Defaults().retrain_interval,
+          "Retrain the meta-model this often (0 = no timer)");
+ABSL_FLAG(uint64_t, retrain_min_new_runs, Defaults().retrain_min_new_runs,
+          "Retrain after this many new runs (0 = no count trigger)");
+ABSL_FLAG(double, retrain_growth, Defaults().retrain_growth,
           "Also retrain when the runs stored since the last retrain reach this share of the store then (0 = off)");
-ABSL_FLAG(uint64_t, retrain_growth_min_runs, 200, "Fewest new runs the growth trigger retrains on");
-ABSL_FLAG(bool, trainer, true, "Run the background trainer");
-ABSL_FLAG(uint64_t, seed, 0,
+ABSL_FLAG(uint64_t, retrain_growth_min_runs, Defaults().retrain_growth_min_runs,
+          "Fewest new runs the growth trigger retrains on");
+ABSL_FLAG(bool, trainer, Defaults().trainer_enabled, "Run the background trainer");
+ABSL_FLAG(uint64_t, seed, Defaults().seed,
           "Seed of the exploration randomness (0 = a fresh random seed per thread); with a seed, the same sequence "
           "of requests gets the same first places, so simulations repeat");
-ABSL_FLAG(int, trainer_nice, 19,
+ABSL_FLAG(int, trainer_nice, Defaults().trainer_nice,
           "Nice level (0..19) of model training; 19 = train only on CPU the RPC threads leave idle, 0 = no change");
-ABSL_FLAG(int, trainer_threads, 2,
+ABSL_FLAG(int, trainer_threads, Defaults().trainer_threads,
           "Boosters trained at once during a retrain (1..64, one thread each, at --trainer_nice)");
-ABSL_FLAG(uint32_t, stream_window, 512, "Reports a ReportRun stream may have in flight before reading pauses");
-ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
+ABSL_FLAG(uint32_t, stream_window, static_cast<uint32_t>(Defaults().stream_window),
+          "Reports a ReportRun stream may have in flight before reading pauses");
+ABSL_FLAG(absl::Duration, shutdown_grace, Defaults().shutdown_grace,
           "How long SIGTERM waits for in-flight calls before cancelling them");
-ABSL_FLAG(std::string, tls_cert, "", "PEM server certificate chain (with --tls_key: serve TLS)");
-ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
-ABSL_FLAG(std::string, tls_client_ca, "",
+ABSL_FLAG(std::string, tls_cert, Defaults().tls_cert_file, "PEM server certificate chain (with --tls_key: serve TLS)");
+ABSL_FLAG(std::string, tls_key, Defaults().tls_key_file, "PEM private key of --tls_cert");
+ABSL_FLAG(std::string, tls_client_ca, Defaults().tls_client_ca_file,
           "PEM CA bundle; when set, clients must present a certificate it signed (mutual TLS)");
-ABSL_FLAG(std::string, auth_tokens, "",
+ABSL_FLAG(std::string, auth_tokens, Defaults().access.auth_tokens_file,
           "File of 'TOKEN ROLE NODE_ID' lines (ROLE: node|operator); callers send 'authorization: Bearer TOKEN'. "
           "Empty = no authentication (loopback only unless --allow_insecure)");
-ABSL_FLAG(bool, allow_insecure, false, "Serve a non-loopback --listen address without --auth_tokens");
-ABSL_FLAG(double, rate_calls_per_s, 100, "Unary calls per second per node (token bucket; 0 = unlimited)");
-ABSL_FLAG(double, rate_call_burst, 200, "Bucket size of --rate_calls_per_s");
-ABSL_FLAG(double, rate_reports_per_s, 5000, "Run reports per second per node (token bucket; 0 = unlimited)");
-ABSL_FLAG(double, rate_report_burst, 20000, "Bucket size of --rate_reports_per_s");
-ABSL_FLAG(bool, rate_limit_anonymous, false,
+ABSL_FLAG(bool, allow_insecure, Defaults().allow_insecure,
+          "Serve a non-loopback --listen address without --auth_tokens");
+ABSL_FLAG(double, rate_calls_per_s, Defaults().access.calls_per_s,
+          "Unary calls per second per node (token bucket; 0 = unlimited)");
+ABSL_FLAG(double, rate_call_burst, Defaults().access.call_burst, "Bucket size of --rate_calls_per_s");
+ABSL_FLAG(double, rate_reports_per_s, Defaults().access.reports_per_s,
+          "Run reports per second per node (token bucket; 0 = unlimited)");
+ABSL_FLAG(double, rate_report_burst, Defaults().access.report_burst, "Bucket size of --rate_reports_per_s");
+ABSL_FLAG(bool, rate_limit_anonymous, Defaults().access.limit_anonymous,
           "Apply the per-node limits to unauthenticated callers too, keyed by peer host");
-ABSL_FLAG(uint32_t, max_streams_per_node, 8, "Concurrent ReportRun streams per node (0 = unlimited)");
-ABSL_FLAG(absl::Duration, admin_call_deadline, absl::Minutes(10),
+ABSL_FLAG(uint32_t, max_streams_per_node, Defaults().access.max_streams_per_node,
+          "Concurrent ReportRun streams per node (0 = unlimited)");
+ABSL_FLAG(absl::Duration, admin_call_deadline, Defaults().admin_call_deadline,
           "Server-side deadline of Retrain/PinModel/RollbackModel (0 = none)");
-ABSL_FLAG(uint64_t, grpc_memory_bytes, 512ull << 20, "Memory gRPC may use for buffers, bytes (0 = gRPC default)");
+ABSL_FLAG(uint64_t, grpc_memory_bytes, uint64_t{Defaults().grpc_memory_bytes},
+          "Memory gRPC may use for buffers, bytes (0 = gRPC default)");
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
