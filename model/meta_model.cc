@@ -25,30 +25,34 @@ using util::SealBlob;
 
 namespace {
 
+using Head = MetaModel::Head;
+
 // The value a head learns, as log cost (minimised); NaN when the run does not report it.
-double HeadTarget(const RunRecord& r, uint32_t head) {
+double HeadTarget(const RunRecord& r, Head head) {
   const RunMetrics& m = r.metrics;
   double v = kMissing;
   switch (head) {
-    case 0: v = m.e2e_latency_ms; break;
-    case 1: v = m.ttft_ms; break;
-    case 2: v = m.tpot_ms; break;
-    case 3: v = m.throughput_tokens_per_s; break;
-    case 4: v = m.peak_memory_gb; break;
-    default: break;
+    case MetaModel::kE2e: v = m.e2e_latency_ms; break;
+    case MetaModel::kTtft: v = m.ttft_ms; break;
+    case MetaModel::kTpot: v = m.tpot_ms; break;
+    case MetaModel::kThroughput: v = m.throughput_tokens_per_s; break;
+    case MetaModel::kPeakMemory: v = m.peak_memory_gb; break;
+    case MetaModel::kNumHeads: break;
   }
   if (IsMissing(v) || !(v > 0) || !std::isfinite(v)) return kMissing;
-  return head == 3 ? -std::log(v) : std::log(v);
+  return head == MetaModel::kThroughput ? -std::log(v) : std::log(v);
 }
 
-BaselineMetric MetricOf(uint32_t head) {
+BaselineMetric MetricOf(Head head) {
   switch (head) {
-    case 1: return BaselineMetric::kTtftMs;
-    case 2: return BaselineMetric::kTpotMs;
-    case 3: return BaselineMetric::kThroughput;
-    case 4: return BaselineMetric::kPeakMemoryGb;
-    default: return BaselineMetric::kE2eMs;
+    case MetaModel::kTtft: return BaselineMetric::kTtftMs;
+    case MetaModel::kTpot: return BaselineMetric::kTpotMs;
+    case MetaModel::kThroughput: return BaselineMetric::kThroughput;
+    case MetaModel::kPeakMemory: return BaselineMetric::kPeakMemoryGb;
+    case MetaModel::kE2e:
+    case MetaModel::kNumHeads: break;
   }
+  return BaselineMetric::kE2eMs;
 }
 
 uint64_t VectorKey(const float* x, size_t n) {
@@ -69,7 +73,7 @@ MetaModel::Head MetaModel::HeadFor(Objective o) {
 }
 
 // In the head's log-cost space (throughput is stored negated); 0 when there is no baseline.
-double MetaModel::Baseline(const TaskContext& c, uint32_t head) const {
+double MetaModel::Baseline(const TaskContext& c, Head head) const {
   if (!roofline_baseline_) return 0;
   const double b = LogRooflineBaseline(c, MetricOf(head));
   if (IsMissing(b)) return 0;
@@ -80,7 +84,7 @@ bool MetaModel::HasObjective(Objective objective) const { return heads_[HeadFor(
 
 bool MetaModel::HasRankHead(Objective objective) const { return rank_heads_[HeadFor(objective)] != nullptr; }
 
-absl::Status MetaModel::TrainRankHead(uint32_t head, const Dataset& d, const XgbParams& params,
+absl::Status MetaModel::TrainRankHead(Head head, const Dataset& d, const XgbParams& params,
                                      size_t max_fit_rows) {
   // One row per (context, strategy) cell with the cell's mean target: repeated runs of one cell would only add
   // pairs between identical feature vectors.
@@ -136,7 +140,8 @@ absl::StatusOr<std::unique_ptr<MetaModel>> MetaModel::Train(const std::vector<Ru
   }
   mm->coverage_ = options.interval_coverage;
   mm->roofline_baseline_ = options.roofline_baseline;
-  bool wanted[kNumHeads] = {false, false, false, false, options.train_peak_memory};
+  bool wanted[kNumHeads] = {};
+  wanted[kPeakMemory] = options.train_peak_memory;
   for (Objective o : options.objectives) wanted[HeadFor(o)] = true;
   for (const Strategy& s : options.catalog) {
     if (!s.components.empty()) mm->catalog_[s.id] = s.components;
@@ -211,7 +216,8 @@ absl::StatusOr<std::unique_ptr<MetaModel>> MetaModel::Train(const std::vector<Ru
     };
   }
 
-  for (uint32_t head = 0; head < kNumHeads; ++head) {
+  for (uint32_t h = 0; h < kNumHeads; ++h) {
+    const Head head = static_cast<Head>(h);
     if (!wanted[head]) continue;
     // Every head shares the encoded tasks and strategies; only the rows (and targets) differ. Heads run one after
     // the other (they share `all.rows`); the boosters of one head are trained `options.threads` at a time.
@@ -271,7 +277,7 @@ absl::StatusOr<std::unique_ptr<MetaModel>> MetaModel::Train(const std::vector<Ru
   return mm;
 }
 
-void MetaModel::EncodeStrategies(const std::vector<const Strategy*>& strategies, std::vector<float>* x,
+void MetaModel::EncodeStrategies(const std::vector<const Strategy*>& strategies, bool cached, std::vector<float>* x,
                                  std::vector<CandidateRef>* refs) const {
   const size_t w = StrategyFeatureWidth();
   x->clear();
@@ -280,15 +286,30 @@ void MetaModel::EncodeStrategies(const std::vector<const Strategy*>& strategies,
   for (size_t i = 0; i < strategies.size(); ++i) {
     const Strategy* s = strategies[i];
     auto c = catalog_.find(s->id);
-    (*refs)[i].key = c != catalog_.end() && c->second != s->components
-                         ? strategy_encodings_.Append(Strategy{s->id, c->second, ""}, x)
-                         : strategy_encodings_.Append(*s, x);
+    // The model's own components of a strategy it was trained on win over the caller's.
+    const Strategy* as_trained = s;
+    Strategy redefined;
+    if (c != catalog_.end() && c->second != s->components) {
+      redefined = Strategy{s->id, c->second, ""};
+      as_trained = &redefined;
+    }
+    if (cached) {
+      (*refs)[i].key = strategy_encodings_.Append(*as_trained, x);
+    } else {
+      EncodeStrategy(*as_trained, x);  // what the cache holds for it (StrategyEncodingCache::Append)
+      (*refs)[i].key = StableHash(as_trained->id);
+    }
   }
   for (size_t i = 0; i < strategies.size(); ++i) (*refs)[i].x = x->data() + i * w;
 }
 
 void MetaModel::Predict(const TaskContext& context, const std::vector<const Strategy*>& strategies,
                         Objective objective, std::vector<Prediction>* out) const {
+  PredictWith(context, strategies, objective, /*cached_encodings=*/true, out);
+}
+
+void MetaModel::PredictWith(const TaskContext& context, const std::vector<const Strategy*>& strategies,
+                            Objective objective, bool cached_encodings, std::vector<Prediction>* out) const {
   out->assign(strategies.size(), Prediction{});
   if (strategies.empty()) return;
   std::vector<float> task_x;
@@ -296,9 +317,9 @@ void MetaModel::Predict(const TaskContext& context, const std::vector<const Stra
   EncodeContext(context, use_vocabulary_ ? &vocabulary_ : nullptr, &task_x);
   std::vector<float> strat_x;
   std::vector<CandidateRef> refs;
-  EncodeStrategies(strategies, &strat_x, &refs);
+  EncodeStrategies(strategies, cached_encodings, &strat_x, &refs);
   std::vector<LogPrediction> lp;
-  auto run_head = [&](uint32_t head) -> bool {
+  auto run_head = [&](Head head) -> bool {
     if (heads_[head] == nullptr || !heads_[head]->Predict(task_x.data(), refs, &lp).ok() ||
         lp.size() != strategies.size()) {
       return false;
@@ -401,7 +422,7 @@ HoldoutMetrics MetaModel::Evaluate(const std::vector<RunRecord>& holdout) const 
     if (IsMissing(truth) || !(truth > 0)) continue;
     Strategy s{r.strategy_id, {}, ""};
     std::vector<Prediction> p;
-    Predict(r.context, {&s}, Objective::kE2eLatency, &p);
+    PredictWith(r.context, {&s}, Objective::kE2eLatency, /*cached_encodings=*/false, &p);
     if (p.empty() || IsMissing(p[0].expected)) continue;
     ++m.rows;
     ape_sum += std::abs(p[0].expected - truth) / truth;

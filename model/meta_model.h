@@ -122,6 +122,9 @@ class MetaModel : public Predictor {
   // malformed. `version` becomes the model's version.
   static absl::StatusOr<std::unique_ptr<MetaModel>> Deserialize(std::string_view blob, uint64_t version);
 
+  // Scores the model on held-out runs. Takes no lock that Predict takes (it leaves the encoding cache alone), so a
+  // low-priority thread may score the very instance that serves without making a request wait for it; the scores
+  // are those Predict would give.
   HoldoutMetrics Evaluate(const std::vector<RunRecord>& holdout) const;
 
   // Predictor.
@@ -136,17 +139,23 @@ class MetaModel : public Predictor {
   // True when a ranking head orders the candidates of the objective.
   bool HasRankHead(Objective objective) const;
 
- private:
+  // The regression heads, by what they predict; the numbers are their order in the blob (and index the arrays).
   enum Head : uint32_t { kE2e = 0, kTtft = 1, kTpot = 2, kThroughput = 3, kPeakMemory = 4, kNumHeads = 5 };
+
+ private:
   MetaModel() = default;
   static Head HeadFor(Objective o);
-  void EncodeStrategies(const std::vector<const Strategy*>& strategies, std::vector<float>* x,
+  // The strategies' features, from the model's encoding cache (`cached`, the serving path) or encoded afresh without
+  // touching the cache (the evaluation path, so that scoring a serving model takes no lock its requests take).
+  void EncodeStrategies(const std::vector<const Strategy*>& strategies, bool cached, std::vector<float>* x,
                         std::vector<CandidateRef>* refs) const;
+  void PredictWith(const TaskContext& context, const std::vector<const Strategy*>& strategies, Objective objective,
+                   bool cached_encodings, std::vector<Prediction>* out) const;
 
-  double Baseline(const TaskContext& c, uint32_t head) const;
+  double Baseline(const TaskContext& c, Head head) const;
   // Trains rank_heads_[head] on the mean target of each (context, strategy) cell of `d` (contexts with at least
   // two strategies only). Leaves the head empty when no context has two.
-  absl::Status TrainRankHead(uint32_t head, const Dataset& d, const XgbParams& params, size_t max_fit_rows);
+  absl::Status TrainRankHead(Head head, const Dataset& d, const XgbParams& params, size_t max_fit_rows);
 
   uint64_t version_ = 0;
   bool roofline_baseline_ = true;
