@@ -48,7 +48,11 @@ absl::Status TelemetrySender::Send(v1::RunReport report) {
   absl::MutexLock lock(&mu_);
   if (closing_) return absl::FailedPreconditionError("telemetry sender is closed");
   if (options_.block_when_full) {
-    while (!closing_ && pending_.size() >= options_.capacity_reports) changed_.Wait(&mu_);
+    if (pending_.size() >= options_.capacity_reports) {
+      ++stats_.blocked_sends;
+      while (!closing_ && pending_.size() >= options_.capacity_reports) changed_.Wait(&mu_);
+      --stats_.blocked_sends;
+    }
     if (closing_) return absl::FailedPreconditionError("telemetry sender is closed");
   } else if (pending_.size() >= options_.capacity_reports) {
     return absl::ResourceExhaustedError(

@@ -55,6 +55,7 @@ struct TelemetrySenderStats {
   int64_t last_retry_after_ms = 0;  // the last such hint, as sent by the server (before the cap)
   size_t buffered = 0;           // reports in the buffer now
   size_t max_buffered = 0;       // high-water mark, never above capacity_reports
+  size_t blocked_sends = 0;      // Send calls waiting for room now (block_when_full)
   std::string last_stream_error;
 };
 

@@ -133,8 +133,11 @@ TEST(TelemetrySenderTest, BlockingSendWaitsForAcknowledgements) {
       if (sender.Send(MakeReport(absl::StrCat("b", i), 1)).ok()) ++sent;
     }
   });
-  // While the server holds its acks, no more than the capacity can have been taken.
-  absl::SleepFor(absl::Milliseconds(300));
+  // While the server holds its acks, no more than the capacity can have been taken: wait (bounded) until the
+  // producer's third Send is waiting for room.
+  const absl::Time give_up = absl::Now() + absl::Seconds(20);
+  while (sender.stats().blocked_sends == 0 && absl::Now() < give_up) absl::SleepFor(absl::Milliseconds(5));
+  EXPECT_EQ(sender.stats().blocked_sends, 1u);  // (not ASSERT: the producer thread must be joined below)
   EXPECT_EQ(sent.load(), 2);
   EXPECT_EQ(sender.stats().accepted, 2u);
   server.service().set_hold_acks(false);
@@ -171,7 +174,9 @@ TEST(TelemetrySenderTest, FlushTimesOutWithoutServerAndCloseUnblocks) {
     blocked_result = sender.Send(MakeReport("waiting", 1));
     done = true;
   });
-  absl::SleepFor(absl::Milliseconds(100));
+  const absl::Time blocked_by = absl::Now() + absl::Seconds(20);
+  while (sender.stats().blocked_sends == 0 && absl::Now() < blocked_by) absl::SleepFor(absl::Milliseconds(5));
+  EXPECT_EQ(sender.stats().blocked_sends, 1u);  // the producer waits for room, so Close is what releases it
   EXPECT_FALSE(done.load());
   sender.Close();
   producer.join();
