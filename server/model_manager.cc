@@ -1,22 +1,17 @@
 // Model versions: train -> evaluate on held-out contexts -> persist -> promote (or not) -> publish by swap.
 #include "server/model_manager.h"
 
-#include <sched.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <thread>
+#include <utility>
 
-#include "absl/hash/hash.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "model/context_key.h"
 #include "model/meta_model.h"
 #include "model/observed_stats.h"
 #include "model/robust.h"
@@ -24,30 +19,6 @@
 
 namespace accelsel::server {
 namespace {
-
-// Runs `fn` on a thread of its own at nice level `nice` (0 = unchanged), so training yields its core to the RPC
-// threads whenever they are runnable instead of competing with them as an equal. A separate thread because Linux
-// does not let an unprivileged thread raise its priority back afterwards.
-template <typename Fn>
-void RunAtNice(int nice, Fn&& fn) {
-  if (nice == 0) {
-    fn();
-    return;
-  }
-  std::thread t([&] {
-    const auto tid = static_cast<pid_t>(syscall(SYS_gettid));
-    (void)setpriority(PRIO_PROCESS, static_cast<id_t>(tid), nice);  // best effort
-    if (nice >= 19) {
-      // The lowest nice level also takes the SCHED_IDLE policy (allowed unprivileged): Linux treats a core that runs
-      // only SCHED_IDLE threads as idle when it places a waking thread, so an RPC thread preempts training at once
-      // instead of waiting for a nice-19 thread's slice. Threads the training starts inherit it.
-      sched_param param{};
-      (void)sched_setscheduler(tid, SCHED_IDLE, &param);  // best effort
-    }
-    fn();
-  });
-  t.join();
-}
 
 constexpr char kServingKey[] = "serving_version";
 constexpr char kPinnedKey[] = "pinned";
@@ -68,23 +39,9 @@ void FillEvaluation(const model::HoldoutMetrics& m, v1::ModelEvaluation* e) {
 }  // namespace
 
 bool ModelManager::InHoldout(const model::TaskContext& context) {
-  // A stable hash (FNV-1a), not absl::Hash: absl's is seeded per process, and the split must stay the same across
-  // restarts so that a model is never evaluated on contexts it was trained on.
-  uint64_t h = 1469598103934665603ULL;
-  auto mix = [&h](absl::string_view bytes) {
-    for (unsigned char ch : bytes) {
-      h ^= ch;
-      h *= 1099511628211ULL;
-    }
-    h ^= 0xff;  // field separator
-    h *= 1099511628211ULL;
-  };
-  mix(absl::AsciiStrToLower(context.model.name));
-  mix(absl::AsciiStrToLower(context.model.weight_dtype));
-  mix(absl::AsciiStrToLower(context.hardware.accelerator));
-  mix(absl::StrCat(context.hardware.count, "/", context.workload.prompt_tokens, "/",
-                   context.workload.output_tokens, "/", context.workload.batch_size));
-  return (h >> 17) % 100 < kHoldoutPercent;
+  // The stable key of the split (model/context_key.h): the same across restarts and releases, so that a model is
+  // never evaluated on contexts it was trained on.
+  return (model::HoldoutContextKey(context) >> 17) % 100 < kHoldoutPercent;
 }
 
 std::vector<bool> NewestQuarter(const std::vector<model::RunRecord>& holdout) {
@@ -132,9 +89,28 @@ PromotionDecision DecidePromotion(const model::HoldoutMetrics& cand, const model
   return out;
 }
 
+PromotionDecision DecideCandidate(const model::HoldoutMetrics& cand, const model::HoldoutMetrics* serving,
+                                  bool pinned, const std::vector<bool>& newest) {
+  const bool scored = std::isfinite(cand.mape) && cand.rows > 0;
+  PromotionDecision out;
+  out.promote = scored;
+  if (serving == nullptr) {
+    out.note = absl::StrFormat("first model; holdout MAPE %.4f, top-1 %.3f", cand.mape, cand.top1);
+  } else if (scored && std::isfinite(serving->mape)) {
+    out = DecidePromotion(cand, *serving, newest);
+  }
+  if (!scored) out.note = "no held-out runs to evaluate on; not promoted";
+  if (pinned) {
+    out.promote = false;
+    out.note += "; a version is pinned (automatic promotion is off until `model pin 0`)";
+  }
+  out.note = absl::StrCat(out.promote ? "promoted: " : "not promoted: ", out.note);
+  return out;
+}
+
 ModelManager::ModelManager(storage::TelemetryStore* store, Metrics* metrics, const ServerOptions& options,
-                           const model::ObservedStats* stats)
-    : store_(store), stats_(stats), metrics_(metrics), options_(options) {}
+                           Executor* executor, const model::ObservedStats* stats)
+    : store_(store), stats_(stats), metrics_(metrics), executor_(executor), options_(options) {}
 
 ModelManager::~ModelManager() { Stop(); }
 
@@ -146,7 +122,7 @@ absl::StatusOr<std::shared_ptr<const ServingModel>> ModelManager::LoadVersion(ui
     return absl::DataLossError(absl::StrCat("model version ", version, " is unusable: ", m.status().message()));
   }
   auto out = std::make_shared<ServingModel>();
-  out->predictor = std::shared_ptr<const model::Predictor>(std::move(*m));
+  out->model = std::shared_ptr<const model::MetaModel>(std::move(*m));
   out->info = blob->info;
   return std::shared_ptr<const ServingModel>(std::move(out));
 }
@@ -192,59 +168,52 @@ void ModelManager::UpdateGauges(const ServingModel* m) {
   metrics_->model_holdout_coverage().Set(m->info.evaluation().holdout_coverage80());
 }
 
-absl::StatusOr<v1::ModelVersionInfo> ModelManager::RetrainNow() {
-  absl::MutexLock train_lock(&train_mu_);
-  const absl::Time start = absl::Now();
-  const uint64_t new_runs_before = new_runs_.exchange(0);
-  runs_at_last_train_.store(store_->RunCount(), std::memory_order_relaxed);
+ModelManager::RunFilters ModelManager::ReadRunFilters() const {
+  RunFilters f;
+  if (stats_ != nullptr) {
+    f.levels = stats_->Levels();
+    f.distrusted = stats_->DistrustedNodes();
+  }
+  return f;
+}
 
+absl::StatusOr<ModelManager::RunSplit> ModelManager::SnapshotRuns(const RunFilters& filters) const {
   // A consistent snapshot of the store, split by task context. Reading and converting it (seconds of CPU at 1M
   // runs) is training's work too, so it also runs at the trainer's priority: the scan holds no lock that a request
   // takes (a RocksDB snapshot and iterator; the store's own mutex only to pin the instance).
-  std::vector<model::RunRecord> train, holdout;
-  absl::Status scan;
-  // Copied here, at the caller's priority: the statistics' lock belongs to SelectAccelerator and ingest.
-  const model::ObservedStats::LevelHistory levels =
-      stats_ != nullptr ? stats_->Levels() : model::ObservedStats::LevelHistory{};
-  const absl::flat_hash_set<uint64_t> distrusted =
-      stats_ != nullptr ? stats_->DistrustedNodes() : absl::flat_hash_set<uint64_t>{};
-  RunAtNice(options_.trainer_nice, [&] {
-    scan = store_->ScanRuns(0, [&](const v1::RunReport& r) {
-      model::RunRecord rec = FromProto(r);
-      (InHoldout(rec.context) ? holdout : train).push_back(std::move(rec));
-      return true;
-    });
-    // The runs of nodes the statistics distrust (far from their peers across contexts) are left out.
-    if (scan.ok() && !distrusted.empty()) {
-      auto trusted = [&](std::vector<model::RunRecord>& runs) {
-        std::erase_if(runs, [&](const model::RunRecord& r) {
-          return distrusted.contains(model::ObservedStats::NodeHash(r.node_id));
-        });
-      };
-      trusted(train);
-      trusted(holdout);
-    }
-    // Every run is learnt at its strategy's base level, so a strategy that got slower everywhere is not averaged
-    // over its before and after (the selector moves predictions to the level now).
-    if (scan.ok() && !levels.empty()) {
-      for (auto& r : train) model::ObservedStats::ToBaseLevel(levels, &r);
-      for (auto& r : holdout) model::ObservedStats::ToBaseLevel(levels, &r);
-    }
-    // No node may carry more than a fixed share of a context's rows (poisoning resistance, model/robust.h).
-    // The held-out runs too: a node that floods the contexts it alone reports must not score the candidates there.
-    if (scan.ok()) {
-      train = model::ThinByNodeShare(std::move(train));
-      holdout = model::ThinByNodeShare(std::move(holdout));
-    }
+  RunSplit runs;
+  absl::Status scan = store_->ScanRuns(0, [&](const v1::RunReport& r) {
+    model::RunRecord rec = FromProto(r);
+    (InHoldout(rec.context) ? runs.holdout : runs.train).push_back(std::move(rec));
+    return true;
   });
-  if (!scan.ok()) {
-    new_runs_ += new_runs_before;
-    metrics_->retrain_failures().Increment();
-    return scan;
+  if (!scan.ok()) return scan;
+  // The runs of nodes the statistics distrust (far from their peers across contexts) are left out.
+  if (!filters.distrusted.empty()) {
+    auto trusted = [&](std::vector<model::RunRecord>& set) {
+      std::erase_if(set, [&](const model::RunRecord& r) {
+        return filters.distrusted.contains(model::ObservedStats::NodeHash(r.node_id));
+      });
+    };
+    trusted(runs.train);
+    trusted(runs.holdout);
   }
+  // Every run is learnt at its strategy's base level, so a strategy that got slower everywhere is not averaged
+  // over its before and after (the selector moves predictions to the level now).
+  if (!filters.levels.empty()) {
+    for (auto& r : runs.train) model::ObservedStats::ToBaseLevel(filters.levels, &r);
+    for (auto& r : runs.holdout) model::ObservedStats::ToBaseLevel(filters.levels, &r);
+  }
+  // No node may carry more than a fixed share of a context's rows (poisoning resistance, model/robust.h).
+  // The held-out runs too: a node that floods the contexts it alone reports must not score the candidates there.
+  runs.train = model::ThinByNodeShare(std::move(runs.train));
+  runs.holdout = model::ThinByNodeShare(std::move(runs.holdout));
+  return runs;
+}
+
+absl::StatusOr<model::TrainOptions> ModelManager::CandidateOptions() const {
   auto catalog = store_->ListStrategies();
   if (!catalog.ok()) return catalog.status();
-
   auto next = store_->GetMeta(kNextVersionKey);
   if (!next.ok()) return next.status();
   uint64_t version = 1;
@@ -252,7 +221,6 @@ absl::StatusOr<v1::ModelVersionInfo> ModelManager::RetrainNow() {
   if (auto list = store_->ListModels(); list.ok() && !list->empty()) {
     version = std::max(version, list->front().version() + 1);
   }
-
   model::TrainOptions to;
   to.version = version;
   // One XGBoost thread per booster (no OpenMP barriers); `trainer_threads` boosters at once, all at the trainer's
@@ -261,14 +229,69 @@ absl::StatusOr<v1::ModelVersionInfo> ModelManager::RetrainNow() {
   to.threads = options_.trainer_threads;
   to.xgb.cancel = &cancel_training_;
   for (const auto& s : *catalog) to.catalog.push_back(FromProto(s));
-  absl::StatusOr<std::unique_ptr<model::MetaModel>> candidate = absl::UnknownError("not trained");
-  model::HoldoutMetrics cand;
-  // Training and evaluation run at the trainer's priority, on models no request can see (no lock shared with
-  // SelectAccelerator, so no priority inversion).
-  RunAtNice(options_.trainer_nice, [&] {
-    candidate = model::MetaModel::Train(train, to);
-    if (candidate.ok()) cand = (*candidate)->Evaluate(holdout);
-  });
+  return to;
+}
+
+absl::StatusOr<ModelManager::Candidate> ModelManager::TrainCandidate(const RunSplit& runs,
+                                                                     const model::TrainOptions& options) const {
+  auto trained = model::MetaModel::Train(runs.train, options);
+  if (!trained.ok()) return trained.status();
+  Candidate out;
+  out.model = *std::move(trained);
+  out.scores = out.model->Evaluate(runs.holdout);
+  return out;
+}
+
+std::unique_ptr<model::HoldoutMetrics> ModelManager::ScoreServing(
+    const ServingModel* serving, const std::vector<model::RunRecord>& holdout) const {
+  if (serving == nullptr) return nullptr;
+  return std::make_unique<model::HoldoutMetrics>(serving->model->Evaluate(holdout));
+}
+
+absl::Status ModelManager::Persist(const model::MetaModel& candidate, const v1::ModelVersionInfo& info) {
+  auto blob = candidate.Serialize();
+  if (!blob.ok()) return blob.status();
+  storage::ModelBlob mb{info.version(), *std::move(blob), info};
+  if (absl::Status st = store_->PutModel(mb); !st.ok()) return st;
+  return store_->PutMeta(kNextVersionKey, absl::StrCat(info.version() + 1));
+}
+
+absl::Status ModelManager::PublishCandidate(std::shared_ptr<const model::MetaModel> candidate,
+                                            const v1::ModelVersionInfo& info) {
+  if (!info.promoted()) {
+    metrics_->model_rejections().Increment();
+    return absl::OkStatus();
+  }
+  auto published = std::make_shared<ServingModel>();
+  published->model = std::move(candidate);
+  published->info = info;
+  if (absl::Status st = Publish(std::move(published), false); !st.ok()) return st;
+  metrics_->model_promotions().Increment();
+  return absl::OkStatus();
+}
+
+// snapshot -> train -> evaluate -> decide -> persist -> publish. The heavy steps (snapshot, train, evaluate) run on
+// the executor's training worker, at the trainer's priority, on runs and models that no request can see; the
+// steps that take a lock a request or ingest takes (the statistics, the store's writes, the swap) run here.
+absl::StatusOr<v1::ModelVersionInfo> ModelManager::RetrainNow() {
+  absl::MutexLock train_lock(&train_mu_);
+  const absl::Time start = absl::Now();
+  const uint64_t new_runs_before = new_runs_.exchange(0);
+  runs_at_last_train_.store(store_->RunCount(), std::memory_order_relaxed);
+
+  const RunFilters filters = ReadRunFilters();
+  absl::StatusOr<RunSplit> runs = absl::UnknownError("not read");
+  executor_->RunTraining([&] { runs = SnapshotRuns(filters); });
+  if (!runs.ok()) {
+    new_runs_ += new_runs_before;
+    metrics_->retrain_failures().Increment();
+    return runs.status();
+  }
+  const absl::StatusOr<model::TrainOptions> options = CandidateOptions();
+  if (!options.ok()) return options.status();
+
+  absl::StatusOr<Candidate> candidate = absl::UnknownError("not trained");
+  executor_->RunTraining([&] { candidate = TrainCandidate(*runs, *options); });
   if (cancel_training_.load()) {
     return absl::CancelledError("retrain cancelled: the server is shutting down; nothing was promoted");
   }
@@ -277,67 +300,31 @@ absl::StatusOr<v1::ModelVersionInfo> ModelManager::RetrainNow() {
     return candidate.status();
   }
   const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
-
   v1::ModelVersionInfo info;
-  info.set_version(version);
+  info.set_version(options->version);
   info.set_created_unix_ms(absl::ToUnixMillis(absl::Now()));
-  info.set_training_rows(train.size());
-  info.set_learner(to.rank_heads ? "xgboost-log-regression+oof-intervals+pairwise-rank"
-                                  : "xgboost-log-regression+oof-intervals");
+  info.set_training_rows(runs->train.size());
+  info.set_learner(options->rank_heads ? "xgboost-log-regression+oof-intervals+pairwise-rank"
+                                       : "xgboost-log-regression+oof-intervals");
   info.set_training_seconds(seconds);
-  FillEvaluation(cand, info.mutable_evaluation());
+  FillEvaluation(candidate->scores, info.mutable_evaluation());
 
-  // Compare with the serving model on the same held-out contexts.
-  auto serving = serving_.Get();
-  bool promote = std::isfinite(cand.mape) && cand.rows > 0;
-  std::string note;
-  if (serving != nullptr) {
-    const auto* current = dynamic_cast<const model::MetaModel*>(serving->predictor.get());
-    model::HoldoutMetrics cur;
-    if (current != nullptr) {
-      // Evaluated on a private copy at the trainer's priority: the serving instance's predictor locks belong to
-      // SelectAccelerator, and a deprioritised thread must never hold them.
-      auto blob = current->Serialize();
-      absl::StatusOr<std::unique_ptr<model::MetaModel>> copy = absl::UnknownError("serving model not copied");
-      RunAtNice(options_.trainer_nice, [&] {
-        if (blob.ok()) copy = model::MetaModel::Deserialize(*blob, current->version());
-        if (copy.ok()) cur = (*copy)->Evaluate(holdout);
-      });
-      if (!copy.ok()) cur = current->Evaluate(holdout);
-    }
-    info.mutable_evaluation()->set_baseline_mape(std::isfinite(cur.mape) ? cur.mape : 0);
-    info.mutable_evaluation()->set_baseline_top1(std::isfinite(cur.top1) ? cur.top1 : 0);
-    if (promote && std::isfinite(cur.mape)) {
-      const PromotionDecision decision = DecidePromotion(cand, cur, NewestQuarter(holdout));
-      promote = decision.promote;
-      note = decision.note;
-    }
-  } else {
-    note = absl::StrFormat("first model; holdout MAPE %.4f, top-1 %.3f", cand.mape, cand.top1);
+  // Compared with the serving model on the same held-out contexts.
+  const std::shared_ptr<const ServingModel> serving = serving_.Get();
+  std::unique_ptr<model::HoldoutMetrics> current;
+  executor_->RunTraining([&] { current = ScoreServing(serving.get(), runs->holdout); });
+  if (current != nullptr) {
+    info.mutable_evaluation()->set_baseline_mape(std::isfinite(current->mape) ? current->mape : 0);
+    info.mutable_evaluation()->set_baseline_top1(std::isfinite(current->top1) ? current->top1 : 0);
   }
-  if (!std::isfinite(cand.mape) || cand.rows == 0) note = "no held-out runs to evaluate on; not promoted";
-  if (pinned_) {
-    promote = false;
-    note += "; a version is pinned (automatic promotion is off until `model pin 0`)";
-  }
-  info.set_promoted(promote);
-  info.set_note(absl::StrCat(promote ? "promoted: " : "not promoted: ", note));
+  const PromotionDecision decision =
+      DecideCandidate(candidate->scores, current.get(), pinned_, NewestQuarter(runs->holdout));
+  info.set_promoted(decision.promote);
+  info.set_note(decision.note);
 
-  auto blob = (*candidate)->Serialize();
-  if (!blob.ok()) return blob.status();
-  storage::ModelBlob mb{version, *std::move(blob), info};
-  if (absl::Status st = store_->PutModel(mb); !st.ok()) return st;
-  if (absl::Status st = store_->PutMeta(kNextVersionKey, absl::StrCat(version + 1)); !st.ok()) return st;
+  if (absl::Status st = Persist(*candidate->model, info); !st.ok()) return st;
   metrics_->model_training_seconds().Set(seconds);
-  if (promote) {
-    auto published = std::make_shared<ServingModel>();
-    published->predictor = std::shared_ptr<const model::Predictor>(std::move(*candidate));
-    published->info = info;
-    if (absl::Status st = Publish(std::move(published), false); !st.ok()) return st;
-    metrics_->model_promotions().Increment();
-  } else {
-    metrics_->model_rejections().Increment();
-  }
+  if (absl::Status st = PublishCandidate(std::move(candidate->model), info); !st.ok()) return st;
   return info;
 }
 

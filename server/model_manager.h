@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "accelsel/v1/accelsel.pb.h"
@@ -28,6 +29,7 @@
 #include "model/observed_stats.h"
 #include "model/predictor.h"
 #include "model/types.h"
+#include "server/executor.h"
 #include "server/metrics.h"
 #include "server/options.h"
 #include "server/snapshot.h"
@@ -35,8 +37,10 @@
 
 namespace accelsel::server {
 
+// A model version as it serves: built once (trained or loaded), never changed, shared by every call that took it
+// and by the retrain that scores it against a candidate.
 struct ServingModel {
-  std::shared_ptr<const model::Predictor> predictor;
+  std::shared_ptr<const model::MetaModel> model;
   v1::ModelVersionInfo info;
 };
 
@@ -62,10 +66,17 @@ PromotionDecision DecidePromotion(const model::HoldoutMetrics& candidate, const 
 // The newest quarter of held-out runs by report time (ties at the boundary included).
 std::vector<bool> NewestQuarter(const std::vector<model::RunRecord>& holdout);
 
+// Whether a trained candidate serves, and the note stored with it: DecidePromotion against the serving model's
+// scores (`serving`; null when no model serves), after the rules around it — a candidate with no held-out runs to
+// be scored on is not promoted, the first model is, and nothing is while a version is pinned. A pure function.
+PromotionDecision DecideCandidate(const model::HoldoutMetrics& candidate, const model::HoldoutMetrics* serving,
+                                  bool pinned, const std::vector<bool>& newest);
+
 class ModelManager {
  public:
   // `stats` (not owned; may be null) supplies the strategies' levels that training runs are restated at.
-  ModelManager(storage::TelemetryStore* store, Metrics* metrics, const ServerOptions& options,
+  // `executor` (not owned) runs the heavy phases of a retrain (scan, train, evaluate) on its training worker.
+  ModelManager(storage::TelemetryStore* store, Metrics* metrics, const ServerOptions& options, Executor* executor,
                const model::ObservedStats* stats = nullptr);
   ~ModelManager();
 
@@ -83,7 +94,8 @@ class ModelManager {
   std::shared_ptr<const ServingModel> Serving() const { return serving_.Get(); }
   void NoteNewRuns(size_t n) { new_runs_.fetch_add(n, std::memory_order_relaxed); }
 
-  // Trains a candidate now (on the calling thread), evaluates, persists and maybe promotes it.
+  // Trains a candidate now, evaluates, persists and maybe promotes it; returns when done. The scan, training and
+  // evaluation run on the executor's training worker, the rest on the calling thread.
   absl::StatusOr<v1::ModelVersionInfo> RetrainNow() ABSL_LOCKS_EXCLUDED(train_mu_);
   // Serves `version` and stops automatic promotion; 0 unpins (the newest promoted version serves again).
   absl::StatusOr<uint64_t> Pin(uint64_t version) ABSL_LOCKS_EXCLUDED(train_mu_);
@@ -96,6 +108,40 @@ class ModelManager {
   static bool InHoldout(const model::TaskContext& context);
 
  private:
+  // The steps of a retrain, in order; RetrainNow runs them under train_mu_.
+  //
+  // What the statistics say about the stored runs: the strategies' levels to restate them at and the nodes whose
+  // runs are left out. Read at the caller's priority: the statistics' lock belongs to SelectAccelerator and ingest.
+  struct RunFilters {
+    model::ObservedStats::LevelHistory levels;
+    absl::flat_hash_set<uint64_t> distrusted;
+  };
+  RunFilters ReadRunFilters() const;
+  // Snapshot: every stored run, read on one RocksDB snapshot, split by InHoldout, filtered, restated at its
+  // strategy's base level and thinned by node share (model/robust.h). Runs on the training worker.
+  struct RunSplit {
+    std::vector<model::RunRecord> train;
+    std::vector<model::RunRecord> holdout;
+  };
+  absl::StatusOr<RunSplit> SnapshotRuns(const RunFilters& filters) const;
+  // The next version number (never reused) and the training options, with the catalogue's strategies.
+  absl::StatusOr<model::TrainOptions> CandidateOptions() const;
+  // Train and evaluate: a candidate and its scores on the held-out runs. Runs on the training worker.
+  struct Candidate {
+    std::unique_ptr<model::MetaModel> model;
+    model::HoldoutMetrics scores;
+  };
+  absl::StatusOr<Candidate> TrainCandidate(const RunSplit& runs, const model::TrainOptions& options) const;
+  // The serving model's scores on the same held-out runs, or null when none serves. Runs the serving instance
+  // itself on the training worker: its evaluation takes no lock that a request takes (MetaModel::Evaluate).
+  std::unique_ptr<model::HoldoutMetrics> ScoreServing(const ServingModel* serving,
+                                                      const std::vector<model::RunRecord>& holdout) const;
+  // Persist: stores the candidate (blob and info), promoted or not, and moves next_model_version on.
+  absl::Status Persist(const model::MetaModel& candidate, const v1::ModelVersionInfo& info);
+  // Publish: a promoted candidate becomes the serving version; counts the promotion or the rejection.
+  absl::Status PublishCandidate(std::shared_ptr<const model::MetaModel> candidate, const v1::ModelVersionInfo& info)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(train_mu_);
+
   absl::StatusOr<std::shared_ptr<const ServingModel>> LoadVersion(uint64_t version);
   // Records `model` as serving (and the pin) in the store, then swaps it in.
   absl::Status Publish(std::shared_ptr<const ServingModel> model, bool pinned) ABSL_EXCLUSIVE_LOCKS_REQUIRED(train_mu_);
@@ -105,6 +151,7 @@ class ModelManager {
   storage::TelemetryStore* const store_;      // not owned
   const model::ObservedStats* const stats_;  // not owned; may be null
   Metrics* const metrics_;                   // not owned
+  Executor* const executor_;                 // not owned
   const ServerOptions options_;
   Snapshot<ServingModel> serving_;
   std::atomic<uint64_t> new_runs_{0};

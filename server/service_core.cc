@@ -85,7 +85,9 @@ absl::Status ServiceCore::Init() {
     }
     ApplyQuarantineLocked(quarantined_);
   }
-  models_ = std::make_unique<ModelManager>(store_.get(), metrics_, options_, &stats_);
+  // Started once, here: the admin calls that block and the phases of every retrain run on it.
+  executor_ = std::make_unique<Executor>(ExecutorOptions{.training_nice = options_.trainer_nice});
+  models_ = std::make_unique<ModelManager>(store_.get(), metrics_, options_, executor_.get(), &stats_);
   if (absl::Status st = models_->Load(); !st.ok()) return st;
   metrics_->runs_stored().Set(static_cast<double>(store_->RunCount()));
   metrics_->storage_bytes().Set(static_cast<double>(store_->ApproximateBytes()));
@@ -197,7 +199,7 @@ grpc::Status ServiceCore::Select(const v1::SelectAcceleratorRequest& request,
   if (c.has_max_failure_probability()) query.constraints.max_failure_probability = c.max_failure_probability();
 
   const auto serving = models_->Serving();
-  const model::Predictor* predictor = serving ? serving->predictor.get() : nullptr;
+  const model::Predictor* predictor = serving ? serving->model.get() : nullptr;
   std::vector<model::Recommendation> recs;
   if (options_.seed == 0) {
     recs = selector_.Select(query, stats_, predictor, ThreadRng());
@@ -362,6 +364,7 @@ void ServiceCore::Shutdown() {
         +[](int* n) { return *n == 0; }, &workers_));
   }
   if (models_) models_->Stop();
+  if (executor_) executor_->Shutdown();  // idle by now: the admin jobs ended with their worker slots
   if (ingest_) ingest_->Stop();
   if (store_) (void)store_->Flush();
 }

@@ -26,6 +26,7 @@
 #include "model/predictor.h"
 #include "model/selector.h"
 #include "server/catalog.h"
+#include "server/executor.h"
 #include "server/ingest_queue.h"
 #include "server/metrics.h"
 #include "server/options.h"
@@ -67,12 +68,12 @@ class ServiceCore {
   }
 
   // Stops ingest (after finishing what was submitted) and the trainer, flushes the store. First waits for the
-  // blocking admin workers (a Retrain whose call already ended DEADLINE_EXCEEDED still runs on its own thread).
+  // blocking admin workers (a Retrain whose call already ended DEADLINE_EXCEEDED still runs on the executor).
   void Shutdown() ABSL_LOCKS_EXCLUDED(workers_mu_);
 
-  // Blocking admin calls run on threads of their own that use this core, and ReportRun reactors use it until their
-  // OnDone: each holds a worker slot until its last touch of the core, the metrics or the call, so Shutdown (and
-  // the destruction that follows) waits for it. BeginWorker is false once shutdown began: the call is refused.
+  // Blocking admin calls run on the executor's admin workers and use this core, and ReportRun reactors use it until
+  // their OnDone: each holds a worker slot until its last touch of the core, the metrics or the call, so Shutdown
+  // (and the destruction that follows) waits for it. BeginWorker is false once shutdown began: the call is refused.
   bool BeginWorker() ABSL_LOCKS_EXCLUDED(workers_mu_);
   void EndWorker() ABSL_LOCKS_EXCLUDED(workers_mu_);
 
@@ -81,6 +82,8 @@ class ServiceCore {
   storage::TelemetryStore* store() { return store_.get(); }
   model::ObservedStats& stats() { return stats_; }
   ModelManager& models() { return *models_; }
+  // Runs the blocking admin calls and the retrain phases (server/executor.h); shut down with the core.
+  Executor& executor() { return *executor_; }
 
  private:
   ServiceCore(const ServerOptions& options, Metrics* metrics);
@@ -94,6 +97,7 @@ class ServiceCore {
   std::unique_ptr<Catalog> catalog_;
   model::ObservedStats stats_;
   model::Selector selector_;
+  std::unique_ptr<Executor> executor_;  // before models_, which uses it until it is destroyed
   std::unique_ptr<ModelManager> models_;
   std::unique_ptr<IngestQueue> ingest_;
   std::atomic<bool> shut_down_{false};

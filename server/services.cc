@@ -2,8 +2,6 @@
 // group commit and acknowledges from its completion, so no handler ever sleeps or waits on disk.
 #include "server/services.h"
 
-#include <thread>
-
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
@@ -96,11 +94,11 @@ grpc::ServerUnaryReactor* Unary(ServiceCore* core, AccessControl* access, grpc::
   return reactor;
 }
 
-// Unary calls that block (training) run on a thread of their own, never on a gRPC callback thread. The request is
-// parsed here and handed to the worker (which may outlive the call when the server-side deadline passes first);
-// the worker fills a response of its own; whichever comes first — the worker or the server-side deadline
-// (options.admin_call_deadline) — finishes the call, so the call's own response bytes are only touched while it
-// lives. `fn(const Request&, Response*)` returns the status.
+// Unary calls that block (training) run as a job on an admin worker of the core's executor (server/executor.h), never
+// on a gRPC callback thread. The request is parsed here and handed to the job (which may outlive the call when the
+// server-side deadline passes first); the job fills a response of its own; whichever comes first — the job or the
+// server-side deadline (options.admin_call_deadline) — finishes the call, so the call's own response bytes are only
+// touched while it lives. `fn(const Request&, Response*)` returns the status.
 template <typename Request, typename Response, typename Fn>
 grpc::ServerUnaryReactor* BlockingUnary(ServiceCore* core, AccessControl* access, grpc::CallbackServerContext* ctx,
                                         Method method, const grpc::ByteBuffer* request_bytes,
@@ -115,7 +113,7 @@ grpc::ServerUnaryReactor* BlockingUnary(ServiceCore* core, AccessControl* access
     reactor->Finish(admitted);
     return reactor;
   }
-  // The worker may outlive the call (deadline): it holds a worker slot so that shutdown waits for it.
+  // The job may outlive the call (deadline): it holds a worker slot so that shutdown waits for it.
   if (!core->BeginWorker()) {
     const grpc::Status refused(grpc::StatusCode::UNAVAILABLE, "server is shutting down");
     RpcTimer(core->metrics(), method).Finish(refused.error_code());
@@ -128,12 +126,12 @@ grpc::ServerUnaryReactor* BlockingUnary(ServiceCore* core, AccessControl* access
   };
   auto race = std::make_shared<Race>();
   auto timer = std::make_shared<RpcTimer>(core->metrics(), method);
-  // The worker owns the alarm (the alarm's callback holds only `race`, so nothing owns itself).
+  // The job owns the alarm (the alarm's callback holds only `race`, so nothing owns itself).
   auto alarm = std::make_unique<grpc::Alarm>();
   const absl::Duration deadline = core->options().admin_call_deadline;
   if (deadline > absl::ZeroDuration()) {
     alarm->Set(absl::ToChronoTime(absl::Now() + deadline), [race, timer, reactor, deadline](bool fired) {
-      if (!fired) return;  // cancelled: the worker finished first
+      if (!fired) return;  // cancelled: the job finished first
       {
         absl::MutexLock lock(&race->mu);
         if (race->finished) return;
@@ -145,8 +143,8 @@ grpc::ServerUnaryReactor* BlockingUnary(ServiceCore* core, AccessControl* access
                                                 " passed; the operation continues in the background")));
     });
   }
-  std::thread([core, race, timer, reactor, response_bytes, request = std::move(request), alarm = std::move(alarm),
-               fn = std::move(fn)]() mutable {
+  Executor::Job job = [core, race, timer, reactor, response_bytes, request = std::move(request),
+                       alarm = std::move(alarm), fn = std::move(fn)]() mutable {
     Response local;
     grpc::Status status = fn(request, &local);
     alarm->Cancel();
@@ -164,7 +162,24 @@ grpc::ServerUnaryReactor* BlockingUnary(ServiceCore* core, AccessControl* access
       reactor->Finish(status);
     }
     core->EndWorker();  // last touch of the core and the call
-  }).detach();
+  };
+  if (!core->executor().Submit(std::move(job))) {
+    // Shutting down, or too many admin calls already waiting. The job and its alarm are gone (cancelled), but the
+    // alarm may have finished the call first.
+    bool finish = false;
+    {
+      absl::MutexLock lock(&race->mu);
+      finish = !race->finished;
+      race->finished = true;
+    }
+    if (finish) {
+      const grpc::Status refused(grpc::StatusCode::UNAVAILABLE,
+                                 "too many admin calls are waiting, or the server is shutting down; retry later");
+      timer->Finish(refused.error_code());
+      reactor->Finish(refused);
+    }
+    core->EndWorker();
+  }
   return reactor;
 }
 

@@ -142,5 +142,58 @@ TEST(PromotionPolicyTest, NewestQuarterByReportTime) {
   for (size_t i = 0; i < runs.size(); ++i) EXPECT_EQ(newest[i], runs[i].time_unix_ms >= 6) << i;
 }
 
+
+// The rules around the comparison: the first model serves, a candidate with nothing held out does not, nothing is
+// promoted while a version is pinned, and the note says which and why.
+TEST(DecideCandidateTest, FirstModelIsPromotedWhenItHasHeldOutRuns) {
+  const Scores s = Make(0, 0);
+  const PromotionDecision d = DecideCandidate(s.candidate, /*serving=*/nullptr, /*pinned=*/false, s.newest);
+  EXPECT_TRUE(d.promote);
+  EXPECT_EQ(d.note.rfind("promoted: first model", 0), 0u) << d.note;
+}
+
+TEST(DecideCandidateTest, NoHeldOutRunsIsNotPromoted) {
+  Scores s = Make(0, 0);
+  s.candidate.rows = 0;
+  for (const model::HoldoutMetrics* serving : std::vector<const model::HoldoutMetrics*>{nullptr, &s.serving}) {
+    const PromotionDecision d = DecideCandidate(s.candidate, serving, false, s.newest);
+    EXPECT_FALSE(d.promote);
+    EXPECT_EQ(d.note, "not promoted: no held-out runs to evaluate on; not promoted");
+  }
+  s.candidate.rows = kRuns;
+  s.candidate.mape = std::nan("");
+  EXPECT_FALSE(DecideCandidate(s.candidate, nullptr, false, s.newest).promote);
+}
+
+TEST(DecideCandidateTest, ComparesWithTheServingModel) {
+  const Scores same = Make(0, 0);
+  const PromotionDecision ok = DecideCandidate(same.candidate, &same.serving, false, same.newest);
+  EXPECT_TRUE(ok.promote) << ok.note;
+  EXPECT_EQ(ok.note, "promoted: " + DecidePromotion(same.candidate, same.serving, same.newest).note);
+  const Scores worse = Make(0.1, 0.1);
+  const PromotionDecision held = DecideCandidate(worse.candidate, &worse.serving, false, worse.newest);
+  EXPECT_FALSE(held.promote);
+  EXPECT_EQ(held.note, "not promoted: " + DecidePromotion(worse.candidate, worse.serving, worse.newest).note);
+}
+
+// A serving model without a held-out MAPE (it scored no run) is no yardstick: the candidate is promoted.
+TEST(DecideCandidateTest, ServingModelWithoutScoresDoesNotHoldBack) {
+  Scores s = Make(0.1, 0.1);
+  s.serving.mape = std::nan("");
+  const PromotionDecision d = DecideCandidate(s.candidate, &s.serving, false, s.newest);
+  EXPECT_TRUE(d.promote);
+  EXPECT_EQ(d.note, "promoted: ");
+}
+
+TEST(DecideCandidateTest, NothingIsPromotedWhileAVersionIsPinned) {
+  const Scores s = Make(-0.1, -0.1);  // clearly better
+  for (const model::HoldoutMetrics* serving : std::vector<const model::HoldoutMetrics*>{nullptr, &s.serving}) {
+    const PromotionDecision d = DecideCandidate(s.candidate, serving, /*pinned=*/true, s.newest);
+    EXPECT_FALSE(d.promote);
+    EXPECT_NE(d.note.find("a version is pinned"), std::string::npos) << d.note;
+    EXPECT_EQ(d.note.rfind("not promoted: ", 0), 0u) << d.note;
+  }
+}
+
 }  // namespace
 }  // namespace accelsel::server
