@@ -18,6 +18,7 @@
 #include "absl/strings/strip.h"
 #include "util/csv.h"
 #include "util/file.h"
+#include "util/hash.h"
 
 namespace accelsel::datasets {
 
@@ -209,17 +210,6 @@ absl::Status LoadAccelerators(const std::string& path, DescriptorTables* out) {
   return absl::OkStatus();
 }
 
-// FNV-1a, 64 bit: a fixed, portable hash, so run_ids are the same on every machine and every run
-// (std::hash and absl::Hash are not stable across processes).
-uint64_t Fnv1a64(const std::string& s) {
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 0x100000001b3ULL;
-  }
-  return h;
-}
-
 bool IsStrategyIdChar(char c) {
   return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == ':' || c == '/' ||
          c == '+' || c == '=' || c == '-';
@@ -382,7 +372,8 @@ absl::StatusOr<std::vector<RunRecord>> LoadLlmInferenceBench(const std::string& 
     }
 
     RunRecord r;
-    r.run_id = absl::StrCat("llmib-", absl::Hex(Fnv1a64(content), absl::kZeroPad16));
+    // The stable hash (util/hash.h): the same run ids on every machine and every import, so re-imports are duplicates.
+    r.run_id = absl::StrCat("llmib-", absl::Hex(util::Fnv1a64(content), absl::kZeroPad16));
     r.node_id = kLlmBenchNodeId;
     r.time_unix_ms = 0;
     r.strategy_id = NormalizeFramework(row->framework_label);

@@ -28,13 +28,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (accelsel::server::StripUnknownFields(&report)) __builtin_trap();  // the first pass left some behind
     if (accelsel::server::ValidateRunReport(report, limits).ok()) {
       const accelsel::model::RunRecord rec = accelsel::FromProto(report);
-      (void)accelsel::model::ExactContextKey(rec.context);
+      (void)accelsel::model::ContextKey(rec.context);
     }
   }
   accelsel::v1::SelectAcceleratorRequest select;
   if (select.ParseFromArray(data, static_cast<int>(size))) {
     if (accelsel::server::ValidateSelectRequest(select, limits).ok()) {
-      (void)accelsel::model::ExactContextKey(accelsel::FromProto(select.context()));
+      (void)accelsel::model::ContextKey(accelsel::FromProto(select.context()));
     }
   }
   const std::string text(reinterpret_cast<const char*>(data), size);

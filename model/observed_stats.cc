@@ -11,16 +11,6 @@
 namespace accelsel::model {
 namespace {
 
-// Keys are stable hashes (not absl::Hash, which is seeded per process), so the same reports give the same cells,
-// tie-breaks and reservoir choices in every process: a seeded server answers a replayed network identically.
-uint64_t HashLower(std::string_view s) { return StableHash(absl::AsciiStrToLower(std::string(s))); }
-
-uint64_t Mix(uint64_t h, uint64_t v) {
-  char bytes[sizeof v];
-  for (size_t i = 0; i < sizeof v; ++i) bytes[i] = static_cast<char>(v >> (8 * i));
-  return StableHash(std::string_view(bytes, sizeof bytes), h);
-}
-
 double Log1(double v) { return std::log(std::max(v, 1.0)); }
 
 double ObjectiveOf(float e2e, float ttft, float tpot, float thr, Objective o, double price_per_hour) {
@@ -80,35 +70,12 @@ SortedColumns CollectSorted(const Samples& samples, Objective objective, double 
 
 }  // namespace
 
-uint64_t GroupContextKey(const TaskContext& c) {
-  uint64_t h = HashLower(c.model.name);
-  h = Mix(h, HashLower(c.model.weight_dtype));
-  h = Mix(h, HashLower(c.hardware.accelerator));
-  h = Mix(h, c.hardware.count);
-  return h;
-}
-
-uint64_t ExactContextKey(const TaskContext& c) {
-  uint64_t h = GroupContextKey(c);
-  h = Mix(h, c.workload.prompt_tokens);
-  h = Mix(h, c.workload.output_tokens);
-  h = Mix(h, c.workload.batch_size);
-  // The caller's own task features are part of the task: two jobs that differ only there (a table's extra columns,
-  // an embedding) may well prefer different strategies.
-  for (const auto& [name, value] : c.extra) {
-    h = Mix(h, HashLower(name));
-    h = Mix(h, std::bit_cast<uint64_t>(value == 0 ? 0.0 : value));  // -0 and 0 are one value
-  }
-  for (float v : c.embedding) h = Mix(h, std::bit_cast<uint32_t>(v == 0 ? 0.0f : v));
-  return h;
-}
-
 ObservedStats::ObservedStats(ObservedStatsOptions options) : options_(std::move(options)) {
   for (const std::string& id : options_.vouched_nodes) vouched_hashes_.insert(NodeHash(id));
 }
 
 AddOutcome ObservedStats::AddChecked(const RunRecord& run) {
-  const uint64_t key = ExactContextKey(run.context);
+  const uint64_t key = ContextKey(run.context);
   const uint64_t node_hash = NodeHash(run.node_id);
   absl::MutexLock lock(&mu_);
   auto [it, inserted] = contexts_.try_emplace(key);
@@ -117,7 +84,7 @@ AddOutcome ObservedStats::AddChecked(const RunRecord& run) {
     entry.log_prompt = Log1(run.context.workload.prompt_tokens);
     entry.log_output = Log1(run.context.workload.output_tokens);
     entry.log_batch = Log1(run.context.workload.batch_size);
-    groups_[GroupContextKey(run.context)].push_back(key);
+    groups_[ContextGroupKey(run.context)].push_back(key);
   }
   Cell& cell = entry.by_strategy[run.strategy_id];
   if (cell.ok_runs + cell.failed_runs == 0) {
@@ -480,7 +447,7 @@ std::optional<ObservedSummary> ObservedStats::SummarizeAtBaseLevel(const Cell& c
 
 std::optional<ObservedSummary> ObservedStats::Exact(const TaskContext& c, const std::string& strategy_id,
                                                     Objective objective, double coverage) const {
-  const uint64_t key = ExactContextKey(c);
+  const uint64_t key = ContextKey(c);
   absl::ReaderMutexLock lock(&mu_);
   auto it = contexts_.find(key);
   if (it == contexts_.end()) return std::nullopt;
@@ -495,7 +462,7 @@ std::optional<ObservedSummary> ObservedStats::Similar(const TaskContext& c, cons
   const double lp = Log1(c.workload.prompt_tokens), lo = Log1(c.workload.output_tokens),
                lb = Log1(c.workload.batch_size);
   absl::ReaderMutexLock lock(&mu_);
-  auto group = groups_.find(GroupContextKey(c));
+  auto group = groups_.find(ContextGroupKey(c));
   if (group == groups_.end()) return std::nullopt;
   const Cell* best = nullptr;
   double best_distance = 0;

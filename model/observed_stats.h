@@ -19,16 +19,10 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
+#include "model/context_key.h"
 #include "model/types.h"
 
 namespace accelsel::model {
-
-// Identity of a task context for the observed layer: model, weight dtype, accelerator, count, the workload shape
-// (prompt, output, batch), the caller's extra features and embedding. Names are compared case-insensitively. Stable
-// across processes and releases.
-uint64_t ExactContextKey(const TaskContext& c);
-// Coarser identity (model, dtype, accelerator, count) used to find similar tasks for the prior layer.
-uint64_t GroupContextKey(const TaskContext& c);
 
 struct ObservedSummary {
   uint64_t ok_runs = 0;

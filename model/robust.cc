@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "absl/container/flat_hash_map.h"
+#include "model/context_key.h"
 #include "model/features.h"
 #include "model/observed_stats.h"
 
@@ -39,7 +40,7 @@ std::vector<double> ComputeRunWeights(const std::vector<RunRecord>& runs, const 
   absl::flat_hash_map<uint64_t, absl::flat_hash_map<std::string, double>> counts;
   std::vector<uint64_t> keys(runs.size());
   for (size_t i = 0; i < runs.size(); ++i) {
-    keys[i] = ExactContextKey(runs[i].context);
+    keys[i] = ContextKey(runs[i].context);
     counts[keys[i]][runs[i].node_id] += 1;
   }
   absl::flat_hash_map<uint64_t, double> caps;

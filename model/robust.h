@@ -15,7 +15,7 @@ struct NodeShareOptions {
   double max_node_share = 0.1;
 };
 
-// Weight in (0, 1] per run (same order as `runs`). Runs are grouped by exact task context (ExactContextKey);
+// Weight in (0, 1] per run (same order as `runs`). Runs are grouped by exact task context (model::ContextKey);
 // within a context a node's runs share the weight min(count, C), where C is the largest cap for which every node
 // holds at most the allowed share (water-filling over node counts). Honest nodes with ordinary volumes keep
 // weight 1; a node that floods a context is scaled down to the cap.

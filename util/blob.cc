@@ -5,6 +5,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "util/hash.h"
 
 namespace accelsel::util {
 
@@ -62,12 +63,9 @@ bool ByteReader::GetString(std::string* s) {
 }
 
 uint64_t Checksum64(std::string_view data) {
-  // FNV-1a over the bytes, then a final mix: catches truncation, bit flips and reordering.
-  uint64_t h = 1469598103934665603ULL;
-  for (unsigned char c : data) {
-    h ^= c;
-    h *= 1099511628211ULL;
-  }
+  // FNV-1a over the bytes, then a final mix of its own (stored checksums depend on it): catches truncation, bit
+  // flips and reordering.
+  uint64_t h = Fnv1a64(data, kStableHashBasis);
   h ^= data.size();
   h ^= h >> 29;
   h *= 0xbf58476d1ce4e5b9ULL;
