@@ -112,7 +112,7 @@ absl::Status AutoLearner::Fit(const Dataset& d) {
   auto cost = [&](size_t i) {
     double best = d.rows[i].y;
     for (size_t j : rows_of[d.rows[i].task]) best = std::min(best, double{d.rows[j].y});
-    return aggregate_ == Aggregate::kRawMean ? std::exp(double{d.rows[i].y}) : d.rows[i].y - best;
+    return AggregateCost(aggregate_, d.rows[i].y, best);
   };
   // Out-of-fold score of every row, per candidate learner.
   const std::vector<std::string> names = {"xgb_reg", "xgb_rank", "knn", "sbs", "ens"};
@@ -216,12 +216,21 @@ absl::Status AutoLearner::Predict(const float* task_x, const std::vector<Candida
 
 // --- SBS and kNN ------------------------------------------------------------------------------------------
 
+double AggregateCost(Aggregate aggregate, double y, double best_y) {
+  switch (aggregate) {
+    case Aggregate::kLogRegret: return y - best_y;
+    case Aggregate::kRawMean: return std::exp(y);
+    case Aggregate::kMean: return y;
+  }
+  return y;
+}
+
 std::vector<std::pair<uint64_t, double>> AggregateByStrategy(const Dataset& d, Aggregate aggregate) {
   std::vector<double> best(d.num_tasks(), std::numeric_limits<double>::infinity());
   for (const auto& r : d.rows) best[r.task] = std::min(best[r.task], double{r.y});
   absl::flat_hash_map<uint64_t, std::pair<double, double>> sum;  // key -> (sum, count)
   for (const auto& r : d.rows) {
-    const double v = aggregate == Aggregate::kLogRegret ? r.y - best[r.task] : std::exp(double{r.y});
+    const double v = AggregateCost(aggregate, r.y, best[r.task]);
     auto& s = sum[d.f().strat_key[r.strat]];
     s.first += v;
     s.second += 1;
@@ -276,7 +285,7 @@ absl::Status KnnLearner::Fit(const Dataset& d) {
   for (const auto& r : d.rows) best[r.task] = std::min(best[r.task], double{r.y});
   task_scores_.assign(n, {});
   for (const auto& r : d.rows) {
-    const double v = aggregate_ == Aggregate::kLogRegret ? r.y - best[r.task] : std::exp(double{r.y});
+    const double v = AggregateCost(aggregate_, r.y, best[r.task]);
     task_scores_[r.task].emplace_back(d.f().strat_key[r.strat], v);
   }
   for (auto& v : task_scores_) std::sort(v.begin(), v.end());

@@ -25,7 +25,11 @@ using model::XgbLearnerOptions;
 enum class Aggregate {
   kLogRegret,  // mean of (log cost − best log cost of that task): geometric-mean slowdown; copes with sparse data
   kRawMean,    // mean of cost (e.g. PAR10): what a runtime-sum metric rewards
+  kMean,       // mean of the target itself: an ASlib solution-quality measure, learned on its own scale
 };
+
+// Cost of a row with target y in a task whose best target is `best_y`, as the aggregate counts it.
+double AggregateCost(Aggregate aggregate, double y, double best_y);
 
 // ISAC-like: the k nearest training tasks (standardised features, fitted on training tasks only) vote with
 // their aggregate cost per strategy.

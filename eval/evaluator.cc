@@ -32,6 +32,7 @@ namespace {
 constexpr double kAslibFloorS = 0.01;  // runtimes are measured to about 10 ms; log(0) must not occur
 
 double LogTarget(const Problem& p, double v) {
+  if (p.quality) return p.maximize ? -v : v;  // a quality measure may be 0 or negative: its own scale
   const double floor = p.aslib ? kAslibFloorS : 1e-12;
   return p.maximize ? -std::log(std::max(v, floor)) : std::log(std::max(v, floor));
 }
@@ -100,9 +101,11 @@ class LearnerSelector : public TrainedSelector {
       (*out)[i].score = lp[i].rank_score();
       if (!values_) continue;
       const double sign = p_.maximize ? -1.0 : 1.0;
-      (*out)[i].value = std::exp(sign * lp[i].mean);
+      // Back from the learner's target (LogTarget) to the objective's unit.
+      auto unit = [&](double y) { return p_.quality ? sign * y : std::exp(sign * y); };
+      (*out)[i].value = unit(lp[i].mean);
       if (!std::isnan(lp[i].lo)) {
-        const double a = std::exp(sign * lp[i].lo), b = std::exp(sign * lp[i].hi);
+        const double a = unit(lp[i].lo), b = unit(lp[i].hi);
         (*out)[i].lo = std::min(a, b);
         (*out)[i].hi = std::max(a, b);
       }
@@ -156,7 +159,9 @@ SelectorFactory LearnerFactory(const Problem& problem, const ProblemFeatures& fe
 
 std::vector<NamedSelector> StandardSelectors(const Problem& problem, const ProblemFeatures& features,
                                              uint64_t seed) {
-  const Aggregate agg = problem.aslib ? Aggregate::kRawMean : Aggregate::kLogRegret;
+  const Aggregate agg = problem.aslib     ? Aggregate::kRawMean
+                        : problem.quality ? Aggregate::kMean
+                                          : Aggregate::kLogRegret;
   XgbLearnerOptions reg;
   reg.params.seed = seed;
   XgbLearnerOptions rank = reg;
@@ -171,7 +176,9 @@ std::vector<NamedSelector> StandardSelectors(const Problem& problem, const Probl
   };
   // On ASlib the pairwise ranker is one of accelsel's inner candidates already; a separate run would only cost
   // time.
-  if (problem.aslib) out.erase(out.begin() + 1);
+  if (problem.aslib || problem.quality) {
+    out.erase(std::find_if(out.begin(), out.end(), [](const NamedSelector& s) { return s.name == "xgb_rank"; }));
+  }
   return out;
 }
 
@@ -234,7 +241,7 @@ absl::StatusOr<EvalReport> RunEvaluation(const Problem& p, const std::vector<Nam
         for (size_t i = 0; i < scores.size(); ++i) {
           if (IsMissing(scores[i].value)) continue;
           const double truth = task.entries[i].value;
-          acc[s].ape += std::abs(scores[i].value - truth) / std::max(truth, p.aslib ? kAslibFloorS : 1e-12);
+          acc[s].ape += std::abs(scores[i].value - truth) / std::max(std::abs(truth), p.aslib ? kAslibFloorS : 1e-12);
           acc[s].n_pred += 1;
           if (!IsMissing(scores[i].lo)) {
             acc[s].n_interval += 1;
@@ -270,11 +277,18 @@ absl::StatusOr<EvalReport> RunEvaluation(const Problem& p, const std::vector<Nam
   }
   std::set<uint32_t> strategies;
   double entries = 0;
+  // Slowdowns are ratios: meaningless for a quality measure that reaches 0 or below (runtimes are floored).
+  bool all_positive = true;
   for (const auto& t : p.tasks) {
-    for (const auto& e : t.entries) strategies.insert(e.strat);
+    for (const auto& e : t.entries) {
+      strategies.insert(e.strat);
+      all_positive = all_positive && (e.value > 0 || !p.quality);
+    }
     entries += t.entries.size();
   }
   report.tasks = n;
+  report.measure = p.measure;
+  report.maximize = p.maximize;
   report.skipped_tasks = p.skipped_tasks;
   report.candidates = strategies.size();
   report.mean_candidates = entries / n;
@@ -286,8 +300,9 @@ absl::StatusOr<EvalReport> RunEvaluation(const Problem& p, const std::vector<Nam
     m.tasks = a.tasks;
     m.top1 = a.top1 / tn;
     m.top3 = a.top3 / tn;
-    m.slowdown_geomean = std::exp(a.log_sd / tn);
+    m.slowdown_geomean = all_positive ? std::exp(a.log_sd / tn) : kMissing;
     if (p.aslib) m.par10 = a.cost / tn;
+    if (p.quality) m.mean_measure = a.cost / tn;
     if (a.n_pred > 0) m.mape = a.ape / a.n_pred;
     if (a.n_interval > 0) m.coverage80 = a.covered / a.n_interval;
     return m;
@@ -307,9 +322,11 @@ absl::StatusOr<EvalReport> RunEvaluation(const Problem& p, const std::vector<Nam
   const double vbs = vbs_cost / n;
   for (auto& [name, m] : out) {
     if (sbs == nullptr) break;
-    if (p.aslib) {
-      const double denom = sbs->par10 - vbs;
-      m.remaining_gap = denom > 0 ? (m.par10 - vbs) / denom : kMissing;
+    if (p.aslib || p.quality) {
+      // On the scored mean (PAR10 or the quality measure), in the measure's direction: SBS is worse than the VBS.
+      const double denom = p.aslib ? sbs->par10 - vbs : sbs->mean_measure - vbs;
+      const double mean = p.aslib ? m.par10 : m.mean_measure;
+      m.remaining_gap = (p.maximize ? denom < 0 : denom > 0) ? (mean - vbs) / denom : kMissing;
       m.gap_closed = IsMissing(m.remaining_gap) ? kMissing : 1.0 - m.remaining_gap;
     } else {
       const double denom = std::log(sbs->slowdown_geomean);
@@ -330,15 +347,20 @@ std::string ReportJson(const EvalReport& r) {
   j["protocol"] = r.protocol;
   j["folds"] = r.folds;
   j["seconds"] = r.seconds;
+  if (!r.measure.empty()) {
+    j["performance_measure"] = r.measure;
+    j["maximize"] = r.maximize;
+  }
   nlohmann::json sel = nlohmann::json::object();
   for (const auto& [name, m] : r.selectors) {
     nlohmann::json s;
     s["top1"] = m.top1;
     s["top3"] = m.top3;
-    s["slowdown_geomean"] = m.slowdown_geomean;
+    s["slowdown_geomean"] = IsMissing(m.slowdown_geomean) ? nlohmann::json(nullptr) : nlohmann::json(m.slowdown_geomean);
     s["gap_closed"] = IsMissing(m.gap_closed) ? nlohmann::json(nullptr) : nlohmann::json(m.gap_closed);
     if (!IsMissing(m.par10)) s["par10"] = m.par10;
-    if (!IsMissing(m.par10)) {
+    if (!IsMissing(m.mean_measure)) s["mean_measure"] = m.mean_measure;
+    if (!IsMissing(m.par10) || !IsMissing(m.mean_measure)) {
       s["remaining_gap"] = IsMissing(m.remaining_gap) ? nlohmann::json(nullptr) : nlohmann::json(m.remaining_gap);
     }
     if (!IsMissing(m.mape)) s["mape"] = m.mape;
@@ -356,16 +378,23 @@ std::string ReportTable(const EvalReport& r) {
                                     r.tasks, r.skipped_tasks, r.candidates, r.mean_candidates, r.protocol,
                                     r.seconds);
   const bool aslib = !r.selectors.empty() && !IsMissing(r.selectors.front().second.par10);
+  const bool quality = !r.selectors.empty() && !IsMissing(r.selectors.front().second.mean_measure);
+  if (quality) {
+    absl::StrAppendFormat(&out, "scored on %s (%s), no cutoff, no feature cost\n", r.measure,
+                          r.maximize ? "maximised" : "minimised");
+  }
   absl::StrAppendFormat(&out, "%-10s %7s %7s %10s %10s", "selector", "top1", "top3", "slowdown", "gap_closed");
   if (aslib) absl::StrAppendFormat(&out, " %12s %10s", "par10", "rem_gap");
+  if (quality) absl::StrAppendFormat(&out, " %12s %10s", "mean", "rem_gap");
   absl::StrAppendFormat(&out, " %8s %10s\n", "mape", "coverage80");
   auto num = [](double v, int precision) {
     return IsMissing(v) ? std::string("-") : absl::StrFormat("%.*f", precision, v);
   };
   for (const auto& [name, m] : r.selectors) {
-    absl::StrAppendFormat(&out, "%-10s %7.3f %7.3f %10.4f %10s", name, m.top1, m.top3, m.slowdown_geomean,
+    absl::StrAppendFormat(&out, "%-10s %7.3f %7.3f %10s %10s", name, m.top1, m.top3, num(m.slowdown_geomean, 4),
                           num(m.gap_closed, 3));
     if (aslib) absl::StrAppendFormat(&out, " %12s %10s", num(m.par10, 1), num(m.remaining_gap, 3));
+    if (quality) absl::StrAppendFormat(&out, " %12s %10s", num(m.mean_measure, 4), num(m.remaining_gap, 3));
     absl::StrAppendFormat(&out, " %8s %10s\n", num(m.mape, 3), num(m.coverage80, 3));
   }
   for (const auto& [name, m] : r.selectors) {

@@ -23,7 +23,7 @@ struct Problem {
   std::vector<std::string> strategy_names;
   struct Entry {
     uint32_t strat = 0;
-    double value = 0;  // objective in its unit (latency, PAR10 ...); > 0
+    double value = 0;  // objective in its unit (latency, PAR10 ...); > 0 unless `quality`
     bool ok = true;    // ASlib: run succeeded within the cutoff
   };
   struct Task {
@@ -41,6 +41,11 @@ struct Problem {
   bool aslib = false;
   double cutoff = 0;
   double par_factor = 10;
+  // ASlib solution-quality scenario: scored on the measure itself (any sign, minimised or maximised), with no
+  // cutoff and no feature cost; learners fit the measure on its own scale (negated when maximised), SBS and kNN
+  // take plain means. Mean and remaining_gap are reported as for PAR10 (key mean_measure).
+  bool quality = false;
+  std::string measure;  // ASlib: the scored column of algorithm_runs.arff
   uint64_t skipped_tasks = 0;  // tasks with fewer than two candidates
   uint64_t skipped_rows = 0;   // rows without a usable target
 };
@@ -81,6 +86,7 @@ struct EvalOptions {
 struct SelectorMetrics {
   double top1 = 0, top3 = 0, slowdown_geomean = 1, gap_closed = 0;
   double par10 = model::kMissing, remaining_gap = model::kMissing;  // ASlib only
+  double mean_measure = model::kMissing;  // ASlib solution quality: mean of the measure (in place of par10)
   double mape = model::kMissing, coverage80 = model::kMissing;      // selectors that predict values
   uint64_t tasks = 0;
   std::map<std::string, int> ranked_by;  // folds per learner picked by inner cross-validation
@@ -90,6 +96,8 @@ struct EvalReport {
   uint64_t tasks = 0, skipped_tasks = 0, candidates = 0, folds = 0;
   double mean_candidates = 0;
   std::string protocol;
+  std::string measure;    // ASlib: the scored performance measure
+  bool maximize = false;  // the measure is maximised
   std::vector<std::pair<std::string, SelectorMetrics>> selectors;  // in output order
   // Leave-one-group-out only: slowdown_geomean of each selector on each held-out group.
   std::map<std::string, std::map<std::string, double>> group_slowdown;
@@ -107,12 +115,12 @@ struct ProblemFeatures {
 };
 
 // Builds a factory that fits a fresh learner (from `make`) on the training tasks: y = log(value) (−log when
-// maximised; ASlib PAR10 values floored at 0.01 s).
+// maximised; ASlib PAR10 values floored at 0.01 s); for a quality problem y = value (−value when maximised).
 SelectorFactory LearnerFactory(const Problem& problem, const ProblemFeatures& features,
                                std::function<std::unique_ptr<model::Learner>()> make);
 
-// The default learner set shared by every path: "accelsel" (XGBoost regression with intervals), "xgb_rank"
-// (pairwise ranking), "knn", "sbs".
+// The default learner set shared by every path: "accelsel" (AutoLearner), "xgb_rank" (pairwise ranking; not on
+// ASlib, where it is one of accelsel's candidates), "knn", "sbs".
 std::vector<NamedSelector> StandardSelectors(const Problem& problem, const ProblemFeatures& features,
                                              uint64_t seed);
 

@@ -165,8 +165,28 @@ absl::StatusOr<LoadedProblem> LoadCsvProblem(const CsvTable& table, const CsvSpe
 
 // --- ASlib -------------------------------------------------------------------------------------------------
 
+namespace {
+
+// Items of an inline YAML list "[a, 'b']" (unquoted), or the single scalar when `rest` is not a list.
+std::vector<std::string> InlineList(const std::string& rest) {
+  std::vector<std::string> out;
+  if (!absl::StartsWith(rest, "[")) {
+    if (!rest.empty()) out.push_back(rest);
+    return out;
+  }
+  for (absl::string_view s : absl::StrSplit(absl::StripSuffix(absl::StripPrefix(rest, "["), "]"), ',')) {
+    if (!Unquote(s).empty()) out.push_back(Unquote(s));
+  }
+  return out;
+}
+
+}  // namespace
+
 AslibDescription ParseAslibDescription(absl::string_view text) {
   AslibDescription d;
+  // Top-level keys whose value is a list of scalars, in any YAML form: "key: [a, b]", "key: a", or "- a" items
+  // below the key (at column 0 or indented).
+  std::map<std::string, std::vector<std::string>> lists;
   std::string top;           // current top-level key
   std::string step;          // current feature step under feature_steps
   std::string sub;           // current key under a step (provides / requires)
@@ -188,33 +208,14 @@ AslibDescription ParseAslibDescription(absl::string_view text) {
       sub.clear();
       step_indent = -1;
       const std::string rest = colon == absl::string_view::npos ? "" : Unquote(line.substr(colon + 1));
-      if (top == "algorithm_cutoff_time") {
-        double v = 0;
-        if (absl::SimpleAtod(rest, &v)) d.cutoff = v;
-      } else if (top == "default_steps" && absl::StartsWith(rest, "[")) {
-        for (absl::string_view s : absl::StrSplit(absl::StripSuffix(absl::StripPrefix(rest, "["), "]"), ',')) {
-          if (!Unquote(s).empty()) d.default_steps.push_back(Unquote(s));
-        }
-      } else if (top == "maximize" && !rest.empty()) {
-        d.maximize = absl::EqualsIgnoreCase(rest, "true");
-      } else if (top == "performance_type" && !rest.empty()) {
-        d.performance_type = rest;
-      } else if (top == "performance_measures" && !rest.empty()) {
-        d.performance_measures.push_back(rest);
-      }
+      if (top != "feature_steps") lists[top] = InlineList(rest);
       continue;
     }
     if (item) {
-      if (top == "default_steps") {
-        d.default_steps.push_back(value);
-      } else if (top == "maximize") {
-        d.maximize = absl::EqualsIgnoreCase(value, "true");
-      } else if (top == "performance_type") {
-        d.performance_type = value;
-      } else if (top == "performance_measures") {
-        d.performance_measures.push_back(value);
-      } else if (top == "feature_steps" && !step.empty() && sub == "provides") {
-        d.provides[step].push_back(value);
+      if (top == "feature_steps") {
+        if (!step.empty() && sub == "provides") d.provides[step].push_back(value);
+      } else {
+        lists[top].push_back(value);
       }
       continue;
     }
@@ -231,13 +232,27 @@ AslibDescription ParseAslibDescription(absl::string_view text) {
         // Inline list: "provides: [a, b]".
         const std::string rest = colon == absl::string_view::npos ? "" : Unquote(line.substr(colon + 1));
         if (sub == "provides" && absl::StartsWith(rest, "[")) {
-          for (absl::string_view s : absl::StrSplit(absl::StripSuffix(absl::StripPrefix(rest, "["), "]"), ',')) {
-            if (!Unquote(s).empty()) d.provides[step].push_back(Unquote(s));
-          }
+          for (std::string& f : InlineList(rest)) d.provides[step].push_back(std::move(f));
         }
       }
     }
   }
+  auto list = [&lists](const char* key) -> const std::vector<std::string>& {
+    static const std::vector<std::string> kEmpty;
+    auto it = lists.find(key);
+    return it == lists.end() ? kEmpty : it->second;
+  };
+  if (const auto& v = list("algorithm_cutoff_time"); !v.empty()) {
+    double cutoff = 0;
+    if (absl::SimpleAtod(v.front(), &cutoff)) d.cutoff = cutoff;
+  }
+  d.default_steps = list("default_steps");
+  d.performance_measures = list("performance_measures");
+  d.performance_types = list("performance_type");
+  for (const std::string& m : list("maximize")) d.maximize_each.push_back(absl::EqualsIgnoreCase(m, "true"));
+  // The first listed measure is the one scored.
+  if (!d.performance_types.empty()) d.performance_type = d.performance_types.front();
+  if (!d.maximize_each.empty()) d.maximize = d.maximize_each.front();
   return d;
 }
 
@@ -257,17 +272,21 @@ absl::StatusOr<LoadedProblem> LoadAslibProblem(const std::string& dir) {
   LoadedProblem out;
   Problem& p = out.problem;
   p.aslib = runtime;
+  p.quality = !runtime;
   p.cutoff = desc.cutoff;
   p.maximize = !runtime && desc.maximize;
 
-  // Algorithm runs: instance -> algorithm -> averaged PAR10 over repetitions.
+  // Algorithm runs: instance -> algorithm -> the scored measure averaged over repetitions (PAR10 for runtime).
   const int ri = runs->Column("instance_id"), ra = runs->Column("algorithm"), rs = runs->Column("runstatus");
   int rv = desc.performance_measures.empty() ? -1 : runs->Column(desc.performance_measures.front());
-  if (rv < 0) rv = runs->Column("runtime");
-  if (rv < 0) rv = runs->Column(desc.performance_type);
+  if (runtime && rv < 0) rv = runs->Column("runtime");
+  if (runtime && rv < 0) rv = runs->Column(desc.performance_type);
   if (ri < 0 || ra < 0 || rv < 0) {
-    return absl::InvalidArgumentError("algorithm_runs.arff: needs instance_id, algorithm and a performance column");
+    return absl::InvalidArgumentError(absl::StrCat(
+        "algorithm_runs.arff: needs instance_id, algorithm and the performance column '",
+        desc.performance_measures.empty() ? desc.performance_type : desc.performance_measures.front(), "'"));
   }
+  p.measure = runs->attributes[rv].name;
   std::map<std::string, uint32_t> algo_of;
   std::map<std::string, std::map<uint32_t, Cell>> perf;
   for (const auto& row : runs->rows) {
@@ -279,8 +298,8 @@ absl::StatusOr<LoadedProblem> LoadAslibProblem(const std::string& dir) {
     if (runtime) {
       if (ok && v > desc.cutoff) ok = false;
       if (!ok) v = p.par_factor * desc.cutoff;
-    } else if (!parsed) {
-      continue;
+    } else if (!parsed || !std::isfinite(v)) {
+      continue;  // solution quality: the recorded value is the score whatever the runstatus; none = no entry
     }
     Cell& c = perf[*row[ri]][a];
     c.sum += v;

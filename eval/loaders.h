@@ -33,16 +33,22 @@ struct CsvSpec {
 absl::StatusOr<LoadedProblem> LoadCsvProblem(const util::CsvTable& table, const CsvSpec& spec);
 
 // ASlib scenario folder: description.txt, algorithm_runs.arff, feature_values.arff, cv.arff and, when present,
-// feature_runstatus.arff and feature_costs.arff. Only features of the default feature steps are used, and their
-// cost is what a feature-based selector pays.
+// feature_runstatus.arff and feature_costs.arff. Only features of the default feature steps are used. The first
+// performance measure of description.txt is scored: a runtime measure by PAR10 with the cutoff, and the cost of
+// the default feature steps is what a feature-based selector pays; a solution-quality measure on its own value
+// (minimised or maximised as described), with no cutoff penalty and no feature cost (Problem::quality).
 absl::StatusOr<LoadedProblem> LoadAslibProblem(const std::string& dir);
 
-// Minimal parse of ASlib's description.txt (a YAML subset), exposed for tests.
+// Minimal parse of ASlib's description.txt (a YAML subset), exposed for tests. Lists may be written in any YAML
+// form ("- a" items at column 0 or indented, or inline "[a, b]"). The first performance measure is the one scored;
+// `maximize` and `performance_type` are that measure's.
 struct AslibDescription {
-  double cutoff = 0;
+  double cutoff = 0;  // algorithm_cutoff_time; 0 when absent or '?'
   bool maximize = false;
-  std::string performance_type = "runtime";
+  std::string performance_type = "runtime";       // "runtime" or "solution_quality"
   std::vector<std::string> performance_measures;  // column names in algorithm_runs.arff (e.g. runtime, PAR10)
+  std::vector<std::string> performance_types;     // one per measure, as listed
+  std::vector<bool> maximize_each;                // one per measure, as listed
   std::vector<std::string> default_steps;
   std::map<std::string, std::vector<std::string>> provides;  // step -> features
 };
