@@ -225,6 +225,25 @@ double AggregateCost(Aggregate aggregate, double y, double best_y) {
   return y;
 }
 
+XgbLearnerOptions PlainXgbOptions(uint64_t seed) {
+  XgbLearnerOptions o;
+  o.mode = XgbLearnerOptions::Mode::kRegression;
+  o.interval_folds = 0;
+  model::XgbParams& p = o.params;
+  p.objective = "reg:squarederror";
+  p.num_rounds = 100;
+  p.max_depth = 6;
+  p.eta = 0.3;
+  p.subsample = 1;
+  p.colsample_bytree = 1;
+  p.colsample_bynode = 1;
+  p.min_child_weight = 1;
+  p.lambda = 1;
+  p.max_bin = 256;
+  p.seed = seed;
+  return o;
+}
+
 std::vector<std::pair<uint64_t, double>> AggregateByStrategy(const Dataset& d, Aggregate aggregate) {
   std::vector<double> best(d.num_tasks(), std::numeric_limits<double>::infinity());
   for (const auto& r : d.rows) best[r.task] = std::min(best[r.task], double{r.y});

@@ -31,6 +31,13 @@ enum class Aggregate {
 // Cost of a row with target y in a task whose best target is `best_y`, as the aggregate counts it.
 double AggregateCost(Aggregate aggregate, double y, double best_y);
 
+// The plain baseline's settings ("xgb_plain"): XGBoost's own defaults for a regression (eta 0.3, max_depth 6,
+// min_child_weight 1, lambda 1, no row or column sampling, 256 histogram bins) and 100 rounds (the
+// scikit-learn wrapper's default; the C API has none). None of the tuned XgbParams defaults, no intervals.
+// Kept off the defaults only where the machine needs it: tree_method hist (what XgbBooster always builds) and
+// one thread.
+model::XgbLearnerOptions PlainXgbOptions(uint64_t seed);
+
 // ISAC-like: the k nearest training tasks (standardised features, fitted on training tasks only) vote with
 // their aggregate cost per strategy.
 class KnnLearner : public model::Learner {

@@ -173,6 +173,11 @@ int EvalMain(const std::vector<std::string>& argv, std::ostream& out, std::ostre
   train.train_peak_memory = false;
   std::vector<NamedSelector> selectors = StandardSelectors(rp->problem, rp->features, a.seed);
   selectors[0] = {"accelsel", MetaModelFactory(*rp, train), true};
+  // The plain baseline sees the table's raw columns, not the product's descriptors and engineered features.
+  const ProblemFeatures raw = RawColumnFeatures(*rp);
+  for (NamedSelector& s : selectors) {
+    if (s.name == "xgb_plain") s = PlainXgbSelector(rp->problem, raw, a.seed);
+  }
   return Emit(RunEvaluation(rp->problem, selectors, o), a, out, err);
 }
 

@@ -157,6 +157,12 @@ SelectorFactory LearnerFactory(const Problem& problem, const ProblemFeatures& fe
   };
 }
 
+NamedSelector PlainXgbSelector(const Problem& problem, const ProblemFeatures& features, uint64_t seed) {
+  const XgbLearnerOptions plain = PlainXgbOptions(seed);
+  return {"xgb_plain", LearnerFactory(problem, features, [plain] { return std::make_unique<XgbLearner>(plain); }),
+          true};
+}
+
 std::vector<NamedSelector> StandardSelectors(const Problem& problem, const ProblemFeatures& features,
                                              uint64_t seed) {
   const Aggregate agg = problem.aslib     ? Aggregate::kRawMean
@@ -170,6 +176,7 @@ std::vector<NamedSelector> StandardSelectors(const Problem& problem, const Probl
   std::vector<NamedSelector> out = {
       {"accelsel", LearnerFactory(problem, features, [reg, agg] { return std::make_unique<AutoLearner>(reg, agg); }),
        true},
+      PlainXgbSelector(problem, features, seed),
       {"xgb_rank", LearnerFactory(problem, features, [rank] { return std::make_unique<XgbLearner>(rank); }), true},
       {"knn", LearnerFactory(problem, features, [agg] { return std::make_unique<KnnLearner>(10, agg); }), true},
       {"sbs", LearnerFactory(problem, features, [agg] { return std::make_unique<SbsLearner>(agg); }), false},

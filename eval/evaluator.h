@@ -119,10 +119,15 @@ struct ProblemFeatures {
 SelectorFactory LearnerFactory(const Problem& problem, const ProblemFeatures& features,
                                std::function<std::unique_ptr<model::Learner>()> make);
 
-// The default learner set shared by every path: "accelsel" (AutoLearner), "xgb_rank" (pairwise ranking; not on
-// ASlib, where it is one of accelsel's candidates), "knn", "sbs".
+// The default learner set shared by every path: "accelsel" (AutoLearner), "xgb_plain" (PlainXgbSelector on
+// the same features), "xgb_rank" (pairwise ranking; not on ASlib, where it is one of accelsel's candidates),
+// "knn", "sbs".
 std::vector<NamedSelector> StandardSelectors(const Problem& problem, const ProblemFeatures& features,
                                              uint64_t seed);
+
+// "xgb_plain", the plain baseline: one XGBoost regression of the (log) target on `features` with the library's
+// default settings (PlainXgbOptions), no intervals, no model selection.
+NamedSelector PlainXgbSelector(const Problem& problem, const ProblemFeatures& features, uint64_t seed);
 
 std::string ReportJson(const EvalReport& report);
 std::string ReportTable(const EvalReport& report);

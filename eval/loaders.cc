@@ -475,6 +475,29 @@ absl::StatusOr<RecordProblem> BuildRecordProblem(std::vector<RunRecord> records,
   return rp;
 }
 
+ProblemFeatures RawColumnFeatures(const RecordProblem& rp) {
+  ProblemFeatures f;
+  const std::vector<std::string> names = {"accelerator", "devices", "model", "prompt_tokens", "batch_size"};
+  std::vector<std::vector<std::string>> columns(names.size());
+  for (const auto& records : rp.task_records) {
+    const model::TaskContext& c = rp.records[records.front()].context;
+    columns[0].push_back(c.hardware.accelerator);
+    columns[1].push_back(absl::StrCat(c.hardware.count));
+    columns[2].push_back(c.model.name);
+    columns[3].push_back(absl::StrCat(c.workload.prompt_tokens));
+    columns[4].push_back(absl::StrCat(c.workload.batch_size));
+  }
+  TabularEncoder enc;
+  enc.Fit(names, columns);
+  for (size_t t = 0; t < rp.task_records.size(); ++t) enc.Encode(columns, t, &f.task_x);
+  f.task_dim = enc.width();
+  const size_t n = rp.problem.strategy_names.size();
+  f.strat_dim = n;
+  f.strat_x.assign(n * n, 0.0f);
+  for (size_t s = 0; s < n; ++s) f.strat_x[s * n + s] = 1.0f;
+  return f;
+}
+
 namespace {
 
 // Scores a test task with the server's own ranking: Selector::Select over the MetaModel, with no observed runs

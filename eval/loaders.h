@@ -67,6 +67,11 @@ struct RecordProblem {
 absl::StatusOr<RecordProblem> BuildRecordProblem(std::vector<model::RunRecord> records, const std::string& group_by,
                                                  const std::vector<model::Strategy>& catalog = {});
 
+// The raw columns of the records, for the plain baseline on the product path (no descriptors, no engineered
+// features): per task accelerator, device count, model, prompt tokens and batch size, typed by TabularEncoder
+// (numeric, or one-hot); per strategy a one-hot of its id.
+ProblemFeatures RawColumnFeatures(const RecordProblem& rp);
+
 // "accelsel" on the product path: model::MetaModel::Train on the training tasks' records, model::MetaModel::Predict on a test
 // task's context and candidates.
 SelectorFactory MetaModelFactory(const RecordProblem& rp, const model::TrainOptions& options);

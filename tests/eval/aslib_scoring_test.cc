@@ -177,7 +177,8 @@ TEST(AslibScoringTest, QualityMaximisedInInlineLists) {
   EXPECT_NEAR(s["sbs"].slowdown_geomean, std::pow(0.9 / 0.5 * 0.8 / 0.6 * 0.7 / 0.2 * 0.9 / 0.3, 0.25), 1e-9);
 }
 
-// `accelsel eval --aslib` on each fixture: the JSON names the scored measure and carries every selector.
+// `accelsel eval --aslib` on each fixture: the JSON names the scored measure and carries every selector,
+// xgb_plain included.
 TEST(AslibScoringTest, JsonOfEachKindHasTheMeasureAndThePlainBaseline) {
   for (const char* name : {"runtime", "quality-min", "quality-max"}) {
     std::ostringstream out, err;
@@ -185,7 +186,7 @@ TEST(AslibScoringTest, JsonOfEachKindHasTheMeasureAndThePlainBaseline) {
     const auto j = nlohmann::json::parse(out.str());
     const bool runtime = std::string(name) == "runtime";
     EXPECT_EQ(j["performance_measure"], runtime ? "runtime" : name == std::string("quality-min") ? "cost" : "score");
-    for (const char* s : {"accelsel", "knn", "sbs", "random", "oracle"}) {
+    for (const char* s : {"accelsel", "xgb_plain", "knn", "sbs", "random", "oracle"}) {
       ASSERT_TRUE(j["selectors"].contains(s)) << name << " " << s;
       EXPECT_TRUE(j["selectors"][s].contains(runtime ? "par10" : "mean_measure")) << name << " " << s;
       EXPECT_TRUE(j["selectors"][s].contains("remaining_gap")) << name << " " << s;

@@ -93,7 +93,7 @@ TEST(EvaluatorTest, ShuffledLabelsFallToChanceUnlessTheSelectorLeaks) {
   honest.push_back({"leaky", [inner, all](const std::vector<uint32_t>&) { return inner(all); }, true});
   auto r = RunEvaluation(lp.problem, honest, o);
   ASSERT_TRUE(r.ok()) << r.status();
-  for (const char* name : {"accelsel", "xgb_rank", "knn", "sbs"}) {
+  for (const char* name : {"accelsel", "xgb_plain", "xgb_rank", "knn", "sbs"}) {
     EXPECT_LT(Top1(*r, name), 0.35) << name;  // chance is 0.25
     EXPECT_GT(Top1(*r, name), 0.15) << name;
   }
@@ -161,7 +161,7 @@ TEST(EvalMainTest, CsvJsonHasEverySelectorAndCountsSkippedTasks) {
   EXPECT_EQ(j["tasks"], 48);
   EXPECT_EQ(j["skipped_tasks"], 1);
   EXPECT_EQ(j["candidates"], 3);
-  for (const char* s : {"accelsel", "sbs", "random", "knn", "oracle"}) {
+  for (const char* s : {"accelsel", "xgb_plain", "xgb_rank", "sbs", "random", "knn", "oracle"}) {
     ASSERT_TRUE(j["selectors"].contains(s)) << s;
     EXPECT_GE(j["selectors"][s]["slowdown_geomean"].get<double>(), 1.0);
   }
@@ -229,6 +229,9 @@ TEST(EvalMainTest, AslibScenarioEndToEnd) {
   EXPECT_NEAR(sel["oracle"]["remaining_gap"].get<double>(), 0.0, 1e-9);
   EXPECT_NEAR(sel["sbs"]["remaining_gap"].get<double>(), 1.0, 1e-9);
   EXPECT_LT(sel["accelsel"]["remaining_gap"].get<double>(), 0.5);
+  ASSERT_TRUE(sel.contains("xgb_plain"));
+  EXPECT_TRUE(sel["xgb_plain"].contains("remaining_gap"));
+  EXPECT_FALSE(sel.contains("xgb_rank"));  // one of accelsel's inner candidates on ASlib
   EXPECT_GT(sel["accelsel"]["top1"].get<double>(), 0.8);
   // The oracle's PAR10 is the mean best runtime (no feature cost); a selector that is always right pays 0.5 s.
   EXPECT_GT(sel["accelsel"]["par10"].get<double>(), sel["oracle"]["par10"].get<double>());
@@ -260,6 +263,10 @@ TEST(EvalMainTest, LlmInferenceBenchSmoke) {
   EXPECT_GT(sel["accelsel"]["top1"].get<double>(), 0.9);
   EXPECT_GT(sel["accelsel"]["coverage80"].get<double>(), 0.7);
   EXPECT_LT(sel["accelsel"]["coverage80"].get<double>(), 0.95);
+  // The plain baseline (raw columns, library defaults) is reported beside it.
+  ASSERT_TRUE(sel.contains("xgb_plain"));
+  EXPECT_LT(sel["xgb_plain"]["slowdown_geomean"].get<double>(), sel["sbs"]["slowdown_geomean"].get<double>());
+  EXPECT_TRUE(sel["xgb_plain"].contains("mape"));
 }
 
 }  // namespace
