@@ -2,6 +2,7 @@
 #include "eval/eval_main.h"
 
 #include <cstdlib>
+#include <functional>
 #include <map>
 #include <optional>
 
@@ -32,6 +33,7 @@ struct Args {
   bool maximize = false, json = false;
   int folds = 10;
   uint64_t seed = 1;
+  int seeds = 1;  // --seeds N: seeds seed .. seed + N - 1, reported as mean, _sd and per seed
 };
 
 std::vector<std::string> SplitList(const std::string& s) {
@@ -46,7 +48,8 @@ std::vector<std::string> SplitList(const std::string& s) {
 std::optional<std::string> Parse(const std::vector<std::string>& argv, Args* a) {
   static const std::map<std::string, int> kValued = {
       {"--csv", 0}, {"--task-cols", 1}, {"--strategy-cols", 2}, {"--target-col", 3}, {"--folds", 4},
-      {"--group-col", 5}, {"--seed", 6}, {"--aslib", 7}, {"--llm-inference-bench", 8}, {"--descriptors", 9}};
+      {"--group-col", 5}, {"--seed", 6}, {"--aslib", 7}, {"--llm-inference-bench", 8}, {"--descriptors", 9},
+      {"--seeds", 10}};
   for (size_t i = 0; i < argv.size(); ++i) {
     std::string flag = argv[i], value;
     const size_t eq = flag.find('=');
@@ -85,6 +88,9 @@ std::optional<std::string> Parse(const std::vector<std::string>& argv, Args* a) 
       case 7: a->aslib = value; break;
       case 8: a->llm_bench = value; break;
       case 9: a->descriptors = value; break;
+      case 10:
+        if (!absl::SimpleAtoi(value, &a->seeds) || a->seeds < 1 || a->seeds > 100) return "--seeds wants 1..100";
+        break;
     }
   }
   const int modes = !a->csv.empty() + !a->aslib.empty() + !a->llm_bench.empty();
@@ -95,12 +101,27 @@ std::optional<std::string> Parse(const std::vector<std::string>& argv, Args* a) 
   return std::nullopt;
 }
 
-int Emit(const absl::StatusOr<EvalReport>& report, const Args& a, std::ostream& out, std::ostream& err) {
-  if (!report.ok()) {
-    err << "accelsel eval: " << report.status() << "\n";
-    return 1;
+// Runs `evaluate` once per seed (seed .. seed + seeds - 1) and prints one report, or the mean over seeds with
+// the spread and the per-seed results when there are several.
+int Emit(const std::function<absl::StatusOr<EvalReport>(uint64_t seed)>& evaluate, const Args& a, std::ostream& out,
+         std::ostream& err) {
+  std::vector<uint64_t> seeds;
+  std::vector<EvalReport> reports;
+  for (int i = 0; i < a.seeds; ++i) {
+    const uint64_t seed = a.seed + static_cast<uint64_t>(i);
+    auto report = evaluate(seed);
+    if (!report.ok()) {
+      err << "accelsel eval: seed " << seed << ": " << report.status() << "\n";
+      return 1;
+    }
+    seeds.push_back(seed);
+    reports.push_back(std::move(*report));
   }
-  out << (a.json ? ReportJson(*report) + "\n" : ReportTable(*report));
+  if (a.seeds == 1) {
+    out << (a.json ? ReportJson(reports.front()) + "\n" : ReportTable(reports.front()));
+  } else {
+    out << (a.json ? SeedsReportJson(seeds, reports) + "\n" : SeedsReportTable(seeds, reports));
+  }
   return 0;
 }
 
@@ -108,10 +129,11 @@ int Emit(const absl::StatusOr<EvalReport>& report, const Args& a, std::ostream& 
 
 const char* EvalUsage() {
   return "usage: accelsel eval --csv FILE --task-cols C1,C2 --strategy-cols S1,S2 --target-col T [--maximize]\n"
-         "                     [--folds 10] [--group-col G] [--seed N] [--json]\n"
+         "                     [--folds 10] [--group-col G] [--seed N] [--seeds K] [--json]\n"
          "       accelsel eval --llm-inference-bench CSV [--descriptors DIR] [--group-col Model|Hardware]\n"
-         "                     [--folds 10] [--seed N] [--json]\n"
-         "       accelsel eval --aslib SCENARIO_DIR [--json]\n";
+         "                     [--folds 10] [--seed N] [--seeds K] [--json]\n"
+         "       accelsel eval --aslib SCENARIO_DIR [--seed N] [--seeds K] [--json]\n"
+         "--seeds K runs seeds N .. N+K-1 and reports the mean, <metric>_sd and the per-seed results.\n";
 }
 
 int EvalMain(const std::vector<std::string>& argv, std::ostream& out, std::ostream& err) {
@@ -136,7 +158,12 @@ int EvalMain(const std::vector<std::string>& argv, std::ostream& out, std::ostre
       return 1;
     }
     o.leave_one_group_out = !a.group_col.empty();
-    return Emit(RunEvaluation(lp->problem, StandardSelectors(lp->problem, lp->features, a.seed), o), a, out, err);
+    return Emit(
+        [&](uint64_t seed) {
+          o.seed = seed;
+          return RunEvaluation(lp->problem, StandardSelectors(lp->problem, lp->features, seed), o);
+        },
+        a, out, err);
   }
   if (!a.aslib.empty()) {
     auto lp = LoadAslibProblem(a.aslib);
@@ -144,8 +171,13 @@ int EvalMain(const std::vector<std::string>& argv, std::ostream& out, std::ostre
       err << "accelsel eval: " << lp.status() << "\n";
       return 1;
     }
-    o.predefined_folds = true;
-    return Emit(RunEvaluation(lp->problem, StandardSelectors(lp->problem, lp->features, a.seed), o), a, out, err);
+    o.predefined_folds = true;  // the seed changes the learners, not the scenario's folds
+    return Emit(
+        [&](uint64_t seed) {
+          o.seed = seed;
+          return RunEvaluation(lp->problem, StandardSelectors(lp->problem, lp->features, seed), o);
+        },
+        a, out, err);
   }
   // The same mapping as `accelsel import`, so the product's real feature path is what gets measured.
   auto records = LoadLlmInferenceBench(a.llm_bench, a.descriptors, nullptr);
@@ -165,20 +197,25 @@ int EvalMain(const std::vector<std::string>& argv, std::ostream& out, std::ostre
     return 1;
   }
   o.leave_one_group_out = !group.empty();
-  TrainOptions train;
-  train.xgb.seed = a.seed;
-  train.catalog = catalog;
-  // Selection is scored on e2e latency only; other heads would only cost time here.
-  train.objectives = {Objective::kE2eLatency};
-  train.train_peak_memory = false;
-  std::vector<NamedSelector> selectors = StandardSelectors(rp->problem, rp->features, a.seed);
-  selectors[0] = {"accelsel", MetaModelFactory(*rp, train), true};
   // The plain baseline sees the table's raw columns, not the product's descriptors and engineered features.
   const ProblemFeatures raw = RawColumnFeatures(*rp);
-  for (NamedSelector& s : selectors) {
-    if (s.name == "xgb_plain") s = PlainXgbSelector(rp->problem, raw, a.seed);
-  }
-  return Emit(RunEvaluation(rp->problem, selectors, o), a, out, err);
+  return Emit(
+      [&](uint64_t seed) {
+        o.seed = seed;
+        TrainOptions train;
+        train.xgb.seed = seed;
+        train.catalog = catalog;
+        // Selection is scored on e2e latency only; other heads would only cost time here.
+        train.objectives = {Objective::kE2eLatency};
+        train.train_peak_memory = false;
+        std::vector<NamedSelector> selectors = StandardSelectors(rp->problem, rp->features, seed);
+        selectors[0] = {"accelsel", MetaModelFactory(*rp, train), true};
+        for (NamedSelector& s : selectors) {
+          if (s.name == "xgb_plain") s = PlainXgbSelector(rp->problem, raw, seed);
+        }
+        return RunEvaluation(rp->problem, selectors, o);
+      },
+      a, out, err);
 }
 
 }  // namespace accelsel::eval

@@ -345,7 +345,26 @@ absl::StatusOr<EvalReport> RunEvaluation(const Problem& p, const std::vector<Nam
   return report;
 }
 
-std::string ReportJson(const EvalReport& r) {
+namespace {
+
+nlohmann::json SelectorJson(const SelectorMetrics& m) {
+  nlohmann::json s;
+  s["top1"] = m.top1;
+  s["top3"] = m.top3;
+  s["slowdown_geomean"] = IsMissing(m.slowdown_geomean) ? nlohmann::json(nullptr) : nlohmann::json(m.slowdown_geomean);
+  s["gap_closed"] = IsMissing(m.gap_closed) ? nlohmann::json(nullptr) : nlohmann::json(m.gap_closed);
+  if (!IsMissing(m.par10)) s["par10"] = m.par10;
+  if (!IsMissing(m.mean_measure)) s["mean_measure"] = m.mean_measure;
+  if (!IsMissing(m.par10) || !IsMissing(m.mean_measure)) {
+    s["remaining_gap"] = IsMissing(m.remaining_gap) ? nlohmann::json(nullptr) : nlohmann::json(m.remaining_gap);
+  }
+  if (!IsMissing(m.mape)) s["mape"] = m.mape;
+  if (!IsMissing(m.coverage80)) s["coverage80"] = m.coverage80;
+  if (!m.ranked_by.empty()) s["ranked_by"] = m.ranked_by;
+  return s;
+}
+
+nlohmann::json ReportHeaderJson(const EvalReport& r) {
   nlohmann::json j;
   j["tasks"] = r.tasks;
   j["skipped_tasks"] = r.skipped_tasks;
@@ -358,26 +377,117 @@ std::string ReportJson(const EvalReport& r) {
     j["performance_measure"] = r.measure;
     j["maximize"] = r.maximize;
   }
+  return j;
+}
+
+// Mean and sample standard deviation of `values` (sd 0 for one value).
+std::pair<double, double> MeanSd(const std::vector<double>& values) {
+  double sum = 0;
+  for (double v : values) sum += v;
+  const double mean = sum / values.size();
+  double ss = 0;
+  for (double v : values) ss += (v - mean) * (v - mean);
+  return {mean, values.size() > 1 ? std::sqrt(ss / (values.size() - 1)) : 0.0};
+}
+
+}  // namespace
+
+std::string ReportJson(const EvalReport& r) {
+  nlohmann::json j = ReportHeaderJson(r);
   nlohmann::json sel = nlohmann::json::object();
-  for (const auto& [name, m] : r.selectors) {
-    nlohmann::json s;
-    s["top1"] = m.top1;
-    s["top3"] = m.top3;
-    s["slowdown_geomean"] = IsMissing(m.slowdown_geomean) ? nlohmann::json(nullptr) : nlohmann::json(m.slowdown_geomean);
-    s["gap_closed"] = IsMissing(m.gap_closed) ? nlohmann::json(nullptr) : nlohmann::json(m.gap_closed);
-    if (!IsMissing(m.par10)) s["par10"] = m.par10;
-    if (!IsMissing(m.mean_measure)) s["mean_measure"] = m.mean_measure;
-    if (!IsMissing(m.par10) || !IsMissing(m.mean_measure)) {
-      s["remaining_gap"] = IsMissing(m.remaining_gap) ? nlohmann::json(nullptr) : nlohmann::json(m.remaining_gap);
-    }
-    if (!IsMissing(m.mape)) s["mape"] = m.mape;
-    if (!IsMissing(m.coverage80)) s["coverage80"] = m.coverage80;
-    if (!m.ranked_by.empty()) s["ranked_by"] = m.ranked_by;
-    sel[name] = s;
-  }
+  for (const auto& [name, m] : r.selectors) sel[name] = SelectorJson(m);
   j["selectors"] = sel;
   if (!r.group_slowdown.empty()) j["group_slowdown_geomean"] = r.group_slowdown;
   return j.dump();
+}
+
+std::string SeedsReportJson(const std::vector<uint64_t>& seeds, const std::vector<EvalReport>& reports) {
+  if (reports.empty()) return "{}";
+  nlohmann::json j = ReportHeaderJson(reports.front());
+  double seconds = 0;
+  for (const EvalReport& r : reports) seconds += r.seconds;
+  j["seconds"] = seconds;
+  j["seed_values"] = seeds;
+  nlohmann::json sel = nlohmann::json::object();
+  for (size_t s = 0; s < reports.front().selectors.size(); ++s) {
+    const std::string& name = reports.front().selectors[s].first;
+    std::vector<nlohmann::json> per_seed;
+    for (size_t i = 0; i < reports.size(); ++i) {
+      if (s >= reports[i].selectors.size() || reports[i].selectors[s].first != name) continue;
+      per_seed.push_back(SelectorJson(reports[i].selectors[s].second));
+      per_seed.back()["seed"] = seeds[i];
+    }
+    nlohmann::json out = nlohmann::json::object();
+    for (const auto& [key, first] : per_seed.front().items()) {
+      if (key == "seed") continue;
+      if (key == "ranked_by") {
+        std::map<std::string, int> total;
+        for (const auto& p : per_seed) {
+          if (!p.contains(key)) continue;
+          for (const auto& [learner, n] : p[key].items()) total[learner] += n.get<int>();
+        }
+        out[key] = total;
+        continue;
+      }
+      std::vector<double> values;
+      bool all = true;
+      for (const auto& p : per_seed) {
+        if (p.contains(key) && p[key].is_number()) {
+          values.push_back(p[key].get<double>());
+        } else {
+          all = false;
+        }
+      }
+      if (!all) {
+        out[key] = nullptr;
+        out[key + "_sd"] = nullptr;
+        continue;
+      }
+      const auto [mean, sd] = MeanSd(values);
+      out[key] = mean;
+      out[key + "_sd"] = sd;
+    }
+    out["seeds"] = per_seed;
+    sel[name] = out;
+  }
+  j["selectors"] = sel;
+  std::map<std::string, std::map<std::string, double>> groups;
+  for (const EvalReport& r : reports) {
+    for (const auto& [group, by] : r.group_slowdown) {
+      for (const auto& [name, sd] : by) groups[group][name] += sd / reports.size();
+    }
+  }
+  if (!groups.empty()) j["group_slowdown_geomean"] = groups;
+  return j.dump();
+}
+
+std::string SeedsReportTable(const std::vector<uint64_t>& seeds, const std::vector<EvalReport>& reports) {
+  if (reports.empty()) return "";
+  const EvalReport& f = reports.front();
+  std::string out = absl::StrFormat(
+      "tasks %d (skipped %d), candidates %d (%.2f per task), protocol: %s, seeds %d..%d: mean ± sd\n", f.tasks,
+      f.skipped_tasks, f.candidates, f.mean_candidates, f.protocol, seeds.front(), seeds.back());
+  const bool gap = !f.selectors.empty() && !IsMissing(f.selectors.front().second.remaining_gap);
+  absl::StrAppendFormat(&out, "%-10s %16s %20s %18s\n", "selector", "top1", "slowdown", gap ? "rem_gap" : "gap_closed");
+  auto cell = [&](size_t s, auto metric, int precision) {
+    std::vector<double> v;
+    for (const EvalReport& r : reports) {
+      const double x = metric(r.selectors[s].second);
+      if (IsMissing(x)) return std::string("-");
+      v.push_back(x);
+    }
+    const auto [mean, sd] = MeanSd(v);
+    return absl::StrFormat("%.*f ± %.*f", precision, mean, precision, sd);
+  };
+  for (size_t s = 0; s < f.selectors.size(); ++s) {
+    absl::StrAppendFormat(
+        &out, "%-10s %16s %20s %18s\n", f.selectors[s].first,
+        cell(s, [](const SelectorMetrics& m) { return m.top1; }, 3),
+        cell(s, [](const SelectorMetrics& m) { return m.slowdown_geomean; }, 4),
+        gap ? cell(s, [](const SelectorMetrics& m) { return m.remaining_gap; }, 3)
+            : cell(s, [](const SelectorMetrics& m) { return m.gap_closed; }, 3));
+  }
+  return out;
 }
 
 std::string ReportTable(const EvalReport& r) {

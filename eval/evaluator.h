@@ -132,6 +132,13 @@ NamedSelector PlainXgbSelector(const Problem& problem, const ProblemFeatures& fe
 std::string ReportJson(const EvalReport& report);
 std::string ReportTable(const EvalReport& report);
 
+// One report over several seeds (`reports[i]` ran with `seeds[i]`, same problem and selectors): each selector's
+// numeric keys hold the mean over seeds, `<key>_sd` the sample standard deviation, `seeds` the per-seed results
+// (with `seed`); ranked_by counts are summed; a key that is null in any seed is null. Top level: the first
+// report's counts, `seed_values`, total seconds.
+std::string SeedsReportJson(const std::vector<uint64_t>& seeds, const std::vector<EvalReport>& reports);
+std::string SeedsReportTable(const std::vector<uint64_t>& seeds, const std::vector<EvalReport>& reports);
+
 }  // namespace accelsel::eval
 
 #endif  // ACCELSEL_EVAL_EVALUATOR_H_

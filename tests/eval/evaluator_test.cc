@@ -242,6 +242,43 @@ TEST(EvalMainTest, AslibScenarioEndToEnd) {
   EXPECT_EQ(d.provides["base"].size(), 2u);
 }
 
+// --seeds N: each selector's flat keys are the mean over the seeds, <key>_sd the spread, seeds the per-seed
+// results; on a scenario with fixed folds SBS, random and the oracle do not move with the seed.
+TEST(EvalMainTest, SeedsReportMeanSpreadAndPerSeedResults) {
+  const char* src = std::getenv("ACCELSEL_SOURCE_DIR");
+  ASSERT_NE(src, nullptr);
+  const std::string dir = std::string(src) + "/tests/fixtures/aslib/runtime";
+  std::ostringstream out, err;
+  ASSERT_EQ(EvalMain({"--aslib", dir, "--seed", "3", "--seeds", "3", "--json"}, out, err), 0) << err.str();
+  const auto j = nlohmann::json::parse(out.str());
+  EXPECT_EQ(j["seed_values"], nlohmann::json({3, 4, 5}));
+  for (const char* name : {"accelsel", "xgb_plain", "knn", "sbs", "random", "oracle"}) {
+    const auto& s = j["selectors"][name];
+    ASSERT_EQ(s["seeds"].size(), 3u) << name;
+    double sum = 0;
+    for (size_t i = 0; i < 3; ++i) {
+      EXPECT_EQ(s["seeds"][i]["seed"], 3 + i) << name;
+      sum += s["seeds"][i]["par10"].get<double>();
+    }
+    EXPECT_NEAR(s["par10"].get<double>(), sum / 3, 1e-9) << name;
+    for (const char* key : {"top1_sd", "slowdown_geomean_sd", "remaining_gap_sd", "par10_sd"}) {
+      EXPECT_TRUE(s.contains(key)) << name << " " << key;
+    }
+  }
+  EXPECT_DOUBLE_EQ(j["selectors"]["sbs"]["par10"].get<double>(), 526);  // tests/eval/aslib_scoring_test.cc
+  EXPECT_DOUBLE_EQ(j["selectors"]["sbs"]["par10_sd"].get<double>(), 0);
+  // One seed: the plain report, no _sd keys.
+  std::ostringstream one, err1;
+  ASSERT_EQ(EvalMain({"--aslib", dir, "--json"}, one, err1), 0) << err1.str();
+  EXPECT_FALSE(nlohmann::json::parse(one.str())["selectors"]["sbs"].contains("par10_sd"));
+  // The table form prints mean ± sd.
+  std::ostringstream table, err2;
+  ASSERT_EQ(EvalMain({"--aslib", dir, "--seeds", "2"}, table, err2), 0) << err2.str();
+  EXPECT_NE(table.str().find("seeds 1..2"), std::string::npos) << table.str();
+  std::ostringstream bad, err3;
+  EXPECT_EQ(EvalMain({"--aslib", dir, "--seeds", "0"}, bad, err3), 2);
+}
+
 // CI smoke test on the data the repo ships: the product path (import mapping + descriptors + MetaModel) beats
 // SBS and random by a wide margin on LLM-Inference-Bench framework selection, with calibrated-ish intervals.
 TEST(EvalMainTest, LlmInferenceBenchSmoke) {
