@@ -146,6 +146,24 @@ v1::EvidenceLayer ToProto(model::EvidenceLayer in) {
   return v1::EVIDENCE_LAYER_UNKNOWN;
 }
 
+void ToProto(const model::Recommendation& in, double nominal_coverage, v1::Recommendation* out) {
+  out->set_rank(in.rank);
+  out->set_expected_value(in.expected_value);
+  out->mutable_interval()->set_low(in.interval_low);
+  out->mutable_interval()->set_high(in.interval_high);
+  out->mutable_interval()->set_nominal_coverage(nominal_coverage);
+  out->set_expected_latency_ms(in.expected_latency_ms);
+  out->set_expected_cost(in.expected_cost);
+  out->set_meets_constraints(in.meets_constraints);
+  for (const auto& v : in.violated) out->add_violated(v);
+  out->set_failure_probability(in.failure_probability);
+  out->set_evidence_count(in.evidence_count);
+  out->set_evidence_nodes(in.evidence_nodes);
+  out->set_evidence_layer(ToProto(in.layer));
+  out->set_explored(in.explored);
+  out->set_selection_probability(in.selection_probability);
+}
+
 void ToProto(const model::RunRecord& in, v1::RunReport* out) {
   out->set_run_id(in.run_id);
   out->set_node_id(in.node_id);

@@ -4,6 +4,7 @@
 #define ACCELSEL_PROTO_CONVERT_H_
 
 #include "accelsel/v1/accelsel.pb.h"
+#include "model/selector.h"
 #include "model/types.h"
 
 namespace accelsel {
@@ -18,6 +19,9 @@ void ToProto(const model::Strategy& in, v1::Strategy* out);
 void ToProto(const model::RunRecord& in, v1::RunReport* out);
 v1::Objective ToProto(model::Objective in);
 v1::EvidenceLayer ToProto(model::EvidenceLayer in);
+// Every field of a ranked recommendation except `strategy`, which the caller copies from its catalogue (the
+// definition as registered, not the parsed record). `nominal_coverage` is the selector's interval coverage.
+void ToProto(const model::Recommendation& in, double nominal_coverage, v1::Recommendation* out);
 
 }  // namespace accelsel
 

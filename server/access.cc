@@ -65,27 +65,25 @@ std::string PeerHost(const std::string& peer) {
 
 }  // namespace
 
-grpc::Status AccessControl::Admit(grpc::CallbackServerContext* ctx, Method method, Principal* principal) {
+absl::Status AccessControl::Admit(grpc::CallbackServerContext* ctx, Method method, Principal* principal) {
   if (auth_enabled()) {
     const auto& md = ctx->client_metadata();
     auto it = md.find("authorization");
     if (it == md.end()) {
-      return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
-                          "missing 'authorization: Bearer TOKEN' metadata (CLI: --token or $ACCELSEL_TOKEN)");
+      return absl::UnauthenticatedError("missing 'authorization: Bearer TOKEN' metadata (CLI: --token or $ACCELSEL_TOKEN)");
     }
     absl::string_view value(it->second.data(), it->second.size());
     if (!absl::ConsumePrefix(&value, "Bearer ")) {
-      return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "authorization metadata must be 'Bearer TOKEN'");
+      return absl::UnauthenticatedError("authorization metadata must be 'Bearer TOKEN'");
     }
     auto entry = tokens_.find(absl::StripAsciiWhitespace(value));
-    if (entry == tokens_.end()) return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "unknown bearer token");
+    if (entry == tokens_.end()) return absl::UnauthenticatedError("unknown bearer token");
     principal->authenticated = true;
     principal->role = entry->second.role;
     principal->node_id = entry->second.node_id;
     principal->limit_key = entry->second.node_id;
     if (principal->role == Role::kNode && !NodeMayCall(method)) {
-      return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
-                          absl::StrCat(MethodName(method), " needs the operator role; node \"", principal->node_id,
+      return absl::PermissionDeniedError(absl::StrCat(MethodName(method), " needs the operator role; node \"", principal->node_id,
                                        "\" has the node role"));
     }
   } else {
@@ -94,32 +92,32 @@ grpc::Status AccessControl::Admit(grpc::CallbackServerContext* ctx, Method metho
     principal->limit_key = absl::StrCat("peer:", PeerHost(ctx->peer()));
   }
   if (!LimitsApply(*principal) || method == Method::kReportRun || options_.calls_per_s <= 0) {
-    return grpc::Status::OK;
+    return absl::OkStatus();
   }
   const absl::Time now = absl::Now();
   absl::Duration wait;
   {
     absl::MutexLock lock(&mu_);
-    if (StateLocked(principal->limit_key, now).calls.TryTake(1, now, &wait)) return grpc::Status::OK;
+    if (StateLocked(principal->limit_key, now).calls.TryTake(1, now, &wait)) return absl::OkStatus();
   }
   return Exhausted(ctx, absl::StrCat("call rate limit of ", options_.calls_per_s, "/s for ", principal->limit_key),
                    wait);
 }
 
-grpc::Status AccessControl::AdmitReports(grpc::CallbackServerContext* ctx, const Principal& principal, int n) {
-  if (!LimitsApply(principal) || options_.reports_per_s <= 0) return grpc::Status::OK;
+absl::Status AccessControl::AdmitReports(grpc::CallbackServerContext* ctx, const Principal& principal, int n) {
+  if (!LimitsApply(principal) || options_.reports_per_s <= 0) return absl::OkStatus();
   const absl::Time now = absl::Now();
   absl::Duration wait;
   {
     absl::MutexLock lock(&mu_);
-    if (StateLocked(principal.limit_key, now).reports.TryTake(n, now, &wait)) return grpc::Status::OK;
+    if (StateLocked(principal.limit_key, now).reports.TryTake(n, now, &wait)) return absl::OkStatus();
   }
   return Exhausted(
       ctx, absl::StrCat("report rate limit of ", options_.reports_per_s, "/s for ", principal.limit_key), wait);
 }
 
-grpc::Status AccessControl::AcquireStream(grpc::CallbackServerContext* ctx, const Principal& principal) {
-  if (!LimitsApply(principal)) return grpc::Status::OK;
+absl::Status AccessControl::AcquireStream(grpc::CallbackServerContext* ctx, const Principal& principal) {
+  if (!LimitsApply(principal)) return absl::OkStatus();
   absl::MutexLock lock(&mu_);
   NodeState& s = StateLocked(principal.limit_key, absl::Now());
   if (options_.max_streams_per_node > 0 && s.streams >= options_.max_streams_per_node) {
@@ -129,7 +127,7 @@ grpc::Status AccessControl::AcquireStream(grpc::CallbackServerContext* ctx, cons
                      absl::Seconds(1));
   }
   ++s.streams;
-  return grpc::Status::OK;
+  return absl::OkStatus();
 }
 
 void AccessControl::ReleaseStream(const Principal& principal) {
@@ -166,12 +164,11 @@ AccessControl::NodeState& AccessControl::StateLocked(const std::string& key, abs
       .first->second;
 }
 
-grpc::Status AccessControl::Exhausted(grpc::CallbackServerContext* ctx, const std::string& what,
+absl::Status AccessControl::Exhausted(grpc::CallbackServerContext* ctx, const std::string& what,
                                       absl::Duration wait) {
   const int64_t retry_ms = std::max<int64_t>(1, absl::ToInt64Milliseconds(absl::Ceil(wait, absl::Milliseconds(1))));
   ctx->AddTrailingMetadata("retry-after-ms", std::to_string(retry_ms));
-  return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                      absl::StrCat(what, "; retry after ", retry_ms, " ms"));
+  return absl::ResourceExhaustedError(absl::StrCat(what, "; retry after ", retry_ms, " ms"));
 }
 
 }  // namespace accelsel::server

@@ -19,7 +19,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "grpcpp/server_context.h"
-#include "grpcpp/support/status.h"
+#include "absl/status/status.h"
 #include "server/auth_tokens.h"
 #include "server/metrics.h"
 
@@ -84,12 +84,12 @@ class AccessControl {
   // Authenticates the call, checks the role and takes one call from the node's bucket. On refusal returns
   // UNAUTHENTICATED / PERMISSION_DENIED / RESOURCE_EXHAUSTED (then also sets trailing metadata
   // "retry-after-ms" on `ctx`).
-  grpc::Status Admit(grpc::CallbackServerContext* ctx, Method method, Principal* principal) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status Admit(grpc::CallbackServerContext* ctx, Method method, Principal* principal) ABSL_LOCKS_EXCLUDED(mu_);
   // Takes `n` reports from the node's report bucket; RESOURCE_EXHAUSTED (with retry-after-ms) when empty.
-  grpc::Status AdmitReports(grpc::CallbackServerContext* ctx, const Principal& principal, int n)
+  absl::Status AdmitReports(grpc::CallbackServerContext* ctx, const Principal& principal, int n)
       ABSL_LOCKS_EXCLUDED(mu_);
   // Opens / closes a ReportRun stream slot of the node; RESOURCE_EXHAUSTED when the node has too many.
-  grpc::Status AcquireStream(grpc::CallbackServerContext* ctx, const Principal& principal) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status AcquireStream(grpc::CallbackServerContext* ctx, const Principal& principal) ABSL_LOCKS_EXCLUDED(mu_);
   void ReleaseStream(const Principal& principal) ABSL_LOCKS_EXCLUDED(mu_);
 
   size_t tracked_nodes() const ABSL_LOCKS_EXCLUDED(mu_);
@@ -103,7 +103,7 @@ class AccessControl {
   };
   bool LimitsApply(const Principal& p) const { return p.authenticated || options_.limit_anonymous; }
   NodeState& StateLocked(const std::string& key, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  static grpc::Status Exhausted(grpc::CallbackServerContext* ctx, const std::string& what, absl::Duration wait);
+  static absl::Status Exhausted(grpc::CallbackServerContext* ctx, const std::string& what, absl::Duration wait);
 
   AccessOptions options_;
   absl::flat_hash_map<std::string, TokenEntry> tokens_;  // immutable after Create

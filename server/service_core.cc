@@ -10,10 +10,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "proto/convert.h"
-#include "server/grpc_status.h"
 #include "server/model_manager.h"
 #include "server/seed.h"
 #include "storage/rocksdb_store.h"
+#include "util/status_macros.h"
 
 namespace accelsel::server {
 namespace {
@@ -153,9 +153,9 @@ absl::Status ServiceCore::PrepareReport(v1::RunReport* report, std::string* reas
   return absl::OkStatus();
 }
 
-grpc::Status ServiceCore::Select(const v1::SelectAcceleratorRequest& request,
+absl::Status ServiceCore::Select(const v1::SelectAcceleratorRequest& request,
                                  v1::SelectAcceleratorResponse* response) {
-  if (absl::Status st = ValidateSelectRequest(request, options_.limits); !st.ok()) return ToGrpc(st);
+  ACCELSEL_RETURN_IF_ERROR(ValidateSelectRequest(request, options_.limits));
   const auto catalog = catalog_->Get();
   model::SelectQuery query;
   if (request.candidate_ids().empty()) {
@@ -166,15 +166,13 @@ grpc::Status ServiceCore::Select(const v1::SelectAcceleratorRequest& request,
     for (int i = 0; i < request.candidate_ids_size(); ++i) {
       const model::Strategy* s = catalog->Find(request.candidate_ids(i));
       if (s == nullptr) {
-        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                            absl::StrCat("candidate_ids[", i, "]: unknown strategy \"", request.candidate_ids(i),
+        return absl::InvalidArgumentError(absl::StrCat("candidate_ids[", i, "]: unknown strategy \"", request.candidate_ids(i),
                                          "\" (ListStrategies shows the catalogue)"));
       }
       // Refused rather than skipped: a caller that names its candidates learns at once that one is withdrawn,
       // instead of silently getting a ranking without it.
       if (catalog->IsRetired(request.candidate_ids(i))) {
-        return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                            absl::StrCat("candidate_ids[", i, "]: strategy \"", request.candidate_ids(i),
+        return absl::FailedPreconditionError(absl::StrCat("candidate_ids[", i, "]: strategy \"", request.candidate_ids(i),
                                          "\" is retired by an operator; leave it out, or UnretireStrategy "
                                          "restores it"));
       }
@@ -182,8 +180,7 @@ grpc::Status ServiceCore::Select(const v1::SelectAcceleratorRequest& request,
     }
   }
   if (query.candidates.empty()) {
-    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                        catalog->strategies.empty()
+    return absl::FailedPreconditionError(catalog->strategies.empty()
                             ? "the strategy catalogue is empty: register strategies or report runs first"
                             : "every strategy of the catalogue is retired: register or unretire one first");
   }
@@ -217,36 +214,21 @@ grpc::Status ServiceCore::Select(const v1::SelectAcceleratorRequest& request,
   for (const auto& r : recs) {
     auto* out = response->add_recommendations();
     *out->mutable_strategy() = catalog->protos[catalog->index.at(r.strategy->id)];
-    out->set_rank(r.rank);
-    out->set_expected_value(r.expected_value);
-    out->mutable_interval()->set_low(r.interval_low);
-    out->mutable_interval()->set_high(r.interval_high);
-    out->mutable_interval()->set_nominal_coverage(selector_.options().interval_coverage);
-    out->set_expected_latency_ms(r.expected_latency_ms);
-    out->set_expected_cost(r.expected_cost);
-    out->set_meets_constraints(r.meets_constraints);
-    for (const auto& v : r.violated) out->add_violated(v);
-    out->set_failure_probability(r.failure_probability);
-    out->set_evidence_count(r.evidence_count);
-    out->set_evidence_nodes(r.evidence_nodes);
-    out->set_evidence_layer(ToProto(r.layer));
-    out->set_explored(r.explored);
-    out->set_selection_probability(r.selection_probability);
+    ToProto(r, selector_.options().interval_coverage, out);
   }
   if (!recs.empty()) metrics_->RecordSelection(recs.front().layer, recs.front().explored);
-  return grpc::Status::OK;
+  return absl::OkStatus();
 }
 
-grpc::Status ServiceCore::ListStrategies(const v1::ListStrategiesRequest& request,
+absl::Status ServiceCore::ListStrategies(const v1::ListStrategiesRequest& request,
                                          v1::ListStrategiesResponse* response) {
   // Pages of at most 1000 definitions of at most max_strategy_bytes each stay under the 8 MiB message cap.
   constexpr uint32_t kMaxPage = 1000;
   if (request.page_size() > kMaxPage) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                        absl::StrCat("page_size: must be <= ", kMaxPage, " (got ", request.page_size(), ")"));
+    return absl::InvalidArgumentError(absl::StrCat("page_size: must be <= ", kMaxPage, " (got ", request.page_size(), ")"));
   }
   if (!request.page_token().empty()) {
-    if (absl::Status st = ValidateId("page_token", request.page_token(), options_.limits); !st.ok()) return ToGrpc(st);
+    ACCELSEL_RETURN_IF_ERROR(ValidateId("page_token", request.page_token(), options_.limits));
   }
   const uint32_t page = request.page_size() == 0 ? kMaxPage : request.page_size();
   const auto catalog = catalog_->Get();
@@ -261,42 +243,42 @@ grpc::Status ServiceCore::ListStrategies(const v1::ListStrategiesRequest& reques
   }
   it = std::find_if(it, catalog->protos.end(), listed);
   if (it != catalog->protos.end()) response->set_next_page_token(response->strategies().rbegin()->id());
-  return grpc::Status::OK;
+  return absl::OkStatus();
 }
 
-grpc::Status ServiceCore::RegisterStrategy(const v1::RegisterStrategyRequest& request,
+absl::Status ServiceCore::RegisterStrategy(const v1::RegisterStrategyRequest& request,
                                            v1::RegisterStrategyResponse* response) {
-  if (!request.has_strategy()) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "strategy: is required");
-  if (absl::Status st = ValidateStrategy("strategy", request.strategy(), options_.limits); !st.ok()) return ToGrpc(st);
+  if (!request.has_strategy()) return absl::InvalidArgumentError("strategy: is required");
+  ACCELSEL_RETURN_IF_ERROR(ValidateStrategy("strategy", request.strategy(), options_.limits));
   auto created = catalog_->Register(request.strategy());
-  if (!created.ok()) return ToGrpc(created.status());
+  if (!created.ok()) return created.status();
   metrics_->strategies().Set(static_cast<double>(catalog_->Get()->protos.size()));
   *response->mutable_strategy() = request.strategy();
   response->set_created(*created);
-  return grpc::Status::OK;
+  return absl::OkStatus();
 }
 
-grpc::Status ServiceCore::SetStrategyRetired(const std::string& id, bool retired, v1::Strategy* strategy,
+absl::Status ServiceCore::SetStrategyRetired(const std::string& id, bool retired, v1::Strategy* strategy,
                                              bool* changed) {
-  if (absl::Status st = ValidateId("id", id, options_.limits); !st.ok()) return ToGrpc(st);
+  ACCELSEL_RETURN_IF_ERROR(ValidateId("id", id, options_.limits));
   auto result = catalog_->SetRetired(id, retired, strategy);
-  if (!result.ok()) return ToGrpc(result.status());
+  if (!result.ok()) return result.status();
   *changed = *result;
-  return grpc::Status::OK;
+  return absl::OkStatus();
 }
 
-grpc::Status ServiceCore::GetModelInfo(v1::GetModelInfoResponse* response) {
+absl::Status ServiceCore::GetModelInfo(v1::GetModelInfoResponse* response) {
   models_->FillInfo(response);
   response->set_runs_stored(store_->RunCount());
   response->set_strategies(catalog_->Get()->protos.size());
-  return grpc::Status::OK;
+  return absl::OkStatus();
 }
 
-grpc::Status ServiceCore::Retrain(v1::RetrainResponse* response) {
+absl::Status ServiceCore::Retrain(v1::RetrainResponse* response) {
   auto info = models_->RetrainNow();
-  if (!info.ok()) return ToGrpc(info.status());
+  if (!info.ok()) return info.status();
   *response->mutable_candidate() = *info;
-  return grpc::Status::OK;
+  return absl::OkStatus();
 }
 
 void ServiceCore::ApplyQuarantineLocked(const std::set<std::string>& nodes) {
@@ -305,10 +287,10 @@ void ServiceCore::ApplyQuarantineLocked(const std::set<std::string>& nodes) {
   stats_.SetQuarantined(std::move(hashes));
 }
 
-grpc::Status ServiceCore::QuarantineNode(const v1::QuarantineNodeRequest& request,
+absl::Status ServiceCore::QuarantineNode(const v1::QuarantineNodeRequest& request,
                                          v1::QuarantineNodeResponse* response) {
   if (!request.node_id().empty()) {
-    if (absl::Status st = ValidateId("node_id", request.node_id(), options_.limits); !st.ok()) return ToGrpc(st);
+    ACCELSEL_RETURN_IF_ERROR(ValidateId("node_id", request.node_id(), options_.limits));
   }
   absl::MutexLock lock(&quarantine_mu_);
   std::set<std::string> next = quarantined_;
@@ -318,28 +300,28 @@ grpc::Status ServiceCore::QuarantineNode(const v1::QuarantineNodeRequest& reques
   }
   if (changed) {
     if (absl::Status st = store_->PutMeta(kQuarantinedNodesKey, absl::StrJoin(next, "\n")); !st.ok()) {
-      return ToGrpc(st);
+      return st;
     }
     quarantined_ = std::move(next);
     ApplyQuarantineLocked(quarantined_);
   }
   response->set_changed(changed);
   for (const std::string& id : quarantined_) response->add_quarantined(id);
-  return grpc::Status::OK;
+  return absl::OkStatus();
 }
 
-grpc::Status ServiceCore::PinModel(const v1::PinModelRequest& request, v1::PinModelResponse* response) {
+absl::Status ServiceCore::PinModel(const v1::PinModelRequest& request, v1::PinModelResponse* response) {
   auto v = models_->Pin(request.version());
-  if (!v.ok()) return ToGrpc(v.status());
+  if (!v.ok()) return v.status();
   response->set_serving_version(*v);
-  return grpc::Status::OK;
+  return absl::OkStatus();
 }
 
-grpc::Status ServiceCore::RollbackModel(v1::RollbackModelResponse* response) {
+absl::Status ServiceCore::RollbackModel(v1::RollbackModelResponse* response) {
   auto v = models_->Rollback();
-  if (!v.ok()) return ToGrpc(v.status());
+  if (!v.ok()) return v.status();
   response->set_serving_version(*v);
-  return grpc::Status::OK;
+  return absl::OkStatus();
 }
 
 bool ServiceCore::BeginWorker() {

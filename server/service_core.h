@@ -18,10 +18,10 @@
 #include <set>
 #include <string>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "accelsel/v1/accelsel.pb.h"
-#include "grpcpp/support/status.h"
 #include "model/observed_stats.h"
 #include "model/predictor.h"
 #include "model/selector.h"
@@ -44,18 +44,18 @@ class ServiceCore {
   static absl::StatusOr<std::unique_ptr<ServiceCore>> Create(const ServerOptions& options, Metrics* metrics);
   ~ServiceCore();
 
-  grpc::Status Select(const v1::SelectAcceleratorRequest& request, v1::SelectAcceleratorResponse* response);
+  absl::Status Select(const v1::SelectAcceleratorRequest& request, v1::SelectAcceleratorResponse* response);
   // One page of the catalogue, ordered by id (a catalogue may outgrow a message; docs/API.md).
-  grpc::Status ListStrategies(const v1::ListStrategiesRequest& request, v1::ListStrategiesResponse* response);
-  grpc::Status RegisterStrategy(const v1::RegisterStrategyRequest& request, v1::RegisterStrategyResponse* response);
+  absl::Status ListStrategies(const v1::ListStrategiesRequest& request, v1::ListStrategiesResponse* response);
+  absl::Status RegisterStrategy(const v1::RegisterStrategyRequest& request, v1::RegisterStrategyResponse* response);
   // Operator only: hides a strategy from selection and listing (or restores it); its runs and models stay.
-  grpc::Status SetStrategyRetired(const std::string& id, bool retired, v1::Strategy* strategy, bool* changed);
-  grpc::Status GetModelInfo(v1::GetModelInfoResponse* response);
-  grpc::Status Retrain(v1::RetrainResponse* response);
-  grpc::Status PinModel(const v1::PinModelRequest& request, v1::PinModelResponse* response);
-  grpc::Status RollbackModel(v1::RollbackModelResponse* response);
+  absl::Status SetStrategyRetired(const std::string& id, bool retired, v1::Strategy* strategy, bool* changed);
+  absl::Status GetModelInfo(v1::GetModelInfoResponse* response);
+  absl::Status Retrain(v1::RetrainResponse* response);
+  absl::Status PinModel(const v1::PinModelRequest& request, v1::PinModelResponse* response);
+  absl::Status RollbackModel(v1::RollbackModelResponse* response);
   // Quarantines or releases a node (or only lists, with an empty node_id); persisted in the store's meta.
-  grpc::Status QuarantineNode(const v1::QuarantineNodeRequest& request, v1::QuarantineNodeResponse* response)
+  absl::Status QuarantineNode(const v1::QuarantineNodeRequest& request, v1::QuarantineNodeResponse* response)
       ABSL_LOCKS_EXCLUDED(quarantine_mu_);
 
   // Validates a report and resolves its strategy (registering an attached definition when

@@ -9,6 +9,7 @@
 #include "grpcpp/alarm.h"
 #include "grpcpp/support/proto_buffer_reader.h"
 #include "server/ack_queue.h"
+#include "server/grpc_status.h"
 #include "server/validate.h"
 
 namespace accelsel::server {
@@ -21,10 +22,9 @@ bool ParseBytes(const grpc::ByteBuffer& bytes, google::protobuf::Message* out) {
   return reader.status().ok() && out->ParseFromZeroCopyStream(&reader);
 }
 
-grpc::Status NotParsed(absl::string_view field, const grpc::ByteBuffer& bytes,
+absl::Status NotParsed(absl::string_view field, const grpc::ByteBuffer& bytes,
                        const google::protobuf::Message& as) {
-  return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                      absl::StrCat(field, ": the bytes did not parse as ", as.GetDescriptor()->full_name(), " (",
+  return absl::InvalidArgumentError(absl::StrCat(field, ": the bytes did not parse as ", as.GetDescriptor()->full_name(), " (",
                                    bytes.Length(), " bytes)"));
 }
 
@@ -78,13 +78,13 @@ grpc::ServerUnaryReactor* Unary(ServiceCore* core, AccessControl* access, grpc::
                                 grpc::ByteBuffer* response_bytes, Fn&& fn) {
   RpcTimer timer(core->metrics(), method);
   Principal who;
-  grpc::Status status = access->Admit(ctx, method, &who);
+  grpc::Status status = ToGrpc(access->Admit(ctx, method, &who));
   if (status.ok()) {
     CallMessages<Request, Response> m;
     if (!ParseBytes(*request_bytes, m.request())) {
-      status = NotParsed("request", *request_bytes, *m.request());
+      status = ToGrpc(NotParsed("request", *request_bytes, *m.request()));
     } else {
-      status = fn(*m.request(), m.response());  // fn may change the request (e.g. drop unknown fields)
+      status = ToGrpc(fn(*m.request(), m.response()));  // fn may change the request (e.g. drop unknown fields)
       if (status.ok()) status = SerializeTo(*m.response(), response_bytes);
     }
   }
@@ -105,9 +105,11 @@ grpc::ServerUnaryReactor* BlockingUnary(ServiceCore* core, AccessControl* access
                                         grpc::ByteBuffer* response_bytes, Fn fn) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   Principal who;
-  grpc::Status admitted = access->Admit(ctx, method, &who);
+  grpc::Status admitted = ToGrpc(access->Admit(ctx, method, &who));
   Request request;
-  if (admitted.ok() && !ParseBytes(*request_bytes, &request)) admitted = NotParsed("request", *request_bytes, request);
+  if (admitted.ok() && !ParseBytes(*request_bytes, &request)) {
+    admitted = ToGrpc(NotParsed("request", *request_bytes, request));
+  }
   if (!admitted.ok()) {
     RpcTimer(core->metrics(), method).Finish(admitted.error_code());
     reactor->Finish(admitted);
@@ -115,7 +117,7 @@ grpc::ServerUnaryReactor* BlockingUnary(ServiceCore* core, AccessControl* access
   }
   // The job may outlive the call (deadline): it holds a worker slot so that shutdown waits for it.
   if (!core->BeginWorker()) {
-    const grpc::Status refused(grpc::StatusCode::UNAVAILABLE, "server is shutting down");
+    const grpc::Status refused = ToGrpc(absl::UnavailableError("server is shutting down"));
     RpcTimer(core->metrics(), method).Finish(refused.error_code());
     reactor->Finish(refused);
     return reactor;
@@ -138,15 +140,15 @@ grpc::ServerUnaryReactor* BlockingUnary(ServiceCore* core, AccessControl* access
         race->finished = true;
       }
       timer->Finish(grpc::StatusCode::DEADLINE_EXCEEDED);
-      reactor->Finish(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
-                                   absl::StrCat("server-side deadline of ", absl::FormatDuration(deadline),
-                                                " passed; the operation continues in the background")));
+      reactor->Finish(ToGrpc(absl::DeadlineExceededError(absl::StrCat("server-side deadline of ",
+                                                                       absl::FormatDuration(deadline),
+                                                                       " passed; the operation continues in the background"))));
     });
   }
   Executor::Job job = [core, race, timer, reactor, response_bytes, request = std::move(request),
                        alarm = std::move(alarm), fn = std::move(fn)]() mutable {
     Response local;
-    grpc::Status status = fn(request, &local);
+    grpc::Status status = ToGrpc(fn(request, &local));
     alarm->Cancel();
     bool finish = false;
     {
@@ -173,8 +175,8 @@ grpc::ServerUnaryReactor* BlockingUnary(ServiceCore* core, AccessControl* access
       race->finished = true;
     }
     if (finish) {
-      const grpc::Status refused(grpc::StatusCode::UNAVAILABLE,
-                                 "too many admin calls are waiting, or the server is shutting down; retry later");
+      const grpc::Status refused = ToGrpc(absl::UnavailableError(
+          "too many admin calls are waiting, or the server is shutting down; retry later"));
       timer->Finish(refused.error_code());
       reactor->Finish(refused);
     }
@@ -209,9 +211,8 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, 
     // core until OnDone, so the server's shutdown waits for it before the core and access control go away.
     holds_worker_slot_ = core_->BeginWorker();
     // Admission happens once per stream: identity, role and the node's stream slots.
-    grpc::Status admitted = holds_worker_slot_
-                                ? access_->Admit(ctx_, Method::kReportRun, &principal_)
-                                : grpc::Status(grpc::StatusCode::UNAVAILABLE, "server is shutting down");
+    absl::Status admitted = holds_worker_slot_ ? access_->Admit(ctx_, Method::kReportRun, &principal_)
+                                               : absl::UnavailableError("server is shutting down");
     if (admitted.ok()) {
       admitted = access_->AcquireStream(ctx_, principal_);
       holds_stream_slot_ = admitted.ok();
@@ -222,8 +223,9 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, 
         reading_ = false;
         finished_ = true;
       }
-      timer_.Finish(admitted.error_code());
-      Finish(admitted);
+      const grpc::Status refused = ToGrpc(admitted);
+      timer_.Finish(refused.error_code());
+      Finish(refused);
       return;
     }
     {
@@ -265,7 +267,7 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, 
     // (an ack written, a write stored) could start the next read in between, and report N+1 would be prepared
     // before report N — e.g. rejected as an unknown strategy whose definition report N carries.
     const bool parsed = ParseBytes(bytes, report.get());
-    const grpc::Status admitted =
+    const absl::Status admitted =
         parsed ? access_->AdmitReports(ctx_, principal_, 1)
                : NotParsed(absl::StrCat("report at sequence ", seq), bytes, *report);
     if (!parsed) core_->metrics()->RunRejected("report");
@@ -279,7 +281,7 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, 
         a = NextLocked();  // the finish may have been waiting for this read to end
       } else if (!admitted.ok()) {
         reading_ = false;
-        final_status_ = admitted;
+        final_status_ = ToGrpc(admitted);
         RecycleLocked(std::move(report));
         a = NextLocked();
       } else {
@@ -359,7 +361,7 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, 
       if (!status.ok()) {
         // Not durable: no ack. End the stream so the client resends everything unacknowledged.
         if (final_status_.ok()) {
-          final_status_ = grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+          final_status_ = ToGrpc(status);
         }
         in_flight_ -= items.size();
       } else {
@@ -543,7 +545,7 @@ grpc::ServerUnaryReactor* SetRetired(ServiceCore* core, AccessControl* access, g
   return Unary<Request, Response>(
       core, access, ctx, method, request, response, [core, retired](const Request& req, Response* resp) {
         bool changed = false;
-        grpc::Status st = core->SetStrategyRetired(req.id(), retired, resp->mutable_strategy(), &changed);
+        absl::Status st = core->SetStrategyRetired(req.id(), retired, resp->mutable_strategy(), &changed);
         resp->set_changed(changed);
         return st;
       });
