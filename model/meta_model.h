@@ -64,8 +64,8 @@ struct TrainOptions {
   bool sparse_indicators = false;
   // Also train, per objective head, a pairwise ranking head (XGBoost rank:pairwise, groups = contexts) over the
   // same features: it fills Prediction::rank_score, which orders the model-layer candidates in the Selector,
-  // while values and intervals still come from the regression. The evaluator measured that pairwise ranking
-  // picks the fastest strategy more often than ranking by regressed values.
+  // while values and intervals still come from the regression: pairwise ranking picks the fastest strategy more
+  // often than ranking by regressed values (docs/EVALUATION.md).
   bool rank_heads = true;
   // At prediction, name tokens and categorical values never seen in training are encoded as absent instead of
   // being hashed into a bucket that a seen name owns (see EncodeContext with a vocabulary).

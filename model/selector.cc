@@ -64,7 +64,7 @@ double BlendLog(double observed, double predicted, double weight_observed) {
 }
 
 // Mixed evidence layers: the value order above decides which positions model-layer candidates take (an observed
-// candidate is compared with a model candidate by expected value, as before); the model-layer candidates that
+// candidate is compared with a model candidate by expected value); the model-layer candidates that
 // have a rank score are then reassigned to their own positions in rank-score order, within each class of equal
 // feasibility (meets constraints, has an estimate), so feasibility still comes from values and intervals. Pairwise
 // ranking orders candidates of one context better than regressed values do (docs/EVALUATION.md), but its scores

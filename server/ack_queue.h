@@ -1,7 +1,7 @@
 // AckQueue: the acks one ReportRun stream has yet to write. A client that sends the metadata
 // `accelsel-ack-ranges: 1` lets one RunAck stand for a run of consecutive sequences with the same result
 // (`count` > 1); the queue then extends its last ack instead of queueing another message, so the acks of a whole
-// committed batch usually leave in one write. Without the metadata every report gets its own ack, as before.
+// committed batch usually leave in one write. Without the metadata every report gets its own ack.
 //
 // Thread safety: none of its own. A ReportRun reactor (server/services.cc) owns one and declares it
 // ABSL_GUARDED_BY(its mu_), so the compiler checks that every call happens under that stream's lock; the group

@@ -374,7 +374,7 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, 
       }
       for (IngestItem& item : items) RecycleLocked(std::move(item.report));
       // Counted before NextLocked releases the stream: once mu_ is dropped, another callback may finish the call
-      // and delete this reactor (ASan caught the metrics call below the lock reading a freed reactor).
+      // and delete this reactor, so a metrics call after it would read freed memory.
       if (duplicates > 0) core_->metrics()->RunsDuplicate(static_cast<double>(duplicates));
       a = NextLocked();
     }
@@ -456,7 +456,7 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, 
 
   // Issues the decided operations. Static, and touching `self` only when there is something to issue: with nothing
   // decided, another thread may already have finished the call and deleted the reactor the moment mu_ was released
-  // (a member call alone would read the freed object: UBSan's vptr check under ASan caught exactly that). With
+  // (even a member call reads the freed object, through its vtable). With
   // something decided the reactor is alive — a decided read or write keeps the call from finishing, and Finish is
   // the last touch.
   static void Run(ReportRunReactor* self, const Actions& a) {
