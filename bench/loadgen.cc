@@ -37,10 +37,10 @@
 #include "absl/strings/str_format.h"
 #include "accelsel/v1/accelsel.grpc.pb.h"
 #include "bench/synthetic.h"
-#include "grpcpp/create_channel.h"
-#include "grpc/impl/codegen/grpc_types.h"
-#include "grpcpp/security/credentials.h"
 #include "datasets/llm_inference_bench.h"
+#include "grpc/impl/codegen/grpc_types.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
 #include "proto/ack_ranges.h"
 #include "proto/convert.h"
 
@@ -51,7 +51,8 @@ ABSL_FLAG(double, duration, 10, "Seconds of measured load (after --warmup)");
 ABSL_FLAG(double, warmup, 1, "Seconds of load before measuring starts");
 ABSL_FLAG(double, rate, 0, "Open loop at this many calls/s (0 = closed loop)");
 ABSL_FLAG(int, candidates, 32, "Candidate strategies per SelectAccelerator (synthetic catalogue syn-000...)");
-ABSL_FLAG(std::string, contexts, "unique", "unique: every request a new context; bundled: LLM-Inference-Bench contexts");
+ABSL_FLAG(std::string, contexts, "unique",
+          "unique: every request a new context; bundled: LLM-Inference-Bench contexts");
 ABSL_FLAG(bool, json, false, "Print one JSON object instead of text");
 ABSL_FLAG(uint64_t, prepare_runs, 100000, "--rpc prepare: runs to stream before retraining");
 ABSL_FLAG(uint64_t, prepare_contexts, 20000, "--rpc prepare: distinct synthetic contexts in the streamed runs");
@@ -82,7 +83,9 @@ namespace accelsel::bench {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-int64_t NowNs() { return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count(); }
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
+}
 
 // Log-linear latency histogram in microseconds (< 1% relative error), lock-free recording.
 class Histogram {
@@ -142,8 +145,8 @@ void Print(const Result& r, bool json) {
         "{\"rpc\":\"%s\",\"ok\":%llu,\"errors\":%llu,\"qps\":%.1f,\"p50_ms\":%.3f,\"p90_ms\":%.3f,\"p99_ms\":%.3f,"
         "\"p999_ms\":%.3f,\"seconds\":%.3f,\"duplicates\":%llu,\"resp_bytes\":%.0f,\"retrain_s\":%.3f,"
         "\"calls\":%llu%s}\n",
-        r.rpc.c_str(), static_cast<unsigned long long>(r.ok), static_cast<unsigned long long>(r.errors), qps, p50,
-        p90, p99, p999, r.seconds, static_cast<unsigned long long>(r.duplicates), r.resp_bytes, r.retrain_s,
+        r.rpc.c_str(), static_cast<unsigned long long>(r.ok), static_cast<unsigned long long>(r.errors), qps, p50, p90,
+        p99, p999, r.seconds, static_cast<unsigned long long>(r.duplicates), r.resp_bytes, r.retrain_s,
         static_cast<unsigned long long>(r.calls), r.json_extra.c_str());
   } else {
     std::printf("%s: ok %llu errors %llu in %.2f s = %.0f/s; latency ms p50 %.3f p90 %.3f p99 %.3f p99.9 %.3f\n",
@@ -224,7 +227,8 @@ class SelectLoad {
     r.ok = ok_;
     r.errors = errors_;
     r.calls = calls_;
-    r.seconds = std::max(1e-9, static_cast<double>(std::min(last_done_ns_.load(), end_ns_->load()) - measure_ns_) / 1e9);
+    r.seconds =
+        std::max(1e-9, static_cast<double>(std::min(last_done_ns_.load(), end_ns_->load()) - measure_ns_) / 1e9);
     r.resp_bytes = ok_ > 0 ? static_cast<double>(resp_bytes_) / ok_ : 0;
     r.hist = &hist_;
     return r;
@@ -347,10 +351,15 @@ class ReportStream final : public grpc::ClientBidiReactor<v1::RunReport, v1::Run
   using Generator = std::function<void(uint64_t seq, v1::RunReport* report)>;
   static constexpr size_t kDefaultRing = 1 << 16;
   ReportStream(v1::AcceleratorSelector::Stub* stub, Generator gen, uint64_t limit, int64_t measure_ns,
-               const std::atomic<int64_t>* end_ns, Histogram* hist, size_t ring = kDefaultRing,
-               bool open_loop = false)
-      : gen_(std::move(gen)), limit_(limit), measure_ns_(measure_ns), end_ns_(end_ns), hist_(hist), ring_(ring),
-        open_loop_(open_loop), sent_ns_(ring) {
+               const std::atomic<int64_t>* end_ns, Histogram* hist, size_t ring = kDefaultRing, bool open_loop = false)
+      : gen_(std::move(gen)),
+        limit_(limit),
+        measure_ns_(measure_ns),
+        end_ns_(end_ns),
+        hist_(hist),
+        ring_(ring),
+        open_loop_(open_loop),
+        sent_ns_(ring) {
     if (absl::GetFlag(FLAGS_ack_ranges)) ctx_.AddMetadata(kAckRangesMetadata, "1");
     stub->async()->ReportRun(&ctx_, this);
     StartRead(&ack_);
@@ -443,9 +452,9 @@ class ReportStream final : public grpc::ClientBidiReactor<v1::RunReport, v1::Run
     {
       std::lock_guard<std::mutex> lock(wmu_);
       if (writing_ || closed_ || broken_) return;
-      const bool over = limit_ > 0 ? seq_ >= limit_
-                                   : (open_loop_ ? pacer_done_ && queue_.empty()
-                                                 : now >= end_ns_->load(std::memory_order_relaxed));
+      const bool over =
+          limit_ > 0 ? seq_ >= limit_
+                     : (open_loop_ ? pacer_done_ && queue_.empty() : now >= end_ns_->load(std::memory_order_relaxed));
       if (over) {
         closed_ = close = true;
       } else if (seq_ - acked_ >= ring_) {
@@ -683,8 +692,8 @@ Result RunReports(std::shared_ptr<grpc::Channel> channel, int streams, uint64_t 
   // Up to 100 streams (every existing case) keep the 65,536-report ring; more streams 4,096 each (8 x the
   // server's default window) so that 1,000 of them do not take 512 MB of send times. --max_unacked sets it.
   const int max_unacked = absl::GetFlag(FLAGS_max_unacked);
-  const size_t ring = max_unacked > 0 ? static_cast<size_t>(max_unacked)
-                                      : (streams <= 100 ? ReportStream::kDefaultRing : 4096);
+  const size_t ring =
+      max_unacked > 0 ? static_cast<size_t>(max_unacked) : (streams <= 100 ? ReportStream::kDefaultRing : 4096);
   std::vector<std::unique_ptr<ReportStream>> all;
   for (int s = 0; s < streams; ++s) {
     const std::string stream_prefix = absl::StrCat(prefix, "-s", s, "-");
@@ -692,8 +701,8 @@ Result RunReports(std::shared_ptr<grpc::Channel> channel, int streams, uint64_t 
       if (seq % 64 == 0 || r->run_id().empty()) *r = pool[(seq / 64 + s * 7) % pool.size()];
       r->set_run_id(absl::StrCat(stream_prefix, seq));
     };
-    all.push_back(std::make_unique<ReportStream>(stubs[s % stubs.size()].get(), gen, limit, measure, &end, &hist,
-                                                 ring, open_loop));
+    all.push_back(std::make_unique<ReportStream>(stubs[s % stubs.size()].get(), gen, limit, measure, &end, &hist, ring,
+                                                 open_loop));
   }
   int64_t rss_end = 0;
   if (open_loop) {
@@ -803,12 +812,12 @@ int Retrain(std::shared_ptr<grpc::Channel> channel, bool quiet, double* seconds 
   }
   if (seconds != nullptr) *seconds = (NowNs() - t0) / 1e9;
   if (!quiet) {
-    std::printf("{\"rpc\":\"retrain\",\"seconds\":%.3f,\"training_seconds\":%.3f,\"rows\":%llu,\"promoted\":%s,"
-                "\"version\":%llu}\n",
-                (NowNs() - t0) / 1e9, resp.candidate().training_seconds(),
-                static_cast<unsigned long long>(resp.candidate().training_rows()),
-                resp.candidate().promoted() ? "true" : "false",
-                static_cast<unsigned long long>(resp.candidate().version()));
+    std::printf(
+        "{\"rpc\":\"retrain\",\"seconds\":%.3f,\"training_seconds\":%.3f,\"rows\":%llu,\"promoted\":%s,"
+        "\"version\":%llu}\n",
+        (NowNs() - t0) / 1e9, resp.candidate().training_seconds(),
+        static_cast<unsigned long long>(resp.candidate().training_rows()),
+        resp.candidate().promoted() ? "true" : "false", static_cast<unsigned long long>(resp.candidate().version()));
   } else {
     std::fprintf(stderr, "loadgen: retrain took %.2f s (%llu rows, promoted %d)\n", (NowNs() - t0) / 1e9,
                  static_cast<unsigned long long>(resp.candidate().training_rows()), resp.candidate().promoted());

@@ -19,7 +19,7 @@ void BM_Train(benchmark::State& state) {
   const auto runs = SyntheticRecords(n, std::max<size_t>(n / 5, 1), 32, 11);
   model::TrainOptions to;
   to.xgb.nthread = 1;  // as server/model_manager.cc: one XGBoost thread per booster, --trainer_threads boosters
-  to.threads = 2;       // the server's default --trainer_threads
+  to.threads = 2;      // the server's default --trainer_threads
   if (const char* v = std::getenv("BENCH_TRAIN_THREADS")) to.threads = std::atoi(v);
   to.catalog = SyntheticModelStrategies(32);
   // Budgets other than the defaults, for the growth write-up (docs/BENCHMARKS.md, "Training cost").

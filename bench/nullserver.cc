@@ -81,10 +81,10 @@ class AckReactor final : public grpc::ServerBidiReactor<v1::RunReport, v1::RunAc
         in_flight_ -= items.size();
       } else {
         for (server::IngestItem& item : items) {
-          acks_.Add(item.sequence,
-                    item.result == storage::AppendResult::kStored ? v1::RunAck::RESULT_DURABLE
-                                                                  : v1::RunAck::RESULT_DUPLICATE,
-                    item.report->run_id());
+          acks_.Add(
+              item.sequence,
+              item.result == storage::AppendResult::kStored ? v1::RunAck::RESULT_DURABLE : v1::RunAck::RESULT_DUPLICATE,
+              item.report->run_id());
         }
       }
       for (server::IngestItem& item : items) {
@@ -225,8 +225,8 @@ int Main() {
     return 1;
   }
   server->GetHealthCheckService()->SetServingStatus("", true);
-  std::cout << "accelsel-nullserver listening on " << listen.substr(0, listen.rfind(':')) << ":" << port
-            << " (mode " << mode << ")" << std::endl;
+  std::cout << "accelsel-nullserver listening on " << listen.substr(0, listen.rfind(':')) << ":" << port << " (mode "
+            << mode << ")" << std::endl;
 
   sigset_t stop_signals;
   sigemptyset(&stop_signals);

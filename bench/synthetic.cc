@@ -33,10 +33,8 @@ struct HardwareRow {
   const char* interconnect;
 };
 constexpr HardwareRow kHardware[] = {
-    {"Nvidia H100 GPU", 80, 3350, 989, 4.0, "nvlink"},
-    {"Nvidia A100 GPU", 80, 2039, 312, 2.0, "nvlink"},
-    {"AMD MI300X GPU", 192, 5300, 1307, 3.5, "xgmi"},
-    {"Nvidia L40S GPU", 48, 864, 362, 1.2, "pcie"},
+    {"Nvidia H100 GPU", 80, 3350, 989, 4.0, "nvlink"}, {"Nvidia A100 GPU", 80, 2039, 312, 2.0, "nvlink"},
+    {"AMD MI300X GPU", 192, 5300, 1307, 3.5, "xgmi"},  {"Nvidia L40S GPU", 48, 864, 362, 1.2, "pcie"},
     {"Nvidia GH200", 96, 4000, 989, 4.5, "nvlink"},
 };
 constexpr const char* kEngines[] = {"vllm", "sglang", "tensorrt-llm", "llama.cpp", "deepspeed-mii"};
@@ -131,9 +129,8 @@ void SyntheticRun(const v1::TaskContext& context, int strategy, std::mt19937_64&
   const double bandwidth_gbps = h.memory_bandwidth_gbps() > 0 ? h.memory_bandwidth_gbps() : 1500.0;
   const double params_b = m.parameters_b() > 0 ? m.parameters_b() : 7.0;
   const double flops_per_token = 2e9 * params_b;
-  const double prefill_s =
-      std::max<uint32_t>(w.prompt_tokens(), 1) * std::max<uint32_t>(w.batch_size(), 1) * flops_per_token /
-      (tflops * 1e12 * tp);
+  const double prefill_s = std::max<uint32_t>(w.prompt_tokens(), 1) * std::max<uint32_t>(w.batch_size(), 1) *
+                           flops_per_token / (tflops * 1e12 * tp);
   const double step_s = std::max(weight_gb, 1.0) / (bandwidth_gbps * tp);
   const double factor = kEngineFactor[strategy % 5] * kQuantFactor[quant] * ((strategy / 80) % 2 ? 0.8 : 1.0) *
                         (1.0 + 0.15 * (tp - 1) / tp);

@@ -18,12 +18,11 @@
 #include "client/cli_args.h"
 #include "client/client.h"
 #include "client/telemetry_sender.h"
-#include "google/protobuf/util/json_util.h"
 #include "datasets/llm_inference_bench.h"
 #include "eval/eval_main.h"
+#include "google/protobuf/util/json_util.h"
 #include "nlohmann/json.hpp"
 #include "proto/convert.h"
-
 
 namespace accelsel::client::cli {
 namespace {
@@ -64,25 +63,18 @@ std::string FormatValue(double v) {
 
 std::string ObjectiveUnit(v1::Objective objective) {
   switch (objective) {
-    case v1::OBJECTIVE_THROUGHPUT:
-      return "tokens/s, higher is better";
-    case v1::OBJECTIVE_COST:
-      return "currency units per job, lower is better";
-    default:
-      return "ms, lower is better";
+    case v1::OBJECTIVE_THROUGHPUT: return "tokens/s, higher is better";
+    case v1::OBJECTIVE_COST: return "currency units per job, lower is better";
+    default: return "ms, lower is better";
   }
 }
 
 std::string LayerName(v1::EvidenceLayer layer) {
   switch (layer) {
-    case v1::EVIDENCE_LAYER_OBSERVED:
-      return "observed";
-    case v1::EVIDENCE_LAYER_MODEL:
-      return "model";
-    case v1::EVIDENCE_LAYER_PRIOR:
-      return "prior";
-    default:
-      return "unknown";
+    case v1::EVIDENCE_LAYER_OBSERVED: return "observed";
+    case v1::EVIDENCE_LAYER_MODEL: return "model";
+    case v1::EVIDENCE_LAYER_PRIOR: return "prior";
+    default: return "unknown";
   }
 }
 

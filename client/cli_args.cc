@@ -141,16 +141,11 @@ absl::StatusOr<v1::Objective> ParseObjective(const std::string& text) {
 
 std::string ObjectiveName(v1::Objective objective) {
   switch (objective) {
-    case v1::OBJECTIVE_TTFT:
-      return "ttft";
-    case v1::OBJECTIVE_TPOT:
-      return "tpot";
-    case v1::OBJECTIVE_THROUGHPUT:
-      return "throughput";
-    case v1::OBJECTIVE_COST:
-      return "cost";
-    default:
-      return "e2e_latency";
+    case v1::OBJECTIVE_TTFT: return "ttft";
+    case v1::OBJECTIVE_TPOT: return "tpot";
+    case v1::OBJECTIVE_THROUGHPUT: return "throughput";
+    case v1::OBJECTIVE_COST: return "cost";
+    default: return "e2e_latency";
   }
 }
 

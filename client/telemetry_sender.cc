@@ -241,12 +241,8 @@ void TelemetrySender::ReadLoop(Stream* stream) {
         pending_.erase(it);
         acked_on_stream_ = true;
         switch (ack.result()) {
-          case v1::RunAck::RESULT_DURABLE:
-            ++stats_.durable;
-            break;
-          case v1::RunAck::RESULT_DUPLICATE:
-            ++stats_.duplicate;
-            break;
+          case v1::RunAck::RESULT_DURABLE: ++stats_.durable; break;
+          case v1::RunAck::RESULT_DUPLICATE: ++stats_.duplicate; break;
           default:  // REJECTED, or a result this client does not know: not stored, so surface it
             ++stats_.rejected;
             break;

@@ -50,12 +50,12 @@ struct TelemetrySenderStats {
   uint64_t writes = 0;          // reports written to a stream, resends included
   uint64_t resent = 0;          // writes of a report already written on an earlier, broken stream
   uint64_t streams_opened = 0;
-  uint64_t stream_failures = 0;  // streams that ended (error or server close) while the sender was open
-  uint64_t retry_after_hints = 0;  // streams ended RESOURCE_EXHAUSTED with a retry-after-ms hint that was honoured
+  uint64_t stream_failures = 0;     // streams that ended (error or server close) while the sender was open
+  uint64_t retry_after_hints = 0;   // streams ended RESOURCE_EXHAUSTED with a retry-after-ms hint that was honoured
   int64_t last_retry_after_ms = 0;  // the last such hint, as sent by the server (before the cap)
-  size_t buffered = 0;           // reports in the buffer now
-  size_t max_buffered = 0;       // high-water mark, never above capacity_reports
-  size_t blocked_sends = 0;      // Send calls waiting for room now (block_when_full)
+  size_t buffered = 0;              // reports in the buffer now
+  size_t max_buffered = 0;          // high-water mark, never above capacity_reports
+  size_t blocked_sends = 0;         // Send calls waiting for room now (block_when_full)
   std::string last_stream_error;
 };
 

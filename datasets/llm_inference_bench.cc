@@ -23,6 +23,7 @@
 namespace accelsel::datasets {
 
 using model::HardwareDescriptor;
+using model::kMissing;
 using model::ModelDescriptor;
 using model::RunMetrics;
 using model::RunRecord;
@@ -30,7 +31,6 @@ using model::RunStatus;
 using model::Strategy;
 using model::TaskContext;
 using model::WorkloadDescriptor;
-using model::kMissing;
 
 namespace {
 

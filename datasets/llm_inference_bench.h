@@ -27,7 +27,7 @@ struct AcceleratorEntry {
 
 // Descriptor tables (data/descriptors/models.csv and accelerators.csv).
 struct DescriptorTables {
-  std::map<std::string, model::ModelDescriptor> models;         // by model name
+  std::map<std::string, model::ModelDescriptor> models;  // by model name
   std::map<std::string, AcceleratorEntry> accelerators;  // by label and by canonical name
 
   // nullptr when unknown. Accepts a label or a canonical name.
@@ -69,8 +69,8 @@ struct LlmBenchImportStats {
 // `descriptors_dir` empty = no descriptor tables: every row counts as unknown model and accelerator.
 // `stats` may be null. A missing file or a header without the expected columns is an error.
 absl::StatusOr<std::vector<model::RunRecord>> LoadLlmInferenceBench(const std::string& csv_path,
-                                                             const std::string& descriptors_dir,
-                                                             LlmBenchImportStats* stats);
+                                                                    const std::string& descriptors_dir,
+                                                                    LlmBenchImportStats* stats);
 
 // "vLLM" -> "vllm", "TensorRT-LLM" -> "tensorrt-llm", "Deepspeed-MII" -> "deepspeed-mii", ...
 // Unknown labels are lower-cased with characters outside the strategy id alphabet replaced by '-'.

@@ -14,11 +14,11 @@ namespace accelsel::eval {
 using util::ReadFile;
 using util::SplitRecord;
 
+using util::Field;
 using util::LineError;
 using util::NextLine;
-using util::SplitRecord;
-using util::Field;
 using util::ReadFile;
+using util::SplitRecord;
 
 int ArffTable::Column(absl::string_view name) const {
   for (size_t i = 0; i < attributes.size(); ++i) {
@@ -105,8 +105,7 @@ absl::StatusOr<ArffTable> ParseArff(absl::string_view text) {
     auto fields = SplitRecord(text, &pos, ',', &line);
     if (!fields.ok()) return fields.status();
     if (fields->size() != t.attributes.size()) {
-      return LineError(record_line,
-                        absl::StrCat("expected ", t.attributes.size(), " values, found ", fields->size()));
+      return LineError(record_line, absl::StrCat("expected ", t.attributes.size(), " values, found ", fields->size()));
     }
     std::vector<std::optional<std::string>> row;
     row.reserve(fields->size());

@@ -23,7 +23,7 @@ struct ArffTable {
   std::string relation;
   std::vector<ArffAttribute> attributes;
   std::vector<std::vector<std::optional<std::string>>> rows;  // nullopt = '?'
-  int Column(absl::string_view name) const;  // -1 if absent (case-insensitive)
+  int Column(absl::string_view name) const;                   // -1 if absent (case-insensitive)
 };
 
 absl::StatusOr<ArffTable> ParseArff(absl::string_view text);

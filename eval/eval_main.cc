@@ -10,10 +10,10 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
+#include "datasets/llm_inference_bench.h"
 #include "eval/evaluator.h"
 #include "eval/loaders.h"
 #include "util/csv.h"
-#include "datasets/llm_inference_bench.h"
 
 namespace accelsel::eval {
 
@@ -47,9 +47,10 @@ std::vector<std::string> SplitList(const std::string& s) {
 // Returns an error message, or nullopt on success.
 std::optional<std::string> Parse(const std::vector<std::string>& argv, Args* a) {
   static const std::map<std::string, int> kValued = {
-      {"--csv", 0}, {"--task-cols", 1}, {"--strategy-cols", 2}, {"--target-col", 3}, {"--folds", 4},
-      {"--group-col", 5}, {"--seed", 6}, {"--aslib", 7}, {"--llm-inference-bench", 8}, {"--descriptors", 9},
-      {"--seeds", 10}};
+      {"--csv", 0},         {"--task-cols", 1}, {"--strategy-cols", 2},
+      {"--target-col", 3},  {"--folds", 4},     {"--group-col", 5},
+      {"--seed", 6},        {"--aslib", 7},     {"--llm-inference-bench", 8},
+      {"--descriptors", 9}, {"--seeds", 10}};
   for (size_t i = 0; i < argv.size(); ++i) {
     std::string flag = argv[i], value;
     const size_t eq = flag.find('=');

@@ -21,11 +21,11 @@ namespace accelsel::eval {
 using model::CandidateRef;
 using model::Dataset;
 using model::IsMissing;
+using model::kMissing;
 using model::Learner;
 using model::LogPrediction;
 using model::XgbLearner;
 using model::XgbLearnerOptions;
-using model::kMissing;
 
 namespace {
 
@@ -132,8 +132,8 @@ class LearnerSelector : public TrainedSelector {
 
 SelectorFactory LearnerFactory(const Problem& problem, const ProblemFeatures& features,
                                std::function<std::unique_ptr<Learner>()> make) {
-  return [&problem, &features, make](const std::vector<uint32_t>& train_tasks)
-             -> absl::StatusOr<std::unique_ptr<TrainedSelector>> {
+  return [&problem, &features,
+          make](const std::vector<uint32_t>& train_tasks) -> absl::StatusOr<std::unique_ptr<TrainedSelector>> {
     Dataset d;
     d.task_dim = features.task_dim;
     d.strat_dim = features.strat_dim;
@@ -152,8 +152,7 @@ SelectorFactory LearnerFactory(const Problem& problem, const ProblemFeatures& fe
     std::unique_ptr<Learner> learner = make();
     if (auto s = learner->Fit(d); !s.ok()) return s;
     const bool values = learner->name() == "xgb_reg";
-    return std::unique_ptr<TrainedSelector>(
-        new LearnerSelector(problem, features, std::move(learner), values));
+    return std::unique_ptr<TrainedSelector>(new LearnerSelector(problem, features, std::move(learner), values));
   };
 }
 
@@ -163,8 +162,7 @@ NamedSelector PlainXgbSelector(const Problem& problem, const ProblemFeatures& fe
           true};
 }
 
-std::vector<NamedSelector> StandardSelectors(const Problem& problem, const ProblemFeatures& features,
-                                             uint64_t seed) {
+std::vector<NamedSelector> StandardSelectors(const Problem& problem, const ProblemFeatures& features, uint64_t seed) {
   const Aggregate agg = problem.aslib     ? Aggregate::kRawMean
                         : problem.quality ? Aggregate::kMean
                                           : Aggregate::kLogRegret;
@@ -480,20 +478,22 @@ std::string SeedsReportTable(const std::vector<uint64_t>& seeds, const std::vect
     return absl::StrFormat("%.*f ± %.*f", precision, mean, precision, sd);
   };
   for (size_t s = 0; s < f.selectors.size(); ++s) {
-    absl::StrAppendFormat(
-        &out, "%-10s %16s %20s %18s\n", f.selectors[s].first,
-        cell(s, [](const SelectorMetrics& m) { return m.top1; }, 3),
-        cell(s, [](const SelectorMetrics& m) { return m.slowdown_geomean; }, 4),
-        gap ? cell(s, [](const SelectorMetrics& m) { return m.remaining_gap; }, 3)
-            : cell(s, [](const SelectorMetrics& m) { return m.gap_closed; }, 3));
+    absl::StrAppendFormat(&out, "%-10s %16s %20s %18s\n", f.selectors[s].first,
+                          cell(
+                              s, [](const SelectorMetrics& m) { return m.top1; }, 3),
+                          cell(
+                              s, [](const SelectorMetrics& m) { return m.slowdown_geomean; }, 4),
+                          gap ? cell(
+                                    s, [](const SelectorMetrics& m) { return m.remaining_gap; }, 3)
+                              : cell(
+                                    s, [](const SelectorMetrics& m) { return m.gap_closed; }, 3));
   }
   return out;
 }
 
 std::string ReportTable(const EvalReport& r) {
   std::string out = absl::StrFormat("tasks %d (skipped %d), candidates %d (%.2f per task), protocol: %s, %.1f s\n",
-                                    r.tasks, r.skipped_tasks, r.candidates, r.mean_candidates, r.protocol,
-                                    r.seconds);
+                                    r.tasks, r.skipped_tasks, r.candidates, r.mean_candidates, r.protocol, r.seconds);
   const bool aslib = !r.selectors.empty() && !IsMissing(r.selectors.front().second.par10);
   const bool quality = !r.selectors.empty() && !IsMissing(r.selectors.front().second.mean_measure);
   if (quality) {

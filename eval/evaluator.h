@@ -29,9 +29,9 @@ struct Problem {
   struct Task {
     std::string name;
     std::vector<Entry> entries;
-    std::string group;    // for leave-one-group-out
-    int fold = -1;        // predefined fold (ASlib cv.arff), -1 = none
-    double overhead = 0;  // ASlib: feature cost paid by feature-based selectors
+    std::string group;       // for leave-one-group-out
+    int fold = -1;           // predefined fold (ASlib cv.arff), -1 = none
+    double overhead = 0;     // ASlib: feature cost paid by feature-based selectors
     bool presolved = false;  // ASlib: solved while computing features
   };
   std::vector<Task> tasks;
@@ -45,7 +45,7 @@ struct Problem {
   // cutoff and no feature cost; learners fit the measure on its own scale (negated when maximised), SBS and kNN
   // take plain means. Mean and remaining_gap are reported as for PAR10 (key mean_measure).
   bool quality = false;
-  std::string measure;  // ASlib: the scored column of algorithm_runs.arff
+  std::string measure;         // ASlib: the scored column of algorithm_runs.arff
   uint64_t skipped_tasks = 0;  // tasks with fewer than two candidates
   uint64_t skipped_rows = 0;   // rows without a usable target
 };
@@ -87,7 +87,7 @@ struct SelectorMetrics {
   double top1 = 0, top3 = 0, slowdown_geomean = 1, gap_closed = 0;
   double par10 = model::kMissing, remaining_gap = model::kMissing;  // ASlib only
   double mean_measure = model::kMissing;  // ASlib solution quality: mean of the measure (in place of par10)
-  double mape = model::kMissing, coverage80 = model::kMissing;      // selectors that predict values
+  double mape = model::kMissing, coverage80 = model::kMissing;  // selectors that predict values
   uint64_t tasks = 0;
   std::map<std::string, int> ranked_by;  // folds per learner picked by inner cross-validation
 };
@@ -96,8 +96,8 @@ struct EvalReport {
   uint64_t tasks = 0, skipped_tasks = 0, candidates = 0, folds = 0;
   double mean_candidates = 0;
   std::string protocol;
-  std::string measure;    // ASlib: the scored performance measure
-  bool maximize = false;  // the measure is maximised
+  std::string measure;                                             // ASlib: the scored performance measure
+  bool maximize = false;                                           // the measure is maximised
   std::vector<std::pair<std::string, SelectorMetrics>> selectors;  // in output order
   // Leave-one-group-out only: slowdown_geomean of each selector on each held-out group.
   std::map<std::string, std::map<std::string, double>> group_slowdown;
@@ -122,8 +122,7 @@ SelectorFactory LearnerFactory(const Problem& problem, const ProblemFeatures& fe
 // The default learner set shared by every path: "accelsel" (AutoLearner), "xgb_plain" (PlainXgbSelector on
 // the same features), "xgb_rank" (pairwise ranking; not on ASlib, where it is one of accelsel's candidates),
 // "knn", "sbs".
-std::vector<NamedSelector> StandardSelectors(const Problem& problem, const ProblemFeatures& features,
-                                             uint64_t seed);
+std::vector<NamedSelector> StandardSelectors(const Problem& problem, const ProblemFeatures& features, uint64_t seed);
 
 // "xgb_plain", the plain baseline: one XGBoost regression of the (log) target on `features` with the library's
 // default settings (PlainXgbOptions), no intervals, no model selection.

@@ -25,23 +25,22 @@
 
 namespace accelsel::eval {
 
-using util::ReadFile;
 using model::ComponentsFromId;
 using model::ContextFeatureWidth;
-using model::ObservedStats;
-using model::Recommendation;
-using model::SelectQuery;
-using model::Selector;
-using model::SelectorOptions;
-using model::StrategyFeatureWidth;
 using model::EncodeContext;
 using model::EncodeStrategy;
 using model::EvidenceLayer;
 using model::IsMissing;
 using model::MetaModel;
 using model::Objective;
+using model::ObservedStats;
+using model::Recommendation;
 using model::RunRecord;
+using model::Selector;
+using model::SelectorOptions;
+using model::SelectQuery;
 using model::Strategy;
+using model::StrategyFeatureWidth;
 using model::TrainOptions;
 using util::CsvTable;
 using util::ParseNumber;
@@ -187,9 +186,9 @@ AslibDescription ParseAslibDescription(absl::string_view text) {
   // Top-level keys whose value is a list of scalars, in any YAML form: "key: [a, b]", "key: a", or "- a" items
   // below the key (at column 0 or indented).
   std::map<std::string, std::vector<std::string>> lists;
-  std::string top;           // current top-level key
-  std::string step;          // current feature step under feature_steps
-  std::string sub;           // current key under a step (provides / requires)
+  std::string top;   // current top-level key
+  std::string step;  // current feature step under feature_steps
+  std::string sub;   // current key under a step (provides / requires)
   int step_indent = -1;
   for (absl::string_view raw : absl::StrSplit(text, '\n')) {
     if (!raw.empty() && raw.back() == '\r') raw.remove_suffix(1);
@@ -423,9 +422,9 @@ absl::StatusOr<RecordProblem> BuildRecordProblem(std::vector<RunRecord> records,
     const RunRecord& r = rp.records[i];
     ctx.clear();
     EncodeContext(r.context, &ctx);
-    const uint64_t key = StableHash(std::string_view(reinterpret_cast<const char*>(ctx.data()),
-                                                     ctx.size() * sizeof(float)),
-                                    StableHash(absl::StrCat(r.context.model.name, "\x1f", r.context.hardware.accelerator)));
+    const uint64_t key =
+        StableHash(std::string_view(reinterpret_cast<const char*>(ctx.data()), ctx.size() * sizeof(float)),
+                   StableHash(absl::StrCat(r.context.model.name, "\x1f", r.context.hardware.accelerator)));
     auto [ti, tnew] = task_of.try_emplace(key, static_cast<uint32_t>(task_of.size()));
     if (tnew) {
       all_task_x.insert(all_task_x.end(), ctx.begin(), ctx.end());

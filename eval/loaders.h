@@ -12,9 +12,9 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "eval/evaluator.h"
-#include "util/csv.h"
 #include "model/meta_model.h"
 #include "model/types.h"
+#include "util/csv.h"
 
 namespace accelsel::eval {
 
@@ -61,7 +61,7 @@ struct RecordProblem {
   ProblemFeatures features;  // the product's encoding (model::EncodeContext / model::EncodeStrategy)
   std::vector<model::RunRecord> records;
   std::vector<std::vector<uint32_t>> task_records;  // record indices per task
-  std::vector<model::Strategy> strategies;                 // by strategy index
+  std::vector<model::Strategy> strategies;          // by strategy index
 };
 // `catalog` gives the components of strategy ids (ids not in it are parsed with ComponentsFromId).
 absl::StatusOr<RecordProblem> BuildRecordProblem(std::vector<model::RunRecord> records, const std::string& group_by,
@@ -72,8 +72,8 @@ absl::StatusOr<RecordProblem> BuildRecordProblem(std::vector<model::RunRecord> r
 // (numeric, or one-hot); per strategy a one-hot of its id.
 ProblemFeatures RawColumnFeatures(const RecordProblem& rp);
 
-// "accelsel" on the product path: model::MetaModel::Train on the training tasks' records, model::MetaModel::Predict on a test
-// task's context and candidates.
+// "accelsel" on the product path: model::MetaModel::Train on the training tasks' records, model::MetaModel::Predict on
+// a test task's context and candidates.
 SelectorFactory MetaModelFactory(const RecordProblem& rp, const model::TrainOptions& options);
 
 }  // namespace accelsel::eval

@@ -27,8 +27,7 @@ std::string_view SV(absl::string_view s) { return std::string_view(s.data(), s.s
 using util::ParseNumber;
 using util::StableHash;
 
-void TabularEncoder::Fit(const std::vector<std::string>& names,
-                         const std::vector<std::vector<std::string>>& columns) {
+void TabularEncoder::Fit(const std::vector<std::string>& names, const std::vector<std::vector<std::string>>& columns) {
   cols_.clear();
   width_ = 0;
   for (size_t j = 0; j < columns.size(); ++j) {

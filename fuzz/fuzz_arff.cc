@@ -1,8 +1,8 @@
 // libFuzzer target: the ARFF parser used for ASlib scenarios (eval/arff.h).
 #include <cstddef>
 #include <cstdint>
-#include "absl/strings/string_view.h"
 
+#include "absl/strings/string_view.h"
 #include "eval/arff.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

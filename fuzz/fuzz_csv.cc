@@ -2,8 +2,8 @@
 // ASlib's description.txt reader.
 #include <cstddef>
 #include <cstdint>
-#include "absl/strings/string_view.h"
 
+#include "absl/strings/string_view.h"
 #include "eval/loaders.h"
 #include "util/csv.h"
 

@@ -6,9 +6,9 @@
 
 #include "accelsel/v1/accelsel.pb.h"
 #include "client/cli_args.h"
+#include "google/protobuf/stubs/logging.h"
 #include "google/protobuf/util/json_util.h"
 #include "server/validate.h"
-#include "google/protobuf/stubs/logging.h"
 
 // Protobuf logs every invalid UTF-8 string it parses; silence it so the fuzzer spends its time fuzzing.
 extern "C" int LLVMFuzzerInitialize(int*, char***) {

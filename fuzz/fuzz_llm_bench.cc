@@ -1,5 +1,5 @@
-// libFuzzer target: the LLM-Inference-Bench import (datasets/llm_inference_bench.h). The importer reads a file, so each input
-// is written to a per-process file under /dev/shm (or /tmp) first; descriptor tables come from data/descriptors.
+// libFuzzer target: the LLM-Inference-Bench import (datasets/llm_inference_bench.h). The importer reads a file, so each
+// input is written to a per-process file under /dev/shm (or /tmp) first; descriptor tables come from data/descriptors.
 #include <unistd.h>
 
 #include <cstddef>

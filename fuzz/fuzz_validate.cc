@@ -8,11 +8,11 @@
 
 #include "absl/strings/string_view.h"
 #include "accelsel/v1/accelsel.pb.h"
+#include "google/protobuf/stubs/logging.h"
 #include "model/observed_stats.h"
 #include "proto/convert.h"
 #include "server/auth_tokens.h"
 #include "server/validate.h"
-#include "google/protobuf/stubs/logging.h"
 
 // Protobuf logs every invalid UTF-8 string it parses; silence it so the fuzzer spends its time fuzzing.
 extern "C" int LLVMFuzzerInitialize(int*, char***) {

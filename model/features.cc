@@ -189,9 +189,7 @@ double LogRooflineBaseline(const TaskContext& c, BaselineMetric metric) {
   const double output = Known(c.workload.output_tokens);
   double v = kMissing;
   switch (metric) {
-    case BaselineMetric::kE2eMs:
-      v = r.estimate_e2e_s * 1000.0;
-      break;
+    case BaselineMetric::kE2eMs: v = r.estimate_e2e_s * 1000.0; break;
     case BaselineMetric::kTtftMs:
       if (!IsMissing(r.compute_s_per_token) && !IsMissing(r.memory_s_per_step) && !IsMissing(prompt)) {
         v = (batch * prompt * r.compute_s_per_token + r.memory_s_per_step) * 1000.0;
@@ -213,14 +211,38 @@ double LogRooflineBaseline(const TaskContext& c, BaselineMetric metric) {
 }
 
 const std::vector<std::string>& ContextNumericFeatureNames() {
-  static const std::vector<std::string>* names = new std::vector<std::string>{
-      "log_params_b", "log_layers", "log_hidden", "log_heads", "log_kv_heads", "log_experts", "log_active_experts",
-      "log_count", "log_memory_gb", "log_bandwidth_gbps", "log_tflops", "log_prompt_tokens", "log_output_tokens",
-      "log_batch", "log_request_rate", "shared_prefix_ratio", "log_price_per_hour", "log_total_memory_gb",
-      "log_total_bandwidth_gbps", "log_total_tflops", "bytes_per_param", "log_weight_gb", "log_kv_gb",
-      "log_flops_per_token", "log_compute_s_per_token", "log_memory_s_per_step", "log_compute_over_memory",
-      "signed_log_headroom_gb", "headroom_fraction", "log_roofline_e2e_s", "log_batch_prompt_tokens",
-      "log_batch_output_tokens"};
+  static const std::vector<std::string>* names = new std::vector<std::string>{"log_params_b",
+                                                                              "log_layers",
+                                                                              "log_hidden",
+                                                                              "log_heads",
+                                                                              "log_kv_heads",
+                                                                              "log_experts",
+                                                                              "log_active_experts",
+                                                                              "log_count",
+                                                                              "log_memory_gb",
+                                                                              "log_bandwidth_gbps",
+                                                                              "log_tflops",
+                                                                              "log_prompt_tokens",
+                                                                              "log_output_tokens",
+                                                                              "log_batch",
+                                                                              "log_request_rate",
+                                                                              "shared_prefix_ratio",
+                                                                              "log_price_per_hour",
+                                                                              "log_total_memory_gb",
+                                                                              "log_total_bandwidth_gbps",
+                                                                              "log_total_tflops",
+                                                                              "bytes_per_param",
+                                                                              "log_weight_gb",
+                                                                              "log_kv_gb",
+                                                                              "log_flops_per_token",
+                                                                              "log_compute_s_per_token",
+                                                                              "log_memory_s_per_step",
+                                                                              "log_compute_over_memory",
+                                                                              "signed_log_headroom_gb",
+                                                                              "headroom_fraction",
+                                                                              "log_roofline_e2e_s",
+                                                                              "log_batch_prompt_tokens",
+                                                                              "log_batch_output_tokens"};
   return *names;
 }
 
@@ -233,8 +255,8 @@ size_t ContextFeatureWidth() {
 size_t StrategyFeatureWidth() { return FeatureLayout::kComponentBuckets + FeatureLayout::kParamBuckets; }
 
 void CollectContextVocabulary(const TaskContext& c, ContextVocabulary* vocabulary) {
-  for (const auto& [name, seed] : {std::pair<const std::string*, uint64_t>{&c.model.name, 11},
-                                   {&c.hardware.accelerator, 12}}) {
+  for (const auto& [name, seed] :
+       {std::pair<const std::string*, uint64_t>{&c.model.name, 11}, {&c.hardware.accelerator, 12}}) {
     for (const std::string& token : NameTokens(*name)) vocabulary->insert(VocabularyKey(seed, token));
   }
   for (const auto& [value, seed] : {std::pair<const std::string*, uint64_t>{&c.model.family, 13},
@@ -285,8 +307,8 @@ void EncodeContext(const TaskContext& c, const ContextVocabulary* vocabulary, st
       LogOrNaN(r.memory_s_per_step),
       IsMissing(r.compute_s_per_token) || IsMissing(r.memory_s_per_step)
           ? kNaN
-          : static_cast<float>(std::log((IsMissing(batch) ? 1.0 : batch) * r.compute_s_per_token /
-                                        r.memory_s_per_step)),
+          : static_cast<float>(
+                std::log((IsMissing(batch) ? 1.0 : batch) * r.compute_s_per_token / r.memory_s_per_step)),
       SignedLog(r.headroom_gb),
       IsMissing(r.headroom_gb) || IsMissing(total(h.memory_gb))
           ? kNaN

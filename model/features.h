@@ -62,12 +62,12 @@ void EncodeStrategy(const Strategy& s, std::vector<float>* out);
 // Roofline estimates used as features, exposed for tests. NaN where the descriptors are unknown (0).
 struct Roofline {
   double weight_gb = kMissing;
-  double kv_gb = kMissing;               // KV cache of the whole batch at full length
-  double flops_per_token = kMissing;     // forward pass, active parameters
-  double compute_s_per_token = kMissing; // flops/token ÷ total peak
-  double memory_s_per_step = kMissing;   // (weights + KV) ÷ total bandwidth
-  double headroom_gb = kMissing;         // count·mem − weights − KV
-  double estimate_e2e_s = kMissing;      // prefill compute + decode steps at the roofline bound
+  double kv_gb = kMissing;                // KV cache of the whole batch at full length
+  double flops_per_token = kMissing;      // forward pass, active parameters
+  double compute_s_per_token = kMissing;  // flops/token ÷ total peak
+  double memory_s_per_step = kMissing;    // (weights + KV) ÷ total bandwidth
+  double headroom_gb = kMissing;          // count·mem − weights − KV
+  double estimate_e2e_s = kMissing;       // prefill compute + decode steps at the roofline bound
 };
 Roofline ComputeRoofline(const TaskContext& c);
 

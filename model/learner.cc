@@ -8,8 +8,8 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
-#include "util/blob.h"
 #include "model/features.h"
+#include "util/blob.h"
 
 namespace accelsel::model {
 
@@ -18,8 +18,7 @@ using util::ByteWriter;
 
 namespace {
 
-void BuildMatrix(const Dataset& d, const std::vector<size_t>& rows, std::vector<float>* x,
-                 std::vector<float>* y) {
+void BuildMatrix(const Dataset& d, const std::vector<size_t>& rows, std::vector<float>* x, std::vector<float>* y) {
   const size_t cols = d.task_dim + d.strat_dim;
   x->resize(rows.size() * cols);
   y->resize(rows.size());
@@ -177,8 +176,9 @@ absl::Status XgbLearner::Fit(const Dataset& d) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::pair<double, double>> XgbLearner::GroupedResidualQuantiles(
-    const Dataset& d, const std::vector<uint64_t>& task_group, int folds) const {
+absl::StatusOr<std::pair<double, double>> XgbLearner::GroupedResidualQuantiles(const Dataset& d,
+                                                                               const std::vector<uint64_t>& task_group,
+                                                                               int folds) const {
   if (folds < 2 || task_group.size() != d.num_tasks()) return absl::NotFoundError("no groups");
   const std::vector<size_t> calibration = SampleRowsByTask(d, options_.calibration_max_rows, options_.params.seed);
   const std::vector<bool> indicators = options_.sparse_indicators ? IndicatorColumns(d) : std::vector<bool>();
@@ -251,9 +251,9 @@ absl::StatusOr<std::unique_ptr<XgbLearner>> XgbLearner::Deserialize(std::string_
   uint64_t task_dim = 0, strat_dim = 0;
   double lo = 0, hi = 0, coverage = 0;
   std::string booster;
-  if (!r.GetU32(&mode) || !r.GetU64(&task_dim) || !r.GetU64(&strat_dim) || !r.GetU32(&has_interval) ||
-      !r.GetF64(&lo) || !r.GetF64(&hi) || !r.GetF64(&coverage) || !r.GetString(&booster) || !r.done() ||
-      mode > 1 || task_dim + strat_dim == 0 || task_dim + strat_dim > (1u << 20)) {
+  if (!r.GetU32(&mode) || !r.GetU64(&task_dim) || !r.GetU64(&strat_dim) || !r.GetU32(&has_interval) || !r.GetF64(&lo) ||
+      !r.GetF64(&hi) || !r.GetF64(&coverage) || !r.GetString(&booster) || !r.done() || mode > 1 ||
+      task_dim + strat_dim == 0 || task_dim + strat_dim > (1u << 20)) {
     return absl::DataLossError("xgb learner: malformed section");
   }
   XgbLearnerOptions o;

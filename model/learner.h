@@ -19,8 +19,8 @@ namespace accelsel::model {
 struct Dataset {
   size_t task_dim = 0;
   size_t strat_dim = 0;
-  std::vector<float> task_x;      // n_tasks × task_dim
-  std::vector<float> strat_x;     // n_strats × strat_dim
+  std::vector<float> task_x;        // n_tasks × task_dim
+  std::vector<float> strat_x;       // n_strats × strat_dim
   std::vector<uint64_t> strat_key;  // identity of each strategy (for SBS / kNN)
   struct Row {
     uint32_t task;

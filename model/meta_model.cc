@@ -11,8 +11,8 @@
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "util/blob.h"
 #include "model/features.h"
+#include "util/blob.h"
 #include "util/job_pool.h"
 
 namespace accelsel::model {
@@ -84,8 +84,7 @@ bool MetaModel::HasObjective(Objective objective) const { return heads_[HeadFor(
 
 bool MetaModel::HasRankHead(Objective objective) const { return rank_heads_[HeadFor(objective)] != nullptr; }
 
-absl::Status MetaModel::TrainRankHead(Head head, const Dataset& d, const XgbParams& params,
-                                     size_t max_fit_rows) {
+absl::Status MetaModel::TrainRankHead(Head head, const Dataset& d, const XgbParams& params, size_t max_fit_rows) {
   // One row per (context, strategy) cell with the cell's mean target: repeated runs of one cell would only add
   // pairs between identical feature vectors.
   absl::flat_hash_map<uint64_t, std::pair<double, uint32_t>> cells;  // (task << 32 | strat) -> (sum, count)
@@ -124,7 +123,7 @@ absl::Status MetaModel::TrainRankHead(Head head, const Dataset& d, const XgbPara
 }
 
 absl::StatusOr<std::unique_ptr<MetaModel>> MetaModel::Train(const std::vector<RunRecord>& runs,
-                                                           const TrainOptions& options) {
+                                                            const TrainOptions& options) {
   std::unique_ptr<MetaModel> mm(new MetaModel());
   mm->version_ = options.version;
   for (uint32_t h = 0; h < kNumHeads; ++h) {
@@ -303,8 +302,8 @@ void MetaModel::EncodeStrategies(const std::vector<const Strategy*>& strategies,
   for (size_t i = 0; i < strategies.size(); ++i) (*refs)[i].x = x->data() + i * w;
 }
 
-void MetaModel::Predict(const TaskContext& context, const std::vector<const Strategy*>& strategies,
-                        Objective objective, std::vector<Prediction>* out) const {
+void MetaModel::Predict(const TaskContext& context, const std::vector<const Strategy*>& strategies, Objective objective,
+                        std::vector<Prediction>* out) const {
   PredictWith(context, strategies, objective, /*cached_encodings=*/true, out);
 }
 
@@ -557,21 +556,21 @@ absl::StatusOr<std::unique_ptr<MetaModel>> MetaModel::Deserialize(std::string_vi
   auto payload = OpenBlob(blob, kBlobMagic, kBlobFormat, &format);
   if (!payload.ok()) return payload.status();
   if (format < kOldestBlobFormat || format > kBlobFormat) {
-    return absl::FailedPreconditionError(absl::StrCat("model blob: format ", format, " is not ", kOldestBlobFormat,
-                                                      "..", kBlobFormat));
+    return absl::FailedPreconditionError(
+        absl::StrCat("model blob: format ", format, " is not ", kOldestBlobFormat, "..", kBlobFormat));
   }
   ByteReader r(*payload);
   std::unique_ptr<MetaModel> mm(new MetaModel());
   mm->version_ = version;
   uint32_t schema = 0, n_catalog = 0, baseline = 0;
   auto malformed = [](const char* what) { return absl::DataLossError(absl::StrCat("model blob: malformed ", what)); };
-  if (!r.GetU32(&schema) || !r.GetU32(&baseline) || baseline > 1 || !r.GetU64(&mm->training_rows_) || !r.GetF64(&mm->coverage_) ||
-      !r.GetF64(&mm->failure_base_rate_) || !r.GetU32(&n_catalog)) {
+  if (!r.GetU32(&schema) || !r.GetU32(&baseline) || baseline > 1 || !r.GetU64(&mm->training_rows_) ||
+      !r.GetF64(&mm->coverage_) || !r.GetF64(&mm->failure_base_rate_) || !r.GetU32(&n_catalog)) {
     return malformed("header");
   }
   if (schema != kFeatureSchemaVersion) {
-    return absl::FailedPreconditionError(absl::StrCat("model blob: feature schema ", schema, ", this build has ",
-                                                      kFeatureSchemaVersion));
+    return absl::FailedPreconditionError(
+        absl::StrCat("model blob: feature schema ", schema, ", this build has ", kFeatureSchemaVersion));
   }
   mm->roofline_baseline_ = baseline == 1;
   for (uint32_t i = 0; i < n_catalog; ++i) {

@@ -368,9 +368,8 @@ double NodeWeightedQuantile(std::vector<std::pair<double, double>> value_weight,
 
 }  // namespace
 
-std::optional<ObservedSummary> ObservedStats::Summarize(const Cell& cell, Objective objective,
-                                                        double price_per_hour, double coverage,
-                                                        double log_level) const {
+std::optional<ObservedSummary> ObservedStats::Summarize(const Cell& cell, Objective objective, double price_per_hour,
+                                                        double coverage, double log_level) const {
   if (cell.ok_runs == 0 && cell.failed_runs == 0) return std::nullopt;
   std::optional<ObservedSummary> out = SummarizeAtBaseLevel(cell, objective, price_per_hour, coverage);
   if (out.has_value() && log_level != 0) {
@@ -406,8 +405,8 @@ std::optional<ObservedSummary> ObservedStats::SummarizeAtBaseLevel(const Cell& c
   if (any_distrusted && rate_nodes == 0) return std::nullopt;  // nothing here anyone trusts
   out.nodes = static_cast<uint32_t>(rate_nodes);
   if (total == 0) return out;
-  const double rate = rate_nodes > 0 ? rate_sum / rate_nodes
-                                     : static_cast<double>(cell.failed_runs) / static_cast<double>(total);
+  const double rate =
+      rate_nodes > 0 ? rate_sum / rate_nodes : static_cast<double>(cell.failed_runs) / static_cast<double>(total);
   out.failed_runs = static_cast<uint64_t>(std::llround(rate * static_cast<double>(total)));
   out.ok_runs = total - out.failed_runs;
   if (cell.ok_runs > 0 && out.ok_runs == 0 && rate < 1) out.ok_runs = 1;  // some node did run it

@@ -166,7 +166,7 @@ class ObservedStats {
   struct Level {
     double log_level = 0;
     std::vector<std::pair<int64_t, double>> history;  // (report time from which, level), ascending
-    std::vector<LevelResidual> window;  // since the last judgement
+    std::vector<LevelResidual> window;                // since the last judgement
   };
   struct ContextEntry {
     double log_prompt = 0, log_output = 0, log_batch = 0;
@@ -180,8 +180,8 @@ class ObservedStats {
   // Feeds an OK run's residual against the cell's consensus (the median of its nodes' mean log latencies, one vote
   // per node, so a flood cannot move the yardstick) to its strategy's level, then adds the run to its node's mean;
   // returns the level in force.
-  double TrackLevelLocked(uint64_t context_key, Cell& cell, NodeSamples& node, const RunRecord& run,
-                          uint64_t node_hash) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  double TrackLevelLocked(uint64_t context_key, Cell& cell, NodeSamples& node, const RunRecord& run, uint64_t node_hash)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Moves the level by the window's median of per-node median residuals when that is large and significant.
   void JudgeLevelLocked(const std::string& strategy_id, Level& level) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   double LogLevelLocked(const std::string& strategy_id) const ABSL_SHARED_LOCKS_REQUIRED(mu_);

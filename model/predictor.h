@@ -29,8 +29,8 @@ class Predictor {
   virtual ~Predictor() = default;
   virtual uint64_t version() const = 0;
   // Fills `out` with one prediction per strategy, in order.
-  virtual void Predict(const TaskContext& context, const std::vector<const Strategy*>& strategies,
-                       Objective objective, std::vector<Prediction>* out) const = 0;
+  virtual void Predict(const TaskContext& context, const std::vector<const Strategy*>& strategies, Objective objective,
+                       std::vector<Prediction>* out) const = 0;
 };
 
 }  // namespace accelsel::model

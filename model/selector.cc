@@ -208,7 +208,8 @@ std::vector<double> FirstPlaceProbabilities(const std::vector<Recommendation>& r
     if (!(b.sd > 1e-3)) b.sd = 1e-3;
   }
   double best_pessimistic = std::numeric_limits<double>::infinity();
-  for (size_t i : eligible) best_pessimistic = std::min(best_pessimistic, beliefs[i].mean + kPlausibleZ * beliefs[i].sd);
+  for (size_t i : eligible)
+    best_pessimistic = std::min(best_pessimistic, beliefs[i].mean + kPlausibleZ * beliefs[i].sd);
   std::vector<size_t> plausible;
   for (size_t i : eligible) {
     if (i == 0 || beliefs[i].mean - kPlausibleZ * beliefs[i].sd <= best_pessimistic) plausible.push_back(i);

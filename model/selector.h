@@ -61,8 +61,8 @@ class Selector {
   explicit Selector(SelectorOptions options) : options_(options) {}
 
   // `predictor` may be null (statistics only). `rng` drives exploration only.
-  std::vector<Recommendation> Select(const SelectQuery& query, const ObservedStats& stats,
-                                     const Predictor* predictor, std::mt19937_64& rng) const;
+  std::vector<Recommendation> Select(const SelectQuery& query, const ObservedStats& stats, const Predictor* predictor,
+                                     std::mt19937_64& rng) const;
 
   const SelectorOptions& options() const { return options_; }
 

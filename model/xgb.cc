@@ -11,7 +11,6 @@
 #include <string>
 
 #include "absl/strings/numbers.h"
-
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "nlohmann/json.hpp"
@@ -48,8 +47,8 @@ absl::StatusOr<CompiledForest> CompileForest(std::string_view json_model) {
   }
   const auto& booster = (*learner)["gradient_booster"];
   const auto& param = (*learner)["learner_model_param"];
-  if (booster.value("name", "") != "gbtree" || !booster.contains("model") ||
-      param.value("num_class", "0") != "0" || param.value("num_target", "1") != "1") {
+  if (booster.value("name", "") != "gbtree" || !booster.contains("model") || param.value("num_class", "0") != "0" ||
+      param.value("num_target", "1") != "1") {
     return absl::InvalidArgumentError("xgboost model: only single-output gbtree is compiled");
   }
   const std::string objective = (*learner)["objective"].value("name", "");
@@ -117,8 +116,7 @@ absl::StatusOr<CompiledForest> CompileForest(std::string_view json_model) {
   return f;
 }
 
-absl::StatusOr<std::string> RouteZerosAsMissing(std::string_view json_model,
-                                                const std::vector<bool>& zero_is_missing) {
+absl::StatusOr<std::string> RouteZerosAsMissing(std::string_view json_model, const std::vector<bool>& zero_is_missing) {
   nlohmann::json j = nlohmann::json::parse(json_model.begin(), json_model.end(), nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.contains("learner") || !j["learner"].contains("gradient_booster") ||
       !j["learner"]["gradient_booster"].contains("model")) {
@@ -139,8 +137,8 @@ absl::StatusOr<std::string> RouteZerosAsMissing(std::string_view json_model,
     // their children's parent links fixed). Children always come after their parent, so a swapped subtree is
     // rewritten when the loop reaches it.
     auto swap_nodes = [&tree, &left, &right](int64_t a, int64_t b) {
-      for (const char* field : {"left_children", "right_children", "split_indices", "split_conditions",
-                                "default_left", "base_weights", "loss_changes", "sum_hessian", "split_type"}) {
+      for (const char* field : {"left_children", "right_children", "split_indices", "split_conditions", "default_left",
+                                "base_weights", "loss_changes", "sum_hessian", "split_type"}) {
         if (!tree.contains(field) || tree[field].size() <= static_cast<size_t>(std::max(a, b))) continue;
         std::swap(tree[field][a], tree[field][b]);
       }
@@ -158,7 +156,8 @@ absl::StatusOr<std::string> RouteZerosAsMissing(std::string_view json_model,
         continue;
       }
       const int64_t l = left[i].get<int64_t>(), r = right[i].get<int64_t>();
-      if (r != l + 1 || r >= static_cast<int64_t>(n)) return absl::InvalidArgumentError("xgboost model: siblings apart");
+      if (r != l + 1 || r >= static_cast<int64_t>(n))
+        return absl::InvalidArgumentError("xgboost model: siblings apart");
       const bool missing_left =
           default_left[i].is_boolean() ? default_left[i].get<bool>() : default_left[i].get<int>() != 0;
       const bool one_left = 1.0f < cond[i].get<float>();
@@ -235,11 +234,11 @@ XgbBooster::~XgbBooster() {
   if (handle_ != nullptr) XGBoosterFree(handle_);
 }
 
-absl::StatusOr<std::unique_ptr<XgbBooster>> XgbBooster::Train(const std::vector<float>& x, size_t rows,
-                                                               size_t cols, const std::vector<float>& labels,
-                                                               const std::vector<float>& weights,
-                                                               const std::vector<unsigned>& group_sizes,
-                                                               const XgbParams& p) {
+absl::StatusOr<std::unique_ptr<XgbBooster>> XgbBooster::Train(const std::vector<float>& x, size_t rows, size_t cols,
+                                                              const std::vector<float>& labels,
+                                                              const std::vector<float>& weights,
+                                                              const std::vector<unsigned>& group_sizes,
+                                                              const XgbParams& p) {
   if (rows == 0 || cols == 0 || x.size() != rows * cols || labels.size() != rows) {
     return absl::InvalidArgumentError(absl::StrFormat("xgboost train: bad shape rows=%d cols=%d", rows, cols));
   }
@@ -249,8 +248,7 @@ absl::StatusOr<std::unique_ptr<XgbBooster>> XgbBooster::Train(const std::vector<
   if (!weights.empty() && XGDMatrixSetFloatInfo(dm.get(), "weight", weights.data(), rows) != 0) {
     return XgbError("weight");
   }
-  if (!group_sizes.empty() &&
-      XGDMatrixSetUIntInfo(dm.get(), "group", group_sizes.data(), group_sizes.size()) != 0) {
+  if (!group_sizes.empty() && XGDMatrixSetUIntInfo(dm.get(), "group", group_sizes.data(), group_sizes.size()) != 0) {
     return XgbError("group");
   }
   return Boost(dm.get(), cols, p, {});
@@ -301,12 +299,11 @@ struct BlockIterator {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<XgbBooster>> XgbBooster::TrainFromBlocks(const RowBlockFn& fill, size_t rows,
-                                                                         size_t cols,
-                                                                         const std::vector<float>& labels,
-                                                                         const std::vector<float>& weights,
-                                                                         const XgbParams& p,
-                                                                         const std::vector<bool>& zero_is_missing,
-                                                                         const std::vector<unsigned>& group_sizes) {
+                                                                        size_t cols, const std::vector<float>& labels,
+                                                                        const std::vector<float>& weights,
+                                                                        const XgbParams& p,
+                                                                        const std::vector<bool>& zero_is_missing,
+                                                                        const std::vector<unsigned>& group_sizes) {
   if (rows == 0 || cols == 0 || labels.size() != rows || (!weights.empty() && weights.size() != rows) ||
       (!zero_is_missing.empty() && zero_is_missing.size() != cols)) {
     return absl::InvalidArgumentError(absl::StrFormat("xgboost train: bad shape rows=%d cols=%d", rows, cols));
@@ -335,15 +332,14 @@ absl::StatusOr<std::unique_ptr<XgbBooster>> XgbBooster::TrainFromBlocks(const Ro
                                           config.c_str(), dm.out()) != 0) {
     return XgbError("quantile dmatrix");
   }
-  if (!group_sizes.empty() &&
-      XGDMatrixSetUIntInfo(dm.get(), "group", group_sizes.data(), group_sizes.size()) != 0) {
+  if (!group_sizes.empty() && XGDMatrixSetUIntInfo(dm.get(), "group", group_sizes.data(), group_sizes.size()) != 0) {
     return XgbError("group");
   }
   return Boost(dm.get(), cols, p, zero_columns.empty() ? std::vector<bool>() : zero_is_missing);
 }
 
 absl::StatusOr<std::unique_ptr<XgbBooster>> XgbBooster::Boost(void* dmatrix, size_t cols, const XgbParams& p,
-                                                             const std::vector<bool>& zero_is_missing) {
+                                                              const std::vector<bool>& zero_is_missing) {
   BoosterHandle h = nullptr;
   DMatrixHandle mats[1] = {dmatrix};
   if (XGBoosterCreate(mats, 1, &h) != 0) return XgbError("create");
@@ -420,9 +416,8 @@ absl::Status XgbBooster::Predict(const float* x, size_t rows, std::vector<float>
 absl::Status XgbBooster::PredictWithXgboost(const float* x, size_t rows, std::vector<float>* out) const {
   out->clear();
   if (rows == 0) return absl::OkStatus();
-  const std::string array = absl::StrFormat(
-      R"({"data":[%u,true],"shape":[%u,%u],"typestr":"<f4","version":3})",
-      static_cast<uint64_t>(reinterpret_cast<uintptr_t>(x)), rows, cols_);
+  const std::string array = absl::StrFormat(R"({"data":[%u,true],"shape":[%u,%u],"typestr":"<f4","version":3})",
+                                            static_cast<uint64_t>(reinterpret_cast<uintptr_t>(x)), rows, cols_);
   static constexpr char kConfig[] =
       R"({"type":0,"training":false,"iteration_begin":0,"iteration_end":0,"strict_shape":false,)"
       R"("missing":NaN,"cache_id":0})";

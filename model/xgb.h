@@ -13,7 +13,6 @@
 #include <vector>
 
 #include "absl/status/status.h"
-
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 
@@ -49,15 +48,15 @@ struct XgbParams {
 struct CompiledForest {
   static constexpr uint32_t kDefaultLeft = 0x80000000u;  // in Node::feature: missing values go left
   struct Node {
-    int32_t left;       // left child; the right child is left + 1; a leaf points to itself
-    uint32_t feature;   // split column | kDefaultLeft
-    float threshold;    // go left when x < threshold (a leaf has NaN and kDefaultLeft: always "left")
+    int32_t left;      // left child; the right child is left + 1; a leaf points to itself
+    uint32_t feature;  // split column | kDefaultLeft
+    float threshold;   // go left when x < threshold (a leaf has NaN and kDefaultLeft: always "left")
   };
   std::vector<Node> nodes;
   std::vector<float> leaf_value;  // per node, 0 for inner nodes
   std::vector<int32_t> roots;
-  std::vector<int32_t> depths;    // per tree: levels from the root to its deepest leaf
-  uint32_t num_features = 1;      // columns a row must have (one more than the largest split column, at least 1)
+  std::vector<int32_t> depths;  // per tree: levels from the root to its deepest leaf
+  uint32_t num_features = 1;    // columns a row must have (one more than the largest split column, at least 1)
   float base_margin = 0;
   bool logistic = false;  // apply the sigmoid (binary:logistic)
   void Predict(const float* x, size_t rows, size_t cols, std::vector<float>* out) const;
@@ -99,8 +98,8 @@ class XgbBooster {
   // plain 0/1 input like any other.
   //
   // `group_sizes` (ranking objectives): consecutive rows of one query group, as in Train.
-  static absl::StatusOr<std::unique_ptr<XgbBooster>> TrainFromBlocks(const RowBlockFn& fill, size_t rows,
-                                                                     size_t cols, const std::vector<float>& labels,
+  static absl::StatusOr<std::unique_ptr<XgbBooster>> TrainFromBlocks(const RowBlockFn& fill, size_t rows, size_t cols,
+                                                                     const std::vector<float>& labels,
                                                                      const std::vector<float>& weights,
                                                                      const XgbParams& params,
                                                                      const std::vector<bool>& zero_is_missing = {},

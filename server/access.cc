@@ -19,10 +19,8 @@ bool NodeMayCall(Method method) {
     case Method::kReportRun:
     case Method::kListStrategies:
     case Method::kGetModelInfo:
-    case Method::kNull:
-      return true;
-    default:
-      return false;
+    case Method::kNull: return true;
+    default: return false;
   }
 }
 
@@ -70,7 +68,8 @@ absl::Status AccessControl::Admit(grpc::CallbackServerContext* ctx, Method metho
     const auto& md = ctx->client_metadata();
     auto it = md.find("authorization");
     if (it == md.end()) {
-      return absl::UnauthenticatedError("missing 'authorization: Bearer TOKEN' metadata (CLI: --token or $ACCELSEL_TOKEN)");
+      return absl::UnauthenticatedError(
+          "missing 'authorization: Bearer TOKEN' metadata (CLI: --token or $ACCELSEL_TOKEN)");
     }
     absl::string_view value(it->second.data(), it->second.size());
     if (!absl::ConsumePrefix(&value, "Bearer ")) {
@@ -83,8 +82,8 @@ absl::Status AccessControl::Admit(grpc::CallbackServerContext* ctx, Method metho
     principal->node_id = entry->second.node_id;
     principal->limit_key = entry->second.node_id;
     if (principal->role == Role::kNode && !NodeMayCall(method)) {
-      return absl::PermissionDeniedError(absl::StrCat(MethodName(method), " needs the operator role; node \"", principal->node_id,
-                                       "\" has the node role"));
+      return absl::PermissionDeniedError(absl::StrCat(MethodName(method), " needs the operator role; node \"",
+                                                      principal->node_id, "\" has the node role"));
     }
   } else {
     principal->authenticated = false;
@@ -112,8 +111,8 @@ absl::Status AccessControl::AdmitReports(grpc::CallbackServerContext* ctx, const
     absl::MutexLock lock(&mu_);
     if (StateLocked(principal.limit_key, now).reports.TryTake(n, now, &wait)) return absl::OkStatus();
   }
-  return Exhausted(
-      ctx, absl::StrCat("report rate limit of ", options_.reports_per_s, "/s for ", principal.limit_key), wait);
+  return Exhausted(ctx, absl::StrCat("report rate limit of ", options_.reports_per_s, "/s for ", principal.limit_key),
+                   wait);
 }
 
 absl::Status AccessControl::AcquireStream(grpc::CallbackServerContext* ctx, const Principal& principal) {
@@ -122,8 +121,8 @@ absl::Status AccessControl::AcquireStream(grpc::CallbackServerContext* ctx, cons
   NodeState& s = StateLocked(principal.limit_key, absl::Now());
   if (options_.max_streams_per_node > 0 && s.streams >= options_.max_streams_per_node) {
     return Exhausted(ctx,
-                     absl::StrCat(principal.limit_key, " already has ", s.streams,
-                                  " ReportRun streams open (limit ", options_.max_streams_per_node, ")"),
+                     absl::StrCat(principal.limit_key, " already has ", s.streams, " ReportRun streams open (limit ",
+                                  options_.max_streams_per_node, ")"),
                      absl::Seconds(1));
   }
   ++s.streams;
@@ -164,8 +163,7 @@ AccessControl::NodeState& AccessControl::StateLocked(const std::string& key, abs
       .first->second;
 }
 
-absl::Status AccessControl::Exhausted(grpc::CallbackServerContext* ctx, const std::string& what,
-                                      absl::Duration wait) {
+absl::Status AccessControl::Exhausted(grpc::CallbackServerContext* ctx, const std::string& what, absl::Duration wait) {
   const int64_t retry_ms = std::max<int64_t>(1, absl::ToInt64Milliseconds(absl::Ceil(wait, absl::Milliseconds(1))));
   ctx->AddTrailingMetadata("retry-after-ms", std::to_string(retry_ms));
   return absl::ResourceExhaustedError(absl::StrCat(what, "; retry after ", retry_ms, " ms"));

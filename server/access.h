@@ -15,11 +15,11 @@
 #include <string>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "grpcpp/server_context.h"
-#include "absl/status/status.h"
 #include "server/auth_tokens.h"
 #include "server/metrics.h"
 
@@ -30,7 +30,7 @@ namespace accelsel::server {
 struct Principal {
   bool authenticated = false;
   Role role = Role::kOperator;
-  std::string node_id;  // from the token file; empty when anonymous
+  std::string node_id;    // from the token file; empty when anonymous
   std::string limit_key;  // what the rate limits count against: node id, or "peer:<host>" when anonymous
 };
 

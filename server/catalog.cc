@@ -37,8 +37,8 @@ absl::StatusOr<bool> Catalog::Register(const v1::Strategy& strategy) {
     v1::Strategy definition = current->protos[it->second];
     definition.clear_retired();  // state, not definition (requests cannot set it: validate.cc)
     if (google::protobuf::util::MessageDifferencer::Equals(definition, strategy)) return false;
-    return absl::AlreadyExistsError(absl::StrCat("strategy.id: \"", strategy.id(),
-                                                  "\" is already registered with a different definition"));
+    return absl::AlreadyExistsError(
+        absl::StrCat("strategy.id: \"", strategy.id(), "\" is already registered with a different definition"));
   }
   if (absl::Status st = store_->PutStrategy(strategy); !st.ok()) return st;
   std::vector<v1::Strategy> protos = current->protos;

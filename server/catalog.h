@@ -26,10 +26,10 @@ namespace accelsel::server {
 // Retired strategies stay in the snapshot (reports may still name them, and their runs keep counting); only
 // selection and listing leave them out.
 struct CatalogSnapshot {
-  std::vector<v1::Strategy> protos;                 // ordered by id; retired ones have retired() set
-  std::vector<model::Strategy> strategies;          // same order
-  absl::flat_hash_map<std::string, size_t> index;   // id -> position
-  size_t active = 0;                                // strategies not retired
+  std::vector<v1::Strategy> protos;                // ordered by id; retired ones have retired() set
+  std::vector<model::Strategy> strategies;         // same order
+  absl::flat_hash_map<std::string, size_t> index;  // id -> position
+  size_t active = 0;                               // strategies not retired
   const model::Strategy* Find(const std::string& id) const {
     auto it = index.find(id);
     return it == index.end() ? nullptr : &strategies[it->second];
@@ -60,7 +60,7 @@ class Catalog {
   void Publish(std::vector<v1::Strategy> protos) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
 
   storage::TelemetryStore* const store_;  // not owned
-  absl::Mutex write_mu_;  // serializes registrations and retirements (read, persist, publish)
+  absl::Mutex write_mu_;                  // serializes registrations and retirements (read, persist, publish)
   Snapshot<CatalogSnapshot> snapshot_;
 };
 

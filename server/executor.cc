@@ -55,8 +55,7 @@ void Executor::AdminLoop() {
     {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(
-          +[](Executor* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(e->mu_) { return e->stopping_ || !e->queue_.empty(); },
-          this));
+          +[](Executor* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(e->mu_) { return e->stopping_ || !e->queue_.empty(); }, this));
       if (queue_.empty()) return;  // stopping, and drained
       job = std::move(queue_.front());
       queue_.pop_front();
@@ -92,9 +91,8 @@ void Executor::TrainingLoop() {
     {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(
-          +[](Executor* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(e->mu_) {
-            return e->training_stop_ || e->training_job_ != nullptr;
-          },
+          +[](Executor* e)
+               ABSL_EXCLUSIVE_LOCKS_REQUIRED(e->mu_) { return e->training_stop_ || e->training_job_ != nullptr; },
           this));
       if (training_job_ == nullptr) {  // stopping, and idle
         training_exited_ = true;

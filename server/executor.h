@@ -66,8 +66,8 @@ class Executor {
   const ExecutorOptions options_;
   absl::Mutex mu_;
   std::deque<Job> queue_ ABSL_GUARDED_BY(mu_);
-  bool stopping_ ABSL_GUARDED_BY(mu_) = false;        // Submit refuses; admin workers exit once queue_ is empty
-  bool training_stop_ ABSL_GUARDED_BY(mu_) = false;   // the training worker exits when idle
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;         // Submit refuses; admin workers exit once queue_ is empty
+  bool training_stop_ ABSL_GUARDED_BY(mu_) = false;    // the training worker exits when idle
   bool training_exited_ ABSL_GUARDED_BY(mu_) = false;  // RunTraining runs on the caller from now on
   // The one training hand-off: set by RunTraining, cleared by the worker when it has run.
   absl::FunctionRef<void()>* training_job_ ABSL_GUARDED_BY(mu_) = nullptr;

@@ -12,10 +12,10 @@ namespace {
 
 const char* CodeName(int code) {
   static constexpr const char* kNames[] = {
-      "OK",          "CANCELLED",          "UNKNOWN",           "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
-      "NOT_FOUND",   "ALREADY_EXISTS",     "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
-      "ABORTED",     "OUT_OF_RANGE",       "UNIMPLEMENTED",     "INTERNAL",         "UNAVAILABLE",
-      "DATA_LOSS",   "UNAUTHENTICATED"};
+      "OK",        "CANCELLED",      "UNKNOWN",           "INVALID_ARGUMENT",   "DEADLINE_EXCEEDED",
+      "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+      "ABORTED",   "OUT_OF_RANGE",   "UNIMPLEMENTED",     "INTERNAL",           "UNAVAILABLE",
+      "DATA_LOSS", "UNAUTHENTICATED"};
   return kNames[code];
 }
 
@@ -91,24 +91,27 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                          .Register(*registry_)
                          .Add({});
   unknown_fields_dropped_ = &BuildCounter()
-                                .Name("accelsel_unknown_fields_dropped_total")
-                                .Help("Run reports and strategy definitions that carried fields this server does "
-                                      "not know; the fields were dropped before storing.")
-                                .Register(*registry_)
-                                .Add({});
+                                 .Name("accelsel_unknown_fields_dropped_total")
+                                 .Help(
+                                     "Run reports and strategy definitions that carried fields this server does "
+                                     "not know; the fields were dropped before storing.")
+                                 .Register(*registry_)
+                                 .Add({});
   runs_rejected_family_ = &BuildCounter()
                                .Name("accelsel_runs_rejected_total")
                                .Help("Run reports rejected, by reason (the field that broke a rule).")
                                .Register(*registry_);
   {
     absl::MutexLock lock(&rejected_mu_);
-    for (const char* reason : kRejectReasons) runs_rejected_[reason] = &runs_rejected_family_->Add({{"reason", reason}});
+    for (const char* reason : kRejectReasons)
+      runs_rejected_[reason] = &runs_rejected_family_->Add({{"reason", reason}});
   }
   suspect_family_ = &BuildCounter()
                          .Name("accelsel_suspect_node_reports_total")
-                         .Help("OK run reports whose node's latencies sit far from the other nodes' in the same "
-                               "(context, strategy); the first kMaxSuspectNodes nodes flagged get their own "
-                               "series, later ones count under node=\"other\".")
+                         .Help(
+                             "OK run reports whose node's latencies sit far from the other nodes' in the same "
+                             "(context, strategy); the first kMaxSuspectNodes nodes flagged get their own "
+                             "series, later ones count under node=\"other\".")
                          .Register(*registry_);
   {
     absl::MutexLock lock(&suspect_mu_);

@@ -52,8 +52,8 @@ class Metrics {
   // Label values of accelsel_runs_rejected_total: the top-level RunReport field a rule is about, "storage" for
   // write failures, "other" for anything else. Created at start-up so every series exists from the first scrape.
   static constexpr const char* kRejectReasons[] = {
-      "report", "run_id", "node_id", "time_unix_ms", "context", "strategy", "strategy_id", "decision_id",
-      "status", "metrics", "schema_version", "storage", "other"};
+      "report",      "run_id", "node_id", "time_unix_ms",   "context", "strategy", "strategy_id",
+      "decision_id", "status", "metrics", "schema_version", "storage", "other"};
 
   Metrics();
 
@@ -61,7 +61,7 @@ class Metrics {
   // arrives or the timeout passes, so `threads` idle or slow connections at once delay scrapes by at most
   // `request_timeout` (docs/OPERATIONS.md, "Limits").
   struct HttpOptions {
-    int threads = 16;                                     // a thread costs a mostly unused stack
+    int threads = 16;                                   // a thread costs a mostly unused stack
     absl::Duration request_timeout = absl::Seconds(5);  // well under Prometheus' default 10 s scrape timeout
   };
   // Starts the HTTP endpoint ("host:port"; port 0 = any free port). Returns the bound port.

@@ -81,16 +81,16 @@ PromotionDecision DecidePromotion(const model::HoldoutMetrics& cand, const model
   out.note = absl::StrFormat(
       "holdout |log error| %+.4f (se %.4f) against serving on the same %u runs (newest quarter %+.4f, se %.4f, %u "
       "runs), MAPE %.4f vs %.4f, top-1 %.3f vs %.3f",
-      d.mean, d.se, static_cast<unsigned>(d.rows), dr.mean, dr.se, static_cast<unsigned>(dr.rows), cand.mape,
-      cur.mape, cand.top1, cur.top1);
+      d.mean, d.se, static_cast<unsigned>(d.rows), dr.mean, dr.se, static_cast<unsigned>(dr.rows), cand.mape, cur.mape,
+      cand.top1, cur.top1);
   if (!error_ok) out.note += "; held back: higher error on the held-out runs";
   if (!recent_ok) out.note += "; held back: a sudden jump of error on the newest held-out runs";
   if (!top1_ok) out.note += "; held back: lower held-out top-1";
   return out;
 }
 
-PromotionDecision DecideCandidate(const model::HoldoutMetrics& cand, const model::HoldoutMetrics* serving,
-                                  bool pinned, const std::vector<bool>& newest) {
+PromotionDecision DecideCandidate(const model::HoldoutMetrics& cand, const model::HoldoutMetrics* serving, bool pinned,
+                                  const std::vector<bool>& newest) {
   const bool scored = std::isfinite(cand.mape) && cand.rows > 0;
   PromotionDecision out;
   out.promote = scored;
@@ -242,8 +242,8 @@ absl::StatusOr<ModelManager::Candidate> ModelManager::TrainCandidate(const RunSp
   return out;
 }
 
-std::unique_ptr<model::HoldoutMetrics> ModelManager::ScoreServing(
-    const ServingModel* serving, const std::vector<model::RunRecord>& holdout) const {
+std::unique_ptr<model::HoldoutMetrics> ModelManager::ScoreServing(const ServingModel* serving,
+                                                                  const std::vector<model::RunRecord>& holdout) const {
   if (serving == nullptr) return nullptr;
   return std::make_unique<model::HoldoutMetrics>(serving->model->Evaluate(holdout));
 }
@@ -421,8 +421,8 @@ void ModelManager::TrainerLoop() {
           absl::ToDoubleSeconds(absl::Now() - absl::FromUnixMillis(current->info.created_unix_ms())));
     }
     metrics_->storage_bytes().Set(static_cast<double>(store_->ApproximateBytes()));
-    const bool timer = options_.retrain_interval > absl::ZeroDuration() &&
-                       absl::Now() - last >= options_.retrain_interval;
+    const bool timer =
+        options_.retrain_interval > absl::ZeroDuration() && absl::Now() - last >= options_.retrain_interval;
     const uint64_t fresh = new_runs_.load(std::memory_order_relaxed);
     const bool count = options_.retrain_min_new_runs > 0 && fresh >= options_.retrain_min_new_runs;
     // A young network retrains as its history grows by a share, so its first models come within minutes of its

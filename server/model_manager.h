@@ -148,7 +148,7 @@ class ModelManager {
   void TrainerLoop() ABSL_LOCKS_EXCLUDED(train_mu_, stop_mu_);
   void UpdateGauges(const ServingModel* m);
 
-  storage::TelemetryStore* const store_;      // not owned
+  storage::TelemetryStore* const store_;     // not owned
   const model::ObservedStats* const stats_;  // not owned; may be null
   Metrics* const metrics_;                   // not owned
   Executor* const executor_;                 // not owned
@@ -156,7 +156,7 @@ class ModelManager {
   Snapshot<ServingModel> serving_;
   std::atomic<uint64_t> new_runs_{0};
   std::atomic<uint64_t> runs_at_last_train_{0};  // store size when the last retrain read it
-  std::atomic<bool> pinned_{false};  // written under train_mu_ (with the store's record), read lock-free
+  std::atomic<bool> pinned_{false};              // written under train_mu_ (with the store's record), read lock-free
   std::atomic<bool> cancel_training_{false};
 
   absl::Mutex train_mu_;  // one training, pin, rollback or load at a time

@@ -3,9 +3,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "grpc/grpc.h"
-#include "grpcpp/resource_quota.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/resource_quota.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
 #include "server/model_manager.h"
@@ -100,8 +100,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   builder.SetMaxSendMessageSize(static_cast<int>(options.max_message_bytes));
   s->grpc_server_ = builder.BuildAndStart();
   if (s->grpc_server_ == nullptr || s->port_ == 0) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen,
-                                               " (address in use or not local?)"));
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen, " (address in use or not local?)"));
   }
   auto* health = s->grpc_server_->GetHealthCheckService();
   health->SetServingStatus("", true);

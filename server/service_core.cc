@@ -4,11 +4,11 @@
 #include <algorithm>
 #include <random>
 
-#include "absl/strings/str_join.h"
-#include "absl/strings/str_split.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "proto/convert.h"
 #include "server/model_manager.h"
 #include "server/seed.h"
@@ -59,7 +59,7 @@ absl::Status ServiceCore::Init() {
   so.path = options_.data_dir;
   so.sync_writes = options_.sync_writes;
   auto store = options_.storage_env == nullptr ? storage::TelemetryStore::Open(so)
-                                              : storage::OpenRocksDbStore(so, options_.storage_env);
+                                               : storage::OpenRocksDbStore(so, options_.storage_env);
   if (!store.ok()) return store.status();
   store_ = *std::move(store);
   catalog_ = std::make_unique<Catalog>(store_.get());
@@ -122,8 +122,7 @@ void ServiceCore::OnStored(const std::vector<const v1::RunReport*>& stored) {
 absl::Status ServiceCore::PrepareReport(v1::RunReport* report, std::string* reason, bool may_create_strategy) {
   absl::Status st = ValidateRunReport(*report, options_.limits);
   if (st.ok()) {
-    if (report->has_strategy() && !may_create_strategy &&
-        catalog_->Get()->Find(report->strategy().id()) == nullptr) {
+    if (report->has_strategy() && !may_create_strategy && catalog_->Get()->Find(report->strategy().id()) == nullptr) {
       // Creating catalogue entries is an operator's right: a node could otherwise squat ids with wrong
       // definitions or flood the catalogue every caller lists and selects from.
       st = absl::PermissionDeniedError(absl::StrCat(
@@ -153,8 +152,7 @@ absl::Status ServiceCore::PrepareReport(v1::RunReport* report, std::string* reas
   return absl::OkStatus();
 }
 
-absl::Status ServiceCore::Select(const v1::SelectAcceleratorRequest& request,
-                                 v1::SelectAcceleratorResponse* response) {
+absl::Status ServiceCore::Select(const v1::SelectAcceleratorRequest& request, v1::SelectAcceleratorResponse* response) {
   ACCELSEL_RETURN_IF_ERROR(ValidateSelectRequest(request, options_.limits));
   const auto catalog = catalog_->Get();
   model::SelectQuery query;
@@ -166,23 +164,25 @@ absl::Status ServiceCore::Select(const v1::SelectAcceleratorRequest& request,
     for (int i = 0; i < request.candidate_ids_size(); ++i) {
       const model::Strategy* s = catalog->Find(request.candidate_ids(i));
       if (s == nullptr) {
-        return absl::InvalidArgumentError(absl::StrCat("candidate_ids[", i, "]: unknown strategy \"", request.candidate_ids(i),
-                                         "\" (ListStrategies shows the catalogue)"));
+        return absl::InvalidArgumentError(absl::StrCat("candidate_ids[", i, "]: unknown strategy \"",
+                                                       request.candidate_ids(i),
+                                                       "\" (ListStrategies shows the catalogue)"));
       }
       // Refused rather than skipped: a caller that names its candidates learns at once that one is withdrawn,
       // instead of silently getting a ranking without it.
       if (catalog->IsRetired(request.candidate_ids(i))) {
-        return absl::FailedPreconditionError(absl::StrCat("candidate_ids[", i, "]: strategy \"", request.candidate_ids(i),
-                                         "\" is retired by an operator; leave it out, or UnretireStrategy "
-                                         "restores it"));
+        return absl::FailedPreconditionError(
+            absl::StrCat("candidate_ids[", i, "]: strategy \"", request.candidate_ids(i),
+                         "\" is retired by an operator; leave it out, or UnretireStrategy "
+                         "restores it"));
       }
       query.candidates.push_back(s);
     }
   }
   if (query.candidates.empty()) {
-    return absl::FailedPreconditionError(catalog->strategies.empty()
-                            ? "the strategy catalogue is empty: register strategies or report runs first"
-                            : "every strategy of the catalogue is retired: register or unretire one first");
+    return absl::FailedPreconditionError(
+        catalog->strategies.empty() ? "the strategy catalogue is empty: register strategies or report runs first"
+                                    : "every strategy of the catalogue is retired: register or unretire one first");
   }
   const model::TaskContext context = FromProto(request.context());
   query.context = &context;
@@ -225,7 +225,8 @@ absl::Status ServiceCore::ListStrategies(const v1::ListStrategiesRequest& reques
   // Pages of at most 1000 definitions of at most max_strategy_bytes each stay under the 8 MiB message cap.
   constexpr uint32_t kMaxPage = 1000;
   if (request.page_size() > kMaxPage) {
-    return absl::InvalidArgumentError(absl::StrCat("page_size: must be <= ", kMaxPage, " (got ", request.page_size(), ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("page_size: must be <= ", kMaxPage, " (got ", request.page_size(), ")"));
   }
   if (!request.page_token().empty()) {
     ACCELSEL_RETURN_IF_ERROR(ValidateId("page_token", request.page_token(), options_.limits));

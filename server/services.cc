@@ -22,10 +22,9 @@ bool ParseBytes(const grpc::ByteBuffer& bytes, google::protobuf::Message* out) {
   return reader.status().ok() && out->ParseFromZeroCopyStream(&reader);
 }
 
-absl::Status NotParsed(absl::string_view field, const grpc::ByteBuffer& bytes,
-                       const google::protobuf::Message& as) {
-  return absl::InvalidArgumentError(absl::StrCat(field, ": the bytes did not parse as ", as.GetDescriptor()->full_name(), " (",
-                                   bytes.Length(), " bytes)"));
+absl::Status NotParsed(absl::string_view field, const grpc::ByteBuffer& bytes, const google::protobuf::Message& as) {
+  return absl::InvalidArgumentError(absl::StrCat(field, ": the bytes did not parse as ",
+                                                 as.GetDescriptor()->full_name(), " (", bytes.Length(), " bytes)"));
 }
 
 template <typename Message>
@@ -74,8 +73,8 @@ class CallMessages {
 // time it, run it, count it, serialize the answer, finish it. `fn(const Request&, Response*)` returns the status.
 template <typename Request, typename Response, typename Fn>
 grpc::ServerUnaryReactor* Unary(ServiceCore* core, AccessControl* access, grpc::CallbackServerContext* ctx,
-                                Method method, const grpc::ByteBuffer* request_bytes,
-                                grpc::ByteBuffer* response_bytes, Fn&& fn) {
+                                Method method, const grpc::ByteBuffer* request_bytes, grpc::ByteBuffer* response_bytes,
+                                Fn&& fn) {
   RpcTimer timer(core->metrics(), method);
   Principal who;
   grpc::Status status = ToGrpc(access->Admit(ctx, method, &who));
@@ -140,9 +139,9 @@ grpc::ServerUnaryReactor* BlockingUnary(ServiceCore* core, AccessControl* access
         race->finished = true;
       }
       timer->Finish(grpc::StatusCode::DEADLINE_EXCEEDED);
-      reactor->Finish(ToGrpc(absl::DeadlineExceededError(absl::StrCat("server-side deadline of ",
-                                                                       absl::FormatDuration(deadline),
-                                                                       " passed; the operation continues in the background"))));
+      reactor->Finish(
+          ToGrpc(absl::DeadlineExceededError(absl::StrCat("server-side deadline of ", absl::FormatDuration(deadline),
+                                                          " passed; the operation continues in the background"))));
     });
   }
   Executor::Job job = [core, race, timer, reactor, response_bytes, request = std::move(request),
@@ -175,8 +174,8 @@ grpc::ServerUnaryReactor* BlockingUnary(ServiceCore* core, AccessControl* access
       race->finished = true;
     }
     if (finish) {
-      const grpc::Status refused = ToGrpc(absl::UnavailableError(
-          "too many admin calls are waiting, or the server is shutting down; retry later"));
+      const grpc::Status refused = ToGrpc(
+          absl::UnavailableError("too many admin calls are waiting, or the server is shutting down; retry later"));
       timer->Finish(refused.error_code());
       reactor->Finish(refused);
     }
@@ -267,9 +266,8 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, 
     // (an ack written, a write stored) could start the next read in between, and report N+1 would be prepared
     // before report N — e.g. rejected as an unknown strategy whose definition report N carries.
     const bool parsed = ParseBytes(bytes, report.get());
-    const absl::Status admitted =
-        parsed ? access_->AdmitReports(ctx_, principal_, 1)
-               : NotParsed(absl::StrCat("report at sequence ", seq), bytes, *report);
+    const absl::Status admitted = parsed ? access_->AdmitReports(ctx_, principal_, 1)
+                                         : NotParsed(absl::StrCat("report at sequence ", seq), bytes, *report);
     if (!parsed) core_->metrics()->RunRejected("report");
     bool ending = false;
     {
@@ -436,8 +434,7 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, 
       // write outstanding the flushing write would wait for it — once the client stops sending, the stream stalls
       // (seen as DEADLINE_EXCEEDED in fault_test under load).
     }
-    if (!reading_ && !reads_done_ && !broken_ && final_status_.ok() &&
-        in_flight_ < core_->options().stream_window) {
+    if (!reading_ && !reads_done_ && !broken_ && final_status_.ok() && in_flight_ < core_->options().stream_window) {
       reading_ = true;
       a.read = true;
     }
@@ -469,15 +466,15 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, 
   ServiceCore* core_;
   AccessControl* access_;
   grpc::CallbackServerContext* ctx_;
-  Principal principal_;            // set by the constructor, read-only afterwards
+  Principal principal_;             // set by the constructor, read-only afterwards
   bool holds_stream_slot_ = false;  // ditto
   bool holds_worker_slot_ = false;  // ditto
   RpcTimer timer_;
   // Owned by the read chain: one read at a time; replaced (under mu_) in OnReadDone before the next read starts.
   grpc::ByteBuffer incoming_;
-  uint64_t next_sequence_ = 0;  // read chain only
-  v1::RunAck outgoing_ack_;     // owned by the write chain: set under mu_ with writing_
-  grpc::ByteBuffer outgoing_;   // outgoing_ack_ serialized; ditto, read by gRPC until the write is done
+  uint64_t next_sequence_ = 0;   // read chain only
+  v1::RunAck outgoing_ack_;      // owned by the write chain: set under mu_ with writing_
+  grpc::ByteBuffer outgoing_;    // outgoing_ack_ serialized; ditto, read by gRPC until the write is done
   size_t outgoing_reports_ = 0;  // reports outgoing_ stands for; ditto
 
   absl::Mutex mu_;
@@ -508,8 +505,7 @@ grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* SelectorService::Re
 }
 
 grpc::ServerUnaryReactor* SelectorService::ListStrategies(grpc::CallbackServerContext* ctx,
-                                                          const grpc::ByteBuffer* request,
-                                                          grpc::ByteBuffer* response) {
+                                                          const grpc::ByteBuffer* request, grpc::ByteBuffer* response) {
   return Unary<v1::ListStrategiesRequest, v1::ListStrategiesResponse>(
       core_, access_, ctx, Method::kListStrategies, request, response,
       [this](const auto& req, auto* resp) { return core_->ListStrategies(req, resp); });
@@ -519,8 +515,7 @@ grpc::ServerUnaryReactor* SelectorService::RegisterStrategy(grpc::CallbackServer
                                                             const grpc::ByteBuffer* request,
                                                             grpc::ByteBuffer* response) {
   return Unary<v1::RegisterStrategyRequest, v1::RegisterStrategyResponse>(
-      core_, access_, ctx, Method::kRegisterStrategy, request, response,
-      [this](auto& req, auto* resp) {
+      core_, access_, ctx, Method::kRegisterStrategy, request, response, [this](auto& req, auto* resp) {
         // The definition is stored: fields this server does not know are dropped first (as from reports).
         if (req.has_strategy() && StripUnknownFields(req.mutable_strategy())) core_->metrics()->UnknownFieldsDropped();
         return core_->RegisterStrategy(req, resp);
@@ -528,8 +523,7 @@ grpc::ServerUnaryReactor* SelectorService::RegisterStrategy(grpc::CallbackServer
 }
 
 grpc::ServerUnaryReactor* SelectorService::GetModelInfo(grpc::CallbackServerContext* ctx,
-                                                        const grpc::ByteBuffer* request,
-                                                        grpc::ByteBuffer* response) {
+                                                        const grpc::ByteBuffer* request, grpc::ByteBuffer* response) {
   return Unary<v1::GetModelInfoRequest, v1::GetModelInfoResponse>(
       core_, access_, ctx, Method::kGetModelInfo, request, response,
       [this](const auto&, auto* resp) { return core_->GetModelInfo(resp); });
@@ -566,8 +560,8 @@ grpc::ServerUnaryReactor* SelectorService::UnretireStrategy(grpc::CallbackServer
       core_, access_, ctx, Method::kUnretireStrategy, request, response, /*retired=*/false);
 }
 
-grpc::ServerUnaryReactor* ModelAdminService::Retrain(grpc::CallbackServerContext* ctx,
-                                                     const grpc::ByteBuffer* request, grpc::ByteBuffer* response) {
+grpc::ServerUnaryReactor* ModelAdminService::Retrain(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request,
+                                                     grpc::ByteBuffer* response) {
   return BlockingUnary<v1::RetrainRequest, v1::RetrainResponse>(
       core_, access_, ctx, Method::kRetrain, request, response,
       [core = core_](const v1::RetrainRequest&, v1::RetrainResponse* out) { return core->Retrain(out); });
@@ -583,8 +577,8 @@ grpc::ServerUnaryReactor* ModelAdminService::QuarantineNode(grpc::CallbackServer
       });
 }
 
-grpc::ServerUnaryReactor* ModelAdminService::PinModel(grpc::CallbackServerContext* ctx,
-                                                      const grpc::ByteBuffer* request, grpc::ByteBuffer* response) {
+grpc::ServerUnaryReactor* ModelAdminService::PinModel(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request,
+                                                      grpc::ByteBuffer* response) {
   return BlockingUnary<v1::PinModelRequest, v1::PinModelResponse>(
       core_, access_, ctx, Method::kPinModel, request, response,
       [core = core_](const v1::PinModelRequest& req, v1::PinModelResponse* out) { return core->PinModel(req, out); });

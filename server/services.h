@@ -1,4 +1,5 @@
-// gRPC callback services: adapt each RPC to ServiceCore, with one shared wrapper for access control, timing and metrics.
+// gRPC callback services: adapt each RPC to ServiceCore, with one shared wrapper for access control, timing and
+// metrics.
 //
 // Every method is registered raw (gRPC hands over the request bytes, we parse them): gRPC's own parse failure is
 // invisible to a handler — a unary call ends UNIMPLEMENTED with an empty message, and a stream's read looks like

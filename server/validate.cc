@@ -28,15 +28,15 @@ absl::Status Invalid(const Field& field, absl::string_view rule) {
 }
 
 bool IdChar(char ch) {
-  return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '.' ||
-         ch == '_' || ch == ':' || ch == '/' || ch == '+' || ch == '=' || ch == '-';
+  return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' ||
+         ch == ':' || ch == '/' || ch == '+' || ch == '=' || ch == '-';
 }
 
-absl::Status ValidateName(const Field& field, absl::string_view value, bool required,
-                          const ValidationLimits& limits) {
+absl::Status ValidateName(const Field& field, absl::string_view value, bool required, const ValidationLimits& limits) {
   if (required && value.empty()) return Invalid(field, "is required");
   if (value.size() > limits.max_name_chars) {
-    return Invalid(field, absl::StrCat("must be at most ", limits.max_name_chars, " characters (got ", value.size(), ")"));
+    return Invalid(field,
+                   absl::StrCat("must be at most ", limits.max_name_chars, " characters (got ", value.size(), ")"));
   }
   for (unsigned char ch : value) {
     if (ch < 0x20 || ch == 0x7f) return Invalid(field, "must not contain control characters");
@@ -73,7 +73,8 @@ bool ClearUnknown(google::protobuf::Message* m) {
 absl::Status CheckId(const Field& field, absl::string_view value, const ValidationLimits& limits) {
   if (value.empty()) return Invalid(field, "is required (1 to " + std::to_string(limits.max_id_chars) + " characters)");
   if (value.size() > limits.max_id_chars) {
-    return Invalid(field, absl::StrCat("must be at most ", limits.max_id_chars, " characters (got ", value.size(), ")"));
+    return Invalid(field,
+                   absl::StrCat("must be at most ", limits.max_id_chars, " characters (got ", value.size(), ")"));
   }
   for (char ch : value) {
     if (!IdChar(ch)) return Invalid(field, "may contain only letters, digits and . _ : / + = -");
@@ -113,15 +114,15 @@ absl::Status ValidateContext(absl::string_view field, const v1::TaskContext& c, 
   if (w.shared_prefix_ratio() > 1) return Invalid(Field(f, ".workload.shared_prefix_ratio"), "must be <= 1");
   ACCELSEL_RETURN_IF_ERROR(ValidateName(Field(f, ".workload.dataset"), w.dataset(), false, limits));
   if (static_cast<size_t>(c.embedding_size()) > limits.max_embedding) {
-    return Invalid(Field(f, ".embedding"), absl::StrCat("must have at most ", limits.max_embedding, " values (got ",
-                                                  c.embedding_size(), ")"));
+    return Invalid(Field(f, ".embedding"),
+                   absl::StrCat("must have at most ", limits.max_embedding, " values (got ", c.embedding_size(), ")"));
   }
   for (int i = 0; i < c.embedding_size(); ++i) {
     if (!std::isfinite(c.embedding(i))) return Invalid(absl::StrCat(f, ".embedding[", i, "]"), "must be finite");
   }
   if (c.extra_size() > static_cast<int>(limits.max_extra)) {
-    return Invalid(Field(f, ".extra"), absl::StrCat("must have at most ", limits.max_extra, " entries (got ",
-                                              c.extra_size(), ")"));
+    return Invalid(Field(f, ".extra"),
+                   absl::StrCat("must have at most ", limits.max_extra, " entries (got ", c.extra_size(), ")"));
   }
   for (const auto& [k, v] : c.extra()) {
     ACCELSEL_RETURN_IF_ERROR(ValidateName(Field(f, ".extra key"), k, true, limits));
@@ -133,8 +134,8 @@ absl::Status ValidateContext(absl::string_view field, const v1::TaskContext& c, 
 absl::Status ValidateStrategy(absl::string_view field, const v1::Strategy& s, const ValidationLimits& limits) {
   const std::string f(field);
   if (const size_t bytes = s.ByteSizeLong(); bytes > limits.max_strategy_bytes) {
-    return Invalid(f, absl::StrCat("must be at most ", limits.max_strategy_bytes, " bytes serialized (got ", bytes,
-                                   ")"));
+    return Invalid(f,
+                   absl::StrCat("must be at most ", limits.max_strategy_bytes, " bytes serialized (got ", bytes, ")"));
   }
   ACCELSEL_RETURN_IF_ERROR(ValidateId(f + ".id", s.id(), limits));
   if (s.retired()) return Invalid(f + ".retired", "is set by the server only; use RetireStrategy to retire");
@@ -153,8 +154,8 @@ absl::Status ValidateStrategy(absl::string_view field, const v1::Strategy& s, co
 absl::Status ValidateRunReport(const v1::RunReport& r, const ValidationLimits& limits) {
   const size_t bytes = r.ByteSizeLong();
   if (bytes > limits.max_report_bytes) {
-    return Invalid("report", absl::StrCat("must be at most ", limits.max_report_bytes, " bytes serialized (got ",
-                                          bytes, ")"));
+    return Invalid("report",
+                   absl::StrCat("must be at most ", limits.max_report_bytes, " bytes serialized (got ", bytes, ")"));
   }
   ACCELSEL_RETURN_IF_ERROR(ValidateId("run_id", r.run_id(), limits));
   ACCELSEL_RETURN_IF_ERROR(ValidateId("node_id", r.node_id(), limits));
@@ -194,8 +195,8 @@ absl::Status ValidateRunReport(const v1::RunReport& r, const ValidationLimits& l
 absl::Status ValidateSelectRequest(const v1::SelectAcceleratorRequest& r, const ValidationLimits& limits) {
   const size_t bytes = r.ByteSizeLong();
   if (bytes > limits.max_select_bytes) {
-    return Invalid("request", absl::StrCat("must be at most ", limits.max_select_bytes, " bytes serialized (got ",
-                                           bytes, ")"));
+    return Invalid("request",
+                   absl::StrCat("must be at most ", limits.max_select_bytes, " bytes serialized (got ", bytes, ")"));
   }
   if (!r.has_context()) return Invalid("context", "is required");
   ACCELSEL_RETURN_IF_ERROR(ValidateContext("context", r.context(), limits));
@@ -220,9 +221,11 @@ absl::Status ValidateSelectRequest(const v1::SelectAcceleratorRequest& r, const 
   }
   if (!r.node_id().empty()) ACCELSEL_RETURN_IF_ERROR(ValidateId("node_id", r.node_id(), limits));
   const auto& c = r.constraints();
-  if (c.has_max_latency_ms()) ACCELSEL_RETURN_IF_ERROR(FiniteNonNegative("constraints.max_latency_ms", c.max_latency_ms()));
+  if (c.has_max_latency_ms())
+    ACCELSEL_RETURN_IF_ERROR(FiniteNonNegative("constraints.max_latency_ms", c.max_latency_ms()));
   if (c.has_max_cost()) ACCELSEL_RETURN_IF_ERROR(FiniteNonNegative("constraints.max_cost", c.max_cost()));
-  if (c.has_max_memory_gb()) ACCELSEL_RETURN_IF_ERROR(FiniteNonNegative("constraints.max_memory_gb", c.max_memory_gb()));
+  if (c.has_max_memory_gb())
+    ACCELSEL_RETURN_IF_ERROR(FiniteNonNegative("constraints.max_memory_gb", c.max_memory_gb()));
   if (c.has_max_failure_probability()) {
     const double p = c.max_failure_probability();
     if (!std::isfinite(p) || p < 0 || p > 1) return Invalid("constraints.max_failure_probability", "must be in [0, 1]");

@@ -5,16 +5,16 @@
 #define ACCELSEL_SERVER_VALIDATE_H_
 
 #include <cstddef>
-#include "absl/strings/string_view.h"
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "accelsel/v1/accelsel.pb.h"
 
 namespace accelsel::server {
 
 struct ValidationLimits {
-  size_t max_id_chars = 128;             // run_id, node_id, strategy ids, decision_id
-  size_t max_name_chars = 256;           // model name, accelerator, engine, dataset, ...
+  size_t max_id_chars = 128;    // run_id, node_id, strategy ids, decision_id
+  size_t max_name_chars = 256;  // model name, accelerator, engine, dataset, ...
   size_t max_candidates = 256;
   size_t max_top_k = 256;
   size_t max_embedding = 64;
@@ -23,8 +23,8 @@ struct ValidationLimits {
   // A strategy definition, serialized: every ListStrategies page and every SelectAccelerator answer carries whole
   // definitions, so their size bounds those messages (docs/API.md, "Validation rules").
   size_t max_strategy_bytes = 4 << 10;
-  size_t max_select_bytes = 1 << 20;     // serialized SelectAcceleratorRequest
-  size_t max_report_bytes = 64 << 10;    // serialized RunReport
+  size_t max_select_bytes = 1 << 20;   // serialized SelectAcceleratorRequest
+  size_t max_report_bytes = 64 << 10;  // serialized RunReport
 };
 
 // Ids: 1..max_id_chars of [A-Za-z0-9._:/+=-].

@@ -12,12 +12,12 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "datasets/llm_inference_bench.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
-#include "util/csv.h"
 #include "model/features.h"
-#include "datasets/llm_inference_bench.h"
 #include "proto/convert.h"
+#include "util/csv.h"
 
 namespace accelsel::sim {
 namespace {

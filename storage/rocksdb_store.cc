@@ -202,8 +202,7 @@ const SchemaMigration* FindMigration(std::span<const SchemaMigration> migrations
 
 // OK when this build can open a store stamped `stored`: the same schema, or an older one from which `migrations`
 // lead, one step at a time, to kSchemaVersion.
-absl::Status CheckSchemaVersion(uint32_t stored, const std::string& path,
-                                std::span<const SchemaMigration> migrations) {
+absl::Status CheckSchemaVersion(uint32_t stored, const std::string& path, std::span<const SchemaMigration> migrations) {
   if (stored > kSchemaVersion) {
     return absl::FailedPreconditionError(absl::StrCat("store schema ", stored, " is newer than this build's ",
                                                       kSchemaVersion, "; refusing to open ", path,
@@ -211,10 +210,9 @@ absl::Status CheckSchemaVersion(uint32_t stored, const std::string& path,
   }
   for (uint32_t v = stored; v < kSchemaVersion; ++v) {
     if (FindMigration(migrations, v) == nullptr) {
-      return absl::FailedPreconditionError(absl::StrCat("store schema ", stored, " is older than this build's ",
-                                                        kSchemaVersion, " and no migration from schema ", v, " to ",
-                                                        v + 1, " exists; refusing to open ", path,
-                                                        " (upgrade through a release that migrates it)"));
+      return absl::FailedPreconditionError(absl::StrCat(
+          "store schema ", stored, " is older than this build's ", kSchemaVersion, " and no migration from schema ", v,
+          " to ", v + 1, " exists; refusing to open ", path, " (upgrade through a release that migrates it)"));
     }
   }
   return absl::OkStatus();
@@ -762,12 +760,9 @@ absl::Status FromRocksStatus(const rocksdb::Status& status, std::string_view wha
   switch (status.code()) {
     case rocksdb::Status::kIOError:  // includes NoSpace: the caller may retry once the disk is back
     case rocksdb::Status::kBusy:
-    case rocksdb::Status::kTryAgain:
-      return absl::UnavailableError(std::move(message));
-    case rocksdb::Status::kCorruption:
-      return absl::DataLossError(std::move(message));
-    default:
-      return absl::InternalError(std::move(message));
+    case rocksdb::Status::kTryAgain: return absl::UnavailableError(std::move(message));
+    case rocksdb::Status::kCorruption: return absl::DataLossError(std::move(message));
+    default: return absl::InternalError(std::move(message));
   }
 }
 
@@ -780,8 +775,8 @@ absl::StatusOr<std::unique_ptr<TelemetryStore>> OpenRocksDbStore(const StoreOpti
   if (options.block_cache_mb > 0) cache = rocksdb::NewLRUCache(options.block_cache_mb * kMiB);
   absl::StatusOr<std::unique_ptr<Instance>> instance = OpenInstance(options, env, cache, migrations);
   if (!instance.ok()) return instance.status();
-  return std::unique_ptr<TelemetryStore>(new RocksDbTelemetryStore(
-      options, env, std::move(cache), migrations, std::shared_ptr<Instance>(std::move(*instance))));
+  return std::unique_ptr<TelemetryStore>(new RocksDbTelemetryStore(options, env, std::move(cache), migrations,
+                                                                   std::shared_ptr<Instance>(std::move(*instance))));
 }
 
 absl::StatusOr<std::unique_ptr<TelemetryStore>> OpenRocksDbStore(const StoreOptions& options, rocksdb::Env* env) {

@@ -69,8 +69,7 @@ class TelemetryStore {
 
   // Calls `fn` for every stored run in time order (time_unix_ms, then run_id), on a consistent snapshot taken when
   // the scan starts. `min_time_unix_ms` skips older runs. `fn` returning false stops the scan.
-  virtual absl::Status ScanRuns(int64_t min_time_unix_ms,
-                                const std::function<bool(const v1::RunReport&)>& fn) = 0;
+  virtual absl::Status ScanRuns(int64_t min_time_unix_ms, const std::function<bool(const v1::RunReport&)>& fn) = 0;
 
   // Exact count of stored runs (kept in a counter updated within the same WriteBatch).
   virtual uint64_t RunCount() = 0;

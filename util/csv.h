@@ -48,7 +48,7 @@ class CsvRecordReader {
 struct CsvTable {
   std::vector<std::string> header;
   std::vector<std::vector<std::string>> rows;  // each row has header.size() values; "" = empty
-  int Column(absl::string_view name) const;     // -1 if absent (exact, then case-insensitive match)
+  int Column(absl::string_view name) const;    // -1 if absent (exact, then case-insensitive match)
 };
 
 // Lines starting with '#' and blank lines are skipped. Rows with a different field count are an error.

@@ -5,9 +5,9 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
-#define ACCELSEL_RETURN_IF_ERROR(expr)         \
-  do {                                         \
-    const absl::Status accelsel_st_ = (expr);  \
+#define ACCELSEL_RETURN_IF_ERROR(expr)           \
+  do {                                           \
+    const absl::Status accelsel_st_ = (expr);    \
     if (!accelsel_st_.ok()) return accelsel_st_; \
   } while (0)
 
@@ -16,8 +16,8 @@
 #define ACCELSEL_ASSIGN_OR_RETURN(lhs, expr) \
   ACCELSEL_ASSIGN_OR_RETURN_IMPL_(ACCELSEL_CONCAT_(accelsel_sor_, __LINE__), lhs, expr)
 #define ACCELSEL_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr) \
-  auto tmp = (expr);                                   \
-  if (!tmp.ok()) return tmp.status();                  \
+  auto tmp = (expr);                                    \
+  if (!tmp.ok()) return tmp.status();                   \
   lhs = std::move(tmp).value()
 
 #endif  // ACCELSEL_UTIL_STATUS_MACROS_H_

@@ -175,15 +175,14 @@ std::string Digest(const std::vector<RunRecord>& runs, const LlmBenchImportStats
   for (const auto& r : runs) {
     const auto& c = r.context;
     absl::StrAppend(&text, r.run_id, "|", r.node_id, "|", r.strategy_id, "|", c.model.name, "|", c.model.family, "|",
-                    c.model.weight_dtype, "|", absl::StrFormat("%.17g", c.model.parameters_b), "|", c.model.layers,
-                    "|", c.model.hidden_size, "|", c.model.attention_heads, "|", c.model.kv_heads, "|",
-                    c.model.experts, "|", c.model.active_experts, "|", c.hardware.accelerator, "|",
-                    c.hardware.count, "|", c.hardware.interconnect, "|",
+                    c.model.weight_dtype, "|", absl::StrFormat("%.17g", c.model.parameters_b), "|", c.model.layers, "|",
+                    c.model.hidden_size, "|", c.model.attention_heads, "|", c.model.kv_heads, "|", c.model.experts, "|",
+                    c.model.active_experts, "|", c.hardware.accelerator, "|", c.hardware.count, "|",
+                    c.hardware.interconnect, "|",
                     absl::StrFormat("%.17g/%.17g/%.17g", c.hardware.memory_gb, c.hardware.memory_bandwidth_gbps,
                                     c.hardware.peak_tflops),
                     "|", c.workload.prompt_tokens, "/", c.workload.output_tokens, "/", c.workload.batch_size, "|",
-                    absl::StrFormat("%.17g/%.17g", r.metrics.e2e_latency_ms, r.metrics.throughput_tokens_per_s),
-                    "\n");
+                    absl::StrFormat("%.17g/%.17g", r.metrics.e2e_latency_ms, r.metrics.throughput_tokens_per_s), "\n");
   }
   absl::StrAppend(&text, st.rows_read, "/", st.runs, "/", st.identical_rows_folded, "/", st.repeated_task_rows, "/",
                   st.repeated_task_rows_canonical, "/", st.rows_skipped, "/", st.label_variant_rows, "/",

@@ -60,8 +60,12 @@ std::string Mutate(std::string s, std::mt19937_64* rng) {
     const size_t pos = (*rng)() % (s.size() + 1);
     switch ((*rng)() % 3) {
       case 0: s.insert(pos, 1, alphabet[(*rng)() % alphabet.size()]); break;
-      case 1: if (pos < s.size()) s.erase(pos, 1); break;
-      default: if (pos < s.size()) s[pos] = static_cast<char>((*rng)() % 256); break;
+      case 1:
+        if (pos < s.size()) s.erase(pos, 1);
+        break;
+      default:
+        if (pos < s.size()) s[pos] = static_cast<char>((*rng)() % 256);
+        break;
     }
   }
   return s;

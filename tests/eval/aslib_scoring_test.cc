@@ -97,8 +97,9 @@ TEST(AslibDescriptionTest, EveryListFormIsRead) {
   EXPECT_EQ(c.default_steps, std::vector<std::string>{"base"});
   EXPECT_EQ(c.provides["base"], (std::vector<std::string>{"f1", "f2"}));
   // Scalars instead of lists.
-  AslibDescription d = ParseAslibDescription("performance_measures: quality\nmaximize: true\n"
-                                             "performance_type: solution_quality\n");
+  AslibDescription d = ParseAslibDescription(
+      "performance_measures: quality\nmaximize: true\n"
+      "performance_type: solution_quality\n");
   EXPECT_EQ(d.performance_measures, std::vector<std::string>{"quality"});
   EXPECT_TRUE(d.maximize);
   EXPECT_EQ(d.performance_type, "solution_quality");

@@ -2,15 +2,16 @@
 // selector does not), SBS chosen on training folds only, and `accelsel eval` end to end on generated files.
 #include "eval/evaluator.h"
 
+#include <unistd.h>
+
 #include <cstdlib>
 #include <fstream>
 #include <random>
 #include <sstream>
-#include <unistd.h>
 
-#include "gtest/gtest.h"
 #include "eval/eval_main.h"
 #include "eval/loaders.h"
+#include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 
 namespace accelsel::eval {
@@ -128,9 +129,7 @@ std::string TempPath(const std::string& name) {
   return std::string(dir != nullptr ? dir : "/tmp") + "/" + name + "." + std::to_string(getpid());
 }
 
-void Write(const std::string& path, const std::string& text) {
-  std::ofstream(path) << text;
-}
+void Write(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
 
 TEST(EvalMainTest, CsvJsonHasEverySelectorAndCountsSkippedTasks) {
   std::mt19937_64 rng(3);
@@ -147,14 +146,14 @@ TEST(EvalMainTest, CsvJsonHasEverySelectorAndCountsSkippedTasks) {
       }
     }
   }
-  csv << "h1,m1,1,e1,11\n";        // duplicate: averaged
-  csv << "h9,m9,1,e1,5\n";         // single candidate: skipped
-  csv << "h9,m9,4,e1,?\n";         // no target: ignored
+  csv << "h1,m1,1,e1,11\n";  // duplicate: averaged
+  csv << "h9,m9,1,e1,5\n";   // single candidate: skipped
+  csv << "h9,m9,4,e1,?\n";   // no target: ignored
   const std::string path = TempPath("eval.csv");
   Write(path, csv.str());
   std::ostringstream out, err;
-  const int rc = EvalMain({"--csv", path, "--task-cols", "HW,Model,Batch", "--strategy-cols", "Engine",
-                           "--target-col", "Latency", "--folds", "4", "--json"},
+  const int rc = EvalMain({"--csv", path, "--task-cols", "HW,Model,Batch", "--strategy-cols", "Engine", "--target-col",
+                           "Latency", "--folds", "4", "--json"},
                           out, err);
   ASSERT_EQ(rc, 0) << err.str();
   const auto j = nlohmann::json::parse(out.str());

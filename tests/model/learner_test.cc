@@ -114,10 +114,10 @@ TEST(LearnerTest, CompiledForestFollowsAnyNodeNumberingAndMissingColumns) {
   auto f = CompileForest(json);
   ASSERT_TRUE(f.ok()) << f.status();
   const float nan = std::nanf("");
-  const std::vector<float> x = {0, 0,      // x0 < 1 -> node 4 -> x5 missing -> right -> node 5: 40
-                                5, 1,      // x0 >= 1 -> node 1 -> x1 < 2 -> leaf 10
-                                5, 3,      // -> node 1 -> x1 >= 2 -> leaf 20
-                                5, nan,    // -> node 1 -> missing goes left -> leaf 10
+  const std::vector<float> x = {0,   0,    // x0 < 1 -> node 4 -> x5 missing -> right -> node 5: 40
+                                5,   1,    // x0 >= 1 -> node 1 -> x1 < 2 -> leaf 10
+                                5,   3,    // -> node 1 -> x1 >= 2 -> leaf 20
+                                5,   nan,  // -> node 1 -> missing goes left -> leaf 10
                                 nan, 3};   // x0 missing goes right -> node 1 -> leaf 20
   std::vector<float> out;
   f->Predict(x.data(), 5, 2, &out);

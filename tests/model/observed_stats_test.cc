@@ -47,13 +47,15 @@ TEST(ObservedStatsLevelTest, NetworkWideSlowdownMovesUnvisitedCellsAndRestatesRu
   int64_t t = 1000;
   // 100 contexts, two runs each from different nodes: every cell has a reference.
   for (uint32_t b = 1; b <= 100; ++b) {
-    for (int k = 0; k < 2; ++k) stats.Add(MakeRun("n" + std::to_string((b + k) % 40), b, "v", 100 * b * std::exp(noise(rng)), t++));
+    for (int k = 0; k < 2; ++k)
+      stats.Add(MakeRun("n" + std::to_string((b + k) % 40), b, "v", 100 * b * std::exp(noise(rng)), t++));
   }
   EXPECT_EQ(stats.LogLevel("v"), 0.0);
   const int64_t drift_time = t;
   // From now on "v" is 3x slower; only contexts 1..40 are visited again.
   for (int round = 0; round < 2; ++round) {
-    for (uint32_t b = 1; b <= 40; ++b) stats.Add(MakeRun("n" + std::to_string(b % 40), b, "v", 300 * b * std::exp(noise(rng)), t++));
+    for (uint32_t b = 1; b <= 40; ++b)
+      stats.Add(MakeRun("n" + std::to_string(b % 40), b, "v", 300 * b * std::exp(noise(rng)), t++));
   }
   EXPECT_NEAR(stats.LogLevel("v"), std::log(3.0), 0.06);
   // Context 90 was never visited after the slowdown, yet its estimate follows it (latency up, throughput down).
@@ -205,7 +207,8 @@ TEST(ObservedStatsTrustTest, ANodeIsNotJudgedOnItsFirstFewReports) {
 
 // --- Network-wide levels --------------------------------------------------------------------------------------------
 
-// `contexts` contexts with runs of `nodes` nodes each (node names rotate with the context), at `factor` x 100 ms x batch.
+// `contexts` contexts with runs of `nodes` nodes each (node names rotate with the context), at `factor` x 100 ms x
+// batch.
 void VisitAll(ObservedStats& stats, uint32_t contexts, int nodes, double factor, std::mt19937_64& rng, int64_t& t,
               const std::string& prefix = "n") {
   std::normal_distribution<double> noise(0, 0.05);
@@ -253,7 +256,8 @@ TEST(ObservedStatsLevelTest, DisagreeingNodesDoNotMoveTheLevel) {
   int64_t t = 1000;
   std::normal_distribution<double> noise(0, 0.01);
   for (uint32_t b = 1; b <= 40; ++b) {
-    for (int a = 0; a < 5; ++a) stats.Add(MakeRun("anchor" + std::to_string(a), b, "v", 100 * b * std::exp(noise(rng)), t++));
+    for (int a = 0; a < 5; ++a)
+      stats.Add(MakeRun("anchor" + std::to_string(a), b, "v", 100 * b * std::exp(noise(rng)), t++));
   }
   ASSERT_EQ(stats.LogLevel("v"), 0.0);
   const double offsets[] = {-0.35, -0.3, 0.15, 0.2, 0.3, 0.35};

@@ -91,8 +91,8 @@ TEST(ConvertTest, StrategyRoundTripsKeepingComponentOrderAndRepeats) {
   v1::Strategy in;
   in.set_id("trtllm:tp=2:fp8");
   in.set_description("TensorRT-LLM, TP 2, FP8");
-  for (const auto& [method, value] : {std::pair<const char*, const char*>{"engine", "trtllm"},
-                                      {"tp", "2"}, {"quant", "fp8"}, {"quant", "kv-int8"}}) {
+  for (const auto& [method, value] :
+       {std::pair<const char*, const char*>{"engine", "trtllm"}, {"tp", "2"}, {"quant", "fp8"}, {"quant", "kv-int8"}}) {
     auto* c = in.add_components();
     c->set_method(method);
     c->set_value(value);

@@ -59,7 +59,8 @@ class FakeStore : public storage::TelemetryStore {
       const std::vector<const v1::RunReport*>& runs) override {
     absl::MutexLock lock(&mu_);
     waiting_ = true;
-    mu_.Await(absl::Condition(+[](bool* hold) { return !*hold; }, &hold_));
+    mu_.Await(absl::Condition(
+        +[](bool* hold) { return !*hold; }, &hold_));
     waiting_ = false;
     std::vector<std::string>& ids = batches_.emplace_back();
     for (const v1::RunReport* r : runs) ids.push_back(r->run_id());

@@ -111,7 +111,9 @@ grpc::Status RawUnary(const std::shared_ptr<grpc::Channel>& channel, const std::
 
 class HostilePeerTest : public ::testing::Test {
  protected:
-  void SetUp() override { Start([](server::ServerOptions&) {}); }
+  void SetUp() override {
+    Start([](server::ServerOptions&) {});
+  }
 
   template <typename Tweak>
   void Start(Tweak tweak) {
@@ -206,9 +208,9 @@ TEST_F(HostilePeerTest, UnparseableReportEndsTheStreamInvalidArgumentAfterAcking
 }
 
 TEST_F(HostilePeerTest, UnparseableUnaryRequestIsInvalidArgumentNamingTheMessage) {
-  for (const char* method : {"/accelsel.v1.AcceleratorSelector/SelectAccelerator",
-                             "/accelsel.v1.AcceleratorSelector/RegisterStrategy",
-                             "/accelsel.v1.AcceleratorSelector/ListStrategies", "/accelsel.v1.ModelAdmin/PinModel"}) {
+  for (const char* method :
+       {"/accelsel.v1.AcceleratorSelector/SelectAccelerator", "/accelsel.v1.AcceleratorSelector/RegisterStrategy",
+        "/accelsel.v1.AcceleratorSelector/ListStrategies", "/accelsel.v1.ModelAdmin/PinModel"}) {
     grpc::ByteBuffer response;
     const grpc::Status st = RawUnary(conn_.channel, method, Bytes(kGarbage), &response);
     EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << method << ": " << st.error_message();
@@ -218,8 +220,8 @@ TEST_F(HostilePeerTest, UnparseableUnaryRequestIsInvalidArgumentNamingTheMessage
   v1::RegisterStrategyRequest req;
   *req.mutable_strategy() = MakeStrategy("vllm");
   grpc::ByteBuffer response;
-  ASSERT_TRUE(RawUnary(conn_.channel, "/accelsel.v1.AcceleratorSelector/RegisterStrategy", Serialized(req), &response)
-                  .ok());
+  ASSERT_TRUE(
+      RawUnary(conn_.channel, "/accelsel.v1.AcceleratorSelector/RegisterStrategy", Serialized(req), &response).ok());
   v1::RegisterStrategyResponse resp;
   grpc::ProtoBufferReader reader(&response);
   ASSERT_TRUE(resp.ParseFromZeroCopyStream(&reader));
@@ -423,8 +425,8 @@ TEST(TokenFileTest, RefusesGroupOrWorldWritableFiles) {
 TEST(TokenFileTest, NodeIdsFollowTheIdRule) {
   const std::string token = "abcdefghijklmnop";
   EXPECT_TRUE(server::ParseAuthTokens(token + " node node-7.eu:a/b\n").ok());
-  for (const std::string& bad : {std::string("\"quoted\""), std::string("nul\0id", 6), std::string(300, 'n'),
-                                 std::string("caf\xc3\xa9")}) {
+  for (const std::string& bad :
+       {std::string("\"quoted\""), std::string("nul\0id", 6), std::string(300, 'n'), std::string("caf\xc3\xa9")}) {
     auto parsed = server::ParseAuthTokens(token + " node " + bad + "\n");
     ASSERT_FALSE(parsed.ok()) << bad;
     EXPECT_THAT(std::string(parsed.status().message()), HasSubstr("auth tokens line 1: node id: ")) << bad;

@@ -163,24 +163,22 @@ TEST(MetricsTest, RejectionsCountByReasonAndUnknownReasonsFallIntoOther) {
   EXPECT_EQ(Value(metrics, "accelsel_runs_rejected_total", {{"reason", "other"}}), 2.0);
   EXPECT_EQ(Value(metrics, "accelsel_runs_rejected_total", {{"reason", "context.model.name"}}), std::nullopt);
   const auto families = metrics.registry().Collect();
-  EXPECT_EQ(FindFamily(families, "accelsel_runs_rejected_total")->metric.size(),
-            std::size(Metrics::kRejectReasons));
+  EXPECT_EQ(FindFamily(families, "accelsel_runs_rejected_total")->metric.size(), std::size(Metrics::kRejectReasons));
 }
 
 TEST(MetricsTest, SuspectNodesGetTheirOwnSeriesUpToTheCapThenCountAsOther) {
   Metrics metrics;
   for (size_t i = 0; i < Metrics::kMaxSuspectNodes; ++i) metrics.SuspectReport(absl::StrCat("node-", i));
-  metrics.SuspectReport("node-0");                          // a known node keeps counting in its own series
-  metrics.SuspectReport("one-too-many");                    // past the cap
+  metrics.SuspectReport("node-0");        // a known node keeps counting in its own series
+  metrics.SuspectReport("one-too-many");  // past the cap
   metrics.SuspectReport("another");
-  metrics.SuspectReport("other");                           // a node called "other" cannot take the bucket's name
+  metrics.SuspectReport("other");  // a node called "other" cannot take the bucket's name
   EXPECT_EQ(Value(metrics, "accelsel_suspect_node_reports_total", {{"node", "node-0"}}), 2.0);
   EXPECT_EQ(Value(metrics, "accelsel_suspect_node_reports_total", {{"node", "node-19"}}), 1.0);
   EXPECT_EQ(Value(metrics, "accelsel_suspect_node_reports_total", {{"node", "one-too-many"}}), std::nullopt);
   EXPECT_EQ(Value(metrics, "accelsel_suspect_node_reports_total", {{"node", "other"}}), 3.0);
   const auto families = metrics.registry().Collect();
-  EXPECT_EQ(FindFamily(families, "accelsel_suspect_node_reports_total")->metric.size(),
-            Metrics::kMaxSuspectNodes + 1);
+  EXPECT_EQ(FindFamily(families, "accelsel_suspect_node_reports_total")->metric.size(), Metrics::kMaxSuspectNodes + 1);
 }
 
 TEST(MetricsTest, CountersAndGaugesAreReachedThroughTheirAccessors) {

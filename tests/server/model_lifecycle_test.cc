@@ -28,7 +28,8 @@ double TrueLatencyMs(const std::string& strategy, uint32_t batch, uint32_t promp
   return base * scale;
 }
 
-v1::TaskContext SyntheticContext(uint32_t batch, uint32_t prompt, double params_b, const std::string& accel = "Syn GPU") {
+v1::TaskContext SyntheticContext(uint32_t batch, uint32_t prompt, double params_b,
+                                 const std::string& accel = "Syn GPU") {
   v1::TaskContext c = MakeContext(batch, absl::StrCat("syn/model-", params_b, "b"), accel);
   c.mutable_model()->set_parameters_b(params_b);
   c.mutable_model()->set_layers(params_b > 30 ? 80 : 32);

@@ -46,8 +46,8 @@ std::vector<v1::RunReport> MakeReports(bool include_liar) {
     for (const char* s : kStrategies) {
       for (int node = 0; node < kHonestNodes; ++node) {
         for (int i = 0; i < kHonestRunsPerCell; ++i) {
-          out.push_back(MakeReport(absl::StrCat("h-", n++), s, b, TrueMs(s, b) * noise(rng),
-                                   absl::StrCat("honest-", node)));
+          out.push_back(
+              MakeReport(absl::StrCat("h-", n++), s, b, TrueMs(s, b) * noise(rng), absl::StrCat("honest-", node)));
         }
       }
       if (!include_liar) continue;

@@ -142,7 +142,6 @@ TEST(PromotionPolicyTest, NewestQuarterByReportTime) {
   for (size_t i = 0; i < runs.size(); ++i) EXPECT_EQ(newest[i], runs[i].time_unix_ms >= 6) << i;
 }
 
-
 // The rules around the comparison: the first model serves, a candidate with nothing held out does not, nothing is
 // promoted while a version is pinned, and the note says which and why.
 TEST(DecideCandidateTest, FirstModelIsPromotedWhenItHasHeldOutRuns) {

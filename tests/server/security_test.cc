@@ -107,7 +107,9 @@ TEST(ServerStartTest, RefusesNonLoopbackWithoutAuthUnlessAllowed) {
 
 class AuthTest : public ::testing::Test {
  protected:
-  void SetUp() override { Start([](server::ServerOptions&) {}); }
+  void SetUp() override {
+    Start([](server::ServerOptions&) {});
+  }
 
   template <typename Tweak>
   void Start(Tweak tweak) {
@@ -209,8 +211,8 @@ TEST_F(AuthTest, RolesDecideWhatACallerMayDo) {
 TEST_F(AuthTest, ANodesReportsCarryItsOwnNodeId) {
   ASSERT_TRUE(Register(kOperatorToken, "vllm").ok());
   int acks = 0;
-  ASSERT_TRUE(Report(kNodeToken, {MakeReport("spoof-1", "vllm", 8, 100, "node-b"),
-                                  MakeReport("spoof-2", "vllm", 8, 100, "node-a")},
+  ASSERT_TRUE(Report(kNodeToken,
+                     {MakeReport("spoof-1", "vllm", 8, 100, "node-b"), MakeReport("spoof-2", "vllm", 8, 100, "node-a")},
                      &acks)
                   .ok());
   EXPECT_EQ(acks, 2);
@@ -351,8 +353,7 @@ TEST_F(AuthTest, MemoryStaysBoundedUnderStreamFloodAndOversizedRequests) {
     *req.mutable_context() = MakeContext(8);
     req.mutable_context()->mutable_model()->set_name(std::string(9 << 20, 'x'));
     v1::SelectAcceleratorResponse resp;
-    EXPECT_EQ(conn_.selector->SelectAccelerator(&ctx, req, &resp).error_code(),
-              grpc::StatusCode::RESOURCE_EXHAUSTED);
+    EXPECT_EQ(conn_.selector->SelectAccelerator(&ctx, req, &resp).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   }
   const int64_t rss_after_kb = RssKb();
   std::printf("VmRSS before %lld kB, after 500 streams + 30 x 9 MiB requests %lld kB (growth %lld kB)\n",

@@ -6,9 +6,9 @@
 #include <vector>
 
 #include "gmock/gmock.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "gtest/gtest.h"
-#include "grpc/health/v1/health.grpc.pb.h"
 #include "proto/ack_ranges.h"
 #include "tests/server/test_server.h"
 
@@ -98,8 +98,8 @@ TEST_F(ServerTest, ReportRunAcksDurableDuplicateAndRejectedWithoutEndingStream) 
   Register("a");
   v1::RunReport bad = MakeReport("r-bad", "a", 8, -5.0);
   v1::RunReport unknown = MakeReport("r-unknown", "no-such-strategy", 8, 10.0);
-  auto acks = Report({MakeReport("r1", "a", 8, 100), bad, unknown, MakeReport("r2", "a", 8, 110),
-                      MakeReport("r1", "a", 8, 100)});
+  auto acks = Report(
+      {MakeReport("r1", "a", 8, 100), bad, unknown, MakeReport("r2", "a", 8, 110), MakeReport("r1", "a", 8, 100)});
   ASSERT_EQ(acks.size(), 5u);
   std::map<uint64_t, v1::RunAck> by_seq;
   for (const auto& a : acks) by_seq[a.sequence()] = a;

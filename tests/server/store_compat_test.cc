@@ -24,8 +24,8 @@ using ::accelsel::testing::SetDeadline;
 using ::accelsel::testing::TestOptions;
 using ::testing::ElementsAre;
 
-constexpr uint64_t kFixtureRuns = 604;           // 597 seeded (1 in 8 of the bundled table) + 3 custom + 4 liar
-constexpr uint64_t kFixtureStrategies = 7;       // the table's six engines + fixture-custom:fp8
+constexpr uint64_t kFixtureRuns = 604;      // 597 seeded (1 in 8 of the bundled table) + 3 custom + 4 liar
+constexpr uint64_t kFixtureStrategies = 7;  // the table's six engines + fixture-custom:fp8
 constexpr char kCustomId[] = "fixture-custom:fp8";
 constexpr char kLiar[] = "fixture-liar";
 

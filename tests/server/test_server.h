@@ -23,8 +23,8 @@ namespace accelsel::testing {
 inline std::string FreshDir(const std::string& tag) {
   static std::atomic<int> counter{0};
   const char* base = std::getenv("ACCELSEL_TEST_TMPDIR");
-  std::filesystem::path p = std::filesystem::path(base ? base : "/tmp") /
-                            absl::StrCat(tag, "-", getpid(), "-", counter++);
+  std::filesystem::path p =
+      std::filesystem::path(base ? base : "/tmp") / absl::StrCat(tag, "-", getpid(), "-", counter++);
   std::filesystem::remove_all(p);
   std::filesystem::create_directories(p);
   return p.string();
@@ -93,8 +93,8 @@ inline v1::Strategy MakeStrategy(const std::string& id) {
   return s;
 }
 
-inline v1::RunReport MakeReport(const std::string& run_id, const std::string& strategy, uint32_t batch,
-                                double e2e_ms, const std::string& node = "node-1") {
+inline v1::RunReport MakeReport(const std::string& run_id, const std::string& strategy, uint32_t batch, double e2e_ms,
+                                const std::string& node = "node-1") {
   v1::RunReport r;
   r.set_run_id(run_id);
   r.set_node_id(node);

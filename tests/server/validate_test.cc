@@ -25,8 +25,8 @@ void PlantUnknownFieldsEverywhere(google::protobuf::Message* m, int depth = 0) {
   for (int i = 0; i < d->field_count(); ++i) {
     const google::protobuf::FieldDescriptor* f = d->field(i);
     if (f->cpp_type() != google::protobuf::FieldDescriptor::CPPTYPE_MESSAGE || f->is_map()) continue;
-    google::protobuf::Message* child = f->is_repeated() ? m->GetReflection()->AddMessage(m, f)
-                                                        : m->GetReflection()->MutableMessage(m, f);
+    google::protobuf::Message* child =
+        f->is_repeated() ? m->GetReflection()->AddMessage(m, f) : m->GetReflection()->MutableMessage(m, f);
     PlantUnknownFieldsEverywhere(child, depth + 1);
   }
 }
@@ -68,14 +68,13 @@ TEST(ValidateTest, FloatRangeBoundsEveryMeasurement) {
               HasSubstr("metrics.e2e_latency_ms: must be in [0, 3.40282e+38] (got 1e+39)"));
 }
 
-TEST(ValidateTest, GoodReportPasses) {
-  EXPECT_TRUE(server::ValidateRunReport(MakeReport("r", "s", 1, 10), {}).ok());
-}
+TEST(ValidateTest, GoodReportPasses) { EXPECT_TRUE(server::ValidateRunReport(MakeReport("r", "s", 1, 10), {}).ok()); }
 
 TEST(ValidateTest, IdsAreBoundedAndRestrictedToASafeAlphabet) {
   server::ValidationLimits limits;
   EXPECT_TRUE(server::ValidateId("run_id", std::string(128, 'a'), limits).ok());
-  EXPECT_THAT(server::ValidateId("run_id", std::string(129, 'a'), limits).message(), HasSubstr("run_id: must be at most 128"));
+  EXPECT_THAT(server::ValidateId("run_id", std::string(129, 'a'), limits).message(),
+              HasSubstr("run_id: must be at most 128"));
   EXPECT_THAT(server::ValidateId("run_id", "", limits).message(), HasSubstr("run_id: is required"));
   EXPECT_THAT(server::ValidateId("run_id", "a b", limits).message(), HasSubstr("may contain only"));
   EXPECT_THAT(server::ValidateId("run_id", "a\n", limits).message(), HasSubstr("may contain only"));

@@ -30,8 +30,8 @@
 #include "rocksdb/db.h"
 #include "rocksdb/env.h"
 #include "rocksdb/write_batch.h"
-#include "tests/test_util/fault_env.h"
 #include "storage/rocksdb_store.h"
+#include "tests/test_util/fault_env.h"
 
 namespace accelsel::storage {
 namespace {
@@ -464,8 +464,7 @@ TEST_F(OlderSchemaTest, WithoutAMigrationItIsRefusedByNameAndLeftUntouched) {
     EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition);
     EXPECT_THAT(store.status().message(),
                 HasSubstr(absl::StrCat("store schema ", kOlder, " is older than this build's ", kSchemaVersion,
-                                       " and no migration from schema ", kOlder, " to ", kSchemaVersion,
-                                       " exists")));
+                                       " and no migration from schema ", kOlder, " to ", kSchemaVersion, " exists")));
     EXPECT_THAT(store.status().message(), HasSubstr(dir_));
   }
   EXPECT_EQ(Listing(dir_), before);

@@ -36,8 +36,8 @@ inline Dataset MakeCrossoverDataset(int tasks, double noise_sigma, uint64_t seed
     d.task_x.push_back(static_cast<float>(lb));
     d.task_x.push_back(static_cast<float>(junk(rng)));
     for (uint32_t s = 0; s < 2; ++s) {
-      d.rows.push_back({static_cast<uint32_t>(t), s,
-                        static_cast<float>(std::log(TrueLatency(s, std::exp(lb))) + noise(rng))});
+      d.rows.push_back(
+          {static_cast<uint32_t>(t), s, static_cast<float>(std::log(TrueLatency(s, std::exp(lb))) + noise(rng))});
     }
   }
   return d;

@@ -58,7 +58,7 @@ Fn Next(const char* mangled) {
 
 }  // namespace
 
-#define ACCELSEL_NEXT(type, mangled)           \
+#define ACCELSEL_NEXT(type, mangled)            \
   static const auto real = Next<type>(mangled); \
   (void)0
 
@@ -117,8 +117,8 @@ void MutexLockWhen(void* mu, const void* cond) {
   __tsan_acquire(mu);
 }
 
-void MutexReaderLockWhen(void* mu, const void* cond) __asm__(
-    "_ZN4absl7debian35Mutex14ReaderLockWhenERKNS0_9ConditionE");
+void MutexReaderLockWhen(void* mu,
+                         const void* cond) __asm__("_ZN4absl7debian35Mutex14ReaderLockWhenERKNS0_9ConditionE");
 void MutexReaderLockWhen(void* mu, const void* cond) {
   ACCELSEL_NEXT(void (*)(void*, const void*), "_ZN4absl7debian35Mutex14ReaderLockWhenERKNS0_9ConditionE");
   WrappedCondition w(mu, cond);
@@ -193,8 +193,8 @@ bool MutexAwaitWithTimeout(void* mu, const void* cond, Duration d) {
   return r;
 }
 
-bool MutexAwaitWithDeadline(void* mu, const void* cond, Time t) __asm__(
-    "_ZN4absl7debian35Mutex17AwaitWithDeadlineERKNS0_9ConditionENS0_4TimeE");
+bool MutexAwaitWithDeadline(void* mu, const void* cond,
+                            Time t) __asm__("_ZN4absl7debian35Mutex17AwaitWithDeadlineERKNS0_9ConditionENS0_4TimeE");
 bool MutexAwaitWithDeadline(void* mu, const void* cond, Time t) {
   ACCELSEL_NEXT(bool (*)(void*, const void*, Time),
                 "_ZN4absl7debian35Mutex17AwaitWithDeadlineERKNS0_9ConditionENS0_4TimeE");
@@ -214,8 +214,8 @@ void CondVarWait(void* cv, void* mu) {
   __tsan_acquire(mu);
 }
 
-bool CondVarWaitWithTimeout(void* cv, void* mu, Duration d) __asm__(
-    "_ZN4absl7debian37CondVar15WaitWithTimeoutEPNS0_5MutexENS0_8DurationE");
+bool CondVarWaitWithTimeout(void* cv, void* mu,
+                            Duration d) __asm__("_ZN4absl7debian37CondVar15WaitWithTimeoutEPNS0_5MutexENS0_8DurationE");
 bool CondVarWaitWithTimeout(void* cv, void* mu, Duration d) {
   ACCELSEL_NEXT(bool (*)(void*, void*, Duration),
                 "_ZN4absl7debian37CondVar15WaitWithTimeoutEPNS0_5MutexENS0_8DurationE");
@@ -225,8 +225,8 @@ bool CondVarWaitWithTimeout(void* cv, void* mu, Duration d) {
   return r;
 }
 
-bool CondVarWaitWithDeadline(void* cv, void* mu, Time t) __asm__(
-    "_ZN4absl7debian37CondVar16WaitWithDeadlineEPNS0_5MutexENS0_4TimeE");
+bool CondVarWaitWithDeadline(void* cv, void* mu,
+                             Time t) __asm__("_ZN4absl7debian37CondVar16WaitWithDeadlineEPNS0_5MutexENS0_4TimeE");
 bool CondVarWaitWithDeadline(void* cv, void* mu, Time t) {
   ACCELSEL_NEXT(bool (*)(void*, void*, Time), "_ZN4absl7debian37CondVar16WaitWithDeadlineEPNS0_5MutexENS0_4TimeE");
   __tsan_release(mu);

@@ -77,7 +77,7 @@ TEST(ByteWriterReaderTest, TruncatedInputFailsAndTheReaderStaysFailed) {
     std::string s;
     const bool ok = r.GetU64(&v) && r.GetString(&s);
     EXPECT_FALSE(ok);
-    EXPECT_TRUE(r.done());     // a failed read consumes the rest: later reads fail too
+    EXPECT_TRUE(r.done());  // a failed read consumes the rest: later reads fail too
     uint32_t after = 0;
     EXPECT_FALSE(r.GetU32(&after));
   }

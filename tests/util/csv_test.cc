@@ -55,7 +55,9 @@ TEST(CsvTest, BadInputIsAStatus) {
 
 TEST(CsvTest, RecordReaderGoesOnPastABadRecord) {
   // A stray quote on line 6 is that line's error; the reader resumes on line 7 instead of eating the rest.
-  CsvRecordReader reader("\xEF\xBB\xBF" "a,b\n\n\"p\nq\",4\n# note\n \"x,1\n2,3");
+  CsvRecordReader reader(
+      "\xEF\xBB\xBF"
+      "a,b\n\n\"p\nq\",4\n# note\n \"x,1\n2,3");
   int line = 0;
   absl::StatusOr<std::vector<std::string>> fields;
   std::vector<std::pair<int, std::string>> seen;
@@ -84,8 +86,12 @@ std::string Mutate(std::string s, std::mt19937_64* rng) {
     const size_t pos = (*rng)() % (s.size() + 1);
     switch ((*rng)() % 3) {
       case 0: s.insert(pos, 1, alphabet[(*rng)() % alphabet.size()]); break;
-      case 1: if (pos < s.size()) s.erase(pos, 1); break;
-      default: if (pos < s.size()) s[pos] = static_cast<char>((*rng)() % 256); break;
+      case 1:
+        if (pos < s.size()) s.erase(pos, 1);
+        break;
+      default:
+        if (pos < s.size()) s[pos] = static_cast<char>((*rng)() % 256);
+        break;
     }
   }
   return s;
