@@ -7,6 +7,7 @@
 #include <map>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "model/meta_model.h"
@@ -187,6 +188,63 @@ TEST(SelectorRankTest, MetaModelRankHeadOrdersCandidatesAndRoundTrips) {
   std::vector<Prediction> p;
   (*plain)->Predict(Ctx(), {&kA, &kB}, Objective::kE2eLatency, &p);
   EXPECT_TRUE(std::isnan(p[0].rank_score));
+}
+
+// --- Constraints --------------------------------------------------------------------------------------------------
+
+bool Meets(const std::vector<Recommendation>& recs, const std::string& id, std::vector<std::string>* violated = nullptr) {
+  for (const auto& r : recs) {
+    if (r.strategy->id != id) continue;
+    if (violated != nullptr) *violated = r.violated;
+    return r.meets_constraints;
+  }
+  ADD_FAILURE() << id << " not returned";
+  return false;
+}
+
+// The budget bounds the expected cost (latency x the accelerator's price), whatever the objective: at 2 $/h, 100 ms
+// costs 5.6e-5 $ and 200 ms 1.1e-4 $.
+TEST(SelectorConstraintTest, BudgetBoundsTheExpectedCostUnderALatencyObjective) {
+  const TaskContext ctx = Ctx();
+  ASSERT_EQ(ctx.hardware.price_per_hour, 2.0);
+  ObservedStats none;
+  FixedPredictor model({{"a", Pred(100, kMissing)}, {"b", Pred(200, kMissing)}});
+  SelectQuery q;
+  q.context = &ctx;
+  q.candidates = {&kA, &kB};
+  q.constraints.max_cost = 8e-5;
+  std::mt19937_64 rng(1);
+  const auto recs = Selector(SelectorOptions{}).Select(q, none, &model, rng);
+  EXPECT_NEAR(recs[0].expected_cost, 100 / 3.6e6 * 2.0, 1e-12);
+  EXPECT_TRUE(Meets(recs, "a"));
+  std::vector<std::string> violated;
+  EXPECT_FALSE(Meets(recs, "b", &violated));
+  EXPECT_EQ(violated, std::vector<std::string>{"max_cost"});
+}
+
+// Under a TTFT objective the latency SLO bounds the time to first token, not the end-to-end latency of the whole
+// generation.
+TEST(SelectorConstraintTest, LatencySloBoundsTheObjectivesOwnLatency) {
+  const TaskContext ctx = Ctx();
+  ObservedStats none;
+  auto ttft = [](double ttft_ms, double e2e_ms) {
+    Prediction p = Pred(ttft_ms, kMissing);
+    p.latency_ms = e2e_ms;
+    return p;
+  };
+  FixedPredictor model({{"a", ttft(50, 3000)}, {"b", ttft(150, 2000)}});
+  SelectQuery q;
+  q.context = &ctx;
+  q.candidates = {&kA, &kB};
+  q.objective = Objective::kTtft;
+  q.constraints.max_latency_ms = 100;
+  std::mt19937_64 rng(1);
+  const auto recs = Selector(SelectorOptions{}).Select(q, none, &model, rng);
+  EXPECT_TRUE(Meets(recs, "a"));
+  std::vector<std::string> violated;
+  EXPECT_FALSE(Meets(recs, "b", &violated));
+  EXPECT_EQ(violated, std::vector<std::string>{"max_latency_ms"});
+  EXPECT_EQ(recs[0].strategy->id, "a");
 }
 
 // --- Exploration policy -----------------------------------------------------------------------------------------
