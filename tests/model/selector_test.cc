@@ -192,7 +192,8 @@ TEST(SelectorRankTest, MetaModelRankHeadOrdersCandidatesAndRoundTrips) {
 
 // --- Constraints --------------------------------------------------------------------------------------------------
 
-bool Meets(const std::vector<Recommendation>& recs, const std::string& id, std::vector<std::string>* violated = nullptr) {
+bool Meets(const std::vector<Recommendation>& recs, const std::string& id,
+           std::vector<std::string>* violated = nullptr) {
   for (const auto& r : recs) {
     if (r.strategy->id != id) continue;
     if (violated != nullptr) *violated = r.violated;
@@ -296,14 +297,15 @@ Draws Sample(const Selector& selector, const SelectQuery& q, const ObservedStats
       EXPECT_DOUBLE_EQ(it->second, r.selection_probability) << r.strategy->id;
     }
     EXPECT_NEAR(total, 1.0, 1e-9);
-    EXPECT_EQ(recs[0].explored, recs[0].strategy->id != selector.Select(
-                                                         [&] {
-                                                           SelectQuery exploit = q;
-                                                           exploit.allow_exploration = false;
-                                                           return exploit;
-                                                         }(),
-                                                         stats, p, rng)[0]
-                                                         .strategy->id);
+    EXPECT_EQ(recs[0].explored, recs[0].strategy->id != selector
+                                                            .Select(
+                                                                [&] {
+                                                                  SelectQuery exploit = q;
+                                                                  exploit.allow_exploration = false;
+                                                                  return exploit;
+                                                                }(),
+                                                                stats, p, rng)[0]
+                                                            .strategy->id);
     ++out.first[recs[0].strategy->id];
   }
   return out;
