@@ -10,14 +10,6 @@
 #include "absl/strings/str_cat.h"
 
 namespace accelsel::eval {
-
-using model::CandidateRef;
-using model::Dataset;
-using model::Learner;
-using model::LogPrediction;
-using model::XgbLearner;
-using model::XgbLearnerOptions;
-
 namespace {
 
 using model::IndicatorColumns;

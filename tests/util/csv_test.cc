@@ -8,9 +8,12 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_join.h"
 #include "gtest/gtest.h"
+#include "tests/test_util/random_edits.h"
 
 namespace accelsel::util {
 namespace {
+
+using testing_util::Mutate;
 
 TEST(CsvTest, QuotesCommentsBlankLinesAndMissing) {
   const char* text =
@@ -76,25 +79,6 @@ TEST(CsvTest, ParseNumberRejectsMissingMarkersAndGarbage) {
   EXPECT_FALSE(ParseNumber(std::string(""), &v));
   EXPECT_FALSE(ParseNumber(std::string("12abc"), &v));
   EXPECT_FALSE(ParseNumber(std::string("nan"), &v));
-}
-
-// Random edits of a valid file: every result is a table or an InvalidArgument naming what is wrong, never a crash.
-std::string Mutate(std::string s, std::mt19937_64* rng) {
-  const std::string alphabet = "ab,'\"\\?%@{}\n\r 0123456789.eE-+#\t";
-  const int edits = 1 + static_cast<int>((*rng)() % 8);
-  for (int e = 0; e < edits; ++e) {
-    const size_t pos = (*rng)() % (s.size() + 1);
-    switch ((*rng)() % 3) {
-      case 0: s.insert(pos, 1, alphabet[(*rng)() % alphabet.size()]); break;
-      case 1:
-        if (pos < s.size()) s.erase(pos, 1);
-        break;
-      default:
-        if (pos < s.size()) s[pos] = static_cast<char>((*rng)() % 256);
-        break;
-    }
-  }
-  return s;
 }
 
 TEST(CsvTest, RandomEditsGiveATableOrAnInvalidArgument) {
