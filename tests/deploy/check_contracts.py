@@ -307,7 +307,9 @@ def promql_of_dashboard(src):
     dash = json.load(open(os.path.join(src, "deploy", "grafana-dashboard.json"), encoding="utf-8"))
     check(dash.get("panels"), "grafana-dashboard.json: no panels")
     exprs = []
-    for panel in dash.get("panels", []):
+    # A row only groups panels: it has no query of its own, and a collapsed row carries its panels inside it.
+    panels = [p for top in dash.get("panels", []) for p in ([top] if top.get("type") != "row" else top["panels"])]
+    for panel in panels:
         check(panel.get("targets"), f"dashboard panel {panel.get('title')!r} has no query")
         for t in panel.get("targets", []):
             exprs.append(t["expr"])
