@@ -9,9 +9,15 @@
 //                      --idle_streams N opens N more streams that send one report each and then nothing until the
 //                      load ends; streams are spread over connections (--streams_per_connection); --server_pid
 //                      samples the server's VmRSS before, with the idle streams open, and during the load.
+//                      --decision_ids N first calls SelectAccelerator N times (outside the timed window) with the
+//                      contexts of N reports, then every report carries one of those decision_ids (cycled; each
+//                      report still a fresh run_id) and names the decision's first-placed strategy or, for a
+//                      share of 1 - --decision_followed, another of its candidates.
 //   --rpc prepare      registers --candidates synthetic strategies, streams --prepare_runs runs, retrains.
 //   --rpc retrain      one ModelAdmin/Retrain call.
 // --retrain_during runs a Retrain concurrently with the select load and stops the load when it returns.
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -22,17 +28,23 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <iterator>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
+#include <sstream>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "accelsel/v1/accelsel.grpc.pb.h"
@@ -74,6 +86,22 @@ ABSL_FLAG(int, server_pid, 0,
           "--rpc report: sample this process's VmRSS (/proc/PID/status) before any stream opens, once the idle "
           "streams are open and acknowledged, every 50 ms during the load (max) and at the end of the measured "
           "window; printed as rss_*_kb");
+ABSL_FLAG(uint64_t, decision_ids, 0,
+          "--rpc report: before the load, call SelectAccelerator this many times (the reports' contexts, the same "
+          "candidates and node) and send every report with one of the answers' decision_ids, cycling through them "
+          "(each stream its own share: needs >= 2 per stream); 0 = reports without decision_id");
+ABSL_FLAG(double, decision_followed, 0.875,
+          "--decision_ids: share of the decisions whose reports name the first-placed strategy; the others name "
+          "another candidate of the same answer (a join that did not follow the recommendation)");
+ABSL_FLAG(int, decision_harvest_in_flight, 64, "--decision_ids: SelectAccelerator calls in flight while harvesting");
+ABSL_FLAG(bool, decision_once, false,
+          "--decision_ids: send each decision's report once (a decision joined at most once, as a node reports each "
+          "run once) and end the load when they are all sent or --duration ends, whichever is first; the reports "
+          "sent in the first --warmup seconds are not counted. Default: cycle through them (every report after a "
+          "decision's first is a repeat, which the server counts and does not join again)");
+ABSL_FLAG(int, server_cpu_pid, 0,
+          "--rpc report: the CPU seconds (utime + stime) this process spends from the start of the load (after any "
+          "--decision_ids harvest) to its end, printed as server_cpu_load_s");
 ABSL_FLAG(bool, retrain_during, false, "select: run a Retrain at the same time; the load stops when it returns");
 ABSL_FLAG(std::string, llm_bench_csv, "data/llm-inference-bench/throughput_all_results.csv",
           "LLM-Inference-Bench main table (for --contexts bundled)");
@@ -349,10 +377,15 @@ class SelectLoad {
 class ReportStream final : public grpc::ClientBidiReactor<v1::RunReport, v1::RunAck> {
  public:
   using Generator = std::function<void(uint64_t seq, v1::RunReport* report)>;
+  // Alternative to a Generator: returns the report to write as report `seq`, owned by the caller, which must not
+  // change it before the next write's call (the stream keeps one write outstanding).
+  using Source = std::function<const v1::RunReport*(uint64_t seq)>;
   static constexpr size_t kDefaultRing = 1 << 16;
   ReportStream(v1::AcceleratorSelector::Stub* stub, Generator gen, uint64_t limit, int64_t measure_ns,
-               const std::atomic<int64_t>* end_ns, Histogram* hist, size_t ring = kDefaultRing, bool open_loop = false)
+               const std::atomic<int64_t>* end_ns, Histogram* hist, size_t ring = kDefaultRing, bool open_loop = false,
+               Source source = nullptr)
       : gen_(std::move(gen)),
+        source_(std::move(source)),
         limit_(limit),
         measure_ns_(measure_ns),
         end_ns_(end_ns),
@@ -440,6 +473,10 @@ class ReportStream final : public grpc::ClientBidiReactor<v1::RunReport, v1::Run
   uint64_t acked() const { return acked_; }
   uint64_t ack_msgs() const { return ack_msgs_; }
   uint64_t intended() const { return intended_; }
+  uint64_t sent() {
+    std::lock_guard<std::mutex> lock(wmu_);
+    return seq_;
+  }
   int64_t last_ack_ns() const { return last_ack_ns_; }
 
  private:
@@ -452,8 +489,9 @@ class ReportStream final : public grpc::ClientBidiReactor<v1::RunReport, v1::Run
     {
       std::lock_guard<std::mutex> lock(wmu_);
       if (writing_ || closed_ || broken_) return;
+      // With a limit, the stream also ends at the end of the window (callers without a window pass INT64_MAX).
       const bool over =
-          limit_ > 0 ? seq_ >= limit_
+          limit_ > 0 ? seq_ >= limit_ || now >= end_ns_->load(std::memory_order_relaxed)
                      : (open_loop_ ? pacer_done_ && queue_.empty() : now >= end_ns_->load(std::memory_order_relaxed));
       if (over) {
         closed_ = close = true;
@@ -479,14 +517,20 @@ class ReportStream final : public grpc::ClientBidiReactor<v1::RunReport, v1::Run
       StartWritesDone();
       return;
     }
-    gen_(seq, &report_);  // report_ belongs to the one outstanding write
+    const v1::RunReport* msg = &report_;  // report_ belongs to the one outstanding write
+    if (source_) {
+      msg = source_(seq);
+    } else {
+      gen_(seq, &report_);
+    }
     grpc::WriteOptions options;
     if (hint) options.set_buffer_hint();
-    StartWrite(&report_, options);
+    StartWrite(msg, options);
   }
 
   grpc::ClientContext ctx_;
   Generator gen_;
+  Source source_;
   const uint64_t limit_;
   const uint64_t flush_every_ = static_cast<uint64_t>(std::max(1, absl::GetFlag(FLAGS_report_flush_every)));
   const int64_t measure_ns_;
@@ -576,6 +620,22 @@ std::string RunPrefix() {
                          static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count()));
 }
 
+// utime + stime of `pid` in seconds (/proc/PID/stat fields 14 and 15; -1 if unreadable).
+double CpuSeconds(int pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t paren = stat.rfind(')');
+  if (paren == std::string::npos) return -1;
+  std::istringstream fields(stat.substr(paren + 2));  // from field 3 (state) on
+  std::string field;
+  unsigned long long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && fields >> field; ++i) {
+    if (i == 14) utime = std::stoull(field);
+    if (i == 15) stime = std::stoull(field);
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
 // VmRSS of `pid` in kB (0 if unreadable).
 int64_t RssKb(int pid) {
   std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
@@ -643,10 +703,22 @@ std::vector<std::shared_ptr<grpc::Channel>> Connections(std::shared_ptr<grpc::Ch
   return out;
 }
 
+// Reports answering harvested SelectAccelerator decisions (--decision_ids): report i has the context of select i,
+// its decision_id and a run of the strategy the answer placed first (`followed`) or of another of its candidates.
+struct DecisionPool {
+  std::vector<v1::RunReport> reports;
+  uint64_t followed = 0, not_followed = 0;
+  double harvest_s = 0;
+  bool once = false;  // each report sent once (--decision_once), else cycled
+};
+
 // Streams: `limit` reports per stream (0 = until the duration ends); `rate` > 0: open loop at `rate` reports/s in
-// all; `idle` mostly idle streams opened before the load and closed after it.
+// all; `idle` mostly idle streams opened before the load and closed after it. With `decisions`, the busy streams
+// send those reports instead of `pool`'s: report i goes to stream i mod streams, which cycles through its share
+// (written in place: no copy per report, as the pool's own generator copies only every 64th report).
 Result RunReports(std::shared_ptr<grpc::Channel> channel, int streams, uint64_t limit, double warmup_s,
-                  double duration_s, const std::vector<v1::RunReport>& pool, double rate = 0, int idle = 0) {
+                  double duration_s, const std::vector<v1::RunReport>& pool, double rate = 0, int idle = 0,
+                  const DecisionPool* decisions = nullptr) {
   const int server_pid = absl::GetFlag(FLAGS_server_pid);
   const int64_t rss_start = server_pid > 0 ? RssKb(server_pid) : 0;
   const auto channels = Connections(channel, streams + idle);
@@ -684,6 +756,8 @@ Result RunReports(std::shared_ptr<grpc::Channel> channel, int streams, uint64_t 
   }
 
   RssSampler sampler(server_pid);
+  const int cpu_pid = absl::GetFlag(FLAGS_server_cpu_pid);
+  const double cpu_start = cpu_pid > 0 ? CpuSeconds(cpu_pid) : -1;
   Histogram hist;
   const bool open_loop = rate > 0 && limit == 0;
   const int64_t start = NowNs();
@@ -694,6 +768,10 @@ Result RunReports(std::shared_ptr<grpc::Channel> channel, int streams, uint64_t 
   const int max_unacked = absl::GetFlag(FLAGS_max_unacked);
   const size_t ring =
       max_unacked > 0 ? static_cast<size_t>(max_unacked) : (streams <= 100 ? ReportStream::kDefaultRing : 4096);
+  std::vector<std::vector<v1::RunReport>> shares(decisions != nullptr ? streams : 0);
+  if (decisions != nullptr) {
+    for (size_t i = 0; i < decisions->reports.size(); ++i) shares[i % streams].push_back(decisions->reports[i]);
+  }
   std::vector<std::unique_ptr<ReportStream>> all;
   for (int s = 0; s < streams; ++s) {
     const std::string stream_prefix = absl::StrCat(prefix, "-s", s, "-");
@@ -701,8 +779,18 @@ Result RunReports(std::shared_ptr<grpc::Channel> channel, int streams, uint64_t 
       if (seq % 64 == 0 || r->run_id().empty()) *r = pool[(seq / 64 + s * 7) % pool.size()];
       r->set_run_id(absl::StrCat(stream_prefix, seq));
     };
-    all.push_back(std::make_unique<ReportStream>(stubs[s % stubs.size()].get(), gen, limit, measure, &end, &hist, ring,
-                                                 open_loop));
+    ReportStream::Source source;
+    if (decisions != nullptr) {
+      // Safe in place: report seq's slot is rewritten at seq + share size (>= 2), after seq's write has completed.
+      source = [share = &shares[s], stream_prefix](uint64_t seq) {
+        v1::RunReport& r = (*share)[seq % share->size()];
+        r.set_run_id(absl::StrCat(stream_prefix, seq));
+        return &r;
+      };
+    }
+    const uint64_t stream_limit = decisions != nullptr && decisions->once ? shares[s].size() : limit;
+    all.push_back(std::make_unique<ReportStream>(stubs[s % stubs.size()].get(), gen, stream_limit, measure, &end, &hist,
+                                                 ring, open_loop, std::move(source)));
   }
   int64_t rss_end = 0;
   if (open_loop) {
@@ -740,6 +828,7 @@ Result RunReports(std::shared_ptr<grpc::Channel> channel, int streams, uint64_t 
     last = std::max(last, s->last_ack_ns());
   }
   sampler.Stop();
+  if (cpu_pid > 0) r.json_extra += absl::StrFormat(",\"server_cpu_load_s\":%.3f", CpuSeconds(cpu_pid) - cpu_start);
   for (auto& s : idlers) s->Close();
   for (auto& s : idlers) {
     grpc::Status st = s->Await();
@@ -753,13 +842,29 @@ Result RunReports(std::shared_ptr<grpc::Channel> channel, int streams, uint64_t 
   const int64_t until = limit > 0 ? last : (open_loop ? std::max(last, end.load()) : std::min(last, end.load()));
   r.seconds = std::max(1e-9, static_cast<double>(until - measure) / 1e9);
   r.hist = &hist;
+  if (decisions != nullptr) {
+    uint64_t sent = 0;
+    for (auto& s : all) sent += s->sent();
+    r.json_extra += absl::StrFormat(
+        ",\"decision_ids\":%zu,\"decisions_followed\":%llu,\"decisions_not_followed\":%llu,\"harvest_s\":%.3f,"
+        "\"decision_once\":%s,\"sent\":%llu",
+        decisions->reports.size(), static_cast<unsigned long long>(decisions->followed),
+        static_cast<unsigned long long>(decisions->not_followed), decisions->harvest_s,
+        decisions->once ? "true" : "false", static_cast<unsigned long long>(sent));
+    r.text_extra = absl::StrFormat(
+        "  every report carries one of %zu decision_ids (%llu name the first-placed strategy, %llu another "
+        "candidate), %s; harvested in %.2f s before the load; %llu reports sent",
+        decisions->reports.size(), static_cast<unsigned long long>(decisions->followed),
+        static_cast<unsigned long long>(decisions->not_followed), decisions->once ? "each once" : "cycled",
+        decisions->harvest_s, static_cast<unsigned long long>(sent));
+  }
   if (streams > 1 || idle > 0 || open_loop || server_pid > 0 || channels.size() > 1 || max_unacked > 0) {
     size_t wire = 0, mem = 0;
     for (const auto& p : pool) {
       wire += p.ByteSizeLong();
       mem += p.SpaceUsedLong();
     }
-    r.json_extra = absl::StrFormat(
+    r.json_extra += absl::StrFormat(
         ",\"streams\":%d,\"idle_streams\":%d,\"idle_durable\":%llu,\"connections\":%d,\"rate\":%.1f,"
         "\"intended\":%llu,\"ack_msgs\":%llu,\"max_unacked\":%zu,\"report_wire_bytes\":%.0f,\"report_mem_bytes\":%.0f,"
         "\"rss_start_kb\":%lld,\"rss_idle_kb\":%lld,\"rss_max_kb\":%lld,\"rss_end_kb\":%lld",
@@ -768,7 +873,8 @@ Result RunReports(std::shared_ptr<grpc::Channel> channel, int streams, uint64_t 
         static_cast<double>(wire) / pool.size(), static_cast<double>(mem) / pool.size(),
         static_cast<long long>(rss_start), static_cast<long long>(rss_idle), static_cast<long long>(sampler.max_kb()),
         static_cast<long long>(rss_end));
-    r.text_extra = absl::StrFormat(
+    if (!r.text_extra.empty()) r.text_extra += "\n";
+    r.text_extra += absl::StrFormat(
         "  %d streams + %d idle on %d connections%s; %llu ack messages; server RSS kB: start %lld, idle streams "
         "open %lld, max %lld, end of window %lld",
         streams, idle, static_cast<int>(channels.size()),
@@ -796,6 +902,122 @@ std::vector<v1::RunReport> ReportPool(const ContextSource& contexts, int k, size
     SyntheticRun(c, static_cast<int>(rng() % k), rng, &pool[i]);
   }
   return pool;
+}
+
+// --decision_ids: `n` SelectAccelerator calls (`in_flight` at a time, callback API) with the contexts of `n` pool
+// reports, the catalogue's first `k` strategies as candidates and the reports' node_id; each report is then redrawn
+// as a run of the answer's first-placed strategy (a share `followed_share` of them, chosen per index) or of another
+// of its candidates, and carries the answer's decision_id.
+class DecisionHarvest {
+ public:
+  DecisionHarvest(std::shared_ptr<grpc::Channel> channel, int k, double followed_share, DecisionPool* out)
+      : stub_(v1::AcceleratorSelector::NewStub(channel)), followed_share_(followed_share), out_(out) {
+    for (int i = 0; i < k; ++i) index_[SyntheticStrategyId(i)] = i;
+    for (int i = 0; i < k; ++i) request_.add_candidate_ids(SyntheticStrategyId(i));
+    request_.set_objective(v1::OBJECTIVE_E2E_LATENCY);
+  }
+
+  absl::Status Run(int in_flight) {
+    const int64_t t0 = NowNs();
+    const int slots = static_cast<int>(std::min<uint64_t>(std::max(1, in_flight), out_->reports.size()));
+    std::vector<std::unique_ptr<Slot>> all;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      outstanding_ = slots;
+    }
+    for (int i = 0; i < slots; ++i) all.push_back(std::make_unique<Slot>());
+    for (auto& s : all) Issue(s.get());
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [this] { return outstanding_ == 0; });
+    }
+    if (!error_.empty()) return absl::UnavailableError(absl::StrCat("SelectAccelerator while harvesting: ", error_));
+    out_->followed = followed_.load();
+    out_->not_followed = not_followed_.load();
+    out_->harvest_s = (NowNs() - t0) / 1e9;
+    return absl::OkStatus();
+  }
+
+ private:
+  struct Slot {
+    uint64_t i = 0;
+    std::unique_ptr<grpc::ClientContext> ctx;
+    v1::SelectAcceleratorRequest req;
+    v1::SelectAcceleratorResponse resp;
+  };
+
+  // Starts the next call on `s`; false when every index is taken (or a call failed).
+  bool Issue(Slot* s) {
+    s->i = next_.fetch_add(1);
+    if (s->i >= out_->reports.size() || failed_.load()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (--outstanding_ == 0) cv_.notify_all();
+      return false;
+    }
+    const v1::RunReport& report = out_->reports[s->i];
+    s->ctx = std::make_unique<grpc::ClientContext>();
+    s->ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    s->req = request_;
+    s->req.set_node_id(report.node_id());
+    *s->req.mutable_context() = report.context();
+    s->resp.Clear();
+    stub_->async()->SelectAccelerator(s->ctx.get(), &s->req, &s->resp,
+                                      [this, s](grpc::Status status) { Done(s, status); });
+    return true;
+  }
+
+  void Done(Slot* s, const grpc::Status& st) {
+    const v1::SelectAcceleratorResponse& resp = s->resp;
+    if (!st.ok() || resp.decision_id().empty() || resp.recommendations_size() == 0) {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!failed_.exchange(true)) {
+        error_ = st.ok() ? "an answer without decision_id or recommendations"
+                         : absl::StrCat(static_cast<int>(st.error_code()), ": ", st.error_message());
+      }
+      if (--outstanding_ == 0) cv_.notify_all();
+      return;
+    }
+    std::mt19937_64 rng(0x9e3779b97f4a7c15ull ^ (s->i * 0xbf58476d1ce4e5b9ull));
+    int pick = 0;
+    if (resp.recommendations_size() > 1 && std::uniform_real_distribution<double>(0, 1)(rng) >= followed_share_) {
+      pick = 1 + static_cast<int>(rng() % (resp.recommendations_size() - 1));
+    }
+    const std::string& id = resp.recommendations(pick).strategy().id();
+    v1::RunReport& report = out_->reports[s->i];
+    const v1::TaskContext context = report.context();
+    if (auto it = index_.find(id); it != index_.end()) {
+      SyntheticRun(context, it->second, rng, &report);  // a run of that strategy in that context
+    } else {
+      report.set_strategy_id(id);
+    }
+    report.set_decision_id(resp.decision_id());
+    (pick == 0 ? followed_ : not_followed_).fetch_add(1, std::memory_order_relaxed);
+    Issue(s);
+  }
+
+  std::unique_ptr<v1::AcceleratorSelector::Stub> stub_;
+  const double followed_share_;
+  DecisionPool* out_;
+  std::unordered_map<std::string, int> index_;
+  v1::SelectAcceleratorRequest request_;
+  std::atomic<uint64_t> next_{0}, followed_{0}, not_followed_{0};
+  std::atomic<bool> failed_{false};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int outstanding_ = 0;
+  std::string error_;  // under mu_
+};
+
+absl::StatusOr<DecisionPool> HarvestDecisions(std::shared_ptr<grpc::Channel> channel, const ContextSource& contexts,
+                                              int k, uint64_t n, double followed_share, int in_flight) {
+  DecisionPool d;
+  d.reports = ReportPool(contexts, k, n, 5000);
+  DecisionHarvest harvest(channel, k, followed_share, &d);
+  if (absl::Status st = harvest.Run(in_flight); !st.ok()) return st;
+  std::fprintf(stderr, "loadgen: harvested %llu decision_ids in %.2f s (%llu followed, %llu another candidate)\n",
+               static_cast<unsigned long long>(n), d.harvest_s, static_cast<unsigned long long>(d.followed),
+               static_cast<unsigned long long>(d.not_followed));
+  return d;
 }
 
 int Retrain(std::shared_ptr<grpc::Channel> channel, bool quiet, double* seconds = nullptr) {
@@ -909,9 +1131,33 @@ int Main() {
   if (rpc == "prepare") return Prepare(channel, contexts, k);
   if (rpc == "retrain") return Retrain(channel, false);
   if (rpc == "report") {
+    const uint64_t n = absl::GetFlag(FLAGS_decision_ids);
+    std::optional<DecisionPool> decisions;
+    if (n > 0) {
+      if (n < 2 * static_cast<uint64_t>(concurrency)) {
+        std::cerr << "loadgen: --decision_ids must be at least 2 per stream (--concurrency)\n";
+        return 2;
+      }
+      const double share = absl::GetFlag(FLAGS_decision_followed);
+      if (!(share >= 0 && share <= 1)) {
+        std::cerr << "loadgen: --decision_followed must be in [0, 1]\n";
+        return 2;
+      }
+      auto d = HarvestDecisions(channel, contexts, k, n, share, absl::GetFlag(FLAGS_decision_harvest_in_flight));
+      if (!d.ok()) {
+        std::cerr << "loadgen: " << d.status() << "\n";
+        return 1;
+      }
+      decisions = *std::move(d);
+      decisions->once = absl::GetFlag(FLAGS_decision_once);
+    }
     const auto pool = ReportPool(contexts, k, 1024, 5000);
     const Result r = RunReports(channel, concurrency, 0, warmup, duration, pool, absl::GetFlag(FLAGS_rate),
-                                std::max(0, absl::GetFlag(FLAGS_idle_streams)));
+                                std::max(0, absl::GetFlag(FLAGS_idle_streams)), decisions ? &*decisions : nullptr);
+    if (decisions && decisions->once && r.ok == 0) {
+      std::cerr << "loadgen: --decision_once: every report went out in the warm-up; raise --decision_ids\n";
+      return 1;
+    }
     return r.errors > 0 ? 1 : 0;
   }
   if (rpc != "select" && rpc != "null") {
@@ -943,7 +1189,8 @@ int Main() {
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "accelsel-loadgen --server ADDR --rpc select|report|null --concurrency N --duration SECONDS [--rate QPS] "
-      "[--candidates K] [--contexts unique|bundled] [--idle_streams N] [--server_pid PID] [--json]");
+      "[--candidates K] [--contexts unique|bundled] [--idle_streams N] [--server_pid PID] [--decision_ids N] "
+      "[--json]");
   absl::ParseCommandLine(argc, argv);
   return accelsel::bench::Main();
 }

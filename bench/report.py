@@ -2,6 +2,7 @@
 """Turns the raw results of bench/run_all.sh (one folder) into one table of figures, ratios and the issue's bars."""
 import json
 import os
+import statistics
 import sys
 
 out = sys.argv[1]
@@ -44,7 +45,8 @@ def per_call_us(r):
     if not r or not r["ok"]:
         return float("nan")
     calls = r.get("calls") or r["ok"] * (r["seconds"] + 1.0) / r["seconds"]
-    return r["server_cpu_s"] / calls * 1e6
+    # The loadgen's own figure (--server_cpu_pid) leaves out what it did before the load (a decision harvest).
+    return r.get("server_cpu_load_s", r["server_cpu_s"]) / calls * 1e6
 
 
 # SelectAccelerator.
@@ -149,6 +151,65 @@ if mem and mem.get("rss_max_kb"):
     row("server RSS per backlogged stream, kB (1,000 streams, RSS %.0f -> max %.0f MB; report %d B wire, %d B parsed)"
         % (mem["rss_start_kb"] / 1024, mem["rss_max_kb"] / 1024, mem["report_wire_bytes"], mem["report_mem_bytes"]),
         "%.0f" % per, "window 512 x %d B = %.0f kB" % (mem["report_mem_bytes"], 512 * mem["report_mem_bytes"] / 1024))
+
+# Decision log on vs off (run_all.sh step 8): per-round ratios on / off and their median.
+def dl_rounds():
+    r = 1
+    while load("dl_r%d_on_select" % r) or load("dl_r%d_off_select" % r):
+        yield r
+        r += 1
+
+
+def dl_counters(name):
+    """The decision-log counters scraped into NAME.metrics: {series: value}."""
+    path = os.path.join(out, name + ".metrics")
+    if not os.path.exists(path):
+        return None
+    c = {}
+    for line in open(path):
+        parts = line.split()
+        if len(parts) == 2:
+            c[parts[0]] = float(parts[1])
+    return c
+
+
+DL_KINDS = (("select", "select 32 cand, unique, 64 outstanding: calls/s", ""),
+            ("report", "ReportRun 1 stream sync, decision_ids cycled: runs/s durable", " (the bar as set)"),
+            ("once", "ReportRun 1 stream sync, each report its own decision: runs/s durable", ""))
+dl = [(r, {m: {k: load("dl_r%d_%s_%s" % (r, m, k)) for k, _, _ in DL_KINDS} for m in ("on", "off")})
+      for r in dl_rounds()]
+if dl:
+    aa = ""
+    sp = os.path.join(out, "decision_log.settings")
+    if os.path.exists(sp) and "aa 1" in open(sp).read():
+        aa = " [A/A: both sides the same settings]"
+    for kind, label, note in DL_KINDS:
+        ratios = []
+        for r, m in dl:
+            on, off = m["on"][kind], m["off"][kind]
+            if not (on and off and off["qps"] > 0):
+                continue
+            ratios.append(on["qps"] / off["qps"])
+            row("decision log round %d, %s on (off); server CPU/call us on (off)" % (r, label),
+                "%.0f (%.0f); %.1f (%.1f)" % (on["qps"], off["qps"], per_call_us(on), per_call_us(off)),
+                "%.3f x off" % ratios[-1])
+        if ratios:
+            med = statistics.median(ratios)
+            row("decision log %s%s: median of %d rounds' on / off%s" % (kind, note, len(ratios), aa),
+                " ".join("%.3f" % x for x in ratios), "%.3f x off" % med, ">= 0.9 x off", med >= 0.9)
+    for r, _ in dl:
+        phases = []
+        for phase in ("select", "report", "once", "end"):
+            c = dl_counters("dl_r%d_on_%s" % (r, phase))
+            if c:
+                phases.append("%s %d/%d/%d/%d" % (
+                    phase, c.get('accelsel_decision_joins_total{result="joined"}', 0),
+                    c.get('accelsel_decision_joins_total{result="repeat"}', 0),
+                    c.get('accelsel_decision_log_dropped_total{kind="outcome"}', 0),
+                    c.get('accelsel_decision_log_dropped_total{kind="decision"}', 0)))
+        if phases:
+            row("decision log round %d, on server after each load (+2 s): joined/repeat/dropped outcomes/dropped "
+                "decisions" % r, "; ".join(phases))
 
 # Micro-benchmarks.
 for name in ("BM_ContextFromProto", "BM_EncodeContext", "BM_EncodeStrategy"):

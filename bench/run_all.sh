@@ -6,7 +6,8 @@
 # micro-benchmark on 100k and 1M runs (each in its own process for its peak RSS; many minutes on a shared 2-core
 # machine) — by default 100k-run training is measured through the server's own Retrain; BENCH_OUT (folder for the
 # raw results, default a new temp folder that is kept); BENCH_ONLY=streams runs only the streams section (step 7,
-# a few minutes; BENCH_STREAMS_SECONDS measured seconds per case, default 3).
+# a few minutes; BENCH_STREAMS_SECONDS measured seconds per case, default 3); BENCH_ONLY=decision_log runs only the
+# decision-log section (step 8, about 3 minutes; its settings are described above decision_log_section).
 set -euo pipefail
 
 BIN="$(cd "${1:?usage: run_all.sh BIN_DIR}" && pwd)"
@@ -76,7 +77,7 @@ PYEOF
 streams_section() {
   local ss="${BENCH_STREAMS_SECONDS:-3}" c
   local SC=(--warmup 1 --duration "$ss" --max_unacked 4096)
-  echo "[7/7] ReportRun streams, sync writes, $ss s each: backlogged 1/4/16/64/1,000 streams; 16 busy + 984 idle; open loop over 1,000 at half the peak; RSS per stream"
+  echo "[7/8] ReportRun streams, sync writes, $ss s each: backlogged 1/4/16/64/1,000 streams; 16 busy + 984 idle; open loop over 1,000 at half the peak; RSS per stream"
   start streams "$BIN/accelsel-server" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 --data_dir="$WORK/streams" \
     --trainer=false --sync_writes=true
   start streamsidle "$BIN/accelsel-server" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 \
@@ -117,6 +118,81 @@ streams_section() {
     --rate "${BENCH_STREAMS_OPEN_RATE:-10000}" "${SC[@]}"
 }
 
+# The decision-log section (issue 15): SelectAccelerator and ReportRun throughput with the server's --decision_log on
+# and off, as ratios. Each round starts two servers one after the other, each on a fresh copy of one prepared store
+# (32 strategies, BENCH_DECISION_PREPARE_RUNS runs, default 20,000, and a trained model); the order alternates
+# (on, off, then off, on) so a drift of the host's speed does not favour one side; the figures are the median of the
+# per-round ratios. On each server: select, unique contexts, 64 outstanding, then one ReportRun stream (sync writes)
+# whose every report carries a decision_id of BENCH_DECISION_IDS (default 10,000) selects made on that server just
+# before the timed window (loadgen --decision_ids; 1 in 8 reports names a candidate other than the first-placed).
+# Cycling through 10,000 ids, all but a decision's first report are repeats, which the log counts and does not join
+# again; so a third load sends BENCH_DECISION_ONCE_IDS (default 100,000; 0 = skip) reports, each with a decision of
+# its own, harvested just before (each joined once, as a node backlog would be; the reports of the first 0.3 s are
+# not counted, the load ends when all are sent). The on server's decision-log counters are scraped after each load.
+# BENCH_DECISION_ROUNDS (default 4); BENCH_DECISION_SECONDS measured seconds per load (default BENCH_SECONDS);
+# BENCH_DECISION_AA=1 gives both servers the same (default) settings: an A/A run, the ratios' noise on this host.
+# dl_scrape HOST:PORT/metrics NAME: the server's decision-log counters now, to NAME.metrics (nothing if unreachable).
+dl_scrape() {
+  [ -n "$1" ] || return 0
+  curl -s --max-time 5 "http://$1" 2>/dev/null | grep -E '^accelsel_decision' >"$OUT/$2.metrics" || true
+}
+
+decision_log_section() {
+  local rounds="${BENCH_DECISION_ROUNDS:-4}" ids="${BENCH_DECISION_IDS:-10000}" ds="${BENCH_DECISION_SECONDS:-$SECS}"
+  local aa="${BENCH_DECISION_AA:-0}" once="${BENCH_DECISION_ONCE_IDS:-100000}" r mode name order
+  local DC=(--warmup 1 --duration "$ds")
+  local flags
+  flags="$("$BIN/accelsel-server" --helpfull 2>&1 || true)"  # --helpfull exits 1
+  if [ "$aa" != 1 ] && ! grep -q -- '--decision_log ' <<<"$flags"; then
+    echo "[8/8] decision log: skipped, $BIN/accelsel-server has no --decision_log flag (BENCH_DECISION_AA=1 runs A/A)"
+    [ "${BENCH_ONLY:-}" = decision_log ] && exit 1
+    return 0
+  fi
+  local what="--decision_log on vs off"
+  [ "$aa" = 1 ] && what="A/A: both sides the server's default settings"
+  echo "[8/8] decision log ($what): $rounds rounds (on/off, off/on, ...), a fresh server per side; on each select" \
+    "64 outstanding, then ReportRun 1 stream with $ids decision_ids, $ds s each"
+  echo "decision log: rounds $rounds, decision_ids $ids, once_ids $once, seconds $ds, aa $aa" \
+    >"$OUT/decision_log.settings"
+  start dlprep "$BIN/accelsel-server" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 --data_dir="$WORK/dlprep" \
+    --trainer=false --sync_writes=true --trainer_nice=0
+  "$BIN/accelsel-loadgen" --server "$ADDR_dlprep" --rpc prepare --candidates 32 \
+    --prepare_runs "${BENCH_DECISION_PREPARE_RUNS:-20000}" 2>"$OUT/dl_prepare.err" >"$OUT/dl_prepare.out" || {
+    cat "$OUT/dl_prepare.err"; exit 1; }
+  cat "$OUT/dl_prepare.err"
+  kill -TERM "$PID_dlprep"; wait "$PID_dlprep" 2>/dev/null || true
+  for r in $(seq 1 "$rounds"); do
+    if [ $((r % 2)) = 1 ]; then order="on off"; else order="off on"; fi
+    for mode in $order; do
+      name="dl_r${r}_$mode"
+      local flag=()
+      if [ "$aa" != 1 ]; then
+        if [ "$mode" = on ]; then flag=(--decision_log=true); else flag=(--decision_log=false); fi
+      fi
+      cp -a "$WORK/dlprep" "$WORK/$name"
+      start "$name" "$BIN/accelsel-server" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 --data_dir="$WORK/$name" \
+        --trainer=false --sync_writes=true "${flag[@]}"
+      local addr_var="ADDR_$name" pid_var="PID_$name" metrics
+      metrics="$(grep -o 'metrics on [0-9.]*:[0-9]*/metrics' "$OUT/$name.log" | head -1 | awk '{print $3}')" || true
+      load "${name}_select" "${!pid_var}" --server "${!addr_var}" --rpc select --contexts unique --concurrency 64 \
+        "${DC[@]}"
+      dl_scrape "$metrics" "${name}_select"
+      load "${name}_report" "${!pid_var}" --server "${!addr_var}" --rpc report --concurrency 1 --decision_ids "$ids" \
+        --server_cpu_pid "${!pid_var}" "${DC[@]}"
+      dl_scrape "$metrics" "${name}_report"
+      if [ "$once" -gt 0 ]; then
+        load "${name}_once" "${!pid_var}" --server "${!addr_var}" --rpc report --concurrency 1 --decision_ids "$once" \
+          --decision_once --server_cpu_pid "${!pid_var}" --warmup 0.3 --duration "$ds"
+        dl_scrape "$metrics" "${name}_once"
+        sleep 2
+        dl_scrape "$metrics" "${name}_end"
+      fi
+      kill -TERM "${!pid_var}"; wait "${!pid_var}" 2>/dev/null || true
+      rm -rf "${WORK:?}/$name"
+    done
+  done
+}
+
 COMMON=(--warmup 1 --duration "$SECS")
 echo "accelsel benchmarks: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); raw results in $OUT"
 if [ "${BENCH_ONLY:-}" = streams ]; then
@@ -124,8 +200,13 @@ if [ "${BENCH_ONLY:-}" = streams ]; then
   "$PY" "$ROOT/bench/report.py" "$OUT"
   exit 0
 fi
+if [ "${BENCH_ONLY:-}" = decision_log ]; then
+  decision_log_section
+  "$PY" "$ROOT/bench/report.py" "$OUT"
+  exit 0
+fi
 
-echo "[1/7] micro-benchmarks (features, ranking vs raw predict, storage vs raw RocksDB, training on 10k runs)"
+echo "[1/8] micro-benchmarks (features, ranking vs raw predict, storage vs raw RocksDB, training on 10k runs)"
 [ "${BENCH_SKIP_MICRO:-0}" = 1 ] || ACCELSEL_BENCH_TMPDIR="$WORK" "$BIN/accelsel-microbench" \
   --benchmark_filter='BM_(ContextFromProto|Encode|SelectorRank|MetaModelPredict|RawXgbPredict|StoreAppendRuns|RawRocksBatch|Train/10000/)' \
   --benchmark_out="$OUT/micro.json" --benchmark_out_format=json >"$OUT/micro.txt" 2>&1 || {
@@ -138,7 +219,7 @@ if [ "${BENCH_TRAIN_LARGE:-0}" = 1 ] && [ "${BENCH_SKIP_MICRO:-0}" != 1 ]; then
   done
 fi
 
-echo "[2/7] servers on free ports"
+echo "[2/8] servers on free ports"
 start null "$BIN/accelsel-nullserver" --listen=127.0.0.1:0 --mode=null
 PREP="${BENCH_PREPARE_RUNS:-100000}"
 # The first model is trained at normal priority (--trainer_nice=0) so seeding does not wait for an idle core on a
@@ -146,7 +227,7 @@ PREP="${BENCH_PREPARE_RUNS:-100000}"
 start prep "$BIN/accelsel-server" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 --data_dir="$WORK/real" \
   --trainer=false --sync_writes=true --trainer_nice=0
 
-echo "[3/7] preparing the real server: 32 strategies, $PREP runs (half with LLM-Inference-Bench contexts), retrain"
+echo "[3/8] preparing the real server: 32 strategies, $PREP runs (half with LLM-Inference-Bench contexts), retrain"
 "$BIN/accelsel-loadgen" --server "$ADDR_prep" --rpc prepare --candidates 32 --prepare_runs "$PREP" \
   --contexts bundled 2>"$OUT/prepare.err" >"$OUT/prepare.out" || { cat "$OUT/prepare.err"; exit 1; }
 cat "$OUT/prepare.err"
@@ -154,7 +235,7 @@ kill -TERM "$PID_prep"; wait "$PID_prep" 2>/dev/null || true
 start real "$BIN/accelsel-server" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 --data_dir="$WORK/real" \
   --trainer=false --sync_writes=true
 
-echo "[4/7] SelectAccelerator, 32 candidates: closed loop 64 outstanding, 1 outstanding, open loop at half rate"
+echo "[4/8] SelectAccelerator, 32 candidates: closed loop 64 outstanding, 1 outstanding, open loop at half rate"
 load select_null "$PID_null" --server "$ADDR_null" --rpc null --concurrency 64 "${COMMON[@]}"
 load select_unique "$PID_real" --server "$ADDR_real" --rpc select --contexts unique --concurrency 64 "${COMMON[@]}"
 load select_bundled "$PID_real" --server "$ADDR_real" --rpc select --contexts bundled --concurrency 64 "${COMMON[@]}"
@@ -166,11 +247,11 @@ load select_half "$PID_real" --server "$ADDR_real" --rpc select --contexts uniqu
 # The floor of that tail: the null server under the same open-loop rate and load generator.
 load select_null_half "$PID_null" --server "$ADDR_null" --rpc null --rate "$HALF" "${COMMON[@]}"
 
-echo "[5/7] SelectAccelerator at $HALF/s while a retrain runs (the load stops when the retrain returns)"
+echo "[5/8] SelectAccelerator at $HALF/s while a retrain runs (the load stops when the retrain returns)"
 load select_retrain "$PID_real" --server "$ADDR_real" --rpc select --contexts unique --rate "$HALF" \
   --warmup 1 --duration 600 --retrain_during
 
-echo "[6/7] ReportRun, one stream, $SECS s each: real server sync / no-sync (ranged acks; sync also plain), bare stream sync / no-sync, null acks"
+echo "[6/8] ReportRun, one stream, $SECS s each: real server sync / no-sync (ranged acks; sync also plain), bare stream sync / no-sync, null acks"
 kill -TERM "$PID_real"; wait "$PID_real" 2>/dev/null || true
 start realsync "$BIN/accelsel-server" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 --data_dir="$WORK/realsync" \
   --trainer=false --sync_writes=true
@@ -193,5 +274,6 @@ load report_bare_nosync "$PID_barenosync" --server "$ADDR_barenosync" --rpc repo
 for pid in "$PID_realsync" "$PID_realnosync" "$PID_bare" "$PID_barenosync"; do kill -TERM "$pid"; wait "$pid" 2>/dev/null || true; done
 
 streams_section
+decision_log_section
 
 "$PY" "$ROOT/bench/report.py" "$OUT"
