@@ -12,7 +12,7 @@ SEED_CSV   ?= data/llm-inference-bench/throughput_all_results.csv
 DEB_PACKAGES := build-essential cmake ninja-build pkg-config \
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev \
   librocksdb-dev prometheus-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev \
-  libxgboost-dev xgboost nlohmann-json3-dev \
+  libxgboost-dev xgboost nlohmann-json3-dev libspdlog-dev \
   prometheus python3 python3-grpcio python3-protobuf curl ca-certificates openssl \
   shellcheck yamllint
 
@@ -25,9 +25,9 @@ SAN_FLAGS := -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO=
 
 FUZZ_SECONDS ?= 600
 FUZZ_TARGETS := fuzz_validate fuzz_csv fuzz_arff fuzz_llm_bench fuzz_json
-# Tests whose code runs on several threads at once (RPC threads, ingest group commit, trainer, store).
+# Tests whose code runs on several threads at once (RPC threads, ingest group commit, trainer, store, logger).
 TSAN_TESTS ?= model_lifecycle_test server_integration_test security_test fault_test telemetry_store_test \
-  client_telemetry_sender_test
+  client_telemetry_sender_test util_log_test decision_log_test
 
 .PHONY: deps configure build run test bench eval eval-smoke sim clean fuzz fuzz-build test-asan test-tsan mutants \
   build-clang tidy format format-check
