@@ -1,5 +1,5 @@
 // `accelsel` subcommands: select, report, import, strategies list|retire|unretire, model info|retrain|pin|rollback,
-// eval.
+// nodes, quality, health, eval.
 #include "client/cli.h"
 
 #include <algorithm>
@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "absl/status/status.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -409,6 +410,29 @@ std::vector<std::string> VersionRow(const v1::ModelVersionInfo& v) {
 const std::vector<std::string> kVersionHeader = {"version",  "created", "learner", "rows",
                                                  "promoted", "mape",    "top1",    "note"};
 
+std::string FormatEstimate(const v1::PolicyEstimate& e) {
+  return absl::StrFormat("%.3f [%.3f, %.3f]", e.value(), e.low(), e.high());
+}
+
+// The off-policy figures of the versions that have them (a table), or "" when none has.
+std::string FormatOffPolicy(const std::vector<const v1::ModelVersionInfo*>& versions) {
+  std::vector<std::vector<std::string>> rows;
+  for (const v1::ModelVersionInfo* v : versions) {
+    if (!v->evaluation().has_off_policy()) continue;
+    const v1::OffPolicyEvaluation& o = v->evaluation().off_policy();
+    rows.push_back({absl::StrCat(v->version()), absl::StrCat(o.decisions()), absl::StrCat(o.matched()),
+                    absl::StrFormat("%.1f", o.effective_sample_size()), FormatEstimate(o.doubly_robust()),
+                    FormatEstimate(o.baseline_doubly_robust()), FormatEstimate(o.doubly_robust_difference()),
+                    o.used_for_promotion() ? "yes" : "no"});
+  }
+  if (rows.empty()) return "";
+  return absl::StrCat(
+      "off-policy evaluation on logged decisions (doubly robust reward per decision with 95% interval, higher is "
+      "better; difference = candidate - baseline):\n",
+      FormatTable({"version", "decisions", "matched", "ess", "dr", "baseline_dr", "difference", "used_for_promotion"},
+                  rows));
+}
+
 absl::Status RunNodes(const ParsedFlags& flags, std::ostream& out, std::ostream&) {
   static constexpr char kUsage[] = "usage: accelsel nodes list | quarantine ID | release ID [--json]";
   if (flags.positional.empty()) return Usage(kUsage);
@@ -482,8 +506,13 @@ absl::Status RunModel(const ParsedFlags& flags, std::ostream& out, std::ostream&
          {"strategies", absl::StrCat(r->strategies())}});
     if (r->history_size() > 0) {
       std::vector<std::vector<std::string>> rows;
-      for (const auto& v : r->history()) rows.push_back(VersionRow(v));
+      std::vector<const v1::ModelVersionInfo*> versions;
+      for (const auto& v : r->history()) {
+        rows.push_back(VersionRow(v));
+        versions.push_back(&v);
+      }
       out << "\n" << FormatTable(kVersionHeader, rows);
+      if (std::string off_policy = FormatOffPolicy(versions); !off_policy.empty()) out << "\n" << off_policy;
     } else {
       out << "no trained model versions yet\n";
     }
@@ -495,6 +524,10 @@ absl::Status RunModel(const ParsedFlags& flags, std::ostream& out, std::ostream&
       return absl::OkStatus();
     }
     out << FormatTable(kVersionHeader, {VersionRow(r->candidate())});
+    const std::string off_policy = FormatOffPolicy({&r->candidate()});
+    out << "\n"
+        << (off_policy.empty() ? "off-policy evaluation: none (no logged decisions joined with their runs)\n"
+                               : off_policy);
   } else if (action == "pin") {
     auto r = (*client)->PinModel(version);
     if (!r.ok()) return ServerError("PinModel", options, r.status());
@@ -512,6 +545,95 @@ absl::Status RunModel(const ParsedFlags& flags, std::ostream& out, std::ostream&
     }
     out << "serving version " << r->serving_version() << "\n";
   }
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// quality: live figures from the decision log joined with reported runs
+
+constexpr int64_t kMaxQualityWindowMs = int64_t{30} * 24 * 3600 * 1000;  // the server's limit
+constexpr uint64_t kMaxQualityNodes = 1000;                              // the server's limit
+
+std::string Fraction(double v) { return absl::StrFormat("%.3f", v); }
+
+// One slice's row; a figure whose base is empty prints "-" rather than a misleading 0.
+std::vector<std::string> LiveQualityRow(const std::string& slice, const v1::LiveQuality& q,
+                                        const v1::ModelEvaluation* holdout) {
+  const bool scored = q.scored_reports() > 0;
+  const bool joined = q.joined_reports() > 0;
+  const bool has_holdout = holdout != nullptr && holdout->holdout_rows() > 0;
+  return {slice,
+          absl::StrCat(q.decisions()),
+          absl::StrCat(q.joined_reports()),
+          absl::StrCat(q.scored_reports()),
+          scored ? Fraction(q.mape()) : "-",
+          has_holdout ? Fraction(holdout->holdout_mape()) : "-",
+          scored ? Fraction(q.coverage80()) : "-",
+          has_holdout ? Fraction(holdout->holdout_coverage80()) : "-",
+          joined ? Fraction(q.follow_rate()) : "-",
+          q.decisions() > 0 ? Fraction(q.exploration_share()) : "-",
+          joined ? absl::StrFormat("%.1f/%d", q.failures_predicted(), q.failures_seen()) : "-",
+          joined ? Fraction(q.mean_regret_log()) : "-"};
+}
+
+std::string FormatLiveQuality(const v1::GetLiveQualityResponse& r) {
+  std::string s =
+      absl::StrCat("live quality over the last ", absl::FormatDuration(absl::Milliseconds(r.window_ms())), "\n");
+  if (!r.decision_log_enabled()) {
+    return s + "the server runs with --decision_log=false: no decisions are logged and every figure is 0\n";
+  }
+  const v1::LiveQuality& all = r.overall();
+  if (all.decisions() == 0) return s + "no decisions logged in the window\n";
+  if (r.truncated()) s += "note: the window held more decisions than one answer reads; the figures cover the newest\n";
+  if (all.joined_reports() == 0) {
+    absl::StrAppend(&s, all.decisions(), all.decisions() == 1 ? " decision" : " decisions",
+                    " logged, none joined with a reported run yet (a run joins when its RunReport echoes the "
+                    "answer's decision_id)\n");
+  }
+  std::vector<std::vector<std::string>> rows = {LiveQualityRow("all", all, nullptr)};
+  bool statistics_only = false;
+  for (const auto& v : r.versions()) {
+    statistics_only = statistics_only || v.version() == 0;
+    rows.push_back(LiveQualityRow(absl::StrCat("v", v.version()), v.live(), v.has_holdout() ? &v.holdout() : nullptr));
+  }
+  s += FormatTable({"slice", "decisions", "joined", "scored", "mape", "holdout_mape", "cov80", "holdout_cov80",
+                    "follow", "explore", "failures_pred/seen", "regret_ln"},
+                   rows);
+  if (statistics_only) s += "v0 = answered from statistics only (no model served)\n";
+  if (r.nodes_size() == 0) return s + "\nno node has a scored run yet\n";
+  std::vector<std::vector<std::string>> nodes;
+  for (const auto& n : r.nodes()) {
+    nodes.push_back({n.node_id(), absl::StrCat(n.live().joined_reports()), absl::StrCat(n.live().scored_reports()),
+                     Fraction(n.live().mape()), Fraction(n.live().coverage80())});
+  }
+  absl::StrAppend(&s, "\nnodes that disagree most with the model (highest mape first):\n",
+                  FormatTable({"node", "joined", "scored", "mape", "cov80"}, nodes));
+  return s;
+}
+
+absl::Status RunQuality(const ParsedFlags& flags, std::ostream& out, std::ostream&) {
+  if (auto s = ExpectPositional(flags, 0, "quality"); !s.ok()) return s;
+  int64_t window_ms = 0;  // the server's default, one hour
+  if (flags.Has("window")) {
+    auto window = ParseDuration("--window", flags.Get("window"));
+    if (!window.ok()) return Usage(window.status());
+    window_ms = absl::ToInt64Milliseconds(*window);
+    if (window_ms < 1 || window_ms > kMaxQualityWindowMs) {
+      return Usage(absl::StrCat("--window must be between 1ms and 720h (30 days), got ", flags.Get("window")));
+    }
+  }
+  uint64_t top_nodes = 0;  // the server's default, 10
+  if (flags.Has("top_nodes")) {
+    auto n = ParseUint("--top_nodes", flags.Get("top_nodes"));
+    if (!n.ok()) return Usage(n.status());
+    if (*n > kMaxQualityNodes) return Usage(absl::StrCat("--top_nodes must be at most ", kMaxQualityNodes));
+    top_nodes = *n;
+  }
+  auto client = MakeClient(flags);
+  if (!client.ok()) return client.status();
+  auto r = (*client)->GetLiveQuality(window_ms, static_cast<uint32_t>(top_nodes));
+  if (!r.ok()) return ServerError("GetLiveQuality", (*client)->options(), r.status());
+  out << (flags.Has("json") ? ToScriptJson(*r) : FormatLiveQuality(*r));
   return absl::OkStatus();
 }
 
@@ -563,6 +685,16 @@ const std::vector<Command>& Commands() {
        "operator: quarantine a node (its stored runs stop counting for statistics and training; they stay stored), "
        "release it, or list the quarantined nodes",
        WithCommon({{"json", false, "", "print the response's JSON mapping"}}), RunNodes},
+      {"quality", "quality [--window DURATION] [--top_nodes N] [--json]",
+       "operator: live quality from the decision log joined with reported runs - overall, per model version beside "
+       "its held-out figures, and the nodes that disagree most",
+       WithCommon({{"window", true, "DURATION",
+                    "how far back: 90s, 30m, 1h30m, 168h or whole days such as 7d (default 1h, at most 30d)"},
+                   {"top_nodes", true, "N", "nodes to list (default 10, at most 1000)"},
+                   {"json", false, "",
+                    "print the response as JSON with the proto field names (joined_reports, mape, coverage80, ...) "
+                    "and 64-bit counts as numbers"}}),
+       RunQuality},
   };
   return commands;
 }
@@ -602,6 +734,52 @@ int Fail(const absl::Status& status, std::ostream& err) {
   err << "accelsel: " << line << "\n";
   return status.GetPayload(kUsagePayload).has_value() ? 2 : 1;
 }
+
+// The proto3 JSON mapping writes 64-bit integers as strings (JavaScript numbers lose digits past 2^53); scripts
+// compare counts, so this turns them back into numbers, field by field as the descriptor says. ordered_json keeps
+// the keys in the mapping's order, which is the .proto's.
+void Int64StringsToNumbers(const google::protobuf::Descriptor& descriptor, nlohmann::ordered_json* object) {
+  using google::protobuf::FieldDescriptor;
+  for (int i = 0; i < descriptor.field_count(); ++i) {
+    const FieldDescriptor* field = descriptor.field(i);
+    auto it = object->find(field->name());
+    if (it == object->end()) continue;
+    const FieldDescriptor* value_field = field->is_map() ? field->message_type()->map_value() : field;
+    auto convert = [value_field](nlohmann::ordered_json* v) {
+      if (value_field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+        if (v->is_object()) Int64StringsToNumbers(*value_field->message_type(), v);
+        return;
+      }
+      if (!v->is_string()) return;
+      if (int64_t n = 0; value_field->cpp_type() == FieldDescriptor::CPPTYPE_INT64 &&
+                         absl::SimpleAtoi(v->get_ref<const std::string&>(), &n)) {
+        *v = n;
+      } else if (uint64_t u = 0; value_field->cpp_type() == FieldDescriptor::CPPTYPE_UINT64 &&
+                                 absl::SimpleAtoi(v->get_ref<const std::string&>(), &u)) {
+        *v = u;
+      }
+    };
+    if (field->is_map() || field->is_repeated()) {
+      for (auto& element : *it) convert(&element);
+    } else {
+      convert(&*it);
+    }
+  }
+}
+
+// The proto3 JSON mapping, indented, default values included; lowerCamelCase names unless proto_field_names.
+absl::StatusOr<std::string> JsonMapping(const google::protobuf::Message& message, bool proto_field_names) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = true;
+  options.always_print_primitive_fields = true;
+  options.preserve_proto_field_names = proto_field_names;
+  std::string json;
+  auto status = google::protobuf::util::MessageToJsonString(message, &json, options);
+  if (!status.ok()) return absl::InternalError(status.message().as_string());
+  return json;
+}
+
+std::string ErrorJson(const absl::Status& status) { return absl::StrCat("{\"error\": \"", status.message(), "\"}\n"); }
 
 }  // namespace
 
@@ -653,13 +831,17 @@ std::string FormatSelection(const v1::SelectAcceleratorResponse& r) {
 }
 
 std::string ToJson(const google::protobuf::Message& message) {
-  google::protobuf::util::JsonPrintOptions options;
-  options.add_whitespace = true;
-  options.always_print_primitive_fields = true;
-  std::string json;
-  auto status = google::protobuf::util::MessageToJsonString(message, &json, options);
-  if (!status.ok()) return absl::StrCat("{\"error\": \"", status.message().as_string(), "\"}\n");
-  return json;
+  auto json = JsonMapping(message, /*proto_field_names=*/false);
+  return json.ok() ? *json : ErrorJson(json.status());
+}
+
+std::string ToScriptJson(const google::protobuf::Message& message) {
+  auto text = JsonMapping(message, /*proto_field_names=*/true);
+  if (!text.ok()) return ErrorJson(text.status());
+  nlohmann::ordered_json json = nlohmann::ordered_json::parse(*text, nullptr, /*allow_exceptions=*/false);
+  if (json.is_discarded()) return *text;
+  Int64StringsToNumbers(*message.GetDescriptor(), &json);
+  return json.dump(2) + "\n";
 }
 
 int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {

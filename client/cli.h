@@ -24,6 +24,10 @@ std::string FormatSelection(const v1::SelectAcceleratorResponse& response);
 // Proto -> JSON mapping as printed by --json (indented, default values included).
 std::string ToJson(const google::protobuf::Message& message);
 
+// JSON for scripts, as printed by `quality --json`: the proto field names (snake_case, e.g. joined_reports), default
+// values included, and 64-bit integers as JSON numbers instead of the mapping's strings.
+std::string ToScriptJson(const google::protobuf::Message& message);
+
 }  // namespace accelsel::client::cli
 
 #endif  // ACCELSEL_CLIENT_CLI_H_

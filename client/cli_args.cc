@@ -1,6 +1,7 @@
 // Flag parsing and input-file reading for the `accelsel` CLI.
 #include "client/cli_args.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <set>
 
@@ -90,6 +91,19 @@ absl::StatusOr<uint64_t> ParseUint(const std::string& flag, const std::string& t
     return absl::InvalidArgumentError(absl::StrCat(flag, ": \"", text, "\" is not a non-negative integer"));
   }
   return v;
+}
+
+absl::StatusOr<absl::Duration> ParseDuration(const std::string& flag, const std::string& text) {
+  absl::Duration d;
+  if (absl::ParseDuration(text, &d)) return d;
+  const absl::string_view digits = absl::string_view(text).substr(0, text.empty() ? 0 : text.size() - 1);
+  uint64_t days = 0;
+  if (absl::EndsWith(text, "d") && !digits.empty() && std::all_of(digits.begin(), digits.end(), absl::ascii_isdigit) &&
+      absl::SimpleAtoi(digits, &days) && days <= 1000000) {
+    return absl::Hours(24) * static_cast<int64_t>(days);
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat(flag, ": \"", text, "\" is not a duration (e.g. 90s, 30m, 1h30m, 7d)"));
 }
 
 absl::StatusOr<ClientOptions> ClientOptionsFromFlags(const ParsedFlags& flags) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "accelsel/v1/accelsel.pb.h"
 #include "client/client.h"
 
@@ -48,6 +49,10 @@ std::string ObjectiveName(v1::Objective objective);
 absl::StatusOr<std::vector<std::string>> ParseCandidates(const std::string& text);
 
 absl::StatusOr<uint64_t> ParseUint(const std::string& flag, const std::string& text);
+
+// A duration in absl's syntax (300ms, 90s, 30m, 1h30m, 168h; a sign and fractions allowed) or whole days ("7d",
+// which absl does not know). Errors name `flag`.
+absl::StatusOr<absl::Duration> ParseDuration(const std::string& flag, const std::string& text);
 
 // The JSON mapping of TaskContext from a file; unknown fields are errors (they are usually typos).
 absl::StatusOr<v1::TaskContext> ParseTaskContextJson(const std::string& json);

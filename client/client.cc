@@ -86,14 +86,21 @@ absl::Status Client::CallWithRetry(const std::function<grpc::Status(grpc::Client
   return FromGrpcStatus(last);
 }
 
-absl::StatusOr<v1::SelectAcceleratorResponse> Client::SelectAccelerator(const v1::SelectAcceleratorRequest& request) {
-  v1::SelectAcceleratorResponse response;
+template <typename Stub, typename Request, typename Response>
+absl::StatusOr<Response> Client::Unary(Stub* stub,
+                                       grpc::Status (Stub::*rpc)(grpc::ClientContext*, const Request&, Response*),
+                                       const Request& request) {
+  Response response;
   absl::Status s = CallWithRetry([&](grpc::ClientContext* ctx) {
-    response.Clear();
-    return selector_->SelectAccelerator(ctx, request, &response);
+    response.Clear();  // a failed attempt may have left part of an answer
+    return (stub->*rpc)(ctx, request, &response);
   });
   if (!s.ok()) return s;
   return response;
+}
+
+absl::StatusOr<v1::SelectAcceleratorResponse> Client::SelectAccelerator(const v1::SelectAcceleratorRequest& request) {
+  return Unary(selector_.get(), &v1::AcceleratorSelector::Stub::SelectAccelerator, request);
 }
 
 absl::StatusOr<v1::ListStrategiesResponse> Client::ListStrategies(bool include_retired) {
@@ -101,14 +108,10 @@ absl::StatusOr<v1::ListStrategiesResponse> Client::ListStrategies(bool include_r
   v1::ListStrategiesRequest request;
   request.set_include_retired(include_retired);
   do {  // page by page: a large catalogue does not fit one message
-    v1::ListStrategiesResponse page;
-    absl::Status s = CallWithRetry([&](grpc::ClientContext* ctx) {
-      page.Clear();
-      return selector_->ListStrategies(ctx, request, &page);
-    });
-    if (!s.ok()) return s;
-    for (auto& strategy : *page.mutable_strategies()) *all.add_strategies() = std::move(strategy);
-    request.set_page_token(page.next_page_token());
+    auto page = Unary(selector_.get(), &v1::AcceleratorSelector::Stub::ListStrategies, request);
+    if (!page.ok()) return page.status();
+    for (auto& strategy : *page->mutable_strategies()) *all.add_strategies() = std::move(strategy);
+    request.set_page_token(page->next_page_token());
   } while (!request.page_token().empty());
   return all;
 }
@@ -116,109 +119,64 @@ absl::StatusOr<v1::ListStrategiesResponse> Client::ListStrategies(bool include_r
 absl::StatusOr<v1::RegisterStrategyResponse> Client::RegisterStrategy(const v1::Strategy& strategy) {
   v1::RegisterStrategyRequest request;
   *request.mutable_strategy() = strategy;
-  v1::RegisterStrategyResponse response;
-  absl::Status s = CallWithRetry([&](grpc::ClientContext* ctx) {
-    response.Clear();
-    return selector_->RegisterStrategy(ctx, request, &response);
-  });
-  if (!s.ok()) return s;
-  return response;
+  return Unary(selector_.get(), &v1::AcceleratorSelector::Stub::RegisterStrategy, request);
 }
 
 absl::StatusOr<v1::RetireStrategyResponse> Client::RetireStrategy(const std::string& id) {
   v1::RetireStrategyRequest request;
   request.set_id(id);
-  v1::RetireStrategyResponse response;
-  absl::Status s = CallWithRetry([&](grpc::ClientContext* ctx) {
-    response.Clear();
-    return selector_->RetireStrategy(ctx, request, &response);
-  });
-  if (!s.ok()) return s;
-  return response;
+  return Unary(selector_.get(), &v1::AcceleratorSelector::Stub::RetireStrategy, request);
 }
 
 absl::StatusOr<v1::UnretireStrategyResponse> Client::UnretireStrategy(const std::string& id) {
   v1::UnretireStrategyRequest request;
   request.set_id(id);
-  v1::UnretireStrategyResponse response;
-  absl::Status s = CallWithRetry([&](grpc::ClientContext* ctx) {
-    response.Clear();
-    return selector_->UnretireStrategy(ctx, request, &response);
-  });
-  if (!s.ok()) return s;
-  return response;
+  return Unary(selector_.get(), &v1::AcceleratorSelector::Stub::UnretireStrategy, request);
 }
 
 absl::StatusOr<v1::GetModelInfoResponse> Client::GetModelInfo() {
-  v1::GetModelInfoResponse response;
-  absl::Status s = CallWithRetry([&](grpc::ClientContext* ctx) {
-    response.Clear();
-    return selector_->GetModelInfo(ctx, v1::GetModelInfoRequest(), &response);
-  });
-  if (!s.ok()) return s;
-  return response;
+  return Unary(selector_.get(), &v1::AcceleratorSelector::Stub::GetModelInfo, v1::GetModelInfoRequest());
 }
 
 absl::Status Client::Health(const std::string& service) {
-  grpc::health::v1::HealthCheckResponse response;
-  absl::Status s = CallWithRetry([&](grpc::ClientContext* ctx) {
-    grpc::health::v1::HealthCheckRequest request;
-    request.set_service(service);
-    response.Clear();
-    return health_->Check(ctx, request, &response);
-  });
-  if (!s.ok()) return s;
-  if (response.status() != grpc::health::v1::HealthCheckResponse::SERVING) {
+  grpc::health::v1::HealthCheckRequest request;
+  request.set_service(service);
+  auto response = Unary(health_.get(), &grpc::health::v1::Health::Stub::Check, request);
+  if (!response.ok()) return response.status();
+  if (response->status() != grpc::health::v1::HealthCheckResponse::SERVING) {
     return absl::UnavailableError(
         absl::StrCat("health of \"", service, "\" is ",
-                     grpc::health::v1::HealthCheckResponse::ServingStatus_Name(response.status())));
+                     grpc::health::v1::HealthCheckResponse::ServingStatus_Name(response->status())));
   }
   return absl::OkStatus();
 }
 
 absl::StatusOr<v1::RetrainResponse> Client::Retrain() {
-  v1::RetrainResponse response;
-  absl::Status s = CallWithRetry([&](grpc::ClientContext* ctx) {
-    response.Clear();
-    return admin_->Retrain(ctx, v1::RetrainRequest(), &response);
-  });
-  if (!s.ok()) return s;
-  return response;
+  return Unary(admin_.get(), &v1::ModelAdmin::Stub::Retrain, v1::RetrainRequest());
 }
 
 absl::StatusOr<v1::PinModelResponse> Client::PinModel(uint64_t version) {
   v1::PinModelRequest request;
   request.set_version(version);
-  v1::PinModelResponse response;
-  absl::Status s = CallWithRetry([&](grpc::ClientContext* ctx) {
-    response.Clear();
-    return admin_->PinModel(ctx, request, &response);
-  });
-  if (!s.ok()) return s;
-  return response;
+  return Unary(admin_.get(), &v1::ModelAdmin::Stub::PinModel, request);
 }
 
 absl::StatusOr<v1::QuarantineNodeResponse> Client::QuarantineNode(const std::string& node_id, bool release) {
   v1::QuarantineNodeRequest request;
   request.set_node_id(node_id);
   request.set_release(release);
-  v1::QuarantineNodeResponse response;
-  absl::Status s = CallWithRetry([&](grpc::ClientContext* ctx) {
-    response.Clear();
-    return admin_->QuarantineNode(ctx, request, &response);
-  });
-  if (!s.ok()) return s;
-  return response;
+  return Unary(admin_.get(), &v1::ModelAdmin::Stub::QuarantineNode, request);
 }
 
 absl::StatusOr<v1::RollbackModelResponse> Client::RollbackModel() {
-  v1::RollbackModelResponse response;
-  absl::Status s = CallWithRetry([&](grpc::ClientContext* ctx) {
-    response.Clear();
-    return admin_->RollbackModel(ctx, v1::RollbackModelRequest(), &response);
-  });
-  if (!s.ok()) return s;
-  return response;
+  return Unary(admin_.get(), &v1::ModelAdmin::Stub::RollbackModel, v1::RollbackModelRequest());
+}
+
+absl::StatusOr<v1::GetLiveQualityResponse> Client::GetLiveQuality(int64_t window_ms, uint32_t top_nodes) {
+  v1::GetLiveQualityRequest request;
+  request.set_window_ms(window_ms);
+  request.set_top_nodes(top_nodes);
+  return Unary(admin_.get(), &v1::ModelAdmin::Stub::GetLiveQuality, request);
 }
 
 }  // namespace accelsel::client

@@ -78,6 +78,9 @@ class Client {
   absl::StatusOr<v1::RollbackModelResponse> RollbackModel();
   // Operator only. Empty node_id = list only.
   absl::StatusOr<v1::QuarantineNodeResponse> QuarantineNode(const std::string& node_id, bool release);
+  // Operator only: live quality over the last window_ms (0 = one hour, at most 30 days) with the top_nodes nodes
+  // that disagree most with the model (0 = 10, at most 1000); the server answers INVALID_ARGUMENT beyond.
+  absl::StatusOr<v1::GetLiveQualityResponse> GetLiveQuality(int64_t window_ms, uint32_t top_nodes);
   // Standard gRPC health check (grpc.health.v1) of `service` ("" = the whole server). OK only when SERVING;
   // UNAVAILABLE naming the status otherwise.
   absl::Status Health(const std::string& service = "");
@@ -89,6 +92,10 @@ class Client {
   // Runs `call` with a fresh ClientContext per attempt; each attempt's deadline is what is left of the
   // call's overall deadline. Retries UNAVAILABLE with RetryBackoff while attempts and time remain.
   absl::Status CallWithRetry(const std::function<grpc::Status(grpc::ClientContext*)>& call);
+  // One unary call through CallWithRetry: `rpc` is a stub method, e.g. &v1::ModelAdmin::Stub::Retrain.
+  template <typename Stub, typename Request, typename Response>
+  absl::StatusOr<Response> Unary(Stub* stub, grpc::Status (Stub::*rpc)(grpc::ClientContext*, const Request&, Response*),
+                                 const Request& request);
 
   ClientOptions options_;
   std::shared_ptr<grpc::Channel> channel_;

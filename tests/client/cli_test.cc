@@ -151,7 +151,7 @@ TEST(CliJsonTest, ReportsJsonlErrorNamesLine) {
 TEST(CliTest, HelpListsEveryCommandAndFlag) {
   Result top = RunCommand({"--help"});
   EXPECT_EQ(top.code, 0);
-  for (const char* cmd : {"select", "report", "import", "strategies", "model", "eval"}) {
+  for (const char* cmd : {"select", "report", "import", "strategies", "model", "nodes", "quality", "eval"}) {
     EXPECT_NE(top.out.find(absl::StrCat("  ", cmd, " ")), std::string::npos) << cmd;
   }
   Result select = RunCommand({"select", "--help"});
@@ -175,6 +175,9 @@ TEST(CliTest, UsageErrorsExitTwoWithOneLine) {
                                              {"model", "explode"},
                                              {"strategies"},
                                              {"report"},
+                                             {"quality", "extra"},
+                                             {"quality", "--window", "soon"},
+                                             {"quality", "--top_nodes", "-1"},
                                              {"select", "--context"}}) {
     Result r = RunCommand(args);
     EXPECT_EQ(r.code, 2) << absl::StrJoin(args, " ") << ": " << r.err;
@@ -301,6 +304,74 @@ TEST(CliTest, ModelAdminCommands) {
   Result retrain = RunCommand({"model", "retrain", "--server", server.address()});
   ASSERT_EQ(retrain.code, 0) << retrain.err;
   EXPECT_NE(retrain.out.find("version"), std::string::npos);
+  EXPECT_NE(retrain.out.find("off-policy evaluation: none"), std::string::npos) << retrain.out;
+}
+
+TEST(CliTest, ModelInfoAndRetrainShowOffPolicyFigures) {
+  testing::FakeServer server;
+  v1::OffPolicyEvaluation ope;
+  ope.set_decisions(640);
+  ope.set_matched(410);
+  ope.set_effective_sample_size(312.5);
+  ope.mutable_doubly_robust()->set_value(-0.12);
+  ope.mutable_doubly_robust()->set_low(-0.2);
+  ope.mutable_doubly_robust()->set_high(-0.04);
+  ope.mutable_baseline_doubly_robust()->set_value(-0.18);
+  ope.mutable_doubly_robust_difference()->set_value(0.06);
+  ope.mutable_doubly_robust_difference()->set_low(0.01);
+  ope.mutable_doubly_robust_difference()->set_high(0.11);
+  ope.set_used_for_promotion(true);
+  server.service().set_off_policy(ope);
+
+  for (const char* action : {"info", "retrain"}) {
+    Result r = RunCommand({"model", action, "--server", server.address()});
+    ASSERT_EQ(r.code, 0) << action << ": " << r.err;
+    EXPECT_NE(r.out.find("off-policy evaluation on logged decisions"), std::string::npos) << r.out;
+    std::vector<std::string> lines = absl::StrSplit(r.out, '\n', absl::SkipEmpty());
+    auto header = std::find_if(lines.begin(), lines.end(),
+                               [](const std::string& l) { return l.rfind("version  decisions", 0) == 0; });
+    ASSERT_NE(header, lines.end()) << r.out;
+    ASSERT_NE(header + 1, lines.end()) << r.out;
+    for (const char* cell :
+         {"640", "410", "312.5", "-0.120 [-0.200, -0.040]", "-0.180 [0.000, 0.000]", "0.060 [0.010, 0.110]", "yes"}) {
+      EXPECT_NE(header[1].find(cell), std::string::npos) << cell << " in " << header[1];
+    }
+    Result j = RunCommand({"model", action, "--server", server.address(), "--json"});
+    ASSERT_EQ(j.code, 0) << j.err;
+    EXPECT_NE(j.out.find("\"effectiveSampleSize\": 312.5"), std::string::npos) << j.out;
+    EXPECT_NE(j.out.find("\"usedForPromotion\": true"), std::string::npos) << j.out;
+  }
+}
+
+TEST(CliJsonTest, ScriptJsonKeepsProtoNamesAndNumbers) {
+  v1::GetLiveQualityResponse r;
+  r.set_window_ms(3'600'000);
+  r.mutable_overall()->set_joined_reports(uint64_t{1} << 40);
+  r.mutable_overall()->set_mape(0.25);
+  r.add_versions()->set_version(7);
+  r.add_nodes()->set_node_id("n1");
+  const std::string text = ToScriptJson(r);
+  EXPECT_NE(text.find("\"window_ms\": 3600000"), std::string::npos) << text;
+  EXPECT_NE(text.find("\"joined_reports\": 1099511627776"), std::string::npos) << text;
+  EXPECT_NE(text.find("\"mape\": 0.25"), std::string::npos) << text;
+  EXPECT_NE(text.find("\"version\": 7"), std::string::npos) << text;            // inside a repeated message
+  EXPECT_NE(text.find("\"exploration_share\": 0"), std::string::npos) << text;  // defaults included
+  EXPECT_NE(text.find("\"node_id\": \"n1\""), std::string::npos) << text;
+  v1::GetLiveQualityResponse back;  // still the JSON mapping: the proto parser reads it back
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(text, &back).ok()) << text;
+  EXPECT_EQ(back.overall().joined_reports(), uint64_t{1} << 40);
+}
+
+TEST(CliArgsTest, DurationsInAbslSyntaxOrDays) {
+  EXPECT_EQ(*ParseDuration("--window", "90s"), absl::Seconds(90));
+  EXPECT_EQ(*ParseDuration("--window", "1h30m"), absl::Minutes(90));
+  EXPECT_EQ(*ParseDuration("--window", "7d"), absl::Hours(168));
+  EXPECT_EQ(*ParseDuration("--window", "-5m"), absl::Minutes(-5));  // a duration; its range is the command's check
+  for (const char* bad : {"", "5", "d", "1.5d", "-1d", "7 d", "soon"}) {
+    auto d = ParseDuration("--window", bad);
+    ASSERT_FALSE(d.ok()) << bad;
+    EXPECT_NE(d.status().message().find("--window"), absl::string_view::npos) << d.status();
+  }
 }
 
 }  // namespace

@@ -141,6 +141,11 @@ grpc::Status FakeSelector::GetModelInfo(grpc::ServerContext* ctx, const v1::GetM
   resp->set_serving_version(serving_version_);
   resp->set_runs_stored(stored_.size());
   resp->set_strategies(catalogue_.size());
+  if (off_policy_.has_value()) {
+    v1::ModelVersionInfo* v = resp->add_history();
+    v->set_version(serving_version_ + 1);
+    *v->mutable_evaluation()->mutable_off_policy() = *off_policy_;
+  }
   return grpc::Status::OK;
 }
 
@@ -149,6 +154,7 @@ grpc::Status FakeSelector::Retrain(grpc::ServerContext* ctx, const v1::RetrainRe
   absl::MutexLock l(&mu_);
   resp->mutable_candidate()->set_version(serving_version_ + 1);
   resp->mutable_candidate()->set_training_rows(stored_.size());
+  if (off_policy_.has_value()) *resp->mutable_candidate()->mutable_evaluation()->mutable_off_policy() = *off_policy_;
   return grpc::Status::OK;
 }
 

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -42,6 +43,11 @@ class FakeSelector final : public v1::AcceleratorSelector::Service, public v1::M
   void set_unary_delay(absl::Duration d) {
     absl::MutexLock l(&mu_);
     unary_delay_ = d;
+  }
+  // Model admin: Retrain's candidate carries these off-policy figures, and GetModelInfo lists that candidate.
+  void set_off_policy(const v1::OffPolicyEvaluation& off_policy) {
+    absl::MutexLock l(&mu_);
+    off_policy_ = off_policy;
   }
 
   std::set<std::string> stored() const {
@@ -109,6 +115,7 @@ class FakeSelector final : public v1::AcceleratorSelector::Service, public v1::M
   v1::SelectAcceleratorRequest last_select_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, v1::Strategy> catalogue_ ABSL_GUARDED_BY(mu_);
   uint64_t serving_version_ ABSL_GUARDED_BY(mu_) = 0;
+  std::optional<v1::OffPolicyEvaluation> off_policy_ ABSL_GUARDED_BY(mu_);
 };
 
 // Owns a FakeSelector served on 127.0.0.1:<free port>.
