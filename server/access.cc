@@ -39,6 +39,16 @@ bool TokenBucket::TryTake(double n, absl::Time now, absl::Duration* wait) {
   return false;
 }
 
+AccessControl::AccessControl(const AccessOptions& options)
+    : options_(options),
+      refusals_(log::IntervalSummaryOptions{.level = log::Level::kWarn,
+                                            .event = "rate_limited",
+                                            .count_field = "refused",
+                                            .key_field = "node",
+                                            .max_keys = 1000,
+                                            .constant_fields = {},
+                                            .interval = options.refusal_log_interval}) {}
+
 absl::StatusOr<std::unique_ptr<AccessControl>> AccessControl::Create(const AccessOptions& options) {
   std::unique_ptr<AccessControl> ac(new AccessControl(options));
   if (!options.auth_tokens_file.empty()) {
@@ -99,8 +109,8 @@ absl::Status AccessControl::Admit(grpc::CallbackServerContext* ctx, Method metho
     absl::MutexLock lock(&mu_);
     if (StateLocked(principal->limit_key, now).calls.TryTake(1, now, &wait)) return absl::OkStatus();
   }
-  return Exhausted(ctx, absl::StrCat("call rate limit of ", options_.calls_per_s, "/s for ", principal->limit_key),
-                   wait);
+  return Exhausted(ctx, principal->limit_key,
+                   absl::StrCat("call rate limit of ", options_.calls_per_s, "/s for ", principal->limit_key), wait);
 }
 
 absl::Status AccessControl::AdmitReports(grpc::CallbackServerContext* ctx, const Principal& principal, int n) {
@@ -111,8 +121,8 @@ absl::Status AccessControl::AdmitReports(grpc::CallbackServerContext* ctx, const
     absl::MutexLock lock(&mu_);
     if (StateLocked(principal.limit_key, now).reports.TryTake(n, now, &wait)) return absl::OkStatus();
   }
-  return Exhausted(ctx, absl::StrCat("report rate limit of ", options_.reports_per_s, "/s for ", principal.limit_key),
-                   wait);
+  return Exhausted(ctx, principal.limit_key,
+                   absl::StrCat("report rate limit of ", options_.reports_per_s, "/s for ", principal.limit_key), wait);
 }
 
 absl::Status AccessControl::AcquireStream(grpc::CallbackServerContext* ctx, const Principal& principal) {
@@ -120,7 +130,7 @@ absl::Status AccessControl::AcquireStream(grpc::CallbackServerContext* ctx, cons
   absl::MutexLock lock(&mu_);
   NodeState& s = StateLocked(principal.limit_key, absl::Now());
   if (options_.max_streams_per_node > 0 && s.streams >= options_.max_streams_per_node) {
-    return Exhausted(ctx,
+    return Exhausted(ctx, principal.limit_key,
                      absl::StrCat(principal.limit_key, " already has ", s.streams, " ReportRun streams open (limit ",
                                   options_.max_streams_per_node, ")"),
                      absl::Seconds(1));
@@ -163,7 +173,9 @@ AccessControl::NodeState& AccessControl::StateLocked(const std::string& key, abs
       .first->second;
 }
 
-absl::Status AccessControl::Exhausted(grpc::CallbackServerContext* ctx, const std::string& what, absl::Duration wait) {
+absl::Status AccessControl::Exhausted(grpc::CallbackServerContext* ctx, const std::string& key, const std::string& what,
+                                      absl::Duration wait) {
+  refusals_.Add(key);
   const int64_t retry_ms = std::max<int64_t>(1, absl::ToInt64Milliseconds(absl::Ceil(wait, absl::Milliseconds(1))));
   ctx->AddTrailingMetadata("retry-after-ms", std::to_string(retry_ms));
   return absl::ResourceExhaustedError(absl::StrCat(what, "; retry after ", retry_ms, " ms"));

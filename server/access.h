@@ -1,6 +1,8 @@
 // AccessControl: who may call what, and how often. Authenticates bearer tokens (--auth_tokens), checks the
 // caller's role against the method, and enforces per-node rate limits and the per-node ReportRun stream cap.
-// Every RPC of our services passes through it once (services.cc); health and reflection do not.
+// Every RPC of our services passes through it once (services.cc); health and reflection do not. Refusals by the
+// rate limits and the stream cap are logged as one "rate_limited" line per interval (util/log_summary.h), never
+// one per call.
 //
 // Thread safety: one AccessControl serves every RPC thread at once; all public methods may be called
 // concurrently. The token table and the options are immutable after Create and read without a lock; mu_ guards the
@@ -22,6 +24,7 @@
 #include "grpcpp/server_context.h"
 #include "server/auth_tokens.h"
 #include "server/metrics.h"
+#include "util/log_summary.h"
 
 namespace accelsel::server {
 
@@ -72,6 +75,10 @@ struct AccessOptions {
   // Nodes (or anonymous peers) tracked at once; idle ones are forgotten beyond this, so a flood of distinct
   // peers cannot grow memory without bound.
   size_t max_tracked_nodes = 100000;
+  // Refusals (RESOURCE_EXHAUSTED by the rate limits or the stream cap) are summed up and logged as one
+  // "rate_limited" line per interval in which any happened, naming the node refused most. 0 = no summary thread:
+  // the line is written only when the AccessControl is destroyed (tests).
+  absl::Duration refusal_log_interval = absl::Seconds(10);
 };
 
 class AccessControl {
@@ -95,7 +102,7 @@ class AccessControl {
   size_t tracked_nodes() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
-  explicit AccessControl(const AccessOptions& options) : options_(options) {}
+  explicit AccessControl(const AccessOptions& options);
   struct NodeState {
     TokenBucket calls;
     TokenBucket reports;
@@ -103,12 +110,15 @@ class AccessControl {
   };
   bool LimitsApply(const Principal& p) const { return p.authenticated || options_.limit_anonymous; }
   NodeState& StateLocked(const std::string& key, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  static absl::Status Exhausted(grpc::CallbackServerContext* ctx, const std::string& what, absl::Duration wait);
+  // Refuses a call of `key`'s: counts it for the "rate_limited" line and returns RESOURCE_EXHAUSTED.
+  absl::Status Exhausted(grpc::CallbackServerContext* ctx, const std::string& key, const std::string& what,
+                         absl::Duration wait);
 
   AccessOptions options_;
   absl::flat_hash_map<std::string, TokenEntry> tokens_;  // immutable after Create
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, NodeState> nodes_ ABSL_GUARDED_BY(mu_);
+  log::IntervalSummary refusals_;
 };
 
 }  // namespace accelsel::server

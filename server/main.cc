@@ -1,6 +1,7 @@
 // accelsel-server: the acceleration-strategy selector service.
 #include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <iostream>
@@ -10,8 +11,10 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "server/model_manager.h"
 #include "server/options.h"
 #include "server/server.h"
+#include "util/log.h"
 
 namespace {
 
@@ -78,6 +81,25 @@ ABSL_FLAG(absl::Duration, admin_call_deadline, Defaults().admin_call_deadline,
           "Server-side deadline of Retrain/PinModel/RollbackModel (0 = none)");
 ABSL_FLAG(uint64_t, grpc_memory_bytes, uint64_t{Defaults().grpc_memory_bytes},
           "Memory gRPC may use for buffers, bytes (0 = gRPC default)");
+ABSL_FLAG(bool, decision_log, Defaults().decision_log.enabled,
+          "Log every SelectAccelerator answer and join it with the run reported for it (live quality, drift, "
+          "off-policy evaluation); false = none of them");
+ABSL_FLAG(absl::Duration, decision_log_max_age, Defaults().decision_log.max_age,
+          "Decision-log retention by age: older decisions are deleted (their ids then join as expired)");
+ABSL_FLAG(uint64_t, decision_log_max_mb, Defaults().decision_log.max_bytes >> 20,
+          "Decision-log retention by size, MiB of records: the oldest go first");
+ABSL_FLAG(uint64_t, decision_log_queue, uint64_t{Defaults().decision_log.queue_capacity},
+          "Decisions and joins waiting to be written; more are dropped and counted, never waited for");
+ABSL_FLAG(double, drift_factor, Defaults().decision_log.drift_factor,
+          "Wake the trainer when the serving model's live MAPE over --drift_window runs exceeds this x its "
+          "held-out MAPE (0 = off)");
+ABSL_FLAG(uint64_t, drift_window, uint64_t{Defaults().decision_log.drift_window},
+          "Scored runs of the serving version in the drift window");
+ABSL_FLAG(double, ope_min_ess, Defaults().ope_min_ess,
+          "Effective sample size the off-policy estimates need before the promotion rule uses them (0 = never)");
+
+ABSL_FLAG(accelsel::log::Level, log_level, accelsel::log::Level::kInfo,
+          "Least severe log line written to stderr (one JSON object per line): debug, info, warn or error");
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
@@ -85,6 +107,10 @@ int main(int argc, char** argv) {
       "Usage: accelsel-server [--listen=127.0.0.1:50051] [--metrics_listen=127.0.0.1:9464] "
       "[--data_dir=./var/accelsel] [--seed_csv=FILE] ...\nSIGTERM/SIGINT: drain and exit 0.");
   absl::ParseCommandLine(argc, argv);
+  // From here on stderr carries JSON lines only (docs/OPERATIONS.md, "Logs"); usage errors below stay plain text,
+  // like absl's own flag errors, for the person at the terminal.
+  accelsel::log::Init(absl::GetFlag(FLAGS_log_level));
+  namespace log = accelsel::log;
   // Debian's Abseil is built without NDEBUG, so every absl::Mutex lock (ours and gRPC's) would also update a
   // process-wide lock graph under a global lock: measurable per-call CPU for a check the tests already exercise.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
@@ -128,6 +154,13 @@ int main(int argc, char** argv) {
   options.access.max_streams_per_node = absl::GetFlag(FLAGS_max_streams_per_node);
   options.admin_call_deadline = absl::GetFlag(FLAGS_admin_call_deadline);
   options.grpc_memory_bytes = absl::GetFlag(FLAGS_grpc_memory_bytes);
+  options.decision_log.enabled = absl::GetFlag(FLAGS_decision_log);
+  options.decision_log.max_age = absl::GetFlag(FLAGS_decision_log_max_age);
+  options.decision_log.max_bytes = absl::GetFlag(FLAGS_decision_log_max_mb) << 20;
+  options.decision_log.queue_capacity = absl::GetFlag(FLAGS_decision_log_queue);
+  options.decision_log.drift_factor = absl::GetFlag(FLAGS_drift_factor);
+  options.decision_log.drift_window = absl::GetFlag(FLAGS_drift_window);
+  options.ope_min_ess = absl::GetFlag(FLAGS_ope_min_ess);
   if (options.exploration_rate < 0 || options.exploration_rate > 1) {
     std::cerr << "accelsel-server: --exploration_rate must be in [0, 1]\n";
     return 2;
@@ -144,17 +177,48 @@ int main(int argc, char** argv) {
     std::cerr << "accelsel-server: --trainer_nice must be in [0, 19]\n";
     return 2;
   }
+  if (options.decision_log.max_age <= absl::ZeroDuration() || options.decision_log.max_bytes == 0 ||
+      options.decision_log.queue_capacity == 0) {
+    std::cerr << "accelsel-server: --decision_log_max_age, --decision_log_max_mb and --decision_log_queue must be "
+                 "> 0\n";
+    return 2;
+  }
+  if (!(options.decision_log.drift_factor >= 0) || !(options.ope_min_ess >= 0)) {
+    std::cerr << "accelsel-server: --drift_factor and --ope_min_ess must be numbers >= 0\n";
+    return 2;
+  }
   if (options.stream_window == 0) {
     std::cerr << "accelsel-server: --stream_window must be >= 1\n";
     return 2;
   }
 
+  const absl::Time start = absl::Now();
+  log::Info("starting", {{"pid", static_cast<int64_t>(getpid())},
+                         {"listen", options.listen},
+                         {"data_dir", options.data_dir},
+                         {"seed_csv", options.seed_csv},
+                         {"log_level", log::LevelName(absl::GetFlag(FLAGS_log_level))}});
   auto server = accelsel::server::Server::Start(options);
   if (!server.ok()) {
-    std::cerr << "accelsel-server: " << server.status().message() << "\n";
+    log::Error("start_failed",
+               {{"code", absl::StatusCodeToString(server.status().code())}, {"error", server.status().message()}});
     return 1;
   }
   auto& core = (*server)->core();
+  uint64_t model_version = 0;
+  if (auto serving = core.models().Serving()) model_version = serving->info.version();  // not held past this line
+  const std::string host = options.listen.substr(0, options.listen.rfind(':'));
+  log::Info("start", {{"listen", absl::StrCat(host, ":", (*server)->port())},
+                      {"port", (*server)->port()},
+                      {"metrics_port", (*server)->metrics_port()},
+                      {"data_dir", options.data_dir},
+                      {"runs_stored", core.store()->RunCount()},
+                      {"model_version", model_version},
+                      {"tls", !options.tls_cert_file.empty()},
+                      {"auth", !options.access.auth_tokens_file.empty()},
+                      {"trainer", options.trainer_enabled},
+                      {"seconds", absl::ToDoubleSeconds(absl::Now() - start)}});
+  // The one stdout line: the readiness line scripts wait for (sim/server_process.cc, bench/run_all.sh, ...).
   std::cout << "accelsel-server listening on " << options.listen.substr(0, options.listen.rfind(':')) << ":"
             << (*server)->port() << " (gRPC), metrics on "
             << (options.metrics_listen.empty()
@@ -165,8 +229,11 @@ int main(int argc, char** argv) {
 
   int sig = 0;
   sigwait(&stop_signals, &sig);
-  std::cout << "accelsel-server: " << (sig == SIGTERM ? "SIGTERM" : "SIGINT") << ", draining" << std::endl;
+  const absl::Time stop = absl::Now();
+  log::Info("shutdown_begin", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"},
+                               {"grace_s", absl::ToDoubleSeconds(options.shutdown_grace)}});
   (*server)->Shutdown();
-  std::cout << "accelsel-server: stopped" << std::endl;
+  server->reset();  // also ends the metrics endpoint and writes the last pending rate_limited line
+  log::Info("shutdown_done", {{"seconds", absl::ToDoubleSeconds(absl::Now() - stop)}});
   return 0;
 }

@@ -46,6 +46,7 @@ const char* MethodName(Method m) {
     case Method::kRetireStrategy: return "RetireStrategy";
     case Method::kUnretireStrategy: return "UnretireStrategy";
     case Method::kQuarantineNode: return "QuarantineNode";
+    case Method::kGetLiveQuality: return "GetLiveQuality";
     case Method::kNull: return "Null";
     case Method::kCount: break;
   }
@@ -138,6 +139,30 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
   model_promotions_ = counter("accelsel_model_promotions_total", "Trained candidates promoted to serving.");
   model_rejections_ = counter("accelsel_model_rejections_total", "Trained candidates not promoted.");
   retrain_failures_ = counter("accelsel_model_retrain_failures_total", "Training runs that failed.");
+  decisions_logged_ = counter("accelsel_decisions_logged_total",
+                              "Decision-log records written (a decision, and again when a run joins it).");
+  decision_log_bytes_ = gauge("accelsel_decision_log_bytes", "Bytes of the decision log's records (keys + values).");
+  decision_log_write_failures_ =
+      counter("accelsel_decision_log_write_failures_total", "Decision-log records a store write failed to keep.");
+  auto& dropped = BuildCounter()
+                      .Name("accelsel_decision_log_dropped_total")
+                      .Help("Decisions and report joins dropped because the decision log's queue was full, by kind.")
+                      .Register(*registry_);
+  dropped_decisions_ = &dropped.Add({{"kind", "decision"}});
+  dropped_outcomes_ = &dropped.Add({{"kind", "outcome"}});
+  auto& pruned = BuildCounter()
+                     .Name("accelsel_decision_log_pruned_total")
+                     .Help("Decisions deleted by retention, by the bound that deleted them (age or bytes).")
+                     .Register(*registry_);
+  pruned_age_ = &pruned.Add({{"reason", "age"}});
+  pruned_bytes_ = &pruned.Add({{"reason", "bytes"}});
+  auto& joins = BuildCounter()
+                    .Name("accelsel_decision_joins_total")
+                    .Help(
+                        "Stored runs that carried a decision_id, by how it joined: joined, unknown, expired, "
+                        "foreign (made for another node) or repeat (already joined).")
+                    .Register(*registry_);
+  for (size_t i = 0; i < joins_.size(); ++i) joins_[i] = &joins.Add({{"result", kJoinResults[i]}});
 }
 
 absl::StatusOr<int> Metrics::Serve(const std::string& listen_address, const HttpOptions& http) {

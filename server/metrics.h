@@ -42,6 +42,7 @@ enum class Method {
   kRetireStrategy,
   kUnretireStrategy,
   kQuarantineNode,
+  kGetLiveQuality,
   kNull,
   kCount
 };
@@ -95,6 +96,19 @@ class Metrics {
   prometheus::Counter& model_rejections() { return *model_rejections_; }
   prometheus::Counter& retrain_failures() { return *retrain_failures_; }
 
+  // Decision log (server/decision_log.h). The per-version live-quality series are created by the log itself.
+  prometheus::Counter& decisions_logged() { return *decisions_logged_; }
+  prometheus::Gauge& decision_log_bytes() { return *decision_log_bytes_; }
+  void DecisionLogDropped(bool decision) { (decision ? dropped_decisions_ : dropped_outcomes_)->Increment(); }
+  void DecisionLogWriteFailed(size_t records) { decision_log_write_failures_->Increment(static_cast<double>(records)); }
+  void DecisionsPruned(uint64_t by_age, uint64_t by_bytes) {
+    pruned_age_->Increment(static_cast<double>(by_age));
+    pruned_bytes_->Increment(static_cast<double>(by_bytes));
+  }
+  // `result`: the index of a server::JoinResult (joined, unknown, expired, foreign, repeat).
+  static constexpr const char* kJoinResults[] = {"joined", "unknown", "expired", "foreign", "repeat"};
+  void DecisionJoin(int result) { joins_[result]->Increment(); }
+
   prometheus::Registry& registry() { return *registry_; }
 
  private:
@@ -129,6 +143,14 @@ class Metrics {
   prometheus::Counter* model_promotions_;
   prometheus::Counter* model_rejections_;
   prometheus::Counter* retrain_failures_;
+  prometheus::Counter* decisions_logged_;
+  prometheus::Gauge* decision_log_bytes_;
+  prometheus::Counter* dropped_decisions_;
+  prometheus::Counter* dropped_outcomes_;
+  prometheus::Counter* decision_log_write_failures_;
+  prometheus::Counter* pruned_age_;
+  prometheus::Counter* pruned_bytes_;
+  std::array<prometheus::Counter*, 5> joins_{};
 };
 
 // Measures one RPC from construction to Finish() and records it once.

@@ -16,6 +16,8 @@
 #include "model/observed_stats.h"
 #include "model/robust.h"
 #include "proto/convert.h"
+#include "server/off_policy_replay.h"
+#include "util/log.h"
 
 namespace accelsel::server {
 namespace {
@@ -34,6 +36,44 @@ void FillEvaluation(const model::HoldoutMetrics& m, v1::ModelEvaluation* e) {
   e->set_holdout_top1(finite(m.top1));
   e->set_holdout_coverage80(finite(m.coverage80));
   e->set_holdout_rows(m.rows);
+}
+
+// The log lines of a retrain's end: its figures, then the promotion or rejection and why (docs/OPERATIONS.md, "Logs").
+void LogRetrainOutcome(std::string_view trigger, uint64_t serving_before, absl::Duration took,
+                       const absl::StatusOr<v1::ModelVersionInfo>& info) {
+  if (!info.ok()) {
+    if (absl::IsCancelled(info.status())) {
+      log::Info("retrain_cancelled", {{"trigger", trigger}, {"reason", info.status().message()}});
+    } else {
+      // Too few runs to train on (a young network) is expected and says so; anything else is an error to look at.
+      log::Write(absl::IsFailedPrecondition(info.status()) ? log::Level::kWarn : log::Level::kError, "retrain_failed",
+                 {{"trigger", trigger},
+                  {"code", absl::StatusCodeToString(info.status().code())},
+                  {"error", info.status().message()}});
+    }
+    return;
+  }
+  const v1::ModelEvaluation& e = info->evaluation();
+  log::Info("retrain_end", {{"trigger", trigger},
+                            {"version", info->version()},
+                            {"training_rows", info->training_rows()},
+                            {"holdout_rows", e.holdout_rows()},
+                            {"seconds", absl::ToDoubleSeconds(took)},
+                            {"training_seconds", info->training_seconds()},
+                            {"holdout_mape", e.holdout_mape()},
+                            {"holdout_top1", e.holdout_top1()},
+                            {"holdout_coverage80", e.holdout_coverage80()},
+                            {"serving_version", serving_before},
+                            {"serving_mape", e.baseline_mape()},
+                            {"serving_top1", e.baseline_top1()},
+                            {"promoted", info->promoted()},
+                            {"note", info->note()}});
+  if (info->promoted()) {
+    log::Info("promotion",
+              {{"version", info->version()}, {"previous_version", serving_before}, {"note", info->note()}});
+  } else {
+    log::Warn("rejection", {{"version", info->version()}, {"serving_version", serving_before}, {"note", info->note()}});
+  }
 }
 
 }  // namespace
@@ -90,7 +130,7 @@ PromotionDecision DecidePromotion(const model::HoldoutMetrics& cand, const model
 }
 
 PromotionDecision DecideCandidate(const model::HoldoutMetrics& cand, const model::HoldoutMetrics* serving, bool pinned,
-                                  const std::vector<bool>& newest) {
+                                  const std::vector<bool>& newest, const OffPolicyInput& off_policy) {
   const bool scored = std::isfinite(cand.mape) && cand.rows > 0;
   PromotionDecision out;
   out.promote = scored;
@@ -100,6 +140,33 @@ PromotionDecision DecideCandidate(const model::HoldoutMetrics& cand, const model
     out = DecidePromotion(cand, *serving, newest);
   }
   if (!scored) out.note = "no held-out runs to evaluate on; not promoted";
+  if (scored && serving != nullptr && off_policy.comparison != nullptr) {
+    const model::PolicyComparison& c = *off_policy.comparison;
+    const model::OffPolicyVerdict verdict =
+        off_policy.min_ess > 0 ? model::JudgeCandidate(c, off_policy.min_ess) : model::OffPolicyVerdict::kNotEnoughData;
+    const std::string figures = absl::StrFormat(
+        "off-policy on %d logged decisions: doubly robust difference %+.4f [%+.4f, %+.4f], ESS %.0f", c.candidate.rows,
+        c.dr_difference.value, c.dr_difference.low, c.dr_difference.high, c.candidate.ess);
+    switch (verdict) {
+      case model::OffPolicyVerdict::kWorse:
+        out.promote = false;
+        out.used_off_policy = true;
+        out.note = absl::StrCat(figures, ": worse on logged traffic; held-out rule: ", out.note);
+        break;
+      case model::OffPolicyVerdict::kBetter:
+        out.promote = true;
+        out.used_off_policy = true;
+        out.note = absl::StrCat(figures, ": better on logged traffic; held-out rule: ", out.note);
+        break;
+      case model::OffPolicyVerdict::kNotWorse:
+        out.used_off_policy = true;
+        out.note = absl::StrCat(out.note, "; ", figures, ": not distinguishable, the held-out rule decides");
+        break;
+      case model::OffPolicyVerdict::kNotEnoughData:
+        out.note = absl::StrCat(out.note, "; ", figures, ": below --ope_min_ess ", off_policy.min_ess, ", not used");
+        break;
+    }
+  }
   if (pinned) {
     out.promote = false;
     out.note += "; a version is pinned (automatic promotion is off until `model pin 0`)";
@@ -145,7 +212,11 @@ absl::Status ModelManager::Load() {
   for (const auto& info : *list) {
     if (info.version() >= want || !info.promoted()) continue;
     auto older = LoadVersion(info.version());
-    if (older.ok()) return Publish(*older, pinned_);
+    if (older.ok()) {
+      log::Warn("model_load_fallback",
+                {{"version", want}, {"error", loaded.status().message()}, {"serving_version", info.version()}});
+      return Publish(*older, pinned_);
+    }
   }
   return absl::OkStatus();  // statistics only; the trainer will produce a model
 }
@@ -232,6 +303,22 @@ absl::StatusOr<model::TrainOptions> ModelManager::CandidateOptions() const {
   return to;
 }
 
+std::optional<model::PolicyComparison> ModelManager::ReplayOnLog(const model::MetaModel& candidate,
+                                                                 const ServingModel* serving,
+                                                                 const model::TrainOptions& options) const {
+  if (!options_.decision_log.enabled || options_.ope_max_decisions == 0) return std::nullopt;
+  const int64_t now = absl::ToUnixMillis(absl::Now());
+  absl::StatusOr<ReplaySet> set =
+      LoadReplaySet(store_, now - absl::ToInt64Milliseconds(options_.ope_window), now + 1, options_.ope_max_decisions);
+  if (!set.ok() || set->rows.empty()) return std::nullopt;
+  absl::flat_hash_map<std::string, model::Strategy> strategies;
+  for (const model::Strategy& s : options.catalog) strategies.emplace(s.id, s);
+  absl::StatusOr<model::PolicyComparison> c =
+      CompareOnLog(candidate, serving != nullptr ? serving->model.get() : nullptr, *set, strategies);
+  if (!c.ok()) return std::nullopt;
+  return *std::move(c);
+}
+
 absl::StatusOr<ModelManager::Candidate> ModelManager::TrainCandidate(const RunSplit& runs,
                                                                      const model::TrainOptions& options) const {
   auto trained = model::MetaModel::Train(runs.train, options);
@@ -273,8 +360,21 @@ absl::Status ModelManager::PublishCandidate(std::shared_ptr<const model::MetaMod
 // snapshot -> train -> evaluate -> decide -> persist -> publish. The heavy steps (snapshot, train, evaluate) run on
 // the executor's training worker, at the trainer's priority, on runs and models that no request can see; the
 // steps that take a lock a request or ingest takes (the statistics, the store's writes, the swap) run here.
-absl::StatusOr<v1::ModelVersionInfo> ModelManager::RetrainNow() {
+absl::StatusOr<v1::ModelVersionInfo> ModelManager::RetrainNow(std::string_view trigger) {
   absl::MutexLock train_lock(&train_mu_);
+  const absl::Time start = absl::Now();
+  uint64_t serving_before = 0;
+  if (auto serving = serving_.Get()) serving_before = serving->info.version();
+  log::Info("retrain_start", {{"trigger", trigger},
+                              {"runs_stored", store_->RunCount()},
+                              {"new_runs", new_runs_.load(std::memory_order_relaxed)},
+                              {"serving_version", serving_before}});
+  absl::StatusOr<v1::ModelVersionInfo> info = RetrainLocked();
+  LogRetrainOutcome(trigger, serving_before, absl::Now() - start, info);
+  return info;
+}
+
+absl::StatusOr<v1::ModelVersionInfo> ModelManager::RetrainLocked() {
   const absl::Time start = absl::Now();
   const uint64_t new_runs_before = new_runs_.exchange(0);
   runs_at_last_train_.store(store_->RunCount(), std::memory_order_relaxed);
@@ -317,8 +417,15 @@ absl::StatusOr<v1::ModelVersionInfo> ModelManager::RetrainNow() {
     info.mutable_evaluation()->set_baseline_mape(std::isfinite(current->mape) ? current->mape : 0);
     info.mutable_evaluation()->set_baseline_top1(std::isfinite(current->top1) ? current->top1 : 0);
   }
+  // And replayed on the traffic it would serve, from the decision log.
+  std::optional<model::PolicyComparison> replay;
+  executor_->RunTraining([&] { replay = ReplayOnLog(*candidate->model, serving.get(), *options); });
   const PromotionDecision decision =
-      DecideCandidate(candidate->scores, current.get(), pinned_, NewestQuarter(runs->holdout));
+      DecideCandidate(candidate->scores, current.get(), pinned_, NewestQuarter(runs->holdout),
+                      OffPolicyInput{replay.has_value() ? &*replay : nullptr, options_.ope_min_ess});
+  if (replay.has_value()) {
+    ToProto(*replay, decision.used_off_policy, info.mutable_evaluation()->mutable_off_policy());
+  }
   info.set_promoted(decision.promote);
   info.set_note(decision.note);
 
@@ -339,11 +446,13 @@ absl::StatusOr<uint64_t> ModelManager::Pin(uint64_t version) {
       auto loaded = LoadVersion(info.version());
       if (!loaded.ok()) continue;
       if (absl::Status st = Publish(*loaded, false); !st.ok()) return st;
+      log::Info("model_unpinned", {{"serving_version", info.version()}});
       return info.version();
     }
     if (absl::Status st = store_->PutMeta(kPinnedKey, "0"); !st.ok()) return st;
     pinned_ = false;
     auto current = serving_.Get();
+    log::Info("model_unpinned", {{"serving_version", current ? current->info.version() : 0}});
     return current ? current->info.version() : 0;
   }
   auto loaded = LoadVersion(version);
@@ -354,6 +463,7 @@ absl::StatusOr<uint64_t> ModelManager::Pin(uint64_t version) {
     return loaded.status();
   }
   if (absl::Status st = Publish(*loaded, true); !st.ok()) return st;
+  log::Info("model_pinned", {{"version", version}});
   return version;
 }
 
@@ -431,11 +541,13 @@ void ModelManager::TrainerLoop() {
         options_.retrain_growth > 0 && fresh >= options_.retrain_growth_min_runs &&
         static_cast<double>(fresh) >=
             options_.retrain_growth * static_cast<double>(runs_at_last_train_.load(std::memory_order_relaxed));
-    if (!(timer || count || growth || want_initial)) continue;
+    const bool woken = wake_.exchange(false, std::memory_order_relaxed);
+    if (!(timer || count || growth || want_initial || woken)) continue;
     if (store_->RunCount() == 0) continue;
+    const char* trigger = want_initial ? "initial" : woken ? "drift" : count ? "count" : growth ? "growth" : "timer";
     want_initial = false;
     last = absl::Now();
-    (void)RetrainNow();  // failures are counted in metrics and keep the serving model
+    (void)RetrainNow(trigger);  // failures are counted in metrics and keep the serving model
   }
 }
 

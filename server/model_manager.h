@@ -27,6 +27,7 @@
 #include "accelsel/v1/accelsel.pb.h"
 #include "model/meta_model.h"
 #include "model/observed_stats.h"
+#include "model/off_policy.h"
 #include "model/predictor.h"
 #include "model/types.h"
 #include "server/executor.h"
@@ -60,6 +61,7 @@ inline constexpr uint64_t kMinRecentRuns = 50;
 struct PromotionDecision {
   bool promote = false;
   std::string note;
+  bool used_off_policy = false;  // the off-policy verdict decided (or confirmed) it
 };
 PromotionDecision DecidePromotion(const model::HoldoutMetrics& candidate, const model::HoldoutMetrics& serving,
                                   const std::vector<bool>& newest);
@@ -69,8 +71,18 @@ std::vector<bool> NewestQuarter(const std::vector<model::RunRecord>& holdout);
 // Whether a trained candidate serves, and the note stored with it: DecidePromotion against the serving model's
 // scores (`serving`; null when no model serves), after the rules around it — a candidate with no held-out runs to
 // be scored on is not promoted, the first model is, and nothing is while a version is pinned. A pure function.
+//
+// With an off-policy comparison of the candidate's ranking against the serving model's on logged traffic
+// (server/off_policy_replay.h) whose effective sample size reaches `min_ess`, the replay decides when it is
+// confident: a candidate confidently worse (the doubly robust difference's 95 % interval below 0) is not promoted,
+// one confidently better is, whatever the held-out rule says; otherwise the held-out rule decides. The note says
+// which, with the figures.
+struct OffPolicyInput {
+  const model::PolicyComparison* comparison = nullptr;  // null = no logged traffic to replay
+  double min_ess = 0;                                   // 0 = never use the replay
+};
 PromotionDecision DecideCandidate(const model::HoldoutMetrics& candidate, const model::HoldoutMetrics* serving,
-                                  bool pinned, const std::vector<bool>& newest);
+                                  bool pinned, const std::vector<bool>& newest, const OffPolicyInput& off_policy = {});
 
 class ModelManager {
  public:
@@ -93,10 +105,14 @@ class ModelManager {
 
   std::shared_ptr<const ServingModel> Serving() const { return serving_.Get(); }
   void NoteNewRuns(size_t n) { new_runs_.fetch_add(n, std::memory_order_relaxed); }
+  // Asks the trainer for a retrain at its next tick (within a second), whatever its triggers say: live error has
+  // drifted (server/decision_log.h). No effect while the trainer is off.
+  void WakeTrainer() { wake_.store(true, std::memory_order_relaxed); }
 
   // Trains a candidate now, evaluates, persists and maybe promotes it; returns when done. The scan, training and
-  // evaluation run on the executor's training worker, the rest on the calling thread.
-  absl::StatusOr<v1::ModelVersionInfo> RetrainNow() ABSL_LOCKS_EXCLUDED(train_mu_);
+  // evaluation run on the executor's training worker, the rest on the calling thread. `trigger` says why, in the
+  // retrain's log lines ("rpc", or the trainer's "initial", "timer", "count", "growth", "drift").
+  absl::StatusOr<v1::ModelVersionInfo> RetrainNow(std::string_view trigger = "rpc") ABSL_LOCKS_EXCLUDED(train_mu_);
   // Serves `version` and stops automatic promotion; 0 unpins (the newest promoted version serves again).
   absl::StatusOr<uint64_t> Pin(uint64_t version) ABSL_LOCKS_EXCLUDED(train_mu_);
   // Serves the promoted version before the current one, and pins it.
@@ -108,7 +124,8 @@ class ModelManager {
   static bool InHoldout(const model::TaskContext& context);
 
  private:
-  // The steps of a retrain, in order; RetrainNow runs them under train_mu_.
+  // The steps of a retrain, in order; RetrainNow logs its start and end around them.
+  absl::StatusOr<v1::ModelVersionInfo> RetrainLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(train_mu_);
   //
   // What the statistics say about the stored runs: the strategies' levels to restate them at and the nodes whose
   // runs are left out. Read at the caller's priority: the statistics' lock belongs to SelectAccelerator and ingest.
@@ -132,6 +149,10 @@ class ModelManager {
     model::HoldoutMetrics scores;
   };
   absl::StatusOr<Candidate> TrainCandidate(const RunSplit& runs, const model::TrainOptions& options) const;
+  // Replay: the candidate's ranking against the serving model's on the decisions logged in the last ope_window and
+  // joined with their runs; nullopt when none are (or the log is off). Runs on the training worker.
+  std::optional<model::PolicyComparison> ReplayOnLog(const model::MetaModel& candidate, const ServingModel* serving,
+                                                     const model::TrainOptions& options) const;
   // The serving model's scores on the same held-out runs, or null when none serves. Runs the serving instance
   // itself on the training worker: its evaluation takes no lock that a request takes (MetaModel::Evaluate).
   std::unique_ptr<model::HoldoutMetrics> ScoreServing(const ServingModel* serving,
@@ -158,6 +179,7 @@ class ModelManager {
   std::atomic<uint64_t> runs_at_last_train_{0};  // store size when the last retrain read it
   std::atomic<bool> pinned_{false};              // written under train_mu_ (with the store's record), read lock-free
   std::atomic<bool> cancel_training_{false};
+  std::atomic<bool> wake_{false};  // WakeTrainer
 
   absl::Mutex train_mu_;  // one training, pin, rollback or load at a time
   absl::Mutex stop_mu_;

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "absl/time/time.h"
@@ -16,6 +17,31 @@ class Env;
 }
 
 namespace accelsel::server {
+
+struct DecisionLogOptions {
+  // Log decisions and join reports at all. Off: SelectAccelerator answers carry ids that join nothing.
+  bool enabled = true;
+  // Events (decisions and report joins) waiting for the writer thread; more are dropped and counted. At about
+  // 1 KiB per decision the default holds 64 MiB at most.
+  size_t queue_capacity = 65536;
+  // Retention: decisions older than this are deleted, and their ids then join as "expired".
+  absl::Duration max_age = absl::Hours(24 * 7);
+  // Retention: the oldest decisions are deleted while the log's records (keys + values) exceed this.
+  uint64_t max_bytes = uint64_t{1} << 30;
+  // Decisions kept in memory for joins (older ones are read back from the store).
+  size_t recent_capacity = 16384;
+  // Drift: the trainer is woken when the mean absolute percentage error of the serving version's last
+  // `drift_window` scored runs exceeds `drift_factor` x its held-out MAPE. drift_factor 0 = off.
+  double drift_factor = 2.0;
+  size_t drift_window = 200;
+  // At most one drift wake-up per this interval.
+  absl::Duration drift_cooldown = absl::Minutes(5);
+  // TEST HOOK: the clock, ms since the epoch. Null = absl::Now().
+  std::function<int64_t()> now_ms;
+  // TEST HOOK: runs on the writer thread each time it has taken events from the queue, before processing them
+  // (a test blocks here to fill the queue).
+  std::function<void()> on_take;
+};
 
 struct ServerOptions {
   // gRPC listen address, host:port. Port 0 = any free port (the bound port is reported by Server::port()).
@@ -62,6 +88,14 @@ struct ServerOptions {
   // Seconds a graceful shutdown waits for in-flight calls before cancelling them.
   absl::Duration shutdown_grace = absl::Seconds(10);
   ValidationLimits limits;
+  // The decision log, live quality and drift (server/decision_log.h).
+  DecisionLogOptions decision_log;
+  // Off-policy evaluation before promotion: the estimates decide only when the effective sample size of their
+  // importance weights reaches this; below it the held-out rule alone decides. 0 = never use them.
+  double ope_min_ess = 200;
+  // How far back the off-policy evaluation reads logged decisions, and how many at most (the newest).
+  absl::Duration ope_window = absl::Hours(24);
+  size_t ope_max_decisions = 20000;
 
   // --- Transport security and access (docs/OPERATIONS.md, "Security model") ---
   // PEM server certificate chain and private key. Both empty = plaintext; one without the other is an error.

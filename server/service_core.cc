@@ -9,10 +9,12 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "model/context_key.h"
 #include "proto/convert.h"
 #include "server/model_manager.h"
 #include "server/seed.h"
 #include "storage/rocksdb_store.h"
+#include "util/log.h"
 #include "util/status_macros.h"
 
 namespace accelsel::server {
@@ -24,11 +26,6 @@ constexpr char kQuarantinedNodesKey[] = "quarantined_nodes";
 std::mt19937_64& ThreadRng() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
   return rng;
-}
-
-std::string NewDecisionId() {
-  auto& rng = ThreadRng();
-  return absl::StrFormat("d-%016x%016x", rng(), rng());
 }
 
 // The metrics label for a rejection: the top-level field the broken rule is about ("metrics" for
@@ -89,6 +86,31 @@ absl::Status ServiceCore::Init() {
   executor_ = std::make_unique<Executor>(ExecutorOptions{.training_nice = options_.trainer_nice});
   models_ = std::make_unique<ModelManager>(store_.get(), metrics_, options_, executor_.get(), &stats_);
   if (absl::Status st = models_->Load(); !st.ok()) return st;
+  DecisionLog::Hooks hooks;
+  hooks.holdout = [this](uint64_t version) -> std::optional<v1::ModelEvaluation> {
+    if (auto serving = models_->Serving(); serving != nullptr && serving->info.version() == version) {
+      return serving->info.evaluation();
+    }
+    auto list = store_->ListModels();
+    if (!list.ok()) return std::nullopt;
+    for (const auto& info : *list) {
+      if (info.version() == version) return info.evaluation();
+    }
+    return std::nullopt;
+  };
+  hooks.serving_version = [this] {
+    auto serving = models_->Serving();
+    return serving != nullptr ? serving->info.version() : uint64_t{0};
+  };
+  hooks.on_drift = [this](uint64_t version, double window_mape, double holdout_mape) {
+    log::Warn("drift_wakeup", {{"version", version},
+                               {"window_mape", window_mape},
+                               {"holdout_mape", holdout_mape},
+                               {"ratio", holdout_mape > 0 ? window_mape / holdout_mape : 0.0},
+                               {"window", static_cast<uint64_t>(options_.decision_log.drift_window)}});
+    models_->WakeTrainer();
+  };
+  decision_log_ = std::make_unique<DecisionLog>(store_.get(), metrics_, options_.decision_log, std::move(hooks));
   metrics_->runs_stored().Set(static_cast<double>(store_->RunCount()));
   metrics_->storage_bytes().Set(static_cast<double>(store_->ApproximateBytes()));
   metrics_->strategies().Set(static_cast<double>(catalog_->Get()->protos.size()));
@@ -97,8 +119,16 @@ absl::Status ServiceCore::Init() {
 }
 
 absl::Status ServiceCore::Seed() {
+  // The rows go to the store in one write (a crash never leaves half a seed, which a restart would not redo), so
+  // progress is told by phase: parsed, then stored.
+  const absl::Time start = absl::Now();
+  log::Info("seed_start", {{"csv", options_.seed_csv}, {"descriptors_dir", options_.descriptors_dir}});
   auto seed = LoadSeed(options_.seed_csv, options_.descriptors_dir);
   if (!seed.ok()) return seed.status();
+  log::Info("seed_progress", {{"phase", "parsed"},
+                              {"rows", seed->reports.size()},
+                              {"strategies", seed->strategies.size()},
+                              {"seconds", absl::ToDoubleSeconds(absl::Now() - start)}});
   for (const v1::Strategy& s : seed->strategies) {
     auto created = catalog_->Register(s);
     if (!created.ok()) return created.status();
@@ -107,12 +137,19 @@ absl::Status ServiceCore::Seed() {
   ptrs.reserve(seed->reports.size());
   for (const v1::RunReport& r : seed->reports) ptrs.push_back(&r);
   auto results = store_->AppendRuns(ptrs);
-  return results.status();
+  if (!results.ok()) return results.status();
+  const auto stored = std::count(results->begin(), results->end(), storage::AppendResult::kStored);
+  log::Info("seed_done", {{"rows", seed->reports.size()},
+                          {"stored", stored},
+                          {"duplicates", results->size() - static_cast<size_t>(stored)},
+                          {"seconds", absl::ToDoubleSeconds(absl::Now() - start)}});
+  return absl::OkStatus();
 }
 
 void ServiceCore::OnStored(const std::vector<const v1::RunReport*>& stored) {
   for (const v1::RunReport* r : stored) {
     if (stats_.AddChecked(FromProto(*r)).suspect) metrics_->SuspectReport(r->node_id());
+    if (!r->decision_id().empty() && decision_log_ != nullptr) decision_log_->RecordOutcome(*r);
   }
   metrics_->RunsIngested(static_cast<double>(stored.size()));
   metrics_->runs_stored().Set(static_cast<double>(store_->RunCount()));
@@ -152,7 +189,8 @@ absl::Status ServiceCore::PrepareReport(v1::RunReport* report, std::string* reas
   return absl::OkStatus();
 }
 
-absl::Status ServiceCore::Select(const v1::SelectAcceleratorRequest& request, v1::SelectAcceleratorResponse* response) {
+absl::Status ServiceCore::Select(const v1::SelectAcceleratorRequest& request, v1::SelectAcceleratorResponse* response,
+                                 const std::string& caller) {
   ACCELSEL_RETURN_IF_ERROR(ValidateSelectRequest(request, options_.limits));
   const auto catalog = catalog_->Get();
   model::SelectQuery query;
@@ -208,7 +246,8 @@ absl::Status ServiceCore::Select(const v1::SelectAcceleratorRequest& request, v1
     recs = selector_.Select(query, stats_, predictor, rng);
   }
 
-  response->set_decision_id(NewDecisionId());
+  const int64_t now_ms = absl::ToUnixMillis(absl::Now());
+  response->set_decision_id(MakeDecisionId(now_ms, ThreadRng()()));
   response->set_model_version(serving ? serving->info.version() : 0);
   response->set_objective(ToProto(query.objective));
   for (const auto& r : recs) {
@@ -217,7 +256,52 @@ absl::Status ServiceCore::Select(const v1::SelectAcceleratorRequest& request, v1
     ToProto(r, selector_.options().interval_coverage, out);
   }
   if (!recs.empty()) metrics_->RecordSelection(recs.front().layer, recs.front().explored);
+  if (!recs.empty() && decision_log_->enabled()) LogDecision(request, *response, recs, context, caller, now_ms);
   return absl::OkStatus();
+}
+
+void ServiceCore::LogDecision(const v1::SelectAcceleratorRequest& request,
+                              const v1::SelectAcceleratorResponse& response,
+                              const std::vector<model::Recommendation>& recs, const model::TaskContext& context,
+                              const std::string& caller, int64_t now_ms) {
+  auto d = std::make_unique<v1::LoggedDecision>();
+  d->set_decision_id(response.decision_id());
+  d->set_time_unix_ms(now_ms);
+  d->set_node_id(caller);
+  d->set_model_version(response.model_version());
+  d->set_context_key(model::ContextKey(context));
+  *d->mutable_context() = request.context();
+  d->set_objective(response.objective());
+  *d->mutable_constraints() = request.constraints();
+  d->mutable_candidates()->Reserve(static_cast<int>(recs.size()));
+  for (const model::Recommendation& r : recs) {
+    v1::LoggedCandidate* c = d->add_candidates();
+    c->set_strategy_id(r.strategy->id);
+    c->set_expected_value(r.expected_value);
+    c->set_interval_low(r.interval_low);
+    c->set_interval_high(r.interval_high);
+    c->set_failure_probability(r.failure_probability);
+    c->set_evidence_layer(ToProto(r.layer));
+  }
+  d->set_first_propensity(recs.front().selection_probability);
+  d->set_explored(recs.front().explored);
+  decision_log_->RecordDecision(std::move(d));
+}
+
+absl::Status ServiceCore::GetLiveQuality(const v1::GetLiveQualityRequest& request,
+                                         v1::GetLiveQualityResponse* response) {
+  constexpr int64_t kMaxWindowMs = int64_t{30} * 24 * 3600 * 1000;
+  constexpr uint32_t kMaxNodes = 1000;
+  if (request.window_ms() < 0 || request.window_ms() > kMaxWindowMs) {
+    return absl::InvalidArgumentError(absl::StrCat("window_ms: must be in [0, ", kMaxWindowMs,
+                                                   "] (30 days; 0 = one hour), got ", request.window_ms()));
+  }
+  if (request.top_nodes() > kMaxNodes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("top_nodes: must be <= ", kMaxNodes, " (0 = 10), got ", request.top_nodes()));
+  }
+  const absl::Duration window = request.window_ms() == 0 ? absl::Hours(1) : absl::Milliseconds(request.window_ms());
+  return decision_log_->Quality(window, request.top_nodes() == 0 ? 10 : request.top_nodes(), response);
 }
 
 absl::Status ServiceCore::ListStrategies(const v1::ListStrategiesRequest& request,
@@ -349,6 +433,7 @@ void ServiceCore::Shutdown() {
   if (models_) models_->Stop();
   if (executor_) executor_->Shutdown();  // idle by now: the admin jobs ended with their worker slots
   if (ingest_) ingest_->Stop();
+  if (decision_log_) decision_log_->Stop();  // after ingest: it writes the joins of the last stored runs
   if (store_) (void)store_->Flush();
 }
 

@@ -5,7 +5,7 @@
 // called from any number of RPC threads at once, and so may BeginWorker/EndWorker; Shutdown may be called at any
 // time, more than once, and waits for the workers. ServiceCore holds no lock over a request: Select reads immutable
 // snapshots (the catalogue's, the serving model) and ObservedStats, which locks itself; writes go to components
-// that serialise themselves (Catalog, ModelManager, IngestQueue, the store). Its own state: quarantine_mu_
+// that serialise themselves (Catalog, ModelManager, IngestQueue, DecisionLog, the store). Its own state: quarantine_mu_
 // serialises QuarantineNode (read the list, persist it, apply it to the statistics) and guards quarantined_;
 // workers_mu_ guards the worker count and the refusal flag that Shutdown sets. Ownership: it owns the store, the
 // catalogue, the statistics, the model manager and the ingest queue (the ingest writer thread calls back into
@@ -26,6 +26,7 @@
 #include "model/predictor.h"
 #include "model/selector.h"
 #include "server/catalog.h"
+#include "server/decision_log.h"
 #include "server/executor.h"
 #include "server/ingest_queue.h"
 #include "server/metrics.h"
@@ -44,7 +45,13 @@ class ServiceCore {
   static absl::StatusOr<std::unique_ptr<ServiceCore>> Create(const ServerOptions& options, Metrics* metrics);
   ~ServiceCore();
 
-  absl::Status Select(const v1::SelectAcceleratorRequest& request, v1::SelectAcceleratorResponse* response);
+  // `caller`: the node the decision is logged for (a node token's id, else the request's node_id; empty = anyone
+  // may join it).
+  absl::Status Select(const v1::SelectAcceleratorRequest& request, v1::SelectAcceleratorResponse* response,
+                      const std::string& caller);
+  absl::Status Select(const v1::SelectAcceleratorRequest& request, v1::SelectAcceleratorResponse* response) {
+    return Select(request, response, request.node_id());
+  }
   // One page of the catalogue, ordered by id (a catalogue may outgrow a message; docs/API.md).
   absl::Status ListStrategies(const v1::ListStrategiesRequest& request, v1::ListStrategiesResponse* response);
   absl::Status RegisterStrategy(const v1::RegisterStrategyRequest& request, v1::RegisterStrategyResponse* response);
@@ -54,6 +61,8 @@ class ServiceCore {
   absl::Status Retrain(v1::RetrainResponse* response);
   absl::Status PinModel(const v1::PinModelRequest& request, v1::PinModelResponse* response);
   absl::Status RollbackModel(v1::RollbackModelResponse* response);
+  // Live quality over a recent window, from the decision log (operator only).
+  absl::Status GetLiveQuality(const v1::GetLiveQualityRequest& request, v1::GetLiveQualityResponse* response);
   // Quarantines or releases a node (or only lists, with an empty node_id); persisted in the store's meta.
   absl::Status QuarantineNode(const v1::QuarantineNodeRequest& request, v1::QuarantineNodeResponse* response)
       ABSL_LOCKS_EXCLUDED(quarantine_mu_);
@@ -82,6 +91,7 @@ class ServiceCore {
   storage::TelemetryStore* store() { return store_.get(); }
   model::ObservedStats& stats() { return stats_; }
   ModelManager& models() { return *models_; }
+  DecisionLog& decisions() { return *decision_log_; }
   // Runs the blocking admin calls and the retrain phases (server/executor.h); shut down with the core.
   Executor& executor() { return *executor_; }
 
@@ -90,6 +100,10 @@ class ServiceCore {
   absl::Status Init();
   absl::Status Seed();
   void OnStored(const std::vector<const v1::RunReport*>& stored);
+  // Hands the answer to the decision log (off the request path from here on).
+  void LogDecision(const v1::SelectAcceleratorRequest& request, const v1::SelectAcceleratorResponse& response,
+                   const std::vector<model::Recommendation>& recs, const model::TaskContext& context,
+                   const std::string& caller, int64_t now_ms);
 
   ServerOptions options_;
   Metrics* const metrics_;  // not owned
@@ -100,6 +114,8 @@ class ServiceCore {
   std::unique_ptr<Executor> executor_;  // before models_, which uses it until it is destroyed
   std::unique_ptr<ModelManager> models_;
   std::unique_ptr<IngestQueue> ingest_;
+  // After ingest_ (which hands it outcomes) and models_ (which its hooks read): destroyed before both.
+  std::unique_ptr<DecisionLog> decision_log_;
   std::atomic<bool> shut_down_{false};
   std::atomic<uint64_t> seeded_selects_{0};  // SelectAccelerator calls drawn from options_.seed
   // Applies `nodes` to the statistics (the trainer reads them there).

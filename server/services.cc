@@ -2,6 +2,8 @@
 // group commit and acknowledges from its completion, so no handler ever sleeps or waits on disk.
 #include "server/services.h"
 
+#include <type_traits>
+
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
@@ -83,7 +85,12 @@ grpc::ServerUnaryReactor* Unary(ServiceCore* core, AccessControl* access, grpc::
     if (!ParseBytes(*request_bytes, m.request())) {
       status = ToGrpc(NotParsed("request", *request_bytes, *m.request()));
     } else {
-      status = ToGrpc(fn(*m.request(), m.response()));  // fn may change the request (e.g. drop unknown fields)
+      // fn may change the request (e.g. drop unknown fields); it may also take the caller.
+      if constexpr (std::is_invocable_v<Fn, Request&, Response*, const Principal&>) {
+        status = ToGrpc(fn(*m.request(), m.response(), who));
+      } else {
+        status = ToGrpc(fn(*m.request(), m.response()));
+      }
       if (status.ok()) status = SerializeTo(*m.response(), response_bytes);
     }
   }
@@ -496,7 +503,12 @@ grpc::ServerUnaryReactor* SelectorService::SelectAccelerator(grpc::CallbackServe
                                                              grpc::ByteBuffer* response) {
   return Unary<v1::SelectAcceleratorRequest, v1::SelectAcceleratorResponse>(
       core_, access_, ctx, Method::kSelectAccelerator, request, response,
-      [this](const auto& req, auto* resp) { return core_->Select(req, resp); });
+      [this](const v1::SelectAcceleratorRequest& req, v1::SelectAcceleratorResponse* resp, const Principal& who) {
+        // A node token speaks for its node: the decision is logged under the token's node id, whatever the
+        // request's node_id says, so that only that node's reports join it.
+        const bool node = who.authenticated && who.role == Role::kNode;
+        return core_->Select(req, resp, node ? who.node_id : req.node_id());
+      });
 }
 
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* SelectorService::ReportRun(
@@ -574,6 +586,17 @@ grpc::ServerUnaryReactor* ModelAdminService::QuarantineNode(grpc::CallbackServer
       core_, access_, ctx, Method::kQuarantineNode, request, response,
       [core = core_](const v1::QuarantineNodeRequest& req, v1::QuarantineNodeResponse* out) {
         return core->QuarantineNode(req, out);
+      });
+}
+
+grpc::ServerUnaryReactor* ModelAdminService::GetLiveQuality(grpc::CallbackServerContext* ctx,
+                                                            const grpc::ByteBuffer* request,
+                                                            grpc::ByteBuffer* response) {
+  // A window can hold a million decisions: read on an admin worker, never on a gRPC callback thread.
+  return BlockingUnary<v1::GetLiveQualityRequest, v1::GetLiveQualityResponse>(
+      core_, access_, ctx, Method::kGetLiveQuality, request, response,
+      [core = core_](const v1::GetLiveQualityRequest& req, v1::GetLiveQualityResponse* out) {
+        return core->GetLiveQuality(req, out);
       });
 }
 

@@ -31,9 +31,9 @@ using RawSelectorBase = v1::AcceleratorSelector::WithRawCallbackMethod_SelectAcc
                     v1::AcceleratorSelector::WithRawCallbackMethod_RetireStrategy<
                         v1::AcceleratorSelector::WithRawCallbackMethod_UnretireStrategy<
                             v1::AcceleratorSelector::Service>>>>>>>;
-using RawModelAdminBase = v1::ModelAdmin::WithRawCallbackMethod_Retrain<
-    v1::ModelAdmin::WithRawCallbackMethod_PinModel<v1::ModelAdmin::WithRawCallbackMethod_RollbackModel<
-        v1::ModelAdmin::WithRawCallbackMethod_QuarantineNode<v1::ModelAdmin::Service>>>>;
+using RawModelAdminBase = v1::ModelAdmin::WithRawCallbackMethod_Retrain<v1::ModelAdmin::WithRawCallbackMethod_PinModel<
+    v1::ModelAdmin::WithRawCallbackMethod_RollbackModel<v1::ModelAdmin::WithRawCallbackMethod_QuarantineNode<
+        v1::ModelAdmin::WithRawCallbackMethod_GetLiveQuality<v1::ModelAdmin::Service>>>>>;
 
 class SelectorService final : public RawSelectorBase {
  public:
@@ -70,6 +70,8 @@ class ModelAdminService final : public RawModelAdminBase {
                                            grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* RollbackModel(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request,
                                           grpc::ByteBuffer* response) override;
+  grpc::ServerUnaryReactor* GetLiveQuality(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request,
+                                           grpc::ByteBuffer* response) override;
 
  private:
   ServiceCore* core_;

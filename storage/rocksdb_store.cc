@@ -283,6 +283,7 @@ struct Instance {
   rocksdb::ColumnFamilyHandle* catalog = nullptr;
   rocksdb::ColumnFamilyHandle* models = nullptr;
   rocksdb::ColumnFamilyHandle* meta = nullptr;
+  rocksdb::ColumnFamilyHandle* decisions = nullptr;
   uint64_t run_count_at_open = 0;
   // Notified once the instance is closed and its LOCK file released, whichever thread let go of it last.
   std::shared_ptr<absl::Notification> closed = std::make_shared<absl::Notification>();
@@ -296,8 +297,8 @@ struct Instance {
 // WriteBatch that also moves the stamp on.
 absl::Status MigrateForward(const Instance& instance, uint32_t stored, const std::string& path,
                             std::span<const SchemaMigration> migrations) {
-  const SchemaMigrationTarget target{instance.db.get(), instance.runs,   instance.runs_by_time,
-                                     instance.catalog,  instance.models, instance.meta};
+  const SchemaMigrationTarget target{instance.db.get(), instance.runs, instance.runs_by_time, instance.catalog,
+                                     instance.models,   instance.meta, instance.decisions};
   rocksdb::WriteOptions sync;
   sync.sync = true;
   for (uint32_t v = stored; v < kSchemaVersion; ++v) {
@@ -345,6 +346,9 @@ absl::StatusOr<std::unique_ptr<Instance>> OpenInstance(const StoreOptions& optio
       {kCatalogCf, lookups},
       {kModelsCf, plain},
       {kMetaCf, lookups},
+      // Added after schema 1 was released: an older store gets it on its first open here (create_missing), and
+      // an older build opens it as a family it does not know, so no schema step is needed either way.
+      {kDecisionsCf, lookups},
   };
   // Families this build does not know must still be opened (RocksDB insists); they can only come from a build with
   // the same schema version, so they are kept as they are.
@@ -363,6 +367,7 @@ absl::StatusOr<std::unique_ptr<Instance>> OpenInstance(const StoreOptions& optio
   instance->catalog = instance->handles[3];
   instance->models = instance->handles[4];
   instance->meta = instance->handles[5];
+  instance->decisions = instance->handles[6];
 
   absl::StatusOr<std::optional<uint32_t>> stored = ReadSchemaVersion(instance->db.get(), instance->meta);
   if (!stored.ok()) return stored.status();
@@ -403,6 +408,8 @@ class RocksDbTelemetryStore final : public TelemetryStore {
     run_write_options_.sync = options.sync_writes;
     // Catalogue, model and meta writes are rare and operator-visible (a pin, a promoted model): always fsynced.
     control_write_options_.sync = true;
+    // The decision log is a log, not a promise (docs/OPERATIONS.md): never fsynced, so it cannot slow a run's ack.
+    decision_write_options_.sync = false;
   }
 
   absl::StatusOr<std::vector<AppendResult>> AppendRuns(const std::vector<const v1::RunReport*>& runs) override {
@@ -648,13 +655,63 @@ class RocksDbTelemetryStore final : public TelemetryStore {
   }
 
   absl::StatusOr<std::optional<std::string>> GetMeta(const std::string& key) override {
+    return GetOptional(&Instance::meta, key, "reading meta");
+  }
+
+  absl::Status PutDecisions(const std::vector<std::pair<std::string, std::string>>& records) override {
+    if (records.empty()) return absl::OkStatus();
+    absl::MutexLock lock(&write_mu_);
+    absl::StatusOr<std::shared_ptr<Instance>> instance = WritableInstanceLocked();
+    if (!instance.ok()) return instance.status();
+    batch_.Clear();
+    for (const auto& [key, value] : records) {
+      if (key.empty()) return absl::InvalidArgumentError("decision id is empty");
+      STORAGE_RETURN_IF_ERROR(FromRocksStatus(batch_.Put((*instance)->decisions, key, value), "batching"));
+    }
+    return WriteLocked(**instance, decision_write_options_, "logging decisions");
+  }
+
+  absl::StatusOr<std::optional<std::string>> GetDecision(const std::string& id) override {
+    return GetOptional(&Instance::decisions, id, "reading a decision");
+  }
+
+  absl::Status ScanDecisions(const std::string& from, const std::string& to, bool reverse,
+                             const std::function<bool(std::string_view, std::string_view)>& fn) override {
     absl::StatusOr<std::shared_ptr<Instance>> instance = Acquire();
     if (!instance.ok()) return instance.status();
-    std::string value;
-    rocksdb::Status s = (*instance)->db->Get(rocksdb::ReadOptions(), (*instance)->meta, key, &value);
-    if (s.IsNotFound()) return std::optional<std::string>();
-    if (!s.ok()) return FromRocksStatus(s, "reading meta");
-    return std::optional<std::string>(std::move(value));
+    Instance& db = **instance;
+    ScopedSnapshot snapshot(db.db.get());
+    rocksdb::ReadOptions read;
+    read.snapshot = snapshot.get();
+    read.fill_cache = false;  // a report reads a window once; keep the blocks that serve joins cached
+    const rocksdb::Slice lower(from);
+    const rocksdb::Slice upper(to);
+    read.iterate_lower_bound = &lower;
+    if (!to.empty()) read.iterate_upper_bound = &upper;
+    std::unique_ptr<rocksdb::Iterator> it(db.db->NewIterator(read, db.decisions));
+    if (reverse) {
+      it->SeekToLast();
+    } else {
+      it->SeekToFirst();
+    }
+    for (; it->Valid(); reverse ? it->Prev() : it->Next()) {
+      if (!fn(std::string_view(it->key().data(), it->key().size()),
+              std::string_view(it->value().data(), it->value().size()))) {
+        return absl::OkStatus();
+      }
+    }
+    return FromRocksStatus(it->status(), "scanning decisions");
+  }
+
+  absl::Status DeleteDecisions(const std::string& from, const std::string& to) override {
+    if (from >= to) return absl::OkStatus();
+    absl::MutexLock lock(&write_mu_);
+    absl::StatusOr<std::shared_ptr<Instance>> instance = WritableInstanceLocked();
+    if (!instance.ok()) return instance.status();
+    batch_.Clear();
+    STORAGE_RETURN_IF_ERROR(
+        FromRocksStatus(batch_.DeleteRange((*instance)->decisions, from, to), "batching a decision range"));
+    return WriteLocked(**instance, decision_write_options_, "pruning decisions");
   }
 
   absl::Status Flush() override {
@@ -668,6 +725,18 @@ class RocksDbTelemetryStore final : public TelemetryStore {
   }
 
  private:
+  // A point read of `key` in the instance's family `family`; nullopt if absent.
+  absl::StatusOr<std::optional<std::string>> GetOptional(rocksdb::ColumnFamilyHandle* Instance::*family,
+                                                         const std::string& key, std::string_view what) {
+    absl::StatusOr<std::shared_ptr<Instance>> instance = Acquire();
+    if (!instance.ok()) return instance.status();
+    std::string value;
+    rocksdb::Status s = (*instance)->db->Get(rocksdb::ReadOptions(), (**instance).*family, key, &value);
+    if (s.IsNotFound()) return std::optional<std::string>();
+    if (!s.ok()) return FromRocksStatus(s, what);
+    return std::optional<std::string>(std::move(value));
+  }
+
   absl::StatusOr<std::shared_ptr<Instance>> Acquire() {
     absl::MutexLock lock(&instance_mu_);
     if (instance_ == nullptr) {
@@ -725,6 +794,7 @@ class RocksDbTelemetryStore final : public TelemetryStore {
   const std::span<const SchemaMigration> migrations_;  // for reopening after a write error
   rocksdb::WriteOptions run_write_options_;
   rocksdb::WriteOptions control_write_options_;
+  rocksdb::WriteOptions decision_write_options_;
   // Written under write_mu_, read lock-free by RunCount().
   std::atomic<uint64_t> run_count_;
 

@@ -34,6 +34,7 @@ inline constexpr char kRunsByTimeCf[] = "runs_by_time";  // EncodeTimeKey(time, 
 inline constexpr char kCatalogCf[] = "catalog";          // strategy id -> serialized v1::Strategy
 inline constexpr char kModelsCf[] = "models";            // ModelBlobKey / ModelInfoKey -> blob / ModelVersionInfo
 inline constexpr char kMetaCf[] = "meta";                // service metadata (PutMeta) + the reserved keys below
+inline constexpr char kDecisionsCf[] = "decisions";      // decision id -> serialized v1::LoggedDecision
 
 // Reserved keys in `meta`, written only by the store (PutMeta refuses them). Values are decimal strings, so an
 // operator can read them with `ldb --column_family=meta scan`.
@@ -60,6 +61,7 @@ struct SchemaMigrationTarget {
   rocksdb::ColumnFamilyHandle* catalog = nullptr;
   rocksdb::ColumnFamilyHandle* models = nullptr;
   rocksdb::ColumnFamilyHandle* meta = nullptr;
+  rocksdb::ColumnFamilyHandle* decisions = nullptr;
 };
 
 // One step forward of the on-disk schema, from `from_version` to `from_version + 1`. `apply` reads through

@@ -17,6 +17,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -89,6 +91,19 @@ class TelemetryStore {
   // Small service metadata (e.g. "serving_version", "pinned"). GetMeta returns nullopt if absent.
   virtual absl::Status PutMeta(const std::string& key, const std::string& value) = 0;
   virtual absl::StatusOr<std::optional<std::string>> GetMeta(const std::string& key) = 0;
+
+  // Decision log (server/decision_log.h): key = decision id, value = a serialized v1::LoggedDecision. A log, not a
+  // promise: PutDecisions writes one batch without fsync (a crash may lose the last writes, never a stored run) and
+  // overwrites keys that exist (a decision joined with its run is written again).
+  virtual absl::Status PutDecisions(const std::vector<std::pair<std::string, std::string>>& records) = 0;
+  // nullopt if absent.
+  virtual absl::StatusOr<std::optional<std::string>> GetDecision(const std::string& id) = 0;
+  // Calls `fn(key, value)` for every key in [from, to) (empty `to` = no upper bound) in key order, or newest key
+  // first when `reverse`, on a snapshot taken at the start; `fn` returning false stops.
+  virtual absl::Status ScanDecisions(const std::string& from, const std::string& to, bool reverse,
+                                     const std::function<bool(std::string_view, std::string_view)>& fn) = 0;
+  // Deletes every key in [from, to) (retention).
+  virtual absl::Status DeleteDecisions(const std::string& from, const std::string& to) = 0;
 
   // Flushes memtables and the WAL (used on shutdown).
   virtual absl::Status Flush() = 0;

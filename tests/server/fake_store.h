@@ -114,6 +114,17 @@ class FakeStore : public storage::TelemetryStore {
     auto it = meta_.find(key);
     return it == meta_.end() ? std::nullopt : std::optional<std::string>(it->second);
   }
+  absl::Status PutDecisions(const std::vector<std::pair<std::string, std::string>>&) override {
+    return absl::UnimplementedError("FakeStore::PutDecisions");
+  }
+  absl::StatusOr<std::optional<std::string>> GetDecision(const std::string&) override {
+    return std::optional<std::string>();
+  }
+  absl::Status ScanDecisions(const std::string&, const std::string&, bool,
+                             const std::function<bool(std::string_view, std::string_view)>&) override {
+    return absl::OkStatus();
+  }
+  absl::Status DeleteDecisions(const std::string&, const std::string&) override { return absl::OkStatus(); }
   absl::Status Flush() override { return absl::OkStatus(); }
 
  private:

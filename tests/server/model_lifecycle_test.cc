@@ -1,6 +1,7 @@
 // The learned meta-model inside the running service: learning a crossover from streamed telemetry, intervals that
 // cover the truth at about their nominal rate, promotion rules (corrupted labels, pin, rollback), persistence
-// across restarts, corrupt blobs, unseen contexts, exploration, and selects racing with retrains.
+// across restarts, corrupt blobs, unseen contexts, exploration, and selects racing with retrains; and the loop that
+// judges it live: decisions logged and joined with reports, live quality, drift wake-ups, the bounded decision log.
 #include <atomic>
 #include <cmath>
 #include <functional>
@@ -11,12 +12,15 @@
 #include <thread>
 #include <vector>
 
+#include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "model/robust.h"
 #include "proto/convert.h"
 #include "server/model_manager.h"
 #include "tests/server/test_server.h"
+#include "tests/test_util/decision_log_size.h"
+#include "tests/test_util/http.h"
 
 namespace accelsel::testing {
 namespace {
@@ -127,12 +131,13 @@ class ModelLifecycleTest : public ::testing::Test {
     return out;
   }
 
-  v1::SelectAcceleratorResponse Select(const v1::TaskContext& ctx, bool explore = false) {
+  v1::SelectAcceleratorResponse Select(const v1::TaskContext& ctx, bool explore = false, const std::string& node = "") {
     grpc::ClientContext cctx;
     SetDeadline(&cctx);
     v1::SelectAcceleratorRequest req;
     *req.mutable_context() = ctx;
     req.set_allow_exploration(explore);
+    req.set_node_id(node);
     v1::SelectAcceleratorResponse resp;
     grpc::Status st = conn_.selector->SelectAccelerator(&cctx, req, &resp);
     EXPECT_TRUE(st.ok()) << st.error_message();
@@ -504,6 +509,204 @@ TEST_F(GrowthTriggerTest, RetrainsAsTheHistoryGrowsByAShare) {
   // 384 more: over half of the 192 the last retrain read, so the growth trigger alone must train on them.
   Stream(Telemetry("second", 0.1, 2, /*reps=*/2));
   EXPECT_TRUE(WaitForVersionReading(192 + 100));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The decision log in the running service.
+// ---------------------------------------------------------------------------------------------------------------
+
+class LiveQualityTest : public ModelLifecycleTest {
+ protected:
+  void SetUp() override {
+    adjust_options_ = [this](server::ServerOptions& o) {
+      o.metrics_listen = "127.0.0.1:0";
+      if (adjust_live_) adjust_live_(o);
+    };
+    ModelLifecycleTest::SetUp();
+  }
+
+  v1::SelectAcceleratorResponse SelectFor(const v1::TaskContext& ctx, const std::string& node) {
+    return Select(ctx, /*explore=*/false, node);
+  }
+
+  // A report of running `strategy` for `decision`, measuring `e2e_ms`.
+  static v1::RunReport Answer(const v1::TaskContext& ctx, const std::string& decision_id, const std::string& node,
+                              const std::string& strategy, double e2e_ms) {
+    static std::atomic<int> n{0};
+    v1::RunReport r;
+    r.set_run_id(absl::StrCat("answer-", n++));
+    r.set_node_id(node);
+    r.set_decision_id(decision_id);
+    *r.mutable_context() = ctx;
+    r.set_strategy_id(strategy);
+    r.set_status(v1::RUN_STATUS_OK);
+    r.mutable_metrics()->set_e2e_latency_ms(e2e_ms);
+    return r;
+  }
+
+  v1::GetLiveQualityResponse Quality() {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    v1::GetLiveQualityResponse resp;
+    grpc::Status st = conn_.admin->GetLiveQuality(&ctx, v1::GetLiveQualityRequest(), &resp);
+    EXPECT_TRUE(st.ok()) << st.error_message();
+    return resp;
+  }
+
+  // Polls (50 ms, at most 60 s) until the window holds `joined` joined reports.
+  bool WaitForJoined(uint64_t joined) {
+    for (int i = 0; i < 1200; ++i) {
+      if (Quality().overall().joined_reports() >= joined) return true;
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+    return false;
+  }
+
+  std::string Scrape() { return HttpGet(server_->metrics_port(), "/metrics"); }
+
+  std::function<void(server::ServerOptions&)> adjust_live_;
+};
+
+TEST_F(LiveQualityTest, ReportsJoinTheirDecisionsAndShowInLiveQualityAndMetrics) {
+  TrainGood();
+  const uint64_t version = models().Serving()->info.version();
+  std::vector<v1::RunReport> answers;
+  int followed = 0;
+  for (uint32_t batch : {1u, 2u, 4u, 8u, 32u, 64u, 128u}) {
+    for (uint32_t prompt : {128u, 512u}) {
+      const v1::TaskContext ctx = SyntheticContext(batch, prompt, 13);
+      const v1::SelectAcceleratorResponse resp = SelectFor(ctx, "node-a");
+      ASSERT_EQ(resp.recommendations_size(), 2);
+      // Every third node runs the second place: "not followed" must be told apart.
+      const int pick = answers.size() % 3 == 2 ? 1 : 0;
+      followed += pick == 0;
+      const std::string strategy = resp.recommendations(pick).strategy().id();
+      answers.push_back(
+          Answer(ctx, resp.decision_id(), "node-a", strategy, TrueLatencyMs(strategy, batch, prompt, 13)));
+    }
+  }
+  // An id of another shape and one made for another node: stored, acknowledged, not joined.
+  const v1::TaskContext ctx = SyntheticContext(4, 256, 13);
+  const v1::SelectAcceleratorResponse for_b = SelectFor(ctx, "node-b");
+  answers.push_back(Answer(ctx, for_b.decision_id(), "node-a", "small", 100));
+  answers.push_back(Answer(ctx, "client-made:7", "node-a", "small", 100));
+  Stream(answers);
+  const uint64_t joined = answers.size() - 2;
+  ASSERT_TRUE(WaitForJoined(joined));
+
+  const v1::GetLiveQualityResponse q = Quality();
+  EXPECT_TRUE(q.decision_log_enabled());
+  EXPECT_EQ(q.overall().decisions(), joined + 1);
+  EXPECT_EQ(q.overall().joined_reports(), joined);
+  EXPECT_EQ(q.overall().scored_reports(), joined);
+  EXPECT_NEAR(q.overall().follow_rate(), static_cast<double>(followed) / joined, 1e-12);
+  // The model learned this network to about 10 %: live error of that order, not of a broken join.
+  EXPECT_LT(q.overall().mape(), 0.5);
+  EXPECT_GT(q.overall().coverage80(), 0.3);
+  ASSERT_EQ(q.versions_size(), 1);
+  EXPECT_EQ(q.versions(0).version(), version);
+  EXPECT_GT(q.versions(0).holdout().holdout_rows(), 0u);
+  ASSERT_EQ(q.nodes_size(), 1);
+  EXPECT_EQ(q.nodes(0).node_id(), "node-a");
+
+  const std::string metrics = Scrape();
+  EXPECT_EQ(Sample(metrics, "accelsel_decision_joins_total{result=\"joined\"}"), static_cast<double>(joined));
+  EXPECT_EQ(Sample(metrics, "accelsel_decision_joins_total{result=\"foreign\"}"), 1);
+  EXPECT_EQ(Sample(metrics, "accelsel_decision_joins_total{result=\"unknown\"}"), 1);
+  const std::string v = absl::StrCat("version=\"", version, "\"");
+  EXPECT_EQ(Sample(metrics, absl::StrCat("accelsel_live_followed_total{followed=\"true\",", v, "}")), followed);
+  EXPECT_EQ(Sample(metrics, absl::StrCat("accelsel_live_ape_count{", v, "}")), static_cast<double>(joined));
+  EXPECT_GT(Sample(metrics, absl::StrCat("accelsel_live_holdout_mape{", v, "}")), 0);
+  EXPECT_EQ(Sample(metrics, "accelsel_decision_log_dropped_total{kind=\"decision\"}"), 0);
+}
+
+TEST_F(LiveQualityTest, DriftWakesTheTrainerWhichTrainsANewVersion) {
+  TrainGood();
+  adjust_live_ = [](server::ServerOptions& o) {
+    o.trainer_enabled = true;  // with every trigger but drift off
+    o.retrain_interval = absl::ZeroDuration();
+    o.retrain_min_new_runs = 0;
+    o.retrain_growth = 0;
+    o.decision_log.drift_window = 20;
+    o.decision_log.drift_factor = 2;
+  };
+  Restart();
+  const uint64_t serving = models().Serving()->info.version();
+  // The network changed under the model: every run now takes 20 x what it predicts.
+  std::vector<v1::RunReport> answers;
+  for (int i = 0; i < 30; ++i) {
+    const v1::TaskContext ctx = SyntheticContext(1u << (i % 8), 256, 70);
+    const v1::SelectAcceleratorResponse resp = SelectFor(ctx, "node-a");
+    const auto& first = resp.recommendations(0);
+    answers.push_back(Answer(ctx, resp.decision_id(), "node-a", first.strategy().id(), 20 * first.expected_value()));
+  }
+  Stream(answers);
+  bool retrained = false;
+  for (int i = 0; i < 1200 && !retrained; ++i) {  // 100 ms, at most 120 s
+    v1::GetModelInfoResponse info;
+    models().FillInfo(&info);
+    retrained = !info.history().empty() && info.history(0).version() > serving;
+    if (!retrained) absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_TRUE(retrained) << "no version trained after the drift";
+  const std::string metrics = Scrape();
+  EXPECT_EQ(Sample(metrics, "accelsel_drift_wakeups_total"), 1);
+  EXPECT_GT(Sample(metrics, "accelsel_live_drift_ratio"), 2);
+}
+
+TEST_F(LiveQualityTest, ASelectFloodWithTheQueueFullIsServedAndCountsItsDrops) {
+  auto taken = std::make_shared<absl::Notification>();
+  auto release = std::make_shared<absl::Notification>();
+  adjust_live_ = [taken, release](server::ServerOptions& o) {
+    o.decision_log.queue_capacity = 4;
+    o.decision_log.on_take = [taken, release] {
+      if (!taken->HasBeenNotified()) taken->Notify();
+      release->WaitForNotification();
+    };
+  };
+  Restart();
+  struct Release {
+    std::shared_ptr<absl::Notification> n;
+    ~Release() {
+      if (!n->HasBeenNotified()) n->Notify();
+    }
+  } guard{release};
+  Register("small");
+  Register("large");
+  const v1::TaskContext ctx = SyntheticContext(8, 256, 7);
+  SelectFor(ctx, "node-a");
+  ASSERT_TRUE(taken->WaitForNotificationWithTimeout(absl::Seconds(30)));  // the writer holds it; the queue is empty
+  constexpr int kThreads = 4, kEach = 25;
+  std::atomic<int> ok{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < kEach; ++i) ok += SelectFor(ctx, "node-a").recommendations_size() == 2;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), kThreads * kEach);  // every request answered while the log could take no more
+  EXPECT_EQ(Sample(Scrape(), "accelsel_decision_log_dropped_total{kind=\"decision\"}"), kThreads * kEach - 4);
+  release->Notify();
+  server_->core().decisions().Flush();
+  EXPECT_EQ(Quality().overall().decisions(), 5u);
+}
+
+TEST_F(LiveQualityTest, TheDecisionLogStaysWithinItsBoundUnderASelectFlood) {
+  adjust_live_ = [](server::ServerOptions& o) { o.decision_log.max_bytes = 32 << 10; };
+  Restart();
+  Register("small");
+  Register("large");
+  for (int i = 0; i < 600; ++i) SelectFor(SyntheticContext(1u << (i % 8), 128u << (i % 4), 7), "node-a");
+  server_->core().decisions().Flush();
+  auto size = StoredDecisionLogSize(*server_->core().store());
+  ASSERT_TRUE(size.ok()) << size.status();
+  EXPECT_LE(size->bytes, 32u << 10);
+  EXPECT_GT(size->records, 0u);
+  EXPECT_LT(size->records, 600u);
+  const std::string metrics = Scrape();
+  EXPECT_LE(Sample(metrics, "accelsel_decision_log_bytes"), 32 << 10);
+  EXPECT_EQ(Sample(metrics, "accelsel_decision_log_pruned_total{reason=\"bytes\"}"), 600.0 - size->records);
 }
 
 }  // namespace

@@ -1,0 +1,703 @@
+// DecisionLog: the queue, the writer thread, the join, retention and the live-quality figures.
+#include "server/decision_log.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "prometheus/counter.h"
+#include "prometheus/gauge.h"
+#include "prometheus/histogram.h"
+#include "util/log.h"
+
+namespace accelsel::server {
+namespace {
+
+constexpr char kIdPrefix[] = "d1-";
+constexpr size_t kPrefixLen = 3;
+constexpr size_t kTimeDigits = 12;
+constexpr size_t kRandomDigits = 16;
+constexpr size_t kIdLen = kPrefixLen + kTimeDigits + 1 + kRandomDigits;
+// Per-version series are kept for this many versions (the newest); older ones are removed from /metrics.
+constexpr size_t kVersionsShown = 4;
+// When the bytes bound is passed, the oldest records are deleted until the log is this share of it, so that
+// retention runs in steps rather than on every write.
+constexpr double kBytesLowWater = 0.9;
+// A decision-log drop is reported in a log line at most this often.
+constexpr int64_t kDropLogIntervalMs = 10000;
+
+bool IsHex(std::string_view s) {
+  return std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
+bool Minimised(v1::Objective o) { return o != v1::OBJECTIVE_THROUGHPUT; }
+
+// What one joined decision says about the model that answered it.
+struct JoinFigures {
+  bool failed = false;
+  double failure_probability = 0;  // estimated for the strategy that ran
+  bool scored = false;             // OK run with a measured value and an estimate of it
+  double ape = 0;                  // |measured - estimate| / measured
+  bool hit = false;                // measured inside the logged 80 % interval
+  bool has_regret = false;
+  double regret = 0;  // ln(measured / best estimate of another candidate), at least 0 (followed runs only)
+};
+
+JoinFigures Figures(const v1::LoggedDecision& d) {
+  JoinFigures f;
+  const v1::LoggedOutcome& o = d.outcome();
+  f.failed = o.status() != v1::RUN_STATUS_OK;
+  const v1::LoggedCandidate* ran = o.candidate_index() >= 0 && o.candidate_index() < d.candidates_size()
+                                       ? &d.candidates(o.candidate_index())
+                                       : nullptr;
+  if (ran != nullptr) f.failure_probability = ran->failure_probability();
+  if (f.failed || !o.has_measured_value() || ran == nullptr || !HasLoggedEstimate(*ran)) return f;
+  const double measured = o.measured_value();
+  f.scored = true;
+  f.ape = std::abs(measured - ran->expected_value()) / measured;
+  f.hit = measured >= ran->interval_low() && measured <= ran->interval_high();
+  if (o.followed()) {
+    const bool minimised = Minimised(d.objective());
+    double best = std::nan("");
+    for (int i = 1; i < d.candidates_size(); ++i) {
+      const v1::LoggedCandidate& c = d.candidates(i);
+      if (!HasLoggedEstimate(c)) continue;
+      if (std::isnan(best) || (minimised ? c.expected_value() < best : c.expected_value() > best)) {
+        best = c.expected_value();
+      }
+    }
+    if (!std::isnan(best)) {
+      f.has_regret = true;
+      f.regret = std::max(0.0, minimised ? std::log(measured / best) : std::log(best / measured));
+    }
+  }
+  return f;
+}
+
+// Sums behind one LiveQuality message.
+struct Tally {
+  uint64_t decisions = 0, joined = 0, scored = 0, hits = 0, followed = 0, explored = 0, failures = 0, regrets = 0;
+  double ape_sum = 0, failure_probability_sum = 0, regret_sum = 0;
+
+  void AddDecision(const v1::LoggedDecision& d) {
+    ++decisions;
+    if (d.explored()) ++explored;
+  }
+  void AddJoin(const v1::LoggedDecision& d, const JoinFigures& f) {
+    ++joined;
+    if (d.outcome().followed()) ++followed;
+    if (f.failed) ++failures;
+    failure_probability_sum += f.failure_probability;
+    if (f.scored) {
+      ++scored;
+      ape_sum += f.ape;
+      if (f.hit) ++hits;
+    }
+    if (f.has_regret) {
+      ++regrets;
+      regret_sum += f.regret;
+    }
+  }
+  double mape() const { return scored > 0 ? ape_sum / static_cast<double>(scored) : 0; }
+  void To(v1::LiveQuality* out) const {
+    const auto share = [](uint64_t n, uint64_t of) { return of > 0 ? static_cast<double>(n) / of : 0.0; };
+    out->set_decisions(decisions);
+    out->set_joined_reports(joined);
+    out->set_scored_reports(scored);
+    out->set_mape(mape());
+    out->set_coverage80(share(hits, scored));
+    out->set_follow_rate(share(followed, joined));
+    out->set_exploration_share(share(explored, decisions));
+    out->set_failures_predicted(failure_probability_sum);
+    out->set_failures_seen(failures);
+    out->set_mean_regret_log(regrets > 0 ? regret_sum / static_cast<double>(regrets) : 0);
+  }
+};
+
+}  // namespace
+
+bool HasLoggedEstimate(const v1::LoggedCandidate& c) {
+  return c.evidence_layer() != v1::EVIDENCE_LAYER_UNKNOWN && c.evidence_layer() != v1::EVIDENCE_LAYER_UNSPECIFIED &&
+         std::isfinite(c.expected_value()) && c.expected_value() > 0;
+}
+
+std::string MakeDecisionId(int64_t time_unix_ms, uint64_t random) {
+  const uint64_t t = static_cast<uint64_t>(std::max<int64_t>(0, time_unix_ms)) & ((uint64_t{1} << 48) - 1);
+  return absl::StrFormat("%s%012x-%016x", kIdPrefix, t, random);
+}
+
+std::optional<int64_t> DecisionIdTime(std::string_view id) {
+  if (id.size() != kIdLen || id.substr(0, kPrefixLen) != kIdPrefix || id[kPrefixLen + kTimeDigits] != '-') {
+    return std::nullopt;
+  }
+  const std::string_view time = id.substr(kPrefixLen, kTimeDigits);
+  if (!IsHex(time) || !IsHex(id.substr(kPrefixLen + kTimeDigits + 1))) return std::nullopt;
+  uint64_t ms = 0;
+  if (!absl::SimpleHexAtoi(absl::string_view(time.data(), time.size()), &ms)) return std::nullopt;
+  return static_cast<int64_t>(ms);
+}
+
+std::string DecisionKeyAt(int64_t time_unix_ms) {
+  const uint64_t t = static_cast<uint64_t>(std::max<int64_t>(0, time_unix_ms));
+  if (t >= (uint64_t{1} << 48)) return absl::StrCat(kIdPrefix, "g");  // after every key
+  return absl::StrFormat("%s%012x", kIdPrefix, t);
+}
+
+std::optional<double> MeasuredObjective(const v1::RunMetrics& m, v1::Objective objective, double price_per_hour) {
+  std::optional<double> v;
+  switch (objective) {
+    case v1::OBJECTIVE_TTFT:
+      if (m.has_ttft_ms()) v = m.ttft_ms();
+      break;
+    case v1::OBJECTIVE_TPOT:
+      if (m.has_tpot_ms()) v = m.tpot_ms();
+      break;
+    case v1::OBJECTIVE_THROUGHPUT:
+      if (m.has_throughput_tokens_per_s()) v = m.throughput_tokens_per_s();
+      break;
+    case v1::OBJECTIVE_COST:
+      if (m.has_e2e_latency_ms() && price_per_hour > 0) v = m.e2e_latency_ms() / 3.6e6 * price_per_hour;
+      break;
+    default:
+      if (m.has_e2e_latency_ms()) v = m.e2e_latency_ms();
+      break;
+  }
+  if (v.has_value() && !(std::isfinite(*v) && *v > 0)) v.reset();
+  return v;
+}
+
+absl::Status ScanLoggedDecisions(storage::TelemetryStore* store, int64_t from_ms, int64_t to_ms,
+                                 const std::function<bool(const v1::LoggedDecision&)>& fn) {
+  v1::LoggedDecision d;
+  return store->ScanDecisions(DecisionKeyAt(from_ms), DecisionKeyAt(to_ms), /*reverse=*/true,
+                              [&](std::string_view, std::string_view value) {
+                                d.Clear();
+                                if (!d.ParseFromArray(value.data(), static_cast<int>(value.size()))) return true;
+                                return fn(d);
+                              });
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Live: the per-version series and the drift window. Writer thread only.
+// ---------------------------------------------------------------------------------------------------------------
+
+class DecisionLog::Live {
+ public:
+  Live(prometheus::Registry& registry, const DecisionLogOptions& options, const Hooks& hooks)
+      : options_(options),
+        hooks_(hooks),
+        decisions_(prometheus::BuildCounter()
+                       .Name("accelsel_live_decisions_total")
+                       .Help("SelectAccelerator decisions logged, by serving model version and by whether exploration "
+                             "placed the first candidate")
+                       .Register(registry)),
+        interval_(prometheus::BuildCounter()
+                      .Name("accelsel_live_interval_total")
+                      .Help("Joined OK runs whose measured value fell inside (hit) or outside (miss) the 80 % "
+                            "interval logged for the strategy run, by model version")
+                      .Register(registry)),
+        followed_(prometheus::BuildCounter()
+                      .Name("accelsel_live_followed_total")
+                      .Help("Joined runs by whether the node ran the first-placed strategy, by model version")
+                      .Register(registry)),
+        failures_predicted_(prometheus::BuildCounter()
+                                .Name("accelsel_live_failures_predicted_total")
+                                .Help("Sum of the estimated failure probabilities of the strategies run (joined "
+                                      "runs), by model version")
+                                .Register(registry)),
+        failures_(prometheus::BuildCounter()
+                      .Name("accelsel_live_failures_total")
+                      .Help("Joined runs that failed (OOM, timeout, crash, not applicable), by model version")
+                      .Register(registry)),
+        ape_(prometheus::BuildHistogram()
+                 .Name("accelsel_live_ape")
+                 .Help("Absolute percentage error of the estimate of the strategy run against its measured value, "
+                       "a fraction, over joined OK runs, by model version")
+                 .Register(registry)),
+        regret_(prometheus::BuildHistogram()
+                    .Name("accelsel_live_regret_log")
+                    .Help("Estimated regret of followed first places: ln(measured / best estimate of another "
+                          "candidate), at least 0, by model version")
+                    .Register(registry)),
+        holdout_mape_(prometheus::BuildGauge()
+                          .Name("accelsel_live_holdout_mape")
+                          .Help("Held-out MAPE of the model version when it was trained (compare with "
+                                "accelsel_live_ape)")
+                          .Register(registry)),
+        window_mape_(&prometheus::BuildGauge()
+                          .Name("accelsel_live_window_mape")
+                          .Help("MAPE of the serving version over its last --drift_window scored runs")
+                          .Register(registry)
+                          .Add({})),
+        drift_ratio_(&prometheus::BuildGauge()
+                          .Name("accelsel_live_drift_ratio")
+                          .Help("accelsel_live_window_mape divided by the serving version's held-out MAPE")
+                          .Register(registry)
+                          .Add({})),
+        wakeups_(&prometheus::BuildCounter()
+                      .Name("accelsel_drift_wakeups_total")
+                      .Help("Times the trainer was woken early because live error drifted above held-out error")
+                      .Register(registry)
+                      .Add({})) {}
+
+  // Creates the series of `version`, so that they are scraped (at 0) before its first decision.
+  void Touch(uint64_t version) { For(version); }
+
+  void OnDecision(const v1::LoggedDecision& d) {
+    Series& s = For(d.model_version());
+    (d.explored() ? s.explored : s.exploited)->Increment();
+  }
+
+  void OnJoin(const v1::LoggedDecision& d, const JoinFigures& f, int64_t now_ms) {
+    Series& s = For(d.model_version());
+    (d.outcome().followed() ? s.followed : s.not_followed)->Increment();
+    s.failures_predicted->Increment(f.failure_probability);
+    if (f.failed) s.failures->Increment();
+    if (f.scored) {
+      s.ape->Observe(f.ape);
+      (f.hit ? s.hit : s.miss)->Increment();
+    }
+    if (f.has_regret) s.regret->Observe(f.regret);
+    if (f.scored) Drift(d.model_version(), f.ape, s.holdout, now_ms);
+  }
+
+ private:
+  struct Series {
+    prometheus::Counter* explored = nullptr;
+    prometheus::Counter* exploited = nullptr;
+    prometheus::Counter* hit = nullptr;
+    prometheus::Counter* miss = nullptr;
+    prometheus::Counter* followed = nullptr;
+    prometheus::Counter* not_followed = nullptr;
+    prometheus::Counter* failures_predicted = nullptr;
+    prometheus::Counter* failures = nullptr;
+    prometheus::Histogram* ape = nullptr;
+    prometheus::Histogram* regret = nullptr;
+    prometheus::Gauge* holdout_gauge = nullptr;
+    double holdout = 0;  // held-out MAPE; 0 = unknown
+  };
+
+  Series& For(uint64_t version) {
+    auto it = series_.find(version);
+    if (it != series_.end()) return it->second;
+    if (series_.size() >= kVersionsShown && version < series_.begin()->first) {
+      // An old version's late report: counted under the oldest version shown would mislead; use a shared sink.
+      return Sink();
+    }
+    if (series_.size() >= kVersionsShown) Remove(series_.begin());
+    const std::string v = absl::StrCat(version);
+    Series s;
+    s.explored = &decisions_.Add({{"version", v}, {"explored", "true"}});
+    s.exploited = &decisions_.Add({{"version", v}, {"explored", "false"}});
+    s.hit = &interval_.Add({{"version", v}, {"result", "hit"}});
+    s.miss = &interval_.Add({{"version", v}, {"result", "miss"}});
+    s.followed = &followed_.Add({{"version", v}, {"followed", "true"}});
+    s.not_followed = &followed_.Add({{"version", v}, {"followed", "false"}});
+    s.failures_predicted = &failures_predicted_.Add({{"version", v}});
+    s.failures = &failures_.Add({{"version", v}});
+    s.ape = &ape_.Add({{"version", v}}, prometheus::Histogram::BucketBoundaries{0.05, 0.1, 0.2, 0.3, 0.5, 1, 2, 5});
+    s.regret = &regret_.Add({{"version", v}}, prometheus::Histogram::BucketBoundaries{0, 0.05, 0.1, 0.2, 0.5, 1, 2});
+    if (version != 0 && hooks_.holdout) {
+      if (std::optional<v1::ModelEvaluation> e = hooks_.holdout(version); e.has_value()) s.holdout = e->holdout_mape();
+    }
+    s.holdout_gauge = &holdout_mape_.Add({{"version", v}});
+    s.holdout_gauge->Set(s.holdout);
+    return series_.emplace(version, s).first->second;
+  }
+
+  Series& Sink() {
+    if (sink_.explored == nullptr) {
+      sink_.explored = &sink_counter_;
+      sink_.exploited = &sink_counter_;
+      sink_.hit = sink_.miss = sink_.followed = sink_.not_followed = &sink_counter_;
+      sink_.failures_predicted = sink_.failures = &sink_counter_;
+      sink_histogram_ = std::make_unique<prometheus::Histogram>(prometheus::Histogram::BucketBoundaries{1});
+      sink_.ape = sink_.regret = sink_histogram_.get();
+    }
+    return sink_;
+  }
+
+  void Remove(std::map<uint64_t, Series>::iterator it) {
+    Series& s = it->second;
+    decisions_.Remove(s.explored);
+    decisions_.Remove(s.exploited);
+    interval_.Remove(s.hit);
+    interval_.Remove(s.miss);
+    followed_.Remove(s.followed);
+    followed_.Remove(s.not_followed);
+    failures_predicted_.Remove(s.failures_predicted);
+    failures_.Remove(s.failures);
+    ape_.Remove(s.ape);
+    regret_.Remove(s.regret);
+    holdout_mape_.Remove(s.holdout_gauge);
+    series_.erase(it);
+  }
+
+  void Drift(uint64_t version, double ape, double holdout, int64_t now_ms) {
+    if (!hooks_.serving_version || version == 0 || version != hooks_.serving_version()) return;
+    if (version != window_version_) {
+      window_.clear();
+      window_sum_ = 0;
+      window_version_ = version;
+    }
+    window_.push_back(ape);
+    window_sum_ += ape;
+    if (window_.size() > options_.drift_window) {
+      window_sum_ -= window_.front();
+      window_.pop_front();
+    }
+    if (window_.size() < options_.drift_window || options_.drift_window == 0) return;
+    const double mape = window_sum_ / static_cast<double>(window_.size());
+    window_mape_->Set(mape);
+    drift_ratio_->Set(holdout > 0 ? mape / holdout : 0);
+    if (options_.drift_factor <= 0 || holdout <= 0 || mape <= options_.drift_factor * holdout) return;
+    if (last_wake_ms_ != 0 && now_ms - last_wake_ms_ < absl::ToInt64Milliseconds(options_.drift_cooldown)) return;
+    last_wake_ms_ = now_ms;
+    wakeups_->Increment();
+    // A fresh window before the next verdict: the runs that triggered this one must not trigger it again.
+    window_.clear();
+    window_sum_ = 0;
+    if (hooks_.on_drift) hooks_.on_drift(version, mape, holdout);
+  }
+
+  const DecisionLogOptions& options_;
+  const Hooks& hooks_;
+  prometheus::Family<prometheus::Counter>& decisions_;
+  prometheus::Family<prometheus::Counter>& interval_;
+  prometheus::Family<prometheus::Counter>& followed_;
+  prometheus::Family<prometheus::Counter>& failures_predicted_;
+  prometheus::Family<prometheus::Counter>& failures_;
+  prometheus::Family<prometheus::Histogram>& ape_;
+  prometheus::Family<prometheus::Histogram>& regret_;
+  prometheus::Family<prometheus::Gauge>& holdout_mape_;
+  prometheus::Gauge* window_mape_;
+  prometheus::Gauge* drift_ratio_;
+  prometheus::Counter* wakeups_;
+  std::map<uint64_t, Series> series_;  // the newest kVersionsShown versions seen
+  Series sink_;
+  prometheus::Counter sink_counter_;
+  std::unique_ptr<prometheus::Histogram> sink_histogram_;
+  uint64_t window_version_ = 0;
+  std::deque<double> window_;
+  double window_sum_ = 0;
+  int64_t last_wake_ms_ = 0;
+};
+
+// ---------------------------------------------------------------------------------------------------------------
+// DecisionLog.
+// ---------------------------------------------------------------------------------------------------------------
+
+DecisionLog::DecisionLog(storage::TelemetryStore* store, Metrics* metrics, DecisionLogOptions options, Hooks hooks)
+    : store_(store), metrics_(metrics), options_(std::move(options)), hooks_(std::move(hooks)) {
+  if (!options_.enabled) return;
+  live_ = std::make_unique<Live>(metrics_->registry(), options_, hooks_);
+  live_->Touch(hooks_.serving_version ? hooks_.serving_version() : 0);
+  // The log's size and oldest record, for retention (one pass over keys and values at start-up).
+  (void)store_->ScanDecisions(kIdPrefix, "", /*reverse=*/false, [this](std::string_view key, std::string_view value) {
+    if (oldest_ms_ == 0) oldest_ms_ = DecisionIdTime(key).value_or(0);
+    bytes_ += key.size() + value.size();
+    return true;
+  });
+  metrics_->decision_log_bytes().Set(static_cast<double>(bytes_));
+  writer_ = std::thread([this] { WriterLoop(); });
+}
+
+DecisionLog::~DecisionLog() { Stop(); }
+
+int64_t DecisionLog::NowMs() const { return options_.now_ms ? options_.now_ms() : absl::ToUnixMillis(absl::Now()); }
+
+bool DecisionLog::Push(Event event) {
+  absl::MutexLock lock(&mu_);
+  // Only called when enabled, i.e. with the writer started; after Stop nothing is taken any more.
+  if (stopping_ || queue_.size() >= options_.queue_capacity) return false;
+  queue_.push_back(std::move(event));
+  ++queued_;
+  return true;
+}
+
+bool DecisionLog::RecordDecision(std::unique_ptr<v1::LoggedDecision> decision) {
+  if (!options_.enabled) return false;
+  Event e;
+  e.decision = std::move(decision);
+  if (Push(std::move(e))) return true;
+  dropped_.fetch_add(1, std::memory_order_relaxed);
+  metrics_->DecisionLogDropped(/*decision=*/true);
+  return false;
+}
+
+bool DecisionLog::RecordOutcome(const v1::RunReport& run) {
+  if (!options_.enabled || run.decision_id().empty()) return false;
+  Event e;
+  e.outcome.decision_id = run.decision_id();
+  v1::LoggedOutcome& o = e.outcome.outcome;
+  o.set_run_id(run.run_id());
+  o.set_node_id(run.node_id());
+  o.set_time_unix_ms(run.time_unix_ms());
+  o.set_strategy_id(run.strategy_id());
+  o.set_status(run.status());
+  e.outcome.metrics = run.metrics();
+  if (Push(std::move(e))) return true;
+  dropped_.fetch_add(1, std::memory_order_relaxed);
+  metrics_->DecisionLogDropped(/*decision=*/false);
+  return false;
+}
+
+void DecisionLog::Flush() {
+  absl::MutexLock lock(&mu_);
+  struct Progress {
+    const uint64_t* processed;
+    uint64_t target;
+  } progress{&processed_, queued_};
+  mu_.Await(absl::Condition(
+      +[](Progress* p) { return *p->processed >= p->target; }, &progress));
+}
+
+void DecisionLog::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  if (writer_.joinable()) writer_.join();
+}
+
+void DecisionLog::WriterLoop() {
+  std::deque<Event> events;
+  for (;;) {
+    bool stop = false;
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.AwaitWithTimeout(absl::Condition(
+                               +[](DecisionLog* self)
+                                    ABSL_NO_THREAD_SAFETY_ANALYSIS { return self->stopping_ || !self->queue_.empty(); },
+                               this),
+                           absl::Seconds(1));
+      events.swap(queue_);
+      stop = stopping_ && events.empty();
+    }
+    const size_t n = events.size();
+    if (n > 0 && options_.on_take) options_.on_take();
+    Process(events);
+    events.clear();
+    Write();
+    ApplyRetention();
+    {
+      absl::MutexLock lock(&mu_);
+      processed_ += n;
+    }
+    if (stop) return;
+  }
+}
+
+void DecisionLog::Process(std::deque<Event>& events) {
+  const int64_t now = NowMs();
+  std::string value;
+  for (Event& e : events) {
+    if (e.decision != nullptr) {
+      live_->OnDecision(*e.decision);
+      e.decision->SerializeToString(&value);
+      bytes_ += e.decision->decision_id().size() + value.size();
+      if (oldest_ms_ == 0) oldest_ms_ = e.decision->time_unix_ms();
+      batch_.emplace_back(e.decision->decision_id(), value);
+      Remember(std::move(e.decision));
+      continue;
+    }
+    v1::LoggedDecision* d = nullptr;
+    std::unique_ptr<v1::LoggedDecision> loaded;
+    const JoinResult result = Resolve(e.outcome, &d, &loaded);
+    Count(result);
+    if (result != JoinResult::kJoined) continue;
+    const size_t before = d->ByteSizeLong();
+    v1::LoggedOutcome* o = d->mutable_outcome();
+    *o = std::move(e.outcome.outcome);
+    o->set_candidate_index(-1);
+    for (int i = 0; i < d->candidates_size(); ++i) {
+      if (d->candidates(i).strategy_id() == o->strategy_id()) {
+        o->set_candidate_index(i);
+        break;
+      }
+    }
+    o->set_followed(o->candidate_index() == 0);
+    if (o->status() == v1::RUN_STATUS_OK) {
+      if (std::optional<double> v =
+              MeasuredObjective(e.outcome.metrics, d->objective(), d->context().hardware().price_per_hour());
+          v.has_value()) {
+        o->set_measured_value(*v);
+      }
+    }
+    live_->OnJoin(*d, Figures(*d), now);
+    d->SerializeToString(&value);
+    bytes_ += value.size() - std::min(before, value.size());
+    batch_.emplace_back(d->decision_id(), value);
+  }
+  // Drops are counted per event in the metrics; an operator also gets a summary line at most every 10 s.
+  const uint64_t dropped = dropped_.load(std::memory_order_relaxed);
+  if (dropped > dropped_logged_ && now - last_drop_log_ms_ >= kDropLogIntervalMs) {
+    log::Warn("decision_log_dropped", {{"dropped", dropped - dropped_logged_},
+                                       {"dropped_total", dropped},
+                                       {"queue_capacity", static_cast<uint64_t>(options_.queue_capacity)}});
+    dropped_logged_ = dropped;
+    last_drop_log_ms_ = now;
+  }
+}
+
+JoinResult DecisionLog::Resolve(const Outcome& outcome, v1::LoggedDecision** decision,
+                                std::unique_ptr<v1::LoggedDecision>* loaded) {
+  const std::optional<int64_t> made = DecisionIdTime(outcome.decision_id);
+  if (!made.has_value()) return JoinResult::kUnknown;
+  // Past the retention age whether or not it is deleted yet: what joins must not depend on when retention ran.
+  if (*made < NowMs() - absl::ToInt64Milliseconds(options_.max_age)) return JoinResult::kExpired;
+  auto it = recent_.find(outcome.decision_id);
+  if (it != recent_.end()) {
+    *decision = it->second.get();
+  } else {
+    absl::StatusOr<std::optional<std::string>> stored = store_->GetDecision(outcome.decision_id);
+    if (!stored.ok() || !stored->has_value()) {
+      // Not kept: beyond the bytes bound the oldest go first, so an id older than the oldest kept one expired.
+      return oldest_ms_ != 0 && *made < oldest_ms_ ? JoinResult::kExpired : JoinResult::kUnknown;
+    }
+    auto parsed = std::make_unique<v1::LoggedDecision>();
+    if (!parsed->ParseFromString(**stored)) return JoinResult::kUnknown;
+    *decision = parsed.get();
+    *loaded = std::move(parsed);
+  }
+  const v1::LoggedDecision& d = **decision;
+  if (!d.node_id().empty() && d.node_id() != outcome.outcome.node_id()) return JoinResult::kForeign;
+  if (d.has_outcome()) return JoinResult::kRepeat;
+  return JoinResult::kJoined;
+}
+
+void DecisionLog::Remember(std::unique_ptr<v1::LoggedDecision> decision) {
+  if (options_.recent_capacity == 0) return;
+  while (recent_.size() >= options_.recent_capacity && !recent_order_.empty()) {
+    recent_.erase(recent_order_.front());
+    recent_order_.pop_front();
+  }
+  recent_order_.push_back(decision->decision_id());
+  recent_[decision->decision_id()] = std::move(decision);
+}
+
+void DecisionLog::Write() {
+  if (batch_.empty()) return;
+  if (absl::Status st = store_->PutDecisions(batch_); !st.ok()) {
+    metrics_->DecisionLogWriteFailed(batch_.size());
+    log::Error("decision_log_write_failed",
+               {{"records", static_cast<uint64_t>(batch_.size())}, {"error", st.ToString()}});
+  } else {
+    metrics_->decisions_logged().Increment(static_cast<double>(batch_.size()));
+  }
+  batch_.clear();
+  metrics_->decision_log_bytes().Set(static_cast<double>(bytes_));
+}
+
+void DecisionLog::ApplyRetention() {
+  const int64_t cutoff = NowMs() - absl::ToInt64Milliseconds(options_.max_age);
+  const bool too_old = oldest_ms_ != 0 && oldest_ms_ < cutoff;
+  const bool too_big = bytes_ > options_.max_bytes;
+  if (!too_old && !too_big) return;
+  // One pass from the oldest record: everything older than the cutoff goes, and then, while the log is over its
+  // bytes bound, the oldest until it is down to the low-water mark.
+  const uint64_t target = static_cast<uint64_t>(kBytesLowWater * static_cast<double>(options_.max_bytes));
+  uint64_t freed_age = 0, freed_bytes = 0, removed_age = 0, removed_bytes = 0;
+  std::string end;  // delete [kIdPrefix, end)
+  int64_t next_oldest = 0;
+  (void)store_->ScanDecisions(kIdPrefix, "", /*reverse=*/false, [&](std::string_view key, std::string_view value) {
+    const int64_t t = DecisionIdTime(key).value_or(0);
+    const uint64_t size = key.size() + value.size();
+    if (t < cutoff) {
+      freed_age += size;
+      ++removed_age;
+    } else if (bytes_ - freed_age - freed_bytes > target && too_big) {
+      freed_bytes += size;
+      ++removed_bytes;
+    } else {
+      next_oldest = t;
+      return false;
+    }
+    end.assign(key);
+    end.push_back('\0');  // just after `key`
+    return true;
+  });
+  if (end.empty()) return;
+  if (absl::Status st = store_->DeleteDecisions(kIdPrefix, end); !st.ok()) {
+    log::Error("decision_log_prune_failed", {{"error", st.ToString()}});
+    return;
+  }
+  // Ids of one millisecond are not in insertion order: look at every remembered one.
+  std::erase_if(recent_order_, [&](const std::string& id) { return id < end && recent_.erase(id) > 0; });
+  bytes_ -= std::min(bytes_, freed_age + freed_bytes);
+  oldest_ms_ = next_oldest;
+  metrics_->DecisionsPruned(removed_age, removed_bytes);
+  metrics_->decision_log_bytes().Set(static_cast<double>(bytes_));
+}
+
+void DecisionLog::Count(JoinResult result) {
+  join_counts_[static_cast<int>(result)].fetch_add(1, std::memory_order_relaxed);
+  metrics_->DecisionJoin(static_cast<int>(result));
+}
+
+uint64_t DecisionLog::joins(JoinResult result) const {
+  return join_counts_[static_cast<int>(result)].load(std::memory_order_relaxed);
+}
+
+absl::Status DecisionLog::Quality(absl::Duration window, uint32_t top_nodes, v1::GetLiveQualityResponse* response,
+                                  size_t max_records) const {
+  response->set_window_ms(absl::ToInt64Milliseconds(window));
+  response->set_decision_log_enabled(options_.enabled);
+  if (!options_.enabled) return absl::OkStatus();
+  const int64_t now = NowMs();
+  Tally overall;
+  std::map<uint64_t, Tally, std::greater<>> by_version;
+  absl::flat_hash_map<std::string, Tally> by_node;
+  size_t read = 0;
+  absl::Status st =
+      ScanLoggedDecisions(store_, now - absl::ToInt64Milliseconds(window), now + 1, [&](const v1::LoggedDecision& d) {
+        if (read++ >= max_records) {
+          response->set_truncated(true);
+          return false;
+        }
+        Tally& v = by_version[d.model_version()];
+        overall.AddDecision(d);
+        v.AddDecision(d);
+        if (d.has_outcome()) {
+          const JoinFigures f = Figures(d);
+          overall.AddJoin(d, f);
+          v.AddJoin(d, f);
+          Tally& n = by_node[d.outcome().node_id()];
+          n.AddDecision(d);
+          n.AddJoin(d, f);
+        }
+        return true;
+      });
+  if (!st.ok()) return st;
+  overall.To(response->mutable_overall());
+  for (const auto& [version, tally] : by_version) {
+    v1::VersionLiveQuality* out = response->add_versions();
+    out->set_version(version);
+    tally.To(out->mutable_live());
+    if (version != 0 && hooks_.holdout) {
+      if (std::optional<v1::ModelEvaluation> e = hooks_.holdout(version); e.has_value()) *out->mutable_holdout() = *e;
+    }
+  }
+  std::vector<std::pair<std::string, const Tally*>> nodes;
+  for (const auto& [node, tally] : by_node) {
+    if (tally.scored > 0) nodes.emplace_back(node, &tally);
+  }
+  std::sort(nodes.begin(), nodes.end(), [](const auto& a, const auto& b) {
+    return a.second->mape() != b.second->mape() ? a.second->mape() > b.second->mape() : a.first < b.first;
+  });
+  for (size_t i = 0; i < nodes.size() && i < top_nodes; ++i) {
+    v1::NodeLiveQuality* out = response->add_nodes();
+    out->set_node_id(nodes[i].first);
+    nodes[i].second->To(out->mutable_live());
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace accelsel::server

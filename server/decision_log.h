@@ -1,0 +1,157 @@
+// DecisionLog: every SelectAccelerator answer, recorded off the request path, joined at ingest with the run that
+// answered it, and turned into live quality — Prometheus series per serving model version, a drift signal that
+// wakes the trainer, and the windows that `accelsel quality` and the off-policy evaluation read.
+//
+// Requests only hand an event to a bounded queue (RecordDecision on the Select path, RecordOutcome on the ingest
+// writer thread after a run is durable); a full queue drops the event and counts it, so logging never blocks a
+// request and never touches a stored run. One writer thread takes events in order — a decision is always taken
+// before any report that echoes its id, because the id reached the node only after the decision was queued — keeps
+// the newest decisions in memory for joins, writes records to the store's `decisions` column family without fsync
+// (a log, not a promise: a crash may lose what is queued), and applies the retention bounds by age and by bytes.
+//
+// Thread safety: RecordDecision and RecordOutcome may be called from any number of threads at once; Flush and Stop
+// from any thread (Stop is idempotent and called by the destructor). mu_ guards the queue and the counters that
+// Flush waits on; everything else (the recent decisions, the per-version series, the drift window, the retention
+// state) belongs to the writer thread alone. Quality() and ScanLoggedDecisions read the store on the calling thread.
+// Ownership: the log owns its writer thread; it borrows the store and the metrics, which must outlive it.
+#ifndef ACCELSEL_SERVER_DECISION_LOG_H_
+#define ACCELSEL_SERVER_DECISION_LOG_H_
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "accelsel/v1/accelsel.pb.h"
+#include "accelsel/v1/decision_log.pb.h"
+#include "server/metrics.h"
+#include "server/options.h"
+#include "storage/telemetry_store.h"
+
+namespace accelsel::server {
+
+// Decision ids: "d1-" + 12 hex digits of the creation time in ms + "-" + 16 hex digits of randomness, so that keys
+// sort by time (retention deletes a key range) and a report's id tells whether its decision could still be kept.
+std::string MakeDecisionId(int64_t time_unix_ms, uint64_t random);
+// The creation time of an id MakeDecisionId made; nullopt for any other shape.
+std::optional<int64_t> DecisionIdTime(std::string_view id);
+// The smallest key of decisions made at or after `time_unix_ms`.
+std::string DecisionKeyAt(int64_t time_unix_ms);
+
+// The measured value of `objective` in a run's metrics (cost from e2e latency and `price_per_hour`); nullopt when
+// not measured or not positive.
+std::optional<double> MeasuredObjective(const v1::RunMetrics& metrics, v1::Objective objective, double price_per_hour);
+
+// Whether a logged candidate carries an estimate (a layer other than UNKNOWN and a positive, finite value).
+bool HasLoggedEstimate(const v1::LoggedCandidate& candidate);
+
+// Calls `fn` for each decision logged in [from_ms, to_ms), newest first, until it returns false. Records that do
+// not parse are skipped.
+absl::Status ScanLoggedDecisions(storage::TelemetryStore* store, int64_t from_ms, int64_t to_ms,
+                                 const std::function<bool(const v1::LoggedDecision&)>& fn);
+
+// How a report's decision_id joined (accelsel_decision_joins_total{result}).
+enum class JoinResult { kJoined, kUnknown, kExpired, kForeign, kRepeat };
+
+class DecisionLog {
+ public:
+  // What the log needs from the rest of the service. Both are called on the writer thread.
+  struct Hooks {
+    // The held-out evaluation of a model version (for the live-vs-holdout series and drift); nullopt if unknown.
+    std::function<std::optional<v1::ModelEvaluation>(uint64_t version)> holdout;
+    // The serving model version now (drift watches only it).
+    std::function<uint64_t()> serving_version;
+    // Drift detected on `version`: wake the trainer.
+    std::function<void(uint64_t version, double window_mape, double holdout_mape)> on_drift;
+  };
+
+  // Reads the log's size and oldest record from the store and starts the writer thread (when enabled).
+  DecisionLog(storage::TelemetryStore* store, Metrics* metrics, DecisionLogOptions options, Hooks hooks);
+  ~DecisionLog();
+  DecisionLog(const DecisionLog&) = delete;
+  DecisionLog& operator=(const DecisionLog&) = delete;
+
+  bool enabled() const { return options_.enabled; }
+  int64_t NowMs() const;
+
+  // Queues a decision (its decision_id made by MakeDecisionId). Never blocks; false = dropped (queue full, or
+  // stopped, or disabled).
+  bool RecordDecision(std::unique_ptr<v1::LoggedDecision> decision) ABSL_LOCKS_EXCLUDED(mu_);
+  // Queues the join of a stored run that carries a decision_id. Never blocks; false = dropped.
+  bool RecordOutcome(const v1::RunReport& run) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Returns once every event queued before the call is processed and written.
+  void Flush() ABSL_LOCKS_EXCLUDED(mu_);
+  // Processes what is queued, then stops the writer.
+  void Stop() ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Live quality over [now - window, now), overall, by version (newest first) and by node (highest MAPE first, at
+  // most top_nodes). Reads at most `max_records` decisions (the newest) and says so in `truncated`.
+  absl::Status Quality(absl::Duration window, uint32_t top_nodes, v1::GetLiveQualityResponse* response,
+                       size_t max_records = 1000000) const;
+
+  // Join counts since start, by JoinResult (for tests and the quality answer).
+  uint64_t joins(JoinResult result) const;
+
+ private:
+  struct Outcome {
+    std::string decision_id;
+    v1::LoggedOutcome outcome;
+    v1::RunMetrics metrics;
+  };
+  struct Event {
+    std::unique_ptr<v1::LoggedDecision> decision;  // or, when null, `outcome`
+    Outcome outcome;
+  };
+  class Live;  // per-version Prometheus series, the drift window (writer thread only)
+
+  bool Push(Event event) ABSL_LOCKS_EXCLUDED(mu_);
+  void WriterLoop() ABSL_LOCKS_EXCLUDED(mu_);
+  void Process(std::deque<Event>& events);
+  // The decision an outcome joins, from memory or the store; classifies the join.
+  JoinResult Resolve(const Outcome& outcome, v1::LoggedDecision** decision,
+                     std::unique_ptr<v1::LoggedDecision>* loaded);
+  void Remember(std::unique_ptr<v1::LoggedDecision> decision);
+  void Write();
+  void ApplyRetention();
+  void Count(JoinResult result);
+
+  storage::TelemetryStore* const store_;  // not owned
+  Metrics* const metrics_;                // not owned
+  const DecisionLogOptions options_;
+  const Hooks hooks_;
+
+  mutable absl::Mutex mu_;
+  std::deque<Event> queue_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t queued_ ABSL_GUARDED_BY(mu_) = 0;     // events accepted since start
+  uint64_t processed_ ABSL_GUARDED_BY(mu_) = 0;  // events processed and written since start
+  std::atomic<uint64_t> join_counts_[5] = {};
+  std::atomic<uint64_t> dropped_{0};  // events dropped since start
+
+  // Writer thread only.
+  std::unique_ptr<Live> live_;
+  absl::flat_hash_map<std::string, std::unique_ptr<v1::LoggedDecision>> recent_;
+  std::deque<std::string> recent_order_;
+  std::vector<std::pair<std::string, std::string>> batch_;
+  uint64_t bytes_ = 0;           // keys + values of the stored records
+  int64_t oldest_ms_ = 0;        // creation time of the oldest stored record; 0 = none
+  uint64_t dropped_logged_ = 0;  // drops already reported in a log line
+  int64_t last_drop_log_ms_ = 0;
+  std::thread writer_;
+};
+
+}  // namespace accelsel::server
+
+#endif  // ACCELSEL_SERVER_DECISION_LOG_H_

@@ -1,0 +1,342 @@
+// DecisionLog on a real RocksDB store: ids, the join (followed, not followed, unknown, expired, foreign, repeat, a
+// decision still queued), retention by age and by bytes, the bounded queue, drift, and the quality window.
+#include "server/decision_log.h"
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/synchronization/notification.h"
+#include "gtest/gtest.h"
+#include "tests/server/test_server.h"
+#include "tests/test_util/decision_log_size.h"
+
+namespace accelsel::server {
+namespace {
+
+using testing::FreshDir;
+
+constexpr int64_t kT0 = 1'780'000'000'000;  // 2026-05-28, ms
+
+class DecisionLogTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    storage::StoreOptions so;
+    so.path = FreshDir("decision-log");
+    so.sync_writes = false;
+    auto store = storage::TelemetryStore::Open(so);
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = *std::move(store);
+    options_.now_ms = [this] { return now_.load(); };
+    options_.drift_cooldown = absl::Minutes(5);
+  }
+
+  std::unique_ptr<DecisionLog> Open(DecisionLog::Hooks hooks = {}) {
+    return std::make_unique<DecisionLog>(store_.get(), &metrics_, options_, std::move(hooks));
+  }
+
+  // A decision for `node` ranking a (first, predicted 100 ms, interval 80-120) before b (predicted 150 ms).
+  std::unique_ptr<v1::LoggedDecision> Decision(const std::string& node, uint64_t version = 3, uint64_t salt = 0) {
+    auto d = std::make_unique<v1::LoggedDecision>();
+    d->set_decision_id(MakeDecisionId(now_.load(), ++counter_ + salt));
+    d->set_time_unix_ms(now_.load());
+    d->set_node_id(node);
+    d->set_model_version(version);
+    d->set_objective(v1::OBJECTIVE_E2E_LATENCY);
+    d->mutable_context()->mutable_model()->set_name("m");
+    d->mutable_context()->mutable_hardware()->set_accelerator("gpu");
+    auto* a = d->add_candidates();
+    a->set_strategy_id("a");
+    a->set_expected_value(100);
+    a->set_interval_low(80);
+    a->set_interval_high(120);
+    a->set_failure_probability(0.1);
+    a->set_evidence_layer(v1::EVIDENCE_LAYER_MODEL);
+    auto* b = d->add_candidates();
+    b->set_strategy_id("b");
+    b->set_expected_value(150);
+    b->set_interval_low(120);
+    b->set_interval_high(180);
+    b->set_failure_probability(0.2);
+    b->set_evidence_layer(v1::EVIDENCE_LAYER_OBSERVED);
+    d->set_first_propensity(0.95);
+    now_ += 1;  // one decision per millisecond, so that ids order as they were made
+    return d;
+  }
+
+  static v1::RunReport Report(const std::string& decision_id, const std::string& node, const std::string& strategy,
+                              double e2e_ms, v1::RunStatus status = v1::RUN_STATUS_OK) {
+    static std::atomic<int> runs{0};
+    v1::RunReport r;
+    r.set_run_id(absl::StrCat("run-", runs++));
+    r.set_node_id(node);
+    r.set_decision_id(decision_id);
+    r.set_strategy_id(strategy);
+    r.set_status(status);
+    r.set_time_unix_ms(kT0);
+    if (status == v1::RUN_STATUS_OK) r.mutable_metrics()->set_e2e_latency_ms(e2e_ms);
+    return r;
+  }
+
+  v1::LoggedDecision Stored(const std::string& id) {
+    auto value = store_->GetDecision(id);
+    EXPECT_TRUE(value.ok() && value->has_value()) << id;
+    v1::LoggedDecision d;
+    if (value.ok() && value->has_value()) EXPECT_TRUE(d.ParseFromString(**value));
+    return d;
+  }
+
+  size_t StoredCount() {
+    auto size = testing::StoredDecisionLogSize(*store_);
+    EXPECT_TRUE(size.ok()) << size.status();
+    return size.ok() ? size->records : 0;
+  }
+
+  std::atomic<int64_t> now_{kT0};
+  uint64_t counter_ = 0;
+  Metrics metrics_;
+  DecisionLogOptions options_;
+  std::unique_ptr<storage::TelemetryStore> store_;
+};
+
+TEST(DecisionIdTest, CarriesItsTimeAndSortsByIt) {
+  const std::string early = MakeDecisionId(kT0, 0xffffffffffffffffULL);
+  const std::string late = MakeDecisionId(kT0 + 1, 0);
+  EXPECT_EQ(early.size(), 32u);
+  EXPECT_EQ(DecisionIdTime(early), kT0);
+  EXPECT_EQ(DecisionIdTime(late), kT0 + 1);
+  EXPECT_LT(early, late);
+  EXPECT_LE(DecisionKeyAt(kT0), early);
+  EXPECT_LT(early, DecisionKeyAt(kT0 + 1));
+  // Ids of other shapes (the server's old ones, a client's own) are not decision ids of this log.
+  for (const char* other : {"d-0123456789abcdef0123456789abcdef", "node-7:run-1", "d1-0123456789ab-0123",
+                            "d1-0123456789AB-0123456789abcdef", "d1-0123456789ab_0123456789abcdef", ""}) {
+    EXPECT_FALSE(DecisionIdTime(other).has_value()) << other;
+  }
+}
+
+TEST(MeasuredObjectiveTest, ReadsTheObjectivesMetric) {
+  v1::RunMetrics m;
+  m.set_e2e_latency_ms(2000);
+  m.set_ttft_ms(50);
+  m.set_throughput_tokens_per_s(0);
+  EXPECT_EQ(MeasuredObjective(m, v1::OBJECTIVE_E2E_LATENCY, 0), 2000);
+  EXPECT_EQ(MeasuredObjective(m, v1::OBJECTIVE_UNSPECIFIED, 0), 2000);
+  EXPECT_EQ(MeasuredObjective(m, v1::OBJECTIVE_TTFT, 0), 50);
+  EXPECT_FALSE(MeasuredObjective(m, v1::OBJECTIVE_TPOT, 0).has_value());        // not measured
+  EXPECT_FALSE(MeasuredObjective(m, v1::OBJECTIVE_THROUGHPUT, 0).has_value());  // not positive
+  EXPECT_FALSE(MeasuredObjective(m, v1::OBJECTIVE_COST, 0).has_value());        // no price
+  EXPECT_DOUBLE_EQ(*MeasuredObjective(m, v1::OBJECTIVE_COST, 3.6), 2000 / 3.6e6 * 3.6);
+}
+
+TEST_F(DecisionLogTest, JoinsFollowedAndNotFollowedRunsWithTheirEstimates) {
+  auto log = Open();
+  auto followed = Decision("n1");
+  auto other = Decision("n1");
+  const std::string followed_id = followed->decision_id();
+  const std::string other_id = other->decision_id();
+  ASSERT_TRUE(log->RecordDecision(std::move(followed)));
+  ASSERT_TRUE(log->RecordDecision(std::move(other)));
+  // Queued right behind their decisions, not yet written: the join still finds them.
+  ASSERT_TRUE(log->RecordOutcome(Report(followed_id, "n1", "a", 110)));
+  ASSERT_TRUE(log->RecordOutcome(Report(other_id, "n1", "b", 300)));
+  log->Flush();
+
+  const v1::LoggedDecision f = Stored(followed_id);
+  ASSERT_TRUE(f.has_outcome());
+  EXPECT_TRUE(f.outcome().followed());
+  EXPECT_EQ(f.outcome().candidate_index(), 0);
+  EXPECT_EQ(f.outcome().node_id(), "n1");
+  EXPECT_DOUBLE_EQ(f.outcome().measured_value(), 110);
+  const v1::LoggedDecision o = Stored(other_id);
+  ASSERT_TRUE(o.has_outcome());
+  EXPECT_FALSE(o.outcome().followed());
+  EXPECT_EQ(o.outcome().candidate_index(), 1);
+  EXPECT_EQ(log->joins(JoinResult::kJoined), 2u);
+
+  v1::GetLiveQualityResponse q;
+  ASSERT_TRUE(log->Quality(absl::Hours(1), 10, &q).ok());
+  EXPECT_EQ(q.overall().decisions(), 2u);
+  EXPECT_EQ(q.overall().joined_reports(), 2u);
+  EXPECT_EQ(q.overall().scored_reports(), 2u);
+  // |110-100|/110 and |300-150|/300.
+  EXPECT_NEAR(q.overall().mape(), (10.0 / 110 + 150.0 / 300) / 2, 1e-12);
+  EXPECT_DOUBLE_EQ(q.overall().coverage80(), 0.5);  // 110 in [80,120]; 300 not in [120,180]
+  EXPECT_DOUBLE_EQ(q.overall().follow_rate(), 0.5);
+  EXPECT_NEAR(q.overall().failures_predicted(), 0.1 + 0.2, 1e-12);
+  // The followed run took 110 ms where the other candidate was estimated at 150: no regret.
+  EXPECT_DOUBLE_EQ(q.overall().mean_regret_log(), 0);
+  ASSERT_EQ(q.versions_size(), 1);
+  EXPECT_EQ(q.versions(0).version(), 3u);
+  ASSERT_EQ(q.nodes_size(), 1);
+  EXPECT_EQ(q.nodes(0).node_id(), "n1");
+}
+
+TEST_F(DecisionLogTest, CountsUnknownExpiredForeignAndRepeatedIdsWithoutJoiningThem) {
+  options_.max_age = absl::Hours(1);
+  auto log = Open();
+  auto mine = Decision("n1");
+  auto anonymous = Decision("");
+  const std::string mine_id = mine->decision_id();
+  const std::string anonymous_id = anonymous->decision_id();
+  ASSERT_TRUE(log->RecordDecision(std::move(mine)));
+  ASSERT_TRUE(log->RecordDecision(std::move(anonymous)));
+  log->Flush();
+
+  log->RecordOutcome(Report(mine_id, "n2", "a", 100));                             // foreign: made for n1
+  log->RecordOutcome(Report(anonymous_id, "n2", "a", 100));                        // anyone may join it
+  log->RecordOutcome(Report(anonymous_id, "n3", "a", 100));                        // repeat
+  log->RecordOutcome(Report(MakeDecisionId(kT0, 42), "n1", "a", 100));             // right shape, never made
+  log->RecordOutcome(Report("node-own-id:17", "n1", "a", 100));                    // another shape: unknown
+  log->RecordOutcome(Report(MakeDecisionId(kT0 - 7'200'000, 1), "n1", "a", 100));  // older than max_age
+  log->Flush();
+
+  EXPECT_EQ(log->joins(JoinResult::kForeign), 1u);
+  EXPECT_EQ(log->joins(JoinResult::kJoined), 1u);
+  EXPECT_EQ(log->joins(JoinResult::kRepeat), 1u);
+  EXPECT_EQ(log->joins(JoinResult::kUnknown), 2u);
+  EXPECT_EQ(log->joins(JoinResult::kExpired), 1u);
+  EXPECT_FALSE(Stored(mine_id).has_outcome());  // the foreign report did not claim it
+  const v1::LoggedDecision a = Stored(anonymous_id);
+  ASSERT_TRUE(a.has_outcome());
+  EXPECT_EQ(a.outcome().node_id(), "n2");  // the first join stays
+}
+
+TEST_F(DecisionLogTest, JoinsADecisionReadBackFromTheStoreAfterARestart) {
+  std::string id;
+  {
+    auto log = Open();
+    auto d = Decision("n1");
+    id = d->decision_id();
+    ASSERT_TRUE(log->RecordDecision(std::move(d)));
+  }  // stopped: written
+  auto log = Open();
+  ASSERT_TRUE(log->RecordOutcome(Report(id, "n1", "a", 95)));
+  log->Flush();
+  EXPECT_EQ(log->joins(JoinResult::kJoined), 1u);
+  EXPECT_TRUE(Stored(id).outcome().followed());
+}
+
+TEST_F(DecisionLogTest, RetentionByAgeDeletesOldDecisionsAndTheirIdsThenJoinAsExpired) {
+  options_.max_age = absl::Hours(24);
+  auto log = Open();
+  std::vector<std::string> old_ids;
+  for (int i = 0; i < 10; ++i) {
+    auto d = Decision("n1");
+    old_ids.push_back(d->decision_id());
+    ASSERT_TRUE(log->RecordDecision(std::move(d)));
+  }
+  log->Flush();
+  EXPECT_EQ(StoredCount(), 10u);
+  now_ += absl::ToInt64Milliseconds(absl::Hours(25));
+  auto fresh = Decision("n1");
+  const std::string fresh_id = fresh->decision_id();
+  ASSERT_TRUE(log->RecordDecision(std::move(fresh)));
+  log->RecordOutcome(Report(old_ids[3], "n1", "a", 100));
+  log->Flush();
+  EXPECT_EQ(StoredCount(), 1u);
+  EXPECT_TRUE(store_->GetDecision(fresh_id)->has_value());
+  EXPECT_EQ(log->joins(JoinResult::kExpired), 1u);
+}
+
+TEST_F(DecisionLogTest, RetentionByBytesKeepsTheLogWithinItsBoundAndKeepsTheNewest) {
+  options_.max_bytes = 20000;
+  auto log = Open();
+  std::vector<std::string> ids;
+  for (int i = 0; i < 400; ++i) {
+    auto d = Decision("n1");
+    ids.push_back(d->decision_id());
+    ASSERT_TRUE(log->RecordDecision(std::move(d)));
+    if (i % 50 == 49) log->Flush();
+  }
+  log->Flush();
+  auto size = testing::StoredDecisionLogSize(*store_);
+  ASSERT_TRUE(size.ok()) << size.status();
+  EXPECT_LE(size->bytes, options_.max_bytes);
+  EXPECT_GT(size->bytes, options_.max_bytes / 2);  // pruned in steps, not emptied
+  EXPECT_LT(size->records, ids.size());
+  EXPECT_TRUE(store_->GetDecision(ids.back())->has_value());
+  EXPECT_FALSE(store_->GetDecision(ids.front())->has_value());
+  // A pruned id made after the retention age cutoff is still told apart from one never made.
+  log->RecordOutcome(Report(ids.front(), "n1", "a", 100));
+  log->Flush();
+  EXPECT_EQ(log->joins(JoinResult::kExpired), 1u);
+}
+
+TEST_F(DecisionLogTest, AFullQueueDropsAndCountsInsteadOfBlocking) {
+  options_.queue_capacity = 8;
+  absl::Notification taken, release;
+  options_.on_take = [&] {
+    if (!taken.HasBeenNotified()) taken.Notify();
+    release.WaitForNotification();
+  };
+  auto log = Open();
+  ASSERT_TRUE(log->RecordDecision(Decision("n1")));
+  ASSERT_TRUE(taken.WaitForNotificationWithTimeout(absl::Seconds(30)));  // the writer holds it, the queue is empty
+  int accepted = 0, dropped = 0;
+  for (int i = 0; i < 100; ++i) (log->RecordDecision(Decision("n1")) ? accepted : dropped)++;
+  EXPECT_EQ(accepted, 8);
+  EXPECT_EQ(dropped, 92);
+  EXPECT_FALSE(log->RecordOutcome(Report(MakeDecisionId(kT0, 1), "n1", "a", 1)));
+  release.Notify();
+  log->Flush();
+  EXPECT_EQ(StoredCount(), 9u);
+}
+
+TEST_F(DecisionLogTest, DriftWakesTheTrainerOnceWhenLiveErrorExceedsTheFactor) {
+  options_.drift_window = 20;
+  options_.drift_factor = 2.0;
+  std::vector<double> wakes;
+  DecisionLog::Hooks hooks;
+  hooks.serving_version = [] { return uint64_t{5}; };
+  hooks.holdout = [](uint64_t) {
+    v1::ModelEvaluation e;
+    e.set_holdout_mape(0.1);
+    return std::optional<v1::ModelEvaluation>(e);
+  };
+  hooks.on_drift = [&](uint64_t version, double window_mape, double holdout) {
+    EXPECT_EQ(version, 5u);
+    EXPECT_DOUBLE_EQ(holdout, 0.1);
+    wakes.push_back(window_mape);
+  };
+  auto log = Open(std::move(hooks));
+  const auto run = [&](int n, uint64_t version, double measured) {
+    for (int i = 0; i < n; ++i) {
+      auto d = Decision("n1", version);
+      const std::string id = d->decision_id();
+      log->RecordDecision(std::move(d));
+      log->RecordOutcome(Report(id, "n1", "a", measured));
+    }
+    log->Flush();
+  };
+  run(40, 5, 105);  // APE 0.048: within 2 x 0.1
+  EXPECT_TRUE(wakes.empty());
+  run(40, 4, 20);  // an older version's runs never count for the serving one
+  EXPECT_TRUE(wakes.empty());
+  run(30, 5, 50);  // APE 1.0: the window's mean passes 0.2 after a few
+  ASSERT_EQ(wakes.size(), 1u);
+  EXPECT_GT(wakes[0], 0.2);
+  run(60, 5, 50);  // still drifting, but within the cool-down
+  EXPECT_EQ(wakes.size(), 1u);
+  now_ += absl::ToInt64Milliseconds(absl::Minutes(6));
+  run(30, 5, 50);
+  EXPECT_EQ(wakes.size(), 2u);
+}
+
+TEST_F(DecisionLogTest, DisabledLogsNothing) {
+  options_.enabled = false;
+  auto log = Open();
+  auto d = Decision("n1");
+  const std::string id = d->decision_id();
+  EXPECT_FALSE(log->RecordDecision(std::move(d)));
+  EXPECT_FALSE(log->RecordOutcome(Report(id, "n1", "a", 1)));
+  log->Flush();
+  EXPECT_EQ(StoredCount(), 0u);
+  v1::GetLiveQualityResponse q;
+  ASSERT_TRUE(log->Quality(absl::Hours(1), 10, &q).ok());
+  EXPECT_FALSE(q.decision_log_enabled());
+}
+
+}  // namespace
+}  // namespace accelsel::server
