@@ -11,6 +11,9 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "google/protobuf/wire_format_lite.h"
 #include "prometheus/counter.h"
 #include "prometheus/gauge.h"
 #include "prometheus/histogram.h"
@@ -49,28 +52,57 @@ struct JoinFigures {
   double regret = 0;  // ln(measured / best estimate of another candidate), at least 0 (followed runs only)
 };
 
-JoinFigures Figures(const v1::LoggedDecision& d) {
+// A decision's candidate as Figures reads it, from a stored record or from an event in memory.
+struct CandidateView {
+  std::string_view id;
+  double expected = 0, low = 0, high = 0, failure_probability = 0;
+  v1::EvidenceLayer layer = v1::EVIDENCE_LAYER_UNKNOWN;
+};
+
+bool HasEstimate(const CandidateView& c) {
+  return c.layer != v1::EVIDENCE_LAYER_UNKNOWN && c.layer != v1::EVIDENCE_LAYER_UNSPECIFIED &&
+         std::isfinite(c.expected) && c.expected > 0;
+}
+
+std::vector<CandidateView> Views(const v1::LoggedDecision& d) {
+  std::vector<CandidateView> out;
+  out.reserve(d.candidates_size());
+  for (const v1::LoggedCandidate& c : d.candidates()) {
+    out.push_back({c.strategy_id(), c.expected_value(), c.interval_low(), c.interval_high(), c.failure_probability(),
+                   c.evidence_layer()});
+  }
+  return out;
+}
+
+std::vector<CandidateView> Views(const DecisionEvent& d) {
+  std::vector<CandidateView> out;
+  out.reserve(d.candidates.size());
+  for (const DecisionEvent::Candidate& c : d.candidates) {
+    out.push_back(
+        {c.strategy->id, c.expected_value, c.interval_low, c.interval_high, c.failure_probability, c.evidence_layer});
+  }
+  return out;
+}
+
+JoinFigures Figures(v1::Objective objective, const std::vector<CandidateView>& candidates, const v1::LoggedOutcome& o) {
   JoinFigures f;
-  const v1::LoggedOutcome& o = d.outcome();
   f.failed = o.status() != v1::RUN_STATUS_OK;
-  const v1::LoggedCandidate* ran = o.candidate_index() >= 0 && o.candidate_index() < d.candidates_size()
-                                       ? &d.candidates(o.candidate_index())
-                                       : nullptr;
-  if (ran != nullptr) f.failure_probability = ran->failure_probability();
-  if (f.failed || !o.has_measured_value() || ran == nullptr || !HasLoggedEstimate(*ran)) return f;
+  const CandidateView* ran = o.candidate_index() >= 0 && static_cast<size_t>(o.candidate_index()) < candidates.size()
+                                 ? &candidates[o.candidate_index()]
+                                 : nullptr;
+  if (ran != nullptr) f.failure_probability = ran->failure_probability;
+  if (f.failed || !o.has_measured_value() || ran == nullptr || !HasEstimate(*ran)) return f;
   const double measured = o.measured_value();
   f.scored = true;
-  f.ape = std::abs(measured - ran->expected_value()) / measured;
-  f.hit = measured >= ran->interval_low() && measured <= ran->interval_high();
+  f.ape = std::abs(measured - ran->expected) / measured;
+  f.hit = measured >= ran->low && measured <= ran->high;
   if (o.followed()) {
-    const bool minimised = Minimised(d.objective());
+    const bool minimised = Minimised(objective);
     double best = std::nan("");
-    for (int i = 1; i < d.candidates_size(); ++i) {
-      const v1::LoggedCandidate& c = d.candidates(i);
-      if (!HasLoggedEstimate(c)) continue;
-      if (std::isnan(best) || (minimised ? c.expected_value() < best : c.expected_value() > best)) {
-        best = c.expected_value();
-      }
+    for (size_t i = 1; i < candidates.size(); ++i) {
+      const CandidateView& c = candidates[i];
+      if (!HasEstimate(c)) continue;
+      if (std::isnan(best) || (minimised ? c.expected < best : c.expected > best)) best = c.expected;
     }
     if (!std::isnan(best)) {
       f.has_regret = true;
@@ -79,6 +111,13 @@ JoinFigures Figures(const v1::LoggedDecision& d) {
   }
   return f;
 }
+
+JoinFigures Figures(const v1::LoggedDecision& d) { return Figures(d.objective(), Views(d), d.outcome()); }
+
+// The creation time of a record's key (a decision id, or an outcome key that starts with one); 0 if malformed.
+int64_t KeyTime(std::string_view key) { return DecisionIdTime(key.substr(0, kIdLen)).value_or(0); }
+
+bool IsOutcomeKey(std::string_view key) { return key.size() == kIdLen + 2 && key.substr(kIdLen) == "/o"; }
 
 // Sums behind one LiveQuality message.
 struct Tally {
@@ -123,8 +162,8 @@ struct Tally {
 }  // namespace
 
 bool HasLoggedEstimate(const v1::LoggedCandidate& c) {
-  return c.evidence_layer() != v1::EVIDENCE_LAYER_UNKNOWN && c.evidence_layer() != v1::EVIDENCE_LAYER_UNSPECIFIED &&
-         std::isfinite(c.expected_value()) && c.expected_value() > 0;
+  return HasEstimate({c.strategy_id(), c.expected_value(), c.interval_low(), c.interval_high(), c.failure_probability(),
+                      c.evidence_layer()});
 }
 
 std::string MakeDecisionId(int64_t time_unix_ms, uint64_t random) {
@@ -172,13 +211,66 @@ std::optional<double> MeasuredObjective(const v1::RunMetrics& m, v1::Objective o
   return v;
 }
 
+std::string OutcomeKey(std::string_view id) { return std::string(id).append("/o"); }
+
+std::string EncodeDecision(const DecisionEvent& e) {
+  using google::protobuf::internal::WireFormatLite;
+  std::string out;
+  out.reserve(256 + e.context.size() + e.constraints.size() + e.candidates.size() * 64);
+  {
+    google::protobuf::io::StringOutputStream stream(&out);
+    google::protobuf::io::CodedOutputStream o(&stream);
+    // Field numbers of v1::LoggedDecision and v1::LoggedCandidate (proto/accelsel/v1/decision_log.proto);
+    // decision_log_test parses the bytes back into the message, field by field.
+    WireFormatLite::WriteString(1, e.decision_id, &o);
+    WireFormatLite::WriteInt64(2, e.time_unix_ms, &o);
+    if (!e.node_id.empty()) WireFormatLite::WriteString(3, e.node_id, &o);
+    WireFormatLite::WriteUInt64(4, e.model_version, &o);
+    WireFormatLite::WriteFixed64(5, e.context_key, &o);
+    WireFormatLite::WriteBytes(6, e.context, &o);  // a serialized message has the wire form of bytes
+    WireFormatLite::WriteEnum(7, e.objective, &o);
+    if (!e.constraints.empty()) WireFormatLite::WriteBytes(8, e.constraints, &o);
+    for (const DecisionEvent::Candidate& c : e.candidates) {
+      const std::string& id = c.strategy->id;
+      const size_t size =
+          1 + google::protobuf::io::CodedOutputStream::VarintSize32(static_cast<uint32_t>(id.size())) + id.size() +
+          4 * (1 + 8) + 1 +
+          google::protobuf::io::CodedOutputStream::VarintSize32(static_cast<uint32_t>(c.evidence_layer));
+      WireFormatLite::WriteTag(9, WireFormatLite::WIRETYPE_LENGTH_DELIMITED, &o);
+      o.WriteVarint32(static_cast<uint32_t>(size));
+      WireFormatLite::WriteString(1, id, &o);
+      WireFormatLite::WriteDouble(2, c.expected_value, &o);
+      WireFormatLite::WriteDouble(3, c.interval_low, &o);
+      WireFormatLite::WriteDouble(4, c.interval_high, &o);
+      WireFormatLite::WriteDouble(5, c.failure_probability, &o);
+      WireFormatLite::WriteEnum(6, c.evidence_layer, &o);
+    }
+    WireFormatLite::WriteDouble(10, e.first_propensity, &o);
+    WireFormatLite::WriteBool(11, e.explored, &o);
+  }
+  return out;
+}
+
 absl::Status ScanLoggedDecisions(storage::TelemetryStore* store, int64_t from_ms, int64_t to_ms,
                                  const std::function<bool(const v1::LoggedDecision&)>& fn) {
   v1::LoggedDecision d;
+  // Newest first: an outcome's key ("<id>/o") sorts just after its decision's, so it comes just before it.
+  std::string outcome_of;
+  v1::LoggedOutcome outcome;
   return store->ScanDecisions(DecisionKeyAt(from_ms), DecisionKeyAt(to_ms), /*reverse=*/true,
-                              [&](std::string_view, std::string_view value) {
+                              [&](std::string_view key, std::string_view value) {
+                                if (IsOutcomeKey(key)) {
+                                  outcome.Clear();
+                                  outcome_of.clear();
+                                  if (outcome.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+                                    outcome_of.assign(key.substr(0, kIdLen));
+                                  }
+                                  return true;
+                                }
                                 d.Clear();
                                 if (!d.ParseFromArray(value.data(), static_cast<int>(value.size()))) return true;
+                                if (!outcome_of.empty() && outcome_of == key) *d.mutable_outcome() = outcome;
+                                outcome_of.clear();
                                 return fn(d);
                               });
 }
@@ -249,14 +341,14 @@ class DecisionLog::Live {
   // Creates the series of `version`, so that they are scraped (at 0) before its first decision.
   void Touch(uint64_t version) { For(version); }
 
-  void OnDecision(const v1::LoggedDecision& d) {
-    Series& s = For(d.model_version());
-    (d.explored() ? s.explored : s.exploited)->Increment();
+  void OnDecision(uint64_t version, bool explored) {
+    Series& s = For(version);
+    (explored ? s.explored : s.exploited)->Increment();
   }
 
-  void OnJoin(const v1::LoggedDecision& d, const JoinFigures& f, int64_t now_ms) {
-    Series& s = For(d.model_version());
-    (d.outcome().followed() ? s.followed : s.not_followed)->Increment();
+  void OnJoin(uint64_t version, bool followed, const JoinFigures& f, int64_t now_ms) {
+    Series& s = For(version);
+    (followed ? s.followed : s.not_followed)->Increment();
     s.failures_predicted->Increment(f.failure_probability);
     if (f.failed) s.failures->Increment();
     if (f.scored) {
@@ -264,7 +356,7 @@ class DecisionLog::Live {
       (f.hit ? s.hit : s.miss)->Increment();
     }
     if (f.has_regret) s.regret->Observe(f.regret);
-    if (f.scored) Drift(d.model_version(), f.ape, s.holdout, now_ms);
+    if (f.scored) Drift(version, f.ape, s.holdout, now_ms);
   }
 
  private:
@@ -400,7 +492,7 @@ DecisionLog::DecisionLog(storage::TelemetryStore* store, Metrics* metrics, Decis
   live_->Touch(hooks_.serving_version ? hooks_.serving_version() : 0);
   // The log's size and oldest record, for retention (one pass over keys and values at start-up).
   (void)store_->ScanDecisions(kIdPrefix, "", /*reverse=*/false, [this](std::string_view key, std::string_view value) {
-    if (oldest_ms_ == 0) oldest_ms_ = DecisionIdTime(key).value_or(0);
+    if (oldest_ms_ == 0) oldest_ms_ = KeyTime(key);
     bytes_ += key.size() + value.size();
     return true;
   });
@@ -421,7 +513,7 @@ bool DecisionLog::Push(Event event) {
   return true;
 }
 
-bool DecisionLog::RecordDecision(std::unique_ptr<v1::LoggedDecision> decision) {
+bool DecisionLog::RecordDecision(std::unique_ptr<DecisionEvent> decision) {
   if (!options_.enabled) return false;
   Event e;
   e.decision = std::move(decision);
@@ -454,8 +546,10 @@ void DecisionLog::Flush() {
     const uint64_t* processed;
     uint64_t target;
   } progress{&processed_, queued_};
+  ++flush_waiters_;
   mu_.Await(absl::Condition(
       +[](Progress* p) { return *p->processed >= p->target; }, &progress));
+  --flush_waiters_;
 }
 
 void DecisionLog::Stop() {
@@ -469,15 +563,18 @@ void DecisionLog::Stop() {
 
 void DecisionLog::WriterLoop() {
   std::deque<Event> events;
+  const auto any =
+      +[](DecisionLog* self) ABSL_NO_THREAD_SAFETY_ANALYSIS { return self->stopping_ || !self->queue_.empty(); };
+  const auto batch = +[](DecisionLog* self) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    return self->stopping_ || self->flush_waiters_ > 0 || self->queue_.size() >= kBatch;
+  };
   for (;;) {
     bool stop = false;
     {
       absl::MutexLock lock(&mu_);
-      mu_.AwaitWithTimeout(absl::Condition(
-                               +[](DecisionLog* self)
-                                    ABSL_NO_THREAD_SAFETY_ANALYSIS { return self->stopping_ || !self->queue_.empty(); },
-                               this),
-                           absl::Seconds(1));
+      mu_.AwaitWithTimeout(absl::Condition(any, this), absl::Seconds(1));
+      // Woken by the first event: let a batch gather rather than being woken again for every request.
+      if (!queue_.empty()) mu_.AwaitWithTimeout(absl::Condition(batch, this), kLinger);
       events.swap(queue_);
       stop = stopping_ && events.empty();
     }
@@ -497,44 +594,20 @@ void DecisionLog::WriterLoop() {
 
 void DecisionLog::Process(std::deque<Event>& events) {
   const int64_t now = NowMs();
-  std::string value;
   for (Event& e : events) {
     if (e.decision != nullptr) {
-      live_->OnDecision(*e.decision);
-      e.decision->SerializeToString(&value);
-      bytes_ += e.decision->decision_id().size() + value.size();
-      if (oldest_ms_ == 0) oldest_ms_ = e.decision->time_unix_ms();
-      batch_.emplace_back(e.decision->decision_id(), value);
+      live_->OnDecision(e.decision->model_version, e.decision->explored);
+      std::string value = EncodeDecision(*e.decision);
+      bytes_ += e.decision->decision_id.size() + value.size();
+      if (oldest_ms_ == 0) oldest_ms_ = e.decision->time_unix_ms;
+      batch_.emplace_back(e.decision->decision_id, std::move(value));
       Remember(std::move(e.decision));
       continue;
     }
-    v1::LoggedDecision* d = nullptr;
-    std::unique_ptr<v1::LoggedDecision> loaded;
-    const JoinResult result = Resolve(e.outcome, &d, &loaded);
+    Joinable d;
+    const JoinResult result = Resolve(e.outcome, &d);
     Count(result);
-    if (result != JoinResult::kJoined) continue;
-    const size_t before = d->ByteSizeLong();
-    v1::LoggedOutcome* o = d->mutable_outcome();
-    *o = std::move(e.outcome.outcome);
-    o->set_candidate_index(-1);
-    for (int i = 0; i < d->candidates_size(); ++i) {
-      if (d->candidates(i).strategy_id() == o->strategy_id()) {
-        o->set_candidate_index(i);
-        break;
-      }
-    }
-    o->set_followed(o->candidate_index() == 0);
-    if (o->status() == v1::RUN_STATUS_OK) {
-      if (std::optional<double> v =
-              MeasuredObjective(e.outcome.metrics, d->objective(), d->context().hardware().price_per_hour());
-          v.has_value()) {
-        o->set_measured_value(*v);
-      }
-    }
-    live_->OnJoin(*d, Figures(*d), now);
-    d->SerializeToString(&value);
-    bytes_ += value.size() - std::min(before, value.size());
-    batch_.emplace_back(d->decision_id(), value);
+    if (result == JoinResult::kJoined) Join(e.outcome, d, now);
   }
   // Drops are counted per event in the metrics; an operator also gets a summary line at most every 10 s.
   const uint64_t dropped = dropped_.load(std::memory_order_relaxed);
@@ -547,40 +620,71 @@ void DecisionLog::Process(std::deque<Event>& events) {
   }
 }
 
-JoinResult DecisionLog::Resolve(const Outcome& outcome, v1::LoggedDecision** decision,
-                                std::unique_ptr<v1::LoggedDecision>* loaded) {
+JoinResult DecisionLog::Resolve(const Outcome& outcome, Joinable* decision) {
   const std::optional<int64_t> made = DecisionIdTime(outcome.decision_id);
   if (!made.has_value()) return JoinResult::kUnknown;
   // Past the retention age whether or not it is deleted yet: what joins must not depend on when retention ran.
   if (*made < NowMs() - absl::ToInt64Milliseconds(options_.max_age)) return JoinResult::kExpired;
-  auto it = recent_.find(outcome.decision_id);
-  if (it != recent_.end()) {
-    *decision = it->second.get();
+  std::string_view node;
+  bool joined = false;
+  if (auto it = recent_.find(outcome.decision_id); it != recent_.end()) {
+    decision->recent = it->second.get();
+    node = decision->recent->node_id;
+    joined = decision->recent->joined;
   } else {
     absl::StatusOr<std::optional<std::string>> stored = store_->GetDecision(outcome.decision_id);
     if (!stored.ok() || !stored->has_value()) {
       // Not kept: beyond the bytes bound the oldest go first, so an id older than the oldest kept one expired.
       return oldest_ms_ != 0 && *made < oldest_ms_ ? JoinResult::kExpired : JoinResult::kUnknown;
     }
-    auto parsed = std::make_unique<v1::LoggedDecision>();
-    if (!parsed->ParseFromString(**stored)) return JoinResult::kUnknown;
-    *decision = parsed.get();
-    *loaded = std::move(parsed);
+    decision->stored = std::make_unique<v1::LoggedDecision>();
+    if (!decision->stored->ParseFromString(**stored)) return JoinResult::kUnknown;
+    node = decision->stored->node_id();
+    absl::StatusOr<std::optional<std::string>> joined_run = store_->GetDecision(OutcomeKey(outcome.decision_id));
+    joined = joined_run.ok() && joined_run->has_value();
   }
-  const v1::LoggedDecision& d = **decision;
-  if (!d.node_id().empty() && d.node_id() != outcome.outcome.node_id()) return JoinResult::kForeign;
-  if (d.has_outcome()) return JoinResult::kRepeat;
+  if (!node.empty() && node != outcome.outcome.node_id()) return JoinResult::kForeign;
+  if (joined) return JoinResult::kRepeat;
   return JoinResult::kJoined;
 }
 
-void DecisionLog::Remember(std::unique_ptr<v1::LoggedDecision> decision) {
+void DecisionLog::Join(Outcome& outcome, Joinable& d, int64_t now_ms) {
+  v1::LoggedOutcome& o = outcome.outcome;
+  const std::vector<CandidateView> candidates = d.recent != nullptr ? Views(*d.recent) : Views(*d.stored);
+  const v1::Objective objective = d.recent != nullptr ? d.recent->objective : d.stored->objective();
+  const double price = d.recent != nullptr ? d.recent->price_per_hour : d.stored->context().hardware().price_per_hour();
+  o.set_candidate_index(-1);
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    if (candidates[i].id == o.strategy_id()) {
+      o.set_candidate_index(static_cast<int32_t>(i));
+      break;
+    }
+  }
+  o.set_followed(o.candidate_index() == 0);
+  if (o.status() == v1::RUN_STATUS_OK) {
+    if (std::optional<double> v = MeasuredObjective(outcome.metrics, objective, price); v.has_value()) {
+      o.set_measured_value(*v);
+    }
+  }
+  live_->OnJoin(d.recent != nullptr ? d.recent->model_version : d.stored->model_version(), o.followed(),
+                Figures(objective, candidates, o), now_ms);
+  if (d.recent != nullptr) d.recent->joined = true;
+  // The run is its own small record beside the decision: the decision is never written twice.
+  std::string key = OutcomeKey(outcome.decision_id);
+  std::string value = o.SerializeAsString();
+  bytes_ += key.size() + value.size();
+  batch_.emplace_back(std::move(key), std::move(value));
+}
+
+void DecisionLog::Remember(std::unique_ptr<DecisionEvent> decision) {
   if (options_.recent_capacity == 0) return;
   while (recent_.size() >= options_.recent_capacity && !recent_order_.empty()) {
     recent_.erase(recent_order_.front());
     recent_order_.pop_front();
   }
-  recent_order_.push_back(decision->decision_id());
-  recent_[decision->decision_id()] = std::move(decision);
+  const std::string_view id = decision->decision_id;
+  recent_order_.push_back(id);
+  recent_[id] = std::move(decision);
 }
 
 void DecisionLog::Write() {
@@ -608,14 +712,17 @@ void DecisionLog::ApplyRetention() {
   std::string end;  // delete [kIdPrefix, end)
   int64_t next_oldest = 0;
   (void)store_->ScanDecisions(kIdPrefix, "", /*reverse=*/false, [&](std::string_view key, std::string_view value) {
-    const int64_t t = DecisionIdTime(key).value_or(0);
+    const int64_t t = KeyTime(key);
     const uint64_t size = key.size() + value.size();
+    // The scan stops at the first decision that stays, so an outcome reached here belongs to a decision just
+    // deleted (or to none): it goes too, and counts as no record of its own.
+    const bool outcome = IsOutcomeKey(key);
     if (t < cutoff) {
       freed_age += size;
-      ++removed_age;
-    } else if (bytes_ - freed_age - freed_bytes > target && too_big) {
+      removed_age += outcome ? 0 : 1;
+    } else if (outcome || (too_big && bytes_ - freed_age - freed_bytes > target)) {
       freed_bytes += size;
-      ++removed_bytes;
+      removed_bytes += outcome ? 0 : 1;
     } else {
       next_oldest = t;
       return false;
@@ -630,7 +737,11 @@ void DecisionLog::ApplyRetention() {
     return;
   }
   // Ids of one millisecond are not in insertion order: look at every remembered one.
-  std::erase_if(recent_order_, [&](const std::string& id) { return id < end && recent_.erase(id) > 0; });
+  std::erase_if(recent_order_, [&](std::string_view id) {
+    if (id >= end) return false;
+    recent_.erase(id);  // frees the event `id` views: the last use of it
+    return true;
+  });
   bytes_ -= std::min(bytes_, freed_age + freed_bytes);
   oldest_ms_ = next_oldest;
   metrics_->DecisionsPruned(removed_age, removed_bytes);

@@ -4,10 +4,13 @@
 //
 // Requests only hand an event to a bounded queue (RecordDecision on the Select path, RecordOutcome on the ingest
 // writer thread after a run is durable); a full queue drops the event and counts it, so logging never blocks a
-// request and never touches a stored run. One writer thread takes events in order — a decision is always taken
-// before any report that echoes its id, because the id reached the node only after the decision was queued — keeps
-// the newest decisions in memory for joins, writes records to the store's `decisions` column family without fsync
-// (a log, not a promise: a crash may lose what is queued), and applies the retention bounds by age and by bytes.
+// request and never touches a stored run. One writer thread takes the events in order and in batches (after the
+// first event it waits up to kLinger for more, so it is woken per batch, not per request) — a decision is always
+// taken before any report that echoes its id, because the id reached the node only after the decision was queued.
+// It keeps the newest decisions in memory for joins, encodes each decision straight into its stored bytes, stores a
+// joined run as a small record of its own beside its decision (key: the decision id + "/o"; the decision is never
+// rewritten), all in the store's `decisions` column family without fsync (a log, not a promise: a crash may lose
+// what is queued), and applies the retention bounds by age and by bytes.
 //
 // Thread safety: RecordDecision and RecordOutcome may be called from any number of threads at once; Flush and Stop
 // from any thread (Stop is idempotent and called by the destructor). mu_ guards the queue and the counters that
@@ -35,6 +38,7 @@
 #include "absl/time/time.h"
 #include "accelsel/v1/accelsel.pb.h"
 #include "accelsel/v1/decision_log.pb.h"
+#include "model/types.h"
 #include "server/metrics.h"
 #include "server/options.h"
 #include "storage/telemetry_store.h"
@@ -56,8 +60,39 @@ std::optional<double> MeasuredObjective(const v1::RunMetrics& metrics, v1::Objec
 // Whether a logged candidate carries an estimate (a layer other than UNKNOWN and a positive, finite value).
 bool HasLoggedEstimate(const v1::LoggedCandidate& candidate);
 
-// Calls `fn` for each decision logged in [from_ms, to_ms), newest first, until it returns false. Records that do
-// not parse are skipped.
+// One SelectAccelerator answer as the log takes it: built on the request thread with few allocations (the
+// candidates point into the catalogue snapshot the answer was ranked from), encoded by the writer thread.
+struct DecisionEvent {
+  struct Candidate {
+    const model::Strategy* strategy = nullptr;  // alive as long as `catalog` (or the caller) keeps it
+    double expected_value = 0;
+    double interval_low = 0;
+    double interval_high = 0;
+    double failure_probability = 0;
+    v1::EvidenceLayer evidence_layer = v1::EVIDENCE_LAYER_UNKNOWN;
+  };
+  std::string decision_id;  // made by MakeDecisionId
+  int64_t time_unix_ms = 0;
+  std::string node_id;
+  uint64_t model_version = 0;
+  uint64_t context_key = 0;
+  v1::Objective objective = v1::OBJECTIVE_E2E_LATENCY;
+  double price_per_hour = 0;            // the context's, for the cost objective
+  std::string context;                  // serialized v1::TaskContext
+  std::string constraints;              // serialized v1::Constraints; empty = none
+  std::shared_ptr<const void> catalog;  // keeps the candidates' strategies alive; may be null in tests
+  std::vector<Candidate> candidates;    // ranked, first place first
+  double first_propensity = 0;
+  bool explored = false;
+  bool joined = false;  // writer thread: a run joined it
+};
+// The stored bytes of a decision: a serialized v1::LoggedDecision without its outcome.
+std::string EncodeDecision(const DecisionEvent& event);
+// The key of the record of the run joined with decision `id`.
+std::string OutcomeKey(std::string_view id);
+
+// Calls `fn` for each decision logged in [from_ms, to_ms), newest first, with its joined run in `outcome` when one
+// joined, until it returns false. Records that do not parse are skipped.
 absl::Status ScanLoggedDecisions(storage::TelemetryStore* store, int64_t from_ms, int64_t to_ms,
                                  const std::function<bool(const v1::LoggedDecision&)>& fn);
 
@@ -66,7 +101,7 @@ enum class JoinResult { kJoined, kUnknown, kExpired, kForeign, kRepeat };
 
 class DecisionLog {
  public:
-  // What the log needs from the rest of the service. Both are called on the writer thread.
+  // What the log needs from the rest of the service. All are called on the writer thread.
   struct Hooks {
     // The held-out evaluation of a model version (for the live-vs-holdout series and drift); nullopt if unknown.
     std::function<std::optional<v1::ModelEvaluation>(uint64_t version)> holdout;
@@ -75,6 +110,10 @@ class DecisionLog {
     // Drift detected on `version`: wake the trainer.
     std::function<void(uint64_t version, double window_mape, double holdout_mape)> on_drift;
   };
+  // The writer waits this long for a batch to gather (or kBatch events), so that it is woken per batch, not per
+  // request.
+  static constexpr absl::Duration kLinger = absl::Milliseconds(10);
+  static constexpr size_t kBatch = 1024;
 
   // Reads the log's size and oldest record from the store and starts the writer thread (when enabled).
   DecisionLog(storage::TelemetryStore* store, Metrics* metrics, DecisionLogOptions options, Hooks hooks);
@@ -85,9 +124,8 @@ class DecisionLog {
   bool enabled() const { return options_.enabled; }
   int64_t NowMs() const;
 
-  // Queues a decision (its decision_id made by MakeDecisionId). Never blocks; false = dropped (queue full, or
-  // stopped, or disabled).
-  bool RecordDecision(std::unique_ptr<v1::LoggedDecision> decision) ABSL_LOCKS_EXCLUDED(mu_);
+  // Queues a decision. Never blocks; false = dropped (queue full, or stopped, or disabled).
+  bool RecordDecision(std::unique_ptr<DecisionEvent> decision) ABSL_LOCKS_EXCLUDED(mu_);
   // Queues the join of a stored run that carries a decision_id. Never blocks; false = dropped.
   bool RecordOutcome(const v1::RunReport& run) ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -111,8 +149,13 @@ class DecisionLog {
     v1::RunMetrics metrics;
   };
   struct Event {
-    std::unique_ptr<v1::LoggedDecision> decision;  // or, when null, `outcome`
+    std::unique_ptr<DecisionEvent> decision;  // or, when null, `outcome`
     Outcome outcome;
+  };
+  // A decision an outcome joins: one kept in memory, or one read back from the store.
+  struct Joinable {
+    DecisionEvent* recent = nullptr;
+    std::unique_ptr<v1::LoggedDecision> stored;
   };
   class Live;  // per-version Prometheus series, the drift window (writer thread only)
 
@@ -120,9 +163,10 @@ class DecisionLog {
   void WriterLoop() ABSL_LOCKS_EXCLUDED(mu_);
   void Process(std::deque<Event>& events);
   // The decision an outcome joins, from memory or the store; classifies the join.
-  JoinResult Resolve(const Outcome& outcome, v1::LoggedDecision** decision,
-                     std::unique_ptr<v1::LoggedDecision>* loaded);
-  void Remember(std::unique_ptr<v1::LoggedDecision> decision);
+  JoinResult Resolve(const Outcome& outcome, Joinable* decision);
+  // Joins a resolved outcome: the live figures, and its record.
+  void Join(Outcome& outcome, Joinable& decision, int64_t now_ms);
+  void Remember(std::unique_ptr<DecisionEvent> decision);
   void Write();
   void ApplyRetention();
   void Count(JoinResult result);
@@ -137,13 +181,15 @@ class DecisionLog {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t queued_ ABSL_GUARDED_BY(mu_) = 0;     // events accepted since start
   uint64_t processed_ ABSL_GUARDED_BY(mu_) = 0;  // events processed and written since start
+  int flush_waiters_ ABSL_GUARDED_BY(mu_) = 0;   // Flush calls waiting: the writer does not linger for them
   std::atomic<uint64_t> join_counts_[5] = {};
   std::atomic<uint64_t> dropped_{0};  // events dropped since start
 
   // Writer thread only.
   std::unique_ptr<Live> live_;
-  absl::flat_hash_map<std::string, std::unique_ptr<v1::LoggedDecision>> recent_;
-  std::deque<std::string> recent_order_;
+  // Keyed by a view of the event's own id (the event is on the heap and never moves).
+  absl::flat_hash_map<std::string_view, std::unique_ptr<DecisionEvent>> recent_;
+  std::deque<std::string_view> recent_order_;
   std::vector<std::pair<std::string, std::string>> batch_;
   uint64_t bytes_ = 0;           // keys + values of the stored records
   int64_t oldest_ms_ = 0;        // creation time of the oldest stored record; 0 = none

@@ -256,35 +256,35 @@ absl::Status ServiceCore::Select(const v1::SelectAcceleratorRequest& request, v1
     ToProto(r, selector_.options().interval_coverage, out);
   }
   if (!recs.empty()) metrics_->RecordSelection(recs.front().layer, recs.front().explored);
-  if (!recs.empty() && decision_log_->enabled()) LogDecision(request, *response, recs, context, caller, now_ms);
+  if (!recs.empty() && decision_log_->enabled()) {
+    LogDecision(request, *response, recs, context, caller, now_ms, catalog);
+  }
   return absl::OkStatus();
 }
 
 void ServiceCore::LogDecision(const v1::SelectAcceleratorRequest& request,
                               const v1::SelectAcceleratorResponse& response,
                               const std::vector<model::Recommendation>& recs, const model::TaskContext& context,
-                              const std::string& caller, int64_t now_ms) {
-  auto d = std::make_unique<v1::LoggedDecision>();
-  d->set_decision_id(response.decision_id());
-  d->set_time_unix_ms(now_ms);
-  d->set_node_id(caller);
-  d->set_model_version(response.model_version());
-  d->set_context_key(model::ContextKey(context));
-  *d->mutable_context() = request.context();
-  d->set_objective(response.objective());
-  *d->mutable_constraints() = request.constraints();
-  d->mutable_candidates()->Reserve(static_cast<int>(recs.size()));
+                              const std::string& caller, int64_t now_ms,
+                              std::shared_ptr<const CatalogSnapshot> catalog) {
+  auto d = std::make_unique<DecisionEvent>();
+  d->decision_id = response.decision_id();
+  d->time_unix_ms = now_ms;
+  d->node_id = caller;
+  d->model_version = response.model_version();
+  d->context_key = model::ContextKey(context);
+  d->objective = response.objective();
+  d->price_per_hour = context.hardware.price_per_hour;
+  request.context().SerializeToString(&d->context);
+  if (request.has_constraints()) request.constraints().SerializeToString(&d->constraints);
+  d->catalog = std::move(catalog);  // the candidates below point into it
+  d->candidates.reserve(recs.size());
   for (const model::Recommendation& r : recs) {
-    v1::LoggedCandidate* c = d->add_candidates();
-    c->set_strategy_id(r.strategy->id);
-    c->set_expected_value(r.expected_value);
-    c->set_interval_low(r.interval_low);
-    c->set_interval_high(r.interval_high);
-    c->set_failure_probability(r.failure_probability);
-    c->set_evidence_layer(ToProto(r.layer));
+    d->candidates.push_back(
+        {r.strategy, r.expected_value, r.interval_low, r.interval_high, r.failure_probability, ToProto(r.layer)});
   }
-  d->set_first_propensity(recs.front().selection_probability);
-  d->set_explored(recs.front().explored);
+  d->first_propensity = recs.front().selection_probability;
+  d->explored = recs.front().explored;
   decision_log_->RecordDecision(std::move(d));
 }
 

@@ -9,6 +9,7 @@
 
 #include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
+#include "model/types.h"
 #include "tests/server/test_server.h"
 #include "tests/test_util/decision_log_size.h"
 
@@ -37,30 +38,20 @@ class DecisionLogTest : public ::testing::Test {
   }
 
   // A decision for `node` ranking a (first, predicted 100 ms, interval 80-120) before b (predicted 150 ms).
-  std::unique_ptr<v1::LoggedDecision> Decision(const std::string& node, uint64_t version = 3, uint64_t salt = 0) {
-    auto d = std::make_unique<v1::LoggedDecision>();
-    d->set_decision_id(MakeDecisionId(now_.load(), ++counter_ + salt));
-    d->set_time_unix_ms(now_.load());
-    d->set_node_id(node);
-    d->set_model_version(version);
-    d->set_objective(v1::OBJECTIVE_E2E_LATENCY);
-    d->mutable_context()->mutable_model()->set_name("m");
-    d->mutable_context()->mutable_hardware()->set_accelerator("gpu");
-    auto* a = d->add_candidates();
-    a->set_strategy_id("a");
-    a->set_expected_value(100);
-    a->set_interval_low(80);
-    a->set_interval_high(120);
-    a->set_failure_probability(0.1);
-    a->set_evidence_layer(v1::EVIDENCE_LAYER_MODEL);
-    auto* b = d->add_candidates();
-    b->set_strategy_id("b");
-    b->set_expected_value(150);
-    b->set_interval_low(120);
-    b->set_interval_high(180);
-    b->set_failure_probability(0.2);
-    b->set_evidence_layer(v1::EVIDENCE_LAYER_OBSERVED);
-    d->set_first_propensity(0.95);
+  std::unique_ptr<DecisionEvent> Decision(const std::string& node, uint64_t version = 3, uint64_t salt = 0) {
+    auto d = std::make_unique<DecisionEvent>();
+    d->decision_id = MakeDecisionId(now_.load(), ++counter_ + salt);
+    d->time_unix_ms = now_.load();
+    d->node_id = node;
+    d->model_version = version;
+    d->objective = v1::OBJECTIVE_E2E_LATENCY;
+    v1::TaskContext context;
+    context.mutable_model()->set_name("m");
+    context.mutable_hardware()->set_accelerator("gpu");
+    context.SerializeToString(&d->context);
+    d->candidates.push_back({&a_, 100, 80, 120, 0.1, v1::EVIDENCE_LAYER_MODEL});
+    d->candidates.push_back({&b_, 150, 120, 180, 0.2, v1::EVIDENCE_LAYER_OBSERVED});
+    d->first_propensity = 0.95;
     now_ += 1;  // one decision per millisecond, so that ids order as they were made
     return d;
   }
@@ -79,12 +70,19 @@ class DecisionLogTest : public ::testing::Test {
     return r;
   }
 
+  // The stored decision `id` with its joined run, as the log's readers see it.
   v1::LoggedDecision Stored(const std::string& id) {
-    auto value = store_->GetDecision(id);
-    EXPECT_TRUE(value.ok() && value->has_value()) << id;
-    v1::LoggedDecision d;
-    if (value.ok() && value->has_value()) EXPECT_TRUE(d.ParseFromString(**value));
-    return d;
+    v1::LoggedDecision found;
+    bool seen = false;
+    const int64_t t = *DecisionIdTime(id);
+    EXPECT_TRUE(ScanLoggedDecisions(store_.get(), t, t + 1, [&](const v1::LoggedDecision& d) {
+                  if (d.decision_id() != id) return true;
+                  found = d;
+                  seen = true;
+                  return false;
+                }).ok());
+    EXPECT_TRUE(seen) << id;
+    return found;
   }
 
   size_t StoredCount() {
@@ -95,6 +93,7 @@ class DecisionLogTest : public ::testing::Test {
 
   std::atomic<int64_t> now_{kT0};
   uint64_t counter_ = 0;
+  model::Strategy a_{.id = "a"}, b_{.id = "b"};
   Metrics metrics_;
   DecisionLogOptions options_;
   std::unique_ptr<storage::TelemetryStore> store_;
@@ -116,6 +115,54 @@ TEST(DecisionIdTest, CarriesItsTimeAndSortsByIt) {
   }
 }
 
+TEST(EncodeDecisionTest, IsTheLoggedDecisionMessageFieldByField) {
+  model::Strategy a{.id = "vllm:tp=2:fp8-with-a-long-id"}, b{.id = "b"};
+  DecisionEvent e;
+  e.decision_id = MakeDecisionId(kT0, 7);
+  e.time_unix_ms = kT0;
+  e.node_id = "node-1";
+  e.model_version = 300;
+  e.context_key = 0xfedcba9876543210ULL;
+  e.objective = v1::OBJECTIVE_THROUGHPUT;
+  v1::TaskContext context;
+  context.mutable_model()->set_name("llama");
+  context.mutable_workload()->set_batch_size(8);
+  context.SerializeToString(&e.context);
+  v1::Constraints constraints;
+  constraints.set_max_latency_ms(250);
+  constraints.SerializeToString(&e.constraints);
+  e.candidates.push_back({&a, 1234.5, 1000, 1500.25, 0.125, v1::EVIDENCE_LAYER_MODEL});
+  e.candidates.push_back({&b, 0, 0, 0, 0, v1::EVIDENCE_LAYER_UNKNOWN});
+  e.first_propensity = 0.875;
+  e.explored = true;
+
+  v1::LoggedDecision d;
+  ASSERT_TRUE(d.ParseFromString(EncodeDecision(e)));
+  v1::LoggedDecision want;
+  want.set_decision_id(e.decision_id);
+  want.set_time_unix_ms(kT0);
+  want.set_node_id("node-1");
+  want.set_model_version(300);
+  want.set_context_key(0xfedcba9876543210ULL);
+  *want.mutable_context() = context;
+  want.set_objective(v1::OBJECTIVE_THROUGHPUT);
+  *want.mutable_constraints() = constraints;
+  auto* ca = want.add_candidates();
+  ca->set_strategy_id(a.id);
+  ca->set_expected_value(1234.5);
+  ca->set_interval_low(1000);
+  ca->set_interval_high(1500.25);
+  ca->set_failure_probability(0.125);
+  ca->set_evidence_layer(v1::EVIDENCE_LAYER_MODEL);
+  auto* cb = want.add_candidates();
+  cb->set_strategy_id("b");
+  cb->set_evidence_layer(v1::EVIDENCE_LAYER_UNKNOWN);
+  want.set_first_propensity(0.875);
+  want.set_explored(true);
+  EXPECT_EQ(d.SerializeAsString(), want.SerializeAsString()) << d.DebugString();
+  EXPECT_EQ(OutcomeKey(e.decision_id), e.decision_id + "/o");
+}
+
 TEST(MeasuredObjectiveTest, ReadsTheObjectivesMetric) {
   v1::RunMetrics m;
   m.set_e2e_latency_ms(2000);
@@ -134,8 +181,8 @@ TEST_F(DecisionLogTest, JoinsFollowedAndNotFollowedRunsWithTheirEstimates) {
   auto log = Open();
   auto followed = Decision("n1");
   auto other = Decision("n1");
-  const std::string followed_id = followed->decision_id();
-  const std::string other_id = other->decision_id();
+  const std::string followed_id = followed->decision_id;
+  const std::string other_id = other->decision_id;
   ASSERT_TRUE(log->RecordDecision(std::move(followed)));
   ASSERT_TRUE(log->RecordDecision(std::move(other)));
   // Queued right behind their decisions, not yet written: the join still finds them.
@@ -178,8 +225,8 @@ TEST_F(DecisionLogTest, CountsUnknownExpiredForeignAndRepeatedIdsWithoutJoiningT
   auto log = Open();
   auto mine = Decision("n1");
   auto anonymous = Decision("");
-  const std::string mine_id = mine->decision_id();
-  const std::string anonymous_id = anonymous->decision_id();
+  const std::string mine_id = mine->decision_id;
+  const std::string anonymous_id = anonymous->decision_id;
   ASSERT_TRUE(log->RecordDecision(std::move(mine)));
   ASSERT_TRUE(log->RecordDecision(std::move(anonymous)));
   log->Flush();
@@ -208,7 +255,7 @@ TEST_F(DecisionLogTest, JoinsADecisionReadBackFromTheStoreAfterARestart) {
   {
     auto log = Open();
     auto d = Decision("n1");
-    id = d->decision_id();
+    id = d->decision_id;
     ASSERT_TRUE(log->RecordDecision(std::move(d)));
   }  // stopped: written
   auto log = Open();
@@ -224,14 +271,14 @@ TEST_F(DecisionLogTest, RetentionByAgeDeletesOldDecisionsAndTheirIdsThenJoinAsEx
   std::vector<std::string> old_ids;
   for (int i = 0; i < 10; ++i) {
     auto d = Decision("n1");
-    old_ids.push_back(d->decision_id());
+    old_ids.push_back(d->decision_id);
     ASSERT_TRUE(log->RecordDecision(std::move(d)));
   }
   log->Flush();
   EXPECT_EQ(StoredCount(), 10u);
   now_ += absl::ToInt64Milliseconds(absl::Hours(25));
   auto fresh = Decision("n1");
-  const std::string fresh_id = fresh->decision_id();
+  const std::string fresh_id = fresh->decision_id;
   ASSERT_TRUE(log->RecordDecision(std::move(fresh)));
   log->RecordOutcome(Report(old_ids[3], "n1", "a", 100));
   log->Flush();
@@ -246,7 +293,7 @@ TEST_F(DecisionLogTest, RetentionByBytesKeepsTheLogWithinItsBoundAndKeepsTheNewe
   std::vector<std::string> ids;
   for (int i = 0; i < 400; ++i) {
     auto d = Decision("n1");
-    ids.push_back(d->decision_id());
+    ids.push_back(d->decision_id);
     ASSERT_TRUE(log->RecordDecision(std::move(d)));
     if (i % 50 == 49) log->Flush();
   }
@@ -304,7 +351,7 @@ TEST_F(DecisionLogTest, DriftWakesTheTrainerOnceWhenLiveErrorExceedsTheFactor) {
   const auto run = [&](int n, uint64_t version, double measured) {
     for (int i = 0; i < n; ++i) {
       auto d = Decision("n1", version);
-      const std::string id = d->decision_id();
+      const std::string id = d->decision_id;
       log->RecordDecision(std::move(d));
       log->RecordOutcome(Report(id, "n1", "a", measured));
     }
@@ -328,7 +375,7 @@ TEST_F(DecisionLogTest, DisabledLogsNothing) {
   options_.enabled = false;
   auto log = Open();
   auto d = Decision("n1");
-  const std::string id = d->decision_id();
+  const std::string id = d->decision_id;
   EXPECT_FALSE(log->RecordDecision(std::move(d)));
   EXPECT_FALSE(log->RecordOutcome(Report(id, "n1", "a", 1)));
   log->Flush();

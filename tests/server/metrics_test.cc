@@ -73,6 +73,13 @@ TEST(MetricsTest, EveryFamilyIsRegisteredWithItsTypeAndHelpFromTheStart) {
       {"accelsel_model_promotions_total", prometheus::MetricType::Counter},
       {"accelsel_model_rejections_total", prometheus::MetricType::Counter},
       {"accelsel_model_retrain_failures_total", prometheus::MetricType::Counter},
+      // The decision log's own; its per-version live-quality families are created by DecisionLog.
+      {"accelsel_decisions_logged_total", prometheus::MetricType::Counter},
+      {"accelsel_decision_log_bytes", prometheus::MetricType::Gauge},
+      {"accelsel_decision_log_write_failures_total", prometheus::MetricType::Counter},
+      {"accelsel_decision_log_dropped_total", prometheus::MetricType::Counter},
+      {"accelsel_decision_log_pruned_total", prometheus::MetricType::Counter},
+      {"accelsel_decision_joins_total", prometheus::MetricType::Counter},
   };
   for (const auto& [name, type] : want) {
     SCOPED_TRACE(name);
