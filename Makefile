@@ -163,3 +163,24 @@ format format-check:
 
 clean:
 	rm -rf $(BUILD) build-release build-fuzz build-asan build-tsan $(CLANG_BUILD)
+
+# The llama.cpp engine and test models of the node (issue 17; node/README.md). Not part of `build` or `test`.
+# node-engine: `npm pack node-llama-cpp@3.21.1`, refused unless its sha512 is the one pinned in
+# node/build_engine.sh, then llama.cpp from the package's git bundle, built (CPU, Release, static, niced, -j2 under
+# /tmp/accelsel-build.lock) into NODE_ENGINE_DIR/build: about 12 CPU-minutes once, nothing on a rerun.
+# node-models: seeded random-weight llama GGUF models (F16, Q8_0, Q4_0, Q4_K_M) into NODE_ENGINE_DIR/models, by
+# node/make_models.py with Debian's /usr/bin/python3; NODE_MODELS_ARGS=--large adds the 500M model.
+NODE_ENGINE_DIR ?= $(BUILD)/node-engine
+NODE_MODELS_ARGS ?=
+.PHONY: node-engine node-models
+node-engine:
+	./node/build_engine.sh $(NODE_ENGINE_DIR)
+
+node-models: node-engine
+	@for p in python3 python3-numpy python3-yaml; do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" && continue; \
+	  echo "Installing missing Debian package: $$p"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$p || exit 1; \
+	done
+	/usr/bin/python3 node/make_models.py --engine-dir $(NODE_ENGINE_DIR) $(NODE_MODELS_ARGS)
