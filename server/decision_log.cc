@@ -504,11 +504,12 @@ DecisionLog::~DecisionLog() { Stop(); }
 
 int64_t DecisionLog::NowMs() const { return options_.now_ms ? options_.now_ms() : absl::ToUnixMillis(absl::Now()); }
 
-bool DecisionLog::Push(Event event) {
+bool DecisionLog::Push(Event event, size_t items) {
   absl::MutexLock lock(&mu_);
   // Only called when enabled, i.e. with the writer started; after Stop nothing is taken any more.
-  if (stopping_ || queue_.size() >= options_.queue_capacity) return false;
+  if (stopping_ || queued_items_ + items > options_.queue_capacity) return false;
   queue_.push_back(std::move(event));
+  queued_items_ += items;
   ++queued_;
   return true;
 }
@@ -517,27 +518,40 @@ bool DecisionLog::RecordDecision(std::unique_ptr<DecisionEvent> decision) {
   if (!options_.enabled) return false;
   Event e;
   e.decision = std::move(decision);
-  if (Push(std::move(e))) return true;
+  if (Push(std::move(e), 1)) return true;
   dropped_.fetch_add(1, std::memory_order_relaxed);
   metrics_->DecisionLogDropped(/*decision=*/true);
   return false;
 }
 
-bool DecisionLog::RecordOutcome(const v1::RunReport& run) {
-  if (!options_.enabled || run.decision_id().empty()) return false;
+size_t DecisionLog::RecordOutcomes(const std::vector<const v1::RunReport*>& runs) {
+  if (!options_.enabled) return 0;
+  auto batch = std::make_unique<Outcomes>();
+  for (const v1::RunReport* run : runs) {
+    if (run->decision_id().empty()) continue;
+    Outcomes::Run& r = batch->runs.emplace_back();
+    const auto add = [&](const std::string& s) {
+      const auto at = static_cast<uint32_t>(batch->chars.size());
+      batch->chars.append(s);
+      return at;
+    };
+    r.decision_id = add(run->decision_id());
+    r.run_id = add(run->run_id());
+    r.node_id = add(run->node_id());
+    r.strategy_id = add(run->strategy_id());
+    r.end = static_cast<uint32_t>(batch->chars.size());
+    r.time_unix_ms = run->time_unix_ms();
+    r.status = run->status();
+    r.metrics = run->metrics();
+  }
+  const size_t n = batch->runs.size();
+  if (n == 0) return 0;
   Event e;
-  e.outcome.decision_id = run.decision_id();
-  v1::LoggedOutcome& o = e.outcome.outcome;
-  o.set_run_id(run.run_id());
-  o.set_node_id(run.node_id());
-  o.set_time_unix_ms(run.time_unix_ms());
-  o.set_strategy_id(run.strategy_id());
-  o.set_status(run.status());
-  e.outcome.metrics = run.metrics();
-  if (Push(std::move(e))) return true;
-  dropped_.fetch_add(1, std::memory_order_relaxed);
-  metrics_->DecisionLogDropped(/*decision=*/false);
-  return false;
+  e.outcomes = std::move(batch);
+  if (Push(std::move(e), n)) return n;
+  dropped_.fetch_add(n, std::memory_order_relaxed);
+  for (size_t i = 0; i < n; ++i) metrics_->DecisionLogDropped(/*decision=*/false);
+  return 0;
 }
 
 void DecisionLog::Flush() {
@@ -576,6 +590,7 @@ void DecisionLog::WriterLoop() {
       // Woken by the first event: let a batch gather rather than being woken again for every request.
       if (!queue_.empty()) mu_.AwaitWithTimeout(absl::Condition(batch, this), kLinger);
       events.swap(queue_);
+      queued_items_ = 0;
       stop = stopping_ && events.empty();
     }
     const size_t n = events.size();
@@ -604,10 +619,24 @@ void DecisionLog::Process(std::deque<Event>& events) {
       Remember(std::move(e.decision));
       continue;
     }
-    Joinable d;
-    const JoinResult result = Resolve(e.outcome, &d);
-    Count(result);
-    if (result == JoinResult::kJoined) Join(e.outcome, d, now);
+    const Outcomes& batch = *e.outcomes;
+    for (const Outcomes::Run& r : batch.runs) {
+      const std::string_view decision_id = batch.View(r.decision_id, r.run_id);
+      const std::string_view node_id = batch.View(r.node_id, r.strategy_id);
+      Joinable d;
+      const JoinResult result = Resolve(decision_id, node_id, now, &d);
+      Count(result);
+      if (result != JoinResult::kJoined) continue;
+      v1::LoggedOutcome o;
+      const std::string_view run_id = batch.View(r.run_id, r.node_id);
+      const std::string_view strategy_id = batch.View(r.strategy_id, r.end);
+      o.set_run_id(run_id.data(), run_id.size());
+      o.set_node_id(node_id.data(), node_id.size());
+      o.set_time_unix_ms(r.time_unix_ms);
+      o.set_strategy_id(strategy_id.data(), strategy_id.size());
+      o.set_status(r.status);
+      Join(decision_id, std::move(o), r.metrics, d, now);
+    }
   }
   // Drops are counted per event in the metrics; an operator also gets a summary line at most every 10 s.
   const uint64_t dropped = dropped_.load(std::memory_order_relaxed);
@@ -620,19 +649,20 @@ void DecisionLog::Process(std::deque<Event>& events) {
   }
 }
 
-JoinResult DecisionLog::Resolve(const Outcome& outcome, Joinable* decision) {
-  const std::optional<int64_t> made = DecisionIdTime(outcome.decision_id);
+JoinResult DecisionLog::Resolve(std::string_view decision_id, std::string_view node_id, int64_t now_ms,
+                                Joinable* decision) {
+  const std::optional<int64_t> made = DecisionIdTime(decision_id);
   if (!made.has_value()) return JoinResult::kUnknown;
   // Past the retention age whether or not it is deleted yet: what joins must not depend on when retention ran.
-  if (*made < NowMs() - absl::ToInt64Milliseconds(options_.max_age)) return JoinResult::kExpired;
+  if (*made < now_ms - absl::ToInt64Milliseconds(options_.max_age)) return JoinResult::kExpired;
   std::string_view node;
   bool joined = false;
-  if (auto it = recent_.find(outcome.decision_id); it != recent_.end()) {
+  if (auto it = recent_.find(decision_id); it != recent_.end()) {
     decision->recent = it->second.get();
     node = decision->recent->node_id;
     joined = decision->recent->joined;
   } else {
-    absl::StatusOr<std::optional<std::string>> stored = store_->GetDecision(outcome.decision_id);
+    absl::StatusOr<std::optional<std::string>> stored = store_->GetDecision(std::string(decision_id));
     if (!stored.ok() || !stored->has_value()) {
       // Not kept: beyond the bytes bound the oldest go first, so an id older than the oldest kept one expired.
       return oldest_ms_ != 0 && *made < oldest_ms_ ? JoinResult::kExpired : JoinResult::kUnknown;
@@ -640,16 +670,16 @@ JoinResult DecisionLog::Resolve(const Outcome& outcome, Joinable* decision) {
     decision->stored = std::make_unique<v1::LoggedDecision>();
     if (!decision->stored->ParseFromString(**stored)) return JoinResult::kUnknown;
     node = decision->stored->node_id();
-    absl::StatusOr<std::optional<std::string>> joined_run = store_->GetDecision(OutcomeKey(outcome.decision_id));
+    absl::StatusOr<std::optional<std::string>> joined_run = store_->GetDecision(OutcomeKey(decision_id));
     joined = joined_run.ok() && joined_run->has_value();
   }
-  if (!node.empty() && node != outcome.outcome.node_id()) return JoinResult::kForeign;
+  if (!node.empty() && node != node_id) return JoinResult::kForeign;
   if (joined) return JoinResult::kRepeat;
   return JoinResult::kJoined;
 }
 
-void DecisionLog::Join(Outcome& outcome, Joinable& d, int64_t now_ms) {
-  v1::LoggedOutcome& o = outcome.outcome;
+void DecisionLog::Join(std::string_view decision_id, v1::LoggedOutcome o, const v1::RunMetrics& metrics, Joinable& d,
+                       int64_t now_ms) {
   const std::vector<CandidateView> candidates = d.recent != nullptr ? Views(*d.recent) : Views(*d.stored);
   const v1::Objective objective = d.recent != nullptr ? d.recent->objective : d.stored->objective();
   const double price = d.recent != nullptr ? d.recent->price_per_hour : d.stored->context().hardware().price_per_hour();
@@ -662,7 +692,7 @@ void DecisionLog::Join(Outcome& outcome, Joinable& d, int64_t now_ms) {
   }
   o.set_followed(o.candidate_index() == 0);
   if (o.status() == v1::RUN_STATUS_OK) {
-    if (std::optional<double> v = MeasuredObjective(outcome.metrics, objective, price); v.has_value()) {
+    if (std::optional<double> v = MeasuredObjective(metrics, objective, price); v.has_value()) {
       o.set_measured_value(*v);
     }
   }
@@ -670,7 +700,7 @@ void DecisionLog::Join(Outcome& outcome, Joinable& d, int64_t now_ms) {
                 Figures(objective, candidates, o), now_ms);
   if (d.recent != nullptr) d.recent->joined = true;
   // The run is its own small record beside the decision: the decision is never written twice.
-  std::string key = OutcomeKey(outcome.decision_id);
+  std::string key = OutcomeKey(decision_id);
   std::string value = o.SerializeAsString();
   bytes_ += key.size() + value.size();
   batch_.emplace_back(std::move(key), std::move(value));

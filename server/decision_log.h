@@ -2,17 +2,17 @@
 // answered it, and turned into live quality — Prometheus series per serving model version, a drift signal that
 // wakes the trainer, and the windows that `accelsel quality` and the off-policy evaluation read.
 //
-// Requests only hand an event to a bounded queue (RecordDecision on the Select path, RecordOutcome on the ingest
-// writer thread after a run is durable); a full queue drops the event and counts it, so logging never blocks a
-// request and never touches a stored run. One writer thread takes the events in order and in batches (after the
-// first event it waits up to kLinger for more, so it is woken per batch, not per request) — a decision is always
-// taken before any report that echoes its id, because the id reached the node only after the decision was queued.
-// It keeps the newest decisions in memory for joins, encodes each decision straight into its stored bytes, stores a
-// joined run as a small record of its own beside its decision (key: the decision id + "/o"; the decision is never
-// rewritten), all in the store's `decisions` column family without fsync (a log, not a promise: a crash may lose
-// what is queued), and applies the retention bounds by age and by bytes.
+// Requests only hand an event to a bounded queue (RecordDecision on the Select path, RecordOutcomes on the ingest
+// writer thread after a batch of runs is durable); a full queue drops the event and counts it, so logging never blocks
+// a request and never touches a stored run. One writer thread takes the events in order and in batches (after the first
+// event it waits up to kLinger for more, so it is woken per batch, not per request) — a decision is always taken before
+// any report that echoes its id, because the id reached the node only after the decision was queued. It keeps the
+// newest decisions in memory for joins, encodes each decision straight into its stored bytes, stores a joined run as a
+// small record of its own beside its decision (key: the decision id + "/o"; the decision is never rewritten), all in
+// the store's `decisions` column family without fsync (a log, not a promise: a crash may lose what is queued), and
+// applies the retention bounds by age and by bytes.
 //
-// Thread safety: RecordDecision and RecordOutcome may be called from any number of threads at once; Flush and Stop
+// Thread safety: RecordDecision and RecordOutcome(s) may be called from any number of threads at once; Flush and Stop
 // from any thread (Stop is idempotent and called by the destructor). mu_ guards the queue and the counters that
 // Flush waits on; everything else (the recent decisions, the per-version series, the drift window, the retention
 // state) belongs to the writer thread alone. Quality() and ScanLoggedDecisions read the store on the calling thread.
@@ -126,8 +126,11 @@ class DecisionLog {
 
   // Queues a decision. Never blocks; false = dropped (queue full, or stopped, or disabled).
   bool RecordDecision(std::unique_ptr<DecisionEvent> decision) ABSL_LOCKS_EXCLUDED(mu_);
-  // Queues the join of a stored run that carries a decision_id. Never blocks; false = dropped.
-  bool RecordOutcome(const v1::RunReport& run) ABSL_LOCKS_EXCLUDED(mu_);
+  // Queues the joins of stored runs that carry a decision_id (the others are skipped), as one event: the ingest
+  // writer hands over a whole stored batch at once. Never blocks; returns how many were queued (0 = dropped, when
+  // the queue cannot take them all).
+  size_t RecordOutcomes(const std::vector<const v1::RunReport*>& runs) ABSL_LOCKS_EXCLUDED(mu_);
+  bool RecordOutcome(const v1::RunReport& run) ABSL_LOCKS_EXCLUDED(mu_) { return RecordOutcomes({&run}) == 1; }
 
   // Returns once every event queued before the call is processed and written.
   void Flush() ABSL_LOCKS_EXCLUDED(mu_);
@@ -143,14 +146,22 @@ class DecisionLog {
   uint64_t joins(JoinResult result) const;
 
  private:
-  struct Outcome {
-    std::string decision_id;
-    v1::LoggedOutcome outcome;
-    v1::RunMetrics metrics;
+  // The joins of one stored batch: the runs' few fields, their ids back to back in one buffer (one allocation per
+  // batch, not four per run).
+  struct Outcomes {
+    struct Run {
+      uint32_t decision_id = 0, run_id = 0, node_id = 0, strategy_id = 0, end = 0;  // offsets into `chars`
+      int64_t time_unix_ms = 0;
+      v1::RunStatus status = v1::RUN_STATUS_UNSPECIFIED;
+      v1::RunMetrics metrics;
+    };
+    std::string chars;
+    std::vector<Run> runs;
+    std::string_view View(uint32_t from, uint32_t to) const { return std::string_view(chars).substr(from, to - from); }
   };
   struct Event {
-    std::unique_ptr<DecisionEvent> decision;  // or, when null, `outcome`
-    Outcome outcome;
+    std::unique_ptr<DecisionEvent> decision;  // or, when null, `outcomes`
+    std::unique_ptr<Outcomes> outcomes;
   };
   // A decision an outcome joins: one kept in memory, or one read back from the store.
   struct Joinable {
@@ -159,13 +170,15 @@ class DecisionLog {
   };
   class Live;  // per-version Prometheus series, the drift window (writer thread only)
 
-  bool Push(Event event) ABSL_LOCKS_EXCLUDED(mu_);
+  // Queues `event`, which stands for `items` decisions or joins against the capacity.
+  bool Push(Event event, size_t items) ABSL_LOCKS_EXCLUDED(mu_);
   void WriterLoop() ABSL_LOCKS_EXCLUDED(mu_);
   void Process(std::deque<Event>& events);
-  // The decision an outcome joins, from memory or the store; classifies the join.
-  JoinResult Resolve(const Outcome& outcome, Joinable* decision);
-  // Joins a resolved outcome: the live figures, and its record.
-  void Join(Outcome& outcome, Joinable& decision, int64_t now_ms);
+  // The decision a run joins, from memory or the store; classifies the join.
+  JoinResult Resolve(std::string_view decision_id, std::string_view node_id, int64_t now_ms, Joinable* decision);
+  // Joins a resolved run: the live figures, and its record.
+  void Join(std::string_view decision_id, v1::LoggedOutcome outcome, const v1::RunMetrics& metrics, Joinable& decision,
+            int64_t now_ms);
   void Remember(std::unique_ptr<DecisionEvent> decision);
   void Write();
   void ApplyRetention();
@@ -179,9 +192,10 @@ class DecisionLog {
   mutable absl::Mutex mu_;
   std::deque<Event> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  uint64_t queued_ ABSL_GUARDED_BY(mu_) = 0;     // events accepted since start
-  uint64_t processed_ ABSL_GUARDED_BY(mu_) = 0;  // events processed and written since start
-  int flush_waiters_ ABSL_GUARDED_BY(mu_) = 0;   // Flush calls waiting: the writer does not linger for them
+  size_t queued_items_ ABSL_GUARDED_BY(mu_) = 0;  // decisions and joins in queue_ (the capacity's measure)
+  uint64_t queued_ ABSL_GUARDED_BY(mu_) = 0;      // events accepted since start
+  uint64_t processed_ ABSL_GUARDED_BY(mu_) = 0;   // events processed and written since start
+  int flush_waiters_ ABSL_GUARDED_BY(mu_) = 0;    // Flush calls waiting: the writer does not linger for them
   std::atomic<uint64_t> join_counts_[5] = {};
   std::atomic<uint64_t> dropped_{0};  // events dropped since start
 

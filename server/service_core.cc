@@ -149,8 +149,8 @@ absl::Status ServiceCore::Seed() {
 void ServiceCore::OnStored(const std::vector<const v1::RunReport*>& stored) {
   for (const v1::RunReport* r : stored) {
     if (stats_.AddChecked(FromProto(*r)).suspect) metrics_->SuspectReport(r->node_id());
-    if (!r->decision_id().empty() && decision_log_ != nullptr) decision_log_->RecordOutcome(*r);
   }
+  if (decision_log_ != nullptr) decision_log_->RecordOutcomes(stored);
   metrics_->RunsIngested(static_cast<double>(stored.size()));
   metrics_->runs_stored().Set(static_cast<double>(store_->RunCount()));
   if (models_) models_->NoteNewRuns(stored.size());
