@@ -167,9 +167,9 @@ clean:
 # The llama.cpp engine and test models of the node (issue 17; node/README.md). Not part of `build` or `test`.
 # node-engine: `npm pack node-llama-cpp@3.21.1`, refused unless its sha512 is the one pinned in
 # node/build_engine.sh, then llama.cpp from the package's git bundle, built (CPU, Release, static, niced, -j2 under
-# /tmp/accelsel-build.lock) into NODE_ENGINE_DIR/build: about 12 CPU-minutes once, nothing on a rerun.
+# /tmp/accelsel-build.lock) into NODE_ENGINE_DIR/build: 8 CPU-minutes here once, nothing on a rerun.
 # node-models: seeded random-weight llama GGUF models (F16, Q8_0, Q4_0, Q4_K_M) into NODE_ENGINE_DIR/models, by
-# node/make_models.py with Debian's /usr/bin/python3; NODE_MODELS_ARGS=--large adds the 500M model.
+# node/make_models.py with Debian's /usr/bin/python3 (NODE_MODELS_ARGS="--models llama-30m" makes one).
 NODE_ENGINE_DIR ?= $(BUILD)/node-engine
 NODE_MODELS_ARGS ?=
 .PHONY: node-engine node-models

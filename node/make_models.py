@@ -50,14 +50,13 @@ class ModelSpec:
 MODELS: dict[str, ModelSpec] = {
     "llama-30m": ModelSpec(n_embd=256, n_layer=12, n_head=4, n_head_kv=4, n_ff=1024),
     "llama-120m": ModelSpec(n_embd=768, n_layer=10, n_head=12, n_head_kv=12, n_ff=2048),
-    # grouped-query attention: 3 query heads share each key/value head, so a third of the KV cache of llama-120m
+    # grouped-query attention: llama-120m with 3 query heads per key/value head (a third of its KV cache; 112M)
     "llama-120m-gqa": ModelSpec(n_embd=768, n_layer=10, n_head=12, n_head_kv=4, n_ff=2048),
     # mixture of experts (llama arch with llama.expert_count, as Mixtral): llama-30m's shape with 8 experts, 2 used
     # per token, so about 30M parameters are active of 95M
     "llama-moe-95m": ModelSpec(n_embd=256, n_layer=12, n_head=4, n_head_kv=4, n_ff=1024, n_expert=8, n_expert_used=2),
     "llama-500m": ModelSpec(n_embd=1280, n_layer=20, n_head=20, n_head_kv=20, n_ff=3584),
 }
-LARGE_MODELS = {"llama-500m"}  # made only with --large
 
 
 def tensor_shapes(spec: ModelSpec, n_vocab: int) -> list[tuple[str, tuple[int, ...]]]:
@@ -197,11 +196,29 @@ def file_entry_ok(out_dir: Path, entry: dict | None) -> bool:
     return bool(entry) and (out_dir / entry["file"]).is_file() and (out_dir / entry["file"]).stat().st_size == entry["bytes"]
 
 
+def wanted(name: str, seed: int) -> dict:
+    return {"spec": asdict(MODELS[name]), "seed": seed, "vocab": VOCAB_FILE}
+
+
+def f16_ok(out_dir: Path, entry: dict | None, want: dict) -> bool:
+    return bool(entry) and {k: entry.get(k) for k in want} == want and file_entry_ok(out_dir, entry["files"].get("F16"))
+
+
+def quant_ok(out_dir: Path, entry: dict, fmt: str) -> bool:
+    q = entry["files"].get(fmt)
+    return file_entry_ok(out_dir, q) and q.get("from_sha256") == entry["files"]["F16"]["sha256"]
+
+
+def pending(out_dir: Path, manifest: dict, name: str, seed: int) -> bool:
+    entry = manifest["models"].get(name)
+    return not f16_ok(out_dir, entry, wanted(name, seed)) or not all(quant_ok(out_dir, entry, f) for f in QUANT_FORMATS)
+
+
 def make_one(gguf, np, args, out_dir: Path, manifest: dict, name: str, vocab: dict) -> None:
     spec = MODELS[name]
-    want = {"spec": asdict(spec), "seed": args.seed, "vocab": VOCAB_FILE}
+    want = wanted(name, args.seed)
     entry = manifest["models"].get(name)
-    if not entry or {k: entry.get(k) for k in want} != want or not file_entry_ok(out_dir, entry["files"].get("F16")):
+    if not f16_ok(out_dir, entry, want):
         f16 = out_dir / f"{name}.F16.gguf"
         tmp = f16.with_suffix(".gguf.tmp")
         t0 = time.monotonic()
@@ -216,8 +233,7 @@ def make_one(gguf, np, args, out_dir: Path, manifest: dict, name: str, vocab: di
               f" {entry['files']['F16']['seconds']} s", flush=True)
     f16_sha = entry["files"]["F16"]["sha256"]
     for fmt in QUANT_FORMATS:
-        q = entry["files"].get(fmt)
-        if file_entry_ok(out_dir, q) and q.get("from_sha256") == f16_sha:
+        if quant_ok(out_dir, entry, fmt):
             continue
         out = out_dir / f"{name}.{fmt}.gguf"
         tmp = out.with_suffix(".gguf.tmp")
@@ -258,9 +274,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--engine-dir", type=Path, default=repo / "build" / "node-engine",
                    help="what node/build_engine.sh built (default build/node-engine)")
-    p.add_argument("--models", default="", help=f"comma-separated subset of {', '.join(MODELS)} (default: all but "
-                   f"{', '.join(sorted(LARGE_MODELS))})")
-    p.add_argument("--large", action="store_true", help=f"also make {', '.join(sorted(LARGE_MODELS))}")
+    p.add_argument("--models", default="", help=f"comma-separated subset of {', '.join(MODELS)} (default: all)")
     p.add_argument("--seed", type=int, default=17, help="weights seed (default 17)")
     p.add_argument("--threads", type=int, default=2, help="llama-quantize threads (default 2)")
     p.add_argument("--lock", default=os.environ.get("NODE_ENGINE_LOCK", "/tmp/accelsel-build.lock"),
@@ -275,7 +289,7 @@ def main() -> int:
         if unknown:
             p.error(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(MODELS)}")
     else:
-        names = [n for n in MODELS if args.large or n not in LARGE_MODELS]
+        names = list(MODELS)
 
     src = args.engine_dir / "llama.cpp"
     args.quantize = args.engine_dir / "build" / "bin" / "llama-quantize"
@@ -288,12 +302,16 @@ def main() -> int:
     out_dir = args.engine_dir / "models"
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest = load_manifest(out_dir / "manifest.json")
+    todo = names if args.check_seed else [n for n in names if pending(out_dir, manifest, n, args.seed)]
+    if not todo:  # checked before taking the lock: a rerun with nothing to do waits for no one
+        print(f"make_models: up to date ({len(names)} models x {1 + len(QUANT_FORMATS)} formats in {out_dir})")
+        return 0
     vocab = read_vocab(gguf, src / VOCAB_FILE)
     os.nice(19)  # the machine is shared; llama-quantize inherits it
     with build_lock(args.lock):
         if args.check_seed:
             return check_seed(gguf, np, args, out_dir, manifest, names, vocab)
-        for name in names:
+        for name in todo:
             make_one(gguf, np, args, out_dir, manifest, name, vocab)
     print(f"make_models: {len(names)} models x {1 + len(QUANT_FORMATS)} formats in {out_dir}")
     return 0
