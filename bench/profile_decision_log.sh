@@ -14,33 +14,17 @@ WORK="$(mktemp -d /tmp/accelsel-dlprof-data.XXXXXX)"
 HZ=1999
 command -v perf >/dev/null || { echo "profile_decision_log: perf not installed"; exit 1; }
 
-PIDS=()
-cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do
-    if kill -0 "$pid" 2>/dev/null; then kill -TERM "$pid" 2>/dev/null || true; fi
-  done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# shellcheck source=bench/servers.sh
+source "$(dirname "$0")/servers.sh"
 
 # profile MODE: one server with --decision_log=MODE; perf data and the loads' JSON in $OUT/MODE/.
 profile() {
   local mode="$1" d="$OUT/$1" pid addr="" lg rec
   mkdir -p "$d"
-  "$BIN/accelsel-server" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 --data_dir="$WORK/$mode" --trainer=false \
-    --sync_writes=true --trainer_nice=0 --decision_log="$mode" >"$d/server.log" 2>&1 &
-  pid=$!
-  PIDS+=("$pid")
-  for _ in $(seq 1 600); do
-    addr="$(grep -o 'listening on [0-9.]*:[0-9]*' "$d/server.log" | head -1 | awk '{print $3}')" || true
-    [ -n "$addr" ] && break
-    kill -0 "$pid" 2>/dev/null || { echo "profile_decision_log: server exited:"; cat "$d/server.log"; exit 1; }
-    sleep 0.1
-  done
-  [ -n "$addr" ] || { echo "profile_decision_log: server did not start"; exit 1; }
+  start_server profiled "$d/server.log" "$BIN/accelsel-server" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 \
+    --data_dir="$WORK/$mode" --trainer=false --sync_writes=true --trainer_nice=0 --decision_log="$mode"
+  addr="$ADDR_profiled"
+  pid="$PID_profiled"
   "$BIN/accelsel-loadgen" --server "$addr" --rpc prepare --candidates 32 --prepare_runs 20000 >/dev/null
   "$BIN/accelsel-loadgen" --server "$addr" --rpc select --contexts unique --concurrency 64 --warmup 0 --duration 1 \
     >/dev/null

@@ -20,34 +20,13 @@ PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 cd "$ROOT"
 
-PIDS=()
-cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do
-    if kill -0 "$pid" 2>/dev/null; then kill -TERM "$pid" 2>/dev/null || true; fi
-  done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# shellcheck source=bench/servers.sh
+source "$ROOT/bench/servers.sh"
 
-# start NAME CMD...: starts a server, waits for its "listening on HOST:PORT" line, sets ADDR_<NAME> and PID_<NAME>.
+# start NAME CMD...: start_server with the output in $OUT/NAME.log.
 start() {
   local name="$1"; shift
-  "$@" >"$OUT/$name.log" 2>&1 &
-  local pid=$!
-  PIDS+=("$pid")
-  local addr=""
-  for _ in $(seq 1 600); do
-    addr="$(grep -o 'listening on [0-9.]*:[0-9]*' "$OUT/$name.log" | head -1 | awk '{print $3}')" || true
-    [ -n "$addr" ] && break
-    kill -0 "$pid" 2>/dev/null || { echo "run_all: $name exited:"; cat "$OUT/$name.log"; exit 1; }
-    sleep 0.1
-  done
-  [ -n "$addr" ] || { echo "run_all: $name did not start"; exit 1; }
-  printf -v "ADDR_$name" '%s' "$addr"
-  printf -v "PID_$name" '%s' "$pid"
+  start_server "$name" "$OUT/$name.log" "$@"
 }
 
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }

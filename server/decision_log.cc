@@ -14,9 +14,11 @@
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "google/protobuf/wire_format_lite.h"
+#include "model/types.h"
 #include "prometheus/counter.h"
 #include "prometheus/gauge.h"
 #include "prometheus/histogram.h"
+#include "proto/convert.h"
 #include "util/log.h"
 
 namespace accelsel::server {
@@ -39,7 +41,7 @@ bool IsHex(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
 
-bool Minimised(v1::Objective o) { return o != v1::OBJECTIVE_THROUGHPUT; }
+bool Minimised(v1::Objective o) { return !model::IsMaximized(FromProto(o)); }
 
 // What one joined decision says about the model that answered it.
 struct JoinFigures {
@@ -338,6 +340,9 @@ class DecisionLog::Live {
                       .Register(registry)
                       .Add({})) {}
 
+  // The serving version while a batch is processed (read once per batch, not per join).
+  void SetServing(uint64_t version) { serving_ = version; }
+
   // Creates the series of `version`, so that they are scraped (at 0) before its first decision.
   void Touch(uint64_t version) { For(version); }
 
@@ -432,7 +437,7 @@ class DecisionLog::Live {
   }
 
   void Drift(uint64_t version, double ape, double holdout, int64_t now_ms) {
-    if (!hooks_.serving_version || version == 0 || version != hooks_.serving_version()) return;
+    if (version == 0 || version != serving_) return;
     if (version != window_version_) {
       window_.clear();
       window_sum_ = 0;
@@ -475,6 +480,7 @@ class DecisionLog::Live {
   Series sink_;
   prometheus::Counter sink_counter_;
   std::unique_ptr<prometheus::Histogram> sink_histogram_;
+  uint64_t serving_ = 0;
   uint64_t window_version_ = 0;
   std::deque<double> window_;
   double window_sum_ = 0;
@@ -550,7 +556,7 @@ size_t DecisionLog::RecordOutcomes(const std::vector<const v1::RunReport*>& runs
   e.outcomes = std::move(batch);
   if (Push(std::move(e), n)) return n;
   dropped_.fetch_add(n, std::memory_order_relaxed);
-  for (size_t i = 0; i < n; ++i) metrics_->DecisionLogDropped(/*decision=*/false);
+  metrics_->DecisionLogDropped(/*decision=*/false, static_cast<double>(n));
   return 0;
 }
 
@@ -609,6 +615,7 @@ void DecisionLog::WriterLoop() {
 
 void DecisionLog::Process(std::deque<Event>& events) {
   const int64_t now = NowMs();
+  live_->SetServing(hooks_.serving_version ? hooks_.serving_version() : 0);
   for (Event& e : events) {
     if (e.decision != nullptr) {
       live_->OnDecision(e.decision->model_version, e.decision->explored);

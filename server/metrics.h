@@ -99,7 +99,9 @@ class Metrics {
   // Decision log (server/decision_log.h). The per-version live-quality series are created by the log itself.
   prometheus::Counter& decisions_logged() { return *decisions_logged_; }
   prometheus::Gauge& decision_log_bytes() { return *decision_log_bytes_; }
-  void DecisionLogDropped(bool decision) { (decision ? dropped_decisions_ : dropped_outcomes_)->Increment(); }
+  void DecisionLogDropped(bool decision, double n = 1) {
+    (decision ? dropped_decisions_ : dropped_outcomes_)->Increment(n);
+  }
   void DecisionLogWriteFailed(size_t records) { decision_log_write_failures_->Increment(static_cast<double>(records)); }
   void DecisionsPruned(uint64_t by_age, uint64_t by_bytes) {
     pruned_age_->Increment(static_cast<double>(by_age));

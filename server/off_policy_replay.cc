@@ -21,7 +21,7 @@ void Set(const model::Estimate& e, v1::PolicyEstimate* out) {
 }  // namespace
 
 std::optional<double> ReplayReward(const v1::LoggedDecision& d) {
-  const bool maximised = d.objective() == v1::OBJECTIVE_THROUGHPUT;
+  const bool maximised = model::IsMaximized(FromProto(d.objective()));
   double lo = NAN, hi = NAN;
   for (const v1::LoggedCandidate& c : d.candidates()) {
     if (!HasLoggedEstimate(c)) continue;
@@ -85,7 +85,7 @@ std::vector<size_t> ReplayChoices(const model::Predictor& predictor, const Repla
     if (known.empty()) continue;
     predictions.clear();
     predictor.Predict(FromProto(d.context()), known, FromProto(d.objective()), &predictions);
-    const bool maximised = d.objective() == v1::OBJECTIVE_THROUGHPUT;
+    const bool maximised = model::IsMaximized(FromProto(d.objective()));
     bool by_rank = true;
     for (const model::Prediction& p : predictions) by_rank = by_rank && std::isfinite(p.rank_score);
     long best = -1;
