@@ -172,7 +172,7 @@ clean:
 # node/make_models.py with Debian's /usr/bin/python3 (NODE_MODELS_ARGS="--models llama-30m" makes one).
 NODE_ENGINE_DIR ?= $(BUILD)/node-engine
 NODE_MODELS_ARGS ?=
-.PHONY: node-engine node-models
+.PHONY: node-engine node-models node node-test
 node-engine:
 	./node/build_engine.sh $(NODE_ENGINE_DIR)
 
@@ -184,3 +184,16 @@ node-models: node-engine
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$p || exit 1; \
 	done
 	/usr/bin/python3 node/make_models.py --engine-dir $(NODE_ENGINE_DIR) $(NODE_MODELS_ARGS)
+
+# node: the agent binary build/bin/accelsel-node, linked with the static engine above. Configures BUILD with
+# ACCELSEL_NODE_ENGINE_DIR (kept in its cache: later builds of BUILD include accelsel-node) and builds that one target.
+node: node-engine configure
+	cmake -S . -B $(BUILD) -DACCELSEL_NODE_ENGINE_DIR=$(abspath $(NODE_ENGINE_DIR))
+	cmake --build $(BUILD) -j $(JOBS) --target accelsel-node
+
+# node-test: the real-engine test (tests/node/engine_test.sh): llama-30m only, a spawned server with tokens, a few
+# jobs through `accelsel-node run`. A few minutes from a built engine; .ci/run calls it after `test`.
+node-test: node
+	$(MAKE) node-models NODE_MODELS_ARGS="--models llama-30m"
+	cmake --build $(BUILD) -j $(JOBS) --target accelsel-server accelsel_cli
+	./tests/node/engine_test.sh $(BUILD)/bin $(NODE_ENGINE_DIR)/models
