@@ -86,7 +86,9 @@ std::string FormatTime(int64_t unix_ms) {
 
 std::string Components(const v1::Strategy& s) {
   std::vector<std::string> parts;
-  for (const auto& c : s.components()) parts.push_back(absl::StrCat(c.method(), "=", c.value()));
+  for (const auto& c : s.components()) {
+    parts.push_back(absl::StrCat(c.method(), "=", c.value(), c.lossy() ? " (lossy)" : ""));
+  }
   return parts.empty() ? "-" : absl::StrJoin(parts, ",");
 }
 
@@ -133,6 +135,7 @@ absl::Status RunSelect(const ParsedFlags& flags, std::ostream& out, std::ostream
     request.set_top_k(static_cast<uint32_t>(*k));
   }
   request.set_allow_exploration(flags.Has("explore"));
+  if (flags.Has("exclude-lossy")) request.mutable_constraints()->set_exclude_lossy(true);
   if (flags.Has("node")) request.set_node_id(flags.Get("node"));
   auto context = ReadTaskContextFile(flags.Get("context"));
   if (!context.ok()) return context.status();
@@ -642,13 +645,18 @@ absl::Status RunQuality(const ParsedFlags& flags, std::ostream& out, std::ostrea
 
 const std::vector<Command>& Commands() {
   static const std::vector<Command> commands = {
-      {"select", "select --context FILE.json [--candidates a,b] [--objective O] [--top-k N] [--explore] [--json]",
+      {"select",
+       "select --context FILE.json [--candidates a,b] [--objective O] [--top-k N] [--explore] [--exclude-lossy] "
+       "[--json]",
        "rank acceleration strategies for a task context (JSON mapping of accelsel.v1.TaskContext)",
        WithCommon({{"context", true, "FILE", "TaskContext as JSON (required)"},
                    {"candidates", true, "IDS", "comma-separated strategy ids (default: every catalogue strategy)"},
                    {"objective", true, "O", "e2e_latency (default) | ttft | tpot | throughput | cost"},
                    {"top-k", true, "N", "return the best N (default 0 = all, at most 256)"},
                    {"explore", false, "", "allow the server to explore (may place a less-known strategy first)"},
+                   {"exclude-lossy", false, "",
+                    "accept only output-preserving strategies: one with a lossy component (e.g. weights below 16 "
+                    "bits, a quantised KV cache) violates \"exclude_lossy\" and ranks after every one that does not"},
                    {"node", true, "ID", "node id, for attribution"},
                    {"json", false, "", "print the response's JSON mapping"}}),
        RunSelect},

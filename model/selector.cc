@@ -340,6 +340,7 @@ std::vector<Recommendation> Selector::Select(const SelectQuery& query, const Obs
       r.violated.push_back("max_memory_gb");
     }
     if (r.failure_probability > c.max_failure_probability) r.violated.push_back("max_failure_probability");
+    if (c.exclude_lossy && s->lossy) r.violated.push_back("exclude_lossy");
     // A strategy the network has never run on an accelerator it knows well may not apply there at all (an engine
     // built for other hardware): the model's estimate is an extrapolation, so it is not promised.
     if (r.layer != EvidenceLayer::kObserved && !ctx.hardware.accelerator.empty() &&

@@ -20,6 +20,7 @@ struct Constraints {
   double max_cost = kMissing;
   double max_memory_gb = kMissing;
   double max_failure_probability = 0.5;
+  bool exclude_lossy = false;  // a lossy strategy (Strategy::lossy) then violates "exclude_lossy"
 };
 
 struct SelectQuery {

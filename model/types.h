@@ -61,6 +61,9 @@ struct Strategy {
   std::string id;
   std::vector<std::pair<std::string, std::string>> components;
   std::string description;
+  // True when some component can change the model's outputs (v1::StrategyComponent.lossy). Ranking needs only the
+  // whole strategy's flag; the wire keeps it per component.
+  bool lossy = false;
 };
 
 enum class RunStatus { kOk = 1, kOom = 2, kTimeout = 3, kCrash = 4, kNotApplicable = 5 };

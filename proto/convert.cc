@@ -45,7 +45,10 @@ model::Strategy FromProto(const v1::Strategy& in) {
   model::Strategy out;
   out.id = in.id();
   out.description = in.description();
-  for (const auto& c : in.components()) out.components.emplace_back(c.method(), c.value());
+  for (const auto& c : in.components()) {
+    out.components.emplace_back(c.method(), c.value());
+    out.lossy = out.lossy || c.lossy();
+  }
   return out;
 }
 

@@ -15,6 +15,8 @@ model::RunRecord FromProto(const v1::RunReport& in);
 model::Objective FromProto(v1::Objective in);
 
 void ToProto(const model::TaskContext& in, v1::TaskContext* out);
+// Components come out with lossy = false: a model::Strategy keeps only whether any of them is lossy, so a definition
+// with lossy components is built as a v1::Strategy.
 void ToProto(const model::Strategy& in, v1::Strategy* out);
 void ToProto(const model::RunRecord& in, v1::RunReport* out);
 v1::Objective ToProto(model::Objective in);

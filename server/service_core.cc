@@ -232,6 +232,7 @@ absl::Status ServiceCore::Select(const v1::SelectAcceleratorRequest& request, v1
   if (c.has_max_cost()) query.constraints.max_cost = c.max_cost();
   if (c.has_max_memory_gb()) query.constraints.max_memory_gb = c.max_memory_gb();
   if (c.has_max_failure_probability()) query.constraints.max_failure_probability = c.max_failure_probability();
+  query.constraints.exclude_lossy = c.exclude_lossy();
 
   const auto serving = models_->Serving();
   const model::Predictor* predictor = serving ? serving->model.get() : nullptr;

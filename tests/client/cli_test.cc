@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "client/cli_args.h"
+#include "client/client.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 #include "tests/client/fake_server.h"
@@ -156,8 +157,8 @@ TEST(CliTest, HelpListsEveryCommandAndFlag) {
   }
   Result select = RunCommand({"select", "--help"});
   EXPECT_EQ(select.code, 0);
-  for (const char* flag : {"--context", "--candidates", "--objective", "--top-k", "--explore", "--json", "--server",
-                           "--token", "--tls_ca", "--deadline_ms"}) {
+  for (const char* flag : {"--context", "--candidates", "--objective", "--top-k", "--explore", "--exclude-lossy",
+                           "--json", "--server", "--token", "--tls_ca", "--deadline_ms"}) {
     EXPECT_NE(select.out.find(flag), std::string::npos) << flag;
   }
   EXPECT_NE(RunCommand({"import", "--help"}).out.find("--llm-inference-bench"), std::string::npos);
@@ -197,6 +198,7 @@ TEST(CliTest, SelectPrintsTableAndJson) {
   EXPECT_EQ(sent.top_k(), 3u);
   EXPECT_EQ(sent.candidate_ids_size(), 3);
   EXPECT_FALSE(sent.allow_exploration());
+  EXPECT_FALSE(sent.constraints().exclude_lossy());
 
   std::vector<std::string> lines = absl::StrSplit(r.out, '\n', absl::SkipEmpty());
   ASSERT_EQ(lines.size(), 5u) << r.out;  // summary, header, three rows
@@ -225,6 +227,19 @@ TEST(CliTest, SelectPrintsTableAndJson) {
   ASSERT_EQ(parsed.recommendations_size(), 2);
   EXPECT_EQ(parsed.recommendations(0).strategy().id(), "vllm");
   EXPECT_EQ(parsed.decision_id(), "dec-test-1");
+}
+
+TEST(CliTest, SelectExcludeLossySendsTheConstraint) {
+  testing::FakeServer server;
+  for (const char* flag : {"--exclude-lossy", "--exclude_lossy"}) {
+    Result r = RunCommand(
+        {"select", "--server", server.address(), "--context", Example("llama3-8b_h100x1_io512_b16.json"), flag});
+    ASSERT_EQ(r.code, 0) << flag << ": " << r.err;
+    EXPECT_TRUE(server.service().last_select().constraints().exclude_lossy()) << flag;
+  }
+  Result valued = RunCommand({"select", "--server", server.address(), "--context",
+                              Example("llama3-8b_h100x1_io512_b16.json"), "--exclude-lossy=yes"});
+  EXPECT_EQ(valued.code, 2) << valued.err;
 }
 
 TEST(CliTest, ServerErrorsExitOneWithOneLine) {
@@ -288,6 +303,36 @@ TEST(CliTest, ImportRegistersStrategiesAndStreamsRuns) {
   ASSERT_EQ(list.code, 0) << list.err;
   EXPECT_NE(list.out.find("engine=tensorrt-llm"), std::string::npos) << list.out;
   EXPECT_NE(list.out.find("6 strategies"), std::string::npos) << list.out;
+  EXPECT_EQ(list.out.find("(lossy)"), std::string::npos) << list.out;
+}
+
+TEST(CliTest, StrategiesListMarksLossyComponents) {
+  testing::FakeServer server;
+  ClientOptions options;
+  options.target = server.address();
+  auto client = Client::Create(options);
+  ASSERT_TRUE(client.ok()) << client.status();
+  v1::Strategy s;
+  s.set_id("llama.cpp:q4_0:kv=q8_0");
+  auto* engine = s.add_components();
+  engine->set_method("engine");
+  engine->set_value("llama.cpp");
+  auto* weights = s.add_components();
+  weights->set_method("weights");
+  weights->set_value("q4_0");
+  weights->set_lossy(true);
+  ASSERT_TRUE((*client)->RegisterStrategy(s).ok());
+
+  Result list = RunCommand({"strategies", "list", "--server", server.address()});
+  ASSERT_EQ(list.code, 0) << list.err;
+  EXPECT_NE(list.out.find("engine=llama.cpp,weights=q4_0 (lossy)"), std::string::npos) << list.out;
+  Result json = RunCommand({"strategies", "list", "--server", server.address(), "--json"});
+  ASSERT_EQ(json.code, 0) << json.err;
+  v1::ListStrategiesResponse parsed;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(json.out, &parsed).ok()) << json.out;
+  ASSERT_EQ(parsed.strategies_size(), 1);
+  EXPECT_FALSE(parsed.strategies(0).components(0).lossy());
+  EXPECT_TRUE(parsed.strategies(0).components(1).lossy());
 }
 
 TEST(CliTest, ModelAdminCommands) {

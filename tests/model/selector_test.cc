@@ -248,6 +248,32 @@ TEST(SelectorConstraintTest, LatencySloBoundsTheObjectivesOwnLatency) {
   EXPECT_EQ(recs[0].strategy->id, "a");
 }
 
+// A lossy strategy (weights below 16 bits, a quantised KV cache) is an ordinary candidate until the caller excludes
+// lossy ones: then it violates "exclude_lossy" and ranks after every output-preserving candidate, however fast.
+TEST(SelectorConstraintTest, ExcludeLossyMakesLossyCandidatesInfeasible) {
+  const TaskContext ctx = Ctx();
+  ObservedStats none;
+  const Strategy q4{"q4", {{"engine", "a"}, {"weights", "q4_0"}}, "", /*lossy=*/true};
+  FixedPredictor model({{"a", Pred(100, kMissing)}, {"q4", Pred(50, kMissing)}});
+  SelectQuery q;
+  q.context = &ctx;
+  q.candidates = {&kA, &q4};
+  std::mt19937_64 rng(1);
+  const Selector selector(SelectorOptions{});
+  const auto allowed = selector.Select(q, none, &model, rng);
+  EXPECT_EQ(Order(allowed), (std::vector<std::string>{"q4", "a"}));
+  EXPECT_TRUE(Meets(allowed, "q4"));
+
+  q.constraints.exclude_lossy = true;
+  const auto excluded = selector.Select(q, none, &model, rng);
+  EXPECT_EQ(Order(excluded), (std::vector<std::string>{"a", "q4"}));
+  EXPECT_TRUE(Meets(excluded, "a"));
+  std::vector<std::string> violated;
+  EXPECT_FALSE(Meets(excluded, "q4", &violated));
+  EXPECT_EQ(violated, std::vector<std::string>{"exclude_lossy"});
+  EXPECT_DOUBLE_EQ(excluded[1].expected_value, 50);  // still estimated, only infeasible
+}
+
 // --- Exploration policy -----------------------------------------------------------------------------------------
 
 void AddRuns(ObservedStats& stats, const TaskContext& ctx, const std::string& strategy, double ms, int n) {
@@ -437,6 +463,30 @@ TEST(SelectorExplorationTest, SloEligibilityUsesTheOptimisticBound) {
   const auto tight = selector.Select(q, none, &model, rng);
   EXPECT_EQ(ProbabilityOf(tight, "b"), 0.0);
   EXPECT_EQ(tight[0].strategy->id, "a");
+}
+
+// Exploration never places an excluded lossy candidate first, even at rate 1 and with nothing known (where every
+// candidate is otherwise a plausible winner); the output-preserving ones are still explored among themselves.
+TEST(SelectorExplorationTest, ExcludedLossyCandidatesAreNeverExplored) {
+  const TaskContext ctx = Ctx();
+  ObservedStats none;
+  const Strategy q4{"q4", {{"weights", "q4_0"}}, "", /*lossy=*/true};
+  const Strategy kv8{"kv8", {{"kv_cache", "q8_0"}}, "", /*lossy=*/true};
+  SelectQuery q = ExploringQuery(ctx, {&kA, &q4, &kB, &kv8});
+  const Selector selector(SelectorOptions{.exploration_rate = 1.0});
+  const int draws = 2000;
+  const Draws mixed = Sample(selector, q, none, nullptr, draws);
+  EXPECT_GT(mixed.first.count("q4") ? mixed.first.at("q4") : 0, 0) << "lossy ones are explored when allowed";
+
+  q.constraints.exclude_lossy = true;
+  const Draws d = Sample(selector, q, none, nullptr, draws);
+  EXPECT_EQ(d.first.count("q4"), 0u);
+  EXPECT_EQ(d.first.count("kv8"), 0u);
+  EXPECT_EQ(d.returned.at("q4"), 0.0);
+  EXPECT_EQ(d.returned.at("kv8"), 0.0);
+  EXPECT_GT(d.first.at("a"), 0);
+  EXPECT_GT(d.first.at("b"), 0);
+  ExpectFrequenciesMatchProbabilities(d, draws);
 }
 
 // One node alone, unless the operator vouches for it, cannot outweigh the model in a context nobody else measured.

@@ -115,6 +115,28 @@ TEST(ConvertTest, TheRetiredFlagIsStateNotPartOfTheModelStrategy) {
   EXPECT_EQ(back.id(), "s");
 }
 
+// The selector needs only whether some component is lossy; the per-component flag stays on the wire record (the
+// catalogue answers with its protos), and ToProto of a model strategy leaves every component unflagged.
+TEST(ConvertTest, AnyLossyComponentMakesTheModelStrategyLossy) {
+  v1::Strategy in;
+  in.set_id("llama.cpp:q4_0");
+  auto* engine = in.add_components();
+  engine->set_method("engine");
+  engine->set_value("llama.cpp");
+  auto* weights = in.add_components();
+  weights->set_method("weights");
+  weights->set_value("q4_0");
+  weights->set_lossy(true);
+  EXPECT_TRUE(FromProto(in).lossy);
+  in.mutable_components(1)->set_lossy(false);
+  EXPECT_FALSE(FromProto(in).lossy);
+  in.mutable_components(1)->set_lossy(true);
+  v1::Strategy back;
+  ToProto(FromProto(in), &back);
+  ASSERT_EQ(back.components_size(), 2);
+  EXPECT_FALSE(back.components(1).lossy());
+}
+
 v1::RunReport FullReport() {
   v1::RunReport r;
   r.set_run_id("node-7:0001");

@@ -90,6 +90,38 @@ TEST(CatalogTest, RegisterCreatesOnceAcceptsTheSameDefinitionAndRefusesADifferen
   EXPECT_THAT(Ids(*reloaded.Get()), ElementsAre("vllm:fp8"));
 }
 
+// Whether a component changes the model's outputs is part of the definition: the same id with the flag flipped is
+// another definition, and the flag survives the store and reaches the parsed record.
+TEST(CatalogTest, LossyIsPartOfTheDefinition) {
+  FakeStore store;
+  Catalog catalog(&store);
+  ASSERT_TRUE(catalog.Load().ok());
+  v1::Strategy q4 = Def("llama.cpp:q4_0", "llama.cpp");
+  auto* weights = q4.add_components();
+  weights->set_method("weights");
+  weights->set_value("q4_0");
+  weights->set_lossy(true);
+  ASSERT_TRUE(catalog.Register(q4).ok());
+  ASSERT_TRUE(catalog.Register(Def("llama.cpp:f16", "llama.cpp")).ok());
+  EXPECT_TRUE(catalog.Get()->Find("llama.cpp:q4_0")->lossy);
+  EXPECT_FALSE(catalog.Get()->Find("llama.cpp:f16")->lossy);
+
+  auto again = catalog.Register(q4);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_FALSE(*again);
+  v1::Strategy flipped = q4;
+  flipped.mutable_components(1)->set_lossy(false);
+  EXPECT_EQ(catalog.Register(flipped).status().code(), absl::StatusCode::kAlreadyExists);
+
+  Catalog reloaded(&store);
+  ASSERT_TRUE(reloaded.Load().ok());
+  auto snap = reloaded.Get();
+  ASSERT_NE(snap->Find("llama.cpp:q4_0"), nullptr);
+  EXPECT_TRUE(snap->Find("llama.cpp:q4_0")->lossy);
+  EXPECT_TRUE(snap->protos[snap->index.at("llama.cpp:q4_0")].components(1).lossy());
+  EXPECT_FALSE(snap->protos[snap->index.at("llama.cpp:q4_0")].components(0).lossy());
+}
+
 TEST(CatalogTest, SnapshotsAlreadyTakenNeverChange) {
   FakeStore store;
   Catalog catalog(&store);

@@ -34,13 +34,14 @@ class ServerTest : public ::testing::Test {
     StartServer(dir_);
   }
 
-  void Register(const std::string& id) {
+  void Register(const std::string& id) { ASSERT_TRUE(RegisterDefinition(MakeStrategy(id)).ok()); }
+  grpc::Status RegisterDefinition(const v1::Strategy& strategy) {
     grpc::ClientContext ctx;
     SetDeadline(&ctx);
     v1::RegisterStrategyRequest req;
-    *req.mutable_strategy() = MakeStrategy(id);
+    *req.mutable_strategy() = strategy;
     v1::RegisterStrategyResponse resp;
-    ASSERT_TRUE(conn_.selector->RegisterStrategy(&ctx, req, &resp).ok());
+    return conn_.selector->RegisterStrategy(&ctx, req, &resp);
   }
 
   // Sends `reports` on one stream and returns the acks (in arrival order) and the final status. `ack_ranges`: the
@@ -278,6 +279,113 @@ TEST_F(ServerTest, SelectRanksByStoredMediansWithEvidence) {
   ASSERT_EQ(prior.recommendations_size(), 1);
   EXPECT_EQ(prior.recommendations(0).evidence_layer(), v1::EVIDENCE_LAYER_PRIOR);
   EXPECT_EQ(prior.recommendations(0).strategy().id(), "fast");
+}
+
+// The engine's component plus one that changes the model's outputs (quantised weights).
+v1::Strategy LossyStrategy(const std::string& id) {
+  v1::Strategy s = MakeStrategy(id);
+  auto* weights = s.add_components();
+  weights->set_method("weights");
+  weights->set_value("q4_0");
+  weights->set_lossy(true);
+  return s;
+}
+
+TEST_F(ServerTest, LossyFlagRoundTripsAndExcludedLossyStrategiesAreInfeasible) {
+  Register("f16");
+  ASSERT_TRUE(RegisterDefinition(LossyStrategy("q4")).ok());
+  ASSERT_TRUE(RegisterDefinition(LossyStrategy("q4")).ok());  // the same definition again
+  v1::Strategy flipped = LossyStrategy("q4");
+  flipped.mutable_components(1)->set_lossy(false);
+  EXPECT_EQ(RegisterDefinition(flipped).error_code(), grpc::StatusCode::ALREADY_EXISTS);
+
+  grpc::ClientContext list_ctx;
+  SetDeadline(&list_ctx);
+  v1::ListStrategiesResponse list;
+  ASSERT_TRUE(conn_.selector->ListStrategies(&list_ctx, {}, &list).ok());
+  ASSERT_EQ(list.strategies_size(), 2);
+  EXPECT_EQ(list.strategies(0).id(), "f16");
+  EXPECT_FALSE(list.strategies(0).components(0).lossy());
+  EXPECT_EQ(list.strategies(1).id(), "q4");
+  ASSERT_EQ(list.strategies(1).components_size(), 2);
+  EXPECT_FALSE(list.strategies(1).components(0).lossy());
+  EXPECT_TRUE(list.strategies(1).components(1).lossy());
+
+  std::vector<v1::RunReport> reports;
+  for (int i = 0; i < 5; ++i) {
+    reports.push_back(MakeReport(absl::StrCat("f", i), "f16", 16, 200 + i));
+    reports.push_back(MakeReport(absl::StrCat("q", i), "q4", 16, 100 + i));
+  }
+  Report(reports);
+  v1::SelectAcceleratorRequest req;
+  *req.mutable_context() = MakeContext(16);
+  v1::SelectAcceleratorResponse allowed;
+  ASSERT_TRUE(Select(req, &allowed).ok());
+  ASSERT_EQ(allowed.recommendations_size(), 2);
+  EXPECT_EQ(allowed.recommendations(0).strategy().id(), "q4");
+  EXPECT_TRUE(allowed.recommendations(0).meets_constraints());
+  EXPECT_TRUE(allowed.recommendations(0).strategy().components(1).lossy());  // the definition as registered
+
+  req.mutable_constraints()->set_exclude_lossy(true);
+  v1::SelectAcceleratorResponse excluded;
+  ASSERT_TRUE(Select(req, &excluded).ok());
+  ASSERT_EQ(excluded.recommendations_size(), 2);
+  EXPECT_EQ(excluded.recommendations(0).strategy().id(), "f16");
+  EXPECT_TRUE(excluded.recommendations(0).meets_constraints());
+  const auto& lossy = excluded.recommendations(1);
+  EXPECT_EQ(lossy.strategy().id(), "q4");
+  EXPECT_FALSE(lossy.meets_constraints());
+  ASSERT_EQ(lossy.violated_size(), 1);
+  EXPECT_EQ(lossy.violated(0), "exclude_lossy");
+  EXPECT_EQ(lossy.evidence_layer(), v1::EVIDENCE_LAYER_OBSERVED);  // still estimated, only infeasible
+}
+
+// With the server exploring as much as it can (--exploration_rate 1) and nothing known, every candidate is a
+// plausible winner; a caller that excludes lossy strategies still never gets one placed first.
+TEST(ServerExplorationTest, ExcludedLossyStrategiesAreNeverPlacedFirst) {
+  auto options = TestOptions(FreshDir("server-explore-lossy"));
+  options.exploration_rate = 1.0;
+  options.seed = 17;
+  auto server = server::Server::Start(options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  Connection conn = Connect((*server)->port());
+  for (const v1::Strategy& s : {MakeStrategy("a"), MakeStrategy("b"), LossyStrategy("q4"), LossyStrategy("q8")}) {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    v1::RegisterStrategyRequest req;
+    *req.mutable_strategy() = s;
+    v1::RegisterStrategyResponse resp;
+    ASSERT_TRUE(conn.selector->RegisterStrategy(&ctx, req, &resp).ok());
+  }
+  auto firsts = [&](bool exclude_lossy) {
+    std::map<std::string, int> first;
+    for (int i = 0; i < 200; ++i) {
+      grpc::ClientContext ctx;
+      SetDeadline(&ctx);
+      v1::SelectAcceleratorRequest req;
+      *req.mutable_context() = MakeContext(16);
+      req.set_allow_exploration(true);
+      req.mutable_constraints()->set_exclude_lossy(exclude_lossy);
+      v1::SelectAcceleratorResponse resp;
+      EXPECT_TRUE(conn.selector->SelectAccelerator(&ctx, req, &resp).ok());
+      if (resp.recommendations_size() == 0) continue;
+      ++first[resp.recommendations(0).strategy().id()];
+      for (const auto& r : resp.recommendations()) {
+        if (exclude_lossy && r.strategy().id()[0] == 'q') {
+          EXPECT_EQ(r.selection_probability(), 0.0) << r.strategy().id();
+        }
+      }
+    }
+    return first;
+  };
+  const std::map<std::string, int> mixed = firsts(false);
+  EXPECT_GT(mixed.count("q4") + mixed.count("q8"), 0u) << "lossy ones are explored when allowed";
+  const std::map<std::string, int> excluded = firsts(true);
+  EXPECT_EQ(excluded.count("q4"), 0u);
+  EXPECT_EQ(excluded.count("q8"), 0u);
+  EXPECT_GT(excluded.count("a"), 0u);
+  EXPECT_GT(excluded.count("b"), 0u);
+  (*server)->Shutdown();
 }
 
 TEST_F(ServerTest, FailuresCountAgainstAStrategy) {
