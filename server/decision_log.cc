@@ -2,7 +2,9 @@
 #include "server/decision_log.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
+#include <cstring>
 #include <map>
 #include <utility>
 #include <vector>
@@ -76,16 +78,6 @@ std::vector<CandidateView> Views(const v1::LoggedDecision& d) {
   return out;
 }
 
-std::vector<CandidateView> Views(const DecisionEvent& d) {
-  std::vector<CandidateView> out;
-  out.reserve(d.candidates.size());
-  for (const DecisionEvent::Candidate& c : d.candidates) {
-    out.push_back(
-        {c.strategy->id, c.expected_value, c.interval_low, c.interval_high, c.failure_probability, c.evidence_layer});
-  }
-  return out;
-}
-
 JoinFigures Figures(v1::Objective objective, const std::vector<CandidateView>& candidates, const v1::LoggedOutcome& o) {
   JoinFigures f;
   f.failed = o.status() != v1::RUN_STATUS_OK;
@@ -115,6 +107,146 @@ JoinFigures Figures(v1::Objective objective, const std::vector<CandidateView>& c
 }
 
 JoinFigures Figures(const v1::LoggedDecision& d) { return Figures(d.objective(), Views(d), d.outcome()); }
+
+using google::protobuf::internal::WireFormatLite;
+
+// One field of a serialized message: varint and fixed values in `value`, length-delimited ones as a view in `bytes`.
+struct WireField {
+  int number = 0;
+  WireFormatLite::WireType type = WireFormatLite::WIRETYPE_VARINT;
+  uint64_t value = 0;
+  std::string_view bytes;
+};
+
+// Calls `fn` for each field of the serialized message `msg` until it returns false; false if it did, or if `msg` is
+// not well formed. Reads without allocating: what a join needs of a stored decision is a few fields.
+template <typename Fn>
+bool ForEachField(std::string_view msg, Fn&& fn) {
+  google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(msg.data()), static_cast<int>(msg.size()));
+  for (uint32_t tag; (tag = in.ReadTag()) != 0;) {
+    WireField f;
+    f.number = WireFormatLite::GetTagFieldNumber(tag);
+    f.type = WireFormatLite::GetTagWireType(tag);
+    bool ok = true;
+    switch (f.type) {
+      case WireFormatLite::WIRETYPE_VARINT: ok = in.ReadVarint64(&f.value); break;
+      case WireFormatLite::WIRETYPE_FIXED64: ok = in.ReadLittleEndian64(&f.value); break;
+      case WireFormatLite::WIRETYPE_FIXED32: {
+        uint32_t v = 0;
+        ok = in.ReadLittleEndian32(&v);
+        f.value = v;
+        break;
+      }
+      case WireFormatLite::WIRETYPE_LENGTH_DELIMITED: {
+        uint32_t len = 0;
+        ok = in.ReadVarint32(&len);
+        const auto at = static_cast<size_t>(in.CurrentPosition());
+        ok = ok && len <= msg.size() - at && in.Skip(static_cast<int>(len));
+        if (ok) f.bytes = msg.substr(at, len);
+        break;
+      }
+      default: return false;  // groups: never written by this log
+    }
+    if (!ok || !fn(f)) return false;
+  }
+  return in.ConsumedEntireMessage();
+}
+
+static_assert(std::endian::native == std::endian::little, "the stored floats are read by memcpy");
+
+double AsDouble(uint64_t bits) { return std::bit_cast<double>(bits); }
+
+// What a join reads of a decision, from an event in memory or scanned out of the stored bytes (views into them).
+struct JoinView {
+  std::string_view node_id;
+  uint64_t model_version = 0;
+  v1::Objective objective = v1::OBJECTIVE_UNSPECIFIED;
+  double price_per_hour = 0;
+  std::vector<CandidateView> candidates;
+};
+
+// A LoggedCandidate message (a record whose candidates are not in the stored form).
+bool ReadCandidate(std::string_view msg, CandidateView* c) {
+  return ForEachField(msg, [&](const WireField& f) {
+    const bool fixed = f.type == WireFormatLite::WIRETYPE_FIXED64;
+    switch (f.number) {
+      case 1: c->id = f.bytes; return f.type == WireFormatLite::WIRETYPE_LENGTH_DELIMITED;
+      case 2: c->expected = AsDouble(f.value); return fixed;
+      case 3: c->low = AsDouble(f.value); return fixed;
+      case 4: c->high = AsDouble(f.value); return fixed;
+      case 5: c->failure_probability = AsDouble(f.value); return fixed;
+      case 6: c->layer = static_cast<v1::EvidenceLayer>(f.value); return f.type == WireFormatLite::WIRETYPE_VARINT;
+      default: return true;
+    }
+  });
+}
+
+// TaskContext.hardware.price_per_hour of a serialized TaskContext.
+bool ReadPrice(std::string_view context, double* price) {
+  return ForEachField(context, [&](const WireField& f) {
+    if (f.number != 2 || f.type != WireFormatLite::WIRETYPE_LENGTH_DELIMITED) return true;
+    return ForEachField(f.bytes, [&](const WireField& h) {
+      if (h.number == 7 && h.type == WireFormatLite::WIRETYPE_FIXED64) *price = AsDouble(h.value);
+      return true;
+    });
+  });
+}
+
+// Scans a stored decision (v1::LoggedDecision bytes) for what a join reads; false when the bytes do not parse, or
+// hold the candidates in a form this scan does not take (numbers not packed, or in several runs): the caller then
+// parses the whole message.
+bool ReadJoinView(std::string_view bytes, JoinView* v) {
+  std::vector<std::string_view> ids;
+  std::string_view numbers, layers;
+  bool have_numbers = false, have_layers = false;
+  const bool ok = ForEachField(bytes, [&](const WireField& f) {
+    const bool len = f.type == WireFormatLite::WIRETYPE_LENGTH_DELIMITED;
+    switch (f.number) {
+      case 3: v->node_id = f.bytes; return len;
+      case 4: v->model_version = f.value; return f.type == WireFormatLite::WIRETYPE_VARINT;
+      case 6: return len && ReadPrice(f.bytes, &v->price_per_hour);
+      case 7: v->objective = static_cast<v1::Objective>(f.value); return f.type == WireFormatLite::WIRETYPE_VARINT;
+      case 9: {
+        CandidateView c;
+        if (!len || !ReadCandidate(f.bytes, &c)) return false;
+        v->candidates.push_back(c);
+        return true;
+      }
+      case 13: ids.push_back(f.bytes); return len;
+      case 14:
+        if (!len || have_numbers) return false;
+        have_numbers = true;
+        numbers = f.bytes;
+        return true;
+      case 15:
+        if (!len || have_layers) return false;
+        have_layers = true;
+        layers = f.bytes;
+        return true;
+      default: return true;
+    }
+  });
+  if (!ok || numbers.size() != ids.size() * 4 * sizeof(float)) return false;
+  google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(layers.data()),
+                                            static_cast<int>(layers.size()));
+  v->candidates.reserve(v->candidates.size() + ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) {
+    uint32_t layer = 0;
+    if (!in.ReadVarint32(&layer)) return false;
+    const auto number = [&](size_t k) {
+      float x = 0;  // the wire's little-endian float is the host's (checked at the top of the file)
+      std::memcpy(&x, numbers.data() + 16 * i + 4 * k, sizeof x);
+      return static_cast<double>(x);
+    };
+    v->candidates.push_back(
+        {ids[i], number(0), number(1), number(2), number(3), static_cast<v1::EvidenceLayer>(layer)});
+  }
+  return in.CurrentPosition() == static_cast<int>(layers.size());
+}
+
+JoinView ViewOf(const v1::LoggedDecision& d) {
+  return {d.node_id(), d.model_version(), d.objective(), d.context().hardware().price_per_hour(), Views(d)};
+}
 
 // The creation time of a record's key (a decision id, or an outcome key that starts with one); 0 if malformed.
 int64_t KeyTime(std::string_view key) { return DecisionIdTime(key.substr(0, kIdLen)).value_or(0); }
@@ -215,42 +347,89 @@ std::optional<double> MeasuredObjective(const v1::RunMetrics& m, v1::Objective o
 
 std::string OutcomeKey(std::string_view id) { return std::string(id).append("/o"); }
 
-std::string EncodeDecision(const DecisionEvent& e) {
-  using google::protobuf::internal::WireFormatLite;
+std::string EncodeDecision(const DecisionRecord& r) {
+  using google::protobuf::io::CodedOutputStream;
+  size_t ids = 0;
+  for (const model::Recommendation& c : r.candidates) ids += c.strategy->id.size();
+  const size_t context =
+      r.context != nullptr ? r.context->ByteSizeLong() : 0;  // also caches the size WriteMessage uses
+  const size_t constraints = r.constraints != nullptr ? r.constraints->ByteSizeLong() : 0;
   std::string out;
-  out.reserve(256 + e.context.size() + e.constraints.size() + e.candidates.size() * 64);
+  out.reserve(96 + r.decision_id.size() + r.node_id.size() + context + constraints + ids + r.candidates.size() * 20);
   {
     google::protobuf::io::StringOutputStream stream(&out);
-    google::protobuf::io::CodedOutputStream o(&stream);
-    // Field numbers of v1::LoggedDecision and v1::LoggedCandidate (proto/accelsel/v1/decision_log.proto);
-    // decision_log_test parses the bytes back into the message, field by field.
-    WireFormatLite::WriteString(1, e.decision_id, &o);
-    WireFormatLite::WriteInt64(2, e.time_unix_ms, &o);
-    if (!e.node_id.empty()) WireFormatLite::WriteString(3, e.node_id, &o);
-    WireFormatLite::WriteUInt64(4, e.model_version, &o);
-    WireFormatLite::WriteFixed64(5, e.context_key, &o);
-    WireFormatLite::WriteBytes(6, e.context, &o);  // a serialized message has the wire form of bytes
-    WireFormatLite::WriteEnum(7, e.objective, &o);
-    if (!e.constraints.empty()) WireFormatLite::WriteBytes(8, e.constraints, &o);
-    for (const DecisionEvent::Candidate& c : e.candidates) {
-      const std::string& id = c.strategy->id;
-      const size_t size =
-          1 + google::protobuf::io::CodedOutputStream::VarintSize32(static_cast<uint32_t>(id.size())) + id.size() +
-          4 * (1 + 8) + 1 +
-          google::protobuf::io::CodedOutputStream::VarintSize32(static_cast<uint32_t>(c.evidence_layer));
-      WireFormatLite::WriteTag(9, WireFormatLite::WIRETYPE_LENGTH_DELIMITED, &o);
-      o.WriteVarint32(static_cast<uint32_t>(size));
-      WireFormatLite::WriteString(1, id, &o);
-      WireFormatLite::WriteDouble(2, c.expected_value, &o);
-      WireFormatLite::WriteDouble(3, c.interval_low, &o);
-      WireFormatLite::WriteDouble(4, c.interval_high, &o);
-      WireFormatLite::WriteDouble(5, c.failure_probability, &o);
-      WireFormatLite::WriteEnum(6, c.evidence_layer, &o);
+    CodedOutputStream o(&stream);
+    // Field numbers of v1::LoggedDecision (proto/accelsel/v1/decision_log.proto), the id first (DecisionEvent finds
+    // it there); decision_log_test parses the bytes back into the message, field by field.
+    const auto write_string = [&o](int field, std::string_view value) {
+      WireFormatLite::WriteTag(field, WireFormatLite::WIRETYPE_LENGTH_DELIMITED, &o);
+      o.WriteVarint32(static_cast<uint32_t>(value.size()));
+      o.WriteRaw(value.data(), static_cast<int>(value.size()));
+    };
+    write_string(1, r.decision_id);
+    WireFormatLite::WriteInt64(2, r.time_unix_ms, &o);
+    if (!r.node_id.empty()) write_string(3, r.node_id);
+    WireFormatLite::WriteUInt64(4, r.model_version, &o);
+    WireFormatLite::WriteFixed64(5, r.context_key, &o);
+    if (r.context != nullptr) WireFormatLite::WriteMessage(6, *r.context, &o);
+    WireFormatLite::WriteEnum(7, r.objective, &o);
+    if (r.constraints != nullptr) WireFormatLite::WriteMessage(8, *r.constraints, &o);
+    // The candidates in their stored form (fields 13-15): the ids, then the numbers as one packed run of floats
+    // and the layers as one packed run of varints; about half the bytes of LoggedCandidate messages, and every
+    // byte here is also copied into the memtable, the WAL, a flush and a compaction.
+    for (const model::Recommendation& c : r.candidates) write_string(13, c.strategy->id);
+    if (!r.candidates.empty()) {
+      WireFormatLite::WriteTag(14, WireFormatLite::WIRETYPE_LENGTH_DELIMITED, &o);
+      o.WriteVarint32(static_cast<uint32_t>(r.candidates.size() * 4 * sizeof(float)));
+      for (const model::Recommendation& c : r.candidates) {
+        for (double v : {c.expected_value, c.interval_low, c.interval_high, c.failure_probability}) {
+          o.WriteLittleEndian32(std::bit_cast<uint32_t>(static_cast<float>(v)));
+        }
+      }
+      size_t layers = 0;
+      for (const model::Recommendation& c : r.candidates) {
+        layers += CodedOutputStream::VarintSize32(static_cast<uint32_t>(ToProto(c.layer)));
+      }
+      WireFormatLite::WriteTag(15, WireFormatLite::WIRETYPE_LENGTH_DELIMITED, &o);
+      o.WriteVarint32(static_cast<uint32_t>(layers));
+      for (const model::Recommendation& c : r.candidates) o.WriteVarint32(static_cast<uint32_t>(ToProto(c.layer)));
+      WireFormatLite::WriteDouble(10, r.candidates.front().selection_probability, &o);
+      WireFormatLite::WriteBool(11, r.candidates.front().explored, &o);
     }
-    WireFormatLite::WriteDouble(10, e.first_propensity, &o);
-    WireFormatLite::WriteBool(11, e.explored, &o);
   }
   return out;
+}
+
+DecisionEvent::DecisionEvent(const DecisionRecord& r)
+    : bytes(EncodeDecision(r)),
+      node_id(r.node_id),
+      time_unix_ms(r.time_unix_ms),
+      model_version(r.model_version),
+      explored(!r.candidates.empty() && r.candidates.front().explored) {
+  // Field 1 comes first: its tag (one byte), its length, then the id.
+  const size_t at =
+      1 + google::protobuf::io::CodedOutputStream::VarintSize32(static_cast<uint32_t>(r.decision_id.size()));
+  decision_id = std::string_view(bytes).substr(at, r.decision_id.size());
+}
+
+bool ExpandStoredCandidates(v1::LoggedDecision* d) {
+  const int n = d->candidate_ids_size();
+  if (n == 0) return d->candidate_numbers_size() == 0 && d->candidate_layers_size() == 0;
+  if (d->candidate_numbers_size() != 4 * n || d->candidate_layers_size() != n) return false;
+  d->mutable_candidates()->Reserve(d->candidates_size() + n);
+  for (int i = 0; i < n; ++i) {
+    v1::LoggedCandidate* c = d->add_candidates();
+    c->set_strategy_id(std::move(*d->mutable_candidate_ids(i)));
+    c->set_expected_value(d->candidate_numbers(4 * i));
+    c->set_interval_low(d->candidate_numbers(4 * i + 1));
+    c->set_interval_high(d->candidate_numbers(4 * i + 2));
+    c->set_failure_probability(d->candidate_numbers(4 * i + 3));
+    c->set_evidence_layer(d->candidate_layers(i));
+  }
+  d->clear_candidate_ids();
+  d->clear_candidate_numbers();
+  d->clear_candidate_layers();
+  return true;
 }
 
 absl::Status ScanLoggedDecisions(storage::TelemetryStore* store, int64_t from_ms, int64_t to_ms,
@@ -259,22 +438,25 @@ absl::Status ScanLoggedDecisions(storage::TelemetryStore* store, int64_t from_ms
   // Newest first: an outcome's key ("<id>/o") sorts just after its decision's, so it comes just before it.
   std::string outcome_of;
   v1::LoggedOutcome outcome;
-  return store->ScanDecisions(DecisionKeyAt(from_ms), DecisionKeyAt(to_ms), /*reverse=*/true,
-                              [&](std::string_view key, std::string_view value) {
-                                if (IsOutcomeKey(key)) {
-                                  outcome.Clear();
-                                  outcome_of.clear();
-                                  if (outcome.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
-                                    outcome_of.assign(key.substr(0, kIdLen));
-                                  }
-                                  return true;
-                                }
-                                d.Clear();
-                                if (!d.ParseFromArray(value.data(), static_cast<int>(value.size()))) return true;
-                                if (!outcome_of.empty() && outcome_of == key) *d.mutable_outcome() = outcome;
-                                outcome_of.clear();
-                                return fn(d);
-                              });
+  return store->ScanDecisions(
+      DecisionKeyAt(from_ms), DecisionKeyAt(to_ms), /*reverse=*/true,
+      [&](std::string_view key, std::string_view value) {
+        if (IsOutcomeKey(key)) {
+          outcome.Clear();
+          outcome_of.clear();
+          if (outcome.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+            outcome_of.assign(key.substr(0, kIdLen));
+          }
+          return true;
+        }
+        d.Clear();
+        if (!d.ParseFromArray(value.data(), static_cast<int>(value.size())) || !ExpandStoredCandidates(&d)) {
+          return true;
+        }
+        if (!outcome_of.empty() && outcome_of == key) *d.mutable_outcome() = outcome;
+        outcome_of.clear();
+        return fn(d);
+      });
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -613,16 +795,24 @@ void DecisionLog::WriterLoop() {
   }
 }
 
+// What a join reads of its decision. For a stored one, `view` points into `stored` (or, for a record the scan does
+// not take, into `parsed`).
+struct DecisionLog::Joinable {
+  DecisionEvent* recent = nullptr;
+  std::string stored;
+  std::unique_ptr<v1::LoggedDecision> parsed;
+  JoinView view;
+};
+
 void DecisionLog::Process(std::deque<Event>& events) {
   const int64_t now = NowMs();
   live_->SetServing(hooks_.serving_version ? hooks_.serving_version() : 0);
   for (Event& e : events) {
     if (e.decision != nullptr) {
       live_->OnDecision(e.decision->model_version, e.decision->explored);
-      std::string value = EncodeDecision(*e.decision);
-      bytes_ += e.decision->decision_id.size() + value.size();
+      bytes_ += e.decision->decision_id.size() + e.decision->bytes.size();
       if (oldest_ms_ == 0) oldest_ms_ = e.decision->time_unix_ms;
-      batch_.emplace_back(e.decision->decision_id, std::move(value));
+      batch_.emplace_back(e.decision->decision_id, e.decision->bytes);
       Remember(std::move(e.decision));
       continue;
     }
@@ -662,50 +852,63 @@ JoinResult DecisionLog::Resolve(std::string_view decision_id, std::string_view n
   if (!made.has_value()) return JoinResult::kUnknown;
   // Past the retention age whether or not it is deleted yet: what joins must not depend on when retention ran.
   if (*made < now_ms - absl::ToInt64Milliseconds(options_.max_age)) return JoinResult::kExpired;
-  std::string_view node;
   bool joined = false;
   if (auto it = recent_.find(decision_id); it != recent_.end()) {
     decision->recent = it->second.get();
-    node = decision->recent->node_id;
+    decision->view.node_id = decision->recent->node_id;
     joined = decision->recent->joined;
   } else {
-    absl::StatusOr<std::optional<std::string>> stored = store_->GetDecision(std::string(decision_id));
+    const std::string id(decision_id);
+    absl::StatusOr<std::optional<std::string>> stored = store_->GetDecision(id);
     if (!stored.ok() || !stored->has_value()) {
       // Not kept: beyond the bytes bound the oldest go first, so an id older than the oldest kept one expired.
       return oldest_ms_ != 0 && *made < oldest_ms_ ? JoinResult::kExpired : JoinResult::kUnknown;
     }
-    decision->stored = std::make_unique<v1::LoggedDecision>();
-    if (!decision->stored->ParseFromString(**stored)) return JoinResult::kUnknown;
-    node = decision->stored->node_id();
-    absl::StatusOr<std::optional<std::string>> joined_run = store_->GetDecision(OutcomeKey(decision_id));
-    joined = joined_run.ok() && joined_run->has_value();
+    decision->stored = std::move(**stored);
+    if (!ReadJoinView(decision->stored, &decision->view)) {
+      decision->parsed = std::make_unique<v1::LoggedDecision>();
+      if (!decision->parsed->ParseFromString(decision->stored) || !ExpandStoredCandidates(decision->parsed.get())) {
+        return JoinResult::kUnknown;
+      }
+      decision->view = ViewOf(*decision->parsed);
+    }
+    if (joined_unwritten_.contains(id)) {
+      joined = true;
+    } else {
+      absl::StatusOr<std::optional<std::string>> joined_run = store_->GetDecision(OutcomeKey(decision_id));
+      joined = joined_run.ok() && joined_run->has_value();
+    }
   }
-  if (!node.empty() && node != node_id) return JoinResult::kForeign;
+  if (!decision->view.node_id.empty() && decision->view.node_id != node_id) return JoinResult::kForeign;
   if (joined) return JoinResult::kRepeat;
   return JoinResult::kJoined;
 }
 
 void DecisionLog::Join(std::string_view decision_id, v1::LoggedOutcome o, const v1::RunMetrics& metrics, Joinable& d,
                        int64_t now_ms) {
-  const std::vector<CandidateView> candidates = d.recent != nullptr ? Views(*d.recent) : Views(*d.stored);
-  const v1::Objective objective = d.recent != nullptr ? d.recent->objective : d.stored->objective();
-  const double price = d.recent != nullptr ? d.recent->price_per_hour : d.stored->context().hardware().price_per_hour();
+  // A decision in memory is read from its bytes as a stored one is (Resolve read only its node).
+  if (d.recent != nullptr && !ReadJoinView(d.recent->bytes, &d.view)) return;
+  const JoinView& v = d.view;
   o.set_candidate_index(-1);
-  for (size_t i = 0; i < candidates.size(); ++i) {
-    if (candidates[i].id == o.strategy_id()) {
+  for (size_t i = 0; i < v.candidates.size(); ++i) {
+    if (v.candidates[i].id == o.strategy_id()) {
       o.set_candidate_index(static_cast<int32_t>(i));
       break;
     }
   }
   o.set_followed(o.candidate_index() == 0);
   if (o.status() == v1::RUN_STATUS_OK) {
-    if (std::optional<double> v = MeasuredObjective(metrics, objective, price); v.has_value()) {
-      o.set_measured_value(*v);
+    if (std::optional<double> measured = MeasuredObjective(metrics, v.objective, v.price_per_hour);
+        measured.has_value()) {
+      o.set_measured_value(*measured);
     }
   }
-  live_->OnJoin(d.recent != nullptr ? d.recent->model_version : d.stored->model_version(), o.followed(),
-                Figures(objective, candidates, o), now_ms);
-  if (d.recent != nullptr) d.recent->joined = true;
+  live_->OnJoin(v.model_version, o.followed(), Figures(v.objective, v.candidates, o), now_ms);
+  if (d.recent != nullptr) {
+    d.recent->joined = true;
+  } else {
+    joined_unwritten_.emplace(decision_id);
+  }
   // The run is its own small record beside the decision: the decision is never written twice.
   std::string key = OutcomeKey(decision_id);
   std::string value = o.SerializeAsString();
@@ -734,6 +937,7 @@ void DecisionLog::Write() {
     metrics_->decisions_logged().Increment(static_cast<double>(batch_.size()));
   }
   batch_.clear();
+  joined_unwritten_.clear();
   metrics_->decision_log_bytes().Set(static_cast<double>(bytes_));
 }
 

@@ -2,15 +2,16 @@
 // answered it, and turned into live quality — Prometheus series per serving model version, a drift signal that
 // wakes the trainer, and the windows that `accelsel quality` and the off-policy evaluation read.
 //
-// Requests only hand an event to a bounded queue (RecordDecision on the Select path, RecordOutcomes on the ingest
-// writer thread after a batch of runs is durable); a full queue drops the event and counts it, so logging never blocks
-// a request and never touches a stored run. One writer thread takes the events in order and in batches (after the first
-// event it waits up to kLinger for more, so it is woken per batch, not per request) — a decision is always taken before
-// any report that echoes its id, because the id reached the node only after the decision was queued. It keeps the
-// newest decisions in memory for joins, encodes each decision straight into its stored bytes, stores a joined run as a
-// small record of its own beside its decision (key: the decision id + "/o"; the decision is never rewritten), all in
-// the store's `decisions` column family without fsync (a log, not a promise: a crash may lose what is queued), and
-// applies the retention bounds by age and by bytes.
+// Requests only hand an event to a bounded queue (RecordDecision on the Select path, with the decision already encoded
+// into its stored bytes in one allocation; RecordOutcomes on the ingest writer thread after a batch of runs is
+// durable); a full queue drops the event and counts it, so logging never blocks a request and never touches a stored
+// run. One writer thread takes the events in order and in batches (after the first event it waits up to kLinger for
+// more, so it is woken per batch, not per request) — a decision is always taken before any report that echoes its id,
+// because the id reached the node only after the decision was queued. It keeps the newest decisions' bytes in memory
+// for joins (a join reads the few fields it needs out of the bytes, of a kept decision or of one read back from the
+// store), stores a joined run as a small record of its own beside its decision (key: the decision id + "/o"; the
+// decision is never rewritten), all in the store's `decisions` column family without fsync (a log, not a promise: a
+// crash may lose what is queued), and applies the retention bounds by age and by bytes.
 //
 // Thread safety: RecordDecision and RecordOutcome(s) may be called from any number of threads at once; Flush and Stop
 // from any thread (Stop is idempotent and called by the destructor). mu_ guards the queue and the counters that
@@ -26,6 +27,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -33,11 +35,13 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "accelsel/v1/accelsel.pb.h"
 #include "accelsel/v1/decision_log.pb.h"
+#include "model/selector.h"
 #include "model/types.h"
 #include "server/metrics.h"
 #include "server/options.h"
@@ -60,34 +64,42 @@ std::optional<double> MeasuredObjective(const v1::RunMetrics& metrics, v1::Objec
 // Whether a logged candidate carries an estimate (a layer other than UNKNOWN and a positive, finite value).
 bool HasLoggedEstimate(const v1::LoggedCandidate& candidate);
 
-// One SelectAccelerator answer as the log takes it: built on the request thread with few allocations (the
-// candidates point into the catalogue snapshot the answer was ranked from), encoded by the writer thread.
-struct DecisionEvent {
-  struct Candidate {
-    const model::Strategy* strategy = nullptr;  // alive as long as `catalog` (or the caller) keeps it
-    double expected_value = 0;
-    double interval_low = 0;
-    double interval_high = 0;
-    double failure_probability = 0;
-    v1::EvidenceLayer evidence_layer = v1::EVIDENCE_LAYER_UNKNOWN;
-  };
-  std::string decision_id;  // made by MakeDecisionId
+// One SelectAccelerator answer as the request thread has it, by reference: DecisionEvent encodes it there, in one
+// allocation, so that nothing of the request outlives it.
+struct DecisionRecord {
+  std::string_view decision_id;  // made by MakeDecisionId
   int64_t time_unix_ms = 0;
-  std::string node_id;
+  std::string_view node_id;
   uint64_t model_version = 0;
   uint64_t context_key = 0;
   v1::Objective objective = v1::OBJECTIVE_E2E_LATENCY;
-  double price_per_hour = 0;            // the context's, for the cost objective
-  std::string context;                  // serialized v1::TaskContext
-  std::string constraints;              // serialized v1::Constraints; empty = none
-  std::shared_ptr<const void> catalog;  // keeps the candidates' strategies alive; may be null in tests
-  std::vector<Candidate> candidates;    // ranked, first place first
-  double first_propensity = 0;
+  const v1::TaskContext* context = nullptr;      // null = none
+  const v1::Constraints* constraints = nullptr;  // null = none
+  // Ranked, first place first, each with its strategy; the first's selection_probability and explored are logged.
+  std::span<const model::Recommendation> candidates;
+};
+// The stored bytes of a decision: a serialized v1::LoggedDecision without its outcome, its candidates in the stored
+// form (candidate_ids, candidate_numbers, candidate_layers).
+std::string EncodeDecision(const DecisionRecord& record);
+// Turns the stored form of a parsed decision's candidates into `candidates` (appended, in order) and clears it; a
+// decision without them is left as it is. False when the stored fields do not fit together (a damaged record).
+bool ExpandStoredCandidates(v1::LoggedDecision* decision);
+
+// A decision as the log queues it and keeps the newest in memory: its stored bytes and the few fields the writer
+// reads without parsing them.
+struct DecisionEvent {
+  explicit DecisionEvent(const DecisionRecord& record);
+  DecisionEvent(const DecisionEvent&) = delete;
+  DecisionEvent& operator=(const DecisionEvent&) = delete;
+
+  std::string bytes;             // EncodeDecision's
+  std::string_view decision_id;  // in `bytes` (never reallocated)
+  std::string node_id;
+  int64_t time_unix_ms = 0;
+  uint64_t model_version = 0;
   bool explored = false;
   bool joined = false;  // writer thread: a run joined it
 };
-// The stored bytes of a decision: a serialized v1::LoggedDecision without its outcome.
-std::string EncodeDecision(const DecisionEvent& event);
 // The key of the record of the run joined with decision `id`.
 std::string OutcomeKey(std::string_view id);
 
@@ -163,11 +175,8 @@ class DecisionLog {
     std::unique_ptr<DecisionEvent> decision;  // or, when null, `outcomes`
     std::unique_ptr<Outcomes> outcomes;
   };
-  // A decision an outcome joins: one kept in memory, or one read back from the store.
-  struct Joinable {
-    DecisionEvent* recent = nullptr;
-    std::unique_ptr<v1::LoggedDecision> stored;
-  };
+  // A decision an outcome joins: one kept in memory, or one read back from the store (decision_log.cc).
+  struct Joinable;
   class Live;  // per-version Prometheus series, the drift window (writer thread only)
 
   // Queues `event`, which stands for `items` decisions or joins against the capacity.
@@ -205,6 +214,9 @@ class DecisionLog {
   absl::flat_hash_map<std::string_view, std::unique_ptr<DecisionEvent>> recent_;
   std::deque<std::string_view> recent_order_;
   std::vector<std::pair<std::string, std::string>> batch_;
+  // Decisions read back from the store and joined since the last Write: their outcome records are still in batch_,
+  // so a second report for one of them in the same batch is a repeat.
+  absl::flat_hash_set<std::string> joined_unwritten_;
   uint64_t bytes_ = 0;           // keys + values of the stored records
   int64_t oldest_ms_ = 0;        // creation time of the oldest stored record; 0 = none
   uint64_t dropped_logged_ = 0;  // drops already reported in a log line

@@ -258,7 +258,7 @@ absl::Status ServiceCore::Select(const v1::SelectAcceleratorRequest& request, v1
   }
   if (!recs.empty()) metrics_->RecordSelection(recs.front().layer, recs.front().explored);
   if (!recs.empty() && decision_log_->enabled()) {
-    LogDecision(request, *response, recs, context, caller, now_ms, catalog);
+    LogDecision(request, *response, recs, context, caller, now_ms);
   }
   return absl::OkStatus();
 }
@@ -266,27 +266,18 @@ absl::Status ServiceCore::Select(const v1::SelectAcceleratorRequest& request, v1
 void ServiceCore::LogDecision(const v1::SelectAcceleratorRequest& request,
                               const v1::SelectAcceleratorResponse& response,
                               const std::vector<model::Recommendation>& recs, const model::TaskContext& context,
-                              const std::string& caller, int64_t now_ms,
-                              std::shared_ptr<const CatalogSnapshot> catalog) {
-  auto d = std::make_unique<DecisionEvent>();
-  d->decision_id = response.decision_id();
-  d->time_unix_ms = now_ms;
-  d->node_id = caller;
-  d->model_version = response.model_version();
-  d->context_key = model::ContextKey(context);
-  d->objective = response.objective();
-  d->price_per_hour = context.hardware.price_per_hour;
-  request.context().SerializeToString(&d->context);
-  if (request.has_constraints()) request.constraints().SerializeToString(&d->constraints);
-  d->catalog = std::move(catalog);  // the candidates below point into it
-  d->candidates.reserve(recs.size());
-  for (const model::Recommendation& r : recs) {
-    d->candidates.push_back(
-        {r.strategy, r.expected_value, r.interval_low, r.interval_high, r.failure_probability, ToProto(r.layer)});
-  }
-  d->first_propensity = recs.front().selection_probability;
-  d->explored = recs.front().explored;
-  decision_log_->RecordDecision(std::move(d));
+                              const std::string& caller, int64_t now_ms) {
+  DecisionRecord r;
+  r.decision_id = response.decision_id();
+  r.time_unix_ms = now_ms;
+  r.node_id = caller;
+  r.model_version = response.model_version();
+  r.context_key = model::ContextKey(context);
+  r.objective = response.objective();
+  r.context = &request.context();
+  if (request.has_constraints()) r.constraints = &request.constraints();
+  r.candidates = recs;
+  decision_log_->RecordDecision(std::make_unique<DecisionEvent>(r));
 }
 
 absl::Status ServiceCore::GetLiveQuality(const v1::GetLiveQualityRequest& request,

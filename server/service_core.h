@@ -103,7 +103,7 @@ class ServiceCore {
   // Hands the answer to the decision log (off the request path from here on).
   void LogDecision(const v1::SelectAcceleratorRequest& request, const v1::SelectAcceleratorResponse& response,
                    const std::vector<model::Recommendation>& recs, const model::TaskContext& context,
-                   const std::string& caller, int64_t now_ms, std::shared_ptr<const CatalogSnapshot> catalog);
+                   const std::string& caller, int64_t now_ms);
 
   ServerOptions options_;
   Metrics* const metrics_;  // not owned

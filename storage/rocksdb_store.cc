@@ -338,6 +338,12 @@ absl::StatusOr<std::unique_ptr<Instance>> OpenInstance(const StoreOptions& optio
 
   const rocksdb::ColumnFamilyOptions plain = MakeCfOptions(options, cache, /*point_lookups=*/false);
   const rocksdb::ColumnFamilyOptions lookups = MakeCfOptions(options, cache, /*point_lookups=*/true);
+  // The decision log is written at the rate of SelectAccelerator answers and read rarely (joins past the writer's
+  // memory, quality windows): its flushes are not compressed, and its last level takes LZ4, not ZSTD, so the log
+  // costs the request-serving CPUs as little as possible. Its size is bounded by --decision_log_max_mb anyway.
+  rocksdb::ColumnFamilyOptions decisions = lookups;
+  decisions.compression = rocksdb::kNoCompression;
+  decisions.bottommost_compression = PickCompression({rocksdb::kLZ4Compression, rocksdb::kSnappyCompression});
   // Order matters: the handles are picked out by position below.
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors = {
       {rocksdb::kDefaultColumnFamilyName, plain},
@@ -348,7 +354,7 @@ absl::StatusOr<std::unique_ptr<Instance>> OpenInstance(const StoreOptions& optio
       {kMetaCf, lookups},
       // Added after schema 1 was released: an older store gets it on its first open here (create_missing), and
       // an older build opens it as a family it does not know, so no schema step is needed either way.
-      {kDecisionsCf, lookups},
+      {kDecisionsCf, decisions},
   };
   // Families this build does not know must still be opened (RocksDB insists); they can only come from a build with
   // the same schema version, so they are kept as they are.

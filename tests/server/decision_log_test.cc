@@ -38,22 +38,37 @@ class DecisionLogTest : public ::testing::Test {
   }
 
   // A decision for `node` ranking a (first, predicted 100 ms, interval 80-120) before b (predicted 150 ms).
+  static model::Recommendation Rec(const model::Strategy* s, double expected, double low, double high, double failure,
+                                   model::EvidenceLayer layer) {
+    model::Recommendation r;
+    r.strategy = s;
+    r.expected_value = expected;
+    r.interval_low = low;
+    r.interval_high = high;
+    r.failure_probability = failure;
+    r.layer = layer;
+    return r;
+  }
+
+  // A decision for `node` ranking a (first, predicted 100 ms, interval 80-120) before b (predicted 150 ms).
   std::unique_ptr<DecisionEvent> Decision(const std::string& node, uint64_t version = 3, uint64_t salt = 0) {
-    auto d = std::make_unique<DecisionEvent>();
-    d->decision_id = MakeDecisionId(now_.load(), ++counter_ + salt);
-    d->time_unix_ms = now_.load();
-    d->node_id = node;
-    d->model_version = version;
-    d->objective = v1::OBJECTIVE_E2E_LATENCY;
+    const std::string id = MakeDecisionId(now_.load(), ++counter_ + salt);
     v1::TaskContext context;
     context.mutable_model()->set_name("m");
     context.mutable_hardware()->set_accelerator("gpu");
-    context.SerializeToString(&d->context);
-    d->candidates.push_back({&a_, 100, 80, 120, 0.1, v1::EVIDENCE_LAYER_MODEL});
-    d->candidates.push_back({&b_, 150, 120, 180, 0.2, v1::EVIDENCE_LAYER_OBSERVED});
-    d->first_propensity = 0.95;
+    std::vector<model::Recommendation> recs = {Rec(&a_, 100, 80, 120, 0.1, model::EvidenceLayer::kModel),
+                                               Rec(&b_, 150, 120, 180, 0.2, model::EvidenceLayer::kObserved)};
+    recs[0].selection_probability = 0.95;
+    DecisionRecord r;
+    r.decision_id = id;
+    r.time_unix_ms = now_.load();
+    r.node_id = node;
+    r.model_version = version;
+    r.objective = v1::OBJECTIVE_E2E_LATENCY;
+    r.context = &context;
+    r.candidates = recs;
     now_ += 1;  // one decision per millisecond, so that ids order as they were made
-    return d;
+    return std::make_unique<DecisionEvent>(r);
   }
 
   static v1::RunReport Report(const std::string& decision_id, const std::string& node, const std::string& strategy,
@@ -117,29 +132,45 @@ TEST(DecisionIdTest, CarriesItsTimeAndSortsByIt) {
 
 TEST(EncodeDecisionTest, IsTheLoggedDecisionMessageFieldByField) {
   model::Strategy a{.id = "vllm:tp=2:fp8-with-a-long-id"}, b{.id = "b"};
-  DecisionEvent e;
-  e.decision_id = MakeDecisionId(kT0, 7);
+  const std::string id = MakeDecisionId(kT0, 7);
+  v1::TaskContext context;
+  context.mutable_model()->set_name("llama");
+  context.mutable_workload()->set_batch_size(8);
+  v1::Constraints constraints;
+  constraints.set_max_latency_ms(250);
+  std::vector<model::Recommendation> recs(2);
+  recs[0].strategy = &a;
+  recs[0].expected_value = 1234.5;
+  recs[0].interval_low = 1000;
+  recs[0].interval_high = 1500.25;
+  recs[0].failure_probability = 0.125;
+  recs[0].layer = model::EvidenceLayer::kModel;
+  recs[0].selection_probability = 0.875;
+  recs[0].explored = true;
+  recs[1].strategy = &b;
+  recs[1].layer = model::EvidenceLayer::kUnknown;
+  DecisionRecord e;
+  e.decision_id = id;
   e.time_unix_ms = kT0;
   e.node_id = "node-1";
   e.model_version = 300;
   e.context_key = 0xfedcba9876543210ULL;
   e.objective = v1::OBJECTIVE_THROUGHPUT;
-  v1::TaskContext context;
-  context.mutable_model()->set_name("llama");
-  context.mutable_workload()->set_batch_size(8);
-  context.SerializeToString(&e.context);
-  v1::Constraints constraints;
-  constraints.set_max_latency_ms(250);
-  constraints.SerializeToString(&e.constraints);
-  e.candidates.push_back({&a, 1234.5, 1000, 1500.25, 0.125, v1::EVIDENCE_LAYER_MODEL});
-  e.candidates.push_back({&b, 0, 0, 0, 0, v1::EVIDENCE_LAYER_UNKNOWN});
-  e.first_propensity = 0.875;
-  e.explored = true;
+  e.context = &context;
+  e.constraints = &constraints;
+  e.candidates = recs;
 
+  const std::string bytes = EncodeDecision(e);
   v1::LoggedDecision d;
-  ASSERT_TRUE(d.ParseFromString(EncodeDecision(e)));
+  ASSERT_TRUE(d.ParseFromString(bytes));
+  // Stored compactly: ids, packed float numbers, packed layers.
+  ASSERT_EQ(d.candidate_ids_size(), 2);
+  EXPECT_EQ(d.candidate_numbers_size(), 8);
+  EXPECT_EQ(d.candidate_layers_size(), 2);
+  EXPECT_EQ(d.candidates_size(), 0);
+  ASSERT_TRUE(ExpandStoredCandidates(&d));
   v1::LoggedDecision want;
-  want.set_decision_id(e.decision_id);
+  want.set_decision_id(id);
   want.set_time_unix_ms(kT0);
   want.set_node_id("node-1");
   want.set_model_version(300);
@@ -160,7 +191,34 @@ TEST(EncodeDecisionTest, IsTheLoggedDecisionMessageFieldByField) {
   want.set_first_propensity(0.875);
   want.set_explored(true);
   EXPECT_EQ(d.SerializeAsString(), want.SerializeAsString()) << d.DebugString();
-  EXPECT_EQ(OutcomeKey(e.decision_id), e.decision_id + "/o");
+  EXPECT_EQ(OutcomeKey(id), id + "/o");
+  // The queued event finds its id and fields without parsing.
+  const DecisionEvent event(e);
+  EXPECT_EQ(event.bytes, bytes);
+  EXPECT_EQ(event.decision_id, id);
+  EXPECT_EQ(event.node_id, "node-1");
+  EXPECT_EQ(event.model_version, 300u);
+  EXPECT_TRUE(event.explored);
+  // The stored form is smaller than the same decision written as LoggedCandidate messages.
+  EXPECT_LT(bytes.size(), want.ByteSizeLong());
+}
+
+TEST(EncodeDecisionTest, ExpandingLeavesMessageFormCandidatesAndRefusesDamagedRecords) {
+  // A record whose candidates are LoggedCandidate messages (a client's own, or one written by hand) reads as it is.
+  v1::LoggedDecision plain;
+  plain.add_candidates()->set_strategy_id("a");
+  v1::LoggedDecision copy = plain;
+  ASSERT_TRUE(ExpandStoredCandidates(&copy));
+  EXPECT_EQ(copy.SerializeAsString(), plain.SerializeAsString());
+  // Numbers or layers that do not match the ids: damaged, refused.
+  v1::LoggedDecision damaged;
+  damaged.add_candidate_ids("a");
+  damaged.add_candidate_numbers(1);
+  damaged.add_candidate_layers(v1::EVIDENCE_LAYER_MODEL);
+  EXPECT_FALSE(ExpandStoredCandidates(&damaged));
+  v1::LoggedDecision orphan_numbers;
+  orphan_numbers.add_candidate_numbers(1);
+  EXPECT_FALSE(ExpandStoredCandidates(&orphan_numbers));
 }
 
 TEST(MeasuredObjectiveTest, ReadsTheObjectivesMetric) {
@@ -181,8 +239,8 @@ TEST_F(DecisionLogTest, JoinsFollowedAndNotFollowedRunsWithTheirEstimates) {
   auto log = Open();
   auto followed = Decision("n1");
   auto other = Decision("n1");
-  const std::string followed_id = followed->decision_id;
-  const std::string other_id = other->decision_id;
+  const std::string followed_id(followed->decision_id);
+  const std::string other_id(other->decision_id);
   ASSERT_TRUE(log->RecordDecision(std::move(followed)));
   ASSERT_TRUE(log->RecordDecision(std::move(other)));
   // Queued right behind their decisions, not yet written: the join still finds them.
@@ -211,7 +269,7 @@ TEST_F(DecisionLogTest, JoinsFollowedAndNotFollowedRunsWithTheirEstimates) {
   EXPECT_NEAR(q.overall().mape(), (10.0 / 110 + 150.0 / 300) / 2, 1e-12);
   EXPECT_DOUBLE_EQ(q.overall().coverage80(), 0.5);  // 110 in [80,120]; 300 not in [120,180]
   EXPECT_DOUBLE_EQ(q.overall().follow_rate(), 0.5);
-  EXPECT_NEAR(q.overall().failures_predicted(), 0.1 + 0.2, 1e-12);
+  EXPECT_NEAR(q.overall().failures_predicted(), 0.1 + 0.2, 1e-7);  // stored as floats
   // The followed run took 110 ms where the other candidate was estimated at 150: no regret.
   EXPECT_DOUBLE_EQ(q.overall().mean_regret_log(), 0);
   ASSERT_EQ(q.versions_size(), 1);
@@ -225,8 +283,8 @@ TEST_F(DecisionLogTest, CountsUnknownExpiredForeignAndRepeatedIdsWithoutJoiningT
   auto log = Open();
   auto mine = Decision("n1");
   auto anonymous = Decision("");
-  const std::string mine_id = mine->decision_id;
-  const std::string anonymous_id = anonymous->decision_id;
+  const std::string mine_id(mine->decision_id);
+  const std::string anonymous_id(anonymous->decision_id);
   ASSERT_TRUE(log->RecordDecision(std::move(mine)));
   ASSERT_TRUE(log->RecordDecision(std::move(anonymous)));
   log->Flush();
@@ -255,7 +313,7 @@ TEST_F(DecisionLogTest, JoinsADecisionReadBackFromTheStoreAfterARestart) {
   {
     auto log = Open();
     auto d = Decision("n1");
-    id = d->decision_id;
+    id = std::string(d->decision_id);
     ASSERT_TRUE(log->RecordDecision(std::move(d)));
   }  // stopped: written
   auto log = Open();
@@ -265,20 +323,64 @@ TEST_F(DecisionLogTest, JoinsADecisionReadBackFromTheStoreAfterARestart) {
   EXPECT_TRUE(Stored(id).outcome().followed());
 }
 
+TEST_F(DecisionLogTest, JoinsStoredDecisionsInEitherFormAndTwoReportsInOneBatchOnlyOnce) {
+  std::string id;
+  {
+    auto log = Open();
+    auto d = Decision("n1");
+    id = std::string(d->decision_id);
+    ASSERT_TRUE(log->RecordDecision(std::move(d)));
+  }
+  // A record whose candidates are LoggedCandidate messages (not the writer's stored form) joins as well.
+  v1::LoggedDecision plain;
+  plain.set_decision_id(MakeDecisionId(now_.load(), 999));
+  plain.set_time_unix_ms(now_.load());
+  plain.set_node_id("n2");
+  plain.set_model_version(3);
+  auto* c = plain.add_candidates();
+  c->set_strategy_id("a");
+  c->set_expected_value(100);
+  c->set_interval_low(80);
+  c->set_interval_high(120);
+  c->set_evidence_layer(v1::EVIDENCE_LAYER_MODEL);
+  ASSERT_TRUE(store_->PutDecisions({{plain.decision_id(), plain.SerializeAsString()}}).ok());
+  auto log = Open();
+  // Both reports of `id` reach the writer in one event: the second is a repeat although the first's outcome record
+  // is not written yet.
+  const v1::RunReport first = Report(id, "n1", "b", 160), again = Report(id, "n1", "b", 161),
+                      other = Report(plain.decision_id(), "n2", "a", 110);
+  ASSERT_EQ(log->RecordOutcomes({&first, &again, &other}), 3u);
+  log->Flush();
+  EXPECT_EQ(log->joins(JoinResult::kJoined), 2u);
+  EXPECT_EQ(log->joins(JoinResult::kRepeat), 1u);
+  const v1::LoggedOutcome o = Stored(id).outcome();
+  EXPECT_EQ(o.run_id(), first.run_id());
+  EXPECT_EQ(o.candidate_index(), 1);
+  EXPECT_FALSE(o.followed());
+  EXPECT_EQ(o.measured_value(), 160);
+  const v1::LoggedOutcome p = Stored(plain.decision_id()).outcome();
+  EXPECT_EQ(p.candidate_index(), 0);
+  EXPECT_TRUE(p.followed());
+  v1::GetLiveQualityResponse q;
+  ASSERT_TRUE(log->Quality(absl::Hours(1), 10, &q).ok());
+  EXPECT_EQ(q.overall().joined_reports(), 2u);
+  EXPECT_NEAR(q.overall().mape(), (10.0 / 160 + 10.0 / 110) / 2, 1e-9);  // b estimated 150, a 100
+}
+
 TEST_F(DecisionLogTest, RetentionByAgeDeletesOldDecisionsAndTheirIdsThenJoinAsExpired) {
   options_.max_age = absl::Hours(24);
   auto log = Open();
   std::vector<std::string> old_ids;
   for (int i = 0; i < 10; ++i) {
     auto d = Decision("n1");
-    old_ids.push_back(d->decision_id);
+    old_ids.emplace_back(d->decision_id);
     ASSERT_TRUE(log->RecordDecision(std::move(d)));
   }
   log->Flush();
   EXPECT_EQ(StoredCount(), 10u);
   now_ += absl::ToInt64Milliseconds(absl::Hours(25));
   auto fresh = Decision("n1");
-  const std::string fresh_id = fresh->decision_id;
+  const std::string fresh_id(fresh->decision_id);
   ASSERT_TRUE(log->RecordDecision(std::move(fresh)));
   log->RecordOutcome(Report(old_ids[3], "n1", "a", 100));
   log->Flush();
@@ -293,7 +395,7 @@ TEST_F(DecisionLogTest, RetentionByBytesKeepsTheLogWithinItsBoundAndKeepsTheNewe
   std::vector<std::string> ids;
   for (int i = 0; i < 400; ++i) {
     auto d = Decision("n1");
-    ids.push_back(d->decision_id);
+    ids.emplace_back(d->decision_id);
     ASSERT_TRUE(log->RecordDecision(std::move(d)));
     if (i % 50 == 49) log->Flush();
   }
@@ -351,7 +453,7 @@ TEST_F(DecisionLogTest, DriftWakesTheTrainerOnceWhenLiveErrorExceedsTheFactor) {
   const auto run = [&](int n, uint64_t version, double measured) {
     for (int i = 0; i < n; ++i) {
       auto d = Decision("n1", version);
-      const std::string id = d->decision_id;
+      const std::string id(d->decision_id);
       log->RecordDecision(std::move(d));
       log->RecordOutcome(Report(id, "n1", "a", measured));
     }
@@ -375,7 +477,7 @@ TEST_F(DecisionLogTest, DisabledLogsNothing) {
   options_.enabled = false;
   auto log = Open();
   auto d = Decision("n1");
-  const std::string id = d->decision_id;
+  const std::string id(d->decision_id);
   EXPECT_FALSE(log->RecordDecision(std::move(d)));
   EXPECT_FALSE(log->RecordOutcome(Report(id, "n1", "a", 1)));
   log->Flush();
