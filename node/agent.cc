@@ -59,7 +59,8 @@ absl::StatusOr<const v1::Strategy*> Agent::Select(const Job& job, const v1::Task
   request.set_objective(options_.objective);
   request.set_allow_exploration(options_.allow_exploration);
   request.set_node_id(options_.node_id);
-  request.set_top_k(1);
+  // Every candidate comes back ranked (top_k 0), though only the first runs: the server's decision log keeps the
+  // whole ranking, which its live regret and off-policy evaluation read.
   if (options_.exclude_lossy) request.mutable_constraints()->set_exclude_lossy(true);
   auto response = client_->SelectAccelerator(request);
   if (!response.ok()) return response.status();
