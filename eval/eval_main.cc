@@ -2,14 +2,18 @@
 #include "eval/eval_main.h"
 
 #include <cstdlib>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
+#include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "datasets/llm_inference_bench.h"
 #include "eval/evaluator.h"
 #include "eval/loaders.h"
@@ -96,10 +100,35 @@ std::optional<std::string> Parse(const std::vector<std::string>& argv, Args* a) 
   }
   const int modes = !a->csv.empty() + !a->aslib.empty() + !a->llm_bench.empty();
   if (modes != 1) return "give exactly one of --csv, --aslib, --llm-inference-bench";
-  if (!a->csv.empty() && (a->task_cols.empty() || a->strategy_cols.empty() || a->target_col.empty())) {
-    return "--csv needs --task-cols, --strategy-cols and --target-col";
+  const int column_flags = !a->task_cols.empty() + !a->strategy_cols.empty() + !a->target_col.empty();
+  // None of the three: the file may be an LLM-Inference-Bench table (EvalMain reads its header).
+  if (!a->csv.empty() && column_flags != 0 && column_flags != 3) {
+    return "--csv needs --task-cols, --strategy-cols and --target-col (or none of them for an "
+           "LLM-Inference-Bench table)";
   }
   return std::nullopt;
+}
+
+// True when the first line of `path` that is neither blank nor a '#' comment names the columns of an
+// LLM-Inference-Bench table (datasets/llm_inference_bench.h), such as a node sweep's (docs/NODE.md).
+bool HasLlmBenchHeader(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    const absl::string_view l = absl::StripAsciiWhitespace(line);
+    if (l.empty() || l.front() == '#') continue;
+    std::set<std::string> columns;
+    for (absl::string_view c : absl::StrSplit(l, ',')) {
+      columns.insert(absl::AsciiStrToLower(
+          absl::StripAsciiWhitespace(absl::StripPrefix(absl::StripSuffix(absl::StripAsciiWhitespace(c), "\""), "\""))));
+    }
+    for (const char* needed :
+         {"hardware", "num of hardware", "framework", "model", "input output length", "batch size", "latency"}) {
+      if (!columns.contains(needed)) return false;
+    }
+    return true;
+  }
+  return false;
 }
 
 // Runs `evaluate` once per seed (seed .. seed + seeds - 1) and prints one report, or the mean over seeds with
@@ -133,6 +162,8 @@ const char* EvalUsage() {
          "                     [--folds 10] [--group-col G] [--seed N] [--seeds K] [--json]\n"
          "       accelsel eval --llm-inference-bench CSV [--descriptors DIR] [--group-col Model|Hardware]\n"
          "                     [--folds 10] [--seed N] [--seeds K] [--json]\n"
+         "       accelsel eval --csv CSV ... (without the column flags: the same as --llm-inference-bench CSV, for a\n"
+         "                     table with that header, such as a node sweep's data/llama-cpp/sweep.csv)\n"
          "       accelsel eval --aslib SCENARIO_DIR [--seed N] [--seeds K] [--json]\n"
          "--seeds K runs seeds N .. N+K-1 and reports the mean, <metric>_sd and the per-seed results.\n";
 }
@@ -142,6 +173,18 @@ int EvalMain(const std::vector<std::string>& argv, std::ostream& out, std::ostre
   if (auto e = Parse(argv, &a); e.has_value()) {
     err << "accelsel eval: " << *e << "\n" << EvalUsage();
     return 2;
+  }
+  if (!a.csv.empty() && a.target_col.empty()) {
+    // `--csv TABLE` alone: an LLM-Inference-Bench table, evaluated exactly as --llm-inference-bench would.
+    if (!HasLlmBenchHeader(a.csv)) {
+      err << "accelsel eval: " << a.csv
+          << ": not an LLM-Inference-Bench table (no Hardware, Num of Hardware, Framework, Model, Input Output "
+             "Length, Batch Size, Latency header); another table needs --task-cols, --strategy-cols and "
+             "--target-col\n"
+          << EvalUsage();
+      return 2;
+    }
+    a.llm_bench = std::exchange(a.csv, "");
   }
   EvalOptions o;
   o.folds = a.folds;

@@ -129,8 +129,16 @@ absl::Status ServiceCore::Seed() {
                               {"rows", seed->reports.size()},
                               {"strategies", seed->strategies.size()},
                               {"seconds", absl::ToDoubleSeconds(absl::Now() - start)}});
+  // A strategy the catalogue already defines keeps its definition and the seed's rows refer to it by id: a table
+  // gives a strategy only {engine: id}, while an operator may have registered the whole definition first (a node's
+  // catalogue, docs/NODE.md), which the node's own reports carry and must match.
+  size_t kept = 0;
   for (const v1::Strategy& s : seed->strategies) {
     auto created = catalog_->Register(s);
+    if (absl::IsAlreadyExists(created.status())) {
+      ++kept;
+      continue;
+    }
     if (!created.ok()) return created.status();
   }
   std::vector<const v1::RunReport*> ptrs;
@@ -142,6 +150,7 @@ absl::Status ServiceCore::Seed() {
   log::Info("seed_done", {{"rows", seed->reports.size()},
                           {"stored", stored},
                           {"duplicates", results->size() - static_cast<size_t>(stored)},
+                          {"strategies_kept", kept},
                           {"seconds", absl::ToDoubleSeconds(absl::Now() - start)}});
   return absl::OkStatus();
 }

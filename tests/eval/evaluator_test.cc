@@ -278,6 +278,53 @@ TEST(EvalMainTest, SeedsReportMeanSpreadAndPerSeedResults) {
   EXPECT_EQ(EvalMain({"--aslib", dir, "--seeds", "0"}, bad, err3), 2);
 }
 
+// `--csv TABLE` without column flags on an LLM-Inference-Bench table (here shaped like a node sweep, extra columns
+// and a leading comment included) is the --llm-inference-bench path; on another table it is a usage error.
+TEST(EvalMainTest, CsvWithoutColumnFlagsReadsAnLlmBenchTable) {
+  const char* src = std::getenv("ACCELSEL_SOURCE_DIR");
+  ASSERT_NE(src, nullptr);
+  const std::string descriptors = std::string(src) + "/data/descriptors";
+  std::mt19937_64 rng(5);
+  std::uniform_real_distribution<double> noise(0.95, 1.05);
+  std::ostringstream csv;
+  csv << "# a sweep\nHardware,Num of Hardware,Framework,Model,Input Output Length,Batch Size,Latency,Throughput,"
+         "Job,quant\n";
+  for (const char* model : {"m1", "m2", "m3", "m4"}) {
+    for (int length : {32, 128}) {
+      for (int batch : {1, 2, 4}) {
+        // a wins short jobs, b long ones, c is always slow.
+        const double la = (0.1 + 0.004 * length * batch) * noise(rng), lb = (0.3 + 0.001 * length * batch) * noise(rng);
+        csv << "Test CPU (2 cores),1,llamacpp:a," << model << "," << length << "," << batch << "," << la << ",1,j,x\n";
+        csv << "Test CPU (2 cores),1,llamacpp:b," << model << "," << length << "," << batch << "," << lb << ",1,j,x\n";
+        csv << "Test CPU (2 cores),1,llamacpp:c," << model << "," << length << "," << batch << "," << 2 * noise(rng)
+            << ",1,j,x\n";
+      }
+    }
+  }
+  const std::string path = TempPath("sweep.csv");
+  Write(path, csv.str());
+  std::ostringstream by_csv, err1, by_flag, err2;
+  ASSERT_EQ(EvalMain({"--csv", path, "--descriptors", descriptors, "--folds", "3", "--json"}, by_csv, err1), 0)
+      << err1.str();
+  ASSERT_EQ(
+      EvalMain({"--llm-inference-bench", path, "--descriptors", descriptors, "--folds", "3", "--json"}, by_flag, err2),
+      0)
+      << err2.str();
+  const auto a = nlohmann::json::parse(by_csv.str()), b = nlohmann::json::parse(by_flag.str());
+  EXPECT_EQ(a["tasks"], 24);
+  EXPECT_EQ(a["candidates"], 3);
+  EXPECT_EQ(a["tasks"], b["tasks"]);
+  EXPECT_EQ(a["selectors"]["sbs"], b["selectors"]["sbs"]);
+  EXPECT_DOUBLE_EQ(a["selectors"]["accelsel"]["slowdown_geomean"].get<double>(),
+                   b["selectors"]["accelsel"]["slowdown_geomean"].get<double>());
+
+  Write(path, "HW,Engine,Latency\nh1,e1,3\nh1,e2,4\n");
+  std::ostringstream out, err;
+  EXPECT_EQ(EvalMain({"--csv", path}, out, err), 2);
+  EXPECT_NE(err.str().find("not an LLM-Inference-Bench table"), std::string::npos) << err.str();
+  EXPECT_EQ(EvalMain({"--csv", path, "--target-col", "Latency"}, out, err), 2);  // some column flags, not all
+}
+
 // CI smoke test on the data the repo ships: the product path (import mapping + descriptors + MetaModel) beats
 // SBS and random by a wide margin on LLM-Inference-Bench framework selection, with calibrated-ish intervals.
 TEST(EvalMainTest, LlmInferenceBenchSmoke) {

@@ -2,6 +2,7 @@
 // selection and listing, keeps its runs, comes back on unretire, stays retired across a restart, and only an operator
 // may retire; the `accelsel strategies retire|unretire` commands drive the same RPCs.
 #include <algorithm>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -31,9 +32,14 @@ class StrategyRetireTest : public ::testing::Test {
   }
   void TearDown() override { Stop(); }
 
-  void Start() {
+  void Start(const std::string& seed_csv = "") {
     auto o = TestOptions(dir_ + "/data");
     o.access.auth_tokens_file = tokens_;
+    if (!seed_csv.empty()) {
+      const char* src = std::getenv("ACCELSEL_SOURCE_DIR");
+      o.seed_csv = absl::StrCat(src != nullptr ? src : ".", "/", seed_csv);
+      o.descriptors_dir = absl::StrCat(src != nullptr ? src : ".", "/data/descriptors");
+    }
     auto s = server::Server::Start(o);
     ASSERT_TRUE(s.ok()) << s.status();
     server_ = *std::move(s);
@@ -211,6 +217,32 @@ TEST_F(StrategyRetireTest, RetirementSurvivesARestart) {
   Start();
   EXPECT_THAT(Listed(false), ElementsAre("sglang", "vllm"));
   EXPECT_EQ(ObservedRuns("vllm"), 1u);
+}
+
+// A seed imported into a store that has a catalogue but no runs (a node's catalogue registered first, docs/NODE.md)
+// keeps the registered definition of a strategy the table also names, and its rows count for that strategy.
+TEST_F(StrategyRetireTest, SeedKeepsARegisteredDefinition) {
+  v1::Strategy vllm = MakeStrategy("vllm");
+  v1::StrategyComponent* kv = vllm.add_components();
+  kv->set_method("kv_cache");
+  kv->set_value("paged");
+  ASSERT_TRUE(Register(vllm).ok());
+  Stop();
+  Start("tests/fixtures/llm_bench_small.csv");
+  EXPECT_EQ(server_->core().store()->RunCount(), 10u);
+  grpc::ClientContext ctx;
+  Authorize(&ctx, kNodeToken);
+  v1::ListStrategiesResponse resp;
+  ASSERT_TRUE(conn_.selector->ListStrategies(&ctx, v1::ListStrategiesRequest(), &resp).ok());
+  EXPECT_EQ(resp.strategies_size(), 6);
+  bool found = false;
+  for (const v1::Strategy& s : resp.strategies()) {
+    if (s.id() != "vllm") continue;
+    found = true;
+    ASSERT_EQ(s.components_size(), 2);
+    EXPECT_EQ(s.components(1).value(), "paged");
+  }
+  EXPECT_TRUE(found);
 }
 
 TEST_F(StrategyRetireTest, OnlyOperatorsRetire) {
