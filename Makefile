@@ -172,7 +172,7 @@ clean:
 # node/make_models.py with Debian's /usr/bin/python3 (NODE_MODELS_ARGS="--models llama-30m" makes one).
 NODE_ENGINE_DIR ?= $(BUILD)/node-engine
 NODE_MODELS_ARGS ?=
-.PHONY: node-engine node-models node node-test
+.PHONY: node-engine node-models node node-test node-demo
 node-engine:
 	./node/build_engine.sh $(NODE_ENGINE_DIR)
 
@@ -197,3 +197,18 @@ node-test: node
 	$(MAKE) node-models NODE_MODELS_ARGS="--models llama-30m"
 	cmake --build $(BUILD) -j $(JOBS) --target accelsel-server accelsel_cli
 	./tests/node/engine_test.sh $(BUILD)/bin $(NODE_ENGINE_DIR)/models
+
+# node-demo: node/demo.py (docs/NODE.md): a server seeded with the sweep rows of some jobs, then NODE_DEMO_JOBS runs
+# of the other sweep jobs through `accelsel-node run`, once seeded and once from an empty store; regret against the
+# sweep's best, llama.cpp's default and the single best strategy into NODE_DEMO_DIR. Needs all five models and the
+# sweep table; it holds the build lock (a measurement: no nice) while it runs, tens of minutes on 2 cores.
+NODE_DEMO_SWEEP ?= data/llama-cpp/sweep.csv
+NODE_DEMO_DIR ?= $(BUILD)/node-demo
+NODE_DEMO_JOBS ?= 240
+NODE_DEMO_ARGS ?=
+node-demo: node
+	$(MAKE) node-models
+	cmake --build $(BUILD) -j $(JOBS) --target accelsel-server accelsel_cli
+	flock /tmp/accelsel-build.lock /usr/bin/python3 node/demo.py --sweep $(NODE_DEMO_SWEEP) \
+	  --bin $(BUILD)/bin --models $(NODE_ENGINE_DIR)/models --out $(NODE_DEMO_DIR) --jobs $(NODE_DEMO_JOBS) \
+	  $(NODE_DEMO_ARGS)
