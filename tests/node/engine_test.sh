@@ -9,7 +9,7 @@ set -euo pipefail
 BIN="${1:?usage: engine_test.sh BIN_DIR MODELS_DIR}"
 MODELS="${2:?usage: engine_test.sh BIN_DIR MODELS_DIR}"
 WORK="$(mktemp -d)"
-# shellcheck source=bench/servers.sh
+# shellcheck source=bench/servers.sh disable=SC1091  # checked on its own; not followed here (no -x)
 . "$(dirname "$0")/../../bench/servers.sh"
 
 fail() {
