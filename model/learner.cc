@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <numeric>
 
 #include "absl/container/flat_hash_map.h"
@@ -102,6 +103,53 @@ double Quantile(std::vector<double>* v, double q) {
   return (*v)[i] + (pos - i) * ((*v)[i + 1] - (*v)[i]);
 }
 
+namespace {
+
+// The q-quantile of the standard normal, by bisection on its survival function (only called once per fit).
+double NormalQuantile(double q) {
+  double lo = -10, hi = 10;
+  for (int i = 0; i < 100; ++i) {
+    const double mid = (lo + hi) / 2;
+    (0.5 * std::erfc(-mid / std::sqrt(2.0)) < q ? lo : hi) = mid;
+  }
+  return (lo + hi) / 2;
+}
+
+}  // namespace
+
+double RelativeResidualSd(const Dataset& d, const std::vector<float>& oof, double coverage) {
+  // Mean residual of each (task, strategy) cell, so repeated runs of one strategy do not pass for a comparison.
+  struct Cell {
+    double sum = 0;
+    int n = 0;
+  };
+  std::map<std::pair<uint32_t, uint32_t>, Cell> cells;
+  for (size_t i = 0; i < d.rows.size() && i < oof.size(); ++i) {
+    if (std::isnan(oof[i])) continue;
+    Cell& c = cells[{d.rows[i].task, d.rows[i].strat}];
+    c.sum += double{d.rows[i].y} - oof[i];
+    ++c.n;
+  }
+  std::vector<double> relative;
+  for (auto it = cells.begin(); it != cells.end();) {
+    auto end = it;
+    double sum = 0;
+    int k = 0;
+    for (; end != cells.end() && end->first.first == it->first.first; ++end, ++k)
+      sum += end->second.sum / end->second.n;
+    if (k >= 2) {
+      // A cell's deviation from the mean of k cells has variance (1 - 1/k) of the cell's own.
+      const double unbias = std::sqrt(k / (k - 1.0));
+      for (auto c = it; c != end; ++c) relative.push_back((c->second.sum / c->second.n - sum / k) * unbias);
+    }
+    it = end;
+  }
+  if (relative.size() < 10) return std::numeric_limits<double>::quiet_NaN();
+  const double tail = (1.0 - coverage) / 2.0;
+  const double lo = Quantile(&relative, tail), hi = Quantile(&relative, 1.0 - tail);
+  return (hi - lo) / (2 * NormalQuantile(1.0 - tail));
+}
+
 // --- XgbLearner -------------------------------------------------------------------------------------------
 
 std::string XgbLearner::name() const {
@@ -171,6 +219,7 @@ absl::Status XgbLearner::Fit(const Dataset& d) {
       residual_lo_ = Quantile(&residuals, tail);
       residual_hi_ = Quantile(&residuals, 1.0 - tail);
       has_interval_ = true;
+      relative_sd_ = RelativeResidualSd(d, oof_, options_.coverage);
     }
   }
   return absl::OkStatus();
@@ -242,6 +291,7 @@ absl::StatusOr<std::string> XgbLearner::Serialize() const {
   w.PutF64(residual_hi_);
   w.PutF64(options_.coverage);
   w.PutString(*bytes);
+  w.PutF64(relative_sd_);
   return w.bytes();
 }
 
@@ -252,10 +302,13 @@ absl::StatusOr<std::unique_ptr<XgbLearner>> XgbLearner::Deserialize(std::string_
   double lo = 0, hi = 0, coverage = 0;
   std::string booster;
   if (!r.GetU32(&mode) || !r.GetU64(&task_dim) || !r.GetU64(&strat_dim) || !r.GetU32(&has_interval) || !r.GetF64(&lo) ||
-      !r.GetF64(&hi) || !r.GetF64(&coverage) || !r.GetString(&booster) || !r.done() || mode > 1 ||
-      task_dim + strat_dim == 0 || task_dim + strat_dim > (1u << 20)) {
+      !r.GetF64(&hi) || !r.GetF64(&coverage) || !r.GetString(&booster) || mode > 1 || task_dim + strat_dim == 0 ||
+      task_dim + strat_dim > (1u << 20)) {
     return absl::DataLossError("xgb learner: malformed section");
   }
+  // Written since blob format 4; an older section ends after the booster.
+  double relative_sd = std::numeric_limits<double>::quiet_NaN();
+  if (!r.done() && (!r.GetF64(&relative_sd) || !r.done())) return absl::DataLossError("xgb learner: malformed section");
   XgbLearnerOptions o;
   o.mode = mode == 1 ? XgbLearnerOptions::Mode::kPairwise : XgbLearnerOptions::Mode::kRegression;
   o.coverage = coverage;
@@ -265,6 +318,7 @@ absl::StatusOr<std::unique_ptr<XgbLearner>> XgbLearner::Deserialize(std::string_
   l->has_interval_ = has_interval != 0;
   l->residual_lo_ = lo;
   l->residual_hi_ = hi;
+  l->relative_sd_ = relative_sd;
   auto b = XgbBooster::Load(booster, task_dim + strat_dim);
   if (!b.ok()) return b.status();
   l->booster_ = std::move(*b);

@@ -5,6 +5,7 @@
 #define ACCELSEL_MODEL_LEARNER_H_
 
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -102,6 +103,8 @@ class XgbLearner : public Learner {
 
   double residual_lo() const { return residual_lo_; }
   double residual_hi() const { return residual_hi_; }
+  // RelativeResidualSd of the interval folds; NaN without intervals (and in blobs written before it existed).
+  double relative_sd() const { return relative_sd_; }
   // Residual quantiles (lo, hi) at the learner's coverage when whole groups of tasks are held out (e.g. every
   // task of one model): the interval to use for a context whose group was never seen. Trains `folds` extra
   // boosters. NotFound when the groups do not allow two folds.
@@ -117,6 +120,7 @@ class XgbLearner : public Learner {
   size_t task_dim_ = 0, strat_dim_ = 0;
   std::unique_ptr<XgbBooster> booster_;
   double residual_lo_ = 0, residual_hi_ = 0;
+  double relative_sd_ = std::numeric_limits<double>::quiet_NaN();
   bool has_interval_ = false;
   std::vector<float> oof_;
 };
@@ -131,6 +135,14 @@ int InnerFold(uint32_t task, uint64_t seed, int folds);
 
 // Residual quantile helper (exposed for tests): the q-quantile of `v` (linear interpolation), v is reordered.
 double Quantile(std::vector<double>* v, double q);
+
+// How far the model errs on one strategy against the others of the same context, as a log standard deviation: the
+// spread of out-of-fold residuals (`oof` per row of `d`, NaN where none) around their context's mean, one value per
+// (context, strategy) cell, from the quantiles at `coverage`. An error shared by every strategy of a context (the
+// context is harder than the model thinks) cancels when strategies are compared, so this is the uncertainty that
+// decides which strategy is best; it is usually far below the interval's. NaN with fewer than 10 cells in contexts
+// of at least two strategies.
+double RelativeResidualSd(const Dataset& d, const std::vector<float>& oof, double coverage);
 
 }  // namespace accelsel::model
 

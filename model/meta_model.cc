@@ -318,6 +318,7 @@ void MetaModel::PredictWith(const TaskContext& context, const std::vector<const 
   std::vector<CandidateRef> refs;
   EncodeStrategies(strategies, cached_encodings, &strat_x, &refs);
   std::vector<LogPrediction> lp;
+  double relative_sd = kMissing;  // of the head run last
   auto run_head = [&](Head head) -> bool {
     if (heads_[head] == nullptr || !heads_[head]->Predict(task_x.data(), refs, &lp).ok() ||
         lp.size() != strategies.size()) {
@@ -334,6 +335,14 @@ void MetaModel::PredictWith(const TaskContext& context, const std::vector<const 
     if (!known_models_.count(absl::AsciiStrToLower(context.model.name))) widen(novel_model_[head]);
     if (!known_accelerators_.count(absl::AsciiStrToLower(context.hardware.accelerator))) {
       widen(novel_accelerator_[head]);
+    }
+    // Where the interval widens for an unseen model or accelerator, the relative error is taken to grow alike.
+    relative_sd = heads_[head]->relative_sd();
+    const double width = heads_[head]->residual_hi() - heads_[head]->residual_lo();
+    if (!IsMissing(lo_shift) && width > 0) {
+      relative_sd *= std::max(
+          1.0,
+          (std::max(hi_shift, heads_[head]->residual_hi()) - std::min(lo_shift, heads_[head]->residual_lo())) / width);
     }
     for (LogPrediction& p : lp) {
       if (!IsMissing(lo_shift) && !std::isnan(p.lo)) {
@@ -361,8 +370,12 @@ void MetaModel::PredictWith(const TaskContext& context, const std::vector<const 
     }
   }
   const Head head = HeadFor(objective);
+  if (head == kE2e && !IsMissing(relative_sd)) {
+    for (Prediction& p : *out) p.relative_log_sd = relative_sd;
+  }
   if (head != kE2e && run_head(head)) {
     for (size_t i = 0; i < lp.size(); ++i) {
+      (*out)[i].relative_log_sd = relative_sd;
       if (head == kThroughput) {  // stored as -log(throughput)
         (*out)[i].expected = std::exp(-lp[i].mean);
         (*out)[i].low = std::exp(-lp[i].hi);

@@ -111,8 +111,9 @@ class MetaModel : public Predictor {
  public:
   static constexpr char kBlobMagic[9] = "ACSLMETA";
   // 2: known names and novelty intervals added. 3: ranking heads appended (a format-2 blob is still read, without
-  // ranking heads). Format 1 is refused, never misread.
-  static constexpr uint32_t kBlobFormat = 3;
+  // ranking heads). 4: each regression head's relative residual spread (XgbLearner::relative_sd; older blobs are
+  // read without it). Format 1 is refused, never misread.
+  static constexpr uint32_t kBlobFormat = 4;
   static constexpr uint32_t kOldestBlobFormat = 2;
 
   static absl::StatusOr<std::unique_ptr<MetaModel>> Train(const std::vector<RunRecord>& runs,

@@ -22,6 +22,9 @@ struct Prediction {
   // head trained on orderings rather than values; NaN when the predictor has none (then `expected` orders).
   // Comparable only within one call: it is not in the objective's unit.
   double rank_score = kMissing;
+  // How far `expected` may be off against the other strategies of the same call, as a log standard deviation (an
+  // error every candidate of the context shares is left out: it does not change which is best). NaN = not known.
+  double relative_log_sd = kMissing;
 };
 
 class Predictor {

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
 
 namespace accelsel::model {
 namespace {
@@ -111,6 +112,17 @@ constexpr double kPlausibleZ = 2.0;
 // Bounds the quadrature's cost (it grows with the square of the plausible set).
 constexpr size_t kMaxPlausible = 32;
 
+// How many of the estimated candidates may be explored in a context that has been run `visits` times. With many
+// candidates and few visits, trying each plausible one costs more than finding a slightly better one can repay
+// before the context stops coming; exploring only the best-looking sqrt(T) of them, for a horizon of T visits, is
+// what works there (Bayati et al., "Unreasonable effectiveness of greedy algorithms in multi-armed bandit with many
+// arms", NeurIPS 2020). The horizon is not known; a context seen n times is taken to be seen about as often again,
+// T = 2 (n + 1). A new context explores its two best-looking candidates; one run 50 times, eleven.
+size_t ExplorableEstimated(uint64_t visits) {
+  const double horizon = 2.0 * (static_cast<double>(visits) + 1.0);
+  return std::clamp<size_t>(static_cast<size_t>(std::ceil(std::sqrt(horizon))), 2, kMaxPlausible);
+}
+
 // Survival function of the standard normal.
 double NormalSurvival(double x) { return 0.5 * std::erfc(x / std::sqrt(2.0)); }
 
@@ -175,6 +187,40 @@ void FollowStrategyLevels(const std::vector<const Strategy*>& candidates, Object
   }
 }
 
+// The model's error in this context, shared by every strategy of it (the context is slower or faster than the model
+// thinks), estimated from the candidates the network has run here: each observed median against its prediction,
+// weighted by how far a prediction may be off against its context's others (the relative spread) and the runs'
+// own spread, and shrunk towards 0 by the spread contexts have around the model (the interval's variance less the
+// relative part). Moving the unrun candidates' predictions by it compares them with the run ones on one footing.
+struct ContextOffset {
+  double log_shift = 0;
+  double variance = 0;  // of log_shift; 0 when nothing was run here
+  bool estimated = false;
+};
+
+ContextOffset EstimateContextOffset(const std::vector<std::optional<ObservedSummary>>& exact,
+                                    const std::vector<Prediction>& predictions, double coverage) {
+  double precision = 0, weighted = 0, shared_variance = kMissing;
+  for (size_t i = 0; i < exact.size() && i < predictions.size(); ++i) {
+    const Prediction& p = predictions[i];
+    const double rel = p.relative_log_sd;
+    const double spread = LogSpread(p.low, p.high, coverage);
+    if (!(rel > 0) || !(spread > 0) || !(p.expected > 0)) continue;
+    if (std::isnan(shared_variance)) shared_variance = std::max(spread * spread - rel * rel, 0.0);
+    if (!exact[i].has_value() || exact[i]->ok_runs == 0 || !(exact[i]->median > 0)) continue;
+    const double run = RunSpread(*exact[i], coverage);
+    const double v = rel * rel + run * run / EvidenceRuns(*exact[i]);
+    precision += 1 / v;
+    weighted += (std::log(exact[i]->median) - std::log(p.expected)) / v;
+  }
+  ContextOffset o;
+  if (precision == 0 || !(shared_variance > 0)) return o;
+  o.variance = 1 / (precision + 1 / shared_variance);
+  o.log_shift = weighted * o.variance;
+  o.estimated = true;
+  return o;
+}
+
 // Whether exploration may place `r` first: it meets the constraints, except that it may still be unverified on the
 // accelerator (trying it is how it gets verified), and under a latency SLO its optimistic bound still reaches it.
 bool Explorable(const Recommendation& r, const SelectQuery& query) {
@@ -192,7 +238,7 @@ bool Explorable(const Recommendation& r, const SelectQuery& query) {
 // so the returned propensity is exact) and `floor` spread evenly over the plausible winners. Candidates outside the
 // plausible set get 0. Empty = no exploration possible (the first place stays first with probability 1).
 std::vector<double> FirstPlaceProbabilities(const std::vector<Recommendation>& recs, std::vector<Belief> beliefs,
-                                            const SelectQuery& query, double floor) {
+                                            const SelectQuery& query, double floor, uint64_t visits) {
   std::vector<size_t> eligible;
   for (size_t i = 0; i < recs.size(); ++i) {
     if (Explorable(recs[i], query)) eligible.push_back(i);
@@ -223,9 +269,31 @@ std::vector<double> FirstPlaceProbabilities(const std::vector<Recommendation>& r
   std::vector<Belief> contenders;
   for (size_t i : plausible) contenders.push_back(beliefs[i]);
   const std::vector<double> best = ProbabilityOfBeingBest(contenders);
+  // The first place and the candidates nobody has an estimate for always stay; of the estimated others, those most
+  // likely to be best, as many as the context's visits allow.
+  std::vector<size_t> ranked;  // positions in `plausible`
+  std::vector<bool> kept(plausible.size(), false);
+  for (size_t k = 0; k < plausible.size(); ++k) {
+    if (k == 0 || recs[plausible[k]].layer == EvidenceLayer::kUnknown) {
+      kept[k] = true;
+    } else {
+      ranked.push_back(k);
+    }
+  }
+  std::stable_sort(ranked.begin(), ranked.end(), [&](size_t a, size_t b) { return best[a] > best[b]; });
+  for (size_t r = 0; r < ranked.size() && r + 1 < ExplorableEstimated(visits); ++r) kept[ranked[r]] = true;
+  double kept_best = 0;
+  size_t kept_count = 0;
+  for (size_t k = 0; k < plausible.size(); ++k) {
+    if (!kept[k]) continue;
+    kept_best += best[k];
+    ++kept_count;
+  }
   std::vector<double> pi(recs.size(), 0.0);
   for (size_t k = 0; k < plausible.size(); ++k) {
-    pi[plausible[k]] = (1 - floor) * best[k] + floor / static_cast<double>(plausible.size());
+    if (!kept[k]) continue;
+    const double matched = kept_best > 0 ? best[k] / kept_best : 1.0 / static_cast<double>(kept_count);
+    pi[plausible[k]] = (1 - floor) * matched + floor / static_cast<double>(kept_count);
   }
   return pi;
 }
@@ -243,6 +311,22 @@ std::vector<Recommendation> Selector::Select(const SelectQuery& query, const Obs
   if (predictor != nullptr) predictor->Predict(ctx, query.candidates, objective, &predictions);
   FollowStrategyLevels(query.candidates, objective, stats, &predictions);
 
+  std::vector<std::optional<ObservedSummary>> observed(query.candidates.size());
+  for (size_t i = 0; i < query.candidates.size(); ++i) {
+    observed[i] = stats.Exact(ctx, query.candidates[i]->id, objective, coverage);
+  }
+  const ContextOffset offset = EstimateContextOffset(observed, predictions, coverage);
+  if (offset.estimated) {
+    const double f = std::exp(offset.log_shift);
+    const bool latency_scaled = objective == Objective::kE2eLatency || objective == Objective::kCost;
+    for (size_t i = 0; i < predictions.size() && i < observed.size(); ++i) {
+      if (observed[i].has_value()) continue;
+      Prediction& p = predictions[i];
+      for (double* v : {&p.expected, &p.low, &p.high}) *v *= f;
+      if (latency_scaled) p.latency_ms *= f;
+    }
+  }
+
   std::vector<Recommendation> recs;
   recs.reserve(query.candidates.size());
   std::vector<Belief> belief(query.candidates.size());  // by candidate index
@@ -258,7 +342,7 @@ std::vector<Recommendation> Selector::Select(const SelectQuery& query, const Obs
     const Prediction* pred =
         (i < predictions.size() && !std::isnan(predictions[i].expected)) ? &predictions[i] : nullptr;
 
-    const auto exact = stats.Exact(ctx, s->id, objective, coverage);
+    const std::optional<ObservedSummary>& exact = observed[i];
     if (exact.has_value()) {
       const uint64_t n = exact->ok_runs + exact->failed_runs;
       r.layer = EvidenceLayer::kObserved;
@@ -299,8 +383,16 @@ std::vector<Recommendation> Selector::Select(const SelectQuery& query, const Obs
       r.expected_latency_ms = pred->latency_ms;
       r.failure_probability = pred->failure_probability;
       peak_memory_gb = pred->peak_memory_gb;
+      // Against the other candidates the model errs by its relative spread only (plus what is unsure about the
+      // context's offset, once run candidates are compared with unrun ones); the interval's width is mostly the
+      // error the context shares, which does not change which candidate is best.
       const double ms = LogSpread(pred->low, pred->high, coverage);
-      belief[i].sd = ms > 0 ? ms : kUnknownLogSpread;
+      const double rel = pred->relative_log_sd;
+      if (rel > 0 && (ms > 0 ? rel < ms : true)) {
+        belief[i].sd = std::sqrt(rel * rel + (offset.estimated ? offset.variance : 0.0));
+      } else {
+        belief[i].sd = ms > 0 ? ms : kUnknownLogSpread;
+      }
     } else if (auto similar = stats.Similar(ctx, s->id, objective, coverage); similar.has_value()) {
       r.layer = EvidenceLayer::kPrior;
       r.evidence_count = similar->ok_runs + similar->failed_runs;
@@ -391,7 +483,11 @@ std::vector<Recommendation> Selector::Select(const SelectQuery& query, const Obs
     std::vector<Belief> beliefs(recs.size());
     for (size_t i = 0; i < recs.size(); ++i) beliefs[i] = belief[order[i]];
     AlignModelBeliefsWithRank(recs, &beliefs);
-    const std::vector<double> pi = FirstPlaceProbabilities(recs, beliefs, query, options_.exploration_rate);
+    uint64_t visits = 0;  // runs of this very context so far
+    for (const auto& o : observed) {
+      if (o.has_value()) visits += o->ok_runs + o->failed_runs;
+    }
+    const std::vector<double> pi = FirstPlaceProbabilities(recs, beliefs, query, options_.exploration_rate, visits);
     if (!pi.empty()) {
       for (size_t i = 0; i < recs.size(); ++i) recs[i].selection_probability = pi[i];
       std::discrete_distribution<size_t> draw(pi.begin(), pi.end());

@@ -178,5 +178,58 @@ TEST(LearnerTest, QuantileInterpolates) {
   EXPECT_DOUBLE_EQ(Quantile(&v, 0.5), 2.5);
 }
 
+// Residuals made of a large error per task (shared by its strategies) and a small one per (task, strategy): the
+// relative spread is the small one's, and repeated runs of one cell are not mistaken for a comparison.
+TEST(LearnerTest, RelativeResidualSdIgnoresTheErrorATaskShares) {
+  std::mt19937_64 rng(3);
+  std::normal_distribution<double> shared(0, 1.0), own(0, 0.1);
+  Dataset d;
+  std::vector<float> oof;
+  for (uint32_t t = 0; t < 200; ++t) {
+    const double task_error = shared(rng);
+    for (uint32_t s = 0; s < 4; ++s) {
+      const double cell_error = own(rng);
+      for (int run = 0; run < 2; ++run) {
+        d.rows.push_back({t, s, 5.0f});
+        oof.push_back(static_cast<float>(5.0 - task_error - cell_error));
+      }
+    }
+  }
+  const double sd = RelativeResidualSd(d, oof, 0.8);
+  EXPECT_GT(sd, 0.08);
+  EXPECT_LT(sd, 0.12);
+  // Missing out-of-fold predictions are skipped.
+  oof[0] = std::nanf("");
+  EXPECT_NEAR(RelativeResidualSd(d, oof, 0.8), sd, 0.01);
+  // One strategy per task: nothing to compare, however many runs.
+  Dataset single;
+  std::vector<float> single_oof;
+  for (uint32_t t = 0; t < 50; ++t) {
+    for (int run = 0; run < 3; ++run) {
+      single.rows.push_back({t, 0, 1.0f});
+      single_oof.push_back(static_cast<float>(run));
+    }
+  }
+  EXPECT_TRUE(std::isnan(RelativeResidualSd(single, single_oof, 0.8)));
+}
+
+TEST(LearnerTest, FittedIntervalsCarryARelativeSpreadThatRoundTrips) {
+  XgbLearnerOptions o;
+  o.interval_folds = 3;
+  XgbLearner l(o);
+  ASSERT_TRUE(l.Fit(MakeCrossoverDataset(400, 0.2, 9)).ok());
+  ASSERT_TRUE(std::isfinite(l.relative_sd()));
+  EXPECT_GT(l.relative_sd(), 0);
+  auto bytes = l.Serialize();
+  ASSERT_TRUE(bytes.ok());
+  auto copy = XgbLearner::Deserialize(*bytes);
+  ASSERT_TRUE(copy.ok()) << copy.status();
+  EXPECT_DOUBLE_EQ((*copy)->relative_sd(), l.relative_sd());
+  // A section written before the relative spread existed ends after the booster: read, without it.
+  auto old = XgbLearner::Deserialize(bytes->substr(0, bytes->size() - sizeof(double)));
+  ASSERT_TRUE(old.ok()) << old.status();
+  EXPECT_TRUE(std::isnan((*old)->relative_sd()));
+}
+
 }  // namespace
 }  // namespace accelsel::model

@@ -155,6 +155,9 @@ TEST(MetaModelTest, UnseenModelOrAcceleratorGetsWiderIntervals) {
   const double width_known = std::log(pk[0].high / pk[0].low);
   const double width_unseen = std::log(pu[0].high / pu[0].low);
   EXPECT_GT(width_unseen, 1.5 * width_known) << width_known << " vs " << width_unseen;
+  // The relative spread widens alike, and stays below the interval's.
+  EXPECT_GT(pu[0].relative_log_sd, pk[0].relative_log_sd);
+  EXPECT_LT(pu[0].relative_log_sd, width_unseen);
   // And it survives persistence.
   auto blob = (*m)->Serialize();
   ASSERT_TRUE(blob.ok());
@@ -181,6 +184,8 @@ TEST(MetaModelTest, BlobRoundTripsAndCorruptionIsRefused) {
     EXPECT_DOUBLE_EQ(p1[i].expected, p2[i].expected);
     EXPECT_DOUBLE_EQ(p1[i].low, p2[i].low);
     EXPECT_DOUBLE_EQ(p1[i].failure_probability, p2[i].failure_probability);
+    EXPECT_GT(p1[i].relative_log_sd, 0);
+    EXPECT_DOUBLE_EQ(p1[i].relative_log_sd, p2[i].relative_log_sd);
   }
   std::string flipped = *blob;
   flipped[flipped.size() / 2] ^= 0x20;

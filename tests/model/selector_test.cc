@@ -3,6 +3,7 @@
 // comes from values. Also checks that a trained MetaModel fills rank scores that order its own telemetry well.
 #include "model/selector.h"
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <random>
@@ -433,6 +434,124 @@ TEST(SelectorExplorationTest, ExplorationFollowsTheModelsUncertainty) {
   const double p_sure = ProbabilityOf(selector.Select(q, verified, &sure, rng), "b");
   EXPECT_GT(p_unsure, 0.1);
   EXPECT_LT(p_sure, 0.01);
+}
+
+// A wide interval that is mostly the error every candidate of the context shares (the model knows how strategies
+// compare, not how fast this context is) does not make a worse-predicted candidate a likely winner: exploration
+// follows the relative spread.
+TEST(SelectorExplorationTest, ExplorationFollowsTheRelativeSpreadNotTheSharedError) {
+  const TaskContext ctx = Ctx();
+  TaskContext other = ctx;
+  other.workload.batch_size = 64;
+  ObservedStats verified;
+  AddRuns(verified, other, "a", 100, 1);
+  AddRuns(verified, other, "b", 100, 1);
+  auto pred = [](double ms, double relative_sd) {
+    Prediction p;
+    p.expected = p.latency_ms = ms;
+    p.low = ms / 3.0;
+    p.high = ms * 3.0;
+    p.relative_log_sd = relative_sd;
+    return p;
+  };
+  const SelectQuery q = ExploringQuery(ctx, {&kA, &kB});
+  const Selector selector(SelectorOptions{.exploration_rate = 0.0001});
+  std::mt19937_64 rng(1);
+  FixedPredictor relative({{"a", pred(100, 0.05)}, {"b", pred(130, 0.05)}});
+  FixedPredictor unknown({{"a", pred(100, kMissing)}, {"b", pred(130, kMissing)}});
+  EXPECT_LT(ProbabilityOf(selector.Select(q, verified, &relative, rng), "b"), 0.01);
+  EXPECT_GT(ProbabilityOf(selector.Select(q, verified, &unknown, rng), "b"), 0.1);
+}
+
+// Many near-equal candidates and a context nobody has run: trying each plausible one would cost more than a
+// slightly better one can repay, so only the likeliest winners are explored, more of them as the context recurs.
+TEST(SelectorExplorationTest, FewVisitsExploreOnlyTheLikeliestWinners) {
+  const TaskContext ctx = Ctx();
+  TaskContext other = ctx;
+  other.workload.batch_size = 64;
+  std::vector<Strategy> strategies;
+  for (int i = 0; i < 20; ++i) strategies.push_back(Strategy{"s" + std::to_string(100 + i), {}, ""});
+  ObservedStats stats, visited;
+  std::map<std::string, Prediction> by_id;
+  for (int i = 0; i < 20; ++i) {
+    const std::string& id = strategies[i].id;
+    AddRuns(stats, other, id, 100, 1);  // every candidate has run on this accelerator, elsewhere
+    AddRuns(visited, other, id, 100, 1);
+    Prediction p;
+    p.expected = p.latency_ms = 100 * (1 + 0.01 * i);
+    p.low = p.expected / 2;
+    p.high = p.expected * 2;
+    p.relative_log_sd = 0.2;
+    by_id[id] = p;
+  }
+  FixedPredictor model(by_id);
+  std::vector<const Strategy*> candidates;
+  for (const Strategy& st : strategies) candidates.push_back(&st);
+  const SelectQuery q = ExploringQuery(ctx, candidates);
+  const Selector selector(SelectorOptions{.exploration_rate = 0.05});
+  auto explored = [&](const ObservedStats& st) {
+    std::mt19937_64 rng(1);
+    const auto recs = selector.Select(q, st, &model, rng);
+    std::vector<std::string> ids;
+    for (const auto& r : recs) {
+      if (r.selection_probability > 0) ids.push_back(r.strategy->id);
+    }
+    std::sort(ids.begin(), ids.end());
+    return ids;
+  };
+  // New here: the two best-looking.
+  EXPECT_EQ(explored(stats), (std::vector<std::string>{"s100", "s101"}));
+  // After 50 runs here (all of the best-looking one): eleven, the run one among them.
+  AddRuns(visited, ctx, "s100", 100, 50);
+  const std::vector<std::string> later = explored(visited);
+  EXPECT_EQ(later.size(), 11u);
+  EXPECT_NE(std::find(later.begin(), later.end(), "s100"), later.end());
+  const int draws = 2000;
+  const Draws d = Sample(selector, q, visited, &model, draws);
+  ExpectFrequenciesMatchProbabilities(d, draws);
+}
+
+// The model predicts this context twice as fast as it is. Once one candidate has run here, the candidates that have
+// not are moved by the same factor, so a run candidate is compared with unrun ones on one footing and the model's
+// optimism about the unrun ones does not outrank what was measured.
+TEST(SelectorEvidenceTest, UnrunCandidatesMoveByTheErrorTheContextShares) {
+  const TaskContext ctx = Ctx();
+  TaskContext other = ctx;
+  other.workload.batch_size = 64;
+  ObservedStats stats;
+  AddRuns(stats, ctx, "a", 200, 40);   // predicted 100
+  AddRuns(stats, other, "b", 100, 1);  // b and c have run on this accelerator, elsewhere
+  AddRuns(stats, other, "c", 100, 1);
+  auto pred = [](double ms) {
+    Prediction p;
+    p.expected = p.latency_ms = ms;
+    p.low = ms / 2;
+    p.high = ms * 2;
+    p.relative_log_sd = 0.05;
+    return p;
+  };
+  FixedPredictor model({{"a", pred(100)}, {"b", pred(120)}, {"c", pred(150)}});
+  SelectQuery q;
+  q.context = &ctx;
+  q.candidates = {&kA, &kB, &kC};
+  const Selector selector(SelectorOptions{});
+  std::mt19937_64 rng(1);
+  const auto recs = selector.Select(q, stats, &model, rng);
+  ASSERT_EQ(Order(recs), (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(recs[1].layer, EvidenceLayer::kModel);
+  // log 2 shrunk a little towards 0 by the spread of contexts around the model.
+  EXPECT_NEAR(recs[1].expected_value, 240, 12);
+  EXPECT_NEAR(recs[1].interval_high / recs[1].interval_low, 4.0, 1e-6);
+  EXPECT_NEAR(recs[2].expected_value / recs[1].expected_value, 1.25, 1e-6);
+  EXPECT_NEAR(recs[0].expected_value, 200, 5);
+  // Without the relative spread there is no telling the shared error from a strategy's own: nothing moves, and
+  // the model's 120 for b outranks a's measured 200.
+  std::map<std::string, Prediction> by_id = {{"a", pred(100)}, {"b", pred(120)}, {"c", pred(150)}};
+  for (auto& [id, p] : by_id) p.relative_log_sd = kMissing;
+  FixedPredictor plain(by_id);
+  const auto unmoved = selector.Select(q, stats, &plain, rng);
+  EXPECT_EQ(unmoved[0].strategy->id, "b");
+  EXPECT_DOUBLE_EQ(unmoved[0].expected_value, 120);
 }
 
 // Under a latency SLO an exploration candidate stays eligible while its optimistic bound (the interval's low end for
