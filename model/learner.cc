@@ -118,31 +118,39 @@ double NormalQuantile(double q) {
 }  // namespace
 
 double RelativeResidualSd(const Dataset& d, const std::vector<float>& oof, double coverage) {
-  // Mean residual of each (task, strategy) cell, so repeated runs of one strategy do not pass for a comparison.
+  // Mean residual and prediction of each (task, strategy) cell, so repeated runs of one strategy do not pass for a
+  // comparison.
   struct Cell {
-    double sum = 0;
+    double residual = 0;
+    double predicted = 0;
     int n = 0;
   };
   std::map<std::pair<uint32_t, uint32_t>, Cell> cells;
   for (size_t i = 0; i < d.rows.size() && i < oof.size(); ++i) {
     if (std::isnan(oof[i])) continue;
     Cell& c = cells[{d.rows[i].task, d.rows[i].strat}];
-    c.sum += double{d.rows[i].y} - oof[i];
+    c.residual += double{d.rows[i].y} - oof[i];
+    c.predicted += oof[i];
     ++c.n;
   }
   std::vector<double> relative;
+  std::vector<std::pair<double, double>> context;  // (predicted, residual) of one task's cells
   for (auto it = cells.begin(); it != cells.end();) {
+    context.clear();
     auto end = it;
-    double sum = 0;
-    int k = 0;
-    for (; end != cells.end() && end->first.first == it->first.first; ++end, ++k)
-      sum += end->second.sum / end->second.n;
-    if (k >= 2) {
-      // A cell's deviation from the mean of k cells has variance (1 - 1/k) of the cell's own.
-      const double unbias = std::sqrt(k / (k - 1.0));
-      for (auto c = it; c != end; ++c) relative.push_back((c->second.sum / c->second.n - sum / k) * unbias);
+    for (; end != cells.end() && end->first.first == it->first.first; ++end) {
+      context.emplace_back(end->second.predicted / end->second.n, end->second.residual / end->second.n);
     }
     it = end;
+    if (context.size() < 2) continue;
+    // The cells that compete for first place: the best-predicted quarter, at least two.
+    std::sort(context.begin(), context.end());
+    const size_t k = std::max<size_t>(2, (context.size() + 3) / 4);
+    double mean = 0;
+    for (size_t j = 0; j < k; ++j) mean += context[j].second / static_cast<double>(k);
+    // A cell's deviation from the mean of k cells has variance (1 - 1/k) of the cell's own.
+    const double unbias = std::sqrt(k / (k - 1.0));
+    for (size_t j = 0; j < k; ++j) relative.push_back((context[j].second - mean) * unbias);
   }
   if (relative.size() < 10) return std::numeric_limits<double>::quiet_NaN();
   const double tail = (1.0 - coverage) / 2.0;

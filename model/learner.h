@@ -138,10 +138,11 @@ double Quantile(std::vector<double>* v, double q);
 
 // How far the model errs on one strategy against the others of the same context, as a log standard deviation: the
 // spread of out-of-fold residuals (`oof` per row of `d`, NaN where none) around their context's mean, one value per
-// (context, strategy) cell, from the quantiles at `coverage`. An error shared by every strategy of a context (the
-// context is harder than the model thinks) cancels when strategies are compared, so this is the uncertainty that
-// decides which strategy is best; it is usually far below the interval's. NaN with fewer than 10 cells in contexts
-// of at least two strategies.
+// (context, strategy) cell, among the cells that compete for first place (the best-predicted quarter of each
+// context, at least two), from the quantiles at `coverage`. An error shared by every strategy of a context (the
+// context is harder than the model thinks) cancels when strategies are compared, and errors on strategies predicted
+// far from the best do not decide which is best; this is the uncertainty that does, usually a fraction of the
+// interval's. NaN with fewer than 10 such cells.
 double RelativeResidualSd(const Dataset& d, const std::vector<float>& oof, double coverage);
 
 }  // namespace accelsel::model

@@ -42,9 +42,8 @@ double RunSpread(const ObservedSummary& exact, double coverage) {
   return kPriorRunSpread;
 }
 
-double ObservedWeight(const ObservedSummary& exact, const Prediction& pred, double coverage) {
+double ObservedWeight(const ObservedSummary& exact, double model_spread, double coverage) {
   const double run_spread = RunSpread(exact, coverage);
-  const double model_spread = LogSpread(pred.low, pred.high, coverage);
   if (std::isnan(model_spread) || model_spread <= 0) return 1.0;
   const double pseudo_runs = (run_spread * run_spread) / (model_spread * model_spread);
   return EvidenceRuns(exact) / (EvidenceRuns(exact) + pseudo_runs);
@@ -341,6 +340,7 @@ std::vector<Recommendation> Selector::Select(const SelectQuery& query, const Obs
     double peak_memory_gb = kMissing;
     const Prediction* pred =
         (i < predictions.size() && !std::isnan(predictions[i].expected)) ? &predictions[i] : nullptr;
+    Prediction moved;  // *pred moved by the context's shared error, where `pred` points to it
 
     const std::optional<ObservedSummary>& exact = observed[i];
     if (exact.has_value()) {
@@ -359,11 +359,20 @@ std::vector<Recommendation> Selector::Select(const SelectQuery& query, const Obs
         belief[i].sd = run_spread / std::sqrt(EvidenceRuns(*exact));
       }
       if (pred != nullptr && exact->ok_runs > 0) {
-        const double w = ObservedWeight(*exact, *pred, coverage);
-        // The blend's precision: the runs' and the model's, added.
-        if (const double ms = LogSpread(pred->low, pred->high, coverage); ms > 0) {
-          belief[i].sd = 1 / std::sqrt(1 / (belief[i].sd * belief[i].sd) + 1 / (ms * ms));
+        // Where the context's shared error is estimated, the model's prediction moved by it errs by the relative
+        // spread (and what is unsure about the shift) only: a single noisy run no longer outweighs it.
+        double ms = LogSpread(pred->low, pred->high, coverage);
+        if (const double rel = pred->relative_log_sd; offset.estimated && rel > 0 && rel < ms) {
+          moved = *pred;
+          const double f = std::exp(offset.log_shift);
+          for (double* v : {&moved.expected, &moved.low, &moved.high}) *v *= f;
+          if (objective == Objective::kE2eLatency || objective == Objective::kCost) moved.latency_ms *= f;
+          pred = &moved;
+          ms = std::sqrt(rel * rel + offset.variance);
         }
+        const double w = ObservedWeight(*exact, ms, coverage);
+        // The blend's precision: the runs' and the model's, added.
+        if (ms > 0) belief[i].sd = 1 / std::sqrt(1 / (belief[i].sd * belief[i].sd) + 1 / (ms * ms));
         r.expected_value = BlendLog(exact->median, pred->expected, w);
         // With few runs the observed spread says little; widen by the model's interval.
         r.interval_low = std::min(exact->low, BlendLog(exact->low, pred->low, w));

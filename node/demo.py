@@ -27,6 +27,7 @@ import time
 DEFAULT_STRATEGY = "llamacpp:default"
 OPERATOR_TOKEN = "operator-token-node-demo-0123456789"
 NODE_TOKEN = "node-token-node-demo-0123456789abc"
+NODE_ID = "node-demo"
 
 
 # --- The sweep table -------------------------------------------------------------------------------------------
@@ -184,6 +185,9 @@ class Server:
                f"--data_dir={data_dir}", f"--auth_tokens={args.tokens}", "--sync_writes=false",
                f"--exploration_rate={args.exploration_rate}", f"--seed={args.server_seed}",
                f"--retrain_min_new_runs={args.retrain_every}", f"--retrain_interval={args.retrain_interval}"]
+        if args.vouch:
+            # The operator runs this node itself: its runs keep their full weight (docs/OPERATIONS.md).
+            cmd.append(f"--vouched_nodes={NODE_ID}")
         if seed_csv:
             cmd += [f"--seed_csv={seed_csv}", f"--descriptors_dir={args.descriptors}"]
         self.log_path = log_path
@@ -262,7 +266,7 @@ def run_phase(args, name, sequence, strategies, seed_csv):
             for i, job_id in enumerate(sequence):
                 f.write(json.dumps({"id": f"d{i:04d}-{job_id}", **args.jobs[job_id]}) + "\n")
         cmd = [os.path.join(args.bin, "accelsel-node"), "run", "--server", server.addr, "--token_file",
-               args.node_token, "--jobs", jobs_path, "--models", args.models, "--node_id", "node-demo",
+               args.node_token, "--jobs", jobs_path, "--models", args.models, "--node_id", NODE_ID,
                "--strategies", ",".join(strategies)]
         if args.explore:
             cmd.append("--explore")
@@ -437,6 +441,8 @@ def parse_args(argv):
     p.add_argument("--window", type=int, default=20, help="jobs per block of the regret over time")
     p.add_argument("--phases", default="seeded,cold", help="seeded, cold (an empty store) or both")
     p.add_argument("--no-explore", dest="explore", action="store_false", help="run without --explore")
+    p.add_argument("--no-vouch", dest="vouch", action="store_false",
+                   help="do not start the server with --vouched_nodes for the demo's node")
     p.add_argument("--exploration-rate", type=float, default=0.05, help="the server's --exploration_rate")
     p.add_argument("--server-seed", type=int, default=17, help="the server's --seed (exploration randomness)")
     p.add_argument("--retrain-every", type=int, default=50, help="the server's --retrain_min_new_runs")

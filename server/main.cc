@@ -38,6 +38,9 @@ ABSL_FLAG(bool, sync_writes, Defaults().sync_writes,
           "fsync the write-ahead log before acknowledging a report (false: survives kill -9, not power loss)");
 ABSL_FLAG(double, exploration_rate, Defaults().exploration_rate,
           "Probability of placing a non-top candidate first when the caller allows exploration (0 = never)");
+ABSL_FLAG(std::vector<std::string>, vouched_nodes, {},
+          "Comma-separated node ids the operator vouches for (its own nodes): their runs keep their full weight where "
+          "only they have measured, and they are never distrusted");
 ABSL_FLAG(absl::Duration, retrain_interval, Defaults().retrain_interval,
           "Retrain the meta-model this often (0 = no timer)");
 ABSL_FLAG(uint64_t, retrain_min_new_runs, Defaults().retrain_min_new_runs,
@@ -132,6 +135,7 @@ int main(int argc, char** argv) {
   options.sync_writes = absl::GetFlag(FLAGS_sync_writes);
   options.exploration_rate = absl::GetFlag(FLAGS_exploration_rate);
   options.seed = absl::GetFlag(FLAGS_seed);
+  options.vouched_nodes = absl::GetFlag(FLAGS_vouched_nodes);
   options.retrain_interval = absl::GetFlag(FLAGS_retrain_interval);
   options.retrain_min_new_runs = absl::GetFlag(FLAGS_retrain_min_new_runs);
   options.retrain_growth = absl::GetFlag(FLAGS_retrain_growth);
@@ -161,6 +165,12 @@ int main(int argc, char** argv) {
   options.decision_log.drift_factor = absl::GetFlag(FLAGS_drift_factor);
   options.decision_log.drift_window = absl::GetFlag(FLAGS_drift_window);
   options.ope_min_ess = absl::GetFlag(FLAGS_ope_min_ess);
+  for (const std::string& id : options.vouched_nodes) {
+    if (id.empty()) {
+      std::cerr << "accelsel-server: --vouched_nodes must be node ids separated by commas, none empty\n";
+      return 2;
+    }
+  }
   if (options.exploration_rate < 0 || options.exploration_rate > 1) {
     std::cerr << "accelsel-server: --exploration_rate must be in [0, 1]\n";
     return 2;

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "absl/time/time.h"
 #include "server/access.h"
@@ -58,6 +59,10 @@ struct ServerOptions {
   bool sync_writes = true;
   // Probability of exploring when a caller allows it. 0 disables exploration.
   double exploration_rate = 0.05;
+  // Node ids the operator vouches for, besides the seed import's: like the seed, their runs keep their full weight
+  // in a context only they have measured (others' count as at most 3 runs) and they are never distrusted. For nodes
+  // the operator runs itself, e.g. the one node of a single-machine deployment.
+  std::vector<std::string> vouched_nodes;
   // Seed of the exploration randomness. 0 = each RPC thread seeds itself from std::random_device. Otherwise the
   // n-th SelectAccelerator call since start draws from a generator seeded by (seed, n): a run that sends the same
   // requests one at a time gets the same answers (model training is already deterministic), which the network

@@ -41,6 +41,11 @@ std::string ReasonLabel(const absl::Status& st) {
 ServiceCore::ServiceCore(const ServerOptions& options, Metrics* metrics)
     : options_(options),
       metrics_(metrics),
+      stats_([&] {
+        model::ObservedStatsOptions o;
+        o.vouched_nodes.insert(o.vouched_nodes.end(), options.vouched_nodes.begin(), options.vouched_nodes.end());
+        return o;
+      }()),
       selector_(model::SelectorOptions{.exploration_rate = options.exploration_rate, .interval_coverage = 0.8}) {}
 
 ServiceCore::~ServiceCore() { Shutdown(); }

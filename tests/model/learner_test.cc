@@ -179,25 +179,28 @@ TEST(LearnerTest, QuantileInterpolates) {
 }
 
 // Residuals made of a large error per task (shared by its strategies) and a small one per (task, strategy): the
-// relative spread is the small one's, and repeated runs of one cell are not mistaken for a comparison.
-TEST(LearnerTest, RelativeResidualSdIgnoresTheErrorATaskShares) {
+// relative spread is the small one's. Strategies predicted far from the best, with large errors of their own, do
+// not decide which is best and do not count; repeated runs of one cell are not mistaken for a comparison.
+TEST(LearnerTest, RelativeResidualSdIgnoresTheErrorATaskSharesAndTheFarWorse) {
   std::mt19937_64 rng(3);
-  std::normal_distribution<double> shared(0, 1.0), own(0, 0.1);
+  std::normal_distribution<double> shared(0, 1.0), own(0, 0.1), far_own(0, 1.0);
   Dataset d;
   std::vector<float> oof;
   for (uint32_t t = 0; t < 200; ++t) {
     const double task_error = shared(rng);
-    for (uint32_t s = 0; s < 4; ++s) {
-      const double cell_error = own(rng);
+    for (uint32_t s = 0; s < 8; ++s) {
+      // Strategies 0-3 compete for first place (predicted 0.1 apart); 4-7 are predicted 2 (e^2 times) worse.
+      const double predicted = s < 4 ? 0.1 * s : 2.0 + 0.1 * s;
+      const double cell_error = s < 4 ? own(rng) : far_own(rng);
       for (int run = 0; run < 2; ++run) {
-        d.rows.push_back({t, s, 5.0f});
-        oof.push_back(static_cast<float>(5.0 - task_error - cell_error));
+        d.rows.push_back({t, s, static_cast<float>(predicted + task_error + cell_error)});
+        oof.push_back(static_cast<float>(predicted));
       }
     }
   }
   const double sd = RelativeResidualSd(d, oof, 0.8);
-  EXPECT_GT(sd, 0.08);
-  EXPECT_LT(sd, 0.12);
+  EXPECT_GT(sd, 0.07);
+  EXPECT_LT(sd, 0.13);
   // Missing out-of-fold predictions are skipped.
   oof[0] = std::nanf("");
   EXPECT_NEAR(RelativeResidualSd(d, oof, 0.8), sd, 0.01);
@@ -206,8 +209,8 @@ TEST(LearnerTest, RelativeResidualSdIgnoresTheErrorATaskShares) {
   std::vector<float> single_oof;
   for (uint32_t t = 0; t < 50; ++t) {
     for (int run = 0; run < 3; ++run) {
-      single.rows.push_back({t, 0, 1.0f});
-      single_oof.push_back(static_cast<float>(run));
+      single.rows.push_back({t, 0, static_cast<float>(run)});
+      single_oof.push_back(0.0f);
     }
   }
   EXPECT_TRUE(std::isnan(RelativeResidualSd(single, single_oof, 0.8)));

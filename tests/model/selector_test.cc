@@ -554,6 +554,34 @@ TEST(SelectorEvidenceTest, UnrunCandidatesMoveByTheErrorTheContextShares) {
   EXPECT_DOUBLE_EQ(unmoved[0].expected_value, 120);
 }
 
+// Once the context's shared error is known, the model's prediction moved by it errs only by the relative spread, so
+// one noisy run of a candidate is blended with it rather than taken nearly as is.
+TEST(SelectorEvidenceTest, OneRunIsBlendedWithTheMovedPrediction) {
+  const TaskContext ctx = Ctx();
+  ObservedStats stats;
+  AddRuns(stats, ctx, "a", 200, 40);  // predicted 100: the context is about twice as slow as the model thinks
+  AddRuns(stats, ctx, "b", 300, 1);   // predicted 100 too; one run, 1.5x a's
+  auto pred = [](double ms, double relative_sd) {
+    Prediction p;
+    p.expected = p.latency_ms = ms;
+    p.low = ms / 2;
+    p.high = ms * 2;
+    p.relative_log_sd = relative_sd;
+    return p;
+  };
+  SelectQuery q;
+  q.context = &ctx;
+  q.candidates = {&kA, &kB};
+  const Selector selector(SelectorOptions{});
+  std::mt19937_64 rng(1);
+  FixedPredictor relative({{"a", pred(100, 0.05)}, {"b", pred(100, 0.05)}});
+  const auto recs = selector.Select(q, stats, &relative, rng);
+  ASSERT_EQ(Order(recs), (std::vector<std::string>{"a", "b"}));
+  EXPECT_NEAR(recs[1].expected_value, 225, 15);  // between the moved prediction (about 214) and the run (300)
+  FixedPredictor absolute({{"a", pred(100, kMissing)}, {"b", pred(100, kMissing)}});
+  EXPECT_GT(selector.Select(q, stats, &absolute, rng)[1].expected_value, 270);
+}
+
 // Under a latency SLO an exploration candidate stays eligible while its optimistic bound (the interval's low end for
 // a latency) still meets the SLO: a candidate expected within the SLO but with a wide interval is exactly the one
 // worth trying. One expected over the SLO is not placed first.

@@ -23,7 +23,9 @@ class ServerTest : public ::testing::Test {
 
   void StartServer(const std::string& dir) {
     dir_ = dir;
-    auto s = server::Server::Start(TestOptions(dir_));
+    server::ServerOptions options = TestOptions(dir_);
+    if (configure_) configure_(&options);
+    auto s = server::Server::Start(options);
     ASSERT_TRUE(s.ok()) << s.status();
     server_ = *std::move(s);
     conn_ = Connect(server_->port());
@@ -70,9 +72,46 @@ class ServerTest : public ::testing::Test {
   }
 
   std::string dir_;
+  std::function<void(server::ServerOptions*)> configure_;  // applied by StartServer
   std::unique_ptr<server::Server> server_;
   Connection conn_;
 };
+
+// One node alone in a context counts as at most 3 runs, however many it sends (poisoning resistance); a node the
+// operator vouches for (--vouched_nodes) keeps every run, so its near-tie resolves and exploration fades.
+TEST_F(ServerTest, VouchedNodesKeepTheirRunsFullWeight) {
+  auto first_place_probability = [&](bool vouched) {
+    server_->Shutdown();
+    configure_ = [vouched](server::ServerOptions* o) {
+      o->exploration_rate = 0.05;
+      o->seed = 3;
+      if (vouched) o->vouched_nodes = {"own-node"};
+    };
+    StartServer(FreshDir(vouched ? "server-vouched" : "server-unvouched"));
+    Register("a");
+    Register("b");
+    std::vector<v1::RunReport> reports;
+    for (int i = 0; i < 12; ++i) {
+      const double jitter = 1 + 0.02 * ((i % 5) - 2);
+      reports.push_back(MakeReport(absl::StrCat("a", i), "a", 16, 100 * jitter, "own-node"));
+      reports.push_back(MakeReport(absl::StrCat("b", i), "b", 16, 102 * jitter, "own-node"));
+    }
+    EXPECT_EQ(Report(reports).size(), reports.size());
+    v1::SelectAcceleratorRequest req;
+    *req.mutable_context() = MakeContext(16);
+    req.set_allow_exploration(true);
+    v1::SelectAcceleratorResponse resp;
+    EXPECT_TRUE(Select(req, &resp).ok());
+    for (const auto& r : resp.recommendations()) {
+      if (r.strategy().id() == "a") return r.selection_probability();
+    }
+    return -1.0;
+  };
+  const double unvouched = first_place_probability(false);
+  const double vouched = first_place_probability(true);
+  EXPECT_GT(unvouched, 0.5);
+  EXPECT_GT(vouched, unvouched + 0.05) << "unvouched " << unvouched;
+}
 
 TEST_F(ServerTest, CatalogueRegisterListAndConflict) {
   Register("vllm");
