@@ -42,6 +42,16 @@ Prediction Pred(double expected_ms, double rank_score) {
   return p;
 }
 
+// A prediction of `ms` whose interval spans a factor `spread` either way, with the given relative spread.
+Prediction Spread(double ms, double spread, double relative_sd = kMissing) {
+  Prediction p;
+  p.expected = p.latency_ms = ms;
+  p.low = ms / spread;
+  p.high = ms * spread;
+  p.relative_log_sd = relative_sd;
+  return p;
+}
+
 TaskContext Ctx() {
   TaskContext c;
   c.model = {"acme/model-7b", "acme", 7.0, 32, 4096, 32, 8, 0, 0, "bf16"};
@@ -418,13 +428,7 @@ TEST(SelectorExplorationTest, ExplorationFollowsTheModelsUncertainty) {
   ObservedStats verified;  // both ran on the accelerator, elsewhere: the model layer answers here
   AddRuns(verified, other, "a", 100, 1);
   AddRuns(verified, other, "b", 100, 1);
-  auto pred = [](double ms, double spread) {
-    Prediction p;
-    p.expected = p.latency_ms = ms;
-    p.low = ms / spread;
-    p.high = ms * spread;
-    return p;
-  };
+  auto pred = [](double ms, double spread) { return Spread(ms, spread); };
   const SelectQuery q = ExploringQuery(ctx, {&kA, &kB});
   const Selector selector(SelectorOptions{.exploration_rate = 0.0001});
   std::mt19937_64 rng(1);
@@ -446,14 +450,7 @@ TEST(SelectorExplorationTest, ExplorationFollowsTheRelativeSpreadNotTheSharedErr
   ObservedStats verified;
   AddRuns(verified, other, "a", 100, 1);
   AddRuns(verified, other, "b", 100, 1);
-  auto pred = [](double ms, double relative_sd) {
-    Prediction p;
-    p.expected = p.latency_ms = ms;
-    p.low = ms / 3.0;
-    p.high = ms * 3.0;
-    p.relative_log_sd = relative_sd;
-    return p;
-  };
+  auto pred = [](double ms, double relative_sd) { return Spread(ms, 3.0, relative_sd); };
   const SelectQuery q = ExploringQuery(ctx, {&kA, &kB});
   const Selector selector(SelectorOptions{.exploration_rate = 0.0001});
   std::mt19937_64 rng(1);
@@ -477,12 +474,7 @@ TEST(SelectorExplorationTest, FewVisitsExploreOnlyTheLikeliestWinners) {
     const std::string& id = strategies[i].id;
     AddRuns(stats, other, id, 100, 1);  // every candidate has run on this accelerator, elsewhere
     AddRuns(visited, other, id, 100, 1);
-    Prediction p;
-    p.expected = p.latency_ms = 100 * (1 + 0.01 * i);
-    p.low = p.expected / 2;
-    p.high = p.expected * 2;
-    p.relative_log_sd = 0.2;
-    by_id[id] = p;
+    by_id[id] = Spread(100 * (1 + 0.01 * i), 2.0, 0.2);
   }
   FixedPredictor model(by_id);
   std::vector<const Strategy*> candidates;
@@ -522,14 +514,7 @@ TEST(SelectorEvidenceTest, UnrunCandidatesMoveByTheErrorTheContextShares) {
   AddRuns(stats, ctx, "a", 200, 40);   // predicted 100
   AddRuns(stats, other, "b", 100, 1);  // b and c have run on this accelerator, elsewhere
   AddRuns(stats, other, "c", 100, 1);
-  auto pred = [](double ms) {
-    Prediction p;
-    p.expected = p.latency_ms = ms;
-    p.low = ms / 2;
-    p.high = ms * 2;
-    p.relative_log_sd = 0.05;
-    return p;
-  };
+  auto pred = [](double ms) { return Spread(ms, 2.0, 0.05); };
   FixedPredictor model({{"a", pred(100)}, {"b", pred(120)}, {"c", pred(150)}});
   SelectQuery q;
   q.context = &ctx;
@@ -561,14 +546,7 @@ TEST(SelectorEvidenceTest, OneRunIsBlendedWithTheMovedPrediction) {
   ObservedStats stats;
   AddRuns(stats, ctx, "a", 200, 40);  // predicted 100: the context is about twice as slow as the model thinks
   AddRuns(stats, ctx, "b", 300, 1);   // predicted 100 too; one run, 1.5x a's
-  auto pred = [](double ms, double relative_sd) {
-    Prediction p;
-    p.expected = p.latency_ms = ms;
-    p.low = ms / 2;
-    p.high = ms * 2;
-    p.relative_log_sd = relative_sd;
-    return p;
-  };
+  auto pred = [](double ms, double relative_sd) { return Spread(ms, 2.0, relative_sd); };
   SelectQuery q;
   q.context = &ctx;
   q.candidates = {&kA, &kB};
