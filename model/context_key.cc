@@ -54,11 +54,19 @@ uint64_t HoldoutContextKey(const TaskContext& c) {
   // Raw FNV-1a (from StableHash's basis) over the fields, each followed by a 0xff byte (a byte no UTF-8 text holds),
   // exactly as the split was first computed: the held-out contexts of every stored model stay held out.
   constexpr char kSep[] = "\xff";
-  return util::Fnv1a64(
+  std::string fields =
       absl::StrCat(absl::AsciiStrToLower(c.model.name), kSep, absl::AsciiStrToLower(c.model.weight_dtype), kSep,
                    absl::AsciiStrToLower(c.hardware.accelerator), kSep, c.hardware.count, "/", c.workload.prompt_tokens,
-                   "/", c.workload.output_tokens, "/", c.workload.batch_size, kSep),
-      util::kStableHashBasis);
+                   "/", c.workload.output_tokens, "/", c.workload.batch_size, kSep);
+  // A context's own task features split it too: a table whose tasks differ only there (shapes given as extra
+  // columns) would otherwise fall into one group per model and accelerator, and with few of those no context is
+  // held out and no model is ever promoted. Contexts without them keep the original split.
+  for (const auto& [name, value] : c.extra) {
+    absl::StrAppend(&fields, absl::AsciiStrToLower(name), "=",
+                    absl::Hex(std::bit_cast<uint64_t>(value == 0 ? 0.0 : value)), kSep);
+  }
+  for (float v : c.embedding) absl::StrAppend(&fields, absl::Hex(std::bit_cast<uint32_t>(v == 0 ? 0.0f : v)), kSep);
+  return util::Fnv1a64(fields, util::kStableHashBasis);
 }
 
 }  // namespace accelsel::model

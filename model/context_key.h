@@ -16,9 +16,11 @@ uint64_t ContextKey(const TaskContext& c);
 // Coarser identity (model, dtype, accelerator, count): the group of similar tasks for the prior layer.
 uint64_t ContextGroupKey(const TaskContext& c);
 // The key of the held-out split (ModelManager::InHoldout): model, dtype, accelerator (lower-cased), count and the
-// workload shape, without extra features or embedding. Kept apart from ContextKey because its value decides which
-// stored contexts every model was evaluated on: changing it would let a candidate be scored on contexts the serving
-// model was trained on.
+// workload shape, then the extra features and embedding where a context has them. Kept apart from ContextKey because
+// its value decides which stored contexts every model was evaluated on: changing it would let a candidate be scored
+// on contexts the serving model was trained on. (Contexts with extra features or an embedding joined the key in
+// blob format 4's release; before, they were split by the other fields alone, so a table whose tasks differ only in
+// extra columns held none out.)
 uint64_t HoldoutContextKey(const TaskContext& c);
 
 }  // namespace accelsel::model

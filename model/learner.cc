@@ -105,7 +105,7 @@ double Quantile(std::vector<double>* v, double q) {
 
 namespace {
 
-// The q-quantile of the standard normal, by bisection on its survival function (only called once per fit).
+// The q-quantile of the standard normal, by bisection on its distribution function (only called once per fit).
 double NormalQuantile(double q) {
   double lo = -10, hi = 10;
   for (int i = 0; i < 100; ++i) {
@@ -197,6 +197,7 @@ absl::Status XgbLearner::Fit(const Dataset& d) {
   if (!b.ok()) return b.status();
   booster_ = std::move(*b);
   has_interval_ = false;
+  relative_sd_ = std::numeric_limits<double>::quiet_NaN();
   oof_.assign(d.rows.size(), std::nanf(""));
   const int folds = options_.interval_folds;
   if (folds >= 2 && d.num_tasks() >= static_cast<size_t>(folds)) {

@@ -113,10 +113,10 @@ constexpr size_t kMaxPlausible = 32;
 
 // How many of the estimated candidates may be explored in a context that has been run `visits` times. With many
 // candidates and few visits, trying each plausible one costs more than finding a slightly better one can repay
-// before the context stops coming; exploring only the best-looking sqrt(T) of them, for a horizon of T visits, is
-// what works there (Bayati et al., "Unreasonable effectiveness of greedy algorithms in multi-armed bandit with many
-// arms", NeurIPS 2020). The horizon is not known; a context seen n times is taken to be seen about as often again,
-// T = 2 (n + 1). A new context explores its two best-looking candidates; one run 50 times, eleven.
+// before the context stops coming; exploring only sqrt(T) of them, for a horizon of T visits, is what works there
+// (Bayati et al., "Unreasonable effectiveness of greedy algorithms in multi-armed bandit with many arms", NeurIPS
+// 2020). The horizon is not known; a context seen n times is taken to be seen about as often again, T = 2 (n + 1).
+// The count includes the first place: a new context explores two candidates, one run 50 times eleven.
 size_t ExplorableEstimated(uint64_t visits) {
   const double horizon = 2.0 * (static_cast<double>(visits) + 1.0);
   return std::clamp<size_t>(static_cast<size_t>(std::ceil(std::sqrt(horizon))), 2, kMaxPlausible);
@@ -191,32 +191,47 @@ void FollowStrategyLevels(const std::vector<const Strategy*>& candidates, Object
 // weighted by how far a prediction may be off against its context's others (the relative spread) and the runs'
 // own spread, and shrunk towards 0 by the spread contexts have around the model (the interval's variance less the
 // relative part). Moving the unrun candidates' predictions by it compares them with the run ones on one footing.
+constexpr size_t kEveryCandidate = std::numeric_limits<size_t>::max();
+
 struct ContextOffset {
-  double log_shift = 0;
-  double variance = 0;  // of log_shift; 0 when nothing was run here
-  bool estimated = false;
+  // Sums over the run candidates: precision (1 / v) and precision-weighted log residual; each candidate's own share
+  // so that its own blend can leave itself out (its run would otherwise count twice: in the shift and as itself).
+  double precision = 0;
+  double weighted = 0;
+  double shared_variance = kMissing;  // prior variance of the shift: the contexts' spread around the model
+  std::vector<double> own_precision, own_weighted;  // by candidate; 0 where it did not contribute
+
+  // The shift and its variance from every run candidate but `leave_out` (kEveryCandidate: all). False when nothing
+  // is left.
+  bool Estimate(size_t leave_out, double* log_shift, double* variance) const {
+    const double p = precision - (leave_out < own_precision.size() ? own_precision[leave_out] : 0.0);
+    const double w = weighted - (leave_out < own_weighted.size() ? own_weighted[leave_out] : 0.0);
+    if (!(p > 1e-12) || !(shared_variance > 0)) return false;
+    *variance = 1 / (p + 1 / shared_variance);
+    *log_shift = w * *variance;
+    return true;
+  }
 };
 
 ContextOffset EstimateContextOffset(const std::vector<std::optional<ObservedSummary>>& exact,
                                     const std::vector<Prediction>& predictions, double coverage) {
-  double precision = 0, weighted = 0, shared_variance = kMissing;
+  ContextOffset o;
+  o.own_precision.assign(exact.size(), 0.0);
+  o.own_weighted.assign(exact.size(), 0.0);
   for (size_t i = 0; i < exact.size() && i < predictions.size(); ++i) {
     const Prediction& p = predictions[i];
     const double rel = p.relative_log_sd;
     const double spread = LogSpread(p.low, p.high, coverage);
     if (!(rel > 0) || !(spread > 0) || !(p.expected > 0)) continue;
-    if (std::isnan(shared_variance)) shared_variance = std::max(spread * spread - rel * rel, 0.0);
+    if (std::isnan(o.shared_variance)) o.shared_variance = std::max(spread * spread - rel * rel, 0.0);
     if (!exact[i].has_value() || exact[i]->ok_runs == 0 || !(exact[i]->median > 0)) continue;
     const double run = RunSpread(*exact[i], coverage);
     const double v = rel * rel + run * run / EvidenceRuns(*exact[i]);
-    precision += 1 / v;
-    weighted += (std::log(exact[i]->median) - std::log(p.expected)) / v;
+    o.own_precision[i] = 1 / v;
+    o.own_weighted[i] = (std::log(exact[i]->median) - std::log(p.expected)) / v;
+    o.precision += o.own_precision[i];
+    o.weighted += o.own_weighted[i];
   }
-  ContextOffset o;
-  if (precision == 0 || !(shared_variance > 0)) return o;
-  o.variance = 1 / (precision + 1 / shared_variance);
-  o.log_shift = weighted * o.variance;
-  o.estimated = true;
   return o;
 }
 
@@ -232,10 +247,12 @@ bool Explorable(const Recommendation& r, const SelectQuery& query) {
   return r.layer != EvidenceLayer::kUnknown && optimistic <= slo;
 }
 
-// The exploration policy: the probability with which each (ranked) candidate is placed first. A mixture of
-// (1 - floor) x P(best) under the selector's beliefs (probability matching, as Thompson sampling does, but computed,
-// so the returned propensity is exact) and `floor` spread evenly over the plausible winners. Candidates outside the
-// plausible set get 0. Empty = no exploration possible (the first place stays first with probability 1).
+// The exploration policy: the probability with which each (ranked) candidate is placed first. Among the plausible
+// winners (outside them: 0), the first place, the candidates without an estimate and, of the estimated others, the
+// ExplorableEstimated(visits) - 1 most likely to be best are kept (the rest: 0). Each kept one gets (1 - floor) x its
+// probability of being best under the selector's beliefs, renormalised over the kept ones (probability matching,
+// as Thompson sampling does, but computed, so the returned propensity is exact), plus `floor` spread evenly over
+// the kept ones. Empty = no exploration possible (the first place stays first with probability 1).
 std::vector<double> FirstPlaceProbabilities(const std::vector<Recommendation>& recs, std::vector<Belief> beliefs,
                                             const SelectQuery& query, double floor, uint64_t visits) {
   std::vector<size_t> eligible;
@@ -315,8 +332,10 @@ std::vector<Recommendation> Selector::Select(const SelectQuery& query, const Obs
     observed[i] = stats.Exact(ctx, query.candidates[i]->id, objective, coverage);
   }
   const ContextOffset offset = EstimateContextOffset(observed, predictions, coverage);
-  if (offset.estimated) {
-    const double f = std::exp(offset.log_shift);
+  double shift = 0, shift_variance = 0;
+  const bool shifted = offset.Estimate(kEveryCandidate, &shift, &shift_variance);
+  if (shifted) {
+    const double f = std::exp(shift);
     const bool latency_scaled = objective == Objective::kE2eLatency || objective == Objective::kCost;
     for (size_t i = 0; i < predictions.size() && i < observed.size(); ++i) {
       if (observed[i].has_value()) continue;
@@ -361,14 +380,17 @@ std::vector<Recommendation> Selector::Select(const SelectQuery& query, const Obs
       if (pred != nullptr && exact->ok_runs > 0) {
         // Where the context's shared error is estimated, the model's prediction moved by it errs by the relative
         // spread (and what is unsure about the shift) only: a single noisy run no longer outweighs it.
+        // The shift comes from the other run candidates only: this one's runs are the observation blended here.
         double ms = LogSpread(pred->low, pred->high, coverage);
-        if (const double rel = pred->relative_log_sd; offset.estimated && rel > 0 && rel < ms) {
+        double own_shift = 0, own_variance = 0;
+        if (const double rel = pred->relative_log_sd;
+            rel > 0 && rel < ms && offset.Estimate(i, &own_shift, &own_variance)) {
           moved = *pred;
-          const double f = std::exp(offset.log_shift);
+          const double f = std::exp(own_shift);
           for (double* v : {&moved.expected, &moved.low, &moved.high}) *v *= f;
           if (objective == Objective::kE2eLatency || objective == Objective::kCost) moved.latency_ms *= f;
           pred = &moved;
-          ms = std::sqrt(rel * rel + offset.variance);
+          ms = std::sqrt(rel * rel + own_variance);
         }
         const double w = ObservedWeight(*exact, ms, coverage);
         // The blend's precision: the runs' and the model's, added.
@@ -398,7 +420,7 @@ std::vector<Recommendation> Selector::Select(const SelectQuery& query, const Obs
       const double ms = LogSpread(pred->low, pred->high, coverage);
       const double rel = pred->relative_log_sd;
       if (rel > 0 && (ms > 0 ? rel < ms : true)) {
-        belief[i].sd = std::sqrt(rel * rel + (offset.estimated ? offset.variance : 0.0));
+        belief[i].sd = std::sqrt(rel * rel + shift_variance);
       } else {
         belief[i].sd = ms > 0 ? ms : kUnknownLogSpread;
       }

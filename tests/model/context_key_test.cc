@@ -51,7 +51,12 @@ TEST(ContextKeyTest, HoldoutKeyIsTheOriginalSplitComputation) {
   std::mt19937_64 rng(7);
   for (int i = 0; i < 2000; ++i) {
     const TaskContext c = RandomContext(rng);
-    ASSERT_EQ(HoldoutContextKey(c), OriginalHoldoutKey(c)) << c.model.name << " " << c.hardware.accelerator;
+    // A context without extra features keeps its original split; one with them is split by them too.
+    if (c.extra.empty()) {
+      ASSERT_EQ(HoldoutContextKey(c), OriginalHoldoutKey(c)) << c.model.name << " " << c.hardware.accelerator;
+    } else {
+      ASSERT_NE(HoldoutContextKey(c), OriginalHoldoutKey(c)) << c.model.name << " " << c.hardware.accelerator;
+    }
   }
 }
 
@@ -77,7 +82,30 @@ TEST(ContextKeyTest, KeysIgnoreCaseAndKeepTheirValues) {
   extra.extra["rows"] = 3;
   EXPECT_NE(ContextKey(extra), ContextKey(c));
   EXPECT_EQ(ContextGroupKey(extra), ContextGroupKey(c));
-  EXPECT_EQ(HoldoutContextKey(extra), HoldoutContextKey(c));
+  // The held-out split follows the extra features too (a table whose tasks differ only there must hold some out);
+  // a context without them keeps the original split (HoldoutKeyIsTheOriginalSplitComputation).
+  EXPECT_NE(HoldoutContextKey(extra), HoldoutContextKey(c));
+  TaskContext other_extra = extra;
+  other_extra.extra["rows"] = 4;
+  EXPECT_NE(HoldoutContextKey(other_extra), HoldoutContextKey(extra));
+  TaskContext upper_extra = extra;
+  upper_extra.extra = {{"ROWS", 3}};
+  EXPECT_EQ(HoldoutContextKey(upper_extra), HoldoutContextKey(extra));
+  TaskContext embedded = c;
+  embedded.embedding = {0.5f, -0.0f};
+  TaskContext embedded_zero = c;
+  embedded_zero.embedding = {0.5f, 0.0f};
+  EXPECT_NE(HoldoutContextKey(embedded), HoldoutContextKey(c));
+  EXPECT_EQ(HoldoutContextKey(embedded), HoldoutContextKey(embedded_zero));
+  // Many tasks differing only in an extra column: about the nominal share of them is held out.
+  int held = 0;
+  for (int i = 0; i < 1000; ++i) {
+    TaskContext t = c;
+    t.extra["job"] = i;
+    held += (HoldoutContextKey(t) >> 17) % 100 < 20;
+  }
+  EXPECT_GT(held, 150);
+  EXPECT_LT(held, 250);
 }
 
 }  // namespace
