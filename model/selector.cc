@@ -193,6 +193,14 @@ void FollowStrategyLevels(const std::vector<const Strategy*>& candidates, Object
 // relative part). Moving the unrun candidates' predictions by it compares them with the run ones on one footing.
 constexpr size_t kEveryCandidate = std::numeric_limits<size_t>::max();
 
+// Moves a prediction by the context's shift (a factor in the objective's unit); its e2e latency moves too where the
+// objective is that latency or its cost.
+void MovePrediction(double log_shift, Objective objective, Prediction* p) {
+  const double f = std::exp(log_shift);
+  for (double* v : {&p->expected, &p->low, &p->high}) *v *= f;
+  if (objective == Objective::kE2eLatency || objective == Objective::kCost) p->latency_ms *= f;
+}
+
 struct ContextOffset {
   // Sums over the run candidates: precision (1 / v) and precision-weighted log residual; each candidate's own share
   // so that its own blend can leave itself out (its run would otherwise count twice: in the shift and as itself).
@@ -297,7 +305,8 @@ std::vector<double> FirstPlaceProbabilities(const std::vector<Recommendation>& r
     }
   }
   std::stable_sort(ranked.begin(), ranked.end(), [&](size_t a, size_t b) { return best[a] > best[b]; });
-  for (size_t r = 0; r < ranked.size() && r + 1 < ExplorableEstimated(visits); ++r) kept[ranked[r]] = true;
+  const size_t explorable_others = ExplorableEstimated(visits) - 1;  // the first place is one of them
+  for (size_t r = 0; r < ranked.size() && r < explorable_others; ++r) kept[ranked[r]] = true;
   double kept_best = 0;
   size_t kept_count = 0;
   for (size_t k = 0; k < plausible.size(); ++k) {
@@ -335,13 +344,8 @@ std::vector<Recommendation> Selector::Select(const SelectQuery& query, const Obs
   double shift = 0, shift_variance = 0;
   const bool shifted = offset.Estimate(kEveryCandidate, &shift, &shift_variance);
   if (shifted) {
-    const double f = std::exp(shift);
-    const bool latency_scaled = objective == Objective::kE2eLatency || objective == Objective::kCost;
     for (size_t i = 0; i < predictions.size() && i < observed.size(); ++i) {
-      if (observed[i].has_value()) continue;
-      Prediction& p = predictions[i];
-      for (double* v : {&p.expected, &p.low, &p.high}) *v *= f;
-      if (latency_scaled) p.latency_ms *= f;
+      if (!observed[i].has_value()) MovePrediction(shift, objective, &predictions[i]);
     }
   }
 
@@ -386,9 +390,7 @@ std::vector<Recommendation> Selector::Select(const SelectQuery& query, const Obs
         if (const double rel = pred->relative_log_sd;
             rel > 0 && rel < ms && offset.Estimate(i, &own_shift, &own_variance)) {
           moved = *pred;
-          const double f = std::exp(own_shift);
-          for (double* v : {&moved.expected, &moved.low, &moved.high}) *v *= f;
-          if (objective == Objective::kE2eLatency || objective == Objective::kCost) moved.latency_ms *= f;
+          MovePrediction(own_shift, objective, &moved);
           pred = &moved;
           ms = std::sqrt(rel * rel + own_variance);
         }
