@@ -13,7 +13,8 @@ DEB_PACKAGES := build-essential cmake ninja-build pkg-config \
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev \
   librocksdb-dev prometheus-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev \
   libxgboost-dev xgboost nlohmann-json3-dev libspdlog-dev \
-  prometheus python3 python3-grpcio python3-protobuf curl ca-certificates openssl \
+  prometheus python3 python3-grpcio python3-protobuf python3-venv python3-setuptools python3-wheel \
+  curl ca-certificates openssl \
   shellcheck yamllint
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

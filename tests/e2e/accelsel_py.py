@@ -39,8 +39,9 @@ class Server:
         self.proc = None
         self.port = None
 
-    def start(self, timeout=120):
-        self.port = free_port()
+    def start(self, timeout=120, port=None):
+        """port: listen there (a restart on the address clients already use); default a free one."""
+        self.port = port or free_port()
         self.metrics_port = free_port()
         args = [os.path.join(BIN, "accelsel-server"), "--listen=127.0.0.1:%d" % self.port,
                 "--metrics_listen=127.0.0.1:%d" % self.metrics_port, "--data_dir=" + self.data_dir,

@@ -1,0 +1,358 @@
+"""Unary calls to accelsel: SelectAccelerator with a local fallback, the catalogue, the model, health."""
+import collections
+import dataclasses
+import json
+import os
+import threading
+from typing import Optional, Union
+
+import grpc
+from google.protobuf import json_format
+
+from accelsel.v1 import accelsel_pb2 as pb
+from accelsel.v1 import accelsel_pb2_grpc as pb_grpc
+
+DEFAULT_TARGET = "127.0.0.1:50051"
+
+# Codes that mean "the server cannot answer now" (down, unreachable, too slow, overloaded): select() answers these
+# from its fallback instead of stalling the node. Anything else (a bad request, a missing role) is the caller's to fix
+# and is raised.
+FALLBACK_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
+                            grpc.StatusCode.RESOURCE_EXHAUSTED})
+
+_OBJECTIVES = {
+    "e2e_latency": pb.OBJECTIVE_E2E_LATENCY, "latency": pb.OBJECTIVE_E2E_LATENCY, "ttft": pb.OBJECTIVE_TTFT,
+    "tpot": pb.OBJECTIVE_TPOT, "throughput": pb.OBJECTIVE_THROUGHPUT, "cost": pb.OBJECTIVE_COST,
+}
+
+# Methods retried by gRPC itself on UNAVAILABLE (idempotent reads and the select). Retrain and the other admin calls
+# that change state are never retried: a retry after a lost answer would act twice.
+_RETRIED = [("accelsel.v1.AcceleratorSelector", m) for m in
+            ("SelectAccelerator", "ListStrategies", "GetModelInfo")] + [("grpc.health.v1.Health", "Check")]
+
+
+class AccelselError(Exception):
+    """A call failed: `code` is the grpc.StatusCode, `details` the server's message (it names the field and rule)."""
+
+    def __init__(self, code, details):
+        super().__init__("%s: %s" % (code.name if code else "UNKNOWN", details))
+        self.code = code
+        self.details = details
+
+
+@dataclasses.dataclass
+class Options:
+    """How to reach the server. Unset target/token come from $ACCELSEL_SERVER / $ACCELSEL_TOKEN, as for the CLI."""
+    target: Optional[str] = None
+    token: Optional[str] = None
+    # TLS: PEM bytes or a file path of the CA that signs the server certificate; None = plaintext.
+    tls_ca: Optional[Union[bytes, str]] = None
+    # Mutual TLS: client certificate chain and key (PEM bytes or paths); only with tls_ca.
+    tls_cert: Optional[Union[bytes, str]] = None
+    tls_key: Optional[Union[bytes, str]] = None
+    # Deadline of one call, retries included, seconds.
+    deadline_s: float = 5.0
+    # Attempts per retried call (first try + retries) on UNAVAILABLE, with exponential backoff and jitter.
+    max_attempts: int = 4
+    initial_backoff_s: float = 0.1
+    max_backoff_s: float = 2.0
+    # select() when the server cannot answer and no earlier answer for the context is cached: this strategy id
+    # is returned as the only recommendation. None = raise instead.
+    fallback_strategy: Optional[str] = None
+    # Contexts whose last answer is kept for the fallback (least recently used dropped first).
+    fallback_cache_size: int = 1024
+
+    def resolved(self):
+        o = dataclasses.replace(self)
+        o.target = o.target or os.environ.get("ACCELSEL_SERVER") or DEFAULT_TARGET
+        if o.token is None:
+            o.token = os.environ.get("ACCELSEL_TOKEN") or None
+        if o.deadline_s <= 0:
+            raise ValueError("deadline_s must be > 0, got %r" % o.deadline_s)
+        if not 1 <= o.max_attempts <= 5:  # gRPC caps retry attempts at 5
+            raise ValueError("max_attempts must be between 1 and 5, got %r" % o.max_attempts)
+        if o.initial_backoff_s <= 0 or o.max_backoff_s < o.initial_backoff_s:
+            raise ValueError("need 0 < initial_backoff_s <= max_backoff_s")
+        if (o.tls_cert is None) != (o.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together")
+        if o.tls_cert is not None and o.tls_ca is None:
+            raise ValueError("tls_cert needs tls_ca (a TLS connection)")
+        if o.fallback_cache_size < 0:
+            raise ValueError("fallback_cache_size must be >= 0")
+        return o
+
+
+def _pem(value):
+    if value is None or isinstance(value, bytes):
+        return value
+    with open(value, "rb") as f:
+        data = f.read()
+    if not data:
+        raise ValueError("%s is empty" % value)
+    return data
+
+
+def _service_config(o):
+    policy = {
+        "maxAttempts": o.max_attempts, "initialBackoff": "%.3fs" % o.initial_backoff_s,
+        "maxBackoff": "%.3fs" % o.max_backoff_s, "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"],
+    }
+    names = [{"service": s, "method": m} for s, m in _RETRIED]
+    config = {"methodConfig": [{"name": names, "retryPolicy": policy}]} if o.max_attempts > 1 else {}
+    return json.dumps(config)
+
+
+def make_channel(options):
+    """A channel for resolved options: TLS when tls_ca is set, retries on UNAVAILABLE through the service config."""
+    channel_options = [("grpc.enable_retries", 1 if options.max_attempts > 1 else 0),
+                       ("grpc.service_config", _service_config(options))]
+    if options.tls_ca is not None:
+        creds = grpc.ssl_channel_credentials(root_certificates=_pem(options.tls_ca),
+                                             private_key=_pem(options.tls_key),
+                                             certificate_chain=_pem(options.tls_cert))
+        return grpc.secure_channel(options.target, creds, options=channel_options)
+    return grpc.insecure_channel(options.target, options=channel_options)
+
+
+def task_context(context=None, *, model=None, accelerator=None, count=None, prompt_tokens=None, output_tokens=None,
+                 batch=None, extra=None):
+    """A TaskContext from a proto, a dict in the proto's JSON mapping, and/or names and sizes. Given fields override
+    the context's; descriptor fields left unset are filled by the server from its tables when it knows the name."""
+    if context is None:
+        ctx = pb.TaskContext()
+    elif isinstance(context, pb.TaskContext):
+        ctx = pb.TaskContext()
+        ctx.CopyFrom(context)
+    else:
+        ctx = json_format.ParseDict(context, pb.TaskContext())
+    if model is not None:
+        ctx.model.name = model
+    if accelerator is not None:
+        ctx.hardware.accelerator = accelerator
+    if count is not None:
+        ctx.hardware.count = count
+    if prompt_tokens is not None:
+        ctx.workload.prompt_tokens = prompt_tokens
+    if output_tokens is not None:
+        ctx.workload.output_tokens = output_tokens
+    if batch is not None:
+        ctx.workload.batch_size = batch
+    for k, v in (extra or {}).items():
+        ctx.extra[k] = v
+    return ctx
+
+
+@dataclasses.dataclass
+class Selection:
+    """The answer of select(). `source` is "server", or "cache" (the last server answer for this context, with its
+    decision_id cleared because this run answers no logged decision) or "default" (Options.fallback_strategy alone)
+    when the server could not answer; `error` then says why."""
+    response: pb.SelectAcceleratorResponse
+    source: str = "server"
+    error: Optional[str] = None
+
+    @property
+    def fallback(self):
+        return self.source != "server"
+
+    @property
+    def recommendations(self):
+        return list(self.response.recommendations)
+
+    @property
+    def best(self):
+        """The first-placed strategy id, or None for an empty answer."""
+        recs = self.response.recommendations
+        return recs[0].strategy.id if recs else None
+
+    @property
+    def decision_id(self):
+        return self.response.decision_id
+
+    @property
+    def filled_fields(self):
+        """Descriptor fields the server filled from its tables (empty from a server that does not report them)."""
+        try:
+            return list(getattr(self.response, "filled_fields"))
+        except AttributeError:
+            return []
+
+
+def _raise(err):
+    raise AccelselError(err.code(), err.details()) from None
+
+
+class Client:
+    """One client per process is enough: every method may be called from any thread (gRPC channels are
+    thread-safe; the fallback cache has its own lock)."""
+
+    def __init__(self, target=None, options=None, **kwargs):
+        if options is None:
+            options = Options(target=target, **kwargs)
+        elif target is not None or kwargs:
+            options = dataclasses.replace(options, target=target or options.target, **kwargs)
+        self.options = options.resolved()
+        self.channel = make_channel(self.options)
+        self._selector = pb_grpc.AcceleratorSelectorStub(self.channel)
+        self._admin = pb_grpc.ModelAdminStub(self.channel)
+        self._health = self.channel.unary_unary("/grpc.health.v1.Health/Check",
+                                                request_serializer=_encode_health_request,
+                                                response_deserializer=_decode_health_response)
+        self._cache = collections.OrderedDict()
+        self._cache_lock = threading.Lock()
+
+    def close(self):
+        self.channel.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @property
+    def metadata(self):
+        return (("authorization", "Bearer " + self.options.token),) if self.options.token else ()
+
+    def _call(self, method, request, timeout=None):
+        try:
+            return method(request, timeout=timeout or self.options.deadline_s, metadata=self.metadata)
+        except grpc.RpcError as err:
+            _raise(err)
+
+    def select(self, context=None, *, model=None, accelerator=None, count=None, prompt_tokens=None,
+               output_tokens=None, batch=None, extra=None, objective="e2e_latency", candidates=(), top_k=0,
+               explore=False, node_id="", max_latency_ms=None, max_cost=None, max_memory_gb=None,
+               max_failure_probability=None, exclude_lossy=False, request=None, timeout=None):
+        """Ranks strategies for one task. Either a ready SelectAcceleratorRequest (`request`) or the context (see
+        task_context) and the knobs. When the server cannot answer (FALLBACK_CODES) the answer comes from the
+        fallback, flagged in Selection.source; other errors raise AccelselError."""
+        if request is None:
+            request = pb.SelectAcceleratorRequest(
+                context=task_context(context, model=model, accelerator=accelerator, count=count,
+                                     prompt_tokens=prompt_tokens, output_tokens=output_tokens, batch=batch,
+                                     extra=extra),
+                objective=_OBJECTIVES[objective] if isinstance(objective, str) else objective,
+                candidate_ids=list(candidates), top_k=top_k, allow_exploration=explore, node_id=node_id)
+            c = request.constraints
+            for name, value in (("max_latency_ms", max_latency_ms), ("max_cost", max_cost),
+                                ("max_memory_gb", max_memory_gb),
+                                ("max_failure_probability", max_failure_probability)):
+                if value is not None:
+                    setattr(c, name, value)
+            c.exclude_lossy = exclude_lossy
+        key = _cache_key(request)
+        try:
+            response = self._selector.SelectAccelerator(request, timeout=timeout or self.options.deadline_s,
+                                                        metadata=self.metadata)
+        except grpc.RpcError as err:
+            if err.code() not in FALLBACK_CODES:
+                _raise(err)
+            return self._fallback(key, err)
+        self._remember(key, response)
+        return Selection(response)
+
+    def _remember(self, key, response):
+        if self.options.fallback_cache_size == 0:
+            return
+        with self._cache_lock:
+            self._cache[key] = response
+            self._cache.move_to_end(key)
+            while len(self._cache) > self.options.fallback_cache_size:
+                self._cache.popitem(last=False)
+
+    def _fallback(self, key, err):
+        why = "%s: %s" % (err.code().name, err.details())
+        with self._cache_lock:
+            cached = self._cache.get(key)
+        if cached is not None:
+            response = pb.SelectAcceleratorResponse()
+            response.CopyFrom(cached)
+            response.decision_id = ""
+            return Selection(response, source="cache", error=why)
+        if self.options.fallback_strategy:
+            response = pb.SelectAcceleratorResponse()
+            rec = response.recommendations.add(rank=1, selection_probability=1.0,
+                                               evidence_layer=pb.EVIDENCE_LAYER_UNKNOWN)
+            rec.strategy.id = self.options.fallback_strategy
+            return Selection(response, source="default", error=why)
+        _raise(err)
+
+    def list_strategies(self, include_retired=False):
+        """The whole catalogue, page by page."""
+        out, token = [], ""
+        while True:
+            page = self._call(self._selector.ListStrategies,
+                              pb.ListStrategiesRequest(page_size=1000, page_token=token,
+                                                       include_retired=include_retired))
+            out.extend(page.strategies)
+            token = page.next_page_token
+            if not token:
+                return out
+
+    def model_info(self):
+        return self._call(self._selector.GetModelInfo, pb.GetModelInfoRequest())
+
+    def retrain(self, timeout=None):
+        """Operator only. Never retried (a lost answer must not train twice); allow for the training time."""
+        return self._call(self._admin.Retrain, pb.RetrainRequest(), timeout=timeout or 600.0)
+
+    def health(self, service=""):
+        """True when the server (or `service`) reports SERVING."""
+        return self._call(self._health, service) == 1
+
+
+def _cache_key(request):
+    # What the answer depends on besides the model: the task and the question asked. Exploration and node_id do
+    # not change which answer is a good fallback.
+    key = pb.SelectAcceleratorRequest()
+    key.CopyFrom(request)
+    key.allow_exploration = False
+    key.node_id = ""
+    return key.SerializeToString(deterministic=True)
+
+
+# grpc.health.v1 is not generated here: its Python module name (grpc.health.v1) would shadow grpcio's own package.
+# The two messages are one field each: HealthCheckRequest{string service = 1}, HealthCheckResponse{enum status = 1}.
+def _encode_health_request(service):
+    data = service.encode("utf-8")
+    return (b"\x0a" + _varint(len(data)) + data) if data else b""
+
+
+def _decode_health_response(data):
+    i, status = 0, 0
+    while i < len(data):
+        tag, i = _read_varint(data, i)
+        if tag == 0x08:
+            status, i = _read_varint(data, i)
+        elif tag & 7 == 0:
+            _, i = _read_varint(data, i)
+        elif tag & 7 == 2:
+            n, i = _read_varint(data, i)
+            i += n
+        elif tag & 7 in (1, 5):
+            i += 8 if tag & 7 == 1 else 4
+        else:
+            raise ValueError("unexpected wire type in HealthCheckResponse")
+    return status
+
+
+def _varint(n):
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _read_varint(data, i):
+    shift = value = 0
+    while True:
+        b = data[i]
+        i += 1
+        value |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return value, i
+        shift += 7
