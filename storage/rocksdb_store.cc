@@ -35,6 +35,7 @@
 #include "rocksdb/status.h"
 #include "rocksdb/table.h"
 #include "rocksdb/transaction_log.h"
+#include "rocksdb/utilities/checkpoint.h"
 #include "rocksdb/write_batch.h"
 
 // Debian's Abseil 20220623 has no status_macros.h; this module keeps its own, scoped to this file.
@@ -728,6 +729,65 @@ class RocksDbTelemetryStore final : public TelemetryStore {
     rocksdb::FlushOptions flush;
     flush.wait = true;
     return FromRocksStatus(db.Flush(flush, (*instance)->handles), "flushing memtables");
+  }
+
+  absl::StatusOr<uint64_t> Checkpoint(const std::string& dir) override {
+    if (dir.empty()) return absl::InvalidArgumentError("backup folder is empty");
+    std::error_code ec;
+    if (std::filesystem::exists(dir, ec)) {
+      return absl::AlreadyExistsError(absl::StrCat("backup folder ", dir, " exists; name a new one"));
+    }
+    const std::filesystem::path parent = std::filesystem::path(dir).parent_path();
+    if (!parent.empty() && !std::filesystem::is_directory(parent, ec)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("backup folder's parent ", parent.string(), " is not a folder"));
+    }
+    absl::StatusOr<std::shared_ptr<Instance>> instance = Acquire();
+    if (!instance.ok()) return instance.status();
+    // Counted before the checkpoint starts: every run acknowledged by then is in the copy (its own run count, kept
+    // in the same batches as the runs, is exact).
+    const uint64_t runs = run_count_.load(std::memory_order_acquire);
+    rocksdb::Checkpoint* raw = nullptr;
+    STORAGE_RETURN_IF_ERROR(
+        FromRocksStatus(rocksdb::Checkpoint::Create((*instance)->db.get(), &raw), "preparing a checkpoint"));
+    std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
+    // log_size_for_flush 0: always flush, so the copy needs no WAL replay and holds the unsynced decision log too.
+    STORAGE_RETURN_IF_ERROR(
+        FromRocksStatus(checkpoint->CreateCheckpoint(dir, /*log_size_for_flush=*/0), "writing a checkpoint"));
+    return runs;
+  }
+
+  absl::StatusOr<uint64_t> DeleteRunsBefore(int64_t cutoff_unix_ms, size_t max_runs) override {
+    if (max_runs == 0) return absl::InvalidArgumentError("max_runs must be >= 1");
+    std::string upper;
+    EncodeTimeKeyInto(cutoff_unix_ms, "", &upper);
+    absl::MutexLock lock(&write_mu_);
+    absl::StatusOr<std::shared_ptr<Instance>> instance = WritableInstanceLocked();
+    if (!instance.ok()) return instance.status();
+    Instance& db = **instance;
+    rocksdb::ReadOptions read;
+    read.fill_cache = false;
+    const rocksdb::Slice upper_bound(upper);
+    read.iterate_upper_bound = &upper_bound;
+    std::unique_ptr<rocksdb::Iterator> it(db.db->NewIterator(read, db.runs_by_time));
+    batch_.Clear();
+    uint64_t deleted = 0;
+    for (it->SeekToFirst(); it->Valid() && deleted < max_runs; it->Next()) {
+      const rocksdb::Slice key = it->key();
+      if (key.size() <= 8) return absl::DataLossError("malformed key in runs_by_time");
+      STORAGE_RETURN_IF_ERROR(FromRocksStatus(batch_.Delete(db.runs_by_time, key), "batching a deletion"));
+      STORAGE_RETURN_IF_ERROR(FromRocksStatus(batch_.Delete(db.runs, rocksdb::Slice(key.data() + 8, key.size() - 8)),
+                                              "batching a deletion"));
+      ++deleted;
+    }
+    if (!it->status().ok()) return FromRocksStatus(it->status(), "scanning runs_by_time for retention");
+    if (deleted == 0) return deleted;
+    const uint64_t count = run_count_.load(std::memory_order_relaxed);
+    const uint64_t new_count = count >= deleted ? count - deleted : 0;
+    STORAGE_RETURN_IF_ERROR(FromRocksStatus(batch_.Put(db.meta, kRunCountKey, absl::StrCat(new_count)), "batching"));
+    STORAGE_RETURN_IF_ERROR(WriteLocked(db, run_write_options_, "deleting old runs"));
+    run_count_.store(new_count, std::memory_order_release);
+    return deleted;
   }
 
  private:

@@ -107,6 +107,19 @@ class TelemetryStore {
 
   // Flushes memtables and the WAL (used on shutdown).
   virtual absl::Status Flush() = 0;
+
+  // Online backup: writes a consistent copy of every column family to `dir`, which must not exist (its parent
+  // must), through RocksDB's Checkpoint after a flush of the memtables: SST files are hard-linked when `dir` is on
+  // the store's file system, copied otherwise. Every run acknowledged before the call is in the copy; ingest goes
+  // on meanwhile. The copy is a store folder: open it as --data_dir to restore. Returns the number of runs stored
+  // when the backup began (all of them are in the copy, with any acknowledged while it ran).
+  virtual absl::StatusOr<uint64_t> Checkpoint(const std::string& dir) = 0;
+
+  // Retention: deletes up to `max_runs` of the oldest runs whose time_unix_ms is below `cutoff_unix_ms` (the run
+  // and its time-index entry, with the run count, in one batch) and returns how many it deleted; call again until
+  // it returns fewer than max_runs. One call holds the write lock for one batch only, so ingest waits at most that
+  // long. A deleted run_id sent again is stored again.
+  virtual absl::StatusOr<uint64_t> DeleteRunsBefore(int64_t cutoff_unix_ms, size_t max_runs) = 0;
 };
 
 }  // namespace accelsel::storage

@@ -126,6 +126,12 @@ class FakeStore : public storage::TelemetryStore {
   }
   absl::Status DeleteDecisions(const std::string&, const std::string&) override { return absl::OkStatus(); }
   absl::Status Flush() override { return absl::OkStatus(); }
+  absl::StatusOr<uint64_t> Checkpoint(const std::string&) override {
+    return absl::UnimplementedError("FakeStore has no checkpoint");
+  }
+  absl::StatusOr<uint64_t> DeleteRunsBefore(int64_t, size_t) override {
+    return absl::UnimplementedError("FakeStore has no retention");
+  }
 
  private:
   absl::Mutex mu_;

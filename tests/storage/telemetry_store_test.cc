@@ -187,6 +187,94 @@ TEST_F(TelemetryStoreTest, RunCountAndRunsSurviveReopen) {
   EXPECT_EQ(ScanAll(*store).size(), 51u);
 }
 
+TEST_F(TelemetryStoreTest, CheckpointIsARestorableCopyOfEveryFamily) {
+  const std::string backup = dir_ + "-backup";
+  std::filesystem::remove_all(backup);
+  {
+    std::unique_ptr<TelemetryStore> store = OpenStore();
+    ASSERT_NE(store, nullptr);
+    std::vector<v1::RunReport> runs;
+    for (int i = 0; i < 30; ++i) runs.push_back(MakeRun(absl::StrCat("r", i), i));
+    ASSERT_TRUE(store->AppendRuns(Pointers(runs)).ok());
+    v1::Strategy strategy;
+    strategy.set_id("s1");
+    ASSERT_TRUE(store->PutStrategy(strategy).ok());
+    ASSERT_TRUE(store->PutMeta("serving_version", "3").ok());
+    ASSERT_TRUE(store->PutDecisions({{"d1", "logged"}}).ok());  // unsynced: the checkpoint's flush must keep it
+
+    absl::StatusOr<uint64_t> copied = store->Checkpoint(backup);
+    ASSERT_TRUE(copied.ok()) << copied.status();
+    EXPECT_EQ(*copied, 30u);
+    // The live store goes on after the backup; the copy does not see later runs.
+    ASSERT_TRUE(store->AppendRuns(Pointers(std::vector<v1::RunReport>{MakeRun("r-late", 99)})).ok());
+
+    absl::StatusOr<uint64_t> again = store->Checkpoint(backup);
+    EXPECT_EQ(again.status().code(), absl::StatusCode::kAlreadyExists);
+    EXPECT_THAT(again.status().message(), HasSubstr(backup));
+    absl::StatusOr<uint64_t> orphan = store->Checkpoint(dir_ + "-no-such-parent/backup");
+    EXPECT_EQ(orphan.status().code(), absl::StatusCode::kFailedPrecondition);
+  }
+  // Restore = open the copy as a store folder.
+  options_.path = backup;
+  std::unique_ptr<TelemetryStore> restored = OpenStore();
+  ASSERT_NE(restored, nullptr);
+  EXPECT_EQ(restored->RunCount(), 30u);
+  EXPECT_EQ(ScanAll(*restored).size(), 30u);
+  EXPECT_TRUE(restored->GetRun("r29").ok());
+  EXPECT_EQ(restored->GetRun("r-late").status().code(), absl::StatusCode::kNotFound);
+  absl::StatusOr<std::vector<v1::Strategy>> strategies = restored->ListStrategies();
+  ASSERT_TRUE(strategies.ok());
+  ASSERT_EQ(strategies->size(), 1u);
+  absl::StatusOr<std::optional<std::string>> meta = restored->GetMeta("serving_version");
+  ASSERT_TRUE(meta.ok() && meta->has_value());
+  EXPECT_EQ(**meta, "3");
+  absl::StatusOr<std::optional<std::string>> decision = restored->GetDecision("d1");
+  ASSERT_TRUE(decision.ok() && decision->has_value());
+  restored.reset();
+  if (!HasFailure()) std::filesystem::remove_all(backup);
+}
+
+TEST_F(TelemetryStoreTest, DeleteRunsBeforeRemovesTheOldestInBatchesAndKeepsTheCount) {
+  std::unique_ptr<TelemetryStore> store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  std::vector<v1::RunReport> runs;
+  for (int i = 0; i < 25; ++i) runs.push_back(MakeRun(absl::StrCat("r", i), 1000 + i));
+  ASSERT_TRUE(store->AppendRuns(Pointers(runs)).ok());
+
+  EXPECT_EQ(store->DeleteRunsBefore(1010, 0).status().code(), absl::StatusCode::kInvalidArgument);
+  absl::StatusOr<uint64_t> first = store->DeleteRunsBefore(1010, 4);  // 10 runs are older than 1010
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(*first, 4u);
+  EXPECT_EQ(store->RunCount(), 21u);
+  EXPECT_EQ(store->GetRun("r0").status().code(), absl::StatusCode::kNotFound);  // oldest first
+  EXPECT_TRUE(store->GetRun("r4").ok());
+  uint64_t total = *first;
+  for (int calls = 0; calls < 10; ++calls) {
+    absl::StatusOr<uint64_t> more = store->DeleteRunsBefore(1010, 4);
+    ASSERT_TRUE(more.ok()) << more.status();
+    total += *more;
+    if (*more < 4) break;
+  }
+  EXPECT_EQ(total, 10u);
+  EXPECT_EQ(store->RunCount(), 15u);
+  std::vector<v1::RunReport> left = ScanAll(*store);
+  ASSERT_EQ(left.size(), 15u);
+  EXPECT_EQ(left.front().run_id(), "r10");  // the run at the cutoff stays
+  absl::StatusOr<uint64_t> none = store->DeleteRunsBefore(1010, 4);
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(*none, 0u);
+  // A deleted run_id is new again; the count survives a reopen.
+  absl::StatusOr<std::vector<AppendResult>> resent =
+      store->AppendRuns(Pointers(std::vector<v1::RunReport>{MakeRun("r0", 1000)}));
+  ASSERT_TRUE(resent.ok());
+  EXPECT_THAT(*resent, ElementsAre(AppendResult::kStored));
+  store.reset();
+  store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->RunCount(), 16u);
+  EXPECT_EQ(ScanAll(*store).size(), 16u);
+}
+
 TEST_F(TelemetryStoreTest, ScanRunsIsTimeOrderedAndHonoursMinTime) {
   std::unique_ptr<TelemetryStore> store = OpenStore();
   ASSERT_NE(store, nullptr);
