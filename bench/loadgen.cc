@@ -55,6 +55,7 @@
 #include "grpcpp/security/credentials.h"
 #include "proto/ack_ranges.h"
 #include "proto/convert.h"
+#include "util/version.h"
 
 ABSL_FLAG(std::string, server, "127.0.0.1:50051", "Server address host:port");
 ABSL_FLAG(std::string, rpc, "select", "select | null | report | prepare | retrain");
@@ -1191,6 +1192,7 @@ int main(int argc, char** argv) {
       "accelsel-loadgen --server ADDR --rpc select|report|null --concurrency N --duration SECONDS [--rate QPS] "
       "[--candidates K] [--contexts unique|bundled] [--idle_streams N] [--server_pid PID] [--decision_ids N] "
       "[--json]");
+  accelsel::util::SetFlagsVersion("accelsel-loadgen");
   absl::ParseCommandLine(argc, argv);
   return accelsel::bench::Main();
 }

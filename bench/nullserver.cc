@@ -26,6 +26,7 @@
 #include "server/ingest_queue.h"
 #include "server/options.h"
 #include "storage/telemetry_store.h"
+#include "util/version.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50061", "gRPC listen address host:port (port 0 = any free port)");
 ABSL_FLAG(std::string, mode, "null", "null: no work at all; bare: ReportRun writes RocksDB batches, no validation");
@@ -245,6 +246,7 @@ int Main() {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("accelsel-nullserver: the no-work floor for accelsel benchmarks (--mode=null|bare)");
+  accelsel::util::SetFlagsVersion("accelsel-nullserver");
   absl::ParseCommandLine(argc, argv);
   if (!absl::GetFlag(FLAGS_mutex_deadlock_detection)) {
     absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);

@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
+#include <optional>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -14,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "client/cli_args.h"
@@ -24,6 +27,7 @@
 #include "google/protobuf/util/json_util.h"
 #include "nlohmann/json.hpp"
 #include "proto/convert.h"
+#include "util/version.h"
 
 namespace accelsel::client::cli {
 namespace {
@@ -115,9 +119,79 @@ absl::Status ServerError(const std::string& what, const ClientOptions& options, 
 // ---------------------------------------------------------------------------------------------------------
 // select
 
+// A uint32 flag value in [min, max]; a usage error naming the flag otherwise.
+absl::StatusOr<uint32_t> FlagUint32(const ParsedFlags& flags, const std::string& name, uint32_t min, uint32_t max) {
+  auto v = ParseUint("--" + name, flags.Get(name));
+  if (!v.ok()) return Usage(v.status());
+  if (*v < min || *v > max) return Usage(absl::StrCat("--", name, " must be between ", min, " and ", max));
+  return static_cast<uint32_t>(*v);
+}
+
+// The task context of `select`: --context FILE.json, and/or --model, --accelerator, --count, --prompt-tokens,
+// --output-tokens, --batch (which override the file's fields). Without a file, the names and the workload shape are
+// required and the count defaults to 1; the server fills the descriptors it knows by name. Flags are checked before
+// the file is read, so a usage error is reported as one.
+absl::StatusOr<v1::TaskContext> SelectContext(const ParsedFlags& flags) {
+  const bool from_file = flags.Has("context");
+  if (!from_file) {
+    for (const char* name : {"model", "accelerator", "prompt-tokens", "output-tokens", "batch"}) {
+      if (!flags.Has(name)) return Usage(absl::StrCat("select without --context needs --", name));
+    }
+  }
+  for (const char* name : {"model", "accelerator"}) {
+    if (flags.Has(name) && flags.Get(name).empty()) return Usage(absl::StrCat("--", name, " must not be empty"));
+  }
+  // The server's own rules (docs/API.md, "Validation rules"), told here with the flag's name.
+  auto number = [&](const std::string& name, uint32_t min, uint32_t max) -> absl::StatusOr<std::optional<uint32_t>> {
+    if (!flags.Has(name)) return std::nullopt;
+    auto v = FlagUint32(flags, name, min, max);
+    if (!v.ok()) return v.status();
+    return *v;
+  };
+  constexpr uint32_t kMax = std::numeric_limits<uint32_t>::max();
+  auto count = number("count", 1, 65536);
+  if (!count.ok()) return count.status();
+  auto prompt = number("prompt-tokens", 0, kMax);
+  if (!prompt.ok()) return prompt.status();
+  auto output = number("output-tokens", 0, kMax);
+  if (!output.ok()) return output.status();
+  auto batch = number("batch", 1, kMax);
+  if (!batch.ok()) return batch.status();
+
+  v1::TaskContext context;
+  if (from_file) {
+    auto read = ReadTaskContextFile(flags.Get("context"));
+    if (!read.ok()) return read.status();
+    context = *std::move(read);
+  } else {
+    context.mutable_hardware()->set_count(1);
+  }
+  // Another model or accelerator than the file's: its descriptors belong to the file's, so they go, and the server
+  // fills the named one's.
+  if (flags.Has("model") && flags.Get("model") != context.model().name()) {
+    context.mutable_model()->Clear();
+    context.mutable_model()->set_name(flags.Get("model"));
+  }
+  if (flags.Has("accelerator") && flags.Get("accelerator") != context.hardware().accelerator()) {
+    const uint32_t file_count = context.hardware().count();
+    context.mutable_hardware()->Clear();
+    context.mutable_hardware()->set_accelerator(flags.Get("accelerator"));
+    context.mutable_hardware()->set_count(file_count);
+  }
+  if (*count) context.mutable_hardware()->set_count(**count);
+  if (*prompt) context.mutable_workload()->set_prompt_tokens(**prompt);
+  if (*output) context.mutable_workload()->set_output_tokens(**output);
+  if (*batch) context.mutable_workload()->set_batch_size(**batch);
+  return context;
+}
+
 absl::Status RunSelect(const ParsedFlags& flags, std::ostream& out, std::ostream&) {
   if (auto s = ExpectPositional(flags, 0, "select"); !s.ok()) return s;
-  if (!flags.Has("context")) return Usage("select needs --context FILE.json");
+  if (!flags.Has("context") && !flags.Has("model") && !flags.Has("accelerator")) {
+    return Usage(
+        "select needs --context FILE.json, or --model NAME --accelerator NAME --prompt-tokens N --output-tokens N "
+        "--batch N");
+  }
   // Flags first, so a usage error is reported as one before any file is read.
   v1::SelectAcceleratorRequest request;
   if (flags.Has("candidates")) {
@@ -137,7 +211,7 @@ absl::Status RunSelect(const ParsedFlags& flags, std::ostream& out, std::ostream
   request.set_allow_exploration(flags.Has("explore"));
   if (flags.Has("exclude-lossy")) request.mutable_constraints()->set_exclude_lossy(true);
   if (flags.Has("node")) request.set_node_id(flags.Get("node"));
-  auto context = ReadTaskContextFile(flags.Get("context"));
+  auto context = SelectContext(flags);
   if (!context.ok()) return context.status();
   *request.mutable_context() = *std::move(context);
 
@@ -646,10 +720,22 @@ absl::Status RunQuality(const ParsedFlags& flags, std::ostream& out, std::ostrea
 const std::vector<Command>& Commands() {
   static const std::vector<Command> commands = {
       {"select",
-       "select --context FILE.json [--candidates a,b] [--objective O] [--top-k N] [--explore] [--exclude-lossy] "
+       "select (--context FILE.json | --model NAME --accelerator NAME [--count N] --prompt-tokens N "
+       "--output-tokens N --batch N) [--candidates a,b] [--objective O] [--top-k N] [--explore] [--exclude-lossy] "
        "[--json]",
-       "rank acceleration strategies for a task context (JSON mapping of accelsel.v1.TaskContext)",
-       WithCommon({{"context", true, "FILE", "TaskContext as JSON (required)"},
+       "rank acceleration strategies for a task context (JSON mapping of accelsel.v1.TaskContext, or named by "
+       "flags: the server fills the descriptors it knows by name)",
+       WithCommon({{"context", true, "FILE", "TaskContext as JSON (or name the task with the flags below)"},
+                   {"model", true, "NAME",
+                    "model name, e.g. meta-llama/Meta-Llama-3-8B (overrides the file's; another model than the "
+                    "file's drops its model descriptors)"},
+                   {"accelerator", true, "NAME",
+                    "accelerator name, e.g. \"Nvidia H100 GPU\" (overrides the file's; another accelerator drops "
+                    "its hardware descriptors but keeps the count)"},
+                   {"count", true, "N", "accelerators used, 1 to 65536 (default: the file's, else 1)"},
+                   {"prompt-tokens", true, "N", "input tokens per request (required without --context)"},
+                   {"output-tokens", true, "N", "generated tokens per request (required without --context)"},
+                   {"batch", true, "N", "concurrent sequences, at least 1 (required without --context)"},
                    {"candidates", true, "IDS", "comma-separated strategy ids (default: every catalogue strategy)"},
                    {"objective", true, "O", "e2e_latency (default) | ttft | tpot | throughput | cost"},
                    {"top-k", true, "N", "return the best N (default 0 = all, at most 256)"},
@@ -715,6 +801,7 @@ std::string TopHelp() {
   for (const auto& c : Commands()) rows.push_back({"  " + c.name, c.summary});
   rows.push_back({"  eval", "offline evaluation of the selector on public data (accelsel eval --help)"});
   rows.push_back({"  help", "this help; accelsel COMMAND --help for a command's flags"});
+  rows.push_back({"  --version", "print the version and exit"});
   std::string table = FormatTable({"", ""}, rows);
   table.erase(0, table.find('\n') + 1);  // drop the empty header line
   absl::StrAppend(&s, table);
@@ -817,7 +904,14 @@ std::string FormatSelection(const v1::SelectAcceleratorResponse& r) {
       absl::StrCat("objective ", ObjectiveName(r.objective()), " (", ObjectiveUnit(r.objective()), ")   model version ",
                    r.model_version(), r.model_version() == 0 ? " (statistics only)" : "", "   decision ",
                    r.decision_id().empty() ? "-" : r.decision_id(), "\n");
-  if (r.recommendations_size() == 0) return s + "no candidate strategies\n";
+  // Descriptors the server took from its tables, without the "context." every path starts with.
+  std::string filled;
+  if (r.filled_fields_size() > 0) {
+    std::vector<absl::string_view> paths;
+    for (const std::string& p : r.filled_fields()) paths.push_back(absl::StripPrefix(p, "context."));
+    filled = absl::StrCat("filled from descriptor tables: ", absl::StrJoin(paths, ", "), "\n");
+  }
+  if (r.recommendations_size() == 0) return s + "no candidate strategies\n" + filled;
   std::vector<std::vector<std::string>> rows;
   bool any_explored = false;
   for (const auto& rec : r.recommendations()) {
@@ -835,7 +929,7 @@ std::string FormatSelection(const v1::SelectAcceleratorResponse& r) {
   }
   s += FormatTable({"rank", "strategy", "expected", "interval", "layer", "evidence", "meets"}, rows);
   if (any_explored) s += "* placed first by exploration\n";
-  return s;
+  return s + filled;
 }
 
 std::string ToJson(const google::protobuf::Message& message) {
@@ -868,6 +962,10 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
       }
     }
     out << TopHelp();
+    return 0;
+  }
+  if (name == "--version") {
+    out << util::VersionLine("accelsel") << "\n";
     return 0;
   }
   const std::vector<std::string> rest(args.begin() + 1, args.end());

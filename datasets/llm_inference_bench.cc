@@ -12,6 +12,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -276,6 +277,46 @@ const AcceleratorEntry* DescriptorTables::FindAccelerator(const std::string& nam
 const ModelDescriptor* DescriptorTables::FindModel(const std::string& name) const {
   auto it = models.find(name);
   return it == models.end() ? nullptr : &it->second;
+}
+
+namespace {
+
+// The entry of `table` whose key equals `name` ignoring ASCII case; nullptr when none does, or when two such
+// entries hold different values (`same` compares them).
+template <typename Value, typename Same>
+const Value* MatchIgnoringCase(const std::map<std::string, Value>& table, const std::string& name, Same same) {
+  const Value* found = nullptr;
+  for (const auto& [key, value] : table) {
+    if (!absl::EqualsIgnoreCase(key, name)) continue;
+    if (found != nullptr && !same(*found, value)) return nullptr;
+    found = &value;
+  }
+  return found;
+}
+
+bool SameModel(const ModelDescriptor& a, const ModelDescriptor& b) {
+  return a.family == b.family && a.parameters_b == b.parameters_b && a.layers == b.layers &&
+         a.hidden_size == b.hidden_size && a.attention_heads == b.attention_heads && a.kv_heads == b.kv_heads &&
+         a.experts == b.experts && a.active_experts == b.active_experts && a.weight_dtype == b.weight_dtype;
+}
+
+bool SameAccelerator(const AcceleratorEntry& a, const AcceleratorEntry& b) {
+  const HardwareDescriptor &x = a.descriptor, &y = b.descriptor;
+  return x.accelerator == y.accelerator && x.memory_gb == y.memory_gb &&
+         x.memory_bandwidth_gbps == y.memory_bandwidth_gbps && x.peak_tflops == y.peak_tflops &&
+         x.interconnect == y.interconnect;
+}
+
+}  // namespace
+
+const AcceleratorEntry* DescriptorTables::MatchAccelerator(const std::string& name) const {
+  if (const AcceleratorEntry* exact = FindAccelerator(name)) return exact;
+  return MatchIgnoringCase(accelerators, name, SameAccelerator);
+}
+
+const ModelDescriptor* DescriptorTables::MatchModel(const std::string& name) const {
+  if (const ModelDescriptor* exact = FindModel(name)) return exact;
+  return MatchIgnoringCase(models, name, SameModel);
 }
 
 absl::StatusOr<DescriptorTables> LoadDescriptorTables(const std::string& dir) {

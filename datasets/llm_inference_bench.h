@@ -33,6 +33,12 @@ struct DescriptorTables {
   // nullptr when unknown. Accepts a label or a canonical name.
   const AcceleratorEntry* FindAccelerator(const std::string& name) const;
   const model::ModelDescriptor* FindModel(const std::string& name) const;
+  // For names typed by people (the server fills a request's context by name): the exact name first, else the one
+  // entry whose name equals it ignoring ASCII case. nullptr when none does, or when several entries that differ
+  // only in case and hold different values do (no guess between them). The import keeps exact matching: the
+  // bench's names are written one way.
+  const AcceleratorEntry* MatchAccelerator(const std::string& name) const;
+  const model::ModelDescriptor* MatchModel(const std::string& name) const;
 };
 
 // Reads models.csv and accelerators.csv from `dir`. Columns are found by header name, so extra columns

@@ -26,6 +26,7 @@
 #include "node/model_files.h"
 #include "node/sweep.h"
 #include "util/file.h"
+#include "util/version.h"
 
 ABSL_FLAG(std::string, server, "127.0.0.1:50051", "accelsel server address host:port");
 ABSL_FLAG(std::string, token_file, "",
@@ -206,6 +207,7 @@ int main(int argc, char** argv) {
       "accelsel-node catalogue [--register --server ADDR --token_file F]\n"
       "  accelsel-node run --server ADDR --jobs FILE.jsonl --models DIR [--explore] [--exclude_lossy]\n"
       "  accelsel-node sweep --jobs FILE.jsonl --out TABLE.csv --models DIR --repetitions N");
+  accelsel::util::SetFlagsVersion("accelsel-node");
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   if (args.size() != 2) {
     std::cerr << absl::ProgramUsageMessage() << "\n";

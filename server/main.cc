@@ -15,6 +15,7 @@
 #include "server/options.h"
 #include "server/server.h"
 #include "util/log.h"
+#include "util/version.h"
 
 namespace {
 
@@ -33,7 +34,8 @@ ABSL_FLAG(std::string, data_dir, Defaults().data_dir, "RocksDB data folder (crea
 ABSL_FLAG(std::string, seed_csv, Defaults().seed_csv,
           "LLM-Inference-Bench CSV imported at start-up if the store holds no runs (empty = no seeding)");
 ABSL_FLAG(std::string, descriptors_dir, Defaults().descriptors_dir,
-          "Folder with models.csv and accelerators.csv used by --seed_csv");
+          "Folder with models.csv and accelerators.csv: used by --seed_csv, and to fill the descriptors a request's "
+          "context leaves unset by model and accelerator name (none there = no filling)");
 ABSL_FLAG(bool, sync_writes, Defaults().sync_writes,
           "fsync the write-ahead log before acknowledging a report (false: survives kill -9, not power loss)");
 ABSL_FLAG(double, exploration_rate, Defaults().exploration_rate,
@@ -109,6 +111,7 @@ int main(int argc, char** argv) {
       "accelsel-server: ranks LLM acceleration strategies from the network's telemetry.\n"
       "Usage: accelsel-server [--listen=127.0.0.1:50051] [--metrics_listen=127.0.0.1:9464] "
       "[--data_dir=./var/accelsel] [--seed_csv=FILE] ...\nSIGTERM/SIGINT: drain and exit 0.");
+  accelsel::util::SetFlagsVersion("accelsel-server");
   absl::ParseCommandLine(argc, argv);
   // From here on stderr carries JSON lines only (docs/OPERATIONS.md, "Logs"); usage errors below stay plain text,
   // like absl's own flag errors, for the person at the terminal.
@@ -227,6 +230,8 @@ int main(int argc, char** argv) {
                       {"tls", !options.tls_cert_file.empty()},
                       {"auth", !options.access.auth_tokens_file.empty()},
                       {"trainer", options.trainer_enabled},
+                      {"descriptor_models", core.descriptors().models.size()},
+                      {"descriptor_accelerator_names", core.descriptors().accelerators.size()},
                       {"seconds", absl::ToDoubleSeconds(absl::Now() - start)}});
   // The one stdout line: the readiness line scripts wait for (sim/server_process.cc, bench/run_all.sh, ...).
   std::cout << "accelsel-server listening on " << options.listen.substr(0, options.listen.rfind(':')) << ":"

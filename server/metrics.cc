@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "util/version.h"
 
 namespace accelsel::server {
 namespace {
@@ -163,6 +164,13 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                         "foreign (made for another node) or repeat (already joined).")
                     .Register(*registry_);
   for (size_t i = 0; i < joins_.size(); ++i) joins_[i] = &joins.Add({{"result", kJoinResults[i]}});
+  // Prometheus' build_info convention: a constant 1 whose labels say which build runs, for joins and alerts.
+  BuildGauge()
+      .Name("accelsel_build_info")
+      .Help("Always 1; the labels name the running build: its version and the git commit it was built from.")
+      .Register(*registry_)
+      .Add({{"version", std::string(util::Version())}, {"revision", std::string(util::Revision())}})
+      .Set(1);
 }
 
 absl::StatusOr<int> Metrics::Serve(const std::string& listen_address, const HttpOptions& http) {

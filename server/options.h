@@ -53,7 +53,9 @@ struct ServerOptions {
   std::string data_dir = "./var/accelsel";
   // LLM-Inference-Bench CSV imported at start-up when the store holds no runs. Empty = no seeding.
   std::string seed_csv;
-  // Descriptor tables (models.csv, accelerators.csv) used by the seed import.
+  // Descriptor tables (models.csv, accelerators.csv): used by the seed import, and to fill the descriptors a
+  // request's or a report's context leaves unset by model and accelerator name (server/descriptor_fill.h). A folder
+  // holding neither file = no filling; broken tables stop the start.
   std::string descriptors_dir = "data/descriptors";
   // fsync the WAL before acknowledging. false survives kill -9 but not power loss.
   bool sync_writes = true;

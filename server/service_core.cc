@@ -2,6 +2,7 @@
 #include "server/service_core.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <random>
 
 #include "absl/container/flat_hash_set.h"
@@ -11,6 +12,7 @@
 #include "absl/strings/str_split.h"
 #include "model/context_key.h"
 #include "proto/convert.h"
+#include "server/descriptor_fill.h"
 #include "server/model_manager.h"
 #include "server/seed.h"
 #include "storage/rocksdb_store.h"
@@ -66,6 +68,7 @@ absl::Status ServiceCore::Init() {
   store_ = *std::move(store);
   catalog_ = std::make_unique<Catalog>(store_.get());
   if (absl::Status st = catalog_->Load(); !st.ok()) return st;
+  if (absl::Status st = LoadDescriptors(); !st.ok()) return st;
   ingest_ = std::make_unique<IngestQueue>(
       store_.get(), IngestOptions{}, [this](const std::vector<const v1::RunReport*>& stored) { OnStored(stored); });
   if (store_->RunCount() == 0 && !options_.seed_csv.empty()) {
@@ -120,6 +123,24 @@ absl::Status ServiceCore::Init() {
   metrics_->storage_bytes().Set(static_cast<double>(store_->ApproximateBytes()));
   metrics_->strategies().Set(static_cast<double>(catalog_->Get()->protos.size()));
   metrics_->exploration_rate().Set(options_.exploration_rate);
+  return absl::OkStatus();
+}
+
+absl::Status ServiceCore::LoadDescriptors() {
+  // The default folder is relative to the working directory, which a server started elsewhere (tests, a bare binary)
+  // does not have: without tables contexts are simply not filled. Tables that are there but broken stop the start,
+  // as they would stop a seed import.
+  const std::filesystem::path dir = options_.descriptors_dir;
+  std::error_code ec;
+  if (dir.empty() ||
+      (!std::filesystem::exists(dir / "models.csv", ec) && !std::filesystem::exists(dir / "accelerators.csv", ec))) {
+    return absl::OkStatus();
+  }
+  auto tables = datasets::LoadDescriptorTables(options_.descriptors_dir);
+  if (!tables.ok()) {
+    return absl::Status(tables.status().code(), absl::StrCat("--descriptors_dir: ", tables.status().message()));
+  }
+  descriptors_ = *std::move(tables);
   return absl::OkStatus();
 }
 
@@ -198,6 +219,10 @@ absl::Status ServiceCore::PrepareReport(v1::RunReport* report, std::string* reas
     *reason = ReasonLabel(st);
     return st;
   }
+  // The run is stored with the descriptors a selection of the same context would be ranked with, so that both land
+  // in one context (weight_dtype is part of its identity) and the model trains on the features it predicts from.
+  std::vector<std::string_view> filled;
+  FillDescriptors(descriptors_, report->context(), report->mutable_context(), &filled);
   if (report->time_unix_ms() == 0) report->set_time_unix_ms(absl::ToUnixMillis(absl::Now()));
   report->set_schema_version(1);
   return absl::OkStatus();
@@ -236,7 +261,13 @@ absl::Status ServiceCore::Select(const v1::SelectAcceleratorRequest& request, v1
         catalog->strategies.empty() ? "the strategy catalogue is empty: register strategies or report runs first"
                                     : "every strategy of the catalogue is retired: register or unretire one first");
   }
-  const model::TaskContext context = FromProto(request.context());
+  // The caller's context with its unset descriptors filled by name (a copy only when something was filled): ranked,
+  // logged and answered as one.
+  v1::TaskContext filled_context;
+  std::vector<std::string_view> filled;
+  const v1::TaskContext& proto_context =
+      FillDescriptors(descriptors_, request.context(), &filled_context, &filled) ? filled_context : request.context();
+  const model::TaskContext context = FromProto(proto_context);
   query.context = &context;
   query.objective = FromProto(request.objective());
   query.top_k = request.top_k();
@@ -265,6 +296,7 @@ absl::Status ServiceCore::Select(const v1::SelectAcceleratorRequest& request, v1
   response->set_decision_id(MakeDecisionId(now_ms, ThreadRng()()));
   response->set_model_version(serving ? serving->info.version() : 0);
   response->set_objective(ToProto(query.objective));
+  for (std::string_view path : filled) response->add_filled_fields(std::string(path));
   for (const auto& r : recs) {
     auto* out = response->add_recommendations();
     *out->mutable_strategy() = catalog->protos[catalog->index.at(r.strategy->id)];
@@ -272,15 +304,15 @@ absl::Status ServiceCore::Select(const v1::SelectAcceleratorRequest& request, v1
   }
   if (!recs.empty()) metrics_->RecordSelection(recs.front().layer, recs.front().explored);
   if (!recs.empty() && decision_log_->enabled()) {
-    LogDecision(request, *response, recs, context, caller, now_ms);
+    LogDecision(request, *response, recs, proto_context, context, caller, now_ms);
   }
   return absl::OkStatus();
 }
 
 void ServiceCore::LogDecision(const v1::SelectAcceleratorRequest& request,
                               const v1::SelectAcceleratorResponse& response,
-                              const std::vector<model::Recommendation>& recs, const model::TaskContext& context,
-                              const std::string& caller, int64_t now_ms) {
+                              const std::vector<model::Recommendation>& recs, const v1::TaskContext& proto_context,
+                              const model::TaskContext& context, const std::string& caller, int64_t now_ms) {
   DecisionRecord r;
   r.decision_id = response.decision_id();
   r.time_unix_ms = now_ms;
@@ -288,7 +320,7 @@ void ServiceCore::LogDecision(const v1::SelectAcceleratorRequest& request,
   r.model_version = response.model_version();
   r.context_key = model::ContextKey(context);
   r.objective = response.objective();
-  r.context = &request.context();
+  r.context = &proto_context;
   if (request.has_constraints()) r.constraints = &request.constraints();
   r.candidates = recs;
   decision_log_->RecordDecision(std::make_unique<DecisionEvent>(r));

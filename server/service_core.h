@@ -4,12 +4,12 @@
 // Thread safety: after Create returns, every RPC method (Select ... QuarantineNode, PrepareReport, Ingest) may be
 // called from any number of RPC threads at once, and so may BeginWorker/EndWorker; Shutdown may be called at any
 // time, more than once, and waits for the workers. ServiceCore holds no lock over a request: Select reads immutable
-// snapshots (the catalogue's, the serving model) and ObservedStats, which locks itself; writes go to components
-// that serialise themselves (Catalog, ModelManager, IngestQueue, DecisionLog, the store). Its own state: quarantine_mu_
-// serialises QuarantineNode (read the list, persist it, apply it to the statistics) and guards quarantined_;
-// workers_mu_ guards the worker count and the refusal flag that Shutdown sets. Ownership: it owns the store, the
-// catalogue, the statistics, the model manager and the ingest queue (the ingest writer thread calls back into
-// OnStored); it borrows `metrics`, which must outlive it.
+// snapshots (the catalogue's, the serving model), the descriptor tables (read-only after Init) and ObservedStats, which
+// locks itself; writes go to components that serialise themselves (Catalog, ModelManager, IngestQueue, DecisionLog, the
+// store). Its own state: quarantine_mu_ serialises QuarantineNode (read the list, persist it, apply it to the
+// statistics) and guards quarantined_; workers_mu_ guards the worker count and the refusal flag that Shutdown sets.
+// Ownership: it owns the store, the catalogue, the statistics, the model manager and the ingest queue (the ingest
+// writer thread calls back into OnStored); it borrows `metrics`, which must outlive it.
 #ifndef ACCELSEL_SERVER_SERVICE_CORE_H_
 #define ACCELSEL_SERVER_SERVICE_CORE_H_
 
@@ -22,6 +22,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "accelsel/v1/accelsel.pb.h"
+#include "datasets/llm_inference_bench.h"
 #include "model/observed_stats.h"
 #include "model/predictor.h"
 #include "model/selector.h"
@@ -46,7 +47,8 @@ class ServiceCore {
   ~ServiceCore();
 
   // `caller`: the node the decision is logged for (a node token's id, else the request's node_id; empty = anyone
-  // may join it).
+  // may join it). The context's unset descriptors are filled by name first (server/descriptor_fill.h); the filled
+  // context is what is ranked and logged, and response->filled_fields names what was filled.
   absl::Status Select(const v1::SelectAcceleratorRequest& request, v1::SelectAcceleratorResponse* response,
                       const std::string& caller);
   absl::Status Select(const v1::SelectAcceleratorRequest& request, v1::SelectAcceleratorResponse* response) {
@@ -69,7 +71,8 @@ class ServiceCore {
 
   // Validates a report and resolves its strategy (registering an attached definition when
   // `may_create_strategy`; otherwise the definition must already be in the catalogue). On error the status
-  // message names the field and the rule. `reason` receives a low-cardinality label for metrics.
+  // message names the field and the rule. `reason` receives a low-cardinality label for metrics. A valid report's
+  // context gets its unset descriptors filled by name, as in Select, before it is stored.
   absl::Status PrepareReport(v1::RunReport* report, std::string* reason, bool may_create_strategy = true);
   // Hands a prepared report to the group commit; `sink` gets it back with its result after the write returned.
   void Ingest(IngestSink* sink, std::unique_ptr<v1::RunReport> report, uint64_t sequence) {
@@ -92,6 +95,8 @@ class ServiceCore {
   model::ObservedStats& stats() { return stats_; }
   ModelManager& models() { return *models_; }
   DecisionLog& decisions() { return *decision_log_; }
+  // The descriptor tables contexts are filled from; empty when options.descriptors_dir holds none.
+  const datasets::DescriptorTables& descriptors() const { return descriptors_; }
   // Runs the blocking admin calls and the retrain phases (server/executor.h); shut down with the core.
   Executor& executor() { return *executor_; }
 
@@ -99,16 +104,19 @@ class ServiceCore {
   ServiceCore(const ServerOptions& options, Metrics* metrics);
   absl::Status Init();
   absl::Status Seed();
+  absl::Status LoadDescriptors();
   void OnStored(const std::vector<const v1::RunReport*>& stored);
   // Hands the answer to the decision log (off the request path from here on).
+  // `proto_context` is the context as ranked (filled by name), `context` its model form.
   void LogDecision(const v1::SelectAcceleratorRequest& request, const v1::SelectAcceleratorResponse& response,
-                   const std::vector<model::Recommendation>& recs, const model::TaskContext& context,
-                   const std::string& caller, int64_t now_ms);
+                   const std::vector<model::Recommendation>& recs, const v1::TaskContext& proto_context,
+                   const model::TaskContext& context, const std::string& caller, int64_t now_ms);
 
   ServerOptions options_;
   Metrics* const metrics_;  // not owned
   std::unique_ptr<storage::TelemetryStore> store_;
   std::unique_ptr<Catalog> catalog_;
+  datasets::DescriptorTables descriptors_;  // set by Init, read-only afterwards
   model::ObservedStats stats_;
   model::Selector selector_;
   std::unique_ptr<Executor> executor_;  // before models_, which uses it until it is destroyed

@@ -21,6 +21,7 @@
 #include "sim/policies.h"
 #include "sim/report.h"
 #include "sim/server_process.h"
+#include "util/version.h"
 
 #ifndef ACCELSEL_NETSIM_PLOT_SCRIPT
 #define ACCELSEL_NETSIM_PLOT_SCRIPT "sim/plot_netsim.py"
@@ -76,6 +77,7 @@ const std::vector<FlagSpec>& Specs() {
       {"window", true, "JOBS", "jobs per window (default 1000)"},
       {"plots", true, "DIR", "write netsim.jsonl and PNG plots there (/usr/bin/python3 with matplotlib)"},
       {"plot-script", true, "PATH", "the plotting script (default sim/plot_netsim.py of the source tree)"},
+      {"version", false, "", "print the version and exit"},
       {"help", false, "", "this text"},
   };
   return kSpecs;
@@ -134,7 +136,7 @@ absl::StatusOr<NetsimConfig> ParseNetsimArgs(const std::vector<std::string>& arg
   if (!f.positional.empty())
     return absl::InvalidArgumentError(absl::StrCat("unexpected argument '", f.positional[0], "'"));
   NetsimConfig c;
-  if (f.Has("help")) return c;
+  if (f.Has("help") || f.Has("version")) return c;
   c.llm_bench = f.Get("llm-inference-bench");
   c.descriptors = f.Get("descriptors", c.descriptors);
   c.csv.path = f.Get("csv");
@@ -297,6 +299,10 @@ int NetsimMain(const std::vector<std::string>& args, std::ostream& out, std::ost
     return 2;
   }
   for (const std::string& a : args) {
+    if (a == "--version") {
+      out << util::VersionLine("accelsel-netsim") << "\n";
+      return 0;
+    }
     if (a == "--help" || a == "-h") {
       out << NetsimUsage() << "\nflags:\n";
       for (const FlagSpec& s : Specs()) {

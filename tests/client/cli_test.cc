@@ -155,6 +155,7 @@ TEST(CliTest, HelpListsEveryCommandAndFlag) {
   for (const char* cmd : {"select", "report", "import", "strategies", "model", "nodes", "quality", "eval"}) {
     EXPECT_NE(top.out.find(absl::StrCat("  ", cmd, " ")), std::string::npos) << cmd;
   }
+  EXPECT_NE(top.out.find("  --version "), std::string::npos);
   Result select = RunCommand({"select", "--help"});
   EXPECT_EQ(select.code, 0);
   for (const char* flag : {"--context", "--candidates", "--objective", "--top-k", "--explore", "--exclude-lossy",

@@ -266,6 +266,28 @@ TEST(LlmBenchTest, DescriptorTablesHaveSourcesAndPlausibleValues) {
   ASSERT_NE(tables->FindAccelerator("Intel PVC GPU"), nullptr);
   ASSERT_NE(tables->FindAccelerator("Intel Max 1550 GPU"), nullptr);
   EXPECT_EQ(tables->FindAccelerator("nonexistent"), nullptr);
+  // Names typed by people: exact first, else ignoring case; the import's Find* stay exact.
+  EXPECT_EQ(tables->MatchModel("mistralai/Mixtral-8x7B-v0.1"), mixtral);
+  EXPECT_EQ(tables->MatchModel("MISTRALAI/mixtral-8x7b-v0.1"), mixtral);
+  EXPECT_EQ(tables->FindModel("MISTRALAI/mixtral-8x7b-v0.1"), nullptr);
+  const auto* pvc = tables->MatchAccelerator("intel pvc gpu");
+  ASSERT_NE(pvc, nullptr);
+  EXPECT_EQ(pvc->descriptor.accelerator, "Intel Max 1550 GPU");
+  EXPECT_NE(tables->MatchAccelerator("INTEL MAX 1550 GPU"), nullptr);
+  EXPECT_EQ(tables->MatchAccelerator("Intel PVC"), nullptr);
+  EXPECT_EQ(tables->MatchModel(""), nullptr);
+}
+
+TEST(LlmBenchTest, MatchIgnoringCaseDoesNotGuessBetweenDifferentEntries) {
+  DescriptorTables t;
+  t.models["org/M"].name = "org/M";
+  t.models["org/M"].layers = 32;
+  t.models["ORG/m"].name = "ORG/m";
+  t.models["ORG/m"].layers = 40;
+  EXPECT_EQ(t.MatchModel("org/M")->layers, 32u) << "an exact name is never ambiguous";
+  EXPECT_EQ(t.MatchModel("Org/M"), nullptr);
+  t.models["ORG/m"].layers = 32;
+  ASSERT_NE(t.MatchModel("Org/M"), nullptr) << "equal entries are no ambiguity";
 }
 
 TEST(LlmBenchTest, Errors) {

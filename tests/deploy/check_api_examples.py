@@ -1,7 +1,8 @@
 """Replays the examples of docs/API.md against a running accelsel-server that was seeded with the bundled
 LLM-Inference-Bench table and has no trained model: the documented SelectAcceleratorRequest must get the documented
-ranking (same strategies, ranks, evidence layers, expected values within 0.1%), and the documented reports, followed
-by an invalid copy and a resend, must get the documented acknowledgements. Run by tests/deploy_check.sh.
+ranking (same strategies, ranks, evidence layers, expected values within 0.1%, the same filled_fields), and the
+documented reports, followed by an invalid copy and a resend, must get the documented acknowledgements. Run by
+tests/deploy_check.sh.
 
 Usage: check_api_examples.py SOURCE_DIR TMP_DIR GRPC_PORT
 """
@@ -50,6 +51,9 @@ def main():
                                 f"server {have.expected_value}")
     if got.model_version != documented.model_version or got.objective != documented.objective:
         failures.append("SelectAccelerator model_version/objective differ from the documented response")
+    if list(got.filled_fields) != list(documented.filled_fields):
+        failures.append(f"SelectAccelerator filled_fields differ:\n    documented {list(documented.filled_fields)}"
+                        f"\n    server     {list(got.filled_fields)}")
 
     # The reports, an invalid copy of the first (run_id of the third documented ack, no metrics), a resend.
     reports = examples("RunReport", pb.RunReport)

@@ -19,6 +19,7 @@
 #include "tests/server/test_server.h"
 #include "tests/test_util/fault_env.h"
 #include "tests/test_util/http.h"
+#include "util/version.h"
 
 namespace accelsel::testing {
 namespace {
@@ -74,7 +75,7 @@ TEST(MetricsScrapeTest, ExposesEveryRequiredSeriesAndCountsCalls) {
         "# TYPE accelsel_runs_ingested_total counter", "# TYPE accelsel_runs_rejected_total counter",
         "# TYPE accelsel_runs_duplicate_total counter", "# TYPE accelsel_runs_stored gauge",
         "# TYPE accelsel_storage_bytes gauge", "# TYPE accelsel_model_version gauge",
-        "# TYPE accelsel_model_age_seconds gauge"}) {
+        "# TYPE accelsel_model_age_seconds gauge", "# TYPE accelsel_build_info gauge"}) {
     EXPECT_THAT(body, HasSubstr(name));
   }
   EXPECT_EQ(Sample(body, "accelsel_rpc_requests_total{code=\"OK\",method=\"SelectAccelerator\"}"), 2);
@@ -84,6 +85,9 @@ TEST(MetricsScrapeTest, ExposesEveryRequiredSeriesAndCountsCalls) {
   EXPECT_EQ(Sample(body, "accelsel_runs_rejected_total{reason=\"metrics\"}"), 1);
   EXPECT_EQ(Sample(body, "accelsel_runs_stored"), 1);
   EXPECT_EQ(Sample(body, "accelsel_rpc_latency_seconds_count{method=\"SelectAccelerator\"}"), 3);
+  const std::string build_info = "accelsel_build_info{revision=\"" + std::string(util::Revision()) + "\",version=\"" +
+                                 std::string(util::Version()) + "\"}";
+  EXPECT_EQ(Sample(body, build_info), 1) << build_info;
 
   if (access("/usr/bin/promtool", X_OK) == 0) {
     const std::string path = FreshDir("promtool") + "/metrics.txt";

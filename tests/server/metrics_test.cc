@@ -80,6 +80,7 @@ TEST(MetricsTest, EveryFamilyIsRegisteredWithItsTypeAndHelpFromTheStart) {
       {"accelsel_decision_log_dropped_total", prometheus::MetricType::Counter},
       {"accelsel_decision_log_pruned_total", prometheus::MetricType::Counter},
       {"accelsel_decision_joins_total", prometheus::MetricType::Counter},
+      {"accelsel_build_info", prometheus::MetricType::Gauge},
   };
   for (const auto& [name, type] : want) {
     SCOPED_TRACE(name);
