@@ -1,5 +1,5 @@
 // `accelsel` subcommands: select, report, import, strategies list|retire|unretire, model info|retrain|pin|rollback,
-// nodes, quality, health, eval.
+// nodes, quality, admin backup, health, eval.
 #include "client/cli.h"
 
 #include <algorithm>
@@ -541,6 +541,33 @@ absl::Status RunNodes(const ParsedFlags& flags, std::ostream& out, std::ostream&
   return absl::OkStatus();
 }
 
+absl::Status RunAdmin(const ParsedFlags& flags, std::ostream& out, std::ostream&) {
+  static constexpr char kUsage[] = "usage: accelsel admin backup DIR [--json]";
+  if (flags.positional.empty() || flags.positional[0] != "backup") {
+    return Usage(flags.positional.empty()
+                     ? std::string(kUsage)
+                     : absl::StrCat("unknown admin action \"", flags.positional[0], "\"; ", kUsage));
+  }
+  if (flags.positional.size() < 2) return Usage(kUsage);
+  if (auto s = ExpectPositional(flags, 2, "admin backup"); !s.ok()) return s;
+  auto client_options = ClientOptionsFromFlags(flags);
+  if (!client_options.ok()) return Usage(client_options.status());
+  // A backup to another file system copies the whole store while the call waits.
+  if (!flags.Has("deadline_ms")) client_options->deadline_ms = kRetrainDeadlineMs;
+  auto client = Client::Create(*client_options);
+  if (!client.ok()) return client.status();
+  auto r = (*client)->Backup(flags.positional[1]);
+  if (!r.ok()) return ServerError("Backup", (*client)->options(), r.status());
+  if (flags.Has("json")) {
+    out << ToJson(*r);
+    return absl::OkStatus();
+  }
+  out << "backup of " << r->runs() << " run(s) written to " << r->dir() << " on the server in "
+      << absl::StrFormat("%.2f", r->seconds()) << " s\n"
+      << "restore: start accelsel-server with --data_dir set to (a copy of) that folder\n";
+  return absl::OkStatus();
+}
+
 absl::Status RunModel(const ParsedFlags& flags, std::ostream& out, std::ostream&) {
   static constexpr char kUsage[] = "usage: accelsel model info|retrain|pin VERSION|rollback [--json]";
   if (flags.positional.empty()) return Usage(kUsage);
@@ -710,7 +737,7 @@ absl::Status RunQuality(const ParsedFlags& flags, std::ostream& out, std::ostrea
   if (!client.ok()) return client.status();
   auto r = (*client)->GetLiveQuality(window_ms, static_cast<uint32_t>(top_nodes));
   if (!r.ok()) return ServerError("GetLiveQuality", (*client)->options(), r.status());
-  out << (flags.Has("json") ? ToScriptJson(*r) : FormatLiveQuality(*r));
+  out << (flags.Has("json") ? ToJson(*r) : FormatLiveQuality(*r));
   return absl::OkStatus();
 }
 
@@ -725,7 +752,8 @@ const std::vector<Command>& Commands() {
        "[--json]",
        "rank acceleration strategies for a task context (JSON mapping of accelsel.v1.TaskContext, or named by "
        "flags: the server fills the descriptors it knows by name)",
-       WithCommon({{"context", true, "FILE", "TaskContext as JSON (or name the task with the flags below)"},
+       WithCommon({{"context", true, "FILE",
+                    "TaskContext as JSON, - = standard input (or name the task with the flags below)"},
                    {"model", true, "NAME",
                     "model name, e.g. meta-llama/Meta-Llama-3-8B (overrides the file's; another model than the "
                     "file's drops its model descriptors)"},
@@ -749,13 +777,13 @@ const std::vector<Command>& Commands() {
       {"report", "report --jsonl FILE [--timeout_s S] [--json]",
        "stream RunReports (one JSON mapping of accelsel.v1.RunReport per line); prints stored, duplicate and "
        "rejected counts and each rejection reason",
-       WithCommon({{"jsonl", true, "FILE", "reports, one JSON object per line (required)"},
+       WithCommon({{"jsonl", true, "FILE", "reports, one JSON object per line, - = standard input (required)"},
                    {"timeout_s", true, "S", "give up when not all acknowledged after S seconds (default 300)"},
                    {"json", false, "", "print the counts as JSON"}}),
        RunReport},
       {"import", "import --llm-inference-bench CSV [--descriptors DIR] [--dry-run] [--json]",
        "import LLM-Inference-Bench's main table: registers its strategies, streams its runs",
-       WithCommon({{"llm-inference-bench", true, "CSV", "throughput_all_results.csv (required)"},
+       WithCommon({{"llm-inference-bench", true, "CSV", "throughput_all_results.csv, - = standard input (required)"},
                    {"descriptors", true, "DIR",
                     "folder with models.csv and accelerators.csv (default: ../descriptors next to the CSV's folder)"},
                    {"dry-run", false, "", "only read and map the CSV; print what would be imported"},
@@ -779,6 +807,10 @@ const std::vector<Command>& Commands() {
        "operator: quarantine a node (its stored runs stop counting for statistics and training; they stay stored), "
        "release it, or list the quarantined nodes",
        WithCommon({{"json", false, "", "print the response's JSON mapping"}}), RunNodes},
+      {"admin", "admin backup DIR [--json]",
+       "operator: online backup of the whole store into DIR on the server's file system, inside its --backup_dir "
+       "(default deadline 10 min)",
+       WithCommon({{"json", false, "", "print the response's JSON mapping"}}), RunAdmin},
       {"quality", "quality [--window DURATION] [--top_nodes N] [--json]",
        "operator: live quality from the decision log joined with reported runs - overall, per model version beside "
        "its held-out figures, and the nodes that disagree most",
@@ -862,12 +894,12 @@ void Int64StringsToNumbers(const google::protobuf::Descriptor& descriptor, nlohm
   }
 }
 
-// The proto3 JSON mapping, indented, default values included; lowerCamelCase names unless proto_field_names.
-absl::StatusOr<std::string> JsonMapping(const google::protobuf::Message& message, bool proto_field_names) {
+// The proto3 JSON mapping with the proto field names, indented, default values included.
+absl::StatusOr<std::string> JsonMapping(const google::protobuf::Message& message) {
   google::protobuf::util::JsonPrintOptions options;
   options.add_whitespace = true;
   options.always_print_primitive_fields = true;
-  options.preserve_proto_field_names = proto_field_names;
+  options.preserve_proto_field_names = true;
   std::string json;
   auto status = google::protobuf::util::MessageToJsonString(message, &json, options);
   if (!status.ok()) return absl::InternalError(status.message().as_string());
@@ -933,12 +965,7 @@ std::string FormatSelection(const v1::SelectAcceleratorResponse& r) {
 }
 
 std::string ToJson(const google::protobuf::Message& message) {
-  auto json = JsonMapping(message, /*proto_field_names=*/false);
-  return json.ok() ? *json : ErrorJson(json.status());
-}
-
-std::string ToScriptJson(const google::protobuf::Message& message) {
-  auto text = JsonMapping(message, /*proto_field_names=*/true);
+  auto text = JsonMapping(message);
   if (!text.ok()) return ErrorJson(text.status());
   nlohmann::ordered_json json = nlohmann::ordered_json::parse(*text, nullptr, /*allow_exceptions=*/false);
   if (json.is_discarded()) return *text;

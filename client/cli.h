@@ -21,12 +21,10 @@ std::string FormatTable(const std::vector<std::string>& header, const std::vecto
 // The human-readable rendering of a selection (what `accelsel select` prints without --json).
 std::string FormatSelection(const v1::SelectAcceleratorResponse& response);
 
-// Proto -> JSON mapping as printed by --json (indented, default values included).
+// JSON as every --json prints it, one style for scripts: the proto field names (snake_case, e.g. joined_reports),
+// default values included, enums by name, and 64-bit integers as JSON numbers instead of the mapping's strings.
+// The proto JSON parser reads it back.
 std::string ToJson(const google::protobuf::Message& message);
-
-// JSON for scripts, as printed by `quality --json`: the proto field names (snake_case, e.g. joined_reports), default
-// values included, and 64-bit integers as JSON numbers instead of the mapping's strings.
-std::string ToScriptJson(const google::protobuf::Message& message);
 
 }  // namespace accelsel::client::cli
 

@@ -1,23 +1,105 @@
-// Unary calls to accelsel with a deadline per call and retries with jittered exponential backoff.
+// Unary calls to accelsel with a deadline per call; retries are gRPC's own, set per method by the channel's
+// service config.
 #include "client/client.h"
 
 #include <algorithm>
 #include <chrono>
+#include <climits>
+#include <string>
+#include <vector>
 
 #include "absl/random/random.h"
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
+#include "absl/strings/str_join.h"
+#include "absl/types/span.h"
+#include "google/rpc/status.pb.h"
 
 namespace accelsel::client {
+namespace {
+
+// gRPC's limit on retryPolicy.maxAttempts (larger values are cut to it).
+constexpr int kMaxAttempts = 5;
+
+struct MethodName {
+  const char* service;
+  const char* method;
+};
+
+// The methods gRPC retries, by what a repeat can do (client/README.md, "Retries"). Any method not named is never
+// retried: Retrain (a lost answer must not train twice), RollbackModel (relative to the serving version: a repeat
+// would roll back twice) and Backup (the first attempt may have written the folder).
+// Reads: nothing changes, so they are repeated on UNAVAILABLE and on RESOURCE_EXHAUSTED, after the server's
+// grpc-retry-pushback-ms (a rate limit's wait) when it sends one.
+constexpr MethodName kReads[] = {{"accelsel.v1.AcceleratorSelector", "SelectAccelerator"},
+                                 {"accelsel.v1.AcceleratorSelector", "ListStrategies"},
+                                 {"accelsel.v1.AcceleratorSelector", "GetModelInfo"},
+                                 {"accelsel.v1.ModelAdmin", "GetLiveQuality"},
+                                 {"grpc.health.v1.Health", "Check"}};
+// Idempotent changes: a repeat after a lost answer leaves the same state (only the answer's `created` / `changed`
+// may then say false). Repeated on UNAVAILABLE only: a change refused by a rate limit is reported at once, with the
+// wait in its RetryInfo, rather than held back.
+constexpr MethodName kIdempotentChanges[] = {{"accelsel.v1.AcceleratorSelector", "RegisterStrategy"},
+                                             {"accelsel.v1.AcceleratorSelector", "RetireStrategy"},
+                                             {"accelsel.v1.AcceleratorSelector", "UnretireStrategy"},
+                                             {"accelsel.v1.ModelAdmin", "PinModel"},
+                                             {"accelsel.v1.ModelAdmin", "QuarantineNode"}};
+
+// A duration in the service config's JSON form, e.g. "0.100s".
+std::string JsonDuration(int64_t ms) {
+  return absl::StrCat(ms / 1000, ".", absl::Dec(ms % 1000, absl::kZeroPad3), "s");
+}
+
+// One methodConfig entry: `methods` retried on `codes` (a JSON list's items) with the options' attempts and backoff.
+std::string MethodConfig(const ClientOptions& options, absl::Span<const MethodName> methods, absl::string_view codes) {
+  std::vector<std::string> names;
+  for (const MethodName& m : methods) {
+    names.push_back(absl::StrCat(R"({"service":")", m.service, R"(","method":")", m.method, R"("})"));
+  }
+  return absl::StrCat(R"({"name":[)", absl::StrJoin(names, ","), R"(],"retryPolicy":{"maxAttempts":)",
+                      options.max_attempts, R"(,"initialBackoff":")", JsonDuration(options.initial_backoff_ms),
+                      R"(","maxBackoff":")", JsonDuration(options.max_backoff_ms),
+                      R"(","backoffMultiplier":2,"retryableStatusCodes":[)", codes, "]}}");
+}
+
+}  // namespace
 
 absl::Status ValidateClientOptions(const ClientOptions& options) {
   if (options.target.empty()) return absl::InvalidArgumentError("target is empty");
   if (options.deadline_ms <= 0) return absl::InvalidArgumentError("deadline_ms must be > 0");
-  if (options.max_attempts < 1) return absl::InvalidArgumentError("max_attempts must be >= 1");
-  if (options.initial_backoff_ms < 0 || options.max_backoff_ms < options.initial_backoff_ms) {
-    return absl::InvalidArgumentError("need 0 <= initial_backoff_ms <= max_backoff_ms");
+  if (options.max_attempts < 1 || options.max_attempts > kMaxAttempts) {
+    return absl::InvalidArgumentError(absl::StrCat("max_attempts must be between 1 and ", kMaxAttempts,
+                                                   " (gRPC's limit), got ", options.max_attempts));
+  }
+  if (options.initial_backoff_ms <= 0 || options.max_backoff_ms < options.initial_backoff_ms) {
+    return absl::InvalidArgumentError("need 0 < initial_backoff_ms <= max_backoff_ms");
+  }
+  if (options.keepalive_time_ms < 0 || options.keepalive_timeout_ms <= 0) {
+    return absl::InvalidArgumentError("need keepalive_time_ms >= 0 and keepalive_timeout_ms > 0");
   }
   return absl::OkStatus();
+}
+
+std::string RetryServiceConfig(const ClientOptions& options) {
+  if (options.max_attempts <= 1) return "{}";  // gRPC wants maxAttempts >= 2 in a retry policy
+  return absl::StrCat(R"({"methodConfig":[)", MethodConfig(options, kReads, R"("UNAVAILABLE","RESOURCE_EXHAUSTED")"),
+                      ",", MethodConfig(options, kIdempotentChanges, R"("UNAVAILABLE")"), "]}");
+}
+
+grpc::ChannelArguments ClientChannelArguments(const ClientOptions& options) {
+  grpc::ChannelArguments args;
+  args.SetServiceConfigJSON(RetryServiceConfig(options));
+  args.SetInt(GRPC_ARG_ENABLE_RETRIES, options.max_attempts > 1 ? 1 : 0);
+  if (options.keepalive_time_ms > 0) {
+    args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, static_cast<int>(std::min<int64_t>(INT_MAX, options.keepalive_time_ms)));
+    args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+                static_cast<int>(std::min<int64_t>(INT_MAX, options.keepalive_timeout_ms)));
+    // Keep pinging while a ReportRun stream sends nothing (gRPC stops after 2 pings without data); pings only
+    // while a call is open, as the server's keepalive_min_client_interval expects.
+    args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+    args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 0);
+  }
+  return args;
 }
 
 std::shared_ptr<grpc::Channel> MakeChannel(const ClientOptions& options) {
@@ -31,12 +113,17 @@ std::shared_ptr<grpc::Channel> MakeChannel(const ClientOptions& options) {
     ssl.pem_private_key = options.tls_client_key_pem;
     creds = grpc::SslCredentials(ssl);
   }
-  return grpc::CreateChannel(options.target, creds);
+  return grpc::CreateCustomChannel(options.target, creds, ClientChannelArguments(options));
 }
 
 absl::Status FromGrpcStatus(const grpc::Status& status) {
   if (status.ok()) return absl::OkStatus();
-  return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+  absl::Status out(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+  google::rpc::Status details;
+  if (!status.error_details().empty() && details.ParseFromString(status.error_details())) {
+    for (const auto& any : details.details()) out.SetPayload(any.type_url(), absl::Cord(any.value()));
+  }
+  return out;
 }
 
 void AddAuthMetadata(const ClientOptions& options, grpc::ClientContext* context) {
@@ -68,34 +155,17 @@ Client::Client(const ClientOptions& options, std::shared_ptr<grpc::Channel> chan
       admin_(v1::ModelAdmin::NewStub(channel_)),
       health_(grpc::health::v1::Health::NewStub(channel_)) {}
 
-absl::Status Client::CallWithRetry(const std::function<grpc::Status(grpc::ClientContext*)>& call) {
-  const absl::Time deadline = absl::Now() + absl::Milliseconds(options_.deadline_ms);
-  grpc::Status last;
-  for (int attempt = 0; attempt < options_.max_attempts; ++attempt) {
-    if (attempt > 0) {
-      const absl::Duration sleep = RetryBackoff(options_, attempt - 1);
-      if (absl::Now() + sleep >= deadline) break;  // no time left for another attempt
-      absl::SleepFor(sleep);
-    }
-    grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(deadline));
-    AddAuthMetadata(options_, &context);
-    last = call(&context);
-    if (last.error_code() != grpc::StatusCode::UNAVAILABLE) break;
-  }
-  return FromGrpcStatus(last);
-}
-
 template <typename Stub, typename Request, typename Response>
 absl::StatusOr<Response> Client::Unary(Stub* stub,
                                        grpc::Status (Stub::*rpc)(grpc::ClientContext*, const Request&, Response*),
                                        const Request& request) {
+  grpc::ClientContext context;
+  // One deadline for the call, every retry gRPC makes included.
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(options_.deadline_ms));
+  AddAuthMetadata(options_, &context);
   Response response;
-  absl::Status s = CallWithRetry([&](grpc::ClientContext* ctx) {
-    response.Clear();  // a failed attempt may have left part of an answer
-    return (stub->*rpc)(ctx, request, &response);
-  });
-  if (!s.ok()) return s;
+  const grpc::Status status = (stub->*rpc)(&context, request, &response);
+  if (!status.ok()) return FromGrpcStatus(status);
   return response;
 }
 
@@ -177,6 +247,12 @@ absl::StatusOr<v1::GetLiveQualityResponse> Client::GetLiveQuality(int64_t window
   request.set_window_ms(window_ms);
   request.set_top_nodes(top_nodes);
   return Unary(admin_.get(), &v1::ModelAdmin::Stub::GetLiveQuality, request);
+}
+
+absl::StatusOr<v1::BackupResponse> Client::Backup(const std::string& dir) {
+  v1::BackupRequest request;
+  request.set_dir(dir);
+  return Unary(admin_.get(), &v1::ModelAdmin::Stub::Backup, request);
 }
 
 }  // namespace accelsel::client

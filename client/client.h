@@ -1,10 +1,10 @@
-// C++ client library that inference nodes embed to talk to accelsel: unary calls with a deadline and
-// bounded retries on UNAVAILABLE. Telemetry streaming lives in client/telemetry_sender.h.
+// C++ client library that inference nodes embed to talk to accelsel: unary calls with a deadline, retried by
+// gRPC itself where a repeat is safe (the channel's service config; client/README.md, "Retries"). Telemetry
+// streaming lives in client/telemetry_sender.h.
 #ifndef ACCELSEL_CLIENT_CLIENT_H_
 #define ACCELSEL_CLIENT_CLIENT_H_
 
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <string>
 
@@ -23,10 +23,12 @@ struct ClientOptions {
   std::string target = "127.0.0.1:50051";
   // Deadline of one call including all its retries, ms. Must be > 0.
   int64_t deadline_ms = 5000;
-  // Attempts per call (first try + retries); only UNAVAILABLE is retried. 1 = no retry. Must be >= 1.
+  // Attempts per call (first try + retries) of the methods that are retried (client/README.md, "Retries": on
+  // UNAVAILABLE, reads also on RESOURCE_EXHAUSTED). 1 = no retry. 1 to 5 (gRPC's limit).
   int max_attempts = 4;
-  // Backoff before the first retry, ms; doubles per retry up to max_backoff_ms. The actual sleep is drawn
-  // uniformly from [backoff/2, backoff] (jitter), so nodes that lost the server together do not return together.
+  // Backoff before the first retry, ms (> 0); doubles per retry up to max_backoff_ms, with gRPC's jitter, so nodes
+  // that lost the server together do not return together. A server's grpc-retry-pushback-ms replaces it.
+  // The TelemetrySender's reconnects use the same two (RetryBackoff).
   int64_t initial_backoff_ms = 100;
   int64_t max_backoff_ms = 2000;
   // Sent as metadata "authorization: Bearer <token>" on every call when not empty.
@@ -36,32 +38,50 @@ struct ClientOptions {
   // PEM client certificate chain and key, for servers that require mutual TLS. Used only with tls_root_ca_pem.
   std::string tls_client_cert_pem;
   std::string tls_client_key_pem;
+  // Keepalive while a call is open: a ping after this long without a frame from the server, ms, keeps a NAT's
+  // entry for a long ReportRun stream open and finds a dead server. Not below the server's
+  // --keepalive_min_client_interval (30 s by default): faster pings make it close the connection
+  // (GOAWAY too_many_pings). 0 = no pings (gRPC's default).
+  int64_t keepalive_time_ms = 60000;
+  // A ping not answered within this closes the connection, ms (> 0); its open calls end UNAVAILABLE.
+  int64_t keepalive_timeout_ms = 20000;
 };
 
 // Checks the numeric fields of `options`.
 absl::Status ValidateClientOptions(const ClientOptions& options);
 
-// A channel for `options` (TLS when tls_root_ca_pem is set).
+// The gRPC service config of the retries for `options` (JSON): per method, a retryPolicy with max_attempts and
+// the backoff; "{}" when max_attempts is 1.
+std::string RetryServiceConfig(const ClientOptions& options);
+// The channel arguments MakeChannel uses: that service config, retries enabled, and the keepalive. For callers that
+// make their own channel (adding arguments of their own) and still want the client's retries.
+grpc::ChannelArguments ClientChannelArguments(const ClientOptions& options);
+
+// A channel for `options` (TLS when tls_root_ca_pem is set), with ClientChannelArguments.
 std::shared_ptr<grpc::Channel> MakeChannel(const ClientOptions& options);
 
-// grpc::Status -> absl::Status (the code numbers are the same).
+// grpc::Status -> absl::Status (the code numbers are the same). The server's google.rpc details (the serialized
+// google.rpc.Status of the grpc-status-details-bin trailer: BadRequest, RetryInfo) become payloads of the
+// absl::Status keyed by their type URL, e.g. "type.googleapis.com/google.rpc.BadRequest".
 absl::Status FromGrpcStatus(const grpc::Status& status);
 
 // Adds the bearer token (if any) to a call's metadata.
 void AddAuthMetadata(const ClientOptions& options, grpc::ClientContext* context);
 
-// The sleep before retry number `retry` (0 = first retry): exponential, capped, with jitter.
+// The TelemetrySender's sleep before reconnect number `retry` (0 = first): exponential, capped, drawn from
+// [backoff/2, backoff] (jitter).
 absl::Duration RetryBackoff(const ClientOptions& options, int retry);
 
 // Thread safety: one Client may be shared by every thread of a node; every call may run concurrently with any
 // other. It holds no lock: its options and stubs are fixed at construction, each call builds its own ClientContext,
-// and the gRPC channel and stubs are thread-safe themselves (the retry jitter draws from a thread-local generator).
+// and the gRPC channel and stubs are thread-safe themselves.
 // Ownership: the client shares the channel (channel() lets a TelemetrySender use the same one) and owns its stubs.
 class Client {
  public:
   // Checks the options and makes the channel (connection happens lazily on the first call).
   static absl::StatusOr<std::unique_ptr<Client>> Create(const ClientOptions& options);
-  // For tests and for callers that own a channel already.
+  // For tests and for callers that own a channel already. Retries are the channel's: make it with
+  // ClientChannelArguments(options) to have them.
   Client(const ClientOptions& options, std::shared_ptr<grpc::Channel> channel);
 
   absl::StatusOr<v1::SelectAcceleratorResponse> SelectAccelerator(const v1::SelectAcceleratorRequest& request);
@@ -81,6 +101,8 @@ class Client {
   // Operator only: live quality over the last window_ms (0 = one hour, at most 30 days) with the top_nodes nodes
   // that disagree most with the model (0 = 10, at most 1000); the server answers INVALID_ARGUMENT beyond.
   absl::StatusOr<v1::GetLiveQualityResponse> GetLiveQuality(int64_t window_ms, uint32_t top_nodes);
+  // Operator only: an online backup of the store into `dir` on the server's file system (inside its --backup_dir).
+  absl::StatusOr<v1::BackupResponse> Backup(const std::string& dir);
   // Standard gRPC health check (grpc.health.v1) of `service` ("" = the whole server). OK only when SERVING;
   // UNAVAILABLE naming the status otherwise.
   absl::Status Health(const std::string& service = "");
@@ -89,10 +111,8 @@ class Client {
   const std::shared_ptr<grpc::Channel>& channel() const { return channel_; }
 
  private:
-  // Runs `call` with a fresh ClientContext per attempt; each attempt's deadline is what is left of the
-  // call's overall deadline. Retries UNAVAILABLE with RetryBackoff while attempts and time remain.
-  absl::Status CallWithRetry(const std::function<grpc::Status(grpc::ClientContext*)>& call);
-  // One unary call through CallWithRetry: `rpc` is a stub method, e.g. &v1::ModelAdmin::Stub::Retrain.
+  // One unary call with the deadline and the token: `rpc` is a stub method, e.g. &v1::ModelAdmin::Stub::Retrain.
+  // gRPC retries it per the channel's service config.
   template <typename Stub, typename Request, typename Response>
   absl::StatusOr<Response> Unary(Stub* stub, grpc::Status (Stub::*rpc)(grpc::ClientContext*, const Request&, Response*),
                                  const Request& request);

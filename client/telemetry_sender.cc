@@ -18,15 +18,19 @@ using Stream = grpc::ClientReaderWriter<v1::RunReport, v1::RunAck>;
 
 namespace {
 
-// The server's "retry-after-ms" trailer (sent with RESOURCE_EXHAUSTED by its rate limits), 0 if absent or not a
-// positive number.
+// The server's wait hint (sent with RESOURCE_EXHAUSTED by its rate limits): gRPC's "grpc-retry-pushback-ms"
+// trailer, else "retry-after-ms" (servers before it); 0 if neither is a positive number.
 int64_t RetryAfterMs(const grpc::ClientContext& context) {
   const auto& trailers = context.GetServerTrailingMetadata();
-  auto it = trailers.find("retry-after-ms");
-  if (it == trailers.end()) return 0;
-  int64_t ms = 0;
-  if (!absl::SimpleAtoi(absl::string_view(it->second.data(), it->second.size()), &ms) || ms <= 0) return 0;
-  return ms;
+  for (const char* key : {"grpc-retry-pushback-ms", "retry-after-ms"}) {
+    auto it = trailers.find(key);
+    int64_t ms = 0;
+    if (it != trailers.end() && absl::SimpleAtoi(absl::string_view(it->second.data(), it->second.size()), &ms) &&
+        ms > 0) {
+      return ms;
+    }
+  }
+  return 0;
 }
 
 }  // namespace
@@ -125,7 +129,7 @@ void TelemetrySender::Run() {
     // server may have sent acks just before it ended the call that the reader has not taken yet: cancelling now
     // would drop them, and their reports would be resent and counted as duplicates. So let the reader drain the
     // call first (bounded by the call deadline, in case the transport never reports the end). Cancel only a call
-    // that has not ended: cancelling an ended one replaces the server's status (and its retry-after-ms trailer)
+    // that has not ended: cancelling an ended one replaces the server's status (and its retry hint trailers)
     // with CANCELLED.
     bool ended = false;
     {

@@ -34,9 +34,10 @@ struct TelemetrySenderOptions {
   std::function<void(const v1::RunAck&)> on_ack;
   // Called for REJECTED acks (after on_ack), same thread rules: run_id and the server's reason.
   std::function<void(const std::string& run_id, const std::string& reason)> on_rejected;
-  // A stream the server ended RESOURCE_EXHAUSTED (a rate limit) carries the trailer "retry-after-ms: N": the next
-  // stream opens no sooner than N ms later (and no sooner than the usual backoff). N is capped at this, so a
-  // broken or hostile server cannot park the sender for hours.
+  // A stream the server ended RESOURCE_EXHAUSTED (a rate limit) carries the trailer "grpc-retry-pushback-ms: N"
+  // (read first) or "retry-after-ms: N" (servers before it): the next stream opens no sooner than N ms later (and
+  // no sooner than the usual backoff). N is capped at this, so a broken or hostile server cannot park the sender
+  // for hours.
   absl::Duration max_retry_after = absl::Seconds(60);
 };
 
@@ -51,7 +52,7 @@ struct TelemetrySenderStats {
   uint64_t resent = 0;          // writes of a report already written on an earlier, broken stream
   uint64_t streams_opened = 0;
   uint64_t stream_failures = 0;     // streams that ended (error or server close) while the sender was open
-  uint64_t retry_after_hints = 0;   // streams ended RESOURCE_EXHAUSTED with a retry-after-ms hint that was honoured
+  uint64_t retry_after_hints = 0;   // streams ended RESOURCE_EXHAUSTED with a wait hint (trailer) that was honoured
   int64_t last_retry_after_ms = 0;  // the last such hint, as sent by the server (before the cap)
   size_t buffered = 0;              // reports in the buffer now
   size_t max_buffered = 0;          // high-water mark, never above capacity_reports

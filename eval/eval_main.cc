@@ -169,6 +169,10 @@ const char* EvalUsage() {
 }
 
 int EvalMain(const std::vector<std::string>& argv, std::ostream& out, std::ostream& err) {
+  if (argv.size() == 1 && (argv[0] == "--help" || argv[0] == "-h" || argv[0] == "help")) {
+    out << EvalUsage();
+    return 0;
+  }
   Args a;
   if (auto e = Parse(argv, &a); e.has_value()) {
     err << "accelsel eval: " << *e << "\n" << EvalUsage();

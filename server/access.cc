@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "server/grpc_status.h"
 
 namespace accelsel::server {
 
@@ -71,29 +72,48 @@ std::string PeerHost(const std::string& peer) {
   return std::string(p);
 }
 
+absl::Status NeedsOperator(absl::string_view what, absl::string_view node_id) {
+  return absl::PermissionDeniedError(
+      absl::StrCat(what, " needs the operator role; node \"", node_id, "\" has the node role"));
+}
+
 }  // namespace
+
+absl::StatusOr<const TokenEntry*> AccessControl::Authenticate(
+    const std::multimap<grpc::string_ref, grpc::string_ref>& metadata) const {
+  auto it = metadata.find("authorization");
+  if (it == metadata.end()) {
+    return absl::UnauthenticatedError(
+        "missing 'authorization: Bearer TOKEN' metadata (CLI: --token or $ACCELSEL_TOKEN)");
+  }
+  absl::string_view value(it->second.data(), it->second.size());
+  if (!absl::ConsumePrefix(&value, "Bearer ")) {
+    return absl::UnauthenticatedError("authorization metadata must be 'Bearer TOKEN'");
+  }
+  auto entry = tokens_.find(absl::StripAsciiWhitespace(value));
+  if (entry == tokens_.end()) return absl::UnauthenticatedError("unknown bearer token");
+  return &entry->second;
+}
+
+absl::Status AccessControl::AdmitOperator(const std::multimap<grpc::string_ref, grpc::string_ref>& metadata,
+                                          absl::string_view service) const {
+  if (!auth_enabled()) return absl::OkStatus();
+  auto entry = Authenticate(metadata);
+  if (!entry.ok()) return entry.status();
+  if ((*entry)->role != Role::kOperator) return NeedsOperator(service, (*entry)->node_id);
+  return absl::OkStatus();
+}
 
 absl::Status AccessControl::Admit(grpc::CallbackServerContext* ctx, Method method, Principal* principal) {
   if (auth_enabled()) {
-    const auto& md = ctx->client_metadata();
-    auto it = md.find("authorization");
-    if (it == md.end()) {
-      return absl::UnauthenticatedError(
-          "missing 'authorization: Bearer TOKEN' metadata (CLI: --token or $ACCELSEL_TOKEN)");
-    }
-    absl::string_view value(it->second.data(), it->second.size());
-    if (!absl::ConsumePrefix(&value, "Bearer ")) {
-      return absl::UnauthenticatedError("authorization metadata must be 'Bearer TOKEN'");
-    }
-    auto entry = tokens_.find(absl::StripAsciiWhitespace(value));
-    if (entry == tokens_.end()) return absl::UnauthenticatedError("unknown bearer token");
+    auto entry = Authenticate(ctx->client_metadata());
+    if (!entry.ok()) return entry.status();
     principal->authenticated = true;
-    principal->role = entry->second.role;
-    principal->node_id = entry->second.node_id;
-    principal->limit_key = entry->second.node_id;
+    principal->role = (*entry)->role;
+    principal->node_id = (*entry)->node_id;
+    principal->limit_key = (*entry)->node_id;
     if (principal->role == Role::kNode && !NodeMayCall(method)) {
-      return absl::PermissionDeniedError(absl::StrCat(MethodName(method), " needs the operator role; node \"",
-                                                      principal->node_id, "\" has the node role"));
+      return NeedsOperator(MethodName(method), principal->node_id);
     }
   } else {
     principal->authenticated = false;
@@ -177,8 +197,12 @@ absl::Status AccessControl::Exhausted(grpc::CallbackServerContext* ctx, const st
                                       absl::Duration wait) {
   refusals_.Add(key);
   const int64_t retry_ms = std::max<int64_t>(1, absl::ToInt64Milliseconds(absl::Ceil(wait, absl::Milliseconds(1))));
+  // The same wait three ways: gRPC's retry pushback (honoured by gRPC's own retry policy), the retry-after-ms of
+  // earlier releases, and google.rpc.RetryInfo in the status details.
+  ctx->AddTrailingMetadata("grpc-retry-pushback-ms", std::to_string(retry_ms));
   ctx->AddTrailingMetadata("retry-after-ms", std::to_string(retry_ms));
-  return absl::ResourceExhaustedError(absl::StrCat(what, "; retry after ", retry_ms, " ms"));
+  return WithRetryDelay(absl::ResourceExhaustedError(absl::StrCat(what, "; retry after ", retry_ms, " ms")),
+                        absl::Milliseconds(retry_ms));
 }
 
 }  // namespace accelsel::server

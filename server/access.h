@@ -1,7 +1,8 @@
 // AccessControl: who may call what, and how often. Authenticates bearer tokens (--auth_tokens), checks the
 // caller's role against the method, and enforces per-node rate limits and the per-node ReportRun stream cap.
-// Every RPC of our services passes through it once (services.cc); health and reflection do not. Refusals by the
-// rate limits and the stream cap are logged as one "rate_limited" line per interval (util/log_summary.h), never
+// Every RPC of our services passes through it once (services.cc); health and reflection do not; channelz
+// (--channelz) is refused to non-operators by an interceptor that asks AdmitOperator (server/interceptors.h). Refusals
+// by the rate limits and the stream cap are logged as one "rate_limited" line per interval (util/log_summary.h), never
 // one per call.
 //
 // Thread safety: one AccessControl serves every RPC thread at once; all public methods may be called
@@ -13,6 +14,7 @@
 #define ACCELSEL_SERVER_ACCESS_H_
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -89,15 +91,20 @@ class AccessControl {
   bool auth_enabled() const { return !tokens_.empty(); }
 
   // Authenticates the call, checks the role and takes one call from the node's bucket. On refusal returns
-  // UNAUTHENTICATED / PERMISSION_DENIED / RESOURCE_EXHAUSTED (then also sets trailing metadata
-  // "retry-after-ms" on `ctx`).
+  // UNAUTHENTICATED / PERMISSION_DENIED / RESOURCE_EXHAUSTED (then with google.rpc.RetryInfo, and the trailers
+  // "grpc-retry-pushback-ms" and "retry-after-ms" set on `ctx`, all three the same wait).
   absl::Status Admit(grpc::CallbackServerContext* ctx, Method method, Principal* principal) ABSL_LOCKS_EXCLUDED(mu_);
-  // Takes `n` reports from the node's report bucket; RESOURCE_EXHAUSTED (with retry-after-ms) when empty.
+  // Takes `n` reports from the node's report bucket; RESOURCE_EXHAUSTED (with the retry hints) when empty.
   absl::Status AdmitReports(grpc::CallbackServerContext* ctx, const Principal& principal, int n)
       ABSL_LOCKS_EXCLUDED(mu_);
   // Opens / closes a ReportRun stream slot of the node; RESOURCE_EXHAUSTED when the node has too many.
   absl::Status AcquireStream(grpc::CallbackServerContext* ctx, const Principal& principal) ABSL_LOCKS_EXCLUDED(mu_);
   void ReleaseStream(const Principal& principal) ABSL_LOCKS_EXCLUDED(mu_);
+  // For services other than ours (channelz), which only operators may call: OK for an operator token, and for
+  // everyone without --auth_tokens (every caller is an anonymous operator then); else UNAUTHENTICATED or
+  // PERMISSION_DENIED naming `service`. No rate limit.
+  absl::Status AdmitOperator(const std::multimap<grpc::string_ref, grpc::string_ref>& metadata,
+                             absl::string_view service) const;
 
   size_t tracked_nodes() const ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -109,8 +116,12 @@ class AccessControl {
     uint32_t streams = 0;
   };
   bool LimitsApply(const Principal& p) const { return p.authenticated || options_.limit_anonymous; }
+  // The bearer token's entry; UNAUTHENTICATED when the metadata carries none or an unknown one.
+  absl::StatusOr<const TokenEntry*> Authenticate(
+      const std::multimap<grpc::string_ref, grpc::string_ref>& metadata) const;
   NodeState& StateLocked(const std::string& key, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Refuses a call of `key`'s: counts it for the "rate_limited" line and returns RESOURCE_EXHAUSTED.
+  // Refuses a call of `key`'s: counts it for the "rate_limited" line, sets the retry trailers on `ctx` and returns
+  // RESOURCE_EXHAUSTED with RetryInfo.
   absl::Status Exhausted(grpc::CallbackServerContext* ctx, const std::string& key, const std::string& what,
                          absl::Duration wait);
 

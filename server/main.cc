@@ -38,6 +38,13 @@ ABSL_FLAG(std::string, descriptors_dir, Defaults().descriptors_dir,
           "context leaves unset by model and accelerator name (none there = no filling)");
 ABSL_FLAG(bool, sync_writes, Defaults().sync_writes,
           "fsync the write-ahead log before acknowledging a report (false: survives kill -9, not power loss)");
+ABSL_FLAG(std::string, backup_dir, Defaults().backup_dir,
+          "Folder under which `accelsel admin backup DIR` (ModelAdmin.Backup) creates online backups; put it on the "
+          "data folder's file system for hard-linked, near-instant copies (empty = backups refused)");
+ABSL_FLAG(absl::Duration, run_retention, Defaults().run_retention,
+          "Delete stored runs older than this, in the background (e.g. 2160h = 90 days; 0 = keep every run)");
+ABSL_FLAG(absl::Duration, run_retention_interval, Defaults().run_retention_interval,
+          "Time between passes of --run_retention");
 ABSL_FLAG(double, exploration_rate, Defaults().exploration_rate,
           "Probability of placing a non-top candidate first when the caller allows exploration (0 = never)");
 ABSL_FLAG(std::vector<std::string>, vouched_nodes, {},
@@ -86,6 +93,20 @@ ABSL_FLAG(absl::Duration, admin_call_deadline, Defaults().admin_call_deadline,
           "Server-side deadline of Retrain/PinModel/RollbackModel (0 = none)");
 ABSL_FLAG(uint64_t, grpc_memory_bytes, uint64_t{Defaults().grpc_memory_bytes},
           "Memory gRPC may use for buffers, bytes (0 = gRPC default)");
+ABSL_FLAG(absl::Duration, keepalive_time, Defaults().keepalive_time,
+          "Ping a client connection after this long without a frame from it, so that NAT entries stay open and "
+          "dead peers are found (0 = gRPC's default, 2h)");
+ABSL_FLAG(absl::Duration, keepalive_timeout, Defaults().keepalive_timeout,
+          "Close a connection whose ping is not answered within this (0 = gRPC's default, 20s)");
+ABSL_FLAG(absl::Duration, keepalive_min_client_interval, Defaults().keepalive_min_client_interval,
+          "Least time between a client's pings while the server sends it nothing; after "
+          "--keepalive_max_ping_strikes faster ones the connection is closed with GOAWAY too_many_pings "
+          "(0 = gRPC's default, 5m)");
+ABSL_FLAG(int, keepalive_max_ping_strikes, Defaults().keepalive_max_ping_strikes,
+          "Too-fast client pings borne before closing the connection (0 = unlimited)");
+ABSL_FLAG(bool, channelz, Defaults().channelz,
+          "Serve gRPC's channelz service (grpc.channelz.v1.Channelz: channels, sockets and their counters); with "
+          "--auth_tokens operators only");
 ABSL_FLAG(bool, decision_log, Defaults().decision_log.enabled,
           "Log every SelectAccelerator answer and join it with the run reported for it (live quality, drift, "
           "off-policy evaluation); false = none of them");
@@ -136,6 +157,9 @@ int main(int argc, char** argv) {
   options.seed_csv = absl::GetFlag(FLAGS_seed_csv);
   options.descriptors_dir = absl::GetFlag(FLAGS_descriptors_dir);
   options.sync_writes = absl::GetFlag(FLAGS_sync_writes);
+  options.backup_dir = absl::GetFlag(FLAGS_backup_dir);
+  options.run_retention = absl::GetFlag(FLAGS_run_retention);
+  options.run_retention_interval = absl::GetFlag(FLAGS_run_retention_interval);
   options.exploration_rate = absl::GetFlag(FLAGS_exploration_rate);
   options.seed = absl::GetFlag(FLAGS_seed);
   options.vouched_nodes = absl::GetFlag(FLAGS_vouched_nodes);
@@ -161,6 +185,11 @@ int main(int argc, char** argv) {
   options.access.max_streams_per_node = absl::GetFlag(FLAGS_max_streams_per_node);
   options.admin_call_deadline = absl::GetFlag(FLAGS_admin_call_deadline);
   options.grpc_memory_bytes = absl::GetFlag(FLAGS_grpc_memory_bytes);
+  options.keepalive_time = absl::GetFlag(FLAGS_keepalive_time);
+  options.keepalive_timeout = absl::GetFlag(FLAGS_keepalive_timeout);
+  options.keepalive_min_client_interval = absl::GetFlag(FLAGS_keepalive_min_client_interval);
+  options.keepalive_max_ping_strikes = absl::GetFlag(FLAGS_keepalive_max_ping_strikes);
+  options.channelz = absl::GetFlag(FLAGS_channelz);
   options.decision_log.enabled = absl::GetFlag(FLAGS_decision_log);
   options.decision_log.max_age = absl::GetFlag(FLAGS_decision_log_max_age);
   options.decision_log.max_bytes = absl::GetFlag(FLAGS_decision_log_max_mb) << 20;
@@ -173,6 +202,15 @@ int main(int argc, char** argv) {
       std::cerr << "accelsel-server: --vouched_nodes must be node ids separated by commas, none empty\n";
       return 2;
     }
+  }
+  if (options.run_retention < absl::ZeroDuration() || options.run_retention_interval <= absl::ZeroDuration()) {
+    std::cerr << "accelsel-server: --run_retention must be >= 0 and --run_retention_interval > 0\n";
+    return 2;
+  }
+  if (options.keepalive_time < absl::ZeroDuration() || options.keepalive_timeout < absl::ZeroDuration() ||
+      options.keepalive_min_client_interval < absl::ZeroDuration() || options.keepalive_max_ping_strikes < 0) {
+    std::cerr << "accelsel-server: the --keepalive_* flags must be >= 0\n";
+    return 2;
   }
   if (options.exploration_rate < 0 || options.exploration_rate > 1) {
     std::cerr << "accelsel-server: --exploration_rate must be in [0, 1]\n";

@@ -1,11 +1,13 @@
 // Metric families and their help texts. Label values are bounded: methods and codes are enums, rejection
-// reasons are field names (validation messages are "field: rule"), evidence layers are an enum.
+// reasons are field names (validation messages are "field: rule"), evidence layers are an enum, gRPC methods are
+// those of the services added at start-up (any other path counts as "unknown").
 #include "server/metrics.h"
 
 #include <algorithm>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/descriptor.h"
 #include "util/version.h"
 
 namespace accelsel::server {
@@ -32,6 +34,20 @@ prometheus::Histogram::BucketBoundaries LatencyBuckets() {
   return b;
 }
 
+// grpc_server_handling_seconds: the calls' buckets, then 10 s to 1 h for the lifetimes of streams (ReportRun,
+// health Watch), which the gRPC convention puts in the same histogram under their own grpc_type.
+prometheus::Histogram::BucketBoundaries HandlingBuckets() {
+  prometheus::Histogram::BucketBoundaries b = LatencyBuckets();
+  b.insert(b.end(), {10, 60, 600, 3600});
+  return b;
+}
+
+// go-grpc-prometheus' grpc_type values.
+const char* GrpcType(const google::protobuf::MethodDescriptor& m) {
+  if (m.client_streaming()) return m.server_streaming() ? "bidi_stream" : "client_stream";
+  return m.server_streaming() ? "server_stream" : "unary";
+}
+
 }  // namespace
 
 const char* MethodName(Method m) {
@@ -48,6 +64,7 @@ const char* MethodName(Method m) {
     case Method::kUnretireStrategy: return "UnretireStrategy";
     case Method::kQuarantineNode: return "QuarantineNode";
     case Method::kGetLiveQuality: return "GetLiveQuality";
+    case Method::kBackup: return "Backup";
     case Method::kNull: return "Null";
     case Method::kCount: break;
   }
@@ -64,14 +81,33 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                        .Register(*registry_);
   auto& latency = BuildHistogram()
                       .Name("accelsel_rpc_latency_seconds")
-                      .Help("Server-side gRPC call latency (streams: whole stream duration), by method.")
+                      .Help(
+                          "Server-side latency of unary gRPC calls, by method (ReportRun streams are not in it: "
+                          "their lifetimes are in grpc_server_handling_seconds).")
                       .Register(*registry_);
   const auto buckets = LatencyBuckets();
   for (int m = 0; m < static_cast<int>(Method::kCount); ++m) {
     const std::string name = MethodName(static_cast<Method>(m));
-    latency_[m] = &latency.Add({{"method", name}}, buckets);
+    if (static_cast<Method>(m) != Method::kReportRun) latency_[m] = &latency.Add({{"method", name}}, buckets);
     for (int c = 0; c < kCodes; ++c) requests_[m][c] = &requests.Add({{"method", name}, {"code", CodeName(c)}});
   }
+  // go-grpc-prometheus' names and help texts.
+  auto counters = [this](const char* name, const char* help) {
+    return &BuildCounter().Name(name).Help(help).Register(*registry_);
+  };
+  grpc_started_ = counters("grpc_server_started_total", "Total number of RPCs started on the server.");
+  grpc_handled_ = counters("grpc_server_handled_total",
+                           "Total number of RPCs completed on the server, regardless of success or failure.");
+  grpc_msg_received_ =
+      counters("grpc_server_msg_received_total", "Total number of RPC stream messages received on the server.");
+  grpc_msg_sent_ = counters("grpc_server_msg_sent_total", "Total number of gRPC stream messages sent by the server.");
+  grpc_handling_seconds_ = &BuildHistogram()
+                                .Name("grpc_server_handling_seconds")
+                                .Help(
+                                    "Histogram of response latency (seconds) of gRPC that had been application-level "
+                                    "handled by the server (streams: their lifetime).")
+                                .Register(*registry_);
+  grpc_unknown_ = NewGrpcMethod("unknown", "unknown", "unknown", grpc::StatusCode::UNIMPLEMENTED);
   auto& selections = BuildCounter()
                          .Name("accelsel_selections_total")
                          .Help("SelectAccelerator answers, by evidence layer of the first recommendation.")
@@ -140,6 +176,7 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
   model_promotions_ = counter("accelsel_model_promotions_total", "Trained candidates promoted to serving.");
   model_rejections_ = counter("accelsel_model_rejections_total", "Trained candidates not promoted.");
   retrain_failures_ = counter("accelsel_model_retrain_failures_total", "Training runs that failed.");
+  runs_expired_ = counter("accelsel_runs_expired_total", "Stored runs deleted by --run_retention (older than it).");
   decisions_logged_ = counter("accelsel_decisions_logged_total",
                               "Decision-log records written (a decision, and again when a run joins it).");
   decision_log_bytes_ = gauge("accelsel_decision_log_bytes", "Bytes of the decision log's records (keys + values).");
@@ -193,7 +230,53 @@ void Metrics::RecordRpc(Method method, grpc::StatusCode code, absl::Duration lat
   const int m = static_cast<int>(method);
   const int c = static_cast<int>(code);
   if (c >= 0 && c < kCodes) requests_[m][c]->Increment();
-  latency_[m]->Observe(absl::ToDoubleSeconds(latency));
+  if (latency_[m] != nullptr) latency_[m]->Observe(absl::ToDoubleSeconds(latency));
+}
+
+GrpcMethodSeries* Metrics::NewGrpcMethod(const std::string& type, const std::string& service, const std::string& method,
+                                         grpc::StatusCode expected) {
+  auto series = std::make_unique<GrpcMethodSeries>();
+  series->labels = {{"grpc_type", type}, {"grpc_service", service}, {"grpc_method", method}};
+  series->started = &grpc_started_->Add(series->labels);
+  series->msg_received = &grpc_msg_received_->Add(series->labels);
+  series->msg_sent = &grpc_msg_sent_->Add(series->labels);
+  series->handling_seconds = &grpc_handling_seconds_->Add(series->labels, HandlingBuckets());
+  Handled(series.get(), static_cast<int>(expected));  // so that rate() has a series from the first scrape
+  grpc_methods_.push_back(std::move(series));
+  return grpc_methods_.back().get();
+}
+
+void Metrics::AddGrpcService(const google::protobuf::ServiceDescriptor& service) {
+  for (int i = 0; i < service.method_count(); ++i) {
+    const google::protobuf::MethodDescriptor& m = *service.method(i);
+    const std::string path = absl::StrCat("/", service.full_name(), "/", m.name());
+    if (grpc_by_path_.contains(path)) continue;
+    grpc_by_path_[path] = NewGrpcMethod(GrpcType(m), service.full_name(), m.name(), grpc::StatusCode::OK);
+  }
+}
+
+GrpcMethodSeries* Metrics::GrpcMethod(absl::string_view path) const {
+  auto it = grpc_by_path_.find(path);
+  return it == grpc_by_path_.end() ? grpc_unknown_ : it->second;
+}
+
+prometheus::Counter* Metrics::Handled(GrpcMethodSeries* method, int code) {
+  prometheus::Counter* counter = method->handled[code].load(std::memory_order_acquire);
+  if (counter == nullptr) {
+    prometheus::Labels labels = method->labels;
+    labels.emplace("grpc_code", CodeName(code));
+    // Threads that race here get the same series: Family::Add returns the one it has for equal labels.
+    counter = &grpc_handled_->Add(labels);
+    method->handled[code].store(counter, std::memory_order_release);
+  }
+  return counter;
+}
+
+void Metrics::GrpcHandled(GrpcMethodSeries* method, grpc::StatusCode code, double seconds) {
+  int c = static_cast<int>(code);
+  if (c < 0 || c >= kCodes) c = static_cast<int>(grpc::StatusCode::UNKNOWN);  // not a code gRPC defines
+  Handled(method, c)->Increment();
+  method->handling_seconds->Observe(seconds);
 }
 
 void Metrics::RecordSelection(model::EvidenceLayer top_layer, bool explored) {

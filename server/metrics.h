@@ -5,18 +5,23 @@
 // any thread at once: the pre-resolved counters, gauges and histograms are prometheus-cpp's own
 // thread-safe series, reached through pointers that never change; the accessors hand out references to them. The
 // two series created on demand are guarded by a lock each: rejected_mu_ the reason -> counter map, suspect_mu_ the
-// per-node suspect counters (their count is capped). Exposer threads read the registry concurrently (prometheus-cpp
+// per-node suspect counters (their count is capped). The gRPC method table is filled by AddGrpcService before any
+// RPC and only read afterwards; a method's non-OK grpc_server_handled_total series are published through an atomic
+// pointer each. Exposer threads read the registry concurrently (prometheus-cpp
 // locks it). Ownership: the registry owns every series (the raw pointers here borrow from it); Metrics owns the
 // registry and the Exposer; its owner (the server, or a test) must keep it alive until the last RPC finished.
 #ifndef ACCELSEL_SERVER_METRICS_H_
 #define ACCELSEL_SERVER_METRICS_H_
 
 #include <array>
+#include <atomic>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "grpcpp/support/status.h"
@@ -27,6 +32,10 @@
 #include "prometheus/gauge.h"
 #include "prometheus/histogram.h"
 #include "prometheus/registry.h"
+
+namespace google::protobuf {
+class ServiceDescriptor;
+}
 
 namespace accelsel::server {
 
@@ -43,10 +52,24 @@ enum class Method {
   kUnretireStrategy,
   kQuarantineNode,
   kGetLiveQuality,
+  kBackup,
   kNull,
   kCount
 };
 const char* MethodName(Method m);
+
+// One gRPC method's series in the grpc_server_* families, which carry go-grpc-prometheus' names and labels so that
+// the usual gRPC dashboards and alerts work unchanged. Resolved once per call (Metrics::GrpcMethod), so recording
+// touches no map. `handled` holds grpc_server_handled_total by status code: the OK series exists from the start,
+// the others are created on their first use (codes are an enum: the label set stays bounded).
+struct GrpcMethodSeries {
+  prometheus::Labels labels;  // grpc_type, grpc_service, grpc_method
+  prometheus::Counter* started = nullptr;
+  prometheus::Counter* msg_received = nullptr;
+  prometheus::Counter* msg_sent = nullptr;
+  prometheus::Histogram* handling_seconds = nullptr;
+  std::array<std::atomic<prometheus::Counter*>, 17> handled{};  // by grpc::StatusCode 0..16
+};
 
 class Metrics {
  public:
@@ -69,7 +92,19 @@ class Metrics {
   absl::StatusOr<int> Serve(const std::string& listen_address, const HttpOptions& http);  // once, at start-up
   absl::StatusOr<int> Serve(const std::string& listen_address) { return Serve(listen_address, HttpOptions()); }
 
+  // accelsel_rpc_requests_total, and for unary methods accelsel_rpc_latency_seconds. A ReportRun stream is counted
+  // but its lifetime is not a latency: it would swamp the histogram's +Inf bucket (grpc_server_handling_seconds,
+  // grpc_type="bidi_stream", holds stream lifetimes).
   void RecordRpc(Method method, grpc::StatusCode code, absl::Duration latency);
+
+  // grpc_server_* series for every method of `service`, present from the first scrape. Like Serve: at start-up,
+  // before any RPC. The constructor adds the "unknown" method only.
+  void AddGrpcService(const google::protobuf::ServiceDescriptor& service);
+  // The series of "/package.Service/Method". A method no added service has (a client may send any path) gets the
+  // one set labelled "unknown", so that peers cannot create label values.
+  GrpcMethodSeries* GrpcMethod(absl::string_view path) const;
+  // The call ended with `code` after `seconds` (streams: the stream's lifetime).
+  void GrpcHandled(GrpcMethodSeries* method, grpc::StatusCode code, double seconds);
   void RecordSelection(model::EvidenceLayer top_layer, bool explored);
   void RunsIngested(double n) { runs_ingested_->Increment(n); }
   void RunsDuplicate(double n) { runs_duplicate_->Increment(n); }
@@ -95,6 +130,7 @@ class Metrics {
   prometheus::Counter& model_promotions() { return *model_promotions_; }
   prometheus::Counter& model_rejections() { return *model_rejections_; }
   prometheus::Counter& retrain_failures() { return *retrain_failures_; }
+  prometheus::Counter& runs_expired() { return *runs_expired_; }
 
   // Decision log (server/decision_log.h). The per-version live-quality series are created by the log itself.
   prometheus::Counter& decisions_logged() { return *decisions_logged_; }
@@ -118,10 +154,23 @@ class Metrics {
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::array<std::array<prometheus::Counter*, kCodes>, static_cast<int>(Method::kCount)> requests_{};
-  std::array<prometheus::Histogram*, static_cast<int>(Method::kCount)> latency_{};
+  std::array<prometheus::Histogram*, static_cast<int>(Method::kCount)> latency_{};  // null for ReportRun
+  // `expected`: the code whose grpc_server_handled_total series is created now (OK; UNIMPLEMENTED for "unknown").
+  GrpcMethodSeries* NewGrpcMethod(const std::string& type, const std::string& service, const std::string& method,
+                                  grpc::StatusCode expected);
+  prometheus::Counter* Handled(GrpcMethodSeries* method, int code);
+  prometheus::Family<prometheus::Counter>* grpc_started_;
+  prometheus::Family<prometheus::Counter>* grpc_handled_;
+  prometheus::Family<prometheus::Counter>* grpc_msg_received_;
+  prometheus::Family<prometheus::Counter>* grpc_msg_sent_;
+  prometheus::Family<prometheus::Histogram>* grpc_handling_seconds_;
+  std::vector<std::unique_ptr<GrpcMethodSeries>> grpc_methods_;       // owns every method's series (fixed addresses)
+  absl::flat_hash_map<std::string, GrpcMethodSeries*> grpc_by_path_;  // filled at start-up, then read-only
+  GrpcMethodSeries* grpc_unknown_ = nullptr;
   std::array<prometheus::Counter*, 5> selections_by_layer_{};
   prometheus::Counter* selections_explored_;
   prometheus::Counter* runs_ingested_;
+  prometheus::Counter* runs_expired_;
   prometheus::Counter* runs_duplicate_;
   prometheus::Counter* unknown_fields_dropped_;
   prometheus::Family<prometheus::Counter>* runs_rejected_family_;

@@ -59,6 +59,13 @@ struct ServerOptions {
   std::string descriptors_dir = "data/descriptors";
   // fsync the WAL before acknowledging. false survives kill -9 but not power loss.
   bool sync_writes = true;
+  // Folder under which ModelAdmin.Backup may create backups (on the server's file system; the same file system as
+  // data_dir makes a backup hard links, near-instant). Empty = Backup is refused.
+  std::string backup_dir;
+  // Runs older than this are deleted in the background (server/retention.h), every run_retention_interval.
+  // 0 = keep every run.
+  absl::Duration run_retention = absl::ZeroDuration();
+  absl::Duration run_retention_interval = absl::Minutes(10);
   // Probability of exploring when a caller allows it. 0 disables exploration.
   double exploration_rate = 0.05;
   // Node ids the operator vouches for, besides the seed import's: like the seed, their runs keep their full weight
@@ -122,6 +129,23 @@ struct ServerOptions {
   size_t grpc_memory_bytes = 512u << 20;
   // Concurrent streams (calls) per HTTP/2 connection. 0 = gRPC's default.
   uint32_t max_concurrent_streams_per_connection = 100;
+
+  // --- Keepalive (docs/OPERATIONS.md, "Keepalive"): ReportRun streams live for hours, across NAT and WAN ---
+  // The server pings a connection after this long without a frame from the peer, idle connections included, so
+  // that NAT entries stay open and dead peers are found. 0 = gRPC's default (2 hours).
+  absl::Duration keepalive_time = absl::Seconds(60);
+  // A ping not answered within this closes the connection (and fails its streams). 0 = gRPC's default (20 s).
+  absl::Duration keepalive_timeout = absl::Seconds(20);
+  // Least time between a client's pings while the server sends it nothing; a faster ping is a strike, and after
+  // keepalive_max_ping_strikes strikes the server closes the connection (GOAWAY "too_many_pings"). Clients
+  // should ping no more often than this (the C++ and Python clients ping every 60 s). 0 = gRPC's default (5 min).
+  absl::Duration keepalive_min_client_interval = absl::Seconds(30);
+  // Pings beyond keepalive_min_client_interval the server bears before it closes the connection. 0 = unlimited.
+  int keepalive_max_ping_strikes = 2;
+
+  // Serve gRPC's channelz service (grpc.channelz.v1.Channelz): live channels, servers and sockets with their
+  // counters, for debugging connections. It exposes internals (peer addresses): with auth_tokens, operators only.
+  bool channelz = false;
   // TEST HOOK: file-system Env under the store (not owned; must outlive the server). nullptr = the default Env.
   // Tests pass a fault-injecting Env to simulate a full disk.
   rocksdb::Env* storage_env = nullptr;

@@ -1,19 +1,29 @@
 // Server assembly and graceful shutdown.
 #include "server/server.h"
 
+#include <algorithm>
+#include <climits>
+#include <vector>
+
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/descriptor.h"
 #include "grpc/grpc.h"
+#include "grpc/health/v1/health.pb.h"
+#include "grpcpp/ext/channelz_service_plugin.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/resource_quota.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
+#include "server/interceptors.h"
 #include "server/model_manager.h"
 #include "util/file.h"
 
 namespace accelsel::server {
 
 inline constexpr char kSelectorServiceName[] = "accelsel.v1.AcceleratorSelector";
+inline constexpr char kChannelzServiceName[] = "grpc.channelz.v1.Channelz";
+inline constexpr char kReflectionServiceName[] = "grpc.reflection.v1alpha.ServerReflection";
 
 namespace {
 
@@ -48,6 +58,39 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(c
   return grpc::SslServerCredentials(ssl);
 }
 
+// The services the server registers, so that their grpc_server_* series exist from the first scrape. Ours, and
+// gRPC's built-in health service (described by the project's copy of health.proto), through a message of their
+// .proto file, which links it in; gRPC's reflection and channelz are in the generated pool with their libraries.
+void AddServedServices(const ServerOptions& options, Metrics* metrics) {
+  const google::protobuf::DescriptorPool* pool = google::protobuf::DescriptorPool::generated_pool();
+  const google::protobuf::FileDescriptor* api = v1::RunReport::descriptor()->file();
+  std::vector<const google::protobuf::ServiceDescriptor*> services = {
+      api->FindServiceByName("AcceleratorSelector"), api->FindServiceByName("ModelAdmin"),
+      grpc::health::v1::HealthCheckRequest::descriptor()->file()->FindServiceByName("Health"),
+      pool->FindServiceByName(kReflectionServiceName)};
+  if (options.channelz) services.push_back(pool->FindServiceByName(kChannelzServiceName));
+  for (const auto* service : services) {
+    if (service != nullptr) metrics->AddGrpcService(*service);  // one not found counts as "unknown"
+  }
+}
+
+// Keepalive (docs/OPERATIONS.md, "Keepalive"); a zero duration leaves gRPC's default.
+void SetKeepalive(const ServerOptions& o, grpc::ServerBuilder* builder) {
+  auto set_ms = [builder](const char* arg, absl::Duration d) {
+    if (d <= absl::ZeroDuration()) return;
+    builder->AddChannelArgument(arg, static_cast<int>(std::min<int64_t>(INT_MAX, absl::ToInt64Milliseconds(d))));
+  };
+  set_ms(GRPC_ARG_KEEPALIVE_TIME_MS, o.keepalive_time);
+  set_ms(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, o.keepalive_timeout);
+  set_ms(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, o.keepalive_min_client_interval);
+  builder->AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, o.keepalive_max_ping_strikes);
+  // Ping connections without calls too (a node between two ReportRun streams), and let clients do the same.
+  builder->AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  // gRPC stops pinging after 2 pings without sending data; a ReportRun stream whose node has nothing to report
+  // sends no acks for hours, and its dead peer would never be found.
+  builder->AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
@@ -64,6 +107,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   if (!access.ok()) return access.status();
   s->access_ = *std::move(access);
   s->metrics_ = std::make_unique<Metrics>();
+  AddServedServices(options, s->metrics_.get());
   auto core = ServiceCore::Create(options, s->metrics_.get());
   if (!core.ok()) return core.status();
   s->core_ = *std::move(core);
@@ -79,7 +123,18 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  // A process-wide ServerBuilder plugin: once one server of a process enabled it, every later one serves channelz
+  // too (only tests start several servers in one process; the operator-only check below holds for them all).
+  if (options.channelz) grpc::channelz::experimental::InitChannelzService();
   grpc::ServerBuilder builder;
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  if (s->access_->auth_enabled()) {
+    interceptors.push_back(std::make_unique<OperatorOnlyInterceptorFactory>(
+        s->access_.get(), absl::StrCat("/", kChannelzServiceName, "/")));
+  }
+  interceptors.push_back(std::make_unique<MetricsInterceptorFactory>(s->metrics_.get()));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
+  SetKeepalive(options, &builder);
   builder.AddListeningPort(options.listen, *creds, &s->port_);
   if (options.grpc_memory_bytes > 0) {
     grpc::ResourceQuota quota("accelsel-server");

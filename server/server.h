@@ -1,4 +1,5 @@
-// Server: assembles metrics, ServiceCore, gRPC services, health and reflection into one running service.
+// Server: assembles metrics, ServiceCore, gRPC services, health, reflection, channelz (--channelz), the interceptors
+// (server/interceptors.h) and the keepalive settings into one running service.
 // Used by main() and by the integration tests (which bind 127.0.0.1:0 and read back the ports).
 //
 // Thread safety: after Start returns, Shutdown and Wait may be called from any threads at once (one thread may

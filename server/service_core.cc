@@ -13,6 +13,7 @@
 #include "model/context_key.h"
 #include "proto/convert.h"
 #include "server/descriptor_fill.h"
+#include "server/grpc_status.h"
 #include "server/model_manager.h"
 #include "server/seed.h"
 #include "storage/rocksdb_store.h"
@@ -123,6 +124,23 @@ absl::Status ServiceCore::Init() {
   metrics_->storage_bytes().Set(static_cast<double>(store_->ApproximateBytes()));
   metrics_->strategies().Set(static_cast<double>(catalog_->Get()->protos.size()));
   metrics_->exploration_rate().Set(options_.exploration_rate);
+  if (options_.run_retention > absl::ZeroDuration()) {
+    retention_ = std::make_unique<RunRetention>(
+        store_.get(), RetentionOptions{.max_age = options_.run_retention, .interval = options_.run_retention_interval},
+        [this](uint64_t deleted, const absl::Status& status) {
+          if (!status.ok()) {
+            log::Warn("retention_failed", {{"deleted", deleted}, {"error", std::string(status.message())}});
+            return;
+          }
+          if (deleted == 0) return;
+          metrics_->runs_expired().Increment(static_cast<double>(deleted));
+          metrics_->runs_stored().Set(static_cast<double>(store_->RunCount()));
+          log::Info("retention", {{"deleted", deleted},
+                                  {"runs_stored", store_->RunCount()},
+                                  {"older_than_s", absl::ToInt64Seconds(options_.run_retention)}});
+        });
+    retention_->Start();
+  }
   return absl::OkStatus();
 }
 
@@ -211,8 +229,8 @@ absl::Status ServiceCore::PrepareReport(v1::RunReport* report, std::string* reas
         st = created.status();
       }
     } else if (catalog_->Get()->Find(report->strategy_id()) == nullptr) {
-      st = absl::InvalidArgumentError(absl::StrCat("strategy_id: unknown strategy \"", report->strategy_id(),
-                                                   "\"; register it first or attach its definition in `strategy`"));
+      st = InvalidField("strategy_id", absl::StrCat("unknown strategy \"", report->strategy_id(),
+                                                    "\"; register it first or attach its definition in `strategy`"));
     }
   }
   if (!st.ok()) {
@@ -241,9 +259,9 @@ absl::Status ServiceCore::Select(const v1::SelectAcceleratorRequest& request, v1
     for (int i = 0; i < request.candidate_ids_size(); ++i) {
       const model::Strategy* s = catalog->Find(request.candidate_ids(i));
       if (s == nullptr) {
-        return absl::InvalidArgumentError(absl::StrCat("candidate_ids[", i, "]: unknown strategy \"",
-                                                       request.candidate_ids(i),
-                                                       "\" (ListStrategies shows the catalogue)"));
+        return InvalidField(
+            absl::StrCat("candidate_ids[", i, "]"),
+            absl::StrCat("unknown strategy \"", request.candidate_ids(i), "\" (ListStrategies shows the catalogue)"));
       }
       // Refused rather than skipped: a caller that names its candidates learns at once that one is withdrawn,
       // instead of silently getting a ranking without it.
@@ -331,12 +349,11 @@ absl::Status ServiceCore::GetLiveQuality(const v1::GetLiveQualityRequest& reques
   constexpr int64_t kMaxWindowMs = int64_t{30} * 24 * 3600 * 1000;
   constexpr uint32_t kMaxNodes = 1000;
   if (request.window_ms() < 0 || request.window_ms() > kMaxWindowMs) {
-    return absl::InvalidArgumentError(absl::StrCat("window_ms: must be in [0, ", kMaxWindowMs,
-                                                   "] (30 days; 0 = one hour), got ", request.window_ms()));
+    return InvalidField("window_ms", absl::StrCat("must be in [0, ", kMaxWindowMs, "] (30 days; 0 = one hour), got ",
+                                                  request.window_ms()));
   }
   if (request.top_nodes() > kMaxNodes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("top_nodes: must be <= ", kMaxNodes, " (0 = 10), got ", request.top_nodes()));
+    return InvalidField("top_nodes", absl::StrCat("must be <= ", kMaxNodes, " (0 = 10), got ", request.top_nodes()));
   }
   const absl::Duration window = request.window_ms() == 0 ? absl::Hours(1) : absl::Milliseconds(request.window_ms());
   return decision_log_->Quality(window, request.top_nodes() == 0 ? 10 : request.top_nodes(), response);
@@ -347,8 +364,7 @@ absl::Status ServiceCore::ListStrategies(const v1::ListStrategiesRequest& reques
   // Pages of at most 1000 definitions of at most max_strategy_bytes each stay under the 8 MiB message cap.
   constexpr uint32_t kMaxPage = 1000;
   if (request.page_size() > kMaxPage) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("page_size: must be <= ", kMaxPage, " (got ", request.page_size(), ")"));
+    return InvalidField("page_size", absl::StrCat("must be <= ", kMaxPage, " (got ", request.page_size(), ")"));
   }
   if (!request.page_token().empty()) {
     ACCELSEL_RETURN_IF_ERROR(ValidateId("page_token", request.page_token(), options_.limits));
@@ -371,7 +387,7 @@ absl::Status ServiceCore::ListStrategies(const v1::ListStrategiesRequest& reques
 
 absl::Status ServiceCore::RegisterStrategy(const v1::RegisterStrategyRequest& request,
                                            v1::RegisterStrategyResponse* response) {
-  if (!request.has_strategy()) return absl::InvalidArgumentError("strategy: is required");
+  if (!request.has_strategy()) return InvalidField("strategy", "is required");
   ACCELSEL_RETURN_IF_ERROR(ValidateStrategy("strategy", request.strategy(), options_.limits));
   auto created = catalog_->Register(request.strategy());
   if (!created.ok()) return created.status();
@@ -459,6 +475,37 @@ void ServiceCore::EndWorker() {
   --workers_;
 }
 
+absl::Status ServiceCore::Backup(const v1::BackupRequest& request, v1::BackupResponse* response) {
+  if (options_.backup_dir.empty()) {
+    return absl::FailedPreconditionError("backups are off: start the server with --backup_dir=FOLDER");
+  }
+  if (request.dir().empty()) return InvalidField("dir", "required");
+  const std::filesystem::path asked(request.dir());
+  for (const std::filesystem::path& part : asked) {
+    if (part == "..") return InvalidField("dir", "must not contain a \"..\" component");
+  }
+  std::error_code ec;
+  const std::filesystem::path root = std::filesystem::absolute(options_.backup_dir, ec).lexically_normal();
+  if (ec) return absl::InternalError(absl::StrCat("--backup_dir ", options_.backup_dir, ": ", ec.message()));
+  const std::filesystem::path target = (asked.is_absolute() ? asked : root / asked).lexically_normal();
+  const std::filesystem::path inside = target.lexically_relative(root);
+  if (inside.empty() || inside == "." || *inside.begin() == "..") {
+    return InvalidField(
+        "dir", absl::StrCat("must name a new folder inside --backup_dir ", root.string(), ", got ", request.dir()));
+  }
+  const absl::Time start = absl::Now();
+  absl::StatusOr<uint64_t> runs = store_->Checkpoint(target.string());
+  if (!runs.ok()) {
+    log::Warn("backup_failed", {{"dir", target.string()}, {"error", std::string(runs.status().message())}});
+    return runs.status();
+  }
+  response->set_dir(target.string());
+  response->set_runs(*runs);
+  response->set_seconds(absl::ToDoubleSeconds(absl::Now() - start));
+  log::Info("backup", {{"dir", target.string()}, {"runs", *runs}, {"seconds", response->seconds()}});
+  return absl::OkStatus();
+}
+
 void ServiceCore::Shutdown() {
   if (shut_down_.exchange(true)) return;
   if (models_) models_->CancelTraining();  // a running retrain (trainer or Retrain RPC) ends at its next round
@@ -468,6 +515,7 @@ void ServiceCore::Shutdown() {
     workers_mu_.Await(absl::Condition(
         +[](int* n) { return *n == 0; }, &workers_));
   }
+  if (retention_) retention_->Stop();
   if (models_) models_->Stop();
   if (executor_) executor_->Shutdown();  // idle by now: the admin jobs ended with their worker slots
   if (ingest_) ingest_->Stop();

@@ -32,6 +32,7 @@
 #include "server/ingest_queue.h"
 #include "server/metrics.h"
 #include "server/options.h"
+#include "server/retention.h"
 #include "server/snapshot.h"
 #include "storage/telemetry_store.h"
 
@@ -65,6 +66,8 @@ class ServiceCore {
   absl::Status RollbackModel(v1::RollbackModelResponse* response);
   // Live quality over a recent window, from the decision log (operator only).
   absl::Status GetLiveQuality(const v1::GetLiveQualityRequest& request, v1::GetLiveQualityResponse* response);
+  // Operator only: an online copy of the whole store in a new folder under options.backup_dir.
+  absl::Status Backup(const v1::BackupRequest& request, v1::BackupResponse* response);
   // Quarantines or releases a node (or only lists, with an empty node_id); persisted in the store's meta.
   absl::Status QuarantineNode(const v1::QuarantineNodeRequest& request, v1::QuarantineNodeResponse* response)
       ABSL_LOCKS_EXCLUDED(quarantine_mu_);
@@ -122,6 +125,7 @@ class ServiceCore {
   std::unique_ptr<Executor> executor_;  // before models_, which uses it until it is destroyed
   std::unique_ptr<ModelManager> models_;
   std::unique_ptr<IngestQueue> ingest_;
+  std::unique_ptr<RunRetention> retention_;  // null without options.run_retention; stopped before the store closes
   // After ingest_ (which hands it outcomes) and models_ (which its hooks read): destroyed before both.
   std::unique_ptr<DecisionLog> decision_log_;
   std::atomic<bool> shut_down_{false};

@@ -24,9 +24,12 @@ bool ParseBytes(const grpc::ByteBuffer& bytes, google::protobuf::Message* out) {
   return reader.status().ok() && out->ParseFromZeroCopyStream(&reader);
 }
 
-absl::Status NotParsed(absl::string_view field, const grpc::ByteBuffer& bytes, const google::protobuf::Message& as) {
-  return absl::InvalidArgumentError(absl::StrCat(field, ": the bytes did not parse as ",
-                                                 as.GetDescriptor()->full_name(), " (", bytes.Length(), " bytes)"));
+// INVALID_ARGUMENT "<field><where>: the bytes did not parse as ...", naming `field` in its details.
+absl::Status NotParsed(absl::string_view field, absl::string_view where, const grpc::ByteBuffer& bytes,
+                       const google::protobuf::Message& as) {
+  const std::string rule =
+      absl::StrCat("the bytes did not parse as ", as.GetDescriptor()->full_name(), " (", bytes.Length(), " bytes)");
+  return WithFieldViolation(absl::InvalidArgumentError(absl::StrCat(field, where, ": ", rule)), field, rule);
 }
 
 template <typename Message>
@@ -83,7 +86,7 @@ grpc::ServerUnaryReactor* Unary(ServiceCore* core, AccessControl* access, grpc::
   if (status.ok()) {
     CallMessages<Request, Response> m;
     if (!ParseBytes(*request_bytes, m.request())) {
-      status = ToGrpc(NotParsed("request", *request_bytes, *m.request()));
+      status = ToGrpc(NotParsed("request", "", *request_bytes, *m.request()));
     } else {
       // fn may change the request (e.g. drop unknown fields); it may also take the caller.
       if constexpr (std::is_invocable_v<Fn, Request&, Response*, const Principal&>) {
@@ -114,7 +117,7 @@ grpc::ServerUnaryReactor* BlockingUnary(ServiceCore* core, AccessControl* access
   grpc::Status admitted = ToGrpc(access->Admit(ctx, method, &who));
   Request request;
   if (admitted.ok() && !ParseBytes(*request_bytes, &request)) {
-    admitted = ToGrpc(NotParsed("request", *request_bytes, request));
+    admitted = ToGrpc(NotParsed("request", "", *request_bytes, request));
   }
   if (!admitted.ok()) {
     RpcTimer(core->metrics(), method).Finish(admitted.error_code());
@@ -266,7 +269,7 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, 
     }
     // Bytes that are not a RunReport end the stream INVALID_ARGUMENT once the reports before them are acknowledged:
     // the client learns that this report and the ones after it were not read, and resends them.
-    // Over the node's report rate: end the stream RESOURCE_EXHAUSTED (with retry-after-ms); this report and any
+    // Over the node's report rate: end the stream RESOURCE_EXHAUSTED (with the retry hint); this report and any
     // still unacknowledged are not stored, the client resends them after the hint.
     //
     // reading_ stays true until this report is prepared and handed to the group commit: otherwise another thread
@@ -274,7 +277,7 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, 
     // before report N — e.g. rejected as an unknown strategy whose definition report N carries.
     const bool parsed = ParseBytes(bytes, report.get());
     const absl::Status admitted = parsed ? access_->AdmitReports(ctx_, principal_, 1)
-                                         : NotParsed(absl::StrCat("report at sequence ", seq), bytes, *report);
+                                         : NotParsed("report", absl::StrCat(" at sequence ", seq), bytes, *report);
     if (!parsed) core_->metrics()->RunRejected("report");
     bool ending = false;
     {
@@ -598,6 +601,14 @@ grpc::ServerUnaryReactor* ModelAdminService::GetLiveQuality(grpc::CallbackServer
       [core = core_](const v1::GetLiveQualityRequest& req, v1::GetLiveQualityResponse* out) {
         return core->GetLiveQuality(req, out);
       });
+}
+
+grpc::ServerUnaryReactor* ModelAdminService::Backup(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request,
+                                                    grpc::ByteBuffer* response) {
+  // A checkpoint flushes memtables and links or copies every file: file-system work, never on a gRPC thread.
+  return BlockingUnary<v1::BackupRequest, v1::BackupResponse>(
+      core_, access_, ctx, Method::kBackup, request, response,
+      [core = core_](const v1::BackupRequest& req, v1::BackupResponse* out) { return core->Backup(req, out); });
 }
 
 grpc::ServerUnaryReactor* ModelAdminService::PinModel(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request,

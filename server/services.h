@@ -9,10 +9,10 @@
 // Thread safety: gRPC calls every method of both services from its own threads, many at once; the service objects
 // hold nothing but the two borrowed pointers, so they need no lock. Each ReportRun stream is a reactor of its own
 // (services.cc) whose state is guarded by its own mutex and annotated. The blocking admin RPCs (Retrain, PinModel,
-// RollbackModel) run off the gRPC threads, each holding a ServiceCore worker slot until its last touch of the core;
-// the other RPCs run inline on the gRPC thread. Ownership: the server owns the services, the core and the
-// access control; the services borrow `core` and `access`, which outlive them; each ReportRun reactor deletes
-// itself in its OnDone.
+// RollbackModel, GetLiveQuality, Backup) run off the gRPC threads, each holding a ServiceCore worker slot until its
+// last touch of the core; the other RPCs run inline on the gRPC thread. Ownership: the server owns the services, the
+// core and the access control; the services borrow `core` and `access`, which outlive them; each ReportRun reactor
+// deletes itself in its OnDone.
 #ifndef ACCELSEL_SERVER_SERVICES_H_
 #define ACCELSEL_SERVER_SERVICES_H_
 
@@ -31,9 +31,10 @@ using RawSelectorBase = v1::AcceleratorSelector::WithRawCallbackMethod_SelectAcc
                     v1::AcceleratorSelector::WithRawCallbackMethod_RetireStrategy<
                         v1::AcceleratorSelector::WithRawCallbackMethod_UnretireStrategy<
                             v1::AcceleratorSelector::Service>>>>>>>;
-using RawModelAdminBase = v1::ModelAdmin::WithRawCallbackMethod_Retrain<v1::ModelAdmin::WithRawCallbackMethod_PinModel<
-    v1::ModelAdmin::WithRawCallbackMethod_RollbackModel<v1::ModelAdmin::WithRawCallbackMethod_QuarantineNode<
-        v1::ModelAdmin::WithRawCallbackMethod_GetLiveQuality<v1::ModelAdmin::Service>>>>>;
+using RawModelAdminBase = v1::ModelAdmin::WithRawCallbackMethod_Retrain<
+    v1::ModelAdmin::WithRawCallbackMethod_PinModel<v1::ModelAdmin::WithRawCallbackMethod_RollbackModel<
+        v1::ModelAdmin::WithRawCallbackMethod_QuarantineNode<v1::ModelAdmin::WithRawCallbackMethod_GetLiveQuality<
+            v1::ModelAdmin::WithRawCallbackMethod_Backup<v1::ModelAdmin::Service>>>>>>;
 
 class SelectorService final : public RawSelectorBase {
  public:
@@ -72,6 +73,8 @@ class ModelAdminService final : public RawModelAdminBase {
                                           grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* GetLiveQuality(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request,
                                            grpc::ByteBuffer* response) override;
+  grpc::ServerUnaryReactor* Backup(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request,
+                                   grpc::ByteBuffer* response) override;
 
  private:
   ServiceCore* core_;

@@ -7,6 +7,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "server/grpc_status.h"
 #include "util/status_macros.h"
 
 namespace accelsel::server {
@@ -23,8 +24,9 @@ struct Field {
   absl::string_view prefix, suffix;
 };
 
+// INVALID_ARGUMENT naming the field in its message and in its google.rpc.BadRequest details.
 absl::Status Invalid(const Field& field, absl::string_view rule) {
-  return absl::InvalidArgumentError(absl::StrCat(field.prefix, field.suffix, ": ", rule));
+  return InvalidField(absl::StrCat(field.prefix, field.suffix), rule);
 }
 
 bool IdChar(char ch) {

@@ -1,6 +1,7 @@
 // Request validation: every rule a request must satisfy before it reaches the store or the selector.
 // Each failure is INVALID_ARGUMENT with a message naming the field and the rule, e.g.
-// "context.workload.batch_size: must be >= 1 (got 0)".
+// "context.workload.batch_size: must be >= 1 (got 0)", and the same as a google.rpc.BadRequest field violation
+// (server/grpc_status.h, InvalidField).
 #ifndef ACCELSEL_SERVER_VALIDATE_H_
 #define ACCELSEL_SERVER_VALIDATE_H_
 

@@ -49,7 +49,8 @@ class Nodes {
                                                     kReportStreamsPerConnection));
     }
     for (int i = 0; i < count; ++i) {
-      grpc::ChannelArguments args;
+      // The client library's retries (a node's channel), plus the simulator's own arguments.
+      grpc::ChannelArguments args = client::ClientChannelArguments(client::ClientOptions());
       // Without this, channels with the same target and arguments share one connection (gRPC's global
       // subchannel pool), and the per-connection stream limit would apply to all of them together.
       args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);

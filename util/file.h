@@ -8,8 +8,9 @@
 
 namespace accelsel::util {
 
-// The file's bytes. NotFound "cannot open PATH: <strerror>" when it cannot be opened, DataLoss "read error on PATH"
-// when reading fails part way.
+// The file's bytes; "-" reads standard input to its end (the command-line convention, for every file a command
+// reads: `accelsel report --jsonl -`, `accelsel select --context -`). NotFound "cannot open PATH: <strerror>" when it
+// cannot be opened, DataLoss "read error on PATH" when reading fails part way.
 absl::StatusOr<std::string> ReadFile(const std::string& path);
 
 }  // namespace accelsel::util

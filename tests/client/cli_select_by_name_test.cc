@@ -1,6 +1,6 @@
 // `accelsel select` by name: --model, --accelerator, --count, --prompt-tokens, --output-tokens and --batch instead of
 // (or over) --context FILE.json. The request they build is checked on the fake server; the line saying which fields
-// the server filled, and --json's filledFields, against the real server with the bundled descriptor tables.
+// the server filled, and --json's filled_fields, against the real server with the bundled descriptor tables.
 #include <cstdlib>
 #include <sstream>
 #include <string>
@@ -176,7 +176,7 @@ TEST(CliSelectByNameTest, SaysWhichFieldsTheServerFilled) {
   ASSERT_EQ(json.code, 0) << json.err;
   v1::SelectAcceleratorResponse parsed;
   ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(json.out, &parsed).ok()) << json.out;
-  EXPECT_THAT(json.out, HasSubstr("\"filledFields\""));
+  EXPECT_THAT(json.out, HasSubstr("\"filled_fields\""));
   EXPECT_THAT(parsed.filled_fields(), ::testing::Contains("context.hardware.memory_bandwidth_gbps"));
 
   // A complete context file: nothing to fill, no line.

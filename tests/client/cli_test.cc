@@ -178,6 +178,10 @@ TEST(CliTest, UsageErrorsExitTwoWithOneLine) {
                                              {"strategies"},
                                              {"report"},
                                              {"quality", "extra"},
+                                             {"admin"},
+                                             {"admin", "backup"},
+                                             {"admin", "restore", "x"},
+                                             {"admin", "backup", "a", "b"},
                                              {"quality", "--window", "soon"},
                                              {"quality", "--top_nodes", "-1"},
                                              {"select", "--context"}}) {
@@ -261,7 +265,9 @@ TEST(CliTest, ServerErrorsExitOneWithOneLine) {
     testing::FakeServer gone;
     dead = gone.address();
   }
-  Result down = RunCommand({"model", "info", "--server", dead, "--deadline_ms", "500"});
+  // A deadline the default retries (3 backoffs of at most 0.1 + 0.2 + 0.4 s, +20 %) fit in: the last attempt's
+  // UNAVAILABLE is the answer. A shorter one ends DEADLINE_EXCEEDED while gRPC waits to retry.
+  Result down = RunCommand({"model", "info", "--server", dead, "--deadline_ms", "3000"});
   EXPECT_EQ(down.code, 1);
   ExpectOneErrorLine(down);
   EXPECT_NE(down.err.find("UNAVAILABLE"), std::string::npos) << down.err;
@@ -343,7 +349,7 @@ TEST(CliTest, ModelAdminCommands) {
   EXPECT_NE(pin.out.find("serving version 4 (pinned)"), std::string::npos) << pin.out;
   Result back = RunCommand({"model", "rollback", "--server", server.address(), "--json"});
   ASSERT_EQ(back.code, 0) << back.err;
-  EXPECT_NE(back.out.find("\"servingVersion\": \"3\""), std::string::npos) << back.out;
+  EXPECT_NE(back.out.find("\"serving_version\": 3"), std::string::npos) << back.out;
   Result info = RunCommand({"model", "info", "--server", server.address()});
   ASSERT_EQ(info.code, 0) << info.err;
   EXPECT_NE(info.out.find("serving version  3"), std::string::npos) << info.out;
@@ -384,19 +390,19 @@ TEST(CliTest, ModelInfoAndRetrainShowOffPolicyFigures) {
     }
     Result j = RunCommand({"model", action, "--server", server.address(), "--json"});
     ASSERT_EQ(j.code, 0) << j.err;
-    EXPECT_NE(j.out.find("\"effectiveSampleSize\": 312.5"), std::string::npos) << j.out;
-    EXPECT_NE(j.out.find("\"usedForPromotion\": true"), std::string::npos) << j.out;
+    EXPECT_NE(j.out.find("\"effective_sample_size\": 312.5"), std::string::npos) << j.out;
+    EXPECT_NE(j.out.find("\"used_for_promotion\": true"), std::string::npos) << j.out;
   }
 }
 
-TEST(CliJsonTest, ScriptJsonKeepsProtoNamesAndNumbers) {
+TEST(CliJsonTest, JsonKeepsProtoNamesAndNumbers) {
   v1::GetLiveQualityResponse r;
   r.set_window_ms(3'600'000);
   r.mutable_overall()->set_joined_reports(uint64_t{1} << 40);
   r.mutable_overall()->set_mape(0.25);
   r.add_versions()->set_version(7);
   r.add_nodes()->set_node_id("n1");
-  const std::string text = ToScriptJson(r);
+  const std::string text = ToJson(r);
   EXPECT_NE(text.find("\"window_ms\": 3600000"), std::string::npos) << text;
   EXPECT_NE(text.find("\"joined_reports\": 1099511627776"), std::string::npos) << text;
   EXPECT_NE(text.find("\"mape\": 0.25"), std::string::npos) << text;

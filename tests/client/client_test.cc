@@ -1,11 +1,16 @@
-// Client: retries on UNAVAILABLE only, bounded attempts, deadlines, metadata, backoff bounds.
+// Client: gRPC's retries per the service config (UNAVAILABLE for the retried methods, RESOURCE_EXHAUSTED after the
+// server's pushback for reads, never Retrain or RollbackModel), bounded attempts, deadlines, metadata, the
+// server's error details, backoff bounds.
 #include "client/client.h"
 
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
 #include "gtest/gtest.h"
 #include "tests/client/fake_server.h"
 
@@ -30,16 +35,65 @@ TEST(ClientTest, RetriesUnavailableUntilSuccess) {
   EXPECT_EQ(server.service().unary_calls(), 3);
 }
 
-TEST(ClientTest, GivesUpAfterMaxAttempts) {
+TEST(ClientTest, RetriesIdempotentChangesOnUnavailable) {
   testing::FakeServer server;
-  server.service().FailNextCalls(10, grpc::StatusCode::UNAVAILABLE);
-  ClientOptions o = Options(server.address());
-  o.max_attempts = 3;
-  auto client = Client::Create(o);
+  auto client = Client::Create(Options(server.address()));
   ASSERT_TRUE(client.ok());
-  auto r = (*client)->ListStrategies();
-  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable);
+  v1::Strategy s;
+  s.set_id("vllm");
+  server.service().FailNextCalls(1, grpc::StatusCode::UNAVAILABLE);
+  auto reg = (*client)->RegisterStrategy(s);
+  ASSERT_TRUE(reg.ok()) << reg.status();
+  EXPECT_TRUE(reg->created());
+  server.service().FailNextCalls(1, grpc::StatusCode::UNAVAILABLE);
+  ASSERT_TRUE((*client)->PinModel(3).ok());
+  EXPECT_EQ(server.service().unary_calls(), 4);
+}
+
+TEST(ClientTest, NeverRetriesRetrainOrRollback) {
+  testing::FakeServer server;
+  auto client = Client::Create(Options(server.address()));
+  ASSERT_TRUE(client.ok());
+  server.service().FailNextCalls(1, grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ((*client)->Retrain().status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(server.service().unary_calls(), 1);
+  server.service().FailNextCalls(1, grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ((*client)->RollbackModel().status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(server.service().unary_calls(), 2);
+}
+
+// A rate-limited read is repeated after the server's grpc-retry-pushback-ms (not the 5..20 ms backoff); a
+// rate-limited change is reported at once.
+TEST(ClientTest, RetriesReadsOnResourceExhaustedAfterThePushback) {
+  testing::FakeServer server;
+  auto client = Client::Create(Options(server.address()));
+  ASSERT_TRUE(client.ok());
+  server.service().FailNextCalls(1, grpc::StatusCode::RESOURCE_EXHAUSTED, {{"grpc-retry-pushback-ms", "300"}});
+  const absl::Time start = absl::Now();
+  auto info = (*client)->GetModelInfo();
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(290));
+  EXPECT_EQ(server.service().unary_calls(), 2);
+
+  server.service().FailNextCalls(1, grpc::StatusCode::RESOURCE_EXHAUSTED, {{"grpc-retry-pushback-ms", "300"}});
+  v1::Strategy s;
+  s.set_id("vllm");
+  EXPECT_EQ((*client)->RegisterStrategy(s).status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_EQ(server.service().unary_calls(), 3);
+}
+
+TEST(ClientTest, GivesUpAfterMaxAttempts) {
+  for (int attempts : {3, 1}) {  // 1 = no retry
+    testing::FakeServer server;
+    server.service().FailNextCalls(10, grpc::StatusCode::UNAVAILABLE);
+    ClientOptions o = Options(server.address());
+    o.max_attempts = attempts;
+    auto client = Client::Create(o);
+    ASSERT_TRUE(client.ok());
+    auto r = (*client)->ListStrategies();
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable);
+    EXPECT_EQ(server.service().unary_calls(), attempts);
+  }
 }
 
 TEST(ClientTest, DoesNotRetryOtherErrors) {
@@ -75,13 +129,57 @@ TEST(ClientTest, UnreachableServerIsUnavailableWithinDeadline) {
   }
   ClientOptions o = Options(dead);
   o.deadline_ms = 1000;
-  o.max_attempts = 50;  // the deadline, not the attempt count, must end this
+  o.max_attempts = 5;
   auto client = Client::Create(o);
   ASSERT_TRUE(client.ok());
   const absl::Time start = absl::Now();
   auto r = (*client)->GetModelInfo();
   EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
   EXPECT_LT(absl::Now() - start, absl::Milliseconds(2500));
+}
+
+// One deadline covers every attempt: a server that keeps answering UNAVAILABLE, with retries 400 ms apart, ends the
+// call at its 600 ms deadline, before the attempts run out.
+TEST(ClientTest, DeadlineCoversEveryRetry) {
+  testing::FakeServer server;
+  server.service().FailNextCalls(10, grpc::StatusCode::UNAVAILABLE);
+  ClientOptions o = Options(server.address());
+  o.deadline_ms = 600;
+  o.max_attempts = 5;
+  o.initial_backoff_ms = 400;
+  o.max_backoff_ms = 400;
+  auto client = Client::Create(o);
+  ASSERT_TRUE(client.ok());
+  const absl::Time start = absl::Now();
+  const absl::Status st = (*client)->GetModelInfo().status();
+  EXPECT_TRUE(st.code() == absl::StatusCode::kDeadlineExceeded || st.code() == absl::StatusCode::kUnavailable) << st;
+  EXPECT_LT(absl::Now() - start, absl::Milliseconds(1500));
+  EXPECT_LT(server.service().unary_calls(), 5);
+}
+
+// The server's google.rpc.Status (grpc-status-details-bin) reaches the caller as payloads keyed by type URL.
+TEST(ClientTest, ErrorDetailsBecomePayloads) {
+  google::rpc::BadRequest bad;
+  auto* v = bad.add_field_violations();
+  v->set_field("top_k");
+  v->set_description("must be <= 256 (got 1000)");
+  google::rpc::Status details;
+  details.set_code(grpc::StatusCode::INVALID_ARGUMENT);
+  details.set_message("top_k: must be <= 256 (got 1000)");
+  details.add_details()->PackFrom(bad);
+  const absl::Status st =
+      FromGrpcStatus(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, details.message(), details.SerializeAsString()));
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(st.message(), "top_k: must be <= 256 (got 1000)");
+  auto payload = st.GetPayload("type.googleapis.com/google.rpc.BadRequest");
+  ASSERT_TRUE(payload.has_value());
+  google::rpc::BadRequest back;
+  ASSERT_TRUE(back.ParseFromString(std::string(*payload)));
+  ASSERT_EQ(back.field_violations_size(), 1);
+  EXPECT_EQ(back.field_violations(0).field(), "top_k");
+  // No details, or bytes that are not a google.rpc.Status: the code and message alone.
+  EXPECT_FALSE(FromGrpcStatus(grpc::Status(grpc::StatusCode::INTERNAL, "x", "\xff\xff"))
+                   .GetPayload("type.googleapis.com/google.rpc.BadRequest"));
 }
 
 TEST(ClientTest, AdminCallsAndBearerToken) {
@@ -148,10 +246,35 @@ TEST(ClientTest, OptionsAreValidated) {
   o = ClientOptions();
   o.max_attempts = 0;
   EXPECT_FALSE(Client::Create(o).ok());
+  o.max_attempts = 6;  // above gRPC's limit of 5
+  EXPECT_FALSE(Client::Create(o).ok());
+  o.max_attempts = 5;
+  EXPECT_TRUE(Client::Create(o).ok());
   o = ClientOptions();
   o.initial_backoff_ms = 500;
   o.max_backoff_ms = 100;
   EXPECT_FALSE(Client::Create(o).ok());
+  o.initial_backoff_ms = 0;  // gRPC's retry policy needs a positive initial backoff
+  EXPECT_FALSE(Client::Create(o).ok());
+}
+
+// The service config gRPC is given: the retried methods by kind, the options' numbers in gRPC's forms.
+TEST(ClientTest, RetryServiceConfigNamesTheRetriedMethods) {
+  ClientOptions o;
+  o.max_attempts = 3;
+  o.initial_backoff_ms = 50;
+  o.max_backoff_ms = 1500;
+  const std::string config = RetryServiceConfig(o);
+  EXPECT_NE(config.find(R"("maxAttempts":3,"initialBackoff":"0.050s","maxBackoff":"1.500s")"), std::string::npos)
+      << config;
+  EXPECT_NE(config.find(R"("method":"SelectAccelerator")"), std::string::npos) << config;
+  EXPECT_NE(config.find(R"("service":"grpc.health.v1.Health","method":"Check")"), std::string::npos) << config;
+  EXPECT_NE(config.find(R"(["UNAVAILABLE","RESOURCE_EXHAUSTED"])"), std::string::npos) << config;
+  for (const char* never : {"Retrain", "RollbackModel", "Backup", "ReportRun"}) {
+    EXPECT_EQ(config.find(absl::StrCat(R"(")", never, R"(")")), std::string::npos) << never;
+  }
+  o.max_attempts = 1;
+  EXPECT_EQ(RetryServiceConfig(o), "{}");
 }
 
 TEST(ClientTest, BackoffGrowsIsCappedAndJittered) {

@@ -6,6 +6,13 @@
 
 namespace accelsel::testing {
 
+grpc::Status FakeSelector::TakeFailure(Failures* f, grpc::ServerContext* ctx) {
+  if (f->n <= 0) return grpc::Status::OK;
+  --f->n;
+  for (const auto& [key, value] : f->trailers) ctx->AddTrailingMetadata(key, value);
+  return grpc::Status(f->code, "fake failure");
+}
+
 grpc::Status FakeSelector::BeginUnary(grpc::ServerContext* ctx) {
   absl::Duration delay;
   {
@@ -13,10 +20,7 @@ grpc::Status FakeSelector::BeginUnary(grpc::ServerContext* ctx) {
     ++unary_calls_;
     auto it = ctx->client_metadata().find("authorization");
     last_authorization_ = it == ctx->client_metadata().end() ? "" : std::string(it->second.data(), it->second.size());
-    if (fail_next_ > 0) {
-      --fail_next_;
-      return grpc::Status(fail_code_, "fake failure");
-    }
+    if (grpc::Status failed = TakeFailure(&unary_failures_, ctx); !failed.ok()) return failed;
     delay = unary_delay_;
   }
   // Sleep in slices so a cancelled call (deadline passed) frees the thread early.
@@ -86,6 +90,7 @@ grpc::Status FakeSelector::ReportRun(grpc::ServerContext* ctx,
     last_authorization_ = it == ctx->client_metadata().end() ? "" : std::string(it->second.data(), it->second.size());
     break_after = break_after_acks_;
     store_before_break = store_before_break_;
+    if (grpc::Status failed = TakeFailure(&stream_failures_, ctx); !failed.ok()) return failed;
   }
   v1::RunReport report;
   uint64_t sequence = 0;

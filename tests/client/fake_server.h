@@ -34,11 +34,16 @@ class FakeSelector final : public v1::AcceleratorSelector::Service, public v1::M
     absl::MutexLock l(&mu_);
     hold_acks_ = on;
   }
-  // Unary behaviour: the next `n` unary calls fail with `code`.
-  void FailNextCalls(int n, grpc::StatusCode code) {
+  // Unary behaviour: the next `n` unary calls fail with `code`, sending `trailers` as trailing metadata (e.g.
+  // grpc-retry-pushback-ms).
+  void FailNextCalls(int n, grpc::StatusCode code, std::map<std::string, std::string> trailers = {}) {
     absl::MutexLock l(&mu_);
-    fail_next_ = n;
-    fail_code_ = code;
+    unary_failures_ = Failures{n, code, std::move(trailers)};
+  }
+  // ReportRun: the next `n` streams end at once with `code` and `trailers`, reading nothing.
+  void FailNextStreams(int n, grpc::StatusCode code, std::map<std::string, std::string> trailers = {}) {
+    absl::MutexLock l(&mu_);
+    stream_failures_ = Failures{n, code, std::move(trailers)};
   }
   void set_unary_delay(absl::Duration d) {
     absl::MutexLock l(&mu_);
@@ -95,8 +100,15 @@ class FakeSelector final : public v1::AcceleratorSelector::Service, public v1::M
                              v1::RollbackModelResponse* resp) override;
 
  private:
+  struct Failures {
+    int n = 0;
+    grpc::StatusCode code = grpc::StatusCode::UNAVAILABLE;
+    std::map<std::string, std::string> trailers;
+  };
   // Counts the call, records its metadata and applies FailNextCalls / set_unary_delay.
   grpc::Status BeginUnary(grpc::ServerContext* ctx);
+  // Takes one of `f`'s failures, if any are left: sets its trailers on `ctx` and returns its status; else OK.
+  static grpc::Status TakeFailure(Failures* f, grpc::ServerContext* ctx);
   // DURABLE / DUPLICATE / REJECTED for one report; stores it when valid.
   v1::RunAck Judge(const v1::RunReport& report) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
@@ -104,8 +116,8 @@ class FakeSelector final : public v1::AcceleratorSelector::Service, public v1::M
   int break_after_acks_ ABSL_GUARDED_BY(mu_) = 0;
   bool store_before_break_ ABSL_GUARDED_BY(mu_) = false;
   bool hold_acks_ ABSL_GUARDED_BY(mu_) = false;
-  int fail_next_ ABSL_GUARDED_BY(mu_) = 0;
-  grpc::StatusCode fail_code_ ABSL_GUARDED_BY(mu_) = grpc::StatusCode::UNAVAILABLE;
+  Failures unary_failures_ ABSL_GUARDED_BY(mu_);
+  Failures stream_failures_ ABSL_GUARDED_BY(mu_);
   absl::Duration unary_delay_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> stored_ ABSL_GUARDED_BY(mu_);
   int unary_calls_ ABSL_GUARDED_BY(mu_) = 0;

@@ -1,5 +1,5 @@
 // TelemetrySender against an in-process ReportRun service that breaks streams, loses acks and holds acks, and
-// against the real server: a tight per-node report rate (its retry-after-ms hint), and its ranged acks.
+// against the real server: a tight per-node report rate (its grpc-retry-pushback-ms hint), and its ranged acks.
 #include "client/telemetry_sender.h"
 
 #include <atomic>
@@ -230,9 +230,27 @@ TEST(TelemetrySenderTest, AcksQueuedBeforeABreakAreNotLostWhenTheWriterFindsTheC
   EXPECT_EQ(server.service().stored().size(), 5u);
 }
 
+// A refused stream's wait hint: gRPC's grpc-retry-pushback-ms wins over the older retry-after-ms when both come.
+TEST(TelemetrySenderTest, PrefersTheRetryPushbackTrailer) {
+  testing::FakeServer server;
+  server.service().FailNextStreams(1, grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                   {{"grpc-retry-pushback-ms", "300"}, {"retry-after-ms", "1"}});
+  TelemetrySender sender(grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials()),
+                         FastOptions(server.address()), TelemetrySenderOptions());
+  const absl::Time start = absl::Now();
+  ASSERT_TRUE(sender.Send(MakeReport("pushback-1", 10)).ok());
+  ASSERT_TRUE(sender.Flush(absl::Seconds(30)).ok());
+  const TelemetrySenderStats st = sender.stats();
+  EXPECT_EQ(st.durable, 1u);
+  EXPECT_EQ(st.retry_after_hints, 1u) << st.last_stream_error;
+  EXPECT_EQ(st.last_retry_after_ms, 300);
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(290));
+  EXPECT_EQ(server.service().streams(), 2);
+}
+
 // The real server with a tight report rate per node: each stream over it ends RESOURCE_EXHAUSTED with
-// "retry-after-ms"; the sender waits that long before the next stream instead of hammering the server with its
-// (much shorter) reconnect backoff, and every report ends up stored exactly once.
+// "grpc-retry-pushback-ms" (and "retry-after-ms"); the sender waits that long before the next stream instead of
+// hammering the server with its (much shorter) reconnect backoff, and every report ends up stored exactly once.
 TEST(TelemetrySenderTest, HonoursTheServersRetryAfterHintUnderARateLimit) {
   auto server_options = testing::TestOptions(testing::FreshDir("sender-retry-after"));
   server_options.access.limit_anonymous = true;  // per-node limits without tokens, keyed by peer host
@@ -267,7 +285,7 @@ TEST(TelemetrySenderTest, HonoursTheServersRetryAfterHintUnderARateLimit) {
   EXPECT_GE(took, absl::Milliseconds(1500)) << "4 reports beyond the burst at 2 per second";
   // Each refused stream is followed by a wait of about the hint (~500 ms), so about one refusal per report over
   // the burst. Retrying on the 5..50 ms backoff alone would have been refused dozens of times.
-  EXPECT_LE(st.stream_failures, 8u) << "retry-after-ms was not honoured; hints seen: " << st.retry_after_hints;
+  EXPECT_LE(st.stream_failures, 8u) << "the retry hint was not honoured; hints seen: " << st.retry_after_hints;
   sender.Close();
   (*server)->Shutdown();
 }

@@ -15,9 +15,12 @@ BIN = os.environ.get("ACCELSEL_BIN_DIR", os.path.join(SRC, "build", "bin"))
 
 
 def load_protos():
+    """accelsel_pb2; google.rpc.status_pb2 and error_details_pb2 (the rich error details) become importable too."""
     out = tempfile.mkdtemp(prefix="accelsel-py-")
-    subprocess.run(["protoc", "-I", os.path.join(SRC, "proto"), "--python_out=" + out,
-                    os.path.join(SRC, "proto/accelsel/v1/accelsel.proto")], check=True)
+    subprocess.run(["protoc", "-I", os.path.join(SRC, "proto"), "--python_out=" + out] +
+                   [os.path.join(SRC, "proto", p) for p in
+                    ("accelsel/v1/accelsel.proto", "google/rpc/status.proto", "google/rpc/error_details.proto")],
+                   check=True)
     sys.path.insert(0, out)
     import importlib
     return importlib.import_module("accelsel.v1.accelsel_pb2")

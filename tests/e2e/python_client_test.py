@@ -115,6 +115,10 @@ def checks(work):
         raise AssertionError("top_k beyond the limit was accepted")
     except accelsel.AccelselError as err:
         assert err.code == grpc.StatusCode.INVALID_ARGUMENT and "top_k" in err.details, err
+        # The field also comes decoded from the google.rpc.BadRequest in the status details.
+        assert [f for f, _ in err.field_violations] == ["top_k"], err.field_violations
+        assert err.field_violations[0][1].startswith("must be <= 256"), err.field_violations
+        assert err.retry_delay_s is None, err.retry_delay_s
 
     # $ACCELSEL_SERVER is the default target, as for the CLI.
     os.environ["ACCELSEL_SERVER"] = server.address

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Wire-contract test with a second gRPC implementation: Debian's python3-grpcio calls the real accelsel-server
-binary (SelectAccelerator, ReportRun, RegisterStrategy, ListStrategies) and checks the answers."""
+binary (SelectAccelerator, ReportRun, RegisterStrategy, ListStrategies) and checks the answers, and the rich error
+details (grpc-status-details-bin) decode as standard google.rpc messages."""
 import sys
 import unittest
 
@@ -9,6 +10,15 @@ import grpc
 import accelsel_py as ap
 
 pb = ap.load_protos()
+from google.rpc import error_details_pb2, status_pb2  # noqa: E402  (compiled by load_protos)
+
+
+def rpc_status(err):
+    """The google.rpc.Status of a failed call, from its grpc-status-details-bin trailer."""
+    raw = dict(err.trailing_metadata())["grpc-status-details-bin"]
+    status = status_pb2.Status.FromString(raw)
+    assert status.code == err.code().value[0] and status.message == err.details(), status
+    return status
 
 
 class PythonInteropTest(unittest.TestCase):
@@ -54,6 +64,34 @@ class PythonInteropTest(unittest.TestCase):
             self.stub["select"](pb.SelectAcceleratorRequest(), timeout=10)
         self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
         self.assertIn("context: is required", cm.exception.details())
+        status = rpc_status(cm.exception)
+        self.assertEqual(len(status.details), 1)
+        bad = error_details_pb2.BadRequest()
+        self.assertTrue(status.details[0].Unpack(bad))
+        self.assertEqual([(v.field, v.description) for v in bad.field_violations], [("context", "is required")])
+
+    def test_rate_limited_call_carries_retry_info_and_pushback(self):
+        server = ap.Server(ap.fresh_dir("py-interop-limited"), extra=[
+            "--rate_limit_anonymous", "--rate_calls_per_s=0.5", "--rate_call_burst=1"]).start()
+        try:
+            with grpc.insecure_channel(server.address) as channel:
+                stub = ap.stubs(grpc, pb, channel)
+                request = pb.ListStrategiesRequest()
+                stub["list"](request, timeout=10)
+                with self.assertRaises(grpc.RpcError) as cm:
+                    stub["list"](request, timeout=10)
+        finally:
+            self.assertEqual(server.stop(), 0)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
+        trailers = dict(cm.exception.trailing_metadata())
+        pushback_ms = int(trailers["grpc-retry-pushback-ms"])
+        self.assertTrue(0 < pushback_ms <= 2000, trailers)
+        self.assertEqual(int(trailers["retry-after-ms"]), pushback_ms)
+        status = rpc_status(cm.exception)
+        self.assertEqual(len(status.details), 1)
+        retry = error_details_pb2.RetryInfo()
+        self.assertTrue(status.details[0].Unpack(retry))
+        self.assertEqual(retry.retry_delay.ToMilliseconds(), pushback_ms)
 
 
 if __name__ == "__main__":

@@ -185,6 +185,10 @@ TEST(EvalMainTest, UsageErrors) {
   EXPECT_EQ(EvalMain({"--aslib"}, out, err), 2);
   EXPECT_EQ(EvalMain({"--bogus"}, out, err), 2);
   EXPECT_EQ(EvalMain({"--aslib", TempPath("no-such-dir")}, out, err), 1);
+  std::ostringstream help, help_err;
+  EXPECT_EQ(EvalMain({"--help"}, help, help_err), 0);  // `accelsel eval --help`: the usage on stdout, exit 0
+  EXPECT_NE(help.str().find("usage: accelsel eval"), std::string::npos) << help.str();
+  EXPECT_TRUE(help_err.str().empty()) << help_err.str();
 }
 
 TEST(EvalMainTest, AslibScenarioEndToEnd) {

@@ -267,15 +267,7 @@ class ServerFillTest : public ::testing::Test {
 
   std::vector<v1::RunAck> Report(const std::vector<v1::RunReport>& reports) {
     grpc::ClientContext ctx;
-    SetDeadline(&ctx);
-    auto stream = conn_.selector->ReportRun(&ctx);
-    for (const auto& r : reports) EXPECT_TRUE(stream->Write(r));
-    stream->WritesDone();
-    std::vector<v1::RunAck> acks;
-    v1::RunAck ack;
-    while (stream->Read(&ack)) acks.push_back(ack);
-    EXPECT_TRUE(stream->Finish().ok());
-    return acks;
+    return ReportAll(*conn_.selector, reports, &ctx);
   }
 
   const v1::Recommendation* Find(const v1::SelectAcceleratorResponse& resp, const std::string& id) {

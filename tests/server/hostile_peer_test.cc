@@ -22,14 +22,6 @@ namespace {
 
 using ::testing::HasSubstr;
 
-constexpr char kNodeToken[] = "node-a-token-0123456789";
-constexpr char kOperatorToken[] = "operator-token-0123456789";
-
-grpc::ByteBuffer Bytes(const std::string& s) {
-  grpc::Slice slice(s);
-  return grpc::ByteBuffer(&slice, 1);
-}
-
 grpc::ByteBuffer Serialized(const google::protobuf::Message& m) { return Bytes(m.SerializeAsString()); }
 
 // Not a valid protobuf encoding: field number 0 is reserved, and the varint that follows is truncated.
@@ -94,21 +86,6 @@ class RawReportStream {
   std::unique_ptr<grpc::GenericClientAsyncReaderWriter> call_;
 };
 
-grpc::Status RawUnary(const std::shared_ptr<grpc::Channel>& channel, const std::string& method,
-                      const grpc::ByteBuffer& request, grpc::ByteBuffer* response) {
-  grpc::GenericStub stub(channel);
-  grpc::ClientContext ctx;
-  SetDeadline(&ctx);
-  absl::Notification done;
-  grpc::Status status;
-  stub.UnaryCall(&ctx, method, grpc::StubOptions(), &request, response, [&](grpc::Status s) {
-    status = std::move(s);
-    done.Notify();
-  });
-  done.WaitForNotification();
-  return status;
-}
-
 class HostilePeerTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -129,11 +106,7 @@ class HostilePeerTest : public ::testing::Test {
   }
 
   void StartWithTokens() {
-    Start([this](server::ServerOptions& o) {
-      const std::string path = dir_ + "/tokens";
-      std::ofstream(path) << kNodeToken << " node node-a\n" << kOperatorToken << " operator ops-1\n";
-      o.access.auth_tokens_file = path;
-    });
+    Start([this](server::ServerOptions& o) { o.access.auth_tokens_file = WriteTokenFile(dir_); });
   }
 
   grpc::Status Register(const v1::Strategy& strategy, const std::string& token = "") {

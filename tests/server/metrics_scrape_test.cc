@@ -75,7 +75,10 @@ TEST(MetricsScrapeTest, ExposesEveryRequiredSeriesAndCountsCalls) {
         "# TYPE accelsel_runs_ingested_total counter", "# TYPE accelsel_runs_rejected_total counter",
         "# TYPE accelsel_runs_duplicate_total counter", "# TYPE accelsel_runs_stored gauge",
         "# TYPE accelsel_storage_bytes gauge", "# TYPE accelsel_model_version gauge",
-        "# TYPE accelsel_model_age_seconds gauge", "# TYPE accelsel_build_info gauge"}) {
+        "# TYPE accelsel_model_age_seconds gauge", "# TYPE accelsel_build_info gauge",
+        "# TYPE grpc_server_started_total counter", "# TYPE grpc_server_handled_total counter",
+        "# TYPE grpc_server_handling_seconds histogram", "# TYPE grpc_server_msg_received_total counter",
+        "# TYPE grpc_server_msg_sent_total counter"}) {
     EXPECT_THAT(body, HasSubstr(name));
   }
   EXPECT_EQ(Sample(body, "accelsel_rpc_requests_total{code=\"OK\",method=\"SelectAccelerator\"}"), 2);
@@ -85,6 +88,14 @@ TEST(MetricsScrapeTest, ExposesEveryRequiredSeriesAndCountsCalls) {
   EXPECT_EQ(Sample(body, "accelsel_runs_rejected_total{reason=\"metrics\"}"), 1);
   EXPECT_EQ(Sample(body, "accelsel_runs_stored"), 1);
   EXPECT_EQ(Sample(body, "accelsel_rpc_latency_seconds_count{method=\"SelectAccelerator\"}"), 3);
+  EXPECT_EQ(Sample(body,
+                   "grpc_server_handled_total{grpc_code=\"INVALID_ARGUMENT\",grpc_method=\"SelectAccelerator\","
+                   "grpc_service=\"accelsel.v1.AcceleratorSelector\",grpc_type=\"unary\"}"),
+            1);
+  EXPECT_EQ(Sample(body,
+                   "grpc_server_msg_received_total{grpc_method=\"ReportRun\",grpc_service=\"accelsel.v1."
+                   "AcceleratorSelector\",grpc_type=\"bidi_stream\"}"),
+            3);
   const std::string build_info = "accelsel_build_info{revision=\"" + std::string(util::Revision()) + "\",version=\"" +
                                  std::string(util::Version()) + "\"}";
   EXPECT_EQ(Sample(body, build_info), 1) << build_info;

@@ -10,41 +10,20 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "accelsel/v1/accelsel.grpc.pb.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/descriptor.h"
 #include "gtest/gtest.h"
 #include "prometheus/metric_family.h"
+#include "tests/test_util/registry.h"
 
 namespace accelsel::server {
 namespace {
 
-using Labels = std::map<std::string, std::string>;
-
-const prometheus::MetricFamily* FindFamily(const std::vector<prometheus::MetricFamily>& families,
-                                           const std::string& name) {
-  for (const auto& f : families) {
-    if (f.name == name) return &f;
-  }
-  return nullptr;
-}
-
-const prometheus::ClientMetric* FindSeries(const prometheus::MetricFamily& family, const Labels& labels) {
-  for (const auto& m : family.metric) {
-    Labels have;
-    for (const auto& l : m.label) have[l.name] = l.value;
-    if (have == labels) return &m;
-  }
-  return nullptr;
-}
-
-// The value of one counter or gauge series; nullopt if the series does not exist.
-std::optional<double> Value(Metrics& metrics, const std::string& name, const Labels& labels = {}) {
-  const auto families = metrics.registry().Collect();
-  const prometheus::MetricFamily* family = FindFamily(families, name);
-  if (family == nullptr) return std::nullopt;
-  const prometheus::ClientMetric* series = FindSeries(*family, labels);
-  if (series == nullptr) return std::nullopt;
-  return family->type == prometheus::MetricType::Gauge ? series->gauge.value : series->counter.value;
-}
+using accelsel::testing::FindFamily;
+using accelsel::testing::FindSeries;
+using accelsel::testing::Labels;
+using accelsel::testing::Value;
 
 TEST(MetricsTest, EveryFamilyIsRegisteredWithItsTypeAndHelpFromTheStart) {
   Metrics metrics;
@@ -73,6 +52,7 @@ TEST(MetricsTest, EveryFamilyIsRegisteredWithItsTypeAndHelpFromTheStart) {
       {"accelsel_model_promotions_total", prometheus::MetricType::Counter},
       {"accelsel_model_rejections_total", prometheus::MetricType::Counter},
       {"accelsel_model_retrain_failures_total", prometheus::MetricType::Counter},
+      {"accelsel_runs_expired_total", prometheus::MetricType::Counter},
       // The decision log's own; its per-version live-quality families are created by DecisionLog.
       {"accelsel_decisions_logged_total", prometheus::MetricType::Counter},
       {"accelsel_decision_log_bytes", prometheus::MetricType::Gauge},
@@ -81,6 +61,12 @@ TEST(MetricsTest, EveryFamilyIsRegisteredWithItsTypeAndHelpFromTheStart) {
       {"accelsel_decision_log_pruned_total", prometheus::MetricType::Counter},
       {"accelsel_decision_joins_total", prometheus::MetricType::Counter},
       {"accelsel_build_info", prometheus::MetricType::Gauge},
+      // go-grpc-prometheus' names, recorded by server/interceptors.h.
+      {"grpc_server_started_total", prometheus::MetricType::Counter},
+      {"grpc_server_handled_total", prometheus::MetricType::Counter},
+      {"grpc_server_msg_received_total", prometheus::MetricType::Counter},
+      {"grpc_server_msg_sent_total", prometheus::MetricType::Counter},
+      {"grpc_server_handling_seconds", prometheus::MetricType::Histogram},
   };
   for (const auto& [name, type] : want) {
     SCOPED_TRACE(name);
@@ -144,6 +130,57 @@ TEST(MetricsTest, RecordRpcCountsByMethodAndCodeAndObservesTheLatency) {
   EXPECT_LT(buckets[buckets.size() - 2].upper_bound, 4.0);
   EXPECT_EQ(buckets[buckets.size() - 2].cumulative_count, 0u);
   EXPECT_EQ(buckets.back().cumulative_count, 1u);
+}
+
+TEST(MetricsTest, ReportRunStreamsAreCountedButNotInTheLatencyHistogram) {
+  Metrics metrics;
+  metrics.RecordRpc(Method::kReportRun, grpc::StatusCode::OK, absl::Hours(3));
+  EXPECT_EQ(Value(metrics, "accelsel_rpc_requests_total", {{"method", "ReportRun"}, {"code", "OK"}}), 1.0);
+  EXPECT_EQ(Value(metrics, "accelsel_rpc_latency_seconds", {{"method", "ReportRun"}}), std::nullopt);
+  EXPECT_EQ(Value(metrics, "accelsel_rpc_latency_seconds", {{"method", "SelectAccelerator"}}), 0.0);
+}
+
+TEST(MetricsTest, GrpcSeriesOfAddedServicesExistFromTheStartAndUnknownMethodsShareOneSet) {
+  Metrics metrics;
+  const auto* service = v1::RunReport::descriptor()->file()->FindServiceByName("AcceleratorSelector");
+  ASSERT_NE(service, nullptr);
+  metrics.AddGrpcService(*service);
+  const Labels select = {{"grpc_type", "unary"},
+                         {"grpc_service", "accelsel.v1.AcceleratorSelector"},
+                         {"grpc_method", "SelectAccelerator"}};
+  const Labels report = {
+      {"grpc_type", "bidi_stream"}, {"grpc_service", "accelsel.v1.AcceleratorSelector"}, {"grpc_method", "ReportRun"}};
+  const Labels unknown = {{"grpc_type", "unknown"}, {"grpc_service", "unknown"}, {"grpc_method", "unknown"}};
+  auto with_code = [](Labels labels, const char* code) {
+    labels["grpc_code"] = code;
+    return labels;
+  };
+  // At zero before any call, so that rate() and increase() see the first one.
+  for (const Labels& labels : {select, report}) {
+    EXPECT_EQ(Value(metrics, "grpc_server_started_total", labels), 0.0);
+    EXPECT_EQ(Value(metrics, "grpc_server_handled_total", with_code(labels, "OK")), 0.0);
+    EXPECT_EQ(Value(metrics, "grpc_server_handling_seconds", labels), 0.0);
+    EXPECT_EQ(Value(metrics, "grpc_server_msg_received_total", labels), 0.0);
+    EXPECT_EQ(Value(metrics, "grpc_server_msg_sent_total", labels), 0.0);
+  }
+  EXPECT_EQ(Value(metrics, "grpc_server_handled_total", with_code(unknown, "UNIMPLEMENTED")), 0.0);
+  EXPECT_EQ(Value(metrics, "grpc_server_handled_total", with_code(select, "INVALID_ARGUMENT")), std::nullopt);
+
+  GrpcMethodSeries* m = metrics.GrpcMethod("/accelsel.v1.AcceleratorSelector/SelectAccelerator");
+  EXPECT_EQ(m->labels, select);
+  metrics.GrpcHandled(m, grpc::StatusCode::OK, 0.001);
+  metrics.GrpcHandled(m, grpc::StatusCode::INVALID_ARGUMENT, 0.002);
+  metrics.GrpcHandled(m, static_cast<grpc::StatusCode>(99), 0.002);  // not a gRPC code: counted as UNKNOWN
+  EXPECT_EQ(Value(metrics, "grpc_server_handled_total", with_code(select, "OK")), 1.0);
+  EXPECT_EQ(Value(metrics, "grpc_server_handled_total", with_code(select, "INVALID_ARGUMENT")), 1.0);
+  EXPECT_EQ(Value(metrics, "grpc_server_handled_total", with_code(select, "UNKNOWN")), 1.0);
+  EXPECT_EQ(Value(metrics, "grpc_server_handling_seconds", select), 3.0);
+
+  // Any path a client makes up lands in the one "unknown" set: no label value comes from a peer.
+  for (const char* path : {"/accelsel.v1.AcceleratorSelector/Nope", "/x.Y/Z", "", "garbage"}) {
+    EXPECT_EQ(metrics.GrpcMethod(path), metrics.GrpcMethod("/no.Such/Method")) << path;
+  }
+  EXPECT_EQ(metrics.GrpcMethod("/x.Y/Z")->labels, unknown);
 }
 
 TEST(MetricsTest, SelectionsCountByTopLayerAndExplorationSeparately) {

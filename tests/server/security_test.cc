@@ -6,6 +6,8 @@
 #include <vector>
 
 #include "gmock/gmock.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/security/credentials.h"
 #include "gtest/gtest.h"
@@ -206,6 +208,13 @@ TEST_F(AuthTest, RolesDecideWhatACallerMayDo) {
   Auth(&ctx, kNodeToken);
   v1::RetrainResponse retrain;
   EXPECT_EQ(conn_.admin->Retrain(&ctx, {}, &retrain).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  // A backup writes to the server's file system: operators only.
+  grpc::ClientContext backup_ctx;
+  Auth(&backup_ctx, kNodeToken);
+  v1::BackupRequest backup;
+  backup.set_dir("by-a-node");
+  v1::BackupResponse backup_resp;
+  EXPECT_EQ(conn_.admin->Backup(&backup_ctx, backup, &backup_resp).error_code(), grpc::StatusCode::PERMISSION_DENIED);
 }
 
 TEST_F(AuthTest, ANodesReportsCarryItsOwnNodeId) {
@@ -248,11 +257,25 @@ TEST_F(AuthTest, CallRateLimitIsPerNodeWithRetryHint) {
   const grpc::Status st = Select(kNodeToken, &ctx);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_THAT(st.error_message(), HasSubstr("retry after"));
-  auto hint = ctx.GetServerTrailingMetadata().find("retry-after-ms");
-  ASSERT_NE(hint, ctx.GetServerTrailingMetadata().end());
-  const int64_t ms = std::stoll(std::string(hint->second.data(), hint->second.size()));
+  // The same wait as gRPC's retry pushback, as the retry-after-ms of earlier releases, and as google.rpc.RetryInfo.
+  const auto& trailers = ctx.GetServerTrailingMetadata();
+  auto pushback = trailers.find("grpc-retry-pushback-ms");
+  ASSERT_NE(pushback, trailers.end());
+  const int64_t ms = std::stoll(std::string(pushback->second.data(), pushback->second.size()));
   EXPECT_GT(ms, 0);
   EXPECT_LE(ms, 2000);
+  auto hint = trailers.find("retry-after-ms");
+  ASSERT_NE(hint, trailers.end());
+  EXPECT_EQ(std::string(hint->second.data(), hint->second.size()), std::to_string(ms));
+  google::rpc::Status details;
+  ASSERT_TRUE(details.ParseFromString(st.error_details()));
+  EXPECT_EQ(details.code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(details.message(), st.error_message());
+  ASSERT_EQ(details.details_size(), 1);
+  EXPECT_EQ(details.details(0).type_url(), "type.googleapis.com/google.rpc.RetryInfo");
+  google::rpc::RetryInfo retry;
+  ASSERT_TRUE(details.details(0).UnpackTo(&retry));
+  EXPECT_EQ(retry.retry_delay().seconds() * 1000 + retry.retry_delay().nanos() / 1000000, ms);
   // Another node has a bucket of its own.
   EXPECT_NE(Select(kOtherNodeToken).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
 }

@@ -6,6 +6,8 @@
 #include <vector>
 
 #include "gmock/gmock.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "gtest/gtest.h"
@@ -490,6 +492,22 @@ TEST_F(ServerTest, SelectValidationNamesFieldAndRule) {
     grpc::Status st = Select(req, &resp);
     EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << c.expect;
     EXPECT_THAT(st.error_message(), HasSubstr(c.expect));
+    // The same as google.rpc.BadRequest in the status details (grpc-status-details-bin): one field violation whose
+    // field and description make up the message.
+    google::rpc::Status details;
+    ASSERT_TRUE(details.ParseFromString(st.error_details())) << c.expect;
+    EXPECT_EQ(details.code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_EQ(details.message(), st.error_message());
+    ASSERT_EQ(details.details_size(), 1) << c.expect;
+    EXPECT_EQ(details.details(0).type_url(), "type.googleapis.com/google.rpc.BadRequest");
+    google::rpc::BadRequest bad;
+    ASSERT_TRUE(details.details(0).UnpackTo(&bad));
+    ASSERT_EQ(bad.field_violations_size(), 1) << c.expect;
+    const auto& violation = bad.field_violations(0);
+    EXPECT_EQ(absl::StrCat(violation.field(), ": ", violation.description()), st.error_message());
+    if (const size_t colon = c.expect.find(": "); colon != std::string::npos) {
+      EXPECT_EQ(violation.field(), c.expect.substr(0, colon));
+    }
   }
 }
 

@@ -117,14 +117,7 @@ class StrategyRetireTest : public ::testing::Test {
   std::vector<v1::RunAck> Report(const std::vector<v1::RunReport>& reports) {
     grpc::ClientContext ctx;
     Authorize(&ctx, kNodeToken);
-    auto stream = conn_.selector->ReportRun(&ctx);
-    for (const auto& r : reports) EXPECT_TRUE(stream->Write(r));
-    stream->WritesDone();
-    std::vector<v1::RunAck> acks;
-    v1::RunAck ack;
-    while (stream->Read(&ack)) acks.push_back(ack);
-    EXPECT_TRUE(stream->Finish().ok());
-    return acks;
+    return ReportAll(*conn_.selector, reports, &ctx);
   }
 
   // Runs of `strategy` the statistics count in the test context.

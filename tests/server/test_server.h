@@ -7,12 +7,16 @@
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "accelsel/v1/accelsel.grpc.pb.h"
 #include "grpcpp/create_channel.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/security/credentials.h"
 #include "gtest/gtest.h"
 #include "server/server.h"
@@ -44,6 +48,17 @@ inline server::ServerOptions TestOptions(const std::string& data_dir) {
   return o;
 }
 
+// The tokens of WriteTokenFile: node "node-a" and operator "ops-1".
+inline constexpr char kNodeToken[] = "node-a-token-0123456789";
+inline constexpr char kOperatorToken[] = "operator-token-0123456789";
+
+// A token file in `dir` with kNodeToken and kOperatorToken, for ServerOptions::access.auth_tokens_file.
+inline std::string WriteTokenFile(const std::string& dir) {
+  const std::string path = dir + "/tokens";
+  std::ofstream(path) << kNodeToken << " node node-a\n" << kOperatorToken << " operator ops-1\n";
+  return path;
+}
+
 struct Connection {
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<v1::AcceleratorSelector::Stub> selector;
@@ -60,6 +75,47 @@ inline Connection Connect(int port) {
 
 inline void SetDeadline(grpc::ClientContext* ctx, int seconds = 30) {
   ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(seconds));
+}
+
+// Sends `reports` on one ReportRun stream over `stub`, half-closes, and returns the acks in arrival order; the
+// stream must end OK. `ctx` carries what the caller set (a token, metadata); a 30 s deadline is added.
+inline std::vector<v1::RunAck> ReportAll(v1::AcceleratorSelector::Stub& stub, const std::vector<v1::RunReport>& reports,
+                                         grpc::ClientContext* ctx) {
+  SetDeadline(ctx);
+  auto stream = stub.ReportRun(ctx);
+  for (const auto& r : reports) EXPECT_TRUE(stream->Write(r));
+  stream->WritesDone();
+  std::vector<v1::RunAck> acks;
+  v1::RunAck ack;
+  while (stream->Read(&ack)) acks.push_back(ack);
+  const grpc::Status st = stream->Finish();
+  EXPECT_TRUE(st.ok()) << st.error_message();
+  return acks;
+}
+
+// `s` as one slice; "" too is a valid (empty) message.
+inline grpc::ByteBuffer Bytes(const std::string& s) {
+  grpc::Slice slice(s);
+  return grpc::ByteBuffer(&slice, 1);
+}
+
+// A unary call of any method path with raw request bytes, through grpc::GenericStub: the HTTP/2 and gRPC framing
+// are real, the payload is whatever the test says. A non-empty `token` goes out as "authorization: Bearer TOKEN".
+inline grpc::Status RawUnary(const std::shared_ptr<grpc::Channel>& channel, const std::string& method,
+                             const grpc::ByteBuffer& request, grpc::ByteBuffer* response,
+                             const std::string& token = "") {
+  grpc::GenericStub stub(channel);
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx);
+  if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
+  absl::Notification done;
+  grpc::Status status;
+  stub.UnaryCall(&ctx, method, grpc::StubOptions(), &request, response, [&](grpc::Status s) {
+    status = std::move(s);
+    done.Notify();
+  });
+  done.WaitForNotification();
+  return status;
 }
 
 // A context for a 7B model on one H100 at the given batch size.

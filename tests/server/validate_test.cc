@@ -4,12 +4,16 @@
 
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <limits>
+#include <string>
 #include <utility>
 #include <vector>
 
 #include "gmock/gmock.h"
+#include "google/rpc/error_details.pb.h"
 #include "gtest/gtest.h"
+#include "server/grpc_status.h"
 #include "tests/server/test_server.h"
 
 namespace accelsel::testing {
@@ -201,6 +205,52 @@ TEST(ValidateTest, ActiveExpertsCannotExceedExperts) {
   EXPECT_TRUE(server::ValidateRunReport(r, {}).ok());
   r.mutable_context()->mutable_model()->set_active_experts(9);
   EXPECT_THAT(server::ValidateRunReport(r, {}).message(), HasSubstr("context.model.active_experts: must be <="));
+}
+
+// Every refusal names its field twice: in the message "field: rule" and as the google.rpc.BadRequest field
+// violation {field, rule} the server sends in the status details.
+TEST(ValidateTest, EveryRefusalCarriesItsFieldViolation) {
+  std::vector<std::pair<std::string, absl::Status>> refusals;
+  const auto report = [&](const std::string& field, const std::function<void(v1::RunReport*)>& mutate) {
+    auto r = MakeReport("r", "s", 1, 10);
+    mutate(&r);
+    refusals.emplace_back(field, server::ValidateRunReport(r, {}));
+  };
+  report("run_id", [](auto* r) { r->set_run_id("a b"); });
+  report("context", [](auto* r) { r->clear_context(); });
+  report("context.model.name", [](auto* r) { r->mutable_context()->mutable_model()->clear_name(); });
+  report("context.workload.batch_size", [](auto* r) { r->mutable_context()->mutable_workload()->set_batch_size(0); });
+  report("context.embedding[0]", [](auto* r) { r->mutable_context()->add_embedding(std::nanf("")); });
+  report("context.extra[\"x\"]", [](auto* r) { (*r->mutable_context()->mutable_extra())["x"] = std::nan(""); });
+  report("strategy_id", [](auto* r) { *r->mutable_strategy() = MakeStrategy("other"); });
+  report("strategy.components[0].value", [](auto* r) {
+    *r->mutable_strategy() = MakeStrategy("s");
+    r->mutable_strategy()->mutable_components(0)->clear_value();
+  });
+  report("status", [](auto* r) { r->set_status(v1::RUN_STATUS_UNSPECIFIED); });
+  report("metrics.tpot_ms", [](auto* r) { r->mutable_metrics()->set_tpot_ms(-1); });
+  report("metrics", [](auto* r) { r->clear_metrics(); });
+  report("report", [](auto* r) { r->mutable_context()->mutable_model()->set_name(std::string(100 << 10, 'n')); });
+  v1::SelectAcceleratorRequest select;
+  *select.mutable_context() = MakeContext(1);
+  select.set_top_k(100000);
+  refusals.emplace_back("top_k", server::ValidateSelectRequest(select, {}));
+  select.set_top_k(0);
+  select.add_candidate_ids("a");
+  select.add_candidate_ids("a");
+  refusals.emplace_back("candidate_ids[1]", server::ValidateSelectRequest(select, {}));
+  refusals.emplace_back("page_token", server::ValidateId("page_token", "", {}));
+
+  for (const auto& [field, st] : refusals) {
+    ASSERT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << field << ": " << st;
+    const auto payload = st.GetPayload(server::kBadRequestTypeUrl);
+    ASSERT_TRUE(payload.has_value()) << field;
+    google::rpc::BadRequest bad;
+    ASSERT_TRUE(bad.ParseFromString(std::string(*payload))) << field;
+    ASSERT_EQ(bad.field_violations_size(), 1) << field;
+    EXPECT_EQ(bad.field_violations(0).field(), field);
+    EXPECT_EQ(absl::StrCat(field, ": ", bad.field_violations(0).description()), st.message());
+  }
 }
 
 }  // namespace

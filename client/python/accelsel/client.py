@@ -1,13 +1,15 @@
 """Unary calls to accelsel: SelectAccelerator with a local fallback, the catalogue, the model, health."""
 import collections
 import dataclasses
+import functools
 import json
 import os
+import pkgutil
 import threading
 from typing import Optional, Union
 
 import grpc
-from google.protobuf import json_format
+from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message, message_factory
 
 from accelsel.v1 import accelsel_pb2 as pb
 from accelsel.v1 import accelsel_pb2_grpc as pb_grpc
@@ -32,12 +34,62 @@ _RETRIED = [("accelsel.v1.AcceleratorSelector", m) for m in
 
 
 class AccelselError(Exception):
-    """A call failed: `code` is the grpc.StatusCode, `details` the server's message (it names the field and rule)."""
+    """A call failed: `code` is the grpc.StatusCode, `details` the server's message (it names the field and rule).
+    From the server's google.rpc error details (the grpc-status-details-bin trailer), when it sent them:
+    `field_violations`, [(field, description)] of an INVALID_ARGUMENT (google.rpc.BadRequest), and
+    `retry_delay_s`, the wait a RESOURCE_EXHAUSTED asks for (google.rpc.RetryInfo), else None."""
 
-    def __init__(self, code, details):
+    def __init__(self, code, details, field_violations=(), retry_delay_s=None):
         super().__init__("%s: %s" % (code.name if code else "UNKNOWN", details))
         self.code = code
         self.details = details
+        self.field_violations = list(field_violations)
+        self.retry_delay_s = retry_delay_s
+
+
+_BAD_REQUEST_URL = "type.googleapis.com/google.rpc.BadRequest"
+_RETRY_INFO_URL = "type.googleapis.com/google.rpc.RetryInfo"
+
+
+@functools.lru_cache(maxsize=None)
+def _rpc_messages():
+    """The google.rpc Status, BadRequest and RetryInfo classes, from the descriptor set the package build compiled
+    from proto/google/rpc (setup.py), in a pool of their own: no clash with googleapis-common-protos' google.rpc
+    in the default pool. None when the package was built without it."""
+    data = pkgutil.get_data(__package__, "rpc_details.desc")
+    if data is None:
+        return None
+    pool = descriptor_pool.DescriptorPool()
+    for f in descriptor_pb2.FileDescriptorSet.FromString(data).file:
+        pool.AddSerializedFile(f.SerializeToString())
+    get_class = getattr(message_factory, "GetMessageClass", None)  # protobuf >= 4.22; GetPrototype before
+    factory = None if get_class else message_factory.MessageFactory(pool)
+    return tuple((get_class or factory.GetPrototype)(pool.FindMessageTypeByName("google.rpc." + name))
+                 for name in ("Status", "BadRequest", "RetryInfo"))
+
+
+def _error_details(err):
+    """([(field, description)], retry delay in seconds or None) from the call's grpc-status-details-bin trailer."""
+    trailers = err.trailing_metadata() if hasattr(err, "trailing_metadata") else None
+    raw = next((v for k, v in trailers or () if k == "grpc-status-details-bin"), None)
+    if not raw:
+        return [], None
+    try:
+        classes = _rpc_messages()
+        if classes is None:
+            return [], None
+        status_cls, bad_request_cls, retry_info_cls = classes
+        violations, delay = [], None
+        for detail in status_cls.FromString(raw).details:
+            if detail.type_url == _BAD_REQUEST_URL:
+                violations += [(v.field, v.description)
+                               for v in bad_request_cls.FromString(detail.value).field_violations]
+            elif detail.type_url == _RETRY_INFO_URL:
+                d = retry_info_cls.FromString(detail.value).retry_delay
+                delay = d.seconds + d.nanos / 1e9
+        return violations, delay
+    except (OSError, message.DecodeError):  # no descriptor file, or details that do not parse: the message stays
+        return [], None
 
 
 @dataclasses.dataclass
@@ -61,6 +113,12 @@ class Options:
     fallback_strategy: Optional[str] = None
     # Contexts whose last answer is kept for the fallback (least recently used dropped first).
     fallback_cache_size: int = 1024
+    # Keepalive while a call is open (a long TelemetrySender stream across NAT): a ping after this long without a
+    # frame from the server, seconds; not below the server's --keepalive_min_client_interval (30 s by default), or
+    # it closes the connection (GOAWAY too_many_pings). 0 = no pings.
+    keepalive_time_s: float = 60.0
+    # A ping not answered within this closes the connection, seconds; its open calls end UNAVAILABLE.
+    keepalive_timeout_s: float = 20.0
 
     def resolved(self):
         o = dataclasses.replace(self)
@@ -79,6 +137,8 @@ class Options:
             raise ValueError("tls_cert needs tls_ca (a TLS connection)")
         if o.fallback_cache_size < 0:
             raise ValueError("fallback_cache_size must be >= 0")
+        if o.keepalive_time_s < 0 or o.keepalive_timeout_s <= 0:
+            raise ValueError("need keepalive_time_s >= 0 and keepalive_timeout_s > 0")
         return o
 
 
@@ -106,6 +166,12 @@ def make_channel(options):
     """A channel for resolved options: TLS when tls_ca is set, retries on UNAVAILABLE through the service config."""
     channel_options = [("grpc.enable_retries", 1 if options.max_attempts > 1 else 0),
                        ("grpc.service_config", _service_config(options))]
+    if options.keepalive_time_s > 0:
+        # Pings go on while a stream sends nothing (gRPC stops after 2 without data), only while a call is open.
+        channel_options += [("grpc.keepalive_time_ms", int(options.keepalive_time_s * 1000)),
+                            ("grpc.keepalive_timeout_ms", int(options.keepalive_timeout_s * 1000)),
+                            ("grpc.http2.max_pings_without_data", 0),
+                            ("grpc.keepalive_permit_without_calls", 0)]
     if options.tls_ca is not None:
         creds = grpc.ssl_channel_credentials(root_certificates=_pem(options.tls_ca),
                                              private_key=_pem(options.tls_key),
@@ -179,7 +245,8 @@ class Selection:
 
 
 def _raise(err):
-    raise AccelselError(err.code(), err.details()) from None
+    violations, delay = _error_details(err)
+    raise AccelselError(err.code(), err.details(), violations, delay) from None
 
 
 class Client:

@@ -15,7 +15,8 @@ from accelsel.v1 import accelsel_pb2_grpc as pb_grpc
 
 # Streams that send this metadata get one ack per run of consecutive reports with the same result (RunAck.count).
 ACK_RANGES_METADATA = ("accelsel-ack-ranges", "1")
-# Trailers a server sends with RESOURCE_EXHAUSTED: wait at least this many ms before the next stream.
+# Trailers a server sends with RESOURCE_EXHAUSTED: wait at least this many ms before the next stream. gRPC's own
+# pushback first; retry-after-ms is what servers before it sent.
 RETRY_HINT_KEYS = ("grpc-retry-pushback-ms", "retry-after-ms")
 
 
@@ -291,10 +292,11 @@ def _backoff(options, failures):
 
 
 def _retry_hint_ms(call):
-    for key, value in call.trailing_metadata() or ():
-        if key in RETRY_HINT_KEYS:
-            try:
-                return max(int(value), 0)
-            except ValueError:
-                continue
+    """The server's wait hint, ms: the first of RETRY_HINT_KEYS that it sent as a number; 0 without one."""
+    trailers = dict(call.trailing_metadata() or ())
+    for key in RETRY_HINT_KEYS:
+        try:
+            return max(int(trailers[key]), 0)
+        except (KeyError, ValueError):
+            continue
     return 0
