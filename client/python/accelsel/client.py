@@ -27,7 +27,7 @@ _OBJECTIVES = {
     "tpot": pb.OBJECTIVE_TPOT, "throughput": pb.OBJECTIVE_THROUGHPUT, "cost": pb.OBJECTIVE_COST,
 }
 
-# Methods retried by gRPC itself on UNAVAILABLE (idempotent reads and the select). Retrain and the other admin calls
+# Methods retried by gRPC itself (reads, the select among them). Retrain and the other admin calls
 # that change state are never retried: a retry after a lost answer would act twice.
 _RETRIED = [("accelsel.v1.AcceleratorSelector", m) for m in
             ("SelectAccelerator", "ListStrategies", "GetModelInfo")] + [("grpc.health.v1.Health", "Check")]
@@ -155,7 +155,10 @@ def _pem(value):
 def _service_config(o):
     policy = {
         "maxAttempts": o.max_attempts, "initialBackoff": "%.3fs" % o.initial_backoff_s,
-        "maxBackoff": "%.3fs" % o.max_backoff_s, "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"],
+        "maxBackoff": "%.3fs" % o.max_backoff_s, "backoffMultiplier": 2,
+        # Reads only (_RETRIED): repeating one changes nothing, and on RESOURCE_EXHAUSTED gRPC waits at least the
+        # server's grpc-retry-pushback-ms before the next attempt.
+        "retryableStatusCodes": ["UNAVAILABLE", "RESOURCE_EXHAUSTED"],
     }
     names = [{"service": s, "method": m} for s, m in _RETRIED]
     config = {"methodConfig": [{"name": names, "retryPolicy": policy}]} if o.max_attempts > 1 else {}
