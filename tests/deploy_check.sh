@@ -74,22 +74,42 @@ for candidate in /usr/bin/python3 python3; do
   fi
 done
 if [[ -n "${python}" ]]; then
-  run "contracts: Dockerfile, kubernetes, alerts, dashboard, OPERATIONS.md" \
+  # The kube-prometheus overlay as kustomize builds it (kubectl kustomize needs no cluster); the contracts then also
+  # check the built objects. Without kubectl, check_contracts.py applies the overlay's patches itself.
+  if have kubectl; then
+    kustomize_build() {
+      kubectl kustomize deploy/kubernetes >/dev/null &&
+        kubectl kustomize deploy/kube-prometheus >"${tmp}/kube-prometheus-rendered.yaml"
+    }
+    run "kubectl kustomize deploy/kubernetes and deploy/kube-prometheus" kustomize_build
+  else
+    skip "kubectl kustomize" "kubectl not installed"
+  fi
+  run "contracts: Dockerfile, kubernetes, kube-prometheus, alerts, dashboard, OPERATIONS.md" \
     "${python}" tests/deploy/check_contracts.py "${src}" "${tmp}"
   if have promtool && [[ -f "${tmp}/dashboard_rules.yml" ]]; then
     run "promtool parses every dashboard query" promtool check rules "${tmp}/dashboard_rules.yml"
+  fi
+  if have promtool && [[ -f "${tmp}/prometheusrule_spec.yml" ]]; then
+    run "promtool check rules on the PrometheusRule's spec" promtool check rules "${tmp}/prometheusrule_spec.yml"
   fi
 else
   skip "contracts and dashboard queries" "python3 with yaml not installed (Debian package python3-yaml)"
 fi
 
-# --- The committed Grafana dashboard is what deploy/make-grafana-dashboard.py writes ------------------------------
+# --- Generated files: the Grafana dashboard and the PrometheusRule are what their scripts write --------------------
 if [[ -n "${python}" ]]; then
   dashboard_fresh() {
     "${python}" deploy/make-grafana-dashboard.py "${tmp}/dashboard.json" &&
       diff -u deploy/grafana-dashboard.json "${tmp}/dashboard.json"
   }
   run "deploy/grafana-dashboard.json is up to date with deploy/make-grafana-dashboard.py" dashboard_fresh
+  prometheus_rule_fresh() {
+    "${python}" deploy/make-prometheus-rule.py "${tmp}/prometheusrule.yaml" &&
+      diff -u deploy/kube-prometheus/prometheusrule.yaml "${tmp}/prometheusrule.yaml"
+  }
+  run "deploy/kube-prometheus/prometheusrule.yaml is up to date with deploy/alerts.yml (make-prometheus-rule.py)" \
+    prometheus_rule_fresh
 fi
 
 # --- The proto documents itself (a comment on every element); docs/API.md: status rows, JSON examples parse ---

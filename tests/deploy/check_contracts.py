@@ -14,6 +14,9 @@ import yaml
 
 GRPC_PORT = 50051
 METRICS_PORT = 9464
+METRICS_PATH = "/metrics"
+# kube-prometheus (the Prometheus Operator's bundle) runs Prometheus in this namespace.
+KUBE_PROMETHEUS_NAMESPACE = "monitoring"
 DATA_DIR = "/var/lib/accelsel"
 HEALTH_SERVICE = "accelsel.v1.AcceleratorSelector"
 ENTRYPOINT_SCRIPT = "/usr/local/bin/accelsel-entrypoint"
@@ -123,10 +126,10 @@ def check_dockerfile(src):
     return uid, flags, runtime_packages
 
 
-def check_kubernetes(src, uid, docker_flags):
+def load_manifests(kdir):
+    """(objects, examples) of the *.yaml files in kdir; *.example.yaml files are the examples."""
     docs = []
     examples = []
-    kdir = os.path.join(src, "deploy", "kubernetes")
     for name in sorted(os.listdir(kdir)):
         if name.endswith((".yaml", ".yml")):
             loaded = [d for d in yaml.safe_load_all(open(os.path.join(kdir, name), encoding="utf-8")) if d]
@@ -135,6 +138,12 @@ def check_kubernetes(src, uid, docker_flags):
             text = open(os.path.join(kdir, name), encoding="utf-8").read()
             check("allow_insecure" not in text and "ACCELSEL_INSECURE" not in text,
                   f"deploy/kubernetes/{name}: the manifests must not start the server in insecure mode")
+    return docs, examples
+
+
+def check_kubernetes(src, uid, docker_flags):
+    kdir = os.path.join(src, "deploy", "kubernetes")
+    docs, examples = load_manifests(kdir)
     by_kind = {}
     for d in docs:
         by_kind.setdefault(d.get("kind"), []).append(d)
@@ -157,8 +166,10 @@ def check_kubernetes(src, uid, docker_flags):
     pod_labels = spec["template"]["metadata"].get("labels", {})
     check(spec["selector"]["matchLabels"].items() <= pod_labels.items(), "StatefulSet: selector does not match pod labels")
     ann = spec["template"]["metadata"].get("annotations", {})
-    check(ann.get("prometheus.io/scrape") == "true" and ann.get("prometheus.io/port") == str(METRICS_PORT),
-          "StatefulSet: pod template needs prometheus.io/scrape and prometheus.io/port annotations")
+    check(ann.get("prometheus.io/scrape") == "true" and ann.get("prometheus.io/port") == str(METRICS_PORT)
+          and ann.get("prometheus.io/path", METRICS_PATH) == METRICS_PATH,
+          f"StatefulSet: pod template needs prometheus.io/scrape, prometheus.io/port={METRICS_PORT} "
+          f"(and path {METRICS_PATH}) annotations")
     psc = pod.get("securityContext", {})
     check(psc.get("runAsNonRoot") is True, "StatefulSet: runAsNonRoot must be true")
     check(psc.get("runAsUser") == uid, f"StatefulSet: runAsUser {psc.get('runAsUser')} != Dockerfile USER {uid}")
@@ -225,8 +236,142 @@ def check_kubernetes(src, uid, docker_flags):
     for s in main:
         sports = {p["name"]: p["port"] for p in s["spec"]["ports"]}
         check(sports == {"grpc": GRPC_PORT, "metrics": METRICS_PORT}, f"Service ports {sports}")
-        sann = s["metadata"].get("annotations", {})
-        check(sann.get("prometheus.io/scrape") == "true", "Service: prometheus.io/scrape annotation missing")
+    # Scrape annotations on the pods or on a Service, never both: with the usual kubernetes-pods and
+    # kubernetes-service-endpoints jobs each would be a target of its own, and every series would be scraped twice.
+    # The pods carry them (one target per replica); the Services must not.
+    annotated = scrape_annotated(docs)
+    check(len(annotated) == 1, f"kubernetes: prometheus.io/scrape must be on exactly one object (the pod template), "
+                               f"found on {annotated or 'none'}: pod and Service annotations scrape every series twice")
+
+
+def scrape_annotated(objects):
+    """Names of the objects whose own or whose pod template's annotations ask for a prometheus.io scrape."""
+    out = []
+    for d in objects:
+        where = f"{d.get('kind')}/{d.get('metadata', {}).get('name')}"
+        if "prometheus.io/scrape" in (d.get("metadata", {}).get("annotations") or {}):
+            out.append(where)
+        template = (d.get("spec") or {}).get("template") or {}
+        if "prometheus.io/scrape" in ((template.get("metadata") or {}).get("annotations") or {}):
+            out.append(where + " pod template")
+    return out
+
+
+def json_pointer_remove(doc, pointer):
+    """RFC 6902 "remove": False when the path does not exist (kustomize then fails)."""
+    keys = [k.replace("~1", "/").replace("~0", "~") for k in pointer.lstrip("/").split("/")]
+    for k in keys[:-1]:
+        if isinstance(doc, list):
+            doc = doc[int(k)] if k.isdigit() and int(k) < len(doc) else None
+        else:
+            doc = (doc or {}).get(k)
+        if doc is None:
+            return False
+    if isinstance(doc, dict) and keys[-1] in doc:
+        del doc[keys[-1]]
+        return True
+    return False
+
+
+def check_kube_prometheus(src, tmp_dir):
+    """deploy/kube-prometheus: the base manifests plus a ServiceMonitor and a PrometheusRule, minus the pods' scrape
+    annotations (ServiceMonitor or annotations, never both). The ServiceMonitor must reach the metrics port the
+    server listens on, through the Service, from the namespace the NetworkPolicy admits; the PrometheusRule must
+    carry exactly deploy/alerts.yml's rules."""
+    import copy
+    odir = os.path.join(src, "deploy", "kube-prometheus")
+    base = [d for d in load_manifests(os.path.join(src, "deploy", "kubernetes"))[0]
+            if d.get("kind") != "Kustomization"]
+    kust = yaml.safe_load(open(os.path.join(odir, "kustomization.yaml"), encoding="utf-8"))
+    files = {n for n in os.listdir(odir) if n.endswith((".yaml", ".yml")) and n != "kustomization.yaml"}
+    resources = kust.get("resources", [])
+    check("../kubernetes" in resources, "deploy/kube-prometheus/kustomization.yaml must build on ../kubernetes")
+    check(set(resources) - {"../kubernetes"} == files,
+          f"deploy/kube-prometheus/kustomization.yaml resources {resources} != its files {sorted(files)}")
+    objects = copy.deepcopy(base)
+    for name in sorted(files):
+        objects += [d for d in yaml.safe_load_all(open(os.path.join(odir, name), encoding="utf-8")) if d]
+    # Apply the overlay's JSON 6902 patches the way kustomize does (kubectl kustomize is checked too when installed).
+    for patch in kust.get("patches", []):
+        target = patch.get("target", {})
+        ops = yaml.safe_load(patch.get("patch", "")) or []
+        check(isinstance(ops, list), "deploy/kube-prometheus: only JSON 6902 patches (a list of ops) are understood")
+        matched = [d for d in objects if d.get("kind") == target.get("kind")
+                   and d["metadata"]["name"] == target.get("name")]
+        check(len(matched) == 1, f"deploy/kube-prometheus: patch target {target} matches {len(matched)} objects")
+        for d in matched:
+            for op in ops if isinstance(ops, list) else []:
+                check(op.get("op") == "remove" and json_pointer_remove(d, op.get("path", "")),
+                      f"deploy/kube-prometheus: patch op {op} does not apply to {target.get('kind')}")
+    annotated = scrape_annotated(objects)
+    check(not annotated, f"deploy/kube-prometheus: the ServiceMonitor replaces the prometheus.io annotations, but "
+                         f"{annotated} still carry them (every series would be scraped twice)")
+    rendered = os.path.join(tmp_dir, "kube-prometheus-rendered.yaml")
+    if os.path.exists(rendered):  # written by tests/deploy_check.sh with `kubectl kustomize`
+        built = [d for d in yaml.safe_load_all(open(rendered, encoding="utf-8")) if d]
+        annotated = scrape_annotated(built)
+        check(not annotated, f"kubectl kustomize deploy/kube-prometheus: {annotated} still carry prometheus.io/scrape")
+        kinds = sorted(d["kind"] for d in built)
+        check(kinds == sorted(d["kind"] for d in objects),
+              f"kubectl kustomize deploy/kube-prometheus gives {kinds}, expected {sorted(d['kind'] for d in objects)}")
+
+    by_kind = {}
+    for d in objects:
+        by_kind.setdefault(d.get("kind"), []).append(d)
+    monitors = by_kind.get("ServiceMonitor", [])
+    check(len(monitors) == 1, "deploy/kube-prometheus: exactly one ServiceMonitor expected")
+    sts = by_kind.get("StatefulSet", [])
+    if len(monitors) != 1 or len(sts) != 1:
+        return
+    sm = monitors[0]["spec"]
+    check(not sm.get("namespaceSelector"), "ServiceMonitor: no namespaceSelector (the Service is in its namespace)")
+    want = sm.get("selector", {}).get("matchLabels", {})
+    check(want and not sm["selector"].get("matchExpressions"), "ServiceMonitor: select the Service by matchLabels")
+    selected = [s for s in by_kind.get("Service", [])
+                if want and want.items() <= s["metadata"].get("labels", {}).items()]
+    container = sts[0]["spec"]["template"]["spec"]["containers"][0]
+    cports = {p["name"]: p["containerPort"] for p in container.get("ports", [])}
+    args = dict(a.split("=", 1) for a in container.get("args", []) if a.startswith("--") and "=" in a)
+    listen_port = int(args.get("--metrics_listen", ":0").rsplit(":", 1)[1] or 0)
+    endpoints = sm.get("endpoints", [])
+    check(len(endpoints) == 1, "ServiceMonitor: one endpoint (the metrics port) expected")
+    for ep in endpoints:
+        check("targetPort" not in ep and ep.get("port") == "metrics",
+              "ServiceMonitor: the endpoint must name the Service's port \"metrics\" (port:, not targetPort:)")
+        check(ep.get("path", "/metrics") == METRICS_PATH, f"ServiceMonitor: path must be {METRICS_PATH}")
+        check(ep.get("scheme", "http") == "http", "ServiceMonitor: the server's metrics endpoint is plain http")
+        with_port = [s for s in selected if any(p.get("name") == ep.get("port") for p in s["spec"]["ports"])]
+        check(len(with_port) == 1, f"ServiceMonitor: its selector must pick exactly one Service with a port named "
+                                   f"{ep.get('port')!r}, got {[s['metadata']['name'] for s in with_port]}")
+        for s in with_port:
+            sp = next(p for p in s["spec"]["ports"] if p.get("name") == ep.get("port"))
+            target = sp.get("targetPort", sp["port"])
+            target = cports.get(target, target)
+            check(target == METRICS_PORT == listen_port,
+                  f"ServiceMonitor: Service {s['metadata']['name']} port {ep.get('port')} reaches container port "
+                  f"{target}, the server's --metrics_listen port is {listen_port}, expected {METRICS_PORT}")
+            # Without jobLabel the job label is the Service's name; the alerts select job=~"accelsel.*".
+            job = s["metadata"].get("labels", {}).get(monitors[0]["spec"].get("jobLabel"), s["metadata"]["name"])
+            check(re.fullmatch(r"accelsel.*", job) is not None,
+                  f"ServiceMonitor: job label {job!r} is not matched by the alerts' job=~\"accelsel.*\"")
+    # Prometheus scrapes the pods' addresses directly, so the NetworkPolicy must admit the namespace kube-prometheus
+    # runs it in.
+    admitted = [p["namespaceSelector"].get("matchLabels", {})
+                for np in by_kind.get("NetworkPolicy", []) for rule in np["spec"].get("ingress", [])
+                if METRICS_PORT in {p.get("port") for p in rule.get("ports", [])}
+                for p in rule.get("from", []) if "namespaceSelector" in p]
+    check({"kubernetes.io/metadata.name": KUBE_PROMETHEUS_NAMESPACE} in admitted,
+          f"NetworkPolicy: port {METRICS_PORT} must admit kubernetes.io/metadata.name: {KUBE_PROMETHEUS_NAMESPACE}, "
+          "the namespace kube-prometheus runs Prometheus in")
+
+    rules = by_kind.get("PrometheusRule", [])
+    check(len(rules) == 1, "deploy/kube-prometheus: exactly one PrometheusRule expected")
+    alerts = yaml.safe_load(open(os.path.join(src, "deploy", "alerts.yml"), encoding="utf-8"))
+    for r in rules:
+        check(r.get("spec") == alerts, "PrometheusRule: spec differs from deploy/alerts.yml "
+                                       "(run python3 deploy/make-prometheus-rule.py)")
+        with open(os.path.join(tmp_dir, "prometheusrule_spec.yml"), "w", encoding="utf-8") as f:
+            yaml.safe_dump(r.get("spec"), f)
 
 
 def check_tokens_secret(container, pod, examples):
@@ -347,6 +492,7 @@ def main():
     src, tmp_dir = sys.argv[1], sys.argv[2]
     uid, docker_flags, runtime_packages = check_dockerfile(src)
     check_kubernetes(src, uid, docker_flags)
+    check_kube_prometheus(src, tmp_dir)
     check_metric_names(src, promql_of_dashboard(src), tmp_dir)
     with open(os.path.join(tmp_dir, "runtime_packages.txt"), "w", encoding="utf-8") as f:
         f.write(" ".join(runtime_packages) + "\n")
