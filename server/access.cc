@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/ascii.h"
@@ -53,11 +54,31 @@ AccessControl::AccessControl(const AccessOptions& options)
 absl::StatusOr<std::unique_ptr<AccessControl>> AccessControl::Create(const AccessOptions& options) {
   std::unique_ptr<AccessControl> ac(new AccessControl(options));
   if (!options.auth_tokens_file.empty()) {
-    auto tokens = ReadAuthTokensFile(options.auth_tokens_file);
-    if (!tokens.ok()) return tokens.status();
-    ac->tokens_ = *std::move(tokens);
+    auto count = ac->ReloadTokens();
+    if (!count.ok()) return count.status();
   }
   return ac;
+}
+
+absl::StatusOr<size_t> AccessControl::ReloadTokens() {
+  if (!auth_enabled()) return absl::FailedPreconditionError("no --auth_tokens file to reload");
+  auto tokens = ReadAuthTokensFile(options_.auth_tokens_file);
+  if (!tokens.ok()) return tokens.status();
+  auto fresh = std::make_shared<const TokenMap>(*std::move(tokens));
+  const size_t count = fresh->size();
+  std::shared_ptr<const TokenMap> old;
+  {
+    absl::MutexLock lock(&tokens_mu_);
+    old = std::exchange(tokens_, std::move(fresh));
+  }
+  return count;  // `old` is freed here, outside the lock (or by the last call still holding it)
+}
+
+size_t AccessControl::token_count() const { return Tokens()->size(); }
+
+std::shared_ptr<const AccessControl::TokenMap> AccessControl::Tokens() const {
+  absl::ReaderMutexLock lock(&tokens_mu_);
+  return tokens_;
 }
 
 namespace {
@@ -79,7 +100,7 @@ absl::Status NeedsOperator(absl::string_view what, absl::string_view node_id) {
 
 }  // namespace
 
-absl::StatusOr<const TokenEntry*> AccessControl::Authenticate(
+absl::StatusOr<TokenEntry> AccessControl::Authenticate(
     const std::multimap<grpc::string_ref, grpc::string_ref>& metadata) const {
   auto it = metadata.find("authorization");
   if (it == metadata.end()) {
@@ -90,9 +111,10 @@ absl::StatusOr<const TokenEntry*> AccessControl::Authenticate(
   if (!absl::ConsumePrefix(&value, "Bearer ")) {
     return absl::UnauthenticatedError("authorization metadata must be 'Bearer TOKEN'");
   }
-  auto entry = tokens_.find(absl::StripAsciiWhitespace(value));
-  if (entry == tokens_.end()) return absl::UnauthenticatedError("unknown bearer token");
-  return &entry->second;
+  const std::shared_ptr<const TokenMap> tokens = Tokens();
+  auto entry = tokens->find(absl::StripAsciiWhitespace(value));
+  if (entry == tokens->end()) return absl::UnauthenticatedError("unknown bearer token");
+  return entry->second;
 }
 
 absl::Status AccessControl::AdmitOperator(const std::multimap<grpc::string_ref, grpc::string_ref>& metadata,
@@ -100,7 +122,7 @@ absl::Status AccessControl::AdmitOperator(const std::multimap<grpc::string_ref, 
   if (!auth_enabled()) return absl::OkStatus();
   auto entry = Authenticate(metadata);
   if (!entry.ok()) return entry.status();
-  if ((*entry)->role != Role::kOperator) return NeedsOperator(service, (*entry)->node_id);
+  if (entry->role != Role::kOperator) return NeedsOperator(service, entry->node_id);
   return absl::OkStatus();
 }
 
@@ -109,9 +131,9 @@ absl::Status AccessControl::Admit(grpc::CallbackServerContext* ctx, Method metho
     auto entry = Authenticate(ctx->client_metadata());
     if (!entry.ok()) return entry.status();
     principal->authenticated = true;
-    principal->role = (*entry)->role;
-    principal->node_id = (*entry)->node_id;
-    principal->limit_key = (*entry)->node_id;
+    principal->role = entry->role;
+    principal->limit_key = entry->node_id;
+    principal->node_id = std::move(entry->node_id);
     if (principal->role == Role::kNode && !NodeMayCall(method)) {
       return NeedsOperator(MethodName(method), principal->node_id);
     }

@@ -6,8 +6,11 @@
 // one per call.
 //
 // Thread safety: one AccessControl serves every RPC thread at once; all public methods may be called
-// concurrently. The token table and the options are immutable after Create and read without a lock; mu_ guards the
-// per-node state (token buckets, open stream counts) and is held only while one node's entry is read or updated.
+// concurrently. The options are immutable after Create and read without a lock. The token table is an immutable
+// snapshot behind a shared_ptr: ReloadTokens builds a new one and swaps the pointer under tokens_mu_, and each call
+// copies the pointer under a reader lock (one reference-count increment), so a call in progress keeps the table it
+// started with. mu_ guards the per-node state (token buckets, open stream counts) and is held only while one
+// node's entry is read or updated.
 // Ownership: the server owns it (server.cc) and outlives the services, which borrow it; Principal is a value the
 // calling RPC owns.
 #ifndef ACCELSEL_SERVER_ACCESS_H_
@@ -88,7 +91,17 @@ class AccessControl {
   // Reads the token file (if any; see server/auth_tokens.h for its rules).
   static absl::StatusOr<std::unique_ptr<AccessControl>> Create(const AccessOptions& options);
 
-  bool auth_enabled() const { return !tokens_.empty(); }
+  // Fixed at Create: a reload changes the tokens, never whether authentication is on.
+  bool auth_enabled() const { return !options_.auth_tokens_file.empty(); }
+
+  // Re-reads the token file with the rules of Create (server/auth_tokens.h: syntax, permissions) and, if it is good,
+  // makes its tokens the ones later calls are checked against; returns how many tokens it holds. On error the
+  // tokens stay as they were. Calls already admitted keep their Principal: an open ReportRun stream of a token
+  // that was removed goes on until it ends. FAILED_PRECONDITION without --auth_tokens.
+  absl::StatusOr<size_t> ReloadTokens() ABSL_LOCKS_EXCLUDED(tokens_mu_);
+  size_t token_count() const ABSL_LOCKS_EXCLUDED(tokens_mu_);
+  // The --auth_tokens path (empty without authentication).
+  const std::string& tokens_file() const { return options_.auth_tokens_file; }
 
   // Authenticates the call, checks the role and takes one call from the node's bucket. On refusal returns
   // UNAUTHENTICATED / PERMISSION_DENIED / RESOURCE_EXHAUSTED (then with google.rpc.RetryInfo, and the trailers
@@ -116,9 +129,12 @@ class AccessControl {
     uint32_t streams = 0;
   };
   bool LimitsApply(const Principal& p) const { return p.authenticated || options_.limit_anonymous; }
-  // The bearer token's entry; UNAUTHENTICATED when the metadata carries none or an unknown one.
-  absl::StatusOr<const TokenEntry*> Authenticate(
-      const std::multimap<grpc::string_ref, grpc::string_ref>& metadata) const;
+  using TokenMap = absl::flat_hash_map<std::string, TokenEntry>;
+  std::shared_ptr<const TokenMap> Tokens() const ABSL_LOCKS_EXCLUDED(tokens_mu_);
+  // The bearer token's entry (a copy: the table may be swapped once this returns); UNAUTHENTICATED when the metadata
+  // carries none or an unknown one.
+  absl::StatusOr<TokenEntry> Authenticate(const std::multimap<grpc::string_ref, grpc::string_ref>& metadata) const
+      ABSL_LOCKS_EXCLUDED(tokens_mu_);
   NodeState& StateLocked(const std::string& key, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Refuses a call of `key`'s: counts it for the "rate_limited" line, sets the retry trailers on `ctx` and returns
   // RESOURCE_EXHAUSTED with RetryInfo.
@@ -126,7 +142,9 @@ class AccessControl {
                          absl::Duration wait);
 
   AccessOptions options_;
-  absl::flat_hash_map<std::string, TokenEntry> tokens_;  // immutable after Create
+  mutable absl::Mutex tokens_mu_;
+  // Never null; a map, once published, is never modified.
+  std::shared_ptr<const TokenMap> tokens_ ABSL_GUARDED_BY(tokens_mu_) = std::make_shared<const TokenMap>();
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, NodeState> nodes_ ABSL_GUARDED_BY(mu_);
   log::IntervalSummary refusals_;

@@ -2,7 +2,8 @@
 // the server may run without it. Pure parsing, no gRPC: fuzz/fuzz_validate.cc feeds it arbitrary text.
 //
 // Thread safety: free functions without shared state; any may be called from any thread. The parsed map is owned
-// by the caller; AccessControl keeps its copy immutable after start-up and reads it from every RPC thread.
+// by the caller; AccessControl publishes each parsed map as an immutable snapshot that every RPC thread reads and
+// that a reload (SIGHUP, or the file watch) replaces whole.
 #ifndef ACCELSEL_SERVER_AUTH_TOKENS_H_
 #define ACCELSEL_SERVER_AUTH_TOKENS_H_
 

@@ -74,6 +74,11 @@ ABSL_FLAG(std::string, tls_cert, Defaults().tls_cert_file, "PEM server certifica
 ABSL_FLAG(std::string, tls_key, Defaults().tls_key_file, "PEM private key of --tls_cert");
 ABSL_FLAG(std::string, tls_client_ca, Defaults().tls_client_ca_file,
           "PEM CA bundle; when set, clients must present a certificate it signed (mutual TLS)");
+ABSL_FLAG(absl::Duration, tls_refresh_interval, Defaults().tls_refresh_interval,
+          "How often gRPC re-reads --tls_cert/--tls_key/--tls_client_ca; new handshakes use what it read (>= 1s)");
+ABSL_FLAG(absl::Duration, config_watch_interval, Defaults().config_watch_interval,
+          "How often to check --auth_tokens (and the TLS files) for changes; a changed token file is reloaded as on "
+          "SIGHUP (0 = SIGHUP only)");
 ABSL_FLAG(std::string, auth_tokens, Defaults().access.auth_tokens_file,
           "File of 'TOKEN ROLE NODE_ID' lines (ROLE: node|operator); callers send 'authorization: Bearer TOKEN'. "
           "Empty = no authentication (loopback only unless --allow_insecure)");
@@ -131,7 +136,8 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "accelsel-server: ranks LLM acceleration strategies from the network's telemetry.\n"
       "Usage: accelsel-server [--listen=127.0.0.1:50051] [--metrics_listen=127.0.0.1:9464] "
-      "[--data_dir=./var/accelsel] [--seed_csv=FILE] ...\nSIGTERM/SIGINT: drain and exit 0.");
+      "[--data_dir=./var/accelsel] [--seed_csv=FILE] ...\nSIGTERM/SIGINT: drain and exit 0. SIGHUP: reload "
+      "--auth_tokens.");
   accelsel::util::SetFlagsVersion("accelsel-server");
   absl::ParseCommandLine(argc, argv);
   // From here on stderr carries JSON lines only (docs/OPERATIONS.md, "Logs"); usage errors below stay plain text,
@@ -142,11 +148,12 @@ int main(int argc, char** argv) {
   // process-wide lock graph under a global lock: measurable per-call CPU for a check the tests already exercise.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
 
-  // Block the stop signals in every thread; the main thread waits for them with sigwait.
+  // Block the stop signals and SIGHUP in every thread; the main thread waits for them with sigwait.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -175,6 +182,8 @@ int main(int argc, char** argv) {
   options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
   options.tls_key_file = absl::GetFlag(FLAGS_tls_key);
   options.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
+  options.tls_refresh_interval = absl::GetFlag(FLAGS_tls_refresh_interval);
+  options.config_watch_interval = absl::GetFlag(FLAGS_config_watch_interval);
   options.access.auth_tokens_file = absl::GetFlag(FLAGS_auth_tokens);
   options.allow_insecure = absl::GetFlag(FLAGS_allow_insecure);
   options.access.calls_per_s = absl::GetFlag(FLAGS_rate_calls_per_s);
@@ -238,6 +247,10 @@ int main(int argc, char** argv) {
     std::cerr << "accelsel-server: --drift_factor and --ope_min_ess must be numbers >= 0\n";
     return 2;
   }
+  if (options.tls_refresh_interval < absl::Seconds(1) || options.config_watch_interval < absl::ZeroDuration()) {
+    std::cerr << "accelsel-server: --tls_refresh_interval must be >= 1s and --config_watch_interval >= 0\n";
+    return 2;
+  }
   if (options.stream_window == 0) {
     std::cerr << "accelsel-server: --stream_window must be >= 1\n";
     return 2;
@@ -280,8 +293,12 @@ int main(int argc, char** argv) {
                                    (*server)->metrics_port(), "/metrics"))
             << "; data in " << options.data_dir << " (" << core.store()->RunCount() << " runs)" << std::endl;
 
+  // SIGHUP: reload the token file and check the TLS files (docs/OPERATIONS.md, "Rotating tokens and
+  // certificates"); the server keeps serving either way.
   int sig = 0;
-  sigwait(&stop_signals, &sig);
+  while (sigwait(&stop_signals, &sig) == 0 && sig == SIGHUP) {
+    (*server)->ReloadConfig("sighup").IgnoreError();  // logged and counted by ReloadConfig
+  }
   const absl::Time stop = absl::Now();
   log::Info("shutdown_begin", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"},
                                {"grace_s", absl::ToDoubleSeconds(options.shutdown_grace)}});

@@ -201,6 +201,18 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                         "foreign (made for another node) or repeat (already joined).")
                     .Register(*registry_);
   for (size_t i = 0; i < joins_.size(); ++i) joins_[i] = &joins.Add({{"result", kJoinResults[i]}});
+  auto& reloads = BuildCounter()
+                      .Name("accelsel_config_reloads_total")
+                      .Help(
+                          "Reloads without a restart, by what (tokens: the --auth_tokens file; tls: changed "
+                          "--tls_* files) and result (ok, or error: the previous ones stay in force).")
+                      .Register(*registry_);
+  for (int what = 0; what < 2; ++what) {
+    for (int result = 0; result < 2; ++result) {
+      reloads_[what][result] =
+          &reloads.Add({{"what", what == 0 ? "tokens" : "tls"}, {"result", result == 0 ? "ok" : "error"}});
+    }
+  }
   // Prometheus' build_info convention: a constant 1 whose labels say which build runs, for joins and alerts.
   BuildGauge()
       .Name("accelsel_build_info")

@@ -147,6 +147,9 @@ class Metrics {
   static constexpr const char* kJoinResults[] = {"joined", "unknown", "expired", "foreign", "repeat"};
   void DecisionJoin(int result) { joins_[result]->Increment(); }
 
+  // Reloads of the --auth_tokens file (what "tokens") and checks of changed TLS files (what "tls"), by result.
+  void ConfigReload(bool tls, bool ok) { reloads_[tls ? 1 : 0][ok ? 0 : 1]->Increment(); }
+
   prometheus::Registry& registry() { return *registry_; }
 
  private:
@@ -202,6 +205,7 @@ class Metrics {
   prometheus::Counter* pruned_age_;
   prometheus::Counter* pruned_bytes_;
   std::array<prometheus::Counter*, 5> joins_{};
+  std::array<std::array<prometheus::Counter*, 2>, 2> reloads_{};  // [tokens, tls][ok, error]
 };
 
 // Measures one RPC from construction to Finish() and records it once.

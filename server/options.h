@@ -117,8 +117,15 @@ struct ServerOptions {
   std::string tls_key_file;
   // PEM CA bundle for client certificates. Set = mutual TLS: clients must present a certificate it signed.
   std::string tls_client_ca_file;
+  // How often gRPC checks the TLS files above for new contents and loads them into new handshakes (whole seconds;
+  // open connections keep the certificate they began with). At least 1 s.
+  absl::Duration tls_refresh_interval = absl::Seconds(10);
   // Token file, rate limits, stream cap (see server/access.h).
   AccessOptions access;
+  // How often the server checks the --auth_tokens file (and the TLS files) for changes by their inode, size and
+  // mtime, and reloads a changed token file as SIGHUP does: Kubernetes updates a mounted Secret by swapping a
+  // symlink, without a signal. 0 = no watch (SIGHUP only).
+  absl::Duration config_watch_interval = absl::Seconds(5);
   // Serve on a non-loopback address without --auth_tokens. Off: the server refuses to start instead.
   bool allow_insecure = false;
   // Server-side deadline of the blocking admin calls (Retrain, PinModel, RollbackModel): the call ends

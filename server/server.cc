@@ -1,10 +1,14 @@
 // Server assembly and graceful shutdown.
 #include "server/server.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <climits>
+#include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/descriptor.h"
 #include "grpc/grpc.h"
@@ -14,10 +18,13 @@
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/resource_quota.h"
 #include "grpcpp/security/server_credentials.h"
+#include "grpcpp/security/tls_certificate_provider.h"
+#include "grpcpp/security/tls_credentials_options.h"
 #include "grpcpp/server_builder.h"
 #include "server/interceptors.h"
 #include "server/model_manager.h"
 #include "util/file.h"
+#include "util/log.h"
 
 namespace accelsel::server {
 
@@ -27,14 +34,29 @@ inline constexpr char kReflectionServiceName[] = "grpc.reflection.v1alpha.Server
 
 namespace {
 
+// The TLS files in use, with their flags.
+std::vector<std::pair<std::string, std::string>> TlsFiles(const ServerOptions& o) {
+  std::vector<std::pair<std::string, std::string>> out;
+  if (o.tls_cert_file.empty()) return out;
+  out.emplace_back("--tls_cert", o.tls_cert_file);
+  out.emplace_back("--tls_key", o.tls_key_file);
+  if (!o.tls_client_ca_file.empty()) out.emplace_back("--tls_client_ca", o.tls_client_ca_file);
+  return out;
+}
+
 absl::StatusOr<std::string> ReadPem(const std::string& flag, const std::string& path) {
   auto pem = util::ReadFile(path);
   if (!pem.ok()) return absl::Status(pem.status().code(), absl::StrCat(flag, ": ", pem.status().message()));
   if (pem->empty()) return absl::InvalidArgumentError(absl::StrCat(flag, " ", path, " is empty"));
+  if (!absl::StrContains(*pem, "-----BEGIN ")) {
+    return absl::InvalidArgumentError(absl::StrCat(flag, " ", path, " holds no PEM block"));
+  }
   return pem;
 }
 
-// Plaintext, TLS, or mutual TLS, from the options.
+// Plaintext, TLS, or mutual TLS, from the options. The files are read here once, so that a missing or empty one
+// stops the start with its flag's name; from then on gRPC's FileWatcherCertificateProvider re-reads them every
+// tls_refresh_interval and new handshakes use what it read (a rotation needs no restart).
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(const ServerOptions& o) {
   if (o.tls_cert_file.empty() != o.tls_key_file.empty()) {
     return absl::InvalidArgumentError("--tls_cert and --tls_key go together");
@@ -43,19 +65,49 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(c
     if (!o.tls_client_ca_file.empty()) return absl::InvalidArgumentError("--tls_client_ca needs --tls_cert/--tls_key");
     return grpc::InsecureServerCredentials();
   }
-  auto cert = ReadPem("--tls_cert", o.tls_cert_file);
-  if (!cert.ok()) return cert.status();
-  auto key = ReadPem("--tls_key", o.tls_key_file);
-  if (!key.ok()) return key.status();
-  grpc::SslServerCredentialsOptions ssl;
-  ssl.pem_key_cert_pairs.push_back({*key, *cert});
-  if (!o.tls_client_ca_file.empty()) {
-    auto ca = ReadPem("--tls_client_ca", o.tls_client_ca_file);
-    if (!ca.ok()) return ca.status();
-    ssl.pem_root_certs = *ca;
-    ssl.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  for (const auto& [flag, path] : TlsFiles(o)) {
+    if (auto pem = ReadPem(flag, path); !pem.ok()) return pem.status();
   }
-  return grpc::SslServerCredentials(ssl);
+  const auto refresh_s = static_cast<unsigned int>(
+      std::clamp<int64_t>(absl::ToInt64Seconds(o.tls_refresh_interval), 1, int64_t{24} * 3600));
+  auto provider = std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(o.tls_key_file, o.tls_cert_file,
+                                                                                       o.tls_client_ca_file, refresh_s);
+  grpc::experimental::TlsServerCredentialsOptions tls(provider);
+  tls.watch_identity_key_cert_pairs();
+  if (o.tls_client_ca_file.empty()) {
+    tls.set_cert_request_type(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+  } else {
+    tls.watch_root_certs();
+    tls.set_cert_request_type(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  }
+  return grpc::experimental::TlsServerCredentials(tls);
+}
+
+// What the watch compares: a file replaced (new inode, as by a Kubernetes Secret's symlink swap, or an editor's
+// rename), or rewritten in place (size, mtime). A missing file is all zeros.
+struct FileStamp {
+  dev_t dev = 0;
+  ino_t ino = 0;
+  off_t size = 0;
+  int64_t mtime_ns = 0;
+  bool operator==(const FileStamp&) const = default;
+};
+
+FileStamp Stamp(const std::string& path) {
+  FileStamp s;
+  struct stat st {};
+  if (path.empty() || stat(path.c_str(), &st) != 0) return s;
+  s.dev = st.st_dev;
+  s.ino = st.st_ino;
+  s.size = st.st_size;
+  s.mtime_ns = int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec;
+  return s;
+}
+
+std::vector<FileStamp> TlsStamps(const ServerOptions& o) {
+  std::vector<FileStamp> out;
+  for (const auto& [flag, path] : TlsFiles(o)) out.push_back(Stamp(path));
+  return out;
 }
 
 // The services the server registers, so that their grpc_server_* series exist from the first scrape. Ours, and
@@ -161,7 +213,66 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   health->SetServingStatus("", true);
   health->SetServingStatus(kSelectorServiceName, true);
   s->core_->models().Start();
+  if (options.config_watch_interval > absl::ZeroDuration() &&
+      (s->access_->auth_enabled() || !options.tls_cert_file.empty())) {
+    s->watcher_ = std::thread([server = s.get()] { server->WatchFiles(); });
+  }
   return s;
+}
+
+absl::Status Server::ReloadConfig(absl::string_view source) {
+  absl::Status tokens = ReloadTokens(source);
+  CheckTlsFiles(source);
+  return tokens;
+}
+
+absl::Status Server::ReloadTokens(absl::string_view source) {
+  if (!access_->auth_enabled()) return absl::OkStatus();
+  auto count = access_->ReloadTokens();
+  metrics_->ConfigReload(/*tls=*/false, count.ok());
+  if (!count.ok()) {
+    log::Warn("config_reload_failed", {{"what", "tokens"},
+                                       {"source", source},
+                                       {"error", count.status().message()},
+                                       {"kept_tokens", access_->token_count()}});
+    return count.status();
+  }
+  log::Info("config_reload", {{"what", "tokens"}, {"source", source}, {"tokens", *count}});
+  return absl::OkStatus();
+}
+
+void Server::CheckTlsFiles(absl::string_view source) {
+  const auto files = TlsFiles(options_);
+  if (files.empty()) return;
+  for (const auto& [flag, path] : files) {
+    if (auto pem = ReadPem(flag, path); !pem.ok()) {
+      metrics_->ConfigReload(/*tls=*/true, false);
+      log::Warn("config_reload_failed", {{"what", "tls"}, {"source", source}, {"error", pem.status().message()}});
+      return;
+    }
+  }
+  metrics_->ConfigReload(/*tls=*/true, true);
+  log::Info("config_reload",
+            {{"what", "tls"}, {"source", source}, {"refresh_s", absl::ToInt64Seconds(options_.tls_refresh_interval)}});
+}
+
+void Server::WatchFiles() {
+  const std::string& tokens_file = options_.access.auth_tokens_file;
+  FileStamp tokens = Stamp(tokens_file);
+  std::vector<FileStamp> tls = TlsStamps(options_);
+  absl::MutexLock lock(&mu_);
+  while (!mu_.AwaitWithTimeout(absl::Condition(&shut_down_), options_.config_watch_interval)) {
+    mu_.Unlock();
+    if (FileStamp now = Stamp(tokens_file); access_->auth_enabled() && now != tokens) {
+      tokens = now;  // a file caught half-written fails, and its next write is a change again
+      ReloadTokens("watch").IgnoreError();
+    }
+    if (std::vector<FileStamp> now = TlsStamps(options_); now != tls) {
+      tls = std::move(now);
+      CheckTlsFiles("watch");
+    }
+    mu_.Lock();
+  }
 }
 
 Server::~Server() { Shutdown(); }
@@ -177,6 +288,7 @@ void Server::Shutdown() {
     grpc_server_->Shutdown(std::chrono::system_clock::now() +
                            std::chrono::milliseconds(absl::ToInt64Milliseconds(options_.shutdown_grace)));
   }
+  if (watcher_.joinable()) watcher_.join();
   if (core_) core_->Shutdown();
   if (grpc_server_) grpc_server_->Wait();
   absl::MutexLock lock(&mu_);

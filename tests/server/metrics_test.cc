@@ -53,6 +53,7 @@ TEST(MetricsTest, EveryFamilyIsRegisteredWithItsTypeAndHelpFromTheStart) {
       {"accelsel_model_rejections_total", prometheus::MetricType::Counter},
       {"accelsel_model_retrain_failures_total", prometheus::MetricType::Counter},
       {"accelsel_runs_expired_total", prometheus::MetricType::Counter},
+      {"accelsel_config_reloads_total", prometheus::MetricType::Counter},
       // The decision log's own; its per-version live-quality families are created by DecisionLog.
       {"accelsel_decisions_logged_total", prometheus::MetricType::Counter},
       {"accelsel_decision_log_bytes", prometheus::MetricType::Gauge},

@@ -1,7 +1,10 @@
 // Security tests against the real server: bearer tokens and roles, node-id attribution, health without a token,
 // the non-loopback refusal, TLS and mutual TLS (certificates made by openssl at test time), rate limits, the
 // per-node stream cap, and bounded memory under a flood of streams and oversized requests.
+#include <filesystem>
 #include <fstream>
+#include <map>
+#include <sstream>
 #include <thread>
 #include <vector>
 
@@ -162,6 +165,20 @@ class AuthTest : public ::testing::Test {
     return stream->Finish();
   }
 
+  // The node id of every stored run, in store order.
+  std::vector<std::string> StoredNodeIds() {
+    std::vector<std::string> nodes;
+    EXPECT_TRUE(server_->core()
+                    .store()
+                    ->ScanRuns(0,
+                               [&](const v1::RunReport& r) {
+                                 nodes.push_back(r.node_id());
+                                 return true;
+                               })
+                    .ok());
+    return nodes;
+  }
+
   std::unique_ptr<server::Server> server_;
   Connection conn_;
 };
@@ -225,16 +242,7 @@ TEST_F(AuthTest, ANodesReportsCarryItsOwnNodeId) {
                      &acks)
                   .ok());
   EXPECT_EQ(acks, 2);
-  std::vector<std::string> nodes;
-  ASSERT_TRUE(server_->core()
-                  .store()
-                  ->ScanRuns(0,
-                             [&](const v1::RunReport& r) {
-                               nodes.push_back(r.node_id());
-                               return true;
-                             })
-                  .ok());
-  EXPECT_THAT(nodes, ::testing::ElementsAre("node-a", "node-a"));
+  EXPECT_THAT(StoredNodeIds(), ::testing::ElementsAre("node-a", "node-a"));
 }
 
 TEST_F(AuthTest, HealthNeedsNoToken) {
@@ -394,6 +402,99 @@ TEST_F(AuthTest, MemoryStaysBoundedUnderStreamFloodAndOversizedRequests) {
   EXPECT_LE(server_->access().tracked_nodes(), 3u);
 }
 
+// Token reload without a restart (Server::ReloadConfig is what SIGHUP calls; the watch calls it on a change).
+constexpr char kNewNodeToken[] = "node-c-token-0123456789";
+
+// accelsel_config_reloads_total{what, result}.
+double Reloads(server::Server& s, const std::string& what, const std::string& result) {
+  for (const auto& family : s.metrics().registry().Collect()) {
+    if (family.name != "accelsel_config_reloads_total") continue;
+    for (const auto& m : family.metric) {
+      std::map<std::string, std::string> labels;
+      for (const auto& l : m.label) labels[l.name] = l.value;
+      if (labels["what"] == what && labels["result"] == result) return m.counter.value;
+    }
+  }
+  return -1;
+}
+
+// Replaces `path` whole (write a sibling, rename), as an editor or a Kubernetes Secret update does.
+void ReplaceFile(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".new";
+  std::ofstream(tmp) << text;
+  std::filesystem::permissions(tmp, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  std::filesystem::rename(tmp, path);
+}
+
+TEST_F(AuthTest, ReloadAddsAndRemovesTokensAndOpenStreamsKeepTheirPrincipal) {
+  Start([](server::ServerOptions& o) { o.config_watch_interval = absl::ZeroDuration(); });
+  ASSERT_TRUE(Register(kOperatorToken, "vllm").ok());
+  EXPECT_EQ(Select(kNewNodeToken).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  // A stream of node-b, opened before node-b's token is removed.
+  grpc::ClientContext stream_ctx;
+  Auth(&stream_ctx, kOtherNodeToken);
+  auto stream = conn_.selector->ReportRun(&stream_ctx);
+  v1::RunAck ack;
+  ASSERT_TRUE(stream->Write(MakeReport("before", "vllm", 8, 100)));
+  ASSERT_TRUE(stream->Read(&ack));
+
+  ReplaceFile(server_->access().tokens_file(),
+              absl::StrCat(kOperatorToken, " operator ops-1\n", kNewNodeToken, " node node-c\n"));
+  ASSERT_TRUE(server_->ReloadConfig("test").ok());
+  EXPECT_EQ(server_->access().token_count(), 2u);
+  EXPECT_TRUE(Select(kNewNodeToken).ok());
+  EXPECT_EQ(Select(kNodeToken).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(Select(kOtherNodeToken).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_TRUE(Select(kOperatorToken).ok());
+  EXPECT_EQ(Reloads(*server_, "tokens", "ok"), 1);
+  EXPECT_EQ(Reloads(*server_, "tokens", "error"), 0);
+
+  // The open stream goes on as node-b until it ends (documented: revoking does not cut open streams).
+  ASSERT_TRUE(stream->Write(MakeReport("after", "vllm", 8, 100)));
+  ASSERT_TRUE(stream->Read(&ack));
+  stream->WritesDone();
+  while (stream->Read(&ack)) {
+  }
+  EXPECT_TRUE(stream->Finish().ok());
+  EXPECT_THAT(StoredNodeIds(), ::testing::ElementsAre("node-b", "node-b"));
+}
+
+TEST_F(AuthTest, ABrokenTokenFileKeepsTheTokensInForce) {
+  Start([](server::ServerOptions& o) { o.config_watch_interval = absl::ZeroDuration(); });
+  ASSERT_TRUE(Register(kOperatorToken, "vllm").ok());
+  const std::string path = server_->access().tokens_file();
+  ReplaceFile(path, absl::StrCat(kNewNodeToken, " node node-c\nshort node node-d\n"));
+  absl::Status st = server_->ReloadConfig("test");
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << st;
+  EXPECT_THAT(std::string(st.message()), HasSubstr("line 2"));
+  // Good syntax, but writable by the group: refused like at start-up.
+  ReplaceFile(path, absl::StrCat(kNewNodeToken, " node node-c\n"));
+  std::filesystem::permissions(path, std::filesystem::perms::group_write, std::filesystem::perm_options::add);
+  st = server_->ReloadConfig("test");
+  EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition) << st;
+  std::filesystem::remove(path);
+  EXPECT_EQ(server_->ReloadConfig("test").code(), absl::StatusCode::kNotFound);
+
+  EXPECT_EQ(Reloads(*server_, "tokens", "error"), 3);
+  EXPECT_EQ(Reloads(*server_, "tokens", "ok"), 0);
+  EXPECT_TRUE(Select(kNodeToken).ok());
+  EXPECT_TRUE(Select(kOperatorToken).ok());
+  EXPECT_EQ(Select(kNewNodeToken).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(server_->access().token_count(), 3u);
+}
+
+TEST_F(AuthTest, TheWatchReloadsAChangedTokenFile) {
+  Start([](server::ServerOptions& o) { o.config_watch_interval = absl::Milliseconds(50); });
+  ASSERT_TRUE(Register(kOperatorToken, "vllm").ok());
+  ReplaceFile(server_->access().tokens_file(),
+              absl::StrCat(kOperatorToken, " operator ops-1\n", kNewNodeToken, " node node-c\n"));
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (!Select(kNewNodeToken).ok() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(20));
+  ASSERT_TRUE(Select(kNewNodeToken).ok()) << "the watch did not reload the token file within 30 s";
+  EXPECT_EQ(Select(kNodeToken).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_GE(Reloads(*server_, "tokens", "ok"), 1);
+}
+
 // TLS and mutual TLS, with certificates made at test time.
 class TlsTest : public ::testing::Test {
  protected:
@@ -460,6 +561,46 @@ TEST_F(TlsTest, MutualTlsNeedsAClientCertificateFromTheClientCa) {
   EXPECT_TRUE(Info(grpc::SslCredentials(Ssl("client"))).ok());
   EXPECT_FALSE(Info(grpc::SslCredentials(Ssl())).ok());
   EXPECT_FALSE(Info(grpc::SslCredentials(Ssl("rogue"))).ok());
+}
+
+TEST_F(TlsTest, ARotatedCertificateIsServedWithoutARestart) {
+  // The server's own copies, which the test replaces with a certificate of a fresh CA.
+  const std::string dir = FreshDir("sec-tls-rotate");
+  for (const char* f : {"server.pem", "server.key"}) std::filesystem::copy_file(*certs_ + "/" + f, dir + "/" + f);
+  auto o = TestOptions(FreshDir("sec-tls"));
+  o.tls_cert_file = dir + "/server.pem";
+  o.tls_key_file = dir + "/server.key";
+  o.tls_refresh_interval = absl::Seconds(1);
+  o.config_watch_interval = absl::Milliseconds(50);
+  auto s = server::Server::Start(o);
+  ASSERT_TRUE(s.ok()) << s.status();
+  server_ = *std::move(s);
+  ASSERT_TRUE(Info(grpc::SslCredentials(Ssl())).ok());
+
+  const std::string fresh = FreshDir("sec-certs-new");
+  const std::string cmd = std::string(ACCELSEL_TEST_SOURCE_DIR) + "/tests/server/make_test_certs.sh " + fresh;
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  auto read = [](const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  };
+  ReplaceFile(dir + "/server.key", read(fresh + "/server.key"));
+  ReplaceFile(dir + "/server.pem", read(fresh + "/server.pem"));
+  grpc::SslCredentialsOptions trusts_new;
+  trusts_new.pem_root_certs = read(fresh + "/ca.pem");
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (!Info(grpc::SslCredentials(trusts_new)).ok() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  ASSERT_TRUE(Info(grpc::SslCredentials(trusts_new)).ok()) << "the new certificate was not served within 30 s";
+  // Switched: a client that trusts only the old CA now refuses the server.
+  EXPECT_FALSE(Info(grpc::SslCredentials(Ssl())).ok());
+  // The watch saw the changed files (at least one check ok; the key alone may have been caught first).
+  const absl::Time counted = absl::Now() + absl::Seconds(30);
+  while (Reloads(*server_, "tls", "ok") < 1 && absl::Now() < counted) absl::SleepFor(absl::Milliseconds(20));
+  EXPECT_GE(Reloads(*server_, "tls", "ok"), 1);
 }
 
 TEST(TlsOptionsTest, CertWithoutKeyIsAnError) {
