@@ -27,6 +27,7 @@
 #include "google/protobuf/util/json_util.h"
 #include "nlohmann/json.hpp"
 #include "proto/convert.h"
+#include "util/progress.h"
 #include "util/version.h"
 
 namespace accelsel::client::cli {
@@ -231,8 +232,9 @@ struct StreamOutcome {
   std::vector<std::pair<std::string, std::string>> rejections;  // run_id, reason
 };
 
+// `label` names the progress line on `err` (acknowledged reports of all; terminals only, util/progress.h).
 absl::StatusOr<StreamOutcome> StreamReports(const ClientOptions& options, std::vector<v1::RunReport> reports,
-                                            absl::Duration timeout) {
+                                            absl::Duration timeout, const std::string& label, std::ostream& err) {
   auto channel = MakeChannel(options);
   // Fail fast when nobody listens, instead of retrying quietly until the flush timeout.
   if (!channel->WaitForConnected(absl::ToChronoTime(absl::Now() + absl::Milliseconds(options.deadline_ms)))) {
@@ -249,10 +251,18 @@ absl::StatusOr<StreamOutcome> StreamReports(const ClientOptions& options, std::v
     outcome.rejections.emplace_back(run_id, reason);
   };
   TelemetrySender sender(channel, options, std::move(sender_options));
+  ProgressOptions progress_options;
+  progress_options.out = &err;
+  Progress progress(label, static_cast<int64_t>(reports.size()), progress_options);
+  progress.StartTicker([&sender] {
+    const TelemetrySenderStats st = sender.stats();
+    return static_cast<int64_t>(st.durable + st.duplicate + st.rejected);
+  });
   for (auto& r : reports) {
     if (auto s = sender.Send(std::move(r)); !s.ok()) return s;
   }
   absl::Status flushed = sender.Flush(timeout);
+  progress.Finish();
   sender.Close();
   outcome.stats = sender.stats();
   if (!flushed.ok()) {
@@ -287,7 +297,7 @@ absl::StatusOr<absl::Duration> FlushTimeout(const ParsedFlags& flags) {
   return absl::Seconds(static_cast<int64_t>(*s));
 }
 
-absl::Status RunReport(const ParsedFlags& flags, std::ostream& out, std::ostream&) {
+absl::Status RunReport(const ParsedFlags& flags, std::ostream& out, std::ostream& err) {
   if (auto s = ExpectPositional(flags, 0, "report"); !s.ok()) return s;
   if (!flags.Has("jsonl")) return Usage("report needs --jsonl FILE");
   auto options = ClientOptionsFromFlags(flags);
@@ -296,7 +306,7 @@ absl::Status RunReport(const ParsedFlags& flags, std::ostream& out, std::ostream
   if (!timeout.ok()) return timeout.status();
   auto reports = ReadRunReportsJsonl(flags.Get("jsonl"));
   if (!reports.ok()) return reports.status();
-  auto outcome = StreamReports(*options, *std::move(reports), *timeout);
+  auto outcome = StreamReports(*options, *std::move(reports), *timeout, "report", err);
   if (!outcome.ok()) return outcome.status();
   if (flags.Has("json")) {
     out << OutcomeJson(*outcome).dump(2) << "\n";
@@ -345,7 +355,7 @@ nlohmann::json ImportStatsJson(const datasets::LlmBenchImportStats& st) {
   return j;
 }
 
-absl::Status RunImport(const ParsedFlags& flags, std::ostream& out, std::ostream&) {
+absl::Status RunImport(const ParsedFlags& flags, std::ostream& out, std::ostream& err) {
   if (auto s = ExpectPositional(flags, 0, "import"); !s.ok()) return s;
   if (!flags.Has("llm-inference-bench")) return Usage("import needs --llm-inference-bench CSV");
   const std::string csv = flags.Get("llm-inference-bench");
@@ -388,7 +398,7 @@ absl::Status RunImport(const ParsedFlags& flags, std::ostream& out, std::ostream
     report.set_schema_version(1);
     reports.push_back(std::move(report));
   }
-  auto outcome = StreamReports(*options, std::move(reports), *timeout);
+  auto outcome = StreamReports(*options, std::move(reports), *timeout, "import", err);
   if (!outcome.ok()) return outcome.status();
   if (json) {
     nlohmann::json j = ImportStatsJson(stats);
@@ -568,7 +578,7 @@ absl::Status RunAdmin(const ParsedFlags& flags, std::ostream& out, std::ostream&
   return absl::OkStatus();
 }
 
-absl::Status RunModel(const ParsedFlags& flags, std::ostream& out, std::ostream&) {
+absl::Status RunModel(const ParsedFlags& flags, std::ostream& out, std::ostream& err) {
   static constexpr char kUsage[] = "usage: accelsel model info|retrain|pin VERSION|rollback [--json]";
   if (flags.positional.empty()) return Usage(kUsage);
   const std::string& action = flags.positional[0];
@@ -621,7 +631,13 @@ absl::Status RunModel(const ParsedFlags& flags, std::ostream& out, std::ostream&
       out << "no trained model versions yet\n";
     }
   } else if (action == "retrain") {
+    // One call that returns when training is done: a terminal sees the time it has taken so far.
+    ProgressOptions progress_options;
+    progress_options.out = &err;
+    Progress progress("retrain", 0, progress_options);
+    progress.StartTicker();
     auto r = (*client)->Retrain();
+    progress.Finish();
     if (!r.ok()) return ServerError("Retrain", options, r.status());
     if (json) {
       out << ToJson(*r);

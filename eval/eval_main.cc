@@ -18,6 +18,7 @@
 #include "eval/evaluator.h"
 #include "eval/loaders.h"
 #include "util/csv.h"
+#include "util/progress.h"
 
 namespace accelsel::eval {
 
@@ -132,21 +133,35 @@ bool HasLlmBenchHeader(const std::string& path) {
 }
 
 // Runs `evaluate` once per seed (seed .. seed + seeds - 1) and prints one report, or the mean over seeds with
-// the spread and the per-seed results when there are several.
-int Emit(const std::function<absl::StatusOr<EvalReport>(uint64_t seed)>& evaluate, const Args& a, std::ostream& out,
-         std::ostream& err) {
+// the spread and the per-seed results when there are several. `o` is the options `evaluate` passes on: its
+// on_step feeds the progress line (selector x fold x seed steps; on a terminal only, util/progress.h).
+int Emit(const std::function<absl::StatusOr<EvalReport>(uint64_t seed)>& evaluate, const Args& a, EvalOptions& o,
+         std::ostream& out, std::ostream& err) {
   std::vector<uint64_t> seeds;
   std::vector<EvalReport> reports;
+  ProgressOptions progress_options;
+  progress_options.out = &err;
+  Progress progress("eval", 0, progress_options);
+  int seed_index = 0;
+  o.on_step = [&](int done, int total) {
+    progress.SetTotal(static_cast<int64_t>(total) * a.seeds);
+    progress.Update(static_cast<int64_t>(seed_index) * total + done);
+  };
   for (int i = 0; i < a.seeds; ++i) {
     const uint64_t seed = a.seed + static_cast<uint64_t>(i);
+    seed_index = i;
     auto report = evaluate(seed);
     if (!report.ok()) {
+      o.on_step = nullptr;
+      progress.Finish();
       err << "accelsel eval: seed " << seed << ": " << report.status() << "\n";
       return 1;
     }
     seeds.push_back(seed);
     reports.push_back(std::move(*report));
   }
+  o.on_step = nullptr;
+  progress.Finish();
   if (a.seeds == 1) {
     out << (a.json ? ReportJson(reports.front()) + "\n" : ReportTable(reports.front()));
   } else {
@@ -211,7 +226,7 @@ int EvalMain(const std::vector<std::string>& argv, std::ostream& out, std::ostre
           o.seed = seed;
           return RunEvaluation(lp->problem, StandardSelectors(lp->problem, lp->features, seed), o);
         },
-        a, out, err);
+        a, o, out, err);
   }
   if (!a.aslib.empty()) {
     auto lp = LoadAslibProblem(a.aslib);
@@ -225,7 +240,7 @@ int EvalMain(const std::vector<std::string>& argv, std::ostream& out, std::ostre
           o.seed = seed;
           return RunEvaluation(lp->problem, StandardSelectors(lp->problem, lp->features, seed), o);
         },
-        a, out, err);
+        a, o, out, err);
   }
   // The same mapping as `accelsel import`, so the product's real feature path is what gets measured.
   auto records = LoadLlmInferenceBench(a.llm_bench, a.descriptors, nullptr);
@@ -263,7 +278,7 @@ int EvalMain(const std::vector<std::string>& argv, std::ostream& out, std::ostre
         }
         return RunEvaluation(rp->problem, selectors, o);
       },
-      a, out, err);
+      a, o, out, err);
 }
 
 }  // namespace accelsel::eval

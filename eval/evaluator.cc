@@ -258,6 +258,9 @@ absl::StatusOr<EvalReport> RunEvaluation(const Problem& p, const std::vector<Nam
         report.group_slowdown[fold_group[f]][selectors[s].name] =
             std::exp((acc[s].log_sd - log_sd_before) / test.size());
       }
+      if (o.on_step) {
+        o.on_step(static_cast<int>(f * selectors.size() + s + 1), static_cast<int>(num_folds * selectors.size()));
+      }
     }
   }
   // Random (expected over a uniform choice) and oracle, over all tasks.

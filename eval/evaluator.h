@@ -81,6 +81,8 @@ struct EvalOptions {
   uint64_t seed = 1;
   bool leave_one_group_out = false;  // use Task::group
   bool predefined_folds = false;     // use Task::fold
+  // Called after each selector is scored on each fold: (done, folds x selectors). Progress lines only.
+  std::function<void(int done, int total)> on_step;
 };
 
 struct SelectorMetrics {

@@ -311,6 +311,7 @@ absl::StatusOr<DriverResult> RunAgainstServer(const Network& net, const DriverOp
         }
       }
       if ((j + 1) % options.sample_every_jobs == 0) result.samples.push_back(Sample(nodes, options, j + 1, start));
+      if (options.progress != nullptr) options.progress->Update(static_cast<int64_t>(j + 1));
     }
     result.jobs_seconds = absl::ToDoubleSeconds(absl::Now() - start);
   } else {
@@ -334,7 +335,8 @@ absl::StatusOr<DriverResult> RunAgainstServer(const Network& net, const DriverOp
             if (const absl::Time now = absl::Now(); due > now) absl::SleepFor(due - now);
           }
           (void)nodes.PlayJob(j, &result.outcomes[j]);  // errors are counted and the first few kept
-          done.fetch_add(1);
+          const uint64_t finished_jobs = done.fetch_add(1) + 1;
+          if (options.progress != nullptr) options.progress->Update(static_cast<int64_t>(finished_jobs));
           if (options.retrain_every_jobs > 0 && (j + 1) % options.retrain_every_jobs == 0) (void)nodes.Retrain();
         }
       });

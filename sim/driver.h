@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "sim/network.h"
+#include "util/progress.h"
 
 namespace accelsel::sim {
 
@@ -43,6 +44,8 @@ struct DriverOptions {
   uint64_t sample_every_jobs = 1000;
   // Server RSS in bytes, sampled beside GetModelInfo; null when unknown.
   std::function<uint64_t()> rss;
+  // Counts finished jobs for the progress line; null = none.
+  Progress* progress = nullptr;
 };
 
 struct JobOutcome {

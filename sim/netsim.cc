@@ -21,6 +21,7 @@
 #include "sim/policies.h"
 #include "sim/report.h"
 #include "sim/server_process.h"
+#include "util/progress.h"
 #include "util/version.h"
 
 #ifndef ACCELSEL_NETSIM_PLOT_SCRIPT
@@ -367,7 +368,12 @@ int NetsimMain(const std::vector<std::string>& args, std::ostream& out, std::ost
   } else {
     d.address = c.server;
   }
+  ProgressOptions progress_options;
+  progress_options.out = &err;
+  Progress progress("netsim", static_cast<int64_t>(net->jobs().size()), progress_options);
+  d.progress = &progress;
   auto result = RunAgainstServer(*net, d);
+  progress.Finish();
   if (server) server->Stop();
   if (!result.ok()) {
     err << "accelsel-netsim: " << result.status().message() << "\n";

@@ -313,6 +313,35 @@ TEST(CliTest, ImportRegistersStrategiesAndStreamsRuns) {
   EXPECT_EQ(list.out.find("(lossy)"), std::string::npos) << list.out;
 }
 
+// Progress lines go to stderr only when enabled (a terminal, or ACCELSEL_PROGRESS=1); stdout never changes.
+TEST(CliTest, ImportAndRetrainShowProgressOnStderrOnlyWhenEnabled) {
+  testing::FakeServer server;
+  const std::string csv = SourceDir() + "/tests/fixtures/llm_bench_small.csv";
+  const std::vector<std::string> import = {"import", "--server", server.address(), "--llm-inference-bench",
+                                           csv,      "--json"};
+  ASSERT_EQ(setenv("ACCELSEL_PROGRESS", "1", 1), 0);
+  Result on = RunCommand(import);
+  Result retrain = RunCommand({"model", "retrain", "--server", server.address()});
+  ASSERT_EQ(setenv("ACCELSEL_PROGRESS", "0", 1), 0);
+  ASSERT_EQ(on.code, 0) << on.err;
+  ASSERT_FALSE(on.err.empty());
+  EXPECT_EQ(on.err.back(), '\n') << on.err;
+  const std::string last = on.err.substr(on.err.rfind('\r') + 1);
+  EXPECT_EQ(last.rfind("import: 10/10 (100%) ", 0), 0u) << on.err;
+  EXPECT_NE(last.find(", done in 00:0"), std::string::npos) << on.err;
+  EXPECT_EQ(on.out.find('\r'), std::string::npos) << on.out;
+  EXPECT_EQ(on.out.rfind("{", 0), 0u) << on.out;  // --json on stdout, as before
+  EXPECT_NE(on.out.find("\"stored\": 10"), std::string::npos) << on.out;
+  ASSERT_EQ(retrain.code, 0) << retrain.err;
+  EXPECT_NE(retrain.err.find("\rretrain: done in 00:0"), std::string::npos) << retrain.err;
+  EXPECT_EQ(retrain.out.find('\r'), std::string::npos) << retrain.out;
+
+  Result off = RunCommand(import);
+  ASSERT_EQ(off.code, 0) << off.err;
+  EXPECT_EQ(off.err, "");
+  EXPECT_NE(off.out.find("\"duplicate\": 10"), std::string::npos) << off.out;
+}
+
 TEST(CliTest, StrategiesListMarksLossyComponents) {
   testing::FakeServer server;
   ClientOptions options;

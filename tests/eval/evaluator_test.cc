@@ -8,6 +8,8 @@
 #include <fstream>
 #include <random>
 #include <sstream>
+#include <string>
+#include <vector>
 
 #include "eval/eval_main.h"
 #include "eval/loaders.h"
@@ -176,6 +178,40 @@ TEST(EvalMainTest, CsvJsonHasEverySelectorAndCountsSkippedTasks) {
       << err2.str();
   EXPECT_NE(nlohmann::json::parse(out2.str())["protocol"].get<std::string>().find("leave-one-group-out"),
             std::string::npos);
+}
+
+// The progress line counts selector x fold x seed steps on stderr when enabled, and is absent otherwise.
+TEST(EvalMainTest, ProgressCountsStepsOnStderrOnlyWhenEnabled) {
+  std::ostringstream csv;
+  csv << "HW,Model,Batch,Engine,Latency\n";
+  for (const char* model : {"m1", "m2", "m3", "m4"}) {
+    for (int batch : {1, 4, 16}) {
+      csv << "h1," << model << "," << batch << ",e1," << 10 + batch << "\n";
+      csv << "h1," << model << "," << batch << ",e2," << 30 + 0.3 * batch << "\n";
+    }
+  }
+  const std::string path = TempPath("eval-progress.csv");
+  Write(path, csv.str());
+  const std::vector<std::string> args = {"--csv",           path,     "--task-cols",  "HW,Model,Batch",
+                                         "--strategy-cols", "Engine", "--target-col", "Latency",
+                                         "--folds",         "2",      "--seeds",      "2",
+                                         "--json"};
+  ASSERT_EQ(setenv("ACCELSEL_PROGRESS", "1", 1), 0);
+  std::ostringstream out, err;
+  const int rc = EvalMain(args, out, err);
+  ASSERT_EQ(setenv("ACCELSEL_PROGRESS", "0", 1), 0);
+  ASSERT_EQ(rc, 0) << err.str();
+  const std::string e = err.str();
+  ASSERT_FALSE(e.empty());
+  EXPECT_EQ(e.back(), '\n');
+  // 5 selectors (accelsel, xgb_plain, xgb_rank, knn, sbs) x 2 folds x 2 seeds.
+  EXPECT_EQ(e.substr(e.rfind('\r') + 1).rfind("eval: 20/20 (100%) ", 0), 0u) << e;
+  EXPECT_NO_THROW((void)nlohmann::json::parse(out.str()));  // stdout is the JSON alone
+
+  std::ostringstream quiet_out, quiet_err;
+  ASSERT_EQ(EvalMain(args, quiet_out, quiet_err), 0) << quiet_err.str();
+  EXPECT_EQ(quiet_err.str(), "");
+  EXPECT_EQ(quiet_out.str().find('\r'), std::string::npos);
 }
 
 TEST(EvalMainTest, UsageErrors) {

@@ -54,9 +54,12 @@ struct NetsimRun {
   json summary;             // the last line's "summary"
 };
 
-NetsimRun Netsim(const std::vector<std::string>& args) {
+// progress: run with ACCELSEL_PROGRESS=1 (the progress line on stderr although it is a file), else with the
+// environment's setting (tests/test_env.cc: 0).
+NetsimRun Netsim(const std::vector<std::string>& args, bool progress = false) {
   const std::string dir = TmpDir();
-  std::string cmd = Quote(std::string(std::getenv("ACCELSEL_BIN_DIR")) + "/accelsel-netsim");
+  std::string cmd = absl::StrCat(progress ? "ACCELSEL_PROGRESS=1 " : "",
+                                 Quote(std::string(std::getenv("ACCELSEL_BIN_DIR")) + "/accelsel-netsim"));
   for (const std::string& a : args) absl::StrAppend(&cmd, " ", Quote(a));
   absl::StrAppend(&cmd, " --tmp-dir ", Quote(dir));  // keeps the spawned server's store under the test folder
   absl::StrAppend(&cmd, " >", Quote(dir + "/out"), " 2>", Quote(dir + "/err"));
@@ -150,10 +153,16 @@ TEST_F(NetsimTest, ConvergesWhenTheBestDependsOnAnExtraColumn) {
 TEST_F(NetsimTest, DeterministicRunsRepeat) {
   const auto args = With(Base(), {"--deterministic", "--nodes", "40", "--jobs", "900", "--retrain-every-jobs", "300",
                                   "--window", "300", "--warm", "0.2", "--seed", "11"});
-  NetsimRun a = Netsim(args);
+  NetsimRun a = Netsim(args, /*progress=*/true);  // the progress line must not change stdout
   NetsimRun b = Netsim(args);
   ASSERT_EQ(a.exit_code, 0) << a.err;
   ASSERT_EQ(b.exit_code, 0) << b.err;
+  const size_t last = a.err.rfind("\rnetsim: ");
+  ASSERT_NE(last, std::string::npos) << a.err;
+  EXPECT_EQ(a.err.substr(last).rfind("\rnetsim: 900/900 (100%) ", 0), 0u) << a.err;
+  EXPECT_NE(a.err.find(", done in ", last), std::string::npos) << a.err;
+  EXPECT_EQ(b.err.find('\r'), std::string::npos) << b.err;
+  EXPECT_EQ(a.out.find('\r'), std::string::npos);
   ASSERT_EQ(a.lines.size(), b.lines.size());
   for (size_t i = 0; i + 1 < a.lines.size(); ++i) {
     json wa = a.lines[i], wb = b.lines[i];
