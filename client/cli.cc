@@ -34,7 +34,8 @@ namespace accelsel::client::cli {
 namespace {
 
 constexpr char kUsagePayload[] = "accelsel.cli/usage";
-constexpr int64_t kRetrainDeadlineMs = 10 * 60 * 1000;
+// Default deadline of the calls that work on the server while the CLI waits (model retrain, admin backup).
+constexpr int64_t kLongCallDeadlineMs = 10 * 60 * 1000;
 
 // Marks a status as a usage error (exit code 2).
 absl::Status Usage(absl::Status status) {
@@ -563,7 +564,7 @@ absl::Status RunAdmin(const ParsedFlags& flags, std::ostream& out, std::ostream&
   auto client_options = ClientOptionsFromFlags(flags);
   if (!client_options.ok()) return Usage(client_options.status());
   // A backup to another file system copies the whole store while the call waits.
-  if (!flags.Has("deadline_ms")) client_options->deadline_ms = kRetrainDeadlineMs;
+  if (!flags.Has("deadline_ms")) client_options->deadline_ms = kLongCallDeadlineMs;
   auto client = Client::Create(*client_options);
   if (!client.ok()) return client.status();
   auto r = (*client)->Backup(flags.positional[1]);
@@ -600,7 +601,7 @@ absl::Status RunModel(const ParsedFlags& flags, std::ostream& out, std::ostream&
   auto client_options = ClientOptionsFromFlags(flags);
   if (!client_options.ok()) return Usage(client_options.status());
   // Retraining runs on the server while the call waits: give it minutes unless the caller chose a deadline.
-  if (action == "retrain" && !flags.Has("deadline_ms")) client_options->deadline_ms = kRetrainDeadlineMs;
+  if (action == "retrain" && !flags.Has("deadline_ms")) client_options->deadline_ms = kLongCallDeadlineMs;
   auto client = Client::Create(*client_options);
   if (!client.ok()) return client.status();
   const ClientOptions& options = (*client)->options();
