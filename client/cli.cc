@@ -217,11 +217,43 @@ absl::Status RunSelect(const ParsedFlags& flags, std::ostream& out, std::ostream
   if (!context.ok()) return context.status();
   *request.mutable_context() = *std::move(context);
 
-  auto client = MakeClient(flags);
+  auto options = ClientOptionsFromFlags(flags);
+  if (!options.ok()) return Usage(options.status());
+  if (flags.Has("fallback-strategy")) {
+    options->fallback_strategy = flags.Get("fallback-strategy");
+    if (options->fallback_strategy.empty()) return Usage("--fallback-strategy needs a strategy id");
+  }
+  // One call per process: nothing earlier to answer from, so the fallback is the default strategy alone.
+  options->fallback_cache_size = 0;
+  auto client = Client::Create(*options);
   if (!client.ok()) return client.status();
-  auto response = (*client)->SelectAccelerator(request);
-  if (!response.ok()) return ServerError("SelectAccelerator", (*client)->options(), response.status());
-  out << (flags.Has("json") ? ToJson(*response) : FormatSelection(*response));
+  auto selection = (*client)->Select(request);
+  if (!selection.ok()) return ServerError("SelectAccelerator", (*client)->options(), selection.status());
+  if (!selection->fallback()) {
+    out << (flags.Has("json") ? ToJson(selection->response) : FormatSelection(selection->response));
+    return absl::OkStatus();
+  }
+  const absl::Status why = ServerError("SelectAccelerator", (*client)->options(), selection->error);
+  if (flags.Has("json")) {
+    // The response's mapping with two fields more; a server answer has neither, so it still parses as the proto.
+    const std::string mapping = ToJson(selection->response);
+    nlohmann::ordered_json json = nlohmann::ordered_json::parse(mapping, nullptr, /*allow_exceptions=*/false);
+    if (!json.is_object()) {
+      out << mapping;
+      return absl::OkStatus();
+    }
+    json["source"] = SelectSourceName(selection->source);
+    json["fallback_error"] = std::string(why.message());
+    out << json.dump(2) << "\n";
+    return absl::OkStatus();
+  }
+  out << "fallback: server unreachable, no decision logged (" << why.message() << ")\n";
+  if (selection->source == SelectSource::kDefault) {
+    out << "strategy " << selection->response.recommendations(0).strategy().id()
+        << " (--fallback-strategy: a default, not a ranking)\n";
+  } else {
+    out << FormatSelection(selection->response);
+  }
   return absl::OkStatus();
 }
 
@@ -263,7 +295,11 @@ absl::StatusOr<StreamOutcome> StreamReports(const ClientOptions& options, std::v
     if (auto s = sender.Send(std::move(r)); !s.ok()) return s;
   }
   absl::Status flushed = sender.Flush(timeout);
-  progress.Finish();
+  if (flushed.ok()) {
+    progress.Finish();
+  } else {
+    progress.Fail();
+  }
   sender.Close();
   outcome.stats = sender.stats();
   if (!flushed.ok()) {
@@ -638,8 +674,11 @@ absl::Status RunModel(const ParsedFlags& flags, std::ostream& out, std::ostream&
     Progress progress("retrain", 0, progress_options);
     progress.StartTicker();
     auto r = (*client)->Retrain();
+    if (!r.ok()) {
+      progress.Fail();
+      return ServerError("Retrain", options, r.status());
+    }
     progress.Finish();
-    if (!r.ok()) return ServerError("Retrain", options, r.status());
     if (json) {
       out << ToJson(*r);
       return absl::OkStatus();
@@ -766,7 +805,7 @@ const std::vector<Command>& Commands() {
       {"select",
        "select (--context FILE.json | --model NAME --accelerator NAME [--count N] --prompt-tokens N "
        "--output-tokens N --batch N) [--candidates a,b] [--objective O] [--top-k N] [--explore] [--exclude-lossy] "
-       "[--json]",
+       "[--fallback-strategy ID] [--json]",
        "rank acceleration strategies for a task context (JSON mapping of accelsel.v1.TaskContext, or named by "
        "flags: the server fills the descriptors it knows by name)",
        WithCommon({{"context", true, "FILE",
@@ -789,6 +828,10 @@ const std::vector<Command>& Commands() {
                     "accept only output-preserving strategies: one with a lossy component (e.g. weights below 16 "
                     "bits, a quantised KV cache) violates \"exclude_lossy\" and ranks after every one that does not"},
                    {"node", true, "ID", "node id, for attribution"},
+                   {"fallback-strategy", true, "ID",
+                    "when the server cannot answer (UNAVAILABLE or DEADLINE_EXCEEDED after the retries), print this "
+                    "strategy as the one answer, marked \"fallback: server unreachable\" (--json: \"source\": "
+                    "\"default\" and \"fallback_error\"), and exit 0 instead of failing; other errors still fail"},
                    {"json", false, "", "print the response's JSON mapping"}}),
        RunSelect},
       {"report", "report --jsonl FILE [--timeout_s S] [--json]",

@@ -5,14 +5,21 @@
 #include <algorithm>
 #include <chrono>
 #include <climits>
+#include <list>
+#include <optional>
 #include <string>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "absl/random/random.h"
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "google/rpc/status.pb.h"
 
 namespace accelsel::client {
@@ -62,7 +69,76 @@ std::string MethodConfig(const ClientOptions& options, absl::Span<const MethodNa
                       R"(","backoffMultiplier":2,"retryableStatusCodes":[)", codes, "]}}");
 }
 
+// The key of `request` in Select's cache: what the answer depends on besides the server's model, i.e. the task and
+// the question asked. Exploration and node_id do not change which answer is a good fallback.
+std::string FallbackKey(const v1::SelectAcceleratorRequest& request) {
+  v1::SelectAcceleratorRequest key = request;
+  key.set_allow_exploration(false);
+  key.clear_node_id();
+  std::string bytes;
+  google::protobuf::io::StringOutputStream stream(&bytes);
+  google::protobuf::io::CodedOutputStream coded(&stream);
+  coded.SetSerializationDeterministic(true);  // map fields (context.extra) in key order
+  key.SerializeToCodedStream(&coded);
+  coded.Trim();
+  return bytes;
+}
+
 }  // namespace
+
+// Least recently used first out: `order_` holds the entries, most recently used at the front; `index_` finds them.
+class Client::FallbackCache {
+ public:
+  explicit FallbackCache(size_t capacity) : capacity_(capacity) {}
+
+  void Put(std::string key, const v1::SelectAcceleratorResponse& response) ABSL_LOCKS_EXCLUDED(mu_) {
+    if (capacity_ == 0) return;
+    absl::MutexLock lock(&mu_);
+    if (auto it = index_.find(key); it != index_.end()) {
+      it->second->second = response;
+      order_.splice(order_.begin(), order_, it->second);
+      return;
+    }
+    order_.emplace_front(key, response);
+    index_.emplace(std::move(key), order_.begin());
+    while (order_.size() > capacity_) {
+      index_.erase(order_.back().first);
+      order_.pop_back();
+    }
+  }
+
+  // The kept answer to `key`, now the most recently used; nullopt when none is kept.
+  std::optional<v1::SelectAcceleratorResponse> Get(const std::string& key) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    auto it = index_.find(key);
+    if (it == index_.end()) return std::nullopt;
+    order_.splice(order_.begin(), order_, it->second);
+    return it->second->second;
+  }
+
+ private:
+  using Entry = std::pair<std::string, v1::SelectAcceleratorResponse>;
+  const size_t capacity_;
+  absl::Mutex mu_;
+  std::list<Entry> order_ ABSL_GUARDED_BY(mu_);
+  std::unordered_map<std::string, std::list<Entry>::iterator> index_ ABSL_GUARDED_BY(mu_);
+};
+
+const char* SelectSourceName(SelectSource source) {
+  switch (source) {
+    case SelectSource::kCache: return "cache";
+    case SelectSource::kDefault: return "default";
+    case SelectSource::kServer: break;
+  }
+  return "server";
+}
+
+bool IsSelectFallbackCode(absl::StatusCode code) {
+  // RESOURCE_EXHAUSTED is here because a server that sheds load (after gRPC's retries honoured its pushback) is, for
+  // a node waiting to start a job, as good as unreachable: the node must not stall on accelsel.
+  return code == absl::StatusCode::kUnavailable || code == absl::StatusCode::kDeadlineExceeded ||
+         code == absl::StatusCode::kResourceExhausted;
+}
 
 absl::Status ValidateClientOptions(const ClientOptions& options) {
   if (options.target.empty()) return absl::InvalidArgumentError("target is empty");
@@ -153,7 +229,10 @@ Client::Client(const ClientOptions& options, std::shared_ptr<grpc::Channel> chan
       channel_(std::move(channel)),
       selector_(v1::AcceleratorSelector::NewStub(channel_)),
       admin_(v1::ModelAdmin::NewStub(channel_)),
-      health_(grpc::health::v1::Health::NewStub(channel_)) {}
+      health_(grpc::health::v1::Health::NewStub(channel_)),
+      cache_(std::make_unique<FallbackCache>(options_.fallback_cache_size)) {}
+
+Client::~Client() = default;
 
 template <typename Stub, typename Request, typename Response>
 absl::StatusOr<Response> Client::Unary(Stub* stub,
@@ -171,6 +250,38 @@ absl::StatusOr<Response> Client::Unary(Stub* stub,
 
 absl::StatusOr<v1::SelectAcceleratorResponse> Client::SelectAccelerator(const v1::SelectAcceleratorRequest& request) {
   return Unary(selector_.get(), &v1::AcceleratorSelector::Stub::SelectAccelerator, request);
+}
+
+absl::StatusOr<Selection> Client::Select(const v1::SelectAcceleratorRequest& request) {
+  // A cache of size 0 keeps nothing, so the request need not be serialized for it.
+  std::string key = options_.fallback_cache_size > 0 ? FallbackKey(request) : std::string();
+  auto response = SelectAccelerator(request);
+  if (response.ok()) {
+    cache_->Put(std::move(key), *response);
+    Selection out;
+    out.response = *std::move(response);
+    return out;
+  }
+  if (!IsSelectFallbackCode(response.status().code())) return response.status();
+  Selection out;
+  out.error = response.status();
+  if (auto cached = cache_->Get(key)) {
+    out.response = *std::move(cached);
+    out.response.clear_decision_id();
+    out.source = SelectSource::kCache;
+    return out;
+  }
+  if (options_.fallback_strategy.empty()) return response.status();
+  // The objective the answer is for, as a server would echo it.
+  out.response.set_objective(request.objective() == v1::OBJECTIVE_UNSPECIFIED ? v1::OBJECTIVE_E2E_LATENCY
+                                                                              : request.objective());
+  v1::Recommendation* only = out.response.add_recommendations();
+  only->set_rank(1);
+  only->set_selection_probability(1.0);
+  only->set_evidence_layer(v1::EVIDENCE_LAYER_UNKNOWN);
+  only->mutable_strategy()->set_id(options_.fallback_strategy);
+  out.source = SelectSource::kDefault;
+  return out;
 }
 
 absl::StatusOr<v1::ListStrategiesResponse> Client::ListStrategies(bool include_retired) {

@@ -4,6 +4,7 @@
 #ifndef ACCELSEL_CLIENT_CLIENT_H_
 #define ACCELSEL_CLIENT_CLIENT_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -45,6 +46,12 @@ struct ClientOptions {
   int64_t keepalive_time_ms = 60000;
   // A ping not answered within this closes the connection, ms (> 0); its open calls end UNAVAILABLE.
   int64_t keepalive_timeout_ms = 20000;
+  // Client::Select when the server cannot answer and no earlier answer to the request is cached: this strategy id
+  // is returned as the only recommendation. Empty = the call's error instead.
+  std::string fallback_strategy;
+  // Requests whose last server answer Client::Select keeps for its fallback, least recently used dropped first.
+  // 0 = none kept.
+  size_t fallback_cache_size = 1024;
 };
 
 // Checks the numeric fields of `options`.
@@ -72,9 +79,32 @@ void AddAuthMetadata(const ClientOptions& options, grpc::ClientContext* context)
 // [backoff/2, backoff] (jitter).
 absl::Duration RetryBackoff(const ClientOptions& options, int retry);
 
+// Where an answer of Client::Select came from (client/README.md, "Local fallback of select").
+enum class SelectSource {
+  kServer,   // the server answered
+  kCache,    // the server could not answer: its last answer to the same request, decision_id cleared
+  kDefault,  // the server could not answer and none was cached: ClientOptions::fallback_strategy alone
+};
+// "server", "cache" or "default".
+const char* SelectSourceName(SelectSource source);
+
+// The codes after which Client::Select answers from its fallback: the server cannot answer now (down, unreachable,
+// too slow), UNAVAILABLE or DEADLINE_EXCEEDED once gRPC's retries are spent. Any other error is the caller's to see.
+bool IsSelectFallbackCode(absl::StatusCode code);
+
+// The answer of Client::Select.
+struct Selection {
+  v1::SelectAcceleratorResponse response;
+  SelectSource source = SelectSource::kServer;
+  // Why the server's answer is missing (the failed call's status) when source is not kServer; OK otherwise.
+  absl::Status error;
+
+  bool fallback() const { return source != SelectSource::kServer; }
+};
+
 // Thread safety: one Client may be shared by every thread of a node; every call may run concurrently with any
-// other. It holds no lock: its options and stubs are fixed at construction, each call builds its own ClientContext,
-// and the gRPC channel and stubs are thread-safe themselves.
+// other. Its options and stubs are fixed at construction, each call builds its own ClientContext, and the gRPC
+// channel and stubs are thread-safe themselves; Select's cache of answers has a lock of its own.
 // Ownership: the client shares the channel (channel() lets a TelemetrySender use the same one) and owns its stubs.
 class Client {
  public:
@@ -83,7 +113,17 @@ class Client {
   // For tests and for callers that own a channel already. Retries are the channel's: make it with
   // ClientChannelArguments(options) to have them.
   Client(const ClientOptions& options, std::shared_ptr<grpc::Channel> channel);
+  ~Client();
 
+  // SelectAccelerator with a local fallback, so a node never stalls on accelsel. A server answer is returned with
+  // source kServer and kept (up to fallback_cache_size requests, keyed by the request less allow_exploration and
+  // node_id, which do not change which answer is a good fallback). When the call ends with a fallback code
+  // (IsSelectFallbackCode) the answer is the kept one for the same request (kCache, decision_id cleared: no decision
+  // was logged for this run), else fallback_strategy alone (kDefault: rank 1, selection_probability 1, evidence
+  // layer UNKNOWN, the request's objective), with `error` saying why; without either, that error. Any other error is
+  // returned as it is.
+  absl::StatusOr<Selection> Select(const v1::SelectAcceleratorRequest& request);
+  // The plain call: the server's answer or its error. No fallback, and the answer is not kept for one.
   absl::StatusOr<v1::SelectAcceleratorResponse> SelectAccelerator(const v1::SelectAcceleratorRequest& request);
   // The whole catalogue, fetched page by page (one call per 1000 strategies); retired ones only on request.
   absl::StatusOr<v1::ListStrategiesResponse> ListStrategies(bool include_retired = false);
@@ -117,11 +157,14 @@ class Client {
   absl::StatusOr<Response> Unary(Stub* stub, grpc::Status (Stub::*rpc)(grpc::ClientContext*, const Request&, Response*),
                                  const Request& request);
 
+  class FallbackCache;  // client.cc: the bounded LRU of Select's answers
+
   ClientOptions options_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::AcceleratorSelector::Stub> selector_;
   std::unique_ptr<v1::ModelAdmin::Stub> admin_;
   std::unique_ptr<grpc::health::v1::Health::Stub> health_;
+  std::unique_ptr<FallbackCache> cache_;
 };
 
 }  // namespace accelsel::client

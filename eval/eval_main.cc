@@ -153,7 +153,7 @@ int Emit(const std::function<absl::StatusOr<EvalReport>(uint64_t seed)>& evaluat
     auto report = evaluate(seed);
     if (!report.ok()) {
       o.on_step = nullptr;
-      progress.Finish();
+      progress.Fail();
       err << "accelsel eval: seed " << seed << ": " << report.status() << "\n";
       return 1;
     }

@@ -48,7 +48,7 @@ std::vector<const v1::Strategy*> Agent::Candidates(const Job& job) const {
 
 absl::StatusOr<const v1::Strategy*> Agent::Select(const Job& job, const v1::TaskContext& context,
                                                   const std::vector<const v1::Strategy*>& candidates,
-                                                  std::string* decision_id) {
+                                                  JobOutcome* outcome) {
   if (client_ == nullptr) return absl::FailedPreconditionError("no server");
   if (candidates.empty()) {
     return absl::FailedPreconditionError(absl::StrCat("no model file of ", job.model, " in ", models_->dir()));
@@ -62,14 +62,17 @@ absl::StatusOr<const v1::Strategy*> Agent::Select(const Job& job, const v1::Task
   // Every candidate comes back ranked (top_k 0), though only the first runs: the server's decision log keeps the
   // whole ranking, which its live regret and off-policy evaluation read.
   if (options_.exclude_lossy) request.mutable_constraints()->set_exclude_lossy(true);
-  auto response = client_->SelectAccelerator(request);
-  if (!response.ok()) return response.status();
-  if (response->recommendations_size() == 0) return absl::UnavailableError("the answer ranks no strategy");
-  const std::string& first = response->recommendations(0).strategy().id();
+  auto selection = client_->Select(request);
+  if (!selection.ok()) return selection.status();
+  const v1::SelectAcceleratorResponse& response = selection->response;
+  if (response.recommendations_size() == 0) return absl::UnavailableError("the answer ranks no strategy");
+  const std::string& first = response.recommendations(0).strategy().id();
   auto it = by_id_.find(first);
   if (it == by_id_.end())
     return absl::UnavailableError(absl::StrCat("the answer ranks \"", first, "\" first, not ours"));
-  *decision_id = response->decision_id();
+  outcome->decision_id = response.decision_id();
+  outcome->select_source = client::SelectSourceName(selection->source);
+  if (selection->fallback()) outcome->select_error = selection->error.ToString();
   return it->second;
 }
 
@@ -104,11 +107,12 @@ JobOutcome Agent::RunJob(const Job& job) {
   outcome.job_id = job.id;
   const v1::TaskContext context = Context(job);
   const std::vector<const v1::Strategy*> candidates = Candidates(job);
-  auto selected = Select(job, context, candidates, &outcome.decision_id);
+  auto selected = Select(job, context, candidates, &outcome);
   const v1::Strategy* strategy = nullptr;
   if (selected.ok()) {
     strategy = *selected;
   } else {
+    outcome.select_source = "default";
     outcome.select_error = selected.status().ToString();
     outcome.decision_id.clear();
     auto it = by_id_.find(kDefaultStrategyId);

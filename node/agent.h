@@ -1,7 +1,8 @@
 // The node agent: for each job, ask accelsel which strategy to run (SelectAccelerator over the catalogue strategies
 // this host and this model's files allow), run it through the engine, and report the run with the decision_id
-// through a TelemetrySender. Without an answer (server unreachable, refused) it runs llama.cpp's defaults and still
-// queues the report.
+// through a TelemetrySender. When the server cannot answer, the client's fallback gives the last answer to the same
+// request (Client::Select); without one (or when the server refused) it runs llama.cpp's defaults and still queues
+// the report.
 #ifndef ACCELSEL_NODE_AGENT_H_
 #define ACCELSEL_NODE_AGENT_H_
 
@@ -33,9 +34,12 @@ struct AgentOptions {
 // What happened to one job.
 struct JobOutcome {
   std::string job_id;
-  std::string strategy_id;   // what ran
-  std::string decision_id;   // the answer's id; empty when the default ran without an answer
-  std::string select_error;  // why no answer was used; empty when one was
+  std::string strategy_id;  // what ran
+  std::string decision_id;  // the answer's id; empty for a cached answer and when the default ran
+  // Where the strategy came from: "server" (its answer), "cache" (the client's last server answer to the same
+  // request, the server being unreachable) or "default" (kDefaultStrategyId, without an answer).
+  std::string select_source;
+  std::string select_error;  // why the server's answer is missing; empty when it was used
   JobMetrics metrics;
   std::string run_id;        // the report's run_id; empty when no report was made
   std::string report_error;  // why the report was not queued (sender buffer full or closed); empty when queued
@@ -61,11 +65,11 @@ class Agent {
   std::vector<JobOutcome> Run(const std::vector<Job>& jobs);
 
  private:
-  // The first-placed strategy of a SelectAccelerator answer over `candidates`, or the error that sends the job to
-  // the default.
+  // The first-placed strategy of a Client::Select answer over `candidates` (the server's, or its cached one while
+  // the server is unreachable: then `outcome`'s select_source is "cache" and select_error says why), or the error
+  // that sends the job to the default. Sets `outcome`'s decision_id.
   absl::StatusOr<const v1::Strategy*> Select(const Job& job, const v1::TaskContext& context,
-                                             const std::vector<const v1::Strategy*>& candidates,
-                                             std::string* decision_id);
+                                             const std::vector<const v1::Strategy*>& candidates, JobOutcome* outcome);
   v1::RunReport MakeReport(const Job& job, const v1::TaskContext& context, const v1::Strategy& strategy,
                            const JobOutcome& outcome);
 

@@ -144,15 +144,17 @@ int RunCommand() {
   options.allow_exploration = absl::GetFlag(FLAGS_explore);
   options.exclude_lossy = absl::GetFlag(FLAGS_exclude_lossy);
   Agent agent(client->get(), &sender, &engine, &models, HostHardware(), *strategies, options);
-  size_t ok = 0, fallbacks = 0, dropped = 0;
+  size_t ok = 0, fallbacks = 0, cached = 0, dropped = 0;
   for (const Job& job : *jobs) {
     const JobOutcome o = agent.RunJob(job);
     ok += o.metrics.status == v1::RUN_STATUS_OK ? 1 : 0;
-    fallbacks += o.select_error.empty() ? 0 : 1;
+    fallbacks += o.select_source == "default" ? 1 : 0;
+    cached += o.select_source == "cache" ? 1 : 0;
     dropped += o.report_error.empty() ? 0 : 1;
     nlohmann::json line = {{"job", o.job_id},
                            {"strategy", o.strategy_id},
                            {"decision_id", o.decision_id},
+                           {"select_source", o.select_source},
                            {"status", v1::RunStatus_Name(o.metrics.status)},
                            {"ttft_ms", o.metrics.ttft_ms},
                            {"tpot_ms", o.metrics.tpot_ms},
@@ -171,6 +173,7 @@ int RunCommand() {
   nlohmann::json summary = {{"jobs", jobs->size()},
                             {"ok", ok},
                             {"default_fallbacks", fallbacks},
+                            {"cache_fallbacks", cached},
                             {"reports_durable", st.durable},
                             {"reports_duplicate", st.duplicate},
                             {"reports_rejected", st.rejected},

@@ -373,7 +373,11 @@ int NetsimMain(const std::vector<std::string>& args, std::ostream& out, std::ost
   Progress progress("netsim", static_cast<int64_t>(net->jobs().size()), progress_options);
   d.progress = &progress;
   auto result = RunAgainstServer(*net, d);
-  progress.Finish();
+  if (result.ok()) {
+    progress.Finish();
+  } else {
+    progress.Fail();
+  }
   if (server) server->Stop();
   if (!result.ok()) {
     err << "accelsel-netsim: " << result.status().message() << "\n";

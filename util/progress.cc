@@ -27,7 +27,7 @@ std::string FormatClock(absl::Duration d) {
   return absl::StrFormat("%02d:%02d", s / 60, s % 60);
 }
 
-std::string FormatProgress(const std::string& label, int64_t done, int64_t total, absl::Duration elapsed) {
+std::string FormatProgress(const std::string& label, int64_t done, int64_t total, absl::Duration elapsed, bool eta) {
   std::string line = absl::StrCat(label, ": ", done);
   if (total > 0) {
     absl::StrAppendFormat(&line, "/%d (%d%%)", total, std::min<int64_t>(done, total) * 100 / total);
@@ -40,7 +40,7 @@ std::string FormatProgress(const std::string& label, int64_t done, int64_t total
     } else {
       absl::StrAppendFormat(&line, " %.1f/s", rate);
     }
-    if (total > 0 && done > 0 && done < total) {
+    if (eta && total > 0 && done > 0 && done < total) {
       absl::StrAppend(&line, ", ETA ", FormatClock(elapsed * (static_cast<double>(total - done) / done)));
     }
   }
@@ -54,7 +54,7 @@ Progress::Progress(std::string label, int64_t total, ProgressOptions options)
       start_(Now()),
       total_(total) {}
 
-Progress::~Progress() { Finish(); }
+Progress::~Progress() { Fail(); }
 
 absl::Time Progress::Now() const { return options_.now ? options_.now() : absl::Now(); }
 
@@ -62,14 +62,14 @@ void Progress::Update(int64_t done) {
   if (!enabled_) return;
   absl::MutexLock lock(&mu_);
   done_ = done;
-  if (!finished_ && Now() - last_draw_ >= options_.interval) DrawLocked(false);
+  if (!finished_ && Now() - last_draw_ >= options_.interval) DrawLocked(Ending::kNone);
 }
 
 void Progress::Add(int64_t n) {
   if (!enabled_) return;
   absl::MutexLock lock(&mu_);
   done_ += n;
-  if (!finished_ && Now() - last_draw_ >= options_.interval) DrawLocked(false);
+  if (!finished_ && Now() - last_draw_ >= options_.interval) DrawLocked(Ending::kNone);
 }
 
 void Progress::SetTotal(int64_t total) {
@@ -92,14 +92,14 @@ void Progress::StartTicker(std::function<int64_t()> poll) {
       absl::MutexLock lock(&mu_);
       if (stop_) return;
       if (poll_) done_ = polled;
-      DrawLocked(false);
+      DrawLocked(Ending::kNone);
       mu_.AwaitWithTimeout(absl::Condition(&stop_), options_.interval);
       if (stop_) return;
     }
   });
 }
 
-void Progress::Finish() {
+void Progress::End(bool ok) {
   if (!enabled_) return;
   {
     absl::MutexLock lock(&mu_);
@@ -113,23 +113,26 @@ void Progress::Finish() {
     done_ = polled;
   }
   absl::MutexLock lock(&mu_);
-  DrawLocked(true);
+  DrawLocked(ok ? Ending::kDone : Ending::kFailed);
   finished_ = true;
 }
 
-void Progress::DrawLocked(bool final) {
+void Progress::DrawLocked(Ending ending) {
   const absl::Time now = Now();
   last_draw_ = now;
   const absl::Duration elapsed = now - start_;
+  const bool final = ending != Ending::kNone;
+  const std::string outcome =
+      final ? absl::StrCat(ending == Ending::kDone ? "done in " : "failed after ", FormatClock(elapsed)) : "";
   std::string line;
   if (!counts_) {
     static constexpr char kSpinner[] = "|/-\\";
-    line = final ? absl::StrCat(label_, ": done in ", FormatClock(elapsed))
+    line = final ? absl::StrCat(label_, ": ", outcome)
                  : absl::StrCat(label_, ": ", std::string(1, kSpinner[spins_++ % 4]), " ", FormatClock(elapsed),
                                 " elapsed");
   } else {
-    line = FormatProgress(label_, done_, total_, elapsed);
-    if (final) absl::StrAppend(&line, ", done in ", FormatClock(elapsed));
+    line = FormatProgress(label_, done_, total_, elapsed, /*eta=*/!final);
+    if (final) absl::StrAppend(&line, ", ", outcome);
   }
   const size_t width = line.size();
   if (last_width_ > width) line.append(last_width_ - width, ' ');

@@ -1,13 +1,13 @@
 // Progress of long work (imports, evaluations, simulations, a blocking server call) for a person at a terminal:
 // one line on stderr, redrawn in place with '\r' at most a few times per second, and a final line ending in a
-// newline:
+// newline ("…, done in mm:ss" after Finish, "…, failed after mm:ss" after Fail):
 //   import: 1200/4772 (25%) 812/s, ETA 00:04      (total known)
 //   netsim: 1200 812/s                            (total unknown)
 //   retrain: | 00:12 elapsed                      (Ticker without counts: a blocking call)
 // It is shown only where stderr is a terminal, so piped or redirected runs (and their --json on stdout) stay
 // exactly as they were. ACCELSEL_PROGRESS=1 or 0 forces it on or off (tests, CI logs); so does Mode::kOn/kOff.
 //
-// Thread safety: Update, Add, SetTotal, Finish may be called from any thread at once. A disabled Progress costs
+// Thread safety: Update, Add, SetTotal, Finish, Fail may be called from any thread at once. A disabled Progress costs
 // one branch per call; an enabled one one clock read per call and a redraw only when `interval` has passed.
 #ifndef ACCELSEL_UTIL_PROGRESS_H_
 #define ACCELSEL_UTIL_PROGRESS_H_
@@ -37,8 +37,10 @@ struct ProgressOptions {
 bool ProgressEnabled(ProgressOptions::Mode mode);
 
 // "label: done/total (pct%) rate/s, ETA mm:ss" when total > 0, else "label: done rate/s". `elapsed` gives the
-// rate (none before any time has passed) and the ETA (none until something is done).
-std::string FormatProgress(const std::string& label, int64_t done, int64_t total, absl::Duration elapsed);
+// rate (none before any time has passed) and the ETA (none until something is done, nor without `eta`: a final
+// line has no time left).
+std::string FormatProgress(const std::string& label, int64_t done, int64_t total, absl::Duration elapsed,
+                           bool eta = true);
 
 // mm:ss, or h:mm:ss from an hour on.
 std::string FormatClock(absl::Duration d);
@@ -47,7 +49,9 @@ class Progress {
  public:
   // total <= 0: unknown.
   Progress(std::string label, int64_t total, ProgressOptions options = {});
-  ~Progress();  // Finish()
+  // Fail() unless Finish() or Fail() came first: a Progress left without either was abandoned on an error path
+  // (an early return), and its line must not claim the work was done.
+  ~Progress();
   Progress(const Progress&) = delete;
   Progress& operator=(const Progress&) = delete;
 
@@ -62,11 +66,16 @@ class Progress {
   // call with nothing to count). Does nothing when disabled.
   void StartTicker(std::function<int64_t()> poll = nullptr);
 
-  // Stops the ticker and writes the final line and a newline, once; later calls do nothing.
-  void Finish();
+  // Stops the ticker and writes the final line and a newline, once; later calls (of either) do nothing. Finish
+  // says the work is done ("done in mm:ss"); Fail that it stopped short ("failed after mm:ss"), for the error
+  // message the caller prints next.
+  void Finish() { End(/*ok=*/true); }
+  void Fail() { End(/*ok=*/false); }
 
  private:
-  void DrawLocked(bool final) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  enum class Ending { kNone, kDone, kFailed };
+  void End(bool ok);
+  void DrawLocked(Ending ending) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Time Now() const;
 
   const std::string label_;

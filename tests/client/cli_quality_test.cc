@@ -2,7 +2,6 @@
 // that echo their ids (polled, bounded: the server joins off the request path), bad windows, and the operator role.
 #include <fstream>
 #include <functional>
-#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -12,6 +11,7 @@
 #include "client/telemetry_sender.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/client/run_cli.h"
 #include "tests/server/test_server.h"
 
 namespace accelsel::client::cli {
@@ -25,17 +25,6 @@ using accelsel::testing::TestOptions;
 
 constexpr char kNodeToken[] = "node-token-0123456789abc";
 constexpr char kOperatorToken[] = "operator-token-0123456789";
-
-struct Result {
-  int code;
-  std::string out, err;
-};
-
-Result RunCommand(const std::vector<std::string>& args) {
-  std::ostringstream out, err;
-  const int code = RunCli(args, out, err);
-  return {code, out.str(), err.str()};
-}
 
 class CliQualityTest : public ::testing::Test {
  protected:

@@ -2,7 +2,6 @@
 // (or over) --context FILE.json. The request they build is checked on the fake server; the line saying which fields
 // the server filled, and --json's filled_fields, against the real server with the bundled descriptor tables.
 #include <cstdlib>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -14,6 +13,7 @@
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 #include "tests/client/fake_server.h"
+#include "tests/client/run_cli.h"
 #include "tests/server/test_server.h"
 
 namespace accelsel::client::cli {
@@ -27,17 +27,6 @@ constexpr char kH100[] = "Nvidia H100 GPU";
 std::string SourceFile(const std::string& relative) {
   const char* d = std::getenv("ACCELSEL_SOURCE_DIR");
   return absl::StrCat(d != nullptr ? d : ".", "/", relative);
-}
-
-struct Result {
-  int code;
-  std::string out, err;
-};
-
-Result RunCommand(const std::vector<std::string>& args) {
-  std::ostringstream out, err;
-  const int code = RunCli(args, out, err);
-  return {code, out.str(), err.str()};
 }
 
 std::vector<std::string> ByName(const std::string& server) {

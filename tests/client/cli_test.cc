@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <cstdlib>
 #include <fstream>
-#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -16,6 +15,7 @@
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 #include "tests/client/fake_server.h"
+#include "tests/client/run_cli.h"
 
 namespace accelsel::client::cli {
 namespace {
@@ -25,17 +25,6 @@ std::string SourceDir() {
   return d != nullptr ? d : ".";
 }
 std::string Example(const std::string& name) { return SourceDir() + "/data/examples/" + name; }
-
-struct Result {
-  int code;
-  std::string out, err;
-};
-
-Result RunCommand(std::vector<std::string> args) {
-  std::ostringstream out, err;
-  const int code = RunCli(args, out, err);
-  return {code, out.str(), err.str()};
-}
 
 // An error is exactly one line "accelsel: ...".
 void ExpectOneErrorLine(const Result& r) {
@@ -340,6 +329,33 @@ TEST(CliTest, ImportAndRetrainShowProgressOnStderrOnlyWhenEnabled) {
   ASSERT_EQ(off.code, 0) << off.err;
   EXPECT_EQ(off.err, "");
   EXPECT_NE(off.out.find("\"duplicate\": 10"), std::string::npos) << off.out;
+}
+
+// A failed command ends its progress line without claiming the work was done; the error follows on its own line.
+TEST(CliTest, FailedImportAndRetrainEndProgressAsFailed) {
+  testing::FakeServer server;
+  server.service().set_hold_acks(true);  // nothing is acknowledged: the flush runs out of time
+  const std::string csv = SourceDir() + "/tests/fixtures/llm_bench_small.csv";
+  ASSERT_EQ(setenv("ACCELSEL_PROGRESS", "1", 1), 0);
+  Result import =
+      RunCommand({"import", "--server", server.address(), "--llm-inference-bench", csv, "--timeout_s", "1"});
+  server.service().set_hold_acks(false);
+  server.service().FailNextCalls(1, grpc::StatusCode::FAILED_PRECONDITION);
+  Result retrain = RunCommand({"model", "retrain", "--server", server.address()});
+  ASSERT_EQ(setenv("ACCELSEL_PROGRESS", "0", 1), 0);
+
+  EXPECT_NE(import.code, 0) << import.out;
+  EXPECT_EQ(import.err.find("done in"), std::string::npos) << import.err;
+  const size_t failed = import.err.find(", failed after 00:0");
+  ASSERT_NE(failed, std::string::npos) << import.err;
+  EXPECT_EQ(import.err.rfind("\rimport: ", failed), import.err.rfind('\r', failed)) << import.err;
+  EXPECT_EQ(import.err.find("accelsel: ", failed), import.err.find('\n', failed) + 1) << import.err;
+
+  EXPECT_NE(retrain.code, 0) << retrain.out;
+  EXPECT_EQ(retrain.err.find("done in"), std::string::npos) << retrain.err;
+  const size_t retrain_failed = retrain.err.find("\rretrain: failed after 00:0");
+  ASSERT_NE(retrain_failed, std::string::npos) << retrain.err;
+  EXPECT_EQ(retrain.err.find("accelsel: ", retrain_failed), retrain.err.find('\n', retrain_failed) + 1) << retrain.err;
 }
 
 TEST(CliTest, StrategiesListMarksLossyComponents) {

@@ -124,6 +124,7 @@ TEST_F(AgentTest, SelectsRunsAndReportsWithDecisionIds) {
   for (size_t i = 0; i < outcomes.size(); ++i) {
     const JobOutcome& o = outcomes[i];
     EXPECT_EQ(o.select_error, "");
+    EXPECT_EQ(o.select_source, "server");
     EXPECT_THAT(o.decision_id, HasSubstr("d1-"));
     decisions.insert(o.decision_id);
     EXPECT_EQ(o.metrics.status, v1::RUN_STATUS_OK);
@@ -181,6 +182,41 @@ TEST_F(AgentTest, FailedLoadAndMissingModelAreReportedAsFailedRuns) {
   EXPECT_EQ(info->runs_stored(), 2u);
 }
 
+// The server answers a job, then goes away: the same job runs the client's cached answer (no decision id), another
+// job the default.
+TEST_F(AgentTest, ServerGoneRunsTheCachedAnswerThenTheDefault) {
+  auto client = MakeClient(server_->port(), /*max_attempts=*/2, /*deadline_ms=*/5000);
+  ASSERT_NE(client, nullptr);
+  const std::vector<v1::Strategy> catalogue = StrategiesForHost(2);
+  ASSERT_TRUE(RegisterStrategies(*client, catalogue).ok());
+  FakeEngine engine;
+  ModelFiles models(models_dir_);
+  Agent agent(client.get(), /*sender=*/nullptr, &engine, &models, TestHost(), catalogue, AgentOptions{});
+  const std::vector<Job> jobs = Jobs(
+      "{\"id\":\"c1\",\"model\":\"tiny\",\"prompt_tokens\":64,\"output_tokens\":16}\n"
+      "{\"id\":\"c2\",\"model\":\"tiny\",\"prompt_tokens\":64,\"output_tokens\":32}\n");
+  const JobOutcome answered = agent.RunJob(jobs[0]);
+  ASSERT_EQ(answered.select_source, "server") << answered.select_error;
+  ASSERT_THAT(answered.decision_id, HasSubstr("d1-"));
+
+  server_->Shutdown();
+
+  const JobOutcome cached = agent.RunJob(jobs[0]);
+  EXPECT_EQ(cached.select_source, "cache");
+  EXPECT_EQ(cached.strategy_id, answered.strategy_id);
+  EXPECT_EQ(cached.decision_id, "");
+  EXPECT_THAT(cached.select_error, HasSubstr("UNAVAILABLE"));
+  EXPECT_EQ(cached.metrics.status, v1::RUN_STATUS_OK);
+
+  const JobOutcome other = agent.RunJob(jobs[1]);
+  EXPECT_EQ(other.select_source, "default");
+  EXPECT_EQ(other.strategy_id, kDefaultStrategyId);
+  EXPECT_THAT(other.select_error, HasSubstr("UNAVAILABLE"));
+  EXPECT_EQ(other.metrics.status, v1::RUN_STATUS_OK);
+  ASSERT_EQ(engine.calls.size(), 3u);
+  EXPECT_TRUE(engine.calls[1].settings == engine.calls[0].settings);
+}
+
 TEST(AgentUnreachableTest, RunsTheDefaultAndQueuesReportsBounded) {
   const std::string dir = testing::TempDir("node-agent-down");
   LlamaModel(2, 64, 4, 4, 128).Write(dir + "/tiny.F16.gguf");
@@ -207,6 +243,7 @@ TEST(AgentUnreachableTest, RunsTheDefaultAndQueuesReportsBounded) {
   for (size_t i = 0; i < 3; ++i) {
     EXPECT_EQ(outcomes[i].strategy_id, kDefaultStrategyId);
     EXPECT_THAT(outcomes[i].select_error, HasSubstr("UNAVAILABLE"));
+    EXPECT_EQ(outcomes[i].select_source, "default");
     EXPECT_EQ(outcomes[i].decision_id, "");
     EXPECT_EQ(outcomes[i].metrics.status, v1::RUN_STATUS_OK);
     EXPECT_TRUE(engine.calls[i].settings == DefaultSettings());

@@ -71,6 +71,7 @@ TEST(ProgressTest, RedrawsAtMostOncePerInterval) {
     EXPECT_EQ(out.str(), "\rimport: 1/100 (1%)\rimport: 52/100 (52%) 208/s, ETA 00:00");
     clock.t += absl::Seconds(1);
     p.Update(100);
+    p.Finish();
   }
   // The shorter third line is padded with blanks over the second.
   EXPECT_EQ(out.str(),
@@ -88,6 +89,25 @@ TEST(ProgressTest, FinishWritesOneFinalLineWithNewline) {
   p.Finish();
   p.Add();  // after Finish: nothing more
   EXPECT_EQ(out.str(), "\rnetsim: 10 5.0/s\rnetsim: 10 5.0/s, done in 00:02\n");
+}
+
+// Fail, and a Progress destroyed without Finish (an early return on an error path), end the line as failed.
+TEST(ProgressTest, FailOrDestructionWithoutFinishEndsTheLineAsFailed) {
+  for (const bool fail : {true, false}) {
+    std::ostringstream out;
+    FakeClock clock;
+    {
+      Progress p("import", 10, On(&out, &clock));
+      clock.t += absl::Seconds(2);
+      p.Update(4);
+      if (fail) {
+        p.Fail();
+        p.Finish();  // after Fail: nothing more
+      }
+    }
+    EXPECT_EQ(out.str(), "\rimport: 4/10 (40%) 2.0/s, ETA 00:03\rimport: 4/10 (40%) 2.0/s, failed after 00:02\n")
+        << (fail ? "Fail()" : "destroyed");
+  }
 }
 
 TEST(ProgressTest, ShorterLinePadsOverTheLongerOne) {
@@ -139,6 +159,18 @@ TEST(ProgressTest, TickerShowsElapsedTimeUntilFinished) {
   EXPECT_EQ(s.rfind("\rretrain: | 00:00 elapsed", 0), 0u) << s;
   EXPECT_NE(s.find("\rretrain: / 00:00 elapsed"), std::string::npos) << s;
   EXPECT_EQ(s.substr(s.rfind('\r')), "\rretrain: done in 00:00  \n");  // blanks over "elapsed"
+}
+
+TEST(ProgressTest, TickerFailureSaysFailedAfterTheElapsedTime) {
+  std::ostringstream out;
+  const ProgressOptions o = Ticking(&out);
+  Progress p("retrain", 0, o);
+  p.StartTicker();
+  absl::SleepFor(absl::Milliseconds(20));
+  p.Fail();
+  const std::string s = out.str();
+  EXPECT_EQ(s.substr(s.rfind('\r')), "\rretrain: failed after 00:00\n");
+  EXPECT_EQ(s.find("done"), std::string::npos) << s;
 }
 
 TEST(ProgressTest, TickerWithPollShowsThePolledCount) {
