@@ -1,7 +1,9 @@
 # accelsel container image: a Debian 12 builder compiles the Release binaries, a bookworm-slim runtime carries
 # only the shared libraries they load, the bundled data and a non-root user. Operations notes: docs/OPERATIONS.md.
 #
-#   docker build -t accelsel:0.1.0 .
+#   make image          # podman build with the revision, base images made from Debian's archive if missing
+#   make image-test     # runs the image: SERVING, select, report, SIGTERM, the volume across a restart
+#   docker build --build-arg REVISION="$(git rev-parse --short HEAD)" -t accelsel:0.1.0 .
 #   docker run -p 50051:50051 -p 9464:9464 -v accelsel-data:/var/lib/accelsel \
 #     -v "$PWD/tokens:/etc/accelsel/tokens:ro" accelsel:0.1.0
 #
@@ -18,24 +20,37 @@ ARG RUNTIME_PACKAGES="libgrpc++1.51 libgrpc29 libprotobuf32 libabsl20220623 libr
 
 FROM debian:bookworm AS builder
 ARG RUNTIME_PACKAGES
-# The -dev packages of BUILD.md without the test and benchmark ones (tests and benchmarks are not built here).
+# The commit shown by --version and accelsel_build_info (.git is not in the build context).
+ARG REVISION=unknown
+# The -dev packages of BUILD.md without the test and benchmark ones (tests and benchmarks are not built here), and
+# ccache, whose cache mount makes a rebuild after a small change take seconds.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      build-essential cmake ninja-build pkg-config \
+      build-essential cmake ninja-build pkg-config ccache \
       libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev \
       librocksdb-dev prometheus-cpp-dev libxgboost-dev xgboost nlohmann-json3-dev libspdlog-dev \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
 COPY . .
-RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release \
-      -DACCELSEL_BUILD_TESTS=OFF -DACCELSEL_BUILD_BENCH=OFF \
- && cmake --build build \
+RUN --mount=type=cache,target=/root/.cache/ccache \
+    cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER_LAUNCHER=ccache \
+      -DACCELSEL_BUILD_TESTS=OFF -DACCELSEL_BUILD_BENCH=OFF "-DACCELSEL_REVISION=${REVISION}" \
+ && cmake --build build --target accelsel-server accelsel_cli \
  && strip --strip-unneeded build/bin/accelsel-server build/bin/accelsel \
  && ./deploy/docker/runtime-deps.sh --require "${RUNTIME_PACKAGES}" build/bin/accelsel-server build/bin/accelsel
 
 FROM debian:bookworm-slim AS runtime
 ARG RUNTIME_PACKAGES
+ARG REVISION=unknown
+ARG VERSION=0.1.0
+# The point release of the base (/etc/debian_version of the base image); `make image` passes it.
+ARG DEBIAN_VERSION=12
+LABEL org.opencontainers.image.title="accelsel" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.base.name="docker.io/library/debian:bookworm-slim" \
+      io.accelsel.base.debian-version="${DEBIAN_VERSION}"
 # hadolint ignore=DL3008
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${RUNTIME_PACKAGES} \

@@ -1,4 +1,4 @@
-# accelsel — the two quick-start commands (`make run`, `make test`) and the rest.
+# accelsel — the two quick-start commands (`./make run`, `./make test`: ./make installs GNU make if missing) and the rest.
 # Each target installs any missing Debian 12 package first (apt-get, as root or through sudo).
 
 BUILD      ?= build
@@ -15,7 +15,7 @@ DEB_PACKAGES := build-essential cmake ninja-build pkg-config \
   libxgboost-dev xgboost nlohmann-json3-dev libspdlog-dev \
   prometheus python3 python3-grpcio python3-protobuf python3-venv python3-setuptools python3-wheel \
   curl ca-certificates openssl \
-  shellcheck yamllint
+  shellcheck yamllint nats-server libnats-dev
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # The sanitizer and fuzz builds go through ccache when it is installed, so repeated runs reuse objects.
@@ -28,13 +28,14 @@ FUZZ_SECONDS ?= 600
 FUZZ_TARGETS := fuzz_validate fuzz_csv fuzz_arff fuzz_llm_bench fuzz_json
 # Tests whose code runs on several threads at once (RPC threads, ingest group commit, trainer, store, logger).
 TSAN_TESTS ?= model_lifecycle_test server_integration_test security_test fault_test telemetry_store_test \
-  client_telemetry_sender_test util_log_test decision_log_test
+  client_telemetry_sender_test util_log_test decision_log_test retention_test backup_test
 
 .PHONY: deps configure build run test bench eval eval-smoke sim clean fuzz fuzz-build test-asan test-tsan mutants \
   build-clang tidy format format-check
 
-deps:
-	@missing=""; for p in $(DEB_PACKAGES); do \
+# $(call install_missing,PACKAGES): a recipe line that installs those of PACKAGES that are not installed yet.
+define install_missing
+@missing=""; for p in $(1); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -42,6 +43,10 @@ deps:
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
+endef
+
+deps:
+	$(call install_missing,$(DEB_PACKAGES))
 
 $(BUILD)/build.ninja: | deps
 	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
@@ -213,3 +218,25 @@ node-demo: node
 	flock /tmp/accelsel-build.lock /usr/bin/python3 node/demo.py --sweep $(NODE_DEMO_SWEEP) \
 	  --bin $(BUILD)/bin --models $(NODE_ENGINE_DIR)/models --out $(NODE_DEMO_DIR) --jobs $(NODE_DEMO_JOBS) \
 	  $(NODE_DEMO_ARGS)
+
+# image: the Dockerfile built with Debian's podman (runc, cgroupfs: see deploy/docker/podman.sh). Base images missing
+# from podman's store are made from Debian's archive (deploy/docker/bases.sh). Tagged accelsel:VERSION; prints the
+# base's Debian version and the image size. image-test runs it (deploy/docker/smoke-test.sh).
+IMAGE_PACKAGES := podman runc mmdebstrap uidmap
+VERSION := $(shell awk '/^project.accelsel VERSION/ {print $$3}' CMakeLists.txt)
+IMAGE ?= localhost/accelsel:$(VERSION)
+.PHONY: image image-test
+image:
+	$(call install_missing,$(IMAGE_PACKAGES))
+	$(SUDO) ./deploy/docker/bases.sh
+	$(SUDO) ./deploy/docker/podman.sh build --layers -t $(IMAGE) \
+	  --build-arg VERSION=$(VERSION) \
+	  --build-arg REVISION=$$(git rev-parse --short HEAD 2>/dev/null || echo unknown) \
+	  --build-arg DEBIAN_VERSION=$$($(SUDO) ./deploy/docker/podman.sh run --rm docker.io/library/debian:bookworm-slim \
+	    cat /etc/debian_version) .
+	@$(SUDO) ./deploy/docker/podman.sh image inspect -f \
+	  '{{.RepoTags}}: {{index .Labels "org.opencontainers.image.revision"}}, base Debian {{index .Labels "io.accelsel.base.debian-version"}}, {{.Size}} bytes' \
+	  $(IMAGE)
+
+image-test:
+	$(SUDO) ./deploy/docker/smoke-test.sh $(IMAGE)
