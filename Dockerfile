@@ -16,7 +16,7 @@
 ARG RUNTIME_PACKAGES="libgrpc++1.51 libgrpc29 libprotobuf32 libabsl20220623 librocksdb7.8 \
   libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libcivetweb1 libxgboost0 libdmlc0 libgomp1 \
   libc-ares2 libre2-9 libssl3 libgflags2.2 libsnappy1v5 liblz4-1 libzstd1 libbz2-1.0 zlib1g \
-  libspdlog1.10 libfmt9 libstdc++6 libgcc-s1 libc6"
+  libspdlog1.10 libfmt9 libnats3.4 libprotobuf-c1 libstdc++6 libgcc-s1 libc6"
 
 FROM debian:bookworm AS builder
 ARG RUNTIME_PACKAGES
@@ -28,7 +28,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake ninja-build pkg-config ccache \
       libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev \
-      librocksdb-dev prometheus-cpp-dev libxgboost-dev xgboost nlohmann-json3-dev libspdlog-dev \
+      librocksdb-dev prometheus-cpp-dev libxgboost-dev xgboost nlohmann-json3-dev libspdlog-dev libnats-dev \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src

@@ -28,7 +28,7 @@ FUZZ_SECONDS ?= 600
 FUZZ_TARGETS := fuzz_validate fuzz_csv fuzz_arff fuzz_llm_bench fuzz_json
 # Tests whose code runs on several threads at once (RPC threads, ingest group commit, trainer, store, logger).
 TSAN_TESTS ?= model_lifecycle_test server_integration_test security_test fault_test telemetry_store_test \
-  client_telemetry_sender_test util_log_test decision_log_test retention_test backup_test
+  client_telemetry_sender_test util_log_test decision_log_test retention_test backup_test cluster_reports_test
 
 .PHONY: deps configure build run test bench eval eval-smoke sim clean fuzz fuzz-build test-asan test-tsan mutants \
   build-clang tidy format format-check

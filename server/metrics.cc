@@ -310,6 +310,28 @@ void Metrics::SuspectReport(const std::string& node_id) {
   it->second->Increment();
 }
 
+const Metrics::ClusterSeries& Metrics::EnableCluster() {
+  if (cluster_.published != nullptr) return cluster_;
+  auto counter = [this](const char* name, const char* help) {
+    return &prometheus::BuildCounter().Name(name).Help(help).Register(*registry_).Add({});
+  };
+  auto gauge = [this](const char* name, const char* help) {
+    return &prometheus::BuildGauge().Name(name).Help(help).Register(*registry_).Add({});
+  };
+  cluster_.published = counter("accelsel_cluster_published_total",
+                               "Run reports the NATS JetStream stream acknowledged (acknowledged to the node then).");
+  cluster_.publish_failures = counter(
+      "accelsel_cluster_publish_failures_total",
+      "Run reports the stream did not acknowledge (NATS down, timeout): answered UNAVAILABLE for the node to resend.");
+  cluster_.applied = counter("accelsel_cluster_applied_total",
+                             "Stream messages this replica applied to its store (duplicates included).");
+  cluster_.apply_lag = gauge("accelsel_cluster_apply_lag",
+                             "Stream messages after the last one this replica applied, when that one was delivered.");
+  cluster_.applied_sequence =
+      gauge("accelsel_cluster_applied_sequence", "Stream sequence of the last message this replica applied.");
+  return cluster_;
+}
+
 void Metrics::RunRejected(const std::string& reason) {
   absl::MutexLock lock(&rejected_mu_);
   auto it = runs_rejected_.find(reason);

@@ -107,6 +107,16 @@ class Metrics {
   void GrpcHandled(GrpcMethodSeries* method, grpc::StatusCode code, double seconds);
   void RecordSelection(model::EvidenceLayer top_layer, bool explored);
   void RunsIngested(double n) { runs_ingested_->Increment(n); }
+  // Cluster mode's series (docs/SCALE.md, "Cluster mode: reports"). Created by EnableCluster at start-up, in
+  // cluster mode only, so that a single-process server's scrape stays as it was; the pointers live as long as this.
+  struct ClusterSeries {
+    prometheus::Counter* published = nullptr;         // reports the stream acknowledged
+    prometheus::Counter* publish_failures = nullptr;  // reports answered UNAVAILABLE: not acknowledged by the stream
+    prometheus::Counter* applied = nullptr;           // stream messages applied to this replica's store
+    prometheus::Gauge* apply_lag = nullptr;           // stream messages after the last applied one
+    prometheus::Gauge* applied_sequence = nullptr;    // stream sequence of the last applied message
+  };
+  const ClusterSeries& EnableCluster();
   void RunsDuplicate(double n) { runs_duplicate_->Increment(n); }
   void RunRejected(const std::string& reason)  // reason: one of kRejectReasons (else counted as "other")
       ABSL_LOCKS_EXCLUDED(rejected_mu_);
@@ -173,6 +183,7 @@ class Metrics {
   std::array<prometheus::Counter*, 5> selections_by_layer_{};
   prometheus::Counter* selections_explored_;
   prometheus::Counter* runs_ingested_;
+  ClusterSeries cluster_;
   prometheus::Counter* runs_expired_;
   prometheus::Counter* runs_duplicate_;
   prometheus::Counter* unknown_fields_dropped_;

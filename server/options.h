@@ -19,6 +19,22 @@ class Env;
 
 namespace accelsel::server {
 
+struct ClusterOptions {
+  // NATS server URLs (nats://host:port). Empty = cluster mode off.
+  std::vector<std::string> nats_servers;
+  // The stream of reports and its subject; created if missing with the replicas and duplicate window below.
+  std::string stream = "ACCELSEL_RUNS";
+  std::string subject = "accelsel.runs";
+  // Copies of each report JetStream keeps (at most the number of NATS servers; 3 tolerates one lost server).
+  int stream_replicas = 1;
+  // Repeats of a run id within this window are dropped by the stream; later ones by the replicas' run-id check.
+  absl::Duration duplicate_window = absl::Minutes(2);
+  // A batch of reports the stream has not acknowledged within this is answered UNAVAILABLE (the client resends).
+  absl::Duration publish_timeout = absl::Seconds(5);
+  // Reports per publish batch, and stream messages per applied WriteBatch, at most.
+  size_t max_batch = 1024;
+};
+
 struct DecisionLogOptions {
   // Log decisions and join reports at all. Off: SelectAccelerator answers carry ids that join nothing.
   bool enabled = true;
@@ -104,6 +120,10 @@ struct ServerOptions {
   ValidationLimits limits;
   // The decision log, live quality and drift (server/decision_log.h).
   DecisionLogOptions decision_log;
+  // Cluster mode for reports (docs/SCALE.md, "Cluster mode: reports"): each validated report is published to a
+  // NATS JetStream stream and acknowledged once the stream has it; every replica applies the stream to its own
+  // store. Empty `nats_servers` = single-process mode (the default): none of the cluster fields is read.
+  ClusterOptions cluster;
   // Off-policy evaluation before promotion: the estimates decide only when the effective sample size of their
   // importance weights reaches this; below it the held-out rule alone decides. 0 = never use them.
   double ope_min_ess = 200;

@@ -2,6 +2,7 @@
 #include "server/service_core.h"
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <random>
 
@@ -18,6 +19,7 @@
 #include "server/seed.h"
 #include "storage/rocksdb_store.h"
 #include "util/log.h"
+#include "util/progress.h"
 #include "util/status_macros.h"
 
 namespace accelsel::server {
@@ -120,6 +122,13 @@ absl::Status ServiceCore::Init() {
     models_->WakeTrainer();
   };
   decision_log_ = std::make_unique<DecisionLog>(store_.get(), metrics_, options_.decision_log, std::move(hooks));
+  if (!options_.cluster.nats_servers.empty()) {
+    // Last: the applier feeds OnStored, which reads the statistics, the decision log and the model manager.
+    auto cluster = ClusterIngest::Start(options_.cluster, store_.get(), metrics_,
+                                        [this](const std::vector<const v1::RunReport*>& stored) { OnStored(stored); });
+    if (!cluster.ok()) return cluster.status();
+    cluster_ = *std::move(cluster);
+  }
   metrics_->runs_stored().Set(static_cast<double>(store_->RunCount()));
   metrics_->storage_bytes().Set(static_cast<double>(store_->ApproximateBytes()));
   metrics_->strategies().Set(static_cast<double>(catalog_->Get()->protos.size()));
@@ -164,11 +173,22 @@ absl::Status ServiceCore::LoadDescriptors() {
 
 absl::Status ServiceCore::Seed() {
   // The rows go to the store in one write (a crash never leaves half a seed, which a restart would not redo), so
-  // progress is told by phase: parsed, then stored.
+  // progress is told by phase: parsed, then stored. On a terminal (util/progress.h: stderr a TTY, or
+  // ACCELSEL_PROGRESS=1) each phase also draws a line on stderr, ended before the next log line so that the two
+  // never share a line; piped, the log lines are all there is.
   const absl::Time start = absl::Now();
   log::Info("seed_start", {{"csv", options_.seed_csv}, {"descriptors_dir", options_.descriptors_dir}});
-  auto seed = LoadSeed(options_.seed_csv, options_.descriptors_dir);
-  if (!seed.ok()) return seed.status();
+  absl::StatusOr<SeedData> seed;
+  {
+    Progress parsing("seed parse", 0);
+    parsing.StartTicker();
+    seed = LoadSeed(options_.seed_csv, options_.descriptors_dir);
+    if (!seed.ok()) {
+      parsing.Fail();
+      return seed.status();
+    }
+    parsing.Finish();
+  }
   log::Info("seed_progress", {{"phase", "parsed"},
                               {"rows", seed->reports.size()},
                               {"strategies", seed->strategies.size()},
@@ -188,8 +208,20 @@ absl::Status ServiceCore::Seed() {
   std::vector<const v1::RunReport*> ptrs;
   ptrs.reserve(seed->reports.size());
   for (const v1::RunReport& r : seed->reports) ptrs.push_back(&r);
-  auto results = store_->AppendRuns(ptrs);
-  if (!results.ok()) return results.status();
+  absl::StatusOr<std::vector<storage::AppendResult>> results;
+  {
+    // One write: the count goes from none to all when it is durable, the timer shows it is under way.
+    std::atomic<int64_t> written{0};
+    Progress storing("seed store", static_cast<int64_t>(ptrs.size()));
+    storing.StartTicker([&written] { return written.load(); });
+    results = store_->AppendRuns(ptrs);
+    if (!results.ok()) {
+      storing.Fail();
+      return results.status();
+    }
+    written = static_cast<int64_t>(ptrs.size());
+    storing.Finish();
+  }
   const auto stored = std::count(results->begin(), results->end(), storage::AppendResult::kStored);
   log::Info("seed_done", {{"rows", seed->reports.size()},
                           {"stored", stored},
@@ -519,6 +551,7 @@ void ServiceCore::Shutdown() {
   if (models_) models_->Stop();
   if (executor_) executor_->Shutdown();  // idle by now: the admin jobs ended with their worker slots
   if (ingest_) ingest_->Stop();
+  if (cluster_) cluster_->Stop();
   if (decision_log_) decision_log_->Stop();  // after ingest: it writes the joins of the last stored runs
   if (store_) (void)store_->Flush();
 }

@@ -27,6 +27,7 @@
 #include "model/predictor.h"
 #include "model/selector.h"
 #include "server/catalog.h"
+#include "server/cluster_ingest.h"
 #include "server/decision_log.h"
 #include "server/executor.h"
 #include "server/ingest_queue.h"
@@ -78,7 +79,12 @@ class ServiceCore {
   // context gets its unset descriptors filled by name, as in Select, before it is stored.
   absl::Status PrepareReport(v1::RunReport* report, std::string* reason, bool may_create_strategy = true);
   // Hands a prepared report to the group commit; `sink` gets it back with its result after the write returned.
+  // In cluster mode it goes to the stream instead, and comes back once the stream acknowledged it.
   void Ingest(IngestSink* sink, std::unique_ptr<v1::RunReport> report, uint64_t sequence) {
+    if (cluster_ != nullptr) {
+      cluster_->Submit(sink, std::move(report), sequence);
+      return;
+    }
     ingest_->Submit(sink, std::move(report), sequence);
   }
 
@@ -95,6 +101,8 @@ class ServiceCore {
   const ServerOptions& options() const { return options_; }
   Metrics* metrics() { return metrics_; }
   storage::TelemetryStore* store() { return store_.get(); }
+  // Null in single-process mode.
+  ClusterIngest* cluster() { return cluster_.get(); }
   model::ObservedStats& stats() { return stats_; }
   ModelManager& models() { return *models_; }
   DecisionLog& decisions() { return *decision_log_; }
@@ -125,6 +133,8 @@ class ServiceCore {
   std::unique_ptr<Executor> executor_;  // before models_, which uses it until it is destroyed
   std::unique_ptr<ModelManager> models_;
   std::unique_ptr<IngestQueue> ingest_;
+  // Cluster mode only (options.cluster.nats_servers): publishes reports and applies the stream (feeding OnStored).
+  std::unique_ptr<ClusterIngest> cluster_;
   std::unique_ptr<RunRetention> retention_;  // null without options.run_retention; stopped before the store closes
   // After ingest_ (which hands it outcomes) and models_ (which its hooks read): destroyed before both.
   std::unique_ptr<DecisionLog> decision_log_;

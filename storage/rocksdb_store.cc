@@ -420,8 +420,21 @@ class RocksDbTelemetryStore final : public TelemetryStore {
   }
 
   absl::StatusOr<std::vector<AppendResult>> AppendRuns(const std::vector<const v1::RunReport*>& runs) override {
+    return Append(runs, nullptr, nullptr);
+  }
+
+  absl::StatusOr<std::vector<AppendResult>> AppendRunsWithMeta(const std::vector<const v1::RunReport*>& runs,
+                                                               const std::string& meta_key,
+                                                               const std::string& meta_value) override {
+    if (absl::Status st = CheckMetaKey(meta_key); !st.ok()) return st;
+    return Append(runs, &meta_key, &meta_value);
+  }
+
+  // AppendRuns; with `meta_key` non-null, also writes that meta entry in the same batch, even with no run stored.
+  absl::StatusOr<std::vector<AppendResult>> Append(const std::vector<const v1::RunReport*>& runs,
+                                                   const std::string* meta_key, const std::string* meta_value) {
     std::vector<AppendResult> results(runs.size(), AppendResult::kDuplicate);
-    if (runs.empty()) return results;
+    if (runs.empty() && meta_key == nullptr) return results;
     for (size_t i = 0; i < runs.size(); ++i) {
       if (runs[i] == nullptr) return absl::InvalidArgumentError(absl::StrCat("runs[", i, "] is null"));
       if (runs[i]->run_id().empty()) return absl::InvalidArgumentError(absl::StrCat("runs[", i, "].run_id is empty"));
@@ -466,11 +479,17 @@ class RocksDbTelemetryStore final : public TelemetryStore {
       results[firsts[k]] = AppendResult::kStored;
       ++stored;
     }
-    if (stored == 0) return results;
+    if (meta_key != nullptr) {
+      STORAGE_RETURN_IF_ERROR(FromRocksStatus(batch_.Put(db.meta, *meta_key, *meta_value), "batching"));
+    } else if (stored == 0) {
+      return results;
+    }
 
     // The counter travels in the same batch, so it can never disagree with the runs after a crash.
     const uint64_t new_count = run_count_.load(std::memory_order_relaxed) + stored;
-    STORAGE_RETURN_IF_ERROR(FromRocksStatus(batch_.Put(db.meta, kRunCountKey, absl::StrCat(new_count)), "batching"));
+    if (stored > 0) {
+      STORAGE_RETURN_IF_ERROR(FromRocksStatus(batch_.Put(db.meta, kRunCountKey, absl::StrCat(new_count)), "batching"));
+    }
     STORAGE_RETURN_IF_ERROR(WriteLocked(db, run_write_options_, "appending runs"));
     run_count_.store(new_count, std::memory_order_release);
     return results;
@@ -648,11 +667,16 @@ class RocksDbTelemetryStore final : public TelemetryStore {
     return infos;
   }
 
-  absl::Status PutMeta(const std::string& key, const std::string& value) override {
+  static absl::Status CheckMetaKey(const std::string& key) {
     if (key.empty()) return absl::InvalidArgumentError("meta key is empty");
     if (key == kSchemaVersionKey || key == kRunCountKey) {
       return absl::InvalidArgumentError(absl::StrCat("meta key \"", key, "\" is reserved for the store"));
     }
+    return absl::OkStatus();
+  }
+
+  absl::Status PutMeta(const std::string& key, const std::string& value) override {
+    if (absl::Status st = CheckMetaKey(key); !st.ok()) return st;
     absl::MutexLock lock(&write_mu_);
     absl::StatusOr<std::shared_ptr<Instance>> instance = WritableInstanceLocked();
     if (!instance.ok()) return instance.status();

@@ -65,6 +65,12 @@ class TelemetryStore {
   // OK, every kStored report is durable (per StoreOptions::sync_writes). On a write error nothing is acknowledged:
   // UNAVAILABLE for I/O errors (disk full), INTERNAL otherwise. Reports must be validated by the caller.
   virtual absl::StatusOr<std::vector<AppendResult>> AppendRuns(const std::vector<const v1::RunReport*>& runs) = 0;
+  // AppendRuns, with the meta entry `meta_key` = `meta_value` in the same WriteBatch, written even when every run is
+  // a duplicate. Cluster mode stores the last applied stream sequence this way, so that after a crash the position
+  // and the runs it covers are always both there or both absent. `meta_key` is not a reserved key (see PutMeta).
+  virtual absl::StatusOr<std::vector<AppendResult>> AppendRunsWithMeta(const std::vector<const v1::RunReport*>& runs,
+                                                                       const std::string& meta_key,
+                                                                       const std::string& meta_value) = 0;
 
   // Point lookup by run_id. NOT_FOUND if absent.
   virtual absl::StatusOr<v1::RunReport> GetRun(const std::string& run_id) = 0;

@@ -72,6 +72,16 @@ class FakeStore : public storage::TelemetryStore {
     }
     return results;
   }
+  absl::StatusOr<std::vector<storage::AppendResult>> AppendRunsWithMeta(const std::vector<const v1::RunReport*>& runs,
+                                                                        const std::string& meta_key,
+                                                                        const std::string& meta_value) override {
+    auto results = AppendRuns(runs);
+    if (results.ok()) {
+      absl::MutexLock lock(&mu_);
+      meta_[meta_key] = meta_value;
+    }
+    return results;
+  }
   absl::StatusOr<v1::RunReport> GetRun(const std::string& run_id) override {
     absl::MutexLock lock(&mu_);
     auto it = runs_.find(run_id);

@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -125,6 +126,12 @@ class ServerProcess {
     }
     return out;
   }
+  // SIGTERM; all of stderr left until EOF, raw; the exit status.
+  std::pair<std::string, int> TerminateAndReadRest() {
+    kill(pid_, SIGTERM);
+    std::string rest = ReadRest();
+    return {rest, Wait()};
+  }
   // All of stderr left until EOF, raw (for a usage error, which is plain text).
   std::string ReadRest() {
     std::string out = pending_;
@@ -165,12 +172,21 @@ std::string SourceFile(const std::string& relative) {
   return absl::StrCat(src ? src : ".", "/", relative);
 }
 
+// A server on a fresh store under `dir` that seeds itself from the small fixture table.
+std::vector<std::string> SeededServerFlags(const std::string& dir) {
+  return {"--listen=127.0.0.1:0",
+          "--metrics_listen=",
+          absl::StrCat("--data_dir=", dir, "/data"),
+          "--trainer=false",
+          absl::StrCat("--seed_csv=", SourceFile("tests/fixtures/llm_bench_small.csv")),
+          absl::StrCat("--descriptors_dir=", SourceFile("data/descriptors")),
+          "--shutdown_grace=2s"};
+}
+
 TEST(ServerLogTest, SeededStartAndShutdownAreJsonLines) {
   const std::string dir = FreshDir("server-log");
-  ServerProcess server({"--listen=127.0.0.1:0", "--metrics_listen=", absl::StrCat("--data_dir=", dir, "/data"),
-                        "--trainer=false",
-                        absl::StrCat("--seed_csv=", SourceFile("tests/fixtures/llm_bench_small.csv")),
-                        absl::StrCat("--descriptors_dir=", SourceFile("data/descriptors")), "--shutdown_grace=2s"});
+  // ACCELSEL_PROGRESS empty counts as unset: the rule for a pipe applies, not the tests' forced off.
+  ServerProcess server(SeededServerFlags(dir), {"ACCELSEL_PROGRESS="});
   ASSERT_TRUE(server.started());
   ASSERT_TRUE(server.ReadUntil("start")) << "no start line";
   std::vector<std::string> order;
@@ -202,6 +218,42 @@ TEST(ServerLogTest, SeededStartAndShutdownAreJsonLines) {
   ASSERT_EQ(begin.size(), 1u);
   EXPECT_EQ(begin[0]["signal"], "SIGTERM");
   EXPECT_EQ(begin[0]["grace_s"], 2);
+}
+
+// Where progress is shown (a terminal; here forced with ACCELSEL_PROGRESS=1) seeding draws one line per phase on
+// stderr, each ended before the next log line, and the log lines are the ones a pipe gets.
+TEST(ServerLogTest, SeedingShowsProgressPerPhaseWhenEnabled) {
+  const std::string dir = FreshDir("server-log-progress");
+  ServerProcess server(SeededServerFlags(dir), {"ACCELSEL_PROGRESS=1"});
+  ASSERT_TRUE(server.started());
+  ASSERT_TRUE(server.StdoutHas("listening on")) << "no readiness line on stdout";
+  const auto [err, status] = server.TerminateAndReadRest();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+
+  // Each stderr line is a JSON log line or a progress line ('\r' redraws); a progress line stands for what it
+  // finally said.
+  std::vector<std::string> order;
+  std::vector<std::string> finals;
+  for (const absl::string_view line : absl::StrSplit(err, '\n', absl::SkipEmpty())) {
+    if (absl::StartsWith(line, "\r")) {
+      std::string last(line.substr(line.rfind('\r') + 1));
+      last.erase(last.find_last_not_of(' ') + 1);
+      order.push_back(last.substr(0, last.find(':')));
+      finals.push_back(last);
+      continue;
+    }
+    const json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
+    ASSERT_TRUE(j.is_object()) << "a stderr line that is neither JSON nor progress: " << line;
+    order.push_back(j.value("event", ""));
+    if (order.back() == "start") break;
+  }
+  EXPECT_EQ(order, (std::vector<std::string>{"starting", "seed_start", "seed parse", "seed_progress", "seed store",
+                                             "seed_done", "start"}))
+      << err;
+  ASSERT_EQ(finals.size(), 2u) << err;
+  EXPECT_EQ(finals[0].rfind("seed parse: done in 00:0", 0), 0u) << finals[0];
+  EXPECT_EQ(finals[1].rfind("seed store: 10/10 (100%) ", 0), 0u) << finals[1];
+  EXPECT_NE(finals[1].find(", done in 00:0"), std::string::npos) << finals[1];
 }
 
 TEST(ServerLogTest, GrpcOwnLogArrivesAsGrpcLines) {

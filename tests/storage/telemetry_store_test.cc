@@ -131,6 +131,32 @@ TEST_F(TelemetryStoreTest, AppendFlagsRepeatsWithinOneBatch) {
   EXPECT_EQ(ScanAll(*store).size(), 3u);                           // the time index holds no duplicate either
 }
 
+TEST_F(TelemetryStoreTest, AppendWithMetaWritesThePositionWithTheRunsEvenWhenAllAreDuplicates) {
+  {
+    std::unique_ptr<TelemetryStore> store = OpenStore();
+    ASSERT_NE(store, nullptr);
+    std::vector<v1::RunReport> first = {MakeRun("a", 1000), MakeRun("b", 2000)};
+    auto results = store->AppendRunsWithMeta(Pointers(first), "position", "7");
+    ASSERT_TRUE(results.ok()) << results.status();
+    EXPECT_THAT(*results, ElementsAre(AppendResult::kStored, AppendResult::kStored));
+    // Only duplicates: the position still moves, the count does not.
+    results = store->AppendRunsWithMeta(Pointers(first), "position", "9");
+    ASSERT_TRUE(results.ok()) << results.status();
+    EXPECT_THAT(*results, ElementsAre(AppendResult::kDuplicate, AppendResult::kDuplicate));
+    // No runs at all (every message of a batch skipped): the position alone.
+    results = store->AppendRunsWithMeta({}, "position", "10");
+    ASSERT_TRUE(results.ok()) << results.status();
+    EXPECT_EQ(store->RunCount(), 2u);
+    EXPECT_EQ(store->AppendRunsWithMeta({}, kRunCountKey, "0").status().code(), absl::StatusCode::kInvalidArgument);
+  }
+  std::unique_ptr<TelemetryStore> store = OpenStore();  // reopened: both survived together
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->RunCount(), 2u);
+  auto position = store->GetMeta("position");
+  ASSERT_TRUE(position.ok()) << position.status();
+  EXPECT_EQ(position->value_or(""), "10");
+}
+
 TEST_F(TelemetryStoreTest, AppendRejectsEmptyRunIdAndWritesNothing) {
   std::unique_ptr<TelemetryStore> store = OpenStore();
   ASSERT_NE(store, nullptr);

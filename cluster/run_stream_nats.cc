@@ -1,0 +1,261 @@
+// RunStream on the NATS C client (cnats): asynchronous JetStream publishes with message ids, and an ordered push
+// consumer (no acks, flow control, gaps and reconnects handled by the library) for the apply side.
+#include <nats/nats.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "cluster/run_stream.h"
+#include "util/log.h"
+
+namespace accelsel::cluster {
+namespace {
+
+int64_t Millis(absl::Duration d) { return std::max<int64_t>(1, absl::ToInt64Milliseconds(d)); }
+
+// The library's own text for the last error of this thread, which names the server or the JetStream reason.
+std::string NatsError(natsStatus s) {
+  const char* last = nats_GetLastError(nullptr);
+  return (last != nullptr && *last != '\0') ? std::string(last) : std::string(natsStatus_GetText(s));
+}
+
+class NatsRunStream final : public RunStream {
+ public:
+  explicit NatsRunStream(const RunStreamOptions& options) : options_(options) {}
+
+  ~NatsRunStream() override {
+    if (sub_ != nullptr) natsSubscription_Destroy(sub_);
+    if (js_ != nullptr) jsCtx_Destroy(js_);
+    if (nc_ != nullptr) {
+      natsConnection_Close(nc_);
+      natsConnection_Destroy(nc_);
+    }
+  }
+
+  absl::Status Connect() {
+    natsOptions* opts = nullptr;
+    if (natsOptions_Create(&opts) != NATS_OK) return absl::InternalError("cannot create NATS options");
+    std::unique_ptr<natsOptions, decltype(&natsOptions_Destroy)> owned(opts, &natsOptions_Destroy);
+    std::vector<const char*> urls;
+    for (const std::string& s : options_.servers) urls.push_back(s.c_str());
+    natsStatus s = natsOptions_SetServers(opts, urls.data(), static_cast<int>(urls.size()));
+    // A replica outlives NATS outages: it keeps reconnecting, and reports are refused meanwhile.
+    if (s == NATS_OK) s = natsOptions_SetMaxReconnect(opts, -1);
+    if (s == NATS_OK) s = natsOptions_SetReconnectWait(opts, 250);
+    if (s == NATS_OK) s = natsOptions_SetTimeout(opts, Millis(options_.connect_timeout));
+    if (s == NATS_OK) s = natsOptions_SetName(opts, "accelsel-server");
+    if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(opts, &NatsRunStream::OnConnectionEvent, (void*)"disconnected");
+    if (s == NATS_OK) s = natsOptions_SetReconnectedCB(opts, &NatsRunStream::OnConnectionEvent, (void*)"reconnected");
+    if (s == NATS_OK) s = natsOptions_SetClosedCB(opts, &NatsRunStream::OnConnectionEvent, (void*)"closed");
+    if (s != NATS_OK) return absl::InvalidArgumentError(absl::StrCat("--nats: ", NatsError(s)));
+    s = natsConnection_Connect(&nc_, opts);
+    if (s != NATS_OK) {
+      return absl::UnavailableError(absl::StrCat("cannot connect to NATS (--nats): ", NatsError(s)));
+    }
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = Millis(options_.connect_timeout);
+    jo.PublishAsync.AckHandler = &NatsRunStream::OnAck;
+    jo.PublishAsync.AckHandlerClosure = this;
+    jo.PublishAsync.MaxPending = 8192;  // above the largest batch, so a publish never stalls on the limit
+    s = natsConnection_JetStream(&js_, nc_, &jo);
+    if (s != NATS_OK) return absl::UnavailableError(absl::StrCat("NATS JetStream: ", NatsError(s)));
+    return CreateStream();
+  }
+
+  void PublishBatch(const std::vector<PublishItem>& items, std::vector<PublishOutcome>* out) override {
+    out->assign(items.size(), PublishOutcome{absl::UnavailableError(absl::StrCat(
+                                                 "the stream did not acknowledge the report within ",
+                                                 absl::FormatDuration(options_.publish_timeout), "; resend it")),
+                                             false});
+    if (!Connected()) {
+      for (PublishOutcome& o : *out) {
+        o.status = absl::UnavailableError("cluster mode: NATS is unreachable; resend this report later");
+      }
+      return;
+    }
+    {
+      absl::MutexLock lock(&mu_);
+      out_ = out;
+      inflight_.clear();
+    }
+    std::string id;
+    for (size_t i = 0; i < items.size(); ++i) {
+      natsMsg* msg = nullptr;
+      natsStatus s = natsMsg_Create(&msg, options_.subject.c_str(), nullptr, items[i].data.data(),
+                                    static_cast<int>(items[i].data.size()));
+      if (s == NATS_OK) {
+        jsPubOptions po;
+        jsPubOptions_Init(&po);
+        id.assign(items[i].msg_id);
+        po.MsgId = id.c_str();
+        po.ExpectStream = options_.stream.c_str();
+        {
+          // Registered before the publish: the acknowledgement may arrive before js_PublishMsgAsync returns.
+          absl::MutexLock lock(&mu_);
+          inflight_[msg] = i;
+        }
+        natsMsg* raw = msg;
+        s = js_PublishMsgAsync(js_, &msg, &po);
+        if (s != NATS_OK) {
+          absl::MutexLock lock(&mu_);
+          inflight_.erase(raw);
+        }
+      }
+      if (s != NATS_OK) {
+        (*out)[i].status = absl::UnavailableError(absl::StrCat("cluster mode: publish failed: ", NatsError(s)));
+        natsMsg_Destroy(msg);  // no-op when the library took it
+      }
+    }
+    jsPubOptions wait;
+    jsPubOptions_Init(&wait);
+    wait.MaxWait = Millis(options_.publish_timeout);
+    if (js_PublishAsyncComplete(js_, &wait) != NATS_OK) {
+      // Take back what is still unacknowledged, so that no late acknowledgement reaches a later batch.
+      natsMsgList pending{};
+      if (js_PublishAsyncGetPendingList(&pending, js_) == NATS_OK) natsMsgList_Destroy(&pending);
+    }
+    absl::MutexLock lock(&mu_);
+    inflight_.clear();  // their outcomes stay UNAVAILABLE
+    out_ = nullptr;
+  }
+
+  absl::Status Subscribe(uint64_t after_sequence) override {
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Stream = options_.stream.c_str();
+    so.Ordered = true;
+    if (after_sequence == 0) {
+      so.Config.DeliverPolicy = js_DeliverAll;
+    } else {
+      so.Config.DeliverPolicy = js_DeliverByStartSequence;
+      so.Config.OptStartSeq = after_sequence + 1;
+    }
+    jsErrCode jerr = static_cast<jsErrCode>(0);
+    natsStatus s = js_SubscribeSync(&sub_, js_, options_.subject.c_str(), nullptr, &so, &jerr);
+    if (s != NATS_OK) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot consume stream ", options_.stream, ": ", NatsError(s), " (JetStream error ", jerr, ")"));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status NextBatch(size_t max, absl::Duration wait, std::vector<StreamMessage>* out) override {
+    out->clear();
+    natsMsg* msg = nullptr;
+    natsStatus s = natsSubscription_NextMsg(&msg, sub_, Millis(wait));
+    if (s == NATS_TIMEOUT) return absl::OkStatus();
+    while (s == NATS_OK) {
+      Take(msg, out);
+      if (out->size() >= max) break;
+      s = natsSubscription_NextMsg(&msg, sub_, 0);  // 0: only what is already delivered
+    }
+    if (s != NATS_OK && s != NATS_TIMEOUT && out->empty()) {
+      return absl::UnavailableError(absl::StrCat("consuming stream ", options_.stream, ": ", NatsError(s)));
+    }
+    return absl::OkStatus();
+  }
+
+  bool Connected() override { return nc_ != nullptr && natsConnection_Status(nc_) == NATS_CONN_STATUS_CONNECTED; }
+
+ private:
+  absl::Status CreateStream() {
+    jsStreamConfig cfg;
+    jsStreamConfig_Init(&cfg);
+    cfg.Name = options_.stream.c_str();
+    const char* subjects[] = {options_.subject.c_str()};
+    cfg.Subjects = subjects;
+    cfg.SubjectsLen = 1;
+    cfg.Storage = js_FileStorage;
+    cfg.Replicas = options_.replicas;
+    cfg.Duplicates = absl::ToInt64Nanoseconds(options_.duplicate_window);
+    jsStreamInfo* info = nullptr;
+    jsErrCode jerr = static_cast<jsErrCode>(0);
+    natsStatus s = js_AddStream(&info, js_, &cfg, nullptr, &jerr);
+    if (info != nullptr) jsStreamInfo_Destroy(info);
+    // Same settings: OK. Other settings (an operator changed them, or another replica's flags differ): the stream as
+    // it is wins; replicas never fight over its configuration.
+    if (s == NATS_OK || jerr == JSStreamNameExistErr) return absl::OkStatus();
+    return absl::UnavailableError(absl::StrCat("cannot create stream ", options_.stream, " (replicas ",
+                                               options_.replicas, "): ", NatsError(s), " (JetStream error ", jerr,
+                                               ")"));
+  }
+
+  static void Take(natsMsg* msg, std::vector<StreamMessage>* out) {
+    jsMsgMetaData* meta = nullptr;
+    if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
+      StreamMessage& m = out->emplace_back();
+      m.sequence = meta->Sequence.Stream;
+      m.pending = meta->NumPending;
+      m.data.assign(natsMsg_GetData(msg), static_cast<size_t>(natsMsg_GetDataLength(msg)));
+      jsMsgMetaData_Destroy(meta);
+    }
+    natsMsg_Destroy(msg);
+  }
+
+  // The connection's state changes, for the operator: reports are refused while it is not connected.
+  static void OnConnectionEvent(natsConnection* nc, void* what) {
+    char url[256] = "";
+    natsConnection_GetConnectedUrl(nc, url, sizeof(url));
+    const std::string event = absl::StrCat("cluster_nats_", static_cast<const char*>(what));
+    if (event == "cluster_nats_reconnected") {
+      log::Info(event, {{"url", std::string(url)}});
+    } else {
+      log::Warn(event, {{"url", std::string(url)}});
+    }
+  }
+
+  // On the connection's thread, once per published message.
+  static void OnAck(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* closure) {
+    auto* self = static_cast<NatsRunStream*>(closure);
+    {
+      absl::MutexLock lock(&self->mu_);
+      auto it = self->inflight_.find(msg);
+      if (it != self->inflight_.end() && self->out_ != nullptr) {
+        PublishOutcome& o = (*self->out_)[it->second];
+        if (pa != nullptr) {
+          o.status = absl::OkStatus();
+          o.duplicate = pa->Duplicate;
+        } else {
+          o.status = absl::UnavailableError(absl::StrCat("the stream refused the report: ",
+                                                         pae == nullptr            ? "unknown error"
+                                                         : pae->ErrText != nullptr ? pae->ErrText
+                                                                                   : natsStatus_GetText(pae->Err),
+                                                         "; resend it"));
+        }
+        self->inflight_.erase(it);
+      }
+    }
+    natsMsg_Destroy(msg);
+  }
+
+  const RunStreamOptions options_;
+  natsConnection* nc_ = nullptr;
+  jsCtx* js_ = nullptr;
+  natsSubscription* sub_ = nullptr;
+  absl::Mutex mu_;
+  // The batch being published: message -> index in *out_. A message is unique here while it is in flight, since
+  // the library keeps it alive until its acknowledgement handler has run.
+  absl::flat_hash_map<natsMsg*, size_t> inflight_ ABSL_GUARDED_BY(mu_);
+  std::vector<PublishOutcome>* out_ ABSL_GUARDED_BY(mu_) = nullptr;
+};
+
+}  // namespace
+
+bool RunStream::Available() { return true; }
+
+absl::StatusOr<std::unique_ptr<RunStream>> RunStream::Open(const RunStreamOptions& options) {
+  if (options.servers.empty()) return absl::InvalidArgumentError("--nats: no server URL");
+  auto stream = std::make_unique<NatsRunStream>(options);
+  if (absl::Status st = stream->Connect(); !st.ok()) return st;
+  return stream;
+}
+
+}  // namespace accelsel::cluster

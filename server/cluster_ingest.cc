@@ -1,0 +1,221 @@
+// Publisher and applier threads of cluster mode.
+#include "server/cluster_ingest.h"
+
+#include <string>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "util/log.h"
+
+namespace accelsel::server {
+
+absl::StatusOr<std::unique_ptr<ClusterIngest>> ClusterIngest::Start(const ClusterOptions& options,
+                                                                    storage::TelemetryStore* store, Metrics* metrics,
+                                                                    IngestQueue::OnStored on_applied) {
+  uint64_t applied = 0;
+  auto stored = store->GetMeta(kClusterAppliedSequenceKey);
+  if (!stored.ok()) return stored.status();
+  if (stored->has_value() && !absl::SimpleAtoi(**stored, &applied)) {
+    return absl::DataLossError(absl::StrCat("store meta ", kClusterAppliedSequenceKey, " is not a number: ", **stored));
+  }
+  cluster::RunStreamOptions so;
+  so.servers = options.nats_servers;
+  so.stream = options.stream;
+  so.subject = options.subject;
+  so.replicas = options.stream_replicas;
+  so.duplicate_window = options.duplicate_window;
+  so.publish_timeout = options.publish_timeout;
+  auto stream = cluster::RunStream::Open(so);
+  if (!stream.ok()) return stream.status();
+  if (absl::Status st = (*stream)->Subscribe(applied); !st.ok()) return st;
+  log::Info("cluster_start", {{"stream", options.stream},
+                              {"subject", options.subject},
+                              {"replicas", static_cast<int64_t>(options.stream_replicas)},
+                              {"applied_sequence", applied}});
+  return std::unique_ptr<ClusterIngest>(
+      new ClusterIngest(options, store, metrics, std::move(on_applied), *std::move(stream), applied));
+}
+
+ClusterIngest::ClusterIngest(const ClusterOptions& options, storage::TelemetryStore* store, Metrics* metrics,
+                             IngestQueue::OnStored on_applied, std::unique_ptr<cluster::RunStream> stream,
+                             uint64_t applied)
+    : options_(options),
+      store_(store),
+      series_(metrics->EnableCluster()),
+      on_applied_(std::move(on_applied)),
+      stream_(std::move(stream)),
+      applied_sequence_(applied) {
+  series_.applied_sequence->Set(static_cast<double>(applied));
+  publisher_ = std::thread([this] { PublishLoop(); });
+  applier_ = std::thread([this] { ApplyLoop(); });
+}
+
+ClusterIngest::~ClusterIngest() { Stop(); }
+
+void ClusterIngest::Submit(IngestSink* sink, std::unique_ptr<v1::RunReport> report, uint64_t sequence) {
+  IngestItem item{std::move(report), sequence};
+  {
+    absl::MutexLock lock(&mu_);
+    if (!stopping_) {
+      pending_.push_back(Pending{sink, std::move(item), absl::OkStatus()});
+      return;
+    }
+  }
+  std::vector<IngestItem> items;
+  items.push_back(std::move(item));
+  sink->OnCommitted(absl::UnavailableError("server is shutting down; resend this report"), items);
+}
+
+void ClusterIngest::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  if (publisher_.joinable()) publisher_.join();
+  stop_applier_.store(true, std::memory_order_release);
+  if (applier_.joinable()) applier_.join();
+  stream_.reset();
+}
+
+void ClusterIngest::Complete() {
+  // Per sink, in submission order: acknowledged reports, then the ones to resend.
+  struct Group {
+    IngestSink* sink;
+    std::vector<IngestItem> ok;
+    std::vector<IngestItem> failed;
+    absl::Status failure;
+  };
+  std::vector<Group> groups;
+  absl::flat_hash_map<IngestSink*, size_t> group_of;
+  double published = 0;
+  double failed = 0;
+  for (Pending& p : batch_) {
+    auto [it, inserted] = group_of.try_emplace(p.sink, groups.size());
+    if (inserted) groups.push_back(Group{p.sink, {}, {}, absl::OkStatus()});
+    Group& g = groups[it->second];
+    if (p.status.ok()) {
+      g.ok.push_back(std::move(p.item));
+      ++published;
+    } else {
+      if (g.failure.ok()) g.failure = p.status;
+      g.failed.push_back(std::move(p.item));
+      ++failed;
+    }
+  }
+  batch_.clear();
+  if (published > 0) series_.published->Increment(published);
+  if (failed > 0) series_.publish_failures->Increment(failed);
+  for (Group& g : groups) {
+    if (!g.ok.empty()) g.sink->OnCommitted(absl::OkStatus(), g.ok);
+    // Last: once its last report is back, a sink may be gone.
+    if (!g.failed.empty()) g.sink->OnCommitted(g.failure, g.failed);
+  }
+}
+
+void ClusterIngest::PublishLoop() {
+  std::vector<std::string> data;
+  std::vector<cluster::PublishItem> items;
+  std::vector<cluster::PublishOutcome> outcomes;
+  std::string last_error;
+  for (;;) {
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(
+          +[](ClusterIngest* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->mu_) { return c->stopping_ || !c->pending_.empty(); },
+          this));
+      if (pending_.empty() && stopping_) return;
+      while (!pending_.empty() && batch_.size() < options_.max_batch) {
+        batch_.push_back(std::move(pending_.front()));
+        pending_.pop_front();
+      }
+    }
+    data.resize(batch_.size());
+    items.clear();
+    for (size_t i = 0; i < batch_.size(); ++i) {
+      const v1::RunReport& r = *batch_[i].item.report;
+      if (!r.SerializeToString(&data[i])) data[i].clear();
+      items.push_back(cluster::PublishItem{r.run_id(), data[i]});
+    }
+    stream_->PublishBatch(items, &outcomes);
+    size_t failures = 0;
+    for (size_t i = 0; i < batch_.size(); ++i) {
+      batch_[i].status = outcomes[i].status;
+      if (outcomes[i].status.ok()) {
+        // "Stored" here means: the stream holds it, durably and replicated; this replica applies it in turn.
+        batch_[i].item.result =
+            outcomes[i].duplicate ? storage::AppendResult::kDuplicate : storage::AppendResult::kStored;
+      } else {
+        ++failures;
+        if (last_error != outcomes[i].status.message()) {
+          last_error = std::string(outcomes[i].status.message());
+          log::Warn("cluster_publish_failed", {{"error", last_error}, {"reports", batch_.size()}});
+        }
+      }
+    }
+    if (failures == 0) last_error.clear();
+    Complete();
+  }
+}
+
+void ClusterIngest::ApplyLoop() {
+  std::vector<cluster::StreamMessage> messages;
+  std::vector<v1::RunReport> reports;
+  std::vector<const v1::RunReport*> ptrs;
+  std::vector<const v1::RunReport*> stored;
+  std::string last_error;
+  auto note_error = [&](const absl::Status& st, const char* event) {
+    if (last_error != st.message()) {  // once per distinct error, not once per retry
+      last_error = std::string(st.message());
+      log::Warn(event, {{"error", last_error}, {"applied_sequence", applied_sequence()}});
+    }
+  };
+  while (!stop_applier_.load(std::memory_order_acquire)) {
+    absl::Status st = stream_->NextBatch(options_.max_batch, absl::Milliseconds(200), &messages);
+    if (!st.ok()) {
+      note_error(st, "cluster_consume_failed");
+      absl::SleepFor(absl::Milliseconds(200));
+      continue;
+    }
+    if (messages.empty()) continue;
+    uint64_t last = applied_sequence();
+    ptrs.clear();
+    if (reports.size() < messages.size()) reports.resize(messages.size());
+    for (size_t i = 0; i < messages.size(); ++i) {
+      const cluster::StreamMessage& m = messages[i];
+      if (m.sequence <= last) continue;  // already applied
+      last = m.sequence;
+      v1::RunReport& r = reports[i];
+      if (!r.ParseFromString(m.data) || r.run_id().empty()) {
+        // Not ours to judge twice: every replica skips the same message, so all stay the same.
+        log::Warn("cluster_message_skipped", {{"sequence", m.sequence}, {"bytes", m.data.size()}});
+        continue;
+      }
+      ptrs.push_back(&r);
+    }
+    if (last == applied_sequence()) continue;
+    const std::string position = absl::StrCat(last);
+    // A write error (disk full) is retried with the same messages: the position only moves with the runs.
+    absl::StatusOr<std::vector<storage::AppendResult>> results;
+    for (;;) {
+      results = store_->AppendRunsWithMeta(ptrs, kClusterAppliedSequenceKey, position);
+      if (results.ok() || stop_applier_.load(std::memory_order_acquire)) break;
+      note_error(results.status(), "cluster_apply_failed");
+      absl::SleepFor(absl::Seconds(1));
+    }
+    if (!results.ok()) return;
+    last_error.clear();
+    stored.clear();
+    for (size_t i = 0; i < ptrs.size(); ++i) {
+      if ((*results)[i] == storage::AppendResult::kStored) stored.push_back(ptrs[i]);
+    }
+    applied_sequence_.store(last, std::memory_order_release);
+    series_.applied->Increment(static_cast<double>(messages.size()));
+    series_.applied_sequence->Set(static_cast<double>(last));
+    series_.apply_lag->Set(static_cast<double>(messages.back().pending));
+    if (on_applied_ && !stored.empty()) on_applied_(stored);
+  }
+}
+
+}  // namespace accelsel::server

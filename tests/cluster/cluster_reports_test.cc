@@ -1,0 +1,354 @@
+// Cluster mode for reports, end to end on real components: a nats-server with JetStream (a child process), two
+// accelsel replicas in this process with their own stores, reports over gRPC to one replica only.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "client/client.h"
+#include "client/telemetry_sender.h"
+#include "cluster/run_stream.h"
+#include "gtest/gtest.h"
+#include "server/cluster_ingest.h"
+#include "server/server.h"
+#include "server/service_core.h"
+#include "tests/server/test_server.h"
+
+extern char** environ;
+
+namespace accelsel::testing {
+namespace {
+
+// Polls `done` every 20 ms until it holds or `bound` passes.
+bool WaitFor(const std::function<bool()>& done, absl::Duration bound) {
+  const absl::Time end = absl::Now() + bound;
+  while (!done()) {
+    if (absl::Now() > end) return false;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return true;
+}
+
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof(addr);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    close(fd);
+    return 0;
+  }
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+bool Accepts(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  const bool ok = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  close(fd);
+  return ok;
+}
+
+// A nats-server with JetStream on 127.0.0.1, killed (by its pid) with the object.
+class NatsServer {
+ public:
+  static std::string Binary() {
+    for (const char* p : {"/usr/bin/nats-server", "/usr/sbin/nats-server", "/usr/local/bin/nats-server"}) {
+      if (access(p, X_OK) == 0) return p;
+    }
+    return "";
+  }
+
+  explicit NatsServer(const std::string& dir) : dir_(dir) {}
+  ~NatsServer() { Kill(); }
+
+  // Starts it and waits until it accepts connections. Again after Kill: on the same port and store.
+  bool Start() {
+    if (port_ == 0) port_ = FreePort();
+    if (port_ == 0) return false;
+    const std::string port = absl::StrCat(port_);
+    const std::string store = dir_ + "/jetstream";
+    const std::string log = dir_ + "/nats-server.log";
+    const std::string binary = Binary();
+    std::vector<std::string> args = {binary, "-js", "-a", "127.0.0.1", "-p", port, "-sd", store, "-l", log};
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+    const int rc = posix_spawn(&pid_, binary.c_str(), &actions, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    if (rc != 0) {
+      pid_ = 0;
+      return false;
+    }
+    return WaitFor([this] { return Accepts(port_); }, absl::Seconds(20));
+  }
+
+  void Kill() {
+    if (pid_ <= 0) return;
+    kill(pid_, SIGKILL);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = 0;
+  }
+
+  std::string url() const { return absl::StrCat("nats://127.0.0.1:", port_); }
+
+ private:
+  const std::string dir_;
+  pid_t pid_ = 0;
+  int port_ = 0;
+};
+
+class ClusterReportsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!cluster::RunStream::Available()) GTEST_SKIP() << "built without the NATS C client";
+    if (NatsServer::Binary().empty()) GTEST_SKIP() << "nats-server is not installed";
+    root_ = FreshDir("cluster");
+    nats_ = std::make_unique<NatsServer>(root_);
+    ASSERT_TRUE(nats_->Start()) << "nats-server did not start; see " << root_ << "/nats-server.log";
+  }
+
+  void TearDown() override {
+    nats_.reset();  // killed and reaped before its folder goes
+    if (!root_.empty() && !HasFailure()) std::filesystem::remove_all(root_);
+  }
+
+  // A replica on its own data folder. JetStream may still be starting when the port accepts: retried, bounded.
+  std::unique_ptr<server::Server> StartReplica(const std::string& name) {
+    server::ServerOptions o = TestOptions(root_ + "/" + name);
+    o.cluster.nats_servers = {nats_->url()};
+    o.cluster.publish_timeout = absl::Seconds(3);
+    o.shutdown_grace = absl::Seconds(1);
+    absl::StatusOr<std::unique_ptr<server::Server>> s;
+    WaitFor(
+        [&] {
+          s = server::Server::Start(o);
+          return s.ok();
+        },
+        absl::Seconds(20));
+    EXPECT_TRUE(s.ok()) << s.status();
+    return s.ok() ? *std::move(s) : nullptr;
+  }
+
+  static void Register(server::Server& s, const std::string& id) {
+    Connection c = Connect(s.port());
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    v1::RegisterStrategyRequest req;
+    *req.mutable_strategy() = MakeStrategy(id);
+    v1::RegisterStrategyResponse resp;
+    const grpc::Status st = c.selector->RegisterStrategy(&ctx, req, &resp);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+  }
+
+  static std::vector<v1::RunReport> Reports(const std::string& prefix, int n) {
+    std::vector<v1::RunReport> out;
+    for (int i = 0; i < n; ++i) {
+      out.push_back(MakeReport(absl::StrCat(prefix, i), i % 2 == 0 ? "s-a" : "s-b", 16, 100 + i % 7));
+    }
+    return out;
+  }
+
+  // Reports on one stream; returns the number of reports acknowledged with `result` (ranged acks counted whole).
+  static uint64_t Report(server::Server& s, const std::vector<v1::RunReport>& reports, v1::RunAck::Result result) {
+    Connection c = Connect(s.port());
+    grpc::ClientContext ctx;
+    uint64_t n = 0;
+    for (const v1::RunAck& ack : ReportAll(*c.selector, reports, &ctx)) {
+      EXPECT_EQ(ack.result(), result) << ack.run_id() << " " << ack.reason();
+      if (ack.result() == result) n += std::max<uint32_t>(1, ack.count());
+    }
+    return n;
+  }
+
+  // Reports through the C++ client's TelemetrySender (which resends what a broken stream left unacknowledged) and
+  // waits until all are acknowledged; returns its statistics.
+  static client::TelemetrySenderStats Send(client::TelemetrySender& sender, const std::vector<v1::RunReport>& reports,
+                                           absl::Duration bound) {
+    for (const v1::RunReport& r : reports) EXPECT_TRUE(sender.Send(r).ok());
+    const absl::Status flushed = sender.Flush(bound);
+    EXPECT_TRUE(flushed.ok()) << flushed;
+    return sender.stats();
+  }
+
+  static client::ClientOptions SenderOptions(int port) {
+    client::ClientOptions o;
+    o.target = absl::StrCat("127.0.0.1:", port);
+    o.initial_backoff_ms = 50;
+    o.max_backoff_ms = 500;
+    return o;
+  }
+
+  static uint64_t Count(server::Server& s) { return s.core().store()->RunCount(); }
+
+  static void ExpectStored(server::Server& s, const std::vector<v1::RunReport>& reports) {
+    for (const v1::RunReport& r : reports) {
+      auto got = s.core().store()->GetRun(r.run_id());
+      ASSERT_TRUE(got.ok()) << r.run_id() << ": " << got.status();
+      EXPECT_EQ(got->metrics().e2e_latency_ms(), r.metrics().e2e_latency_ms());
+    }
+  }
+
+  static absl::Status Select(server::Server& s) {
+    Connection c = Connect(s.port());
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx, 10);
+    v1::SelectAcceleratorRequest req;
+    *req.mutable_context() = MakeContext(16);
+    v1::SelectAcceleratorResponse resp;
+    const grpc::Status st = c.selector->SelectAccelerator(&ctx, req, &resp);
+    if (!st.ok()) return absl::Status(static_cast<absl::StatusCode>(st.error_code()), st.error_message());
+    if (resp.recommendations_size() == 0) return absl::NotFoundError("no recommendation");
+    return absl::OkStatus();
+  }
+
+  std::string root_;
+  std::unique_ptr<NatsServer> nats_;
+};
+
+TEST_F(ClusterReportsTest, ReplicasConvergeDeduplicateCatchUpAndRefuseWithoutTheStream) {
+  constexpr int kN = 300;
+  constexpr int kM = 150;
+  const absl::Duration kBound = absl::Seconds(20);
+  std::unique_ptr<server::Server> a = StartReplica("a");
+  std::unique_ptr<server::Server> b = StartReplica("b");
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  // Catalogue replication is not built yet: each replica gets the strategies from the operator.
+  for (server::Server* s : {a.get(), b.get()}) {
+    Register(*s, "s-a");
+    Register(*s, "s-b");
+  }
+
+  // N reports to A only, through the C++ client: all acknowledged durable, and both replicas apply all of them.
+  const std::vector<v1::RunReport> first = Reports("run-", kN);
+  {
+    client::TelemetrySender sender(
+        grpc::CreateChannel(absl::StrCat("127.0.0.1:", a->port()), grpc::InsecureChannelCredentials()),
+        SenderOptions(a->port()), client::TelemetrySenderOptions{});
+    const client::TelemetrySenderStats stats = Send(sender, first, kBound);
+    EXPECT_EQ(stats.durable, uint64_t{kN});
+    EXPECT_EQ(stats.duplicate + stats.rejected, 0u);
+  }
+  ASSERT_TRUE(WaitFor([&] { return Count(*a) == kN && Count(*b) == kN; }, kBound))
+      << "a=" << Count(*a) << " b=" << Count(*b);
+  ExpectStored(*a, first);
+  ExpectStored(*b, first);
+  // The statistics of B follow what it applied: it answers from observed runs it never received from a client.
+  EXPECT_TRUE(Select(*b).ok());
+  const uint64_t position = a->core().cluster()->applied_sequence();
+  EXPECT_GE(position, uint64_t{kN});
+  EXPECT_TRUE(WaitFor([&] { return b->core().cluster()->applied_sequence() == position; }, kBound));
+
+  // The same reports again: the stream knows their ids, nothing is stored twice.
+  EXPECT_EQ(Report(*a, first, v1::RunAck::RESULT_DUPLICATE), uint64_t{kN});
+  absl::SleepFor(absl::Milliseconds(300));  // room for a wrong apply to show; the counts must not move
+  EXPECT_EQ(Count(*a), uint64_t{kN});
+  EXPECT_EQ(Count(*b), uint64_t{kN});
+
+  // B down while A takes M more; B restarted on its folder catches up from its stored position.
+  b.reset();
+  const std::vector<v1::RunReport> second = Reports("more-", kM);
+  EXPECT_EQ(Report(*a, second, v1::RunAck::RESULT_DURABLE), uint64_t{kM});
+  ASSERT_TRUE(WaitFor([&] { return Count(*a) == kN + kM; }, kBound)) << "a=" << Count(*a);
+  b = StartReplica("b");
+  ASSERT_NE(b, nullptr);
+  ASSERT_TRUE(WaitFor([&] { return Count(*b) == kN + kM; }, kBound)) << "b=" << Count(*b);
+  ExpectStored(*b, first);
+  ExpectStored(*b, second);
+  EXPECT_EQ(b->core().cluster()->applied_sequence(), a->core().cluster()->applied_sequence());
+
+  // Without the stream nothing is acknowledged: the stream ends UNAVAILABLE, within the publish timeout and then
+  // some; selects keep answering from each replica's own state.
+  nats_->Kill();
+  const absl::Time start = absl::Now();
+  {
+    Connection c = Connect(a->port());
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx, 30);
+    auto stream = c.selector->ReportRun(&ctx);
+    // The server ends the stream at the first report it cannot get into the stream: later writes may fail.
+    for (const v1::RunReport& r : Reports("lost-", 20)) {
+      if (!stream->Write(r)) break;
+    }
+    stream->WritesDone();
+    v1::RunAck ack;
+    uint64_t acked = 0;
+    while (stream->Read(&ack)) {
+      if (ack.result() == v1::RunAck::RESULT_DURABLE || ack.result() == v1::RunAck::RESULT_DUPLICATE) ++acked;
+    }
+    const grpc::Status st = stream->Finish();
+    EXPECT_EQ(acked, 0u);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE) << st.error_message();
+  }
+  EXPECT_LT(absl::Now() - start, absl::Seconds(15));
+  EXPECT_EQ(Count(*a), uint64_t{kN + kM});
+  EXPECT_TRUE(Select(*a).ok());
+  EXPECT_TRUE(Select(*b).ok());
+
+  // The C++ client keeps what is refused and resends it: nothing is acknowledged while NATS is down, everything
+  // once it is back on its store (both replicas reconnect by themselves), and both replicas apply it.
+  const std::vector<v1::RunReport> third = Reports("lost-", 20);
+  client::TelemetrySender sender(
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", a->port()), grpc::InsecureChannelCredentials()),
+      SenderOptions(a->port()), client::TelemetrySenderOptions{});
+  for (const v1::RunReport& r : third) ASSERT_TRUE(sender.Send(r).ok());
+  EXPECT_FALSE(sender.Flush(absl::Seconds(1)).ok());
+  EXPECT_EQ(sender.stats().durable, 0u);
+  ASSERT_TRUE(nats_->Start());
+  // A ReportRun stream whose reports were refused ends only once its pending read completes (server/services.cc):
+  // a client that has nothing more to send keeps waiting on it. One more report ends it; the sender then resends
+  // everything unacknowledged on a new stream.
+  int nudges = 0;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        EXPECT_TRUE(sender.Send(MakeReport(absl::StrCat("nudge-", nudges++), "s-a", 16, 100)).ok());
+        return sender.Flush(absl::Seconds(1)).ok();
+      },
+      absl::Seconds(30)))
+      << sender.stats().last_stream_error;
+  const uint64_t total = kN + kM + 20 + nudges;
+  EXPECT_EQ(sender.stats().durable + sender.stats().duplicate, uint64_t(20 + nudges));
+  ASSERT_TRUE(WaitFor([&] { return Count(*a) == total && Count(*b) == total; }, kBound))
+      << "a=" << Count(*a) << " b=" << Count(*b);
+  ExpectStored(*b, third);
+}
+
+TEST_F(ClusterReportsTest, StartFailsClearlyWhenNoNatsServerAnswers) {
+  server::ServerOptions o = TestOptions(root_ + "/lonely");
+  nats_->Kill();
+  o.cluster.nats_servers = {absl::StrCat("nats://127.0.0.1:", FreePort())};
+  auto s = server::Server::Start(o);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kUnavailable) << s.status();
+  EXPECT_NE(s.status().message().find("NATS"), std::string::npos) << s.status();
+}
+
+}  // namespace
+}  // namespace accelsel::testing
