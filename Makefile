@@ -219,7 +219,8 @@ node-demo: node
 	  --bin $(BUILD)/bin --models $(NODE_ENGINE_DIR)/models --out $(NODE_DEMO_DIR) --jobs $(NODE_DEMO_JOBS) \
 	  $(NODE_DEMO_ARGS)
 
-# image: the Dockerfile built with Debian's podman (runc, cgroupfs: see deploy/docker/podman.sh). Base images missing
+# image: the Dockerfile built with Debian's podman (runc, cgroupfs: see deploy/docker/podman.sh), in Docker's image format
+# (the OCI format has no HEALTHCHECK). Base images missing
 # from podman's store are made from Debian's archive (deploy/docker/bases.sh). Tagged accelsel:VERSION; prints the
 # base's Debian version and the image size. image-test runs it (deploy/docker/smoke-test.sh).
 IMAGE_PACKAGES := podman runc mmdebstrap uidmap
@@ -229,7 +230,7 @@ IMAGE ?= localhost/accelsel:$(VERSION)
 image:
 	$(call install_missing,$(IMAGE_PACKAGES))
 	$(SUDO) ./deploy/docker/bases.sh
-	$(SUDO) ./deploy/docker/podman.sh build --layers -t $(IMAGE) \
+	$(SUDO) ./deploy/docker/podman.sh build --layers --format docker -t $(IMAGE) \
 	  --build-arg VERSION=$(VERSION) \
 	  --build-arg REVISION=$$(git rev-parse --short HEAD 2>/dev/null || echo unknown) \
 	  --build-arg DEBIAN_VERSION=$$($(SUDO) ./deploy/docker/podman.sh run --rm docker.io/library/debian:bookworm-slim \

@@ -36,6 +36,14 @@ struct RunStreamOptions {
   absl::Duration publish_timeout = absl::Seconds(5);
   // How long Open waits for the first connection and for each JetStream API call.
   absl::Duration connect_timeout = absl::Seconds(5);
+  // Authentication and TLS of the connection; empty = not used. Each is checked when Open is called, and an error
+  // names the flag that set it (--nats_creds, --nats_user, --nats_tls_ca, --nats_tls_cert, --nats_tls_key).
+  std::string creds_file;  // NATS user credentials (JWT and seed), as `nsc` writes them
+  std::string user;        // user and password, for a server configured with them
+  std::string password;
+  std::string tls_ca_file;    // PEM CA bundle the server's certificate must chain to; set = TLS required
+  std::string tls_cert_file;  // PEM client certificate chain and key, for servers that verify clients (both or none)
+  std::string tls_key_file;
 };
 
 struct PublishItem {
@@ -77,6 +85,9 @@ class RunStream {
 
   // Whether the connection to NATS is up now.
   virtual bool Connected() = 0;
+
+  // The stream's last sequence now (0 for an empty stream), from JetStream's stream info.
+  virtual absl::StatusOr<uint64_t> LastSequence() = 0;
 };
 
 }  // namespace accelsel::cluster

@@ -4,12 +4,15 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "cluster/run_stream.h"
@@ -24,6 +27,64 @@ int64_t Millis(absl::Duration d) { return std::max<int64_t>(1, absl::ToInt64Mill
 std::string NatsError(natsStatus s) {
   const char* last = nats_GetLastError(nullptr);
   return (last != nullptr && *last != '\0') ? std::string(last) : std::string(natsStatus_GetText(s));
+}
+
+// The file's contents, or an error naming the flag that gave it: the library reads some files only when it
+// connects, and then reports a missing one as a connection failure.
+absl::StatusOr<std::string> ReadFlagFile(const char* flag, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::string text;
+  if (in) text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  if (!in || in.bad()) return absl::InvalidArgumentError(absl::StrCat(flag, ": cannot read ", path));
+  if (text.empty()) return absl::InvalidArgumentError(absl::StrCat(flag, ": ", path, " is empty"));
+  return text;
+}
+
+// Applies the authentication and TLS options; errors name their flag.
+absl::Status SetSecurity(const RunStreamOptions& o, natsOptions* opts) {
+  auto fail = [](const char* flag, natsStatus s) {
+    return absl::InvalidArgumentError(absl::StrCat(flag, ": ", NatsError(s)));
+  };
+  if (!o.creds_file.empty()) {
+    auto text = ReadFlagFile("--nats_creds", o.creds_file);
+    if (!text.ok()) return text.status();
+    if (text->find("NATS USER JWT") == std::string::npos || text->find("NKEY SEED") == std::string::npos) {
+      return absl::InvalidArgumentError(absl::StrCat("--nats_creds: ", o.creds_file,
+                                                     " is not a NATS credentials file (a user JWT and an nkey seed)"));
+    }
+    if (natsStatus s = natsOptions_SetUserCredentialsFromFiles(opts, o.creds_file.c_str(), nullptr); s != NATS_OK) {
+      return fail("--nats_creds", s);
+    }
+  }
+  if (o.user.empty() != o.password.empty()) {
+    return absl::InvalidArgumentError("--nats_user and --nats_password go together");
+  }
+  if (!o.user.empty()) {
+    if (natsStatus s = natsOptions_SetUserInfo(opts, o.user.c_str(), o.password.c_str()); s != NATS_OK) {
+      return fail("--nats_user", s);
+    }
+  }
+  if (o.tls_cert_file.empty() != o.tls_key_file.empty()) {
+    return absl::InvalidArgumentError("--nats_tls_cert and --nats_tls_key go together");
+  }
+  if (!o.tls_ca_file.empty()) {
+    if (auto text = ReadFlagFile("--nats_tls_ca", o.tls_ca_file); !text.ok()) return text.status();
+    if (natsStatus s = natsOptions_LoadCATrustedCertificates(opts, o.tls_ca_file.c_str()); s != NATS_OK) {
+      return fail("--nats_tls_ca", s);
+    }
+  }
+  if (!o.tls_cert_file.empty()) {
+    if (auto text = ReadFlagFile("--nats_tls_cert", o.tls_cert_file); !text.ok()) return text.status();
+    if (auto text = ReadFlagFile("--nats_tls_key", o.tls_key_file); !text.ok()) return text.status();
+    if (natsStatus s = natsOptions_LoadCertificatesChain(opts, o.tls_cert_file.c_str(), o.tls_key_file.c_str());
+        s != NATS_OK) {
+      return fail("--nats_tls_cert/--nats_tls_key", s);
+    }
+  }
+  if (!o.tls_ca_file.empty() || !o.tls_cert_file.empty()) {
+    if (natsStatus s = natsOptions_SetSecure(opts, true); s != NATS_OK) return fail("--nats_tls_ca", s);
+  }
+  return absl::OkStatus();
 }
 
 class NatsRunStream final : public RunStream {
@@ -55,9 +116,16 @@ class NatsRunStream final : public RunStream {
     if (s == NATS_OK) s = natsOptions_SetReconnectedCB(opts, &NatsRunStream::OnConnectionEvent, (void*)"reconnected");
     if (s == NATS_OK) s = natsOptions_SetClosedCB(opts, &NatsRunStream::OnConnectionEvent, (void*)"closed");
     if (s != NATS_OK) return absl::InvalidArgumentError(absl::StrCat("--nats: ", NatsError(s)));
+    if (absl::Status st = SetSecurity(options_, opts); !st.ok()) return st;
     s = natsConnection_Connect(&nc_, opts);
     if (s != NATS_OK) {
-      return absl::UnavailableError(absl::StrCat("cannot connect to NATS (--nats): ", NatsError(s)));
+      std::string error = NatsError(s);
+      // A TLS failure without a CA of our own is most often a server certificate from a private CA.
+      if (options_.tls_ca_file.empty() &&
+          (s == NATS_SSL_ERROR || absl::StrContains(error, "SSL") || absl::StrContains(error, "certificate"))) {
+        absl::StrAppend(&error, " (a server certificate from a private CA needs --nats_tls_ca)");
+      }
+      return absl::UnavailableError(absl::StrCat("cannot connect to NATS (--nats): ", error));
     }
     jsOptions jo;
     jsOptions_Init(&jo);
@@ -164,6 +232,19 @@ class NatsRunStream final : public RunStream {
   }
 
   bool Connected() override { return nc_ != nullptr && natsConnection_Status(nc_) == NATS_CONN_STATUS_CONNECTED; }
+
+  absl::StatusOr<uint64_t> LastSequence() override {
+    jsStreamInfo* info = nullptr;
+    jsErrCode jerr = static_cast<jsErrCode>(0);
+    natsStatus s = js_GetStreamInfo(&info, js_, options_.stream.c_str(), nullptr, &jerr);
+    if (s != NATS_OK) {
+      return absl::UnavailableError(absl::StrCat("cannot read the info of stream ", options_.stream, ": ", NatsError(s),
+                                                 " (JetStream error ", jerr, ")"));
+    }
+    const uint64_t last = info->State.LastSeq;
+    jsStreamInfo_Destroy(info);
+    return last;
+  }
 
  private:
   absl::Status CreateStream() {

@@ -27,32 +27,76 @@ absl::StatusOr<std::unique_ptr<ClusterIngest>> ClusterIngest::Start(const Cluste
   so.replicas = options.stream_replicas;
   so.duplicate_window = options.duplicate_window;
   so.publish_timeout = options.publish_timeout;
+  so.creds_file = options.creds_file;
+  so.user = options.user;
+  so.password = options.password;
+  so.tls_ca_file = options.tls_ca_file;
+  so.tls_cert_file = options.tls_cert_file;
+  so.tls_key_file = options.tls_key_file;
   auto stream = cluster::RunStream::Open(so);
   if (!stream.ok()) return stream.status();
+  // Asked before subscribing: whatever the stream held then is what this replica must hold before it is SERVING.
+  auto last = (*stream)->LastSequence();
+  if (!last.ok()) return last.status();
   if (absl::Status st = (*stream)->Subscribe(applied); !st.ok()) return st;
   log::Info("cluster_start", {{"stream", options.stream},
                               {"subject", options.subject},
                               {"replicas", static_cast<int64_t>(options.stream_replicas)},
-                              {"applied_sequence", applied}});
+                              {"applied_sequence", applied},
+                              {"stream_last_sequence", *last}});
   return std::unique_ptr<ClusterIngest>(
-      new ClusterIngest(options, store, metrics, std::move(on_applied), *std::move(stream), applied));
+      new ClusterIngest(options, store, metrics, std::move(on_applied), *std::move(stream), applied, *last));
 }
 
 ClusterIngest::ClusterIngest(const ClusterOptions& options, storage::TelemetryStore* store, Metrics* metrics,
                              IngestQueue::OnStored on_applied, std::unique_ptr<cluster::RunStream> stream,
-                             uint64_t applied)
+                             uint64_t applied, uint64_t catch_up_sequence)
     : options_(options),
       store_(store),
       series_(metrics->EnableCluster()),
       on_applied_(std::move(on_applied)),
       stream_(std::move(stream)),
-      applied_sequence_(applied) {
+      applied_sequence_(applied),
+      catch_up_sequence_(catch_up_sequence),
+      started_(absl::Now()) {
   series_.applied_sequence->Set(static_cast<double>(applied));
+  // A stream that was empty, or one that holds nothing this replica has not applied, leaves nothing to catch up.
+  if (applied >= catch_up_sequence) MarkCaughtUp();
   publisher_ = std::thread([this] { PublishLoop(); });
   applier_ = std::thread([this] { ApplyLoop(); });
 }
 
 ClusterIngest::~ClusterIngest() { Stop(); }
+
+bool ClusterIngest::caught_up() const {
+  absl::MutexLock lock(&ready_mu_);
+  return caught_up_;
+}
+
+void ClusterIngest::OnCaughtUp(std::function<void()> fn) {
+  {
+    absl::MutexLock lock(&ready_mu_);
+    if (!caught_up_) {
+      on_caught_up_ = std::move(fn);
+      return;
+    }
+  }
+  fn();
+}
+
+void ClusterIngest::MarkCaughtUp() {
+  std::function<void()> fn;
+  {
+    absl::MutexLock lock(&ready_mu_);
+    if (caught_up_) return;
+    caught_up_ = true;
+    fn = std::move(on_caught_up_);
+  }
+  log::Info("cluster_caught_up", {{"applied_sequence", applied_sequence()},
+                                  {"stream_last_sequence", catch_up_sequence_},
+                                  {"seconds", absl::ToDoubleSeconds(absl::Now() - started_)}});
+  if (fn) fn();
+}
 
 void ClusterIngest::Submit(IngestSink* sink, std::unique_ptr<v1::RunReport> report, uint64_t sequence) {
   IngestItem item{std::move(report), sequence};
@@ -195,6 +239,7 @@ void ClusterIngest::ApplyLoop() {
       ptrs.push_back(&r);
     }
     if (last == applied_sequence()) continue;
+    if (options_.before_apply) options_.before_apply();
     const std::string position = absl::StrCat(last);
     // A write error (disk full) is retried with the same messages: the position only moves with the runs.
     absl::StatusOr<std::vector<storage::AppendResult>> results;
@@ -215,6 +260,7 @@ void ClusterIngest::ApplyLoop() {
     series_.applied_sequence->Set(static_cast<double>(last));
     series_.apply_lag->Set(static_cast<double>(messages.back().pending));
     if (on_applied_ && !stored.empty()) on_applied_(stored);
+    if (last >= catch_up_sequence_) MarkCaughtUp();
   }
 }
 

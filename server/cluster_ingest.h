@@ -8,17 +8,20 @@
 //   appends each batch of messages with AppendRunsWithMeta, the new position in the same WriteBatch. The run-id
 //   check of AppendRuns makes the apply idempotent; `on_applied` (observed statistics, trainer counters, decision
 //   joins) sees the runs this replica stored, so every replica's state follows the stream, not its own clients.
+// A replica is caught up once it applied the stream up to the stream's last sequence as of Start (at once when it
+// already had, or the stream was empty); the server reports SERVING in its health check only from then on.
 //
 // Thread safety: Submit from any number of threads, also concurrently with Stop; Stop is idempotent (and called by
-// the destructor). mu_ guards the hand-over to the publisher; the batch being published and the applier's state
-// belong to their threads. Ownership: owns the RunStream and both threads; borrows the store, the metrics and every
-// sink (until its reports came back), which must outlive it.
+// the destructor). mu_ guards the hand-over to the publisher, ready_mu_ the caught-up flag and its callback; the
+// batch being published and the applier's state belong to their threads. Ownership: owns the RunStream and both
+// threads; borrows the store, the metrics and every sink (until its reports came back), which must outlive it.
 #ifndef ACCELSEL_SERVER_CLUSTER_INGEST_H_
 #define ACCELSEL_SERVER_CLUSTER_INGEST_H_
 
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -52,6 +55,12 @@ class ClusterIngest {
 
   // The last stream sequence applied to the store.
   uint64_t applied_sequence() const { return applied_sequence_.load(std::memory_order_acquire); }
+  // The stream's last sequence when Start asked; caught up = applied up to it.
+  uint64_t catch_up_sequence() const { return catch_up_sequence_; }
+  bool caught_up() const ABSL_LOCKS_EXCLUDED(ready_mu_);
+  // Runs `fn` once this replica is caught up: at once, on the calling thread, when it is already; otherwise on the
+  // applier thread when it gets there (never, if it is stopped first). One callback at a time; a second replaces it.
+  void OnCaughtUp(std::function<void()> fn) ABSL_LOCKS_EXCLUDED(ready_mu_);
 
  private:
   struct Pending {
@@ -60,11 +69,14 @@ class ClusterIngest {
     absl::Status status;  // the stream's answer for this report
   };
   ClusterIngest(const ClusterOptions& options, storage::TelemetryStore* store, Metrics* metrics,
-                IngestQueue::OnStored on_applied, std::unique_ptr<cluster::RunStream> stream, uint64_t applied);
+                IngestQueue::OnStored on_applied, std::unique_ptr<cluster::RunStream> stream, uint64_t applied,
+                uint64_t catch_up_sequence);
   void PublishLoop() ABSL_LOCKS_EXCLUDED(mu_);
   void ApplyLoop();
   // Hands each sink its reports of the batch: OK ones in one call, failed ones in another.
   void Complete();
+  // The constructor or the applier thread: marks the replica caught up (once) and runs the callback, if any.
+  void MarkCaughtUp() ABSL_LOCKS_EXCLUDED(ready_mu_);
 
   const ClusterOptions options_;
   storage::TelemetryStore* const store_;  // not owned
@@ -73,6 +85,11 @@ class ClusterIngest {
   std::unique_ptr<cluster::RunStream> stream_;
   std::atomic<uint64_t> applied_sequence_;
   std::atomic<bool> stop_applier_{false};
+  const uint64_t catch_up_sequence_;
+  const absl::Time started_;
+  mutable absl::Mutex ready_mu_;
+  bool caught_up_ ABSL_GUARDED_BY(ready_mu_) = false;
+  std::function<void()> on_caught_up_ ABSL_GUARDED_BY(ready_mu_);
   absl::Mutex mu_;
   std::deque<Pending> pending_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

@@ -142,6 +142,15 @@ ABSL_FLAG(absl::Duration, nats_duplicate_window, Defaults().cluster.duplicate_wi
           "repeats by run id)");
 ABSL_FLAG(absl::Duration, nats_publish_timeout, Defaults().cluster.publish_timeout,
           "Reports the stream has not acknowledged within this are answered UNAVAILABLE, for the node to resend");
+ABSL_FLAG(std::string, nats_creds, "",
+          "NATS user credentials file (user JWT and nkey seed, as nsc writes it) for the --nats connection");
+ABSL_FLAG(std::string, nats_user, "", "User name for the --nats connection (with --nats_password)");
+ABSL_FLAG(std::string, nats_password, "", "Password for the --nats connection (with --nats_user)");
+ABSL_FLAG(std::string, nats_tls_ca, "",
+          "PEM CA bundle the NATS servers' certificates must chain to; set = the --nats connection uses TLS");
+ABSL_FLAG(std::string, nats_tls_cert, "",
+          "PEM client certificate chain for NATS servers that verify clients (mutual TLS; with --nats_tls_key)");
+ABSL_FLAG(std::string, nats_tls_key, "", "PEM private key of --nats_tls_cert");
 
 ABSL_FLAG(accelsel::log::Level, log_level, accelsel::log::Level::kInfo,
           "Least severe log line written to stderr (one JSON object per line): debug, info, warn or error");
@@ -225,6 +234,12 @@ int main(int argc, char** argv) {
   options.cluster.stream_replicas = absl::GetFlag(FLAGS_nats_stream_replicas);
   options.cluster.duplicate_window = absl::GetFlag(FLAGS_nats_duplicate_window);
   options.cluster.publish_timeout = absl::GetFlag(FLAGS_nats_publish_timeout);
+  options.cluster.creds_file = absl::GetFlag(FLAGS_nats_creds);
+  options.cluster.user = absl::GetFlag(FLAGS_nats_user);
+  options.cluster.password = absl::GetFlag(FLAGS_nats_password);
+  options.cluster.tls_ca_file = absl::GetFlag(FLAGS_nats_tls_ca);
+  options.cluster.tls_cert_file = absl::GetFlag(FLAGS_nats_tls_cert);
+  options.cluster.tls_key_file = absl::GetFlag(FLAGS_nats_tls_key);
   if (!options.cluster.nats_servers.empty()) {
     if (!accelsel::cluster::RunStream::Available()) {
       std::cerr << "accelsel-server: --nats: this build has no NATS client (install libnats-dev and rebuild)\n";

@@ -33,6 +33,16 @@ struct ClusterOptions {
   absl::Duration publish_timeout = absl::Seconds(5);
   // Reports per publish batch, and stream messages per applied WriteBatch, at most.
   size_t max_batch = 1024;
+  // Authentication and TLS of the NATS connection (cluster::RunStreamOptions); empty = not used.
+  std::string creds_file;
+  std::string user;
+  std::string password;
+  std::string tls_ca_file;
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  // TEST HOOK: runs on the applier thread before it stores each batch of stream messages (a test blocks here to
+  // hold a replica behind the stream).
+  std::function<void()> before_apply;
 };
 
 struct DecisionLogOptions {

@@ -21,6 +21,7 @@
 #include "grpcpp/security/tls_certificate_provider.h"
 #include "grpcpp/security/tls_credentials_options.h"
 #include "grpcpp/server_builder.h"
+#include "server/cluster_ingest.h"
 #include "server/interceptors.h"
 #include "server/model_manager.h"
 #include "util/file.h"
@@ -209,9 +210,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   if (s->grpc_server_ == nullptr || s->port_ == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen, " (address in use or not local?)"));
   }
-  auto* health = s->grpc_server_->GetHealthCheckService();
-  health->SetServingStatus("", true);
-  health->SetServingStatus(kSelectorServiceName, true);
+  // In cluster mode a replica is SERVING only once it applied what the stream held at start-up: a new replica on an
+  // empty folder bootstraps from the stream before a load balancer sends it traffic (selects are answered meanwhile).
+  ClusterIngest* cluster = s->core_->cluster();
+  s->SetServing(cluster == nullptr);
+  if (cluster != nullptr) cluster->OnCaughtUp([server = s.get()] { server->SetServing(true); });
   s->core_->models().Start();
   if (options.config_watch_interval > absl::ZeroDuration() &&
       (s->access_->auth_enabled() || !options.tls_cert_file.empty())) {
@@ -276,6 +279,15 @@ void Server::WatchFiles() {
 }
 
 Server::~Server() { Shutdown(); }
+
+void Server::SetServing(bool serving) {
+  // Under mu_, so that a replica catching up during Shutdown cannot turn SERVING again after it.
+  absl::MutexLock lock(&mu_);
+  if (shut_down_) return;
+  auto* health = grpc_server_->GetHealthCheckService();
+  health->SetServingStatus("", serving);
+  health->SetServingStatus(kSelectorServiceName, serving);
+}
 
 void Server::Shutdown() {
   {

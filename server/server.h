@@ -51,6 +51,8 @@ class Server {
 
  private:
   Server() = default;
+  // The health check's status of the server and of the selector service; nothing after Shutdown began.
+  void SetServing(bool serving) ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status ReloadTokens(absl::string_view source);
   void CheckTlsFiles(absl::string_view source);
   // The watch thread's loop: every options_.config_watch_interval until Shutdown.

@@ -40,6 +40,9 @@ head -n 1 "${src}/data/examples/reports.jsonl" |
   sed 's/"runId":"[^"]*"/"runId":"smoke-run-1"/; s/"nodeId":"[^"]*"/"nodeId":"smoke-node"/' >"${work}/report.jsonl"
 chmod 0644 "${work}/report.jsonl"
 "${podman[@]}" volume create "accelsel-${tag}" >/dev/null
+# The Dockerfile's HEALTHCHECK survives only in Docker's image format (make image builds with --format docker).
+"${podman[@]}" image inspect -f '{{json .HealthCheck}}' "${image}" | grep -q '"health"' ||
+  fail "the image has no HEALTHCHECK (built in the OCI format?)"
 
 start() {
   ctr="accelsel-${tag}-$1"

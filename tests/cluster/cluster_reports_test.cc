@@ -17,11 +17,13 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "client/client.h"
 #include "client/telemetry_sender.h"
 #include "cluster/run_stream.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "server/cluster_ingest.h"
 #include "server/server.h"
@@ -70,7 +72,8 @@ bool Accepts(int port) {
   return ok;
 }
 
-// A nats-server with JetStream on 127.0.0.1, killed (by its pid) with the object.
+// A nats-server with JetStream on 127.0.0.1, killed (by its pid) with the object. `extra` are more command-line
+// options (TLS, users).
 class NatsServer {
  public:
   static std::string Binary() {
@@ -80,7 +83,8 @@ class NatsServer {
     return "";
   }
 
-  explicit NatsServer(const std::string& dir) : dir_(dir) {}
+  explicit NatsServer(const std::string& dir, std::vector<std::string> extra = {})
+      : dir_(dir), extra_(std::move(extra)) {}
   ~NatsServer() { Kill(); }
 
   // Starts it and waits until it accepts connections. Again after Kill: on the same port and store.
@@ -92,6 +96,7 @@ class NatsServer {
     const std::string log = dir_ + "/nats-server.log";
     const std::string binary = Binary();
     std::vector<std::string> args = {binary, "-js", "-a", "127.0.0.1", "-p", port, "-sd", store, "-l", log};
+    args.insert(args.end(), extra_.begin(), extra_.end());
     std::vector<char*> argv;
     for (std::string& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -120,6 +125,7 @@ class NatsServer {
 
  private:
   const std::string dir_;
+  const std::vector<std::string> extra_;
   pid_t pid_ = 0;
   int port_ = 0;
 };
@@ -139,12 +145,17 @@ class ClusterReportsTest : public ::testing::Test {
     if (!root_.empty() && !HasFailure()) std::filesystem::remove_all(root_);
   }
 
-  // A replica on its own data folder. JetStream may still be starting when the port accepts: retried, bounded.
-  std::unique_ptr<server::Server> StartReplica(const std::string& name) {
+  server::ServerOptions ReplicaOptions(const std::string& name) {
     server::ServerOptions o = TestOptions(root_ + "/" + name);
     o.cluster.nats_servers = {nats_->url()};
     o.cluster.publish_timeout = absl::Seconds(3);
     o.shutdown_grace = absl::Seconds(1);
+    return o;
+  }
+
+  // A replica on its own data folder. JetStream may still be starting when the port accepts: retried, bounded.
+  std::unique_ptr<server::Server> StartReplica(const std::string& name) { return StartReplica(ReplicaOptions(name)); }
+  std::unique_ptr<server::Server> StartReplica(const server::ServerOptions& o) {
     absl::StatusOr<std::unique_ptr<server::Server>> s;
     WaitFor(
         [&] {
@@ -206,6 +217,27 @@ class ClusterReportsTest : public ::testing::Test {
   }
 
   static uint64_t Count(server::Server& s) { return s.core().store()->RunCount(); }
+
+  // The health check's answer for the server ("") or the selector service; UNKNOWN when the call fails.
+  static grpc::health::v1::HealthCheckResponse::ServingStatus Health(server::Server& s, const std::string& service) {
+    Connection c = Connect(s.port());
+    auto stub = grpc::health::v1::Health::NewStub(c.channel);
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    grpc::health::v1::HealthCheckRequest req;
+    req.set_service(service);
+    grpc::health::v1::HealthCheckResponse resp;
+    if (!stub->Check(&ctx, req, &resp).ok()) return grpc::health::v1::HealthCheckResponse::UNKNOWN;
+    return resp.status();
+  }
+  static bool Serving(server::Server& s) {
+    return Health(s, "") == grpc::health::v1::HealthCheckResponse::SERVING &&
+           Health(s, "accelsel.v1.AcceleratorSelector") == grpc::health::v1::HealthCheckResponse::SERVING;
+  }
+  static bool NotServing(server::Server& s) {
+    return Health(s, "") == grpc::health::v1::HealthCheckResponse::NOT_SERVING &&
+           Health(s, "accelsel.v1.AcceleratorSelector") == grpc::health::v1::HealthCheckResponse::NOT_SERVING;
+  }
 
   static void ExpectStored(server::Server& s, const std::vector<v1::RunReport>& reports) {
     for (const v1::RunReport& r : reports) {
@@ -348,6 +380,135 @@ TEST_F(ClusterReportsTest, StartFailsClearlyWhenNoNatsServerAnswers) {
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.status().code(), absl::StatusCode::kUnavailable) << s.status();
   EXPECT_NE(s.status().message().find("NATS"), std::string::npos) << s.status();
+}
+
+TEST_F(ClusterReportsTest, ANewReplicaIsServingOnlyOnceItAppliedWhatTheStreamHeld) {
+  constexpr int kN = 200;
+  const absl::Duration kBound = absl::Seconds(20);
+  // The stream is empty when A starts: nothing to catch up, SERVING at once.
+  std::unique_ptr<server::Server> a = StartReplica("a");
+  ASSERT_NE(a, nullptr);
+  EXPECT_TRUE(Serving(*a));
+  Register(*a, "s-a");
+  Register(*a, "s-b");
+  EXPECT_EQ(Report(*a, Reports("run-", kN), v1::RunAck::RESULT_DURABLE), uint64_t{kN});
+  ASSERT_TRUE(WaitFor([&] { return Count(*a) == kN; }, kBound)) << "a=" << Count(*a);
+
+  // C on an empty folder, its applier held before it stores anything: NOT_SERVING, though it answers RPCs.
+  absl::Notification release;
+  server::ServerOptions o = ReplicaOptions("c");
+  o.cluster.before_apply = [&release] { release.WaitForNotificationWithTimeout(absl::Seconds(30)); };
+  std::unique_ptr<server::Server> c = StartReplica(o);
+  ASSERT_NE(c, nullptr);
+  EXPECT_GE(c->core().cluster()->catch_up_sequence(), uint64_t{kN});
+  EXPECT_TRUE(NotServing(*c));
+  EXPECT_EQ(Count(*c), 0u);
+  EXPECT_NE(Select(*c).code(), absl::StatusCode::kUnavailable);
+  release.Notify();
+  // From here it may turn SERVING at any poll; whenever it says so, it holds every run the stream held.
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        if (!Serving(*c)) return false;
+        EXPECT_EQ(Count(*c), uint64_t{kN});
+        return true;
+      },
+      kBound))
+      << "c=" << Count(*c);
+  EXPECT_EQ(Count(*c), uint64_t{kN});
+  EXPECT_TRUE(c->core().cluster()->caught_up());
+
+  // Restarted on its folder with nothing new in the stream: caught up at once.
+  c.reset();
+  c = StartReplica("c");
+  ASSERT_NE(c, nullptr);
+  EXPECT_TRUE(Serving(*c));
+  EXPECT_EQ(Count(*c), uint64_t{kN});
+}
+
+// Mutual TLS and a user with a password on the NATS connection: the CA, the client certificate and the password
+// are each needed; bad files are refused before any connection, naming their flag. (Credentials files need an
+// operator-mode NATS server with JWTs, which this test does not set up: only their file checks are tested.)
+TEST_F(ClusterReportsTest, TlsCertificatesAndPasswordsForTheNatsConnection) {
+  const std::string certs = root_ + "/certs";
+  const std::string cmd = std::string(ACCELSEL_TEST_SOURCE_DIR) + "/tests/server/make_test_certs.sh " + certs;
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  nats_.reset();
+  const std::string dir = root_ + "/nats-tls";
+  std::filesystem::create_directories(dir);
+  nats_ = std::make_unique<NatsServer>(
+      dir, std::vector<std::string>{"--tls", "--tlscert", certs + "/server.pem", "--tlskey", certs + "/server.key",
+                                    "--tlscacert", certs + "/ca.pem", "--tlsverify", "--user", "replica", "--pass",
+                                    "s3cret"});
+  ASSERT_TRUE(nats_->Start()) << "nats-server did not start; see " << dir << "/nats-server.log";
+  auto secured = [&](const std::string& name) {
+    server::ServerOptions o = ReplicaOptions(name);
+    o.cluster.tls_ca_file = certs + "/ca.pem";
+    o.cluster.tls_cert_file = certs + "/client.pem";
+    o.cluster.tls_key_file = certs + "/client.key";
+    o.cluster.user = "replica";
+    o.cluster.password = "s3cret";
+    return o;
+  };
+  std::unique_ptr<server::Server> a = StartReplica(secured("a"));
+  ASSERT_NE(a, nullptr);
+  Register(*a, "s-a");
+  Register(*a, "s-b");
+  const std::vector<v1::RunReport> reports = Reports("tls-", 20);
+  EXPECT_EQ(Report(*a, reports, v1::RunAck::RESULT_DURABLE), uint64_t{20});
+  ASSERT_TRUE(WaitFor([&] { return Count(*a) == 20; }, absl::Seconds(20))) << "a=" << Count(*a);
+  ExpectStored(*a, reports);
+  EXPECT_TRUE(Serving(*a));
+
+  // Each missing piece refuses the start (the server is up: these are not start-up races).
+  auto refused = [&](const server::ServerOptions& o, absl::StatusCode code, const std::string& words) {
+    auto s = server::Server::Start(o);
+    ASSERT_FALSE(s.ok()) << words;
+    EXPECT_EQ(s.status().code(), code) << s.status();
+    EXPECT_NE(s.status().message().find(words), std::string::npos) << s.status();
+  };
+  server::ServerOptions o = secured("no-ca");
+  o.cluster.tls_ca_file.clear();
+  refused(o, absl::StatusCode::kUnavailable, "--nats_tls_ca");
+  o = secured("no-cert");
+  o.cluster.tls_cert_file.clear();
+  o.cluster.tls_key_file.clear();
+  refused(o, absl::StatusCode::kUnavailable, "cannot connect to NATS");
+  o = secured("wrong-password");
+  o.cluster.password = "guess";
+  refused(o, absl::StatusCode::kUnavailable, "cannot connect to NATS");
+
+  // Unreadable or broken files, and half-given pairs: refused naming the flag.
+  const std::string junk = root_ + "/junk.pem";
+  {
+    FILE* f = fopen(junk.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    fputs("not a certificate\n", f);
+    fclose(f);
+  }
+  o = secured("bad");
+  o.cluster.tls_ca_file = root_ + "/missing.pem";
+  refused(o, absl::StatusCode::kInvalidArgument, "--nats_tls_ca");
+  o = secured("bad");
+  o.cluster.tls_ca_file = junk;
+  refused(o, absl::StatusCode::kInvalidArgument, "--nats_tls_ca");
+  o = secured("bad");
+  o.cluster.tls_cert_file = junk;
+  refused(o, absl::StatusCode::kInvalidArgument, "--nats_tls_cert");
+  o = secured("bad");
+  o.cluster.tls_key_file = root_ + "/missing.key";
+  refused(o, absl::StatusCode::kInvalidArgument, "--nats_tls_key");
+  o = secured("bad");
+  o.cluster.tls_key_file.clear();
+  refused(o, absl::StatusCode::kInvalidArgument, "--nats_tls_cert and --nats_tls_key");
+  o = secured("bad");
+  o.cluster.password.clear();
+  refused(o, absl::StatusCode::kInvalidArgument, "--nats_user and --nats_password");
+  o = secured("bad");
+  o.cluster.creds_file = root_ + "/missing.creds";
+  refused(o, absl::StatusCode::kInvalidArgument, "--nats_creds");
+  o = secured("bad");
+  o.cluster.creds_file = junk;
+  refused(o, absl::StatusCode::kInvalidArgument, "--nats_creds");
 }
 
 }  // namespace
