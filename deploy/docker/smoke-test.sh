@@ -41,8 +41,8 @@ head -n 1 "${src}/data/examples/reports.jsonl" |
 chmod 0644 "${work}/report.jsonl"
 "${podman[@]}" volume create "accelsel-${tag}" >/dev/null
 # The Dockerfile's HEALTHCHECK survives only in Docker's image format (make image builds with --format docker).
-"${podman[@]}" image inspect -f '{{json .HealthCheck}}' "${image}" | grep -q '"health"' ||
-  fail "the image has no HEALTHCHECK (built in the OCI format?)"
+healthcheck="$("${podman[@]}" image inspect -f '{{json .HealthCheck}}' "${image}")"
+[[ "${healthcheck}" == *'"health"'* ]] || fail "the image has no HEALTHCHECK (built in the OCI format?): ${healthcheck}"
 
 start() {
   ctr="accelsel-${tag}-$1"
@@ -77,7 +77,9 @@ grep -q '"stored": *1' "${work}/report.json" || fail "the report was not stored:
 after="$(runs_stored)"
 ((after == seeded + 1)) || fail "runs stored ${after} after one report, expected $((seeded + 1))"
 echo "PASS: one report stored (${after} runs)"
-curl -sf "127.0.0.1:${metrics_port}/metrics" | grep -q '^accelsel_build_info' || fail "no accelsel_build_info on /metrics"
+# Into files first, then grep: with pipefail, `curl | grep -q` fails whenever grep exits before curl has written all.
+curl -sf "127.0.0.1:${metrics_port}/metrics" >"${work}/metrics.txt" || fail "GET /metrics failed"
+grep -q '^accelsel_build_info' "${work}/metrics.txt" || fail "no accelsel_build_info on /metrics"
 echo "PASS: metrics scraped"
 
 # SIGTERM as `podman stop` sends it (the Dockerfile's STOPSIGNAL); the server must drain and exit 0 well within
@@ -92,7 +94,8 @@ ctr=""
 start 2
 restarted="$(runs_stored)"
 ((restarted == after)) || fail "after a restart on the same volume ${restarted} runs stored, expected ${after}"
-"${podman[@]}" logs "${ctr}" 2>&1 | grep -q 'seed_start' && fail "the restarted container seeded again"
+"${podman[@]}" logs "${ctr}" >"${work}/log2.txt" 2>&1
+grep -q 'seed_start' "${work}/log2.txt" && fail "the restarted container seeded again"
 echo "PASS: the volume kept all ${restarted} runs across a restart"
 "${podman[@]}" stop -t 60 "${ctr}" >/dev/null
 echo "image smoke test passed: ${image} ($("${podman[@]}" image inspect -f '{{.Size}}' "${image}" | awk '{printf "%.0f MB", $1 / 1e6}'))"
