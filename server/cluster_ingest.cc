@@ -20,28 +20,15 @@ absl::StatusOr<std::unique_ptr<ClusterIngest>> ClusterIngest::Start(const Cluste
   if (stored->has_value() && !absl::SimpleAtoi(**stored, &applied)) {
     return absl::DataLossError(absl::StrCat("store meta ", kClusterAppliedSequenceKey, " is not a number: ", **stored));
   }
-  cluster::RunStreamOptions so;
-  so.servers = options.nats_servers;
-  so.stream = options.stream;
-  so.subject = options.subject;
-  so.replicas = options.stream_replicas;
-  so.duplicate_window = options.duplicate_window;
-  so.publish_timeout = options.publish_timeout;
-  so.creds_file = options.creds_file;
-  so.user = options.user;
-  so.password = options.password;
-  so.tls_ca_file = options.tls_ca_file;
-  so.tls_cert_file = options.tls_cert_file;
-  so.tls_key_file = options.tls_key_file;
-  auto stream = cluster::RunStream::Open(so);
+  auto stream = cluster::RunStream::Open(options.nats);
   if (!stream.ok()) return stream.status();
   // Asked before subscribing: whatever the stream held then is what this replica must hold before it is SERVING.
   auto last = (*stream)->LastSequence();
   if (!last.ok()) return last.status();
   if (absl::Status st = (*stream)->Subscribe(applied); !st.ok()) return st;
-  log::Info("cluster_start", {{"stream", options.stream},
-                              {"subject", options.subject},
-                              {"replicas", static_cast<int64_t>(options.stream_replicas)},
+  log::Info("cluster_start", {{"stream", options.nats.stream},
+                              {"subject", options.nats.subject},
+                              {"replicas", static_cast<int64_t>(options.nats.replicas)},
                               {"applied_sequence", applied},
                               {"stream_last_sequence", *last}});
   return std::unique_ptr<ClusterIngest>(

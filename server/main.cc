@@ -129,18 +129,18 @@ ABSL_FLAG(uint64_t, drift_window, uint64_t{Defaults().decision_log.drift_window}
           "Scored runs of the serving version in the drift window");
 ABSL_FLAG(double, ope_min_ess, Defaults().ope_min_ess,
           "Effective sample size the off-policy estimates need before the promotion rule uses them (0 = never)");
-ABSL_FLAG(std::vector<std::string>, nats, Defaults().cluster.nats_servers,
+ABSL_FLAG(std::vector<std::string>, nats, Defaults().cluster.nats.servers,
           "Cluster mode for reports (docs/SCALE.md): comma-separated NATS server URLs (nats://host:port) with "
           "JetStream. Each report is acknowledged once the stream holds it, and every replica applies the stream to "
           "its own --data_dir. Empty = single-process mode");
-ABSL_FLAG(std::string, nats_stream, Defaults().cluster.stream,
+ABSL_FLAG(std::string, nats_stream, Defaults().cluster.nats.stream,
           "JetStream stream of the reports (created if missing; subject accelsel.runs)");
-ABSL_FLAG(int, nats_stream_replicas, Defaults().cluster.stream_replicas,
+ABSL_FLAG(int, nats_stream_replicas, Defaults().cluster.nats.replicas,
           "Copies JetStream keeps of each report when it creates the stream (1..5, at most the NATS servers)");
-ABSL_FLAG(absl::Duration, nats_duplicate_window, Defaults().cluster.duplicate_window,
+ABSL_FLAG(absl::Duration, nats_duplicate_window, Defaults().cluster.nats.duplicate_window,
           "The stream drops a repeated run id within this window when it creates the stream (replicas catch older "
           "repeats by run id)");
-ABSL_FLAG(absl::Duration, nats_publish_timeout, Defaults().cluster.publish_timeout,
+ABSL_FLAG(absl::Duration, nats_publish_timeout, Defaults().cluster.nats.publish_timeout,
           "Reports the stream has not acknowledged within this are answered UNAVAILABLE, for the node to resend");
 ABSL_FLAG(std::string, nats_creds, "",
           "NATS user credentials file (user JWT and nkey seed, as nsc writes it) for the --nats connection");
@@ -229,31 +229,31 @@ int main(int argc, char** argv) {
   options.decision_log.drift_factor = absl::GetFlag(FLAGS_drift_factor);
   options.decision_log.drift_window = absl::GetFlag(FLAGS_drift_window);
   options.ope_min_ess = absl::GetFlag(FLAGS_ope_min_ess);
-  options.cluster.nats_servers = absl::GetFlag(FLAGS_nats);
-  options.cluster.stream = absl::GetFlag(FLAGS_nats_stream);
-  options.cluster.stream_replicas = absl::GetFlag(FLAGS_nats_stream_replicas);
-  options.cluster.duplicate_window = absl::GetFlag(FLAGS_nats_duplicate_window);
-  options.cluster.publish_timeout = absl::GetFlag(FLAGS_nats_publish_timeout);
-  options.cluster.creds_file = absl::GetFlag(FLAGS_nats_creds);
-  options.cluster.user = absl::GetFlag(FLAGS_nats_user);
-  options.cluster.password = absl::GetFlag(FLAGS_nats_password);
-  options.cluster.tls_ca_file = absl::GetFlag(FLAGS_nats_tls_ca);
-  options.cluster.tls_cert_file = absl::GetFlag(FLAGS_nats_tls_cert);
-  options.cluster.tls_key_file = absl::GetFlag(FLAGS_nats_tls_key);
-  if (!options.cluster.nats_servers.empty()) {
+  options.cluster.nats.servers = absl::GetFlag(FLAGS_nats);
+  options.cluster.nats.stream = absl::GetFlag(FLAGS_nats_stream);
+  options.cluster.nats.replicas = absl::GetFlag(FLAGS_nats_stream_replicas);
+  options.cluster.nats.duplicate_window = absl::GetFlag(FLAGS_nats_duplicate_window);
+  options.cluster.nats.publish_timeout = absl::GetFlag(FLAGS_nats_publish_timeout);
+  options.cluster.nats.creds_file = absl::GetFlag(FLAGS_nats_creds);
+  options.cluster.nats.user = absl::GetFlag(FLAGS_nats_user);
+  options.cluster.nats.password = absl::GetFlag(FLAGS_nats_password);
+  options.cluster.nats.tls_ca_file = absl::GetFlag(FLAGS_nats_tls_ca);
+  options.cluster.nats.tls_cert_file = absl::GetFlag(FLAGS_nats_tls_cert);
+  options.cluster.nats.tls_key_file = absl::GetFlag(FLAGS_nats_tls_key);
+  if (!options.cluster.nats.servers.empty()) {
     if (!accelsel::cluster::RunStream::Available()) {
       std::cerr << "accelsel-server: --nats: this build has no NATS client (install libnats-dev and rebuild)\n";
       return 2;
     }
-    for (const std::string& url : options.cluster.nats_servers) {
+    for (const std::string& url : options.cluster.nats.servers) {
       if (url.empty()) {
         std::cerr << "accelsel-server: --nats must be NATS URLs separated by commas, none empty\n";
         return 2;
       }
     }
-    if (options.cluster.stream_replicas < 1 || options.cluster.stream_replicas > 5 ||
-        options.cluster.duplicate_window <= absl::ZeroDuration() ||
-        options.cluster.publish_timeout <= absl::ZeroDuration() || options.cluster.stream.empty()) {
+    if (options.cluster.nats.replicas < 1 || options.cluster.nats.replicas > 5 ||
+        options.cluster.nats.duplicate_window <= absl::ZeroDuration() ||
+        options.cluster.nats.publish_timeout <= absl::ZeroDuration() || options.cluster.nats.stream.empty()) {
       std::cerr << "accelsel-server: --nats_stream_replicas must be in [1, 5], --nats_duplicate_window and "
                    "--nats_publish_timeout > 0, --nats_stream not empty\n";
       return 2;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "cluster/run_stream.h"
 #include "server/access.h"
 #include "server/validate.h"
 
@@ -20,26 +21,12 @@ class Env;
 namespace accelsel::server {
 
 struct ClusterOptions {
-  // NATS server URLs (nats://host:port). Empty = cluster mode off.
-  std::vector<std::string> nats_servers;
-  // The stream of reports and its subject; created if missing with the replicas and duplicate window below.
-  std::string stream = "ACCELSEL_RUNS";
-  std::string subject = "accelsel.runs";
-  // Copies of each report JetStream keeps (at most the number of NATS servers; 3 tolerates one lost server).
-  int stream_replicas = 1;
-  // Repeats of a run id within this window are dropped by the stream; later ones by the replicas' run-id check.
-  absl::Duration duplicate_window = absl::Minutes(2);
-  // A batch of reports the stream has not acknowledged within this is answered UNAVAILABLE (the client resends).
-  absl::Duration publish_timeout = absl::Seconds(5);
+  // The NATS connection and the stream of reports: servers (empty = cluster mode off), stream and subject, the
+  // stream's replicas and duplicate window, the publish timeout (a batch not acknowledged within it is answered
+  // UNAVAILABLE, and the client resends), authentication and TLS.
+  cluster::RunStreamOptions nats;
   // Reports per publish batch, and stream messages per applied WriteBatch, at most.
   size_t max_batch = 1024;
-  // Authentication and TLS of the NATS connection (cluster::RunStreamOptions); empty = not used.
-  std::string creds_file;
-  std::string user;
-  std::string password;
-  std::string tls_ca_file;
-  std::string tls_cert_file;
-  std::string tls_key_file;
   // TEST HOOK: runs on the applier thread before it stores each batch of stream messages (a test blocks here to
   // hold a replica behind the stream).
   std::function<void()> before_apply;

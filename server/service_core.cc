@@ -122,7 +122,7 @@ absl::Status ServiceCore::Init() {
     models_->WakeTrainer();
   };
   decision_log_ = std::make_unique<DecisionLog>(store_.get(), metrics_, options_.decision_log, std::move(hooks));
-  if (!options_.cluster.nats_servers.empty()) {
+  if (!options_.cluster.nats.servers.empty()) {
     // Last: the applier feeds OnStored, which reads the statistics, the decision log and the model manager.
     auto cluster = ClusterIngest::Start(options_.cluster, store_.get(), metrics_,
                                         [this](const std::vector<const v1::RunReport*>& stored) { OnStored(stored); });

@@ -133,7 +133,7 @@ class ServiceCore {
   std::unique_ptr<Executor> executor_;  // before models_, which uses it until it is destroyed
   std::unique_ptr<ModelManager> models_;
   std::unique_ptr<IngestQueue> ingest_;
-  // Cluster mode only (options.cluster.nats_servers): publishes reports and applies the stream (feeding OnStored).
+  // Cluster mode only (options.cluster.nats.servers): publishes reports and applies the stream (feeding OnStored).
   std::unique_ptr<ClusterIngest> cluster_;
   std::unique_ptr<RunRetention> retention_;  // null without options.run_retention; stopped before the store closes
   // After ingest_ (which hands it outcomes) and models_ (which its hooks read): destroyed before both.

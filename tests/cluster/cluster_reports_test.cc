@@ -147,8 +147,8 @@ class ClusterReportsTest : public ::testing::Test {
 
   server::ServerOptions ReplicaOptions(const std::string& name) {
     server::ServerOptions o = TestOptions(root_ + "/" + name);
-    o.cluster.nats_servers = {nats_->url()};
-    o.cluster.publish_timeout = absl::Seconds(3);
+    o.cluster.nats.servers = {nats_->url()};
+    o.cluster.nats.publish_timeout = absl::Seconds(3);
     o.shutdown_grace = absl::Seconds(1);
     return o;
   }
@@ -375,7 +375,7 @@ TEST_F(ClusterReportsTest, ReplicasConvergeDeduplicateCatchUpAndRefuseWithoutThe
 TEST_F(ClusterReportsTest, StartFailsClearlyWhenNoNatsServerAnswers) {
   server::ServerOptions o = TestOptions(root_ + "/lonely");
   nats_->Kill();
-  o.cluster.nats_servers = {absl::StrCat("nats://127.0.0.1:", FreePort())};
+  o.cluster.nats.servers = {absl::StrCat("nats://127.0.0.1:", FreePort())};
   auto s = server::Server::Start(o);
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.status().code(), absl::StatusCode::kUnavailable) << s.status();
@@ -442,11 +442,11 @@ TEST_F(ClusterReportsTest, TlsCertificatesAndPasswordsForTheNatsConnection) {
   ASSERT_TRUE(nats_->Start()) << "nats-server did not start; see " << dir << "/nats-server.log";
   auto secured = [&](const std::string& name) {
     server::ServerOptions o = ReplicaOptions(name);
-    o.cluster.tls_ca_file = certs + "/ca.pem";
-    o.cluster.tls_cert_file = certs + "/client.pem";
-    o.cluster.tls_key_file = certs + "/client.key";
-    o.cluster.user = "replica";
-    o.cluster.password = "s3cret";
+    o.cluster.nats.tls_ca_file = certs + "/ca.pem";
+    o.cluster.nats.tls_cert_file = certs + "/client.pem";
+    o.cluster.nats.tls_key_file = certs + "/client.key";
+    o.cluster.nats.user = "replica";
+    o.cluster.nats.password = "s3cret";
     return o;
   };
   std::unique_ptr<server::Server> a = StartReplica(secured("a"));
@@ -467,14 +467,14 @@ TEST_F(ClusterReportsTest, TlsCertificatesAndPasswordsForTheNatsConnection) {
     EXPECT_NE(s.status().message().find(words), std::string::npos) << s.status();
   };
   server::ServerOptions o = secured("no-ca");
-  o.cluster.tls_ca_file.clear();
+  o.cluster.nats.tls_ca_file.clear();
   refused(o, absl::StatusCode::kUnavailable, "--nats_tls_ca");
   o = secured("no-cert");
-  o.cluster.tls_cert_file.clear();
-  o.cluster.tls_key_file.clear();
+  o.cluster.nats.tls_cert_file.clear();
+  o.cluster.nats.tls_key_file.clear();
   refused(o, absl::StatusCode::kUnavailable, "cannot connect to NATS");
   o = secured("wrong-password");
-  o.cluster.password = "guess";
+  o.cluster.nats.password = "guess";
   refused(o, absl::StatusCode::kUnavailable, "cannot connect to NATS");
 
   // Unreadable or broken files, and half-given pairs: refused naming the flag.
@@ -486,28 +486,28 @@ TEST_F(ClusterReportsTest, TlsCertificatesAndPasswordsForTheNatsConnection) {
     fclose(f);
   }
   o = secured("bad");
-  o.cluster.tls_ca_file = root_ + "/missing.pem";
+  o.cluster.nats.tls_ca_file = root_ + "/missing.pem";
   refused(o, absl::StatusCode::kInvalidArgument, "--nats_tls_ca");
   o = secured("bad");
-  o.cluster.tls_ca_file = junk;
+  o.cluster.nats.tls_ca_file = junk;
   refused(o, absl::StatusCode::kInvalidArgument, "--nats_tls_ca");
   o = secured("bad");
-  o.cluster.tls_cert_file = junk;
+  o.cluster.nats.tls_cert_file = junk;
   refused(o, absl::StatusCode::kInvalidArgument, "--nats_tls_cert");
   o = secured("bad");
-  o.cluster.tls_key_file = root_ + "/missing.key";
+  o.cluster.nats.tls_key_file = root_ + "/missing.key";
   refused(o, absl::StatusCode::kInvalidArgument, "--nats_tls_key");
   o = secured("bad");
-  o.cluster.tls_key_file.clear();
+  o.cluster.nats.tls_key_file.clear();
   refused(o, absl::StatusCode::kInvalidArgument, "--nats_tls_cert and --nats_tls_key");
   o = secured("bad");
-  o.cluster.password.clear();
+  o.cluster.nats.password.clear();
   refused(o, absl::StatusCode::kInvalidArgument, "--nats_user and --nats_password");
   o = secured("bad");
-  o.cluster.creds_file = root_ + "/missing.creds";
+  o.cluster.nats.creds_file = root_ + "/missing.creds";
   refused(o, absl::StatusCode::kInvalidArgument, "--nats_creds");
   o = secured("bad");
-  o.cluster.creds_file = junk;
+  o.cluster.nats.creds_file = junk;
   refused(o, absl::StatusCode::kInvalidArgument, "--nats_creds");
 }
 
