@@ -329,6 +329,15 @@ const Metrics::ClusterSeries& Metrics::EnableCluster() {
                              "Stream messages after the last one this replica applied, when that one was delivered.");
   cluster_.applied_sequence =
       gauge("accelsel_cluster_applied_sequence", "Stream sequence of the last message this replica applied.");
+  cluster_.trainer = gauge("accelsel_cluster_trainer", "1 while this replica holds the trainer lease, else 0.");
+  cluster_.models_published = counter("accelsel_cluster_models_published_total",
+                                      "Serving versions this replica published to the others as the trainer.");
+  cluster_.models_installed = counter("accelsel_cluster_models_installed_total",
+                                      "Serving versions (or pins) another replica published that now serve here.");
+  cluster_.model_install_failures =
+      counter("accelsel_cluster_model_install_failures_total",
+              "Attempts to follow the serving pointer that failed (NATS away, a chunk missing, a blob that does not "
+              "load); retried every tick.");
   return cluster_;
 }
 

@@ -489,6 +489,30 @@ absl::StatusOr<uint64_t> ModelManager::Rollback() {
   return Pin(target);
 }
 
+absl::Status ModelManager::InstallReplicated(const storage::ModelBlob& blob, bool pinned) {
+  absl::MutexLock train_lock(&train_mu_);
+  auto m = model::MetaModel::Deserialize(blob.blob, blob.version);
+  if (!m.ok()) {
+    metrics_->model_rejections().Increment();
+    return absl::DataLossError(
+        absl::StrCat("replicated model version ", blob.version, " is unusable: ", m.status().message()));
+  }
+  auto stored = store_->GetModel(blob.version);
+  if (!stored.ok() || stored->blob != blob.blob) {
+    if (absl::Status st = store_->PutModel(blob); !st.ok()) return st;
+  }
+  auto next = store_->GetMeta(kNextVersionKey);
+  uint64_t next_version = 0;
+  if (next.ok() && next->has_value()) (void)absl::SimpleAtoi(**next, &next_version);
+  if (next_version <= blob.version) {
+    if (absl::Status st = store_->PutMeta(kNextVersionKey, absl::StrCat(blob.version + 1)); !st.ok()) return st;
+  }
+  auto serving = std::make_shared<ServingModel>();
+  serving->model = std::shared_ptr<const model::MetaModel>(std::move(*m));
+  serving->info = blob.info;
+  return Publish(std::move(serving), pinned);
+}
+
 void ModelManager::FillInfo(v1::GetModelInfoResponse* response) const {
   auto current = serving_.Get();
   response->set_pinned(pinned_);
@@ -541,6 +565,10 @@ void ModelManager::TrainerLoop() {
         options_.retrain_growth > 0 && fresh >= options_.retrain_growth_min_runs &&
         static_cast<double>(fresh) >=
             options_.retrain_growth * static_cast<double>(runs_at_last_train_.load(std::memory_order_relaxed));
+    // A replica that is not the cluster's trainer keeps its triggers (its counters follow the stream) and acts on
+    // them only once it holds the lease; a first model another replica published makes the initial one moot.
+    if (may_train_ && !may_train_()) continue;
+    want_initial = want_initial && serving_.Get() == nullptr;
     const bool woken = wake_.exchange(false, std::memory_order_relaxed);
     if (!(timer || count || growth || want_initial || woken)) continue;
     if (store_->RunCount() == 0) continue;

@@ -16,6 +16,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -97,6 +98,9 @@ class ModelManager {
   absl::Status Load() ABSL_LOCKS_EXCLUDED(train_mu_);
   // Starts the background trainer (if options.trainer_enabled).
   void Start();
+  // Cluster mode: the trainer retrains only while `may_train` says so (this replica holds the trainer lease,
+  // server/cluster_models.h); set before Start. Retrain RPCs are routed by the caller, not gated here.
+  void SetTrainingGate(std::function<bool()> may_train) { may_train_ = std::move(may_train); }
   // Stops a running training at its next boosting round (the retrain returns CANCELLED, nothing is promoted) and
   // the trainer loop; Stop() also joins it. Shutdown calls CancelTraining() first so that it never waits for a
   // long retrain, whether the trainer or a Retrain RPC runs it.
@@ -118,6 +122,13 @@ class ModelManager {
   // Serves the promoted version before the current one, and pins it.
   absl::StatusOr<uint64_t> Rollback() ABSL_LOCKS_EXCLUDED(train_mu_);
   void FillInfo(v1::GetModelInfoResponse* response) const;
+  bool pinned() const { return pinned_.load(); }
+
+  // Cluster mode: serves a version another replica trained (`blob` as it published it), pinned or not. The blob is
+  // stored first when this store lacks it or holds a different one under the same number (a candidate this
+  // replica trained and never promoted while it held the lease); one that does not load is refused (DATA_LOSS)
+  // and the serving version stays.
+  absl::Status InstallReplicated(const storage::ModelBlob& blob, bool pinned) ABSL_LOCKS_EXCLUDED(train_mu_);
 
   // Whether runs of this context are held out from training for evaluation (a fixed hash split by exact context,
   // about 20%), so that candidate and serving model are compared on tasks neither was trained on.
@@ -179,7 +190,8 @@ class ModelManager {
   std::atomic<uint64_t> runs_at_last_train_{0};  // store size when the last retrain read it
   std::atomic<bool> pinned_{false};              // written under train_mu_ (with the store's record), read lock-free
   std::atomic<bool> cancel_training_{false};
-  std::atomic<bool> wake_{false};  // WakeTrainer
+  std::atomic<bool> wake_{false};    // WakeTrainer
+  std::function<bool()> may_train_;  // set before Start; empty = always
 
   absl::Mutex train_mu_;  // one training, pin, rollback or load at a time
   absl::Mutex stop_mu_;

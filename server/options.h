@@ -27,6 +27,12 @@ struct ClusterOptions {
   cluster::RunStreamOptions nats;
   // Reports per publish batch, and stream messages per applied WriteBatch, at most.
   size_t max_batch = 1024;
+  // Models (docs/SCALE.md, "Cluster mode: models"): the trainer lease's period (a dead trainer is replaced within
+  // about two), this replica's name in the lease and in logs (empty = host name and process id), and how long a
+  // replica waits for the trainer's answer to a forwarded Retrain, PinModel or RollbackModel.
+  absl::Duration trainer_lease = absl::Seconds(10);
+  std::string replica_id;
+  absl::Duration control_timeout = absl::Minutes(10);
   // TEST HOOK: runs on the applier thread before it stores each batch of stream messages (a test blocks here to
   // hold a replica behind the stream).
   std::function<void()> before_apply;

@@ -128,6 +128,10 @@ absl::Status ServiceCore::Init() {
                                         [this](const std::vector<const v1::RunReport*>& stored) { OnStored(stored); });
     if (!cluster.ok()) return cluster.status();
     cluster_ = *std::move(cluster);
+    auto models =
+        ClusterModels::Start(options_.cluster, options_.trainer_enabled, store_.get(), models_.get(), metrics_);
+    if (!models.ok()) return models.status();
+    cluster_models_ = *std::move(models);
   }
   metrics_->runs_stored().Set(static_cast<double>(store_->RunCount()));
   metrics_->storage_bytes().Set(static_cast<double>(store_->ApproximateBytes()));
@@ -446,7 +450,7 @@ absl::Status ServiceCore::GetModelInfo(v1::GetModelInfoResponse* response) {
 }
 
 absl::Status ServiceCore::Retrain(v1::RetrainResponse* response) {
-  auto info = models_->RetrainNow();
+  auto info = cluster_models_ ? cluster_models_->Retrain() : models_->RetrainNow();
   if (!info.ok()) return info.status();
   *response->mutable_candidate() = *info;
   return absl::OkStatus();
@@ -482,14 +486,14 @@ absl::Status ServiceCore::QuarantineNode(const v1::QuarantineNodeRequest& reques
 }
 
 absl::Status ServiceCore::PinModel(const v1::PinModelRequest& request, v1::PinModelResponse* response) {
-  auto v = models_->Pin(request.version());
+  auto v = cluster_models_ ? cluster_models_->Pin(request.version()) : models_->Pin(request.version());
   if (!v.ok()) return v.status();
   response->set_serving_version(*v);
   return absl::OkStatus();
 }
 
 absl::Status ServiceCore::RollbackModel(v1::RollbackModelResponse* response) {
-  auto v = models_->Rollback();
+  auto v = cluster_models_ ? cluster_models_->Rollback() : models_->Rollback();
   if (!v.ok()) return v.status();
   response->set_serving_version(*v);
   return absl::OkStatus();
@@ -541,6 +545,7 @@ absl::Status ServiceCore::Backup(const v1::BackupRequest& request, v1::BackupRes
 void ServiceCore::Shutdown() {
   if (shut_down_.exchange(true)) return;
   if (models_) models_->CancelTraining();  // a running retrain (trainer or Retrain RPC) ends at its next round
+  if (cluster_models_) cluster_models_->CancelCalls();  // and a forwarded one stops waiting for the trainer
   {
     absl::MutexLock lock(&workers_mu_);
     refuse_workers_ = true;
@@ -548,6 +553,7 @@ void ServiceCore::Shutdown() {
         +[](int* n) { return *n == 0; }, &workers_));
   }
   if (retention_) retention_->Stop();
+  if (cluster_models_) cluster_models_->Stop();  // hands the trainer lease on before the trainer stops
   if (models_) models_->Stop();
   if (executor_) executor_->Shutdown();  // idle by now: the admin jobs ended with their worker slots
   if (ingest_) ingest_->Stop();

@@ -28,6 +28,7 @@
 #include "model/selector.h"
 #include "server/catalog.h"
 #include "server/cluster_ingest.h"
+#include "server/cluster_models.h"
 #include "server/decision_log.h"
 #include "server/executor.h"
 #include "server/ingest_queue.h"
@@ -103,6 +104,7 @@ class ServiceCore {
   storage::TelemetryStore* store() { return store_.get(); }
   // Null in single-process mode.
   ClusterIngest* cluster() { return cluster_.get(); }
+  ClusterModels* cluster_models() { return cluster_models_.get(); }
   model::ObservedStats& stats() { return stats_; }
   ModelManager& models() { return *models_; }
   DecisionLog& decisions() { return *decision_log_; }
@@ -135,6 +137,8 @@ class ServiceCore {
   std::unique_ptr<IngestQueue> ingest_;
   // Cluster mode only (options.cluster.nats.servers): publishes reports and applies the stream (feeding OnStored).
   std::unique_ptr<ClusterIngest> cluster_;
+  // Cluster mode only: the trainer lease and the serving pointer; stopped (in Shutdown) before models_.
+  std::unique_ptr<ClusterModels> cluster_models_;
   std::unique_ptr<RunRetention> retention_;  // null without options.run_retention; stopped before the store closes
   // After ingest_ (which hands it outcomes) and models_ (which its hooks read): destroyed before both.
   std::unique_ptr<DecisionLog> decision_log_;
