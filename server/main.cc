@@ -151,6 +151,11 @@ ABSL_FLAG(std::string, nats_tls_ca, "",
 ABSL_FLAG(std::string, nats_tls_cert, "",
           "PEM client certificate chain for NATS servers that verify clients (mutual TLS; with --nats_tls_key)");
 ABSL_FLAG(std::string, nats_tls_key, "", "PEM private key of --nats_tls_cert");
+ABSL_FLAG(absl::Duration, nats_trainer_lease, Defaults().cluster.trainer_lease,
+          "Cluster mode: the trainer lease's period. One replica with --trainer holds it and trains for all; if it "
+          "dies another takes over within about two periods (at least 1s)");
+ABSL_FLAG(std::string, replica_id, "",
+          "Cluster mode: this replica's name in the trainer lease and the logs (default: host name and process id)");
 
 ABSL_FLAG(accelsel::log::Level, log_level, accelsel::log::Level::kInfo,
           "Least severe log line written to stderr (one JSON object per line): debug, info, warn or error");
@@ -240,6 +245,8 @@ int main(int argc, char** argv) {
   options.cluster.nats.tls_ca_file = absl::GetFlag(FLAGS_nats_tls_ca);
   options.cluster.nats.tls_cert_file = absl::GetFlag(FLAGS_nats_tls_cert);
   options.cluster.nats.tls_key_file = absl::GetFlag(FLAGS_nats_tls_key);
+  options.cluster.trainer_lease = absl::GetFlag(FLAGS_nats_trainer_lease);
+  options.cluster.replica_id = absl::GetFlag(FLAGS_replica_id);
   if (!options.cluster.nats.servers.empty()) {
     if (!accelsel::cluster::RunStream::Available()) {
       std::cerr << "accelsel-server: --nats: this build has no NATS client (install libnats-dev and rebuild)\n";
@@ -253,9 +260,10 @@ int main(int argc, char** argv) {
     }
     if (options.cluster.nats.replicas < 1 || options.cluster.nats.replicas > 5 ||
         options.cluster.nats.duplicate_window <= absl::ZeroDuration() ||
-        options.cluster.nats.publish_timeout <= absl::ZeroDuration() || options.cluster.nats.stream.empty()) {
+        options.cluster.nats.publish_timeout <= absl::ZeroDuration() || options.cluster.nats.stream.empty() ||
+        options.cluster.trainer_lease < absl::Seconds(1)) {
       std::cerr << "accelsel-server: --nats_stream_replicas must be in [1, 5], --nats_duplicate_window and "
-                   "--nats_publish_timeout > 0, --nats_stream not empty\n";
+                   "--nats_publish_timeout > 0, --nats_stream not empty, --nats_trainer_lease at least 1s\n";
       return 2;
     }
   }

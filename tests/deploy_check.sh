@@ -79,13 +79,14 @@ if [[ -n "${python}" ]]; then
   if have kubectl; then
     kustomize_build() {
       kubectl kustomize deploy/kubernetes >/dev/null &&
-        kubectl kustomize deploy/kube-prometheus >"${tmp}/kube-prometheus-rendered.yaml"
+        kubectl kustomize deploy/kube-prometheus >"${tmp}/kube-prometheus-rendered.yaml" &&
+        kubectl kustomize deploy/kubernetes/cluster >"${tmp}/cluster-rendered.yaml"
     }
-    run "kubectl kustomize deploy/kubernetes and deploy/kube-prometheus" kustomize_build
+    run "kubectl kustomize deploy/kubernetes, deploy/kube-prometheus and deploy/kubernetes/cluster" kustomize_build
   else
     skip "kubectl kustomize" "kubectl not installed"
   fi
-  run "contracts: Dockerfile, kubernetes, kube-prometheus, alerts, dashboard, OPERATIONS.md" \
+  run "contracts: Dockerfile, kubernetes, kube-prometheus, kubernetes/cluster, alerts, dashboard, OPERATIONS.md" \
     "${python}" tests/deploy/check_contracts.py "${src}" "${tmp}"
   if have promtool && [[ -f "${tmp}/dashboard_rules.yml" ]]; then
     run "promtool parses every dashboard query" promtool check rules "${tmp}/dashboard_rules.yml"
@@ -129,10 +130,10 @@ if have node && [[ -n "${python}" ]] &&
   NODE_PATH="${node_path}" node -e "require.resolve('kubernetes-models/package.json')" 2>/dev/null; then
   k8s_validate() {
     "${python}" -c 'import json, sys, yaml
-print(json.dumps([d for f in sys.argv[1:] for d in yaml.safe_load_all(open(f))]))' deploy/kubernetes/*.yaml |
-      NODE_PATH="${node_path}" node tests/deploy/validate_k8s.js
+print(json.dumps([d for f in sys.argv[1:] for d in yaml.safe_load_all(open(f))]))' deploy/kubernetes/*.yaml \
+      deploy/kubernetes/cluster/*.yaml | NODE_PATH="${node_path}" node tests/deploy/validate_k8s.js
   }
-  run "kubernetes-models schema validation of deploy/kubernetes" k8s_validate
+  run "kubernetes-models schema validation of deploy/kubernetes and deploy/kubernetes/cluster" k8s_validate
 else
   skip "kubernetes schema validation" "node + npm package kubernetes-models not installed (npm install -g kubernetes-models)"
 fi

@@ -137,8 +137,9 @@ def load_manifests(kdir):
             # *.example.yaml: templates the operator copies and fills in (the tokens Secret), never applied as is.
             (examples if ".example." in name else docs).extend(loaded)
             text = open(os.path.join(kdir, name), encoding="utf-8").read()
+            where = os.path.join(kdir[kdir.rindex(os.sep + "deploy" + os.sep) + 1:], name)
             check("allow_insecure" not in text and "ACCELSEL_INSECURE" not in text,
-                  f"deploy/kubernetes/{name}: the manifests must not start the server in insecure mode")
+                  f"{where}: the manifests must not start the server in insecure mode")
     return docs, examples
 
 
@@ -178,6 +179,7 @@ def check_kubernetes(src, uid, docker_flags):
     check(spec.get("serviceName") in {s["metadata"]["name"] for s in by_kind.get("Service", [])},
           "StatefulSet: serviceName must name a Service in the manifests")
 
+    check_pod_hardening("StatefulSet", pod)
     containers = pod["containers"]
     check(len(containers) == 1, "StatefulSet: one container expected")
     c = containers[0]
@@ -243,6 +245,29 @@ def check_kubernetes(src, uid, docker_flags):
     annotated = scrape_annotated(docs)
     check(len(annotated) == 1, f"kubernetes: prometheus.io/scrape must be on exactly one object (the pod template), "
                                f"found on {annotated or 'none'}: pod and Service annotations scrape every series twice")
+
+
+def check_pod_hardening(where, pod):
+    """The rules every pod of the manifests follows: non-root, no service-account token, no service links, every
+    container with requests, a memory limit, a read-only root filesystem, no privilege escalation, no capabilities,
+    and startup, liveness and readiness probes."""
+    psc = pod.get("securityContext", {})
+    check(psc.get("runAsNonRoot") is True and isinstance(psc.get("runAsUser"), int) and psc["runAsUser"] > 0,
+          f"{where}: runAsNonRoot and a numeric non-root runAsUser")
+    check(psc.get("seccompProfile", {}).get("type") == "RuntimeDefault", f"{where}: seccompProfile RuntimeDefault")
+    check(pod.get("automountServiceAccountToken") is False, f"{where}: automountServiceAccountToken must be false")
+    check(pod.get("enableServiceLinks") is False, f"{where}: enableServiceLinks must be false")
+    for c in pod.get("containers", []):
+        cw = f"{where} container {c.get('name')}"
+        csc = c.get("securityContext", {})
+        check(csc.get("readOnlyRootFilesystem") is True, f"{cw}: readOnlyRootFilesystem must be true")
+        check(csc.get("allowPrivilegeEscalation") is False, f"{cw}: allowPrivilegeEscalation must be false")
+        check("ALL" in csc.get("capabilities", {}).get("drop", []), f"{cw}: capabilities must drop ALL")
+        res = c.get("resources", {})
+        check(res.get("requests") and res.get("limits", {}).get("memory"), f"{cw}: resource requests and a memory "
+                                                                           "limit")
+        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+            check(c.get(probe), f"{cw}: {probe} missing")
 
 
 def scrape_annotated(objects):
@@ -449,6 +474,224 @@ def check_network_policy(src, policies, pod_labels):
                   f"docs/OPERATIONS.md must name the monitoring namespace label {k}={v}")
 
 
+def selects(selector, labels):
+    """A matchLabels selector (never empty) picks pods with these labels."""
+    wanted = (selector or {}).get("matchLabels") or {}
+    return bool(wanted) and wanted.items() <= labels.items()
+
+
+def check_cluster(src, uid, docker_flags, tmp_dir):
+    """deploy/kubernetes/cluster (docs/SCALE.md): three NATS JetStream servers and the accelsel replicas that publish
+    to and apply from them. The replicas run the same server as the single-process StatefulSet, with its flags and
+    tuning ConfigMap; the --nats URLs, the NATS routes and the TLS certificate's names agree; the replicas are Ready
+    only on gRPC health (caught up); only the replicas reach NATS's client port; every Secret the pods use has an
+    example and is not applied by kustomize."""
+    kdir = os.path.join(src, "deploy", "kubernetes")
+    cdir = os.path.join(kdir, "cluster")
+    docs, examples = load_manifests(cdir)
+    base_docs, base_examples = load_manifests(kdir)
+    kust = [d for d in docs if d.get("kind") == "Kustomization"]
+    files = {n for n in os.listdir(cdir) if n.endswith((".yaml", ".yml")) and n != "kustomization.yaml"
+             and ".example." not in n}
+    check(len(kust) == 1 and set(kust[0].get("resources", [])) == files,
+          f"deploy/kubernetes/cluster/kustomization.yaml resources must be its files {sorted(files)}")
+    rendered = os.path.join(tmp_dir, "cluster-rendered.yaml")
+    objects = [d for d in docs if d.get("kind") != "Kustomization"]
+    if os.path.exists(rendered):  # written by tests/deploy_check.sh with `kubectl kustomize`
+        built = [d for d in yaml.safe_load_all(open(rendered, encoding="utf-8")) if d]
+        check(sorted(d["kind"] for d in built) == sorted(d["kind"] for d in objects),
+              "kubectl kustomize deploy/kubernetes/cluster does not give the cluster manifests' objects")
+    by_kind = {}
+    for d in objects:
+        by_kind.setdefault(d["kind"], []).append(d)
+    named = {(d["kind"], d["metadata"]["name"]): d for d in objects}
+
+    # The tuning ConfigMap is the single-process one, key for key.
+    base_cm = {d["metadata"]["name"]: d.get("data") for d in base_docs if d.get("kind") == "ConfigMap"}
+    for cm in by_kind.get("ConfigMap", []):
+        if cm["metadata"]["name"] in base_cm:
+            check(cm.get("data") == base_cm[cm["metadata"]["name"]],
+                  f"cluster ConfigMap {cm['metadata']['name']} differs from ../configmap.yaml")
+
+    sets = by_kind.get("StatefulSet", [])
+    replicas = [s for s in sets
+                if s["spec"]["template"]["spec"]["containers"][0].get("image", "").startswith("accelsel")]
+    nats = [s for s in sets if s not in replicas]
+    check(len(replicas) == 1 and len(nats) == 1, "cluster: one accelsel StatefulSet and one NATS StatefulSet expected")
+    if len(replicas) != 1 or len(nats) != 1:
+        return
+    rep, nsts = replicas[0], nats[0]
+    check(rep["metadata"]["name"] not in {d["metadata"]["name"] for d in base_docs if d.get("kind") == "StatefulSet"},
+          "cluster: the replicas' StatefulSet must not take the single-process one's name (and its volume)")
+    secrets_used = []  # (pod, secret name, key)
+    for sts in sets:
+        name = sts["metadata"]["name"]
+        spec = sts["spec"]
+        pod = spec["template"]["spec"]
+        labels = spec["template"]["metadata"].get("labels", {})
+        check(selects(spec["selector"], labels), f"StatefulSet {name}: selector does not match its pods")
+        check_pod_hardening(f"StatefulSet {name}", pod)
+        check(spec.get("replicas", 1) >= 3, f"StatefulSet {name}: at least 3 replicas")
+        gov = named.get(("Service", spec.get("serviceName")))
+        check(gov is not None and gov["spec"].get("clusterIP") == "None",
+              f"StatefulSet {name}: serviceName must be a headless Service of the manifests")
+        claims = {t["metadata"]["name"] for t in spec.get("volumeClaimTemplates", [])}
+        volumes = {v["name"]: v for v in pod.get("volumes", [])}
+        anti = pod.get("affinity", {}).get("podAntiAffinity", {})
+        terms = anti.get("requiredDuringSchedulingIgnoredDuringExecution", []) + [
+            t.get("podAffinityTerm", {}) for t in anti.get("preferredDuringSchedulingIgnoredDuringExecution", [])]
+        check(any(t.get("topologyKey") == "kubernetes.io/hostname" and selects(t.get("labelSelector"), labels)
+                  for t in terms),
+              f"StatefulSet {name}: anti-affinity of its pods across nodes (kubernetes.io/hostname)")
+        pdbs = [p for p in by_kind.get("PodDisruptionBudget", []) if selects(p["spec"].get("selector"), labels)]
+        check(len(pdbs) == 1 and pdbs[0]["spec"].get("maxUnavailable") == 1,
+              f"StatefulSet {name}: one PodDisruptionBudget with maxUnavailable 1 expected")
+        for c in pod["containers"]:
+            for m in c.get("volumeMounts", []):
+                check(m["name"] in claims or m["name"] in volumes, f"StatefulSet {name}: volumeMount {m['name']} "
+                                                                   "names no volume")
+            env = {e["name"]: e for e in c.get("env", [])}
+            for e in env.values():
+                ref = e.get("valueFrom", {}).get("secretKeyRef")
+                if ref:
+                    check(ref.get("optional") is not True, f"StatefulSet {name}: Secret env {e['name']} not optional")
+                    secrets_used.append((name, ref["name"], ref["key"]))
+            env_names = set(env)
+            for ref in c.get("envFrom", []):
+                cm = named.get(("ConfigMap", ref.get("configMapRef", {}).get("name")))
+                check(cm is not None, f"StatefulSet {name}: envFrom names a ConfigMap that is not in the manifests")
+                env_names |= set((cm or {}).get("data", {}))
+            for a in c.get("args", []):
+                for var in re.findall(r"\$\((\w+)\)", a):
+                    check(var in env_names, f"StatefulSet {name}: arg {a} uses $({var}), which nothing defines")
+        for v in volumes.values():
+            if "secret" in v:
+                check(v["secret"].get("optional") is not True, f"StatefulSet {name}: Secret volume {v['name']} "
+                                                               "must not be optional")
+                check(v["secret"].get("defaultMode", 0o644) & 0o022 == 0,
+                      f"StatefulSet {name}: Secret volume {v['name']} must not be group/world-writable")
+                for item in v["secret"].get("items") or []:
+                    secrets_used.append((name, v["secret"]["secretName"], item["key"]))
+            if "configMap" in v:
+                check(("ConfigMap", v["configMap"]["name"]) in named, f"StatefulSet {name}: ConfigMap volume "
+                                                                      f"{v['name']} names no ConfigMap")
+    # Every Secret a pod needs has an example (never applied: kustomize lists no *.example.yaml) with that key.
+    all_examples = {e["metadata"]["name"]: e for e in examples + base_examples if e.get("kind") == "Secret"}
+    for sts_name, secret, key in secrets_used:
+        example = all_examples.get(secret)
+        check(example is not None and key in (example.get("stringData") or {}),
+              f"StatefulSet {sts_name}: Secret {secret} (key {key}) has no *.example.yaml that shows it")
+    check(not any(d.get("kind") == "Secret" for d in objects), "cluster: Secrets belong in *.example.yaml only")
+
+    # NATS: routes and the replicas' --nats URLs name exactly the StatefulSet's pods through its headless Service.
+    nname, nsvc, ncount = nsts["metadata"]["name"], nsts["spec"]["serviceName"], nsts["spec"]["replicas"]
+    pod_names = [f"{nname}-{i}.{nsvc}" for i in range(ncount)]
+    npod = nsts["spec"]["template"]["spec"]
+    nc = npod["containers"][0]
+    nports = {p["name"]: p["containerPort"] for p in nc.get("ports", [])}
+    check(nports == {"client": 4222, "cluster": 6222, "monitor": 8222}, f"NATS container ports {nports}")
+    check(nsts["spec"].get("podManagementPolicy") == "Parallel", "NATS StatefulSet: podManagementPolicy Parallel")
+    config_path = next((a.split("=", 1)[1] for a in nc.get("args", []) if a.startswith("--config=")), "")
+    mount = next((m for m in nc.get("volumeMounts", []) if config_path.startswith(m["mountPath"] + "/")), None)
+    volume = next((v for v in npod.get("volumes", []) if mount and v["name"] == mount["name"]), {})
+    cm = named.get(("ConfigMap", volume.get("configMap", {}).get("name")), {})
+    conf = (cm.get("data") or {}).get(os.path.basename(config_path), "")
+    check(conf, f"NATS: --config={config_path} is not a file of a ConfigMap mounted there")
+    routes = re.findall(r"nats://([\w.-]+):6222", conf)
+    check(routes == pod_names, f"nats.conf routes {routes} != the NATS pods {pod_names}")
+    for block in ("tls", "authorization", "jetstream", "cluster"):
+        check(re.search(rf"^{block}\s*\{{", conf, re.M), f"nats.conf: a {block} block is required")
+    check(re.search(r"^\s*no_advertise:\s*true", conf, re.M),
+          "nats.conf: no_advertise: true (advertised pod IPs are not names on the certificate)")
+    store = re.search(r"store_dir:\s*(\S+)", conf)
+    nclaims = {t["metadata"]["name"] for t in nsts["spec"].get("volumeClaimTemplates", [])}
+    check(store and any(m["mountPath"] == store.group(1) and m["name"] in nclaims for m in nc.get("volumeMounts", [])),
+          "nats.conf: JetStream's store_dir must be a volumeClaimTemplate's mount")
+    nenv = {e["name"] for e in nc.get("env", [])}
+    for var in re.findall(r"\$(\w+)", conf):
+        check(var in nenv, f"nats.conf uses ${var}, which the NATS container's env does not set")
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        get = (nc.get(probe) or {}).get("httpGet", {})
+        check(get.get("path") == "/healthz?js-enabled-only=true" and get.get("port") in ("monitor", 8222),
+              f"NATS {probe}: httpGet /healthz?js-enabled-only=true on the monitoring port")
+
+    # The replicas: the single-process server's flags, plus cluster mode onto those pods with TLS and a password.
+    rpod = rep["spec"]["template"]["spec"]
+    rlabels = rep["spec"]["template"]["metadata"]["labels"]
+    c = rpod["containers"][0]
+    psc = rpod.get("securityContext", {})
+    check(psc.get("runAsUser") == uid and psc.get("fsGroup") == uid,
+          f"replicas: runAsUser and fsGroup must be the Dockerfile's USER {uid}")
+    ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
+    check(ports == {"grpc": GRPC_PORT, "metrics": METRICS_PORT}, f"replica container ports {ports}")
+    args = dict(a.split("=", 1) for a in c.get("args", []) if a.startswith("--") and "=" in a)
+    for flag in ("--listen", "--metrics_listen", "--data_dir", "--seed_csv", "--descriptors_dir"):
+        check(args.get(flag) == docker_flags.get(flag),
+              f"replica arg {flag}={args.get(flag)} differs from the Dockerfile's {docker_flags.get(flag)}")
+    urls = args.get("--nats", "").split(",")
+    check(urls == [f"tls://{p}:4222" for p in pod_names], f"replica --nats {urls}: tls:// to each of {pod_names}")
+    check(args.get("--nats_stream_replicas") == str(ncount), f"replica --nats_stream_replicas must be {ncount}")
+    check("--nats_password" not in args, "replica: the NATS password must not be an argument (it shows in ps)")
+    check(args.get("--nats_user") and "nats_password" in args.get("--fromenv", "").split(",")
+          and any(e["name"] == "FLAGS_nats_password" and "secretKeyRef" in e.get("valueFrom", {})
+                  for e in c.get("env", [])),
+          "replica: --nats_user, and the password from a Secret through --fromenv=nats_password")
+    ca = args.get("--nats_tls_ca", "")
+    ca_mount = next((m for m in c.get("volumeMounts", []) if ca.startswith(m["mountPath"] + "/")), None)
+    ca_volume = next((v for v in rpod.get("volumes", []) if ca_mount and v["name"] == ca_mount["name"]), {})
+    check(ca_mount and ca_mount.get("readOnly") and [i["key"] for i in ca_volume.get("secret", {}).get("items", [])]
+          == ["ca.crt"], "replica --nats_tls_ca: read-only, only the key ca.crt of a Secret")
+    nats_tls = [v for v in npod.get("volumes", []) if v.get("secret", {}).get("secretName")
+                == ca_volume.get("secret", {}).get("secretName")]
+    check(nats_tls and re.search(r"cert_file:\s*" + re.escape(next(m["mountPath"] for m in nc["volumeMounts"]
+                                                                   if m["name"] == nats_tls[0]["name"])), conf),
+          "NATS: its tls block must use the certificate from the Secret whose ca.crt the replicas trust")
+    check(c.get("readinessProbe", {}).get("grpc", {}) == {"port": GRPC_PORT, "service": HEALTH_SERVICE},
+          f"replica readinessProbe: gRPC health of {HEALTH_SERVICE} (NOT_SERVING until caught up with the stream)")
+    for probe in ("startupProbe", "livenessProbe"):
+        check("grpc" not in c.get(probe, {}), f"replica {probe}: not gRPC health, which is NOT_SERVING while a "
+                                              "replica catches up (it would be killed, not left to finish)")
+    check_tokens_secret(c, rpod, base_examples)
+    check(scrape_annotated(objects) == [f"StatefulSet/{rep['metadata']['name']} pod template"],
+          "cluster: prometheus.io/scrape on the replicas' pod template only")
+    services = by_kind.get("Service", [])
+    for s in services:
+        sel_pods = [st for st in sets if selects({"matchLabels": s["spec"]["selector"]},
+                                                 st["spec"]["template"]["metadata"]["labels"])]
+        check(len(sel_pods) == 1, f"Service {s['metadata']['name']}: its selector must pick one StatefulSet's pods")
+    headless = named.get(("Service", "accelsel-headless"), {})
+    check(headless.get("spec", {}).get("clusterIP") == "None"
+          and headless["spec"].get("publishNotReadyAddresses") is not True
+          and selects({"matchLabels": headless["spec"]["selector"]}, rlabels)
+          and [p["port"] for p in headless["spec"]["ports"]] == [GRPC_PORT],
+          "Service accelsel-headless: headless, the replicas' gRPC port, Ready replicas only (for round_robin)")
+    main = named.get(("Service", "accelsel"), {})
+    check({p["name"]: p["port"] for p in main.get("spec", {}).get("ports", [])}
+          == {"grpc": GRPC_PORT, "metrics": METRICS_PORT}, "Service accelsel: the grpc and metrics ports")
+
+    # Network: the replicas as in the single-process policy; NATS's client port from the replicas only, its routes
+    # from NATS only, nothing else.
+    nlabels = nsts["spec"]["template"]["metadata"]["labels"]
+    policies = by_kind.get("NetworkPolicy", [])
+    check_network_policy(src, [p for p in policies if selects(p["spec"]["podSelector"], rlabels)], rlabels)
+    npol = [p for p in policies if selects(p["spec"]["podSelector"], nlabels)]
+    check(len(npol) == 1, "cluster: exactly one NetworkPolicy selects the NATS pods")
+    for p in npol:
+        check("Ingress" in p["spec"].get("policyTypes", []), "NATS NetworkPolicy: policyTypes must include Ingress")
+        admitted = {}
+        for rule in p["spec"].get("ingress", []):
+            peers = rule.get("from", [])
+            for port in rule.get("ports", []):
+                admitted.setdefault(port.get("port"), []).extend(peers)
+            check(rule.get("ports") and peers and all(set(x) == {"podSelector"} for x in peers),
+                  "NATS NetworkPolicy: every rule names ports and admits pods of this namespace only")
+        check(set(admitted) == {4222, 6222}, f"NATS NetworkPolicy admits ports {sorted(admitted)}, expected 4222, 6222")
+        check(all(selects(x["podSelector"], rlabels) and not selects(x["podSelector"], nlabels)
+                  for x in admitted.get(4222, [])), "NATS NetworkPolicy: port 4222 from the accelsel replicas only")
+        check(all(selects(x["podSelector"], nlabels) for x in admitted.get(6222, [])),
+              "NATS NetworkPolicy: port 6222 from the NATS servers only")
+
+
 def promql_of_dashboard(src):
     dash = json.load(open(os.path.join(src, "deploy", "grafana-dashboard.json"), encoding="utf-8"))
     check(dash.get("panels"), "grafana-dashboard.json: no panels")
@@ -494,6 +737,7 @@ def main():
     uid, docker_flags, runtime_packages = check_dockerfile(src)
     check_kubernetes(src, uid, docker_flags)
     check_kube_prometheus(src, tmp_dir)
+    check_cluster(src, uid, docker_flags, tmp_dir)
     check_metric_names(src, promql_of_dashboard(src), tmp_dir)
     with open(os.path.join(tmp_dir, "runtime_packages.txt"), "w", encoding="utf-8") as f:
         f.write(" ".join(runtime_packages) + "\n")
