@@ -49,6 +49,7 @@
 #include "absl/strings/str_format.h"
 #include "accelsel/v1/accelsel.grpc.pb.h"
 #include "bench/synthetic.h"
+#include "client/client.h"
 #include "datasets/llm_inference_bench.h"
 #include "grpc/impl/codegen/grpc_types.h"
 #include "grpcpp/create_channel.h"
@@ -57,7 +58,9 @@
 #include "proto/convert.h"
 #include "util/version.h"
 
-ABSL_FLAG(std::string, server, "127.0.0.1:50051", "Server address host:port");
+ABSL_FLAG(std::string, server, "127.0.0.1:50051",
+          "Server address host:port, replicas host:port,host:port,... (calls spread over them round_robin), or a "
+          "gRPC URI such as dns:///name:port");
 ABSL_FLAG(std::string, rpc, "select", "select | null | report | prepare | retrain");
 ABSL_FLAG(int, concurrency, 64, "Closed loop: calls outstanding (select) or streams (report)");
 ABSL_FLAG(double, duration, 10, "Seconds of measured load (after --warmup)");
@@ -693,6 +696,7 @@ std::vector<std::shared_ptr<grpc::Channel>> Connections(std::shared_ptr<grpc::Ch
     args.SetMaxReceiveMessageSize(16 << 20);
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
     args.SetInt("accelsel.loadgen.connection", i);
+    client::SetReplicaLoadBalancing(&args);
     out.push_back(grpc::CreateCustomChannel(absl::GetFlag(FLAGS_server), grpc::InsecureChannelCredentials(), args));
   }
   for (auto& c : out) {
@@ -1107,8 +1111,16 @@ int Main() {
     std::cerr << "loadgen: --candidates must be in [1, 256]\n";
     return 2;
   }
+  // Converted once, here: a list's names are resolved once, and every connection gets the same replicas.
+  auto target = client::ChannelTarget(absl::GetFlag(FLAGS_server), "--server");
+  if (!target.ok()) {
+    std::cerr << "loadgen: " << target.status().message() << "\n";
+    return 2;
+  }
+  absl::SetFlag(&FLAGS_server, *target);
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(16 << 20);
+  client::SetReplicaLoadBalancing(&args);
   auto channel = grpc::CreateCustomChannel(absl::GetFlag(FLAGS_server), grpc::InsecureChannelCredentials(), args);
   if (!channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10))) {
     std::cerr << "loadgen: cannot connect to " << absl::GetFlag(FLAGS_server) << "\n";

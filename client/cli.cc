@@ -268,7 +268,9 @@ struct StreamOutcome {
 // `label` names the progress line on `err` (acknowledged reports of all; terminals only, util/progress.h).
 absl::StatusOr<StreamOutcome> StreamReports(const ClientOptions& options, std::vector<v1::RunReport> reports,
                                             absl::Duration timeout, const std::string& label, std::ostream& err) {
-  auto channel = MakeChannel(options);
+  auto made = MakeChannel(options);
+  if (!made.ok()) return made.status();
+  std::shared_ptr<grpc::Channel> channel = *std::move(made);
   // Fail fast when nobody listens, instead of retrying quietly until the flush timeout.
   if (!channel->WaitForConnected(absl::ToChronoTime(absl::Now() + absl::Milliseconds(options.deadline_ms)))) {
     return absl::UnavailableError(

@@ -74,7 +74,10 @@ absl::StatusOr<ParsedFlags> ParseFlags(const std::vector<std::string>& args, con
 std::vector<FlagSpec> CommonFlags() {
   const ClientOptions defaults;  // the defaults are written once, in client/client.h
   return {
-      {"server", true, "ADDR", absl::StrCat("server address (default $ACCELSEL_SERVER, else ", defaults.target, ")")},
+      {"server", true, "ADDR",
+       absl::StrCat("server address host:port, replicas host:port,host:port,... (calls spread over them, moving on "
+                    "when one fails), or a gRPC URI such as dns:///name:port (default $ACCELSEL_SERVER, else ",
+                    defaults.target, ")")},
       {"token", true, "TOKEN", "bearer token sent as 'authorization: Bearer TOKEN' (default $ACCELSEL_TOKEN)"},
       {"tls_ca", true, "FILE", "PEM file of the CA that signs the server certificate (default: plaintext)"},
       {"tls_cert", true, "FILE", "PEM client certificate for servers that require mutual TLS (with --tls_key)"},
@@ -112,6 +115,12 @@ absl::StatusOr<ClientOptions> ClientOptionsFromFlags(const ParsedFlags& flags) {
   const char* env_token = std::getenv("ACCELSEL_TOKEN");
   if (env_server != nullptr && *env_server != '\0') options.target = env_server;
   options.target = flags.Get("server", options.target);
+  // Checked here, so a bad address is a usage error naming where it came from. The target stays as written: with
+  // TLS, a list's first host name is the one the certificates must hold (MakeChannel).
+  if (auto target = ChannelTarget(options.target, flags.Has("server") ? "--server" : "$ACCELSEL_SERVER");
+      !target.ok()) {
+    return target.status();
+  }
   options.bearer_token = flags.Get("token", env_token != nullptr ? env_token : "");
   if (flags.Has("tls_ca")) {
     auto pem = util::ReadFile(flags.Get("tls_ca"));

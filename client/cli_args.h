@@ -38,7 +38,8 @@ absl::StatusOr<ParsedFlags> ParseFlags(const std::vector<std::string>& args, con
 // The flags every server-facing command takes: --server, --token, --tls_ca, --deadline_ms (and --help).
 std::vector<FlagSpec> CommonFlags();
 
-// ClientOptions from the common flags, falling back to $ACCELSEL_SERVER / $ACCELSEL_TOKEN, then defaults.
+// ClientOptions from the common flags, falling back to $ACCELSEL_SERVER / $ACCELSEL_TOKEN, then defaults. The
+// address is checked with ChannelTarget, whose error names --server or $ACCELSEL_SERVER.
 absl::StatusOr<ClientOptions> ClientOptionsFromFlags(const ParsedFlags& flags);
 
 // "e2e_latency" | "ttft" | "tpot" | "throughput" | "cost".

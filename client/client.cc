@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/random/random.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -166,6 +167,7 @@ grpc::ChannelArguments ClientChannelArguments(const ClientOptions& options) {
   grpc::ChannelArguments args;
   args.SetServiceConfigJSON(RetryServiceConfig(options));
   args.SetInt(GRPC_ARG_ENABLE_RETRIES, options.max_attempts > 1 ? 1 : 0);
+  SetReplicaLoadBalancing(&args);
   if (options.keepalive_time_ms > 0) {
     args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, static_cast<int>(std::min<int64_t>(INT_MAX, options.keepalive_time_ms)));
     args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
@@ -178,7 +180,10 @@ grpc::ChannelArguments ClientChannelArguments(const ClientOptions& options) {
   return args;
 }
 
-std::shared_ptr<grpc::Channel> MakeChannel(const ClientOptions& options) {
+absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const ClientOptions& options) {
+  auto target = ChannelTarget(options.target);
+  if (!target.ok()) return target.status();
+  grpc::ChannelArguments args = ClientChannelArguments(options);
   std::shared_ptr<grpc::ChannelCredentials> creds;
   if (options.tls_root_ca_pem.empty()) {
     creds = grpc::InsecureChannelCredentials();
@@ -188,8 +193,15 @@ std::shared_ptr<grpc::Channel> MakeChannel(const ClientOptions& options) {
     ssl.pem_cert_chain = options.tls_client_cert_pem;
     ssl.pem_private_key = options.tls_client_key_pem;
     creds = grpc::SslCredentials(ssl);
+    // A list became gRPC's "ipv4:a:p,b:p", whose authority gRPC would take for the name in the certificates:
+    // each replica's certificate is checked against the list's first host name as written instead.
+    const absl::string_view written = absl::StripAsciiWhitespace(options.target);
+    if (*target != written) {
+      args.SetString(GRPC_ARG_DEFAULT_AUTHORITY,
+                     std::string(absl::StripAsciiWhitespace(written.substr(0, written.find(',')))));
+    }
   }
-  return grpc::CreateCustomChannel(options.target, creds, ClientChannelArguments(options));
+  return grpc::CreateCustomChannel(*target, creds, args);
 }
 
 absl::Status FromGrpcStatus(const grpc::Status& status) {
@@ -221,7 +233,9 @@ absl::Duration RetryBackoff(const ClientOptions& options, int retry) {
 
 absl::StatusOr<std::unique_ptr<Client>> Client::Create(const ClientOptions& options) {
   if (auto s = ValidateClientOptions(options); !s.ok()) return s;
-  return std::make_unique<Client>(options, MakeChannel(options));
+  auto channel = MakeChannel(options);
+  if (!channel.ok()) return channel.status();
+  return std::make_unique<Client>(options, *std::move(channel));
 }
 
 Client::Client(const ClientOptions& options, std::shared_ptr<grpc::Channel> channel)

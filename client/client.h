@@ -11,6 +11,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "accelsel/v1/accelsel.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -20,7 +21,9 @@ namespace accelsel::client {
 
 // How to reach the server and how hard to try. Defaults suit a node on the same network as the server.
 struct ClientOptions {
-  // gRPC target, e.g. "127.0.0.1:50051" or "dns:///accelsel.example:50051".
+  // The server or its replicas, in a form ChannelTarget takes: "127.0.0.1:50051", a list of replicas
+  // "10.0.0.1:50051,10.0.0.2:50051", or a gRPC URI such as "dns:///accelsel.example:50051" (client/README.md,
+  // "Several replicas"). Calls are spread over the replicas (round_robin) and retried on another one.
   std::string target = "127.0.0.1:50051";
   // Deadline of one call including all its retries, ms. Must be > 0.
   int64_t deadline_ms = 5000;
@@ -57,15 +60,39 @@ struct ClientOptions {
 // Checks the numeric fields of `options`.
 absl::Status ValidateClientOptions(const ClientOptions& options);
 
+// The gRPC target for `addresses`, the form ClientOptions::target and the binaries' --server take:
+//  - one "host:port" (a name, an IPv4 literal or a bracketed IPv6 literal "[::1]:50051"): returned as it is;
+//  - a list of them separated by commas, "10.0.0.1:50051,10.0.0.2:50051": gRPC's own list form
+//    "ipv4:10.0.0.1:50051,10.0.0.2:50051" (or "ipv6:[..]:port,..."). Host names in a list are resolved here, once
+//    (getaddrinfo; every address of a name is a replica), so the list does not follow later DNS changes: for that
+//    give one name as "dns:///name:port", which gRPC re-resolves, spreading calls over all its addresses;
+//  - a URI with a scheme gRPC resolves (dns:, ipv4:, ipv6:, unix:, unix-abstract:, vsock:, xds:): as it is.
+// Spaces around items are ignored. Errors start with `name` (the flag or field the value came from): INVALID_ARGUMENT,
+// with the rule, for an empty item, a missing host or port, an IPv6 literal without brackets, a URI inside a list,
+// or IPv4 and IPv6 addresses in one list (gRPC's list form holds one family); NOT_FOUND, or UNAVAILABLE for a
+// temporary DNS failure, when a name of a list does not resolve. A result passes through unchanged, so a caller may
+// convert once at its edge and hand the result on (without TLS: MakeChannel needs a list as written for that).
+absl::StatusOr<std::string> ChannelTarget(absl::string_view addresses, absl::string_view name = "target");
+
+// Sets the round_robin load-balancing policy on `args`: a channel to several replicas (or to a name with several
+// addresses) keeps a connection to each and spreads calls over those that are ready, so a replica that fails is
+// skipped while it reconnects, and a call that failed UNAVAILABLE on it is retried (RetryServiceConfig) on another.
+// gRPC's default, pick_first, would send everything to one replica. Applies when the service config names no
+// policy (RetryServiceConfig does not), so the two combine.
+void SetReplicaLoadBalancing(grpc::ChannelArguments* args);
+
 // The gRPC service config of the retries for `options` (JSON): per method, a retryPolicy with max_attempts and
 // the backoff; "{}" when max_attempts is 1.
 std::string RetryServiceConfig(const ClientOptions& options);
-// The channel arguments MakeChannel uses: that service config, retries enabled, and the keepalive. For callers that
-// make their own channel (adding arguments of their own) and still want the client's retries.
+// The channel arguments MakeChannel uses: that service config, retries enabled, round_robin over the replicas
+// (SetReplicaLoadBalancing) and the keepalive. For callers that make their own channel (adding arguments of their
+// own, with ChannelTarget's target) and still want the client's retries and balancing.
 grpc::ChannelArguments ClientChannelArguments(const ClientOptions& options);
 
-// A channel for `options` (TLS when tls_root_ca_pem is set), with ClientChannelArguments.
-std::shared_ptr<grpc::Channel> MakeChannel(const ClientOptions& options);
+// A channel to ChannelTarget(options.target) (TLS when tls_root_ca_pem is set), with ClientChannelArguments; the
+// error is ChannelTarget's. With TLS, the certificate of every replica of a list must be valid for the list's first
+// host name as written (a name the replicas share, or an IP address they all carry).
+absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const ClientOptions& options);
 
 // grpc::Status -> absl::Status (the code numbers are the same). The server's google.rpc details (the serialized
 // google.rpc.Status of the grpc-status-details-bin trailer: BadRequest, RetryInfo) become payloads of the

@@ -28,7 +28,9 @@
 #include "util/file.h"
 #include "util/version.h"
 
-ABSL_FLAG(std::string, server, "127.0.0.1:50051", "accelsel server address host:port");
+ABSL_FLAG(std::string, server, "127.0.0.1:50051",
+          "accelsel server address host:port, its replicas host:port,host:port,... (calls spread over them, moving "
+          "on when one fails), or a gRPC URI such as dns:///name:port (client/README.md, \"Several replicas\")");
 ABSL_FLAG(std::string, token_file, "",
           "file holding the bearer token (default: $ACCELSEL_TOKEN; none = no authorization header). `catalogue "
           "--register` needs an operator token when the server checks tokens");
@@ -70,7 +72,9 @@ absl::StatusOr<std::string> Token() {
 
 absl::StatusOr<std::unique_ptr<client::Client>> MakeClient() {
   client::ClientOptions options;
-  options.target = absl::GetFlag(FLAGS_server);
+  auto target = client::ChannelTarget(absl::GetFlag(FLAGS_server), "--server");
+  if (!target.ok()) return target.status();
+  options.target = *std::move(target);
   options.deadline_ms = absl::GetFlag(FLAGS_select_deadline_ms);
   auto token = Token();
   if (!token.ok()) return token.status();

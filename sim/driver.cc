@@ -43,19 +43,22 @@ class Nodes {
   }
 
   absl::Status Connect(int count) {
+    auto target = client::ChannelTarget(options_.address, "server address");
+    if (!target.ok()) return target.status();
     const bool auth = !options_.node_tokens.empty();
     if (auth) {
       count = std::max<int>(count, static_cast<int>((net_.nodes().size() + kReportStreamsPerConnection - 1) /
                                                     kReportStreamsPerConnection));
     }
     for (int i = 0; i < count; ++i) {
-      // The client library's retries (a node's channel), plus the simulator's own arguments.
+      // The client library's retries and balancing over replicas (a node's channel), plus the simulator's own
+      // arguments.
       grpc::ChannelArguments args = client::ClientChannelArguments(client::ClientOptions());
       // Without this, channels with the same target and arguments share one connection (gRPC's global
       // subchannel pool), and the per-connection stream limit would apply to all of them together.
       args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
       args.SetMaxReceiveMessageSize(16 << 20);
-      channels_.push_back(grpc::CreateCustomChannel(options_.address, grpc::InsecureChannelCredentials(), args));
+      channels_.push_back(grpc::CreateCustomChannel(*target, grpc::InsecureChannelCredentials(), args));
     }
     if (auth) {
       for (size_t n = 0; n < net_.nodes().size(); ++n)

@@ -19,6 +19,7 @@ namespace accelsel::sim {
 inline constexpr uint32_t kNoChoice = UINT32_MAX;  // the select failed
 
 struct DriverOptions {
+  // The server, its replicas or a gRPC URI: client::ChannelTarget's form.
   std::string address;
   bool deterministic = false;
   // Retrain through the RPC after every this many jobs and wait for it (0 = never; the server's timer decides).

@@ -16,6 +16,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "client/cli_args.h"
+#include "client/client.h"
 #include "nlohmann/json.hpp"
 #include "sim/driver.h"
 #include "sim/policies.h"
@@ -57,7 +58,8 @@ const std::vector<FlagSpec>& Specs() {
       {"liar-factor", true, "F", "how much worse liars report (default 3)"},
       {"drift", true, "STRATEGY@FRACTIONxFACTOR", "the strategy becomes FACTOR times worse from then on"},
       {"churn", false, "", "a tenth of the nodes leave and as many join at every twentieth of the run"},
-      {"server", true, "ADDR", "the server to play against"},
+      {"server", true, "ADDR",
+       "the server to play against: host:port, its replicas host:port,host:port,... or a gRPC URI (dns:///name:port)"},
       {"spawn-server", false, "", "start accelsel-server of this build on an empty temporary store"},
       {"auth", false, "", "--spawn-server: authentication on, an operator token and one token per node"},
       {"server-bin", true, "PATH", "--spawn-server: the binary (default: beside accelsel-netsim)"},
@@ -190,6 +192,11 @@ absl::StatusOr<NetsimConfig> ParseNetsimArgs(const std::vector<std::string>& arg
   c.spawn_server = f.Has("spawn-server");
   if (c.server.empty() == !c.spawn_server) {
     return absl::InvalidArgumentError("--server or --spawn-server: give exactly one of them");
+  }
+  if (!c.spawn_server) {
+    auto target = client::ChannelTarget(c.server, "--server");
+    if (!target.ok()) return target.status();
+    c.server = *std::move(target);
   }
   c.auth = f.Has("auth");
   for (const char* flag : {"auth", "server-bin", "tmp-dir", "server-retrain-interval", "server-retrain-min-new-runs"}) {

@@ -21,7 +21,8 @@ struct NetsimConfig {
   std::string descriptors = "data/descriptors";
   CsvTableSpec csv;
   Scenario scenario;
-  // Server: an address, or spawn one of this build.
+  // Server: an address (client::ChannelTarget's form: one server, its replicas or a gRPC URI), or spawn one of
+  // this build.
   std::string server;
   bool spawn_server = false;
   bool auth = false;       // --spawn-server with a generated token file: an operator token and one token per node

@@ -62,6 +62,57 @@ def wait_until(predicate, what, timeout=60.0):
     raise AssertionError("timed out waiting for " + what)
 
 
+def model_infos_answered(server):
+    """accelsel_rpc_requests_total{method="GetModelInfo",code="OK"} from the server's /metrics."""
+    import urllib.request
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % server.metrics_port, timeout=10) as page:
+        for line in page.read().decode().splitlines():
+            if (line.startswith("accelsel_rpc_requests_total{") and 'method="GetModelInfo"' in line
+                    and 'code="OK"' in line):
+                return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def replica_checks(work):
+    """Several replicas (client/README.md, "Several replicas"): the forms of a target, calls spread over two servers
+    (round_robin), and every call answered by the other when one stops."""
+    import accelsel
+
+    assert accelsel.channel_target("127.0.0.1:50051") == "127.0.0.1:50051"
+    assert accelsel.channel_target(" 10.0.0.1:1, 10.0.0.2:2") == "ipv4:10.0.0.1:1,10.0.0.2:2"
+    assert accelsel.channel_target("[::1]:1,[::2]:2") == "ipv6:[::1]:1,[::2]:2"
+    assert accelsel.channel_target("localhost:1,127.0.0.1:1") == "ipv4:127.0.0.1:1"
+    for uri in ("dns:///accelsel.example:50051", "ipv4:10.0.0.1:1,10.0.0.2:2", "unix:/run/accelsel.sock"):
+        assert accelsel.channel_target(uri) == uri, uri
+    for bad, why in (("", "no address"), ("10.0.0.1:1,,10.0.0.2:2", "an empty item"), ("10.0.0.1", "has no port"),
+                     ("10.0.0.1:1,10.0.0.2:x", "the port must be 1 to 65535"), ("::1:1", "goes in brackets"),
+                     ("10.0.0.1:1,[::1]:1", "IPv4 and IPv6"), ("a:1,dns:///b:1", "a URI (dns:///b:1)"),
+                     ("dns:///a:1,b:1", "not a list")):
+        try:
+            accelsel.channel_target(bad, "--server")
+            raise AssertionError("%r was accepted" % bad)
+        except ValueError as err:
+            assert str(err).startswith('--server: "%s": ' % bad) and why in str(err), err
+    try:
+        accelsel.Client("10.0.0.1:1,")
+        raise AssertionError("a client was made for a bad target")
+    except ValueError as err:
+        assert str(err).startswith('target: "10.0.0.1:1,": an empty item'), err
+
+    servers = [Server(os.path.join(work, "data-replica-%d" % i)).start() for i in range(2)]
+    client = accelsel.Client(",".join(s.address for s in servers), initial_backoff_s=0.005, max_backoff_s=0.05)
+    # round_robin takes a replica once it is ready; the first calls may all go to the first one up.
+    wait_until(lambda: client.model_info() is not None and all(model_infos_answered(s) > 0 for s in servers),
+               "calls on both replicas")
+    servers[0].stop()
+    survivor = model_infos_answered(servers[1])
+    for _ in range(20):
+        client.model_info()  # raises if a call fails
+    assert model_infos_answered(servers[1]) - survivor == 20
+    client.close()
+    assert servers[1].stop() == 0
+
+
 def checks(work):
     import grpc
     import accelsel
@@ -235,6 +286,12 @@ def checks(work):
         raise AssertionError("a server signed by an untrusted CA was accepted")
     except accelsel.AccelselError as err:
         assert err.code == grpc.StatusCode.UNAVAILABLE, err
+    # A list of replicas over TLS: the certificate is checked against the first name as written (localhost), not
+    # the resolved address list.
+    listed = accelsel.Client("localhost:%d,localhost:%d" % (secure.port, secure.port), tls_ca=ca,
+                             token="py-operator-token-0123456")
+    assert listed.model_info().serving_version >= 0
+    listed.close()
     assert secure.stop() == 0
     print("python client checks passed")
 
@@ -245,6 +302,7 @@ def main():
         python = install_package(work)
         env = dict(os.environ, ACCELSEL_PY_CLIENT_STAGE="venv", ACCELSEL_PY_CLIENT_WORK=work)
         sys.exit(subprocess.run([python, os.path.abspath(__file__)], env=env).returncode)
+    replica_checks(os.environ["ACCELSEL_PY_CLIENT_WORK"])
     checks(os.environ["ACCELSEL_PY_CLIENT_WORK"])
 
 

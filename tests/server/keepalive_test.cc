@@ -26,7 +26,8 @@ TEST(KeepaliveTest, AClientPingingTooOftenIsDisconnectedAndOneWithTheDefaultsKee
 
   // Well-behaved: the client library's channel and defaults, with a ReportRun stream open across the whole test.
   auto good_channel = client::MakeChannel(defaults);
-  auto good = v1::AcceleratorSelector::NewStub(good_channel);
+  ASSERT_TRUE(good_channel.ok()) << good_channel.status();
+  auto good = v1::AcceleratorSelector::NewStub(*good_channel);
   grpc::ClientContext good_ctx;
   SetDeadline(&good_ctx, 60);
   auto good_stream = good->ReportRun(&good_ctx);
@@ -74,7 +75,9 @@ TEST(KeepaliveTest, AClientPingingAsOftenAsTheServerAllowsKeepsItsIdleStream) {
   client::ClientOptions options;
   options.target = absl::StrCat("127.0.0.1:", (*s)->port());
   options.keepalive_time_ms = 1000;  // gRPC's floor: it sends no two pings less than 1 s apart
-  auto stub = v1::AcceleratorSelector::NewStub(client::MakeChannel(options));
+  auto channel = client::MakeChannel(options);
+  ASSERT_TRUE(channel.ok()) << channel.status();
+  auto stub = v1::AcceleratorSelector::NewStub(*channel);
   grpc::ClientContext ctx;
   SetDeadline(&ctx, 60);
   auto stream = stub->ReportRun(&ctx);

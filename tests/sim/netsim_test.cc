@@ -309,6 +309,9 @@ TEST_F(NetsimTest, BadArgumentsGiveOneLineErrors) {
       {{"--csv", table_, "--task-cols", "batch", "--strategy-cols", "engine", "--target-col", "latency_ms", "--server",
         "127.0.0.1:1", "--auth"},
        "--auth needs --spawn-server"},
+      {{"--csv", table_, "--task-cols", "batch", "--strategy-cols", "engine", "--target-col", "latency_ms", "--server",
+        "127.0.0.1:1,"},
+       "--server: \"127.0.0.1:1,\": an empty item"},
   };
   for (const auto& [args, flag] : cases) {
     NetsimRun r = Netsim(args);

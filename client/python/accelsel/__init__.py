@@ -8,7 +8,7 @@
         sender.send(...)                             # RunReport: proto, dict or keyword fields
         sender.flush(30)
 """
-from accelsel.client import (AccelselError, Client, FALLBACK_CODES, Options, Selection, make_channel,
+from accelsel.client import (AccelselError, Client, FALLBACK_CODES, Options, Selection, channel_target, make_channel,
                              task_context)
 from accelsel.telemetry import QueueFull, SenderClosed, TelemetrySender, run_report
 from accelsel.v1 import accelsel_pb2 as pb
@@ -20,4 +20,4 @@ except Exception:  # pylint: disable=broad-except  (running from a source tree, 
     __version__ = "0.0.0"
 
 __all__ = ["AccelselError", "Client", "FALLBACK_CODES", "Options", "QueueFull", "Selection", "SenderClosed",
-           "TelemetrySender", "make_channel", "pb", "run_report", "task_context", "__version__"]
+           "TelemetrySender", "channel_target", "make_channel", "pb", "run_report", "task_context", "__version__"]

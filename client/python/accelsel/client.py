@@ -5,6 +5,7 @@ import functools
 import json
 import os
 import pkgutil
+import socket
 import threading
 from typing import Optional, Union
 
@@ -142,6 +143,111 @@ class Options:
         return o
 
 
+# The URI schemes of gRPC's resolvers: a target starting with one (and a colon) is gRPC's to read. ipv4: and ipv6:
+# take a comma-separated list themselves.
+_SCHEMES = ("dns", "ipv4", "ipv6", "unix", "unix-abstract", "vsock", "xds")
+_LIST_SCHEMES = ("ipv4", "ipv6")
+_TARGET_RULE = "give host:port, a list host:port,host:port,... of replicas, or one gRPC URI such as dns:///name:port"
+
+
+def _scheme(text, schemes=_SCHEMES):
+    return next((s for s in schemes if text.lower().startswith(s + ":")), None)
+
+
+def _host_port(name, addresses, item):
+    """(host, port, family) of one list item; family "ipv4", "ipv6" or None for a name."""
+    def bad(why):
+        return ValueError('%s: "%s": %s; %s' % (name, addresses, why, _TARGET_RULE))
+
+    if not item:
+        raise bad("an empty item")
+    if _scheme(item):
+        raise bad("a URI (%s) in a list of host:port items" % item)
+    if item.startswith("["):
+        close = item.find("]")
+        if close < 0:
+            raise bad("\"%s\" lacks its ']'" % item)
+        host, rest, family = item[1:close], item[close + 1:], "ipv6"
+        try:
+            socket.inet_pton(socket.AF_INET6, host)
+        except OSError:
+            raise bad("\"%s\" is not an IPv6 address" % host) from None
+    else:
+        host, colon, port = item.rpartition(":")
+        if not colon:
+            raise bad("\"%s\" has no port" % item)
+        if ":" in host:
+            raise bad("\"%s\": an IPv6 address goes in brackets, [::1]:50051" % item)
+        rest, family = ":" + port, None
+        try:
+            socket.inet_pton(socket.AF_INET, host)
+            family = "ipv4"
+        except OSError:
+            pass
+    if not host:
+        raise bad("\"%s\" has no host" % item)
+    if not rest.startswith(":") or len(rest) < 2:
+        raise bad("\"%s\" has no port" % item)
+    port = rest[1:]
+    if not port.isascii() or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise bad("\"%s\": the port must be 1 to 65535" % item)
+    return host, port, family
+
+
+def _resolve(name, host, port, family):
+    """{"ipv4": [...], "ipv6": [...]}: the addresses of one item as gRPC's list form writes them."""
+    if family == "ipv4":
+        return {"ipv4": ["%s:%s" % (host, port)], "ipv6": []}
+    if family == "ipv6":
+        return {"ipv4": [], "ipv6": ["[%s]:%s" % (host, port)]}
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as err:
+        raise LookupError('%s: cannot resolve "%s" (%s)' % (name, host, err.strerror)) from None
+    out = {"ipv4": [], "ipv6": []}
+    for fam, _, _, _, addr in infos:
+        if fam == socket.AF_INET:
+            out["ipv4"].append("%s:%s" % (addr[0], port))
+        elif fam == socket.AF_INET6:
+            out["ipv6"].append("[%s]:%s" % (addr[0], port))
+    return out
+
+
+def channel_target(addresses, name="target"):
+    """The gRPC target for a server address, the C++ client's ChannelTarget (client/client.h): one "host:port" stays
+    as it is; a list "10.0.0.1:50051,10.0.0.2:50051" becomes gRPC's list form "ipv4:10.0.0.1:50051,10.0.0.2:50051"
+    (or "ipv6:[..]:port,..."), its host names resolved here, once (every address of a name is a replica), so it does
+    not follow later DNS changes: for that give one name as "dns:///name:port", which gRPC re-resolves; a URI with a
+    gRPC resolver's scheme (dns:, ipv4:, ipv6:, unix:, ...) stays as it is. A bad address raises ValueError starting
+    with `name` and giving the rule; a name of a list that does not resolve, LookupError."""
+    text = (addresses or "").strip()
+    if not text:
+        raise ValueError('%s: "%s": no address; %s' % (name, addresses, _TARGET_RULE))
+    scheme = _scheme(text)
+    if scheme:
+        if "," in text and not _scheme(text, _LIST_SCHEMES):
+            raise ValueError('%s: "%s": a %s: URI names one target, not a list; %s' %
+                             (name, addresses, scheme, _TARGET_RULE))
+        return text
+    items = [_host_port(name, addresses, item.strip()) for item in text.split(",")]
+    if len(items) == 1:
+        return text
+    families = {family for _, _, family in items if family}
+    if len(families) > 1:
+        raise ValueError('%s: "%s": IPv4 and IPv6 addresses in one list (gRPC\'s list holds one family); %s' %
+                         (name, addresses, _TARGET_RULE))
+    resolved = [_resolve(name, *item) for item in items]
+    family = next((f for f in ("ipv4", "ipv6")
+                   if (not families or f in families) and all(r[f] for r in resolved)), None)
+    if family is None:
+        raise ValueError('%s: "%s": some names have IPv4 addresses only, some IPv6 only (gRPC\'s list holds one '
+                         'family); %s' % (name, addresses, _TARGET_RULE))
+    out = []
+    for r in resolved:
+        out += [a for a in r[family] if a not in out]  # a replica named twice is one replica
+    return family + ":" + ",".join(out)
+
+
 def _pem(value):
     if value is None or isinstance(value, bytes):
         return value
@@ -166,21 +272,33 @@ def _service_config(o):
 
 
 def make_channel(options):
-    """A channel for resolved options: TLS when tls_ca is set, retries on UNAVAILABLE through the service config."""
+    """A channel for resolved options: TLS when tls_ca is set, retries on UNAVAILABLE through the service config,
+    calls spread over the replicas of channel_target(options.target). With TLS, the certificate of every replica of a
+    list must be valid for the list's first host name as written."""
     channel_options = [("grpc.enable_retries", 1 if options.max_attempts > 1 else 0),
-                       ("grpc.service_config", _service_config(options))]
+                       ("grpc.service_config", _service_config(options)),
+                       # round_robin keeps a connection to every replica and skips one that failed, so a retried
+                       # call lands on another; gRPC's default, pick_first, would send everything to one. The
+                       # service config names no policy, so this applies.
+                       ("grpc.lb_policy_name", "round_robin")]
     if options.keepalive_time_s > 0:
         # Pings go on while a stream sends nothing (gRPC stops after 2 without data), only while a call is open.
         channel_options += [("grpc.keepalive_time_ms", int(options.keepalive_time_s * 1000)),
                             ("grpc.keepalive_timeout_ms", int(options.keepalive_timeout_s * 1000)),
                             ("grpc.http2.max_pings_without_data", 0),
                             ("grpc.keepalive_permit_without_calls", 0)]
+    target = channel_target(options.target)
     if options.tls_ca is not None:
         creds = grpc.ssl_channel_credentials(root_certificates=_pem(options.tls_ca),
                                              private_key=_pem(options.tls_key),
                                              certificate_chain=_pem(options.tls_cert))
-        return grpc.secure_channel(options.target, creds, options=channel_options)
-    return grpc.insecure_channel(options.target, options=channel_options)
+        written = options.target.strip()
+        if target != written:
+            # A list became gRPC's "ipv4:a:p,b:p", whose authority gRPC would take for the name in the certificates:
+            # each replica's certificate is checked against the list's first host name as written instead.
+            channel_options.append(("grpc.default_authority", written.split(",")[0].strip()))
+        return grpc.secure_channel(target, creds, options=channel_options)
+    return grpc.insecure_channel(target, options=channel_options)
 
 
 def task_context(context=None, *, model=None, accelerator=None, count=None, prompt_tokens=None, output_tokens=None,
