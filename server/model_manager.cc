@@ -15,6 +15,7 @@
 #include "model/meta_model.h"
 #include "model/observed_stats.h"
 #include "model/robust.h"
+#include "model/row_cap.h"
 #include "proto/convert.h"
 #include "server/off_policy_replay.h"
 #include "util/log.h"
@@ -278,6 +279,9 @@ absl::StatusOr<ModelManager::RunSplit> ModelManager::SnapshotRuns(const RunFilte
   // No node may carry more than a fixed share of a context's rows (poisoning resistance, model/robust.h).
   // The held-out runs too: a node that floods the contexts it alone reports must not score the candidates there.
   runs.train = model::ThinByNodeShare(std::move(runs.train));
+  // After the thinning: the cap keeps each cell's nodes in turn, so it does not undo it.
+  const size_t capped = model::CapTrainingRows(&runs.train, options_.max_training_rows);
+  if (capped > 0) log::Info("training_rows_capped", {{"dropped", capped}, {"kept", runs.train.size()}});
   runs.holdout = model::ThinByNodeShare(std::move(runs.holdout));
   return runs;
 }
