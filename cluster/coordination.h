@@ -7,6 +7,8 @@
 // - The serving pointer: one key in a second bucket, written by the lease holder only and conditionally on the
 //   revision it last read, so that a former holder that lost the lease cannot move it back.
 // - Control: admin calls (retrain, pin, rollback) received by any replica go to the lease holder as NATS requests.
+// - Settings: a third bucket of operator state (catalogue entries, quarantined nodes; docs/SCALE.md, "Cluster mode:
+//   catalogue and quarantine"), one key per item, plain puts (the last writer wins), watched by every replica.
 // JetStream does the replication and the ordering; nothing here replicates anything itself.
 //
 // Thread safety: every method may be called from any thread. Ownership: owns its own NATS connection (separate
@@ -37,6 +39,8 @@ struct CoordinationOptions {
   int replicas = 1;
   std::string lease_bucket = "ACCELSEL_TRAINER";
   std::string pointer_bucket = "ACCELSEL_SERVING";
+  // Operator settings: no TTL, one revision per key kept (the current value is all a replica applies).
+  std::string settings_bucket = "ACCELSEL_SETTINGS";
   std::string model_stream = "ACCELSEL_MODELS";
   // Older model chunks are dropped beyond this many bytes in the model stream (a replica can no longer fetch a
   // version that old; it keeps serving what it has).
@@ -94,6 +98,16 @@ class Coordination {
   // DEADLINE_EXCEEDED after `timeout`, CANCELLED soon after `*cancel` turns true (a shutdown; may be null).
   virtual absl::StatusOr<std::string> Control(std::string_view request, absl::Duration timeout,
                                               const std::atomic<bool>* cancel) = 0;
+
+  // Writes one settings key (keys: [-/_=.a-zA-Z0-9], not starting or ending with '.'); UNAVAILABLE when NATS is away.
+  virtual absl::Status PutSetting(std::string_view key, std::string_view value) = 0;
+  // Calls `on_change` for every key's current value, then `on_initial_done` once, then for every later change
+  // (`deleted`: the key was deleted or purged; `value` is then empty), in the bucket's order, one at a time, on a
+  // thread this object owns. Once per object (FAILED_PRECONDITION the second time). The callbacks run until
+  // StopWatchingSettings (or the destructor) returns; they must not call StopWatchingSettings.
+  using SettingHandler = std::function<void(std::string_view key, std::string_view value, bool deleted)>;
+  virtual absl::Status WatchSettings(SettingHandler on_change, std::function<void()> on_initial_done) = 0;
+  virtual void StopWatchingSettings() = 0;
 };
 
 // SHA-256 of `data`, lower-case hex.

@@ -5,11 +5,13 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "cluster/coordination.h"
 #include "cluster/nats_connection.h"
 
@@ -36,8 +38,10 @@ class NatsCoordination final : public Coordination {
 
   ~NatsCoordination() override {
     StopServingControl();
+    StopWatchingSettings();
     if (lease_kv_ != nullptr) kvStore_Destroy(lease_kv_);
     if (pointer_kv_ != nullptr) kvStore_Destroy(pointer_kv_);
+    if (settings_kv_ != nullptr) kvStore_Destroy(settings_kv_);
     if (js_ != nullptr) jsCtx_Destroy(js_);
     if (nc_ != nullptr) {
       natsConnection_Close(nc_);
@@ -57,6 +61,7 @@ class NatsCoordination final : public Coordination {
     }
     if (absl::Status st = Bucket(options_.lease_bucket, options_.lease_period, 1, &lease_kv_); !st.ok()) return st;
     if (absl::Status st = Bucket(options_.pointer_bucket, absl::ZeroDuration(), 8, &pointer_kv_); !st.ok()) return st;
+    if (absl::Status st = Bucket(options_.settings_bucket, absl::ZeroDuration(), 1, &settings_kv_); !st.ok()) return st;
     return ModelStream();
   }
 
@@ -252,7 +257,79 @@ class NatsCoordination final : public Coordination {
     }
   }
 
+  absl::Status PutSetting(std::string_view key, std::string_view value) override {
+    const std::string k(key);
+    // Refused at once while disconnected: the client would otherwise buffer the write and send it on reconnection,
+    // long after the caller was told it failed.
+    if (!Connected()) return absl::UnavailableError(absl::StrCat("writing setting ", k, ": not connected to NATS"));
+    uint64_t rev = 0;
+    natsStatus s = kvStore_Put(&rev, settings_kv_, k.c_str(), value.data(), static_cast<int>(value.size()));
+    if (s == NATS_OK) return absl::OkStatus();
+    if (s == NATS_INVALID_ARG)
+      return absl::InvalidArgumentError(absl::StrCat("settings key \"", k, "\": ", NatsError(s)));
+    return absl::UnavailableError(absl::StrCat("writing setting ", k, ": ", NatsError(s)));
+  }
+
+  absl::Status WatchSettings(SettingHandler on_change, std::function<void()> on_initial_done) override {
+    absl::MutexLock lock(&watch_mu_);
+    if (watch_started_) return absl::FailedPreconditionError("the settings bucket is already watched");
+    kvWatchOptions wo;
+    kvWatchOptions_Init(&wo);
+    kvWatcher* watcher = nullptr;
+    if (natsStatus s = kvStore_WatchAll(&watcher, settings_kv_, &wo); s != NATS_OK) {
+      return absl::UnavailableError(absl::StrCat("cannot watch ", options_.settings_bucket, ": ", NatsError(s)));
+    }
+    watch_started_ = true;
+    watcher_ = watcher;
+    watch_thread_ =
+        std::thread([this, watcher, on_change = std::move(on_change), on_initial_done = std::move(on_initial_done)] {
+          WatchLoop(watcher, on_change, on_initial_done);
+        });
+    return absl::OkStatus();
+  }
+
+  void StopWatchingSettings() override {
+    kvWatcher* watcher = nullptr;
+    std::thread thread;
+    {
+      absl::MutexLock lock(&watch_mu_);
+      watcher = std::exchange(watcher_, nullptr);
+      thread = std::move(watch_thread_);
+    }
+    if (watcher == nullptr) return;
+    watch_stopping_.store(true);
+    (void)kvWatcher_Stop(watcher);  // a waiting kvWatcher_Next returns at once
+    if (thread.joinable()) thread.join();
+    kvWatcher_Destroy(watcher);
+  }
+
  private:
+  void WatchLoop(kvWatcher* watcher, const SettingHandler& on_change, const std::function<void()>& on_initial_done) {
+    bool initial = true;
+    while (!watch_stopping_.load()) {
+      kvEntry* raw = nullptr;
+      const natsStatus s = kvWatcher_Next(&raw, watcher, 1000);
+      EntryPtr entry(raw);
+      if (s == NATS_TIMEOUT) continue;
+      if (s != NATS_OK) {
+        if (s == NATS_ILLEGAL_STATE || watch_stopping_.load()) return;  // stopped
+        absl::SleepFor(absl::Milliseconds(200));  // NATS away: the watcher's consumer resumes when it is back
+        continue;
+      }
+      if (entry == nullptr) {  // the marker after the current values
+        if (initial && on_initial_done) on_initial_done();
+        initial = false;
+        continue;
+      }
+      const kvOperation op = kvEntry_Operation(entry.get());
+      const bool deleted = op == kvOp_Delete || op == kvOp_Purge;
+      const std::string_view value = deleted ? std::string_view()
+                                             : std::string_view(static_cast<const char*>(kvEntry_Value(entry.get())),
+                                                                static_cast<size_t>(kvEntry_ValueLen(entry.get())));
+      on_change(kvEntry_Key(entry.get()), value, deleted);
+    }
+  }
+
   std::string Subject(uint64_t version) const { return absl::StrCat("accelsel.models.", version); }
 
   bool Connected() { return natsConnection_Status(nc_) == NATS_CONN_STATUS_CONNECTED; }
@@ -317,12 +394,18 @@ class NatsCoordination final : public Coordination {
   jsCtx* js_ = nullptr;
   kvStore* lease_kv_ = nullptr;
   kvStore* pointer_kv_ = nullptr;
+  kvStore* settings_kv_ = nullptr;
   absl::Mutex lease_mu_;
   uint64_t lease_revision_ ABSL_GUARDED_BY(lease_mu_) = 0;  // our last write of the lease key; 0 = not held
   std::string lease_holder_ ABSL_GUARDED_BY(lease_mu_);
   absl::Mutex control_mu_;
   natsSubscription* control_sub_ ABSL_GUARDED_BY(control_mu_) = nullptr;
   ControlHandler handler_ ABSL_GUARDED_BY(control_mu_);
+  absl::Mutex watch_mu_;
+  bool watch_started_ ABSL_GUARDED_BY(watch_mu_) = false;
+  kvWatcher* watcher_ ABSL_GUARDED_BY(watch_mu_) = nullptr;
+  std::thread watch_thread_ ABSL_GUARDED_BY(watch_mu_);
+  std::atomic<bool> watch_stopping_{false};
 };
 
 }  // namespace

@@ -32,6 +32,11 @@ struct RunStreamOptions {
   int replicas = 1;
   // JetStream drops a message whose id it saw within this window; older repeats are caught by the run id on apply.
   absl::Duration duplicate_window = absl::Minutes(2);
+  // The stream's retention when it creates the stream: messages older than max_age, or beyond max_bytes (oldest
+  // dropped first), are removed; zero = unlimited. A replica that had not applied a removed message cannot catch up
+  // from the stream any more (docs/SCALE.md, "Retention").
+  absl::Duration max_age = absl::ZeroDuration();
+  int64_t max_bytes = 0;
   // How long PublishBatch waits for the stream's acknowledgements of one batch.
   absl::Duration publish_timeout = absl::Seconds(5);
   // How long Open waits for the first connection and for each JetStream API call.
@@ -86,8 +91,13 @@ class RunStream {
   // Whether the connection to NATS is up now.
   virtual bool Connected() = 0;
 
-  // The stream's last sequence now (0 for an empty stream), from JetStream's stream info.
-  virtual absl::StatusOr<uint64_t> LastSequence() = 0;
+  // The stream's bounds now, from JetStream's stream info: the sequences of its first and last messages (an empty
+  // stream: first = last + 1; a new one: 0 and 0).
+  struct Bounds {
+    uint64_t first = 0;
+    uint64_t last = 0;
+  };
+  virtual absl::StatusOr<Bounds> State() = 0;
 };
 
 }  // namespace accelsel::cluster

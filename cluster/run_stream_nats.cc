@@ -142,7 +142,7 @@ class NatsRunStream final : public RunStream {
 
   bool Connected() override { return nc_ != nullptr && natsConnection_Status(nc_) == NATS_CONN_STATUS_CONNECTED; }
 
-  absl::StatusOr<uint64_t> LastSequence() override {
+  absl::StatusOr<Bounds> State() override {
     jsStreamInfo* info = nullptr;
     jsErrCode jerr = static_cast<jsErrCode>(0);
     natsStatus s = js_GetStreamInfo(&info, js_, options_.stream.c_str(), nullptr, &jerr);
@@ -150,9 +150,9 @@ class NatsRunStream final : public RunStream {
       return absl::UnavailableError(absl::StrCat("cannot read the info of stream ", options_.stream, ": ", NatsError(s),
                                                  " (JetStream error ", jerr, ")"));
     }
-    const uint64_t last = info->State.LastSeq;
+    const Bounds bounds{info->State.FirstSeq, info->State.LastSeq};
     jsStreamInfo_Destroy(info);
-    return last;
+    return bounds;
   }
 
  private:
@@ -166,6 +166,11 @@ class NatsRunStream final : public RunStream {
     cfg.Storage = js_FileStorage;
     cfg.Replicas = options_.replicas;
     cfg.Duplicates = absl::ToInt64Nanoseconds(options_.duplicate_window);
+    if (options_.max_age > absl::ZeroDuration()) {
+      cfg.MaxAge = absl::ToInt64Nanoseconds(options_.max_age);
+      cfg.Duplicates = std::min(cfg.Duplicates, cfg.MaxAge);  // JetStream refuses a window longer than the age
+    }
+    if (options_.max_bytes > 0) cfg.MaxBytes = options_.max_bytes;
     jsStreamInfo* info = nullptr;
     jsErrCode jerr = static_cast<jsErrCode>(0);
     natsStatus s = js_AddStream(&info, js_, &cfg, nullptr, &jerr);

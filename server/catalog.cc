@@ -66,4 +66,23 @@ absl::StatusOr<bool> Catalog::SetRetired(const std::string& id, bool retired, v1
   return true;
 }
 
+absl::StatusOr<bool> Catalog::Apply(const v1::Strategy& strategy) {
+  absl::MutexLock lock(&write_mu_);
+  auto current = snapshot_.Get();
+  auto it = current->index.find(strategy.id());
+  if (it != current->index.end() &&
+      google::protobuf::util::MessageDifferencer::Equals(current->protos[it->second], strategy)) {
+    return false;
+  }
+  if (absl::Status st = store_->PutStrategy(strategy); !st.ok()) return st;
+  std::vector<v1::Strategy> protos = current->protos;
+  if (it != current->index.end()) {
+    protos[it->second] = strategy;
+  } else {
+    protos.push_back(strategy);
+  }
+  Publish(std::move(protos));
+  return true;
+}
+
 }  // namespace accelsel::server

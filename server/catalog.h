@@ -2,7 +2,7 @@
 //
 // Thread safety: every method may be called concurrently. Get() never blocks on a writer: it copies the shared_ptr
 // of the current CatalogSnapshot (Snapshot's own lock, held for the copy only), and the snapshot is immutable, so a
-// request reads it without any lock for as long as it holds the pointer. Register and SetRetired (and Load) are
+// request reads it without any lock for as long as it holds the pointer. Register, SetRetired and Apply (and Load) are
 // serialised by write_mu_: each reads the current snapshot, writes the store, and publishes a new snapshot, as one
 // step. Ownership: the catalogue borrows `store` (owned by ServiceCore, which outlives it); snapshots are shared
 // with the callers that hold them.
@@ -54,6 +54,10 @@ class Catalog {
   // NOT_FOUND for an id not in the catalogue. `out` receives the definition with its new flag.
   absl::StatusOr<bool> SetRetired(const std::string& id, bool retired, v1::Strategy* out)
       ABSL_LOCKS_EXCLUDED(write_mu_);
+  // Cluster mode (server/cluster_settings.h): makes the entry of `strategy.id()` exactly `strategy`, definition and
+  // retired flag, whatever was there (the last writer in the cluster wins), persisted as Register does. Returns true
+  // if anything changed.
+  absl::StatusOr<bool> Apply(const v1::Strategy& strategy) ABSL_LOCKS_EXCLUDED(write_mu_);
 
  private:
   // Builds the snapshot of `protos` and swaps it in. Under write_mu_, so no two writers publish out of order.

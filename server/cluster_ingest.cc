@@ -23,16 +23,28 @@ absl::StatusOr<std::unique_ptr<ClusterIngest>> ClusterIngest::Start(const Cluste
   auto stream = cluster::RunStream::Open(options.nats);
   if (!stream.ok()) return stream.status();
   // Asked before subscribing: whatever the stream held then is what this replica must hold before it is SERVING.
-  auto last = (*stream)->LastSequence();
-  if (!last.ok()) return last.status();
+  auto bounds = (*stream)->State();
+  if (!bounds.ok()) return bounds.status();
+  const uint64_t last = bounds->last;
+  // Messages after this store's position that the stream no longer holds (its retention removed them): applying
+  // what is left would leave this replica without them for good, so it does not start.
+  if (last > applied && bounds->first > applied + 1) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cluster mode: this store applied stream ", options.nats.stream, " up to sequence ", applied,
+                     ", but the stream's oldest message is ", bounds->first, ": its retention removed ", applied + 1,
+                     "..", bounds->first - 1,
+                     " before this replica applied them. Restore an online backup of another replica "
+                     "(accelsel admin backup) into --data_dir and start again (docs/SCALE.md, \"Retention\")"));
+  }
   if (absl::Status st = (*stream)->Subscribe(applied); !st.ok()) return st;
   log::Info("cluster_start", {{"stream", options.nats.stream},
                               {"subject", options.nats.subject},
                               {"replicas", static_cast<int64_t>(options.nats.replicas)},
                               {"applied_sequence", applied},
-                              {"stream_last_sequence", *last}});
+                              {"stream_first_sequence", bounds->first},
+                              {"stream_last_sequence", last}});
   return std::unique_ptr<ClusterIngest>(
-      new ClusterIngest(options, store, metrics, std::move(on_applied), *std::move(stream), applied, *last));
+      new ClusterIngest(options, store, metrics, std::move(on_applied), *std::move(stream), applied, last));
 }
 
 ClusterIngest::ClusterIngest(const ClusterOptions& options, storage::TelemetryStore* store, Metrics* metrics,
@@ -216,6 +228,13 @@ void ClusterIngest::ApplyLoop() {
     for (size_t i = 0; i < messages.size(); ++i) {
       const cluster::StreamMessage& m = messages[i];
       if (m.sequence <= last) continue;  // already applied
+      if (m.sequence > last + 1) {
+        // The stream's retention removed messages this replica had not applied yet (it was down or too slow for
+        // longer than the retention): it will never hold them. Counted and logged; docs/SCALE.md, "Retention".
+        series_.skipped->Increment(static_cast<double>(m.sequence - last - 1));
+        log::Error("cluster_messages_lost_to_retention",
+                   {{"after_sequence", last}, {"next_sequence", m.sequence}, {"count", m.sequence - last - 1}});
+      }
       last = m.sequence;
       v1::RunReport& r = reports[i];
       if (!r.ParseFromString(m.data) || r.run_id().empty()) {

@@ -60,6 +60,9 @@ ABSL_FLAG(double, retrain_growth, Defaults().retrain_growth,
 ABSL_FLAG(uint64_t, retrain_growth_min_runs, Defaults().retrain_growth_min_runs,
           "Fewest new runs the growth trigger retrains on");
 ABSL_FLAG(bool, trainer, Defaults().trainer_enabled, "Run the background trainer");
+ABSL_FLAG(uint64_t, max_training_rows, uint64_t{Defaults().max_training_rows},
+          "Training runs a retrain uses at most (after the node-share thinning), spread over the task contexts and "
+          "strategies, newest first; 0 = all");
 ABSL_FLAG(uint64_t, seed, Defaults().seed,
           "Seed of the exploration randomness (0 = a fresh random seed per thread); with a seed, the same sequence "
           "of requests gets the same first places, so simulations repeat");
@@ -140,6 +143,12 @@ ABSL_FLAG(int, nats_stream_replicas, Defaults().cluster.nats.replicas,
 ABSL_FLAG(absl::Duration, nats_duplicate_window, Defaults().cluster.nats.duplicate_window,
           "The stream drops a repeated run id within this window when it creates the stream (replicas catch older "
           "repeats by run id)");
+ABSL_FLAG(absl::Duration, nats_stream_max_age, absl::ZeroDuration(),
+          "Retention of the report stream when a replica creates it: messages older than this are removed (0 = "
+          "kept). A replica down for longer cannot catch up from the stream (docs/SCALE.md, Retention)");
+ABSL_FLAG(int64_t, nats_stream_max_bytes, 0,
+          "Retention of the report stream when a replica creates it: beyond this many bytes the oldest messages are "
+          "removed (0 = unlimited)");
 ABSL_FLAG(absl::Duration, nats_publish_timeout, Defaults().cluster.nats.publish_timeout,
           "Reports the stream has not acknowledged within this are answered UNAVAILABLE, for the node to resend");
 ABSL_FLAG(std::string, nats_creds, "",
@@ -203,6 +212,7 @@ int main(int argc, char** argv) {
   options.retrain_growth = absl::GetFlag(FLAGS_retrain_growth);
   options.retrain_growth_min_runs = absl::GetFlag(FLAGS_retrain_growth_min_runs);
   options.trainer_enabled = absl::GetFlag(FLAGS_trainer);
+  options.max_training_rows = absl::GetFlag(FLAGS_max_training_rows);
   options.trainer_nice = absl::GetFlag(FLAGS_trainer_nice);
   options.trainer_threads = absl::GetFlag(FLAGS_trainer_threads);
   options.stream_window = absl::GetFlag(FLAGS_stream_window);
@@ -246,6 +256,8 @@ int main(int argc, char** argv) {
   options.cluster.nats.tls_cert_file = absl::GetFlag(FLAGS_nats_tls_cert);
   options.cluster.nats.tls_key_file = absl::GetFlag(FLAGS_nats_tls_key);
   options.cluster.trainer_lease = absl::GetFlag(FLAGS_nats_trainer_lease);
+  options.cluster.nats.max_age = absl::GetFlag(FLAGS_nats_stream_max_age);
+  options.cluster.nats.max_bytes = absl::GetFlag(FLAGS_nats_stream_max_bytes);
   options.cluster.replica_id = absl::GetFlag(FLAGS_replica_id);
   if (!options.cluster.nats.servers.empty()) {
     if (!accelsel::cluster::RunStream::Available()) {
@@ -261,9 +273,11 @@ int main(int argc, char** argv) {
     if (options.cluster.nats.replicas < 1 || options.cluster.nats.replicas > 5 ||
         options.cluster.nats.duplicate_window <= absl::ZeroDuration() ||
         options.cluster.nats.publish_timeout <= absl::ZeroDuration() || options.cluster.nats.stream.empty() ||
-        options.cluster.trainer_lease < absl::Seconds(1)) {
+        options.cluster.trainer_lease < absl::Seconds(1) || options.cluster.nats.max_age < absl::ZeroDuration() ||
+        options.cluster.nats.max_bytes < 0) {
       std::cerr << "accelsel-server: --nats_stream_replicas must be in [1, 5], --nats_duplicate_window and "
-                   "--nats_publish_timeout > 0, --nats_stream not empty, --nats_trainer_lease at least 1s\n";
+                   "--nats_publish_timeout > 0, --nats_stream not empty, --nats_trainer_lease at least 1s, "
+                   "--nats_stream_max_age and --nats_stream_max_bytes >= 0\n";
       return 2;
     }
   }

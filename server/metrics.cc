@@ -329,6 +329,9 @@ const Metrics::ClusterSeries& Metrics::EnableCluster() {
                              "Stream messages after the last one this replica applied, when that one was delivered.");
   cluster_.applied_sequence =
       gauge("accelsel_cluster_applied_sequence", "Stream sequence of the last message this replica applied.");
+  cluster_.skipped = counter("accelsel_cluster_lost_to_retention_total",
+                             "Stream messages the stream's retention removed before this replica applied them; "
+                             "above 0, this replica lacks runs the others hold (docs/SCALE.md, Retention).");
   cluster_.trainer = gauge("accelsel_cluster_trainer", "1 while this replica holds the trainer lease, else 0.");
   cluster_.models_published = counter("accelsel_cluster_models_published_total",
                                       "Serving versions this replica published to the others as the trainer.");

@@ -132,6 +132,15 @@ absl::Status ServiceCore::Init() {
         ClusterModels::Start(options_.cluster, options_.trainer_enabled, store_.get(), models_.get(), metrics_);
     if (!models.ok()) return models.status();
     cluster_models_ = *std::move(models);
+    ClusterSettings::Appliers appliers;
+    appliers.strategy = [this](const v1::Strategy& s) { ApplyReplicatedStrategy(s); };
+    appliers.quarantine = [this](const std::string& node_id, bool quarantined) {
+      ApplyReplicatedQuarantine(node_id, quarantined);
+    };
+    // Returns once the cluster's catalogue and quarantine list are applied: a new replica serves them from the start.
+    auto settings = ClusterSettings::Start(options_.cluster, std::move(appliers));
+    if (!settings.ok()) return settings.status();
+    cluster_settings_ = *std::move(settings);
   }
   metrics_->runs_stored().Set(static_cast<double>(store_->RunCount()));
   metrics_->storage_bytes().Set(static_cast<double>(store_->ApproximateBytes()));
@@ -259,6 +268,8 @@ absl::Status ServiceCore::PrepareReport(v1::RunReport* report, std::string* reas
       auto created = catalog_->Register(report->strategy());
       if (created.ok()) {
         if (*created) metrics_->strategies().Set(static_cast<double>(catalog_->Get()->protos.size()));
+        // Cluster mode: the run goes to every replica, so its strategy must too (skipped when already there).
+        if (cluster_settings_ != nullptr) st = PublishStrategyState(report->strategy().id());
         report->set_strategy_id(report->strategy().id());
         report->clear_strategy();  // the catalogue holds the definition; the run refers to it by id
       } else {
@@ -428,6 +439,7 @@ absl::Status ServiceCore::RegisterStrategy(const v1::RegisterStrategyRequest& re
   auto created = catalog_->Register(request.strategy());
   if (!created.ok()) return created.status();
   metrics_->strategies().Set(static_cast<double>(catalog_->Get()->protos.size()));
+  if (cluster_settings_ != nullptr) ACCELSEL_RETURN_IF_ERROR(PublishStrategyState(request.strategy().id()));
   *response->mutable_strategy() = request.strategy();
   response->set_created(*created);
   return absl::OkStatus();
@@ -439,7 +451,39 @@ absl::Status ServiceCore::SetStrategyRetired(const std::string& id, bool retired
   auto result = catalog_->SetRetired(id, retired, strategy);
   if (!result.ok()) return result.status();
   *changed = *result;
+  if (cluster_settings_ != nullptr) ACCELSEL_RETURN_IF_ERROR(cluster_settings_->PublishStrategy(*strategy));
   return absl::OkStatus();
+}
+
+absl::Status ServiceCore::PublishStrategyState(const std::string& id) {
+  const auto catalog = catalog_->Get();
+  auto it = catalog->index.find(id);
+  if (it == catalog->index.end()) return absl::InternalError(absl::StrCat("strategy \"", id, "\" vanished"));
+  return cluster_settings_->PublishStrategy(catalog->protos[it->second]);
+}
+
+void ServiceCore::ApplyReplicatedStrategy(const v1::Strategy& strategy) {
+  auto changed = catalog_->Apply(strategy);
+  if (!changed.ok()) {
+    log::Error("cluster_strategy_not_applied",
+               {{"id", strategy.id()}, {"error", std::string(changed.status().message())}});
+    return;
+  }
+  if (!*changed) return;
+  metrics_->strategies().Set(static_cast<double>(catalog_->Get()->protos.size()));
+  log::Info("cluster_strategy_applied", {{"id", strategy.id()}, {"retired", strategy.retired()}});
+}
+
+void ServiceCore::ApplyReplicatedQuarantine(const std::string& node_id, bool quarantined) {
+  absl::MutexLock lock(&quarantine_mu_);
+  std::set<std::string> next = quarantined_;
+  const bool changed = quarantined ? next.insert(node_id).second : next.erase(node_id) > 0;
+  if (!changed) return;
+  if (absl::Status st = SetQuarantinedLocked(std::move(next)); !st.ok()) {
+    log::Error("cluster_quarantine_not_applied", {{"node_id", node_id}, {"error", std::string(st.message())}});
+    return;
+  }
+  log::Info("cluster_quarantine_applied", {{"node_id", node_id}, {"quarantined", quarantined}});
 }
 
 absl::Status ServiceCore::GetModelInfo(v1::GetModelInfoResponse* response) {
@@ -462,6 +506,13 @@ void ServiceCore::ApplyQuarantineLocked(const std::set<std::string>& nodes) {
   stats_.SetQuarantined(std::move(hashes));
 }
 
+absl::Status ServiceCore::SetQuarantinedLocked(std::set<std::string> next) {
+  ACCELSEL_RETURN_IF_ERROR(store_->PutMeta(kQuarantinedNodesKey, absl::StrJoin(next, "\n")));
+  quarantined_ = std::move(next);
+  ApplyQuarantineLocked(quarantined_);
+  return absl::OkStatus();
+}
+
 absl::Status ServiceCore::QuarantineNode(const v1::QuarantineNodeRequest& request,
                                          v1::QuarantineNodeResponse* response) {
   if (!request.node_id().empty()) {
@@ -473,12 +524,10 @@ absl::Status ServiceCore::QuarantineNode(const v1::QuarantineNodeRequest& reques
   if (!request.node_id().empty()) {
     changed = request.release() ? next.erase(request.node_id()) > 0 : next.insert(request.node_id()).second;
   }
-  if (changed) {
-    if (absl::Status st = store_->PutMeta(kQuarantinedNodesKey, absl::StrJoin(next, "\n")); !st.ok()) {
-      return st;
-    }
-    quarantined_ = std::move(next);
-    ApplyQuarantineLocked(quarantined_);
+  if (changed) ACCELSEL_RETURN_IF_ERROR(SetQuarantinedLocked(std::move(next)));
+  if (cluster_settings_ != nullptr && !request.node_id().empty()) {
+    // Under quarantine_mu_: this replica's calls reach the bucket in the order they changed the list here.
+    ACCELSEL_RETURN_IF_ERROR(cluster_settings_->PublishQuarantine(request.node_id(), !request.release()));
   }
   response->set_changed(changed);
   for (const std::string& id : quarantined_) response->add_quarantined(id);
@@ -552,6 +601,7 @@ void ServiceCore::Shutdown() {
     workers_mu_.Await(absl::Condition(
         +[](int* n) { return *n == 0; }, &workers_));
   }
+  if (cluster_settings_) cluster_settings_->Stop();  // no replicated change is applied from here on
   if (retention_) retention_->Stop();
   if (cluster_models_) cluster_models_->Stop();  // hands the trainer lease on before the trainer stops
   if (models_) models_->Stop();

@@ -8,6 +8,8 @@
 // locks itself; writes go to components that serialise themselves (Catalog, ModelManager, IngestQueue, DecisionLog, the
 // store). Its own state: quarantine_mu_ serialises QuarantineNode (read the list, persist it, apply it to the
 // statistics) and guards quarantined_; workers_mu_ guards the worker count and the refusal flag that Shutdown sets.
+// In cluster mode the cluster settings' watch thread applies the other replicas' catalogue and quarantine changes
+// through the same Catalog and quarantine_mu_.
 // Ownership: it owns the store, the catalogue, the statistics, the model manager and the ingest queue (the ingest
 // writer thread calls back into OnStored); it borrows `metrics`, which must outlive it.
 #ifndef ACCELSEL_SERVER_SERVICE_CORE_H_
@@ -29,6 +31,7 @@
 #include "server/catalog.h"
 #include "server/cluster_ingest.h"
 #include "server/cluster_models.h"
+#include "server/cluster_settings.h"
 #include "server/decision_log.h"
 #include "server/executor.h"
 #include "server/ingest_queue.h"
@@ -71,6 +74,8 @@ class ServiceCore {
   // Operator only: an online copy of the whole store in a new folder under options.backup_dir.
   absl::Status Backup(const v1::BackupRequest& request, v1::BackupResponse* response);
   // Quarantines or releases a node (or only lists, with an empty node_id); persisted in the store's meta.
+  // In cluster mode RegisterStrategy, SetStrategyRetired, QuarantineNode and a report's new strategy definition are
+  // also published to every replica (server/cluster_settings.h) after the local change: UNAVAILABLE when that failed.
   absl::Status QuarantineNode(const v1::QuarantineNodeRequest& request, v1::QuarantineNodeResponse* response)
       ABSL_LOCKS_EXCLUDED(quarantine_mu_);
 
@@ -105,6 +110,7 @@ class ServiceCore {
   // Null in single-process mode.
   ClusterIngest* cluster() { return cluster_.get(); }
   ClusterModels* cluster_models() { return cluster_models_.get(); }
+  ClusterSettings* cluster_settings() { return cluster_settings_.get(); }
   model::ObservedStats& stats() { return stats_; }
   ModelManager& models() { return *models_; }
   DecisionLog& decisions() { return *decision_log_; }
@@ -139,6 +145,13 @@ class ServiceCore {
   std::unique_ptr<ClusterIngest> cluster_;
   // Cluster mode only: the trainer lease and the serving pointer; stopped (in Shutdown) before models_.
   std::unique_ptr<ClusterModels> cluster_models_;
+  // Cluster mode only: the catalogue and the quarantine list, replicated; its watch applies through the two
+  // methods below (on its thread). Destroyed first of the cluster parts; it borrows the catalogue and the store.
+  std::unique_ptr<ClusterSettings> cluster_settings_;
+  void ApplyReplicatedStrategy(const v1::Strategy& strategy);
+  // Publishes the catalogue's entry of `id` (definition and retired flag) to the other replicas.
+  absl::Status PublishStrategyState(const std::string& id);
+  void ApplyReplicatedQuarantine(const std::string& node_id, bool quarantined) ABSL_LOCKS_EXCLUDED(quarantine_mu_);
   std::unique_ptr<RunRetention> retention_;  // null without options.run_retention; stopped before the store closes
   // After ingest_ (which hands it outcomes) and models_ (which its hooks read): destroyed before both.
   std::unique_ptr<DecisionLog> decision_log_;
@@ -146,7 +159,11 @@ class ServiceCore {
   std::atomic<uint64_t> seeded_selects_{0};  // SelectAccelerator calls drawn from options_.seed
   // Applies `nodes` to the statistics (the trainer reads them there).
   void ApplyQuarantineLocked(const std::set<std::string>& nodes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(quarantine_mu_);
-  absl::Mutex quarantine_mu_;  // serialises QuarantineNode calls: read, change, persist, apply
+  // Persists `next` in the store's meta, makes it the list and applies it.
+  absl::Status SetQuarantinedLocked(std::set<std::string> next) ABSL_EXCLUSIVE_LOCKS_REQUIRED(quarantine_mu_);
+  // Serialises QuarantineNode calls (read, change, persist, apply, and in cluster mode publish) and the replicated
+  // changes the cluster settings apply.
+  absl::Mutex quarantine_mu_;
   std::set<std::string> quarantined_ ABSL_GUARDED_BY(quarantine_mu_);
   absl::Mutex workers_mu_;
   int workers_ ABSL_GUARDED_BY(workers_mu_) = 0;

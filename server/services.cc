@@ -194,6 +194,18 @@ grpc::ServerUnaryReactor* BlockingUnary(ServiceCore* core, AccessControl* access
   return reactor;
 }
 
+// Calls that change the replicated operator state (server/cluster_settings.h): in cluster mode they also write to
+// NATS, a network round trip that may wait for a reconnection, so there they run as BlockingUnary; otherwise as Unary.
+template <typename Request, typename Response, typename Fn>
+grpc::ServerUnaryReactor* SettingsUnary(ServiceCore* core, AccessControl* access, grpc::CallbackServerContext* ctx,
+                                        Method method, const grpc::ByteBuffer* request_bytes,
+                                        grpc::ByteBuffer* response_bytes, Fn fn) {
+  if (core->cluster_settings() != nullptr) {
+    return BlockingUnary<Request, Response>(core, access, ctx, method, request_bytes, response_bytes, std::move(fn));
+  }
+  return Unary<Request, Response>(core, access, ctx, method, request_bytes, response_bytes, fn);
+}
+
 // ReportRun: reads reports, validates each, submits valid ones to the group commit and writes one ack per report,
 // or, when the client asked for ranged acks (server/ack_queue.h), one ack per run of consecutive reports with the
 // same result: while one ack write is outstanding, the acks of later commits gather into the next one.
@@ -308,6 +320,20 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, 
     std::string reason;
     absl::Status st =
         core_->PrepareReport(report.get(), &reason, /*may_create_strategy=*/principal_.role == Role::kOperator);
+    if (absl::IsUnavailable(st)) {
+      // Not the report's fault (cluster mode: its new strategy could not be replicated): no ack, and the stream
+      // ends UNAVAILABLE once the reports before it are answered, as after a failed store write; the client resends.
+      {
+        absl::MutexLock lock(&mu_);
+        reading_ = false;
+        if (final_status_.ok()) final_status_ = ToGrpc(st);
+        --in_flight_;  // never acknowledged
+        RecycleLocked(std::move(report));
+        a = NextLocked();
+      }
+      Run(this, a);
+      return;
+    }
     if (!st.ok()) {
       core_->metrics()->RunRejected(reason);
       {
@@ -529,7 +555,7 @@ grpc::ServerUnaryReactor* SelectorService::ListStrategies(grpc::CallbackServerCo
 grpc::ServerUnaryReactor* SelectorService::RegisterStrategy(grpc::CallbackServerContext* ctx,
                                                             const grpc::ByteBuffer* request,
                                                             grpc::ByteBuffer* response) {
-  return Unary<v1::RegisterStrategyRequest, v1::RegisterStrategyResponse>(
+  return SettingsUnary<v1::RegisterStrategyRequest, v1::RegisterStrategyResponse>(
       core_, access_, ctx, Method::kRegisterStrategy, request, response, [this](auto& req, auto* resp) {
         // The definition is stored: fields this server does not know are dropped first (as from reports).
         if (req.has_strategy() && StripUnknownFields(req.mutable_strategy())) core_->metrics()->UnknownFieldsDropped();
@@ -551,7 +577,7 @@ template <typename Request, typename Response>
 grpc::ServerUnaryReactor* SetRetired(ServiceCore* core, AccessControl* access, grpc::CallbackServerContext* ctx,
                                      Method method, const grpc::ByteBuffer* request, grpc::ByteBuffer* response,
                                      bool retired) {
-  return Unary<Request, Response>(
+  return SettingsUnary<Request, Response>(
       core, access, ctx, method, request, response, [core, retired](const Request& req, Response* resp) {
         bool changed = false;
         absl::Status st = core->SetStrategyRetired(req.id(), retired, resp->mutable_strategy(), &changed);
@@ -585,7 +611,7 @@ grpc::ServerUnaryReactor* ModelAdminService::Retrain(grpc::CallbackServerContext
 grpc::ServerUnaryReactor* ModelAdminService::QuarantineNode(grpc::CallbackServerContext* ctx,
                                                             const grpc::ByteBuffer* request,
                                                             grpc::ByteBuffer* response) {
-  return Unary<v1::QuarantineNodeRequest, v1::QuarantineNodeResponse>(
+  return SettingsUnary<v1::QuarantineNodeRequest, v1::QuarantineNodeResponse>(
       core_, access_, ctx, Method::kQuarantineNode, request, response,
       [core = core_](const v1::QuarantineNodeRequest& req, v1::QuarantineNodeResponse* out) {
         return core->QuarantineNode(req, out);

@@ -327,6 +327,55 @@ TEST_F(ClusterReportsTest, ANewReplicaIsServingOnlyOnceItAppliedWhatTheStreamHel
 // Mutual TLS and a user with a password on the NATS connection: the CA, the client certificate and the password
 // are each needed; bad files are refused before any connection, naming their flag. (Credentials files need an
 // operator-mode NATS server with JWTs, which this test does not set up: only their file checks are tested.)
+TEST_F(ClusterReportsTest, AReplicaBehindTheRetentionDoesNotStartAndABackupOfAnotherBringsItBack) {
+  constexpr int kN = 20;
+  auto with_retention = [&](const std::string& name) {
+    server::ServerOptions o = ReplicaOptions(name);
+    o.cluster.nats.max_age = absl::Seconds(1);  // the stream keeps a report one second
+    o.backup_dir = root_ + "/backups";
+    return o;
+  };
+  std::filesystem::create_directories(root_ + "/backups");
+  std::unique_ptr<server::Server> a = StartReplica(with_retention("a"));
+  ASSERT_NE(a, nullptr);
+  Register(*a, "s-a");
+  Register(*a, "s-b");
+  EXPECT_EQ(Report(*a, Reports("run-", kN), v1::RunAck::RESULT_DURABLE), uint64_t{kN});
+  ASSERT_TRUE(WaitFor([&] { return Count(*a) == kN; }, absl::Seconds(20)));
+  {
+    Connection c = Connect(a->port());
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx, 60);
+    v1::BackupRequest req;
+    req.set_dir("a-now");
+    v1::BackupResponse resp;
+    const grpc::Status st = c.admin->Backup(&ctx, req, &resp);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+  }
+  // The stream's retention removes the reports.
+  auto stream = cluster::RunStream::Open(with_retention("probe").cluster.nats);
+  ASSERT_TRUE(stream.ok()) << stream.status();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto b = (*stream)->State();
+        return b.ok() && b->first > uint64_t{kN};
+      },
+      absl::Seconds(30)));
+  // A new replica on an empty folder cannot get them from the stream: it refuses to start, and says what to do.
+  auto b = server::Server::Start(with_retention("b"));
+  ASSERT_FALSE(b.ok());
+  EXPECT_EQ(b.status().code(), absl::StatusCode::kFailedPrecondition) << b.status();
+  EXPECT_NE(b.status().message().find(absl::StrCat("removed 1..", kN)), std::string::npos) << b.status();
+  EXPECT_NE(b.status().message().find("backup"), std::string::npos) << b.status();
+  // Started on the backup of A, it holds every run, at the position stored with them, and is SERVING.
+  server::ServerOptions restored = with_retention("unused");
+  restored.data_dir = root_ + "/backups/a-now";
+  std::unique_ptr<server::Server> c = StartReplica(restored);
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(Count(*c), uint64_t{kN});
+  EXPECT_TRUE(Serving(*c));
+}
+
 TEST_F(ClusterReportsTest, TlsCertificatesAndPasswordsForTheNatsConnection) {
   const std::string certs = root_ + "/certs";
   const std::string cmd = std::string(ACCELSEL_TEST_SOURCE_DIR) + "/tests/server/make_test_certs.sh " + certs;

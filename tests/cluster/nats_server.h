@@ -62,8 +62,60 @@ inline bool Accepts(int port) {
   return ok;
 }
 
+// A child process started with posix_spawn, killed with SIGKILL (by its pid) with the object; its stdout and
+// stderr go to `log` (or /dev/null).
+class Child {
+ public:
+  Child() = default;
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+  ~Child() { Kill(); }
+
+  bool Spawn(std::vector<std::string> args, const std::string& log = "/dev/null") {
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    posix_spawn_file_actions_adddup2(&actions, 1, 2);
+    // Nothing else of this process's: an inherited descriptor (a build lock's, a listening socket) would outlive it
+    // in the child.
+    posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+    const int rc = posix_spawn(&pid_, args[0].c_str(), &actions, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    if (rc != 0) pid_ = 0;
+    return rc == 0;
+  }
+
+  // kill -9, and reaped.
+  void Kill() {
+    if (pid_ <= 0) return;
+    kill(pid_, SIGKILL);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = 0;
+  }
+
+  // Whether it still runs (reaped here when it has exited).
+  bool Running() {
+    if (pid_ <= 0) return false;
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = 0;
+      return false;
+    }
+    return true;
+  }
+
+  pid_t pid() const { return pid_; }
+
+ private:
+  pid_t pid_ = 0;
+};
+
 // A nats-server with JetStream on 127.0.0.1, killed (by its pid) with the object. `extra` are more command-line
-// options (TLS, users).
+// options (TLS, users, a cluster's routes).
 class NatsServer {
  public:
   static std::string Binary() {
@@ -73,51 +125,33 @@ class NatsServer {
     return "";
   }
 
-  explicit NatsServer(const std::string& dir, std::vector<std::string> extra = {})
-      : dir_(dir), extra_(std::move(extra)) {}
-  ~NatsServer() { Kill(); }
+  explicit NatsServer(const std::string& dir, std::vector<std::string> extra = {}, int port = 0)
+      : dir_(dir), extra_(std::move(extra)), port_(port) {}
 
   // Starts it and waits until it accepts connections. Again after Kill: on the same port and store.
   bool Start() {
     if (port_ == 0) port_ = FreePort();
     if (port_ == 0) return false;
-    const std::string port = absl::StrCat(port_);
-    const std::string store = dir_ + "/jetstream";
-    const std::string log = dir_ + "/nats-server.log";
-    const std::string binary = Binary();
-    std::vector<std::string> args = {binary, "-js", "-a", "127.0.0.1", "-p", port, "-sd", store, "-l", log};
+    std::vector<std::string> args = {Binary(), "-js",
+                                     "-a",     "127.0.0.1",
+                                     "-p",     absl::StrCat(port_),
+                                     "-sd",    dir_ + "/jetstream",
+                                     "-l",     dir_ + "/nats-server.log"};
     args.insert(args.end(), extra_.begin(), extra_.end());
-    std::vector<char*> argv;
-    for (std::string& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
-    const int rc = posix_spawn(&pid_, binary.c_str(), &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    if (rc != 0) {
-      pid_ = 0;
-      return false;
-    }
+    if (!child_.Spawn(std::move(args))) return false;
     return WaitFor([this] { return Accepts(port_); }, absl::Seconds(20));
   }
 
-  void Kill() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGKILL);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    pid_ = 0;
-  }
+  void Kill() { child_.Kill(); }
 
+  int port() const { return port_; }
   std::string url() const { return absl::StrCat("nats://127.0.0.1:", port_); }
 
  private:
   const std::string dir_;
   const std::vector<std::string> extra_;
-  pid_t pid_ = 0;
   int port_ = 0;
+  Child child_;
 };
 
 }  // namespace accelsel::testing

@@ -218,5 +218,39 @@ TEST(CatalogTest, ConcurrentRegistrationsAreAllKept) {
   EXPECT_EQ(store.strategy_puts(), static_cast<size_t>(kThreads * kEach));
 }
 
+// Cluster mode's apply (server/cluster_settings.h): the replicated entry replaces whatever is there, definition and
+// flag, persisted; the same entry again writes nothing.
+TEST(CatalogTest, ApplyUpsertsTheDefinitionAndFlagAsGivenAndIsIdempotent) {
+  FakeStore store;
+  Catalog catalog(&store);
+  ASSERT_TRUE(catalog.Register(Def("vllm", "vllm")).ok());
+  auto added = catalog.Apply(Def("sglang", "sglang"));
+  ASSERT_TRUE(added.ok()) << added.status();
+  EXPECT_TRUE(*added);
+  v1::Strategy replaced = Def("vllm", "vllm", "another writer's definition");
+  replaced.set_retired(true);
+  auto changed = catalog.Apply(replaced);
+  ASSERT_TRUE(changed.ok() && *changed);
+  const size_t puts = store.strategy_puts();
+  auto again = catalog.Apply(replaced);
+  ASSERT_TRUE(again.ok());
+  EXPECT_FALSE(*again);
+  EXPECT_EQ(store.strategy_puts(), puts);
+  auto snap = catalog.Get();
+  EXPECT_THAT(Ids(*snap), ElementsAre("sglang", "vllm"));
+  EXPECT_TRUE(snap->IsRetired("vllm"));
+  EXPECT_EQ(snap->active, 1u);
+  EXPECT_EQ(snap->Find("vllm")->description, "another writer's definition");
+  // Persisted: a reload reads the applied entries.
+  Catalog reloaded(&store);
+  ASSERT_TRUE(reloaded.Load().ok());
+  EXPECT_TRUE(reloaded.Get()->IsRetired("vllm"));
+  EXPECT_EQ(reloaded.Get()->Find("sglang")->id, "sglang");
+  // A failed write leaves the catalogue as it was.
+  store.FailPuts(absl::InternalError("disk full"));
+  EXPECT_FALSE(catalog.Apply(Def("tgi", "tgi")).ok());
+  EXPECT_EQ(catalog.Get()->Find("tgi"), nullptr);
+}
+
 }  // namespace
 }  // namespace accelsel::server
