@@ -28,9 +28,10 @@ FUZZ_SECONDS ?= 600
 FUZZ_TARGETS := fuzz_validate fuzz_csv fuzz_arff fuzz_llm_bench fuzz_json
 # Tests whose code runs on several threads at once (RPC threads, ingest group commit, trainer, store, logger).
 TSAN_TESTS ?= model_lifecycle_test server_integration_test security_test fault_test telemetry_store_test \
-  client_telemetry_sender_test util_log_test decision_log_test retention_test backup_test cluster_reports_test
+  client_telemetry_sender_test util_log_test decision_log_test retention_test backup_test cluster_reports_test \
+  cluster_models_test cluster_settings_test
 
-.PHONY: deps configure build run test bench eval eval-smoke sim clean fuzz fuzz-build test-asan test-tsan mutants \
+.PHONY: deps configure build run test cluster-test bench eval eval-smoke sim clean fuzz fuzz-build test-asan test-tsan mutants \
   build-clang tidy format format-check
 
 # $(call install_missing,PACKAGES): a recipe line that installs those of PACKAGES that are not installed yet.
@@ -199,6 +200,13 @@ node: node-engine configure
 
 # node-test: the real-engine test (tests/node/engine_test.sh): llama-30m only, a spawned server with tokens, a few
 # jobs through `accelsel-node run`. A few minutes from a built engine; .ci/run calls it after `test`.
+# cluster-test (docs/SCALE.md): three NATS servers clustered and three replicas as processes on 127.0.0.1, load
+# through the balancing client while one NATS server, one replica and the trainer are killed with SIGKILL; about a
+# minute. Needs nats-server (installed by deps).
+cluster-test: build
+	cmake --build $(BUILD) -j $(JOBS) --target cluster_faults_test accelsel-server
+	ACCELSEL_TEST_TMPDIR=$(CURDIR)/$(BUILD)/tests/tmp $(BUILD)/tests/bin/cluster_faults_test
+
 node-test: node
 	$(MAKE) node-models NODE_MODELS_ARGS="--models llama-30m"
 	cmake --build $(BUILD) -j $(JOBS) --target accelsel-server accelsel_cli
