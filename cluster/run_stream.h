@@ -37,6 +37,9 @@ struct RunStreamOptions {
   // from the stream any more (docs/SCALE.md, "Retention").
   absl::Duration max_age = absl::ZeroDuration();
   int64_t max_bytes = 0;
+  // Messages the client library buffers for the applier before it drops the rest (a slow consumer); a drop is
+  // repaired by subscribing again after the last applied message, so this bounds memory, not correctness.
+  int pending_messages = 1 << 18;
   // How long PublishBatch waits for the stream's acknowledgements of one batch.
   absl::Duration publish_timeout = absl::Seconds(5);
   // How long Open waits for the first connection and for each JetStream API call.
@@ -81,8 +84,8 @@ class RunStream {
   // message id makes harmless.
   virtual void PublishBatch(const std::vector<PublishItem>& items, std::vector<PublishOutcome>* out) = 0;
 
-  // Starts the ordered delivery of the stream's messages after sequence `after_sequence` (0 = from the start).
-  // Called once, before NextBatch.
+  // Starts the ordered delivery of the stream's messages after sequence `after_sequence` (0 = from the start),
+  // before NextBatch; called again (by the applier) to start over after a message the delivery dropped.
   virtual absl::Status Subscribe(uint64_t after_sequence) = 0;
   // Waits at most `wait` for the next message, then takes whatever else is already delivered, up to `max` in all,
   // in stream order. OK with `out` empty when nothing came in time.

@@ -105,6 +105,10 @@ class NatsRunStream final : public RunStream {
   }
 
   absl::Status Subscribe(uint64_t after_sequence) override {
+    if (sub_ != nullptr) {
+      natsSubscription_Destroy(sub_);
+      sub_ = nullptr;
+    }
     jsSubOptions so;
     jsSubOptions_Init(&so);
     so.Stream = options_.stream.c_str();
@@ -121,6 +125,9 @@ class NatsRunStream final : public RunStream {
       return absl::UnavailableError(
           absl::StrCat("cannot consume stream ", options_.stream, ": ", NatsError(s), " (JetStream error ", jerr, ")"));
     }
+    // Past this the library drops messages and says so (NATS_SLOW_CONSUMER); the applier sees the gap and starts
+    // over after what it applied.
+    (void)natsSubscription_SetPendingLimits(sub_, std::max(64, options_.pending_messages), 512 * 1024 * 1024);
     return absl::OkStatus();
   }
 

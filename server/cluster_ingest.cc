@@ -214,21 +214,51 @@ void ClusterIngest::ApplyLoop() {
       log::Warn(event, {{"error", last_error}, {"applied_sequence", applied_sequence()}});
     }
   };
+  absl::Time last_delivery = absl::Now();
   while (!stop_applier_.load(std::memory_order_acquire)) {
     absl::Status st = stream_->NextBatch(options_.max_batch, absl::Milliseconds(200), &messages);
     if (!st.ok()) {
+      // Among them the library's "slow consumer" (its buffer overflowed while this replica applied a backlog): what
+      // it dropped, flow-control requests included, would stall or skip the delivery. Start over after what is
+      // applied.
       note_error(st, "cluster_consume_failed");
       absl::SleepFor(absl::Milliseconds(200));
+      series_.redeliveries->Increment();
+      Resubscribe(applied_sequence());
+      last_delivery = absl::Now();
       continue;
     }
-    if (messages.empty()) continue;
+    if (messages.empty()) {
+      // Nothing for a while: fine when the stream has nothing new, a stalled delivery when it has.
+      if (absl::Now() - last_delivery > absl::Seconds(5)) {
+        last_delivery = absl::Now();
+        auto bounds = stream_->State();
+        if (bounds.ok() && bounds->last > applied_sequence()) {
+          series_.redeliveries->Increment();
+          log::Warn("cluster_delivery_restarted",
+                    {{"after_sequence", applied_sequence()}, {"stream_last_sequence", bounds->last}});
+          Resubscribe(applied_sequence());
+        }
+      }
+      continue;
+    }
+    last_delivery = absl::Now();
     uint64_t last = applied_sequence();
     ptrs.clear();
     if (reports.size() < messages.size()) reports.resize(messages.size());
-    for (size_t i = 0; i < messages.size(); ++i) {
+    bool start_over = false;
+    size_t taken = 0;
+    for (size_t i = 0; i < messages.size(); ++i, ++taken) {
       const cluster::StreamMessage& m = messages[i];
       if (m.sequence <= last) continue;  // already applied
       if (m.sequence > last + 1) {
+        auto bounds = stream_->State();
+        if (!bounds.ok() || bounds->first <= last + 1) {
+          // The stream still holds what is missing: the delivery dropped it (the client library's buffer was full
+          // while this replica applied a backlog). Apply what came before, then start over after it.
+          start_over = true;
+          break;
+        }
         // The stream's retention removed messages this replica had not applied yet (it was down or too slow for
         // longer than the retention): it will never hold them. Counted and logged; docs/SCALE.md, "Retention".
         series_.skipped->Increment(static_cast<double>(m.sequence - last - 1));
@@ -244,7 +274,14 @@ void ClusterIngest::ApplyLoop() {
       }
       ptrs.push_back(&r);
     }
-    if (last == applied_sequence()) continue;
+    if (start_over) {
+      series_.redeliveries->Increment();
+      log::Warn("cluster_delivery_restarted", {{"after_sequence", last}});
+    }
+    if (last == applied_sequence()) {
+      if (start_over) Resubscribe(last);
+      continue;
+    }
     if (options_.before_apply) options_.before_apply();
     const std::string position = absl::StrCat(last);
     // A write error (disk full) is retried with the same messages: the position only moves with the runs.
@@ -262,11 +299,21 @@ void ClusterIngest::ApplyLoop() {
       if ((*results)[i] == storage::AppendResult::kStored) stored.push_back(ptrs[i]);
     }
     applied_sequence_.store(last, std::memory_order_release);
-    series_.applied->Increment(static_cast<double>(messages.size()));
+    series_.applied->Increment(static_cast<double>(taken));
     series_.applied_sequence->Set(static_cast<double>(last));
-    series_.apply_lag->Set(static_cast<double>(messages.back().pending));
+    series_.apply_lag->Set(static_cast<double>(messages[taken - 1].pending));
     if (on_applied_ && !stored.empty()) on_applied_(stored);
     if (last >= catch_up_sequence_) MarkCaughtUp();
+    if (start_over) Resubscribe(last);
+  }
+}
+
+void ClusterIngest::Resubscribe(uint64_t after) {
+  while (!stop_applier_.load(std::memory_order_acquire)) {
+    absl::Status st = stream_->Subscribe(after);
+    if (st.ok()) return;
+    log::Warn("cluster_consume_failed", {{"error", st.message()}, {"applied_sequence", after}});
+    absl::SleepFor(absl::Milliseconds(500));
   }
 }
 

@@ -73,6 +73,8 @@ class ClusterIngest {
                 uint64_t catch_up_sequence);
   void PublishLoop() ABSL_LOCKS_EXCLUDED(mu_);
   void ApplyLoop();
+  // The applier: delivery again from after `after` (a message the delivery dropped), retried until it works or stops.
+  void Resubscribe(uint64_t after);
   // Hands each sink its reports of the batch: OK ones in one call, failed ones in another.
   void Complete();
   // The constructor or the applier thread: marks the replica caught up (once) and runs the callback, if any.

@@ -329,6 +329,9 @@ const Metrics::ClusterSeries& Metrics::EnableCluster() {
                              "Stream messages after the last one this replica applied, when that one was delivered.");
   cluster_.applied_sequence =
       gauge("accelsel_cluster_applied_sequence", "Stream sequence of the last message this replica applied.");
+  cluster_.redeliveries = counter("accelsel_cluster_redeliveries_total",
+                                  "Times this replica's delivery of the stream dropped messages (client buffer full "
+                                  "while applying a backlog) and was started again after the last applied one.");
   cluster_.skipped = counter("accelsel_cluster_lost_to_retention_total",
                              "Stream messages the stream's retention removed before this replica applied them; "
                              "above 0, this replica lacks runs the others hold (docs/SCALE.md, Retention).");

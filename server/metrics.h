@@ -115,6 +115,7 @@ class Metrics {
     prometheus::Counter* applied = nullptr;           // stream messages applied to this replica's store
     prometheus::Gauge* apply_lag = nullptr;           // stream messages after the last applied one
     prometheus::Gauge* applied_sequence = nullptr;    // stream sequence of the last applied message
+    prometheus::Counter* redeliveries = nullptr;      // deliveries started over after a message they dropped
     prometheus::Counter* skipped = nullptr;           // stream messages retention removed before they were applied
     prometheus::Gauge* trainer = nullptr;             // 1 while this replica holds the trainer lease
     prometheus::Counter* models_published = nullptr;  // serving-pointer moves this replica (as trainer) made

@@ -376,6 +376,27 @@ TEST_F(ClusterReportsTest, AReplicaBehindTheRetentionDoesNotStartAndABackupOfAno
   EXPECT_TRUE(Serving(*c));
 }
 
+TEST_F(ClusterReportsTest, AReplicaWhoseDeliveryDropsMessagesStartsOverAndMissesNone) {
+  constexpr int kN = 3000;
+  std::unique_ptr<server::Server> a = StartReplica("a");
+  ASSERT_NE(a, nullptr);
+  Register(*a, "s-a");
+  Register(*a, "s-b");
+  EXPECT_EQ(Report(*a, Reports("run-", kN), v1::RunAck::RESULT_DURABLE), uint64_t{kN});
+  // B applies slowly with a small client buffer: the library drops what does not fit while B works on a batch.
+  server::ServerOptions slow = ReplicaOptions("b");
+  slow.cluster.nats.pending_messages = 64;
+  slow.cluster.max_batch = 32;
+  slow.cluster.before_apply = [] { absl::SleepFor(absl::Milliseconds(2)); };
+  std::unique_ptr<server::Server> b = StartReplica(slow);
+  ASSERT_NE(b, nullptr);
+  ASSERT_TRUE(WaitFor([&] { return Count(*b) == uint64_t{kN}; }, absl::Seconds(120))) << "b=" << Count(*b);
+  const auto& series = b->core().metrics()->EnableCluster();
+  EXPECT_GT(series.redeliveries->Value(), 0) << "the delivery never dropped a message: the test did not test";
+  EXPECT_EQ(series.skipped->Value(), 0);
+  ExpectStored(*b, Reports("run-", kN));
+}
+
 TEST_F(ClusterReportsTest, TlsCertificatesAndPasswordsForTheNatsConnection) {
   const std::string certs = root_ + "/certs";
   const std::string cmd = std::string(ACCELSEL_TEST_SOURCE_DIR) + "/tests/server/make_test_certs.sh " + certs;
