@@ -96,7 +96,6 @@ class ClusterModels {
   absl::Mutex tick_mu_;
   absl::Time lease_until_ ABSL_GUARDED_BY(tick_mu_) = absl::InfinitePast();
   std::string lease_holder_ ABSL_GUARDED_BY(tick_mu_);  // last holder seen, for the logs
-  bool serving_control_ ABSL_GUARDED_BY(tick_mu_) = false;
   uint64_t synced_revision_ ABSL_GUARDED_BY(tick_mu_) = 0;  // the pointer revision this replica serves
   bool synced_ ABSL_GUARDED_BY(tick_mu_) = false;           // this tick's follow step succeeded
   ServingPointer pointer_ ABSL_GUARDED_BY(tick_mu_);        // as of synced_revision_
