@@ -15,6 +15,7 @@
 #include "server/server.h"
 #include "server/service_core.h"
 #include "tests/cluster/nats_server.h"
+#include "tests/cluster/replica.h"
 #include "tests/server/test_server.h"
 
 namespace accelsel::testing {
@@ -79,17 +80,10 @@ class ClusterModelsTest : public ::testing::Test {
     o.retrain_min_new_runs = 0;
     o.retrain_growth = 0;
     o.shutdown_grace = absl::Seconds(1);
-    absl::StatusOr<std::unique_ptr<server::Server>> s;
-    WaitFor(
-        [&] {
-          s = server::Server::Start(o);
-          return s.ok();
-        },
-        absl::Seconds(20));
-    EXPECT_TRUE(s.ok()) << s.status();
-    if (!s.ok()) return nullptr;
-    for (const char* id : {"small", "large"}) Register(**s, id);
-    return *std::move(s);
+    std::unique_ptr<server::Server> s = StartReplicaRetrying(o);
+    if (s == nullptr) return nullptr;
+    for (const char* id : {"small", "large"}) Register(*s, id);
+    return s;
   }
 
   static void Register(server::Server& s, const std::string& id) {

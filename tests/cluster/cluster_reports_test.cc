@@ -24,6 +24,7 @@
 #include "server/server.h"
 #include "server/service_core.h"
 #include "tests/cluster/nats_server.h"
+#include "tests/cluster/replica.h"
 #include "tests/server/test_server.h"
 
 namespace accelsel::testing {
@@ -54,17 +55,7 @@ class ClusterReportsTest : public ::testing::Test {
 
   // A replica on its own data folder. JetStream may still be starting when the port accepts: retried, bounded.
   std::unique_ptr<server::Server> StartReplica(const std::string& name) { return StartReplica(ReplicaOptions(name)); }
-  std::unique_ptr<server::Server> StartReplica(const server::ServerOptions& o) {
-    absl::StatusOr<std::unique_ptr<server::Server>> s;
-    WaitFor(
-        [&] {
-          s = server::Server::Start(o);
-          return s.ok();
-        },
-        absl::Seconds(20));
-    EXPECT_TRUE(s.ok()) << s.status();
-    return s.ok() ? *std::move(s) : nullptr;
-  }
+  std::unique_ptr<server::Server> StartReplica(const server::ServerOptions& o) { return StartReplicaRetrying(o); }
 
   static void Register(server::Server& s, const std::string& id) {
     Connection c = Connect(s.port());

@@ -19,6 +19,7 @@
 #include "server/server.h"
 #include "server/service_core.h"
 #include "tests/cluster/nats_server.h"
+#include "tests/cluster/replica.h"
 #include "tests/server/test_server.h"
 
 namespace accelsel::testing {
@@ -51,16 +52,9 @@ class ClusterSettingsTest : public ::testing::Test {
     o.cluster.replica_id = name;
     o.trainer_enabled = false;
     o.shutdown_grace = absl::Seconds(1);
-    absl::StatusOr<std::unique_ptr<server::Server>> s;
-    WaitFor(
-        [&] {
-          s = server::Server::Start(o);
-          return s.ok();
-        },
-        absl::Seconds(20));
-    EXPECT_TRUE(s.ok()) << s.status();
-    if (!s.ok()) return nullptr;
-    replicas_.push_back(*std::move(s));
+    std::unique_ptr<server::Server> s = StartReplicaRetrying(o);
+    if (s == nullptr) return nullptr;
+    replicas_.push_back(std::move(s));
     return replicas_.back().get();
   }
 
