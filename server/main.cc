@@ -113,6 +113,9 @@ ABSL_FLAG(absl::Duration, keepalive_min_client_interval, Defaults().keepalive_mi
           "(0 = gRPC's default, 5m)");
 ABSL_FLAG(int, keepalive_max_ping_strikes, Defaults().keepalive_max_ping_strikes,
           "Too-fast client pings borne before closing the connection (0 = unlimited)");
+ABSL_FLAG(absl::Duration, max_connection_age, Defaults().max_connection_age,
+          "Close each client connection gracefully (GOAWAY) after about this long (+-10%), so that clients "
+          "balancing by DNS over replicas resolve again; open calls and streams run to their end (0 = never)");
 ABSL_FLAG(bool, channelz, Defaults().channelz,
           "Serve gRPC's channelz service (grpc.channelz.v1.Channelz: channels, sockets and their counters); with "
           "--auth_tokens operators only");
@@ -236,6 +239,7 @@ int main(int argc, char** argv) {
   options.keepalive_timeout = absl::GetFlag(FLAGS_keepalive_timeout);
   options.keepalive_min_client_interval = absl::GetFlag(FLAGS_keepalive_min_client_interval);
   options.keepalive_max_ping_strikes = absl::GetFlag(FLAGS_keepalive_max_ping_strikes);
+  options.max_connection_age = absl::GetFlag(FLAGS_max_connection_age);
   options.channelz = absl::GetFlag(FLAGS_channelz);
   options.decision_log.enabled = absl::GetFlag(FLAGS_decision_log);
   options.decision_log.max_age = absl::GetFlag(FLAGS_decision_log_max_age);
@@ -294,6 +298,11 @@ int main(int argc, char** argv) {
   if (options.keepalive_time < absl::ZeroDuration() || options.keepalive_timeout < absl::ZeroDuration() ||
       options.keepalive_min_client_interval < absl::ZeroDuration() || options.keepalive_max_ping_strikes < 0) {
     std::cerr << "accelsel-server: the --keepalive_* flags must be >= 0\n";
+    return 2;
+  }
+  if (options.max_connection_age < absl::ZeroDuration() ||
+      (options.max_connection_age > absl::ZeroDuration() && options.max_connection_age < absl::Seconds(1))) {
+    std::cerr << "accelsel-server: --max_connection_age must be 0 (never) or at least 1s\n";
     return 2;
   }
   if (options.exploration_rate < 0 || options.exploration_rate > 1) {

@@ -175,6 +175,12 @@ struct ServerOptions {
   absl::Duration keepalive_min_client_interval = absl::Seconds(30);
   // Pings beyond keepalive_min_client_interval the server bears before it closes the connection. 0 = unlimited.
   int keepalive_max_ping_strikes = 2;
+  // Close each client connection gracefully (GOAWAY) after about this long, so that clients that balance over
+  // several replicas by DNS (dns:///name) resolve again and reach replicas added since they connected. Calls open
+  // then run to their end on the old connection (no grace limit: a ReportRun stream is never cut); new calls go
+  // to a new one. gRPC spreads the age by ±10 % so that connections made together do not all close together.
+  // 0 = never (the single-process default: there is nothing else to reach).
+  absl::Duration max_connection_age = absl::ZeroDuration();
 
   // Serve gRPC's channelz service (grpc.channelz.v1.Channelz): live channels, servers and sockets with their
   // counters, for debugging connections. It exposes internals (peer addresses): with auth_tokens, operators only.

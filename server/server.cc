@@ -142,6 +142,8 @@ void SetKeepalive(const ServerOptions& o, grpc::ServerBuilder* builder) {
   // gRPC stops pinging after 2 pings without sending data; a ReportRun stream whose node has nothing to report
   // sends no acks for hours, and its dead peer would never be found.
   builder->AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  // No GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS: gRPC's default grace is unlimited, so open streams are never cut.
+  set_ms(GRPC_ARG_MAX_CONNECTION_AGE_MS, o.max_connection_age);
 }
 
 }  // namespace

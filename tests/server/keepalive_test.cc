@@ -90,5 +90,53 @@ TEST(KeepaliveTest, AClientPingingAsOftenAsTheServerAllowsKeepsItsIdleStream) {
   EXPECT_TRUE(stream->Finish().ok());
 }
 
+// --max_connection_age: the server sends GOAWAY to a connection after about that long, so the client's channel
+// leaves READY and its next call opens a new connection (where a DNS name would be resolved again); a ReportRun
+// stream opened before runs on to its end on the old one.
+TEST(KeepaliveTest, MaxConnectionAgeMovesNewCallsToANewConnectionAndLetsOpenStreamsFinish) {
+  auto o = TestOptions(FreshDir("keepalive"));
+  o.max_connection_age = absl::Seconds(1);
+  auto s = server::Server::Start(o);
+  ASSERT_TRUE(s.ok()) << s.status();
+  client::ClientOptions options;
+  options.target = absl::StrCat("127.0.0.1:", (*s)->port());
+  auto channel = client::MakeChannel(options);
+  ASSERT_TRUE(channel.ok()) << channel.status();
+  auto stub = v1::AcceleratorSelector::NewStub(*channel);
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, 60);
+  auto stream = stub->ReportRun(&ctx);
+  ASSERT_TRUE(stream->Write(MakeReport("k1", "no-such-strategy", 4, 10)));
+  v1::RunAck ack;
+  ASSERT_TRUE(stream->Read(&ack));
+  ASSERT_EQ((*channel)->GetState(false), GRPC_CHANNEL_READY);
+
+  // GOAWAY after 1 s ± 10 %: the channel stops using the connection (bounded wait on the state change).
+  const auto deadline = std::chrono::system_clock::now() + std::chrono::seconds(20);
+  grpc_connectivity_state state = GRPC_CHANNEL_READY;
+  while (state == GRPC_CHANNEL_READY && std::chrono::system_clock::now() < deadline) {
+    (*channel)->WaitForStateChange(state, deadline);
+    state = (*channel)->GetState(false);
+  }
+  EXPECT_NE(state, GRPC_CHANNEL_READY) << "no GOAWAY within 20 s";
+
+  // The stream opened before the GOAWAY is still served, past the age.
+  ASSERT_TRUE(stream->Write(MakeReport("k2", "no-such-strategy", 4, 10)));
+  ASSERT_TRUE(stream->Read(&ack));
+  EXPECT_EQ(ack.run_id(), "k2");
+  stream->WritesDone();
+  EXPECT_TRUE(stream->Finish().ok());
+  // The same channel connects again (a new connection: the old one is draining) and serves a new stream.
+  EXPECT_TRUE((*channel)->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(20)));
+  grpc::ClientContext ctx2;
+  SetDeadline(&ctx2, 60);
+  auto stream2 = stub->ReportRun(&ctx2);
+  ASSERT_TRUE(stream2->Write(MakeReport("k3", "no-such-strategy", 4, 10)));
+  ASSERT_TRUE(stream2->Read(&ack));
+  EXPECT_EQ(ack.run_id(), "k3");
+  stream2->WritesDone();
+  EXPECT_TRUE(stream2->Finish().ok());
+}
+
 }  // namespace
 }  // namespace accelsel::testing
