@@ -101,6 +101,9 @@ class Coordination {
 
   // Writes one settings key (keys: [-/_=.a-zA-Z0-9], not starting or ending with '.'); UNAVAILABLE when NATS is away.
   virtual absl::Status PutSetting(std::string_view key, std::string_view value) = 0;
+  // Writes one settings key only if the bucket has no value for it: true when written, false when it had one.
+  // UNAVAILABLE when NATS is away.
+  virtual absl::StatusOr<bool> CreateSetting(std::string_view key, std::string_view value) = 0;
   // Calls `on_change` for every key's current value, then `on_initial_done` once, then for every later change
   // (`deleted`: the key was deleted or purged; `value` is then empty), in the bucket's order, one at a time, on a
   // thread this object owns. Once per object (FAILED_PRECONDITION the second time). The callbacks run until

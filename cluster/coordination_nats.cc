@@ -257,6 +257,23 @@ class NatsCoordination final : public Coordination {
     }
   }
 
+  absl::StatusOr<bool> CreateSetting(std::string_view key, std::string_view value) override {
+    const std::string k(key);
+    if (!Connected()) return absl::UnavailableError(absl::StrCat("creating setting ", k, ": not connected to NATS"));
+    uint64_t rev = 0;
+    natsStatus s = kvStore_Create(&rev, settings_kv_, k.c_str(), value.data(), static_cast<int>(value.size()));
+    if (s == NATS_OK) return true;
+    if (s == NATS_INVALID_ARG)
+      return absl::InvalidArgumentError(absl::StrCat("settings key \"", k, "\": ", NatsError(s)));
+    const std::string error = NatsError(s);
+    // Refused: the key has a value (the usual case) or NATS went away; reading the key tells which.
+    kvEntry* raw = nullptr;
+    natsStatus g = kvStore_Get(&raw, settings_kv_, k.c_str());
+    EntryPtr entry(raw);
+    if (g == NATS_OK) return false;
+    return absl::UnavailableError(absl::StrCat("creating setting ", k, ": ", error));
+  }
+
   absl::Status PutSetting(std::string_view key, std::string_view value) override {
     const std::string k(key);
     // Refused at once while disconnected: the client would otherwise buffer the write and send it on reconnection,

@@ -79,6 +79,24 @@ absl::Status ClusterSettings::PublishQuarantine(absl::string_view node_id, bool 
   return Publish(QuarantineKey(node_id), quarantined ? "1" : "0");
 }
 
+absl::StatusOr<size_t> ClusterSettings::PublishAbsent(const std::vector<v1::Strategy>& strategies,
+                                                      const std::set<std::string>& quarantined) {
+  std::vector<std::pair<std::string, std::string>> items;
+  for (const v1::Strategy& s : strategies) items.emplace_back(StrategyKey(s.id()), s.SerializeAsString());
+  for (const std::string& node : quarantined) items.emplace_back(QuarantineKey(node), "1");
+  size_t written = 0;
+  for (const auto& [key, value] : items) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (seen_.contains(key)) continue;
+    }
+    absl::StatusOr<bool> created = coordination_->CreateSetting(key, value);
+    if (!created.ok()) return created.status();
+    if (*created) ++written;
+  }
+  return written;
+}
+
 absl::Status ClusterSettings::Publish(const std::string& key, const std::string& value) {
   {
     absl::MutexLock lock(&mu_);

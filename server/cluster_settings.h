@@ -18,8 +18,10 @@
 
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
@@ -51,6 +53,13 @@ class ClusterSettings {
   // this replica only until it is made again.
   absl::Status PublishStrategy(const v1::Strategy& strategy) ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status PublishQuarantine(absl::string_view node_id, bool quarantined) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Publishes the items this replica holds and the bucket lacks, so that a store joining a cluster (a single-process
+  // store switched to cluster mode, a replica restored from an old backup) brings its own strategies and quarantined
+  // nodes. An item the bucket has keeps the bucket's value (written only if absent), which the watch applied here
+  // already. Returns how many were written; UNAVAILABLE at the first write NATS refused.
+  absl::StatusOr<size_t> PublishAbsent(const std::vector<v1::Strategy>& strategies,
+                                       const std::set<std::string>& quarantined) ABSL_LOCKS_EXCLUDED(mu_);
 
   static std::string StrategyKey(absl::string_view id);
   static std::string QuarantineKey(absl::string_view node_id);

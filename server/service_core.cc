@@ -141,6 +141,18 @@ absl::Status ServiceCore::Init() {
     auto settings = ClusterSettings::Start(options_.cluster, std::move(appliers));
     if (!settings.ok()) return settings.status();
     cluster_settings_ = *std::move(settings);
+    std::set<std::string> quarantined;
+    {
+      absl::MutexLock lock(&quarantine_mu_);
+      quarantined = quarantined_;
+    }
+    auto brought = cluster_settings_->PublishAbsent(catalog_->Get()->protos, quarantined);
+    if (brought.ok()) {
+      if (*brought > 0) log::Info("cluster_settings_brought", {{"items", static_cast<uint64_t>(*brought)}});
+    } else {
+      // Not fatal: the replica serves the cluster's settings; what it alone holds stays local until set again.
+      log::Warn("cluster_settings_not_brought", {{"error", std::string(brought.status().message())}});
+    }
   }
   metrics_->runs_stored().Set(static_cast<double>(store_->RunCount()));
   metrics_->storage_bytes().Set(static_cast<double>(store_->ApproximateBytes()));

@@ -267,6 +267,34 @@ TEST_F(ClusterSettingsTest, OperatorCallsOnAnyReplicaTakeEffectOnAll) {
   ASSERT_TRUE(WaitFor([&] { return Quarantined(*a) == std::vector<std::string>{"node-y", "node-z"}; }, kBound));
 }
 
+// A store that joins the cluster (here: one used by a single-process server first) brings the strategies and the
+// quarantined nodes the cluster lacks; where the cluster has an item, the cluster's value wins on the joining
+// replica.
+TEST_F(ClusterSettingsTest, AJoiningStoreBringsWhatTheClusterLacksAndTakesWhatItHas) {
+  server::Server* a = StartReplica("a");
+  ASSERT_NE(a, nullptr);
+  ASSERT_TRUE(Register(*a, MakeStrategy("shared")).ok());
+  {
+    server::ServerOptions o = TestOptions(root_ + "/joining");  // no --nats: one process, its own store
+    auto alone = server::Server::Start(o);
+    ASSERT_TRUE(alone.ok()) << alone.status();
+    ASSERT_TRUE(Register(**alone, MakeStrategy("own")).ok());
+    ASSERT_TRUE(Register(**alone, MakeStrategy("shared")).ok());
+    ASSERT_TRUE(SetRetired(**alone, "shared", true).ok());  // the cluster has it active
+    ASSERT_TRUE(Quarantine(**alone, "node-own", false).ok());
+    (*alone)->Shutdown();
+  }
+  server::Server* joining = StartReplica("joining");
+  ASSERT_NE(joining, nullptr);
+  // Brought: the replica already in the cluster lists the joining store's own strategy and quarantined node.
+  ASSERT_TRUE(WaitFor([&] { return Catalogue(*a).count("own") == 1; }, kBound))
+      << "A lists " << ::testing::PrintToString(Catalogue(*a));
+  ASSERT_TRUE(WaitFor([&] { return Quarantined(*a) == std::vector<std::string>{"node-own"}; }, kBound));
+  // Taken: the cluster's "shared" is active, on both.
+  EXPECT_EQ(Catalogue(*joining), (std::map<std::string, bool>{{"own", false}, {"shared", false}}));
+  EXPECT_EQ(Catalogue(*a), (std::map<std::string, bool>{{"own", false}, {"shared", false}}));
+}
+
 TEST_F(ClusterSettingsTest, WithoutNatsAChangeIsRefusedUnavailableAndWorksOnceItIsBack) {
   server::Server* a = StartReplica("a");
   server::Server* b = StartReplica("b");
