@@ -71,6 +71,9 @@ int BetterCount(const Problem& p, const Problem::Task& t, size_t c) {
 
 struct Accumulator {
   double top1 = 0, top3 = 0, log_sd = 0, cost = 0, ape = 0, covered = 0, n_pred = 0, n_interval = 0;
+  // Prediction rows split by whether the outer fold's training tasks hold the row's strategy.
+  double ape_seen = 0, n_seen = 0, ape_unseen = 0, n_unseen = 0, covered_unseen = 0, n_interval_unseen = 0;
+  std::vector<double> apes;  // every APE, for the median
   uint64_t tasks = 0;
   void AddChoice(const Problem& p, const Problem::Task& t, size_t c, bool pays_overhead) {
     const double best = BestValue(p, t);
@@ -82,7 +85,49 @@ struct Accumulator {
     cost += cost_c;
     ++tasks;
   }
+  void AddPrediction(const Problem& p, const CandidateScore& c, double truth, bool seen) {
+    const double e = std::abs(c.value - truth) / std::max(std::abs(truth), p.aslib ? kAslibFloorS : 1e-12);
+    ape += e;
+    n_pred += 1;
+    apes.push_back(e);
+    (seen ? ape_seen : ape_unseen) += e;
+    (seen ? n_seen : n_unseen) += 1;
+    if (IsMissing(c.lo)) return;
+    const bool in = truth >= c.lo && truth <= c.hi;
+    n_interval += 1;
+    covered += in;
+    if (!seen) {
+      n_interval_unseen += 1;
+      covered_unseen += in;
+    }
+  }
 };
+
+// Expected figures of a uniform choice among the task's candidates (`random`) and of the per-task best.
+void AddRandomAndOracle(const Problem& p, const Problem::Task& t, Accumulator* random, Accumulator* oracle) {
+  const double best = BestValue(p, t);
+  const double k = static_cast<double>(t.entries.size());
+  for (size_t c = 0; c < t.entries.size(); ++c) {
+    const int better = BetterCount(p, t, c);
+    random->top1 += (better == 0) / k;
+    random->top3 += (better < 3) / k;
+    random->log_sd += LogSlowdown(p, best, t.entries[c].value) / k;
+    random->cost += t.entries[c].value / k;
+  }
+  ++random->tasks;
+  oracle->top1 += 1;
+  oracle->top3 += 1;
+  oracle->cost += best;
+  ++oracle->tasks;
+}
+
+double Median(std::vector<double> v) {
+  const size_t mid = v.size() / 2;
+  std::nth_element(v.begin(), v.begin() + mid, v.end());
+  if (v.size() % 2 == 1) return v[mid];
+  const double upper = v[mid];
+  return (*std::max_element(v.begin(), v.begin() + mid) + upper) / 2;
+}
 
 class LearnerSelector : public TrainedSelector {
  public:
@@ -217,76 +262,10 @@ absl::StatusOr<EvalReport> RunEvaluation(const Problem& p, const std::vector<Nam
   }
   if (num_folds < 2) return absl::FailedPreconditionError("need at least two folds/groups");
 
-  std::vector<Accumulator> acc(selectors.size());
-  std::vector<std::map<std::string, int>> ranked_by(selectors.size());
-  std::vector<std::string> fold_group(num_folds);
-  for (size_t t = 0; t < n; ++t) fold_group[fold[t]] = p.tasks[t].group;
-  for (int f = 0; f < num_folds; ++f) {
-    std::vector<uint32_t> train, test;
-    for (size_t t = 0; t < n; ++t) (fold[t] == f ? test : train).push_back(static_cast<uint32_t>(t));
-    if (test.empty() || train.empty()) continue;
-    for (size_t s = 0; s < selectors.size(); ++s) {
-      auto trained = selectors[s].factory(train);
-      if (!trained.ok()) {
-        return absl::Status(trained.status().code(),
-                            absl::StrCat(selectors[s].name, " fold ", f, ": ", trained.status().message()));
-      }
-      if (const std::string c = (*trained)->chosen(); !c.empty()) ++ranked_by[s][c];
-      std::vector<CandidateScore> scores;
-      const double log_sd_before = acc[s].log_sd;
-      for (uint32_t t : test) {
-        if (auto st = (*trained)->Score(t, &scores); !st.ok()) return st;
-        const Problem::Task& task = p.tasks[t];
-        size_t c = 0;
-        for (size_t i = 1; i < scores.size(); ++i) {
-          if (scores[i].score < scores[c].score) c = i;
-        }
-        acc[s].AddChoice(p, task, c, selectors[s].pays_overhead && (*trained)->uses_features());
-
-        for (size_t i = 0; i < scores.size(); ++i) {
-          if (IsMissing(scores[i].value)) continue;
-          const double truth = task.entries[i].value;
-          acc[s].ape += std::abs(scores[i].value - truth) / std::max(std::abs(truth), p.aslib ? kAslibFloorS : 1e-12);
-          acc[s].n_pred += 1;
-          if (!IsMissing(scores[i].lo)) {
-            acc[s].n_interval += 1;
-            acc[s].covered += truth >= scores[i].lo && truth <= scores[i].hi;
-          }
-        }
-      }
-      if (o.leave_one_group_out) {
-        report.group_slowdown[fold_group[f]][selectors[s].name] =
-            std::exp((acc[s].log_sd - log_sd_before) / test.size());
-      }
-      if (o.on_step) {
-        o.on_step(static_cast<int>(f * selectors.size() + s + 1), static_cast<int>(num_folds * selectors.size()));
-      }
-    }
-  }
-  // Random (expected over a uniform choice) and oracle, over all tasks.
-  Accumulator random, oracle;
-  double vbs_cost = 0;
-  for (const Problem::Task& t : p.tasks) {
-    const double best = BestValue(p, t);
-    const double k = static_cast<double>(t.entries.size());
-    for (size_t c = 0; c < t.entries.size(); ++c) {
-      const int better = BetterCount(p, t, c);
-      random.top1 += (better == 0) / k;
-      random.top3 += (better < 3) / k;
-      random.log_sd += LogSlowdown(p, best, t.entries[c].value) / k;
-      random.cost += t.entries[c].value / k;
-    }
-    ++random.tasks;
-    oracle.top1 += 1;
-    oracle.top3 += 1;
-    oracle.cost += best;
-    ++oracle.tasks;
-    vbs_cost += best;
-  }
-  std::set<uint32_t> strategies;
-  double entries = 0;
   // Slowdowns are ratios: meaningless for a quality measure that reaches 0 or below (runtimes are floored).
   bool all_positive = true;
+  std::set<uint32_t> strategies;
+  double entries = 0;
   for (const auto& t : p.tasks) {
     for (const auto& e : t.entries) {
       strategies.insert(e.strat);
@@ -294,14 +273,8 @@ absl::StatusOr<EvalReport> RunEvaluation(const Problem& p, const std::vector<Nam
     }
     entries += t.entries.size();
   }
-  report.tasks = n;
-  report.measure = p.measure;
-  report.maximize = p.maximize;
-  report.skipped_tasks = p.skipped_tasks;
-  report.candidates = strategies.size();
-  report.mean_candidates = entries / n;
-  report.folds = num_folds;
-
+  const size_t num_strategies =
+      std::max<size_t>(p.strategy_names.size(), strategies.empty() ? 0 : *strategies.rbegin() + 1);
   auto finish = [&](const Accumulator& a) {
     SelectorMetrics m;
     const double tn = std::max<double>(1, a.tasks);
@@ -311,10 +284,105 @@ absl::StatusOr<EvalReport> RunEvaluation(const Problem& p, const std::vector<Nam
     m.slowdown_geomean = all_positive ? std::exp(a.log_sd / tn) : kMissing;
     if (p.aslib) m.par10 = a.cost / tn;
     if (p.quality) m.mean_measure = a.cost / tn;
-    if (a.n_pred > 0) m.mape = a.ape / a.n_pred;
+    if (a.n_pred > 0) {
+      m.mape = a.ape / a.n_pred;
+      m.median_ape = Median(a.apes);
+    }
+    if (a.n_seen > 0) m.mape_seen_strategies = a.ape_seen / a.n_seen;
+    if (a.n_unseen > 0) m.mape_unseen_strategies = a.ape_unseen / a.n_unseen;
     if (a.n_interval > 0) m.coverage80 = a.covered / a.n_interval;
+    if (a.n_interval_unseen > 0) m.coverage80_unseen_strategies = a.covered_unseen / a.n_interval_unseen;
     return m;
   };
+
+  std::vector<Accumulator> acc(selectors.size());
+  std::vector<std::map<std::string, int>> ranked_by(selectors.size());
+  std::vector<std::string> fold_group(num_folds);
+  for (size_t t = 0; t < n; ++t) fold_group[fold[t]] = p.tasks[t].group;
+  for (int f = 0; f < num_folds; ++f) {
+    std::vector<uint32_t> train, test;
+    for (size_t t = 0; t < n; ++t) (fold[t] == f ? test : train).push_back(static_cast<uint32_t>(t));
+    if (test.empty() || train.empty()) continue;
+    std::vector<bool> seen(num_strategies, false);
+    for (uint32_t t : train) {
+      for (const auto& e : p.tasks[t].entries) seen[e.strat] = true;
+    }
+    GroupMetrics* group = nullptr;
+    if (o.leave_one_group_out) {
+      group = &report.groups[fold_group[f]];
+      group->tasks = test.size();
+      for (uint32_t t : test) {
+        group->rows += p.tasks[t].entries.size();
+        for (const auto& e : p.tasks[t].entries) group->rows_unseen_strategies += !seen[e.strat];
+      }
+    }
+    for (size_t s = 0; s < selectors.size(); ++s) {
+      auto trained = selectors[s].factory(train);
+      if (!trained.ok()) {
+        return absl::Status(trained.status().code(),
+                            absl::StrCat(selectors[s].name, " fold ", f, ": ", trained.status().message()));
+      }
+      const std::string chosen = (*trained)->chosen();
+      if (!chosen.empty()) ++ranked_by[s][chosen];
+      std::vector<CandidateScore> scores;
+      const double log_sd_before = acc[s].log_sd;
+      Accumulator in_fold;  // this fold alone: the held-out group's figures
+      for (uint32_t t : test) {
+        if (auto st = (*trained)->Score(t, &scores); !st.ok()) return st;
+        const Problem::Task& task = p.tasks[t];
+        size_t c = 0;
+        for (size_t i = 1; i < scores.size(); ++i) {
+          if (scores[i].score < scores[c].score) c = i;
+        }
+        const bool pays = selectors[s].pays_overhead && (*trained)->uses_features();
+        acc[s].AddChoice(p, task, c, pays);
+        in_fold.AddChoice(p, task, c, pays);
+        for (size_t i = 0; i < scores.size(); ++i) {
+          if (IsMissing(scores[i].value)) continue;
+          const bool known = seen[task.entries[i].strat];
+          acc[s].AddPrediction(p, scores[i], task.entries[i].value, known);
+          in_fold.AddPrediction(p, scores[i], task.entries[i].value, known);
+        }
+      }
+      if (group != nullptr) {
+        const double sd = std::exp((acc[s].log_sd - log_sd_before) / test.size());
+        report.group_slowdown[fold_group[f]][selectors[s].name] = sd;
+        SelectorMetrics m = finish(in_fold);
+        // The same figure as group_slowdown_geomean, to the last digit.
+        if (!IsMissing(m.slowdown_geomean)) m.slowdown_geomean = sd;
+        if (!chosen.empty()) m.ranked_by[chosen] = 1;
+        group->selectors.emplace_back(selectors[s].name, std::move(m));
+      }
+      if (o.on_step) {
+        o.on_step(static_cast<int>(f * selectors.size() + s + 1), static_cast<int>(num_folds * selectors.size()));
+      }
+    }
+  }
+  // Random (expected over a uniform choice) and oracle, over all tasks and per held-out group.
+  Accumulator random, oracle;
+  std::map<std::string, std::pair<Accumulator, Accumulator>> group_random_oracle;
+  double vbs_cost = 0;
+  for (const Problem::Task& t : p.tasks) {
+    AddRandomAndOracle(p, t, &random, &oracle);
+    if (o.leave_one_group_out) {
+      auto& [r, b] = group_random_oracle[t.group];
+      AddRandomAndOracle(p, t, &r, &b);
+    }
+    vbs_cost += BestValue(p, t);
+  }
+  for (auto& [name, g] : report.groups) {
+    const auto& [r, b] = group_random_oracle[name];
+    g.selectors.emplace_back("random", finish(r));
+    g.selectors.emplace_back("oracle", finish(b));
+  }
+  report.tasks = n;
+  report.measure = p.measure;
+  report.maximize = p.maximize;
+  report.skipped_tasks = p.skipped_tasks;
+  report.candidates = strategies.size();
+  report.mean_candidates = entries / n;
+  report.folds = num_folds;
+
   std::vector<std::pair<std::string, SelectorMetrics>> out;
   for (size_t s = 0; s < selectors.size(); ++s) {
     out.emplace_back(selectors[s].name, finish(acc[s]));
@@ -359,10 +427,44 @@ nlohmann::json SelectorJson(const SelectorMetrics& m) {
   if (!IsMissing(m.par10) || !IsMissing(m.mean_measure)) {
     s["remaining_gap"] = IsMissing(m.remaining_gap) ? nlohmann::json(nullptr) : nlohmann::json(m.remaining_gap);
   }
-  if (!IsMissing(m.mape)) s["mape"] = m.mape;
+  if (!IsMissing(m.mape)) {
+    s["mape"] = m.mape;
+    s["median_ape"] = m.median_ape;
+    // Null rather than absent when every predicted row had an unseen strategy: the selector does predict.
+    s["mape_seen_strategies"] =
+        IsMissing(m.mape_seen_strategies) ? nlohmann::json(nullptr) : nlohmann::json(m.mape_seen_strategies);
+  }
+  if (!IsMissing(m.mape_unseen_strategies)) s["mape_unseen_strategies"] = m.mape_unseen_strategies;
   if (!IsMissing(m.coverage80)) s["coverage80"] = m.coverage80;
+  if (!IsMissing(m.coverage80_unseen_strategies)) s["coverage80_unseen_strategies"] = m.coverage80_unseen_strategies;
   if (!m.ranked_by.empty()) s["ranked_by"] = m.ranked_by;
   return s;
+}
+
+// A selector's figures on one held-out group: the subset of SelectorJson that means something per group.
+nlohmann::json GroupSelectorJson(const SelectorMetrics& m) {
+  static const std::set<std::string> kKeys = {"slowdown_geomean",
+                                              "top1",
+                                              "mape",
+                                              "mape_seen_strategies",
+                                              "mape_unseen_strategies",
+                                              "median_ape",
+                                              "coverage80",
+                                              "coverage80_unseen_strategies",
+                                              "ranked_by"};
+  nlohmann::json all = SelectorJson(m), out = nlohmann::json::object();
+  for (const auto& [key, value] : all.items()) {
+    if (kKeys.count(key) > 0) out[key] = value;
+  }
+  return out;
+}
+
+nlohmann::json GroupHeaderJson(const GroupMetrics& g) {
+  nlohmann::json j;
+  j["tasks"] = g.tasks;
+  j["rows"] = g.rows;
+  j["rows_unseen_strategies"] = g.rows_unseen_strategies;
+  return j;
 }
 
 nlohmann::json ReportHeaderJson(const EvalReport& r) {
@@ -391,6 +493,42 @@ std::pair<double, double> MeanSd(const std::vector<double>& values) {
   return {mean, values.size() > 1 ? std::sqrt(ss / (values.size() - 1)) : 0.0};
 }
 
+// One selector's per-seed objects folded into one: numeric keys of the first seed as mean and `<key>_sd`
+// (both null when any seed lacks the number), ranked_by summed.
+nlohmann::json MeanOverSeeds(const std::vector<nlohmann::json>& per_seed) {
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& [key, first] : per_seed.front().items()) {
+    if (key == "seed") continue;
+    if (key == "ranked_by") {
+      std::map<std::string, int> total;
+      for (const auto& p : per_seed) {
+        if (!p.contains(key)) continue;
+        for (const auto& [learner, n] : p[key].items()) total[learner] += n.get<int>();
+      }
+      out[key] = total;
+      continue;
+    }
+    std::vector<double> values;
+    bool all = true;
+    for (const auto& p : per_seed) {
+      if (p.contains(key) && p[key].is_number()) {
+        values.push_back(p[key].get<double>());
+      } else {
+        all = false;
+      }
+    }
+    if (!all) {
+      out[key] = nullptr;
+      out[key + "_sd"] = nullptr;
+      continue;
+    }
+    const auto [mean, sd] = MeanSd(values);
+    out[key] = mean;
+    out[key + "_sd"] = sd;
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string ReportJson(const EvalReport& r) {
@@ -399,6 +537,15 @@ std::string ReportJson(const EvalReport& r) {
   for (const auto& [name, m] : r.selectors) sel[name] = SelectorJson(m);
   j["selectors"] = sel;
   if (!r.group_slowdown.empty()) j["group_slowdown_geomean"] = r.group_slowdown;
+  if (!r.groups.empty()) {
+    nlohmann::json groups = nlohmann::json::object();
+    for (const auto& [name, g] : r.groups) {
+      nlohmann::json gj = GroupHeaderJson(g);
+      for (const auto& [selector, m] : g.selectors) gj[selector] = GroupSelectorJson(m);
+      groups[name] = gj;
+    }
+    j["groups"] = groups;
+  }
   return j.dump();
 }
 
@@ -418,36 +565,7 @@ std::string SeedsReportJson(const std::vector<uint64_t>& seeds, const std::vecto
       per_seed.push_back(SelectorJson(reports[i].selectors[s].second));
       per_seed.back()["seed"] = seeds[i];
     }
-    nlohmann::json out = nlohmann::json::object();
-    for (const auto& [key, first] : per_seed.front().items()) {
-      if (key == "seed") continue;
-      if (key == "ranked_by") {
-        std::map<std::string, int> total;
-        for (const auto& p : per_seed) {
-          if (!p.contains(key)) continue;
-          for (const auto& [learner, n] : p[key].items()) total[learner] += n.get<int>();
-        }
-        out[key] = total;
-        continue;
-      }
-      std::vector<double> values;
-      bool all = true;
-      for (const auto& p : per_seed) {
-        if (p.contains(key) && p[key].is_number()) {
-          values.push_back(p[key].get<double>());
-        } else {
-          all = false;
-        }
-      }
-      if (!all) {
-        out[key] = nullptr;
-        out[key + "_sd"] = nullptr;
-        continue;
-      }
-      const auto [mean, sd] = MeanSd(values);
-      out[key] = mean;
-      out[key + "_sd"] = sd;
-    }
+    nlohmann::json out = MeanOverSeeds(per_seed);
     out["seeds"] = per_seed;
     sel[name] = out;
   }
@@ -459,6 +577,27 @@ std::string SeedsReportJson(const std::vector<uint64_t>& seeds, const std::vecto
     }
   }
   if (!groups.empty()) j["group_slowdown_geomean"] = groups;
+  // Groups are fixed by the data, so every seed holds the same groups and counts; per group and selector the
+  // figures are folded over seeds like the flat keys.
+  if (!reports.front().groups.empty()) {
+    nlohmann::json by_group = nlohmann::json::object();
+    for (const auto& [name, g] : reports.front().groups) {
+      nlohmann::json gj = GroupHeaderJson(g);
+      for (const auto& [selector, unused] : g.selectors) {
+        std::vector<nlohmann::json> per_seed;
+        for (const EvalReport& r : reports) {
+          const auto it = r.groups.find(name);
+          if (it == r.groups.end()) continue;
+          for (const auto& [other, m] : it->second.selectors) {
+            if (other == selector) per_seed.push_back(GroupSelectorJson(m));
+          }
+        }
+        gj[selector] = MeanOverSeeds(per_seed);
+      }
+      by_group[name] = gj;
+    }
+    j["groups"] = by_group;
+  }
   return j.dump();
 }
 
@@ -506,7 +645,12 @@ std::string ReportTable(const EvalReport& r) {
   absl::StrAppendFormat(&out, "%-10s %7s %7s %10s %10s", "selector", "top1", "top3", "slowdown", "gap_closed");
   if (aslib) absl::StrAppendFormat(&out, " %12s %10s", "par10", "rem_gap");
   if (quality) absl::StrAppendFormat(&out, " %12s %10s", "mean", "rem_gap");
-  absl::StrAppendFormat(&out, " %8s %10s\n", "mape", "coverage80");
+  // mape_seen only where it can differ from mape: some predicted row had a strategy its training folds lacked.
+  const bool unseen = std::any_of(r.selectors.begin(), r.selectors.end(),
+                                  [](const auto& s) { return !IsMissing(s.second.mape_unseen_strategies); });
+  absl::StrAppendFormat(&out, " %8s", "mape");
+  if (unseen) absl::StrAppendFormat(&out, " %9s", "mape_seen");
+  absl::StrAppendFormat(&out, " %10s %10s\n", "median_ape", "coverage80");
   auto num = [](double v, int precision) {
     return IsMissing(v) ? std::string("-") : absl::StrFormat("%.*f", precision, v);
   };
@@ -515,7 +659,9 @@ std::string ReportTable(const EvalReport& r) {
                           num(m.gap_closed, 3));
     if (aslib) absl::StrAppendFormat(&out, " %12s %10s", num(m.par10, 1), num(m.remaining_gap, 3));
     if (quality) absl::StrAppendFormat(&out, " %12s %10s", num(m.mean_measure, 4), num(m.remaining_gap, 3));
-    absl::StrAppendFormat(&out, " %8s %10s\n", num(m.mape, 3), num(m.coverage80, 3));
+    absl::StrAppendFormat(&out, " %8s", num(m.mape, 3));
+    if (unseen) absl::StrAppendFormat(&out, " %9s", num(m.mape_seen_strategies, 3));
+    absl::StrAppendFormat(&out, " %10s %10s\n", num(m.median_ape, 3), num(m.coverage80, 3));
   }
   for (const auto& [name, m] : r.selectors) {
     if (m.ranked_by.empty()) continue;

@@ -90,8 +90,24 @@ struct SelectorMetrics {
   double par10 = model::kMissing, remaining_gap = model::kMissing;  // ASlib only
   double mean_measure = model::kMissing;  // ASlib solution quality: mean of the measure (in place of par10)
   double mape = model::kMissing, coverage80 = model::kMissing;  // selectors that predict values
+  // Over the rows mape averages: their median APE, and the MAPE (and coverage80) split by whether the row's
+  // strategy occurs in the outer fold's training tasks. No learner can know the level of a strategy it never saw
+  // (leave-one-hardware-out: an engine run on one device only), so targets apply to the seen rows. Missing when
+  // there is no such row.
+  double median_ape = model::kMissing;
+  double mape_seen_strategies = model::kMissing, mape_unseen_strategies = model::kMissing;
+  double coverage80_unseen_strategies = model::kMissing;
   uint64_t tasks = 0;
   std::map<std::string, int> ranked_by;  // folds per learner picked by inner cross-validation
+};
+
+// Leave-one-group-out: the figures of one held-out group (its own outer fold).
+struct GroupMetrics {
+  uint64_t tasks = 0;
+  uint64_t rows = 0;                    // (task, candidate) entries of the group
+  uint64_t rows_unseen_strategies = 0;  // those whose strategy no task of the other groups has
+  // Every selector, random and oracle as in EvalReport::selectors; gap_closed and ASlib figures are not set.
+  std::vector<std::pair<std::string, SelectorMetrics>> selectors;
 };
 
 struct EvalReport {
@@ -103,6 +119,7 @@ struct EvalReport {
   std::vector<std::pair<std::string, SelectorMetrics>> selectors;  // in output order
   // Leave-one-group-out only: slowdown_geomean of each selector on each held-out group.
   std::map<std::string, std::map<std::string, double>> group_slowdown;
+  std::map<std::string, GroupMetrics> groups;  // leave-one-group-out only, by held-out group
   double seconds = 0;
 };
 
@@ -136,7 +153,8 @@ std::string ReportTable(const EvalReport& report);
 // One report over several seeds (`reports[i]` ran with `seeds[i]`, same problem and selectors): each selector's
 // numeric keys hold the mean over seeds, `<key>_sd` the sample standard deviation, `seeds` the per-seed results
 // (with `seed`); ranked_by counts are summed; a key that is null in any seed is null. Top level: the first
-// report's counts, `seed_values`, total seconds.
+// report's counts, `seed_values`, total seconds. `groups` (leave-one-group-out): per group and selector the same
+// mean and `<key>_sd`, without per-seed values.
 std::string SeedsReportJson(const std::vector<uint64_t>& seeds, const std::vector<EvalReport>& reports);
 std::string SeedsReportTable(const std::vector<uint64_t>& seeds, const std::vector<EvalReport>& reports);
 

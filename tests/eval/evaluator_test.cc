@@ -4,11 +4,14 @@
 
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <random>
+#include <set>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "eval/eval_main.h"
@@ -124,6 +127,206 @@ TEST(EvaluatorTest, SbsIsChosenOnTrainingFoldsOnly) {
   auto r = RunEvaluation(lp.problem, StandardSelectors(lp.problem, lp.features, 1), o);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_DOUBLE_EQ(Top1(*r, "sbs"), 0.0);
+}
+
+// Predicts every candidate of a task as measured × (1 + scale × its listed APE), so every APE is known; the score is
+// the prediction. Intervals [0.5, 2] × measured cover every row except those listed as uncovered.
+class KnownApeSelector : public TrainedSelector {
+ public:
+  KnownApeSelector(const Problem& p, const std::vector<std::vector<double>>& apes,
+                   const std::set<std::pair<uint32_t, uint32_t>>& uncovered, double scale)
+      : p_(p), apes_(apes), uncovered_(uncovered), scale_(scale) {}
+  absl::Status Score(uint32_t task, std::vector<CandidateScore>* out) const override {
+    const auto& entries = p_.tasks[task].entries;
+    out->assign(entries.size(), {});
+    for (size_t i = 0; i < entries.size(); ++i) {
+      const double truth = entries[i].value;
+      CandidateScore& c = (*out)[i];
+      c.value = truth * (1 + scale_ * apes_[task][i]);
+      c.score = c.value;
+      const bool in = uncovered_.count({task, entries[i].strat}) == 0;
+      c.lo = in ? truth * 0.5 : truth * 3;
+      c.hi = in ? truth * 2 : truth * 4;
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  const Problem& p_;
+  const std::vector<std::vector<double>>& apes_;
+  const std::set<std::pair<uint32_t, uint32_t>>& uncovered_;
+  double scale_;
+};
+
+// Scores only, no values: a selector that does not predict.
+class ScoreOnlySelector : public TrainedSelector {
+ public:
+  explicit ScoreOnlySelector(const Problem& p) : p_(p) {}
+  absl::Status Score(uint32_t task, std::vector<CandidateScore>* out) const override {
+    out->assign(p_.tasks[task].entries.size(), {});
+    for (size_t i = 0; i < out->size(); ++i) (*out)[i].score = static_cast<double>(i);  // always the first entry
+    return absl::OkStatus();
+  }
+
+ private:
+  const Problem& p_;
+};
+
+// Strategies A, B, C, D in three groups; C occurs in g3 only, so held out with g3 it is unseen; D occurs in g1 and g2,
+// so it is seen whichever of them is held out. Values and APEs are dyadic: every figure below is exact.
+struct KnownApeCase {
+  Problem problem;
+  std::vector<std::vector<double>> apes;
+  std::set<std::pair<uint32_t, uint32_t>> uncovered = {{1, 0}, {3, 2}};  // (task, strategy): (t1, A), (t3, C)
+  KnownApeCase() {
+    problem.strategy_names = {"A", "B", "C", "D"};
+    auto add = [&](const char* group, std::vector<Problem::Entry> entries, std::vector<double> task_apes) {
+      Problem::Task t;
+      t.name = "t" + std::to_string(problem.tasks.size());
+      t.group = group;
+      t.entries = std::move(entries);
+      problem.tasks.push_back(t);
+      apes.push_back(std::move(task_apes));
+    };
+    add("g1", {{0, 1.0}, {1, 2.0}, {3, 4.0}}, {0.5, 0.25, 0.125});  // predicted 1.5 2.5 4.5: A, the best
+    add("g1", {{0, 2.0}, {1, 1.0}, {3, 8.0}}, {1.0, 0.75, 0.375});  // 4 1.75 11: B, the best
+    add("g2", {{0, 4.0}, {1, 8.0}, {3, 1.0}}, {0.25, 0.5, 0.25});   // 5 12 1.25: D, the best
+    add("g3", {{0, 2.0}, {1, 1.0}, {2, 4.0}}, {0.5, 3.0, 2.0});     // 3 4 12: A, twice the best (B)
+  }
+  NamedSelector Known(const std::string& name, double scale) const {
+    return {name,
+            [this, scale](const std::vector<uint32_t>&) -> absl::StatusOr<std::unique_ptr<TrainedSelector>> {
+              return std::make_unique<KnownApeSelector>(problem, apes, uncovered, scale);
+            },
+            false};
+  }
+  NamedSelector ScoreOnly() const {
+    return {"score_only",
+            [this](const std::vector<uint32_t>&) -> absl::StatusOr<std::unique_ptr<TrainedSelector>> {
+              return std::make_unique<ScoreOnlySelector>(problem);
+            },
+            false};
+  }
+};
+
+const SelectorMetrics& Metrics(const std::vector<std::pair<std::string, SelectorMetrics>>& selectors,
+                               const std::string& name) {
+  for (const auto& [n, m] : selectors) {
+    if (n == name) return m;
+  }
+  ADD_FAILURE() << "no selector " << name;
+  static const SelectorMetrics kNone;
+  return kNone;
+}
+
+TEST(EvaluatorTest, MedianApeAndMapeOverSeenStrategiesAreExact) {
+  const KnownApeCase k;
+  EvalOptions o;
+  o.leave_one_group_out = true;
+  auto r = RunEvaluation(k.problem, {k.Known("known", 1), k.ScoreOnly()}, o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  const SelectorMetrics& m = Metrics(r->selectors, "known");
+  // 12 rows, APE sum 3 (g1) + 1 (g2) + 5.5 (g3); the one unseen row is (t3, C), APE 2.
+  EXPECT_DOUBLE_EQ(m.mape, 9.5 / 12);
+  EXPECT_DOUBLE_EQ(m.mape_seen_strategies, 7.5 / 11);
+  EXPECT_DOUBLE_EQ(m.mape_unseen_strategies, 2);
+  // Sorted: .125 .25 .25 .25 .375 .5 | .5 .5 .75 1 2 3.
+  EXPECT_DOUBLE_EQ(m.median_ape, 0.5);
+  EXPECT_DOUBLE_EQ(m.coverage80, 10.0 / 12);
+  EXPECT_DOUBLE_EQ(m.coverage80_unseen_strategies, 0);
+  EXPECT_DOUBLE_EQ(m.top1, 0.75);
+  EXPECT_NEAR(m.slowdown_geomean, std::pow(2.0, 0.25), 1e-12);
+  const SelectorMetrics& none = Metrics(r->selectors, "score_only");
+  EXPECT_TRUE(model::IsMissing(none.mape));
+  EXPECT_TRUE(model::IsMissing(none.median_ape));
+  EXPECT_TRUE(model::IsMissing(none.mape_seen_strategies));
+
+  // Per held-out group; g1 has an even count: .125 .25 .375 | .5 .75 1, median (.375 + .5) / 2.
+  ASSERT_EQ(r->groups.size(), 3u);
+  const GroupMetrics& g1 = r->groups.at("g1");
+  EXPECT_EQ(g1.tasks, 2u);
+  EXPECT_EQ(g1.rows, 6u);
+  EXPECT_EQ(g1.rows_unseen_strategies, 0u);
+  EXPECT_DOUBLE_EQ(Metrics(g1.selectors, "known").median_ape, 0.4375);
+  EXPECT_DOUBLE_EQ(Metrics(g1.selectors, "known").mape, 0.5);
+  EXPECT_DOUBLE_EQ(Metrics(g1.selectors, "known").mape_seen_strategies, 0.5);
+  EXPECT_TRUE(model::IsMissing(Metrics(g1.selectors, "known").mape_unseen_strategies));
+  const GroupMetrics& g3 = r->groups.at("g3");
+  EXPECT_EQ(g3.rows_unseen_strategies, 1u);
+  EXPECT_DOUBLE_EQ(Metrics(g3.selectors, "known").mape_seen_strategies, 1.75);
+
+  // The JSON: flat keys beside mape, and the per-group object.
+  const auto j = nlohmann::json::parse(ReportJson(*r));
+  const auto& known = j["selectors"]["known"];
+  EXPECT_DOUBLE_EQ(known["median_ape"].get<double>(), 0.5);
+  EXPECT_DOUBLE_EQ(known["mape_seen_strategies"].get<double>(), 7.5 / 11);
+  EXPECT_DOUBLE_EQ(known["mape_unseen_strategies"].get<double>(), 2);
+  EXPECT_DOUBLE_EQ(known["coverage80_unseen_strategies"].get<double>(), 0);
+  for (const char* key : {"mape", "median_ape", "mape_seen_strategies", "mape_unseen_strategies", "coverage80"}) {
+    EXPECT_FALSE(j["selectors"]["score_only"].contains(key)) << key;
+    EXPECT_FALSE(j["selectors"]["random"].contains(key)) << key;
+  }
+  ASSERT_TRUE(j.contains("groups"));
+  ASSERT_TRUE(j.contains("group_slowdown_geomean"));  // kept beside it
+  const auto& g = j["groups"];
+  EXPECT_EQ(g.size(), 3u);
+  EXPECT_EQ(g["g1"]["tasks"], 2);
+  EXPECT_EQ(g["g1"]["rows"], 6);
+  EXPECT_EQ(g["g2"]["rows"], 3);
+  EXPECT_EQ(g["g3"]["rows"], 3);
+  EXPECT_EQ(g["g3"]["rows_unseen_strategies"], 1);
+  const auto& g3k = g["g3"]["known"];
+  EXPECT_DOUBLE_EQ(g3k["mape"].get<double>(), 5.5 / 3);
+  EXPECT_DOUBLE_EQ(g3k["mape_seen_strategies"].get<double>(), 1.75);
+  EXPECT_DOUBLE_EQ(g3k["mape_unseen_strategies"].get<double>(), 2);
+  EXPECT_DOUBLE_EQ(g3k["median_ape"].get<double>(), 2);
+  EXPECT_DOUBLE_EQ(g3k["coverage80"].get<double>(), 2.0 / 3);
+  EXPECT_DOUBLE_EQ(g3k["top1"].get<double>(), 0);
+  EXPECT_NEAR(g3k["slowdown_geomean"].get<double>(), 2, 1e-12);
+  EXPECT_EQ(g3k["slowdown_geomean"], j["group_slowdown_geomean"]["g3"]["known"]);
+  EXPECT_DOUBLE_EQ(g["g2"]["known"]["mape"].get<double>(), 1.0 / 3);
+  EXPECT_DOUBLE_EQ(g["g2"]["known"]["median_ape"].get<double>(), 0.25);
+  EXPECT_FALSE(g["g2"]["known"].contains("mape_unseen_strategies"));
+  // score_only always takes the first entry (A): the best on t0, twice the best on t1.
+  EXPECT_DOUBLE_EQ(g["g1"]["score_only"]["top1"].get<double>(), 0.5);
+  EXPECT_FALSE(g["g1"]["score_only"].contains("mape"));
+  EXPECT_FALSE(g["g1"]["score_only"].contains("median_ape"));
+  EXPECT_DOUBLE_EQ(g["g2"]["oracle"]["slowdown_geomean"].get<double>(), 1);
+  EXPECT_DOUBLE_EQ(g["g3"]["random"]["top1"].get<double>(), 1.0 / 3);
+  EXPECT_FALSE(g["g1"]["known"].contains("gap_closed"));
+
+  const std::string table = ReportTable(*r);
+  EXPECT_NE(table.find("median_ape"), std::string::npos) << table;
+  EXPECT_NE(table.find("mape_seen"), std::string::npos) << table;  // some row had an unseen strategy
+}
+
+// --seeds: the new flat keys and the per-group figures are means with `_sd`, as the other keys.
+TEST(EvaluatorTest, SeedsFoldNewKeysAndGroups) {
+  const KnownApeCase k;
+  EvalOptions o;
+  o.leave_one_group_out = true;
+  // The second "seed" doubles every APE; the choices stay the same.
+  auto a = RunEvaluation(k.problem, {k.Known("known", 1), k.ScoreOnly()}, o);
+  auto b = RunEvaluation(k.problem, {k.Known("known", 2), k.ScoreOnly()}, o);
+  ASSERT_TRUE(a.ok() && b.ok());
+  const auto j = nlohmann::json::parse(SeedsReportJson({1, 2}, {*a, *b}));
+  const auto& known = j["selectors"]["known"];
+  EXPECT_DOUBLE_EQ(known["median_ape"].get<double>(), 0.75);  // 0.5 and 1
+  EXPECT_NEAR(known["median_ape_sd"].get<double>(), std::sqrt(0.125), 1e-12);
+  EXPECT_DOUBLE_EQ(known["mape_seen_strategies"].get<double>(), 1.5 * 7.5 / 11);
+  EXPECT_TRUE(known.contains("mape_seen_strategies_sd"));
+  EXPECT_DOUBLE_EQ(known["mape_unseen_strategies"].get<double>(), 3);
+  EXPECT_FALSE(j["selectors"]["score_only"].contains("median_ape"));
+  const auto& g3 = j["groups"]["g3"];
+  EXPECT_EQ(g3["rows"], 3);
+  EXPECT_EQ(g3["rows_unseen_strategies"], 1);
+  EXPECT_DOUBLE_EQ(g3["known"]["median_ape"].get<double>(), 3);  // 2 and 4
+  EXPECT_NEAR(g3["known"]["median_ape_sd"].get<double>(), std::sqrt(2.0), 1e-12);
+  EXPECT_DOUBLE_EQ(g3["known"]["mape_seen_strategies"].get<double>(), 1.5 * 1.75);
+  EXPECT_NEAR(g3["known"]["slowdown_geomean"].get<double>(), 2, 1e-12);
+  EXPECT_DOUBLE_EQ(g3["known"]["slowdown_geomean_sd"].get<double>(), 0);
+  EXPECT_FALSE(g3["score_only"].contains("mape"));
+  EXPECT_FALSE(g3["known"].contains("seeds"));
 }
 
 std::string TempPath(const std::string& name) {
