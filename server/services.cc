@@ -220,6 +220,13 @@ grpc::ServerUnaryReactor* SettingsUnary(ServiceCore* core, AccessControl* access
 //
 // Locking: state lives under mu_. gRPC operations (StartRead/StartWrite/Finish) are decided under the lock but
 // issued after releasing it, because gRPC may run a completion inline; Finish is always the last touch of `this`.
+//
+// Ending: once the input is over (half-close, cancellation, a failed commit, a bad report) the call finishes as soon
+// as every report read is answered and no write is outstanding, even with a read outstanding: gRPC then ends that
+// read (OnReadDone with ok = false, or a report that arrived just before, dropped unacknowledged) and runs OnDone only
+// after that OnReadDone returned. Waiting for the read instead would leave a client that waits for its acks without
+// its status until it sent again. Only a read decided but not yet issued (StartRead after Finish is not allowed, and
+// the call could be done and the reactor deleted by then) holds the finish back, until its issuer is done with it.
 class ReportRunReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>, public IngestSink {
  public:
   ReportRunReactor(ServiceCore* core, AccessControl* access, grpc::CallbackServerContext* ctx)
@@ -298,7 +305,7 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, 
         reading_ = false;
         RecycleLocked(std::move(report));
         ending = true;
-        a = NextLocked();  // the finish may have been waiting for this read to end
+        a = NextLocked();
       } else if (!admitted.ok()) {
         reading_ = false;
         final_status_ = ToGrpc(admitted);
@@ -472,13 +479,13 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, 
     }
     if (!reading_ && !reads_done_ && !broken_ && final_status_.ok() && in_flight_ < core_->options().stream_window) {
       reading_ = true;
+      ++unissued_reads_;
       a.read = true;
     }
     const bool input_over = reads_done_ || broken_ || !final_status_.ok();
-    // Not while a read is outstanding or its OnReadDone is still at work (reading_): that callback touches the
-    // reactor after handing its report to the group commit, whose completion could otherwise finish the call and
-    // delete the reactor under it. A pending read ends (ok = false) once the stream is cancelled or half-closed.
-    if (input_over && in_flight_ == 0 && !writing_ && !a.write && !reading_) {
+    // A read outstanding, or its OnReadDone at work, does not hold the finish back (see the class comment): gRPC
+    // keeps the reactor until that OnReadDone returned, and a report it reads after the finish is not acknowledged.
+    if (input_over && in_flight_ == 0 && !writing_ && !a.write && unissued_reads_ == 0) {
       finished_ = true;
       a.finish = true;
       a.status = final_status_;
@@ -494,8 +501,19 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, 
   // the last touch.
   static void Run(ReportRunReactor* self, const Actions& a) {
     if (!a.read && !a.write && !a.finish) return;
-    if (a.read) self->StartRead(&self->incoming_);
     if (a.write) self->StartWrite(&self->outgoing_, a.write_options);
+    if (a.read) {
+      self->StartRead(&self->incoming_);
+      // The reactor is alive here: no Finish could be decided while this read was unissued. One may have been held
+      // back for it meanwhile (e.g. a commit failed on another thread): decide it now.
+      Actions then;
+      {
+        absl::MutexLock lock(&self->mu_);
+        --self->unissued_reads_;
+        then = self->NextLocked();
+      }
+      Run(self, then);
+    }
     if (a.finish) self->Finish(a.status);  // last touch of `self`
   }
 
@@ -517,7 +535,11 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, 
   AckQueue acks_ ABSL_GUARDED_BY(mu_);  // ranged when the client asked (set by the constructor)
   std::vector<std::unique_ptr<v1::RunReport>> spare_ ABSL_GUARDED_BY(mu_);  // cleared messages for reuse
   size_t in_flight_ ABSL_GUARDED_BY(mu_) = 0;
+  // A read is decided, outstanding or in its OnReadDone: no other read starts (reports are prepared in order).
   bool reading_ ABSL_GUARDED_BY(mu_) = true;  // the constructor starts the first read
+  // Reads decided under mu_ whose StartRead has not been issued yet (Run): no Finish until they are. Not the
+  // constructor's read: no callback that could finish the call runs before the constructor returns.
+  size_t unissued_reads_ ABSL_GUARDED_BY(mu_) = 0;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool reads_done_ ABSL_GUARDED_BY(mu_) = false;
   bool broken_ ABSL_GUARDED_BY(mu_) = false;

@@ -1,6 +1,6 @@
 // Server-level fault tests: a full disk (RocksDB WAL appends fail) ends the ReportRun stream UNAVAILABLE with no
-// acknowledgement and ingest resumes when space returns; a corrupt model blob makes the server serve the previous
-// version.
+// acknowledgement, also for a client that only waits for its acks, and ingest resumes when space returns; a corrupt
+// model blob makes the server serve the previous version.
 #include <atomic>
 
 #include "gmock/gmock.h"
@@ -77,6 +77,53 @@ TEST(FaultTest, FullDiskEndsStreamUnavailableWithoutAckAndIngestResumes) {
   ASSERT_TRUE(resumed.status.ok()) << resumed.status.error_message();
   EXPECT_EQ(resumed.durable + resumed.duplicate, 5);
   EXPECT_EQ((*s)->core().store()->RunCount(), 6u);
+  (*s)->Shutdown();
+}
+
+// A node keeps one stream open and waits for the ack of what it sent. When that report's commit fails, the stream
+// must end UNAVAILABLE right away, whatever the client does next: the server may not wait for another report or
+// a half-close, which an idle node never sends. The ack it already got stays; the failed report gets none.
+TEST(FaultTest, FailedCommitEndsAnIdleStreamWithoutWaitingForTheClient) {
+  FaultEnv env;
+  auto o = TestOptions(FreshDir("fault-idle"));
+  o.storage_env = &env;
+  auto s = server::Server::Start(o);
+  ASSERT_TRUE(s.ok()) << s.status();
+  auto conn = Connect((*s)->port());
+  grpc::ClientContext ctx;
+  // The bound of the wait: a server that still waits for the client ends the call DEADLINE_EXCEEDED instead.
+  SetDeadline(&ctx, 20);
+  auto stream = conn.selector->ReportRun(&ctx);
+  v1::RunReport first = MakeReport("idle-ok", "vllm", 1, 100);
+  *first.mutable_strategy() = MakeStrategy("vllm");
+  ASSERT_TRUE(stream->Write(first));
+  v1::RunAck ack;
+  ASSERT_TRUE(stream->Read(&ack));
+  EXPECT_EQ(ack.result(), v1::RunAck::RESULT_DURABLE);
+  EXPECT_EQ(ack.run_id(), "idle-ok");
+
+  env.fail_wal_appends = true;
+  ASSERT_TRUE(stream->Write(MakeReport("idle-lost", "vllm", 2, 100)));
+  // Nothing more is sent and the stream stays open for writes: the client only waits.
+  const bool acked = stream->Read(&ack);
+  EXPECT_FALSE(acked) << "acknowledged " << ack.run_id() << " although its commit failed";
+  const grpc::Status status = stream->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+  EXPECT_GT(env.wal_failures.load(), 0) << "the fault was never hit";
+  EXPECT_EQ((*s)->core().store()->RunCount(), 1u);
+
+  // Space is back: the client resends what was not acknowledged (the store may still be recovering at first).
+  // This also moves the store past its failed WAL before the shutdown flushes it.
+  env.fail_wal_appends = false;
+  StreamResult resent;
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    resent = Send(conn, {MakeReport("idle-lost", "vllm", 2, 100)});
+    if (resent.status.ok()) break;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  ASSERT_TRUE(resent.status.ok()) << resent.status.error_message();
+  EXPECT_EQ(resent.durable, 1);
+  EXPECT_EQ((*s)->core().store()->RunCount(), 2u);
   (*s)->Shutdown();
 }
 
