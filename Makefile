@@ -31,7 +31,7 @@ TSAN_TESTS ?= model_lifecycle_test server_integration_test security_test fault_t
   client_telemetry_sender_test util_log_test decision_log_test retention_test backup_test cluster_reports_test \
   cluster_models_test cluster_settings_test
 
-.PHONY: deps configure build run test cluster-test bench eval eval-smoke sim clean fuzz fuzz-build test-asan test-tsan mutants \
+.PHONY: deps configure build run test cluster-test bench eval eval-smoke eval-robustness sim clean fuzz fuzz-build test-asan test-tsan mutants \
   build-clang tidy format format-check
 
 # $(call install_missing,PACKAGES): a recipe line that installs those of PACKAGES that are not installed yet.
@@ -74,6 +74,12 @@ eval: build
 
 eval-smoke: build
 	./eval/smoke.sh $(BUILD)/bin ../shared/data
+
+# Generated tables of odd shapes (eval/robustness.py; its quick mode is the ctest eval_robustness_quick): exit 0,
+# complete JSON, accelsel no worse than SBS beyond the seeds' noise. ROBUSTNESS_ARGS="--out DIR" keeps the tables.
+ROBUSTNESS_ARGS ?=
+eval-robustness: build
+	/usr/bin/python3 eval/robustness.py --bin $(BUILD)/bin $(ROBUSTNESS_ARGS)
 
 # The closed-loop network simulator's default scenario (docs/SIMULATION.md): a spawned server, cold start, 1,000
 # nodes, 20,000 jobs of the bundled table. The table goes to the terminal; netsim.jsonl and the PNG plots to SIM_DIR.

@@ -338,6 +338,10 @@ absl::StatusOr<EvalReport> RunEvaluation(const Problem& p, const std::vector<Nam
         acc[s].AddChoice(p, task, c, pays);
         in_fold.AddChoice(p, task, c, pays);
         for (size_t i = 0; i < scores.size(); ++i) {
+          if (o.on_prediction) {
+            o.on_prediction({&selectors[s].name, t, task.entries[i].strat, task.entries[i].value, &scores[i], i == c,
+                             seen[task.entries[i].strat], f});
+          }
           if (IsMissing(scores[i].value)) continue;
           const bool known = seen[task.entries[i].strat];
           acc[s].AddPrediction(p, scores[i], task.entries[i].value, known);
@@ -379,6 +383,7 @@ absl::StatusOr<EvalReport> RunEvaluation(const Problem& p, const std::vector<Nam
   report.measure = p.measure;
   report.maximize = p.maximize;
   report.skipped_tasks = p.skipped_tasks;
+  report.skipped_rows = p.skipped_rows;
   report.candidates = strategies.size();
   report.mean_candidates = entries / n;
   report.folds = num_folds;
@@ -471,6 +476,7 @@ nlohmann::json ReportHeaderJson(const EvalReport& r) {
   nlohmann::json j;
   j["tasks"] = r.tasks;
   j["skipped_tasks"] = r.skipped_tasks;
+  j["skipped_rows"] = r.skipped_rows;  // rows without a usable target
   j["candidates"] = r.candidates;
   j["mean_candidates_per_task"] = r.mean_candidates;
   j["protocol"] = r.protocol;

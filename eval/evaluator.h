@@ -83,6 +83,19 @@ struct EvalOptions {
   bool predefined_folds = false;     // use Task::fold
   // Called after each selector is scored on each fold: (done, folds x selectors). Progress lines only.
   std::function<void(int done, int total)> on_step;
+  // Called for every (test task, candidate) a selector scored, for the per-row dump of `accelsel eval
+  // --predictions`: where the error comes from. Null = none.
+  struct PredictionRow {
+    const std::string* selector;
+    uint32_t task;
+    uint32_t strategy;
+    double measured;
+    const CandidateScore* score;
+    bool chosen;               // the selector placed this candidate first
+    bool strategy_seen;        // the strategy occurs in the training tasks of this outer fold
+    int fold;
+  };
+  std::function<void(const PredictionRow& row)> on_prediction;
 };
 
 struct SelectorMetrics {
@@ -111,7 +124,7 @@ struct GroupMetrics {
 };
 
 struct EvalReport {
-  uint64_t tasks = 0, skipped_tasks = 0, candidates = 0, folds = 0;
+  uint64_t tasks = 0, skipped_tasks = 0, skipped_rows = 0, candidates = 0, folds = 0;
   double mean_candidates = 0;
   std::string protocol;
   std::string measure;                                             // ASlib: the scored performance measure
