@@ -12,6 +12,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "datasets/llm_inference_bench.h"
@@ -38,7 +39,8 @@ struct Args {
   bool maximize = false, json = false;
   int folds = 10;
   uint64_t seed = 1;
-  int seeds = 1;  // --seeds N: seeds seed .. seed + N - 1, reported as mean, _sd and per seed
+  int seeds = 1;            // --seeds N: seeds seed .. seed + N - 1, reported as mean, _sd and per seed
+  std::string predictions;  // --predictions FILE: every scored (task, candidate) as CSV
 };
 
 std::vector<std::string> SplitList(const std::string& s) {
@@ -55,7 +57,7 @@ std::optional<std::string> Parse(const std::vector<std::string>& argv, Args* a) 
       {"--csv", 0},         {"--task-cols", 1}, {"--strategy-cols", 2},
       {"--target-col", 3},  {"--folds", 4},     {"--group-col", 5},
       {"--seed", 6},        {"--aslib", 7},     {"--llm-inference-bench", 8},
-      {"--descriptors", 9}, {"--seeds", 10}};
+      {"--descriptors", 9}, {"--seeds", 10},    {"--predictions", 11}};
   for (size_t i = 0; i < argv.size(); ++i) {
     std::string flag = argv[i], value;
     const size_t eq = flag.find('=');
@@ -97,6 +99,7 @@ std::optional<std::string> Parse(const std::vector<std::string>& argv, Args* a) 
       case 10:
         if (!absl::SimpleAtoi(value, &a->seeds) || a->seeds < 1 || a->seeds > 100) return "--seeds wants 1..100";
         break;
+      case 11: a->predictions = value; break;
     }
   }
   const int modes = !a->csv.empty() + !a->aslib.empty() + !a->llm_bench.empty();
@@ -170,6 +173,30 @@ int Emit(const std::function<absl::StatusOr<EvalReport>(uint64_t seed)>& evaluat
   return 0;
 }
 
+std::string CsvField(absl::string_view v) {
+  if (v.find_first_of(",\"\n") == absl::string_view::npos) return std::string(v);
+  std::string out = "\"";
+  for (char c : v) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+
+std::string CsvNumber(double v) { return model::IsMissing(v) ? "" : absl::StrFormat("%.6g", v); }
+
+// Sends every scored row of `problem` to `file` (--predictions); the seed is read from `o` as each run sets it.
+void WritePredictions(const Problem& problem, std::ofstream* file, EvalOptions* o) {
+  *file << "seed,selector,fold,group,task,strategy,measured,predicted,lo,hi,chosen,strategy_seen\n";
+  o->on_prediction = [&problem, file, o](const EvalOptions::PredictionRow& r) {
+    const Problem::Task& t = problem.tasks[r.task];
+    *file << o->seed << ',' << CsvField(*r.selector) << ',' << r.fold << ',' << CsvField(t.group) << ','
+          << CsvField(t.name) << ',' << CsvField(problem.strategy_names[r.strategy]) << ',' << CsvNumber(r.measured)
+          << ',' << CsvNumber(r.score->value) << ',' << CsvNumber(r.score->lo) << ',' << CsvNumber(r.score->hi) << ','
+          << (r.chosen ? 1 : 0) << ',' << (r.strategy_seen ? 1 : 0) << '\n';
+  };
+}
+
 }  // namespace
 
 const char* EvalUsage() {
@@ -180,7 +207,10 @@ const char* EvalUsage() {
          "       accelsel eval --csv CSV ... (without the column flags: the same as --llm-inference-bench CSV, for a\n"
          "                     table with that header, such as a node sweep's data/llama-cpp/sweep.csv)\n"
          "       accelsel eval --aslib SCENARIO_DIR [--seed N] [--seeds K] [--json]\n"
-         "--seeds K runs seeds N .. N+K-1 and reports the mean, <metric>_sd and the per-seed results.\n";
+         "--seeds K runs seeds N .. N+K-1 and reports the mean, <metric>_sd and the per-seed results.\n"
+         "--predictions FILE (any form) writes every scored (task, candidate) of every selector as CSV: seed, "
+         "selector,\n"
+         "fold, group, task, strategy, measured, predicted, lo, hi, chosen, strategy_seen.\n";
 }
 
 int EvalMain(const std::vector<std::string>& argv, std::ostream& out, std::ostream& err) {
@@ -208,6 +238,14 @@ int EvalMain(const std::vector<std::string>& argv, std::ostream& out, std::ostre
   EvalOptions o;
   o.folds = a.folds;
   o.seed = a.seed;
+  std::ofstream predictions;
+  if (!a.predictions.empty()) {
+    predictions.open(a.predictions);
+    if (!predictions) {
+      err << "accelsel eval: --predictions: cannot write " << a.predictions << "\n";
+      return 1;
+    }
+  }
   if (!a.csv.empty()) {
     auto table = ReadCsvFile(a.csv);
     if (!table.ok()) {
@@ -221,6 +259,7 @@ int EvalMain(const std::vector<std::string>& argv, std::ostream& out, std::ostre
       return 1;
     }
     o.leave_one_group_out = !a.group_col.empty();
+    if (predictions.is_open()) WritePredictions(lp->problem, &predictions, &o);
     return Emit(
         [&](uint64_t seed) {
           o.seed = seed;
@@ -235,6 +274,7 @@ int EvalMain(const std::vector<std::string>& argv, std::ostream& out, std::ostre
       return 1;
     }
     o.predefined_folds = true;  // the seed changes the learners, not the scenario's folds
+    if (predictions.is_open()) WritePredictions(lp->problem, &predictions, &o);
     return Emit(
         [&](uint64_t seed) {
           o.seed = seed;
@@ -262,6 +302,7 @@ int EvalMain(const std::vector<std::string>& argv, std::ostream& out, std::ostre
   o.leave_one_group_out = !group.empty();
   // The plain baseline sees the table's raw columns, not the product's descriptors and engineered features.
   const ProblemFeatures raw = RawColumnFeatures(*rp);
+  if (predictions.is_open()) WritePredictions(rp->problem, &predictions, &o);
   return Emit(
       [&](uint64_t seed) {
         o.seed = seed;

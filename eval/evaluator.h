@@ -91,8 +91,8 @@ struct EvalOptions {
     uint32_t strategy;
     double measured;
     const CandidateScore* score;
-    bool chosen;               // the selector placed this candidate first
-    bool strategy_seen;        // the strategy occurs in the training tasks of this outer fold
+    bool chosen;         // the selector placed this candidate first
+    bool strategy_seen;  // the strategy occurs in the training tasks of this outer fold
     int fold;
   };
   std::function<void(const PredictionRow& row)> on_prediction;

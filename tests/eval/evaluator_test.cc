@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <random>
 #include <set>
 #include <sstream>
@@ -14,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_split.h"
 #include "eval/eval_main.h"
 #include "eval/loaders.h"
 #include "gtest/gtest.h"
@@ -415,6 +417,56 @@ TEST(EvalMainTest, ProgressCountsStepsOnStderrOnlyWhenEnabled) {
   ASSERT_EQ(EvalMain(args, quiet_out, quiet_err), 0) << quiet_err.str();
   EXPECT_EQ(quiet_err.str(), "");
   EXPECT_EQ(quiet_out.str().find('\r'), std::string::npos);
+}
+
+// --predictions: one CSV row per (selector, test task, candidate), the measured value beside the prediction, one
+// first place per selector and task; selectors that only rank leave the value columns empty.
+TEST(EvalMainTest, PredictionsListEveryScoredCandidate) {
+  std::ostringstream csv;
+  csv << "HW,Model,Batch,Engine,Latency\n";
+  for (const char* model : {"m1", "m2", "m3", "m4"}) {
+    for (int batch : {1, 4, 16}) {
+      csv << "h1," << model << "," << batch << ",e1," << 10 + batch << "\n";
+      csv << "h1," << model << "," << batch << ",e2," << 30 + 0.3 * batch << "\n";
+    }
+  }
+  const std::string path = TempPath("eval-predictions.csv");
+  const std::string predictions = TempPath("eval-predictions-out.csv");
+  Write(path, csv.str());
+  std::ostringstream out, err;
+  ASSERT_EQ(EvalMain({"--csv", path, "--task-cols", "HW,Model,Batch", "--strategy-cols", "Engine", "--target-col",
+                      "Latency", "--folds", "3", "--predictions", predictions},
+                     out, err),
+            0)
+      << err.str();
+  std::ifstream in(predictions);
+  std::string line;
+  ASSERT_TRUE(std::getline(in, line));
+  EXPECT_EQ(line, "seed,selector,fold,group,task,strategy,measured,predicted,lo,hi,chosen,strategy_seen");
+  std::map<std::string, int> rows, chosen, predicted;
+  while (std::getline(in, line)) {
+    std::vector<std::string> f = absl::StrSplit(line, ',');
+    ASSERT_EQ(f.size(), 12u) << line;
+    rows[f[1]] += 1;
+    chosen[f[1]] += f[10] == "1";
+    predicted[f[1]] += !f[7].empty();
+    EXPECT_EQ(f[0], "1");
+    EXPECT_EQ(f[11], "1");  // both engines run on every task
+    EXPECT_GT(std::stod(f[6]), 0) << line;
+  }
+  // 12 tasks x 2 candidates for each of the five selectors; one first place per task.
+  for (const char* selector : {"accelsel", "xgb_plain", "xgb_rank", "knn", "sbs"}) {
+    EXPECT_EQ(rows[selector], 24) << selector;
+    EXPECT_EQ(chosen[selector], 12) << selector;
+  }
+  EXPECT_EQ(predicted["accelsel"], 24);  // values from its regression
+  EXPECT_EQ(predicted["sbs"], 0);        // ranks only
+  std::ostringstream bad_out, bad_err;
+  EXPECT_EQ(EvalMain({"--csv", path, "--task-cols", "HW,Model,Batch", "--strategy-cols", "Engine", "--target-col",
+                      "Latency", "--predictions", TempPath("no-such-dir") + "/p.csv"},
+                     bad_out, bad_err),
+            1);
+  EXPECT_NE(bad_err.str().find("--predictions"), std::string::npos) << bad_err.str();
 }
 
 TEST(EvalMainTest, UsageErrors) {
