@@ -40,6 +40,8 @@ model::TrainOptions BenchTrainOptions() {
     to.calibration_max_rows = std::strtoull(v, nullptr, 10);
   }
   if (const char* v = std::getenv("BENCH_TRAIN_SPARSE")) to.sparse_indicators = std::string(v) == "1";
+  // BENCH_TRAIN_RAW=0: without the heads for unseen models / accelerators (TrainOptions::raw_heads_for_novel).
+  if (const char* v = std::getenv("BENCH_TRAIN_RAW")) to.raw_heads_for_novel = std::string(v) != "0";
   return to;
 }
 

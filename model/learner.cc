@@ -237,6 +237,14 @@ absl::Status XgbLearner::Fit(const Dataset& d) {
 absl::StatusOr<std::pair<double, double>> XgbLearner::GroupedResidualQuantiles(const Dataset& d,
                                                                                const std::vector<uint64_t>& task_group,
                                                                                int folds) const {
+  auto g = ScoreGroupedResiduals(d, task_group, folds);
+  if (!g.ok()) return g.status();
+  return std::make_pair(g->lo, g->hi);
+}
+
+absl::StatusOr<XgbLearner::GroupedResiduals> XgbLearner::ScoreGroupedResiduals(const Dataset& d,
+                                                                               const std::vector<uint64_t>& task_group,
+                                                                               int folds) const {
   if (folds < 2 || task_group.size() != d.num_tasks()) return absl::NotFoundError("no groups");
   const std::vector<size_t> calibration = SampleRowsByTask(d, options_.calibration_max_rows, options_.params.seed);
   const std::vector<bool> indicators = options_.sparse_indicators ? IndicatorColumns(d) : std::vector<bool>();
@@ -259,10 +267,14 @@ absl::StatusOr<std::pair<double, double>> XgbLearner::GroupedResidualQuantiles(c
     for (size_t i = 0; i < test.size(); ++i) residuals.push_back(double{ty[i]} - pred[i]);
   }
   if (used < 2 || residuals.size() < 10) return absl::NotFoundError("groups do not allow two folds");
+  GroupedResiduals out;
+  double sum = 0;
+  for (double r : residuals) sum += std::abs(r);
+  out.mean_abs = sum / static_cast<double>(residuals.size());
   const double tail = (1.0 - options_.coverage) / 2.0;
-  const double lo = Quantile(&residuals, tail);
-  const double hi = Quantile(&residuals, 1.0 - tail);
-  return std::make_pair(lo, hi);
+  out.lo = Quantile(&residuals, tail);
+  out.hi = Quantile(&residuals, 1.0 - tail);
+  return out;
 }
 
 absl::Status XgbLearner::Predict(const float* task_x, const std::vector<CandidateRef>& candidates,

@@ -101,6 +101,7 @@ class XgbLearner : public Learner {
   absl::StatusOr<std::string> Serialize() const;
   static absl::StatusOr<std::unique_ptr<XgbLearner>> Deserialize(std::string_view bytes);
 
+  const XgbLearnerOptions& options() const { return options_; }
   double residual_lo() const { return residual_lo_; }
   double residual_hi() const { return residual_hi_; }
   // RelativeResidualSd of the interval folds; NaN without intervals (and in blobs written before it existed).
@@ -111,6 +112,16 @@ class XgbLearner : public Learner {
   absl::StatusOr<std::pair<double, double>> GroupedResidualQuantiles(const Dataset& data,
                                                                      const std::vector<uint64_t>& task_group,
                                                                      int folds) const;
+  // The same held-out groups, also scored: the quantiles and the mean |residual| (mean |log error|). Two datasets
+  // over the same tasks, rows in the same order and the same groups are held out on the same rows, so their
+  // scores compare paired (which target carries over to unseen groups better).
+  struct GroupedResiduals {
+    double lo = std::numeric_limits<double>::quiet_NaN();
+    double hi = std::numeric_limits<double>::quiet_NaN();
+    double mean_abs = std::numeric_limits<double>::quiet_NaN();
+  };
+  absl::StatusOr<GroupedResiduals> ScoreGroupedResiduals(const Dataset& data, const std::vector<uint64_t>& task_group,
+                                                         int folds) const;
   // Out-of-fold prediction of each training row (NaN where none), kept from the interval folds so that callers
   // can compare the model with alternatives on unseen tasks at no extra training cost.
   const std::vector<float>& oof_predictions() const { return oof_; }

@@ -84,6 +84,13 @@ bool MetaModel::HasObjective(Objective objective) const { return heads_[HeadFor(
 
 bool MetaModel::HasRankHead(Objective objective) const { return rank_heads_[HeadFor(objective)] != nullptr; }
 
+bool MetaModel::HasHeadsWithoutBaseline() const {
+  for (const auto& h : raw_heads_) {
+    if (h != nullptr) return true;
+  }
+  return false;
+}
+
 absl::Status MetaModel::TrainRankHead(Head head, const Dataset& d, const XgbParams& params, size_t max_fit_rows) {
   // One row per (context, strategy) cell with the cell's mean target: repeated runs of one cell would only add
   // pairs between identical feature vectors.
@@ -128,6 +135,7 @@ absl::StatusOr<std::unique_ptr<MetaModel>> MetaModel::Train(const std::vector<Ru
   mm->version_ = options.version;
   for (uint32_t h = 0; h < kNumHeads; ++h) {
     mm->novel_model_[h] = mm->novel_accelerator_[h] = {kMissing, kMissing};
+    mm->raw_novel_model_[h] = mm->raw_novel_accelerator_[h] = {kMissing, kMissing};
   }
   for (const RunRecord& r : runs) {
     mm->known_models_.insert(absl::AsciiStrToLower(r.context.model.name));
@@ -222,14 +230,26 @@ absl::StatusOr<std::unique_ptr<MetaModel>> MetaModel::Train(const std::vector<Ru
     // the other (they share `all.rows`); the boosters of one head are trained `options.threads` at a time.
     Dataset& d = all;
     d.rows.clear();
+    // The same rows without the baseline: the candidate target for unseen models / accelerators (raw_heads_).
+    Dataset raw;
+    raw.task_dim = d.task_dim;
+    raw.strat_dim = d.strat_dim;
+    raw.features = &all;
+    bool any_baseline = false;
     for (size_t i = 0; i < runs.size(); ++i) {
       if (IsFailure(runs[i].status)) continue;
       const double y = HeadTarget(runs[i], head);
       if (IsMissing(y)) continue;
       const double b = mm->Baseline(runs[i].context, head);
       d.rows.push_back({run_task[i], run_strat[i], static_cast<float>(y - b)});
+      raw.rows.push_back({run_task[i], run_strat[i], static_cast<float>(y)});
+      any_baseline = any_baseline || b != 0;
     }
     if (d.rows.size() < options.min_rows_per_head) continue;
+    // The e2e head only: it gives every candidate's expected latency and the latency and cost objectives. The
+    // comparison costs 6 fold models per head, and for all four objectives a 1M-run retrain took ~40 % longer.
+    const bool compare_raw = options.raw_heads_for_novel && any_baseline && head == kE2e && options.novelty_folds >= 2;
+    if (!compare_raw) raw.rows.clear();
     XgbLearnerOptions lo;
     lo.params = options.xgb;
     lo.interval_folds = head == kPeakMemory ? 0 : options.interval_folds;
@@ -253,20 +273,49 @@ absl::StatusOr<std::unique_ptr<MetaModel>> MetaModel::Train(const std::vector<Ru
       jobs.push_back(std::move(classifier_job));
       classifier_job = nullptr;
     }
+    // Held-out models, then held-out accelerators: with the baseline, and (compare_raw) without it.
+    XgbLearner::GroupedResiduals scored[2][2];
     if (head != kPeakMemory && options.novelty_folds >= 2) {
-      // GroupedResidualQuantiles trains fold models of its own from the learner's options; it does not read the
-      // fitted booster, so it runs beside Fit. Unseen models, then unseen accelerators.
-      for (auto [groups, out] : {std::pair{&task_model, &mm->novel_model_[head]},
-                                 std::pair{&task_accelerator, &mm->novel_accelerator_[head]}}) {
-        // Init-captures: clang before 16 cannot capture a structured binding by name (P1091 is C++20).
-        jobs.push_back([&learner, &d, &options, groups = groups, out = out]() {
-          if (auto q = learner->GroupedResidualQuantiles(d, *groups, options.novelty_folds); q.ok()) *out = *q;
-          return absl::OkStatus();
-        });
+      // ScoreGroupedResiduals trains fold models of its own from the learner's options; it does not read the
+      // fitted booster, so it runs beside Fit. Both targets use the same rows, folds and seeds: a paired comparison.
+      const std::vector<uint64_t>* groupings[2] = {&task_model, &task_accelerator};
+      for (int g = 0; g < 2; ++g) {
+        for (int target = 0; target < (compare_raw ? 2 : 1); ++target) {
+          // Init-captures: clang before 16 cannot capture a structured binding by name (P1091 is C++20).
+          jobs.push_back(
+              [&learner, &options, data = target == 0 ? &d : &raw, groups = groupings[g], out = &scored[g][target]]() {
+                if (auto q = learner->ScoreGroupedResiduals(*data, *groups, options.novelty_folds); q.ok()) *out = *q;
+                return absl::OkStatus();
+              });
+        }
       }
     }
     if (auto s = RunJobs(jobs, options.threads); !s.ok()) return s;
     mm->heads_[head] = std::move(learner);
+    if (head == kPeakMemory || options.novelty_folds < 2) continue;
+    mm->novel_model_[head] = {scored[0][0].lo, scored[0][0].hi};
+    mm->novel_accelerator_[head] = {scored[1][0].lo, scored[1][0].hi};
+    if (!compare_raw) continue;
+    // Without the baseline where it erred less on the held-out groups (mean |log error|, same rows).
+    const uint32_t bits[2] = {kRawForNovelModel, kRawForNovelAccelerator};
+    uint32_t chosen = 0;
+    for (int g = 0; g < 2; ++g) {
+      if (scored[g][1].mean_abs < scored[g][0].mean_abs) chosen |= bits[g];
+    }
+    if (chosen == 0) continue;
+    XgbLearnerOptions ro = mm->heads_[head]->options();
+    ro.interval_folds = 0;  // its intervals are the grouped quantiles
+    // The calibration budget, not the final fit's: it was chosen on fold models of that size, and its error on an
+    // unseen device is ruled by the device's offset, not by rows (a full fit here made a 1M-run retrain ~40 % longer).
+    if (options.calibration_max_rows > 0) ro.max_fit_rows = options.calibration_max_rows;
+    auto raw_learner = std::make_unique<XgbLearner>(ro);
+    if (auto s = raw_learner->Fit(raw); !s.ok()) {
+      return absl::Status(s.code(), absl::StrCat("training head ", head, " without baseline: ", s.message()));
+    }
+    mm->raw_heads_[head] = std::move(raw_learner);
+    mm->raw_for_novel_[head] = chosen;
+    mm->raw_novel_model_[head] = {scored[0][1].lo, scored[0][1].hi};
+    mm->raw_novel_accelerator_[head] = {scored[1][1].lo, scored[1][1].hi};
   }
   if (mm->heads_[kE2e] == nullptr && mm->heads_[kThroughput] == nullptr && mm->heads_[kTtft] == nullptr &&
       mm->heads_[kTpot] == nullptr) {
@@ -319,12 +368,17 @@ void MetaModel::PredictWith(const TaskContext& context, const std::vector<const 
   EncodeStrategies(strategies, cached_encodings, &strat_x, &refs);
   std::vector<LogPrediction> lp;
   double relative_sd = kMissing;  // of the head run last
+  const bool novel_model = !known_models_.count(absl::AsciiStrToLower(context.model.name));
+  const bool novel_accelerator = !known_accelerators_.count(absl::AsciiStrToLower(context.hardware.accelerator));
   auto run_head = [&](Head head) -> bool {
-    if (heads_[head] == nullptr || !heads_[head]->Predict(task_x.data(), refs, &lp).ok() ||
-        lp.size() != strategies.size()) {
+    // The head without baseline where training found it carries over better to what this context lacks.
+    const uint32_t novel = (novel_model ? kRawForNovelModel : 0) | (novel_accelerator ? kRawForNovelAccelerator : 0);
+    const bool raw = raw_heads_[head] != nullptr && (raw_for_novel_[head] & novel) != 0;
+    const XgbLearner* learner = raw ? raw_heads_[head].get() : heads_[head].get();
+    if (learner == nullptr || !learner->Predict(task_x.data(), refs, &lp).ok() || lp.size() != strategies.size()) {
       return false;
     }
-    const double b = Baseline(context, head);
+    const double b = raw ? 0.0 : Baseline(context, head);
     // A model or accelerator never seen in training: the interval of held-out models / accelerators, if wider.
     double lo_shift = kMissing, hi_shift = kMissing;
     auto widen = [&](const std::pair<double, double>& q) {
@@ -332,9 +386,15 @@ void MetaModel::PredictWith(const TaskContext& context, const std::vector<const 
       lo_shift = IsMissing(lo_shift) ? q.first : std::min(lo_shift, q.first);
       hi_shift = IsMissing(hi_shift) ? q.second : std::max(hi_shift, q.second);
     };
-    if (!known_models_.count(absl::AsciiStrToLower(context.model.name))) widen(novel_model_[head]);
-    if (!known_accelerators_.count(absl::AsciiStrToLower(context.hardware.accelerator))) {
-      widen(novel_accelerator_[head]);
+    if (novel_model) widen(raw ? raw_novel_model_[head] : novel_model_[head]);
+    if (novel_accelerator) widen(raw ? raw_novel_accelerator_[head] : novel_accelerator_[head]);
+    if (raw) {
+      // No interval folds of its own: the grouped quantiles are its interval (the head's own, if they are missing).
+      if (IsMissing(lo_shift)) {
+        lo_shift = heads_[head]->residual_lo();
+        hi_shift = heads_[head]->residual_hi();
+      }
+      for (LogPrediction& p : lp) p.lo = p.hi = p.mean;
     }
     // Where the interval widens for an unseen model or accelerator, the relative error is taken to grow alike.
     relative_sd = heads_[head]->relative_sd();
@@ -561,6 +621,21 @@ absl::StatusOr<std::string> MetaModel::Serialize() const {
     w.PutU32(1);
     w.PutString(*bytes);
   }
+  // Format 5: the heads without baseline for unseen models / accelerators.
+  for (uint32_t h = 0; h < kNumHeads; ++h) {
+    if (raw_heads_[h] == nullptr) {
+      w.PutU32(0);
+      continue;
+    }
+    auto bytes = raw_heads_[h]->Serialize();
+    if (!bytes.ok()) return bytes.status();
+    w.PutU32(raw_for_novel_[h]);
+    w.PutF64(raw_novel_model_[h].first);
+    w.PutF64(raw_novel_model_[h].second);
+    w.PutF64(raw_novel_accelerator_[h].first);
+    w.PutF64(raw_novel_accelerator_[h].second);
+    w.PutString(*bytes);
+  }
   return SealBlob(kBlobMagic, kBlobFormat, w.bytes());
 }
 
@@ -651,6 +726,29 @@ absl::StatusOr<std::unique_ptr<MetaModel>> MetaModel::Deserialize(std::string_vi
       auto ranker = XgbLearner::Deserialize(bytes);
       if (!ranker.ok()) return ranker.status();
       mm->rank_heads_[h] = std::move(*ranker);
+    }
+  }
+  for (uint32_t h = 0; h < kNumHeads; ++h) {
+    mm->raw_novel_model_[h] = mm->raw_novel_accelerator_[h] = {kMissing, kMissing};
+  }
+  if (format >= 5) {
+    for (uint32_t h = 0; h < kNumHeads; ++h) {
+      uint32_t chosen = 0;
+      if (!r.GetU32(&chosen) || chosen > (kRawForNovelModel | kRawForNovelAccelerator) ||
+          (chosen != 0 && (h == kPeakMemory || mm->heads_[h] == nullptr))) {
+        return malformed("head without baseline");
+      }
+      if (chosen == 0) continue;
+      std::string bytes;
+      if (!r.GetF64(&mm->raw_novel_model_[h].first) || !r.GetF64(&mm->raw_novel_model_[h].second) ||
+          !r.GetF64(&mm->raw_novel_accelerator_[h].first) || !r.GetF64(&mm->raw_novel_accelerator_[h].second) ||
+          !r.GetString(&bytes)) {
+        return malformed("head without baseline");
+      }
+      auto learner = XgbLearner::Deserialize(bytes);
+      if (!learner.ok()) return learner.status();
+      mm->raw_heads_[h] = std::move(*learner);
+      mm->raw_for_novel_[h] = chosen;
     }
   }
   if (!r.done()) return malformed("trailer");

@@ -52,6 +52,10 @@ struct TrainOptions {
   // of a model (or of an accelerator) held out together, over this many folds; 0 disables (then such contexts
   // get the ordinary intervals, which are too narrow for them).
   int novelty_folds = 3;
+  // With the roofline baseline and novelty folds: also score the e2e latency head on log(value) without the baseline
+  // on the same held-out models / accelerators, and serve it for unseen models / accelerators where it erred less
+  // there (MetaModel::raw_heads_). Costs 6 fold models on the calibration budget, and one more fit where it wins.
+  bool raw_heads_for_novel = true;
   // Row budgets that keep a retrain on 1M runs within a minute (docs/BENCHMARKS.md, "Training cost"). Each is met
   // with the rows of a hash-chosen share of the task contexts (whole contexts); 0 = every row.
   // Final fit of each head, of its ranking head and of the failure classifier (XgbLearnerOptions::max_fit_rows).
@@ -112,8 +116,9 @@ class MetaModel : public Predictor {
   static constexpr char kBlobMagic[9] = "ACSLMETA";
   // 2: known names and novelty intervals added. 3: ranking heads appended (a format-2 blob is still read, without
   // ranking heads). 4: each regression head's relative residual spread (XgbLearner::relative_sd; older blobs are
-  // read without it). Format 1 is refused, never misread.
-  static constexpr uint32_t kBlobFormat = 4;
+  // read without it). 5: the heads without baseline for unseen models / accelerators (raw_heads_; older blobs are
+  // read without them). Format 1 is refused, never misread.
+  static constexpr uint32_t kBlobFormat = 5;
   static constexpr uint32_t kOldestBlobFormat = 2;
 
   static absl::StatusOr<std::unique_ptr<MetaModel>> Train(const std::vector<RunRecord>& runs,
@@ -139,6 +144,8 @@ class MetaModel : public Predictor {
   bool HasObjective(Objective objective) const;
   // True when a ranking head orders the candidates of the objective.
   bool HasRankHead(Objective objective) const;
+  // True when some head serves unseen models or accelerators without the roofline baseline (raw_heads_).
+  bool HasHeadsWithoutBaseline() const;
 
   // The regression heads, by what they predict; the numbers are their order in the blob (and index the arrays).
   enum Head : uint32_t { kE2e = 0, kTtft = 1, kTpot = 2, kThroughput = 3, kPeakMemory = 4, kNumHeads = 5 };
@@ -167,6 +174,16 @@ class MetaModel : public Predictor {
   // Residual quantiles (lo, hi) of each head for an unseen model / an unseen accelerator; NaN = not measured.
   std::pair<double, double> novel_model_[kNumHeads];
   std::pair<double, double> novel_accelerator_[kNumHeads];
+  // Per head, a regression of log(value) itself, without the roofline baseline, served instead of the head above
+  // for a context whose model (kRawForNovelModel) or accelerator (kRawForNovelAccelerator) was never seen, where
+  // holding out whole models / accelerators in training showed it errs less there: the baseline's device and model
+  // terms are exact for hardware whose efficiency the model has seen, and can mislead for hardware it has not.
+  // Its own grouped residual quantiles give those contexts' intervals. Absent when the baseline head won both.
+  static constexpr uint32_t kRawForNovelModel = 1, kRawForNovelAccelerator = 2;
+  std::unique_ptr<XgbLearner> raw_heads_[kNumHeads];
+  uint32_t raw_for_novel_[kNumHeads] = {};
+  std::pair<double, double> raw_novel_model_[kNumHeads];
+  std::pair<double, double> raw_novel_accelerator_[kNumHeads];
   std::set<std::string> known_models_, known_accelerators_;  // lower-cased names seen in training
   bool use_vocabulary_ = false;  // encode contexts for prediction with unseen tokens dropped
   ContextVocabulary vocabulary_;

@@ -57,6 +57,7 @@ void LogRetrainOutcome(std::string_view trigger, uint64_t serving_before, absl::
   const v1::ModelEvaluation& e = info->evaluation();
   log::Info("retrain_end", {{"trigger", trigger},
                             {"version", info->version()},
+                            {"learner", info->learner()},
                             {"training_rows", info->training_rows()},
                             {"holdout_rows", e.holdout_rows()},
                             {"seconds", absl::ToDoubleSeconds(took)},
@@ -408,8 +409,11 @@ absl::StatusOr<v1::ModelVersionInfo> ModelManager::RetrainLocked() {
   info.set_version(options->version);
   info.set_created_unix_ms(absl::ToUnixMillis(absl::Now()));
   info.set_training_rows(runs->train.size());
-  info.set_learner(options->rank_heads ? "xgboost-log-regression+oof-intervals+pairwise-rank"
-                                       : "xgboost-log-regression+oof-intervals");
+  info.set_learner(absl::StrCat(
+      options->rank_heads ? "xgboost-log-regression+oof-intervals+pairwise-rank"
+                          : "xgboost-log-regression+oof-intervals",
+      // Unseen models or accelerators get a head without the roofline baseline (model/meta_model.h, raw_heads_).
+      candidate->model->HasHeadsWithoutBaseline() ? "+unseen-without-baseline" : ""));
   info.set_training_seconds(seconds);
   FillEvaluation(candidate->scores, info.mutable_evaluation());
 

@@ -10,6 +10,7 @@
 #include <random>
 
 #include "gtest/gtest.h"
+#include "util/blob.h"
 #include "util/job_pool.h"
 
 namespace accelsel::model {
@@ -166,6 +167,104 @@ TEST(MetaModelTest, UnseenModelOrAcceleratorGetsWiderIntervals) {
   std::vector<Prediction> pc;
   (*copy)->Predict(unseen, {&kA}, Objective::kE2eLatency, &pc);
   EXPECT_DOUBLE_EQ(pc[0].low, pu[0].low);
+}
+
+// Four accelerators whose descriptors span 8x in bandwidth and compute while the measured latency ignores them
+// (`follow_roofline` false: each device's software makes them all equally fast), or follows the roofline exactly
+// (true). Held out in training, the first makes the baseline mislead, the second makes it exact.
+std::vector<RunRecord> DevicesTelemetry(bool follow_roofline) {
+  std::vector<RunRecord> runs;
+  const double scale[] = {1, 2, 4, 8};
+  for (int a = 0; a < 4; ++a) {
+    for (RunRecord r : Telemetry(60, 0.05, 40 + a)) {
+      r.context.hardware.accelerator = "dev-" + std::to_string(a);
+      r.context.hardware.memory_bandwidth_gbps = 500 * scale[a];
+      r.context.hardware.peak_tflops = 100 * scale[a];
+      if (!IsMissing(r.metrics.e2e_latency_ms) && follow_roofline) r.metrics.e2e_latency_ms /= scale[a];
+      runs.push_back(std::move(r));
+    }
+  }
+  return runs;
+}
+
+TaskContext NewDevice(double scale) {
+  TaskContext c = Context(16, 512);
+  c.hardware.accelerator = "dev-new";
+  c.hardware.memory_bandwidth_gbps = 500 * scale;
+  c.hardware.peak_tflops = 100 * scale;
+  return c;
+}
+
+TEST(MetaModelTest, UnseenAcceleratorGetsTheHeadWithoutBaselineWhereHeldOutDevicesShowItErrsLess) {
+  TrainOptions with, without;
+  without.raw_heads_for_novel = false;
+  const std::vector<RunRecord> runs = DevicesTelemetry(/*follow_roofline=*/false);
+  auto m = MetaModel::Train(runs, with);
+  auto base = MetaModel::Train(runs, without);
+  ASSERT_TRUE(m.ok() && base.ok());
+  // A device 32x faster on paper than the slowest known one: in this network, as fast as every other device.
+  const TaskContext fast = NewDevice(32);
+  const double truth = 10 + 16 + 0.0;  // engine=a at batch 16, prompt 512: (10 + batch) · 512/256
+  std::vector<Prediction> p, pb;
+  (*m)->Predict(fast, {&kA}, Objective::kE2eLatency, &p);
+  (*base)->Predict(fast, {&kA}, Objective::kE2eLatency, &pb);
+  const double err = std::abs(std::log(p[0].expected / (2 * truth)));
+  const double err_base = std::abs(std::log(pb[0].expected / (2 * truth)));
+  EXPECT_LT(err, 0.5 * err_base) << p[0].expected << " vs " << pb[0].expected << ", truth " << 2 * truth;
+  EXPECT_LE(p[0].low, 2 * truth);
+  EXPECT_GE(p[0].high, 2 * truth);
+  // A known device is served by the baseline head in both.
+  TaskContext known = NewDevice(2);
+  known.hardware.accelerator = "dev-1";
+  (*m)->Predict(known, {&kA, &kB}, Objective::kE2eLatency, &p);
+  (*base)->Predict(known, {&kA, &kB}, Objective::kE2eLatency, &pb);
+  for (size_t i = 0; i < p.size(); ++i) EXPECT_DOUBLE_EQ(p[i].expected, pb[i].expected);
+  // It survives persistence.
+  auto blob = (*m)->Serialize();
+  ASSERT_TRUE(blob.ok()) << blob.status();
+  auto copy = MetaModel::Deserialize(*blob, 1);
+  ASSERT_TRUE(copy.ok()) << copy.status();
+  std::vector<Prediction> pc, pm;
+  (*copy)->Predict(fast, {&kA, &kB}, Objective::kE2eLatency, &pc);
+  (*m)->Predict(fast, {&kA, &kB}, Objective::kE2eLatency, &pm);
+  for (size_t i = 0; i < pc.size(); ++i) {
+    EXPECT_DOUBLE_EQ(pc[i].expected, pm[i].expected);
+    EXPECT_DOUBLE_EQ(pc[i].low, pm[i].low);
+    EXPECT_DOUBLE_EQ(pc[i].high, pm[i].high);
+  }
+}
+
+TEST(MetaModelTest, WhereTheRooflineHoldsUnseenAcceleratorsKeepTheBaselineHead) {
+  TrainOptions with, without;
+  without.raw_heads_for_novel = false;
+  const std::vector<RunRecord> runs = DevicesTelemetry(/*follow_roofline=*/true);
+  auto m = MetaModel::Train(runs, with);
+  auto base = MetaModel::Train(runs, without);
+  ASSERT_TRUE(m.ok() && base.ok());
+  std::vector<Prediction> p, pb;
+  (*m)->Predict(NewDevice(32), {&kA, &kB}, Objective::kE2eLatency, &p);
+  (*base)->Predict(NewDevice(32), {&kA, &kB}, Objective::kE2eLatency, &pb);
+  for (size_t i = 0; i < p.size(); ++i) EXPECT_DOUBLE_EQ(p[i].expected, pb[i].expected);
+}
+
+TEST(MetaModelTest, AFormat4BlobIsReadWithoutHeadsForUnseenContexts) {
+  TrainOptions o;
+  o.raw_heads_for_novel = false;  // the format-5 section is then one empty flag per head
+  auto m = MetaModel::Train(DevicesTelemetry(false), o);
+  ASSERT_TRUE(m.ok()) << m.status();
+  auto blob = (*m)->Serialize();
+  ASSERT_TRUE(blob.ok());
+  uint32_t format = 0;
+  auto payload = util::OpenBlob(*blob, MetaModel::kBlobMagic, MetaModel::kBlobFormat, &format);
+  ASSERT_TRUE(payload.ok()) << payload.status();
+  ASSERT_EQ(format, 5u);
+  const std::string old(payload->substr(0, payload->size() - 4 * MetaModel::kNumHeads));
+  auto copy = MetaModel::Deserialize(util::SealBlob(MetaModel::kBlobMagic, 4, old), 1);
+  ASSERT_TRUE(copy.ok()) << copy.status();
+  std::vector<Prediction> p, pc;
+  (*m)->Predict(NewDevice(32), {&kA, &kB}, Objective::kE2eLatency, &p);
+  (*copy)->Predict(NewDevice(32), {&kA, &kB}, Objective::kE2eLatency, &pc);
+  for (size_t i = 0; i < p.size(); ++i) EXPECT_DOUBLE_EQ(p[i].expected, pc[i].expected);
 }
 
 TEST(MetaModelTest, BlobRoundTripsAndCorruptionIsRefused) {
