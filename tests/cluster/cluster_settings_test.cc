@@ -4,9 +4,14 @@
 // later with an empty store.
 #include "server/cluster_settings.h"
 
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -333,6 +338,96 @@ TEST_F(ClusterSettingsTest, WithoutNatsAChangeIsRefusedUnavailableAndWorksOnceIt
       << "B never listed the strategy registered after NATS came back";
   ASSERT_TRUE(WaitFor([&] { return Quarantine(*a, "node-q", false).ok(); }, absl::Seconds(30)));
   ASSERT_TRUE(WaitFor([&] { return Quarantined(*b) == std::vector<std::string>{"node-q"}; }, absl::Seconds(30)));
+}
+
+// Runs `f` on its own thread and waits at most `bound` for it. A start or a stop that hangs must fail the test run
+// with evidence rather than stall it: every thread's stack goes to `stacks` (where gdb is installed and may attach)
+// and the process aborts.
+void RunBounded(const std::function<void()>& f, absl::Duration bound, const std::string& what,
+                const std::string& stacks) {
+  absl::Notification done;
+  std::thread t([&] {
+    f();
+    done.Notify();
+  });
+  if (!done.WaitForNotificationWithTimeout(bound)) {
+    (void)std::system(
+        absl::StrCat("gdb -p ", getpid(), " -batch -ex 'thread apply all bt' > ", stacks, " 2>&1").c_str());
+    std::fprintf(stderr, "%s did not return within %s; stacks in %s\n", what.c_str(),
+                 absl::FormatDuration(bound).c_str(), stacks.c_str());
+    std::abort();
+  }
+  t.join();
+}
+
+// Replicas started the moment the nats-server accepts connections, several at once, start (StartReplicaRetrying
+// retries a start that JetStream refuses) and never hang.
+TEST(ClusterStartupTest, ReplicasStartedRightAfterTheNatsServerStart) {
+  if (!cluster::Coordination::Available()) GTEST_SKIP() << "built without the NATS C client";
+  if (NatsServer::Binary().empty()) GTEST_SKIP() << "nats-server is not installed";
+  for (int i = 0; i < 3; ++i) {
+    const std::string root = FreshDir("cluster-startup");
+    NatsServer nats(root);
+    ASSERT_TRUE(nats.Start()) << "nats-server did not start; see " << root << "/nats-server.log";
+    std::vector<std::unique_ptr<server::Server>> replicas(2);
+    RunBounded(
+        [&] {
+          std::vector<std::thread> starts;
+          for (size_t r = 0; r < replicas.size(); ++r) {
+            starts.emplace_back([&, r] {
+              server::ServerOptions o = TestOptions(absl::StrCat(root, "/r", r));
+              o.cluster.nats.servers = {nats.url()};
+              o.cluster.replica_id = absl::StrCat("r", r);
+              o.trainer_enabled = false;
+              o.shutdown_grace = absl::Seconds(1);
+              replicas[r] = StartReplicaRetrying(o);
+            });
+          }
+          for (std::thread& t : starts) t.join();
+        },
+        absl::Seconds(60), absl::StrCat("iteration ", i, ": starting the replicas"), root + "/stacks.txt");
+    for (auto& s : replicas) {
+      ASSERT_NE(s, nullptr) << "iteration " << i;
+      s->Shutdown();
+    }
+    replicas.clear();
+    nats.Kill();
+    if (!HasFailure()) std::filesystem::remove_all(root);
+  }
+}
+
+// A start whose initial values do not arrive in time (here: a timeout shorter than applying them takes) fails
+// UNAVAILABLE and stops its watch at once, whatever the watch thread is doing then (inside kvWatcher_Next, or
+// applying a value).
+TEST_F(ClusterSettingsTest, AStartWhoseInitialValuesComeTooLateStopsPromptly) {
+  {
+    cluster::RunStreamOptions connection;
+    connection.servers = {nats_->url()};
+    auto c = cluster::Coordination::Open(connection, {});
+    ASSERT_TRUE(c.ok()) << c.status();
+    for (int k = 0; k < 20; ++k) {
+      const v1::Strategy s = MakeStrategy(absl::StrCat("s", k));
+      ASSERT_TRUE((*c)->PutSetting(server::ClusterSettings::StrategyKey(s.id()), s.SerializeAsString()).ok());
+    }
+  }
+  server::ClusterOptions o;
+  o.nats.servers = {nats_->url()};
+  // The values often lie in the watch's queue before WatchSettings returns: a slow applier keeps the watch busy.
+  server::ClusterSettings::Appliers appliers;
+  appliers.strategy = [](const v1::Strategy&) { absl::SleepFor(absl::Milliseconds(1)); };
+  int timed_out = 0;
+  for (int i = 0; i < 20; ++i) {
+    RunBounded(
+        [&] {
+          auto s = server::ClusterSettings::Start(o, appliers, absl::Microseconds(i * 500));
+          if (!s.ok()) {
+            EXPECT_EQ(s.status().code(), absl::StatusCode::kUnavailable) << s.status();
+            ++timed_out;
+          }
+        },
+        absl::Seconds(30), absl::StrCat("iteration ", i, ": a start and its stop"), root_ + "/stacks.txt");
+  }
+  EXPECT_GT(timed_out, 0) << "no start timed out: the path this test is about was not taken";
 }
 
 }  // namespace
