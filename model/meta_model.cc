@@ -389,6 +389,18 @@ void MetaModel::PredictWith(const TaskContext& context, const std::vector<const 
     if (novel_model) widen(raw ? raw_novel_model_[head] : novel_model_[head]);
     if (novel_accelerator) widen(raw ? raw_novel_accelerator_[head] : novel_accelerator_[head]);
     if (raw) {
+      // The head without baseline sets the level (the mean log value over the candidates asked); the baseline head
+      // keeps the differences between them. What an unseen device gets wrong is one offset for all its strategies;
+      // the raw head, which must also fit every context's level, orders strategies less well, and served whole it
+      // made the closed loop explore a new device worse (eval/results/2026-12-07-unseen-hardware-and-models.md).
+      std::vector<LogPrediction> shape;
+      if (heads_[head]->Predict(task_x.data(), refs, &shape).ok() && shape.size() == lp.size()) {
+        const double base = Baseline(context, head);
+        double level = 0;
+        for (size_t i = 0; i < lp.size(); ++i) level += lp[i].mean - (shape[i].mean + base);
+        level /= static_cast<double>(lp.size());
+        for (size_t i = 0; i < lp.size(); ++i) lp[i].mean = shape[i].mean + base + level;
+      }
       // No interval folds of its own: the grouped quantiles are its interval (the head's own, if they are missing).
       if (IsMissing(lo_shift)) {
         lo_shift = heads_[head]->residual_lo();

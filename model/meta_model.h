@@ -175,11 +175,12 @@ class MetaModel : public Predictor {
   std::pair<double, double> novel_model_[kNumHeads];
   std::pair<double, double> novel_accelerator_[kNumHeads];
   // Per head (the e2e head only, TrainOptions::raw_heads_for_novel), a regression of log(value) itself, without the
-  // roofline baseline, served instead of the head above for a context whose model (kRawForNovelModel) or
-  // accelerator (kRawForNovelAccelerator) was never seen, where holding out whole models / accelerators in training
-  // showed it errs less there: the baseline's device and model terms are exact for hardware whose efficiency the
-  // model has seen, and can mislead for hardware it has not. Its own grouped residual quantiles give those
-  // contexts' intervals. Absent when the baseline head won both.
+  // roofline baseline. For a context whose model (kRawForNovelModel) or accelerator (kRawForNovelAccelerator) was
+  // never seen, where holding out whole models / accelerators in training showed it errs less there, it sets the
+  // level of the predictions (their mean over the candidates asked) and the head above the differences between
+  // them: the baseline's device and model terms are exact for hardware whose efficiency the model has seen, and can
+  // mislead for hardware it has not. Its own grouped residual quantiles give those contexts' intervals. Absent when
+  // the baseline head won both.
   static constexpr uint32_t kRawForNovelModel = 1, kRawForNovelAccelerator = 2;
   std::unique_ptr<XgbLearner> raw_heads_[kNumHeads];
   uint32_t raw_for_novel_[kNumHeads] = {};
