@@ -2,11 +2,13 @@
 // model chunks, core request/reply for admin calls (cluster/coordination.h).
 #include <nats/nats.h>
 
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <string>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -38,6 +40,7 @@ class NatsCoordination final : public Coordination {
 
   ~NatsCoordination() override {
     StopServingControl();
+    StopServingBroadcast();
     StopWatchingSettings();
     if (lease_kv_ != nullptr) kvStore_Destroy(lease_kv_);
     if (pointer_kv_ != nullptr) kvStore_Destroy(pointer_kv_);
@@ -257,6 +260,66 @@ class NatsCoordination final : public Coordination {
     }
   }
 
+  absl::Status ServeBroadcast(ControlHandler handler) override {
+    absl::MutexLock lock(&broadcast_mu_);
+    if (broadcast_sub_ != nullptr) return absl::OkStatus();
+    broadcast_handler_ = std::move(handler);
+    natsStatus s = natsConnection_Subscribe(&broadcast_sub_, nc_, options_.broadcast_subject.c_str(),
+                                            &NatsCoordination::OnBroadcast, this);
+    if (s != NATS_OK) {
+      broadcast_sub_ = nullptr;
+      return absl::UnavailableError(absl::StrCat("cannot serve ", options_.broadcast_subject, ": ", NatsError(s)));
+    }
+    return absl::OkStatus();
+  }
+
+  void StopServingBroadcast() override {
+    natsSubscription* sub = nullptr;
+    {
+      absl::MutexLock lock(&broadcast_mu_);
+      sub = std::exchange(broadcast_sub_, nullptr);
+    }
+    if (sub == nullptr) return;
+    (void)natsSubscription_Unsubscribe(sub);
+    natsSubscription_Destroy(sub);
+  }
+
+  absl::StatusOr<std::vector<std::string>> Broadcast(std::string_view request, const GatherOptions& gather,
+                                                     const std::atomic<bool>* cancel) override {
+    natsInbox* inbox = nullptr;
+    if (natsInbox_Create(&inbox) != NATS_OK) return absl::InternalError("cannot create a NATS inbox");
+    std::unique_ptr<natsInbox, decltype(&natsInbox_Destroy)> owned_inbox(inbox, &natsInbox_Destroy);
+    natsSubscription* sub = nullptr;
+    natsStatus s = natsConnection_SubscribeSync(&sub, nc_, inbox);
+    std::unique_ptr<natsSubscription, decltype(&natsSubscription_Destroy)> owned_sub(sub, &natsSubscription_Destroy);
+    // Subscribed before the request goes out, so that no early answer is missed.
+    if (s == NATS_OK) {
+      s = natsConnection_PublishRequest(nc_, options_.broadcast_subject.c_str(), inbox, request.data(),
+                                        static_cast<int>(request.size()));
+    }
+    if (s != NATS_OK) return absl::UnavailableError(absl::StrCat("asking every replica: ", NatsError(s)));
+    std::vector<std::string> answers;
+    const absl::Time end = absl::Now() + gather.window;
+    absl::Time last = absl::Now();
+    for (;;) {
+      if (cancel != nullptr && cancel->load()) return absl::CancelledError("shutting down");
+      const absl::Time now = absl::Now();
+      absl::Time until = end;
+      if (gather.enough > 0 && answers.size() >= gather.enough) until = std::min(until, last + gather.linger);
+      if (now >= until) return answers;
+      // Short slices, so that a shutdown does not wait for the whole window.
+      const int64_t slice = std::clamp<int64_t>(absl::ToInt64Milliseconds(until - now), 1, 100);
+      natsMsg* raw = nullptr;
+      s = natsSubscription_NextMsg(&raw, sub, slice);
+      MsgPtr reply(raw);
+      if (s == NATS_TIMEOUT) continue;
+      if (s != NATS_OK) return absl::UnavailableError(absl::StrCat("asking every replica: ", NatsError(s)));
+      if (natsMsg_IsNoResponders(reply.get())) return answers;  // nobody serves broadcasts
+      answers.emplace_back(natsMsg_GetData(reply.get()), static_cast<size_t>(natsMsg_GetDataLength(reply.get())));
+      last = absl::Now();
+    }
+  }
+
   absl::StatusOr<bool> CreateSetting(std::string_view key, std::string_view value) override {
     const std::string k(key);
     if (!Connected()) return absl::UnavailableError(absl::StrCat("creating setting ", k, ": not connected to NATS"));
@@ -405,6 +468,23 @@ class NatsCoordination final : public Coordination {
     (void)natsConnection_Publish(nc, reply, answer.data(), static_cast<int>(answer.size()));
   }
 
+  // A request to every replica: the handler's answer, when not empty, goes back on the reply subject.
+  static void OnBroadcast(natsConnection* nc, natsSubscription*, natsMsg* raw, void* closure) {
+    MsgPtr msg(raw);
+    auto* self = static_cast<NatsCoordination*>(closure);
+    ControlHandler handler;
+    {
+      absl::MutexLock lock(&self->broadcast_mu_);
+      handler = self->broadcast_handler_;
+    }
+    const char* reply = natsMsg_GetReply(msg.get());
+    if (!handler || reply == nullptr) return;
+    const std::string answer =
+        handler(std::string_view(natsMsg_GetData(msg.get()), static_cast<size_t>(natsMsg_GetDataLength(msg.get()))));
+    if (answer.empty()) return;
+    (void)natsConnection_Publish(nc, reply, answer.data(), static_cast<int>(answer.size()));
+  }
+
   const RunStreamOptions connection_;
   const CoordinationOptions options_;
   natsConnection* nc_ = nullptr;
@@ -418,6 +498,9 @@ class NatsCoordination final : public Coordination {
   absl::Mutex control_mu_;
   natsSubscription* control_sub_ ABSL_GUARDED_BY(control_mu_) = nullptr;
   ControlHandler handler_ ABSL_GUARDED_BY(control_mu_);
+  absl::Mutex broadcast_mu_;
+  natsSubscription* broadcast_sub_ ABSL_GUARDED_BY(broadcast_mu_) = nullptr;
+  ControlHandler broadcast_handler_ ABSL_GUARDED_BY(broadcast_mu_);
   absl::Mutex watch_mu_;
   bool watch_started_ ABSL_GUARDED_BY(watch_mu_) = false;
   kvWatcher* watcher_ ABSL_GUARDED_BY(watch_mu_) = nullptr;

@@ -63,6 +63,8 @@ class ClusterModels {
 
   bool trainer() const { return trainer_.load(std::memory_order_acquire); }
   const std::string& id() const { return id_; }
+  // The connection other cluster parts share (ClusterQuality's broadcasts); valid until this object is destroyed.
+  cluster::Coordination* coordination() { return coordination_.get(); }
 
   absl::StatusOr<v1::ModelVersionInfo> Retrain() ABSL_LOCKS_EXCLUDED(tick_mu_);
   absl::StatusOr<uint64_t> Pin(uint64_t version) ABSL_LOCKS_EXCLUDED(tick_mu_);
@@ -95,7 +97,7 @@ class ClusterModels {
 
   absl::Mutex tick_mu_;
   absl::Time lease_until_ ABSL_GUARDED_BY(tick_mu_) = absl::InfinitePast();
-  std::string lease_holder_ ABSL_GUARDED_BY(tick_mu_);  // last holder seen, for the logs
+  std::string lease_holder_ ABSL_GUARDED_BY(tick_mu_);      // last holder seen, for the logs
   uint64_t synced_revision_ ABSL_GUARDED_BY(tick_mu_) = 0;  // the pointer revision this replica serves
   bool synced_ ABSL_GUARDED_BY(tick_mu_) = false;           // this tick's follow step succeeded
   ServingPointer pointer_ ABSL_GUARDED_BY(tick_mu_);        // as of synced_revision_

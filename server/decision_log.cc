@@ -283,6 +283,7 @@ struct Tally {
     out->set_decisions(decisions);
     out->set_joined_reports(joined);
     out->set_scored_reports(scored);
+    out->set_regret_reports(regrets);
     out->set_mape(mape());
     out->set_coverage80(share(hits, scored));
     out->set_follow_rate(share(followed, joined));

@@ -28,6 +28,24 @@ namespace {
 // Store meta key of the quarantined node ids, one per line.
 constexpr char kQuarantinedNodesKey[] = "quarantined_nodes";
 
+// Cluster mode: how long GetLiveQuality waits for the other replicas' figures. Long enough for a replica to read a
+// large window of its log; only a replica that does not answer makes a call wait all of it (server/cluster_quality.h).
+constexpr absl::Duration kQualityGatherWindow = absl::Seconds(2);
+constexpr uint32_t kDefaultQualityNodes = 10;
+
+absl::Status ValidateQualityRequest(const v1::GetLiveQualityRequest& request) {
+  constexpr int64_t kMaxWindowMs = int64_t{30} * 24 * 3600 * 1000;
+  constexpr uint32_t kMaxNodes = 1000;
+  if (request.window_ms() < 0 || request.window_ms() > kMaxWindowMs) {
+    return InvalidField("window_ms", absl::StrCat("must be in [0, ", kMaxWindowMs, "] (30 days; 0 = one hour), got ",
+                                                  request.window_ms()));
+  }
+  if (request.top_nodes() > kMaxNodes) {
+    return InvalidField("top_nodes", absl::StrCat("must be <= ", kMaxNodes, " (0 = 10), got ", request.top_nodes()));
+  }
+  return absl::OkStatus();
+}
+
 std::mt19937_64& ThreadRng() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
   return rng;
@@ -141,6 +159,14 @@ absl::Status ServiceCore::Init() {
     auto settings = ClusterSettings::Start(options_.cluster, std::move(appliers));
     if (!settings.ok()) return settings.status();
     cluster_settings_ = *std::move(settings);
+    auto quality = ClusterQuality::Start(
+        cluster_models_->coordination(), cluster_models_->id(),
+        [this](const v1::GetLiveQualityRequest& request, v1::GetLiveQualityResponse* response) {
+          return LocalQuality(request, response);
+        },
+        kQualityGatherWindow);
+    if (!quality.ok()) return quality.status();
+    cluster_quality_ = *std::move(quality);
     std::set<std::string> quarantined;
     {
       absl::MutexLock lock(&quarantine_mu_);
@@ -405,17 +431,23 @@ void ServiceCore::LogDecision(const v1::SelectAcceleratorRequest& request,
 
 absl::Status ServiceCore::GetLiveQuality(const v1::GetLiveQualityRequest& request,
                                          v1::GetLiveQualityResponse* response) {
-  constexpr int64_t kMaxWindowMs = int64_t{30} * 24 * 3600 * 1000;
-  constexpr uint32_t kMaxNodes = 1000;
-  if (request.window_ms() < 0 || request.window_ms() > kMaxWindowMs) {
-    return InvalidField("window_ms", absl::StrCat("must be in [0, ", kMaxWindowMs, "] (30 days; 0 = one hour), got ",
-                                                  request.window_ms()));
+  // Refused before any other replica is asked.
+  ACCELSEL_RETURN_IF_ERROR(ValidateQualityRequest(request));
+  if (cluster_quality_ == nullptr) {
+    ACCELSEL_RETURN_IF_ERROR(LocalQuality(request, response));
+    response->set_replicas(1);
+    return absl::OkStatus();
   }
-  if (request.top_nodes() > kMaxNodes) {
-    return InvalidField("top_nodes", absl::StrCat("must be <= ", kMaxNodes, " (0 = 10), got ", request.top_nodes()));
-  }
+  v1::GetLiveQualityRequest defaulted = request;
+  if (defaulted.top_nodes() == 0) defaulted.set_top_nodes(kDefaultQualityNodes);
+  return cluster_quality_->Quality(defaulted, response);
+}
+
+absl::Status ServiceCore::LocalQuality(const v1::GetLiveQualityRequest& request, v1::GetLiveQualityResponse* response) {
+  ACCELSEL_RETURN_IF_ERROR(ValidateQualityRequest(request));
   const absl::Duration window = request.window_ms() == 0 ? absl::Hours(1) : absl::Milliseconds(request.window_ms());
-  return decision_log_->Quality(window, request.top_nodes() == 0 ? 10 : request.top_nodes(), response);
+  return decision_log_->Quality(window, request.top_nodes() == 0 ? kDefaultQualityNodes : request.top_nodes(),
+                                response);
 }
 
 absl::Status ServiceCore::ListStrategies(const v1::ListStrategiesRequest& request,
@@ -606,13 +638,15 @@ absl::Status ServiceCore::Backup(const v1::BackupRequest& request, v1::BackupRes
 void ServiceCore::Shutdown() {
   if (shut_down_.exchange(true)) return;
   if (models_) models_->CancelTraining();  // a running retrain (trainer or Retrain RPC) ends at its next round
-  if (cluster_models_) cluster_models_->CancelCalls();  // and a forwarded one stops waiting for the trainer
+  if (cluster_models_) cluster_models_->CancelCalls();    // and a forwarded one stops waiting for the trainer
+  if (cluster_quality_) cluster_quality_->CancelCalls();  // and a GetLiveQuality stops gathering
   {
     absl::MutexLock lock(&workers_mu_);
     refuse_workers_ = true;
     workers_mu_.Await(absl::Condition(
         +[](int* n) { return *n == 0; }, &workers_));
   }
+  if (cluster_quality_) cluster_quality_->Stop();    // the other replicas' requests stop reading the decision log
   if (cluster_settings_) cluster_settings_->Stop();  // no replicated change is applied from here on
   if (retention_) retention_->Stop();
   if (cluster_models_) cluster_models_->Stop();  // hands the trainer lease on before the trainer stops
