@@ -202,43 +202,18 @@ class NatsCoordination final : public Coordination {
   }
 
   absl::Status ServeControl(ControlHandler handler) override {
-    absl::MutexLock lock(&control_mu_);
-    if (control_sub_ != nullptr) return absl::OkStatus();
-    handler_ = std::move(handler);
-    natsStatus s = natsConnection_Subscribe(&control_sub_, nc_, options_.control_subject.c_str(),
-                                            &NatsCoordination::OnControl, this);
-    if (s != NATS_OK) {
-      control_sub_ = nullptr;
-      return absl::UnavailableError(absl::StrCat("cannot serve ", options_.control_subject, ": ", NatsError(s)));
-    }
-    return absl::OkStatus();
+    return control_.Serve(nc_, options_.control_subject, std::move(handler));
   }
 
-  void StopServingControl() override {
-    natsSubscription* sub = nullptr;
-    {
-      absl::MutexLock lock(&control_mu_);
-      sub = std::exchange(control_sub_, nullptr);
-    }
-    if (sub == nullptr) return;
-    (void)natsSubscription_Unsubscribe(sub);
-    natsSubscription_Destroy(sub);
-  }
+  void StopServingControl() override { control_.Stop(); }
 
   absl::StatusOr<std::string> Control(std::string_view request, absl::Duration timeout,
                                       const std::atomic<bool>* cancel) override {
     // A private inbox read in short slices, so that a shutdown does not wait for a long retrain on the trainer.
-    natsInbox* inbox = nullptr;
-    if (natsInbox_Create(&inbox) != NATS_OK) return absl::InternalError("cannot create a NATS inbox");
-    std::unique_ptr<natsInbox, decltype(&natsInbox_Destroy)> owned_inbox(inbox, &natsInbox_Destroy);
-    natsSubscription* sub = nullptr;
-    natsStatus s = natsConnection_SubscribeSync(&sub, nc_, inbox);
-    std::unique_ptr<natsSubscription, decltype(&natsSubscription_Destroy)> owned_sub(sub, &natsSubscription_Destroy);
-    if (s == NATS_OK) {
-      s = natsConnection_PublishRequest(nc_, options_.control_subject.c_str(), inbox, request.data(),
-                                        static_cast<int>(request.size()));
-    }
-    if (s != NATS_OK) return absl::UnavailableError(absl::StrCat("asking the trainer replica: ", NatsError(s)));
+    auto sent = SendRequest(options_.control_subject, request, "asking the trainer replica");
+    if (!sent.ok()) return sent.status();
+    natsSubscription* sub = sent->sub.get();
+    natsStatus s = NATS_OK;
     const absl::Time end = absl::Now() + timeout;
     for (;;) {
       if (cancel != nullptr && cancel->load()) return absl::CancelledError("shutting down");
@@ -261,43 +236,17 @@ class NatsCoordination final : public Coordination {
   }
 
   absl::Status ServeBroadcast(ControlHandler handler) override {
-    absl::MutexLock lock(&broadcast_mu_);
-    if (broadcast_sub_ != nullptr) return absl::OkStatus();
-    broadcast_handler_ = std::move(handler);
-    natsStatus s = natsConnection_Subscribe(&broadcast_sub_, nc_, options_.broadcast_subject.c_str(),
-                                            &NatsCoordination::OnBroadcast, this);
-    if (s != NATS_OK) {
-      broadcast_sub_ = nullptr;
-      return absl::UnavailableError(absl::StrCat("cannot serve ", options_.broadcast_subject, ": ", NatsError(s)));
-    }
-    return absl::OkStatus();
+    return broadcast_.Serve(nc_, options_.broadcast_subject, std::move(handler));
   }
 
-  void StopServingBroadcast() override {
-    natsSubscription* sub = nullptr;
-    {
-      absl::MutexLock lock(&broadcast_mu_);
-      sub = std::exchange(broadcast_sub_, nullptr);
-    }
-    if (sub == nullptr) return;
-    (void)natsSubscription_Unsubscribe(sub);
-    natsSubscription_Destroy(sub);
-  }
+  void StopServingBroadcast() override { broadcast_.Stop(); }
 
   absl::StatusOr<std::vector<std::string>> Broadcast(std::string_view request, const GatherOptions& gather,
                                                      const std::atomic<bool>* cancel) override {
-    natsInbox* inbox = nullptr;
-    if (natsInbox_Create(&inbox) != NATS_OK) return absl::InternalError("cannot create a NATS inbox");
-    std::unique_ptr<natsInbox, decltype(&natsInbox_Destroy)> owned_inbox(inbox, &natsInbox_Destroy);
-    natsSubscription* sub = nullptr;
-    natsStatus s = natsConnection_SubscribeSync(&sub, nc_, inbox);
-    std::unique_ptr<natsSubscription, decltype(&natsSubscription_Destroy)> owned_sub(sub, &natsSubscription_Destroy);
-    // Subscribed before the request goes out, so that no early answer is missed.
-    if (s == NATS_OK) {
-      s = natsConnection_PublishRequest(nc_, options_.broadcast_subject.c_str(), inbox, request.data(),
-                                        static_cast<int>(request.size()));
-    }
-    if (s != NATS_OK) return absl::UnavailableError(absl::StrCat("asking every replica: ", NatsError(s)));
+    auto sent = SendRequest(options_.broadcast_subject, request, "asking every replica");
+    if (!sent.ok()) return sent.status();
+    natsSubscription* sub = sent->sub.get();
+    natsStatus s = NATS_OK;
     std::vector<std::string> answers;
     const absl::Time end = absl::Now() + gather.window;
     absl::Time last = absl::Now();
@@ -452,38 +401,79 @@ class NatsCoordination final : public Coordination {
                                                " (JetStream error ", jerr, ")"));
   }
 
-  // A request from another replica: the handler's answer goes back on the reply subject.
-  static void OnControl(natsConnection* nc, natsSubscription*, natsMsg* raw, void* closure) {
-    MsgPtr msg(raw);
-    auto* self = static_cast<NatsCoordination*>(closure);
-    ControlHandler handler;
-    {
-      absl::MutexLock lock(&self->control_mu_);
-      handler = self->handler_;
+  // A request on `subject` (its inbox and subscription, owned): `sub` is subscribed to the inbox before the request
+  // goes out, so that no early answer is missed.
+  struct SentRequest {
+    std::unique_ptr<natsInbox, decltype(&natsInbox_Destroy)> inbox{nullptr, &natsInbox_Destroy};
+    std::unique_ptr<natsSubscription, decltype(&natsSubscription_Destroy)> sub{nullptr, &natsSubscription_Destroy};
+  };
+  absl::StatusOr<SentRequest> SendRequest(const std::string& subject, std::string_view request, const char* what) {
+    SentRequest out;
+    natsInbox* inbox = nullptr;
+    if (natsInbox_Create(&inbox) != NATS_OK) return absl::InternalError("cannot create a NATS inbox");
+    out.inbox.reset(inbox);
+    natsSubscription* sub = nullptr;
+    natsStatus s = natsConnection_SubscribeSync(&sub, nc_, inbox);
+    out.sub.reset(sub);
+    if (s == NATS_OK) {
+      s = natsConnection_PublishRequest(nc_, subject.c_str(), inbox, request.data(), static_cast<int>(request.size()));
     }
-    const char* reply = natsMsg_GetReply(msg.get());
-    if (!handler || reply == nullptr) return;
-    const std::string answer =
-        handler(std::string_view(natsMsg_GetData(msg.get()), static_cast<size_t>(natsMsg_GetDataLength(msg.get()))));
-    (void)natsConnection_Publish(nc, reply, answer.data(), static_cast<int>(answer.size()));
+    if (s != NATS_OK) return absl::UnavailableError(absl::StrCat(what, ": ", NatsError(s)));
+    return out;
   }
 
-  // A request to every replica: the handler's answer, when not empty, goes back on the reply subject.
-  static void OnBroadcast(natsConnection* nc, natsSubscription*, natsMsg* raw, void* closure) {
-    MsgPtr msg(raw);
-    auto* self = static_cast<NatsCoordination*>(closure);
-    ControlHandler handler;
-    {
-      absl::MutexLock lock(&self->broadcast_mu_);
-      handler = self->broadcast_handler_;
+  // Answers the requests on one subject with a handler (the lease holder's control, every replica's broadcast).
+  class Responder {
+   public:
+    // `send_empty`: an empty answer is sent too (else it sends nothing, and the asker counts no answer).
+    explicit Responder(bool send_empty) : send_empty_(send_empty) {}
+
+    absl::Status Serve(natsConnection* nc, const std::string& subject, ControlHandler handler) {
+      absl::MutexLock lock(&mu_);
+      if (sub_ != nullptr) return absl::OkStatus();
+      handler_ = std::move(handler);
+      natsStatus s = natsConnection_Subscribe(&sub_, nc, subject.c_str(), &Responder::OnRequest, this);
+      if (s != NATS_OK) {
+        sub_ = nullptr;
+        return absl::UnavailableError(absl::StrCat("cannot serve ", subject, ": ", NatsError(s)));
+      }
+      return absl::OkStatus();
     }
-    const char* reply = natsMsg_GetReply(msg.get());
-    if (!handler || reply == nullptr) return;
-    const std::string answer =
-        handler(std::string_view(natsMsg_GetData(msg.get()), static_cast<size_t>(natsMsg_GetDataLength(msg.get()))));
-    if (answer.empty()) return;
-    (void)natsConnection_Publish(nc, reply, answer.data(), static_cast<int>(answer.size()));
-  }
+
+    void Stop() {
+      natsSubscription* sub = nullptr;
+      {
+        absl::MutexLock lock(&mu_);
+        sub = std::exchange(sub_, nullptr);
+      }
+      if (sub == nullptr) return;
+      (void)natsSubscription_Unsubscribe(sub);
+      natsSubscription_Destroy(sub);
+    }
+
+   private:
+    // A request from another replica: the handler's answer goes back on the reply subject.
+    static void OnRequest(natsConnection* nc, natsSubscription*, natsMsg* raw, void* closure) {
+      MsgPtr msg(raw);
+      auto* self = static_cast<Responder*>(closure);
+      ControlHandler handler;
+      {
+        absl::MutexLock lock(&self->mu_);
+        handler = self->handler_;
+      }
+      const char* reply = natsMsg_GetReply(msg.get());
+      if (!handler || reply == nullptr) return;
+      const std::string answer =
+          handler(std::string_view(natsMsg_GetData(msg.get()), static_cast<size_t>(natsMsg_GetDataLength(msg.get()))));
+      if (answer.empty() && !self->send_empty_) return;
+      (void)natsConnection_Publish(nc, reply, answer.data(), static_cast<int>(answer.size()));
+    }
+
+    const bool send_empty_;
+    absl::Mutex mu_;
+    natsSubscription* sub_ ABSL_GUARDED_BY(mu_) = nullptr;
+    ControlHandler handler_ ABSL_GUARDED_BY(mu_);
+  };
 
   const RunStreamOptions connection_;
   const CoordinationOptions options_;
@@ -495,12 +485,8 @@ class NatsCoordination final : public Coordination {
   absl::Mutex lease_mu_;
   uint64_t lease_revision_ ABSL_GUARDED_BY(lease_mu_) = 0;  // our last write of the lease key; 0 = not held
   std::string lease_holder_ ABSL_GUARDED_BY(lease_mu_);
-  absl::Mutex control_mu_;
-  natsSubscription* control_sub_ ABSL_GUARDED_BY(control_mu_) = nullptr;
-  ControlHandler handler_ ABSL_GUARDED_BY(control_mu_);
-  absl::Mutex broadcast_mu_;
-  natsSubscription* broadcast_sub_ ABSL_GUARDED_BY(broadcast_mu_) = nullptr;
-  ControlHandler broadcast_handler_ ABSL_GUARDED_BY(broadcast_mu_);
+  Responder control_{/*send_empty=*/true};
+  Responder broadcast_{/*send_empty=*/false};
   absl::Mutex watch_mu_;
   bool watch_started_ ABSL_GUARDED_BY(watch_mu_) = false;
   kvWatcher* watcher_ ABSL_GUARDED_BY(watch_mu_) = nullptr;
