@@ -738,41 +738,6 @@ std::vector<std::string> LiveQualityRow(const std::string& slice, const v1::Live
           joined ? Fraction(q.mean_regret_log()) : "-"};
 }
 
-std::string FormatLiveQuality(const v1::GetLiveQualityResponse& r) {
-  std::string s =
-      absl::StrCat("live quality over the last ", absl::FormatDuration(absl::Milliseconds(r.window_ms())), "\n");
-  if (!r.decision_log_enabled()) {
-    return s + "the server runs with --decision_log=false: no decisions are logged and every figure is 0\n";
-  }
-  const v1::LiveQuality& all = r.overall();
-  if (all.decisions() == 0) return s + "no decisions logged in the window\n";
-  if (r.truncated()) s += "note: the window held more decisions than one answer reads; the figures cover the newest\n";
-  if (all.joined_reports() == 0) {
-    absl::StrAppend(&s, all.decisions(), all.decisions() == 1 ? " decision" : " decisions",
-                    " logged, none joined with a reported run yet (a run joins when its RunReport echoes the "
-                    "answer's decision_id)\n");
-  }
-  std::vector<std::vector<std::string>> rows = {LiveQualityRow("all", all, nullptr)};
-  bool statistics_only = false;
-  for (const auto& v : r.versions()) {
-    statistics_only = statistics_only || v.version() == 0;
-    rows.push_back(LiveQualityRow(absl::StrCat("v", v.version()), v.live(), v.has_holdout() ? &v.holdout() : nullptr));
-  }
-  s += FormatTable({"slice", "decisions", "joined", "scored", "mape", "holdout_mape", "cov80", "holdout_cov80",
-                    "follow", "explore", "failures_pred/seen", "regret_ln"},
-                   rows);
-  if (statistics_only) s += "v0 = answered from statistics only (no model served)\n";
-  if (r.nodes_size() == 0) return s + "\nno node has a scored run yet\n";
-  std::vector<std::vector<std::string>> nodes;
-  for (const auto& n : r.nodes()) {
-    nodes.push_back({n.node_id(), absl::StrCat(n.live().joined_reports()), absl::StrCat(n.live().scored_reports()),
-                     Fraction(n.live().mape()), Fraction(n.live().coverage80())});
-  }
-  absl::StrAppend(&s, "\nnodes that disagree most with the model (highest mape first):\n",
-                  FormatTable({"node", "joined", "scored", "mape", "cov80"}, nodes));
-  return s;
-}
-
 absl::Status RunQuality(const ParsedFlags& flags, std::ostream& out, std::ostream&) {
   if (auto s = ExpectPositional(flags, 0, "quality"); !s.ok()) return s;
   int64_t window_ms = 0;  // the server's default, one hour
@@ -991,6 +956,46 @@ std::string FormatTable(const std::vector<std::string>& header, const std::vecto
   std::string out = line(header);
   for (const auto& row : rows) out += line(row);
   return out;
+}
+
+std::string FormatLiveQuality(const v1::GetLiveQualityResponse& r) {
+  std::string s =
+      absl::StrCat("live quality over the last ", absl::FormatDuration(absl::Milliseconds(r.window_ms())), "\n");
+  // Cluster mode: whose decisions the figures cover (fewer than the cluster runs: a partial answer). A single
+  // server (replicas 1, no ids) and a server older than the field (replicas 0) add no line.
+  if (r.replica_ids_size() > 0) {
+    absl::StrAppend(&s, "replicas: ", r.replicas(), " (", absl::StrJoin(r.replica_ids(), ", "), ")\n");
+  }
+  if (!r.decision_log_enabled()) {
+    return s + "the server runs with --decision_log=false: no decisions are logged and every figure is 0\n";
+  }
+  const v1::LiveQuality& all = r.overall();
+  if (all.decisions() == 0) return s + "no decisions logged in the window\n";
+  if (r.truncated()) s += "note: the window held more decisions than one answer reads; the figures cover the newest\n";
+  if (all.joined_reports() == 0) {
+    absl::StrAppend(&s, all.decisions(), all.decisions() == 1 ? " decision" : " decisions",
+                    " logged, none joined with a reported run yet (a run joins when its RunReport echoes the "
+                    "answer's decision_id)\n");
+  }
+  std::vector<std::vector<std::string>> rows = {LiveQualityRow("all", all, nullptr)};
+  bool statistics_only = false;
+  for (const auto& v : r.versions()) {
+    statistics_only = statistics_only || v.version() == 0;
+    rows.push_back(LiveQualityRow(absl::StrCat("v", v.version()), v.live(), v.has_holdout() ? &v.holdout() : nullptr));
+  }
+  s += FormatTable({"slice", "decisions", "joined", "scored", "mape", "holdout_mape", "cov80", "holdout_cov80",
+                    "follow", "explore", "failures_pred/seen", "regret_ln"},
+                   rows);
+  if (statistics_only) s += "v0 = answered from statistics only (no model served)\n";
+  if (r.nodes_size() == 0) return s + "\nno node has a scored run yet\n";
+  std::vector<std::vector<std::string>> nodes;
+  for (const auto& n : r.nodes()) {
+    nodes.push_back({n.node_id(), absl::StrCat(n.live().joined_reports()), absl::StrCat(n.live().scored_reports()),
+                     Fraction(n.live().mape()), Fraction(n.live().coverage80())});
+  }
+  absl::StrAppend(&s, "\nnodes that disagree most with the model (highest mape first):\n",
+                  FormatTable({"node", "joined", "scored", "mape", "cov80"}, nodes));
+  return s;
 }
 
 std::string FormatSelection(const v1::SelectAcceleratorResponse& r) {

@@ -21,6 +21,9 @@ std::string FormatTable(const std::vector<std::string>& header, const std::vecto
 // The human-readable rendering of a selection (what `accelsel select` prints without --json).
 std::string FormatSelection(const v1::SelectAcceleratorResponse& response);
 
+// The human-readable rendering of live quality (what `accelsel quality` prints without --json).
+std::string FormatLiveQuality(const v1::GetLiveQualityResponse& response);
+
 // JSON as every --json prints it, one style for scripts: the proto field names (snake_case, e.g. joined_reports),
 // default values included, enums by name, and 64-bit integers as JSON numbers instead of the mapping's strings.
 // The proto JSON parser reads it back.

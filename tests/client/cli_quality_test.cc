@@ -109,6 +109,38 @@ TEST_F(CliQualityTest, EmptyLogIsZerosNotAnError) {
   ASSERT_EQ(human.code, 0) << human.err;
   EXPECT_NE(human.out.find("over the last 168h"), std::string::npos) << human.out;
   EXPECT_NE(human.out.find("no decisions logged in the window"), std::string::npos) << human.out;
+  // A single server: its own figures (replicas 1, no ids), and no replicas line in the text.
+  EXPECT_EQ(j["replicas"], 1) << j.dump();
+  EXPECT_TRUE(j["replica_ids"].empty()) << j.dump();
+  EXPECT_EQ(human.out.find("replicas"), std::string::npos) << human.out;
+}
+
+// The text names the replicas whose figures are in when a cluster answered (replica_ids set), under the heading and
+// whatever the figures; a single server (replicas 1) and a server older than the field (replicas 0) add nothing.
+TEST(CliQualityFormatTest, NamesTheReplicasOfAClusterAnswerOnly) {
+  v1::GetLiveQualityResponse r;
+  r.set_window_ms(3'600'000);
+  r.set_decision_log_enabled(true);
+  r.mutable_overall()->set_decisions(3);
+  for (const uint32_t replicas : {0u, 1u}) {
+    r.set_replicas(replicas);
+    const std::string text = FormatLiveQuality(r);
+    EXPECT_EQ(text.find("replicas"), std::string::npos) << replicas << ":\n" << text;
+    EXPECT_NE(text.find("3 decisions logged"), std::string::npos) << text;
+  }
+
+  r.set_replicas(2);
+  r.add_replica_ids("r1");
+  r.add_replica_ids("r2");
+  std::string text = FormatLiveQuality(r);
+  EXPECT_EQ(text.rfind("live quality over the last 1h\nreplicas: 2 (r1, r2)\n3 decisions logged", 0), 0u) << text;
+
+  r.clear_replica_ids();  // a partial answer: one replica of several, its window empty
+  r.set_replicas(1);
+  r.add_replica_ids("r2");
+  r.mutable_overall()->set_decisions(0);
+  text = FormatLiveQuality(r);
+  EXPECT_EQ(text, "live quality over the last 1h\nreplicas: 1 (r2)\nno decisions logged in the window\n");
 }
 
 TEST_F(CliQualityTest, SaysWhenTheDecisionLogIsOff) {
