@@ -7,8 +7,6 @@
 // - The serving pointer: one key in a second bucket, written by the lease holder only and conditionally on the
 //   revision it last read, so that a former holder that lost the lease cannot move it back.
 // - Control: admin calls (retrain, pin, rollback) received by any replica go to the lease holder as NATS requests.
-// - Broadcast: a request to every replica at once (core NATS request/reply, not a queue group), gathering their
-//   answers for a bounded time: how a replica asks the others for what only they hold (their decision logs).
 // - Settings: a third bucket of operator state (catalogue entries, quarantined nodes; docs/SCALE.md, "Cluster mode:
 //   catalogue and quarantine"), one key per item, plain puts (the last writer wins), watched by every replica.
 // JetStream does the replication and the ordering; nothing here replicates anything itself.
@@ -26,7 +24,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -52,16 +49,6 @@ struct CoordinationOptions {
   size_t chunk_bytes = 512 * 1024;
   // Subject of admin requests to the lease holder.
   std::string control_subject = "accelsel.control.trainer";
-  // Subject of requests to every replica (Broadcast).
-  std::string broadcast_subject = "accelsel.control.all";
-};
-
-// How long Broadcast gathers answers: until `window` passed, or, once at least `enough` (> 0) answers came, until
-// none more came for `linger` (the asker expects about `enough` replicas, but one more may have joined).
-struct GatherOptions {
-  absl::Duration window = absl::Seconds(2);
-  size_t enough = 0;
-  absl::Duration linger = absl::Milliseconds(50);
 };
 
 // Where a published model blob lies in the model stream.
@@ -111,18 +98,6 @@ class Coordination {
   // DEADLINE_EXCEEDED after `timeout`, CANCELLED soon after `*cancel` turns true (a shutdown; may be null).
   virtual absl::StatusOr<std::string> Control(std::string_view request, absl::Duration timeout,
                                               const std::atomic<bool>* cancel) = 0;
-
-  // Every replica that serves broadcasts answers each Broadcast request with `handler` (this one's own requests
-  // included: the handler tells them apart from the request's contents). Called on a NATS thread, one request at a
-  // time; an empty answer sends nothing (the asker counts it as no answer).
-  virtual absl::Status ServeBroadcast(ControlHandler handler) = 0;
-  // Stops answering; a handler running now may still finish (the caller waits for it if it must).
-  virtual void StopServingBroadcast() = 0;
-  // Sends `request` to every replica serving broadcasts and returns their answers in arrival order, gathered as
-  // `gather` says (none is not an error). UNAVAILABLE when the request cannot be sent, CANCELLED soon after `*cancel`
-  // turns true (may be null).
-  virtual absl::StatusOr<std::vector<std::string>> Broadcast(std::string_view request, const GatherOptions& gather,
-                                                             const std::atomic<bool>* cancel) = 0;
 
   // Writes one settings key (keys: [-/_=.a-zA-Z0-9], not starting or ending with '.'); UNAVAILABLE when NATS is away.
   virtual absl::Status PutSetting(std::string_view key, std::string_view value) = 0;

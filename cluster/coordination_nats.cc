@@ -8,7 +8,6 @@
 #include <string>
 #include <thread>
 #include <utility>
-#include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -40,7 +39,6 @@ class NatsCoordination final : public Coordination {
 
   ~NatsCoordination() override {
     StopServingControl();
-    StopServingBroadcast();
     StopWatchingSettings();
     if (lease_kv_ != nullptr) kvStore_Destroy(lease_kv_);
     if (pointer_kv_ != nullptr) kvStore_Destroy(pointer_kv_);
@@ -210,10 +208,18 @@ class NatsCoordination final : public Coordination {
   absl::StatusOr<std::string> Control(std::string_view request, absl::Duration timeout,
                                       const std::atomic<bool>* cancel) override {
     // A private inbox read in short slices, so that a shutdown does not wait for a long retrain on the trainer.
-    auto sent = SendRequest(options_.control_subject, request, "asking the trainer replica");
-    if (!sent.ok()) return sent.status();
-    natsSubscription* sub = sent->sub.get();
-    natsStatus s = NATS_OK;
+    natsInbox* inbox = nullptr;
+    if (natsInbox_Create(&inbox) != NATS_OK) return absl::InternalError("cannot create a NATS inbox");
+    std::unique_ptr<natsInbox, decltype(&natsInbox_Destroy)> owned_inbox(inbox, &natsInbox_Destroy);
+    // Subscribed to the inbox before the request goes out, so that no early answer is missed.
+    natsSubscription* sub = nullptr;
+    natsStatus s = natsConnection_SubscribeSync(&sub, nc_, inbox);
+    std::unique_ptr<natsSubscription, decltype(&natsSubscription_Destroy)> owned_sub(sub, &natsSubscription_Destroy);
+    if (s == NATS_OK) {
+      s = natsConnection_PublishRequest(nc_, options_.control_subject.c_str(), inbox, request.data(),
+                                        static_cast<int>(request.size()));
+    }
+    if (s != NATS_OK) return absl::UnavailableError(absl::StrCat("asking the trainer replica: ", NatsError(s)));
     const absl::Time end = absl::Now() + timeout;
     for (;;) {
       if (cancel != nullptr && cancel->load()) return absl::CancelledError("shutting down");
@@ -232,40 +238,6 @@ class NatsCoordination final : public Coordination {
             "within a lease period");
       }
       return std::string(natsMsg_GetData(reply.get()), static_cast<size_t>(natsMsg_GetDataLength(reply.get())));
-    }
-  }
-
-  absl::Status ServeBroadcast(ControlHandler handler) override {
-    return broadcast_.Serve(nc_, options_.broadcast_subject, std::move(handler));
-  }
-
-  void StopServingBroadcast() override { broadcast_.Stop(); }
-
-  absl::StatusOr<std::vector<std::string>> Broadcast(std::string_view request, const GatherOptions& gather,
-                                                     const std::atomic<bool>* cancel) override {
-    auto sent = SendRequest(options_.broadcast_subject, request, "asking every replica");
-    if (!sent.ok()) return sent.status();
-    natsSubscription* sub = sent->sub.get();
-    natsStatus s = NATS_OK;
-    std::vector<std::string> answers;
-    const absl::Time end = absl::Now() + gather.window;
-    absl::Time last = absl::Now();
-    for (;;) {
-      if (cancel != nullptr && cancel->load()) return absl::CancelledError("shutting down");
-      const absl::Time now = absl::Now();
-      absl::Time until = end;
-      if (gather.enough > 0 && answers.size() >= gather.enough) until = std::min(until, last + gather.linger);
-      if (now >= until) return answers;
-      // Short slices, so that a shutdown does not wait for the whole window.
-      const int64_t slice = std::clamp<int64_t>(absl::ToInt64Milliseconds(until - now), 1, 100);
-      natsMsg* raw = nullptr;
-      s = natsSubscription_NextMsg(&raw, sub, slice);
-      MsgPtr reply(raw);
-      if (s == NATS_TIMEOUT) continue;
-      if (s != NATS_OK) return absl::UnavailableError(absl::StrCat("asking every replica: ", NatsError(s)));
-      if (natsMsg_IsNoResponders(reply.get())) return answers;  // nobody serves broadcasts
-      answers.emplace_back(natsMsg_GetData(reply.get()), static_cast<size_t>(natsMsg_GetDataLength(reply.get())));
-      last = absl::Now();
     }
   }
 
@@ -401,33 +373,9 @@ class NatsCoordination final : public Coordination {
                                                " (JetStream error ", jerr, ")"));
   }
 
-  // A request on `subject` (its inbox and subscription, owned): `sub` is subscribed to the inbox before the request
-  // goes out, so that no early answer is missed.
-  struct SentRequest {
-    std::unique_ptr<natsInbox, decltype(&natsInbox_Destroy)> inbox{nullptr, &natsInbox_Destroy};
-    std::unique_ptr<natsSubscription, decltype(&natsSubscription_Destroy)> sub{nullptr, &natsSubscription_Destroy};
-  };
-  absl::StatusOr<SentRequest> SendRequest(const std::string& subject, std::string_view request, const char* what) {
-    SentRequest out;
-    natsInbox* inbox = nullptr;
-    if (natsInbox_Create(&inbox) != NATS_OK) return absl::InternalError("cannot create a NATS inbox");
-    out.inbox.reset(inbox);
-    natsSubscription* sub = nullptr;
-    natsStatus s = natsConnection_SubscribeSync(&sub, nc_, inbox);
-    out.sub.reset(sub);
-    if (s == NATS_OK) {
-      s = natsConnection_PublishRequest(nc_, subject.c_str(), inbox, request.data(), static_cast<int>(request.size()));
-    }
-    if (s != NATS_OK) return absl::UnavailableError(absl::StrCat(what, ": ", NatsError(s)));
-    return out;
-  }
-
-  // Answers the requests on one subject with a handler (the lease holder's control, every replica's broadcast).
+  // Answers the requests on one subject with a handler (the lease holder's control).
   class Responder {
    public:
-    // `send_empty`: an empty answer is sent too (else it sends nothing, and the asker counts no answer).
-    explicit Responder(bool send_empty) : send_empty_(send_empty) {}
-
     absl::Status Serve(natsConnection* nc, const std::string& subject, ControlHandler handler) {
       absl::MutexLock lock(&mu_);
       if (sub_ != nullptr) return absl::OkStatus();
@@ -465,11 +413,9 @@ class NatsCoordination final : public Coordination {
       if (!handler || reply == nullptr) return;
       const std::string answer =
           handler(std::string_view(natsMsg_GetData(msg.get()), static_cast<size_t>(natsMsg_GetDataLength(msg.get()))));
-      if (answer.empty() && !self->send_empty_) return;
       (void)natsConnection_Publish(nc, reply, answer.data(), static_cast<int>(answer.size()));
     }
 
-    const bool send_empty_;
     absl::Mutex mu_;
     natsSubscription* sub_ ABSL_GUARDED_BY(mu_) = nullptr;
     ControlHandler handler_ ABSL_GUARDED_BY(mu_);
@@ -485,8 +431,7 @@ class NatsCoordination final : public Coordination {
   absl::Mutex lease_mu_;
   uint64_t lease_revision_ ABSL_GUARDED_BY(lease_mu_) = 0;  // our last write of the lease key; 0 = not held
   std::string lease_holder_ ABSL_GUARDED_BY(lease_mu_);
-  Responder control_{/*send_empty=*/true};
-  Responder broadcast_{/*send_empty=*/false};
+  Responder control_;
   absl::Mutex watch_mu_;
   bool watch_started_ ABSL_GUARDED_BY(watch_mu_) = false;
   kvWatcher* watcher_ ABSL_GUARDED_BY(watch_mu_) = nullptr;

@@ -111,15 +111,30 @@ void ClusterIngest::Submit(IngestSink* sink, std::unique_ptr<v1::RunReport> repo
   sink->OnCommitted(absl::UnavailableError("server is shutting down; resend this report"), items);
 }
 
+void StopStreamThreads(std::thread& publisher, std::atomic<bool>& stop_applier, std::thread& applier,
+                       std::unique_ptr<cluster::RunStream>& stream) {
+  if (publisher.joinable()) publisher.join();
+  stop_applier.store(true, std::memory_order_release);
+  if (applier.joinable()) applier.join();
+  stream.reset();
+}
+
+void ResubscribeUntilStopped(cluster::RunStream& stream, uint64_t after, const std::atomic<bool>& stop,
+                             const char* event) {
+  while (!stop.load(std::memory_order_acquire)) {
+    absl::Status st = stream.Subscribe(after);
+    if (st.ok()) return;
+    log::Warn(event, {{"error", std::string(st.message())}, {"applied_sequence", after}});
+    absl::SleepFor(absl::Milliseconds(500));
+  }
+}
+
 void ClusterIngest::Stop() {
   {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
   }
-  if (publisher_.joinable()) publisher_.join();
-  stop_applier_.store(true, std::memory_order_release);
-  if (applier_.joinable()) applier_.join();
-  stream_.reset();
+  StopStreamThreads(publisher_, stop_applier_, applier_, stream_);
 }
 
 void ClusterIngest::Complete() {
@@ -309,12 +324,7 @@ void ClusterIngest::ApplyLoop() {
 }
 
 void ClusterIngest::Resubscribe(uint64_t after) {
-  while (!stop_applier_.load(std::memory_order_acquire)) {
-    absl::Status st = stream_->Subscribe(after);
-    if (st.ok()) return;
-    log::Warn("cluster_consume_failed", {{"error", st.message()}, {"applied_sequence", after}});
-    absl::SleepFor(absl::Milliseconds(500));
-  }
+  ResubscribeUntilStopped(*stream_, after, stop_applier_, "cluster_consume_failed");
 }
 
 }  // namespace accelsel::server

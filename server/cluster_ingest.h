@@ -40,6 +40,15 @@ namespace accelsel::server {
 // Store meta key of the last stream sequence applied to this store.
 inline constexpr char kClusterAppliedSequenceKey[] = "cluster_applied_sequence";
 
+// Shared by a replica's two stream consumers (ClusterIngest, ClusterDecisions), once their publisher was told to
+// stop: joins it, then stops and joins the applier, then closes the stream.
+void StopStreamThreads(std::thread& publisher, std::atomic<bool>& stop_applier, std::thread& applier,
+                       std::unique_ptr<cluster::RunStream>& stream);
+// Starts the delivery again after sequence `after`, retried every 0.5 s until it works or `stop` turns true; each
+// failure is logged as `event`.
+void ResubscribeUntilStopped(cluster::RunStream& stream, uint64_t after, const std::atomic<bool>& stop,
+                             const char* event);
+
 class ClusterIngest {
  public:
   // Connects to NATS, creates the stream if missing, and starts applying it after the stored position.

@@ -16,13 +16,14 @@
 #include "util/log.h"
 
 namespace accelsel::server {
-namespace {
 
-std::string DefaultId() {
+std::string DefaultReplicaId() {
   char host[256] = "";
   if (gethostname(host, sizeof(host) - 1) != 0) host[0] = '\0';
   return absl::StrCat(host[0] != '\0' ? host : "replica", "-", getpid());
 }
+
+namespace {
 
 std::string Answer(const absl::Status& status, absl::string_view payload) {
   return absl::StrCat(static_cast<int>(status.code()), "\n", status.ok() ? payload : status.message());
@@ -109,7 +110,7 @@ ClusterModels::ClusterModels(const ClusterOptions& options, bool trainer_enabled
                              std::unique_ptr<cluster::Coordination> coordination)
     : options_(options),
       trainer_enabled_(trainer_enabled),
-      id_(options.replica_id.empty() ? DefaultId() : options.replica_id),
+      id_(options.replica_id.empty() ? DefaultReplicaId() : options.replica_id),
       store_(store),
       models_(models),
       series_(metrics->EnableCluster()),

@@ -46,6 +46,8 @@ struct ServingPointer {
 };
 std::string EncodePointer(const ServingPointer& p);
 absl::StatusOr<ServingPointer> DecodePointer(absl::string_view text);
+// A replica's id when --replica_id is not set: the host name and the process id.
+std::string DefaultReplicaId();
 
 class ClusterModels {
  public:

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <set>
 #include <utility>
 #include <vector>
 
@@ -159,6 +160,7 @@ double AsDouble(uint64_t bits) { return std::bit_cast<double>(bits); }
 // What a join reads of a decision, from an event in memory or scanned out of the stored bytes (views into them).
 struct JoinView {
   std::string_view node_id;
+  std::string_view replica_id;
   uint64_t model_version = 0;
   v1::Objective objective = v1::OBJECTIVE_UNSPECIFIED;
   double price_per_hour = 0;
@@ -204,6 +206,7 @@ bool ReadJoinView(std::string_view bytes, JoinView* v) {
     switch (f.number) {
       case 3: v->node_id = f.bytes; return len;
       case 4: v->model_version = f.value; return f.type == WireFormatLite::WIRETYPE_VARINT;
+      case 16: v->replica_id = f.bytes; return len;
       case 6: return len && ReadPrice(f.bytes, &v->price_per_hour);
       case 7: v->objective = static_cast<v1::Objective>(f.value); return f.type == WireFormatLite::WIRETYPE_VARINT;
       case 9: {
@@ -245,7 +248,8 @@ bool ReadJoinView(std::string_view bytes, JoinView* v) {
 }
 
 JoinView ViewOf(const v1::LoggedDecision& d) {
-  return {d.node_id(), d.model_version(), d.objective(), d.context().hardware().price_per_hour(), Views(d)};
+  return {d.node_id(), d.replica_id(), d.model_version(), d.objective(), d.context().hardware().price_per_hour(),
+          Views(d)};
 }
 
 // The creation time of a record's key (a decision id, or an outcome key that starts with one); 0 if malformed.
@@ -397,6 +401,7 @@ std::string EncodeDecision(const DecisionRecord& r) {
       WireFormatLite::WriteDouble(10, r.candidates.front().selection_probability, &o);
       WireFormatLite::WriteBool(11, r.candidates.front().explored, &o);
     }
+    if (!r.replica_id.empty()) write_string(16, r.replica_id);
   }
   return out;
 }
@@ -411,6 +416,27 @@ DecisionEvent::DecisionEvent(const DecisionRecord& r)
   const size_t at =
       1 + google::protobuf::io::CodedOutputStream::VarintSize32(static_cast<uint32_t>(r.decision_id.size()));
   decision_id = std::string_view(bytes).substr(at, r.decision_id.size());
+  replica_id.assign(r.replica_id);
+}
+
+std::unique_ptr<DecisionEvent> DecisionEvent::FromBytes(std::string bytes) {
+  std::unique_ptr<DecisionEvent> e(new DecisionEvent());
+  e->bytes = std::move(bytes);
+  const bool ok = ForEachField(e->bytes, [&](const WireField& f) {
+    const bool len = f.type == WireFormatLite::WIRETYPE_LENGTH_DELIMITED;
+    const bool varint = f.type == WireFormatLite::WIRETYPE_VARINT;
+    switch (f.number) {
+      case 1: e->decision_id = f.bytes; return len;
+      case 2: e->time_unix_ms = static_cast<int64_t>(f.value); return varint;
+      case 3: e->node_id.assign(f.bytes); return len;
+      case 4: e->model_version = f.value; return varint;
+      case 11: e->explored = f.value != 0; return varint;
+      case 16: e->replica_id.assign(f.bytes); return len;
+      default: return true;
+    }
+  });
+  if (!ok || !DecisionIdTime(e->decision_id).has_value()) return nullptr;
+  return e;
 }
 
 bool ExpandStoredCandidates(v1::LoggedDecision* d) {
@@ -521,7 +547,14 @@ class DecisionLog::Live {
                       .Name("accelsel_drift_wakeups_total")
                       .Help("Times the trainer was woken early because live error drifted above held-out error")
                       .Register(registry)
+                      .Add({})),
+        waiting_(&prometheus::BuildGauge()
+                      .Name("accelsel_decision_joins_waiting")
+                      .Help("Cluster mode: reports waiting for their decision to arrive on the decision stream")
+                      .Register(registry)
                       .Add({})) {}
+
+  void SetWaiting(size_t runs) { waiting_->Set(static_cast<double>(runs)); }
 
   // The serving version while a batch is processed (read once per batch, not per join).
   void SetServing(uint64_t version) { serving_ = version; }
@@ -534,7 +567,12 @@ class DecisionLog::Live {
     (explored ? s.explored : s.exploited)->Increment();
   }
 
-  void OnJoin(uint64_t version, bool followed, const JoinFigures& f, int64_t now_ms) {
+  // `own`: a decision of this replica (the series count only those); every scored join feeds the drift window.
+  void OnJoin(uint64_t version, bool followed, const JoinFigures& f, int64_t now_ms, bool own) {
+    if (!own) {
+      if (f.scored) Drift(version, f.ape, For(version).holdout, now_ms);
+      return;
+    }
     Series& s = For(version);
     (followed ? s.followed : s.not_followed)->Increment();
     s.failures_predicted->Increment(f.failure_probability);
@@ -659,6 +697,7 @@ class DecisionLog::Live {
   prometheus::Gauge* window_mape_;
   prometheus::Gauge* drift_ratio_;
   prometheus::Counter* wakeups_;
+  prometheus::Gauge* waiting_;
   std::map<uint64_t, Series> series_;  // the newest kVersionsShown versions seen
   Series sink_;
   prometheus::Counter sink_counter_;
@@ -693,10 +732,23 @@ DecisionLog::~DecisionLog() { Stop(); }
 
 int64_t DecisionLog::NowMs() const { return options_.now_ms ? options_.now_ms() : absl::ToUnixMillis(absl::Now()); }
 
-bool DecisionLog::Push(Event event, size_t items) {
+bool DecisionLog::Push(Event event, size_t items, bool wait) {
   absl::MutexLock lock(&mu_);
+  if (wait) {
+    struct Room {
+      DecisionLog* self;
+      size_t items;
+    } room{this, items};
+    mu_.Await(absl::Condition(
+        +[](Room* r) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+          return r->self->stopping_ || r->self->queued_items_ == 0 ||
+                 r->self->queued_items_ + r->items <= r->self->options_.queue_capacity;
+        },
+        &room));
+  }
   // Only called when enabled, i.e. with the writer started; after Stop nothing is taken any more.
-  if (stopping_ || queued_items_ + items > options_.queue_capacity) return false;
+  if (stopping_) return false;
+  if (queued_items_ + items > options_.queue_capacity && !(wait && queued_items_ == 0)) return false;
   queue_.push_back(std::move(event));
   queued_items_ += items;
   ++queued_;
@@ -743,6 +795,15 @@ size_t DecisionLog::RecordOutcomes(const std::vector<const v1::RunReport*>& runs
   return 0;
 }
 
+bool DecisionLog::RecordForeignDecisions(std::vector<std::unique_ptr<DecisionEvent>> decisions) {
+  if (!options_.enabled) return false;
+  if (decisions.empty()) return true;
+  const size_t n = decisions.size();
+  Event e;
+  e.foreign = std::move(decisions);
+  return Push(std::move(e), n, /*wait=*/true);
+}
+
 void DecisionLog::Flush() {
   absl::MutexLock lock(&mu_);
   struct Progress {
@@ -786,7 +847,12 @@ void DecisionLog::WriterLoop() {
     if (n > 0 && options_.on_take) options_.on_take();
     Process(events);
     events.clear();
+    ExpireWaiting(NowMs(), /*all=*/stop);
     Write();
+    if (!logged_.empty()) {
+      hooks_.on_logged(std::move(logged_));
+      logged_.clear();
+    }
     ApplyRetention();
     {
       absl::MutexLock lock(&mu_);
@@ -808,32 +874,38 @@ struct DecisionLog::Joinable {
 void DecisionLog::Process(std::deque<Event>& events) {
   const int64_t now = NowMs();
   live_->SetServing(hooks_.serving_version ? hooks_.serving_version() : 0);
+  const int64_t expired_before = now - absl::ToInt64Milliseconds(options_.max_age);
   for (Event& e : events) {
     if (e.decision != nullptr) {
       live_->OnDecision(e.decision->model_version, e.decision->explored);
       bytes_ += e.decision->decision_id.size() + e.decision->bytes.size();
       if (oldest_ms_ == 0) oldest_ms_ = e.decision->time_unix_ms;
       batch_.emplace_back(e.decision->decision_id, e.decision->bytes);
+      if (hooks_.on_logged) logged_.emplace_back(e.decision->decision_id, e.decision->bytes);
       Remember(std::move(e.decision));
       continue;
     }
+    for (std::unique_ptr<DecisionEvent>& d : e.foreign) {
+      // Delivered again (the stream's applier started over), or past the retention age: nothing to add.
+      if (recent_.contains(d->decision_id) || d->time_unix_ms < expired_before) continue;
+      bytes_ += d->decision_id.size() + d->bytes.size();
+      if (oldest_ms_ == 0 || d->time_unix_ms < oldest_ms_) oldest_ms_ = d->time_unix_ms;
+      batch_.emplace_back(d->decision_id, d->bytes);
+      std::string id(d->decision_id);
+      Remember(std::move(d));
+      JoinWaiting(id, now);
+    }
+    if (e.outcomes == nullptr) continue;
     const Outcomes& batch = *e.outcomes;
     for (const Outcomes::Run& r : batch.runs) {
-      const std::string_view decision_id = batch.View(r.decision_id, r.run_id);
-      const std::string_view node_id = batch.View(r.node_id, r.strategy_id);
-      Joinable d;
-      const JoinResult result = Resolve(decision_id, node_id, now, &d);
-      Count(result);
-      if (result != JoinResult::kJoined) continue;
-      v1::LoggedOutcome o;
-      const std::string_view run_id = batch.View(r.run_id, r.node_id);
-      const std::string_view strategy_id = batch.View(r.strategy_id, r.end);
-      o.set_run_id(run_id.data(), run_id.size());
-      o.set_node_id(node_id.data(), node_id.size());
-      o.set_time_unix_ms(r.time_unix_ms);
-      o.set_strategy_id(strategy_id.data(), strategy_id.size());
-      o.set_status(r.status);
-      Join(decision_id, std::move(o), r.metrics, d, now);
+      JoinRun({.decision_id = batch.View(r.decision_id, r.run_id),
+               .run_id = batch.View(r.run_id, r.node_id),
+               .node_id = batch.View(r.node_id, r.strategy_id),
+               .strategy_id = batch.View(r.strategy_id, r.end),
+               .time_unix_ms = r.time_unix_ms,
+               .status = r.status,
+               .metrics = &r.metrics},
+              now, /*may_wait=*/options_.join_wait > absl::ZeroDuration());
     }
   }
   // Drops are counted per event in the metrics; an operator also gets a summary line at most every 10 s.
@@ -845,6 +917,61 @@ void DecisionLog::Process(std::deque<Event>& events) {
     dropped_logged_ = dropped;
     last_drop_log_ms_ = now;
   }
+}
+
+void DecisionLog::JoinRun(const RunFields& r, int64_t now_ms, bool may_wait) {
+  Joinable d;
+  const JoinResult result = Resolve(r.decision_id, r.node_id, now_ms, &d);
+  if (result == JoinResult::kUnknown && may_wait && waiting_runs_ < options_.queue_capacity &&
+      DecisionIdTime(r.decision_id).has_value()) {
+    // Another replica's decision may still be on its way on the decision stream.
+    auto [it, inserted] = waiting_.try_emplace(std::string(r.decision_id));
+    if (inserted) waiting_deadlines_.emplace_back(now_ms + absl::ToInt64Milliseconds(options_.join_wait), it->first);
+    it->second.push_back(Waiting{std::string(r.run_id), std::string(r.node_id), std::string(r.strategy_id),
+                                 r.time_unix_ms, r.status, *r.metrics});
+    ++waiting_runs_;
+    return;
+  }
+  Count(result);
+  if (result != JoinResult::kJoined) return;
+  v1::LoggedOutcome o;
+  o.set_run_id(r.run_id.data(), r.run_id.size());
+  o.set_node_id(r.node_id.data(), r.node_id.size());
+  o.set_time_unix_ms(r.time_unix_ms);
+  o.set_strategy_id(r.strategy_id.data(), r.strategy_id.size());
+  o.set_status(r.status);
+  Join(r.decision_id, std::move(o), *r.metrics, d, now_ms);
+}
+
+void DecisionLog::JoinWaiting(const std::string& decision_id, int64_t now_ms) {
+  auto it = waiting_.find(decision_id);
+  if (it == waiting_.end()) return;
+  std::vector<Waiting> runs = std::move(it->second);
+  waiting_.erase(it);  // its deadline entry stays, and finds nothing when it comes due
+  waiting_runs_ -= runs.size();
+  for (const Waiting& w : runs) {
+    JoinRun({.decision_id = decision_id,
+             .run_id = w.run_id,
+             .node_id = w.node_id,
+             .strategy_id = w.strategy_id,
+             .time_unix_ms = w.time_unix_ms,
+             .status = w.status,
+             .metrics = &w.metrics},
+            now_ms, /*may_wait=*/false);
+  }
+}
+
+void DecisionLog::ExpireWaiting(int64_t now_ms, bool all) {
+  while (!waiting_deadlines_.empty() && (all || waiting_deadlines_.front().first <= now_ms)) {
+    if (auto it = waiting_.find(waiting_deadlines_.front().second); it != waiting_.end()) {
+      for (size_t i = 0; i < it->second.size(); ++i) Count(JoinResult::kUnknown);
+      waiting_runs_ -= it->second.size();
+      waiting_.erase(it);
+    }
+    waiting_deadlines_.pop_front();
+  }
+  waiting_count_.store(waiting_runs_, std::memory_order_relaxed);
+  live_->SetWaiting(waiting_runs_);
 }
 
 JoinResult DecisionLog::Resolve(std::string_view decision_id, std::string_view node_id, int64_t now_ms,
@@ -904,7 +1031,8 @@ void DecisionLog::Join(std::string_view decision_id, v1::LoggedOutcome o, const 
       o.set_measured_value(*measured);
     }
   }
-  live_->OnJoin(v.model_version, o.followed(), Figures(v.objective, v.candidates, o), now_ms);
+  const bool own = v.replica_id.empty() || v.replica_id == options_.replica_id;
+  live_->OnJoin(v.model_version, o.followed(), Figures(v.objective, v.candidates, o), now_ms, own);
   if (d.recent != nullptr) {
     d.recent->joined = true;
   } else {
@@ -1008,6 +1136,7 @@ absl::Status DecisionLog::Quality(absl::Duration window, uint32_t top_nodes, v1:
   Tally overall;
   std::map<uint64_t, Tally, std::greater<>> by_version;
   absl::flat_hash_map<std::string, Tally> by_node;
+  std::set<std::string> replicas;
   size_t read = 0;
   absl::Status st =
       ScanLoggedDecisions(store_, now - absl::ToInt64Milliseconds(window), now + 1, [&](const v1::LoggedDecision& d) {
@@ -1016,6 +1145,7 @@ absl::Status DecisionLog::Quality(absl::Duration window, uint32_t top_nodes, v1:
           return false;
         }
         Tally& v = by_version[d.model_version()];
+        if (!d.replica_id().empty() && !replicas.contains(d.replica_id())) replicas.insert(d.replica_id());
         overall.AddDecision(d);
         v.AddDecision(d);
         if (d.has_outcome()) {
@@ -1029,6 +1159,10 @@ absl::Status DecisionLog::Quality(absl::Duration window, uint32_t top_nodes, v1:
         return true;
       });
   if (!st.ok()) return st;
+  if (!options_.replica_id.empty()) {
+    response->set_replicas(static_cast<uint32_t>(replicas.size()));
+    for (const std::string& id : replicas) response->add_replica_ids(id);
+  }
   overall.To(response->mutable_overall());
   for (const auto& [version, tally] : by_version) {
     v1::VersionLiveQuality* out = response->add_versions();

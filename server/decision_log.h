@@ -77,6 +77,7 @@ struct DecisionRecord {
   const v1::Constraints* constraints = nullptr;  // null = none
   // Ranked, first place first, each with its strategy; the first's selection_probability and explored are logged.
   std::span<const model::Recommendation> candidates;
+  std::string_view replica_id;  // cluster mode: this replica (LoggedDecision.replica_id); empty otherwise
 };
 // The stored bytes of a decision: a serialized v1::LoggedDecision without its outcome, its candidates in the stored
 // form (candidate_ids, candidate_numbers, candidate_layers).
@@ -89,6 +90,9 @@ bool ExpandStoredCandidates(v1::LoggedDecision* decision);
 // reads without parsing them.
 struct DecisionEvent {
   explicit DecisionEvent(const DecisionRecord& record);
+  // A decision from its stored bytes (another replica's, as the decision stream carries it); null when they do not
+  // parse as one or carry no valid id.
+  static std::unique_ptr<DecisionEvent> FromBytes(std::string bytes);
   DecisionEvent(const DecisionEvent&) = delete;
   DecisionEvent& operator=(const DecisionEvent&) = delete;
 
@@ -98,7 +102,11 @@ struct DecisionEvent {
   int64_t time_unix_ms = 0;
   uint64_t model_version = 0;
   bool explored = false;
-  bool joined = false;  // writer thread: a run joined it
+  std::string replica_id;  // LoggedDecision.replica_id
+  bool joined = false;     // writer thread: a run joined it
+
+ private:
+  DecisionEvent() = default;
 };
 // The key of the record of the run joined with decision `id`.
 std::string OutcomeKey(std::string_view id);
@@ -121,6 +129,9 @@ class DecisionLog {
     std::function<uint64_t()> serving_version;
     // Drift detected on `version`: wake the trainer.
     std::function<void(uint64_t version, double window_mape, double holdout_mape)> on_drift;
+    // This process's own decisions of each processed batch, as (decision id, stored bytes), once they are handed to
+    // the store: cluster mode publishes them on the decision stream. Null = not called.
+    std::function<void(std::vector<std::pair<std::string, std::string>>)> on_logged;
   };
   // The writer waits this long for a batch to gather (or kBatch events), so that it is woken per batch, not per
   // request.
@@ -143,6 +154,10 @@ class DecisionLog {
   // the queue cannot take them all).
   size_t RecordOutcomes(const std::vector<const v1::RunReport*>& runs) ABSL_LOCKS_EXCLUDED(mu_);
   bool RecordOutcome(const v1::RunReport& run) ABSL_LOCKS_EXCLUDED(mu_) { return RecordOutcomes({&run}) == 1; }
+  // Queues decisions other replicas logged (cluster mode: the decision stream's applier). Waits while the queue is
+  // full rather than dropping them, so that a replica catching up on the stream is slowed, not thinned; false once
+  // stopped. A decision the log holds already (delivered again) is skipped.
+  bool RecordForeignDecisions(std::vector<std::unique_ptr<DecisionEvent>> decisions) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Returns once every event queued before the call is processed and written.
   void Flush() ABSL_LOCKS_EXCLUDED(mu_);
@@ -150,12 +165,16 @@ class DecisionLog {
   void Stop() ABSL_LOCKS_EXCLUDED(mu_);
 
   // Live quality over [now - window, now), overall, by version (newest first) and by node (highest MAPE first, at
-  // most top_nodes). Reads at most `max_records` decisions (the newest) and says so in `truncated`.
+  // most top_nodes). Reads at most `max_records` decisions (the newest) and says so in `truncated`. In cluster mode
+  // (options.replica_id set) the log holds every replica's decisions: `replicas` and `replica_ids` say whose
+  // decisions the window holds.
   absl::Status Quality(absl::Duration window, uint32_t top_nodes, v1::GetLiveQualityResponse* response,
                        size_t max_records = 1000000) const;
 
   // Join counts since start, by JoinResult (for tests and the quality answer).
   uint64_t joins(JoinResult result) const;
+  // Reports waiting for their decision to arrive (cluster mode, options.join_wait).
+  size_t waiting_joins() const { return waiting_count_.load(std::memory_order_relaxed); }
 
  private:
   // The joins of one stored batch: the runs' few fields, their ids back to back in one buffer (one allocation per
@@ -172,17 +191,39 @@ class DecisionLog {
     std::string_view View(uint32_t from, uint32_t to) const { return std::string_view(chars).substr(from, to - from); }
   };
   struct Event {
-    std::unique_ptr<DecisionEvent> decision;  // or, when null, `outcomes`
+    std::unique_ptr<DecisionEvent> decision;  // or, when null, `outcomes`, or else `foreign`
     std::unique_ptr<Outcomes> outcomes;
+    std::vector<std::unique_ptr<DecisionEvent>> foreign;
+  };
+  // What a join reads of a run: views into an Outcomes batch or into a Waiting run.
+  struct RunFields {
+    std::string_view decision_id, run_id, node_id, strategy_id;
+    int64_t time_unix_ms = 0;
+    v1::RunStatus status = v1::RUN_STATUS_UNSPECIFIED;
+    const v1::RunMetrics* metrics = nullptr;
+  };
+  // A run whose decision this replica does not hold yet (cluster mode): it may still come on the decision stream.
+  struct Waiting {
+    std::string run_id, node_id, strategy_id;
+    int64_t time_unix_ms = 0;
+    v1::RunStatus status = v1::RUN_STATUS_UNSPECIFIED;
+    v1::RunMetrics metrics;
   };
   // A decision an outcome joins: one kept in memory, or one read back from the store (decision_log.cc).
   struct Joinable;
   class Live;  // per-version Prometheus series, the drift window (writer thread only)
 
-  // Queues `event`, which stands for `items` decisions or joins against the capacity.
-  bool Push(Event event, size_t items) ABSL_LOCKS_EXCLUDED(mu_);
+  // Queues `event`, which stands for `items` decisions or joins against the capacity; `wait`: waits for room (an
+  // event larger than the capacity goes in once the queue is empty) instead of refusing.
+  bool Push(Event event, size_t items, bool wait = false) ABSL_LOCKS_EXCLUDED(mu_);
   void WriterLoop() ABSL_LOCKS_EXCLUDED(mu_);
   void Process(std::deque<Event>& events);
+  // Joins one run with its decision, or (`may_wait`, cluster mode) keeps it waiting for a decision not here yet.
+  void JoinRun(const RunFields& run, int64_t now_ms, bool may_wait);
+  // A decision arrived: joins the runs that waited for it.
+  void JoinWaiting(const std::string& decision_id, int64_t now_ms);
+  // Counts as unknown the runs that waited past their deadline (all of them with `all`).
+  void ExpireWaiting(int64_t now_ms, bool all);
   // The decision a run joins, from memory or the store; classifies the join.
   JoinResult Resolve(std::string_view decision_id, std::string_view node_id, int64_t now_ms, Joinable* decision);
   // Joins a resolved run: the live figures, and its record.
@@ -207,6 +248,7 @@ class DecisionLog {
   int flush_waiters_ ABSL_GUARDED_BY(mu_) = 0;    // Flush calls waiting: the writer does not linger for them
   std::atomic<uint64_t> join_counts_[5] = {};
   std::atomic<uint64_t> dropped_{0};  // events dropped since start
+  std::atomic<size_t> waiting_count_{0};
 
   // Writer thread only.
   std::unique_ptr<Live> live_;
@@ -217,6 +259,12 @@ class DecisionLog {
   // Decisions read back from the store and joined since the last Write: their outcome records are still in batch_,
   // so a second report for one of them in the same batch is a repeat.
   absl::flat_hash_set<std::string> joined_unwritten_;
+  // Runs waiting for their decision, by decision id, and each id's deadline in the order they began to wait.
+  absl::flat_hash_map<std::string, std::vector<Waiting>> waiting_;
+  std::deque<std::pair<int64_t, std::string>> waiting_deadlines_;
+  size_t waiting_runs_ = 0;
+  // This process's decisions of the batch being processed, for Hooks::on_logged.
+  std::vector<std::pair<std::string, std::string>> logged_;
   uint64_t bytes_ = 0;           // keys + values of the stored records
   int64_t oldest_ms_ = 0;        // creation time of the oldest stored record; 0 = none
   uint64_t dropped_logged_ = 0;  // drops already reported in a log line

@@ -167,7 +167,11 @@ ABSL_FLAG(absl::Duration, nats_trainer_lease, Defaults().cluster.trainer_lease,
           "Cluster mode: the trainer lease's period. One replica with --trainer holds it and trains for all; if it "
           "dies another takes over within about two periods (at least 1s)");
 ABSL_FLAG(std::string, replica_id, "",
-          "Cluster mode: this replica's name in the trainer lease and the logs (default: host name and process id)");
+          "Cluster mode: this replica's name in the trainer lease, the decision log and the logs (default: host name "
+          "and process id; set it to keep one name across restarts)");
+ABSL_FLAG(absl::Duration, nats_decision_join_wait, Defaults().cluster.decision_join_wait,
+          "Cluster mode: how long a report whose decision another replica made waits for that decision to arrive "
+          "on the decision stream before it counts as an unknown join (at least 1s)");
 
 ABSL_FLAG(accelsel::log::Level, log_level, accelsel::log::Level::kInfo,
           "Least severe log line written to stderr (one JSON object per line): debug, info, warn or error");
@@ -260,6 +264,7 @@ int main(int argc, char** argv) {
   options.cluster.nats.tls_cert_file = absl::GetFlag(FLAGS_nats_tls_cert);
   options.cluster.nats.tls_key_file = absl::GetFlag(FLAGS_nats_tls_key);
   options.cluster.trainer_lease = absl::GetFlag(FLAGS_nats_trainer_lease);
+  options.cluster.decision_join_wait = absl::GetFlag(FLAGS_nats_decision_join_wait);
   options.cluster.nats.max_age = absl::GetFlag(FLAGS_nats_stream_max_age);
   options.cluster.nats.max_bytes = absl::GetFlag(FLAGS_nats_stream_max_bytes);
   options.cluster.replica_id = absl::GetFlag(FLAGS_replica_id);
@@ -278,10 +283,10 @@ int main(int argc, char** argv) {
         options.cluster.nats.duplicate_window <= absl::ZeroDuration() ||
         options.cluster.nats.publish_timeout <= absl::ZeroDuration() || options.cluster.nats.stream.empty() ||
         options.cluster.trainer_lease < absl::Seconds(1) || options.cluster.nats.max_age < absl::ZeroDuration() ||
-        options.cluster.nats.max_bytes < 0) {
+        options.cluster.nats.max_bytes < 0 || options.cluster.decision_join_wait < absl::Seconds(1)) {
       std::cerr << "accelsel-server: --nats_stream_replicas must be in [1, 5], --nats_duplicate_window and "
-                   "--nats_publish_timeout > 0, --nats_stream not empty, --nats_trainer_lease at least 1s, "
-                   "--nats_stream_max_age and --nats_stream_max_bytes >= 0\n";
+                   "--nats_publish_timeout > 0, --nats_stream not empty, --nats_trainer_lease and "
+                   "--nats_decision_join_wait at least 1s, --nats_stream_max_age and --nats_stream_max_bytes >= 0\n";
       return 2;
     }
   }

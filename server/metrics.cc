@@ -344,6 +344,14 @@ const Metrics::ClusterSeries& Metrics::EnableCluster() {
       counter("accelsel_cluster_model_install_failures_total",
               "Attempts to follow the serving pointer that failed (NATS away, a chunk missing, a blob that does not "
               "load); retried every tick.");
+  cluster_.decisions_published = counter("accelsel_cluster_decisions_published_total",
+                                         "Decisions of this replica the decision stream acknowledged.");
+  cluster_.decisions_not_published =
+      counter("accelsel_cluster_decisions_not_published_total",
+              "Decisions of this replica not published (queue full, NATS away): the other replicas count their "
+              "reports as unknown joins.");
+  cluster_.decisions_applied = counter("accelsel_cluster_decisions_applied_total",
+                                       "Decisions of other replicas taken from the decision stream into this log.");
   return cluster_;
 }
 

@@ -120,7 +120,10 @@ class Metrics {
     prometheus::Gauge* trainer = nullptr;             // 1 while this replica holds the trainer lease
     prometheus::Counter* models_published = nullptr;  // serving-pointer moves this replica (as trainer) made
     prometheus::Counter* models_installed = nullptr;  // versions another replica published, now serving here
-    prometheus::Counter* model_install_failures = nullptr;  // pointer moves this replica could not follow (yet)
+    prometheus::Counter* model_install_failures = nullptr;   // pointer moves this replica could not follow (yet)
+    prometheus::Counter* decisions_published = nullptr;      // own decisions the decision stream acknowledged
+    prometheus::Counter* decisions_not_published = nullptr;  // own decisions dropped (queue full, NATS away)
+    prometheus::Counter* decisions_applied = nullptr;        // other replicas' decisions added to this log
   };
   const ClusterSeries& EnableCluster();
   void RunsDuplicate(double n) { runs_duplicate_->Increment(n); }

@@ -33,6 +33,9 @@ struct ClusterOptions {
   absl::Duration trainer_lease = absl::Seconds(10);
   std::string replica_id;
   absl::Duration control_timeout = absl::Minutes(10);
+  // Decisions (docs/SCALE.md, "Cluster mode: decisions"): how long a run waits for its decision to arrive on the
+  // decision stream before it counts as an unknown join (DecisionLogOptions::join_wait in cluster mode).
+  absl::Duration decision_join_wait = absl::Seconds(30);
   // TEST HOOK: runs on the applier thread before it stores each batch of stream messages (a test blocks here to
   // hold a replica behind the stream).
   std::function<void()> before_apply;
@@ -56,6 +59,15 @@ struct DecisionLogOptions {
   size_t drift_window = 200;
   // At most one drift wake-up per this interval.
   absl::Duration drift_cooldown = absl::Minutes(5);
+  // Cluster mode (docs/SCALE.md, "Cluster mode: decisions"): this replica's id. Every replica holds every replica's
+  // decisions (a stream of their own carries them) and joins every run with its decision; decisions logged under
+  // another id feed the drift window like this replica's own, but the accelsel_live_* series count only this
+  // replica's decisions, so that a sum over replicas counts each once. Empty = every decision is this process's own.
+  std::string replica_id;
+  // How long a run whose decision this replica does not hold yet waits for it (it may still come on the decision
+  // stream) before it counts as unknown; at most queue_capacity runs wait at once. Zero = no waiting (one process
+  // logs each decision before its id reaches the node).
+  absl::Duration join_wait = absl::ZeroDuration();
   // TEST HOOK: the clock, ms since the epoch. Null = absl::Now().
   std::function<int64_t()> now_ms;
   // TEST HOOK: runs on the writer thread each time it has taken events from the queue, before processing them

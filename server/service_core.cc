@@ -28,9 +28,6 @@ namespace {
 // Store meta key of the quarantined node ids, one per line.
 constexpr char kQuarantinedNodesKey[] = "quarantined_nodes";
 
-// Cluster mode: how long GetLiveQuality waits for the other replicas' figures. Long enough for a replica to read a
-// large window of its log; only a replica that does not answer makes a call wait all of it (server/cluster_quality.h).
-constexpr absl::Duration kQualityGatherWindow = absl::Seconds(2);
 constexpr uint32_t kDefaultQualityNodes = 10;
 
 absl::Status ValidateQualityRequest(const v1::GetLiveQualityRequest& request) {
@@ -139,8 +136,20 @@ absl::Status ServiceCore::Init() {
                                {"window", static_cast<uint64_t>(options_.decision_log.drift_window)}});
     models_->WakeTrainer();
   };
+  const bool cluster_mode = !options_.cluster.nats.servers.empty();
+  if (cluster_mode) {
+    // One id for the trainer lease, the decisions this replica logs and its log lines.
+    if (options_.cluster.replica_id.empty()) options_.cluster.replica_id = DefaultReplicaId();
+    options_.decision_log.replica_id = options_.cluster.replica_id;
+    options_.decision_log.join_wait = options_.cluster.decision_join_wait;
+    hooks.on_logged = [this](std::vector<std::pair<std::string, std::string>> decisions) {
+      if (ClusterDecisions* out = decisions_out_.load(std::memory_order_acquire); out != nullptr) {
+        out->Publish(std::move(decisions));
+      }
+    };
+  }
   decision_log_ = std::make_unique<DecisionLog>(store_.get(), metrics_, options_.decision_log, std::move(hooks));
-  if (!options_.cluster.nats.servers.empty()) {
+  if (cluster_mode) {
     // Last: the applier feeds OnStored, which reads the statistics, the decision log and the model manager.
     auto cluster = ClusterIngest::Start(options_.cluster, store_.get(), metrics_,
                                         [this](const std::vector<const v1::RunReport*>& stored) { OnStored(stored); });
@@ -159,14 +168,13 @@ absl::Status ServiceCore::Init() {
     auto settings = ClusterSettings::Start(options_.cluster, std::move(appliers));
     if (!settings.ok()) return settings.status();
     cluster_settings_ = *std::move(settings);
-    auto quality = ClusterQuality::Start(
-        cluster_models_->coordination(), cluster_models_->id(),
-        [this](const v1::GetLiveQualityRequest& request, v1::GetLiveQualityResponse* response) {
-          return LocalQuality(request, response);
-        },
-        kQualityGatherWindow);
-    if (!quality.ok()) return quality.status();
-    cluster_quality_ = *std::move(quality);
+    if (decision_log_->enabled()) {
+      auto decisions = ClusterDecisions::Start(options_.cluster, options_.decision_log, options_.cluster.replica_id,
+                                               store_.get(), decision_log_.get(), metrics_);
+      if (!decisions.ok()) return decisions.status();
+      cluster_decisions_ = *std::move(decisions);
+      decisions_out_.store(cluster_decisions_.get(), std::memory_order_release);
+    }
     std::set<std::string> quarantined;
     {
       absl::MutexLock lock(&quarantine_mu_);
@@ -423,6 +431,7 @@ void ServiceCore::LogDecision(const v1::SelectAcceleratorRequest& request,
   r.model_version = response.model_version();
   r.context_key = model::ContextKey(context);
   r.objective = response.objective();
+  r.replica_id = options_.decision_log.replica_id;
   r.context = &proto_context;
   if (request.has_constraints()) r.constraints = &request.constraints();
   r.candidates = recs;
@@ -431,23 +440,13 @@ void ServiceCore::LogDecision(const v1::SelectAcceleratorRequest& request,
 
 absl::Status ServiceCore::GetLiveQuality(const v1::GetLiveQualityRequest& request,
                                          v1::GetLiveQualityResponse* response) {
-  // Refused before any other replica is asked.
-  ACCELSEL_RETURN_IF_ERROR(ValidateQualityRequest(request));
-  if (cluster_quality_ == nullptr) {
-    ACCELSEL_RETURN_IF_ERROR(LocalQuality(request, response));
-    response->set_replicas(1);
-    return absl::OkStatus();
-  }
-  v1::GetLiveQualityRequest defaulted = request;
-  if (defaulted.top_nodes() == 0) defaulted.set_top_nodes(kDefaultQualityNodes);
-  return cluster_quality_->Quality(defaulted, response);
-}
-
-absl::Status ServiceCore::LocalQuality(const v1::GetLiveQualityRequest& request, v1::GetLiveQualityResponse* response) {
   ACCELSEL_RETURN_IF_ERROR(ValidateQualityRequest(request));
   const absl::Duration window = request.window_ms() == 0 ? absl::Hours(1) : absl::Milliseconds(request.window_ms());
-  return decision_log_->Quality(window, request.top_nodes() == 0 ? kDefaultQualityNodes : request.top_nodes(),
-                                response);
+  ACCELSEL_RETURN_IF_ERROR(
+      decision_log_->Quality(window, request.top_nodes() == 0 ? kDefaultQualityNodes : request.top_nodes(), response));
+  // Cluster mode: Quality named the replicas whose decisions the window holds.
+  if (options_.cluster.nats.servers.empty()) response->set_replicas(1);
+  return absl::OkStatus();
 }
 
 absl::Status ServiceCore::ListStrategies(const v1::ListStrategiesRequest& request,
@@ -638,15 +637,13 @@ absl::Status ServiceCore::Backup(const v1::BackupRequest& request, v1::BackupRes
 void ServiceCore::Shutdown() {
   if (shut_down_.exchange(true)) return;
   if (models_) models_->CancelTraining();  // a running retrain (trainer or Retrain RPC) ends at its next round
-  if (cluster_models_) cluster_models_->CancelCalls();    // and a forwarded one stops waiting for the trainer
-  if (cluster_quality_) cluster_quality_->CancelCalls();  // and a GetLiveQuality stops gathering
+  if (cluster_models_) cluster_models_->CancelCalls();  // and a forwarded one stops waiting for the trainer
   {
     absl::MutexLock lock(&workers_mu_);
     refuse_workers_ = true;
     workers_mu_.Await(absl::Condition(
         +[](int* n) { return *n == 0; }, &workers_));
   }
-  if (cluster_quality_) cluster_quality_->Stop();    // the other replicas' requests stop reading the decision log
   if (cluster_settings_) cluster_settings_->Stop();  // no replicated change is applied from here on
   if (retention_) retention_->Stop();
   if (cluster_models_) cluster_models_->Stop();  // hands the trainer lease on before the trainer stops
@@ -654,6 +651,8 @@ void ServiceCore::Shutdown() {
   if (executor_) executor_->Shutdown();  // idle by now: the admin jobs ended with their worker slots
   if (ingest_) ingest_->Stop();
   if (cluster_) cluster_->Stop();
+  // Before the log: its applier hands decisions to the log; the log's last decisions are then not published.
+  if (cluster_decisions_) cluster_decisions_->Stop();
   if (decision_log_) decision_log_->Stop();  // after ingest: it writes the joins of the last stored runs
   if (store_) (void)store_->Flush();
 }

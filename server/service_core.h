@@ -29,9 +29,9 @@
 #include "model/predictor.h"
 #include "model/selector.h"
 #include "server/catalog.h"
+#include "server/cluster_decisions.h"
 #include "server/cluster_ingest.h"
 #include "server/cluster_models.h"
-#include "server/cluster_quality.h"
 #include "server/cluster_settings.h"
 #include "server/decision_log.h"
 #include "server/executor.h"
@@ -70,8 +70,8 @@ class ServiceCore {
   absl::Status Retrain(v1::RetrainResponse* response);
   absl::Status PinModel(const v1::PinModelRequest& request, v1::PinModelResponse* response);
   absl::Status RollbackModel(v1::RollbackModelResponse* response);
-  // Live quality over a recent window, from the decision log (operator only). In cluster mode, from the decision
-  // logs of every replica that answers within the gather window (server/cluster_quality.h).
+  // Live quality over a recent window, from the decision log (operator only). In cluster mode the log holds every
+  // replica's decisions (server/cluster_decisions.h), so any replica answers for the cluster.
   absl::Status GetLiveQuality(const v1::GetLiveQualityRequest& request, v1::GetLiveQualityResponse* response);
   // Operator only: an online copy of the whole store in a new folder under options.backup_dir.
   absl::Status Backup(const v1::BackupRequest& request, v1::BackupResponse* response);
@@ -112,6 +112,7 @@ class ServiceCore {
   // Null in single-process mode.
   ClusterIngest* cluster() { return cluster_.get(); }
   ClusterModels* cluster_models() { return cluster_models_.get(); }
+  const DecisionLog* decision_log() const { return decision_log_.get(); }
   ClusterSettings* cluster_settings() { return cluster_settings_.get(); }
   model::ObservedStats& stats() { return stats_; }
   ModelManager& models() { return *models_; }
@@ -157,11 +158,10 @@ class ServiceCore {
   std::unique_ptr<RunRetention> retention_;  // null without options.run_retention; stopped before the store closes
   // After ingest_ (which hands it outcomes) and models_ (which its hooks read): destroyed before both.
   std::unique_ptr<DecisionLog> decision_log_;
-  // Cluster mode only: GetLiveQuality over every replica's log. After decision_log_ (which its handler reads) and
-  // cluster_models_ (whose connection it borrows): destroyed before both.
-  std::unique_ptr<ClusterQuality> cluster_quality_;
-  // This replica's own figures for a request (validated here: the other replicas' requests come through it too).
-  absl::Status LocalQuality(const v1::GetLiveQualityRequest& request, v1::GetLiveQualityResponse* response);
+  // Cluster mode only: the decision stream. After decision_log_ (which it feeds and which hands it this replica's
+  // decisions through decisions_out_): destroyed before it.
+  std::unique_ptr<ClusterDecisions> cluster_decisions_;
+  std::atomic<ClusterDecisions*> decisions_out_{nullptr};  // read on the decision log's writer thread
   std::atomic<bool> shut_down_{false};
   std::atomic<uint64_t> seeded_selects_{0};  // SelectAccelerator calls drawn from options_.seed
   // Applies `nodes` to the statistics (the trainer reads them there).

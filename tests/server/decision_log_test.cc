@@ -12,6 +12,7 @@
 #include "model/types.h"
 #include "tests/server/test_server.h"
 #include "tests/test_util/decision_log_size.h"
+#include "tests/test_util/registry.h"
 
 namespace accelsel::server {
 namespace {
@@ -51,7 +52,8 @@ class DecisionLogTest : public ::testing::Test {
   }
 
   // A decision for `node` ranking a (first, predicted 100 ms, interval 80-120) before b (predicted 150 ms).
-  std::unique_ptr<DecisionEvent> Decision(const std::string& node, uint64_t version = 3, uint64_t salt = 0) {
+  std::unique_ptr<DecisionEvent> Decision(const std::string& node, uint64_t version = 3, uint64_t salt = 0,
+                                          const std::string& replica = "") {
     const std::string id = MakeDecisionId(now_.load(), ++counter_ + salt);
     v1::TaskContext context;
     context.mutable_model()->set_name("m");
@@ -67,6 +69,7 @@ class DecisionLogTest : public ::testing::Test {
     r.objective = v1::OBJECTIVE_E2E_LATENCY;
     r.context = &context;
     r.candidates = recs;
+    r.replica_id = replica;
     now_ += 1;  // one decision per millisecond, so that ids order as they were made
     return std::make_unique<DecisionEvent>(r);
   }
@@ -471,6 +474,111 @@ TEST_F(DecisionLogTest, DriftWakesTheTrainerOnceWhenLiveErrorExceedsTheFactor) {
   now_ += absl::ToInt64Milliseconds(absl::Minutes(6));
   run(30, 5, 50);
   EXPECT_EQ(wakes.size(), 2u);
+}
+
+// Cluster mode: every replica holds every replica's decisions (server/cluster_decisions.h).
+TEST_F(DecisionLogTest, AnotherReplicasDecisionJoinsTheRunThatArrivedBeforeIt) {
+  options_.replica_id = "r1";
+  options_.join_wait = absl::Seconds(30);
+  std::vector<std::pair<std::string, std::string>> published;
+  absl::Mutex published_mu;
+  DecisionLog::Hooks hooks;
+  hooks.on_logged = [&](std::vector<std::pair<std::string, std::string>> decisions) {
+    absl::MutexLock lock(&published_mu);
+    for (auto& d : decisions) published.push_back(std::move(d));
+  };
+  auto log = Open(std::move(hooks));
+  auto own = Decision("n1", 3, 0, "r1");
+  const std::string own_id(own->decision_id);
+  ASSERT_TRUE(log->RecordDecision(std::move(own)));
+  // Made by r2: its bytes as the decision stream carries them.
+  auto theirs = Decision("n2", 3, 0, "r2");
+  const std::string their_id(theirs->decision_id);
+  const std::string their_bytes = theirs->bytes;
+  theirs.reset();
+
+  // The run came first (through the run stream): it waits, neither joined nor unknown.
+  ASSERT_TRUE(log->RecordOutcome(Report(their_id, "n2", "a", 110)));
+  log->Flush();
+  EXPECT_EQ(log->joins(JoinResult::kJoined), 0u);
+  EXPECT_EQ(log->joins(JoinResult::kUnknown), 0u);
+  EXPECT_EQ(log->waiting_joins(), 1u);
+  EXPECT_EQ(testing::Value(metrics_, "accelsel_decision_joins_waiting"), 1.0);
+
+  std::unique_ptr<DecisionEvent> arrived = DecisionEvent::FromBytes(their_bytes);
+  ASSERT_NE(arrived, nullptr);
+  EXPECT_EQ(arrived->decision_id, their_id);
+  EXPECT_EQ(arrived->replica_id, "r2");
+  EXPECT_EQ(arrived->node_id, "n2");
+  EXPECT_EQ(arrived->model_version, 3u);
+  std::vector<std::unique_ptr<DecisionEvent>> batch;
+  batch.push_back(std::move(arrived));
+  ASSERT_TRUE(log->RecordForeignDecisions(std::move(batch)));
+  log->Flush();
+  EXPECT_EQ(log->joins(JoinResult::kJoined), 1u);
+  EXPECT_EQ(log->waiting_joins(), 0u);
+  const v1::LoggedDecision stored = Stored(their_id);
+  EXPECT_EQ(stored.replica_id(), "r2");
+  ASSERT_TRUE(stored.has_outcome());
+  EXPECT_TRUE(stored.outcome().followed());
+  EXPECT_DOUBLE_EQ(stored.outcome().measured_value(), 110);
+
+  // Delivered again (the applier started over): nothing changes.
+  batch.clear();
+  batch.push_back(DecisionEvent::FromBytes(their_bytes));
+  ASSERT_TRUE(log->RecordForeignDecisions(std::move(batch)));
+  ASSERT_TRUE(log->RecordOutcome(Report(own_id, "n1", "a", 90)));
+  log->Flush();
+  EXPECT_EQ(log->joins(JoinResult::kJoined), 2u);
+  EXPECT_EQ(log->joins(JoinResult::kRepeat), 0u);
+  EXPECT_TRUE(Stored(their_id).has_outcome());
+
+  // Only this replica's own decision was handed over for the stream, and only it counts in this replica's series.
+  {
+    absl::MutexLock lock(&published_mu);
+    ASSERT_EQ(published.size(), 1u);
+    EXPECT_EQ(published[0].first, own_id);
+    EXPECT_EQ(DecisionEvent::FromBytes(published[0].second)->replica_id, "r1");
+  }
+  EXPECT_EQ(testing::Value(metrics_, "accelsel_live_decisions_total", {{"version", "3"}, {"explored", "false"}}), 1.0);
+  EXPECT_EQ(testing::Value(metrics_, "accelsel_live_followed_total", {{"version", "3"}, {"followed", "true"}}), 1.0);
+
+  // The quality answer covers both replicas' decisions, and names them.
+  v1::GetLiveQualityResponse q;
+  ASSERT_TRUE(log->Quality(absl::Hours(1), 10, &q).ok());
+  EXPECT_EQ(q.overall().decisions(), 2u);
+  EXPECT_EQ(q.overall().joined_reports(), 2u);
+  EXPECT_EQ(q.replicas(), 2u);
+  ASSERT_EQ(q.replica_ids_size(), 2);
+  EXPECT_EQ(q.replica_ids(0), "r1");
+  EXPECT_EQ(q.replica_ids(1), "r2");
+}
+
+TEST_F(DecisionLogTest, ARunWhoseDecisionNeverArrivesCountsAsUnknownAfterTheWait) {
+  options_.replica_id = "r1";
+  options_.join_wait = absl::Seconds(30);
+  auto log = Open();
+  ASSERT_TRUE(log->RecordOutcome(Report(MakeDecisionId(kT0, 7), "n1", "a", 100)));
+  ASSERT_TRUE(log->RecordOutcome(Report("node-own-id:17", "n1", "a", 100)));  // not a decision id: unknown at once
+  log->Flush();
+  EXPECT_EQ(log->waiting_joins(), 1u);
+  EXPECT_EQ(log->joins(JoinResult::kUnknown), 1u);
+  now_ += 31'000;
+  // The writer looks at the deadlines at least once a second.
+  for (const absl::Time end = absl::Now() + absl::Seconds(10);
+       log->joins(JoinResult::kUnknown) < 2 && absl::Now() < end;) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_EQ(log->joins(JoinResult::kUnknown), 2u);
+  EXPECT_EQ(log->waiting_joins(), 0u);
+  EXPECT_EQ(log->joins(JoinResult::kJoined), 0u);
+
+  // One still waiting when the log stops counts as unknown too.
+  ASSERT_TRUE(log->RecordOutcome(Report(MakeDecisionId(now_.load(), 8), "n1", "a", 100)));
+  log->Flush();
+  EXPECT_EQ(log->waiting_joins(), 1u);
+  log->Stop();
+  EXPECT_EQ(log->joins(JoinResult::kUnknown), 3u);
 }
 
 TEST_F(DecisionLogTest, DisabledLogsNothing) {
