@@ -922,13 +922,16 @@ void DecisionLog::Process(std::deque<Event>& events) {
 void DecisionLog::JoinRun(const RunFields& r, int64_t now_ms, bool may_wait) {
   Joinable d;
   const JoinResult result = Resolve(r.decision_id, r.node_id, now_ms, &d);
-  if (result == JoinResult::kUnknown && may_wait && waiting_runs_ < options_.queue_capacity &&
-      DecisionIdTime(r.decision_id).has_value()) {
-    // Another replica's decision may still be on its way on the decision stream.
+  // Another replica's decision may still be on its way on the decision stream, also one made before the oldest this
+  // log holds (which Resolve takes for pruned) but within the retention age (a replica catching up applies both
+  // streams at once, each at its own pace).
+  const std::optional<int64_t> made = DecisionIdTime(r.decision_id);
+  if (may_wait && (result == JoinResult::kUnknown || result == JoinResult::kExpired) && made.has_value() &&
+      *made >= now_ms - absl::ToInt64Milliseconds(options_.max_age) && waiting_runs_ < options_.queue_capacity) {
     auto [it, inserted] = waiting_.try_emplace(std::string(r.decision_id));
     if (inserted) waiting_deadlines_.emplace_back(now_ms + absl::ToInt64Milliseconds(options_.join_wait), it->first);
     it->second.push_back(Waiting{std::string(r.run_id), std::string(r.node_id), std::string(r.strategy_id),
-                                 r.time_unix_ms, r.status, *r.metrics});
+                                 r.time_unix_ms, r.status, *r.metrics, result});
     ++waiting_runs_;
     return;
   }
@@ -964,7 +967,7 @@ void DecisionLog::JoinWaiting(const std::string& decision_id, int64_t now_ms) {
 void DecisionLog::ExpireWaiting(int64_t now_ms, bool all) {
   while (!waiting_deadlines_.empty() && (all || waiting_deadlines_.front().first <= now_ms)) {
     if (auto it = waiting_.find(waiting_deadlines_.front().second); it != waiting_.end()) {
-      for (size_t i = 0; i < it->second.size(); ++i) Count(JoinResult::kUnknown);
+      for (const Waiting& w : it->second) Count(w.never);
       waiting_runs_ -= it->second.size();
       waiting_.erase(it);
     }

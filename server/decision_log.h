@@ -208,6 +208,7 @@ class DecisionLog {
     int64_t time_unix_ms = 0;
     v1::RunStatus status = v1::RUN_STATUS_UNSPECIFIED;
     v1::RunMetrics metrics;
+    JoinResult never = JoinResult::kUnknown;  // what it counts as if its decision never comes
   };
   // A decision an outcome joins: one kept in memory, or one read back from the store (decision_log.cc).
   struct Joinable;

@@ -488,20 +488,22 @@ TEST_F(DecisionLogTest, AnotherReplicasDecisionJoinsTheRunThatArrivedBeforeIt) {
     for (auto& d : decisions) published.push_back(std::move(d));
   };
   auto log = Open(std::move(hooks));
-  auto own = Decision("n1", 3, 0, "r1");
-  const std::string own_id(own->decision_id);
-  ASSERT_TRUE(log->RecordDecision(std::move(own)));
-  // Made by r2: its bytes as the decision stream carries them.
+  // Made by r2 a moment before this replica's first decision (so before the oldest this log holds): its bytes as the
+  // decision stream carries them.
   auto theirs = Decision("n2", 3, 0, "r2");
   const std::string their_id(theirs->decision_id);
   const std::string their_bytes = theirs->bytes;
   theirs.reset();
+  auto own = Decision("n1", 3, 0, "r1");
+  const std::string own_id(own->decision_id);
+  ASSERT_TRUE(log->RecordDecision(std::move(own)));
 
-  // The run came first (through the run stream): it waits, neither joined nor unknown.
+  // The run came first (through the run stream): it waits, neither joined nor unknown nor expired.
   ASSERT_TRUE(log->RecordOutcome(Report(their_id, "n2", "a", 110)));
   log->Flush();
   EXPECT_EQ(log->joins(JoinResult::kJoined), 0u);
   EXPECT_EQ(log->joins(JoinResult::kUnknown), 0u);
+  EXPECT_EQ(log->joins(JoinResult::kExpired), 0u);
   EXPECT_EQ(log->waiting_joins(), 1u);
   EXPECT_EQ(testing::Value(metrics_, "accelsel_decision_joins_waiting"), 1.0);
 
