@@ -67,7 +67,9 @@ class TelemetryStore {
   virtual absl::StatusOr<std::vector<AppendResult>> AppendRuns(const std::vector<const v1::RunReport*>& runs) = 0;
   // AppendRuns, with the meta entry `meta_key` = `meta_value` in the same WriteBatch, written even when every run is
   // a duplicate. Cluster mode stores the last applied stream sequence this way, so that after a crash the position
-  // and the runs it covers are always both there or both absent. `meta_key` is not a reserved key (see PutMeta).
+  // and the runs it covers are always both there or both absent. Never fsynced, whatever sync_writes says: the runs
+  // come from a source that holds them durably, and a batch lost to a power cut loses its position with it, so it is
+  // applied again. `meta_key` is not a reserved key (see PutMeta).
   virtual absl::StatusOr<std::vector<AppendResult>> AppendRunsWithMeta(const std::vector<const v1::RunReport*>& runs,
                                                                        const std::string& meta_key,
                                                                        const std::string& meta_value) = 0;
