@@ -3,14 +3,12 @@
 // its decision on both replicas, and GetLiveQuality on either counting them all, also with the other one gone.
 #include "server/cluster_decisions.h"
 
-#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
-#include "cluster/coordination.h"
 #include "gtest/gtest.h"
 #include "server/server.h"
 #include "server/service_core.h"
@@ -24,44 +22,15 @@ namespace {
 // Ground truth of the runs reported: "s-a" 100 ms, "s-b" 200 ms.
 double LatencyMs(const std::string& strategy) { return strategy == "s-a" ? 100 : 200; }
 
-class ClusterDecisionsTest : public ::testing::Test {
+class ClusterDecisionsTest : public ClusterTest {
  protected:
-  void SetUp() override {
-    if (!cluster::Coordination::Available()) GTEST_SKIP() << "built without the NATS C client";
-    if (NatsServer::Binary().empty()) GTEST_SKIP() << "nats-server is not installed";
-    root_ = FreshDir("cluster-decisions");
-    nats_ = std::make_unique<NatsServer>(root_);
-    ASSERT_TRUE(nats_->Start()) << "nats-server did not start; see " << root_ << "/nats-server.log";
-  }
-
-  void TearDown() override {
-    for (auto& r : replicas_) {
-      if (r != nullptr) r->Shutdown();
-    }
-    replicas_.clear();
-    nats_.reset();  // killed and reaped before its folder goes
-    if (!root_.empty() && !HasFailure()) std::filesystem::remove_all(root_);
-  }
+  ClusterDecisionsTest() : ClusterTest("cluster-decisions") {}
 
   server::Server* StartReplica(const std::string& name) {
-    server::ServerOptions o = TestOptions(root_ + "/" + name);
-    o.cluster.nats.servers = {nats_->url()};
+    server::ServerOptions o = ReplicaOptions(name);
     o.cluster.nats.publish_timeout = absl::Seconds(3);
-    o.cluster.replica_id = name;
-    o.shutdown_grace = absl::Seconds(1);
     replicas_.push_back(StartReplicaRetrying(o));
     return replicas_.back().get();
-  }
-
-  static void Register(server::Server& s, const std::string& id) {
-    Connection c = Connect(s.port());
-    grpc::ClientContext ctx;
-    SetDeadline(&ctx);
-    v1::RegisterStrategyRequest req;
-    *req.mutable_strategy() = MakeStrategy(id);
-    v1::RegisterStrategyResponse resp;
-    const grpc::Status st = c.selector->RegisterStrategy(&ctx, req, &resp);
-    ASSERT_TRUE(st.ok()) << st.error_message();
   }
 
   // A decision served by `s` and the report of a run of its first place (run id `run_id`).
@@ -80,15 +49,6 @@ class ClusterDecisionsTest : public ::testing::Test {
     return true;
   }
 
-  static void Report(server::Server& s, const std::vector<v1::RunReport>& reports) {
-    Connection c = Connect(s.port());
-    grpc::ClientContext ctx;
-    SetDeadline(&ctx, 60);
-    for (const v1::RunAck& ack : ReportAll(*c.selector, reports, &ctx)) {
-      ASSERT_EQ(ack.result(), v1::RunAck::RESULT_DURABLE) << ack.run_id() << " " << ack.reason();
-    }
-  }
-
   static v1::GetLiveQualityResponse Quality(server::Server& s) {
     v1::GetLiveQualityRequest req;
     v1::GetLiveQualityResponse resp;
@@ -96,10 +56,6 @@ class ClusterDecisionsTest : public ::testing::Test {
     EXPECT_TRUE(st.ok()) << st;
     return resp;
   }
-
-  std::string root_;
-  std::unique_ptr<NatsServer> nats_;
-  std::vector<std::unique_ptr<server::Server>> replicas_;
 };
 
 TEST_F(ClusterDecisionsTest, AnyReplicaAnswersForTheDecisionsOfAll) {
@@ -107,8 +63,8 @@ TEST_F(ClusterDecisionsTest, AnyReplicaAnswersForTheDecisionsOfAll) {
   ASSERT_NE(a, nullptr);
   server::Server* b = StartReplica("b");
   ASSERT_NE(b, nullptr);
-  Register(*a, "s-a");
-  Register(*a, "s-b");
+  RegisterStrategy(*a, "s-a");
+  RegisterStrategy(*a, "s-b");
   std::vector<v1::RunReport> from_a, from_b;
   constexpr int kOnA = 3, kOnB = 2;
   for (int i = 0; i < kOnA; ++i) ASSERT_TRUE(Decide(*a, absl::StrCat("ra-", i), &from_a));
@@ -121,8 +77,8 @@ TEST_F(ClusterDecisionsTest, AnyReplicaAnswersForTheDecisionsOfAll) {
       absl::Seconds(20)));
   for (int i = 0; i < kOnB; ++i) ASSERT_TRUE(Decide(*b, absl::StrCat("rb-", i), &from_b));
   // Each replica's runs reported through the other: the runs reach both, and so do the decisions.
-  Report(*b, from_a);
-  Report(*a, from_b);
+  ReportDurable(*b, from_a);
+  ReportDurable(*a, from_b);
 
   constexpr uint64_t kTotal = kOnA + kOnB;
   for (server::Server* s : {a, b}) {

@@ -51,50 +51,21 @@ double LatencyMs(const std::string& strategy, uint32_t batch) {
   return strategy == "small" ? 20.0 * batch : 160.0 + 10.0 * batch;
 }
 
-class ClusterModelsTest : public ::testing::Test {
+class ClusterModelsTest : public ClusterTest {
  protected:
-  void SetUp() override {
-    if (!cluster::Coordination::Available()) GTEST_SKIP() << "built without the NATS C client";
-    if (NatsServer::Binary().empty()) GTEST_SKIP() << "nats-server is not installed";
-    root_ = FreshDir("cluster-models");
-    nats_ = std::make_unique<NatsServer>(root_);
-    ASSERT_TRUE(nats_->Start()) << "nats-server did not start; see " << root_ << "/nats-server.log";
-  }
-
-  void TearDown() override {
-    for (auto& r : replicas_) {
-      if (r != nullptr) r->Shutdown();
-    }
-    replicas_.clear();
-    nats_.reset();
-    if (!root_.empty() && !HasFailure()) std::filesystem::remove_all(root_);
-  }
+  ClusterModelsTest() : ClusterTest("cluster-models") {}
 
   std::unique_ptr<server::Server> StartReplica(const std::string& name) {
-    server::ServerOptions o = TestOptions(root_ + "/" + name);
-    o.cluster.nats.servers = {nats_->url()};
+    server::ServerOptions o = ReplicaOptions(name);
     o.cluster.trainer_lease = absl::Seconds(1);
-    o.cluster.replica_id = name;
     o.trainer_enabled = true;
     o.retrain_interval = absl::Hours(1);  // the first model comes from the initial trigger, the rest from RPCs
     o.retrain_min_new_runs = 0;
     o.retrain_growth = 0;
-    o.shutdown_grace = absl::Seconds(1);
     std::unique_ptr<server::Server> s = StartReplicaRetrying(o);
     if (s == nullptr) return nullptr;
-    for (const char* id : {"small", "large"}) Register(*s, id);
+    for (const char* id : {"small", "large"}) RegisterStrategy(*s, id);
     return s;
-  }
-
-  static void Register(server::Server& s, const std::string& id) {
-    Connection c = Connect(s.port());
-    grpc::ClientContext ctx;
-    SetDeadline(&ctx);
-    v1::RegisterStrategyRequest req;
-    *req.mutable_strategy() = MakeStrategy(id);
-    v1::RegisterStrategyResponse resp;
-    const grpc::Status st = c.selector->RegisterStrategy(&ctx, req, &resp);
-    ASSERT_TRUE(st.ok()) << st.error_message();
   }
 
   // Runs of both strategies over a range of batch sizes, enough to train on.
@@ -107,15 +78,6 @@ class ClusterModelsTest : public ::testing::Test {
           MakeReport(absl::StrCat(prefix, i), strategy, batch, LatencyMs(strategy, batch) * (1 + (i % 5) * 0.01)));
     }
     return out;
-  }
-
-  static void Report(server::Server& s, const std::vector<v1::RunReport>& reports) {
-    Connection c = Connect(s.port());
-    grpc::ClientContext ctx;
-    SetDeadline(&ctx, 60);
-    for (const v1::RunAck& ack : ReportAll(*c.selector, reports, &ctx)) {
-      ASSERT_EQ(ack.result(), v1::RunAck::RESULT_DURABLE) << ack.run_id() << " " << ack.reason();
-    }
   }
 
   static uint64_t ServingVersion(server::Server& s) {
@@ -149,10 +111,6 @@ class ClusterModelsTest : public ::testing::Test {
     *serving = resp.serving_version();
     return st;
   }
-
-  std::string root_;
-  std::unique_ptr<NatsServer> nats_;
-  std::vector<std::unique_ptr<server::Server>> replicas_;
 };
 
 TEST_F(ClusterModelsTest, LeaseIsExclusiveAndLapsesWithoutRenewal) {
@@ -236,7 +194,7 @@ TEST_F(ClusterModelsTest, OneTrainerTrainsAndEveryReplicaServesItsVersion) {
   EXPECT_NE(Trainer(a), Trainer(b)) << "exactly one replica holds the lease";
 
   const std::vector<v1::RunReport> runs = Runs("r", 300);
-  Report(a, runs);
+  ReportDurable(a, runs);
   // The trainer's initial retrain, then the pointer: both replicas serve the same version.
   ASSERT_TRUE(
       WaitFor([&] { return ServingVersion(a) != 0 && ServingVersion(a) == ServingVersion(b); }, absl::Seconds(120)))
@@ -291,7 +249,7 @@ TEST_F(ClusterModelsTest, AnotherReplicaTakesOverWhenTheTrainerStops) {
   ASSERT_NE(replicas_[0], nullptr);
   ASSERT_NE(replicas_[1], nullptr);
   ASSERT_TRUE(WaitFor([&] { return Trainer(*replicas_[0]) || Trainer(*replicas_[1]); }, absl::Seconds(10)));
-  Report(*replicas_[0], Runs("r", 300));
+  ReportDurable(*replicas_[0], Runs("r", 300));
   ASSERT_TRUE(WaitFor(
       [&] {
         return ServingVersion(*replicas_[0]) != 0 && ServingVersion(*replicas_[0]) == ServingVersion(*replicas_[1]);

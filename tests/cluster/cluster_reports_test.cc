@@ -30,43 +30,21 @@
 namespace accelsel::testing {
 namespace {
 
-class ClusterReportsTest : public ::testing::Test {
+// Its replicas are the tests' own (replicas_ stays empty).
+class ClusterReportsTest : public ClusterTest {
  protected:
-  void SetUp() override {
-    if (!cluster::RunStream::Available()) GTEST_SKIP() << "built without the NATS C client";
-    if (NatsServer::Binary().empty()) GTEST_SKIP() << "nats-server is not installed";
-    root_ = FreshDir("cluster");
-    nats_ = std::make_unique<NatsServer>(root_);
-    ASSERT_TRUE(nats_->Start()) << "nats-server did not start; see " << root_ << "/nats-server.log";
-  }
+  ClusterReportsTest() : ClusterTest("cluster") {}
 
-  void TearDown() override {
-    nats_.reset();  // killed and reaped before its folder goes
-    if (!root_.empty() && !HasFailure()) std::filesystem::remove_all(root_);
-  }
-
-  server::ServerOptions ReplicaOptions(const std::string& name) {
-    server::ServerOptions o = TestOptions(root_ + "/" + name);
-    o.cluster.nats.servers = {nats_->url()};
+  server::ServerOptions ReplicaOptions(const std::string& name) const {
+    server::ServerOptions o = ClusterTest::ReplicaOptions(name);
+    o.cluster.replica_id.clear();  // as these tests always ran: the default id (host name and process id)
     o.cluster.nats.publish_timeout = absl::Seconds(3);
-    o.shutdown_grace = absl::Seconds(1);
     return o;
   }
 
   // A replica on its own data folder. JetStream may still be starting when the port accepts: retried, bounded.
   std::unique_ptr<server::Server> StartReplica(const std::string& name) { return StartReplica(ReplicaOptions(name)); }
   std::unique_ptr<server::Server> StartReplica(const server::ServerOptions& o) { return StartReplicaRetrying(o); }
-
-  static void Register(server::Server& s, const std::string& id) {
-    Connection c = Connect(s.port());
-    grpc::ClientContext ctx;
-    SetDeadline(&ctx);
-    v1::RegisterStrategyRequest req;
-    *req.mutable_strategy() = MakeStrategy(id);
-    v1::RegisterStrategyResponse resp;
-    const grpc::Status st = c.selector->RegisterStrategy(&ctx, req, &resp);
-    ASSERT_TRUE(st.ok()) << st.error_message();
-  }
 
   static std::vector<v1::RunReport> Reports(const std::string& prefix, int n) {
     std::vector<v1::RunReport> out;
@@ -149,9 +127,6 @@ class ClusterReportsTest : public ::testing::Test {
     if (resp.recommendations_size() == 0) return absl::NotFoundError("no recommendation");
     return absl::OkStatus();
   }
-
-  std::string root_;
-  std::unique_ptr<NatsServer> nats_;
 };
 
 TEST_F(ClusterReportsTest, ReplicasConvergeDeduplicateCatchUpAndRefuseWithoutTheStream) {
@@ -164,8 +139,8 @@ TEST_F(ClusterReportsTest, ReplicasConvergeDeduplicateCatchUpAndRefuseWithoutThe
   ASSERT_NE(b, nullptr);
   // Catalogue replication is not built yet: each replica gets the strategies from the operator.
   for (server::Server* s : {a.get(), b.get()}) {
-    Register(*s, "s-a");
-    Register(*s, "s-b");
+    RegisterStrategy(*s, "s-a");
+    RegisterStrategy(*s, "s-b");
   }
 
   // N reports to A only, through the C++ client: all acknowledged durable, and both replicas apply all of them.
@@ -279,8 +254,8 @@ TEST_F(ClusterReportsTest, ANewReplicaIsServingOnlyOnceItAppliedWhatTheStreamHel
   std::unique_ptr<server::Server> a = StartReplica("a");
   ASSERT_NE(a, nullptr);
   EXPECT_TRUE(Serving(*a));
-  Register(*a, "s-a");
-  Register(*a, "s-b");
+  RegisterStrategy(*a, "s-a");
+  RegisterStrategy(*a, "s-b");
   EXPECT_EQ(Report(*a, Reports("run-", kN), v1::RunAck::RESULT_DURABLE), uint64_t{kN});
   ASSERT_TRUE(WaitFor([&] { return Count(*a) == kN; }, kBound)) << "a=" << Count(*a);
 
@@ -329,8 +304,8 @@ TEST_F(ClusterReportsTest, AReplicaBehindTheRetentionDoesNotStartAndABackupOfAno
   std::filesystem::create_directories(root_ + "/backups");
   std::unique_ptr<server::Server> a = StartReplica(with_retention("a"));
   ASSERT_NE(a, nullptr);
-  Register(*a, "s-a");
-  Register(*a, "s-b");
+  RegisterStrategy(*a, "s-a");
+  RegisterStrategy(*a, "s-b");
   EXPECT_EQ(Report(*a, Reports("run-", kN), v1::RunAck::RESULT_DURABLE), uint64_t{kN});
   ASSERT_TRUE(WaitFor([&] { return Count(*a) == kN; }, absl::Seconds(20)));
   {
@@ -371,8 +346,8 @@ TEST_F(ClusterReportsTest, AReplicaWhoseDeliveryDropsMessagesStartsOverAndMisses
   constexpr int kN = 3000;
   std::unique_ptr<server::Server> a = StartReplica("a");
   ASSERT_NE(a, nullptr);
-  Register(*a, "s-a");
-  Register(*a, "s-b");
+  RegisterStrategy(*a, "s-a");
+  RegisterStrategy(*a, "s-b");
   EXPECT_EQ(Report(*a, Reports("run-", kN), v1::RunAck::RESULT_DURABLE), uint64_t{kN});
   // B applies slowly with a small client buffer: the library drops what does not fit while B works on a batch.
   server::ServerOptions slow = ReplicaOptions("b");
@@ -411,8 +386,8 @@ TEST_F(ClusterReportsTest, TlsCertificatesAndPasswordsForTheNatsConnection) {
   };
   std::unique_ptr<server::Server> a = StartReplica(secured("a"));
   ASSERT_NE(a, nullptr);
-  Register(*a, "s-a");
-  Register(*a, "s-b");
+  RegisterStrategy(*a, "s-a");
+  RegisterStrategy(*a, "s-b");
   const std::vector<v1::RunReport> reports = Reports("tls-", 20);
   EXPECT_EQ(Report(*a, reports, v1::RunAck::RESULT_DURABLE), uint64_t{20});
   ASSERT_TRUE(WaitFor([&] { return Count(*a) == 20; }, absl::Seconds(20))) << "a=" << Count(*a);

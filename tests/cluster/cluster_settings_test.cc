@@ -32,32 +32,12 @@ namespace {
 
 constexpr absl::Duration kBound = absl::Seconds(10);  // replication takes milliseconds; this only bounds a failure
 
-class ClusterSettingsTest : public ::testing::Test {
+class ClusterSettingsTest : public ClusterTest {
  protected:
-  void SetUp() override {
-    if (!cluster::Coordination::Available()) GTEST_SKIP() << "built without the NATS C client";
-    if (NatsServer::Binary().empty()) GTEST_SKIP() << "nats-server is not installed";
-    root_ = FreshDir("cluster-settings");
-    nats_ = std::make_unique<NatsServer>(root_);
-    ASSERT_TRUE(nats_->Start()) << "nats-server did not start; see " << root_ << "/nats-server.log";
-  }
-
-  void TearDown() override {
-    for (auto& r : replicas_) {
-      if (r != nullptr) r->Shutdown();
-    }
-    replicas_.clear();
-    nats_.reset();
-    if (!root_.empty() && !HasFailure()) std::filesystem::remove_all(root_);
-  }
+  ClusterSettingsTest() : ClusterTest("cluster-settings") {}
 
   server::Server* StartReplica(const std::string& name) {
-    server::ServerOptions o = TestOptions(root_ + "/" + name);
-    o.cluster.nats.servers = {nats_->url()};
-    o.cluster.replica_id = name;
-    o.trainer_enabled = false;
-    o.shutdown_grace = absl::Seconds(1);
-    std::unique_ptr<server::Server> s = StartReplicaRetrying(o);
+    std::unique_ptr<server::Server> s = StartReplicaRetrying(ReplicaOptions(name));
     if (s == nullptr) return nullptr;
     replicas_.push_back(std::move(s));
     return replicas_.back().get();
@@ -132,10 +112,6 @@ class ClusterSettingsTest : public ::testing::Test {
     grpc::ClientContext ctx;
     return ReportAll(*c.selector, reports, &ctx);
   }
-
-  std::string root_;
-  std::unique_ptr<NatsServer> nats_;
-  std::vector<std::unique_ptr<server::Server>> replicas_;
 };
 
 TEST(ClusterSettingsKeyTest, KeysAreHexOfTheId) {
@@ -375,12 +351,7 @@ TEST(ClusterStartupTest, ReplicasStartedRightAfterTheNatsServerStart) {
           std::vector<std::thread> starts;
           for (size_t r = 0; r < replicas.size(); ++r) {
             starts.emplace_back([&, r] {
-              server::ServerOptions o = TestOptions(absl::StrCat(root, "/r", r));
-              o.cluster.nats.servers = {nats.url()};
-              o.cluster.replica_id = absl::StrCat("r", r);
-              o.trainer_enabled = false;
-              o.shutdown_grace = absl::Seconds(1);
-              replicas[r] = StartReplicaRetrying(o);
+              replicas[r] = StartReplicaRetrying(ClusterReplicaOptions(root, nats.url(), absl::StrCat("r", r)));
             });
           }
           for (std::thread& t : starts) t.join();
