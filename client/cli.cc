@@ -961,8 +961,8 @@ std::string FormatTable(const std::vector<std::string>& header, const std::vecto
 std::string FormatLiveQuality(const v1::GetLiveQualityResponse& r) {
   std::string s =
       absl::StrCat("live quality over the last ", absl::FormatDuration(absl::Milliseconds(r.window_ms())), "\n");
-  // Cluster mode: whose decisions the figures cover (fewer than the cluster runs: a partial answer). A single
-  // server (replicas 1, no ids) and a server older than the field (replicas 0) add no line.
+  // Cluster mode: the replicas whose decisions the window holds. A single server (replicas 1, no ids) and a server
+  // older than the field (replicas 0) add no line.
   if (r.replica_ids_size() > 0) {
     absl::StrAppend(&s, "replicas: ", r.replicas(), " (", absl::StrJoin(r.replica_ids(), ", "), ")\n");
   }

@@ -130,9 +130,10 @@ ts("Decision log throughput",
    desc="Records per second written, dropped because the queue was full (AccelselDecisionLogDrops), and pruned "
         "by age or size.")
 ts("Reports joined to decisions",
-   [("sum by (result) (rate(" + m("accelsel_decision_joins_total") + R + "))", "{{result}}")],
+   [("avg by (result) (rate(" + m("accelsel_decision_joins_total") + R + "))", "{{result}}")],
    "short", 12, 61,
-   desc="Reports carrying a decision_id per second, by join outcome (joined, unknown, expired, foreign, repeat).")
+   desc="Reports carrying a decision_id per second, by join outcome (joined, unknown, expired, foreign, repeat). "
+        "Averaged over instances: in cluster mode every replica joins every run.")
 ts("Decision log size", [(m("accelsel_decision_log_bytes"), "{{instance}}")], "bytes", 0, 69)
 def var(name, label, query):
     return {"name": name, "type": "query", "datasource": ds, "label": label, "includeAll": True, "multi": True,

@@ -17,7 +17,7 @@ cluster::RunStreamOptions DecisionStreamOptions(const ClusterOptions& cluster, c
   o.subject = absl::StrCat(cluster.nats.subject, ".decisions");
   o.max_age = log.max_age;
   o.max_bytes = static_cast<int64_t>(std::min<uint64_t>(log.max_bytes, uint64_t{1} << 62));
-  o.pending_messages = 1 << 16;
+  o.pending_messages = std::min(cluster.nats.pending_messages, 1 << 16);
   return o;
 }
 
@@ -104,6 +104,12 @@ void ClusterDecisions::PublishLoop() {
         queue_.pop_front();
       }
       stop = stopping_ && queue_.empty();
+      if (stopping_ && !queue_.empty()) {
+        // One last batch is published; the rest is dropped, so that a stop never waits on NATS for long.
+        series_.decisions_not_published->Increment(static_cast<double>(queue_.size()));
+        queue_.clear();
+        stop = true;
+      }
     }
     if (!batch.empty()) {
       items.clear();
@@ -132,8 +138,24 @@ void ClusterDecisions::ApplyLoop() {
   std::string last_error;
   uint64_t stored_position = applied_;
   absl::Time last_store = absl::Now();
+  absl::Time last_delivery = absl::Now();
+  const auto start_over = [&](const char* why) {
+    log::Warn("cluster_decisions_delivery_restarted", {{"after_sequence", applied_}, {"why", why}});
+    series_.decision_redeliveries->Increment();
+    ResubscribeUntilStopped(*stream_, applied_, stop_applier_, "cluster_decisions_consume_failed");
+    last_delivery = absl::Now();
+  };
   while (!stop_applier_.load(std::memory_order_acquire)) {
     absl::Status st = stream_->NextBatch(max_batch_, absl::Milliseconds(200), &messages);
+    if (st.ok() && messages.empty()) {
+      // Nothing for a while: fine when the stream has nothing new, a stalled delivery when it has.
+      if (absl::Now() - last_delivery > absl::Seconds(5)) {
+        last_delivery = absl::Now();
+        if (auto bounds = stream_->State(); bounds.ok() && bounds->last > applied_) start_over("stalled");
+      }
+      continue;
+    }
+    last_delivery = absl::Now();
     if (!st.ok()) {
       // The client library dropped deliveries (its buffer overflowed while the log was slow): start over after what
       // was handed to the log.
@@ -142,13 +164,23 @@ void ClusterDecisions::ApplyLoop() {
         log::Warn("cluster_decisions_consume_failed", {{"error", last_error}, {"applied_sequence", applied_}});
       }
       absl::SleepFor(absl::Milliseconds(200));
-      ResubscribeUntilStopped(*stream_, applied_, stop_applier_, "cluster_decisions_consume_failed");
+      start_over("consume_failed");
       continue;
     }
     last_error.clear();
     foreign.clear();
+    bool gap = false;
     for (cluster::StreamMessage& m : messages) {
       if (m.sequence <= applied_) continue;
+      if (m.sequence > applied_ + 1) {
+        // The delivery dropped messages the stream still holds (the client's buffer overflowed while the log was
+        // slow): hand over what came before, then start over after it. Messages the stream's retention removed
+        // are gone; their decisions were past the log's own retention too.
+        if (auto bounds = stream_->State(); !bounds.ok() || bounds->first <= applied_ + 1) {
+          gap = true;
+          break;
+        }
+      }
       applied_ = m.sequence;
       std::unique_ptr<DecisionEvent> d = DecisionEvent::FromBytes(std::move(m.data));
       if (d == nullptr) {
@@ -164,6 +196,7 @@ void ClusterDecisions::ApplyLoop() {
       series_.decisions_applied->Increment(static_cast<double>(n));
       foreign.clear();  // moved from: valid, emptied
     }
+    if (gap) start_over("gap");
     if (applied_ != stored_position && absl::Now() - last_store >= absl::Seconds(1)) {
       // After the log wrote what came before it: a restart then starts after decisions the log holds.
       log_->Flush();

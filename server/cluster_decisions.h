@@ -7,7 +7,8 @@
 //   with the decision id as the message id. A queue beyond its bound, or NATS away, drops them (counted): the
 //   decision log is a log, not a promise.
 // - the applier consumes that stream from the position stored in this replica's store and hands the other replicas'
-//   decisions to the decision log (DecisionLog::RecordForeignDecisions, which waits rather than drops), where a run
+//   decisions to the decision log (DecisionLog::RecordForeignDecisions, which waits rather than drops; a delivery that
+//   dropped messages or stalls starts over after the last one handed over, as ClusterIngest's does), where a run
 //   that arrived first waits for its decision up to DecisionLogOptions::join_wait. The position is stored at most
 //   once a second, after the log has written what came before it: a restart delivers at most that second again,
 //   and the log writes those records once more, unchanged.
@@ -56,7 +57,7 @@ class ClusterDecisions {
 
   // Takes decisions of this replica, as (decision id, stored bytes), for the stream. Never blocks.
   void Publish(std::vector<std::pair<std::string, std::string>> decisions) ABSL_LOCKS_EXCLUDED(mu_);
-  // Publishes what is queued (or drops it, NATS away), then stops both threads.
+  // Publishes one more batch of what is queued (the rest is dropped, counted), then stops both threads.
   void Stop() ABSL_LOCKS_EXCLUDED(mu_);
 
  private:

@@ -65,8 +65,6 @@ class ClusterModels {
 
   bool trainer() const { return trainer_.load(std::memory_order_acquire); }
   const std::string& id() const { return id_; }
-  // The connection other cluster parts share (ClusterQuality's broadcasts); valid until this object is destroyed.
-  cluster::Coordination* coordination() { return coordination_.get(); }
 
   absl::StatusOr<v1::ModelVersionInfo> Retrain() ABSL_LOCKS_EXCLUDED(tick_mu_);
   absl::StatusOr<uint64_t> Pin(uint64_t version) ABSL_LOCKS_EXCLUDED(tick_mu_);

@@ -735,6 +735,8 @@ int64_t DecisionLog::NowMs() const { return options_.now_ms ? options_.now_ms() 
 bool DecisionLog::Push(Event event, size_t items, bool wait) {
   absl::MutexLock lock(&mu_);
   if (wait) {
+    // A producer that waits (the decision stream's applier, maybe with a backlog) fills at most half the queue, so
+    // that this replica's own decisions and joins still find room beside it.
     struct Room {
       DecisionLog* self;
       size_t items;
@@ -742,13 +744,14 @@ bool DecisionLog::Push(Event event, size_t items, bool wait) {
     mu_.Await(absl::Condition(
         +[](Room* r) ABSL_NO_THREAD_SAFETY_ANALYSIS {
           return r->self->stopping_ || r->self->queued_items_ == 0 ||
-                 r->self->queued_items_ + r->items <= r->self->options_.queue_capacity;
+                 r->self->queued_items_ + r->items <= r->self->options_.queue_capacity / 2;
         },
         &room));
+  } else if (queued_items_ + items > options_.queue_capacity) {
+    return false;
   }
   // Only called when enabled, i.e. with the writer started; after Stop nothing is taken any more.
   if (stopping_) return false;
-  if (queued_items_ + items > options_.queue_capacity && !(wait && queued_items_ == 0)) return false;
   queue_.push_back(std::move(event));
   queued_items_ += items;
   ++queued_;
@@ -896,6 +899,9 @@ void DecisionLog::Process(std::deque<Event>& events) {
       JoinWaiting(id, now);
     }
     if (e.outcomes == nullptr) continue;
+    // Decisions remembered since the last write may have pushed others of this batch out of memory before they
+    // reached the store, where a join would look for them: write first.
+    if (remembered_unwritten_ > options_.recent_capacity / 2) Write();
     const Outcomes& batch = *e.outcomes;
     for (const Outcomes::Run& r : batch.runs) {
       JoinRun({.decision_id = batch.View(r.decision_id, r.run_id),
@@ -927,9 +933,16 @@ void DecisionLog::JoinRun(const RunFields& r, int64_t now_ms, bool may_wait) {
   // streams at once, each at its own pace).
   const std::optional<int64_t> made = DecisionIdTime(r.decision_id);
   if (may_wait && (result == JoinResult::kUnknown || result == JoinResult::kExpired) && made.has_value() &&
-      *made >= now_ms - absl::ToInt64Milliseconds(options_.max_age) && waiting_runs_ < options_.queue_capacity) {
+      *made >= now_ms - absl::ToInt64Milliseconds(options_.max_age) && *made > pruned_until_ms_ &&
+      waiting_runs_ < options_.queue_capacity) {
     auto [it, inserted] = waiting_.try_emplace(std::string(r.decision_id));
-    if (inserted) waiting_deadlines_.emplace_back(now_ms + absl::ToInt64Milliseconds(options_.join_wait), it->first);
+    if (inserted) {
+      // An id's deadline stays queued after its runs joined; drop those once they outnumber the waiting ids.
+      if (waiting_deadlines_.size() > 2 * waiting_.size() + 1024) {
+        std::erase_if(waiting_deadlines_, [&](const auto& d) { return !waiting_.contains(d.second); });
+      }
+      waiting_deadlines_.emplace_back(now_ms + absl::ToInt64Milliseconds(options_.join_wait), it->first);
+    }
     it->second.push_back(Waiting{std::string(r.run_id), std::string(r.node_id), std::string(r.strategy_id),
                                  r.time_unix_ms, r.status, *r.metrics, result});
     ++waiting_runs_;
@@ -1055,6 +1068,7 @@ void DecisionLog::Remember(std::unique_ptr<DecisionEvent> decision) {
     recent_order_.pop_front();
   }
   const std::string_view id = decision->decision_id;
+  ++remembered_unwritten_;
   recent_order_.push_back(id);
   recent_[id] = std::move(decision);
 }
@@ -1070,6 +1084,7 @@ void DecisionLog::Write() {
   }
   batch_.clear();
   joined_unwritten_.clear();
+  remembered_unwritten_ = 0;
   metrics_->decision_log_bytes().Set(static_cast<double>(bytes_));
 }
 
@@ -1109,6 +1124,7 @@ void DecisionLog::ApplyRetention() {
     log::Error("decision_log_prune_failed", {{"error", st.ToString()}});
     return;
   }
+  pruned_until_ms_ = std::max(pruned_until_ms_, KeyTime(end));
   // Ids of one millisecond are not in insertion order: look at every remembered one.
   std::erase_if(recent_order_, [&](std::string_view id) {
     if (id >= end) return false;

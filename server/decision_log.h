@@ -264,6 +264,8 @@ class DecisionLog {
   absl::flat_hash_map<std::string, std::vector<Waiting>> waiting_;
   std::deque<std::pair<int64_t, std::string>> waiting_deadlines_;
   size_t waiting_runs_ = 0;
+  size_t remembered_unwritten_ = 0;  // decisions remembered since the last Write
+  int64_t pruned_until_ms_ = 0;      // creation time of the newest decision retention deleted; 0 = none
   // This process's decisions of the batch being processed, for Hooks::on_logged.
   std::vector<std::pair<std::string, std::string>> logged_;
   uint64_t bytes_ = 0;           // keys + values of the stored records

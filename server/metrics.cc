@@ -352,6 +352,10 @@ const Metrics::ClusterSeries& Metrics::EnableCluster() {
               "reports as unknown joins.");
   cluster_.decisions_applied = counter("accelsel_cluster_decisions_applied_total",
                                        "Decisions of other replicas taken from the decision stream into this log.");
+  cluster_.decision_redeliveries =
+      counter("accelsel_cluster_decision_redeliveries_total",
+              "Times this replica's delivery of the decision stream dropped messages or stalled and was started again "
+              "after the last decision it took.");
   return cluster_;
 }
 

@@ -124,6 +124,7 @@ class Metrics {
     prometheus::Counter* decisions_published = nullptr;      // own decisions the decision stream acknowledged
     prometheus::Counter* decisions_not_published = nullptr;  // own decisions dropped (queue full, NATS away)
     prometheus::Counter* decisions_applied = nullptr;        // other replicas' decisions added to this log
+    prometheus::Counter* decision_redeliveries = nullptr;    // decision-stream deliveries started over
   };
   const ClusterSeries& EnableCluster();
   void RunsDuplicate(double n) { runs_duplicate_->Increment(n); }

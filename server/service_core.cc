@@ -651,8 +651,11 @@ void ServiceCore::Shutdown() {
   if (executor_) executor_->Shutdown();  // idle by now: the admin jobs ended with their worker slots
   if (ingest_) ingest_->Stop();
   if (cluster_) cluster_->Stop();
-  // Before the log: its applier hands decisions to the log; the log's last decisions are then not published.
-  if (cluster_decisions_) cluster_decisions_->Stop();
+  // Before the log (its applier hands decisions to the log), once the log handed over what it holds.
+  if (cluster_decisions_) {
+    decision_log_->Flush();
+    cluster_decisions_->Stop();
+  }
   if (decision_log_) decision_log_->Stop();  // after ingest: it writes the joins of the last stored runs
   if (store_) (void)store_->Flush();
 }

@@ -26,12 +26,16 @@ class ClusterDecisionsTest : public ClusterTest {
  protected:
   ClusterDecisionsTest() : ClusterTest("cluster-decisions") {}
 
-  server::Server* StartReplica(const std::string& name) {
+  server::ServerOptions Options(const std::string& name) {
     server::ServerOptions o = ReplicaOptions(name);
     o.cluster.nats.publish_timeout = absl::Seconds(3);
+    return o;
+  }
+  server::Server* StartReplica(const server::ServerOptions& o) {
     replicas_.push_back(StartReplicaRetrying(o));
     return replicas_.back().get();
   }
+  server::Server* StartReplica(const std::string& name) { return StartReplica(Options(name)); }
 
   // A decision served by `s` and the report of a run of its first place (run id `run_id`).
   static bool Decide(server::Server& s, const std::string& run_id, std::vector<v1::RunReport>* reports) {
@@ -102,7 +106,9 @@ TEST_F(ClusterDecisionsTest, AnyReplicaAnswersForTheDecisionsOfAll) {
     // Every report joined its decision on this replica too, none counted unknown (waiting for a decision ends in
     // one or the other).
     const server::DecisionLog& log = *s->core().decision_log();
-    ASSERT_TRUE(WaitFor([&] { return log.joins(server::JoinResult::kJoined) == kTotal; }, absl::Seconds(60)))
+    // The waiting count is published after the join is counted: both are waited for.
+    ASSERT_TRUE(WaitFor([&] { return log.joins(server::JoinResult::kJoined) == kTotal && log.waiting_joins() == 0; },
+                        absl::Seconds(60)))
         << log.joins(server::JoinResult::kJoined);
     EXPECT_EQ(log.joins(server::JoinResult::kUnknown), 0u);
     EXPECT_EQ(log.waiting_joins(), 0u);
@@ -114,6 +120,35 @@ TEST_F(ClusterDecisionsTest, AnyReplicaAnswersForTheDecisionsOfAll) {
   EXPECT_EQ(after.overall().decisions(), kTotal);
   EXPECT_EQ(after.overall().joined_reports(), kTotal);
   EXPECT_EQ(after.replicas(), 2u);
+}
+
+TEST_F(ClusterDecisionsTest, AReplicaWhoseDeliveryDropsDecisionsStartsOverAndMissesNone) {
+  constexpr int kN = 1500;
+  server::Server* a = StartReplica("a");
+  ASSERT_NE(a, nullptr);
+  RegisterStrategy(*a, "s-a");
+  RegisterStrategy(*a, "s-b");
+  std::vector<v1::RunReport> unused;
+  for (int i = 0; i < kN; ++i) ASSERT_TRUE(Decide(*a, absl::StrCat("r-", i), &unused));
+  // B takes decisions slowly (a small log queue, a slow log writer) with a small client buffer: the library drops
+  // what does not fit while B's applier waits for room in the log.
+  server::ServerOptions slow = Options("b");
+  slow.cluster.nats.pending_messages = 64;
+  slow.cluster.max_batch = 32;
+  slow.decision_log.queue_capacity = 64;
+  slow.decision_log.on_take = [] { absl::SleepFor(absl::Milliseconds(2)); };
+  server::Server* b = StartReplica(slow);
+  ASSERT_NE(b, nullptr);
+  v1::GetLiveQualityResponse q;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        q = Quality(*b);
+        return q.overall().decisions() == uint64_t{kN};
+      },
+      absl::Seconds(120)))
+      << q.overall().decisions();
+  EXPECT_GT(b->core().metrics()->EnableCluster().decision_redeliveries->Value(), 0)
+      << "the delivery never dropped a decision: the test did not test";
 }
 
 TEST_F(ClusterDecisionsTest, InvalidRequestsAreRefused) {
