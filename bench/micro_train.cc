@@ -4,14 +4,19 @@
 // process, e.g. --benchmark_filter=BM_Train/1000000). BM_TrainCapped is the same after the trainer's row cap
 // (model/row_cap.h), timed together; BM_ChooseCappedRows is the cap alone, on keys, up to 10M runs.
 // BENCH_TRAIN_EVAL=1 adds held-out quality (MAPE, top-1; untimed) so a capped and an uncapped model can be compared.
+// BM_RetrainFromStore is a whole retrain from a RocksDB store, read as the server's trainer reads it; BM_ScanStore
+// one scan of that store in time order and in the store's own order.
 #include <benchmark/benchmark.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <random>
 #include <string>
@@ -22,6 +27,9 @@
 #include "model/meta_model.h"
 #include "model/row_cap.h"
 #include "proto/convert.h"
+#include "server/model_manager.h"
+#include "server/training_set.h"
+#include "storage/telemetry_store.h"
 #include "util/hash.h"
 
 namespace accelsel::bench {
@@ -151,6 +159,133 @@ void BM_ChooseCappedRows(benchmark::State& state) {
   }
   AddCounters(state, nullptr, n, contexts, kept, input_rss_mb);
 }
+// Fills a store at `dir` with `n` runs over `contexts` pooled contexts, 32 strategies and 200 nodes, one run per
+// millisecond, then marks it filled. Called in a child process.
+bool FillStore(const std::string& dir, size_t n, size_t contexts) {
+  storage::StoreOptions options;
+  options.path = dir;
+  options.sync_writes = false;
+  auto store = storage::TelemetryStore::Open(options);
+  if (!store.ok()) return false;
+  std::mt19937_64 rng(11);
+  v1::TaskContext ctx;
+  std::vector<v1::RunReport> batch(10000);
+  std::vector<const v1::RunReport*> pointers;
+  for (size_t begin = 0; begin < n; begin += batch.size()) {
+    pointers.clear();
+    for (size_t i = begin; i < std::min(n, begin + batch.size()); ++i) {
+      v1::RunReport& r = batch[i - begin];
+      PooledContext(rng() % contexts, contexts, &ctx);
+      SyntheticRun(ctx, static_cast<int>(rng() % 32), rng, &r);
+      // Ids in no relation to time, as a network's run ids are (a bijective hash of the index): a time-ordered read
+      // then looks runs up all over the store, as it would in a real one.
+      r.set_run_id(absl::StrCat("r", absl::Hex(uint64_t{i} * 0x9E3779B97F4A7C15ULL, absl::kZeroPad16)));
+      r.set_node_id(absl::StrCat("node-", rng() % 200));
+      r.set_time_unix_ms(1700000000000 + static_cast<int64_t>(i));
+      pointers.push_back(&r);
+    }
+    if (!(*store)->AppendRuns(pointers).ok()) return false;
+  }
+  if (!(*store)->Flush().ok()) return false;
+  store->reset();
+  std::ofstream(dir + "/FILLED") << n << "\n";
+  return true;
+}
+
+// The store of `n` runs over `contexts` contexts in ACCELSEL_BENCH_TMPDIR (default /tmp), opened with the server's
+// defaults. A child process fills it the first time (its memory is not in this process's peak); later runs reuse it.
+std::unique_ptr<storage::TelemetryStore> OpenFilledStore(benchmark::State& state, size_t n, size_t contexts) {
+  const char* base = std::getenv("ACCELSEL_BENCH_TMPDIR");
+  const std::string dir = absl::StrCat(base != nullptr ? base : "/tmp", "/accelsel-bench-store-", n, "-", contexts);
+  if (!std::filesystem::exists(dir + "/FILLED")) {
+    std::filesystem::remove_all(dir);
+    const pid_t pid = fork();
+    if (pid == 0) _exit(FillStore(dir, n, contexts) ? 0 : 1);
+    int status = 0;
+    if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+      state.SkipWithError(absl::StrCat("filling ", dir, " failed").c_str());
+      return nullptr;
+    }
+  }
+  storage::StoreOptions options;
+  options.path = dir;
+  auto store = storage::TelemetryStore::Open(options);
+  if (!store.ok()) {
+    state.SkipWithError(std::string(store.status().message()).c_str());
+    return nullptr;
+  }
+  return *std::move(store);
+}
+
+// One scan of every run of a stored N (args: runs, contexts, order): order 1 in time order (ScanRuns, the time index
+// and a lookup per run), 0 in the store's own order (ScanRunsUnordered, the trainer's two passes). Parsing only: what
+// the trainer's first pass pays before its own work on each run.
+void BM_ScanStore(benchmark::State& state) {
+  const size_t n = static_cast<size_t>(state.range(0));
+  std::unique_ptr<storage::TelemetryStore> store = OpenFilledStore(state, n, static_cast<size_t>(state.range(1)));
+  if (store == nullptr) return;
+  size_t seen = 0;
+  for (auto _ : state) {
+    seen = 0;
+    const auto count = [&](const v1::RunReport& r) {
+      seen += r.run_id().empty() ? 0 : 1;
+      return true;
+    };
+    const absl::Status status =
+        state.range(2) == 1 ? store->ScanRuns(0, count) : store->ScanRunsUnordered(nullptr, count);
+    if (!status.ok() || seen != n) {
+      state.SkipWithError(absl::StrCat("scan: ", status.ToString(), ", ", seen, " runs").c_str());
+      return;
+    }
+  }
+  state.counters["us_per_run"] = benchmark::Counter(
+      static_cast<double>(n) * 1e-6, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+}
+
+// A whole retrain from a store of N runs (args: runs, contexts, cap) as the server's trainer does it: the two-pass
+// read (server/training_set.h) with the server's held-out split and caps (the held-out side at a quarter of the cap),
+// training, and scoring on the held-out runs. One size per process, as BM_Train.
+void BM_RetrainFromStore(benchmark::State& state) {
+  const size_t n = static_cast<size_t>(state.range(0));
+  const size_t contexts = static_cast<size_t>(state.range(1));
+  const size_t cap = static_cast<size_t>(state.range(2));
+  std::unique_ptr<storage::TelemetryStore> store = OpenFilledStore(state, n, contexts);
+  if (store == nullptr) return;
+  const double input_rss_mb = CurrentRssMb();
+  const model::TrainOptions to = BenchTrainOptions();
+  server::TrainingSetOptions read;
+  read.in_holdout = &server::ModelManager::InHoldout;
+  read.max_training_rows = cap;
+  read.max_holdout_rows = cap / 4;
+  std::unique_ptr<model::MetaModel> model;
+  size_t rows = 0, holdout_rows = 0;
+  double read_s = 0;
+  model::HoldoutMetrics scores;
+  for (auto _ : state) {
+    const auto t0 = std::chrono::steady_clock::now();
+    absl::StatusOr<server::TrainingSet> set = server::ReadTrainingSet(*store, read);
+    read_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (!set.ok()) {
+      state.SkipWithError(std::string(set.status().message()).c_str());
+      return;
+    }
+    auto m = model::MetaModel::Train(set->train, to);
+    if (!m.ok()) {
+      state.SkipWithError(std::string(m.status().message()).c_str());
+      return;
+    }
+    scores = (*m)->Evaluate(set->holdout);
+    rows = set->train.size();
+    holdout_rows = set->holdout.size();
+    model = *std::move(m);
+  }
+  state.counters["read_s"] = read_s;
+  state.counters["holdout_rows"] = static_cast<double>(holdout_rows);
+  state.counters["store_holdout_top1"] = scores.top1;
+  state.counters["store_holdout_mape"] = scores.mape;
+  AddCounters(state, model.get(), n, contexts, rows, input_rss_mb);
+}
+
 // Wall time (the bar is a retrain's duration) and the whole process's CPU time (the boosters run on their own
 // threads).
 BENCHMARK(BM_Train)
@@ -169,6 +304,23 @@ BENCHMARK(BM_TrainCapped)
     ->Args({2000000, 200000})
     ->Args({2000000, 1000000})
     ->Args({2000000, 0})
+    ->Iterations(1)
+    ->Unit(benchmark::kSecond)
+    ->UseRealTime()
+    ->MeasureProcessCPUTime();
+// The same 20,000 contexts reported ten times as long: with the default cap, 10M stored runs should cost what 1M do.
+BENCHMARK(BM_RetrainFromStore)
+    ->Args({1000000, 20000, 1000000})
+    ->Args({10000000, 20000, 1000000})
+    ->Iterations(1)
+    ->Unit(benchmark::kSecond)
+    ->UseRealTime()
+    ->MeasureProcessCPUTime();
+BENCHMARK(BM_ScanStore)
+    ->Args({1000000, 20000, 1})
+    ->Args({1000000, 20000, 0})
+    ->Args({10000000, 20000, 1})
+    ->Args({10000000, 20000, 0})
     ->Iterations(1)
     ->Unit(benchmark::kSecond)
     ->UseRealTime()

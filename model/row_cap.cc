@@ -68,9 +68,14 @@ struct BoundaryContext {
 
 }  // namespace
 
+RowCapKey RowCapKeyOf(uint64_t context_key, std::string_view strategy_id, std::string_view node_id,
+                      int64_t time_unix_ms, std::string_view run_id) {
+  return RowCapKey{context_key, util::StableHash(strategy_id), util::StableHash(node_id), time_unix_ms,
+                   util::StableHash(run_id)};
+}
+
 RowCapKey RowCapKeyOf(const RunRecord& run) {
-  return RowCapKey{ContextKey(run.context), util::StableHash(run.strategy_id), util::StableHash(run.node_id),
-                   run.time_unix_ms, util::StableHash(run.run_id)};
+  return RowCapKeyOf(ContextKey(run.context), run.strategy_id, run.node_id, run.time_unix_ms, run.run_id);
 }
 
 std::vector<bool> ChooseCappedRows(const std::vector<RowCapKey>& keys, size_t max_rows) {

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string_view>
 #include <vector>
 
 #include "model/types.h"
@@ -21,6 +22,9 @@ struct RowCapKey {
   uint64_t run = 0;  // util::StableHash(run.run_id): orders runs reported in the same millisecond
 };
 RowCapKey RowCapKeyOf(const RunRecord& run);
+// The same from a run's parts, for a caller that has not built its RunRecord; `context_key` = ContextKey(context).
+RowCapKey RowCapKeyOf(uint64_t context_key, std::string_view strategy_id, std::string_view node_id,
+                      int64_t time_unix_ms, std::string_view run_id);
 
 // Which runs the cap keeps: keep[i] for keys[i]. Every run is kept when max_rows == 0 (no cap) or when there are at
 // most max_rows runs. Otherwise exactly max_rows are kept:

@@ -62,13 +62,17 @@ model::Objective FromProto(v1::Objective in) {
   }
 }
 
+const std::string& StrategyIdOf(const v1::RunReport& in) {
+  return in.strategy_id().empty() ? in.strategy().id() : in.strategy_id();
+}
+
 model::RunRecord FromProto(const v1::RunReport& in) {
   model::RunRecord out;
   out.run_id = in.run_id();
   out.node_id = in.node_id();
   out.time_unix_ms = in.time_unix_ms();
   out.context = FromProto(in.context());
-  out.strategy_id = in.strategy_id().empty() ? in.strategy().id() : in.strategy_id();
+  out.strategy_id = StrategyIdOf(in);
   out.decision_id = in.decision_id();
   switch (in.status()) {
     case v1::RUN_STATUS_OOM: out.status = model::RunStatus::kOom; break;

@@ -3,6 +3,8 @@
 #ifndef ACCELSEL_PROTO_CONVERT_H_
 #define ACCELSEL_PROTO_CONVERT_H_
 
+#include <string>
+
 #include "accelsel/v1/accelsel.pb.h"
 #include "model/selector.h"
 #include "model/types.h"
@@ -13,6 +15,8 @@ model::TaskContext FromProto(const v1::TaskContext& in);
 model::Strategy FromProto(const v1::Strategy& in);
 model::RunRecord FromProto(const v1::RunReport& in);
 model::Objective FromProto(v1::Objective in);
+// The strategy a run report names: strategy_id, or the inline definition's id when strategy_id is empty.
+const std::string& StrategyIdOf(const v1::RunReport& in);
 
 void ToProto(const model::TaskContext& in, v1::TaskContext* out);
 // Components come out with lossy = false: a model::Strategy keeps only whether any of them is lossy, so a definition

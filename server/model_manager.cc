@@ -14,8 +14,6 @@
 #include "model/context_key.h"
 #include "model/meta_model.h"
 #include "model/observed_stats.h"
-#include "model/robust.h"
-#include "model/row_cap.h"
 #include "proto/convert.h"
 #include "server/off_policy_replay.h"
 #include "util/log.h"
@@ -251,40 +249,30 @@ ModelManager::RunFilters ModelManager::ReadRunFilters() const {
 }
 
 absl::StatusOr<ModelManager::RunSplit> ModelManager::SnapshotRuns(const RunFilters& filters) const {
-  // A consistent snapshot of the store, split by task context. Reading and converting it (seconds of CPU at 1M
-  // runs) is training's work too, so it also runs at the trainer's priority: the scan holds no lock that a request
-  // takes (a RocksDB snapshot and iterator; the store's own mutex only to pin the instance).
-  RunSplit runs;
-  absl::Status scan = store_->ScanRuns(0, [&](const v1::RunReport& r) {
-    model::RunRecord rec = FromProto(r);
-    (InHoldout(rec.context) ? runs.holdout : runs.train).push_back(std::move(rec));
-    return true;
-  });
-  if (!scan.ok()) return scan;
-  // The runs of nodes the statistics distrust (far from their peers across contexts) are left out.
-  if (!filters.distrusted.empty()) {
-    auto trusted = [&](std::vector<model::RunRecord>& set) {
-      std::erase_if(set, [&](const model::RunRecord& r) {
-        return filters.distrusted.contains(model::ObservedStats::NodeHash(r.node_id));
-      });
-    };
-    trusted(runs.train);
-    trusted(runs.holdout);
+  // Reading and converting the runs (seconds of CPU at 1M runs) is training's work too, so it also runs at the
+  // trainer's priority: the scans hold no lock that a request takes (RocksDB snapshots and iterators; the store's
+  // own mutex only to pin the instance).
+  TrainingSetOptions options;
+  options.in_holdout = &InHoldout;
+  // The runs of nodes the statistics distrust (far from their peers across contexts) are left out; every run is
+  // learnt at its strategy's base level, so a strategy that got slower everywhere is not averaged over its before
+  // and after (the selector moves predictions to the level now).
+  options.distrusted = filters.distrusted;
+  options.levels = filters.levels;
+  options.max_training_rows = options_.max_training_rows;
+  // The held-out side keeps its share of the split, so that scoring a candidate stays bounded too.
+  options.max_holdout_rows = options_.max_training_rows * kHoldoutPercent / (100 - kHoldoutPercent);
+  absl::StatusOr<TrainingSet> set = ReadTrainingSet(*store_, options);
+  if (!set.ok()) return set.status();
+  if (set->capped > 0 || set->thinned > 0 || set->distrusted > 0) {
+    log::Info("training_set", {{"scanned", set->scanned},
+                               {"distrusted", set->distrusted},
+                               {"thinned", set->thinned},
+                               {"capped", set->capped},
+                               {"train", set->train.size()},
+                               {"holdout", set->holdout.size()}});
   }
-  // Every run is learnt at its strategy's base level, so a strategy that got slower everywhere is not averaged
-  // over its before and after (the selector moves predictions to the level now).
-  if (!filters.levels.empty()) {
-    for (auto& r : runs.train) model::ObservedStats::ToBaseLevel(filters.levels, &r);
-    for (auto& r : runs.holdout) model::ObservedStats::ToBaseLevel(filters.levels, &r);
-  }
-  // No node may carry more than a fixed share of a context's rows (poisoning resistance, model/robust.h).
-  // The held-out runs too: a node that floods the contexts it alone reports must not score the candidates there.
-  runs.train = model::ThinByNodeShare(std::move(runs.train));
-  // After the thinning: the cap keeps each cell's nodes in turn, so it does not undo it.
-  const size_t capped = model::CapTrainingRows(&runs.train, options_.max_training_rows);
-  if (capped > 0) log::Info("training_rows_capped", {{"dropped", capped}, {"kept", runs.train.size()}});
-  runs.holdout = model::ThinByNodeShare(std::move(runs.holdout));
-  return runs;
+  return set;
 }
 
 absl::StatusOr<model::TrainOptions> ModelManager::CandidateOptions() const {

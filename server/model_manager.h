@@ -35,6 +35,7 @@
 #include "server/metrics.h"
 #include "server/options.h"
 #include "server/snapshot.h"
+#include "server/training_set.h"
 #include "storage/telemetry_store.h"
 
 namespace accelsel::server {
@@ -145,12 +146,10 @@ class ModelManager {
     absl::flat_hash_set<uint64_t> distrusted;
   };
   RunFilters ReadRunFilters() const;
-  // Snapshot: every stored run, read on one RocksDB snapshot, split by InHoldout, filtered, restated at its
-  // strategy's base level and thinned by node share (model/robust.h). Runs on the training worker.
-  struct RunSplit {
-    std::vector<model::RunRecord> train;
-    std::vector<model::RunRecord> holdout;
-  };
+  // The runs to train and score on (server/training_set.h): split by InHoldout, filtered, thinned by node share,
+  // capped at --max_training_rows (the held-out side at a quarter of it, its share of the split) and restated at
+  // their strategies' base levels. Runs on the training worker.
+  using RunSplit = TrainingSet;
   absl::StatusOr<RunSplit> SnapshotRuns(const RunFilters& filters) const;
   // The next version number (never reused) and the training options, with the catalogue's strategies.
   absl::StatusOr<model::TrainOptions> CandidateOptions() const;

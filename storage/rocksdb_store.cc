@@ -261,6 +261,21 @@ class ScopedSnapshot {
   const rocksdb::Snapshot* snapshot_;
 };
 
+// Read options of a scan that reads a whole column family once: on `snapshot`, and kept from evicting the hot blocks
+// that serve lookups.
+rocksdb::ReadOptions WholeScanReadOptions(const ScopedSnapshot& snapshot) {
+  rocksdb::ReadOptions read;
+  read.snapshot = snapshot.get();
+  read.fill_cache = false;
+  return read;
+}
+
+// Parses a stored run (value of the runs family); `run_id` names it in the error.
+absl::Status ParseStoredRun(const rocksdb::Slice& value, const rocksdb::Slice& run_id, v1::RunReport* run) {
+  if (run->ParseFromArray(value.data(), static_cast<int>(value.size()))) return absl::OkStatus();
+  return absl::DataLossError(absl::StrCat("stored run ", run_id.ToString(), " does not parse"));
+}
+
 // One open RocksDB instance and its column families, closed when its last user lets go. After a write error the
 // store replaces the instance (RecoverLocked), so each operation holds a shared_ptr to the instance it started on.
 struct Instance {
@@ -508,9 +523,7 @@ class RocksDbTelemetryStore final : public TelemetryStore {
     if (s.IsNotFound()) return absl::NotFoundError(absl::StrCat("run ", run_id, " is not stored"));
     if (!s.ok()) return FromRocksStatus(s, "reading a run");
     v1::RunReport run;
-    if (!run.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
-      return absl::DataLossError(absl::StrCat("stored run ", run_id, " does not parse"));
-    }
+    STORAGE_RETURN_IF_ERROR(ParseStoredRun(value, run_id, &run));
     return run;
   }
 
@@ -519,10 +532,7 @@ class RocksDbTelemetryStore final : public TelemetryStore {
     if (!instance.ok()) return instance.status();
     Instance& db = **instance;
     ScopedSnapshot snapshot(db.db.get());
-    rocksdb::ReadOptions read;
-    read.snapshot = snapshot.get();
-    // A training scan reads everything once; keep it from evicting the hot blocks that serve lookups.
-    read.fill_cache = false;
+    const rocksdb::ReadOptions read = WholeScanReadOptions(snapshot);
     std::unique_ptr<rocksdb::Iterator> it(db.db->NewIterator(read, db.runs_by_time));
     std::string start;
     EncodeTimeKeyInto(min_time_unix_ms, "", &start);
@@ -554,12 +564,29 @@ class RocksDbTelemetryStore final : public TelemetryStore {
           return absl::DataLossError(absl::StrCat("runs_by_time names run ", ids[i], " but runs does not hold it"));
         }
         if (!statuses[i].ok()) return FromRocksStatus(statuses[i], "reading runs during a scan");
-        if (!run.ParseFromArray(values[i].data(), static_cast<int>(values[i].size()))) {
-          return absl::DataLossError(absl::StrCat("stored run ", ids[i], " does not parse"));
-        }
+        STORAGE_RETURN_IF_ERROR(ParseStoredRun(values[i], ids[i], &run));
         if (!fn(run)) return absl::OkStatus();
       }
     }
+  }
+
+  absl::Status ScanRunsUnordered(const std::function<bool(std::string_view)>& want,
+                                 const std::function<bool(const v1::RunReport&)>& fn) override {
+    absl::StatusOr<std::shared_ptr<Instance>> instance = Acquire();
+    if (!instance.ok()) return instance.status();
+    Instance& db = **instance;
+    ScopedSnapshot snapshot(db.db.get());
+    rocksdb::ReadOptions read = WholeScanReadOptions(snapshot);
+    // One sequential pass over every table file: read ahead in large steps.
+    read.readahead_size = 2 * kMiB;
+    std::unique_ptr<rocksdb::Iterator> it(db.db->NewIterator(read, db.runs));
+    v1::RunReport run;
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      if (want && !want(it->key().ToStringView())) continue;
+      STORAGE_RETURN_IF_ERROR(ParseStoredRun(it->value(), it->key(), &run));
+      if (!fn(run)) return absl::OkStatus();
+    }
+    return FromRocksStatus(it->status(), "scanning runs");
   }
 
   uint64_t RunCount() override { return run_count_.load(std::memory_order_acquire); }

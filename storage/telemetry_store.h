@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -80,6 +81,16 @@ class TelemetryStore {
   // Calls `fn` for every stored run in time order (time_unix_ms, then run_id), on a consistent snapshot taken when
   // the scan starts. `min_time_unix_ms` skips older runs. `fn` returning false stops the scan.
   virtual absl::Status ScanRuns(int64_t min_time_unix_ms, const std::function<bool(const v1::RunReport&)>& fn) = 0;
+  // Calls `fn` for every stored run that `want(run_id)` accepts (every run when `want` is empty), once each, in no
+  // particular order, on a consistent snapshot; `fn` returning false stops the scan. For a reader that does not need
+  // time order (the trainer's two passes, server/training_set.h): the RocksDB store walks its runs in their own key
+  // order, sequential reads with no index lookups, and asks `want` before it reads a run's value. This default is
+  // ScanRuns from the start, filtered.
+  virtual absl::Status ScanRunsUnordered(const std::function<bool(std::string_view)>& want,
+                                         const std::function<bool(const v1::RunReport&)>& fn) {
+    return ScanRuns(std::numeric_limits<int64_t>::min(),
+                    [&](const v1::RunReport& r) { return (want && !want(r.run_id())) || fn(r); });
+  }
 
   // Exact count of stored runs (kept in a counter updated within the same WriteBatch).
   virtual uint64_t RunCount() = 0;

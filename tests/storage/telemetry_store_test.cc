@@ -19,6 +19,7 @@
 #include <random>
 #include <set>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -363,6 +364,61 @@ TEST_F(TelemetryStoreTest, ScanRunsSeesASnapshotTakenWhenItStarts) {
   EXPECT_EQ(scanned, 300);
   EXPECT_EQ(store->RunCount(), 303u);
   EXPECT_EQ(ScanAll(*store).size(), 303u);
+}
+
+TEST_F(TelemetryStoreTest, ScanRunsUnorderedVisitsEveryRunOnceOnASnapshotAndStops) {
+  std::unique_ptr<TelemetryStore> store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  std::vector<v1::RunReport> runs;
+  for (int i = 0; i < 700; ++i) runs.push_back(MakeRun(absl::StrCat("r", i), static_cast<int64_t>(i % 90) - 10));
+  ASSERT_TRUE(store->AppendRuns(Pointers(runs)).ok());
+  std::vector<v1::RunReport> more = {MakeRun("late-a", 5), MakeRun("late-b", -3)};
+  ASSERT_TRUE(store->AppendRuns(Pointers(more)).ok());
+  std::multiset<std::pair<int64_t, std::string>> expected, seen;
+  for (const v1::RunReport& run : ScanAll(*store)) expected.emplace(run.time_unix_ms(), run.run_id());
+  // Runs appended while the scan runs are not seen.
+  std::vector<v1::RunReport> during = {MakeRun("during-a", 1), MakeRun("during-b", 99999)};
+  bool appended = false;
+  absl::Status status = store->ScanRunsUnordered(nullptr, [&](const v1::RunReport& run) {
+    if (!appended) appended = store->AppendRuns(Pointers(during)).ok();
+    seen.emplace(run.time_unix_ms(), run.run_id());
+    return true;
+  });
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_TRUE(appended);
+  EXPECT_EQ(seen, expected);
+  EXPECT_EQ(store->RunCount(), expected.size() + during.size());
+  int calls = 0;
+  ASSERT_TRUE(store->ScanRunsUnordered(nullptr, [&](const v1::RunReport&) { return ++calls < 4; }).ok());
+  EXPECT_EQ(calls, 4);
+}
+
+TEST_F(TelemetryStoreTest, ScanRunsUnorderedAsksForEveryIdAndReadsOnlyTheRunsAccepted) {
+  std::unique_ptr<TelemetryStore> store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  std::vector<v1::RunReport> runs;
+  for (int i = 0; i < 2000; ++i) runs.push_back(MakeRun(absl::StrCat("r", i), static_cast<int64_t>(i % 500) - 50));
+  ASSERT_TRUE(store->AppendRuns(Pointers(runs)).ok());
+  const auto accepted = [](std::string_view id) { return std::hash<std::string_view>()(id) % 7 == 0; };
+  std::multiset<std::string> all, expected, asked, read;
+  for (const v1::RunReport& run : ScanAll(*store)) {
+    all.insert(run.run_id());
+    if (accepted(run.run_id())) expected.insert(run.run_id());
+  }
+  absl::Status status = store->ScanRunsUnordered(
+      [&](std::string_view id) {
+        asked.emplace(id);
+        return accepted(id);
+      },
+      [&](const v1::RunReport& run) {
+        EXPECT_TRUE(accepted(run.run_id())) << run.run_id();
+        read.insert(run.run_id());
+        return true;
+      });
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_EQ(asked, all);
+  ASSERT_GT(expected.size(), 200u);
+  EXPECT_EQ(read, expected);
 }
 
 TEST_F(TelemetryStoreTest, CatalogRoundTripsOrderedByIdAndOverwrites) {

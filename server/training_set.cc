@@ -1,0 +1,99 @@
+// The trainer's two-pass read of the store (see training_set.h).
+#include "server/training_set.h"
+
+#include <algorithm>
+#include <string_view>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "model/context_key.h"
+#include "model/robust.h"
+#include "model/row_cap.h"
+#include "proto/convert.h"
+#include "util/hash.h"
+
+namespace accelsel::server {
+namespace {
+
+// One side of the split after the first pass: its runs' keys, in scan order.
+struct SideKeys {
+  std::vector<model::RowCapKey> cap;
+  std::vector<uint64_t> draw;  // model::ThinningDraw of each run's id
+};
+
+// Thins `side` by node share, then caps it, and adds the run hashes kept to `chosen` (value: held out). Consumes the
+// keys; returns how many it kept.
+size_t Choose(SideKeys side, size_t max_rows, bool holdout, TrainingSet* counts,
+              absl::flat_hash_map<uint64_t, bool>* chosen) {
+  std::vector<bool> keep;
+  {
+    std::vector<model::NodeShareKey> share;
+    share.reserve(side.cap.size());
+    for (size_t i = 0; i < side.cap.size(); ++i) {
+      share.push_back(model::NodeShareKey{side.cap[i].context, side.cap[i].node, side.draw[i]});
+    }
+    side.draw = {};
+    keep = model::KeepByNodeShare(share);
+  }
+  size_t out = 0;
+  for (size_t i = 0; i < side.cap.size(); ++i) {
+    if (keep[i]) side.cap[out++] = side.cap[i];
+  }
+  counts->thinned += side.cap.size() - out;
+  side.cap.resize(out);
+  // After the thinning: the cap keeps each cell's nodes in turn, so it does not undo it.
+  keep = model::ChooseCappedRows(side.cap, max_rows);
+  size_t kept = 0;
+  for (size_t i = 0; i < side.cap.size(); ++i) {
+    if (keep[i]) {
+      chosen->emplace(side.cap[i].run, holdout);
+      ++kept;
+    }
+  }
+  counts->capped += side.cap.size() - kept;
+  return kept;
+}
+
+}  // namespace
+
+absl::StatusOr<TrainingSet> ReadTrainingSet(storage::TelemetryStore& store, const TrainingSetOptions& options) {
+  TrainingSet set;
+  absl::flat_hash_map<uint64_t, bool> chosen;  // run hash -> held out
+  {
+    SideKeys train, holdout;
+    absl::Status scan = store.ScanRunsUnordered(nullptr, [&](const v1::RunReport& r) {
+      ++set.scanned;
+      if (options.distrusted.contains(model::ObservedStats::NodeHash(r.node_id()))) {
+        ++set.distrusted;
+        return true;
+      }
+      const model::TaskContext context = FromProto(r.context());
+      SideKeys& side = options.in_holdout(context) ? holdout : train;
+      side.cap.push_back(
+          model::RowCapKeyOf(model::ContextKey(context), StrategyIdOf(r), r.node_id(), r.time_unix_ms(), r.run_id()));
+      side.draw.push_back(model::ThinningDraw(r.run_id()));
+      return true;
+    });
+    if (!scan.ok()) return scan;
+    set.train.reserve(Choose(std::move(train), options.max_training_rows, false, &set, &chosen));
+    set.holdout.reserve(Choose(std::move(holdout), options.max_holdout_rows, true, &set, &chosen));
+  }
+  absl::Status scan = store.ScanRunsUnordered(
+      [&](std::string_view run_id) { return chosen.contains(util::StableHash(run_id)); },
+      [&](const v1::RunReport& r) {
+        model::RunRecord rec = FromProto(r);
+        if (!options.levels.empty()) model::ObservedStats::ToBaseLevel(options.levels, &rec);
+        (chosen.at(util::StableHash(rec.run_id)) ? set.holdout : set.train).push_back(std::move(rec));
+        return true;
+      });
+  if (!scan.ok()) return scan;
+  // The store's order is its key order; training and scoring take the runs in time order, as the time index has them.
+  for (std::vector<model::RunRecord>* side : {&set.train, &set.holdout}) {
+    std::sort(side->begin(), side->end(), [](const model::RunRecord& a, const model::RunRecord& b) {
+      return a.time_unix_ms != b.time_unix_ms ? a.time_unix_ms < b.time_unix_ms : a.run_id < b.run_id;
+    });
+  }
+  return set;
+}
+
+}  // namespace accelsel::server

@@ -1,0 +1,59 @@
+// The trainer's input: the stored runs it learns from and scores on, read so that a retrain's memory follows the runs
+// it keeps, not the runs the store holds.
+//
+// Two passes over the store, both in the store's own order (sequential reads; a time-ordered read looks every run up
+// by id, several times slower on a large store). The first reads every run once but keeps only small keys of it (its
+// context, strategy, node, time and id, hashed: 48 bytes a run against about 575 for a converted run), splits them by
+// the held-out rule, leaves out distrusted nodes, and chooses on keys alone what the node-share thinning
+// (model/robust.h) and the row cap (model/row_cap.h) keep. The second parses and converts only the runs chosen (the
+// store asks on the id before it reads a value) and puts each side in time order. A store of 10 million runs with a
+// cap of one million thus holds one million runs at a time, as a store of one million does.
+//
+// The passes read two snapshots: a run reported between them is left for the next retrain, and a run that retention
+// deleted between them is missing from this one. A chosen run is found again by a 64-bit hash of its id; another run
+// whose id hashes the same would come with it (with 10 million runs stored and one million chosen, a chance of about
+// one in two million that any run does).
+#ifndef ACCELSEL_SERVER_TRAINING_SET_H_
+#define ACCELSEL_SERVER_TRAINING_SET_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/statusor.h"
+#include "model/observed_stats.h"
+#include "model/types.h"
+#include "storage/telemetry_store.h"
+
+namespace accelsel::server {
+
+struct TrainingSetOptions {
+  // Whether a context's runs are held out to score models on (ModelManager::InHoldout).
+  std::function<bool(const model::TaskContext&)> in_holdout;
+  // Nodes whose runs are left out, by ObservedStats::NodeHash.
+  absl::flat_hash_set<uint64_t> distrusted;
+  // Each strategy's levels: every run kept is restated at its strategy's base level (ObservedStats::ToBaseLevel).
+  model::ObservedStats::LevelHistory levels;
+  // The row cap of each side, after the thinning (model/row_cap.h); 0 = no cap.
+  size_t max_training_rows = 0;
+  size_t max_holdout_rows = 0;
+};
+
+struct TrainingSet {
+  // In the store's time order.
+  std::vector<model::RunRecord> train;
+  std::vector<model::RunRecord> holdout;
+  // What the first pass read, and what each rule left out (train and held-out together).
+  size_t scanned = 0;
+  size_t distrusted = 0;
+  size_t thinned = 0;
+  size_t capped = 0;
+};
+
+absl::StatusOr<TrainingSet> ReadTrainingSet(storage::TelemetryStore& store, const TrainingSetOptions& options);
+
+}  // namespace accelsel::server
+
+#endif  // ACCELSEL_SERVER_TRAINING_SET_H_

@@ -1,0 +1,171 @@
+// The trainer's two-pass read (server/training_set.h) keeps exactly the runs, in the same order and restated the same
+// way, as reading every run and applying the split, the distrust filter, the node-share thinning and the row cap to
+// the whole list; on a real RocksDB store.
+#include "server/training_set.h"
+
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "model/robust.h"
+#include "model/row_cap.h"
+#include "proto/convert.h"
+
+namespace accelsel::server {
+namespace {
+
+bool HeldOut(const model::TaskContext& c) { return c.workload.batch_size % 5 == 0; }
+
+class TrainingSetTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const char* tmp = std::getenv("ACCELSEL_TEST_TMPDIR");
+    dir_ = absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/training_set_",
+                        ::testing::UnitTest::GetInstance()->current_test_info()->name(), "_", getpid());
+    std::filesystem::remove_all(dir_);
+    storage::StoreOptions options;
+    options.path = dir_;
+    options.sync_writes = false;
+    options.block_cache_mb = 8;
+    options.write_buffer_mb = 4;
+    auto store = storage::TelemetryStore::Open(options);
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = *std::move(store);
+    StoreNetwork();
+  }
+  void TearDown() override {
+    store_.reset();
+    if (!HasFailure()) std::filesystem::remove_all(dir_);
+  }
+
+  // 30 contexts (batch 1..30; a sixth held out), 4 strategies, six honest nodes, one node that floods three contexts,
+  // and one distrusted node; report times shuffled, some tied.
+  void StoreNetwork() {
+    std::mt19937_64 rng(5);
+    std::vector<v1::RunReport> runs;
+    auto add = [&](const std::string& node, uint32_t batch, int strategy) {
+      v1::RunReport r;
+      r.set_run_id(absl::StrCat(node, "-", runs.size()));
+      r.set_node_id(node);
+      r.set_time_unix_ms(1'700'000'000'000 + static_cast<int64_t>(rng() % 5000));
+      auto* c = r.mutable_context();
+      c->mutable_model()->set_name("llama-3-8b");
+      c->mutable_hardware()->set_accelerator("h100");
+      c->mutable_hardware()->set_count(1);
+      c->mutable_workload()->set_batch_size(batch);
+      c->mutable_workload()->set_prompt_tokens(512);
+      c->mutable_workload()->set_output_tokens(128);
+      r.set_strategy_id(absl::StrCat("s", strategy));
+      r.mutable_metrics()->set_e2e_latency_ms(100.0 + static_cast<double>(rng() % 1000));
+      runs.push_back(std::move(r));
+    };
+    for (uint32_t batch = 1; batch <= 30; ++batch) {
+      for (int node = 0; node < 6; ++node) {
+        for (int strategy = 0; strategy < 4; ++strategy) {
+          for (uint64_t k = rng() % 4; k < 4; ++k) add(absl::StrCat("honest", node), batch, strategy);
+        }
+      }
+    }
+    for (uint32_t batch : {2u, 3u, 5u}) {
+      for (int i = 0; i < 300; ++i) add("flood", batch, i % 4);
+    }
+    for (uint32_t batch = 1; batch <= 30; batch += 3) add("liar", batch, 1);
+    std::vector<const v1::RunReport*> pointers;
+    for (const v1::RunReport& r : runs) pointers.push_back(&r);
+    ASSERT_TRUE(store_->AppendRuns(pointers).ok());
+    stored_ = runs.size();
+  }
+
+  TrainingSetOptions Options(size_t max_train, size_t max_holdout) const {
+    TrainingSetOptions o;
+    o.in_holdout = &HeldOut;
+    o.distrusted.insert(model::ObservedStats::NodeHash("liar"));
+    o.levels["s2"] = {{1'700'000'002'500, std::log(2.0)}};  // s2 twice as slow from the middle on
+    o.max_training_rows = max_train;
+    o.max_holdout_rows = max_holdout;
+    return o;
+  }
+
+  // The same choice made on every run at once, as the trainer made it before it read in two passes.
+  TrainingSet Reference(const TrainingSetOptions& o) const {
+    TrainingSet ref;
+    EXPECT_TRUE(store_
+                    ->ScanRuns(0,
+                               [&](const v1::RunReport& r) {
+                                 model::RunRecord rec = FromProto(r);
+                                 if (o.distrusted.contains(model::ObservedStats::NodeHash(rec.node_id))) return true;
+                                 model::ObservedStats::ToBaseLevel(o.levels, &rec);
+                                 (o.in_holdout(rec.context) ? ref.holdout : ref.train).push_back(std::move(rec));
+                                 return true;
+                               })
+                    .ok());
+    ref.train = model::ThinByNodeShare(std::move(ref.train));
+    model::CapTrainingRows(&ref.train, o.max_training_rows);
+    ref.holdout = model::ThinByNodeShare(std::move(ref.holdout));
+    model::CapTrainingRows(&ref.holdout, o.max_holdout_rows);
+    return ref;
+  }
+
+  static void ExpectSameRuns(const std::vector<model::RunRecord>& got, const std::vector<model::RunRecord>& want) {
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t i = 0; i < got.size(); ++i) {
+      ASSERT_EQ(got[i].run_id, want[i].run_id) << i;
+      EXPECT_DOUBLE_EQ(got[i].metrics.e2e_latency_ms, want[i].metrics.e2e_latency_ms) << got[i].run_id;
+    }
+  }
+
+  std::string dir_;
+  std::unique_ptr<storage::TelemetryStore> store_;
+  size_t stored_ = 0;
+};
+
+TEST_F(TrainingSetTest, UncappedItKeepsWhatTheThinningOfEveryRunKeeps) {
+  const TrainingSetOptions o = Options(0, 0);
+  absl::StatusOr<TrainingSet> set = ReadTrainingSet(*store_, o);
+  ASSERT_TRUE(set.ok()) << set.status();
+  const TrainingSet ref = Reference(o);
+  ExpectSameRuns(set->train, ref.train);
+  ExpectSameRuns(set->holdout, ref.holdout);
+  EXPECT_EQ(set->scanned, stored_);
+  EXPECT_EQ(set->distrusted, 10u);
+  EXPECT_GT(set->thinned, 500u);  // most of the flood
+  EXPECT_EQ(set->capped, 0u);
+  EXPECT_EQ(set->scanned, set->distrusted + set->thinned + set->train.size() + set->holdout.size());
+  ASSERT_FALSE(set->holdout.empty());
+  for (const model::RunRecord& r : set->holdout) EXPECT_TRUE(HeldOut(r.context)) << r.run_id;
+  for (const model::RunRecord& r : set->train) EXPECT_FALSE(HeldOut(r.context)) << r.run_id;
+  // Restated at the base level: an s2 run after the change is halved, one before it is not.
+  bool before = false, after = false;
+  for (const model::RunRecord& r : set->train) {
+    if (r.strategy_id != "s2") continue;
+    (r.time_unix_ms >= 1'700'000'002'500 ? after : before) = true;
+  }
+  EXPECT_TRUE(before && after);
+}
+
+TEST_F(TrainingSetTest, CappedItKeepsWhatTheCapOfEveryRunKeepsOnBothSides) {
+  for (const auto& [train_cap, holdout_cap] : {std::pair<size_t, size_t>{400, 60}, {100, 1000}, {5000, 20}}) {
+    SCOPED_TRACE(absl::StrCat(train_cap, " / ", holdout_cap));
+    const TrainingSetOptions o = Options(train_cap, holdout_cap);
+    absl::StatusOr<TrainingSet> set = ReadTrainingSet(*store_, o);
+    ASSERT_TRUE(set.ok()) << set.status();
+    const TrainingSet ref = Reference(o);
+    ExpectSameRuns(set->train, ref.train);
+    ExpectSameRuns(set->holdout, ref.holdout);
+    EXPECT_LE(set->train.size(), train_cap);
+    EXPECT_LE(set->holdout.size(), holdout_cap);
+    EXPECT_GT(set->capped, 0u);
+    EXPECT_EQ(set->scanned, set->distrusted + set->thinned + set->capped + set->train.size() + set->holdout.size());
+  }
+}
+
+}  // namespace
+}  // namespace accelsel::server
