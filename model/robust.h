@@ -37,7 +37,8 @@ std::vector<double> ComputeRunWeights(const std::vector<NodeShareKey>& keys, con
 // For learners without sample weights: keeps each run with probability equal to its weight, deterministically
 // (a hash of run_id decides), so repeated training on the same data keeps the same runs.
 std::vector<RunRecord> ThinByNodeShare(std::vector<RunRecord> runs, const NodeShareOptions& options = {});
-// The same decision on keys: keep[i] for keys[i]. Memory: about 40 bytes per distinct (context, node) and 8 per key.
+// The same decision on keys: keep[i] for keys[i]. Memory besides the keys: 16 bytes per key while counting, then 24
+// per distinct (context, node).
 std::vector<bool> KeepByNodeShare(const std::vector<NodeShareKey>& keys, const NodeShareOptions& options = {});
 
 }  // namespace accelsel::model

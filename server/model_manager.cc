@@ -261,7 +261,11 @@ absl::StatusOr<ModelManager::RunSplit> ModelManager::SnapshotRuns(const RunFilte
   options.levels = filters.levels;
   options.max_training_rows = options_.max_training_rows;
   // The held-out side keeps its share of the split, so that scoring a candidate stays bounded too.
-  options.max_holdout_rows = options_.max_training_rows * kHoldoutPercent / (100 - kHoldoutPercent);
+  // (At least one row when there is a cap: 0 would mean none.)
+  options.max_holdout_rows =
+      options_.max_training_rows == 0
+          ? 0
+          : std::max<size_t>(1, options_.max_training_rows * kHoldoutPercent / (100 - kHoldoutPercent));
   absl::StatusOr<TrainingSet> set = ReadTrainingSet(*store_, options);
   if (!set.ok()) return set.status();
   if (set->capped > 0 || set->thinned > 0 || set->distrusted > 0) {

@@ -119,8 +119,8 @@ struct ServerOptions {
   bool trainer_enabled = true;
   // Training runs a retrain uses at most, after the node-share thinning (model/row_cap.h: water-filling over the
   // (context, strategy) cells, newest runs first); the held-out runs it scores on are capped at a quarter of it (their
-  // share of the split). 0 = all. The store is read in two passes (server/training_set.h), so a retrain's memory
-  // follows this, not the runs stored.
+  // share of the split). 0 = all. The store is read in two passes (server/training_set.h): a retrain holds the runs
+  // this keeps, plus about 100 bytes of keys per stored run while choosing them.
   size_t max_training_rows = 1000000;
   // Nice level (0..19) of the thread that trains and evaluates a candidate model, whether started by the timer or
   // by the Retrain RPC. 19 = training only gets CPU the RPC threads leave idle, so a retrain does not raise

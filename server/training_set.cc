@@ -21,10 +21,18 @@ struct SideKeys {
   std::vector<uint64_t> draw;  // model::ThinningDraw of each run's id
 };
 
-// Thins `side` by node share, then caps it, and adds the run hashes kept to `chosen` (value: held out). Consumes the
-// keys; returns how many it kept.
+// A run the first pass chose, by the hash of its id: what the second pass checks before it takes a run of that hash,
+// so that a run whose id hashes the same as a chosen one's is not taken with it (unless it matches these too).
+struct Chosen {
+  int64_t time_unix_ms = 0;
+  uint64_t node = 0;
+  bool holdout = false;
+};
+
+// Thins `side` by node share, then caps it, and adds the runs kept to `chosen`. Consumes the keys; returns how many it
+// kept.
 size_t Choose(SideKeys side, size_t max_rows, bool holdout, TrainingSet* counts,
-              absl::flat_hash_map<uint64_t, bool>* chosen) {
+              absl::flat_hash_map<uint64_t, Chosen>* chosen) {
   std::vector<bool> keep;
   {
     std::vector<model::NodeShareKey> share;
@@ -46,7 +54,7 @@ size_t Choose(SideKeys side, size_t max_rows, bool holdout, TrainingSet* counts,
   size_t kept = 0;
   for (size_t i = 0; i < side.cap.size(); ++i) {
     if (keep[i]) {
-      chosen->emplace(side.cap[i].run, holdout);
+      chosen->emplace(side.cap[i].run, Chosen{side.cap[i].time_unix_ms, side.cap[i].node, holdout});
       ++kept;
     }
   }
@@ -58,10 +66,13 @@ size_t Choose(SideKeys side, size_t max_rows, bool holdout, TrainingSet* counts,
 
 absl::StatusOr<TrainingSet> ReadTrainingSet(storage::TelemetryStore& store, const TrainingSetOptions& options) {
   TrainingSet set;
-  absl::flat_hash_map<uint64_t, bool> chosen;  // run hash -> held out
+  absl::flat_hash_map<uint64_t, Chosen> chosen;  // by util::StableHash(run_id)
   {
     SideKeys train, holdout;
     absl::Status scan = store.ScanRunsUnordered(nullptr, [&](const v1::RunReport& r) {
+      // As the statistics rebuilt at start-up (ScanRuns from 0): validation refuses negative times; a store written
+      // by an older release or an import may still hold some.
+      if (r.time_unix_ms() < 0) return true;
       ++set.scanned;
       if (options.distrusted.contains(model::ObservedStats::NodeHash(r.node_id()))) {
         ++set.distrusted;
@@ -78,14 +89,18 @@ absl::StatusOr<TrainingSet> ReadTrainingSet(storage::TelemetryStore& store, cons
     set.train.reserve(Choose(std::move(train), options.max_training_rows, false, &set, &chosen));
     set.holdout.reserve(Choose(std::move(holdout), options.max_holdout_rows, true, &set, &chosen));
   }
-  absl::Status scan = store.ScanRunsUnordered(
-      [&](std::string_view run_id) { return chosen.contains(util::StableHash(run_id)); },
-      [&](const v1::RunReport& r) {
-        model::RunRecord rec = FromProto(r);
-        if (!options.levels.empty()) model::ObservedStats::ToBaseLevel(options.levels, &rec);
-        (chosen.at(util::StableHash(rec.run_id)) ? set.holdout : set.train).push_back(std::move(rec));
-        return true;
-      });
+  absl::Status scan =
+      store.ScanRunsUnordered([&](std::string_view run_id) { return chosen.contains(util::StableHash(run_id)); },
+                              [&](const v1::RunReport& r) {
+                                const Chosen& c = chosen.at(util::StableHash(r.run_id()));
+                                if (r.time_unix_ms() != c.time_unix_ms || util::StableHash(r.node_id()) != c.node)
+                                  return true;
+                                model::RunRecord rec = FromProto(r);
+                                if (options.in_holdout(rec.context) != c.holdout) return true;
+                                if (!options.levels.empty()) model::ObservedStats::ToBaseLevel(options.levels, &rec);
+                                (c.holdout ? set.holdout : set.train).push_back(std::move(rec));
+                                return true;
+                              });
   if (!scan.ok()) return scan;
   // The store's order is its key order; training and scoring take the runs in time order, as the time index has them.
   for (std::vector<model::RunRecord>* side : {&set.train, &set.holdout}) {
