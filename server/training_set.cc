@@ -62,6 +62,32 @@ size_t Choose(SideKeys side, size_t max_rows, bool holdout, TrainingSet* counts,
   return kept;
 }
 
+// Sorts `runs` by (time, run id), the time index's order, moving each record once: a record is large (a context of
+// strings and maps), and sorting the records themselves moved each about log2(n) times, a fifth of the whole read
+// at a million runs. The order is sorted on (time, index) and then applied in place, cycle by cycle.
+void SortByTimeAndId(std::vector<model::RunRecord>* runs) {
+  std::vector<model::RunRecord>& r = *runs;
+  std::vector<std::pair<int64_t, size_t>> order(r.size());
+  for (size_t i = 0; i < r.size(); ++i) order[i] = {r[i].time_unix_ms, i};
+  std::sort(order.begin(), order.end(), [&r](const auto& a, const auto& b) {
+    return a.first != b.first ? a.first < b.first : r[a.second].run_id < r[b.second].run_id;
+  });
+  // Position i takes the record now at order[i].second; a position already filled points at itself.
+  for (size_t i = 0; i < r.size(); ++i) {
+    if (order[i].second == i) continue;
+    model::RunRecord held = std::move(r[i]);
+    size_t to = i;
+    while (order[to].second != i) {
+      const size_t from = order[to].second;
+      r[to] = std::move(r[from]);
+      order[to].second = to;
+      to = from;
+    }
+    r[to] = std::move(held);
+    order[to].second = to;
+  }
+}
+
 }  // namespace
 
 absl::StatusOr<TrainingSet> ReadTrainingSet(storage::TelemetryStore& store, const TrainingSetOptions& options) {
@@ -103,11 +129,8 @@ absl::StatusOr<TrainingSet> ReadTrainingSet(storage::TelemetryStore& store, cons
                               });
   if (!scan.ok()) return scan;
   // The store's order is its key order; training and scoring take the runs in time order, as the time index has them.
-  for (std::vector<model::RunRecord>* side : {&set.train, &set.holdout}) {
-    std::sort(side->begin(), side->end(), [](const model::RunRecord& a, const model::RunRecord& b) {
-      return a.time_unix_ms != b.time_unix_ms ? a.time_unix_ms < b.time_unix_ms : a.run_id < b.run_id;
-    });
-  }
+  SortByTimeAndId(&set.train);
+  SortByTimeAndId(&set.holdout);
   return set;
 }
 
