@@ -3,6 +3,7 @@
 
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/numbers.h"
@@ -10,6 +11,87 @@
 #include "util/log.h"
 
 namespace accelsel::server {
+namespace {
+
+// How often one batch of a store's own runs is offered to the stream before the start gives up, and the pause
+// between offers: about a minute of a stream without quorum.
+constexpr int kBringAttempts = 120;
+constexpr absl::Duration kBringRetryPause = absl::Milliseconds(500);
+
+// Publishes every run of `store` to the stream, `batch_size` at a time, each with its run id as message id (as a
+// report from a node is published), and waits for the stream's acknowledgement of each; what is not acknowledged is
+// offered again. Returns the runs the stream acknowledged (stored or deduplicated), or UNAVAILABLE when a batch was
+// still refused after kBringAttempts offers: the store is untouched and still has no stream position, so the next
+// start brings them again, and what reached the stream already is deduplicated by run id.
+absl::Status BringStoredRuns(storage::TelemetryStore& store, cluster::RunStream& stream, const std::string& stream_name,
+                             size_t batch_size) {
+  const absl::Time started = absl::Now();
+  const uint64_t stored = store.RunCount();
+  uint64_t brought = 0;
+  uint64_t duplicates = 0;
+  uint64_t next_progress = 100000;
+  std::vector<std::string> ids;
+  std::vector<std::string> data;
+  std::vector<cluster::PublishItem> items;
+  std::vector<cluster::PublishOutcome> outcomes;
+  const auto publish = [&]() -> absl::Status {
+    for (int attempt = 1; !ids.empty(); ++attempt) {
+      items.clear();
+      for (size_t i = 0; i < ids.size(); ++i) items.push_back(cluster::PublishItem{ids[i], data[i]});
+      stream.PublishBatch(items, &outcomes);
+      size_t refused = 0;
+      absl::Status last;
+      for (size_t i = 0; i < ids.size(); ++i) {
+        if (outcomes[i].status.ok()) {
+          ++brought;
+          duplicates += outcomes[i].duplicate ? 1 : 0;
+          continue;
+        }
+        last = outcomes[i].status;
+        if (refused != i) {
+          ids[refused] = std::move(ids[i]);
+          data[refused] = std::move(data[i]);
+        }
+        ++refused;
+      }
+      ids.resize(refused);
+      data.resize(refused);
+      if (refused == 0) break;
+      if (attempt == kBringAttempts) {
+        return absl::UnavailableError(absl::StrCat(
+            "cluster mode: this store holds ", stored, " runs it never published to stream ", stream_name, "; ",
+            brought, " were brought before the stream refused ", refused, " of a batch ", kBringAttempts,
+            " times (last: ", last.message(), "). Nothing was lost: start again to bring the rest"));
+      }
+      absl::SleepFor(kBringRetryPause);
+    }
+    if (brought >= next_progress) {
+      log::Info("cluster_runs_bringing", {{"brought", brought}, {"stored", stored}});
+      next_progress = brought + 100000;
+    }
+    return absl::OkStatus();
+  };
+  absl::Status failed;
+  absl::Status scan = store.ScanRunsUnordered(nullptr, [&](const v1::RunReport& r) {
+    ids.push_back(r.run_id());
+    if (!r.SerializeToString(&data.emplace_back())) {
+      failed = absl::InternalError(absl::StrCat("cannot serialize stored run ", r.run_id()));
+      return false;
+    }
+    if (ids.size() < batch_size) return true;
+    failed = publish();
+    return failed.ok();
+  });
+  if (!scan.ok()) return scan;
+  if (failed.ok()) failed = publish();
+  if (!failed.ok()) return failed;
+  log::Info("cluster_runs_brought", {{"runs", brought},
+                                     {"already_in_stream", duplicates},
+                                     {"seconds", absl::ToDoubleSeconds(absl::Now() - started)}});
+  return absl::OkStatus();
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<ClusterIngest>> ClusterIngest::Start(const ClusterOptions& options,
                                                                     storage::TelemetryStore* store, Metrics* metrics,
@@ -25,7 +107,7 @@ absl::StatusOr<std::unique_ptr<ClusterIngest>> ClusterIngest::Start(const Cluste
   // Asked before subscribing: whatever the stream held then is what this replica must hold before it is SERVING.
   auto bounds = (*stream)->State();
   if (!bounds.ok()) return bounds.status();
-  const uint64_t last = bounds->last;
+  uint64_t last = bounds->last;
   // Messages after this store's position that the stream no longer holds (its retention removed them): applying
   // what is left would leave this replica without them for good, so it does not start.
   if (last > applied && bounds->first > applied + 1) {
@@ -35,6 +117,17 @@ absl::StatusOr<std::unique_ptr<ClusterIngest>> ClusterIngest::Start(const Cluste
                      "..", bounds->first - 1,
                      " before this replica applied them. Restore an online backup of another replica "
                      "(accelsel admin backup) into --data_dir and start again (docs/SCALE.md, \"Retention\")"));
+  }
+  // A store that holds runs but never applied the stream (a single-process store started with --nats, a replica
+  // seeded from --seed_csv) brings them first, so that every replica gets them; they come back to this store from
+  // the stream as duplicates of what it holds. Catching up then includes them.
+  if (!stored->has_value() && store->RunCount() > 0) {
+    if (absl::Status st = BringStoredRuns(*store, **stream, options.nats.stream, options.max_batch); !st.ok()) {
+      return st;
+    }
+    bounds = (*stream)->State();
+    if (!bounds.ok()) return bounds.status();
+    last = bounds->last;
   }
   if (absl::Status st = (*stream)->Subscribe(applied); !st.ok()) return st;
   log::Info("cluster_start", {{"stream", options.nats.stream},

@@ -247,6 +247,66 @@ TEST_F(ClusterReportsTest, StartFailsClearlyWhenNoNatsServerAnswers) {
   EXPECT_NE(s.status().message().find("NATS"), std::string::npos) << s.status();
 }
 
+// A single-process store started with --nats brings its runs into the stream before it applies it, so a replica on
+// an empty folder gets them; one whose runs the stream partly holds adds only the others; a store that applied the
+// stream once does not bring anything again.
+TEST_F(ClusterReportsTest, AStoreThatJoinsTheClusterBringsItsRuns) {
+  constexpr int kN = 300;
+  constexpr int kOverlap = 100;
+  constexpr int kOwn = 50;
+  const absl::Duration kBound = absl::Seconds(20);
+  const std::vector<v1::RunReport> single = Reports("single-", kN);
+  std::vector<v1::RunReport> other(single.begin(), single.begin() + kOverlap);
+  for (const v1::RunReport& r : Reports("other-", kOwn)) other.push_back(r);
+  // Two stores written by single-process servers, in the folders replicas "a" and "c" will use.
+  using Store = std::pair<std::string, const std::vector<v1::RunReport>*>;
+  for (const Store& store : {Store{"a", &single}, Store{"c", &other}}) {
+    const auto& [name, reports] = store;
+    auto s = server::Server::Start(TestOptions(root_ + "/" + name));
+    ASSERT_TRUE(s.ok()) << s.status();
+    RegisterStrategy(**s, "s-a");
+    RegisterStrategy(**s, "s-b");
+    ReportDurable(**s, *reports);
+    (*s)->Shutdown();
+  }
+  auto probe = cluster::RunStream::Open(ReplicaOptions("probe").cluster.nats);
+  ASSERT_TRUE(probe.ok()) << probe.status();
+  const auto stream_last = [&] {
+    auto bounds = (*probe)->State();
+    return bounds.ok() ? bounds->last : uint64_t{0};
+  };
+
+  std::unique_ptr<server::Server> a = StartReplica("a");
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(stream_last(), uint64_t{kN});
+  ASSERT_TRUE(WaitFor([&] { return Serving(*a); }, kBound));
+  EXPECT_EQ(Count(*a), uint64_t{kN});
+  // B, on an empty folder, holds them once it is SERVING (the catalogue came through the settings bucket).
+  std::unique_ptr<server::Server> b = StartReplica("b");
+  ASSERT_NE(b, nullptr);
+  ASSERT_TRUE(WaitFor([&] { return Serving(*b); }, kBound));
+  EXPECT_EQ(Count(*b), uint64_t{kN});
+  ExpectStored(*b, single);
+
+  // C's store shares kOverlap runs with the stream: only its own kOwn are added, and every replica ends with both.
+  std::unique_ptr<server::Server> c = StartReplica("c");
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(stream_last(), uint64_t{kN + kOwn});
+  for (server::Server* s : {a.get(), b.get(), c.get()}) {
+    ASSERT_TRUE(WaitFor([&] { return Count(*s) == kN + kOwn; }, kBound)) << Count(*s);
+    ExpectStored(*s, single);
+    ExpectStored(*s, other);
+  }
+
+  // A restarted on its folder has a stream position now: nothing is brought again.
+  a.reset();
+  a = StartReplica("a");
+  ASSERT_NE(a, nullptr);
+  ASSERT_TRUE(WaitFor([&] { return Serving(*a); }, kBound));
+  EXPECT_EQ(stream_last(), uint64_t{kN + kOwn});
+  EXPECT_EQ(Count(*a), uint64_t{kN + kOwn});
+}
+
 TEST_F(ClusterReportsTest, ANewReplicaIsServingOnlyOnceItAppliedWhatTheStreamHeld) {
   constexpr int kN = 200;
   const absl::Duration kBound = absl::Seconds(20);
