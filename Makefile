@@ -29,7 +29,7 @@ FUZZ_TARGETS := fuzz_validate fuzz_csv fuzz_arff fuzz_llm_bench fuzz_json
 # Tests whose code runs on several threads at once (RPC threads, ingest group commit, trainer, store, logger).
 TSAN_TESTS ?= model_lifecycle_test server_integration_test security_test fault_test telemetry_store_test \
   client_telemetry_sender_test util_log_test decision_log_test retention_test backup_test cluster_reports_test \
-  cluster_models_test cluster_settings_test cluster_decisions_test
+  cluster_models_test cluster_settings_test cluster_decisions_test training_set_test
 
 .PHONY: deps configure build run test cluster-test bench eval eval-smoke eval-robustness sim clean fuzz fuzz-build test-asan test-tsan mutants \
   build-clang tidy format format-check

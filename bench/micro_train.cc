@@ -257,6 +257,7 @@ void BM_RetrainFromStore(benchmark::State& state) {
   read.in_holdout = &server::ModelManager::InHoldout;
   read.max_training_rows = cap;
   read.max_holdout_rows = cap / 4;
+  read.scan_threads = static_cast<size_t>(std::max(1, to.threads));  // as the server reads
   std::unique_ptr<model::MetaModel> model;
   size_t rows = 0, holdout_rows = 0;
   double read_s = 0;
@@ -286,9 +287,9 @@ void BM_RetrainFromStore(benchmark::State& state) {
   AddCounters(state, model.get(), n, contexts, rows, input_rss_mb);
 }
 
-// The trainer's two-pass read alone (server/training_set.h, args: runs, contexts, cap), as BM_RetrainFromStore reads:
-// its us_per_run against BM_ScanStore's store-order scan of the same store is what choosing the rows adds to parsing
-// them.
+// The trainer's two-pass read alone (server/training_set.h, args: runs, contexts, cap, threads), as BM_RetrainFromStore
+// reads: its us_per_run against BM_ScanStore's store-order scan of the same store is what choosing the rows adds to
+// parsing them.
 void BM_ReadTrainingSet(benchmark::State& state) {
   const size_t n = static_cast<size_t>(state.range(0));
   std::unique_ptr<storage::TelemetryStore> store = OpenFilledStore(state, n, static_cast<size_t>(state.range(1)));
@@ -297,6 +298,7 @@ void BM_ReadTrainingSet(benchmark::State& state) {
   read.in_holdout = &server::ModelManager::InHoldout;
   read.max_training_rows = static_cast<size_t>(state.range(2));
   read.max_holdout_rows = read.max_training_rows / 4;
+  read.scan_threads = static_cast<size_t>(state.range(3));
   size_t rows = 0;
   for (auto _ : state) {
     absl::StatusOr<server::TrainingSet> set = server::ReadTrainingSet(*store, read);
@@ -337,16 +339,12 @@ BENCHMARK(BM_TrainCapped)
     ->UseRealTime()
     ->MeasureProcessCPUTime();
 // The same 20,000 contexts reported ten times as long: with the default cap, 10M stored runs should cost what 1M do.
-void StoreSizesAtTheDefaultCap(benchmark::internal::Benchmark* b) {
-  b->Args({1000000, 20000, 1000000})
-      ->Args({10000000, 20000, 1000000})
-      ->Iterations(1)
-      ->Unit(benchmark::kSecond)
-      ->UseRealTime()
-      ->MeasureProcessCPUTime();
+// The read alone also on one thread and on two (the server's default --trainer_threads).
+void OnceInSeconds(benchmark::internal::Benchmark* b) {
+  b->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime()->MeasureProcessCPUTime();
 }
-BENCHMARK(BM_RetrainFromStore)->Apply(StoreSizesAtTheDefaultCap);
-BENCHMARK(BM_ReadTrainingSet)->Apply(StoreSizesAtTheDefaultCap);
+BENCHMARK(BM_RetrainFromStore)->Args({1000000, 20000, 1000000})->Args({10000000, 20000, 1000000})->Apply(OnceInSeconds);
+BENCHMARK(BM_ReadTrainingSet)->ArgsProduct({{1000000, 10000000}, {20000}, {1000000}, {1, 2}})->Apply(OnceInSeconds);
 BENCHMARK(BM_ScanStore)
     ->Args({1000000, 20000, 1})
     ->Args({1000000, 20000, 0})

@@ -69,7 +69,8 @@ ABSL_FLAG(uint64_t, seed, Defaults().seed,
 ABSL_FLAG(int, trainer_nice, Defaults().trainer_nice,
           "Nice level (0..19) of model training; 19 = train only on CPU the RPC threads leave idle, 0 = no change");
 ABSL_FLAG(int, trainer_threads, Defaults().trainer_threads,
-          "Boosters trained at once during a retrain (1..64, one thread each, at --trainer_nice)");
+          "Boosters trained at once during a retrain, and threads its reads of the store use (1..64, one thread "
+          "each, at --trainer_nice)");
 ABSL_FLAG(uint32_t, stream_window, static_cast<uint32_t>(Defaults().stream_window),
           "Reports a ReportRun stream may have in flight before reading pauses");
 ABSL_FLAG(absl::Duration, shutdown_grace, Defaults().shutdown_grace,

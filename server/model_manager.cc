@@ -260,6 +260,8 @@ absl::StatusOr<ModelManager::RunSplit> ModelManager::SnapshotRuns(const RunFilte
   options.distrusted = filters.distrusted;
   options.levels = filters.levels;
   options.max_training_rows = options_.max_training_rows;
+  // As many threads as the boosters get: both read and train at the trainer's nice level.
+  options.scan_threads = static_cast<size_t>(std::max(1, options_.trainer_threads));
   // The held-out side keeps its share of the split, so that scoring a candidate stays bounded too.
   // (At least one row when there is a cap: 0 would mean none.)
   options.max_holdout_rows =

@@ -126,8 +126,9 @@ struct ServerOptions {
   // by the Retrain RPC. 19 = training only gets CPU the RPC threads leave idle, so a retrain does not raise
   // SelectAccelerator latency (docs/BENCHMARKS.md). 0 = same priority as the RPC threads.
   int trainer_nice = 19;
-  // Boosters the trainer fits at once, each on one thread (model::TrainOptions::threads); at the trainer's nice
-  // level they only use CPU the RPC threads leave idle. 1 = one core for training at most.
+  // Boosters the trainer fits at once, each on one thread (model::TrainOptions::threads), and the threads each pass
+  // of its read of the store uses (TrainingSetOptions::scan_threads); at the trainer's nice level they only use CPU
+  // the RPC threads leave idle. 1 = one core for training at most.
   int trainer_threads = 2;
   // Reports a single ReportRun stream may have in flight (read but not yet acknowledged). This is the stream's
   // backpressure: the server stops reading until acknowledgements catch up.

@@ -2,10 +2,12 @@
 #include "server/training_set.h"
 
 #include <algorithm>
+#include <iterator>
 #include <string_view>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
 #include "model/context_key.h"
 #include "model/robust.h"
 #include "model/row_cap.h"
@@ -62,6 +64,18 @@ size_t Choose(SideKeys side, size_t max_rows, bool holdout, TrainingSet* counts,
   return kept;
 }
 
+// A part of a scan keeps what it found on its own thread and hands it over to the shared lists under the lock once
+// it holds this many keys (first pass) or runs (second pass), not once per run.
+constexpr size_t kHandOverKeys = 1024;
+constexpr size_t kHandOverRuns = 64;
+
+// Moves the elements of `from` to the end of `to` and empties `from` (keeping its buffer for the next ones).
+template <typename T>
+void MoveAppend(std::vector<T>* from, std::vector<T>* to) {
+  to->insert(to->end(), std::make_move_iterator(from->begin()), std::make_move_iterator(from->end()));
+  from->clear();
+}
+
 // Sorts `runs` by (time, run id), the time index's order, moving each record once: a record is large (a context of
 // strings and maps), and sorting the records themselves moved each about log2(n) times, a fifth of the whole read
 // at a million runs. The order is sorted on (time, index) and then applied in place, cycle by cycle.
@@ -91,44 +105,79 @@ void SortByTimeAndId(std::vector<model::RunRecord>* runs) {
 }  // namespace
 
 absl::StatusOr<TrainingSet> ReadTrainingSet(storage::TelemetryStore& store, const TrainingSetOptions& options) {
+  const size_t parts = std::max<size_t>(1, options.scan_threads);
   TrainingSet set;
-  absl::flat_hash_map<uint64_t, Chosen> chosen;  // by util::StableHash(run_id)
+  absl::Mutex mu;                                // each pass's hand-overs from its parts into the shared lists
+  absl::flat_hash_map<uint64_t, Chosen> chosen;  // by util::StableHash(run_id); only read while the second pass runs
   {
     SideKeys train, holdout;
-    absl::Status scan = store.ScanRunsUnordered(nullptr, [&](const v1::RunReport& r) {
+    struct PartKeys {
+      SideKeys train, holdout;
+      size_t scanned = 0, distrusted = 0;
+    };
+    std::vector<PartKeys> local(parts);
+    const auto hand_over = [&](PartKeys& p) {
+      absl::MutexLock lock(&mu);
+      MoveAppend(&p.train.cap, &train.cap);
+      MoveAppend(&p.train.draw, &train.draw);
+      MoveAppend(&p.holdout.cap, &holdout.cap);
+      MoveAppend(&p.holdout.draw, &holdout.draw);
+    };
+    absl::Status scan = store.ScanRunsInParts(parts, nullptr, [&](size_t part, const v1::RunReport& r) {
+      PartKeys& p = local[part];
       // As the statistics rebuilt at start-up (ScanRuns from 0): validation refuses negative times; a store written
       // by an older release or an import may still hold some.
       if (r.time_unix_ms() < 0) return true;
-      ++set.scanned;
+      ++p.scanned;
       if (options.distrusted.contains(model::ObservedStats::NodeHash(r.node_id()))) {
-        ++set.distrusted;
+        ++p.distrusted;
         return true;
       }
       const model::TaskContext context = FromProto(r.context());
-      SideKeys& side = options.in_holdout(context) ? holdout : train;
+      SideKeys& side = options.in_holdout(context) ? p.holdout : p.train;
       side.cap.push_back(
           model::RowCapKeyOf(model::ContextKey(context), StrategyIdOf(r), r.node_id(), r.time_unix_ms(), r.run_id()));
       side.draw.push_back(model::ThinningDraw(r.run_id()));
+      if (p.train.cap.size() + p.holdout.cap.size() >= kHandOverKeys) hand_over(p);
       return true;
     });
     if (!scan.ok()) return scan;
+    for (PartKeys& p : local) {
+      hand_over(p);
+      set.scanned += p.scanned;
+      set.distrusted += p.distrusted;
+    }
+    // The parts handed their keys over in no fixed order; neither choice depends on it (both order the keys
+    // themselves).
     set.train.reserve(Choose(std::move(train), options.max_training_rows, false, &set, &chosen));
     set.holdout.reserve(Choose(std::move(holdout), options.max_holdout_rows, true, &set, &chosen));
   }
-  absl::Status scan =
-      store.ScanRunsUnordered([&](std::string_view run_id) { return chosen.contains(util::StableHash(run_id)); },
-                              [&](const v1::RunReport& r) {
-                                const Chosen& c = chosen.at(util::StableHash(r.run_id()));
-                                if (r.time_unix_ms() != c.time_unix_ms || util::StableHash(r.node_id()) != c.node)
-                                  return true;
-                                model::RunRecord rec = FromProto(r);
-                                if (options.in_holdout(rec.context) != c.holdout) return true;
-                                if (!options.levels.empty()) model::ObservedStats::ToBaseLevel(options.levels, &rec);
-                                (c.holdout ? set.holdout : set.train).push_back(std::move(rec));
-                                return true;
-                              });
+  struct PartRuns {
+    std::vector<model::RunRecord> train, holdout;
+  };
+  std::vector<PartRuns> found(parts);
+  const auto hand_over = [&](PartRuns& p) {
+    absl::MutexLock lock(&mu);
+    MoveAppend(&p.train, &set.train);
+    MoveAppend(&p.holdout, &set.holdout);
+  };
+  absl::Status scan = store.ScanRunsInParts(
+      parts, [&](std::string_view run_id) { return chosen.contains(util::StableHash(run_id)); },
+      [&](size_t part, const v1::RunReport& r) {
+        const Chosen& c = chosen.at(util::StableHash(r.run_id()));
+        if (r.time_unix_ms() != c.time_unix_ms || util::StableHash(r.node_id()) != c.node) return true;
+        model::RunRecord rec = FromProto(r);
+        if (options.in_holdout(rec.context) != c.holdout) return true;
+        if (!options.levels.empty()) model::ObservedStats::ToBaseLevel(options.levels, &rec);
+        PartRuns& p = found[part];
+        (c.holdout ? p.holdout : p.train).push_back(std::move(rec));
+        if (p.train.size() + p.holdout.size() >= kHandOverRuns) hand_over(p);
+        return true;
+      });
   if (!scan.ok()) return scan;
-  // The store's order is its key order; training and scoring take the runs in time order, as the time index has them.
+  for (PartRuns& p : found) hand_over(p);
+  // The store's order is its key order, and the parts handed over in no fixed order; training and scoring take the
+  // runs in time order, as the time index has them.
   SortByTimeAndId(&set.train);
   SortByTimeAndId(&set.holdout);
   return set;

@@ -9,7 +9,8 @@
 // store asks on the id before it reads a value) and puts each side in time order. A store of 10 million runs with a
 // cap of one million thus converts one million runs, as a store of one million does; what still grows with the store
 // is the first pass's keys and the choice made on them, about 100 bytes a stored run for a moment (1 GB at 10 million,
-// against about 575 bytes a run converted).
+// against about 575 bytes a run converted). Each pass reads on `scan_threads` threads at once, each on its own range of
+// the store's keys (TelemetryStore::ScanRunsInParts); what is chosen, and in which order, does not depend on it.
 //
 // The passes read two snapshots: a run reported between them is left for the next retrain, and a run that retention
 // deleted between them is missing from this one. A chosen run is found again by a 64-bit hash of its id, and taken only
@@ -40,6 +41,9 @@ struct TrainingSetOptions {
   // The row cap of each side, after the thinning (model/row_cap.h); 0 = no cap.
   size_t max_training_rows = 0;
   size_t max_holdout_rows = 0;
+  // Threads each pass reads the store on (TelemetryStore::ScanRunsInParts): the caller's and scan_threads - 1 more,
+  // at the caller's nice level. The runs chosen and their order do not depend on it.
+  size_t scan_threads = 1;
 };
 
 struct TrainingSet {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdarg>
 #include <cstdint>
 #include <filesystem>
@@ -14,6 +15,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -30,6 +32,7 @@
 #include "rocksdb/env.h"
 #include "rocksdb/filter_policy.h"
 #include "rocksdb/listener.h"
+#include "rocksdb/metadata.h"
 #include "rocksdb/options.h"
 #include "rocksdb/slice.h"
 #include "rocksdb/status.h"
@@ -417,6 +420,38 @@ absl::StatusOr<std::unique_ptr<Instance>> OpenInstance(const StoreOptions& optio
   return instance;
 }
 
+// At most `parts` - 1 keys that split the runs family into ranges of about equal bytes on disk, ascending: each is
+// just after the largest key of a table file, at the file boundary (in the order of the files' largest keys) nearest
+// to the next share of the bytes. Table files of different levels overlap, so the split is approximate, never wrong:
+// the ranges between the keys cover every key. None for one part, or while the runs are all in the memtable.
+std::vector<std::string> RunKeySplits(Instance& db, size_t parts) {
+  std::vector<std::string> splits;
+  if (parts <= 1) return splits;
+  rocksdb::ColumnFamilyMetaData meta;
+  db.db->GetColumnFamilyMetaData(db.runs, &meta);
+  std::vector<std::pair<std::string, uint64_t>> files;  // largest key, bytes
+  for (const rocksdb::LevelMetaData& level : meta.levels) {
+    for (const rocksdb::SstFileMetaData& file : level.files) files.emplace_back(file.largestkey, file.size);
+  }
+  std::sort(files.begin(), files.end());
+  std::vector<double> ends(files.size());  // bytes up to the end of each file
+  double total = 0;
+  for (size_t i = 0; i < files.size(); ++i) ends[i] = total += static_cast<double>(files[i].second);
+  size_t previous = 0;  // boundaries taken are after files [0, previous)
+  for (size_t k = 1; k < parts; ++k) {
+    const double share = total * static_cast<double>(k) / static_cast<double>(parts);
+    size_t nearest = files.size();
+    for (size_t i = previous; i + 1 < files.size(); ++i) {
+      if (nearest == files.size() || std::abs(ends[i] - share) < std::abs(ends[nearest] - share)) nearest = i;
+    }
+    if (nearest == files.size()) break;
+    std::string after = files[nearest].first + '\0';  // the smallest key after it: the file's last run stays
+    if (splits.empty() || after > splits.back()) splits.push_back(std::move(after));
+    previous = nearest + 1;
+  }
+  return splits;
+}
+
 class RocksDbTelemetryStore final : public TelemetryStore {
  public:
   RocksDbTelemetryStore(const StoreOptions& options, rocksdb::Env* env, std::shared_ptr<rocksdb::Cache> cache,
@@ -570,23 +605,43 @@ class RocksDbTelemetryStore final : public TelemetryStore {
     }
   }
 
-  absl::Status ScanRunsUnordered(const std::function<bool(std::string_view)>& want,
-                                 const std::function<bool(const v1::RunReport&)>& fn) override {
+  absl::Status ScanRunsInParts(size_t parts, const std::function<bool(std::string_view)>& want,
+                               const std::function<bool(size_t, const v1::RunReport&)>& fn) override {
     absl::StatusOr<std::shared_ptr<Instance>> instance = Acquire();
     if (!instance.ok()) return instance.status();
     Instance& db = **instance;
     ScopedSnapshot snapshot(db.db.get());
-    rocksdb::ReadOptions read = WholeScanReadOptions(snapshot);
-    // One sequential pass over every table file: read ahead in large steps.
-    read.readahead_size = 2 * kMiB;
-    std::unique_ptr<rocksdb::Iterator> it(db.db->NewIterator(read, db.runs));
-    v1::RunReport run;
-    for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      if (want && !want(it->key().ToStringView())) continue;
-      STORAGE_RETURN_IF_ERROR(ParseStoredRun(it->value(), it->key(), &run));
-      if (!fn(run)) return absl::OkStatus();
-    }
-    return FromRocksStatus(it->status(), "scanning runs");
+    const std::vector<std::string> splits = RunKeySplits(db, parts);
+    std::atomic<bool> stop{false};
+    std::vector<absl::Status> status(splits.size() + 1);
+    const auto scan = [&](size_t part) {
+      rocksdb::ReadOptions read = WholeScanReadOptions(snapshot);
+      // One sequential pass over the part's table files: read ahead in large steps.
+      read.readahead_size = 2 * kMiB;
+      rocksdb::Slice upper;
+      if (part < splits.size()) {
+        upper = splits[part];
+        read.iterate_upper_bound = &upper;
+      }
+      std::unique_ptr<rocksdb::Iterator> it(db.db->NewIterator(read, db.runs));
+      v1::RunReport run;
+      for (part == 0 ? it->SeekToFirst() : it->Seek(splits[part - 1]);
+           it->Valid() && !stop.load(std::memory_order_relaxed); it->Next()) {
+        if (want && !want(it->key().ToStringView())) continue;
+        status[part] = ParseStoredRun(it->value(), it->key(), &run);
+        if (!status[part].ok() || !fn(part, run)) {
+          stop.store(true, std::memory_order_relaxed);
+          return;
+        }
+      }
+      status[part] = FromRocksStatus(it->status(), "scanning runs");
+    };
+    std::vector<std::thread> threads;
+    for (size_t part = 1; part <= splits.size(); ++part) threads.emplace_back(scan, part);
+    scan(0);
+    for (std::thread& t : threads) t.join();
+    for (const absl::Status& st : status) STORAGE_RETURN_IF_ERROR(st);
+    return absl::OkStatus();
   }
 
   uint64_t RunCount() override { return run_count_.load(std::memory_order_acquire); }

@@ -84,12 +84,21 @@ class TelemetryStore {
   // Calls `fn` for every stored run that `want(run_id)` accepts (every run when `want` is empty), once each, in no
   // particular order, on a consistent snapshot; `fn` returning false stops the scan. For a reader that does not need
   // time order (the trainer's two passes, server/training_set.h): the RocksDB store walks its runs in their own key
-  // order, sequential reads with no index lookups, and asks `want` before it reads a run's value. This default is
-  // ScanRuns from the start, filtered.
-  virtual absl::Status ScanRunsUnordered(const std::function<bool(std::string_view)>& want,
-                                         const std::function<bool(const v1::RunReport&)>& fn) {
+  // order, sequential reads with no index lookups, and asks `want` before it reads a run's value.
+  absl::Status ScanRunsUnordered(const std::function<bool(std::string_view)>& want,
+                                 const std::function<bool(const v1::RunReport&)>& fn) {
+    return ScanRunsInParts(1, want, [&fn](size_t, const v1::RunReport& r) { return fn(r); });
+  }
+  // ScanRunsUnordered on up to `parts` threads at once (the caller's and parts - 1 of its own, which inherit its
+  // nice level): the runs are split into ranges of their keys of about equal bytes on disk, `fn(part, run)` and
+  // `want` are called concurrently for different parts (each part's calls on one thread), and `fn` returning false
+  // stops every part. Fewer parts when the store is too small to split. This default is one part: ScanRuns from the
+  // start, filtered.
+  virtual absl::Status ScanRunsInParts(size_t parts, const std::function<bool(std::string_view)>& want,
+                                       const std::function<bool(size_t part, const v1::RunReport&)>& fn) {
+    (void)parts;
     return ScanRuns(std::numeric_limits<int64_t>::min(),
-                    [&](const v1::RunReport& r) { return (want && !want(r.run_id())) || fn(r); });
+                    [&](const v1::RunReport& r) { return (want && !want(r.run_id())) || fn(0, r); });
   }
 
   // Exact count of stored runs (kept in a counter updated within the same WriteBatch).

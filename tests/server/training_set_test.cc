@@ -10,7 +10,10 @@
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -84,9 +87,15 @@ class TrainingSetTest : public ::testing::Test {
       add("honest0", batch, 0);
       runs.back().set_time_unix_ms(-static_cast<int64_t>(batch));
     }
-    std::vector<const v1::RunReport*> pointers;
-    for (const v1::RunReport& r : runs) pointers.push_back(&r);
-    ASSERT_TRUE(store_->AppendRuns(pointers).ok());
+    // In three table files of disjoint id ranges, so that a read on several threads splits the store.
+    std::sort(runs.begin(), runs.end(),
+              [](const v1::RunReport& a, const v1::RunReport& b) { return a.run_id() < b.run_id(); });
+    for (size_t chunk = 0; chunk < 3; ++chunk) {
+      std::vector<const v1::RunReport*> pointers;
+      for (size_t i = runs.size() * chunk / 3; i < runs.size() * (chunk + 1) / 3; ++i) pointers.push_back(&runs[i]);
+      ASSERT_TRUE(store_->AppendRuns(pointers).ok());
+      ASSERT_TRUE(store_->Flush().ok());
+    }
     stored_ = static_cast<size_t>(
         std::count_if(runs.begin(), runs.end(), [](const v1::RunReport& r) { return r.time_unix_ms() >= 0; }));
   }
@@ -121,6 +130,19 @@ class TrainingSetTest : public ::testing::Test {
     return ref;
   }
 
+  // ReadTrainingSet on `threads` threads with `o`; a test failure unless it keeps the Reference's runs in its order
+  // (nothing when the read fails).
+  std::optional<TrainingSet> ReadAsTheReference(TrainingSetOptions o, size_t threads) const {
+    o.scan_threads = threads;
+    absl::StatusOr<TrainingSet> set = ReadTrainingSet(*store_, o);
+    EXPECT_TRUE(set.ok()) << set.status();
+    if (!set.ok()) return std::nullopt;
+    const TrainingSet ref = Reference(o);
+    ExpectSameRuns(set->train, ref.train);
+    ExpectSameRuns(set->holdout, ref.holdout);
+    return *std::move(set);
+  }
+
   static void ExpectSameRuns(const std::vector<model::RunRecord>& got, const std::vector<model::RunRecord>& want) {
     ASSERT_EQ(got.size(), want.size());
     for (size_t i = 0; i < got.size(); ++i) {
@@ -134,46 +156,60 @@ class TrainingSetTest : public ::testing::Test {
   size_t stored_ = 0;
 };
 
+// Each test reads on one thread and on three: the same runs in the same order either way.
+constexpr size_t kThreads[] = {1, 3};
+
+TEST_F(TrainingSetTest, TheStoreSplitsForAReadOnSeveralThreads) {
+  std::mutex mu;
+  std::set<size_t> parts;
+  ASSERT_TRUE(store_
+                  ->ScanRunsInParts(3, nullptr,
+                                    [&](size_t part, const v1::RunReport&) {
+                                      std::lock_guard<std::mutex> lock(mu);
+                                      parts.insert(part);
+                                      return true;
+                                    })
+                  .ok());
+  EXPECT_EQ(parts.size(), 3u);
+}
+
 TEST_F(TrainingSetTest, UncappedItKeepsWhatTheThinningOfEveryRunKeeps) {
-  const TrainingSetOptions o = Options(0, 0);
-  absl::StatusOr<TrainingSet> set = ReadTrainingSet(*store_, o);
-  ASSERT_TRUE(set.ok()) << set.status();
-  const TrainingSet ref = Reference(o);
-  ExpectSameRuns(set->train, ref.train);
-  ExpectSameRuns(set->holdout, ref.holdout);
-  EXPECT_EQ(set->scanned, stored_);
-  EXPECT_EQ(set->distrusted, 10u);
-  EXPECT_GT(set->thinned, 500u);  // most of the flood
-  EXPECT_EQ(set->capped, 0u);
-  EXPECT_EQ(set->scanned, set->distrusted + set->thinned + set->train.size() + set->holdout.size());
-  ASSERT_FALSE(set->holdout.empty());
-  for (const model::RunRecord& r : set->holdout) EXPECT_TRUE(HeldOut(r.context)) << r.run_id;
-  for (const model::RunRecord& r : set->train) EXPECT_FALSE(HeldOut(r.context)) << r.run_id;
-  for (const auto* side : {&set->train, &set->holdout}) {
-    for (const model::RunRecord& r : *side) EXPECT_GE(r.time_unix_ms, 0) << r.run_id;
+  for (size_t threads : kThreads) {
+    SCOPED_TRACE(absl::StrCat(threads, " threads"));
+    const std::optional<TrainingSet> set = ReadAsTheReference(Options(0, 0), threads);
+    ASSERT_TRUE(set.has_value());
+    EXPECT_EQ(set->scanned, stored_);
+    EXPECT_EQ(set->distrusted, 10u);
+    EXPECT_GT(set->thinned, 500u);  // most of the flood
+    EXPECT_EQ(set->capped, 0u);
+    EXPECT_EQ(set->scanned, set->distrusted + set->thinned + set->train.size() + set->holdout.size());
+    ASSERT_FALSE(set->holdout.empty());
+    for (const model::RunRecord& r : set->holdout) EXPECT_TRUE(HeldOut(r.context)) << r.run_id;
+    for (const model::RunRecord& r : set->train) EXPECT_FALSE(HeldOut(r.context)) << r.run_id;
+    for (const auto* side : {&set->train, &set->holdout}) {
+      for (const model::RunRecord& r : *side) EXPECT_GE(r.time_unix_ms, 0) << r.run_id;
+    }
+    // Restated at the base level: an s2 run after the change is halved, one before it is not.
+    bool before = false, after = false;
+    for (const model::RunRecord& r : set->train) {
+      if (r.strategy_id != "s2") continue;
+      (r.time_unix_ms >= 1'700'000'002'500 ? after : before) = true;
+    }
+    EXPECT_TRUE(before && after);
   }
-  // Restated at the base level: an s2 run after the change is halved, one before it is not.
-  bool before = false, after = false;
-  for (const model::RunRecord& r : set->train) {
-    if (r.strategy_id != "s2") continue;
-    (r.time_unix_ms >= 1'700'000'002'500 ? after : before) = true;
-  }
-  EXPECT_TRUE(before && after);
 }
 
 TEST_F(TrainingSetTest, CappedItKeepsWhatTheCapOfEveryRunKeepsOnBothSides) {
   for (const auto& [train_cap, holdout_cap] : {std::pair<size_t, size_t>{400, 60}, {100, 1000}, {5000, 20}}) {
-    SCOPED_TRACE(absl::StrCat(train_cap, " / ", holdout_cap));
-    const TrainingSetOptions o = Options(train_cap, holdout_cap);
-    absl::StatusOr<TrainingSet> set = ReadTrainingSet(*store_, o);
-    ASSERT_TRUE(set.ok()) << set.status();
-    const TrainingSet ref = Reference(o);
-    ExpectSameRuns(set->train, ref.train);
-    ExpectSameRuns(set->holdout, ref.holdout);
-    EXPECT_LE(set->train.size(), train_cap);
-    EXPECT_LE(set->holdout.size(), holdout_cap);
-    EXPECT_GT(set->capped, 0u);
-    EXPECT_EQ(set->scanned, set->distrusted + set->thinned + set->capped + set->train.size() + set->holdout.size());
+    for (size_t threads : kThreads) {
+      SCOPED_TRACE(absl::StrCat(train_cap, " / ", holdout_cap, ", ", threads, " threads"));
+      const std::optional<TrainingSet> set = ReadAsTheReference(Options(train_cap, holdout_cap), threads);
+      ASSERT_TRUE(set.has_value());
+      EXPECT_LE(set->train.size(), train_cap);
+      EXPECT_LE(set->holdout.size(), holdout_cap);
+      EXPECT_GT(set->capped, 0u);
+      EXPECT_EQ(set->scanned, set->distrusted + set->thinned + set->capped + set->train.size() + set->holdout.size());
+    }
   }
 }
 

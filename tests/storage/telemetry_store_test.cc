@@ -16,6 +16,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <random>
 #include <set>
 #include <string>
@@ -419,6 +420,77 @@ TEST_F(TelemetryStoreTest, ScanRunsUnorderedAsksForEveryIdAndReadsOnlyTheRunsAcc
   EXPECT_EQ(asked, all);
   ASSERT_GT(expected.size(), 200u);
   EXPECT_EQ(read, expected);
+}
+
+// Three table files of disjoint key ranges (one flush each): a scan in three parts runs them on three threads, each
+// part in key order and before the next, every run once; a part that stops stops them all.
+TEST_F(TelemetryStoreTest, ScanRunsInPartsSplitsByTableFilesAndVisitsEveryRunOnce) {
+  std::unique_ptr<TelemetryStore> store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  std::set<std::string> expected;
+  for (const char* prefix : {"a-", "m-", "z-"}) {
+    std::vector<v1::RunReport> runs;
+    for (int i = 0; i < 400; ++i) runs.push_back(MakeRun(absl::StrCat(prefix, 1000 + i), i));
+    ASSERT_TRUE(store->AppendRuns(Pointers(runs)).ok());
+    ASSERT_TRUE(store->Flush().ok());
+    for (const v1::RunReport& r : runs) expected.insert(r.run_id());
+  }
+  std::mutex mu;
+  std::map<size_t, std::vector<std::string>> by_part;
+  std::map<size_t, std::set<std::thread::id>> threads;
+  std::atomic<int> wanted{0};
+  absl::Status status = store->ScanRunsInParts(
+      3,
+      [&](std::string_view) {
+        ++wanted;
+        return true;
+      },
+      [&](size_t part, const v1::RunReport& run) {
+        std::lock_guard<std::mutex> lock(mu);
+        by_part[part].push_back(run.run_id());
+        threads[part].insert(std::this_thread::get_id());
+        return true;
+      });
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_EQ(wanted.load(), 1200);
+  ASSERT_EQ(by_part.size(), 3u);
+  std::set<std::string> seen;
+  std::set<std::thread::id> all_threads;
+  std::string last;
+  for (const auto& [part, ids] : by_part) {
+    EXPECT_LT(part, 3u);
+    EXPECT_TRUE(std::is_sorted(ids.begin(), ids.end())) << "part " << part;
+    EXPECT_LT(last, ids.front()) << "part " << part << " starts before the one ahead of it ends";
+    last = ids.back();
+    for (const std::string& id : ids) EXPECT_TRUE(seen.insert(id).second) << id << " seen twice";
+    ASSERT_EQ(threads[part].size(), 1u) << "part " << part;
+    all_threads.insert(*threads[part].begin());
+  }
+  EXPECT_EQ(seen, expected);
+  EXPECT_EQ(all_threads.size(), 3u);
+
+  // Part 1 stops at its tenth run: every part stops, the scan is OK.
+  std::atomic<int> calls{0}, calls_of_part1{0};
+  status = store->ScanRunsInParts(3, nullptr, [&](size_t part, const v1::RunReport&) {
+    ++calls;
+    return part != 1 || ++calls_of_part1 < 10;
+  });
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_EQ(calls_of_part1.load(), 10);
+  EXPECT_LT(calls.load(), 1200);
+  // One part asked for: one thread, every run.
+  std::set<size_t> parts;
+  int runs = 0;
+  ASSERT_TRUE(store
+                  ->ScanRunsInParts(1, nullptr,
+                                    [&](size_t part, const v1::RunReport&) {
+                                      parts.insert(part);
+                                      ++runs;
+                                      return true;
+                                    })
+                  .ok());
+  EXPECT_EQ(parts, std::set<size_t>{0});
+  EXPECT_EQ(runs, 1200);
 }
 
 TEST_F(TelemetryStoreTest, CatalogRoundTripsOrderedByIdAndOverwrites) {
