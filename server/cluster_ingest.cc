@@ -14,15 +14,16 @@ namespace accelsel::server {
 namespace {
 
 // How often one batch of a store's own runs is offered to the stream before the start gives up, and the pause
-// between offers: about a minute of a stream without quorum.
+// between offers: about a minute with NATS unreachable (an offer fails at once), up to about 11 with NATS up and the
+// stream without quorum (each offer waits the publish timeout).
 constexpr int kBringAttempts = 120;
 constexpr absl::Duration kBringRetryPause = absl::Milliseconds(500);
 
 // Publishes every run of `store` to the stream, `batch_size` at a time, each with its run id as message id (as a
 // report from a node is published), and waits for the stream's acknowledgement of each; what is not acknowledged is
-// offered again. Returns the runs the stream acknowledged (stored or deduplicated), or UNAVAILABLE when a batch was
-// still refused after kBringAttempts offers: the store is untouched and still has no stream position, so the next
-// start brings them again, and what reached the stream already is deduplicated by run id.
+// offered again. Returns UNAVAILABLE when part of a batch was still refused after kBringAttempts offers: the store is
+// untouched and still has no stream position, so the next start brings them again, and what reached the stream already
+// is deduplicated by run id.
 absl::Status BringStoredRuns(storage::TelemetryStore& store, cluster::RunStream& stream, const std::string& stream_name,
                              size_t batch_size) {
   const absl::Time started = absl::Now();
