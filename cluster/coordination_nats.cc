@@ -19,6 +19,8 @@
 namespace accelsel::cluster {
 namespace {
 
+constexpr char kConnectionName[] = "accelsel-server-coordination";  // as NATS lists its clients
+
 constexpr char kLeaseKey[] = "trainer";
 constexpr char kPointerKey[] = "serving";
 constexpr char kChunkHeader[] = "Accelsel-Chunk";  // "i/n"
@@ -44,14 +46,11 @@ class NatsCoordination final : public Coordination {
     if (pointer_kv_ != nullptr) kvStore_Destroy(pointer_kv_);
     if (settings_kv_ != nullptr) kvStore_Destroy(settings_kv_);
     if (js_ != nullptr) jsCtx_Destroy(js_);
-    if (nc_ != nullptr) {
-      natsConnection_Close(nc_);
-      natsConnection_Destroy(nc_);
-    }
+    CloseNats(nc_, kConnectionName);
   }
 
   absl::Status Connect() {
-    auto nc = ConnectNats(connection_, "accelsel-server-coordination");
+    auto nc = ConnectNats(connection_, kConnectionName);
     if (!nc.ok()) return nc.status();
     nc_ = *nc;
     jsOptions jo;

@@ -5,10 +5,12 @@
 #include <iterator>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "util/log.h"
 
 namespace accelsel::cluster {
@@ -120,6 +122,23 @@ absl::StatusOr<natsConnection*> ConnectNats(const RunStreamOptions& options, con
     return absl::UnavailableError(absl::StrCat("cannot connect to NATS (--nats): ", error));
   }
   return nc;
+}
+
+void CloseNats(natsConnection* nc, const char* name, absl::Duration bound) {
+  if (nc == nullptr) return;
+  auto closed = std::make_shared<absl::Notification>();
+  std::thread closer([nc, closed] {
+    natsConnection_Close(nc);
+    natsConnection_Destroy(nc);
+    closed->Notify();
+  });
+  if (closed->WaitForNotificationWithTimeout(bound)) {
+    closer.join();
+    return;
+  }
+  closer.detach();
+  log::Error("cluster_nats_close_stuck",
+             {{"connection", std::string(name)}, {"waited_s", absl::ToDoubleSeconds(bound)}});
 }
 
 }  // namespace accelsel::cluster

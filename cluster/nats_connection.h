@@ -22,8 +22,13 @@ inline int64_t Millis(absl::Duration d) { return std::max<int64_t>(1, absl::ToIn
 std::string NatsError(natsStatus s);
 
 // Connects (within options.connect_timeout) as client `name`, reconnecting forever afterwards; connection events
-// are logged. The caller owns the connection (natsConnection_Close + natsConnection_Destroy).
+// are logged. The caller owns the connection and ends it with CloseNats.
 absl::StatusOr<natsConnection*> ConnectNats(const RunStreamOptions& options, const char* name);
+
+// Closes and destroys a connection from ConnectNats. The library joins its reader, flusher and reconnect threads on
+// close without a bound; a close that has not returned within `bound` is left to a thread of its own and logged
+// (cluster_nats_close_stuck), so that neither a shutdown nor a failed start hangs on it.
+void CloseNats(natsConnection* nc, const char* name, absl::Duration bound = absl::Seconds(10));
 
 }  // namespace accelsel::cluster
 

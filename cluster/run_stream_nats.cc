@@ -18,6 +18,8 @@
 namespace accelsel::cluster {
 namespace {
 
+constexpr char kConnectionName[] = "accelsel-server";  // as NATS lists its clients
+
 class NatsRunStream final : public RunStream {
  public:
   explicit NatsRunStream(const RunStreamOptions& options) : options_(options) {}
@@ -25,14 +27,11 @@ class NatsRunStream final : public RunStream {
   ~NatsRunStream() override {
     if (sub_ != nullptr) natsSubscription_Destroy(sub_);
     if (js_ != nullptr) jsCtx_Destroy(js_);
-    if (nc_ != nullptr) {
-      natsConnection_Close(nc_);
-      natsConnection_Destroy(nc_);
-    }
+    CloseNats(nc_, kConnectionName);
   }
 
   absl::Status Connect() {
-    auto nc = ConnectNats(options_, "accelsel-server");
+    auto nc = ConnectNats(options_, kConnectionName);
     if (!nc.ok()) return nc.status();
     nc_ = *nc;
     jsOptions jo;

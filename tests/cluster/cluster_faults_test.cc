@@ -87,7 +87,9 @@ class ClusterFaultsTest : public ::testing::Test {
   }
 
   // Starts replica i as a process and waits until its health check says SERVING. A start that fails (JetStream
-  // still electing its leaders right after the servers came up) is retried, bounded.
+  // still electing its leaders right after the servers came up, or slow to answer on a loaded machine) exits and is
+  // retried, bounded. A start that neither serves nor exits within a minute is a defect of its own: it fails the
+  // test with the replica's threads, and the replica is started again so that the rest of the test still runs.
   bool StartReplica(int i) {
     Replica& r = *replicas_[i];
     const std::vector<std::string> args = {std::string(ACCELSEL_TEST_BIN_DIR) + "/accelsel-server",
@@ -104,13 +106,34 @@ class ClusterFaultsTest : public ::testing::Test {
                                            "--retrain_interval=3s",
                                            "--shutdown_grace=1s",
                                            "--log_level=info"};
+    int attempt = 0;
     return WaitFor(
         [&] {
           if (!r.process.Running() && !r.process.Spawn(args, r.dir + "/server.log")) return false;
-          return WaitFor([&] { return !r.process.Running() || Serving(r.port); }, absl::Seconds(30)) &&
-                 r.process.Running();
+          ++attempt;
+          if (WaitFor([&] { return !r.process.Running() || Serving(r.port); }, absl::Seconds(60)) &&
+              r.process.Running()) {
+            return true;
+          }
+          if (r.process.Running()) {
+            ADD_FAILURE() << "replica " << i << " neither served nor exited within 60 s (attempt " << attempt
+                          << "); threads in " << DumpThreads(r.process.pid(), absl::StrCat(r.dir, "/stuck-", attempt));
+            r.process.Kill();
+          }
+          return false;
         },
-        absl::Seconds(90));
+        absl::Seconds(180));
+  }
+
+  // The stacks of every thread of a process, written by gdb (when it is installed) to path.txt; returns the path.
+  static std::string DumpThreads(pid_t pid, const std::string& path) {
+    if (access("/usr/bin/gdb", X_OK) != 0) return "(gdb is not installed)";
+    Child gdb;
+    if (!gdb.Spawn({"/usr/bin/gdb", "-p", absl::StrCat(pid), "-batch", "-ex", "thread apply all bt"}, path + ".txt")) {
+      return "(gdb did not start)";
+    }
+    if (!WaitFor([&] { return !gdb.Running(); }, absl::Seconds(60))) gdb.Kill();
+    return path + ".txt";
   }
 
   static bool Serving(int port) {
