@@ -13,17 +13,17 @@
 namespace accelsel::server {
 namespace {
 
-// How often one batch of a store's own runs is offered to the stream before the start gives up, and the pause
-// between offers: about a minute with NATS unreachable (an offer fails at once), up to about 11 with NATS up and the
-// stream without quorum (each offer waits the publish timeout).
-constexpr int kBringAttempts = 120;
+// How long one batch of a store's own runs is offered to the stream again before the start gives up (a stream
+// without quorum), and the pause between offers. Kept well inside the stream's duplicate window, so that a message
+// that reached the stream after its offer timed out is dropped as a repeat when it is offered again.
+constexpr absl::Duration kBringPatience = absl::Minutes(1);
 constexpr absl::Duration kBringRetryPause = absl::Milliseconds(500);
 
 // Publishes every run of `store` to the stream, `batch_size` at a time, each with its run id as message id (as a
 // report from a node is published), and waits for the stream's acknowledgement of each; what is not acknowledged is
-// offered again. Returns UNAVAILABLE when part of a batch was still refused after kBringAttempts offers: the store is
-// untouched and still has no stream position, so the next start brings them again, and what reached the stream already
-// is deduplicated by run id.
+// offered again. Returns UNAVAILABLE when part of a batch was still refused kBringPatience after its first offer
+// (plus at most one publish timeout): the store is untouched and still has no stream position, so the next start
+// brings them again, and what reached the stream already is deduplicated by run id.
 absl::Status BringStoredRuns(storage::TelemetryStore& store, cluster::RunStream& stream, const std::string& stream_name,
                              size_t batch_size) {
   const absl::Time started = absl::Now();
@@ -36,7 +36,8 @@ absl::Status BringStoredRuns(storage::TelemetryStore& store, cluster::RunStream&
   std::vector<cluster::PublishItem> items;
   std::vector<cluster::PublishOutcome> outcomes;
   const auto publish = [&]() -> absl::Status {
-    for (int attempt = 1; !ids.empty(); ++attempt) {
+    const absl::Time give_up = absl::Now() + kBringPatience;
+    while (!ids.empty()) {
       items.clear();
       for (size_t i = 0; i < ids.size(); ++i) items.push_back(cluster::PublishItem{ids[i], data[i]});
       stream.PublishBatch(items, &outcomes);
@@ -58,11 +59,12 @@ absl::Status BringStoredRuns(storage::TelemetryStore& store, cluster::RunStream&
       ids.resize(refused);
       data.resize(refused);
       if (refused == 0) break;
-      if (attempt == kBringAttempts) {
-        return absl::UnavailableError(absl::StrCat(
-            "cluster mode: this store holds ", stored, " runs it never published to stream ", stream_name, "; ",
-            brought, " were brought before the stream refused ", refused, " of a batch ", kBringAttempts,
-            " times (last: ", last.message(), "). Nothing was lost: start again to bring the rest"));
+      if (absl::Now() >= give_up) {
+        return absl::UnavailableError(
+            absl::StrCat("cluster mode: this store holds ", stored, " runs it never published to stream ", stream_name,
+                         "; ", brought, " were brought before the stream refused ", refused, " of a batch for ",
+                         absl::FormatDuration(kBringPatience), " (last: ", last.message(),
+                         "). Nothing was lost: start again to bring the rest"));
       }
       absl::SleepFor(kBringRetryPause);
     }

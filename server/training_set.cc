@@ -162,9 +162,9 @@ absl::StatusOr<TrainingSet> ReadTrainingSet(storage::TelemetryStore& store, cons
     MoveAppend(&p.holdout, &set.holdout);
   };
   absl::Status scan = store.ScanRunsInParts(
-      parts, [&](std::string_view run_id) { return chosen.contains(util::StableHash(run_id)); },
+      parts, [&](std::string_view run_id) { return std::as_const(chosen).contains(util::StableHash(run_id)); },
       [&](size_t part, const v1::RunReport& r) {
-        const Chosen& c = chosen.at(util::StableHash(r.run_id()));
+        const Chosen& c = std::as_const(chosen).at(util::StableHash(r.run_id()));
         if (r.time_unix_ms() != c.time_unix_ms || util::StableHash(r.node_id()) != c.node) return true;
         model::RunRecord rec = FromProto(r);
         if (options.in_holdout(rec.context) != c.holdout) return true;

@@ -422,16 +422,23 @@ absl::StatusOr<std::unique_ptr<Instance>> OpenInstance(const StoreOptions& optio
 
 // At most `parts` - 1 keys that split the runs family into ranges of about equal bytes on disk, ascending: each is
 // just after the largest key of a table file, at the file boundary (in the order of the files' largest keys) nearest
-// to the next share of the bytes. Table files of different levels overlap, so the split is approximate, never wrong:
-// the ranges between the keys cover every key. None for one part, or while the runs are all in the memtable.
+// to the next share of the bytes. The files of levels 1 and below are used (each level's files are disjoint, and
+// they hold most of a large store); level 0's only when there are no others: its files were flushed from the
+// memtable, and with run ids in no order each may span almost every key. Files of different levels overlap, so the
+// split is approximate, never wrong: the ranges between the keys cover every key. None for one part, or while the
+// runs are all in the memtable.
 std::vector<std::string> RunKeySplits(Instance& db, size_t parts) {
   std::vector<std::string> splits;
   if (parts <= 1) return splits;
   rocksdb::ColumnFamilyMetaData meta;
   db.db->GetColumnFamilyMetaData(db.runs, &meta);
   std::vector<std::pair<std::string, uint64_t>> files;  // largest key, bytes
-  for (const rocksdb::LevelMetaData& level : meta.levels) {
-    for (const rocksdb::SstFileMetaData& file : level.files) files.emplace_back(file.largestkey, file.size);
+  for (bool level0 : {false, true}) {
+    for (const rocksdb::LevelMetaData& level : meta.levels) {
+      if ((level.level == 0) != level0) continue;
+      for (const rocksdb::SstFileMetaData& file : level.files) files.emplace_back(file.largestkey, file.size);
+    }
+    if (!files.empty()) break;
   }
   std::sort(files.begin(), files.end());
   std::vector<double> ends(files.size());  // bytes up to the end of each file
@@ -637,8 +644,17 @@ class RocksDbTelemetryStore final : public TelemetryStore {
       status[part] = FromRocksStatus(it->status(), "scanning runs");
     };
     std::vector<std::thread> threads;
-    for (size_t part = 1; part <= splits.size(); ++part) threads.emplace_back(scan, part);
+    threads.reserve(splits.size());
+    size_t part = 1;
+    for (; part <= splits.size(); ++part) {
+      try {
+        threads.emplace_back(scan, part);
+      } catch (const std::system_error&) {
+        break;  // no thread to be had (a process or memory limit): the parts left run below, on this one
+      }
+    }
     scan(0);
+    for (; part <= splits.size(); ++part) scan(part);
     for (std::thread& t : threads) t.join();
     for (const absl::Status& st : status) STORAGE_RETURN_IF_ERROR(st);
     return absl::OkStatus();

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -281,12 +282,18 @@ TEST_F(ClusterReportsTest, AStoreThatJoinsTheClusterBringsItsRuns) {
   EXPECT_EQ(stream_last(), uint64_t{kN});
   ASSERT_TRUE(WaitFor([&] { return Serving(*a); }, kBound));
   EXPECT_EQ(Count(*a), uint64_t{kN});
-  // B, on an empty folder, holds them once it is SERVING (the catalogue came through the settings bucket).
+  // B, on an empty folder, holds them once it is SERVING, and the strategies they name (A brought its catalogue
+  // into the settings bucket).
   std::unique_ptr<server::Server> b = StartReplica("b");
   ASSERT_NE(b, nullptr);
   ASSERT_TRUE(WaitFor([&] { return Serving(*b); }, kBound));
   EXPECT_EQ(Count(*b), uint64_t{kN});
   ExpectStored(*b, single);
+  v1::ListStrategiesResponse list;
+  ASSERT_TRUE(b->core().ListStrategies(v1::ListStrategiesRequest(), &list).ok());
+  std::set<std::string> strategies;
+  for (const v1::Strategy& s : list.strategies()) strategies.insert(s.id());
+  EXPECT_EQ(strategies, (std::set<std::string>{"s-a", "s-b"}));
 
   // C's store shares kOverlap runs with the stream: only its own kOwn are added, and every replica ends with both.
   std::unique_ptr<server::Server> c = StartReplica("c");
