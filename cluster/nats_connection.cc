@@ -5,6 +5,7 @@
 #include <iterator>
 #include <memory>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -127,11 +128,20 @@ absl::StatusOr<natsConnection*> ConnectNats(const RunStreamOptions& options, con
 void CloseNats(natsConnection* nc, const char* name, absl::Duration bound) {
   if (nc == nullptr) return;
   auto closed = std::make_shared<absl::Notification>();
-  std::thread closer([nc, closed] {
+  const auto end_connection = [nc] {
     natsConnection_Close(nc);
     natsConnection_Destroy(nc);
-    closed->Notify();
-  });
+  };
+  std::thread closer;
+  try {
+    closer = std::thread([end_connection, closed] {
+      end_connection();
+      closed->Notify();
+    });
+  } catch (const std::system_error&) {  // no thread to be had: closed here, unbounded
+    end_connection();
+    return;
+  }
   if (closed->WaitForNotificationWithTimeout(bound)) {
     closer.join();
     return;
