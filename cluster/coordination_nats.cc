@@ -19,7 +19,7 @@
 namespace accelsel::cluster {
 namespace {
 
-constexpr char kConnectionName[] = "accelsel-server-coordination";  // as NATS lists its clients
+constexpr char kConnectionName[] = "accelsel-server/coordination";  // as NATS lists its clients
 
 constexpr char kLeaseKey[] = "trainer";
 constexpr char kPointerKey[] = "serving";

@@ -4,6 +4,7 @@
 #include <fstream>
 #include <iterator>
 #include <memory>
+#include <set>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -11,6 +12,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "util/log.h"
 
@@ -75,17 +77,30 @@ absl::Status SetSecurity(const RunStreamOptions& o, natsOptions* opts) {
   return absl::OkStatus();
 }
 
+// A connection's name for its log lines, kept for the life of the process: the library may call a connection's
+// callbacks after its owner is gone (a close left to its own thread). Few distinct names exist.
+const char* InternName(const char* name) {
+  static absl::Mutex mu(absl::kConstInit);
+  static auto* names = new std::set<std::string>();
+  absl::MutexLock lock(&mu);
+  return names->insert(name).first->c_str();
+}
+
 // The connection's state changes, for the operator: reports are refused while it is not connected.
-void OnConnectionEvent(natsConnection* nc, void* what) {
+void LogConnectionEvent(natsConnection* nc, const char* event, void* name, bool warn) {
   char url[256] = "";
   natsConnection_GetConnectedUrl(nc, url, sizeof(url));
-  const std::string event = absl::StrCat("cluster_nats_", static_cast<const char*>(what));
-  if (event == "cluster_nats_reconnected") {
-    log::Info(event, {{"url", std::string(url)}});
-  } else {
-    log::Warn(event, {{"url", std::string(url)}});
-  }
+  const log::Level level = warn ? log::Level::kWarn : log::Level::kInfo;
+  if (!log::Enabled(level)) return;
+  log::Write(level, event, {{"connection", static_cast<const char*>(name)}, {"url", static_cast<const char*>(url)}});
 }
+void OnDisconnected(natsConnection* nc, void* name) { LogConnectionEvent(nc, "cluster_nats_disconnected", name, true); }
+void OnReconnected(natsConnection* nc, void* name) { LogConnectionEvent(nc, "cluster_nats_reconnected", name, false); }
+void OnClosed(natsConnection* nc, void* name) { LogConnectionEvent(nc, "cluster_nats_closed", name, true); }
+
+// Every write to the server fails after this long instead of blocking without bound (the library's default), which
+// also puts the socket in non-blocking mode: a close never waits on a write to a server that stopped reading.
+constexpr int64_t kWriteDeadlineMs = 10'000;
 
 }  // namespace
 
@@ -105,10 +120,12 @@ absl::StatusOr<natsConnection*> ConnectNats(const RunStreamOptions& options, con
   if (s == NATS_OK) s = natsOptions_SetMaxReconnect(opts, -1);
   if (s == NATS_OK) s = natsOptions_SetReconnectWait(opts, 250);
   if (s == NATS_OK) s = natsOptions_SetTimeout(opts, Millis(options.connect_timeout));
+  if (s == NATS_OK) s = natsOptions_SetWriteDeadline(opts, kWriteDeadlineMs);
   if (s == NATS_OK) s = natsOptions_SetName(opts, name);
-  if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(opts, &OnConnectionEvent, (void*)"disconnected");
-  if (s == NATS_OK) s = natsOptions_SetReconnectedCB(opts, &OnConnectionEvent, (void*)"reconnected");
-  if (s == NATS_OK) s = natsOptions_SetClosedCB(opts, &OnConnectionEvent, (void*)"closed");
+  void* const closure = const_cast<char*>(InternName(name));
+  if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(opts, &OnDisconnected, closure);
+  if (s == NATS_OK) s = natsOptions_SetReconnectedCB(opts, &OnReconnected, closure);
+  if (s == NATS_OK) s = natsOptions_SetClosedCB(opts, &OnClosed, closure);
   if (s != NATS_OK) return absl::InvalidArgumentError(absl::StrCat("--nats: ", NatsError(s)));
   if (absl::Status st = SetSecurity(options, opts); !st.ok()) return st;
   natsConnection* nc = nullptr;

@@ -18,20 +18,20 @@
 namespace accelsel::cluster {
 namespace {
 
-constexpr char kConnectionName[] = "accelsel-server";  // as NATS lists its clients
-
 class NatsRunStream final : public RunStream {
  public:
-  explicit NatsRunStream(const RunStreamOptions& options) : options_(options) {}
+  // Named after its stream, as NATS lists its clients and as the connection's log lines say.
+  explicit NatsRunStream(const RunStreamOptions& options)
+      : options_(options), name_(absl::StrCat("accelsel-server/", options.stream)) {}
 
   ~NatsRunStream() override {
     if (sub_ != nullptr) natsSubscription_Destroy(sub_);
     if (js_ != nullptr) jsCtx_Destroy(js_);
-    CloseNats(nc_, kConnectionName);
+    CloseNats(nc_, name_.c_str());
   }
 
   absl::Status Connect() {
-    auto nc = ConnectNats(options_, kConnectionName);
+    auto nc = ConnectNats(options_, name_.c_str());
     if (!nc.ok()) return nc.status();
     nc_ = *nc;
     jsOptions jo;
@@ -226,6 +226,7 @@ class NatsRunStream final : public RunStream {
   }
 
   const RunStreamOptions options_;
+  const std::string name_;
   natsConnection* nc_ = nullptr;
   jsCtx* js_ = nullptr;
   natsSubscription* sub_ = nullptr;

@@ -88,8 +88,10 @@ class ClusterFaultsTest : public ::testing::Test {
 
   // Starts replica i as a process and waits until its health check says SERVING. A start that fails (JetStream
   // still electing its leaders right after the servers came up, or slow to answer on a loaded machine) exits and is
-  // retried, bounded. A start that neither serves nor exits within a minute is a defect of its own: it fails the
-  // test with the replica's threads, and the replica is started again so that the rest of the test still runs.
+  // retried until the deadline. A start that neither serves nor exits is a defect of its own: after a minute its
+  // threads are written out for the reader; after three minutes (more than every bounded NATS call of a failing
+  // start, the settings' 30 s wait and the bounded closes added up) it fails the test and the replica is started
+  // again, so that the rest of the test still runs.
   bool StartReplica(int i) {
     Replica& r = *replicas_[i];
     const std::vector<std::string> args = {std::string(ACCELSEL_TEST_BIN_DIR) + "/accelsel-server",
@@ -106,26 +108,27 @@ class ClusterFaultsTest : public ::testing::Test {
                                            "--retrain_interval=3s",
                                            "--shutdown_grace=1s",
                                            "--log_level=info"};
-    int attempt = 0;
-    return WaitFor(
-        [&] {
-          if (!r.process.Running() && !r.process.Spawn(args, r.dir + "/server.log")) return false;
-          ++attempt;
-          if (WaitFor([&] { return !r.process.Running() || Serving(r.port); }, absl::Seconds(60)) &&
-              r.process.Running()) {
-            return true;
-          }
-          if (r.process.Running()) {
-            ADD_FAILURE() << "replica " << i << " neither served nor exited within 60 s (attempt " << attempt
-                          << "); threads in " << DumpThreads(r.process.pid(), absl::StrCat(r.dir, "/stuck-", attempt));
-            r.process.Kill();
-          }
-          return false;
-        },
-        absl::Seconds(180));
+    const absl::Time deadline = absl::Now() + absl::Minutes(4);
+    const auto settled = [&] { return !r.process.Running() || Serving(r.port); };
+    for (int attempt = 1; absl::Now() < deadline; ++attempt) {
+      if (!r.process.Running() && !r.process.Spawn(args, r.dir + "/server.log")) return false;
+      bool done = WaitFor(settled, absl::Minutes(1));
+      if (!done) {
+        const std::string threads = DumpThreads(r.process.pid(), absl::StrCat(r.dir, "/slow-start-", attempt));
+        done = WaitFor(settled, absl::Minutes(2));
+        if (!done) {
+          ADD_FAILURE() << "replica " << i << " neither served nor exited within 3 minutes (attempt " << attempt
+                        << "); its threads after a minute: " << threads;
+          r.process.Kill();
+        }
+      }
+      if (r.process.Running()) return true;  // serving
+    }
+    return false;
   }
 
-  // The stacks of every thread of a process, written by gdb (when it is installed) to path.txt; returns the path.
+  // The stacks of every thread of a process, written by gdb to path.txt (when gdb is installed and may attach); returns
+  // the path.
   static std::string DumpThreads(pid_t pid, const std::string& path) {
     if (access("/usr/bin/gdb", X_OK) != 0) return "(gdb is not installed)";
     Child gdb;
