@@ -81,11 +81,16 @@ std::vector<model::RunRecord> HoldoutRecords(size_t contexts, int k) {
   return out;
 }
 
-void AddCounters(benchmark::State& state, const model::MetaModel* m, size_t n, size_t contexts, size_t rows,
-                 double input_rss_mb) {
+// The process's peak resident set so far (getrusage ru_maxrss), in MB.
+double PeakRssMb() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
-  state.counters["peak_rss_mb"] = ru.ru_maxrss / 1024.0;
+  return static_cast<double>(ru.ru_maxrss) / 1024.0;
+}
+
+void AddCounters(benchmark::State& state, const model::MetaModel* m, size_t n, size_t contexts, size_t rows,
+                 double input_rss_mb) {
+  state.counters["peak_rss_mb"] = PeakRssMb();
   state.counters["input_rss_mb"] = input_rss_mb;  // the generated runs, held before training starts
   state.counters["runs"] = static_cast<double>(n);
   state.counters["rows"] = static_cast<double>(rows);  // what the model trained on
@@ -311,21 +316,15 @@ void BM_ReadTrainingSet(benchmark::State& state) {
   state.counters["rows"] = static_cast<double>(rows);
   state.counters["us_per_run"] = benchmark::Counter(
       static_cast<double>(n) * 1e-6, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  state.counters["peak_rss_mb"] = ru.ru_maxrss / 1024.0;
+  state.counters["peak_rss_mb"] = PeakRssMb();
 }
 
-// Wall time (the bar is a retrain's duration) and the whole process's CPU time (the boosters run on their own
-// threads).
-BENCHMARK(BM_Train)
-    ->Arg(10000)
-    ->Arg(100000)
-    ->Arg(1000000)
-    ->Iterations(1)
-    ->Unit(benchmark::kSecond)
-    ->UseRealTime()
-    ->MeasureProcessCPUTime();
+// Each size once: wall time (the bar is a retrain's duration) and the whole process's CPU time (the boosters run on
+// their own threads).
+void OnceInSeconds(benchmark::internal::Benchmark* b) {
+  b->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime()->MeasureProcessCPUTime();
+}
+BENCHMARK(BM_Train)->Arg(10000)->Arg(100000)->Arg(1000000)->Apply(OnceInSeconds);
 // Below the cap (nothing dropped), 5 x and 10 x over it: the cost should stay that of the cap's 200k rows. 2M runs
 // also at a 1M cap and with none (0; BM_Train's sizes stop at 1M), the uncapped reference.
 BENCHMARK(BM_TrainCapped)
@@ -334,15 +333,9 @@ BENCHMARK(BM_TrainCapped)
     ->Args({2000000, 200000})
     ->Args({2000000, 1000000})
     ->Args({2000000, 0})
-    ->Iterations(1)
-    ->Unit(benchmark::kSecond)
-    ->UseRealTime()
-    ->MeasureProcessCPUTime();
+    ->Apply(OnceInSeconds);
 // The same 20,000 contexts reported ten times as long: with the default cap, 10M stored runs should cost what 1M do.
 // The read alone also on one thread and on two (the server's default --trainer_threads).
-void OnceInSeconds(benchmark::internal::Benchmark* b) {
-  b->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime()->MeasureProcessCPUTime();
-}
 BENCHMARK(BM_RetrainFromStore)->Args({1000000, 20000, 1000000})->Args({10000000, 20000, 1000000})->Apply(OnceInSeconds);
 BENCHMARK(BM_ReadTrainingSet)->ArgsProduct({{1000000, 10000000}, {20000}, {1000000}, {1, 2}})->Apply(OnceInSeconds);
 BENCHMARK(BM_ScanStore)
@@ -350,17 +343,8 @@ BENCHMARK(BM_ScanStore)
     ->Args({1000000, 20000, 0})
     ->Args({10000000, 20000, 1})
     ->Args({10000000, 20000, 0})
-    ->Iterations(1)
-    ->Unit(benchmark::kSecond)
-    ->UseRealTime()
-    ->MeasureProcessCPUTime();
-BENCHMARK(BM_ChooseCappedRows)
-    ->Args({1000000, 200000})
-    ->Args({10000000, 1000000})
-    ->Iterations(1)
-    ->Unit(benchmark::kSecond)
-    ->UseRealTime()
-    ->MeasureProcessCPUTime();
+    ->Apply(OnceInSeconds);
+BENCHMARK(BM_ChooseCappedRows)->Args({1000000, 200000})->Args({10000000, 1000000})->Apply(OnceInSeconds);
 
 }  // namespace
 }  // namespace accelsel::bench
