@@ -98,8 +98,9 @@ void OnDisconnected(natsConnection* nc, void* name) { LogConnectionEvent(nc, "cl
 void OnReconnected(natsConnection* nc, void* name) { LogConnectionEvent(nc, "cluster_nats_reconnected", name, false); }
 void OnClosed(natsConnection* nc, void* name) { LogConnectionEvent(nc, "cluster_nats_closed", name, true); }
 
-// Every write to the server fails after this long instead of blocking without bound (the library's default), which
-// also puts the socket in non-blocking mode: a close never waits on a write to a server that stopped reading.
+// Every write to the server fails after this long instead of blocking without bound (the library's default, on a
+// blocking socket): a publish, a subscription's teardown or a close waits at most this long on a server that stopped
+// reading, with the connection's lock held.
 constexpr int64_t kWriteDeadlineMs = 10'000;
 
 }  // namespace
