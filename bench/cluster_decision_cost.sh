@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# shellcheck disable=SC2154  # ADDR_*, MET_*, PID_* are set by printf -v in start_accel
+# shellcheck disable=SC2154  # ADDR_*, MET_*, PID_* are set by printf -v (start_server, start_accel)
 # What the decision stream costs (issue 20, docs/SCALE.md "Capacity"): two cluster replicas on one nats-server
 # (stream replicas 1); a closed-loop SelectAccelerator load on replica a, every request a new context, with
 # --decision_log=true (each answer logged and published to the decision stream, which replica b applies) against
@@ -23,24 +23,13 @@ source "$(dirname "$0")/servers.sh"   # PIDS, cleanup on exit (TERM by PID, rm -
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 metric() { curl -s --max-time 5 "http://$1/metrics" | awk -v k="$2" '$1 == k {print $2}'; }
 
-# start_accel NAME DIR EXTRA...: a cluster replica on free ports; sets ADDR_<NAME>, MET_<NAME>, PID_<NAME>.
+# start_accel NAME DIR EXTRA...: a cluster replica on free ports (start_server); also sets MET_<NAME>.
 start_accel() {
   local name="$1" dir="$2"; shift 2
-  "$BIN/accelsel-server" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 --data_dir="$dir/$name" --seed_csv= \
-    --trainer=false --sync_writes=false --descriptors_dir="$DESCRIPTORS" --replica_id="$name" "$@" \
-    >"$dir/$name.log" 2>&1 &
-  local pid=$! line=""
-  PIDS+=("$pid")
-  for _ in $(seq 1 600); do
-    line="$(grep -m1 'listening on' "$dir/$name.log" 2>/dev/null)" || true
-    [ -n "$line" ] && break
-    kill -0 "$pid" 2>/dev/null || { echo "cluster_decision_cost: $name exited:"; cat "$dir/$name.log"; exit 1; }
-    sleep 0.1
-  done
-  [ -n "$line" ] || { echo "cluster_decision_cost: $name did not start"; exit 1; }
-  printf -v "ADDR_$name" '%s' "$(grep -o 'listening on [0-9.]*:[0-9]*' <<<"$line" | awk '{print $3}')"
-  printf -v "MET_$name" '%s' "$(grep -o 'metrics on [0-9.]*:[0-9]*' <<<"$line" | awk '{print $3}')"
-  printf -v "PID_$name" '%s' "$pid"
+  start_server "$name" "$dir/$name.log" "$BIN/accelsel-server" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 \
+    --data_dir="$dir/$name" --seed_csv= --trainer=false --sync_writes=false --descriptors_dir="$DESCRIPTORS" \
+    --replica_id="$name" "$@"
+  printf -v "MET_$name" '%s' "$(grep -o 'metrics on [0-9.]*:[0-9]*' "$dir/$name.log" | head -1 | awk '{print $3}')"
 }
 
 # steady URL KEY: waits until the metric KEY stops changing (three equal reads 0.5 s apart, at most 60 s).

@@ -33,35 +33,41 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
-# replica NAME: a cluster replica on its own folder, no trainer.
-replica() {
-  start_server "$1" "$OUT/$1.log" "$BIN/accelsel-server" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 \
-    --data_dir="$WORK/$1" --seed_csv= --trainer=false --sync_writes=false --descriptors_dir="$DESCRIPTORS" \
-    --nats="nats://127.0.0.1:$NATS_PORT" --replica_id="$1"
+# replica_cmd NAME: the command line of a cluster replica on its own folder, no trainer (in REPLICA).
+replica_cmd() {
+  REPLICA=("$BIN/accelsel-server" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 --data_dir="$WORK/$1" --seed_csv=
+    --trainer=false --sync_writes=false --descriptors_dir="$DESCRIPTORS" --nats="nats://127.0.0.1:$NATS_PORT"
+    --replica_id="$1")
 }
 
-replica a
+replica_cmd a
+start_server a "$OUT/a.log" "${REPLICA[@]}"
 "$BIN/accelsel-loadgen" --server "$ADDR_a" --rpc prepare --candidates 32 --prepare_runs 0 >/dev/null
 "$BIN/accelsel-loadgen" --server "$ADDR_a" --rpc report --concurrency 16 --duration "$SECS" --json \
   >"$OUT/load.json" 2>"$OUT/load.err"
 
-# The fresh replica is started by hand (start_server waits for SERVING's "listening" line, i.e. the end of the
-# catch-up), and perf attaches to it at once.
-"$BIN/accelsel-server" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 --data_dir="$WORK/fresh" --seed_csv= \
-  --trainer=false --sync_writes=false --descriptors_dir="$DESCRIPTORS" --nats="nats://127.0.0.1:$NATS_PORT" \
-  --replica_id=fresh >"$OUT/fresh.log" 2>&1 &
-FRESH=$!
-PIDS+=("$FRESH")
-perf record -F "$HZ" -e cpu-clock -s -p "$FRESH" -o "$OUT/perf.data" >"$OUT/perf.log" 2>&1 &
+# The fresh replica runs under perf from its first instruction (perf -p would miss the threads it starts after
+# attaching, the applier among them); start_server is not used, since it waits for SERVING's "listening" line, i.e.
+# the end of the catch-up. Stopping the replica ends the recording.
+replica_cmd fresh
+perf record -F "$HZ" -e cpu-clock -s -o "$OUT/perf.data" -- "${REPLICA[@]}" >"$OUT/fresh.log" 2>&1 &
 PERF=$!
+PIDS+=("$PERF")
+FRESH=""
+for _ in $(seq 1 100); do
+  FRESH="$(pgrep -P "$PERF" || true)"
+  [ -n "$FRESH" ] && break
+  sleep 0.05
+done
+[ -n "$FRESH" ] || { echo "profile_catchup: perf did not start the replica; see $OUT/fresh.log"; exit 1; }
 for _ in $(seq 1 6000); do
   grep -q cluster_caught_up "$OUT/fresh.log" && break
   kill -0 "$FRESH" 2>/dev/null || { echo "profile_catchup: the fresh replica exited; see $OUT/fresh.log"; exit 1; }
   sleep 0.05
 done
-kill -INT "$PERF"
+CPU_S="$(awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$FRESH/stat")"
+kill -TERM "$FRESH"
 wait "$PERF" || true
-CPU_S="$(awk '{print ($14 + $15) / 100}' "/proc/$FRESH/stat")"
 
 python3 - "$OUT/fresh.log" "$CPU_S" <<'PYEOF'
 import json, sys
@@ -73,9 +79,11 @@ PYEOF
 report() { perf report -i "$OUT/perf.data" --no-children --stdio "$@" 2>/dev/null | grep -v '^#' | grep -v '^$'; }
 echo "CPU by thread:"
 report -s pid,comm | head -8
-BUSIEST="$(report -s pid | head -1 | grep -o '[0-9]*:' | head -1 | tr -d :)"
-echo "thread $BUSIEST by library:"
-report --tid "$BUSIEST" -s dso | head -8
-echo "thread $BUSIEST by symbol:"
-report --tid "$BUSIEST" -s symbol | head -25 | cut -c1-120
+BUSIEST="$(report -s pid | head -1 | grep -o '[0-9]*:' | head -1)"
+# By thread and library/symbol, kept to the busiest thread's rows (perf's --tid would also drop the library
+# mappings, which the process's first thread recorded); shares of the whole replica's CPU.
+echo "thread ${BUSIEST%:} by library:"
+report -s pid,dso | grep " ${BUSIEST}" | head -8
+echo "thread ${BUSIEST%:} by symbol:"
+report -s pid,sym | grep " ${BUSIEST}" | head -25 | cut -c1-140
 echo "profile_catchup: perf data and logs in $OUT"
