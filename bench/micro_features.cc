@@ -1,9 +1,13 @@
 // Micro-benchmarks: feature encoding and the proto -> record conversion that precede every prediction.
 #include <benchmark/benchmark.h>
 
+#include <random>
+#include <string>
+
 #include "bench/synthetic.h"
 #include "model/features.h"
 #include "proto/convert.h"
+#include "server/training_set.h"
 
 namespace accelsel::bench {
 namespace {
@@ -17,6 +21,22 @@ void BM_ContextFromProto(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_ContextFromProto);
+
+// What the store makes of each run it stores for the trainer (server/training_set.h): the context's two keys and two
+// hashes.
+void BM_TrainingSummary(benchmark::State& state) {
+  v1::RunReport r;
+  std::mt19937_64 rng(7);
+  v1::TaskContext c;
+  SyntheticContext(12345, &c);
+  SyntheticRun(c, 3, rng, &r);
+  r.set_node_id("node-17");
+  for (auto _ : state) {
+    std::string summary = server::TrainingSummaryOf(r);
+    benchmark::DoNotOptimize(summary);
+  }
+}
+BENCHMARK(BM_TrainingSummary);
 
 void BM_EncodeContext(benchmark::State& state) {
   v1::TaskContext c;

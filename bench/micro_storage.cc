@@ -1,6 +1,8 @@
 // Micro-benchmarks: TelemetryStore::AppendRuns in batches beside raw RocksDB batched Put of the same records
 // (run + time-index entry + run counter) with the same options — the store's options as RocksDB persisted them in
-// the OPTIONS file, reloaded with LoadLatestOptions — and the same sync setting. Arguments: batch size, sync.
+// the OPTIONS file, reloaded with LoadLatestOptions — and the same sync setting. Arguments: batch size, sync, and
+// for the store whether it makes each run's training summary as the server's store does (server/training_set.h; the
+// raw batches write none).
 #include <benchmark/benchmark.h>
 #include <unistd.h>
 
@@ -16,6 +18,7 @@
 #include "rocksdb/db.h"
 #include "rocksdb/utilities/options_util.h"
 #include "rocksdb/write_batch.h"
+#include "server/training_set.h"
 #include "storage/rocksdb_store.h"
 #include "storage/telemetry_store.h"
 
@@ -47,6 +50,10 @@ void BM_StoreAppendRuns(benchmark::State& state) {
   storage::StoreOptions so;
   so.path = TempDir(absl::StrCat("store-", batch, "-", state.range(1)));
   so.sync_writes = state.range(1) != 0;
+  if (state.range(2) != 0) {
+    so.run_summary = &server::TrainingSummaryOf;
+    so.run_summary_format = server::kTrainingSummaryFormat;
+  }
   auto store = storage::TelemetryStore::Open(so);
   if (!store.ok()) {
     state.SkipWithError(std::string(store.status().message()).c_str());
@@ -65,7 +72,10 @@ void BM_StoreAppendRuns(benchmark::State& state) {
   store->reset();
   std::filesystem::remove_all(so.path);
 }
-BENCHMARK(BM_StoreAppendRuns)->ArgsProduct({{64, 1024}, {0, 1}})->ArgNames({"batch", "sync"})->MinTime(1.0);
+BENCHMARK(BM_StoreAppendRuns)
+    ->ArgsProduct({{64, 1024}, {0, 1}, {0, 1}})
+    ->ArgNames({"batch", "sync", "summary"})
+    ->MinTime(1.0);
 
 void BM_RawRocksBatch(benchmark::State& state) {
   const size_t batch = static_cast<size_t>(state.range(0));

@@ -166,9 +166,17 @@ void BM_ChooseCappedRows(benchmark::State& state) {
 }
 // Fills a store at `dir` with `n` runs over `contexts` pooled contexts, 32 strategies and 200 nodes, one run per
 // millisecond, then marks it filled. Called in a child process.
-bool FillStore(const std::string& dir, size_t n, size_t contexts) {
+// The server's store options for a store at `dir` (the summaries its trainer reads, server/training_set.h).
+storage::StoreOptions ServerStoreOptions(const std::string& dir) {
   storage::StoreOptions options;
   options.path = dir;
+  options.run_summary = &server::TrainingSummaryOf;
+  options.run_summary_format = server::kTrainingSummaryFormat;
+  return options;
+}
+
+bool FillStore(const std::string& dir, size_t n, size_t contexts) {
+  storage::StoreOptions options = ServerStoreOptions(dir);
   options.sync_writes = false;
   auto store = storage::TelemetryStore::Open(options);
   if (!store.ok()) return false;
@@ -212,9 +220,8 @@ std::unique_ptr<storage::TelemetryStore> OpenFilledStore(benchmark::State& state
       return nullptr;
     }
   }
-  storage::StoreOptions options;
-  options.path = dir;
-  auto store = storage::TelemetryStore::Open(options);
+  // A store filled by a build before the summaries gets them here, once.
+  auto store = storage::TelemetryStore::Open(ServerStoreOptions(dir));
   if (!store.ok()) {
     state.SkipWithError(std::string(store.status().message()).c_str());
     return nullptr;
@@ -259,7 +266,7 @@ void BM_RetrainFromStore(benchmark::State& state) {
   const double input_rss_mb = CurrentRssMb();
   const model::TrainOptions to = BenchTrainOptions();
   server::TrainingSetOptions read;
-  read.in_holdout = &server::ModelManager::InHoldout;
+  read.in_holdout = &server::ModelManager::InHoldoutKey;
   read.max_training_rows = cap;
   read.max_holdout_rows = cap / 4;
   read.scan_threads = static_cast<size_t>(std::max(1, to.threads));  // as the server reads
@@ -300,7 +307,7 @@ void BM_ReadTrainingSet(benchmark::State& state) {
   std::unique_ptr<storage::TelemetryStore> store = OpenFilledStore(state, n, static_cast<size_t>(state.range(1)));
   if (store == nullptr) return;
   server::TrainingSetOptions read;
-  read.in_holdout = &server::ModelManager::InHoldout;
+  read.in_holdout = &server::ModelManager::InHoldoutKey;
   read.max_training_rows = static_cast<size_t>(state.range(2));
   read.max_holdout_rows = read.max_training_rows / 4;
   read.scan_threads = static_cast<size_t>(state.range(3));

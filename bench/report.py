@@ -231,13 +231,18 @@ def wall_rate(b, batch):
 
 for batch in (64, 1024):
     for sync in (0, 1):
-        a = micro.get("BM_StoreAppendRuns/batch:%d/sync:%d/min_time:1.000" % (batch, sync))
-        r = micro.get("BM_RawRocksBatch/batch:%d/sync:%d/min_time:1.000" % (batch, sync))
-        if a and r:
-            ra, rr = wall_rate(a, batch), wall_rate(r, batch)
-            ca, cr = cpu_us(a["name"]) / batch, cpu_us(r["name"]) / batch
-            row("micro storage batch %d sync %d: AppendRuns / raw RocksDB, records/s wall; CPU us/record" % (batch, sync),
-                "%.0f / %.0f; %.2f / %.2f" % (ra, rr, ca, cr), "%.2f x raw (CPU %.2f x)" % (ra / rr, ca / cr))
+        for summary in (0, 1):
+            # Named without the summary argument before the store made the runs' training summaries.
+            a = micro.get("BM_StoreAppendRuns/batch:%d/sync:%d/summary:%d/min_time:1.000" % (batch, sync, summary)) or (
+                None if summary else micro.get("BM_StoreAppendRuns/batch:%d/sync:%d/min_time:1.000" % (batch, sync)))
+            r = micro.get("BM_RawRocksBatch/batch:%d/sync:%d/min_time:1.000" % (batch, sync))
+            if a and r:
+                ra, rr = wall_rate(a, batch), wall_rate(r, batch)
+                ca, cr = cpu_us(a["name"]) / batch, cpu_us(r["name"]) / batch
+                what = " with training summaries" if summary else ""
+                row("micro storage batch %d sync %d: AppendRuns%s / raw RocksDB, records/s wall; CPU us/record"
+                    % (batch, sync, what),
+                    "%.0f / %.0f; %.2f / %.2f" % (ra, rr, ca, cr), "%.2f x raw (CPU %.2f x)" % (ra / rr, ca / cr))
 prev = None
 for n in (10000, 100000, 1000000):
     # Named ".../iterations:1/process_time/real_time" (wall time, CPU time of every thread) or, before, without it.

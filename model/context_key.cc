@@ -17,7 +17,14 @@ using util::StableHash;
 
 // The same reports give the same cells, tie-breaks and reservoir choices in every process: a seeded server answers
 // a replayed network identically.
-uint64_t HashLower(std::string_view s) { return StableHash(absl::AsciiStrToLower(std::string(s))); }
+uint64_t HashLower(std::string_view s) {
+  // Lower-cased on the stack when short (names are): this runs for every run stored (server/training_set.h) and on
+  // every select.
+  char lower[128];
+  if (s.size() > sizeof lower) return StableHash(absl::AsciiStrToLower(std::string(s)));
+  for (size_t i = 0; i < s.size(); ++i) lower[i] = absl::ascii_tolower(static_cast<unsigned char>(s[i]));
+  return StableHash(std::string_view(lower, s.size()));
+}
 
 uint64_t Mix(uint64_t h, uint64_t v) {
   char bytes[sizeof v];

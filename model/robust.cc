@@ -34,52 +34,49 @@ double WaterFillCap(std::vector<double> counts, double share) {
   return counts.empty() ? 0 : counts.back();
 }
 
-// The weight of each (context, node): min(1, C / count) with C the context's water-filled cap. Sorted pairs rather
-// than a hash map: 16 bytes a run while counting, then 24 per distinct pair (the trainer's scan of a large store
-// calls this on every stored run).
-class PairWeights {
- public:
-  PairWeights(const std::vector<NodeShareKey>& keys, const NodeShareOptions& options) {
-    pairs_.reserve(keys.size());
-    for (const NodeShareKey& k : keys) pairs_.emplace_back(k.context, k.node);
-    std::sort(pairs_.begin(), pairs_.end());
-    std::vector<double> counts;  // per distinct pair
-    size_t out = 0;
-    for (size_t i = 0; i < pairs_.size(); ++i) {
-      if (out > 0 && pairs_[out - 1] == pairs_[i]) {
-        counts.back() += 1;
-      } else {
-        pairs_[out++] = pairs_[i];
-        counts.push_back(1);
+// Calls fn(i, weight of keys[i]) for every key, in no particular order: min(1, C / count) of the key's (context,
+// node), with C the context's water-filled cap. The keys' positions are sorted by (context, node), so each pair's runs
+// are counted and weighed together, with no lookup per run (the trainer's first pass calls this on every stored run:
+// 24 bytes a run for the sort).
+template <typename Fn>
+void ForEachRunWeight(const std::vector<NodeShareKey>& keys, const NodeShareOptions& options, Fn fn) {
+  struct Item {
+    uint64_t context, node;
+    size_t index;
+  };
+  std::vector<Item> items;
+  items.reserve(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) items.push_back(Item{keys[i].context, keys[i].node, i});
+  std::sort(items.begin(), items.end(), [](const Item& a, const Item& b) {
+    return a.context != b.context ? a.context < b.context : a.node < b.node;
+  });
+  std::vector<double> counts;    // per node of the context, in node order
+  std::vector<size_t> node_end;  // where each node's items end
+  for (size_t begin = 0; begin < items.size();) {
+    counts.clear();
+    node_end.clear();
+    size_t end = begin;
+    for (; end < items.size() && items[end].context == items[begin].context; ++end) {
+      if (end == begin || items[end].node != items[end - 1].node) {
+        if (end != begin) node_end.push_back(end);
+        counts.push_back(0);
       }
+      counts.back() += 1;
     }
-    pairs_.resize(out);
-    pairs_.shrink_to_fit();
-    weights_.assign(out, 1.0);  // a context seen by one node is entirely that node's: weight 1
-    std::vector<double> c;
-    for (size_t begin = 0; begin < out;) {
-      size_t end = begin + 1;
-      while (end < out && pairs_[end].first == pairs_[begin].first) ++end;
-      if (end - begin > 1) {
-        c.assign(counts.begin() + static_cast<std::ptrdiff_t>(begin),
-                 counts.begin() + static_cast<std::ptrdiff_t>(end));
-        const double share = std::max(options.max_node_share, 1.0 / static_cast<double>(c.size()));
-        const double cap = WaterFillCap(c, share);
-        for (size_t j = begin; j < end; ++j) weights_[j] = std::min(1.0, cap / counts[j]);
-      }
-      begin = end;
+    node_end.push_back(end);
+    // A context seen by one node is entirely that node's: weight 1.
+    double cap = counts.front();
+    if (counts.size() > 1) {
+      const double share = std::max(options.max_node_share, 1.0 / static_cast<double>(counts.size()));
+      cap = WaterFillCap(counts, share);
     }
+    for (size_t n = 0, p = begin; n < counts.size(); ++n) {
+      const double w = std::min(1.0, cap / counts[n]);
+      for (; p < node_end[n]; ++p) fn(items[p].index, w);
+    }
+    begin = end;
   }
-
-  double Of(const NodeShareKey& k) const {
-    const auto it = std::lower_bound(pairs_.begin(), pairs_.end(), std::make_pair(k.context, k.node));
-    return weights_[static_cast<size_t>(it - pairs_.begin())];
-  }
-
- private:
-  std::vector<std::pair<uint64_t, uint64_t>> pairs_;  // distinct (context, node), sorted
-  std::vector<double> weights_;
-};
+}
 
 std::vector<NodeShareKey> KeysOf(const std::vector<RunRecord>& runs) {
   std::vector<NodeShareKey> keys;
@@ -97,10 +94,8 @@ NodeShareKey NodeShareKeyOf(const RunRecord& run) {
 }
 
 std::vector<double> ComputeRunWeights(const std::vector<NodeShareKey>& keys, const NodeShareOptions& options) {
-  const PairWeights by_pair(keys, options);
-  std::vector<double> weights;
-  weights.reserve(keys.size());
-  for (const NodeShareKey& k : keys) weights.push_back(by_pair.Of(k));
+  std::vector<double> weights(keys.size());
+  ForEachRunWeight(keys, options, [&weights](size_t i, double w) { weights[i] = w; });
   return weights;
 }
 
@@ -109,14 +104,12 @@ std::vector<double> ComputeRunWeights(const std::vector<RunRecord>& runs, const 
 }
 
 std::vector<bool> KeepByNodeShare(const std::vector<NodeShareKey>& keys, const NodeShareOptions& options) {
-  const PairWeights by_pair(keys, options);
   std::vector<bool> keep(keys.size());
-  for (size_t i = 0; i < keys.size(); ++i) {
-    const double w = by_pair.Of(keys[i]);
+  ForEachRunWeight(keys, options, [&](size_t i, double w) {
     // A stable hash (absl::Hash is seeded per process): every retrain, in any process, keeps the same runs.
     const double u = static_cast<double>(keys[i].draw >> 11) / static_cast<double>(1ULL << 53);
     keep[i] = w >= 1.0 || u < w;
-  }
+  });
   return keep;
 }
 

@@ -37,8 +37,8 @@ std::vector<double> ComputeRunWeights(const std::vector<NodeShareKey>& keys, con
 // For learners without sample weights: keeps each run with probability equal to its weight, deterministically
 // (a hash of run_id decides), so repeated training on the same data keeps the same runs.
 std::vector<RunRecord> ThinByNodeShare(std::vector<RunRecord> runs, const NodeShareOptions& options = {});
-// The same decision on keys: keep[i] for keys[i]. Memory besides the keys: 16 bytes per key while counting, then 24
-// per distinct (context, node).
+// The same decision on keys: keep[i] for keys[i]. Memory besides the keys: 24 bytes per key (a sort of their
+// positions by context and node).
 std::vector<bool> KeepByNodeShare(const std::vector<NodeShareKey>& keys, const NodeShareOptions& options = {});
 
 }  // namespace accelsel::model

@@ -81,8 +81,10 @@ void LogRetrainOutcome(std::string_view trigger, uint64_t serving_before, absl::
 bool ModelManager::InHoldout(const model::TaskContext& context) {
   // The stable key of the split (model/context_key.h): the same across restarts and releases, so that a model is
   // never evaluated on contexts it was trained on.
-  return (model::HoldoutContextKey(context) >> 17) % 100 < kHoldoutPercent;
+  return InHoldoutKey(model::HoldoutContextKey(context));
 }
+
+bool ModelManager::InHoldoutKey(uint64_t holdout_key) { return (holdout_key >> 17) % 100 < kHoldoutPercent; }
 
 std::vector<bool> NewestQuarter(const std::vector<model::RunRecord>& holdout) {
   std::vector<int64_t> times;
@@ -253,7 +255,7 @@ absl::StatusOr<ModelManager::RunSplit> ModelManager::SnapshotRuns(const RunFilte
   // trainer's priority: the scans hold no lock that a request takes (RocksDB snapshots and iterators; the store's
   // own mutex only to pin the instance).
   TrainingSetOptions options;
-  options.in_holdout = &InHoldout;
+  options.in_holdout = &InHoldoutKey;
   // The runs of nodes the statistics distrust (far from their peers across contexts) are left out; every run is
   // learnt at its strategy's base level, so a strategy that got slower everywhere is not averaged over its before
   // and after (the selector moves predictions to the level now).

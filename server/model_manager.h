@@ -134,6 +134,8 @@ class ModelManager {
   // Whether runs of this context are held out from training for evaluation (a fixed hash split by exact context,
   // about 20%), so that candidate and serving model are compared on tasks neither was trained on.
   static bool InHoldout(const model::TaskContext& context);
+  // The same by the context's model::HoldoutContextKey.
+  static bool InHoldoutKey(uint64_t holdout_key);
 
  private:
   // The steps of a retrain, in order; RetrainNow logs its start and end around them.

@@ -17,6 +17,7 @@
 #include "server/grpc_status.h"
 #include "server/model_manager.h"
 #include "server/seed.h"
+#include "server/training_set.h"
 #include "storage/rocksdb_store.h"
 #include "util/log.h"
 #include "util/progress.h"
@@ -80,6 +81,10 @@ absl::Status ServiceCore::Init() {
   storage::StoreOptions so;
   so.path = options_.data_dir;
   so.sync_writes = options_.sync_writes;
+  // The trainer's first pass reads these instead of the runs (server/training_set.h). A store written before them
+  // gets them on this open: one pass over its runs.
+  so.run_summary = &TrainingSummaryOf;
+  so.run_summary_format = kTrainingSummaryFormat;
   auto store = options_.storage_env == nullptr ? storage::TelemetryStore::Open(so)
                                                : storage::OpenRocksDbStore(so, options_.storage_env);
   if (!store.ok()) return store.status();

@@ -2,6 +2,7 @@
 #include "server/training_set.h"
 
 #include <algorithm>
+#include <atomic>
 #include <iterator>
 #include <string_view>
 #include <utility>
@@ -102,7 +103,29 @@ void SortByTimeAndId(std::vector<model::RunRecord>* runs) {
   }
 }
 
+void PutLittleEndian64(uint64_t value, char* out) {
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((value >> (8 * i)) & 0xff);
+}
+
+uint64_t ReadLittleEndian64(std::string_view bytes, size_t at) {
+  uint64_t value = 0;
+  for (int i = 7; i >= 0; --i) value = (value << 8) | static_cast<unsigned char>(bytes[at + static_cast<size_t>(i)]);
+  return value;
+}
+
+constexpr size_t kSummaryBytes = 32;
+
 }  // namespace
+
+std::string TrainingSummaryOf(const v1::RunReport& run) {
+  const model::TaskContext context = FromProto(run.context());
+  char out[kSummaryBytes];
+  PutLittleEndian64(model::ContextKey(context), out);
+  PutLittleEndian64(model::HoldoutContextKey(context), out + 8);
+  PutLittleEndian64(util::StableHash(StrategyIdOf(run)), out + 16);
+  PutLittleEndian64(util::StableHash(run.node_id()), out + 24);
+  return std::string(out, sizeof out);
+}
 
 absl::StatusOr<TrainingSet> ReadTrainingSet(storage::TelemetryStore& store, const TrainingSetOptions& options) {
   const size_t parts = std::max<size_t>(1, options.scan_threads);
@@ -123,25 +146,35 @@ absl::StatusOr<TrainingSet> ReadTrainingSet(storage::TelemetryStore& store, cons
       MoveAppend(&p.holdout.cap, &holdout.cap);
       MoveAppend(&p.holdout.draw, &holdout.draw);
     };
-    absl::Status scan = store.ScanRunsInParts(parts, nullptr, [&](size_t part, const v1::RunReport& r) {
-      PartKeys& p = local[part];
-      // As the statistics rebuilt at start-up (ScanRuns from 0): validation refuses negative times; a store written
-      // by an older release or an import may still hold some.
-      if (r.time_unix_ms() < 0) return true;
-      ++p.scanned;
-      if (options.distrusted.contains(model::ObservedStats::NodeHash(r.node_id()))) {
-        ++p.distrusted;
-        return true;
-      }
-      const model::TaskContext context = FromProto(r.context());
-      SideKeys& side = options.in_holdout(context) ? p.holdout : p.train;
-      side.cap.push_back(
-          model::RowCapKeyOf(model::ContextKey(context), StrategyIdOf(r), r.node_id(), r.time_unix_ms(), r.run_id()));
-      side.draw.push_back(model::ThinningDraw(r.run_id()));
-      if (p.train.cap.size() + p.holdout.cap.size() >= kHandOverKeys) hand_over(p);
-      return true;
-    });
+    std::atomic<bool> malformed{false};
+    absl::Status scan = store.ScanRunSummariesInParts(
+        parts, &TrainingSummaryOf,
+        [&](size_t part, int64_t time_unix_ms, std::string_view run_id, std::string_view summary) {
+          PartKeys& p = local[part];
+          // As the statistics rebuilt at start-up (ScanRuns from 0): validation refuses negative times; a store
+          // written by an older release or an import may still hold some.
+          if (time_unix_ms < 0) return true;
+          if (summary.size() != kSummaryBytes) {
+            malformed.store(true);
+            return false;
+          }
+          ++p.scanned;
+          const uint64_t node = ReadLittleEndian64(summary, 24);
+          if (options.distrusted.contains(node)) {
+            ++p.distrusted;
+            return true;
+          }
+          SideKeys& side = options.in_holdout(ReadLittleEndian64(summary, 8)) ? p.holdout : p.train;
+          side.cap.push_back(model::RowCapKey{ReadLittleEndian64(summary, 0), ReadLittleEndian64(summary, 16), node,
+                                              time_unix_ms, util::StableHash(run_id)});
+          side.draw.push_back(model::ThinningDraw(run_id));
+          if (p.train.cap.size() + p.holdout.cap.size() >= kHandOverKeys) hand_over(p);
+          return true;
+        });
     if (!scan.ok()) return scan;
+    // Only a summary made under another format could be: stored ones are made again when a store is opened with
+    // another (storage::StoreOptions::run_summary_format).
+    if (malformed.load()) return absl::DataLossError("a stored run summary is not a training summary of this build");
     for (PartKeys& p : local) {
       hand_over(p);
       set.scanned += p.scanned;
@@ -167,7 +200,7 @@ absl::StatusOr<TrainingSet> ReadTrainingSet(storage::TelemetryStore& store, cons
         const Chosen& c = std::as_const(chosen).at(util::StableHash(r.run_id()));
         if (r.time_unix_ms() != c.time_unix_ms || util::StableHash(r.node_id()) != c.node) return true;
         model::RunRecord rec = FromProto(r);
-        if (options.in_holdout(rec.context) != c.holdout) return true;
+        if (options.in_holdout(model::HoldoutContextKey(rec.context)) != c.holdout) return true;
         if (!options.levels.empty()) model::ObservedStats::ToBaseLevel(options.levels, &rec);
         PartRuns& p = found[part];
         (c.holdout ? p.holdout : p.train).push_back(std::move(rec));

@@ -1,16 +1,18 @@
 // The trainer's input: the stored runs it learns from and scores on, read so that a retrain holds in full only the runs
 // it keeps.
 //
-// Two passes over the store, both in the store's own order (sequential reads; a time-ordered read looks every run up
-// by id, several times slower on a large store). The first reads every run once but keeps only small keys of it (its
-// context, strategy, node, time and id, hashed: 48 bytes a run against about 575 for a converted run), splits them by
-// the held-out rule, leaves out distrusted nodes, and chooses on keys alone what the node-share thinning
-// (model/robust.h) and the row cap (model/row_cap.h) keep. The second parses and converts only the runs chosen (the
-// store asks on the id before it reads a value) and puts each side in time order. A store of 10 million runs with a
-// cap of one million thus converts one million runs, as a store of one million does; what still grows with the store
-// is the first pass's keys and the choice made on them, about 100 bytes a stored run for a moment (1 GB at 10 million,
-// against about 575 bytes a run converted). Each pass reads on `scan_threads` threads at once, each on its own range of
-// the store's keys (TelemetryStore::ScanRunsInParts); what is chosen, and in which order, does not depend on it.
+// Two passes over the store. The first reads no run: it reads the summary the store keeps of each (TrainingSummaryOf,
+// made when the run was stored: its context's two keys, its strategy's and node's hashes; with the time and id from
+// the time index, TelemetryStore::ScanRunSummariesInParts), keeps a small key of each (48 bytes a run against about 575
+// for a converted run), splits them by the held-out rule, leaves out distrusted nodes, and chooses on keys alone what
+// the node-share thinning (model/robust.h) and the row cap (model/row_cap.h) keep. The second walks the runs in the
+// store's own order (sequential reads; the store asks on the id before it reads a value), parses and converts only the
+// runs chosen, and puts each side in time order. A store of 10 million runs with a cap of one million thus parses and
+// converts one million runs, as a store of one million does; what still grows with the store is reading the summaries,
+// the second pass's walk over every run's bytes, and the first pass's keys and the choice made on them, about 100
+// bytes a stored run for a moment (1 GB at 10 million, against about 575 bytes a run converted). Each pass reads on
+// `scan_threads` threads at once, each on its own range of the store's keys; what is chosen, and in which order, does
+// not depend on it.
 //
 // The passes read two snapshots: a run reported between them is left for the next retrain, and a run that retention
 // deleted between them is missing from this one. A chosen run is found again by a 64-bit hash of its id, and taken only
@@ -31,9 +33,17 @@
 
 namespace accelsel::server {
 
+// What the store keeps of each run for the first pass (storage::StoreOptions::run_summary): ContextKey and
+// HoldoutContextKey of its context, StableHash of its strategy id and of its node id, 32 bytes. Both stable across
+// builds and releases (model/context_key.h); a change of what this holds must change kTrainingSummaryFormat, so that
+// a store opened by such a build makes every summary again.
+std::string TrainingSummaryOf(const v1::RunReport& run);
+inline constexpr char kTrainingSummaryFormat[] = "training 1: context, holdout, strategy, node keys";
+
 struct TrainingSetOptions {
-  // Whether a context's runs are held out to score models on (ModelManager::InHoldout).
-  std::function<bool(const model::TaskContext&)> in_holdout;
+  // Whether a context's runs are held out to score models on, by the context's HoldoutContextKey
+  // (ModelManager::InHoldoutKey).
+  std::function<bool(uint64_t holdout_key)> in_holdout;
   // Nodes whose runs are left out, by ObservedStats::NodeHash.
   absl::flat_hash_set<uint64_t> distrusted;
   // Each strategy's levels: every run kept is restated at its strategy's base level (ObservedStats::ToBaseLevel).

@@ -74,6 +74,13 @@ void EncodeTimeKeyInto(int64_t time_unix_ms, std::string_view run_id, std::strin
   out->append(run_id.data(), run_id.size());
 }
 
+// The report time of a runs_by_time key (EncodeTimeKeyInto); the key holds at least 8 bytes.
+int64_t DecodeTime(const rocksdb::Slice& key) {
+  uint64_t value = 0;
+  for (size_t i = 0; i < 8; ++i) value = (value << 8) | static_cast<unsigned char>(key[i]);
+  return static_cast<int64_t>(value ^ (uint64_t{1} << 63));
+}
+
 std::string ModelKey(char tag, uint64_t version) {
   std::string key(1, tag);
   AppendBigEndian64(version, &key);
@@ -336,6 +343,43 @@ absl::Status MigrateForward(const Instance& instance, uint32_t stored, const std
   return absl::OkStatus();
 }
 
+// Every stored run's summary made again with options.run_summary (its time-index entry's value), unless the store
+// says they were all made under options.run_summary_format already; then that format is stamped. Runs as the store
+// opens, before anything else may write to it (or, when reopened after a write error, under its write lock): one
+// sequential pass over the runs, written in batches without fsync and the stamp with it, so that a crash part way
+// leaves the stamp unwritten and the next open starts again.
+absl::Status MakeRunSummaries(const Instance& db, const StoreOptions& options) {
+  if (!options.run_summary) return absl::OkStatus();
+  std::string stamped;
+  rocksdb::Status s = db.db->Get(rocksdb::ReadOptions(), db.meta, kRunSummaryFormatKey, &stamped);
+  if (s.ok() && stamped == options.run_summary_format) return absl::OkStatus();
+  if (!s.ok() && !s.IsNotFound()) return FromRocksStatus(s, "reading the run summaries' format");
+  rocksdb::ReadOptions read;
+  read.fill_cache = false;
+  read.readahead_size = 2 * kMiB;
+  std::unique_ptr<rocksdb::Iterator> it(db.db->NewIterator(read, db.runs));
+  rocksdb::WriteBatch batch;
+  std::string key;
+  v1::RunReport run;
+  constexpr size_t kRunsPerBatch = 4096;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    STORAGE_RETURN_IF_ERROR(ParseStoredRun(it->value(), it->key(), &run));
+    EncodeTimeKeyInto(run.time_unix_ms(), run.run_id(), &key);
+    STORAGE_RETURN_IF_ERROR(
+        FromRocksStatus(batch.Put(db.runs_by_time, key, options.run_summary(run)), "batching a run summary"));
+    if (batch.Count() >= kRunsPerBatch) {
+      STORAGE_RETURN_IF_ERROR(FromRocksStatus(db.db->Write(rocksdb::WriteOptions(), &batch), "writing run summaries"));
+      batch.Clear();
+    }
+  }
+  STORAGE_RETURN_IF_ERROR(FromRocksStatus(it->status(), "reading runs to summarise"));
+  STORAGE_RETURN_IF_ERROR(FromRocksStatus(batch.Put(db.meta, kRunSummaryFormatKey, options.run_summary_format),
+                                          "stamping the run summaries' format"));
+  rocksdb::WriteOptions sync;
+  sync.sync = true;
+  return FromRocksStatus(db.db->Write(sync, &batch), "writing run summaries");
+}
+
 // Opens the store folder: schema probe, RocksDB open with every column family, schema stamp, run counter.
 absl::StatusOr<std::unique_ptr<Instance>> OpenInstance(const StoreOptions& options, rocksdb::Env* env,
                                                        const std::shared_ptr<rocksdb::Cache>& cache,
@@ -417,21 +461,22 @@ absl::StatusOr<std::unique_ptr<Instance>> OpenInstance(const StoreOptions& optio
   } else if (!s.IsNotFound()) {
     return FromRocksStatus(s, "reading the run count");
   }
+  STORAGE_RETURN_IF_ERROR(MakeRunSummaries(*instance, options));
   return instance;
 }
 
-// At most `parts` - 1 keys that split the runs family into ranges of about equal bytes on disk, ascending: each is
-// just after the largest key of a table file, at the file boundary (in the order of the files' largest keys) nearest
-// to the next share of the bytes. The files of levels 1 and below are used (each level's files are disjoint, and
-// they hold most of a large store); level 0's only when there are no others: its files were flushed from the
-// memtable, and with run ids in no order each may span almost every key. Files of different levels overlap, so the
-// split is approximate, never wrong: the ranges between the keys cover every key. None for one part, or while the
-// runs are all in the memtable.
-std::vector<std::string> RunKeySplits(Instance& db, size_t parts) {
+// At most `parts` - 1 keys that split the family `family` (runs or runs_by_time) into ranges of about equal bytes on
+// disk, ascending: each is just after the largest key of a table file, at the file boundary (in the order of the
+// files' largest keys) nearest to the next share of the bytes. The files of levels 1 and below are used (each level's
+// files are disjoint, and they hold most of a large store); level 0's only when there are no others: its files were
+// flushed from the memtable, and with run ids in no order each may span almost every key. Files of different levels
+// overlap, so the split is approximate, never wrong: the ranges between the keys cover every key. None for one part,
+// or while the runs are all in the memtable.
+std::vector<std::string> KeySplits(Instance& db, rocksdb::ColumnFamilyHandle* family, size_t parts) {
   std::vector<std::string> splits;
   if (parts <= 1) return splits;
   rocksdb::ColumnFamilyMetaData meta;
-  db.db->GetColumnFamilyMetaData(db.runs, &meta);
+  db.db->GetColumnFamilyMetaData(family, &meta);
   std::vector<std::pair<std::string, uint64_t>> files;  // largest key, bytes
   for (bool level0 : {false, true}) {
     for (const rocksdb::LevelMetaData& level : meta.levels) {
@@ -457,6 +502,25 @@ std::vector<std::string> RunKeySplits(Instance& db, size_t parts) {
     previous = nearest + 1;
   }
   return splits;
+}
+
+// Calls `scan(part)` for parts 0 .. count - 1 at once: part 0 on the calling thread, each other on a thread of its own
+// (inheriting the caller's nice level), or on the calling thread after part 0 when no thread can be started (a
+// process or memory limit). Returns once every part has.
+void ScanPartsAtOnce(size_t count, const std::function<void(size_t)>& scan) {
+  std::vector<std::thread> threads;
+  threads.reserve(count > 0 ? count - 1 : 0);
+  size_t part = 1;
+  for (; part < count; ++part) {
+    try {
+      threads.emplace_back(scan, part);
+    } catch (const std::system_error&) {
+      break;
+    }
+  }
+  scan(0);
+  for (; part < count; ++part) scan(part);
+  for (std::thread& t : threads) t.join();
 }
 
 class RocksDbTelemetryStore final : public TelemetryStore {
@@ -516,6 +580,10 @@ class RocksDbTelemetryStore final : public TelemetryStore {
     for (size_t i : firsts) keys.push_back(ToSlice(runs[i]->run_id()));
     std::vector<rocksdb::PinnableSlice> existing(firsts.size());
     std::vector<rocksdb::Status> lookups(firsts.size());
+    // Made before the lock, so that the writers queued behind this one do not wait for them (a duplicate's is
+    // wasted).
+    std::vector<std::string> summaries(options_.run_summary ? firsts.size() : 0);
+    for (size_t k = 0; k < summaries.size(); ++k) summaries[k] = options_.run_summary(*runs[firsts[k]]);
 
     // Check-then-write under one lock: no other writer can store one of these run_ids in between.
     absl::MutexLock lock(&write_mu_);
@@ -535,8 +603,9 @@ class RocksDbTelemetryStore final : public TelemetryStore {
       }
       EncodeTimeKeyInto(run.time_unix_ms(), run.run_id(), &key_buffer_);
       STORAGE_RETURN_IF_ERROR(FromRocksStatus(batch_.Put(db.runs, keys[k], value_buffer_), "batching a run"));
-      STORAGE_RETURN_IF_ERROR(
-          FromRocksStatus(batch_.Put(db.runs_by_time, key_buffer_, rocksdb::Slice()), "batching a run"));
+      STORAGE_RETURN_IF_ERROR(FromRocksStatus(
+          batch_.Put(db.runs_by_time, key_buffer_, summaries.empty() ? rocksdb::Slice() : rocksdb::Slice(summaries[k])),
+          "batching a run"));
       results[firsts[k]] = AppendResult::kStored;
       ++stored;
     }
@@ -614,50 +683,52 @@ class RocksDbTelemetryStore final : public TelemetryStore {
 
   absl::Status ScanRunsInParts(size_t parts, const std::function<bool(std::string_view)>& want,
                                const std::function<bool(size_t, const v1::RunReport&)>& fn) override {
-    absl::StatusOr<std::shared_ptr<Instance>> instance = Acquire();
-    if (!instance.ok()) return instance.status();
-    Instance& db = **instance;
-    ScopedSnapshot snapshot(db.db.get());
-    const std::vector<std::string> splits = RunKeySplits(db, parts);
-    std::atomic<bool> stop{false};
-    std::vector<absl::Status> status(splits.size() + 1);
-    const auto scan = [&](size_t part) {
-      rocksdb::ReadOptions read = WholeScanReadOptions(snapshot);
-      // One sequential pass over the part's table files: read ahead in large steps.
-      read.readahead_size = 2 * kMiB;
-      rocksdb::Slice upper;
-      if (part < splits.size()) {
-        upper = splits[part];
-        read.iterate_upper_bound = &upper;
-      }
-      std::unique_ptr<rocksdb::Iterator> it(db.db->NewIterator(read, db.runs));
+    std::vector<v1::RunReport> runs(std::max<size_t>(parts, 1));  // each part's, reused run to run
+    return ScanFamilyInParts(
+        &Instance::runs, parts,
+        [&](size_t part, const rocksdb::Iterator& it, Instance&, const rocksdb::ReadOptions&, absl::Status* status) {
+          if (want && !want(it.key().ToStringView())) return true;
+          *status = ParseStoredRun(it.value(), it.key(), &runs[part]);
+          return status->ok() && fn(part, runs[part]);
+        });
+  }
+
+  absl::Status ScanRunSummariesInParts(
+      size_t parts, const std::function<std::string(const v1::RunReport&)>& summarize,
+      const std::function<bool(size_t, int64_t, std::string_view, std::string_view)>& fn) override {
+    if (!summarize) return absl::InvalidArgumentError("ScanRunSummariesInParts needs a summarize function");
+    // Each part's, reused entry to entry: for a run stored without a summary, the run read and the summary made.
+    struct Made {
       v1::RunReport run;
-      for (part == 0 ? it->SeekToFirst() : it->Seek(splits[part - 1]);
-           it->Valid() && !stop.load(std::memory_order_relaxed); it->Next()) {
-        if (want && !want(it->key().ToStringView())) continue;
-        status[part] = ParseStoredRun(it->value(), it->key(), &run);
-        if (!status[part].ok() || !fn(part, run)) {
-          stop.store(true, std::memory_order_relaxed);
-          return;
-        }
-      }
-      status[part] = FromRocksStatus(it->status(), "scanning runs");
+      rocksdb::PinnableSlice value;
+      std::string summary;
     };
-    std::vector<std::thread> threads;
-    threads.reserve(splits.size());
-    size_t part = 1;
-    for (; part <= splits.size(); ++part) {
-      try {
-        threads.emplace_back(scan, part);
-      } catch (const std::system_error&) {
-        break;  // no thread to be had (a process or memory limit): the parts left run below, on this one
-      }
-    }
-    scan(0);
-    for (; part <= splits.size(); ++part) scan(part);
-    for (std::thread& t : threads) t.join();
-    for (const absl::Status& st : status) STORAGE_RETURN_IF_ERROR(st);
-    return absl::OkStatus();
+    std::vector<Made> made(std::max<size_t>(parts, 1));
+    return ScanFamilyInParts(
+        &Instance::runs_by_time, parts,
+        [&](size_t part, const rocksdb::Iterator& it, Instance& db, const rocksdb::ReadOptions& read,
+            absl::Status* status) {
+          const rocksdb::Slice key = it.key();
+          if (key.size() <= 8) {
+            *status = absl::DataLossError("malformed key in runs_by_time");
+            return false;
+          }
+          const std::string_view run_id(key.data() + 8, key.size() - 8);
+          std::string_view summary = it.value().ToStringView();
+          if (summary.empty()) {
+            Made& m = made[part];
+            m.value.Reset();
+            rocksdb::Status s = db.db->Get(read, db.runs, ToSlice(run_id), &m.value);
+            *status = s.IsNotFound() ? absl::DataLossError(absl::StrCat("runs_by_time names run ", std::string(run_id),
+                                                                        " but runs does not hold it"))
+                                     : FromRocksStatus(s, "reading a run to summarise");
+            if (status->ok()) *status = ParseStoredRun(m.value, ToSlice(run_id), &m.run);
+            if (!status->ok()) return false;
+            m.summary = summarize(m.run);
+            summary = m.summary;
+          }
+          return fn(part, DecodeTime(key), run_id, summary);
+        });
   }
 
   uint64_t RunCount() override { return run_count_.load(std::memory_order_acquire); }
@@ -772,7 +843,7 @@ class RocksDbTelemetryStore final : public TelemetryStore {
 
   static absl::Status CheckMetaKey(const std::string& key) {
     if (key.empty()) return absl::InvalidArgumentError("meta key is empty");
-    if (key == kSchemaVersionKey || key == kRunCountKey) {
+    if (key == kSchemaVersionKey || key == kRunCountKey || key == kRunSummaryFormatKey) {
       return absl::InvalidArgumentError(absl::StrCat("meta key \"", key, "\" is reserved for the store"));
     }
     return absl::OkStatus();
@@ -918,6 +989,43 @@ class RocksDbTelemetryStore final : public TelemetryStore {
   }
 
  private:
+  // Walks the family `family` on one snapshot in up to `parts` ranges of its keys at once (KeySplits,
+  // ScanPartsAtOnce), one sequential pass each, calling `visit(part, it, db, read, &status)` on each entry (each
+  // part's calls on one thread). `visit` returning false stops every part; an error it sets in `status` is returned.
+  absl::Status ScanFamilyInParts(rocksdb::ColumnFamilyHandle* Instance::*family, size_t parts,
+                                 const std::function<bool(size_t, const rocksdb::Iterator&, Instance&,
+                                                          const rocksdb::ReadOptions&, absl::Status*)>& visit) {
+    absl::StatusOr<std::shared_ptr<Instance>> instance = Acquire();
+    if (!instance.ok()) return instance.status();
+    Instance& db = **instance;
+    ScopedSnapshot snapshot(db.db.get());
+    const std::vector<std::string> splits = KeySplits(db, db.*family, parts);
+    std::atomic<bool> stop{false};
+    std::vector<absl::Status> status(splits.size() + 1);
+    const auto scan = [&](size_t part) {
+      rocksdb::ReadOptions read = WholeScanReadOptions(snapshot);
+      // One sequential pass over the part's table files: read ahead in large steps.
+      read.readahead_size = 2 * kMiB;
+      rocksdb::Slice upper;
+      if (part < splits.size()) {
+        upper = splits[part];
+        read.iterate_upper_bound = &upper;
+      }
+      std::unique_ptr<rocksdb::Iterator> it(db.db->NewIterator(read, db.*family));
+      for (part == 0 ? it->SeekToFirst() : it->Seek(splits[part - 1]);
+           it->Valid() && !stop.load(std::memory_order_relaxed); it->Next()) {
+        if (!visit(part, *it, db, read, &status[part])) {
+          stop.store(true, std::memory_order_relaxed);
+          return;
+        }
+      }
+      status[part] = FromRocksStatus(it->status(), "scanning the store");
+    };
+    ScanPartsAtOnce(splits.size() + 1, scan);
+    for (const absl::Status& st : status) STORAGE_RETURN_IF_ERROR(st);
+    return absl::OkStatus();
+  }
+
   // A point read of `key` in the instance's family `family`; nullopt if absent.
   absl::StatusOr<std::optional<std::string>> GetOptional(rocksdb::ColumnFamilyHandle* Instance::*family,
                                                          const std::string& key, std::string_view what) {

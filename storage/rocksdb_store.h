@@ -29,17 +29,21 @@ class WriteBatch;
 namespace accelsel::storage {
 
 // Column families. The default column family exists (RocksDB requires it) but holds nothing.
-inline constexpr char kRunsCf[] = "runs";                // run_id -> serialized v1::RunReport
-inline constexpr char kRunsByTimeCf[] = "runs_by_time";  // EncodeTimeKey(time, run_id) -> "" (time index)
-inline constexpr char kCatalogCf[] = "catalog";          // strategy id -> serialized v1::Strategy
-inline constexpr char kModelsCf[] = "models";            // ModelBlobKey / ModelInfoKey -> blob / ModelVersionInfo
-inline constexpr char kMetaCf[] = "meta";                // service metadata (PutMeta) + the reserved keys below
-inline constexpr char kDecisionsCf[] = "decisions";      // decision id -> serialized v1::LoggedDecision
+inline constexpr char kRunsCf[] = "runs";  // run_id -> serialized v1::RunReport
+// EncodeTimeKey(time, run_id) -> the run's summary (StoreOptions::run_summary), or "" when none was made: the time
+// index
+inline constexpr char kRunsByTimeCf[] = "runs_by_time";
+inline constexpr char kCatalogCf[] = "catalog";      // strategy id -> serialized v1::Strategy
+inline constexpr char kModelsCf[] = "models";        // ModelBlobKey / ModelInfoKey -> blob / ModelVersionInfo
+inline constexpr char kMetaCf[] = "meta";            // service metadata (PutMeta) + the reserved keys below
+inline constexpr char kDecisionsCf[] = "decisions";  // decision id -> serialized v1::LoggedDecision
 
 // Reserved keys in `meta`, written only by the store (PutMeta refuses them). Values are decimal strings, so an
 // operator can read them with `ldb --column_family=meta scan`.
 inline constexpr char kSchemaVersionKey[] = "schema_version";
 inline constexpr char kRunCountKey[] = "run_count";
+// StoreOptions::run_summary_format of the summaries every stored run has (written once they all have them).
+inline constexpr char kRunSummaryFormatKey[] = "run_summary_format";
 
 // runs_by_time key: 8 bytes big-endian of time_unix_ms with the sign bit flipped (so negative times sort before
 // positive ones under bytewise order), then the run_id bytes.

@@ -42,6 +42,13 @@ struct StoreOptions {
   size_t block_cache_mb = 64;
   // Write buffer (memtable) per column family, MiB.
   size_t write_buffer_mb = 32;
+  // A few bytes the store keeps beside each run it stores (as the value of the run's time-index entry) for a reader
+  // that needs only those (ScanRunSummariesInParts): the trainer's first pass, server/training_set.h. Null: none
+  // kept. The store does not read them; `run_summary_format` names what they hold: when a store is opened with a
+  // format other than the one its summaries were made under (or with none made yet, e.g. a store written by an
+  // older build), every stored run's summary is made again before Open returns, one sequential pass over the runs.
+  std::function<std::string(const v1::RunReport&)> run_summary;
+  std::string run_summary_format;
 };
 
 enum class AppendResult { kStored, kDuplicate };
@@ -99,6 +106,21 @@ class TelemetryStore {
     (void)parts;
     return ScanRuns(std::numeric_limits<int64_t>::min(),
                     [&](const v1::RunReport& r) { return (want && !want(r.run_id())) || fn(0, r); });
+  }
+
+  // Calls `fn(part, time_unix_ms, run_id, summary)` for every stored run, once each, in no particular order, on a
+  // consistent snapshot, with the summary StoreOptions::run_summary made of the run; for a run stored without one
+  // (by a build or an open without run_summary) `summarize` makes it, from the run read for that. Parts and threads as
+  // in ScanRunsInParts (here ranges of report time); `fn` returning false stops every part. A reader that needs only
+  // the summaries thus reads no run: the RocksDB store walks its time index, about 40 bytes a run with the summary,
+  // against about 150 bytes a stored run (compressed) and its parse. This default reads every run.
+  virtual absl::Status ScanRunSummariesInParts(
+      size_t parts, const std::function<std::string(const v1::RunReport&)>& summarize,
+      const std::function<bool(size_t part, int64_t time_unix_ms, std::string_view run_id, std::string_view summary)>&
+          fn) {
+    return ScanRunsInParts(parts, nullptr, [&](size_t part, const v1::RunReport& r) {
+      return fn(part, r.time_unix_ms(), r.run_id(), summarize(r));
+    });
   }
 
   // Exact count of stored runs (kept in a counter updated within the same WriteBatch).

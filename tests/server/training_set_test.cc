@@ -1,6 +1,7 @@
 // The trainer's two-pass read (server/training_set.h) keeps exactly the runs, in the same order and restated the same
 // way, as reading every run and applying the split, the distrust filter, the node-share thinning and the row cap to
-// the whole list; on a real RocksDB store.
+// the whole list; on a real RocksDB store, with the runs' summaries made as they were stored (the server's store) and
+// without any (a store written by an older build, read before it is opened with them).
 #include "server/training_set.h"
 
 #include <unistd.h>
@@ -19,6 +20,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "model/context_key.h"
 #include "model/robust.h"
 #include "model/row_cap.h"
 #include "proto/convert.h"
@@ -26,9 +28,11 @@
 namespace accelsel::server {
 namespace {
 
-bool HeldOut(const model::TaskContext& c) { return c.workload.batch_size % 5 == 0; }
+bool HeldOutKey(uint64_t holdout_key) { return holdout_key % 4 == 0; }
+bool HeldOut(const model::TaskContext& c) { return HeldOutKey(model::HoldoutContextKey(c)); }
 
-class TrainingSetTest : public ::testing::Test {
+// The parameter: whether the store makes the runs' summaries as it stores them.
+class TrainingSetTest : public ::testing::TestWithParam<bool> {
  protected:
   void SetUp() override {
     const char* tmp = std::getenv("ACCELSEL_TEST_TMPDIR");
@@ -40,6 +44,10 @@ class TrainingSetTest : public ::testing::Test {
     options.sync_writes = false;
     options.block_cache_mb = 8;
     options.write_buffer_mb = 4;
+    if (GetParam()) {
+      options.run_summary = &TrainingSummaryOf;
+      options.run_summary_format = kTrainingSummaryFormat;
+    }
     auto store = storage::TelemetryStore::Open(options);
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = *std::move(store);
@@ -50,8 +58,8 @@ class TrainingSetTest : public ::testing::Test {
     if (!HasFailure()) std::filesystem::remove_all(dir_);
   }
 
-  // 30 contexts (batch 1..30; a sixth held out), 4 strategies, six honest nodes, one node that floods three contexts,
-  // and one distrusted node; report times shuffled, some tied. stored_: the runs with times >= 0.
+  // 30 contexts (batch 1..30; about a quarter held out), 4 strategies, six honest nodes, one node that floods three
+  // contexts, and one distrusted node; report times shuffled, some tied. stored_: the runs with times >= 0.
   void StoreNetwork() {
     std::mt19937_64 rng(5);
     std::vector<v1::RunReport> runs;
@@ -102,7 +110,7 @@ class TrainingSetTest : public ::testing::Test {
 
   TrainingSetOptions Options(size_t max_train, size_t max_holdout) const {
     TrainingSetOptions o;
-    o.in_holdout = &HeldOut;
+    o.in_holdout = &HeldOutKey;
     o.distrusted.insert(model::ObservedStats::NodeHash("liar"));
     o.levels["s2"] = {{1'700'000'002'500, std::log(2.0)}};  // s2 twice as slow from the middle on
     o.max_training_rows = max_train;
@@ -119,7 +127,7 @@ class TrainingSetTest : public ::testing::Test {
                                  model::RunRecord rec = FromProto(r);
                                  if (o.distrusted.contains(model::ObservedStats::NodeHash(rec.node_id))) return true;
                                  model::ObservedStats::ToBaseLevel(o.levels, &rec);
-                                 (o.in_holdout(rec.context) ? ref.holdout : ref.train).push_back(std::move(rec));
+                                 (HeldOut(rec.context) ? ref.holdout : ref.train).push_back(std::move(rec));
                                  return true;
                                })
                     .ok());
@@ -159,7 +167,7 @@ class TrainingSetTest : public ::testing::Test {
 // Each test reads on one thread and on three: the same runs in the same order either way.
 constexpr size_t kThreads[] = {1, 3};
 
-TEST_F(TrainingSetTest, TheStoreSplitsForAReadOnSeveralThreads) {
+TEST_P(TrainingSetTest, TheStoreSplitsForAReadOnSeveralThreads) {
   std::mutex mu;
   std::set<size_t> parts;
   ASSERT_TRUE(store_
@@ -173,7 +181,7 @@ TEST_F(TrainingSetTest, TheStoreSplitsForAReadOnSeveralThreads) {
   EXPECT_EQ(parts.size(), 3u);
 }
 
-TEST_F(TrainingSetTest, UncappedItKeepsWhatTheThinningOfEveryRunKeeps) {
+TEST_P(TrainingSetTest, UncappedItKeepsWhatTheThinningOfEveryRunKeeps) {
   for (size_t threads : kThreads) {
     SCOPED_TRACE(absl::StrCat(threads, " threads"));
     const std::optional<TrainingSet> set = ReadAsTheReference(Options(0, 0), threads);
@@ -199,7 +207,7 @@ TEST_F(TrainingSetTest, UncappedItKeepsWhatTheThinningOfEveryRunKeeps) {
   }
 }
 
-TEST_F(TrainingSetTest, CappedItKeepsWhatTheCapOfEveryRunKeepsOnBothSides) {
+TEST_P(TrainingSetTest, CappedItKeepsWhatTheCapOfEveryRunKeepsOnBothSides) {
   for (const auto& [train_cap, holdout_cap] : {std::pair<size_t, size_t>{400, 60}, {100, 1000}, {5000, 20}}) {
     for (size_t threads : kThreads) {
       SCOPED_TRACE(absl::StrCat(train_cap, " / ", holdout_cap, ", ", threads, " threads"));
@@ -212,6 +220,50 @@ TEST_F(TrainingSetTest, CappedItKeepsWhatTheCapOfEveryRunKeepsOnBothSides) {
     }
   }
 }
+
+// A store whose summaries were made by something else (a format this build does not know, stamped under the name
+// this build gives its own) is refused, not misread.
+TEST(TrainingSetSummaryTest, AStoredSummaryOfAnotherShapeIsDataLoss) {
+  const char* tmp = std::getenv("ACCELSEL_TEST_TMPDIR");
+  const std::string dir = absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/training_set_other_summary_", getpid());
+  std::filesystem::remove_all(dir);
+  storage::StoreOptions options;
+  options.path = dir;
+  options.sync_writes = false;
+  options.run_summary = [](const v1::RunReport&) { return std::string("short"); };
+  options.run_summary_format = kTrainingSummaryFormat;
+  {
+    auto store = storage::TelemetryStore::Open(options);
+    ASSERT_TRUE(store.ok()) << store.status();
+    v1::RunReport r;
+    r.set_run_id("r1");
+    r.set_node_id("n");
+    r.set_strategy_id("s");
+    r.set_time_unix_ms(1000);
+    ASSERT_TRUE((*store)->AppendRuns({&r}).ok());
+    TrainingSetOptions o;
+    o.in_holdout = &HeldOutKey;
+    absl::StatusOr<TrainingSet> set = ReadTrainingSet(**store, o);
+    EXPECT_EQ(set.status().code(), absl::StatusCode::kDataLoss) << set.status();
+  }
+  // Opened as the server opens it: under its own format the summaries are made again, and the read works.
+  options.run_summary = &TrainingSummaryOf;
+  options.run_summary_format = std::string(kTrainingSummaryFormat) + " (another)";
+  {
+    auto store = storage::TelemetryStore::Open(options);
+    ASSERT_TRUE(store.ok()) << store.status();
+    TrainingSetOptions o;
+    o.in_holdout = &HeldOutKey;
+    absl::StatusOr<TrainingSet> set = ReadTrainingSet(**store, o);
+    ASSERT_TRUE(set.ok()) << set.status();
+    EXPECT_EQ(set->scanned, 1u);
+    EXPECT_EQ(set->train.size() + set->holdout.size(), 1u);
+  }
+  std::filesystem::remove_all(dir);
+}
+
+INSTANTIATE_TEST_SUITE_P(Summaries, TrainingSetTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& p) { return p.param ? "Stored" : "None"; });
 
 }  // namespace
 }  // namespace accelsel::server

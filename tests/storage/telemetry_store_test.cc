@@ -493,6 +493,147 @@ TEST_F(TelemetryStoreTest, ScanRunsInPartsSplitsByTableFilesAndVisitsEveryRunOnc
   EXPECT_EQ(runs, 1200);
 }
 
+// A summary that names its run, its time and the format it was made under, so a test can tell which made it.
+std::function<std::string(const v1::RunReport&)> SummaryIn(const std::string& format) {
+  return [format](const v1::RunReport& r) { return absl::StrCat(format, ":", r.run_id(), "@", r.time_unix_ms()); };
+}
+
+// Every run's summary by run id from ScanRunSummariesInParts on `parts` parts, and how many the scan made with
+// `summarize` (those the store held none of).
+std::map<std::string, std::string> Summaries(TelemetryStore& store, size_t parts, int* made,
+                                             std::set<size_t>* parts_seen = nullptr) {
+  std::mutex mu;
+  std::map<std::string, std::string> out;
+  std::atomic<int> calls{0};
+  const std::function<std::string(const v1::RunReport&)> made_here = SummaryIn("scan");
+  absl::Status status = store.ScanRunSummariesInParts(
+      parts,
+      [&](const v1::RunReport& r) {
+        ++calls;
+        return made_here(r);
+      },
+      [&](size_t part, int64_t time_unix_ms, std::string_view run_id, std::string_view summary) {
+        std::lock_guard<std::mutex> lock(mu);
+        EXPECT_TRUE(out.emplace(std::string(run_id), std::string(summary)).second) << run_id << " seen twice";
+        EXPECT_THAT(std::string(summary), ::testing::EndsWith(absl::StrCat("@", time_unix_ms)));
+        if (parts_seen != nullptr) parts_seen->insert(part);
+        return true;
+      });
+  EXPECT_TRUE(status.ok()) << status;
+  *made = calls.load();
+  return out;
+}
+
+// Summaries are made as runs are stored; a store written without them gets them when it is opened with them, and
+// made again when opened under another format; a run stored without one (by an open without run_summary) is
+// summarised by the scan from the run itself. Retention takes a run's summary with it.
+TEST_F(TelemetryStoreTest, RunSummariesAreMadeAsRunsAreStoredOrWhenTheStoreIsOpenedWithThem) {
+  std::vector<v1::RunReport> runs;
+  for (int i = 0; i < 300; ++i) runs.push_back(MakeRun(absl::StrCat("r", i), i * 10 - 50));  // a few negative times
+  {
+    std::unique_ptr<TelemetryStore> store = OpenStore();  // without summaries, as an older build
+    ASSERT_NE(store, nullptr);
+    ASSERT_TRUE(store->AppendRuns(Pointers(runs)).ok());
+    int made = 0;
+    std::map<std::string, std::string> got = Summaries(*store, 1, &made);
+    EXPECT_EQ(made, 300);
+    EXPECT_EQ(got["r7"], "scan:r7@20");
+  }
+  options_.run_summary = SummaryIn("v1");
+  options_.run_summary_format = "v1";
+  {
+    std::unique_ptr<TelemetryStore> store = OpenStore();  // made on open
+    ASSERT_NE(store, nullptr);
+    int made = 0;
+    std::map<std::string, std::string> got = Summaries(*store, 1, &made);
+    EXPECT_EQ(made, 0);
+    ASSERT_EQ(got.size(), 300u);
+    EXPECT_EQ(got["r0"], "v1:r0@-50");
+    EXPECT_EQ(got["r299"], "v1:r299@2940");
+    // New runs get theirs as they are stored; a duplicate keeps the stored run's.
+    std::vector<v1::RunReport> more = {MakeRun("n1", 5000), MakeRun("r3", 7777)};
+    ASSERT_TRUE(store->AppendRuns(Pointers(more)).ok());
+    got = Summaries(*store, 1, &made);
+    EXPECT_EQ(made, 0);
+    EXPECT_EQ(got.size(), 301u);
+    EXPECT_EQ(got["n1"], "v1:n1@5000");
+    EXPECT_EQ(got["r3"], "v1:r3@-20");
+    // The stamp is the store's own.
+    EXPECT_FALSE(store->PutMeta(kRunSummaryFormatKey, "v2").ok());
+  }
+  {
+    // The same format again: nothing is made again (a summary function that would fail the test if it were called).
+    StoreOptions same = options_;
+    same.run_summary = [](const v1::RunReport& r) {
+      ADD_FAILURE() << "summary of " << r.run_id() << " made again";
+      return std::string("again");
+    };
+    absl::StatusOr<std::unique_ptr<TelemetryStore>> store = TelemetryStore::Open(same);
+    ASSERT_TRUE(store.ok()) << store.status();
+  }
+  options_.run_summary = nullptr;
+  {
+    // An open without run_summary stores a run without one: the scan makes it.
+    std::unique_ptr<TelemetryStore> store = OpenStore();
+    ASSERT_NE(store, nullptr);
+    std::vector<v1::RunReport> bare = {MakeRun("bare", 6000)};
+    ASSERT_TRUE(store->AppendRuns(Pointers(bare)).ok());
+    int made = 0;
+    std::map<std::string, std::string> got = Summaries(*store, 1, &made);
+    EXPECT_EQ(made, 1);
+    EXPECT_EQ(got["bare"], "scan:bare@6000");
+    EXPECT_EQ(got["n1"], "v1:n1@5000");
+  }
+  options_.run_summary = SummaryIn("v2");
+  options_.run_summary_format = "v2";
+  {
+    std::unique_ptr<TelemetryStore> store = OpenStore();  // another format: all made again
+    ASSERT_NE(store, nullptr);
+    int made = 0;
+    std::map<std::string, std::string> got = Summaries(*store, 1, &made);
+    EXPECT_EQ(made, 0);
+    ASSERT_EQ(got.size(), 302u);
+    for (const auto& [id, summary] : got) EXPECT_EQ(summary.substr(0, 3), "v2:") << id;
+    // Retention deletes a run's summary with it.
+    absl::StatusOr<uint64_t> deleted = store->DeleteRunsBefore(100, 1000);
+    ASSERT_TRUE(deleted.ok()) << deleted.status();
+    EXPECT_EQ(*deleted, 15u);
+    got = Summaries(*store, 1, &made);
+    EXPECT_EQ(got.size(), 287u);
+    EXPECT_EQ(got.count("r0"), 0u);
+    EXPECT_EQ(made, 0);
+  }
+}
+
+// Three table files of disjoint time ranges: a summary scan in three parts visits every run once on three threads.
+TEST_F(TelemetryStoreTest, ScanRunSummariesInPartsSplitsByTimeAndVisitsEveryRunOnce) {
+  options_.run_summary = SummaryIn("v1");
+  options_.run_summary_format = "v1";
+  std::unique_ptr<TelemetryStore> store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  for (int chunk = 0; chunk < 3; ++chunk) {
+    std::vector<v1::RunReport> runs;
+    for (int i = 0; i < 400; ++i) runs.push_back(MakeRun(absl::StrCat("c", chunk, "-", i), chunk * 100000 + i));
+    ASSERT_TRUE(store->AppendRuns(Pointers(runs)).ok());
+    ASSERT_TRUE(store->Flush().ok());
+  }
+  int made = 0;
+  std::set<size_t> parts;
+  std::map<std::string, std::string> got = Summaries(*store, 3, &made, &parts);
+  EXPECT_EQ(made, 0);
+  EXPECT_EQ(got.size(), 1200u);
+  EXPECT_EQ(parts, (std::set<size_t>{0, 1, 2}));
+  EXPECT_EQ(got["c2-399"], "v1:c2-399@200399");
+  // A part that stops stops them all.
+  std::atomic<int> calls{0};
+  ASSERT_TRUE(
+      store
+          ->ScanRunSummariesInParts(3, SummaryIn("scan"),
+                                    [&](size_t, int64_t, std::string_view, std::string_view) { return ++calls < 10; })
+          .ok());
+  EXPECT_LT(calls.load(), 1200);
+}
+
 TEST_F(TelemetryStoreTest, CatalogRoundTripsOrderedByIdAndOverwrites) {
   std::unique_ptr<TelemetryStore> store = OpenStore();
   ASSERT_NE(store, nullptr);
