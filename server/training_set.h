@@ -1,7 +1,8 @@
 // The trainer's input: the stored runs it learns from and scores on, read so that a retrain holds in full only the runs
 // it keeps.
 //
-// Two passes over the store. The first reads no run: it reads the summary the store keeps of each (TrainingSummaryOf,
+// Two passes over the store. The first reads no run that has a summary (one stored without, by an older release, is
+// looked up and summarised): it reads the summary the store keeps of each (TrainingSummaryOf,
 // made when the run was stored: its context's two keys, its strategy's and node's hashes; with the time and id from
 // the time index, TelemetryStore::ScanRunSummariesInParts), keeps a small key of each (48 bytes a run against about 575
 // for a converted run), splits them by the held-out rule, leaves out distrusted nodes, and chooses on keys alone what

@@ -344,16 +344,23 @@ absl::Status MigrateForward(const Instance& instance, uint32_t stored, const std
 }
 
 // Every stored run's summary made again with options.run_summary (its time-index entry's value), unless the store
-// says they were all made under options.run_summary_format already; then that format is stamped. Runs as the store
-// opens, before anything else may write to it (or, when reopened after a write error, under its write lock): one
-// sequential pass over the runs, written in batches without fsync and the stamp with it, so that a crash part way
-// leaves the stamp unwritten and the next open starts again.
+// is stamped with options.run_summary_format already; then that format is stamped. Runs as the store opens, before
+// anything else may write to it (or, when reopened after a write error, under its write lock): one sequential pass
+// over the runs, written in batches without fsync and the new stamp with the last. An older stamp is removed first
+// (synced), so that a pass that stops part way (a crash, a full disk) leaves no stamp over summaries of mixed formats
+// and any later open, by this build or one of the older format, makes them all again.
 absl::Status MakeRunSummaries(const Instance& db, const StoreOptions& options) {
   if (!options.run_summary) return absl::OkStatus();
   std::string stamped;
   rocksdb::Status s = db.db->Get(rocksdb::ReadOptions(), db.meta, kRunSummaryFormatKey, &stamped);
   if (s.ok() && stamped == options.run_summary_format) return absl::OkStatus();
   if (!s.ok() && !s.IsNotFound()) return FromRocksStatus(s, "reading the run summaries' format");
+  rocksdb::WriteOptions sync;
+  sync.sync = true;
+  if (s.ok()) {
+    STORAGE_RETURN_IF_ERROR(
+        FromRocksStatus(db.db->Delete(sync, db.meta, kRunSummaryFormatKey), "removing the run summaries' format"));
+  }
   rocksdb::ReadOptions read;
   read.fill_cache = false;
   read.readahead_size = 2 * kMiB;
@@ -375,8 +382,6 @@ absl::Status MakeRunSummaries(const Instance& db, const StoreOptions& options) {
   STORAGE_RETURN_IF_ERROR(FromRocksStatus(it->status(), "reading runs to summarise"));
   STORAGE_RETURN_IF_ERROR(FromRocksStatus(batch.Put(db.meta, kRunSummaryFormatKey, options.run_summary_format),
                                           "stamping the run summaries' format"));
-  rocksdb::WriteOptions sync;
-  sync.sync = true;
   return FromRocksStatus(db.db->Write(sync, &batch), "writing run summaries");
 }
 

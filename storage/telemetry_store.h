@@ -112,8 +112,8 @@ class TelemetryStore {
   // consistent snapshot, with the summary StoreOptions::run_summary made of the run; for a run stored without one
   // (by a build or an open without run_summary) `summarize` makes it, from the run read for that. Parts and threads as
   // in ScanRunsInParts (here ranges of report time); `fn` returning false stops every part. A reader that needs only
-  // the summaries thus reads no run: the RocksDB store walks its time index, about 40 bytes a run with the summary,
-  // against about 150 bytes a stored run (compressed) and its parse. This default reads every run.
+  // the summaries thus reads no run that has one: the RocksDB store walks its time index, about 60 bytes a run with
+  // the summary, against about 120 bytes a run on disk for the whole store and a parse. This default reads every run.
   virtual absl::Status ScanRunSummariesInParts(
       size_t parts, const std::function<std::string(const v1::RunReport&)>& summarize,
       const std::function<bool(size_t part, int64_t time_unix_ms, std::string_view run_id, std::string_view summary)>&

@@ -36,8 +36,10 @@ class TrainingSetTest : public ::testing::TestWithParam<bool> {
  protected:
   void SetUp() override {
     const char* tmp = std::getenv("ACCELSEL_TEST_TMPDIR");
-    dir_ = absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/training_set_",
-                        ::testing::UnitTest::GetInstance()->current_test_info()->name(), "_", getpid());
+    // Parameterised test names contain '/': keep the folder a direct child of the temp dir.
+    std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    std::replace(name.begin(), name.end(), '/', '_');
+    dir_ = absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/training_set_", name, "_", getpid());
     std::filesystem::remove_all(dir_);
     storage::StoreOptions options;
     options.path = dir_;

@@ -19,6 +19,7 @@
 #include <mutex>
 #include <random>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -821,6 +822,39 @@ std::string ReadSchemaStamp(const std::string& dir) {
     EXPECT_TRUE(db->Get(rocksdb::ReadOptions(), meta, kSchemaVersionKey, &stamp).ok());
   });
   return stamp;
+}
+
+// A pass that makes the summaries in a new format and stops part way (here: its summary function throws after 4,500
+// runs, once a first batch of them is written) leaves no stamp, so that an open under the old format makes them all
+// again rather than trusting a mix.
+TEST_F(TelemetryStoreTest, ASummaryPassStoppedPartWayLeavesNoStampOverMixedSummaries) {
+  options_.run_summary = SummaryIn("v1");
+  options_.run_summary_format = "v1";
+  {
+    std::unique_ptr<TelemetryStore> store = OpenStore();
+    ASSERT_NE(store, nullptr);
+    std::vector<v1::RunReport> runs;
+    for (int i = 0; i < 5000; ++i) runs.push_back(MakeRun(absl::StrCat("r", i), i));
+    ASSERT_TRUE(store->AppendRuns(Pointers(runs)).ok());
+  }
+  StoreOptions v2 = options_;
+  v2.run_summary_format = "v2";
+  int made = 0;
+  v2.run_summary = [&made](const v1::RunReport& r) {
+    if (++made > 4500) throw std::runtime_error("stopped");
+    return SummaryIn("v2")(r);
+  };
+  EXPECT_THROW((void)TelemetryStore::Open(v2), std::runtime_error);
+  WithRawStore(dir_, /*read_only=*/true, [](rocksdb::DB* db, rocksdb::ColumnFamilyHandle* meta) {
+    std::string stamp;
+    EXPECT_TRUE(db->Get(rocksdb::ReadOptions(), meta, kRunSummaryFormatKey, &stamp).IsNotFound()) << stamp;
+  });
+  std::unique_ptr<TelemetryStore> store = OpenStore();  // v1 again: all made again
+  ASSERT_NE(store, nullptr);
+  std::map<std::string, std::string> got = Summaries(*store, 1, &made);
+  EXPECT_EQ(made, 0);
+  ASSERT_EQ(got.size(), 5000u);
+  for (const auto& [id, summary] : got) EXPECT_EQ(summary.substr(0, 3), "v1:") << id;
 }
 
 // A store one schema older than this build, holding the run "kept".
