@@ -50,10 +50,7 @@ void BM_StoreAppendRuns(benchmark::State& state) {
   storage::StoreOptions so;
   so.path = TempDir(absl::StrCat("store-", batch, "-", state.range(1)));
   so.sync_writes = state.range(1) != 0;
-  if (state.range(2) != 0) {
-    so.run_summary = &server::TrainingSummaryOf;
-    so.run_summary_format = server::kTrainingSummaryFormat;
-  }
+  if (state.range(2) != 0) server::UseTrainingSummaries(&so);
   auto store = storage::TelemetryStore::Open(so);
   if (!store.ok()) {
     state.SkipWithError(std::string(store.status().message()).c_str());

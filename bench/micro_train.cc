@@ -164,17 +164,16 @@ void BM_ChooseCappedRows(benchmark::State& state) {
   }
   AddCounters(state, nullptr, n, contexts, kept, input_rss_mb);
 }
-// Fills a store at `dir` with `n` runs over `contexts` pooled contexts, 32 strategies and 200 nodes, one run per
-// millisecond, then marks it filled. Called in a child process.
 // The server's store options for a store at `dir` (the summaries its trainer reads, server/training_set.h).
 storage::StoreOptions ServerStoreOptions(const std::string& dir) {
   storage::StoreOptions options;
   options.path = dir;
-  options.run_summary = &server::TrainingSummaryOf;
-  options.run_summary_format = server::kTrainingSummaryFormat;
+  server::UseTrainingSummaries(&options);
   return options;
 }
 
+// Fills a store at `dir` with `n` runs over `contexts` pooled contexts, 32 strategies and 200 nodes, one run per
+// millisecond, then marks it filled. Called in a child process.
 bool FillStore(const std::string& dir, size_t n, size_t contexts) {
   storage::StoreOptions options = ServerStoreOptions(dir);
   options.sync_writes = false;

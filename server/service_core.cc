@@ -83,8 +83,7 @@ absl::Status ServiceCore::Init() {
   so.sync_writes = options_.sync_writes;
   // The trainer's first pass reads these instead of the runs (server/training_set.h). A store written before them
   // gets them on this open: one pass over its runs.
-  so.run_summary = &TrainingSummaryOf;
-  so.run_summary_format = kTrainingSummaryFormat;
+  UseTrainingSummaries(&so);
   auto store = options_.storage_env == nullptr ? storage::TelemetryStore::Open(so)
                                                : storage::OpenRocksDbStore(so, options_.storage_env);
   if (!store.ok()) return store.status();

@@ -127,6 +127,11 @@ std::string TrainingSummaryOf(const v1::RunReport& run) {
   return std::string(out, sizeof out);
 }
 
+void UseTrainingSummaries(storage::StoreOptions* options) {
+  options->run_summary = &TrainingSummaryOf;
+  options->run_summary_format = kTrainingSummaryFormat;
+}
+
 absl::StatusOr<TrainingSet> ReadTrainingSet(storage::TelemetryStore& store, const TrainingSetOptions& options) {
   const size_t parts = std::max<size_t>(1, options.scan_threads);
   TrainingSet set;

@@ -2,10 +2,10 @@
 // it keeps.
 //
 // Two passes over the store. The first reads no run that has a summary (one stored without, by an older release, is
-// looked up and summarised): it reads the summary the store keeps of each (TrainingSummaryOf,
-// made when the run was stored: its context's two keys, its strategy's and node's hashes; with the time and id from
-// the time index, TelemetryStore::ScanRunSummariesInParts), keeps a small key of each (48 bytes a run against about 575
-// for a converted run), splits them by the held-out rule, leaves out distrusted nodes, and chooses on keys alone what
+// looked up and summarised): it reads the summary the store keeps of each (TrainingSummaryOf, made when the run was
+// stored: its context's two keys, its strategy's and node's hashes; with the time and id from the time index,
+// TelemetryStore::ScanRunSummariesInParts), keeps a small key of each (48 bytes a run against about 575 for a
+// converted run), splits them by the held-out rule, leaves out distrusted nodes, and chooses on keys alone what
 // the node-share thinning (model/robust.h) and the row cap (model/row_cap.h) keep. The second walks the runs in the
 // store's own order (sequential reads; the store asks on the id before it reads a value), parses and converts only the
 // runs chosen, and puts each side in time order. A store of 10 million runs with a cap of one million thus parses and
@@ -40,6 +40,8 @@ namespace accelsel::server {
 // a store opened by such a build makes every summary again.
 std::string TrainingSummaryOf(const v1::RunReport& run);
 inline constexpr char kTrainingSummaryFormat[] = "training 1: context, holdout, strategy, node keys";
+// Sets `options` to keep TrainingSummaryOf each run, under kTrainingSummaryFormat: how the server opens its store.
+void UseTrainingSummaries(storage::StoreOptions* options);
 
 struct TrainingSetOptions {
   // Whether a context's runs are held out to score models on, by the context's HoldoutContextKey

@@ -30,8 +30,7 @@ namespace accelsel::storage {
 
 // Column families. The default column family exists (RocksDB requires it) but holds nothing.
 inline constexpr char kRunsCf[] = "runs";  // run_id -> serialized v1::RunReport
-// EncodeTimeKey(time, run_id) -> the run's summary (StoreOptions::run_summary), or "" when none was made: the time
-// index
+// The time index: EncodeTimeKey(time, run_id) -> the run's summary (StoreOptions::run_summary), "" when none was made.
 inline constexpr char kRunsByTimeCf[] = "runs_by_time";
 inline constexpr char kCatalogCf[] = "catalog";      // strategy id -> serialized v1::Strategy
 inline constexpr char kModelsCf[] = "models";        // ModelBlobKey / ModelInfoKey -> blob / ModelVersionInfo
@@ -42,7 +41,8 @@ inline constexpr char kDecisionsCf[] = "decisions";  // decision id -> serialize
 // operator can read them with `ldb --column_family=meta scan`.
 inline constexpr char kSchemaVersionKey[] = "schema_version";
 inline constexpr char kRunCountKey[] = "run_count";
-// StoreOptions::run_summary_format of the summaries every stored run has (written once they all have them).
+// The StoreOptions::run_summary_format the store last made every stored run's summary in (written at the end of that
+// pass, removed before one in another format).
 inline constexpr char kRunSummaryFormatKey[] = "run_summary_format";
 
 // runs_by_time key: 8 bytes big-endian of time_unix_ms with the sign bit flipped (so negative times sort before

@@ -46,10 +46,7 @@ class TrainingSetTest : public ::testing::TestWithParam<bool> {
     options.sync_writes = false;
     options.block_cache_mb = 8;
     options.write_buffer_mb = 4;
-    if (GetParam()) {
-      options.run_summary = &TrainingSummaryOf;
-      options.run_summary_format = kTrainingSummaryFormat;
-    }
+    if (GetParam()) UseTrainingSummaries(&options);
     auto store = storage::TelemetryStore::Open(options);
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = *std::move(store);
