@@ -131,12 +131,14 @@ TEST_F(ClusterDecisionsTest, AReplicaWhoseDeliveryDropsDecisionsStartsOverAndMis
   std::vector<v1::RunReport> unused;
   for (int i = 0; i < kN; ++i) ASSERT_TRUE(Decide(*a, absl::StrCat("r-", i), &unused));
   // B takes decisions slowly (a small log queue, a slow log writer) with a small client buffer: the library drops
-  // what does not fit while B's applier waits for room in the log.
+  // what does not fit while B's applier waits for room in the log. At most 64 decisions per about 20 ms (the writer
+  // lingers 10 ms for a batch, then this hook), so that the server delivers faster on any host; with a 2 ms hook a busy
+  // host's delivery once kept up and nothing dropped.
   server::ServerOptions slow = Options("b");
   slow.cluster.nats.pending_messages = 64;
   slow.cluster.max_batch = 32;
   slow.decision_log.queue_capacity = 64;
-  slow.decision_log.on_take = [] { absl::SleepFor(absl::Milliseconds(2)); };
+  slow.decision_log.on_take = [] { absl::SleepFor(absl::Milliseconds(10)); };
   server::Server* b = StartReplica(slow);
   ASSERT_NE(b, nullptr);
   v1::GetLiveQualityResponse q;
