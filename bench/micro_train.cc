@@ -254,7 +254,7 @@ void BM_ScanStore(benchmark::State& state) {
 }
 
 // A whole retrain from a store of N runs (args: runs, contexts, cap) as the server's trainer does it: the two-pass
-// read (server/training_set.h) with the server's held-out split and caps (the held-out side at a quarter of the cap),
+// read (server/training_set.h) with the server's held-out split and cap (both sides together, each its share),
 // training, and scoring on the held-out runs. One size per process, as BM_Train.
 void BM_RetrainFromStore(benchmark::State& state) {
   const size_t n = static_cast<size_t>(state.range(0));
@@ -266,8 +266,7 @@ void BM_RetrainFromStore(benchmark::State& state) {
   const model::TrainOptions to = BenchTrainOptions();
   server::TrainingSetOptions read;
   read.in_holdout = &server::ModelManager::InHoldoutKey;
-  read.max_training_rows = cap;
-  read.max_holdout_rows = cap / 4;
+  read.max_rows = cap;
   read.scan_threads = static_cast<size_t>(std::max(1, to.threads));  // as the server reads
   std::unique_ptr<model::MetaModel> model;
   size_t rows = 0, holdout_rows = 0;
@@ -307,8 +306,7 @@ void BM_ReadTrainingSet(benchmark::State& state) {
   if (store == nullptr) return;
   server::TrainingSetOptions read;
   read.in_holdout = &server::ModelManager::InHoldoutKey;
-  read.max_training_rows = static_cast<size_t>(state.range(2));
-  read.max_holdout_rows = read.max_training_rows / 4;
+  read.max_rows = static_cast<size_t>(state.range(2));
   read.scan_threads = static_cast<size_t>(state.range(3));
   size_t rows = 0;
   for (auto _ : state) {

@@ -61,8 +61,9 @@ ABSL_FLAG(uint64_t, retrain_growth_min_runs, Defaults().retrain_growth_min_runs,
           "Fewest new runs the growth trigger retrains on");
 ABSL_FLAG(bool, trainer, Defaults().trainer_enabled, "Run the background trainer");
 ABSL_FLAG(uint64_t, max_training_rows, uint64_t{Defaults().max_training_rows},
-          "Training runs a retrain uses at most (after the node-share thinning), spread over the task contexts and "
-          "strategies, newest first; the held-out runs it scores on are capped at a quarter of it; 0 = all");
+          "Runs a retrain holds at most (after the node-share thinning), the training runs and the held-out runs it "
+          "scores on together, each side its share, spread over the task contexts and strategies, newest first; "
+          "0 = all");
 ABSL_FLAG(uint64_t, seed, Defaults().seed,
           "Seed of the exploration randomness (0 = a fresh random seed per thread); with a seed, the same sequence "
           "of requests gets the same first places, so simulations repeat");

@@ -261,15 +261,10 @@ absl::StatusOr<ModelManager::RunSplit> ModelManager::SnapshotRuns(const RunFilte
   // and after (the selector moves predictions to the level now).
   options.distrusted = filters.distrusted;
   options.levels = filters.levels;
-  options.max_training_rows = options_.max_training_rows;
+  // Training and held-out runs together, each side its share: scoring a candidate stays bounded too.
+  options.max_rows = options_.max_training_rows;
   // As many threads as the boosters get: both read and train at the trainer's nice level.
   options.scan_threads = static_cast<size_t>(std::max(1, options_.trainer_threads));
-  // The held-out side keeps its share of the split, so that scoring a candidate stays bounded too.
-  // (At least one row when there is a cap: 0 would mean none.)
-  options.max_holdout_rows =
-      options_.max_training_rows == 0
-          ? 0
-          : std::max<size_t>(1, options_.max_training_rows * kHoldoutPercent / (100 - kHoldoutPercent));
   absl::StatusOr<TrainingSet> set = ReadTrainingSet(*store_, options);
   if (!set.ok()) return set.status();
   if (set->capped > 0 || set->thinned > 0 || set->distrusted > 0) {

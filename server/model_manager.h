@@ -149,7 +149,7 @@ class ModelManager {
   };
   RunFilters ReadRunFilters() const;
   // The runs to train and score on (server/training_set.h): split by InHoldout, filtered, thinned by node share,
-  // capped at --max_training_rows (the held-out side at a quarter of it, its share of the split) and restated at
+  // capped at --max_training_rows (both sides together, each its share) and restated at
   // their strategies' base levels. Runs on the training worker.
   using RunSplit = TrainingSet;
   absl::StatusOr<RunSplit> SnapshotRuns(const RunFilters& filters) const;

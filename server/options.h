@@ -117,9 +117,10 @@ struct ServerOptions {
   uint64_t retrain_growth_min_runs = 200;
   // Run the trainer loop at all. Off in tests that drive training by hand.
   bool trainer_enabled = true;
-  // Training runs a retrain uses at most, after the node-share thinning (model/row_cap.h: water-filling over the
-  // (context, strategy) cells, newest runs first); the held-out runs it scores on are capped at a quarter of it (their
-  // share of the split). 0 = all. The store is read in two passes (server/training_set.h): a retrain holds the runs
+  // Runs a retrain holds at most, after the node-share thinning (model/row_cap.h: water-filling over the (context,
+  // strategy) cells, newest runs first): its training runs and the held-out runs it scores on together, each side its
+  // share of the runs left (server/training_set.h, SplitRowCap), so a retrain of any store holds what one of this
+  // many runs holds. 0 = all. The store is read in two passes (server/training_set.h): a retrain holds the runs
   // this keeps, plus about 100 bytes of keys per stored run while choosing them.
   size_t max_training_rows = 1000000;
   // Nice level (0..19) of the thread that trains and evaluates a candidate model, whether started by the timer or

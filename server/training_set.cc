@@ -32,36 +32,40 @@ struct Chosen {
   bool holdout = false;
 };
 
-// Thins `side` by node share, then caps it, and adds the runs kept to `chosen`. Consumes the keys; returns how many it
-// kept.
-size_t Choose(SideKeys side, size_t max_rows, bool holdout, TrainingSet* counts,
-              absl::flat_hash_map<uint64_t, Chosen>* chosen) {
+// Thins `side` by node share: its cap keys keep the runs the thinning keeps (its draws are consumed); adds the number
+// left out to counts->thinned.
+void Thin(SideKeys* side, TrainingSet* counts) {
   std::vector<bool> keep;
   {
     std::vector<model::NodeShareKey> share;
-    share.reserve(side.cap.size());
-    for (size_t i = 0; i < side.cap.size(); ++i) {
-      share.push_back(model::NodeShareKey{side.cap[i].context, side.cap[i].node, side.draw[i]});
+    share.reserve(side->cap.size());
+    for (size_t i = 0; i < side->cap.size(); ++i) {
+      share.push_back(model::NodeShareKey{side->cap[i].context, side->cap[i].node, side->draw[i]});
     }
-    side.draw = {};
+    side->draw = {};
     keep = model::KeepByNodeShare(share);
   }
   size_t out = 0;
-  for (size_t i = 0; i < side.cap.size(); ++i) {
-    if (keep[i]) side.cap[out++] = side.cap[i];
+  for (size_t i = 0; i < side->cap.size(); ++i) {
+    if (keep[i]) side->cap[out++] = side->cap[i];
   }
-  counts->thinned += side.cap.size() - out;
-  side.cap.resize(out);
-  // After the thinning: the cap keeps each cell's nodes in turn, so it does not undo it.
-  keep = model::ChooseCappedRows(side.cap, max_rows);
+  counts->thinned += side->cap.size() - out;
+  side->cap.resize(out);
+}
+
+// Caps the thinned keys of a side at `max_rows` (0 = none) and adds the runs kept to `chosen`. Consumes the keys;
+// returns how many it kept. After the thinning: the cap keeps each cell's nodes in turn, so it does not undo it.
+size_t Cap(std::vector<model::RowCapKey> keys, size_t max_rows, bool holdout, TrainingSet* counts,
+           absl::flat_hash_map<uint64_t, Chosen>* chosen) {
+  const std::vector<bool> keep = model::ChooseCappedRows(keys, max_rows);
   size_t kept = 0;
-  for (size_t i = 0; i < side.cap.size(); ++i) {
+  for (size_t i = 0; i < keys.size(); ++i) {
     if (keep[i]) {
-      chosen->emplace(side.cap[i].run, Chosen{side.cap[i].time_unix_ms, side.cap[i].node, holdout});
+      chosen->emplace(keys[i].run, Chosen{keys[i].time_unix_ms, keys[i].node, holdout});
       ++kept;
     }
   }
-  counts->capped += side.cap.size() - kept;
+  counts->capped += keys.size() - kept;
   return kept;
 }
 
@@ -132,6 +136,16 @@ void UseTrainingSummaries(storage::StoreOptions* options) {
   options->run_summary_format = kTrainingSummaryFormat;
 }
 
+std::pair<size_t, size_t> SplitRowCap(size_t train, size_t held_out, size_t max_rows) {
+  const size_t all = train + held_out;
+  if (max_rows == 0 || all <= max_rows) return {0, 0};
+  size_t held_out_cap = static_cast<size_t>(
+      static_cast<long double>(max_rows) * static_cast<long double>(held_out) / static_cast<long double>(all) + 0.5L);
+  held_out_cap = std::clamp<size_t>(held_out_cap, held_out > 0 ? 1 : 0, max_rows);
+  const size_t train_cap = std::max<size_t>(max_rows - held_out_cap, train > 0 ? 1 : 0);
+  return {train_cap, held_out_cap};
+}
+
 absl::StatusOr<TrainingSet> ReadTrainingSet(storage::TelemetryStore& store, const TrainingSetOptions& options) {
   const size_t parts = std::max<size_t>(1, options.scan_threads);
   TrainingSet set;
@@ -187,8 +201,11 @@ absl::StatusOr<TrainingSet> ReadTrainingSet(storage::TelemetryStore& store, cons
     }
     // The parts handed their keys over in no fixed order; neither choice depends on it (both order the keys
     // themselves).
-    set.train.reserve(Choose(std::move(train), options.max_training_rows, false, &set, &chosen));
-    set.holdout.reserve(Choose(std::move(holdout), options.max_holdout_rows, true, &set, &chosen));
+    Thin(&train, &set);
+    Thin(&holdout, &set);
+    const auto [train_cap, holdout_cap] = SplitRowCap(train.cap.size(), holdout.cap.size(), options.max_rows);
+    set.train.reserve(Cap(std::move(train.cap), train_cap, false, &set, &chosen));
+    set.holdout.reserve(Cap(std::move(holdout.cap), holdout_cap, true, &set, &chosen));
   }
   struct PartRuns {
     std::vector<model::RunRecord> train, holdout;

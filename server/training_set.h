@@ -24,6 +24,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
@@ -51,9 +52,10 @@ struct TrainingSetOptions {
   absl::flat_hash_set<uint64_t> distrusted;
   // Each strategy's levels: every run kept is restated at its strategy's base level (ObservedStats::ToBaseLevel).
   model::ObservedStats::LevelHistory levels;
-  // The row cap of each side, after the thinning (model/row_cap.h); 0 = no cap.
-  size_t max_training_rows = 0;
-  size_t max_holdout_rows = 0;
+  // The row cap (model/row_cap.h), after the thinning: at most this many runs in all, training and held-out together
+  // (0 = no cap); when the thinning leaves more, each side is capped at its share of them (SplitRowCap). So a retrain
+  // holds what a store of max_rows runs would give it, whatever the store holds.
+  size_t max_rows = 0;
   // Threads each pass reads the store on (TelemetryStore::ScanRunsInParts): the caller's and scan_threads - 1 more,
   // at the caller's nice level. The runs chosen and their order do not depend on it.
   size_t scan_threads = 1;
@@ -69,6 +71,11 @@ struct TrainingSet {
   size_t thinned = 0;
   size_t capped = 0;
 };
+
+// Each side's cap when `train` and `held_out` runs are left after the thinning and at most `max_rows` are kept in all:
+// their shares of max_rows, rounded, at least one for a side that has runs; {0, 0} (no cap) when max_rows is 0 or
+// not exceeded.
+std::pair<size_t, size_t> SplitRowCap(size_t train, size_t held_out, size_t max_rows);
 
 absl::StatusOr<TrainingSet> ReadTrainingSet(storage::TelemetryStore& store, const TrainingSetOptions& options);
 

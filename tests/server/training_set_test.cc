@@ -107,13 +107,12 @@ class TrainingSetTest : public ::testing::TestWithParam<bool> {
         std::count_if(runs.begin(), runs.end(), [](const v1::RunReport& r) { return r.time_unix_ms() >= 0; }));
   }
 
-  TrainingSetOptions Options(size_t max_train, size_t max_holdout) const {
+  TrainingSetOptions Options(size_t max_rows) const {
     TrainingSetOptions o;
     o.in_holdout = &HeldOutKey;
     o.distrusted.insert(model::ObservedStats::NodeHash("liar"));
     o.levels["s2"] = {{1'700'000'002'500, std::log(2.0)}};  // s2 twice as slow from the middle on
-    o.max_training_rows = max_train;
-    o.max_holdout_rows = max_holdout;
+    o.max_rows = max_rows;
     return o;
   }
 
@@ -131,9 +130,10 @@ class TrainingSetTest : public ::testing::TestWithParam<bool> {
                                })
                     .ok());
     ref.train = model::ThinByNodeShare(std::move(ref.train));
-    model::CapTrainingRows(&ref.train, o.max_training_rows);
     ref.holdout = model::ThinByNodeShare(std::move(ref.holdout));
-    model::CapTrainingRows(&ref.holdout, o.max_holdout_rows);
+    const auto [train_cap, holdout_cap] = SplitRowCap(ref.train.size(), ref.holdout.size(), o.max_rows);
+    model::CapTrainingRows(&ref.train, train_cap);
+    model::CapTrainingRows(&ref.holdout, holdout_cap);
     return ref;
   }
 
@@ -183,7 +183,7 @@ TEST_P(TrainingSetTest, TheStoreSplitsForAReadOnSeveralThreads) {
 TEST_P(TrainingSetTest, UncappedItKeepsWhatTheThinningOfEveryRunKeeps) {
   for (size_t threads : kThreads) {
     SCOPED_TRACE(absl::StrCat(threads, " threads"));
-    const std::optional<TrainingSet> set = ReadAsTheReference(Options(0, 0), threads);
+    const std::optional<TrainingSet> set = ReadAsTheReference(Options(0), threads);
     ASSERT_TRUE(set.has_value());
     EXPECT_EQ(set->scanned, stored_);
     EXPECT_EQ(set->distrusted, 10u);
@@ -207,17 +207,33 @@ TEST_P(TrainingSetTest, UncappedItKeepsWhatTheThinningOfEveryRunKeeps) {
 }
 
 TEST_P(TrainingSetTest, CappedItKeepsWhatTheCapOfEveryRunKeepsOnBothSides) {
-  for (const auto& [train_cap, holdout_cap] : {std::pair<size_t, size_t>{400, 60}, {100, 1000}, {5000, 20}}) {
+  const std::optional<TrainingSet> uncapped = ReadAsTheReference(Options(0), 1);
+  ASSERT_TRUE(uncapped.has_value());
+  const double held_out_share = static_cast<double>(uncapped->holdout.size()) /
+                                static_cast<double>(uncapped->train.size() + uncapped->holdout.size());
+  for (size_t max_rows : {20, 460, 1100}) {
     for (size_t threads : kThreads) {
-      SCOPED_TRACE(absl::StrCat(train_cap, " / ", holdout_cap, ", ", threads, " threads"));
-      const std::optional<TrainingSet> set = ReadAsTheReference(Options(train_cap, holdout_cap), threads);
+      SCOPED_TRACE(absl::StrCat(max_rows, " rows, ", threads, " threads"));
+      const std::optional<TrainingSet> set = ReadAsTheReference(Options(max_rows), threads);
       ASSERT_TRUE(set.has_value());
-      EXPECT_LE(set->train.size(), train_cap);
-      EXPECT_LE(set->holdout.size(), holdout_cap);
+      // Both sides together, each near its share of what the thinning left.
+      EXPECT_EQ(set->train.size() + set->holdout.size(), max_rows);
+      EXPECT_NEAR(static_cast<double>(set->holdout.size()), held_out_share * static_cast<double>(max_rows), 0.51);
       EXPECT_GT(set->capped, 0u);
       EXPECT_EQ(set->scanned, set->distrusted + set->thinned + set->capped + set->train.size() + set->holdout.size());
     }
   }
+}
+
+TEST(SplitRowCapTest, EachSideGetsItsShareOfTheCapAtLeastOneAndNoCapWhenNotExceeded) {
+  EXPECT_EQ(SplitRowCap(800, 200, 0), std::make_pair(size_t{0}, size_t{0}));
+  EXPECT_EQ(SplitRowCap(800, 200, 1000), std::make_pair(size_t{0}, size_t{0}));
+  EXPECT_EQ(SplitRowCap(800, 200, 500), std::make_pair(size_t{400}, size_t{100}));
+  EXPECT_EQ(SplitRowCap(8'000'000, 2'000'000, 1'000'000), std::make_pair(size_t{800'000}, size_t{200'000}));
+  EXPECT_EQ(SplitRowCap(2, 1, 2), std::make_pair(size_t{1}, size_t{1}));      // 0.67 held out rounds to 1
+  EXPECT_EQ(SplitRowCap(1000, 1, 10), std::make_pair(size_t{9}, size_t{1}));  // 0.01 held out, but at least one
+  EXPECT_EQ(SplitRowCap(0, 50, 10), std::make_pair(size_t{0}, size_t{10}));
+  EXPECT_EQ(SplitRowCap(50, 0, 10), std::make_pair(size_t{10}, size_t{0}));
 }
 
 // A store whose summaries were made by something else (a format this build does not know, stamped under the name
