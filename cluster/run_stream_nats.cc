@@ -26,6 +26,7 @@ class NatsRunStream final : public RunStream {
 
   ~NatsRunStream() override {
     if (sub_ != nullptr) natsSubscription_Destroy(sub_);
+    if (retired_ != nullptr) natsSubscription_Destroy(retired_);
     if (js_ != nullptr) jsCtx_Destroy(js_);
     CloseNats(nc_, name_.c_str());
   }
@@ -105,7 +106,13 @@ class NatsRunStream final : public RunStream {
 
   absl::Status Subscribe(uint64_t after_sequence) override {
     if (sub_ != nullptr) {
-      natsSubscription_Destroy(sub_);
+      // Unsubscribed now, freed only at the next start-over (or with the stream): the connection's reading thread
+      // may still be delivering a message to it, and libnats 3.4 was seen (under AddressSanitizer) to read a
+      // subscription freed under it that way when one was destroyed at once while a backlog streamed in. A
+      // start-over comes after a gap or a stall, far apart next to one delivery, and at most two are held.
+      (void)natsSubscription_Unsubscribe(sub_);
+      if (retired_ != nullptr) natsSubscription_Destroy(retired_);
+      retired_ = sub_;
       sub_ = nullptr;
     }
     jsSubOptions so;
@@ -230,6 +237,7 @@ class NatsRunStream final : public RunStream {
   natsConnection* nc_ = nullptr;
   jsCtx* js_ = nullptr;
   natsSubscription* sub_ = nullptr;
+  natsSubscription* retired_ = nullptr;  // the one before the last start-over, unsubscribed (Subscribe)
   absl::Mutex mu_;
   // The batch being published: message -> index in *out_. A message is unique here while it is in flight, since
   // the library keeps it alive until its acknowledgement handler has run.
