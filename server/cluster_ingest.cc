@@ -8,6 +8,8 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "proto/convert.h"
+#include "server/training_set.h"
 #include "util/log.h"
 
 namespace accelsel::server {
@@ -194,7 +196,7 @@ void ClusterIngest::MarkCaughtUp() {
 }
 
 void ClusterIngest::Submit(IngestSink* sink, std::unique_ptr<v1::RunReport> report, uint64_t sequence) {
-  IngestItem item{std::move(report), sequence};
+  IngestItem item{std::move(report), nullptr, sequence};
   {
     absl::MutexLock lock(&mu_);
     if (!stopping_) {
@@ -316,8 +318,12 @@ void ClusterIngest::PublishLoop() {
 void ClusterIngest::ApplyLoop() {
   std::vector<cluster::StreamMessage> messages;
   std::vector<v1::RunReport> reports;
-  std::vector<const v1::RunReport*> ptrs;
+  // Each applied run converted once, for its summary and for on_applied; stored with the stream's own bytes.
+  std::vector<model::RunRecord> converted;
+  std::vector<std::string> summaries;
+  std::vector<storage::TelemetryStore::PreparedRun> runs;
   std::vector<const v1::RunReport*> stored;
+  std::vector<const model::RunRecord*> records;
   std::string last_error;
   auto note_error = [&](const absl::Status& st, const char* event) {
     if (last_error != st.message()) {  // once per distinct error, not once per retry
@@ -325,6 +331,7 @@ void ClusterIngest::ApplyLoop() {
       log::Warn(event, {{"error", last_error}, {"applied_sequence", applied_sequence()}});
     }
   };
+  const std::string position_key = kClusterAppliedSequenceKey;
   absl::Time last_delivery = absl::Now();
   while (!stop_applier_.load(std::memory_order_acquire)) {
     absl::Status st = stream_->NextBatch(options_.max_batch, absl::Milliseconds(200), &messages);
@@ -355,7 +362,7 @@ void ClusterIngest::ApplyLoop() {
     }
     last_delivery = absl::Now();
     uint64_t last = applied_sequence();
-    ptrs.clear();
+    runs.clear();
     if (reports.size() < messages.size()) reports.resize(messages.size());
     bool start_over = false;
     size_t taken = 0;
@@ -383,7 +390,16 @@ void ClusterIngest::ApplyLoop() {
         log::Warn("cluster_message_skipped", {{"sequence", m.sequence}, {"bytes", m.data.size()}});
         continue;
       }
-      ptrs.push_back(&r);
+      runs.push_back({&r, m.data, {}});
+    }
+    if (converted.size() < runs.size()) {
+      converted.resize(runs.size());
+      summaries.resize(runs.size());
+    }
+    for (size_t k = 0; k < runs.size(); ++k) {
+      converted[k] = FromProto(*runs[k].run);
+      summaries[k] = TrainingSummaryOfRecord(converted[k]);
+      runs[k].summary = summaries[k];
     }
     if (start_over) {
       series_.redeliveries->Increment();
@@ -398,7 +414,7 @@ void ClusterIngest::ApplyLoop() {
     // A write error (disk full) is retried with the same messages: the position only moves with the runs.
     absl::StatusOr<std::vector<storage::AppendResult>> results;
     for (;;) {
-      results = store_->AppendRunsWithMeta(ptrs, kClusterAppliedSequenceKey, position);
+      results = store_->AppendPreparedRuns(runs, &position_key, &position);
       if (results.ok() || stop_applier_.load(std::memory_order_acquire)) break;
       note_error(results.status(), "cluster_apply_failed");
       absl::SleepFor(absl::Seconds(1));
@@ -406,14 +422,17 @@ void ClusterIngest::ApplyLoop() {
     if (!results.ok()) return;
     last_error.clear();
     stored.clear();
-    for (size_t i = 0; i < ptrs.size(); ++i) {
-      if ((*results)[i] == storage::AppendResult::kStored) stored.push_back(ptrs[i]);
+    records.clear();
+    for (size_t k = 0; k < runs.size(); ++k) {
+      if ((*results)[k] != storage::AppendResult::kStored) continue;
+      stored.push_back(runs[k].run);
+      records.push_back(&converted[k]);
     }
     applied_sequence_.store(last, std::memory_order_release);
     series_.applied->Increment(static_cast<double>(taken));
     series_.applied_sequence->Set(static_cast<double>(last));
     series_.apply_lag->Set(static_cast<double>(messages[taken - 1].pending));
-    if (on_applied_ && !stored.empty()) on_applied_(stored);
+    if (on_applied_ && !stored.empty()) on_applied_(stored, records);
     if (last >= catch_up_sequence_) MarkCaughtUp();
     if (start_over) Resubscribe(last);
   }

@@ -10,8 +10,9 @@ IngestQueue::IngestQueue(storage::TelemetryStore* store, IngestOptions options, 
 
 IngestQueue::~IngestQueue() { Stop(); }
 
-void IngestQueue::Submit(IngestSink* sink, std::unique_ptr<v1::RunReport> report, uint64_t sequence) {
-  IngestItem item{std::move(report), sequence};
+void IngestQueue::Submit(IngestSink* sink, std::unique_ptr<v1::RunReport> report, uint64_t sequence,
+                         std::unique_ptr<ConvertedRun> converted) {
+  IngestItem item{std::move(report), std::move(converted), sequence};
   {
     absl::MutexLock lock(&mu_);
     if (!stopping_) {
@@ -49,8 +50,9 @@ void IngestQueue::Complete(const absl::Status& status) {
 }
 
 void IngestQueue::WriterLoop() {
-  std::vector<const v1::RunReport*> ptrs;
+  std::vector<storage::TelemetryStore::PreparedRun> runs;
   std::vector<const v1::RunReport*> stored;
+  std::vector<const model::RunRecord*> records;
   for (;;) {
     {
       absl::MutexLock lock(&mu_);
@@ -63,19 +65,30 @@ void IngestQueue::WriterLoop() {
         pending_.pop_front();
       }
     }
-    ptrs.clear();
-    for (const Pending& p : batch_) ptrs.push_back(p.item.report.get());
-    auto results = store_->AppendRuns(ptrs);
+    runs.clear();
+    for (const Pending& p : batch_) {
+      storage::TelemetryStore::PreparedRun& r = runs.emplace_back();
+      r.run = p.item.report.get();
+      if (p.item.converted != nullptr) {
+        r.bytes = p.item.converted->bytes;
+        r.summary = p.item.converted->summary;
+      }
+    }
+    auto results = store_->AppendPreparedRuns(runs, nullptr, nullptr);
     if (!results.ok()) {
       Complete(results.status());
       continue;
     }
     stored.clear();
+    records.clear();
     for (size_t i = 0; i < batch_.size(); ++i) {
       batch_[i].item.result = (*results)[i];
-      if ((*results)[i] == storage::AppendResult::kStored) stored.push_back(ptrs[i]);
+      if ((*results)[i] != storage::AppendResult::kStored) continue;
+      stored.push_back(runs[i].run);
+      const ConvertedRun* converted = batch_[i].item.converted.get();
+      records.push_back(converted != nullptr ? &converted->record : nullptr);
     }
-    if (on_stored_ && !stored.empty()) on_stored_(stored);
+    if (on_stored_ && !stored.empty()) on_stored_(stored, records);
     Complete(absl::OkStatus());
   }
 }

@@ -16,6 +16,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -23,6 +24,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "accelsel/v1/accelsel.pb.h"
+#include "model/types.h"
 #include "storage/telemetry_store.h"
 
 namespace accelsel::server {
@@ -32,10 +34,22 @@ struct IngestOptions {
   size_t max_batch = 1024;
 };
 
+// What the writer thread would otherwise make of a report, made by the thread that submits it (ServiceCore::Ingest),
+// so that the one writer thread only writes: the run as the observed statistics read it, its stored bytes and its
+// training summary (storage::TelemetryStore::AppendPreparedRuns).
+struct ConvertedRun {
+  model::RunRecord record;
+  std::string bytes;
+  std::string summary;
+};
+
 // One submitted report on its way through the group commit.
 struct IngestItem {
   std::unique_ptr<v1::RunReport> report;  // handed back with the result, so the stream can reuse the message
-  uint64_t sequence = 0;                  // the submitter's own number (a stream's report sequence)
+  // Of `report`, or null (the writer makes what it needs). Handed back too, so that it is reused and freed on the
+  // stream's threads, not on the writer's.
+  std::unique_ptr<ConvertedRun> converted;
+  uint64_t sequence = 0;  // the submitter's own number (a stream's report sequence)
   storage::AppendResult result = storage::AppendResult::kDuplicate;  // valid when the batch's status is OK
 };
 
@@ -51,14 +65,18 @@ class IngestSink {
 
 class IngestQueue {
  public:
-  // Called on the writer thread with the reports just stored (not duplicates), after the write returned.
-  using OnStored = std::function<void(const std::vector<const v1::RunReport*>&)>;
+  // Called on the writer thread with the reports just stored (not duplicates), after the write returned, and each
+  // one's conversion (null where it was submitted without one).
+  using OnStored =
+      std::function<void(const std::vector<const v1::RunReport*>&, const std::vector<const model::RunRecord*>&)>;
 
   IngestQueue(storage::TelemetryStore* store, IngestOptions options, OnStored on_stored);
   ~IngestQueue();
 
   // Never blocks on storage. Memory is bounded by the callers (each stream limits its reports in flight).
-  void Submit(IngestSink* sink, std::unique_ptr<v1::RunReport> report, uint64_t sequence) ABSL_LOCKS_EXCLUDED(mu_);
+  // `converted`: of `report`, or null.
+  void Submit(IngestSink* sink, std::unique_ptr<v1::RunReport> report, uint64_t sequence,
+              std::unique_ptr<ConvertedRun> converted = nullptr) ABSL_LOCKS_EXCLUDED(mu_);
   // Finishes everything submitted so far, then stops the writer. Submit after Stop fails the report with
   // UNAVAILABLE.
   void Stop() ABSL_LOCKS_EXCLUDED(mu_);

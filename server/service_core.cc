@@ -92,7 +92,10 @@ absl::Status ServiceCore::Init() {
   if (absl::Status st = catalog_->Load(); !st.ok()) return st;
   if (absl::Status st = LoadDescriptors(); !st.ok()) return st;
   ingest_ = std::make_unique<IngestQueue>(
-      store_.get(), IngestOptions{}, [this](const std::vector<const v1::RunReport*>& stored) { OnStored(stored); });
+      store_.get(), IngestOptions{},
+      [this](const std::vector<const v1::RunReport*>& stored, const std::vector<const model::RunRecord*>& records) {
+        OnStored(stored, records);
+      });
   if (store_->RunCount() == 0 && !options_.seed_csv.empty()) {
     if (absl::Status st = Seed(); !st.ok()) return st;
   }
@@ -155,8 +158,11 @@ absl::Status ServiceCore::Init() {
   decision_log_ = std::make_unique<DecisionLog>(store_.get(), metrics_, options_.decision_log, std::move(hooks));
   if (cluster_mode) {
     // Last: the applier feeds OnStored, which reads the statistics, the decision log and the model manager.
-    auto cluster = ClusterIngest::Start(options_.cluster, store_.get(), metrics_,
-                                        [this](const std::vector<const v1::RunReport*>& stored) { OnStored(stored); });
+    auto cluster = ClusterIngest::Start(
+        options_.cluster, store_.get(), metrics_,
+        [this](const std::vector<const v1::RunReport*>& stored, const std::vector<const model::RunRecord*>& records) {
+          OnStored(stored, records);
+        });
     if (!cluster.ok()) return cluster.status();
     cluster_ = *std::move(cluster);
     auto models =
@@ -294,9 +300,26 @@ absl::Status ServiceCore::Seed() {
   return absl::OkStatus();
 }
 
-void ServiceCore::OnStored(const std::vector<const v1::RunReport*>& stored) {
-  for (const v1::RunReport* r : stored) {
-    if (stats_.AddChecked(FromProto(*r)).suspect) metrics_->SuspectReport(r->node_id());
+void ServiceCore::Ingest(IngestSink* sink, std::unique_ptr<v1::RunReport> report, uint64_t sequence,
+                         std::unique_ptr<ConvertedRun> spare) {
+  if (cluster_ != nullptr) {
+    cluster_->Submit(sink, std::move(report), sequence);
+    return;
+  }
+  if (spare == nullptr) spare = std::make_unique<ConvertedRun>();
+  spare->record = FromProto(*report);
+  spare->summary = TrainingSummaryOfRecord(spare->record);
+  if (!report->SerializeToString(&spare->bytes)) spare->bytes.clear();  // the store then tries, and says why not
+  ingest_->Submit(sink, std::move(report), sequence, std::move(spare));
+}
+
+void ServiceCore::OnStored(const std::vector<const v1::RunReport*>& stored,
+                           const std::vector<const model::RunRecord*>& records) {
+  for (size_t i = 0; i < stored.size(); ++i) {
+    const v1::RunReport& r = *stored[i];
+    const bool suspect = i < records.size() && records[i] != nullptr ? stats_.AddChecked(*records[i]).suspect
+                                                                     : stats_.AddChecked(FromProto(r)).suspect;
+    if (suspect) metrics_->SuspectReport(r.node_id());
   }
   if (decision_log_ != nullptr) decision_log_->RecordOutcomes(stored);
   metrics_->RunsIngested(static_cast<double>(stored.size()));

@@ -87,14 +87,11 @@ class ServiceCore {
   // context gets its unset descriptors filled by name, as in Select, before it is stored.
   absl::Status PrepareReport(v1::RunReport* report, std::string* reason, bool may_create_strategy = true);
   // Hands a prepared report to the group commit; `sink` gets it back with its result after the write returned.
-  // In cluster mode it goes to the stream instead, and comes back once the stream acknowledged it.
-  void Ingest(IngestSink* sink, std::unique_ptr<v1::RunReport> report, uint64_t sequence) {
-    if (cluster_ != nullptr) {
-      cluster_->Submit(sink, std::move(report), sequence);
-      return;
-    }
-    ingest_->Submit(sink, std::move(report), sequence);
-  }
+  // In cluster mode it goes to the stream instead, and comes back once the stream acknowledged it. `spare`: a
+  // ConvertedRun to reuse (or null); in single-process mode the report is converted into it here, on the caller's
+  // thread, so that the group commit's one writer thread does not, and it comes back with the report.
+  void Ingest(IngestSink* sink, std::unique_ptr<v1::RunReport> report, uint64_t sequence,
+              std::unique_ptr<ConvertedRun> spare = nullptr);
 
   // Stops ingest (after finishing what was submitted) and the trainer, flushes the store. First waits for the
   // blocking admin workers (a Retrain whose call already ended DEADLINE_EXCEEDED still runs on the executor).
@@ -127,7 +124,8 @@ class ServiceCore {
   absl::Status Init();
   absl::Status Seed();
   absl::Status LoadDescriptors();
-  void OnStored(const std::vector<const v1::RunReport*>& stored);
+  // `records`: each stored report's conversion, null where none was made.
+  void OnStored(const std::vector<const v1::RunReport*>& stored, const std::vector<const model::RunRecord*>& records);
   // Hands the answer to the decision log (off the request path from here on).
   // `proto_context` is the context as ranked (filled by name), `context` its model form.
   void LogDecision(const v1::SelectAcceleratorRequest& request, const v1::SelectAcceleratorResponse& response,

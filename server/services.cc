@@ -278,12 +278,17 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, 
       return;
     }
     std::unique_ptr<v1::RunReport> report;
+    std::unique_ptr<ConvertedRun> converted;  // null when none is spare (made if the report goes to the store)
     grpc::ByteBuffer bytes;
     uint64_t seq = 0;
     {
       absl::MutexLock lock(&mu_);  // orders this callback after the one that started the read (another thread)
       TakeIncomingLocked(&bytes);  // leaves incoming_ empty for the next read; none starts while reading_
       report = TakeSpareLocked();
+      if (!spare_converted_.empty()) {
+        converted = std::move(spare_converted_.back());
+        spare_converted_.pop_back();
+      }
       seq = next_sequence_++;
     }
     // Bytes that are not a RunReport end the stream INVALID_ARGUMENT once the reports before them are acknowledged:
@@ -353,7 +358,7 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, 
       Run(this, a);
       return;
     }
-    core_->Ingest(this, std::move(report), seq);
+    core_->Ingest(this, std::move(report), seq, std::move(converted));
     {
       absl::MutexLock lock(&mu_);
       reading_ = false;
@@ -413,7 +418,12 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, 
                     item.report->run_id());
         }
       }
-      for (IngestItem& item : items) RecycleLocked(std::move(item.report));
+      for (IngestItem& item : items) {
+        RecycleLocked(std::move(item.report));
+        // Kept for the next report: what it holds is replaced (and freed) on this stream's thread, not here on the
+        // group commit's writer thread. As many as reports, so bounded the same way.
+        if (item.converted != nullptr) spare_converted_.push_back(std::move(item.converted));
+      }
       // Counted before NextLocked releases the stream: once mu_ is dropped, another callback may finish the call
       // and delete this reactor, so a metrics call after it would read freed memory.
       if (duplicates > 0) core_->metrics()->RunsDuplicate(static_cast<double>(duplicates));
@@ -438,9 +448,10 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, 
     return r;
   }
   // At most stream_window + 1 messages exist per stream (in flight + the one being read), so the pool is bounded.
+  // Not cleared here: this runs on the group commit's writer thread too, and clearing frees the message's parts; the
+  // parse that reuses it clears it, on this stream's thread.
   void RecycleLocked(std::unique_ptr<v1::RunReport> report) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (report == nullptr) return;
-    report->Clear();
     spare_.push_back(std::move(report));
   }
 
@@ -533,7 +544,8 @@ class ReportRunReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, 
 
   absl::Mutex mu_;
   AckQueue acks_ ABSL_GUARDED_BY(mu_);  // ranged when the client asked (set by the constructor)
-  std::vector<std::unique_ptr<v1::RunReport>> spare_ ABSL_GUARDED_BY(mu_);  // cleared messages for reuse
+  std::vector<std::unique_ptr<v1::RunReport>> spare_ ABSL_GUARDED_BY(mu_);  // messages for reuse
+  std::vector<std::unique_ptr<ConvertedRun>> spare_converted_ ABSL_GUARDED_BY(mu_);
   size_t in_flight_ ABSL_GUARDED_BY(mu_) = 0;
   // A read is decided, outstanding or in its OnReadDone: no other read starts (reports are prepared in order).
   bool reading_ ABSL_GUARDED_BY(mu_) = true;  // the constructor starts the first read

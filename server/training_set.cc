@@ -119,16 +119,23 @@ uint64_t ReadLittleEndian64(std::string_view bytes, size_t at) {
 
 constexpr size_t kSummaryBytes = 32;
 
-}  // namespace
-
-std::string TrainingSummaryOf(const v1::RunReport& run) {
-  const model::TaskContext context = FromProto(run.context());
+std::string SummaryOf(const model::TaskContext& context, std::string_view strategy_id, std::string_view node_id) {
   char out[kSummaryBytes];
   PutLittleEndian64(model::ContextKey(context), out);
   PutLittleEndian64(model::HoldoutContextKey(context), out + 8);
-  PutLittleEndian64(util::StableHash(StrategyIdOf(run)), out + 16);
-  PutLittleEndian64(util::StableHash(run.node_id()), out + 24);
+  PutLittleEndian64(util::StableHash(strategy_id), out + 16);
+  PutLittleEndian64(util::StableHash(node_id), out + 24);
   return std::string(out, sizeof out);
+}
+
+}  // namespace
+
+std::string TrainingSummaryOf(const v1::RunReport& run) {
+  return SummaryOf(FromProto(run.context()), StrategyIdOf(run), run.node_id());
+}
+
+std::string TrainingSummaryOfRecord(const model::RunRecord& run) {
+  return SummaryOf(run.context, run.strategy_id, run.node_id);
 }
 
 void UseTrainingSummaries(storage::StoreOptions* options) {

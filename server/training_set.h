@@ -40,6 +40,9 @@ namespace accelsel::server {
 // builds and releases (model/context_key.h); a change of what this holds must change kTrainingSummaryFormat, so that
 // a store opened by such a build makes every summary again.
 std::string TrainingSummaryOf(const v1::RunReport& run);
+// The same of the run converted (FromProto), for a caller that has converted it anyway: equal to the above of the
+// report it was converted from.
+std::string TrainingSummaryOfRecord(const model::RunRecord& run);
 inline constexpr char kTrainingSummaryFormat[] = "training 1: context, holdout, strategy, node keys";
 // Sets `options` to keep TrainingSummaryOf each run, under kTrainingSummaryFormat: how the server opens its store.
 void UseTrainingSummaries(storage::StoreOptions* options);

@@ -550,24 +550,41 @@ class RocksDbTelemetryStore final : public TelemetryStore {
   }
 
   absl::StatusOr<std::vector<AppendResult>> AppendRuns(const std::vector<const v1::RunReport*>& runs) override {
-    return Append(runs, nullptr, nullptr);
+    return Append(Unprepared(runs), nullptr, nullptr);
   }
 
   absl::StatusOr<std::vector<AppendResult>> AppendRunsWithMeta(const std::vector<const v1::RunReport*>& runs,
                                                                const std::string& meta_key,
                                                                const std::string& meta_value) override {
-    if (absl::Status st = CheckMetaKey(meta_key); !st.ok()) return st;
-    return Append(runs, &meta_key, &meta_value);
+    return AppendPreparedRuns(Unprepared(runs), &meta_key, &meta_value);
+  }
+
+  absl::StatusOr<std::vector<AppendResult>> AppendPreparedRuns(const std::vector<PreparedRun>& runs,
+                                                               const std::string* meta_key,
+                                                               const std::string* meta_value) override {
+    if (meta_key != nullptr) {
+      if (meta_value == nullptr) return absl::InvalidArgumentError("meta_value is null");
+      if (absl::Status st = CheckMetaKey(*meta_key); !st.ok()) return st;
+    }
+    return Append(runs, meta_key, meta_value);
+  }
+
+  static std::vector<PreparedRun> Unprepared(const std::vector<const v1::RunReport*>& runs) {
+    std::vector<PreparedRun> out(runs.size());
+    for (size_t i = 0; i < runs.size(); ++i) out[i].run = runs[i];
+    return out;
   }
 
   // AppendRuns; with `meta_key` non-null, also writes that meta entry in the same batch, even with no run stored.
-  absl::StatusOr<std::vector<AppendResult>> Append(const std::vector<const v1::RunReport*>& runs,
-                                                   const std::string* meta_key, const std::string* meta_value) {
+  absl::StatusOr<std::vector<AppendResult>> Append(const std::vector<PreparedRun>& runs, const std::string* meta_key,
+                                                   const std::string* meta_value) {
     std::vector<AppendResult> results(runs.size(), AppendResult::kDuplicate);
     if (runs.empty() && meta_key == nullptr) return results;
     for (size_t i = 0; i < runs.size(); ++i) {
-      if (runs[i] == nullptr) return absl::InvalidArgumentError(absl::StrCat("runs[", i, "] is null"));
-      if (runs[i]->run_id().empty()) return absl::InvalidArgumentError(absl::StrCat("runs[", i, "].run_id is empty"));
+      if (runs[i].run == nullptr) return absl::InvalidArgumentError(absl::StrCat("runs[", i, "] is null"));
+      if (runs[i].run->run_id().empty()) {
+        return absl::InvalidArgumentError(absl::StrCat("runs[", i, "].run_id is empty"));
+      }
     }
 
     // Indices of the first occurrence of each run_id in this call; later repeats stay kDuplicate.
@@ -577,18 +594,20 @@ class RocksDbTelemetryStore final : public TelemetryStore {
       absl::flat_hash_set<std::string_view> seen;
       seen.reserve(runs.size());
       for (size_t i = 0; i < runs.size(); ++i) {
-        if (seen.insert(runs[i]->run_id()).second) firsts.push_back(i);
+        if (seen.insert(runs[i].run->run_id()).second) firsts.push_back(i);
       }
     }
     std::vector<rocksdb::Slice> keys;
     keys.reserve(firsts.size());
-    for (size_t i : firsts) keys.push_back(ToSlice(runs[i]->run_id()));
+    for (size_t i : firsts) keys.push_back(ToSlice(runs[i].run->run_id()));
     std::vector<rocksdb::PinnableSlice> existing(firsts.size());
     std::vector<rocksdb::Status> lookups(firsts.size());
     // Made before the lock, so that the writers queued behind this one do not wait for them (a duplicate's is
-    // wasted).
+    // wasted); a caller that made one already is not asked again.
     std::vector<std::string> summaries(options_.run_summary ? firsts.size() : 0);
-    for (size_t k = 0; k < summaries.size(); ++k) summaries[k] = options_.run_summary(*runs[firsts[k]]);
+    for (size_t k = 0; k < summaries.size(); ++k) {
+      if (runs[firsts[k]].summary.empty()) summaries[k] = options_.run_summary(*runs[firsts[k]].run);
+    }
 
     // Check-then-write under one lock: no other writer can store one of these run_ids in between.
     absl::MutexLock lock(&write_mu_);
@@ -602,15 +621,21 @@ class RocksDbTelemetryStore final : public TelemetryStore {
     for (size_t k = 0; k < firsts.size(); ++k) {
       if (lookups[k].ok()) continue;  // already stored by an earlier call
       if (!lookups[k].IsNotFound()) return FromRocksStatus(lookups[k], "checking run_id for duplicates");
-      const v1::RunReport& run = *runs[firsts[k]];
-      if (!run.SerializeToString(&value_buffer_)) {
-        return absl::InternalError(absl::StrCat("cannot serialize run ", run.run_id()));
+      const PreparedRun& prepared = runs[firsts[k]];
+      const v1::RunReport& run = *prepared.run;
+      rocksdb::Slice value = ToSlice(prepared.bytes);
+      if (prepared.bytes.empty()) {
+        if (!run.SerializeToString(&value_buffer_)) {
+          return absl::InternalError(absl::StrCat("cannot serialize run ", run.run_id()));
+        }
+        value = value_buffer_;
       }
+      rocksdb::Slice summary;
+      if (!summaries.empty())
+        summary = prepared.summary.empty() ? rocksdb::Slice(summaries[k]) : ToSlice(prepared.summary);
       EncodeTimeKeyInto(run.time_unix_ms(), run.run_id(), &key_buffer_);
-      STORAGE_RETURN_IF_ERROR(FromRocksStatus(batch_.Put(db.runs, keys[k], value_buffer_), "batching a run"));
-      STORAGE_RETURN_IF_ERROR(FromRocksStatus(
-          batch_.Put(db.runs_by_time, key_buffer_, summaries.empty() ? rocksdb::Slice() : rocksdb::Slice(summaries[k])),
-          "batching a run"));
+      STORAGE_RETURN_IF_ERROR(FromRocksStatus(batch_.Put(db.runs, keys[k], value), "batching a run"));
+      STORAGE_RETURN_IF_ERROR(FromRocksStatus(batch_.Put(db.runs_by_time, key_buffer_, summary), "batching a run"));
       results[firsts[k]] = AppendResult::kStored;
       ++stored;
     }

@@ -82,6 +82,26 @@ class TelemetryStore {
                                                                        const std::string& meta_key,
                                                                        const std::string& meta_value) = 0;
 
+  // AppendRuns (`meta_key` null) or AppendRunsWithMeta, for runs whose caller already made, on its own thread, what
+  // the store would otherwise make of each on the one thread that writes: its stored bytes (`bytes`: the run
+  // serialized, with nothing changed since) and its summary (`summary`: StoreOptions::run_summary of the run). Either
+  // may be empty, and the store makes it. So many submitting threads share the work, and the writer only writes.
+  // This default ignores both and calls AppendRuns or AppendRunsWithMeta.
+  struct PreparedRun {
+    const v1::RunReport* run = nullptr;
+    std::string_view bytes;
+    std::string_view summary;
+  };
+  virtual absl::StatusOr<std::vector<AppendResult>> AppendPreparedRuns(const std::vector<PreparedRun>& runs,
+                                                                       const std::string* meta_key,
+                                                                       const std::string* meta_value) {
+    std::vector<const v1::RunReport*> plain;
+    plain.reserve(runs.size());
+    for (const PreparedRun& r : runs) plain.push_back(r.run);
+    if (meta_key == nullptr) return AppendRuns(plain);
+    return AppendRunsWithMeta(plain, *meta_key, meta_value != nullptr ? *meta_value : std::string());
+  }
+
   // Point lookup by run_id. NOT_FOUND if absent.
   virtual absl::StatusOr<v1::RunReport> GetRun(const std::string& run_id) = 0;
 

@@ -6,6 +6,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -71,6 +72,22 @@ class FakeStore : public storage::TelemetryStore {
       results.push_back(fresh ? storage::AppendResult::kStored : storage::AppendResult::kDuplicate);
     }
     return results;
+  }
+  // Records what each run came with (bytes, summary), by run id, then stores as AppendRuns(WithMeta).
+  absl::StatusOr<std::vector<storage::AppendResult>> AppendPreparedRuns(const std::vector<PreparedRun>& runs,
+                                                                        const std::string* meta_key,
+                                                                        const std::string* meta_value) override {
+    {
+      absl::MutexLock lock(&mu_);
+      for (const PreparedRun& r : runs) prepared_[r.run->run_id()] = {std::string(r.bytes), std::string(r.summary)};
+    }
+    return TelemetryStore::AppendPreparedRuns(runs, meta_key, meta_value);
+  }
+  // The bytes and summary the run with this id was last handed in with by AppendPreparedRuns ({} if never).
+  std::pair<std::string, std::string> prepared(const std::string& run_id) {
+    absl::MutexLock lock(&mu_);
+    auto it = prepared_.find(run_id);
+    return it == prepared_.end() ? std::pair<std::string, std::string>() : it->second;
   }
   absl::StatusOr<std::vector<storage::AppendResult>> AppendRunsWithMeta(const std::vector<const v1::RunReport*>& runs,
                                                                         const std::string& meta_key,
@@ -153,6 +170,7 @@ class FakeStore : public storage::TelemetryStore {
   std::map<std::string, v1::RunReport> runs_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, v1::Strategy> strategies_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::string> meta_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::pair<std::string, std::string>> prepared_ ABSL_GUARDED_BY(mu_);
   size_t strategy_puts_ ABSL_GUARDED_BY(mu_) = 0;
 };
 

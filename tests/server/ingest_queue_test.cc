@@ -85,10 +85,11 @@ TEST(IngestQueueTest, ReportsComeBackStoredOrDuplicateInSubmissionOrderAfterTheW
   FakeStore store;
   std::vector<std::string> stored_ids;
   absl::Mutex stored_mu;
-  IngestQueue queue(&store, IngestOptions(), [&](const std::vector<const v1::RunReport*>& stored) {
-    absl::MutexLock lock(&stored_mu);
-    for (const v1::RunReport* r : stored) stored_ids.push_back(r->run_id());
-  });
+  IngestQueue queue(&store, IngestOptions(),
+                    [&](const std::vector<const v1::RunReport*>& stored, const std::vector<const model::RunRecord*>&) {
+                      absl::MutexLock lock(&stored_mu);
+                      for (const v1::RunReport* r : stored) stored_ids.push_back(r->run_id());
+                    });
   RecordingSink sink(&store);
   queue.Submit(&sink, Report("a"), 10);
   queue.Submit(&sink, Report("b"), 11);
@@ -106,6 +107,59 @@ TEST(IngestQueueTest, ReportsComeBackStoredOrDuplicateInSubmissionOrderAfterTheW
   queue.Stop();  // joins the writer: on_stored has run for every batch
   absl::MutexLock lock(&stored_mu);
   EXPECT_THAT(stored_ids, ElementsAre("a", "b"));  // duplicates are not "stored"
+}
+
+// A sink that keeps what comes back with each report: whether its conversion did, and where it was.
+class KeepingSink : public IngestSink {
+ public:
+  void OnCommitted(const absl::Status&, std::vector<IngestItem>& items) override {
+    absl::MutexLock lock(&mu_);
+    for (IngestItem& item : items) back_.push_back(std::move(item));
+  }
+  bool AwaitReturned(size_t n) {
+    absl::MutexLock lock(&mu_);
+    auto enough = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return back_.size() >= n; };
+    return mu_.AwaitWithTimeout(absl::Condition(&enough), kWait);
+  }
+  std::vector<IngestItem> Take() {
+    absl::MutexLock lock(&mu_);
+    return std::move(back_);
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<IngestItem> back_ ABSL_GUARDED_BY(mu_);
+};
+
+TEST(IngestQueueTest, AConversionMadeBySubmitterReachesTheStoreAndOnStoredAndComesBackToItsSink) {
+  FakeStore store;
+  absl::Mutex mu;
+  std::vector<std::string> record_ids;  // run_id of each record on_stored got ("-" for none)
+  IngestQueue queue(
+      &store, IngestOptions(),
+      [&](const std::vector<const v1::RunReport*>& stored, const std::vector<const model::RunRecord*>& records) {
+        absl::MutexLock lock(&mu);
+        ASSERT_EQ(records.size(), stored.size());
+        for (const model::RunRecord* r : records) record_ids.push_back(r != nullptr ? r->run_id : "-");
+      });
+  KeepingSink sink;
+  auto converted = std::make_unique<ConvertedRun>();
+  converted->record.run_id = "with";
+  converted->bytes = "the bytes";
+  converted->summary = "the summary";
+  const ConvertedRun* handed = converted.get();
+  queue.Submit(&sink, Report("with"), 1, std::move(converted));
+  queue.Submit(&sink, Report("without"), 2);
+  ASSERT_TRUE(sink.AwaitReturned(2));
+  queue.Stop();
+  const std::vector<IngestItem> back = sink.Take();
+  ASSERT_EQ(back.size(), 2u);
+  EXPECT_EQ(back[0].converted.get(), handed);  // the same object, for the sink to reuse
+  EXPECT_EQ(back[1].converted, nullptr);
+  EXPECT_EQ(store.prepared("with"), std::make_pair(std::string("the bytes"), std::string("the summary")));
+  EXPECT_EQ(store.prepared("without"), std::make_pair(std::string(), std::string()));
+  absl::MutexLock lock(&mu);
+  EXPECT_THAT(record_ids, ElementsAre("with", "-"));
 }
 
 TEST(IngestQueueTest, WaitingReportsOfManySinksShareOneWriteAndEachSinkGetsOneCallPerBatch) {
@@ -161,7 +215,10 @@ TEST(IngestQueueTest, ABatchHoldsAtMostMaxBatchReports) {
 TEST(IngestQueueTest, AFailedWriteFailsEveryReportOfTheBatchAndStoresNothing) {
   FakeStore store;
   int on_stored_calls = 0;
-  IngestQueue queue(&store, IngestOptions(), [&](const std::vector<const v1::RunReport*>&) { ++on_stored_calls; });
+  IngestQueue queue(&store, IngestOptions(),
+                    [&](const std::vector<const v1::RunReport*>&, const std::vector<const model::RunRecord*>&) {
+                      ++on_stored_calls;
+                    });
   store.FailAppends(absl::UnavailableError("disk full"));
   RecordingSink one, two;
   store.HoldAppends();

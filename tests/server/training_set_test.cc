@@ -238,6 +238,36 @@ TEST(SplitRowCapTest, EachSideGetsItsShareOfTheCapAtLeastOneAndNoCapWhenNotExcee
 
 // A store whose summaries were made by something else (a format this build does not know, stamped under the name
 // this build gives its own) is refused, not misread.
+// The summary a caller makes from the run it converted anyway (the ingest paths) is the one the store would make
+// from the report, for reports of every shape: strategy by id or attached, descriptors sparse or full, nodes, times.
+TEST(TrainingSetSummaryTest, TheSummaryOfTheConvertedRunIsTheSummaryOfTheReport) {
+  std::mt19937_64 rng(11);
+  for (int i = 0; i < 200; ++i) {
+    v1::RunReport r;
+    r.set_run_id(absl::StrCat("run-", i));
+    r.set_node_id(absl::StrCat("node-", rng() % 7));
+    r.set_time_unix_ms(static_cast<int64_t>(rng() % 100000));
+    auto* c = r.mutable_context();
+    c->mutable_model()->set_name(i % 3 == 0 ? "Llama-3-8B" : "mistral-7b");
+    if (i % 2 == 0) c->mutable_model()->set_parameters_b(static_cast<double>(rng() % 70) + 0.5);
+    c->mutable_hardware()->set_accelerator(i % 5 == 0 ? "H100" : "mi300x");
+    c->mutable_hardware()->set_count(static_cast<uint32_t>(1 + rng() % 8));
+    if (i % 4 == 1) c->mutable_hardware()->set_price_per_hour(2.5);
+    c->mutable_workload()->set_batch_size(static_cast<uint32_t>(1 + rng() % 64));
+    c->mutable_workload()->set_prompt_tokens(static_cast<uint32_t>(rng() % 4096));
+    c->mutable_workload()->set_output_tokens(static_cast<uint32_t>(rng() % 1024));
+    if (i % 3 == 2) {
+      r.mutable_strategy()->set_id(absl::StrCat("attached-", i % 4));
+    } else {
+      r.set_strategy_id(absl::StrCat("s", rng() % 9));
+    }
+    r.mutable_metrics()->set_e2e_latency_ms(1.0 + static_cast<double>(rng() % 1000));
+    const std::string from_report = TrainingSummaryOf(r);
+    EXPECT_EQ(TrainingSummaryOfRecord(FromProto(r)), from_report) << r.ShortDebugString();
+    EXPECT_EQ(from_report.size(), 32u);
+  }
+}
+
 TEST(TrainingSetSummaryTest, AStoredSummaryOfAnotherShapeIsDataLoss) {
   const char* tmp = std::getenv("ACCELSEL_TEST_TMPDIR");
   const std::string dir = absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/training_set_other_summary_", getpid());

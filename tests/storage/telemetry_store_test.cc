@@ -606,6 +606,53 @@ TEST_F(TelemetryStoreTest, RunSummariesAreMadeAsRunsAreStoredOrWhenTheStoreIsOpe
   }
 }
 
+// A caller that made a run's bytes and summary already hands them in: they are stored as given (the bytes are the
+// stored run, the summary the one the scan reads); what it left empty the store makes; duplicates, the run count,
+// the meta entry and its key check behave as with AppendRuns and AppendRunsWithMeta.
+TEST_F(TelemetryStoreTest, PreparedRunsAreStoredWithTheBytesAndSummaryTheCallerMade) {
+  options_.run_summary = SummaryIn("v1");
+  options_.run_summary_format = "v1";
+  std::unique_ptr<TelemetryStore> store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  std::vector<v1::RunReport> runs = {MakeRun("made", 10), MakeRun("left", 20), MakeRun("meta", 30)};
+  v1::RunReport as_stored = runs[0];
+  as_stored.set_node_id("node-as-serialized");  // the bytes, not the message, are what is stored
+  const std::string bytes = as_stored.SerializeAsString();
+  std::vector<TelemetryStore::PreparedRun> prepared = {{&runs[0], bytes, "given:made@10"}, {&runs[1], {}, {}}};
+  absl::StatusOr<std::vector<AppendResult>> results = store->AppendPreparedRuns(prepared, nullptr, nullptr);
+  ASSERT_TRUE(results.ok()) << results.status();
+  EXPECT_THAT(*results, ElementsAre(AppendResult::kStored, AppendResult::kStored));
+  absl::StatusOr<v1::RunReport> got = store->GetRun("made");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->node_id(), "node-as-serialized");
+  got = store->GetRun("left");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->node_id(), runs[1].node_id());
+  int made = 0;
+  std::map<std::string, std::string> summaries = Summaries(*store, 1, &made);
+  EXPECT_EQ(made, 0);
+  EXPECT_EQ(summaries["left"], "v1:left@20");
+  EXPECT_EQ(summaries["made"], "given:made@10");
+  EXPECT_EQ(store->RunCount(), 2u);
+  // Again, with a meta entry: the repeat is a duplicate (its stored bytes and summary stay), the new run is stored
+  // and the entry written in the same batch.
+  const std::string key = "applied", value = "7";
+  prepared = {{&runs[0], "other bytes", "other@10"}, {&runs[2], {}, "given:meta@30"}};
+  results = store->AppendPreparedRuns(prepared, &key, &value);
+  ASSERT_TRUE(results.ok()) << results.status();
+  EXPECT_THAT(*results, ElementsAre(AppendResult::kDuplicate, AppendResult::kStored));
+  EXPECT_EQ(store->GetRun("made")->node_id(), "node-as-serialized");
+  summaries = Summaries(*store, 1, &made);
+  EXPECT_EQ(summaries["made"], "given:made@10");
+  EXPECT_EQ(summaries["meta"], "given:meta@30");
+  EXPECT_EQ(store->RunCount(), 3u);
+  absl::StatusOr<std::optional<std::string>> meta = store->GetMeta(key);
+  ASSERT_TRUE(meta.ok()) << meta.status();
+  EXPECT_EQ(meta->value_or(""), "7");
+  const std::string reserved = kRunSummaryFormatKey;
+  EXPECT_FALSE(store->AppendPreparedRuns({}, &reserved, &value).ok());
+}
+
 // Three table files of disjoint time ranges: a summary scan in three parts visits every run once on three threads.
 TEST_F(TelemetryStoreTest, ScanRunSummariesInPartsSplitsByTimeAndVisitsEveryRunOnce) {
   options_.run_summary = SummaryIn("v1");
