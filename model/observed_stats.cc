@@ -74,23 +74,42 @@ ObservedStats::ObservedStats(ObservedStatsOptions options) : options_(std::move(
   for (const std::string& id : options_.vouched_nodes) vouched_hashes_.insert(NodeHash(id));
 }
 
-AddOutcome ObservedStats::AddChecked(const RunRecord& run) {
-  const uint64_t key = ContextKey(run.context);
-  const uint64_t node_hash = NodeHash(run.node_id);
+StatsInput StatsInputOf(const RunRecord& run) {
+  StatsInput in;
+  in.context_key = ContextKey(run.context);
+  in.group_key = ContextGroupKey(run.context);
+  in.node_hash = ObservedStats::NodeHash(run.node_id);
+  in.strategy_id = run.strategy_id;
+  in.accelerator = run.context.hardware.accelerator;
+  in.price_per_hour = run.context.hardware.price_per_hour;
+  in.prompt_tokens = run.context.workload.prompt_tokens;
+  in.output_tokens = run.context.workload.output_tokens;
+  in.batch_size = run.context.workload.batch_size;
+  in.status = run.status;
+  in.metrics = run.metrics;
+  in.time_unix_ms = run.time_unix_ms;
+  return in;
+}
+
+AddOutcome ObservedStats::AddChecked(const StatsInput& run) {
+  const uint64_t key = run.context_key;
+  const uint64_t node_hash = run.node_hash;
   absl::MutexLock lock(&mu_);
   auto [it, inserted] = contexts_.try_emplace(key);
   ContextEntry& entry = it->second;
   if (inserted) {
-    entry.log_prompt = Log1(run.context.workload.prompt_tokens);
-    entry.log_output = Log1(run.context.workload.output_tokens);
-    entry.log_batch = Log1(run.context.workload.batch_size);
-    groups_[ContextGroupKey(run.context)].push_back(key);
+    entry.log_prompt = Log1(run.prompt_tokens);
+    entry.log_output = Log1(run.output_tokens);
+    entry.log_batch = Log1(run.batch_size);
+    groups_[run.group_key].push_back(key);
   }
-  Cell& cell = entry.by_strategy[run.strategy_id];
+  auto cell_it = entry.by_strategy.find(run.strategy_id);
+  if (cell_it == entry.by_strategy.end()) cell_it = entry.by_strategy.try_emplace(std::string(run.strategy_id)).first;
+  Cell& cell = cell_it->second;
   if (cell.ok_runs + cell.failed_runs == 0) {
-    strategies_by_accelerator_[absl::AsciiStrToLower(run.context.hardware.accelerator)].insert(run.strategy_id);
+    strategies_by_accelerator_[absl::AsciiStrToLower(run.accelerator)].insert(std::string(run.strategy_id));
   }
-  cell.price_per_hour = run.context.hardware.price_per_hour;
+  cell.price_per_hour = run.price_per_hour;
   ++runs_;
   const bool failed = IsFailure(run.status);
   // NOT_APPLICABLE says nothing about speed but does say "do not pick this here": count it as a failure.
@@ -106,7 +125,7 @@ AddOutcome ObservedStats::AddChecked(const RunRecord& run) {
     return {};
   }
   ++node.ok_runs;
-  const double log_level = TrackLevelLocked(key, cell, node, run, node_hash);
+  const double log_level = TrackLevelLocked(cell, node, run);
   // Samples are kept at base level: latencies divided by the level factor, throughput multiplied.
   const double f = std::exp(log_level);
   SampleLocked(cell, node,
@@ -116,9 +135,12 @@ AddOutcome ObservedStats::AddChecked(const RunRecord& run) {
   return JudgeLocked(cell, node_hash);
 }
 
-double ObservedStats::TrackLevelLocked(uint64_t context_key, Cell& cell, NodeSamples& node, const RunRecord& run,
-                                       uint64_t node_hash) {
-  Level& level = levels_[run.strategy_id];
+double ObservedStats::TrackLevelLocked(Cell& cell, NodeSamples& node, const StatsInput& run) {
+  const uint64_t context_key = run.context_key;
+  const uint64_t node_hash = run.node_hash;
+  auto level_it = levels_.find(run.strategy_id);
+  if (level_it == levels_.end()) level_it = levels_.try_emplace(std::string(run.strategy_id)).first;
+  Level& level = level_it->second;
   const double e2e = run.metrics.e2e_latency_ms;
   if (!(e2e > 0)) return level.log_level;
   const double base_log = std::log(e2e) - level.log_level;
@@ -136,7 +158,7 @@ double ObservedStats::TrackLevelLocked(uint64_t context_key, Cell& cell, NodeSam
   if (!node_means.empty() && !DistrustedLocked(node_hash)) {
     const double residual = base_log - MedianInPlace(node_means);
     level.window.push_back(LevelResidual{node_hash, context_key, residual, run.time_unix_ms, kMissing});
-    if (level.window.size() >= options_.level_window) JudgeLevelLocked(run.strategy_id, level);
+    if (level.window.size() >= options_.level_window) JudgeLevelLocked(level_it->first, level);
   }
   // At the level now in force, which the judgement above may just have moved.
   node.log_e2e_sum += std::log(e2e) - level.log_level;

@@ -18,6 +18,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "model/context_key.h"
 #include "model/types.h"
@@ -85,6 +86,24 @@ struct AddOutcome {
   double z = 0;  // robust z-score of the node's median log e2e latency (0 when not judged)
 };
 
+// All that Add reads of a run, with its keys made already: what a caller that holds many runs at once keeps of each
+// (the start-up rebuild, server/stats_rebuild.h) instead of the whole run. StatsInputOf(run) views `run`.
+struct StatsInput {
+  uint64_t context_key = 0;  // ContextKey(run.context)
+  uint64_t group_key = 0;    // ContextGroupKey(run.context)
+  uint64_t node_hash = 0;    // ObservedStats::NodeHash(run.node_id)
+  absl::string_view strategy_id;
+  absl::string_view accelerator;  // run.context.hardware.accelerator, as reported
+  double price_per_hour = 0;
+  uint32_t prompt_tokens = 0;
+  uint32_t output_tokens = 0;
+  uint32_t batch_size = 0;
+  RunStatus status = RunStatus::kOk;
+  RunMetrics metrics;
+  int64_t time_unix_ms = 0;
+};
+StatsInput StatsInputOf(const RunRecord& run);
+
 class ObservedStats {
  public:
   explicit ObservedStats(ObservedStatsOptions options = {});
@@ -92,7 +111,8 @@ class ObservedStats {
   // Aggregation is robust to a few lying nodes: the median is the median of per-node medians, intervals weight
   // every node equally, and the failure rate is the mean of per-node failure rates.
   void Add(const RunRecord& run) ABSL_LOCKS_EXCLUDED(mu_) { (void)AddChecked(run); }
-  AddOutcome AddChecked(const RunRecord& run) ABSL_LOCKS_EXCLUDED(mu_);
+  AddOutcome AddChecked(const RunRecord& run) ABSL_LOCKS_EXCLUDED(mu_) { return AddChecked(StatsInputOf(run)); }
+  AddOutcome AddChecked(const StatsInput& run) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Statistics of `strategy_id` in exactly this context, or nullopt if never run there.
   std::optional<ObservedSummary> Exact(const TaskContext& c, const std::string& strategy_id, Objective objective,
@@ -180,8 +200,7 @@ class ObservedStats {
   // Feeds an OK run's residual against the cell's consensus (the median of its nodes' mean log latencies, one vote
   // per node, so a flood cannot move the yardstick) to its strategy's level, then adds the run to its node's mean;
   // returns the level in force.
-  double TrackLevelLocked(uint64_t context_key, Cell& cell, NodeSamples& node, const RunRecord& run, uint64_t node_hash)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  double TrackLevelLocked(Cell& cell, NodeSamples& node, const StatsInput& run) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Moves the level by the window's median of per-node median residuals when that is large and significant.
   void JudgeLevelLocked(const std::string& strategy_id, Level& level) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   double LogLevelLocked(const std::string& strategy_id) const ABSL_SHARED_LOCKS_REQUIRED(mu_);

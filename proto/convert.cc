@@ -66,6 +66,26 @@ const std::string& StrategyIdOf(const v1::RunReport& in) {
   return in.strategy_id().empty() ? in.strategy().id() : in.strategy_id();
 }
 
+model::RunStatus FromProto(v1::RunStatus in) {
+  switch (in) {
+    case v1::RUN_STATUS_OOM: return model::RunStatus::kOom;
+    case v1::RUN_STATUS_TIMEOUT: return model::RunStatus::kTimeout;
+    case v1::RUN_STATUS_CRASH: return model::RunStatus::kCrash;
+    case v1::RUN_STATUS_NOT_APPLICABLE: return model::RunStatus::kNotApplicable;
+    default: return model::RunStatus::kOk;
+  }
+}
+
+model::RunMetrics FromProto(const v1::RunMetrics& mm) {
+  model::RunMetrics out;
+  out.ttft_ms = OptionalOrMissing(mm.has_ttft_ms(), mm.ttft_ms());
+  out.tpot_ms = OptionalOrMissing(mm.has_tpot_ms(), mm.tpot_ms());
+  out.e2e_latency_ms = OptionalOrMissing(mm.has_e2e_latency_ms(), mm.e2e_latency_ms());
+  out.throughput_tokens_per_s = OptionalOrMissing(mm.has_throughput_tokens_per_s(), mm.throughput_tokens_per_s());
+  out.peak_memory_gb = OptionalOrMissing(mm.has_peak_memory_gb(), mm.peak_memory_gb());
+  return out;
+}
+
 model::RunRecord FromProto(const v1::RunReport& in) {
   model::RunRecord out;
   out.run_id = in.run_id();
@@ -74,20 +94,8 @@ model::RunRecord FromProto(const v1::RunReport& in) {
   out.context = FromProto(in.context());
   out.strategy_id = StrategyIdOf(in);
   out.decision_id = in.decision_id();
-  switch (in.status()) {
-    case v1::RUN_STATUS_OOM: out.status = model::RunStatus::kOom; break;
-    case v1::RUN_STATUS_TIMEOUT: out.status = model::RunStatus::kTimeout; break;
-    case v1::RUN_STATUS_CRASH: out.status = model::RunStatus::kCrash; break;
-    case v1::RUN_STATUS_NOT_APPLICABLE: out.status = model::RunStatus::kNotApplicable; break;
-    default: out.status = model::RunStatus::kOk; break;
-  }
-  const auto& mm = in.metrics();
-  out.metrics.ttft_ms = OptionalOrMissing(mm.has_ttft_ms(), mm.ttft_ms());
-  out.metrics.tpot_ms = OptionalOrMissing(mm.has_tpot_ms(), mm.tpot_ms());
-  out.metrics.e2e_latency_ms = OptionalOrMissing(mm.has_e2e_latency_ms(), mm.e2e_latency_ms());
-  out.metrics.throughput_tokens_per_s =
-      OptionalOrMissing(mm.has_throughput_tokens_per_s(), mm.throughput_tokens_per_s());
-  out.metrics.peak_memory_gb = OptionalOrMissing(mm.has_peak_memory_gb(), mm.peak_memory_gb());
+  out.status = FromProto(in.status());
+  out.metrics = FromProto(in.metrics());
   return out;
 }
 

@@ -14,6 +14,9 @@ namespace accelsel {
 model::TaskContext FromProto(const v1::TaskContext& in);
 model::Strategy FromProto(const v1::Strategy& in);
 model::RunRecord FromProto(const v1::RunReport& in);
+// The parts of FromProto(RunReport) for a caller that converts no more of a run than it reads.
+model::RunStatus FromProto(v1::RunStatus in);
+model::RunMetrics FromProto(const v1::RunMetrics& in);
 model::Objective FromProto(v1::Objective in);
 // The strategy a run report names: strategy_id, or the inline definition's id when strategy_id is empty.
 const std::string& StrategyIdOf(const v1::RunReport& in);

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <filesystem>
 #include <random>
+#include <thread>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
@@ -17,6 +18,7 @@
 #include "server/grpc_status.h"
 #include "server/model_manager.h"
 #include "server/seed.h"
+#include "server/stats_rebuild.h"
 #include "server/training_set.h"
 #include "storage/rocksdb_store.h"
 #include "util/log.h"
@@ -100,11 +102,15 @@ absl::Status ServiceCore::Init() {
     if (absl::Status st = Seed(); !st.ok()) return st;
   }
   // Rebuild the observed statistics from the store: they are a cache of it, never a second source of truth.
-  absl::Status scan = store_->ScanRuns(0, [this](const v1::RunReport& r) {
-    stats_.Add(FromProto(r));
-    return true;
-  });
-  if (!scan.ok()) return scan;
+  {
+    const absl::Time start = absl::Now();
+    const size_t threads = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 16);
+    absl::StatusOr<uint64_t> added = RebuildObservedStats(*store_, threads, &stats_);
+    if (!added.ok()) return added.status();
+    log::Info("observed_stats_rebuilt", {{"runs", *added},
+                                         {"threads", static_cast<uint64_t>(threads)},
+                                         {"seconds", absl::ToDoubleSeconds(absl::Now() - start)}});
+  }
   {
     // Quarantined nodes first: the trainer's first retrain must already leave them out.
     auto stored = store_->GetMeta(kQuarantinedNodesKey);

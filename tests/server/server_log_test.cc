@@ -191,13 +191,17 @@ TEST(ServerLogTest, SeededStartAndShutdownAreJsonLines) {
   ASSERT_TRUE(server.ReadUntil("start")) << "no start line";
   std::vector<std::string> order;
   for (const json& j : server.lines()) order.push_back(j["event"]);
-  EXPECT_EQ(order, (std::vector<std::string>{"starting", "seed_start", "seed_progress", "seed_done", "start"}));
+  EXPECT_EQ(order, (std::vector<std::string>{"starting", "seed_start", "seed_progress", "seed_done",
+                                             "observed_stats_rebuilt", "start"}));
   for (const json& j : server.lines()) {
     EXPECT_TRUE(j["ts"].is_string());
     EXPECT_EQ(j["level"], "info");
   }
   const json seed_done = server.Events("seed_done").at(0);
   EXPECT_EQ(seed_done["rows"], 10);
+  const json rebuilt = server.Events("observed_stats_rebuilt").at(0);
+  EXPECT_EQ(rebuilt["runs"], 10);  // the seeded runs, read back
+  EXPECT_GE(rebuilt["threads"].get<int>(), 1);
   EXPECT_EQ(seed_done["stored"], 10);
   const json start = server.Events("start").at(0);
   const int port = start["port"];
@@ -248,7 +252,7 @@ TEST(ServerLogTest, SeedingShowsProgressPerPhaseWhenEnabled) {
     if (order.back() == "start") break;
   }
   EXPECT_EQ(order, (std::vector<std::string>{"starting", "seed_start", "seed parse", "seed_progress", "seed store",
-                                             "seed_done", "start"}))
+                                             "seed_done", "observed_stats_rebuilt", "start"}))
       << err;
   ASSERT_EQ(finals.size(), 2u) << err;
   EXPECT_EQ(finals[0].rfind("seed parse: done in 00:0", 0), 0u) << finals[0];
